@@ -1,0 +1,141 @@
+"""The ``Backend`` protocol and its registry.
+
+A backend is deliberately narrow: report whether it can be imported here (and its
+version), and load a model file into a :class:`Session`. A session describes its
+signature, runs one batch, says which providers/delegates actually ran, and closes.
+Everything else (inputs, timing, memory, reports) is shared code above this line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
+
+import numpy as np
+
+from ..errors import BackendUnavailable, UsageError
+from ..signature import Signature
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to open a session. ``threads=0`` lets the backend choose.
+
+    ``providers`` is an ordered preference (ONNX Runtime execution providers); a backend
+    that has no such notion ignores it.
+    """
+
+    threads: int = 0
+    providers: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise UsageError(f"threads must be 0 (backend default) or positive, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    available: bool
+    version: Optional[str] = None
+    providers: Tuple[str, ...] = ()
+    module: Optional[str] = None
+    reason: Optional[str] = None
+    formats: Tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "available": self.available,
+            "version": self.version,
+            "providers": list(self.providers),
+            "module": self.module,
+            "reason": self.reason,
+            "formats": list(self.formats),
+        }
+
+
+class Session(Protocol):
+    """A loaded model, ready to run."""
+
+    signature: Signature
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]:
+        """Run one inference; outputs in ``signature.outputs`` order."""
+        ...
+
+    def execution(self) -> Dict[str, List[str]]:
+        """What actually ran: ``{"providers": [...]}`` or ``{"delegates": [...]}``."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources; the session is unusable afterwards."""
+        ...
+
+
+class Backend(Protocol):
+    """One inference engine. The engine is imported inside methods, never at module import."""
+
+    name: str
+    formats: Tuple[str, ...]
+
+    def info(self) -> BackendInfo: ...
+
+    def load(self, path: str, options: SessionOptions) -> Session: ...
+
+
+_REGISTRY: Dict[str, Callable[[], Backend]] = {}
+
+
+def register_backend(name: str, factory: Callable[[], Backend]) -> None:
+    """Register a backend factory under ``name``; a name may be taken only once."""
+    if name in _REGISTRY:
+        raise ValueError(f"backend {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def backend_names() -> List[str]:
+    return list(_REGISTRY)
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UsageError(f"unknown backend {name!r} (known: {known})") from None
+
+
+def backends_for_format(fmt: str) -> Sequence[str]:
+    return [name for name in _REGISTRY if fmt in _REGISTRY[name]().formats]
+
+
+def choose_backend(fmt: str, requested: Optional[str] = None) -> Backend:
+    """The requested backend, or the first available one that reads ``fmt``."""
+    if requested:
+        backend = get_backend(requested)
+        if fmt not in backend.formats:
+            raise UsageError(f"backend {requested!r} cannot read {fmt} models")
+        _require_available(backend)
+        return backend
+    candidates = backends_for_format(fmt)
+    reasons = []
+    for name in candidates:
+        backend = get_backend(name)
+        info = backend.info()
+        if info.available:
+            return backend
+        reasons.append(f"{name}: {info.reason}")
+    raise BackendUnavailable(
+        f"no installed backend can run {fmt} models ({'; '.join(reasons) or 'none registered'})",
+        format=fmt,
+    )
+
+
+def _require_available(backend: Backend) -> None:
+    info = backend.info()
+    if not info.available:
+        raise BackendUnavailable(
+            f"backend {backend.name!r} is not installed here: {info.reason}", backend=backend.name
+        )

@@ -1,0 +1,122 @@
+"""ONNX Runtime backend: CPU by default; CUDA / TensorRT providers when asked for and present."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ..errors import InferenceError, ModelError, UsageError
+from ..signature import Signature, TensorSpec
+from .base import BackendInfo, SessionOptions
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "str",
+}
+
+CPU = "CPUExecutionProvider"
+
+
+class OrtSession:
+    def __init__(self, session: object) -> None:
+        self._session = session
+        self.signature = Signature(
+            tuple(_spec(node) for node in session.get_inputs()),  # type: ignore[attr-defined]
+            tuple(_spec(node) for node in session.get_outputs()),  # type: ignore[attr-defined]
+        )
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]:
+        try:
+            return self._session.run(None, feeds)  # type: ignore[attr-defined, no-any-return]
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise InferenceError(f"ONNX Runtime failed to run the model: {exc}") from exc
+
+    def execution(self) -> Dict[str, List[str]]:
+        return {"providers": list(self._session.get_providers())}  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._session = None
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+    formats: Tuple[str, ...] = ("onnx",)
+
+    def info(self) -> BackendInfo:
+        try:
+            import onnxruntime as ort
+        except Exception as exc:  # ImportError, or a broken native library
+            return BackendInfo(self.name, False, reason=f"cannot import onnxruntime: {exc}")
+        return BackendInfo(
+            self.name,
+            True,
+            version=ort.__version__,
+            providers=tuple(ort.get_available_providers()),
+            module="onnxruntime",
+            formats=self.formats,
+        )
+
+    def load(self, path: str, options: SessionOptions) -> OrtSession:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        if options.threads:
+            so.intra_op_num_threads = options.threads
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        providers = select_providers(options.providers, ort.get_available_providers())
+        try:
+            session = ort.InferenceSession(path, sess_options=so, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from exc
+        return OrtSession(session)
+
+
+def select_providers(requested: Tuple[str, ...], available: List[str]) -> List[str]:
+    """The requested providers that exist here, in order, always ending with the CPU.
+
+    A profile may list TensorRT and CUDA for a Jetson; on a board without them the CPU
+    remains. Asking only for providers that do not exist is an error, not a silent CPU run.
+    """
+    if not requested:
+        return [CPU]
+    chosen = [p for p in requested if p in available]
+    if not chosen:
+        raise UsageError(
+            f"none of the requested execution providers {list(requested)} is available "
+            f"(available: {available})"
+        )
+    if CPU not in chosen:
+        chosen.append(CPU)
+    return chosen
+
+
+def _spec(node: object) -> TensorSpec:
+    shape = tuple(_dim(d) for d in (node.shape or []))  # type: ignore[attr-defined]
+    dtype = _ORT_TYPES.get(node.type, node.type)  # type: ignore[attr-defined]
+    return TensorSpec(node.name, shape, dtype)  # type: ignore[attr-defined]
+
+
+def _dim(d: object) -> object:
+    if isinstance(d, int) and d >= 0:
+        return d
+    return d if isinstance(d, str) and d else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

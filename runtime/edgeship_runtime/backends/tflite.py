@@ -1,0 +1,119 @@
+"""TFLite backend: LiteRT's Interpreter (``ai_edge_litert``), else ``tflite_runtime``.
+
+XNNPACK is the interpreter's default CPU delegate; ``threads`` sets its thread count.
+Which delegate really took part is read from the execution plan after allocation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import InferenceError, ModelError
+from ..signature import Signature, TensorSpec
+from .base import BackendInfo, SessionOptions
+
+# (interpreter module, distribution name) in preference order
+_MODULES = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+)
+
+
+def _import_interpreter() -> Tuple[Optional[Any], str, str]:
+    """(module, module name, version) of the first interpreter that imports, or an error text."""
+    errors = []
+    for module_name, dist in _MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            errors.append(f"{module_name}: {exc}")
+            continue
+        return module, module_name, _dist_version(dist)
+    return None, "", "; ".join(errors)
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return "unknown"
+
+
+class TFLiteSession:
+    def __init__(self, interpreter: Any) -> None:
+        self._it = interpreter
+        self._inputs = interpreter.get_input_details()
+        self._outputs = interpreter.get_output_details()
+        self.signature = Signature(
+            tuple(_spec(d) for d in self._inputs), tuple(_spec(d) for d in self._outputs)
+        )
+        self._shapes = {d["name"]: tuple(d["shape"]) for d in self._inputs}
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]:
+        it = self._it
+        try:
+            if any(self._shapes[d["name"]] != feeds[d["name"]].shape for d in self._inputs):
+                self._resize(feeds)
+            for d in self._inputs:
+                it.set_tensor(d["index"], feeds[d["name"]])
+            it.invoke()
+            return [it.get_tensor(d["index"]) for d in self._outputs]
+        except Exception as exc:
+            raise InferenceError(f"LiteRT failed to run the model: {exc}") from exc
+
+    def _resize(self, feeds: Mapping[str, np.ndarray]) -> None:
+        for d in self._inputs:
+            self._it.resize_tensor_input(d["index"], list(feeds[d["name"]].shape), strict=True)
+        self._it.allocate_tensors()
+        self._inputs = self._it.get_input_details()
+        self._outputs = self._it.get_output_details()
+        self._shapes = {d["name"]: tuple(d["shape"]) for d in self._inputs}
+
+    def execution(self) -> Dict[str, List[str]]:
+        ops = self._it._get_ops_details()
+        delegated = any(op.get("op_name") == "DELEGATE" for op in ops)
+        return {"delegates": ["XNNPACK"] if delegated else []}
+
+    def close(self) -> None:
+        self._it = None
+
+
+class TFLiteBackend:
+    name = "tflite"
+    formats: Tuple[str, ...] = ("tflite",)
+
+    def info(self) -> BackendInfo:
+        module, module_name, version_or_error = _import_interpreter()
+        if module is None:
+            return BackendInfo(self.name, False, reason=version_or_error)
+        return BackendInfo(
+            self.name,
+            True,
+            version=version_or_error,
+            providers=("XNNPACK",),
+            module=module_name,
+            formats=self.formats,
+        )
+
+    def load(self, path: str, options: SessionOptions) -> TFLiteSession:
+        module, _, _ = _import_interpreter()
+        assert module is not None  # choose_backend checked availability
+        try:
+            interpreter = module.Interpreter(model_path=path, num_threads=options.threads or None)
+            interpreter.allocate_tensors()
+        except Exception as exc:
+            raise ModelError(f"{path}: not a loadable TFLite model ({exc})") from exc
+        return TFLiteSession(interpreter)
+
+
+def _spec(detail: Dict[str, Any]) -> TensorSpec:
+    signature = detail.get("shape_signature")
+    dims = signature if signature is not None and len(signature) else detail["shape"]
+    shape = tuple(int(d) if int(d) >= 0 else None for d in dims)
+    return TensorSpec(str(detail["name"]), shape, np.dtype(detail["dtype"]).name)

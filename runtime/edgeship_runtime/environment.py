@@ -1,0 +1,91 @@
+"""What the device is: read from /proc and /sys where they exist, never guessed."""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import socket
+from typing import Dict, Optional
+
+from .report import Environment
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    """'model name' on x86, 'Model'/'Hardware' on ARM boards, else what platform says."""
+    text = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in text.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def total_memory_mb() -> float:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024.0
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().total) / 2**20
+    except ImportError:
+        return 0.0
+
+
+def os_name() -> str:
+    for line in (_read("/etc/os-release") or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return platform.platform()
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def thermal_zones() -> Dict[str, float]:
+    """Every readable thermal zone, named by its type, in °C."""
+    zones: Dict[str, float] = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        raw = _read(os.path.join(zone, "temp"))
+        if raw is None or not raw.lstrip("-").isdigit():
+            continue
+        name = _read(os.path.join(zone, "type")) or os.path.basename(zone)
+        zones[name] = int(raw) / 1000.0
+    return zones
+
+
+def cpu_freq_mhz() -> Optional[float]:
+    raw = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    return int(raw) / 1000.0 if raw and raw.isdigit() else None
+
+
+def collect() -> Environment:
+    zones = thermal_zones()
+    return Environment(
+        hostname=socket.gethostname(),
+        arch=platform.machine(),
+        cpu_model=cpu_model(),
+        logical_cores=os.cpu_count() or 1,
+        usable_cores=usable_cores(),
+        total_memory_mb=round(total_memory_mb(), 1),
+        os=os_name(),
+        python=platform.python_version(),
+        board=_read("/proc/device-tree/model"),
+        cpu_governor=_read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        cpu_freq_mhz=cpu_freq_mhz(),
+        temperature_c=max(zones.values()) if zones else None,
+        thermal_zones=zones,
+    )

@@ -1,0 +1,152 @@
+"""Inputs for a model: read from .npz/.npy or generated from its signature, then validated.
+
+Validation happens once, before the first run, so a mismatch is a message naming the
+input and both shapes/dtypes rather than a backend stack trace mid-benchmark.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Mapping, Sequence
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import InputError, UsageError
+from .signature import Signature, TensorSpec, dims_compatible
+
+LABELS_KEY = "labels"
+"""A data file may carry ground truth under this key; it is never fed to the model."""
+
+Feeds = Dict[str, np.ndarray]
+
+
+def parse_shape_overrides(items: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
+    """``["input=1,3,224,224"]`` → ``{"input": (1, 3, 224, 224)}``."""
+    shapes: Dict[str, Tuple[int, ...]] = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise UsageError(f"bad --shape {item!r}: expected NAME=D1,D2,... with positive dims")
+        shapes[name] = shape
+    return shapes
+
+
+def load_arrays(path: str) -> Feeds:
+    """Arrays of an .npz (by key) or .npy (key ``""``: the model's only input)."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such inputs file", path=path)
+    try:
+        if path.endswith(".npy"):
+            return {"": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npz/.npy file ({exc})", path=path) from exc
+
+
+def arrays_from_npz_bytes(payload: bytes) -> Feeds:
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"inputs payload is not a readable .npz ({exc})") from exc
+
+
+def arrays_to_npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **dict(arrays))
+    return buffer.getvalue()
+
+
+def feeds_from_arrays(signature: Signature, arrays: Mapping[str, np.ndarray]) -> Feeds:
+    """Drop labels, name a bare .npy after the only input, then validate."""
+    feeds = {k: v for k, v in arrays.items() if k != LABELS_KEY}
+    if set(feeds) == {""}:
+        if len(signature.inputs) != 1:
+            names = [s.name for s in signature.inputs]
+            raise InputError(f"a .npy file holds one array but the model has inputs {names}")
+        feeds = {signature.inputs[0].name: feeds[""]}
+    validate_feeds(signature, feeds)
+    return feeds
+
+
+def validate_feeds(signature: Signature, feeds: Mapping[str, np.ndarray]) -> None:
+    expected = [s.name for s in signature.inputs]
+    missing = [n for n in expected if n not in feeds]
+    extra = [n for n in feeds if signature.input(n) is None]
+    if missing:
+        raise InputError(f"missing input(s) {missing}; the model expects {expected}")
+    if extra:
+        raise InputError(f"unexpected input(s) {extra}; the model expects {expected}")
+    for spec in signature.inputs:
+        _check_one(spec, feeds[spec.name])
+
+
+def _check_one(spec: TensorSpec, array: np.ndarray) -> None:
+    if array.dtype.name != spec.dtype:
+        raise InputError(
+            f"input {spec.name!r}: dtype {array.dtype.name}, expected {spec.dtype}",
+            input=spec.name,
+            expected=spec.dtype,
+            given=array.dtype.name,
+        )
+    if not dims_compatible(spec.shape, array.shape):
+        raise InputError(
+            f"input {spec.name!r}: shape {list(array.shape)}, expected {spec.shape_text()}",
+            input=spec.name,
+            expected=list(spec.shape),
+            given=list(array.shape),
+        )
+
+
+def generate_feeds(
+    signature: Signature,
+    shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
+    seed: int = 0,
+) -> Feeds:
+    """Seeded random inputs: dynamic dims from ``shapes`` or 1.
+
+    Floats are standard normal; integers are drawn from [0, 4) and booleans at random, so
+    index-like inputs (token ids, positions) stay in range for any vocabulary.
+    """
+    shapes = dict(shapes or {})
+    unknown = [n for n in shapes if signature.input(n) is None]
+    if unknown:
+        names = [s.name for s in signature.inputs]
+        raise InputError(f"--shape names unknown input(s) {unknown}; the model has {names}")
+    rng = np.random.default_rng(seed)
+    feeds = {s.name: _random(rng, s, _resolve(s, shapes.get(s.name))) for s in signature.inputs}
+    validate_feeds(signature, feeds)
+    return feeds
+
+
+def _resolve(spec: TensorSpec, override: Optional[Tuple[int, ...]]) -> List[int]:
+    if override is not None:
+        if not dims_compatible(spec.shape, override):
+            raise InputError(
+                f"--shape {spec.name}: {list(override)} does not fit {spec.shape_text()}",
+                input=spec.name,
+            )
+        return list(override)
+    return [d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape]
+
+
+def _random(rng: np.random.Generator, spec: TensorSpec, shape: List[int]) -> np.ndarray:
+    if spec.dtype == "str":
+        raise InputError(f"input {spec.name!r} is a string tensor: pass it with --inputs")
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype.kind in "iu":
+        return rng.integers(0, 4, size=shape).astype(dtype)
+    raise InputError(f"input {spec.name!r}: cannot generate dtype {spec.dtype}; use --inputs")
+

@@ -1,0 +1,116 @@
+"""A model file on this device: identify it, hash it, load it with a backend."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .backends import SessionOptions, choose_backend
+from .backends.base import Session
+from .errors import ModelError
+from .memory import PeakRss, current_rss_mb
+from .report import BackendUsage, ModelInfo
+
+_SUFFIX_FORMATS = {".onnx": "onnx", ".ort": "onnx", ".tflite": "tflite", ".lite": "tflite"}
+_TFLITE_MAGIC = b"TFL3"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def detect_format(path: str) -> str:
+    """The format by content where it has a magic number, else by suffix."""
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: no such model file", path=path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise ModelError(f"{path}: the model file is empty", path=path)
+    if head[4:8] == _TFLITE_MAGIC:
+        return "tflite"
+    fmt = _SUFFIX_FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt == "tflite":
+        raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)", path=path)
+    if fmt is None:
+        known = ", ".join(sorted(_SUFFIX_FORMATS))
+        raise ModelError(f"{path}: unknown model format (known suffixes: {known})", path=path)
+    return fmt
+
+
+def describe_file(path: str) -> ModelInfo:
+    fmt = detect_format(path)
+    return ModelInfo(
+        path=path, sha256=sha256_file(path), format=fmt, size_bytes=os.path.getsize(path)
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A session plus what loading it cost; the unit the runtime keeps by handle."""
+
+    info: ModelInfo
+    backend: BackendUsage
+    session: Session
+    load_ms: float
+    rss_before_load_mb: float
+    rss_after_load_mb: float
+    load_peak_mb: float
+    memory_method: str
+    first_inference_ms: Optional[float] = None
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]:
+        """Run once; the very first run after loading is timed as ``first_inference_ms``."""
+        if self.first_inference_ms is not None:
+            return self.session.run(feeds)
+        t0 = time.perf_counter_ns()
+        outputs = self.session.run(feeds)
+        self.first_inference_ms = (time.perf_counter_ns() - t0) / 1e6
+        return outputs
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def load_model(
+    path: str, backend: Optional[str] = None, options: Optional[SessionOptions] = None
+) -> LoadedModel:
+    options = options or SessionOptions()
+    info = describe_file(path)
+    engine = choose_backend(info.format, backend)
+    version = engine.info().version or "unknown"
+    peak = PeakRss()
+    rss_before = current_rss_mb()
+    peak.start()
+    t0 = time.perf_counter_ns()
+    session = engine.load(path, options)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    execution = session.execution()
+    return LoadedModel(
+        info=info,
+        backend=BackendUsage(
+            name=engine.name,
+            version=version,
+            threads=options.threads,
+            providers=list(execution.get("providers", [])),
+            delegates=list(execution.get("delegates", [])),
+        ),
+        session=session,
+        load_ms=load_ms,
+        rss_before_load_mb=rss_before,
+        rss_after_load_mb=current_rss_mb(),
+        load_peak_mb=peak.peak_mb(),
+        memory_method=peak.method,
+    )

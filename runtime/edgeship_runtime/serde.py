@@ -1,0 +1,65 @@
+"""Dataclasses to and from JSON-ready dicts, driven by their type hints.
+
+One generic pair instead of a hand-written ``to_dict``/``from_dict`` per report class.
+Unknown keys are ignored on the way in, so a newer minor writer stays readable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Dict, Type, TypeVar, Union, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """A dataclass tree as plain dicts/lists/scalars (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def from_jsonable(cls: Type[T], data: Any) -> T:
+    """Rebuild a dataclass ``cls`` from :func:`to_jsonable` output."""
+    return _build(cls, data)  # type: ignore[no-any-return]
+
+
+def _build(tp: Any, data: Any) -> Any:
+    if data is None:
+        return None
+    origin = get_origin(tp)
+    if origin is Union:
+        options = [a for a in get_args(tp) if a is not type(None)]
+        return _build(options[0], data) if len(options) == 1 else data
+    if origin in (list, tuple):
+        args = get_args(tp)
+        item = args[0] if args else Any
+        values = [_build(item, v) for v in data]
+        return tuple(values) if origin is tuple else values
+    if origin is dict:
+        args = get_args(tp)
+        value_tp = args[1] if len(args) == 2 else Any
+        return {k: _build(value_tp, v) for k, v in data.items()}
+    if dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        kwargs = {k: _build(hints[k], v) for k, v in data.items() if k in known}
+        return tp(**kwargs)
+    if tp is float and isinstance(data, int):
+        return float(data)
+    return data
+
+
+_HINTS: Dict[type, Dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> Dict[str, Any]:
+    if cls not in _HINTS:
+        module = sys.modules[cls.__module__]
+        _HINTS[cls] = get_type_hints(cls, vars(module))
+    return _HINTS[cls]

@@ -1,0 +1,80 @@
+"""Serve the stdio protocol (see :mod:`edgeship_runtime.protocol`) on stdin/stdout."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any, BinaryIO, Dict
+
+from . import protocol
+from .errors import EdgeshipError, ProtocolError
+from .ops import Runtime
+
+_OPS = ("info", "load", "profile", "run", "unload")
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Answer requests until stdin closes or ``shutdown``; returns the exit status."""
+    runtime = Runtime()
+    _send(stdout, protocol.hello())
+    try:
+        for line in stdin:
+            if not line.strip():
+                continue
+            reply = handle_line(runtime, line)
+            _send(stdout, reply)
+            if reply.get("result", {}).get("shutdown"):
+                break
+    finally:
+        runtime.close()
+    return 0
+
+
+def handle_line(runtime: Runtime, line: bytes) -> Dict[str, Any]:
+    request_id = None
+    try:
+        message = protocol.decode(line)
+        request_id = message.get("id")
+        op = message.get("op")
+        if op == "shutdown":
+            return protocol.reply_ok(request_id, {"shutdown": True})
+        if op not in _OPS:
+            raise ProtocolError(f"unknown op {op!r} (known: {', '.join(_OPS)}, shutdown)")
+        result = getattr(runtime, str(op))(message.get("args") or {})
+        return protocol.reply_ok(request_id, result)
+    except EdgeshipError as exc:
+        return protocol.reply_error(request_id, exc.to_wire())
+    except Exception as exc:  # a bug or an engine failure: keep serving, say what happened
+        traceback.print_exc(file=sys.stderr)
+        return protocol.reply_error(
+            request_id,
+            {"type": "EdgeshipError", "message": f"{type(exc).__name__}: {exc}", "details": {}},
+        )
+
+
+def _send(stdout: BinaryIO, message: Dict[str, Any]) -> None:
+    try:
+        data = protocol.encode(message)
+    except ValueError as exc:  # NaN or another value JSON cannot carry
+        data = protocol.encode(
+            protocol.reply_error(
+                message.get("id"),
+                {"type": "ProtocolError", "message": f"reply not encodable: {exc}", "details": {}},
+            )
+        )
+    stdout.write(data)
+    stdout.flush()
+
+
+def protected_stdout() -> BinaryIO:
+    """A private handle on fd 1 for protocol lines; fd 1 itself then points at stderr.
+
+    Native engines (TFLite's "Created delegate", ONNX Runtime's logger) may print to fd 1;
+    after this they land on stderr and cannot corrupt the protocol stream.
+    """
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(private, "wb", buffering=0)

@@ -1,0 +1,89 @@
+"""The Python API; it mirrors the CLI (``edgeship profile`` ↔ :func:`profile`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ContextManager, Optional, Union
+
+import numpy as np
+
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import parse_shape_overrides
+from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.report import ProfileReport
+
+from .config import ProfileConfig
+from .targets import Target, open_target
+
+TargetLike = Union[str, Target]
+PathLike = Union[str, Path]
+
+
+def profile(
+    model: PathLike,
+    target: TargetLike = "local",
+    *,
+    backend: Optional[str] = None,
+    runs: int = 100,
+    warmup: int = 10,
+    min_seconds: float = 0.0,
+    threads: int = 0,
+    providers: Sequence[str] = (),
+    inputs: Optional[PathLike] = None,
+    shapes: Union[Mapping[str, Sequence[int]], Sequence[str], None] = None,
+    seed: int = 0,
+    samples: bool = False,
+) -> ProfileReport:
+    """Profile ``model`` on ``target`` and return its typed report.
+
+    ``shapes`` gives dynamic dims for generated inputs, as a mapping or as CLI-style
+    ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
+    """
+    config = ProfileConfig(
+        policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=min_seconds),
+        session=SessionOptions(threads=threads, providers=tuple(providers)),
+        backend=backend,
+        inputs=Path(inputs) if inputs is not None else None,
+        shapes=_shapes(shapes),
+        seed=seed,
+        samples=samples,
+    )
+    with _target(target) as tgt:
+        return tgt.profile(Path(model), config)
+
+
+def info(target: TargetLike = "local") -> dict[str, Any]:
+    """The runtime's view of the device: backends and versions, environment."""
+    with _target(target) as tgt:
+        return tgt.info()
+
+
+def run(
+    model: PathLike,
+    inputs: Mapping[str, np.ndarray],
+    target: TargetLike = "local",
+    *,
+    backend: Optional[str] = None,
+    threads: int = 0,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` once on ``inputs`` (arrays by input name); outputs by name."""
+    config = ProfileConfig(session=SessionOptions(threads=threads), backend=backend)
+    with _target(target) as tgt:
+        return tgt.run(Path(model), inputs, config)
+
+
+def _target(target: TargetLike) -> ContextManager[Target]:
+    """A target to use in a ``with``: a caller's open target is borrowed, not closed."""
+    return contextlib.nullcontext(target) if isinstance(target, Target) else open_target(target)
+
+
+def _shapes(
+    shapes: Union[Mapping[str, Sequence[int]], Sequence[str], None],
+) -> dict[str, tuple[int, ...]]:
+    if not shapes:
+        return {}
+    if isinstance(shapes, Mapping):
+        return {k: tuple(int(d) for d in v) for k, v in shapes.items()}
+    return parse_shape_overrides(list(shapes))

@@ -1,0 +1,53 @@
+"""``edgeship``: entry point. Each command module offers ``register(subparsers)``.
+
+User mistakes and device failures are :class:`~edgeship.errors.EdgeshipError`: they end
+as one ``error:`` line (and ``{"error": ...}`` with ``--json``) and a non-zero exit,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from edgeship_runtime import __version__
+
+from ..errors import EdgeshipError, UsageError
+from . import bundle_cmd, info_cmd, profile_cmd
+from .output import print_error
+
+COMMANDS = (profile_cmd, info_cmd, bundle_cmd)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeship",
+        description="Deploy, profile and compare ML models on edge devices.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ns = build_parser().parse_args(argv)
+    as_json = bool(getattr(ns, "json", False))
+    try:
+        return int(ns.handler(ns))
+    except EdgeshipError as exc:
+        print_error(exc, as_json)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

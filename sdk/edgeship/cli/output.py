@@ -1,0 +1,69 @@
+"""Human views over reports (the JSON is the data; these are only views) and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from edgeship_runtime.report import ProfileReport
+
+from ..errors import EdgeshipError
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def print_error(exc: EdgeshipError, as_json: bool) -> None:
+    """One line on stderr; with ``--json`` also the error object on stdout."""
+    print(f"error: {exc}", file=sys.stderr)
+    if as_json:
+        print_json({"error": {"type": type(exc).__name__, "message": str(exc)}})
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+              for r in rows]
+    return "\n".join(lines)
+
+
+_PROFILE_HEADERS = ("model", "backend", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms",
+                    "mean±std ms", "inf/s", "peak MB")
+
+
+def profile_row(report: ProfileReport) -> list[str]:
+    lat = report.latency_ms
+    engines = report.backend.providers or report.backend.delegates or ["-"]
+    return [
+        report.model.path.rsplit("/", 1)[-1],
+        f"{report.backend.name} ({','.join(e.replace('ExecutionProvider', '') for e in engines)})",
+        f"{report.load_ms:.1f}",
+        f"{report.first_inference_ms:.3f}",
+        f"{lat.p50:.3f}",
+        f"{lat.p90:.3f}",
+        f"{lat.p99:.3f}",
+        f"{lat.mean:.3f}±{lat.std:.3f}",
+        f"{report.throughput_ips:,.0f}",
+        f"{report.memory_mb.peak_rss:.1f}",
+    ]
+
+
+def profile_table(reports: Sequence[ProfileReport]) -> str:
+    env = reports[0].environment
+    target = (reports[0].target or {}).get("name", "?")
+    head = (f"target {target}: {env.hostname} · {env.arch} · {env.cpu_model} · "
+            f"{env.usable_cores}/{env.logical_cores} cores · {env.total_memory_mb / 1024:.1f} GiB"
+            f" · Python {env.python}")
+    if env.temperature_c is not None:
+        head += f" · {env.temperature_c:.1f} °C"
+    runs = reports[0].policy
+    foot = (f"{runs.runs} timed runs after {runs.warmup} warm-up, batch {reports[0].batch_size}; "
+            f"peak RSS by {reports[0].memory_mb.method}")
+    body = table(_PROFILE_HEADERS, [profile_row(r) for r in reports])
+    return f"{head}\n{body}\n{foot}"

@@ -1,0 +1,62 @@
+"""``edgeship profile MODEL... [--target local]``: latency, memory and outputs per model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import parse_shape_overrides
+from edgeship_runtime.measure import MeasurePolicy
+
+from ..config import ProfileConfig
+from ..targets import open_target
+from .output import print_json, profile_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="profile models on a target",
+                       description=__doc__)
+    p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .tflite file(s)")
+    p.add_argument("--target", default="local", help="where to run (default: local)")
+    p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
+    p.add_argument("--runs", type=int, default=100, help="timed runs (default 100)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--min-seconds", type=float, default=0.0,
+                   help="keep running until this much timed time has passed")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op / XNNPACK threads (default 0: the backend decides)")
+    p.add_argument("--providers", default="",
+                   help="ONNX Runtime execution providers in preference order, comma-separated")
+    p.add_argument("--inputs", type=Path, help=".npz (by input name) or .npy; default: generated")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help="dims for a generated input with dynamic dims (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+    p.add_argument("--samples", action="store_true", help="include every run's latency")
+    p.add_argument("--json", action="store_true", help="print the report(s) as JSON only")
+    p.set_defaults(handler=run)
+
+
+def config_from_args(ns: argparse.Namespace) -> ProfileConfig:
+    return ProfileConfig(
+        policy=MeasurePolicy(warmup=ns.warmup, runs=ns.runs, min_seconds=ns.min_seconds),
+        session=SessionOptions(
+            threads=ns.threads, providers=tuple(p for p in ns.providers.split(",") if p)
+        ),
+        backend=ns.backend,
+        inputs=ns.inputs,
+        shapes=parse_shape_overrides(ns.shape),
+        seed=ns.seed,
+        samples=ns.samples,
+    )
+
+
+def run(ns: argparse.Namespace) -> int:
+    config = config_from_args(ns)
+    with open_target(ns.target) as target:
+        reports = [target.profile(Path(model), config) for model in ns.models]
+    if ns.json:
+        print_json(reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports])
+    else:
+        print(profile_table(reports))
+    return 0

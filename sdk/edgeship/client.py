@@ -1,0 +1,138 @@
+"""The host's end of the runtime's stdio protocol, over any pair of byte streams.
+
+A :class:`Pipe` is a started runtime process seen as streams (a local subprocess or an
+SSH channel); :class:`RuntimeClient` speaks :mod:`edgeship_runtime.protocol` over it with
+a timeout on every reply. On timeout the process is killed; on EOF the exit status and
+the tail of stderr become a :class:`~edgeship.errors.RuntimeCrashed`.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import itertools
+import queue
+import threading
+from typing import IO, Any, Callable, Optional
+
+from edgeship_runtime import protocol
+
+from .errors import ProtocolError, RemoteTimeout, RuntimeCrashed, error_from_wire
+
+_STDERR_LINES = 200
+
+
+class Pipe(abc.ABC):
+    """Streams of a started runtime, drained by reader threads so reads can time out.
+
+    Subclasses give the process's lifecycle: :meth:`exit_status`, :meth:`kill`.
+    """
+
+    def __init__(self, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        self._stdin = stdin
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._readers = [
+            _drain(stdout, self._lines.put, "stdout"),
+            _drain(stderr, lambda b: self._stderr.append(b.decode("utf-8", "replace")), "stderr"),
+        ]
+
+    def write(self, data: bytes) -> None:
+        self._stdin.write(data)
+        self._stdin.flush()
+
+    def readline(self, timeout: Optional[float]) -> bytes:
+        """The next stdout line, ``b""`` at EOF; ``queue.Empty`` after ``timeout`` seconds."""
+        return self._lines.get(timeout=timeout)
+
+    def stderr_tail(self) -> str:
+        for reader in self._readers[1:]:
+            reader.join(timeout=0.5)  # let the last lines of a dead process arrive
+        return "".join(self._stderr)
+
+    @abc.abstractmethod
+    def exit_status(self, timeout: float) -> Optional[int]:
+        """The process's exit status once it ended within ``timeout`` s, else None."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Kill the runtime and everything it started."""
+
+    def close(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+
+
+def _drain(stream: IO[bytes], sink: Callable[[bytes], None], name: str) -> threading.Thread:
+    def loop() -> None:
+        try:
+            for line in iter(stream.readline, b""):
+                sink(line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            if name == "stdout":
+                sink(b"")
+
+    thread = threading.Thread(target=loop, name=f"edgeship-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
+class RuntimeClient:
+    """Request/reply over a :class:`Pipe`, after checking the runtime's hello."""
+
+    def __init__(self, pipe: Pipe, label: str, timeout: float) -> None:
+        self.pipe = pipe
+        self.label = label
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self.hello: dict[str, Any] = {}
+
+    def start(self) -> RuntimeClient:
+        self.hello = self._read("start-up", self.timeout)
+        protocol.check_hello(self.hello)
+        return self
+
+    def call(self, op: str, args: dict[str, Any], timeout: Optional[float] = None) -> Any:
+        request_id = next(self._ids)
+        try:
+            self.pipe.write(protocol.encode(protocol.request(request_id, op, args)))
+        except OSError:
+            raise self._crashed(op) from None
+        reply = self._read(op, timeout or self.timeout)
+        if reply.get("id") != request_id:
+            raise ProtocolError(f"{self.label}: reply to request {reply.get('id')}, "
+                                f"expected {request_id}")
+        if not reply.get("ok"):
+            raise error_from_wire(reply.get("error") or {})
+        return reply.get("result")
+
+    def close(self) -> None:
+        """Ask the runtime to exit; kill it if it does not within a few seconds."""
+        try:
+            self.pipe.write(protocol.encode(protocol.request(0, "shutdown", {})))
+            self.pipe.close()
+            if self.pipe.exit_status(timeout=5.0) is None:
+                self.pipe.kill()
+        except OSError:
+            self.pipe.kill()
+
+    def _read(self, during: str, timeout: float) -> dict[str, Any]:
+        try:
+            line = self.pipe.readline(timeout)
+        except queue.Empty:
+            self.pipe.kill()
+            raise RemoteTimeout(
+                f"{self.label}: {during} took longer than {timeout:g} s; the runtime was killed",
+                target=self.label,
+            ) from None
+        if not line:
+            raise self._crashed(during)
+        return protocol.decode(line)
+
+    def _crashed(self, during: str) -> RuntimeCrashed:
+        status = self.pipe.exit_status(timeout=5.0)
+        return RuntimeCrashed(self.label, status, self.pipe.stderr_tail(), during)

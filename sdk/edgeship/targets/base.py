@@ -1,0 +1,102 @@
+"""The ``Target`` API: one interface whether the runtime runs here or on a board.
+
+A target knows how to start the runtime (:meth:`Target.start_pipe`) and how to make a
+host model file visible to it (:meth:`Target.stage_model`). Everything else — the
+handshake, loading, profiling, running — is shared, so ``local`` and SSH behave alike.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from edgeship_runtime.ops import decode_tensors, encode_tensors
+from edgeship_runtime.report import ProfileReport
+
+from ..client import Pipe, RuntimeClient
+from ..config import ProfileConfig, Timeouts
+
+
+class Target(abc.ABC):
+    """A device that runs the edgeship runtime. Use as a context manager."""
+
+    kind: str = ""
+
+    def __init__(self, name: str, timeouts: Optional[Timeouts] = None) -> None:
+        self.name = name
+        self.timeouts = timeouts or Timeouts()
+        self._client: Optional[RuntimeClient] = None
+
+    @abc.abstractmethod
+    def start_pipe(self) -> Pipe:
+        """Start ``edgeship-runtime.pyz serve`` on the device and return its streams."""
+
+    @abc.abstractmethod
+    def stage_model(self, path: Path) -> str:
+        """Make a host model file available on the device; return the device's path."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind}
+
+    def client(self) -> RuntimeClient:
+        """The runtime session, started on first use and kept for later requests."""
+        if self._client is None:
+            client = RuntimeClient(self.start_pipe(), self.name, self.timeouts.command)
+            try:
+                client.start()
+            except BaseException:
+                client.pipe.kill()
+                raise
+            self._client = client
+        return self._client
+
+    def info(self) -> dict[str, Any]:
+        """Runtime version, backends with versions, and the device's environment."""
+        result: dict[str, Any] = self.client().call("info", {})
+        result["target"] = self.identity()
+        return result
+
+    def profile(self, model: Path, config: Optional[ProfileConfig] = None) -> ProfileReport:
+        config = config or ProfileConfig()
+        client = self.client()
+        loaded = client.call("load", config.load_args(self.stage_model(Path(model))))
+        try:
+            data = client.call("profile", config.profile_args(loaded["handle"]))
+        finally:
+            client.call("unload", {"handle": loaded["handle"]})
+        report = ProfileReport.from_dict(data)
+        report.target = self.identity()
+        return report
+
+    def run(
+        self,
+        model: Path,
+        inputs: Mapping[str, np.ndarray],
+        config: Optional[ProfileConfig] = None,
+    ) -> dict[str, np.ndarray]:
+        """Run the model once on ``inputs``; the outputs by name."""
+        config = config or ProfileConfig()
+        client = self.client()
+        loaded = client.call("load", config.load_args(self.stage_model(Path(model))))
+        try:
+            result = client.call(
+                "run", {"handle": loaded["handle"], "inputs": encode_tensors(inputs)}
+            )
+        finally:
+            client.call("unload", {"handle": loaded["handle"]})
+        return decode_tensors(result["outputs"])
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

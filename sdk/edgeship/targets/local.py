@@ -1,0 +1,69 @@
+"""``local``: the runtime zipapp in a subprocess of this machine (the embedded default)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from ..bundle import ensure_bundle
+from ..client import Pipe
+from ..config import Timeouts
+from ..errors import ModelError
+from .base import Target
+
+
+class LocalPipe(Pipe):
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin and process.stdout and process.stderr
+        super().__init__(process.stdin, process.stdout, process.stderr)
+        self.process = process
+
+    def exit_status(self, timeout: float) -> Optional[int]:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        """Kill the runtime's whole process group (it may have started workers)."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+        self.process.wait()
+
+
+class LocalTarget(Target):
+    """The runtime as a child process, speaking the same protocol an SSH target uses."""
+
+    kind = "local"
+
+    def __init__(
+        self, python: Optional[str] = None, timeouts: Optional[Timeouts] = None
+    ) -> None:
+        super().__init__("local", timeouts)
+        self.python = python or sys.executable
+
+    def start_pipe(self) -> LocalPipe:
+        argv = [self.python, str(ensure_bundle()), "serve"]
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, killable as a whole
+        )
+        return LocalPipe(process)
+
+    def stage_model(self, path: Path) -> str:
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file", path=str(path))
+        return str(path.resolve())
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "python": self.python}

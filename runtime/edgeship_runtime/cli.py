@@ -74,7 +74,7 @@ def _one_shot(ns: argparse.Namespace) -> Dict[str, Any]:
         result = runtime.run(args)
         import numpy as np
 
-        np.savez(ns.out, **decode_tensors(result["outputs"]))
+        np.savez(ns.out, **decode_tensors(result["outputs"]))  # type: ignore[arg-type]
         return {"out": ns.out, "latency_ms": result["latency_ms"]}
     finally:
         runtime.close()

@@ -61,7 +61,7 @@ def arrays_from_npz_bytes(payload: bytes) -> Feeds:
 
 def arrays_to_npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **dict(arrays))
+    np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]
     return buffer.getvalue()
 
 
@@ -149,4 +149,3 @@ def _random(rng: np.random.Generator, spec: TensorSpec, shape: List[int]) -> np.
     if dtype.kind in "iu":
         return rng.integers(0, 4, size=shape).astype(dtype)
     raise InputError(f"input {spec.name!r}: cannot generate dtype {spec.dtype}; use --inputs")
-

@@ -118,5 +118,6 @@ def summarize_tensor(name: str, array: np.ndarray, finite: bool = True) -> Tenso
     all_finite = None
     if finite and array.dtype.kind in "fc":
         all_finite = bool(np.isfinite(array).all())
-    return TensorSummary(name=name, shape=list(array.shape), dtype=array.dtype.name,
-                         all_finite=all_finite)
+    return TensorSummary(
+        name=name, shape=list(array.shape), dtype=array.dtype.name, all_finite=all_finite
+    )

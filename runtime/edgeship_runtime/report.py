@@ -110,7 +110,7 @@ class ProfileReport:
     schema: str = REPORT_SCHEMA
 
     def to_dict(self) -> Dict[str, Any]:
-        return to_jsonable(self)  # type: ignore[no-any-return]
+        return to_jsonable(self)
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

@@ -26,7 +26,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def from_jsonable(cls: Type[T], data: Any) -> T:
     """Rebuild a dataclass ``cls`` from :func:`to_jsonable` output."""
-    return _build(cls, data)  # type: ignore[no-any-return]
+    return _build(cls, data)
 
 
 def _build(tp: Any, data: Any) -> Any:
@@ -45,7 +45,7 @@ def _build(tp: Any, data: Any) -> Any:
         args = get_args(tp)
         value_tp = args[1] if len(args) == 2 else Any
         return {k: _build(value_tp, v) for k, v in data.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         known = {f.name for f in dataclasses.fields(tp)}
         kwargs = {k: _build(hints[k], v) for k, v in data.items() if k in known}

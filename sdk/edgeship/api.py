@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ContextManager, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -17,22 +18,22 @@ from edgeship_runtime.report import ProfileReport
 from .config import ProfileConfig
 from .targets import Target, open_target
 
-TargetLike = Union[str, Target]
-PathLike = Union[str, Path]
+TargetLike = str | Target
+PathLike = str | Path
 
 
 def profile(
     model: PathLike,
     target: TargetLike = "local",
     *,
-    backend: Optional[str] = None,
+    backend: str | None = None,
     runs: int = 100,
     warmup: int = 10,
     min_seconds: float = 0.0,
     threads: int = 0,
     providers: Sequence[str] = (),
-    inputs: Optional[PathLike] = None,
-    shapes: Union[Mapping[str, Sequence[int]], Sequence[str], None] = None,
+    inputs: PathLike | None = None,
+    shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
     seed: int = 0,
     samples: bool = False,
 ) -> ProfileReport:
@@ -65,7 +66,7 @@ def run(
     inputs: Mapping[str, np.ndarray],
     target: TargetLike = "local",
     *,
-    backend: Optional[str] = None,
+    backend: str | None = None,
     threads: int = 0,
 ) -> dict[str, np.ndarray]:
     """Run ``model`` once on ``inputs`` (arrays by input name); outputs by name."""
@@ -74,13 +75,13 @@ def run(
         return tgt.run(Path(model), inputs, config)
 
 
-def _target(target: TargetLike) -> ContextManager[Target]:
+def _target(target: TargetLike) -> AbstractContextManager[Target]:
     """A target to use in a ``with``: a caller's open target is borrowed, not closed."""
     return contextlib.nullcontext(target) if isinstance(target, Target) else open_target(target)
 
 
 def _shapes(
-    shapes: Union[Mapping[str, Sequence[int]], Sequence[str], None],
+    shapes: Mapping[str, Sequence[int]] | Sequence[str] | None,
 ) -> dict[str, tuple[int, ...]]:
     if not shapes:
         return {}

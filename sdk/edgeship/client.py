@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import abc
 import collections
+import contextlib
 import itertools
 import queue
 import threading
-from typing import IO, Any, Callable, Optional
+from collections.abc import Callable
+from typing import IO, Any
 
 from edgeship_runtime import protocol
 
@@ -41,7 +43,7 @@ class Pipe(abc.ABC):
         self._stdin.write(data)
         self._stdin.flush()
 
-    def readline(self, timeout: Optional[float]) -> bytes:
+    def readline(self, timeout: float | None) -> bytes:
         """The next stdout line, ``b""`` at EOF; ``queue.Empty`` after ``timeout`` seconds."""
         return self._lines.get(timeout=timeout)
 
@@ -51,7 +53,7 @@ class Pipe(abc.ABC):
         return "".join(self._stderr)
 
     @abc.abstractmethod
-    def exit_status(self, timeout: float) -> Optional[int]:
+    def exit_status(self, timeout: float) -> int | None:
         """The process's exit status once it ended within ``timeout`` s, else None."""
 
     @abc.abstractmethod
@@ -59,10 +61,8 @@ class Pipe(abc.ABC):
         """Kill the runtime and everything it started."""
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._stdin.close()
-        except OSError:
-            pass
 
 
 def _drain(stream: IO[bytes], sink: Callable[[bytes], None], name: str) -> threading.Thread:
@@ -96,7 +96,7 @@ class RuntimeClient:
         protocol.check_hello(self.hello)
         return self
 
-    def call(self, op: str, args: dict[str, Any], timeout: Optional[float] = None) -> Any:
+    def call(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
         request_id = next(self._ids)
         try:
             self.pipe.write(protocol.encode(protocol.request(request_id, op, args)))
@@ -104,8 +104,9 @@ class RuntimeClient:
             raise self._crashed(op) from None
         reply = self._read(op, timeout or self.timeout)
         if reply.get("id") != request_id:
-            raise ProtocolError(f"{self.label}: reply to request {reply.get('id')}, "
-                                f"expected {request_id}")
+            raise ProtocolError(
+                f"{self.label}: reply to request {reply.get('id')}, expected {request_id}"
+            )
         if not reply.get("ok"):
             raise error_from_wire(reply.get("error") or {})
         return reply.get("result")

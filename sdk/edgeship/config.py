@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import load_arrays
@@ -38,8 +38,8 @@ class ProfileConfig:
 
     policy: MeasurePolicy = field(default_factory=MeasurePolicy)
     session: SessionOptions = field(default_factory=SessionOptions)
-    backend: Optional[str] = None
-    inputs: Optional[Path] = None
+    backend: str | None = None
+    inputs: Path | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     seed: int = 0
     samples: bool = False

@@ -17,8 +17,6 @@ Device-side errors arrive over the pipe and are rebuilt as the same classes.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from edgeship_runtime.errors import (
     BackendUnavailable,
     EdgeshipError,
@@ -62,15 +60,12 @@ class TargetError(EdgeshipError):
 class RuntimeCrashed(TargetError):
     """The runtime process ended unexpectedly (segfault, OOM kill, ...)."""
 
-    def __init__(
-        self, target: str, exit_status: Optional[int], stderr_tail: str, during: str
-    ) -> None:
+    def __init__(self, target: str, exit_status: int | None, stderr_tail: str, during: str) -> None:
         status = "unknown" if exit_status is None else str(exit_status)
         detail = _signal_hint(exit_status)
         tail = stderr_tail.strip().splitlines()[-1:] or ["(no stderr)"]
         super().__init__(
-            f"{target}: the runtime died during {during} (exit status {status}{detail}): "
-            f"{tail[0]}",
+            f"{target}: the runtime died during {during} (exit status {status}{detail}): {tail[0]}",
             target=target,
             exit_status=exit_status,
             stderr_tail=stderr_tail,
@@ -83,7 +78,7 @@ class RemoteTimeout(TargetError):
     """An operation exceeded its timeout; the runtime was killed."""
 
 
-def _signal_hint(status: Optional[int]) -> str:
+def _signal_hint(status: int | None) -> str:
     if status is None:
         return ""
     signals = {-9: "SIGKILL, e.g. the OOM killer", -11: "SIGSEGV", -6: "SIGABRT"}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
 from ..errors import InferenceError, ModelError, UsageError
-from ..signature import Signature, TensorSpec
+from ..signature import Dim, Signature, TensorSpec
 from .base import BackendInfo, SessionOptions
 
 _ORT_TYPES = {
@@ -41,7 +41,7 @@ class OrtSession:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]:
         try:
-            return self._session.run(None, feeds)  # type: ignore[attr-defined, no-any-return]
+            return self._session.run(None, feeds)  # type: ignore[attr-defined]
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise InferenceError(f"ONNX Runtime failed to run the model: {exc}") from exc
 
@@ -105,13 +105,12 @@ def select_providers(requested: Tuple[str, ...], available: List[str]) -> List[s
     return chosen
 
 
-def _spec(node: object) -> TensorSpec:
-    shape = tuple(_dim(d) for d in (node.shape or []))  # type: ignore[attr-defined]
-    dtype = _ORT_TYPES.get(node.type, node.type)  # type: ignore[attr-defined]
-    return TensorSpec(node.name, shape, dtype)  # type: ignore[attr-defined]
+def _spec(node: Any) -> TensorSpec:
+    shape = tuple(_dim(d) for d in (node.shape or []))
+    return TensorSpec(node.name, shape, _ORT_TYPES.get(node.type, str(node.type)))
 
 
-def _dim(d: object) -> object:
+def _dim(d: object) -> Dim:
     if isinstance(d, int) and d >= 0:
         return d
     return d if isinstance(d, str) and d else None

@@ -10,8 +10,9 @@ from .output import print_json, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="backends, versions and environment of a target",
-                       description=__doc__)
+    p = sub.add_parser(
+        "info", help="backends, versions and environment of a target", description=__doc__
+    )
     p.add_argument("--target", default="local", help="where to ask (default: local)")
     p.add_argument("--json", action="store_true", help="print JSON only")
     p.set_defaults(handler=run)
@@ -43,9 +44,12 @@ def render(data: dict[str, Any]) -> str:
         zones = ", ".join(f"{k} {v:.1f} °C" for k, v in env["thermal_zones"].items())
         lines.append(f"thermal   {zones}")
     rows = [
-        [b["name"], "yes" if b["available"] else "no", b.get("version") or "-",
-         ", ".join(b["providers"]) if b["available"] else (b.get("reason") or "")[:60]]
+        [
+            b["name"],
+            "yes" if b["available"] else "no",
+            b.get("version") or "-",
+            ", ".join(b["providers"]) if b["available"] else (b.get("reason") or "")[:60],
+        ]
         for b in data["backends"]
     ]
-    return "\n".join(lines) + "\n\n" + table(["backend", "available", "version", "providers"],
-                                             rows)
+    return "\n".join(lines) + "\n\n" + table(["backend", "available", "version", "providers"], rows)

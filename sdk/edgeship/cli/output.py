@@ -24,17 +24,32 @@ def print_error(exc: EdgeshipError, as_json: bool) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-              for r in rows]
+    lines += [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
-_PROFILE_HEADERS = ("model", "backend", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms",
-                    "mean±std ms", "inf/s", "peak MB")
+_PROFILE_HEADERS = (
+    "model",
+    "backend",
+    "load ms",
+    "first ms",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "mean±std ms",
+    "inf/s",
+    "peak MB",
+)
 
 
 def profile_row(report: ProfileReport) -> list[str]:
@@ -57,13 +72,17 @@ def profile_row(report: ProfileReport) -> list[str]:
 def profile_table(reports: Sequence[ProfileReport]) -> str:
     env = reports[0].environment
     target = (reports[0].target or {}).get("name", "?")
-    head = (f"target {target}: {env.hostname} · {env.arch} · {env.cpu_model} · "
-            f"{env.usable_cores}/{env.logical_cores} cores · {env.total_memory_mb / 1024:.1f} GiB"
-            f" · Python {env.python}")
+    head = (
+        f"target {target}: {env.hostname} · {env.arch} · {env.cpu_model} · "
+        f"{env.usable_cores}/{env.logical_cores} cores · {env.total_memory_mb / 1024:.1f} GiB"
+        f" · Python {env.python}"
+    )
     if env.temperature_c is not None:
         head += f" · {env.temperature_c:.1f} °C"
     runs = reports[0].policy
-    foot = (f"{runs.runs} timed runs after {runs.warmup} warm-up, batch {reports[0].batch_size}; "
-            f"peak RSS by {reports[0].memory_mb.method}")
+    foot = (
+        f"{runs.runs} timed runs after {runs.warmup} warm-up, batch {reports[0].batch_size}; "
+        f"peak RSS by {reports[0].memory_mb.method}"
+    )
     body = table(_PROFILE_HEADERS, [profile_row(r) for r in reports])
     return f"{head}\n{body}\n{foot}"

@@ -15,22 +15,37 @@ from .output import print_json, profile_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="profile models on a target",
-                       description=__doc__)
+    p = sub.add_parser("profile", help="profile models on a target", description=__doc__)
     p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .tflite file(s)")
     p.add_argument("--target", default="local", help="where to run (default: local)")
     p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
     p.add_argument("--runs", type=int, default=100, help="timed runs (default 100)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--min-seconds", type=float, default=0.0,
-                   help="keep running until this much timed time has passed")
-    p.add_argument("--threads", type=int, default=0,
-                   help="intra-op / XNNPACK threads (default 0: the backend decides)")
-    p.add_argument("--providers", default="",
-                   help="ONNX Runtime execution providers in preference order, comma-separated")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.0,
+        help="keep running until this much timed time has passed",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op / XNNPACK threads (default 0: the backend decides)",
+    )
+    p.add_argument(
+        "--providers",
+        default="",
+        help="ONNX Runtime execution providers in preference order, comma-separated",
+    )
     p.add_argument("--inputs", type=Path, help=".npz (by input name) or .npy; default: generated")
-    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                   help="dims for a generated input with dynamic dims (repeatable)")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=D1,D2,...",
+        help="dims for a generated input with dynamic dims (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
     p.add_argument("--samples", action="store_true", help="include every run's latency")
     p.add_argument("--json", action="store_true", help="print the report(s) as JSON only")

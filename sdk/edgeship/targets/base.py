@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +26,10 @@ class Target(abc.ABC):
 
     kind: str = ""
 
-    def __init__(self, name: str, timeouts: Optional[Timeouts] = None) -> None:
+    def __init__(self, name: str, timeouts: Timeouts | None = None) -> None:
         self.name = name
         self.timeouts = timeouts or Timeouts()
-        self._client: Optional[RuntimeClient] = None
+        self._client: RuntimeClient | None = None
 
     @abc.abstractmethod
     def start_pipe(self) -> Pipe:
@@ -60,7 +60,7 @@ class Target(abc.ABC):
         result["target"] = self.identity()
         return result
 
-    def profile(self, model: Path, config: Optional[ProfileConfig] = None) -> ProfileReport:
+    def profile(self, model: Path, config: ProfileConfig | None = None) -> ProfileReport:
         config = config or ProfileConfig()
         client = self.client()
         loaded = client.call("load", config.load_args(self.stage_model(Path(model))))
@@ -76,7 +76,7 @@ class Target(abc.ABC):
         self,
         model: Path,
         inputs: Mapping[str, np.ndarray],
-        config: Optional[ProfileConfig] = None,
+        config: ProfileConfig | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the model once on ``inputs``; the outputs by name."""
         config = config or ProfileConfig()

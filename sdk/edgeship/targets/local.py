@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..bundle import ensure_bundle
 from ..client import Pipe
@@ -22,7 +22,7 @@ class LocalPipe(Pipe):
         super().__init__(process.stdin, process.stdout, process.stderr)
         self.process = process
 
-    def exit_status(self, timeout: float) -> Optional[int]:
+    def exit_status(self, timeout: float) -> int | None:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -43,9 +43,7 @@ class LocalTarget(Target):
 
     kind = "local"
 
-    def __init__(
-        self, python: Optional[str] = None, timeouts: Optional[Timeouts] = None
-    ) -> None:
+    def __init__(self, python: str | None = None, timeouts: Timeouts | None = None) -> None:
         super().__init__("local", timeouts)
         self.python = python or sys.executable
 

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -29,6 +30,9 @@ class Pipe(abc.ABC):
 
     Subclasses give the process's lifecycle: :meth:`exit_status`, :meth:`kill`.
     """
+
+    process_group: int | None = None
+    """The remote runtime's process group, from its hello; lets :meth:`kill` reach workers."""
 
     def __init__(self, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
         self._stdin = stdin
@@ -46,6 +50,20 @@ class Pipe(abc.ABC):
     def readline(self, timeout: float | None) -> bytes:
         """The next stdout line, ``b""`` at EOF; ``queue.Empty`` after ``timeout`` seconds."""
         return self._lines.get(timeout=timeout)
+
+    def read_rest(self, timeout: float) -> bytes:
+        """All stdout up to EOF, or what arrived within ``timeout`` seconds."""
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if not line:
+                break
+            chunks.append(line)
+        return b"".join(chunks)
 
     def stderr_tail(self) -> str:
         for reader in self._readers[1:]:
@@ -94,6 +112,7 @@ class RuntimeClient:
     def start(self) -> RuntimeClient:
         self.hello = self._read("start-up", self.timeout)
         protocol.check_hello(self.hello)
+        self.pipe.process_group = self.hello.get("pgid")
         return self
 
     def call(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:

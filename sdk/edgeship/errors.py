@@ -10,7 +10,12 @@
     ├── ConfigError               a targets file or board profile is invalid
     └── TargetError               a device could not do what was asked (fleets record it)
         ├── RuntimeCrashed        the runtime process died (exit status, stderr tail)
-        └── RemoteTimeout         an operation ran past its timeout; the process was killed
+        ├── RemoteTimeout         an operation ran past its timeout; the process was killed
+        ├── ConnectError          the host could not be reached (DNS, refused, timeout)
+        ├── AuthenticationError   the host refused our user/keys
+        ├── HostKeyError          unknown or changed host key (names host and fingerprint)
+        ├── RemoteCommandError    a remote command exited non-zero (command, status, stderr)
+        └── DeployError           a deployment could not complete; the active one is intact
 
 Device-side errors arrive over the pipe and are rebuilt as the same classes.
 """
@@ -30,13 +35,18 @@ from edgeship_runtime.errors import (
 )
 
 __all__ = [
+    "AuthenticationError",
     "BackendUnavailable",
     "ConfigError",
+    "ConnectError",
+    "DeployError",
     "EdgeshipError",
+    "HostKeyError",
     "InferenceError",
     "InputError",
     "ModelError",
     "ProtocolError",
+    "RemoteCommandError",
     "RemoteTimeout",
     "RuntimeCrashed",
     "TargetError",
@@ -78,6 +88,42 @@ class RemoteTimeout(TargetError):
     """An operation exceeded its timeout; the runtime was killed."""
 
 
+class ConnectError(TargetError):
+    """The device could not be reached."""
+
+
+class AuthenticationError(TargetError):
+    """The device refused the user or every key offered."""
+
+
+class HostKeyError(TargetError):
+    """The device's host key is unknown or differs from known_hosts."""
+
+    def __init__(self, message: str, target: str, fingerprint: str) -> None:
+        super().__init__(message, target=target, fingerprint=fingerprint)
+        self.fingerprint = fingerprint
+
+
+class RemoteCommandError(TargetError):
+    """A command on the device exited with a non-zero status."""
+
+    def __init__(self, target: str, command: str, status: int, stderr: str) -> None:
+        last = (stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        super().__init__(
+            f"{target}: `{command}` exited with status {status}: {last}",
+            target=target,
+            command=command,
+            exit_status=status,
+            stderr_tail=stderr[-4000:],
+        )
+        self.exit_status = status
+        self.stderr = stderr
+
+
+class DeployError(TargetError):
+    """A deployment failed; nothing active on the device was changed."""
+
+
 def _signal_hint(status: int | None) -> str:
     if status is None:
         return ""
@@ -86,5 +132,12 @@ def _signal_hint(status: int | None) -> str:
     return f", {signals[status]}" if status in signals else ""
 
 
-for _cls in (ConfigError, TargetError, RemoteTimeout):
+for _cls in (
+    ConfigError,
+    TargetError,
+    RemoteTimeout,
+    ConnectError,
+    AuthenticationError,
+    DeployError,
+):
     register_wire_type(_cls)

@@ -1,0 +1,73 @@
+"""Where things live under a device's deploy root, and the rules that keep paths inside it.
+
+ROOT/runtime/edgeship-runtime-<digest>.pyz      the runtime zipapp
+ROOT/blobs/<sha256>.<ext>                        model files, by content
+ROOT/models/<name>/versions/v0001/model.<ext>    symlink to its blob
+ROOT/models/<name>/versions/v0001/meta.json      what was deployed, when, from where
+ROOT/models/<name>/current -> versions/v0001     swapped atomically (rename)
+ROOT/tmp/                                         partial uploads
+ROOT/lock/                                        held during a deploy (mkdir is atomic)
+ROOT/config.json                                  device settings written by setup
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from ..errors import UsageError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION_PREFIX = "v"
+
+
+def validate_name(name: str) -> str:
+    """A deployment name: letters, digits, ``._-``, at most 64, no leading dot, no ``..``."""
+    if not _NAME.match(name) or ".." in name:
+        raise UsageError(
+            f"invalid model name {name!r}: use 1-64 characters from A-Z a-z 0-9 . _ - "
+            "(starting with a letter or digit); pass --name to choose one"
+        )
+    return name
+
+
+def version_id(number: int) -> str:
+    return f"{VERSION_PREFIX}{number:04d}"
+
+
+def version_number(version: str) -> int | None:
+    digits = version[len(VERSION_PREFIX) :]
+    return int(digits) if version.startswith(VERSION_PREFIX) and digits.isdigit() else None
+
+
+class Layout:
+    """Paths under one absolute deploy root; every path is checked to stay inside it."""
+
+    def __init__(self, root: str) -> None:
+        if not posixpath.isabs(root):
+            raise UsageError(f"deploy root must be absolute on the device, got {root!r}")
+        self.root = posixpath.normpath(root)
+
+    def path(self, *parts: str) -> str:
+        for part in parts:
+            if not part or "/" in part or part in (".", ".."):
+                raise UsageError(f"refusing remote path component {part!r}")
+        joined = posixpath.normpath(posixpath.join(self.root, *parts))
+        if not joined.startswith(self.root + "/"):
+            raise UsageError(f"refusing remote path {joined!r}: outside {self.root}")
+        return joined
+
+    def blob(self, sha256: str, ext: str) -> str:
+        return self.path("blobs", f"{sha256}.{ext}")
+
+    def model_dir(self, name: str) -> str:
+        return self.path("models", validate_name(name))
+
+    def version_dir(self, name: str, version: str) -> str:
+        return self.path("models", validate_name(name), "versions", version)
+
+    def current(self, name: str) -> str:
+        return self.path("models", validate_name(name), "current")
+
+    def runtime(self, digest: str) -> str:
+        return self.path("runtime", f"edgeship-runtime-{digest[:16]}.pyz")

@@ -1,0 +1,375 @@
+"""A device's deploy root, driven over SFTP and quoted exec: upload, verify, activate.
+
+Guarantees: a blob is hash-verified *on the device* before any version points to it;
+``current`` changes only by one atomic rename; a failed or interrupted deploy leaves the
+active version as it was; a lock directory serialises concurrent deploys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import posixpath
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from edgeship_runtime.model import detect_format, sha256_file
+
+from ..errors import DeployError, TargetError, UsageError
+from ..ssh.connection import Connection
+from .layout import Layout, validate_name, version_id, version_number
+
+Progress = Callable[[int, int], None]
+LOCK_STALE_S = 600.0
+_SPACE_MARGIN = 1.05
+
+
+@dataclass
+class Deployment:
+    name: str
+    version: str
+    sha256: str
+    path: str
+    uploaded: bool
+    activated: bool
+
+
+@dataclass
+class ModelVersions:
+    name: str
+    active: str | None
+    versions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _ext(fmt: str) -> str:
+    return {"onnx": "onnx", "tflite": "tflite"}[fmt]
+
+
+class DeployStore:
+    """Deployments under ``root`` on the device behind ``conn``."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        root: str,
+        keep: int = 3,
+        progress: Progress | None = None,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        if keep < 1:
+            raise UsageError(f"keep must be at least 1 version, got {keep}")
+        self.conn = conn
+        self.layout = Layout(self._absolute(root))
+        self.keep = keep
+        self.progress = progress
+        self.lock_timeout = lock_timeout
+
+    @property
+    def root(self) -> str:
+        return self.layout.root
+
+    def _absolute(self, root: str) -> str:
+        if posixpath.isabs(root):
+            return root
+        home = self.conn.sftp().normalize(".")
+        relative = root[2:] if root.startswith("~/") else root
+        return posixpath.join(home, relative)
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def put_blob(self, local: Path) -> tuple[str, str, bool]:
+        """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded)."""
+        fmt = detect_format(str(local))
+        sha = sha256_file(str(local))
+        blob = self.layout.blob(sha, _ext(fmt))
+        if self._exists(blob):
+            return blob, sha, False
+        self._makedirs("blobs")
+        self._makedirs("tmp")
+        self._check_space(local.stat().st_size)
+        part = self.layout.path("tmp", f"{sha}.{os.getpid()}.part")
+        self._upload(local, part)
+        if self.device_sha256(part) != sha:
+            self._remove(part)
+            raise DeployError(
+                f"{self.conn.label}: {local.name} arrived corrupted (sha256 mismatch on the "
+                "device); nothing was activated",
+                target=self.conn.label,
+            )
+        self.conn.sftp().posix_rename(part, blob)
+        return blob, sha, True
+
+    def _upload(self, local: Path, remote: str) -> None:
+        size = local.stat().st_size
+        try:
+            with local.open("rb") as f:
+                self.conn.sftp().putfo(f, remote, size, callback=self.progress, confirm=True)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            with contextlib.suppress(Exception):
+                self._remove(remote)
+            raise DeployError(
+                f"{self.conn.label}: upload of {local.name} to {remote} failed ({exc or 'closed'});"
+                " the active version is unchanged — if the disk is full, free space and retry",
+                target=self.conn.label,
+            ) from None
+
+    def device_sha256(self, path: str) -> str:
+        out = self.conn.run(["sha256sum", "--", path]).stdout.decode()
+        return out.split()[0] if out.strip() else ""
+
+    def _check_space(self, size: int) -> None:
+        out = self.conn.run(["df", "-Pk", "--", self.root]).stdout.decode().splitlines()
+        try:
+            free = int(out[-1].split()[3]) * 1024
+        except (IndexError, ValueError):
+            return  # no df we understand: the upload itself will report a full disk
+        if size * _SPACE_MARGIN > free:
+            raise DeployError(
+                f"{self.conn.label}: not enough space under {self.root}: need "
+                f"{size / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free; nothing was changed",
+                target=self.conn.label,
+            )
+
+    # -- deploy / activate ------------------------------------------------------------------
+
+    def deploy(self, local: Path, name: str | None = None) -> Deployment:
+        name = validate_name(name or local.stem)
+        if not local.is_file():
+            raise UsageError(f"{local}: no such model file")
+        self._makedirs()
+        with self.locked():
+            blob, sha, uploaded = self.put_blob(local)
+            active = self.active_version(name)
+            if active and self._meta(name, active).get("sha256") == sha:
+                return Deployment(name, active, sha, self._model_path(name, active), False, False)
+            if not uploaded:
+                self._verify(blob, sha)
+            version = self._new_version(name, local, blob, sha)
+            self._activate(name, version)
+            self._prune(name)
+            return Deployment(name, version, sha, self._model_path(name, version), uploaded, True)
+
+    def _verify(self, blob: str, sha: str) -> None:
+        if self.device_sha256(blob) != sha:
+            self._remove(blob)
+            raise DeployError(
+                f"{self.conn.label}: stored blob {posixpath.basename(blob)} is corrupted "
+                "(sha256 mismatch); removed it, nothing activated — deploy again to re-send",
+                target=self.conn.label,
+            )
+
+    def _new_version(self, name: str, local: Path, blob: str, sha: str) -> str:
+        versions = self._versions(name)
+        version = version_id((max(versions) if versions else 0) + 1)
+        vdir = self.layout.version_dir(name, version)
+        self._makedirs("models", name, "versions", version)
+        link = posixpath.join(vdir, "model" + posixpath.splitext(blob)[1])
+        self.conn.sftp().symlink(posixpath.relpath(blob, vdir), link)
+        meta = {
+            "name": name,
+            "version": version,
+            "sha256": sha,
+            "blob": posixpath.basename(blob),
+            "size_bytes": local.stat().st_size,
+            "source": local.name,
+            "from_host": socket.gethostname(),
+            "deployed_at": _now(),
+        }
+        self._write(posixpath.join(vdir, "meta.json"), json.dumps(meta, indent=2).encode())
+        return version
+
+    def _activate(self, name: str, version: str) -> None:
+        """Point ``current`` at ``version`` with one rename: readers see old or new, never none."""
+        current = self.layout.current(name)
+        staged = f"{current}.{os.getpid()}.new"
+        sftp = self.conn.sftp()
+        with contextlib.suppress(OSError):
+            sftp.remove(staged)
+        sftp.symlink(posixpath.join("versions", version), staged)
+        sftp.posix_rename(staged, current)
+
+    def _prune(self, name: str) -> None:
+        """Keep the active version and the ``keep`` newest others; drop orphaned blobs."""
+        active = self.active_version(name)
+        numbers = sorted(self._versions(name), reverse=True)
+        others = [version_id(n) for n in numbers if version_id(n) != active]
+        doomed = others[self.keep :]
+        for version in doomed:
+            self.conn.run(["rm", "-rf", "--", self.layout.version_dir(name, version)])
+        if doomed:
+            self._collect_blobs()
+
+    def _collect_blobs(self) -> None:
+        referenced = {m.get("sha256") for n in self.names() for m in self._all_meta(n)}
+        for entry in self._listdir(self.layout.path("blobs")):
+            sha = entry.split(".")[0]
+            if sha not in referenced:
+                self._remove(self.layout.path("blobs", entry))
+
+    # -- queries and other verbs ------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self._listdir(self.layout.path("models")))
+
+    def active_version(self, name: str) -> str | None:
+        try:
+            return posixpath.basename(self.conn.sftp().readlink(self.layout.current(name)) or "")
+        except OSError:
+            return None
+
+    def active_path(self, name: str) -> str:
+        version = self.active_version(name)
+        if not version:
+            raise DeployError(
+                f"{self.conn.label}: no model named {name!r} is deployed", target=self.conn.label
+            )
+        return self._model_path(name, version)
+
+    def describe(self, name: str) -> ModelVersions:
+        return ModelVersions(name, self.active_version(name), self._all_meta(name))
+
+    def rollback(self, name: str, to: str | None = None) -> Deployment:
+        """Activate ``to`` (default: the newest version older than the active one)."""
+        validate_name(name)
+        with self.locked():
+            active = self.active_version(name)
+            numbers = sorted(self._versions(name))
+            target = to or _previous(numbers, active)
+            if target is None or version_number(target) not in numbers:
+                known = ", ".join(version_id(n) for n in numbers) or "none"
+                raise DeployError(
+                    f"{self.conn.label}: {name}: no version to roll back to "
+                    f"(have: {known}; active: {active})",
+                    target=self.conn.label,
+                )
+            meta = self._meta(name, target)
+            self._verify(self.layout.path("blobs", meta["blob"]), meta["sha256"])
+            self._activate(name, target)
+            return Deployment(
+                name, target, meta["sha256"], self._model_path(name, target), False, True
+            )
+
+    def remove(self, name: str) -> None:
+        with self.locked():
+            if not self._exists(self.layout.model_dir(name)):
+                raise DeployError(
+                    f"{self.conn.label}: no model named {name!r} is deployed",
+                    target=self.conn.label,
+                )
+            self.conn.run(["rm", "-rf", "--", self.layout.model_dir(name)])
+            self._collect_blobs()
+
+    # -- lock ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        lock = self.layout.path("lock")
+        owner = posixpath.join(lock, "owner.json")
+        deadline = time.monotonic() + self.lock_timeout
+        sftp = self.conn.sftp()
+        while True:
+            try:
+                sftp.mkdir(lock)
+                break
+            except OSError:
+                holder = self._read_json(owner)
+                if _stale(holder):
+                    self.conn.run(["rm", "-rf", "--", lock])
+                    continue
+                if time.monotonic() > deadline:
+                    raise DeployError(
+                        f"{self.conn.label}: {self.root} is locked by another deploy "
+                        f"({holder or 'owner unknown'}); retry later",
+                        target=self.conn.label,
+                    ) from None
+                time.sleep(0.2)
+        info = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        self._write(owner, json.dumps(info).encode())
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, TargetError):
+                sftp.remove(owner)
+                sftp.rmdir(lock)
+
+    # -- small SFTP helpers ------------------------------------------------------------------
+
+    def _model_path(self, name: str, version: str) -> str:
+        vdir = self.layout.version_dir(name, version)
+        models = [e for e in self._listdir(vdir) if e.startswith("model.")]
+        return posixpath.join(vdir, models[0]) if models else posixpath.join(vdir, "model")
+
+    def _versions(self, name: str) -> list[int]:
+        entries = self._listdir(posixpath.join(self.layout.model_dir(name), "versions"))
+        return [n for n in (version_number(e) for e in entries) if n is not None]
+
+    def _meta(self, name: str, version: str) -> dict[str, Any]:
+        return self._read_json(posixpath.join(self.layout.version_dir(name, version), "meta.json"))
+
+    def _all_meta(self, name: str) -> list[dict[str, Any]]:
+        return [self._meta(name, version_id(n)) for n in sorted(self._versions(name))]
+
+    def _listdir(self, path: str) -> list[str]:
+        try:
+            return self.conn.sftp().listdir(path)
+        except OSError:
+            return []
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.conn.sftp().stat(path)
+            return True
+        except OSError:
+            return False
+
+    def _makedirs(self, *parts: str) -> None:
+        """``mkdir -p ROOT/parts...`` over SFTP."""
+        sftp = self.conn.sftp()
+        for depth in range(len(parts) + 1):
+            path = self.layout.path(*parts[:depth]) if depth else self.root
+            try:
+                sftp.mkdir(path)
+            except OSError as exc:
+                if not self._exists(path):
+                    raise DeployError(
+                        f"{self.conn.label}: cannot create {path}: {exc}", target=self.conn.label
+                    ) from None
+
+    def _remove(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.sftp().remove(path)
+
+    def _read_json(self, path: str) -> dict[str, Any]:
+        try:
+            with self.conn.sftp().open(path, "rb") as f:
+                data = json.loads(f.read().decode())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, path: str, data: bytes) -> None:
+        with self.conn.sftp().open(path, "wb") as f:
+            f.write(data)
+
+
+def _previous(numbers: list[int], active: str | None) -> str | None:
+    current = version_number(active or "") or (max(numbers) + 1 if numbers else 0)
+    older = [n for n in numbers if n < current]
+    return version_id(max(older)) if older else None
+
+
+def _stale(holder: dict[str, Any]) -> bool:
+    since = holder.get("since")
+    return isinstance(since, (int, float)) and time.time() - since > LOCK_STALE_S
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -65,3 +65,21 @@ class ProfileConfig:
         if self.inputs is not None:
             args["inputs"] = encode_tensors(load_arrays(str(self.inputs)))
         return args
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to reach devices: files to read, trust policy, timeouts, device-side overrides."""
+
+    ssh_config: Path | None = None
+    targets_file: Path | None = None
+    accept_new_host_keys: bool = False
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    python: str | None = None
+    deploy_root: str | None = None
+    keep_versions: int = 3
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.keep_versions < 1:
+            raise UsageError(f"--keep must be at least 1, got {self.keep_versions}")

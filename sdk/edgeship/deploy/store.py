@@ -92,10 +92,22 @@ class DeployStore:
         blob = self.layout.blob(sha, _ext(fmt))
         if self._exists(blob):
             return blob, sha, False
-        self._makedirs("blobs")
+        self._install(local, blob, sha)
+        return blob, sha, True
+
+    def put_runtime(self, local: Path, digest: str) -> str:
+        """The runtime zipapp under ROOT/runtime/, uploaded once per runtime version."""
+        remote = self.layout.runtime(digest)
+        if not self._exists(remote):
+            self._install(local, remote, sha256_file(str(local)))
+        return remote
+
+    def _install(self, local: Path, dest: str, sha: str) -> None:
+        """Upload to ROOT/tmp, verify the sha256 on the device, then rename into place."""
+        self._makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
         self._makedirs("tmp")
         self._check_space(local.stat().st_size)
-        part = self.layout.path("tmp", f"{sha}.{os.getpid()}.part")
+        part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
         self._upload(local, part)
         if self.device_sha256(part) != sha:
             self._remove(part)
@@ -104,8 +116,7 @@ class DeployStore:
                 "device); nothing was activated",
                 target=self.conn.label,
             )
-        self.conn.sftp().posix_rename(part, blob)
-        return blob, sha, True
+        self.conn.sftp().posix_rename(part, dest)
 
     def _upload(self, local: Path, remote: str) -> None:
         size = local.stat().st_size

@@ -1,17 +1,77 @@
-"""Targets: where the runtime runs. ``local`` is the embedded default."""
+"""Targets: where the runtime runs. ``local`` is the embedded default; anything else is a
+device or group of the targets file, an ssh_config alias, or ``user@host[:port]``."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
+from ..config import ConnectOptions
+from ..errors import UsageError
+from ..inventory import DEFAULT_DEPLOY_ROOT, DeviceEntry, load_inventory
+from ..ssh.hostconfig import load_ssh_config, resolve_host
 from .base import Target
 from .local import LocalTarget
+from .ssh import SSHTarget
 
-__all__ = ["LocalTarget", "Target", "open_target"]
+__all__ = ["LocalTarget", "SSHTarget", "Target", "open_target", "open_targets"]
 
 
-def open_target(spec: str = "local") -> Target:
-    """A target from its name. ``local`` for now; SSH hosts and groups plug in here."""
-    if spec == "local":
-        return LocalTarget()
-    from ..errors import UsageError
+def open_targets(spec: str = "local", options: ConnectOptions | None = None) -> list[Target]:
+    """Every target ``spec`` names (a group expands to its devices), unopened."""
+    options = options or ConnectOptions()
+    inventory = load_inventory(options.targets_file)
+    names = inventory.expand(spec)
+    if not names:
+        raise UsageError(f"target {spec!r} names no device")
+    ssh_config = None
+    targets: list[Target] = []
+    for name in names:
+        if name == "local":
+            targets.append(LocalTarget(python=options.python, timeouts=options.timeouts))
+            continue
+        ssh_config = ssh_config or load_ssh_config(options.ssh_config)
+        entry = inventory.devices.get(name) or DeviceEntry(name=name, host=name)
+        targets.append(
+            SSHTarget(
+                entry.name,
+                resolve_host(entry.host, ssh_config),
+                python=options.python or entry.python,
+                deploy_root=options.deploy_root or entry.deploy_root or DEFAULT_DEPLOY_ROOT,
+                timeouts=options.timeouts,
+                accept_new_host_keys=options.accept_new_host_keys,
+                ssh_config=ssh_config,
+                keep_versions=options.keep_versions,
+                progress=_progress_bar(entry.name) if options.progress else None,
+                labels=entry.labels,
+                profile=entry.profile,
+            )
+        )
+    return targets
 
-    raise UsageError(f"unknown target {spec!r}")
+
+def open_target(spec: str = "local", options: ConnectOptions | None = None) -> Target:
+    """The one target ``spec`` names; a group of several is an error here."""
+    targets = open_targets(spec, options)
+    if len(targets) != 1:
+        raise UsageError(f"target {spec!r} names {len(targets)} devices; this needs exactly one")
+    return targets[0]
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None] | None:
+    """A one-line transfer bar on stderr (only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(
+            f"\r{label}: [{'#' * filled}{'.' * (width - filled)}] "
+            f"{done / 2**20:.1f}/{total / 2**20:.1f} MiB"
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

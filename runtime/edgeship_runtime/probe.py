@@ -1,0 +1,149 @@
+"""What a device has, read with the standard library only.
+
+The host sends this file's source as ``python3 -c SOURCE --root DIR`` before anything is
+installed, so it must not import numpy, a backend, or the rest of this package at module
+level, and must keep to Python 3.6 syntax. It prints one JSON object.
+"""
+
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+_MODULES = (
+    ("numpy", "numpy"),
+    ("psutil", "psutil"),
+    ("onnxruntime", "onnxruntime"),
+    ("ai_edge_litert", "ai-edge-litert"),
+    ("tflite_runtime", "tflite-runtime"),
+)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def _run(argv, timeout=5.0):
+    if not shutil.which(argv[0]):
+        return None
+    try:
+        out = subprocess.run(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.decode("utf-8", "replace").strip() or None
+
+
+def _version(dist):
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return None
+
+
+def backends():
+    """Each module's importability and version; ONNX Runtime's providers when it imports."""
+    found = {}
+    for module, dist in _MODULES:
+        entry = {"available": False, "version": None}  # type: dict
+        try:
+            imported = __import__(module)
+            entry = {
+                "available": True,
+                "version": getattr(imported, "__version__", None) or _version(dist),
+            }
+            if module == "onnxruntime":
+                entry["providers"] = list(imported.get_available_providers())
+        except Exception as exc:
+            entry["reason"] = "{}: {}".format(type(exc).__name__, exc)[:200]
+        found[module] = entry
+    return found
+
+
+def meminfo():
+    info = {}
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("MemTotal", "MemAvailable"):
+            info[key] = int(rest.split()[0]) / 1024.0
+    return {"total_mb": info.get("MemTotal"), "available_mb": info.get("MemAvailable")}
+
+
+def disk(root):
+    path = os.path.expanduser(root)
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    try:
+        st = os.statvfs(path or "/")
+    except OSError:
+        return {"path": root, "free_mb": None}
+    return {"path": root, "checked": path, "free_mb": st.f_bavail * st.f_frsize / 2.0**20}
+
+
+def gpu():
+    return {
+        "nv_tegra_release": _read("/etc/nv_tegra_release"),
+        "nvidia_smi": _run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+        ),
+    }
+
+
+def sensors():
+    thermal = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        raw = _read(os.path.join(zone, "temp"))
+        if raw and raw.lstrip("-").isdigit():
+            name = _read(os.path.join(zone, "type")) or os.path.basename(zone)
+            thermal[name] = int(raw) / 1000.0
+    power = sorted(
+        glob.glob("/sys/class/hwmon/hwmon*/power*_input")
+        + glob.glob("/sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/in*_input")
+    )
+    return {
+        "thermal_c": thermal,
+        "power_inputs": power,
+        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+    }
+
+
+def probe(root):
+    os_release = dict(
+        line.split("=", 1) for line in (_read("/etc/os-release") or "").splitlines() if "=" in line
+    )
+    files = [p for p in ("/etc/nv_tegra_release",) if os.path.exists(p)]
+    return {
+        "hostname": platform.node(),
+        "arch": platform.machine(),
+        "os": os_release.get("PRETTY_NAME", platform.platform()).strip('"'),
+        "kernel": platform.release(),
+        "libc": "-".join(platform.libc_ver()),
+        "python": {"version": platform.python_version(), "executable": sys.executable},
+        "cores": os.cpu_count(),
+        "memory": meminfo(),
+        "disk": disk(root),
+        "board": _read("/proc/device-tree/model"),
+        "files": files,
+        "backends": backends(),
+        "gpu": gpu(),
+        "sensors": sensors(),
+    }
+
+
+def main(argv):
+    root = argv[argv.index("--root") + 1] if "--root" in argv else "~/.edgeship"
+    print(json.dumps(probe(root)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

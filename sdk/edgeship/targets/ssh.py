@@ -1,0 +1,110 @@
+"""An SSH target: the runtime zipapp on a board, driven over one paramiko connection.
+
+Nothing is installed on the device but the zipapp under the deploy root; the runtime is
+started per session with ``exec PYTHON ROOT/runtime/edgeship-runtime-<digest>.pyz serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from edgeship_runtime import probe as probe_module
+
+from ..bundle import ensure_bundle, runtime_digest
+from ..config import Timeouts
+from ..deploy import Deployment, DeployStore
+from ..deploy.store import Progress
+from ..errors import ProtocolError
+from ..ssh.connection import Connection, SSHPipe
+from ..ssh.hostconfig import HostSpec
+from .base import Target
+
+DEVICE_CONFIG = "config.json"
+
+
+class SSHTarget(Target):
+    kind = "ssh"
+
+    def __init__(
+        self,
+        name: str,
+        host: HostSpec,
+        *,
+        python: str | None = None,
+        deploy_root: str = "~/.edgeship",
+        timeouts: Timeouts | None = None,
+        accept_new_host_keys: bool = False,
+        ssh_config: paramiko.SSHConfig | None = None,
+        keep_versions: int = 3,
+        progress: Progress | None = None,
+        labels: tuple[str, ...] = (),
+        profile: str | None = None,
+    ) -> None:
+        super().__init__(name, timeouts)
+        self.host = host
+        self.connection = Connection(host, self.timeouts, accept_new_host_keys, ssh_config)
+        self.deploy_root = deploy_root
+        self.labels = labels
+        self.profile_name = profile
+        self._python = python
+        self._keep = keep_versions
+        self._progress = progress
+        self._store: DeployStore | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "host": self.host.label,
+            "labels": list(self.labels),
+        }
+
+    def store(self) -> DeployStore:
+        if self._store is None:
+            self._store = DeployStore(self.connection, self.deploy_root, self._keep, self._progress)
+        return self._store
+
+    def python(self) -> str:
+        """The device Python: explicit, else what ``setup`` recorded, else ``python3``."""
+        if self._python:
+            return self._python
+        store = self.store()
+        recorded = store._read_json(posixpath.join(store.root, DEVICE_CONFIG)).get("python")
+        self._python = str(recorded) if recorded else "python3"
+        return self._python
+
+    def install_runtime(self) -> str:
+        return self.store().put_runtime(ensure_bundle(), runtime_digest())
+
+    def start_pipe(self) -> SSHPipe:
+        return self.connection.start([self.python(), self.install_runtime(), "serve"])
+
+    def stage_model(self, path: Path) -> str:
+        blob, _, _ = self.store().put_blob(path)
+        return blob
+
+    def deploy(self, path: Path, name: str | None = None) -> Deployment:
+        return self.store().deploy(path, name)
+
+    def probe(self, python: str | None = None) -> dict[str, Any]:
+        """Run the stdlib-only probe with the device's Python; nothing is written there."""
+        source = Path(probe_module.__file__).read_text()
+        argv = [python or self.python(), "-c", source, "--root", self.deploy_root]
+        out = self.connection.run(argv, timeout=self.timeouts.command).stdout
+        try:
+            seen: dict[str, Any] = json.loads(out.decode())
+        except ValueError:
+            raise ProtocolError(f"{self.name}: the probe printed no JSON: {out[:200]!r}") from None
+        return seen
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.connection.close()
+            self._store = None

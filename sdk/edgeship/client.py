@@ -16,13 +16,27 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any, Protocol
 
 from edgeship_runtime import protocol
 
 from .errors import ProtocolError, RemoteTimeout, RuntimeCrashed, error_from_wire
 
 _STDERR_LINES = 200
+
+
+class LineSource(Protocol):
+    def readline(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class ByteSink(Protocol):
+    def write(self, data: bytes) -> Any: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Pipe(abc.ABC):
@@ -34,7 +48,7 @@ class Pipe(abc.ABC):
     process_group: int | None = None
     """The remote runtime's process group, from its hello; lets :meth:`kill` reach workers."""
 
-    def __init__(self, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
+    def __init__(self, stdin: ByteSink, stdout: LineSource, stderr: LineSource) -> None:
         self._stdin = stdin
         self._lines: queue.Queue[bytes] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
@@ -83,7 +97,7 @@ class Pipe(abc.ABC):
             self._stdin.close()
 
 
-def _drain(stream: IO[bytes], sink: Callable[[bytes], None], name: str) -> threading.Thread:
+def _drain(stream: LineSource, sink: Callable[[bytes], None], name: str) -> threading.Thread:
     def loop() -> None:
         try:
             for line in iter(stream.readline, b""):

@@ -5,27 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..targets import open_target
-from .output import print_json, table
+from .common import on_targets, target_options
+from .output import table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "info", help="backends, versions and environment of a target", description=__doc__
+        "info",
+        help="backends, versions and environment of a target",
+        description=__doc__,
+        parents=[target_options()],
     )
-    p.add_argument("--target", default="local", help="where to ask (default: local)")
-    p.add_argument("--json", action="store_true", help="print JSON only")
     p.set_defaults(handler=run)
 
 
 def run(ns: argparse.Namespace) -> int:
-    with open_target(ns.target) as target:
-        data = target.info()
-    if ns.json:
-        print_json(data)
-    else:
-        print(render(data))
-    return 0
+    return on_targets(ns, lambda target: target.info(), lambda data: data, render)
 
 
 def render(data: dict[str, Any]) -> str:

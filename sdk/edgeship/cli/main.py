@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from edgeship_runtime import __version__
 
 from ..errors import EdgeshipError, UsageError
-from . import bundle_cmd, info_cmd, profile_cmd
+from . import bundle_cmd, deploy_cmd, device_cmd, info_cmd, profile_cmd, run_cmd
 from .output import print_error
 
-COMMANDS = (profile_cmd, info_cmd, bundle_cmd)
+COMMANDS = (profile_cmd, run_cmd, info_cmd, device_cmd, deploy_cmd, bundle_cmd)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -43,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeshipError as exc:
         print_error(exc, as_json)
         return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
+    except BrokenPipeError:  # e.g. `edgeship ... | head`: the reader left, nothing to say
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

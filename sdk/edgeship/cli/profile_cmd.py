@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.report import ProfileReport
 
 from ..config import ProfileConfig
-from ..targets import open_target
-from .output import print_json, profile_table
+from ..targets import Target
+from .common import on_targets, target_options
+from .output import profile_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="profile models on a target", description=__doc__)
+    p = sub.add_parser(
+        "profile",
+        help="profile models on a target",
+        description=__doc__,
+        parents=[target_options()],
+    )
     p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .tflite file(s)")
-    p.add_argument("--target", default="local", help="where to run (default: local)")
     p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
     p.add_argument("--runs", type=int, default=100, help="timed runs (default 100)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
@@ -48,7 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
     p.add_argument("--samples", action="store_true", help="include every run's latency")
-    p.add_argument("--json", action="store_true", help="print the report(s) as JSON only")
     p.set_defaults(handler=run)
 
 
@@ -68,10 +74,12 @@ def config_from_args(ns: argparse.Namespace) -> ProfileConfig:
 
 def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
-    with open_target(ns.target) as target:
-        reports = [target.profile(Path(model), config) for model in ns.models]
-    if ns.json:
-        print_json(reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports])
-    else:
-        print(profile_table(reports))
-    return 0
+    models = [Path(m) for m in ns.models]
+
+    def profile_all(target: Target) -> list[ProfileReport]:
+        return [target.profile(model, config) for model in models]
+
+    def to_json(reports: list[ProfileReport]) -> Any:
+        return reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
+
+    return on_targets(ns, profile_all, to_json, profile_table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,52 @@ from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, resolve_host
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
 
 
+class _ChannelLines:
+    """``readline`` over a channel's stdout or stderr; ``b""`` at EOF.
+
+    Used instead of paramiko's file objects, whose ``__del__`` may flush into a closed
+    buffer at interpreter exit and print spurious tracebacks.
+    """
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self._recv = recv
+        self._buffer = b""
+
+    def readline(self) -> bytes:
+        while b"\n" not in self._buffer:
+            chunk = self._recv(65536)
+            if not chunk:
+                rest, self._buffer = self._buffer, b""
+                return rest
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    def close(self) -> None:
+        self._buffer = b""
+
+
+class _ChannelStdin:
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+
+    def write(self, data: bytes) -> None:
+        self._channel.sendall(data)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._channel.shutdown_write()
+
+
 class SSHPipe(Pipe):
     """A remote process on an exec channel, seen as streams."""
 
     def __init__(self, connection: Connection, channel: paramiko.Channel) -> None:
         super().__init__(
-            channel.makefile_stdin("wb"), channel.makefile("rb"), channel.makefile_stderr("rb")
+            _ChannelStdin(channel), _ChannelLines(channel.recv), _ChannelLines(channel.recv_stderr)
         )
         self.connection = connection
         self.channel = channel

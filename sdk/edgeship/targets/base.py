@@ -69,7 +69,8 @@ class Target(abc.ABC):
         finally:
             client.call("unload", {"handle": loaded["handle"]})
         report = ProfileReport.from_dict(data)
-        report.target = self.identity()
+        report.target = {**self.identity(), "model_path": report.model.path}
+        report.model.path = str(model)  # the user's name for it; the device's is in target
         return report
 
     def run(

@@ -36,6 +36,7 @@ class LocalPipe(Pipe):
             except (ProcessLookupError, PermissionError):
                 self.process.kill()
         self.process.wait()
+        self.close()
 
 
 class LocalTarget(Target):

@@ -1,0 +1,112 @@
+"""Options every device-facing command shares, and running a command on one or many targets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..config import ConnectOptions, Timeouts
+from ..fleet import run_each
+from ..targets import Target, open_targets
+from .output import print_json
+
+T = TypeVar("T")
+
+
+def target_options(default_target: str | None = "local") -> argparse.ArgumentParser:
+    """A parent parser: ``--target`` plus how to reach and treat SSH devices."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("target")
+    if default_target is None:
+        g.add_argument(
+            "--target",
+            required=True,
+            help="device, group, ssh alias or user@host[:port]; comma lists work",
+        )
+    else:
+        g.add_argument(
+            "--target",
+            default=default_target,
+            help=f"device, group, ssh alias, user@host[:port] (default: {default_target})",
+        )
+    g.add_argument(
+        "--targets",
+        type=Path,
+        metavar="FILE",
+        help="targets file (default: ./edgeship.toml, ~/.config/edgeship/targets.toml)",
+    )
+    g.add_argument("--ssh-config", type=Path, metavar="FILE", help="default: ~/.ssh/config")
+    g.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust and record unknown host keys (like StrictHostKeyChecking=accept-new)",
+    )
+    g.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="limit for each remote operation (default 600 s)",
+    )
+    g.add_argument("--python", help="the device's Python (default: what setup recorded)")
+    g.add_argument("--deploy-root", help="where edgeship keeps files on the device")
+    g.add_argument("--parallel", type=int, default=8, help="devices at once (default 8)")
+    g.add_argument("--json", action="store_true", help="print JSON only")
+    return p
+
+
+def connect_options(ns: argparse.Namespace) -> ConnectOptions:
+    return ConnectOptions(
+        ssh_config=ns.ssh_config,
+        targets_file=ns.targets,
+        accept_new_host_keys=ns.accept_new_host_keys,
+        timeouts=Timeouts(connect=ns.connect_timeout, auth=ns.connect_timeout, command=ns.timeout),
+        python=ns.python,
+        deploy_root=ns.deploy_root,
+        keep_versions=getattr(ns, "keep", 3),
+        progress=not ns.json,
+    )
+
+
+def on_targets(
+    ns: argparse.Namespace,
+    operation: Callable[[Target], T],
+    to_json: Callable[[T], Any],
+    render: Callable[[T], str],
+) -> int:
+    """Run ``operation`` on ``--target``: one device directly (errors propagate to the
+    CLI's handler), several concurrently, each result or error reported, exit 1 if any failed."""
+    targets = open_targets(ns.target, connect_options(ns))
+    if len(targets) == 1:
+        with targets[0] as target:
+            value = operation(target)
+        if ns.json:
+            print_json(to_json(value))
+        else:
+            print(render(value))
+        return 0
+    results = run_each(targets, operation, ns.parallel)
+    if ns.json:
+        print_json(
+            {
+                "ok": all(r.ok for r in results),
+                "results": [
+                    {
+                        "target": r.target,
+                        "result": None if r.value is None else to_json(r.value),
+                        "error": r.error_dict(),
+                    }
+                    for r in results
+                ],
+            }
+        )
+    for r in results:
+        if r.error is not None:
+            print(f"error: {r.target}: {r.error}", file=sys.stderr)
+        elif not ns.json:
+            print(f"== {r.target}\n{render(r.value)}\n")  # type: ignore[arg-type]
+    return 0 if all(r.ok for r in results) else 1

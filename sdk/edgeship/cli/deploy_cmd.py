@@ -1,0 +1,129 @@
+"""``edgeship deploy / ls / rollback / rm``: versioned models on devices."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..deploy import Deployment, ModelVersions
+from ..errors import UsageError
+from ..targets import SSHTarget, Target
+from .common import on_targets, target_options
+from .output import table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    d = sub.add_parser(
+        "deploy",
+        help="upload models and activate them atomically",
+        parents=[target_options(default_target=None)],
+    )
+    d.add_argument("models", nargs="+", metavar="MODEL")
+    d.add_argument("--name", help="deployment name (default: the file's stem; one model only)")
+    d.add_argument("--keep", type=int, default=3, help="older versions to keep (default 3)")
+    d.set_defaults(handler=run_deploy)
+    ls = sub.add_parser(
+        "ls",
+        help="deployed models and their versions",
+        parents=[target_options(default_target=None)],
+    )
+    ls.set_defaults(handler=run_ls)
+    rb = sub.add_parser(
+        "rollback",
+        help="activate an earlier version",
+        parents=[target_options(default_target=None)],
+    )
+    rb.add_argument("name")
+    rb.add_argument("--to", metavar="VERSION", help="e.g. v0002 (default: the previous one)")
+    rb.set_defaults(handler=run_rollback)
+    rm = sub.add_parser(
+        "rm",
+        help="remove a deployed model and its versions",
+        parents=[target_options(default_target=None)],
+    )
+    rm.add_argument("name")
+    rm.set_defaults(handler=run_rm)
+
+
+def _ssh(target: Target) -> SSHTarget:
+    if not isinstance(target, SSHTarget):
+        raise UsageError(f"{target.name}: deployments live on SSH targets")
+    return target
+
+
+def _render_deployments(items: list[Deployment]) -> str:
+    rows = [
+        [
+            d.name,
+            d.version,
+            d.sha256[:12],
+            "sent" if d.uploaded else "already there",
+            "activated" if d.activated else "unchanged",
+            d.path,
+        ]
+        for d in items
+    ]
+    return table(["name", "version", "sha256", "bytes", "state", "path"], rows)
+
+
+def run_deploy(ns: argparse.Namespace) -> int:
+    models = [Path(m) for m in ns.models]
+    if ns.name and len(models) > 1:
+        raise UsageError("--name works with one model; deploy several without it")
+    return on_targets(
+        ns,
+        lambda t: [_ssh(t).deploy(m, ns.name) for m in models],
+        lambda items: [asdict(d) for d in items],
+        _render_deployments,
+    )
+
+
+def _list(target: Target) -> list[ModelVersions]:
+    store = _ssh(target).store()
+    return [store.describe(name) for name in store.names()]
+
+
+def _render_ls(items: list[ModelVersions]) -> str:
+    rows: list[list[str]] = []
+    for item in items:
+        for meta in item.versions:
+            mark = "*" if meta.get("version") == item.active else " "
+            rows.append(
+                [
+                    item.name,
+                    f"{mark}{meta.get('version')}",
+                    str(meta.get("sha256"))[:12],
+                    f"{meta.get('size_bytes', 0):,}",
+                    str(meta.get("source")),
+                    str(meta.get("deployed_at")),
+                ]
+            )
+    if not rows:
+        return "no models deployed"
+    return table(["name", "version", "sha256", "bytes", "source", "deployed"], rows)
+
+
+def run_ls(ns: argparse.Namespace) -> int:
+    def to_json(items: list[ModelVersions]) -> Any:
+        return [asdict(i) for i in items]
+
+    return on_targets(ns, _list, to_json, _render_ls)
+
+
+def run_rollback(ns: argparse.Namespace) -> int:
+    return on_targets(
+        ns,
+        lambda t: _ssh(t).store().rollback(ns.name, ns.to),
+        asdict,
+        lambda d: f"{d.name}: {d.version} is active ({d.path})",
+    )
+
+
+def run_rm(ns: argparse.Namespace) -> int:
+    def remove(target: Target) -> str:
+        _ssh(target).store().remove(ns.name)
+        return ns.name
+
+    return on_targets(ns, remove, lambda name: {"removed": name}, lambda n: f"removed {n}")

@@ -1,0 +1,106 @@
+"""``edgeship probe`` and ``edgeship setup``: see what a device has, make it ready."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from ..errors import UsageError
+from ..profiles import match_profile
+from ..setup import SetupResult, setup_device
+from ..targets import SSHTarget, Target
+from .common import on_targets, target_options
+from .output import table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="what a device has: arch, OS, Python, backends, GPU",
+        parents=[target_options(default_target=None)],
+    )
+    p.set_defaults(handler=run_probe)
+    s = sub.add_parser(
+        "setup",
+        help="install the runtime (and a venv with backends) on a device",
+        parents=[target_options(default_target=None)],
+    )
+    s.add_argument(
+        "--wheelhouse",
+        action="store_true",
+        help="download wheels on this host and push them (device without internet)",
+    )
+    s.add_argument("--profile", help="board profile (default: detected)")
+    s.add_argument("--packages", help="comma-separated pip packages instead of the profile's")
+    s.set_defaults(handler=run_setup)
+
+
+def _ssh(target: Target) -> SSHTarget:
+    if not isinstance(target, SSHTarget):
+        raise UsageError(f"{target.name}: probe and setup work on SSH targets; use `info` here")
+    return target
+
+
+def probe(target: Target) -> dict[str, Any]:
+    seen = _ssh(target).probe()
+    board = match_profile(seen)
+    seen["profile"] = board.name if board else None
+    seen["target"] = target.identity()
+    return seen
+
+
+def render_probe(seen: dict[str, Any]) -> str:
+    profile = seen["profile"] or f"unknown board (arch {seen['arch']}, board {seen['board']})"
+    gpu = seen["gpu"]
+    mem, disk = seen["memory"], seen["disk"]
+    lines = [
+        f"target    {seen['target']['name']} ({seen['target']['host']})",
+        f"profile   {profile}",
+        f"system    {seen['os']} · kernel {seen['kernel']} · {seen['arch']} · {seen['libc']}",
+        f"python    {seen['python']['version']} ({seen['python']['executable']})",
+        f"cpu       {seen['cores']} cores · memory {(mem['total_mb'] or 0) / 1024:.1f} GiB "
+        f"({(mem['available_mb'] or 0) / 1024:.1f} free)",
+        f"disk      {disk.get('free_mb') or 0:,.0f} MiB free at {disk['path']}",
+        f"gpu       {gpu['nvidia_smi'] or gpu['nv_tegra_release'] or 'none seen'}",
+    ]
+    thermal = seen["sensors"]["thermal_c"]
+    if thermal:
+        lines.append("thermal   " + ", ".join(f"{k} {v:.1f} °C" for k, v in thermal.items()))
+    rows = [
+        [
+            name,
+            "yes" if b["available"] else "no",
+            b.get("version") or "-",
+            ", ".join(b.get("providers", [])) or (b.get("reason") or "")[:50],
+        ]
+        for name, b in seen["backends"].items()
+    ]
+    return "\n".join(lines) + "\n\n" + table(["module", "imports", "version", "providers"], rows)
+
+
+def run_probe(ns: argparse.Namespace) -> int:
+    return on_targets(ns, probe, lambda seen: seen, render_probe)
+
+
+def run_setup(ns: argparse.Namespace) -> int:
+    packages = [p for p in (ns.packages or "").split(",") if p] or None
+
+    def setup(target: Target) -> SetupResult:
+        return setup_device(
+            _ssh(target),
+            python=ns.python,
+            wheelhouse=ns.wheelhouse,
+            profile=ns.profile,
+            packages=packages,
+        )
+
+    def render(result: SetupResult) -> str:
+        ready = [k for k, v in result.backends.items() if v.get("available")]
+        return (
+            f"{result.target}: ready ({result.method}, profile {result.profile})\n"
+            f"  python   {result.python}\n  runtime  {result.runtime}\n"
+            f"  modules  {', '.join(ready)}"
+        )
+
+    return on_targets(ns, setup, asdict, render)

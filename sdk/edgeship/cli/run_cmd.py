@@ -1,0 +1,54 @@
+"""``edgeship run MODEL --inputs X.npz --out Y.npz``: inference on a device, outputs back."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import load_arrays
+
+from ..config import ProfileConfig
+from ..errors import UsageError
+from ..inventory import load_inventory
+from ..targets import Target
+from .common import on_targets, target_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run a model on inputs and bring the outputs back", parents=[target_options()]
+    )
+    p.add_argument("model", type=Path)
+    p.add_argument("--inputs", type=Path, required=True, help=".npz by input name, or .npy")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="outputs .npz (with several targets: OUT with the target name added)",
+    )
+    p.add_argument("--backend")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(handler=run)
+
+
+def out_path(out: Path, target: str, several: bool) -> Path:
+    return out.with_name(f"{out.stem}.{target}{out.suffix or '.npz'}") if several else out
+
+
+def run(ns: argparse.Namespace) -> int:
+    if ns.out.suffix != ".npz":
+        raise UsageError(f"--out {ns.out}: outputs are written as .npz")
+    arrays = load_arrays(str(ns.inputs))
+    several = len(load_inventory(ns.targets).expand(ns.target)) > 1
+    config = ProfileConfig(session=SessionOptions(threads=ns.threads), backend=ns.backend)
+
+    def infer(target: Target) -> str:
+        outputs = target.run(ns.model, arrays, config)
+        path = out_path(ns.out, target.name, several)
+        np.savez(path, **outputs)  # type: ignore[arg-type]
+        return f"{path}: " + ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
+
+    return on_targets(ns, infer, lambda line: {"written": line}, lambda line: line)

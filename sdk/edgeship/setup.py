@@ -1,0 +1,149 @@
+"""``edgeship setup``: make a device ready to run models, from nothing but sshd and Python.
+
+Three ways, in order of preference for a given device:
+- ``--python PATH``: a device Python that already has numpy and a backend (e.g. JetPack's
+  onnxruntime-gpu); it is checked and recorded.
+- a venv under the deploy root, pip-installing the board profile's packages online;
+- the same venv from ``--wheelhouse``: the host downloads wheels for the device's arch,
+  libc and Python (``pip download --platform ...``) and pushes them, for offline boards.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import posixpath
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, TargetError
+from .profiles import BoardProfile, get_profile, match_profile
+from .targets.ssh import DEVICE_CONFIG, SSHTarget
+
+BACKEND_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
+PIP_TIMEOUT_S = 1800.0
+
+
+@dataclass
+class SetupResult:
+    target: str
+    method: str
+    python: str
+    runtime: str
+    profile: str
+    packages: list[str] = field(default_factory=list)
+    backends: dict[str, Any] = field(default_factory=dict)
+
+
+def setup_device(
+    target: SSHTarget,
+    python: str | None = None,
+    wheelhouse: bool = False,
+    profile: str | None = None,
+    packages: list[str] | None = None,
+) -> SetupResult:
+    seen = target.probe(python or "python3")
+    board = _board(target, seen, profile)
+    runtime = target.install_runtime()
+    if python:
+        _require_backends(target.name, seen)
+        method, packages = "existing-python", []
+    else:
+        packages = packages or list(board.pip)
+        python = _make_venv(target, seen, packages, wheelhouse)
+        method = "venv-wheelhouse" if wheelhouse else "venv-online"
+    _record(target, {"python": python, "profile": board.name, "method": method})
+    target._python = python
+    backends = target.probe(python)["backends"]
+    _require_backends(target.name, {"backends": backends})
+    return SetupResult(target.name, method, python, runtime, board.name, packages, backends)
+
+
+def _board(target: SSHTarget, seen: dict[str, Any], name: str | None) -> BoardProfile:
+    name = name or target.profile_name
+    if name:
+        return get_profile(name)
+    board = match_profile(seen)
+    if board is None:
+        raise ConfigError(
+            f"{target.name}: unknown board (arch {seen.get('arch')}, board "
+            f"{seen.get('board') or 'unknown'}); pass --profile NAME"
+        )
+    return board
+
+
+def _require_backends(label: str, seen: dict[str, Any]) -> None:
+    found = seen.get("backends", {})
+    if not found.get("numpy", {}).get("available"):
+        raise ConfigError(f"{label}: the device Python has no numpy")
+    if not any(found.get(m, {}).get("available") for m in BACKEND_MODULES):
+        raise ConfigError(f"{label}: the device Python has none of {', '.join(BACKEND_MODULES)}")
+
+
+def _make_venv(target: SSHTarget, seen: dict[str, Any], packages: list[str], offline: bool) -> str:
+    store = target.store()
+    venv = store.layout.path("venv")
+    conn = target.connection
+    conn.run([seen["python"]["executable"], "-m", "venv", venv], timeout=300)
+    vpy = posixpath.join(venv, "bin", "python")
+    pip = [vpy, "-m", "pip", "install", "--disable-pip-version-check"]
+    if offline:
+        remote_dir = _push_wheelhouse(target, seen, packages)
+        pip += ["--no-index", "--find-links", remote_dir]
+    conn.run(pip + packages, timeout=PIP_TIMEOUT_S)
+    return vpy
+
+
+def wheel_platforms(seen: dict[str, Any]) -> list[str]:
+    """pip ``--platform`` tags a device accepts: manylinux up to its glibc, for its arch."""
+    arch = seen["arch"]
+    libc = str(seen.get("libc", ""))
+    minor = int(libc.rsplit(".", 1)[-1]) if libc.startswith("glibc-") else 17
+    tags = [f"manylinux_2_{m}_{arch}" for m in range(minor, 16, -1)]
+    return [*tags, f"manylinux2014_{arch}", f"linux_{arch}"]
+
+
+def download_wheels(seen: dict[str, Any], packages: list[str], dest: Path) -> list[Path]:
+    version = ".".join(seen["python"]["version"].split(".")[:2])
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--only-binary=:all:",
+        "--dest",
+        str(dest),
+        "--python-version",
+        version,
+        "--implementation",
+        "cp",
+    ]
+    for tag in wheel_platforms(seen):
+        argv += ["--platform", tag]
+    done = subprocess.run(argv + packages, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise TargetError(f"pip download for {seen['arch']}/Python {version} failed: {tail}")
+    return sorted(dest.glob("*.whl"))
+
+
+def _push_wheelhouse(target: SSHTarget, seen: dict[str, Any], packages: list[str]) -> str:
+    store = target.store()
+    store._makedirs("wheelhouse")
+    remote_dir = store.layout.path("wheelhouse")
+    with tempfile.TemporaryDirectory() as tmp:
+        for wheel in download_wheels(seen, packages, Path(tmp)):
+            remote = store.layout.path("wheelhouse", wheel.name)
+            if not store._exists(remote):
+                target.connection.sftp().put(str(wheel), remote)
+    return remote_dir
+
+
+def _record(target: SSHTarget, settings: dict[str, Any]) -> None:
+    store = target.store()
+    settings["setup_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    store._write(store.layout.path(DEVICE_CONFIG), json.dumps(settings, indent=2).encode())

@@ -1,0 +1,56 @@
+"""End-to-end wiring: one real SSH testbed of 4 devices per test session.
+
+Every test in this directory is marked ``e2e``. The testbed needs root,
+iproute2 and openssh-server; without them the tests skip on a developer
+machine but *fail* in CI (``CI`` set), since CI installs them and a skip
+there would hide a broken setup.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tools.testbed import Testbed, missing_requirements
+
+E2E_DIR = Path(__file__).resolve().parent
+DEVICES = 4
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: end-to-end tests through the real SSH testbed")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests under this directory (this hook sees the whole session)."""
+    for item in items:
+        if E2E_DIR in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """Four running devices; their files are in ``testbed.workdir``.
+
+    The prefix gets a random suffix so parallel sessions on one machine (and a
+    developer's ``python -m tools.testbed up`` testbed) do not clash.
+    """
+    missing = missing_requirements()
+    if missing:
+        reason = "SSH testbed unavailable: " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    prefix = "es" + secrets.token_hex(2)
+    with Testbed(DEVICES, tmp_path_factory.mktemp("testbed"), prefix=prefix) as bed:
+        yield bed
+
+
+@pytest.fixture
+def clean_testbed(testbed: Testbed) -> Iterator[Testbed]:
+    """The session testbed, with every injected fault undone after the test."""
+    yield testbed
+    testbed.reset_faults()

@@ -1,0 +1,630 @@
+"""Build the demo model zoo: train, export (ONNX, TFLite, state dict) and verify.
+
+The zoo is the shared fixture for profiling, quantization, pruning, distillation,
+conversion and partitioning work, so it must be real (trained, accurate),
+reproducible (seeded, deterministic, 2 threads) and cheap to reuse (cached by a
+build key, verified by file hashes, written atomically under a file lock).
+
+Usage: ``python tools/zoo/build.py [--out DIR] [--force]`` or
+``python -m tools.zoo.build``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+SCHEMA = "edgeship.zoo/1"
+MODEL_NAMES = ("mlp", "cnn")
+MIN_ACCURACY = {"mlp": 0.95, "cnn": 0.97}
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+INPUT_SHAPE = ("batch", 1, 8, 8)
+NUM_CLASSES = 10
+SEED = 0
+TEST_FRACTION = 0.2
+NUM_THREADS = 2
+OPSET = 17
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_HERE = Path(__file__).resolve().parent
+_KEY_SOURCES = ("models.py", "build.py")
+_KEY_PACKAGES = ("torch", "onnx", "litert-torch")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Per-model optimiser settings; tuned for a clear margin over MIN_ACCURACY."""
+
+    epochs: int
+    lr: float = 1e-3
+    batch_size: int = 32
+
+
+TRAIN_CONFIG = {"mlp": TrainConfig(epochs=30), "cnn": TrainConfig(epochs=8)}
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+@dataclass
+class FileEntry:
+    """One artifact, identified by content so a cache hit can be trusted."""
+
+    name: str
+    sha256: str
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileEntry:
+        return cls(str(data["name"]), str(data["sha256"]), int(data["size_bytes"]))
+
+
+@dataclass
+class ModelEntry:
+    """A trained model, its artifacts and accuracies measured on the exported files."""
+
+    name: str
+    parameters: int
+    input_name: str
+    output_name: str
+    input_shape: list[Any]
+    files: dict[str, FileEntry]  # kind ("onnx", "tflite", "state_dict") -> file
+    accuracy: dict[str, float]  # runtime ("onnxruntime", "litert") -> test accuracy
+    train_seconds: float
+    epochs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "parameters": self.parameters,
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "input_shape": list(self.input_shape),
+            "files": {kind: f.to_dict() for kind, f in self.files.items()},
+            "accuracy": dict(self.accuracy),
+            "train_seconds": self.train_seconds,
+            "epochs": self.epochs,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
+        return cls(
+            name=str(data["name"]),
+            parameters=int(data["parameters"]),
+            input_name=str(data["input_name"]),
+            output_name=str(data["output_name"]),
+            input_shape=list(data["input_shape"]),
+            files={k: FileEntry.from_dict(v) for k, v in data["files"].items()},
+            accuracy={k: float(v) for k, v in data["accuracy"].items()},
+            train_seconds=float(data["train_seconds"]),
+            epochs=int(data["epochs"]),
+        )
+
+
+@dataclass
+class Manifest:
+    """What a zoo directory holds; written last, so its presence means complete."""
+
+    schema: str
+    build_key: str
+    models: dict[str, ModelEntry]
+    data: dict[str, FileEntry]  # split ("train", "test") -> npz file
+    split_sizes: dict[str, int]
+    tflite_skipped: str | None  # reason when litert_torch was unavailable, else None
+    versions: dict[str, str]
+    build_seconds: float
+    root: Path | None = field(default=None, compare=False)  # not serialized
+
+    def path(self, name: str) -> Path:
+        """Absolute path of an artifact; needs `root` (set by build_zoo/load_manifest)."""
+        if self.root is None:
+            raise ValueError("manifest has no root directory")
+        return self.root / name
+
+    def all_files(self) -> list[FileEntry]:
+        return [f for m in self.models.values() for f in m.files.values()] + list(
+            self.data.values()
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "build_key": self.build_key,
+            "models": {name: m.to_dict() for name, m in self.models.items()},
+            "data": {split: f.to_dict() for split, f in self.data.items()},
+            "split_sizes": dict(self.split_sizes),
+            "tflite_skipped": self.tflite_skipped,
+            "versions": dict(self.versions),
+            "build_seconds": self.build_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], root: Path | None = None) -> Manifest:
+        return cls(
+            schema=str(data["schema"]),
+            build_key=str(data["build_key"]),
+            models={k: ModelEntry.from_dict(v) for k, v in data["models"].items()},
+            data={k: FileEntry.from_dict(v) for k, v in data["data"].items()},
+            split_sizes={k: int(v) for k, v in data["split_sizes"].items()},
+            tflite_skipped=data.get("tflite_skipped"),
+            versions={k: str(v) for k, v in data["versions"].items()},
+            build_seconds=float(data["build_seconds"]),
+            root=root,
+        )
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def default_out_dir() -> Path:
+    return REPO_ROOT / ".zoo"
+
+
+def _package_version(dist: str) -> str:
+    """Version without importing (litert_torch alone takes seconds to import)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def build_key() -> str:
+    """Anything that changes the artifacts must change this key."""
+    h = hashlib.sha256(SCHEMA.encode())
+    for name in _KEY_SOURCES:
+        h.update(name.encode() + b"\0" + (_HERE / name).read_bytes() + b"\0")
+    for dist in _KEY_PACKAGES:
+        h.update(f"{dist}=={_package_version(dist)}\0".encode())
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_entry(path: Path) -> FileEntry:
+    return FileEntry(path.name, _sha256(path), path.stat().st_size)
+
+
+def load_manifest(out_dir: Path) -> Manifest | None:
+    """Parse manifest.json, or None when absent or unreadable (treated as 'not built')."""
+    try:
+        data = json.loads((out_dir / MANIFEST_NAME).read_text())
+        return Manifest.from_dict(data, root=out_dir)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _valid_cache(out_dir: Path, key: str) -> Manifest | None:
+    """The manifest, if it matches this code/toolchain and every file is intact."""
+    manifest = load_manifest(out_dir)
+    if manifest is None or manifest.schema != SCHEMA or manifest.build_key != key:
+        return None
+    for entry in manifest.all_files():
+        path = out_dir / entry.name
+        if not path.is_file() or path.stat().st_size != entry.size_bytes:
+            return None
+        if _sha256(path) != entry.sha256:
+            return None
+    return manifest
+
+
+@contextlib.contextmanager
+def _file_lock(out_dir: Path) -> Iterator[None]:
+    """Serialise builders (parallel test sessions) on one output directory."""
+    with (out_dir / LOCK_NAME).open("a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+            try:
+                yield
+            finally:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temp path beside `final`; publish it with os.replace only on success."""
+    tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
+    try:
+        yield tmp
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# --------------------------------------------------------------------------- quiet
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Swallow C-level stdout/stderr and warnings (litert, XNNPACK); replay them on error."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        failed = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+                sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _load_digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Bundled sklearn digits (no download), scaled to [0, 1], stratified 80/20 split."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
+    y = digits.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=TEST_FRACTION, stratify=y, random_state=SEED
+    )
+    return {"train": (x_tr, y_tr), "test": (x_te, y_te)}
+
+
+def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a digits_*.npz file: (input (N,1,8,8) float32, labels (N,) int64)."""
+    import numpy as np
+
+    with np.load(path) as npz:
+        return npz["input"], npz["labels"]
+
+
+def _save_split(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    import numpy as np
+
+    with _atomic_path(path) as tmp:
+        np.savez(tmp, input=x, labels=y)
+
+
+# --------------------------------------------------------------------------- train
+
+
+@contextlib.contextmanager
+def _torch_repro() -> Iterator[None]:
+    """Deterministic 2-thread torch for the build, restoring the caller's settings."""
+    import torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(NUM_THREADS)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def _train(name: str, x: np.ndarray, y: np.ndarray) -> nn.Module:
+    """Seeded Adam minibatch training; returns the model in eval mode."""
+    import torch
+    from torch.nn import functional
+
+    from tools.zoo import models
+
+    cfg = TRAIN_CONFIG[name]
+    torch.manual_seed(SEED)
+    model = models.FACTORIES[name]()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(SEED)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    model.train()
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(xt), generator=gen)
+        for start in range(0, len(xt), cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            loss = functional.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
+    """TorchScript exporter: mature, folds BN, dynamic batch axis."""
+    import onnx
+    import torch
+
+    with _atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(example),),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        onnx.checker.check_model(str(tmp), full_check=True)
+
+
+def _import_litert_torch() -> tuple[Any, str | None]:
+    """(module, None) or (None, reason): TFLite export is optional."""
+    try:
+        with _quiet():
+            import litert_torch
+    except ImportError as exc:
+        return None, f"litert_torch not importable: {exc}"
+    return litert_torch, None
+
+
+def _export_tflite(litert_torch: Any, model: nn.Module, example: np.ndarray, path: Path) -> None:
+    """Static batch-1 flatbuffer: what a LiteRT edge runtime would load."""
+    import torch
+
+    with _atomic_path(path) as tmp, _quiet():
+        edge_model = litert_torch.convert(model, (torch.from_numpy(example[:1]),))
+        edge_model.export(str(tmp))
+
+
+def _export_state_dict(model: nn.Module, path: Path) -> None:
+    """Save via a buffer: torch.save names zip entries after the (temp) file, breaking
+    byte-for-byte reproducibility."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    with _atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def onnx_logits(path: Path, x: np.ndarray, threads: int = NUM_THREADS) -> np.ndarray:
+    """Run an exported ONNX model on a whole batch with onnxruntime (CPU)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+def tflite_logits(path: Path, x: np.ndarray, threads: int = NUM_THREADS) -> np.ndarray:
+    """Run a batch-1 .tflite over x one sample at a time with the LiteRT interpreter."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    with _quiet():
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+        interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    rows = []
+    for i in range(len(x)):
+        interp.set_tensor(inp, x[i : i + 1])
+        interp.invoke()
+        rows.append(interp.get_tensor(out)[0].copy())
+    return np.stack(rows)
+
+
+def _check_accuracy(name: str, runtime: str, acc: float) -> None:
+    """Fail the build rather than ship a zoo that later benchmarks can't trust."""
+    if acc < MIN_ACCURACY[name]:
+        raise RuntimeError(
+            f"{name} ({runtime}) test accuracy {acc:.4f} < required {MIN_ACCURACY[name]}"
+        )
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _build_model(
+    name: str,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    out_dir: Path,
+    litert_torch: Any,
+) -> ModelEntry:
+    """Train one model, export every format, and score each exported file."""
+    x_tr, y_tr = splits["train"]
+    x_te, y_te = splits["test"]
+    t0 = time.perf_counter()
+    model = _train(name, x_tr, y_tr)
+    train_seconds = time.perf_counter() - t0
+
+    paths = {"onnx": out_dir / f"{name}.onnx", "state_dict": out_dir / f"{name}.pt"}
+    _export_onnx(model, x_te[:2], paths["onnx"])
+    _export_state_dict(model, paths["state_dict"])
+    accuracy = {"onnxruntime": _accuracy(onnx_logits(paths["onnx"], x_te), y_te)}
+    if litert_torch is not None:
+        paths["tflite"] = out_dir / f"{name}.tflite"
+        _export_tflite(litert_torch, model, x_te, paths["tflite"])
+        accuracy["litert"] = _accuracy(tflite_logits(paths["tflite"], x_te), y_te)
+    for runtime, acc in accuracy.items():
+        _check_accuracy(name, runtime, acc)
+
+    return ModelEntry(
+        name=name,
+        parameters=sum(p.numel() for p in model.parameters()),
+        input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
+        input_shape=list(INPUT_SHAPE),
+        files={kind: _file_entry(p) for kind, p in paths.items()},
+        accuracy=accuracy,
+        train_seconds=round(train_seconds, 3),
+        epochs=TRAIN_CONFIG[name].epochs,
+    )
+
+
+def _versions() -> dict[str, str]:
+    dists = ("torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "scikit-learn")
+    return {d: _package_version(d) for d in dists}
+
+
+def _clean_stale(out_dir: Path) -> None:
+    """Drop the old manifest first (a half-rebuilt dir must read as incomplete) and temp files."""
+    with contextlib.suppress(FileNotFoundError):
+        (out_dir / MANIFEST_NAME).unlink()
+    for tmp in out_dir.glob(".*.tmp*"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _build(out_dir: Path, key: str) -> Manifest:
+    """Full build; caller holds the lock."""
+    t0 = time.perf_counter()
+    _clean_stale(out_dir)
+    splits = _load_digits()
+    data = {}
+    for split, (x, y) in splits.items():
+        path = out_dir / f"digits_{split}.npz"
+        _save_split(path, x, y)
+        data[split] = _file_entry(path)
+
+    litert_torch, tflite_skipped = _import_litert_torch()
+    with _torch_repro():
+        models = {name: _build_model(name, splits, out_dir, litert_torch) for name in MODEL_NAMES}
+
+    manifest = Manifest(
+        schema=SCHEMA,
+        build_key=key,
+        models=models,
+        data=data,
+        split_sizes={split: len(y) for split, (_, y) in splits.items()},
+        tflite_skipped=tflite_skipped,
+        versions=_versions(),
+        build_seconds=round(time.perf_counter() - t0, 3),
+        root=out_dir,
+    )
+    _write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    return manifest
+
+
+def build_zoo(out_dir: Path | None = None, force: bool = False) -> Manifest:
+    """Return a complete, verified zoo in `out_dir`, building it only when needed."""
+    return _ensure_zoo(out_dir, force)[0]
+
+
+def _ensure_zoo(out_dir: Path | None, force: bool) -> tuple[Manifest, bool]:
+    """build_zoo, also saying whether this call rebuilt (for the CLI summary)."""
+    out_dir = Path(out_dir if out_dir is not None else default_out_dir()).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gitignore = out_dir / ".gitignore"
+    if not gitignore.exists():
+        _write_text_atomic(gitignore, "*\n")
+    key = build_key()
+    if not force and (manifest := _valid_cache(out_dir, key)) is not None:
+        return manifest, False
+    with _file_lock(out_dir):
+        # Another process may have finished the build while we waited for the lock.
+        if not force and (manifest := _valid_cache(out_dir, key)) is not None:
+            return manifest, False
+        return _build(out_dir, key), True
+
+
+# --------------------------------------------------------------------------- cli
+
+
+def _summary(manifest: Manifest, seconds: float, rebuilt: bool) -> str:
+    lines = [f"zoo at {manifest.root} ({'built' if rebuilt else 'cache hit'} in {seconds:.1f}s)"]
+    for m in manifest.models.values():
+        accs = ", ".join(f"{rt}={acc:.4f}" for rt, acc in m.accuracy.items())
+        files = ", ".join(f.name for f in m.files.values())
+        lines.append(f"  {m.name}: {m.parameters} params, {accs}; {files}")
+    if manifest.tflite_skipped:
+        lines.append(f"  tflite skipped: {manifest.tflite_skipped}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=default_out_dir(), help="output directory")
+    parser.add_argument("--force", action="store_true", help="rebuild even on a cache hit")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    manifest, rebuilt = _ensure_zoo(args.out, force=args.force)
+    seconds = time.perf_counter() - t0
+    print(_summary(manifest, seconds, rebuilt))
+    return 0
+
+
+if __name__ == "__main__":
+    # Script mode (`python tools/zoo/build.py`) lacks the repo root on sys.path.
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    sys.exit(main())

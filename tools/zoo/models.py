@@ -1,0 +1,68 @@
+"""Torch architectures of the demo zoo.
+
+Both models take (N, 1, 8, 8) float32 digits scaled to [0, 1] and return
+(N, 10) logits. Factories seed their own init so the same call always yields
+the same weights without disturbing the caller's global RNG state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+INPUT_SHAPE = (1, 8, 8)
+NUM_CLASSES = 10
+DEFAULT_SEED = 0
+
+
+def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    """Build a module under a private RNG fork so init is reproducible."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def mlp(seed: int = DEFAULT_SEED) -> nn.Module:
+    """Small dense baseline: cheap, mostly call overhead at batch 1."""
+    return _seeded(
+        seed,
+        lambda: nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64, 256),
+            nn.ReLU(),
+            nn.Linear(256, 128),
+            nn.ReLU(),
+            nn.Linear(128, NUM_CLASSES),
+        ),
+    )
+
+
+def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
+    """Conv3x3 + BN + ReLU at full 8x8 resolution, where the MACs are."""
+    return [
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    ]
+
+
+def cnn(seed: int = DEFAULT_SEED) -> nn.Module:
+    """Conv net heavy enough (~3.7 MMAC/image) that batch-1 latency is compute-bound."""
+    return _seeded(
+        seed,
+        lambda: nn.Sequential(
+            *_conv_block(1, 32),
+            *_conv_block(32, 64),
+            *_conv_block(64, 64),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 4 * 4, 128),
+            nn.ReLU(),
+            nn.Linear(128, NUM_CLASSES),
+        ),
+    )
+
+
+FACTORIES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn}

@@ -67,24 +67,48 @@ def arrays_to_npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def feeds_from_arrays(signature: Signature, arrays: Mapping[str, np.ndarray]) -> Feeds:
     """Drop labels, name a bare .npy after the only input, then validate."""
+    feeds = named_feeds(signature, arrays)
+    validate_feeds(signature, feeds)
+    return feeds
+
+
+def named_feeds(signature: Signature, arrays: Mapping[str, np.ndarray]) -> Feeds:
+    """The arrays meant as inputs: labels dropped, a bare .npy named after the only input."""
     feeds = {k: v for k, v in arrays.items() if k != LABELS_KEY}
     if set(feeds) == {""}:
         if len(signature.inputs) != 1:
             names = [s.name for s in signature.inputs]
             raise InputError(f"a .npy file holds one array but the model has inputs {names}")
         feeds = {signature.inputs[0].name: feeds[""]}
-    validate_feeds(signature, feeds)
     return feeds
+
+
+def split_batches(signature: Signature, feeds: Feeds) -> List[Feeds]:
+    """``feeds`` as one call, or in chunks when the model has a fixed batch size B on
+    every input and the data holds a multiple k·B (k > 1) samples: a data set run through
+    a batch-1 model (most .tflite files) sample by sample."""
+    leading = {s.shape[0] if s.shape else None for s in signature.inputs}
+    sizes = {a.shape[0] if a.ndim else None for a in feeds.values()}
+    if len(leading) != 1 or len(sizes) != 1:
+        return [feeds]
+    (batch,), (total,) = leading, sizes
+    if not isinstance(batch, int) or batch <= 0 or not isinstance(total, int):
+        return [feeds]
+    if total == batch or total % batch:
+        return [feeds]
+    return [{k: v[i : i + batch] for k, v in feeds.items()} for i in range(0, total, batch)]
 
 
 def validate_feeds(signature: Signature, feeds: Mapping[str, np.ndarray]) -> None:
     expected = [s.name for s in signature.inputs]
     missing = [n for n in expected if n not in feeds]
     extra = [n for n in feeds if signature.input(n) is None]
-    if missing:
-        raise InputError(f"missing input(s) {missing}; the model expects {expected}")
-    if extra:
-        raise InputError(f"unexpected input(s) {extra}; the model expects {expected}")
+    if missing or extra:
+        problems = [f"missing input(s) {missing}"] if missing else []
+        problems += [f"unexpected input(s) {extra}"] if extra else []
+        raise InputError(
+            f"{'; '.join(problems)}; the model expects {expected}", missing=missing, extra=extra
+        )
     for spec in signature.inputs:
         _check_one(spec, feeds[spec.name])
 

@@ -27,6 +27,9 @@ from .inputs import (
     feeds_from_arrays,
     generate_feeds,
     load_arrays,
+    named_feeds,
+    split_batches,
+    validate_feeds,
 )
 from .measure import MeasurePolicy, profile
 from .model import LoadedModel, load_model
@@ -70,6 +73,8 @@ class Runtime:
         options = SessionOptions(
             threads=int(args.get("threads") or 0),
             providers=tuple(args.get("providers") or ()),
+            execution_mode=str(args.get("execution_mode") or "sequential"),
+            graph_optimization=str(args.get("graph_optimization") or "all"),
         )
         model = load_model(str(args["path"]), args.get("backend"), options)
         handle = f"m{next(self._ids)}"
@@ -94,13 +99,25 @@ class Runtime:
         return report.to_dict()
 
     def run(self, args: Mapping[str, Any]) -> Dict[str, Any]:
+        """Outputs for the given inputs; a data set larger than a fixed-batch model's batch
+        runs in chunks of that batch, and the outputs are concatenated in order."""
         model = self._model(args)
-        feeds = self._feeds(model, args)
+        signature = model.session.signature
+        chunks = split_batches(signature, named_feeds(signature, decode_tensors(args["inputs"])))
+        for chunk in chunks:
+            validate_feeds(signature, chunk)
         t0 = time.perf_counter_ns()
-        outputs = model.run(feeds)
+        results = [model.run(chunk) for chunk in chunks]
         latency_ms = (time.perf_counter_ns() - t0) / 1e6
-        names = [spec.name for spec in model.session.signature.outputs]
-        return {"outputs": encode_tensors(dict(zip(names, outputs))), "latency_ms": latency_ms}
+        outputs = [
+            np.concatenate(parts) if len(chunks) > 1 else parts[0] for parts in zip(*results)
+        ]
+        names = [spec.name for spec in signature.outputs]
+        return {
+            "outputs": encode_tensors(dict(zip(names, outputs))),
+            "latency_ms": latency_ms,
+            "calls": len(chunks),
+        }
 
     def unload(self, args: Mapping[str, Any]) -> Dict[str, Any]:
         self._model(args).close()

@@ -50,6 +50,8 @@ class ProfileConfig:
             "backend": self.backend,
             "threads": self.session.threads,
             "providers": list(self.session.providers),
+            "execution_mode": self.session.execution_mode,
+            "graph_optimization": self.session.graph_optimization,
         }
 
     def profile_args(self, handle: str) -> dict[str, Any]:

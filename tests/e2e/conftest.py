@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from edgeship.config import ConnectOptions, Timeouts
+from edgeship.targets import SSHTarget, open_target
 from tools.testbed import Testbed, missing_requirements
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -54,3 +59,45 @@ def clean_testbed(testbed: Testbed) -> Iterator[Testbed]:
     """The session testbed, with every injected fault undone after the test."""
     yield testbed
     testbed.reset_faults()
+
+
+@pytest.fixture(scope="session")
+def zoo() -> Path:
+    """The demo zoo (trained here from scikit-learn's digits), built once and cached."""
+    from tools.zoo.build import build_zoo
+
+    return build_zoo().root
+
+
+@pytest.fixture(scope="session")
+def connect(testbed: Testbed) -> ConnectOptions:
+    """How edgeship reaches the testbed: its ssh_config, known_hosts and targets file."""
+    return ConnectOptions(
+        ssh_config=testbed.ssh_config,
+        targets_file=testbed.targets,
+        timeouts=Timeouts(connect=5, auth=5, command=60),
+    )
+
+
+@pytest.fixture
+def device_target(clean_testbed: Testbed, connect: ConnectOptions) -> Iterator[SSHTarget]:
+    """An SSH target for the first device, closed after the test."""
+    target = open_target(clean_testbed.devices[0].name, connect)
+    assert isinstance(target, SSHTarget)
+    with target:
+        yield target
+
+
+def cli(testbed: Testbed, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real ``edgeship`` command, pointed at the testbed's files."""
+    argv = [
+        sys.executable,
+        "-m",
+        "edgeship.cli.main",
+        *args,
+        "--ssh-config",
+        str(testbed.ssh_config),
+        "--targets",
+        str(testbed.targets),
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

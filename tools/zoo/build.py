@@ -430,11 +430,24 @@ def _import_litert_torch() -> tuple[Any, str | None]:
 
 
 def _export_tflite(litert_torch: Any, model: nn.Module, example: np.ndarray, path: Path) -> None:
-    """Static batch-1 flatbuffer: what a LiteRT edge runtime would load."""
+    """Static batch-1 flatbuffer: what a LiteRT edge runtime would load.
+
+    Converted through keyword input and dict output, so its signature names the tensors
+    ``input`` and ``logits`` like the ONNX export: one data file feeds both.
+    """
     import torch
 
+    class Named(torch.nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"logits": self.inner(input)}
+
     with _atomic_path(path) as tmp, _quiet():
-        edge_model = litert_torch.convert(model, (torch.from_numpy(example[:1]),))
+        sample = {"input": torch.from_numpy(example[:1])}
+        edge_model = litert_torch.convert(Named(model).eval(), (), sample_kwargs=sample)
         edge_model.export(str(tmp))
 
 

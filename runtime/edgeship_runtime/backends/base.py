@@ -17,21 +17,38 @@ import numpy as np
 from ..errors import BackendUnavailable, UsageError
 from ..signature import Signature
 
+EXECUTION_MODES = ("sequential", "parallel")
+GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+
 
 @dataclass(frozen=True)
 class SessionOptions:
     """How to open a session. ``threads=0`` lets the backend choose.
 
-    ``providers`` is an ordered preference (ONNX Runtime execution providers); a backend
-    that has no such notion ignores it.
+    ``providers`` is an ordered preference (ONNX Runtime execution providers);
+    ``execution_mode`` (``"sequential"`` or ``"parallel"``) and ``graph_optimization``
+    (``"disable"``, ``"basic"``, ``"extended"`` or ``"all"``, ONNX Runtime's default) are
+    ONNX Runtime session settings. A backend that has no such notion ignores them.
     """
 
     threads: int = 0
     providers: Tuple[str, ...] = ()
+    execution_mode: str = "sequential"
+    graph_optimization: str = "all"
 
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise UsageError(f"threads must be 0 (backend default) or positive, got {self.threads}")
+        if self.execution_mode not in EXECUTION_MODES:
+            raise UsageError(
+                f"execution mode must be one of {', '.join(EXECUTION_MODES)}, "
+                f"got {self.execution_mode!r}"
+            )
+        if self.graph_optimization not in GRAPH_OPTIMIZATIONS:
+            raise UsageError(
+                f"graph optimization must be one of {', '.join(GRAPH_OPTIMIZATIONS)}, "
+                f"got {self.graph_optimization!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,13 @@ _ORT_TYPES = {
 
 CPU = "CPUExecutionProvider"
 
+_ORT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
 
 class OrtSession:
     def __init__(self, session: object) -> None:
@@ -43,7 +50,8 @@ class OrtSession:
         try:
             return self._session.run(None, feeds)  # type: ignore[attr-defined]
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise InferenceError(f"ONNX Runtime failed to run the model: {exc}") from exc
+            message = str(exc).strip()  # its messages end with a newline
+            raise InferenceError(f"ONNX Runtime failed to run the model: {message}") from exc
 
     def execution(self) -> Dict[str, List[str]]:
         return {"providers": list(self._session.get_providers())}  # type: ignore[attr-defined]
@@ -74,9 +82,15 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
+        parallel = options.execution_mode == "parallel"
         if options.threads:
             so.intra_op_num_threads = options.threads
-            so.inter_op_num_threads = 1
+            so.inter_op_num_threads = options.threads if parallel else 1
+        if parallel:
+            so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        so.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _ORT_LEVELS[options.graph_optimization]
+        )
         so.log_severity_level = 3
         providers = select_providers(options.providers, ort.get_available_providers())
         try:

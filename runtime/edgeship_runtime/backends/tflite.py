@@ -48,8 +48,9 @@ def _dist_version(dist: str) -> str:
 class TFLiteSession:
     def __init__(self, interpreter: Any) -> None:
         self._it = interpreter
-        self._inputs = interpreter.get_input_details()
-        self._outputs = interpreter.get_output_details()
+        self._names = _signature_names(interpreter)
+        self._inputs = self._named(interpreter.get_input_details())
+        self._outputs = self._named(interpreter.get_output_details())
         self.signature = Signature(
             tuple(_spec(d) for d in self._inputs), tuple(_spec(d) for d in self._outputs)
         )
@@ -65,15 +66,18 @@ class TFLiteSession:
             it.invoke()
             return [it.get_tensor(d["index"]) for d in self._outputs]
         except Exception as exc:
-            raise InferenceError(f"LiteRT failed to run the model: {exc}") from exc
+            raise InferenceError(f"LiteRT failed to run the model: {str(exc).strip()}") from exc
 
     def _resize(self, feeds: Mapping[str, np.ndarray]) -> None:
         for d in self._inputs:
             self._it.resize_tensor_input(d["index"], list(feeds[d["name"]].shape), strict=True)
         self._it.allocate_tensors()
-        self._inputs = self._it.get_input_details()
-        self._outputs = self._it.get_output_details()
+        self._inputs = self._named(self._it.get_input_details())
+        self._outputs = self._named(self._it.get_output_details())
         self._shapes = {d["name"]: tuple(d["shape"]) for d in self._inputs}
+
+    def _named(self, details: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        return [dict(d, name=self._names.get(d["index"], d["name"])) for d in details]
 
     def execution(self) -> Dict[str, List[str]]:
         ops = self._it._get_ops_details()
@@ -110,6 +114,19 @@ class TFLiteBackend:
         except Exception as exc:
             raise ModelError(f"{path}: not a loadable TFLite model ({exc})") from exc
         return TFLiteSession(interpreter)
+
+
+def _signature_names(interpreter: Any) -> Dict[int, str]:
+    """Tensor index → the name its signature gives it (``input`` rather than
+    ``serving_default_input:0``), when the model has exactly one signature; else nothing,
+    and the tensor names are used."""
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return {}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    names = {d["index"]: name for name, d in runner.get_input_details().items()}
+    names.update({d["index"]: name for name, d in runner.get_output_details().items()})
+    return names
 
 
 def _spec(detail: Dict[str, Any]) -> TensorSpec:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from edgeship_runtime import __version__
 
@@ -23,8 +24,15 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse whose complaints are UsageErrors, so they end like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="edgeship",
         description="Deploy, profile and compare ML models on edge devices.",
     )
@@ -36,9 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
-    as_json = bool(getattr(ns, "json", False))
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in args
     try:
+        ns = build_parser().parse_args(args)
+        as_json = bool(getattr(ns, "json", False))
         return int(ns.handler(ns))
     except EdgeshipError as exc:
         print_error(exc, as_json)

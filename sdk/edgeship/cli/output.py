@@ -18,7 +18,8 @@ def print_json(data: Any) -> None:
 
 def print_error(exc: EdgeshipError, as_json: bool) -> None:
     """One line on stderr; with ``--json`` also the error object on stdout."""
-    print(f"error: {exc}", file=sys.stderr)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    print(f"error: {' '.join(lines)}", file=sys.stderr)
     if as_json:
         print_json({"error": {"type": type(exc).__name__, "message": str(exc)}})
 

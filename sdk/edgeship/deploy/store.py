@@ -12,8 +12,8 @@ import datetime
 import json
 import os
 import posixpath
+import queue
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +23,29 @@ import paramiko
 
 from edgeship_runtime.model import detect_format, sha256_file
 
-from ..errors import DeployError, TargetError, UsageError
+from ..errors import DeployError, UsageError
 from ..ssh.connection import Connection
 from .layout import Layout, validate_name, version_id, version_number
 
 Progress = Callable[[int, int], None]
-LOCK_STALE_S = 600.0
+# Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
+# seconds), say "locked", then hold it until stdin closes.
+_LOCK_SCRIPT = """
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            print("busy", flush=True)
+            sys.exit(3)
+        time.sleep(0.1)
+print("locked", flush=True)
+sys.stdin.read()
+"""
 _SPACE_MARGIN = 1.05
 
 
@@ -87,6 +104,10 @@ class DeployStore:
 
     def put_blob(self, local: Path) -> tuple[str, str, bool]:
         """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded)."""
+        with self.locked():
+            return self._put_blob(local)
+
+    def _put_blob(self, local: Path) -> tuple[str, str, bool]:
         fmt = detect_format(str(local))
         sha = sha256_file(str(local))
         blob = self.layout.blob(sha, _ext(fmt))
@@ -98,7 +119,9 @@ class DeployStore:
     def put_runtime(self, local: Path, digest: str) -> str:
         """The runtime zipapp under ROOT/runtime/, uploaded once per runtime version."""
         remote = self.layout.runtime(digest)
-        if not self._exists(remote):
+        if self._exists(remote):
+            return remote
+        with self.locked():
             self._install(local, remote, sha256_file(str(local)))
         return remote
 
@@ -157,7 +180,7 @@ class DeployStore:
             raise UsageError(f"{local}: no such model file")
         self._makedirs()
         with self.locked():
-            blob, sha, uploaded = self.put_blob(local)
+            blob, sha, uploaded = self._put_blob(local)
             active = self.active_version(name)
             if active and self._meta(name, active).get("sha256") == sha:
                 return Deployment(name, active, sha, self._model_path(name, active), False, False)
@@ -282,34 +305,37 @@ class DeployStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        lock = self.layout.path("lock")
-        owner = posixpath.join(lock, "owner.json")
-        deadline = time.monotonic() + self.lock_timeout
-        sftp = self.conn.sftp()
-        while True:
-            try:
-                sftp.mkdir(lock)
-                break
-            except OSError:
-                holder = self._read_json(owner)
-                if _stale(holder):
-                    self.conn.run(["rm", "-rf", "--", lock])
-                    continue
-                if time.monotonic() > deadline:
-                    raise DeployError(
-                        f"{self.conn.label}: {self.root} is locked by another deploy "
-                        f"({holder or 'owner unknown'}); retry later",
-                        target=self.conn.label,
-                    ) from None
-                time.sleep(0.2)
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        self._write(owner, json.dumps(info).encode())
+        """Hold ROOT/lock (flock) for the block, and clear partial uploads of dead deploys.
+
+        The lock is held by a process on the device that lives exactly as long as our SSH
+        channel: if this host crashes or the connection drops, the kernel releases it.
+        """
+        self._makedirs()
+        argv = ["python3", "-c", _LOCK_SCRIPT, self.layout.path("lock"), f"{self.lock_timeout:g}"]
+        holder = self.conn.start(argv)
         try:
+            answer = holder.readline(timeout=self.lock_timeout + self.conn.timeouts.connect)
+        except queue.Empty:
+            answer = b""
+        if answer.strip() != b"locked":
+            holder.kill()
+            reason = (
+                "another deploy holds it"
+                if answer.strip() == b"busy"
+                else (holder.stderr_tail().strip() or "the lock helper did not answer")
+            )
+            raise DeployError(
+                f"{self.conn.label}: cannot lock {self.root}: {reason}; retry later",
+                target=self.conn.label,
+            )
+        try:
+            for entry in self._listdir(self.layout.path("tmp")):
+                self._remove(self.layout.path("tmp", entry))
             yield
         finally:
-            with contextlib.suppress(OSError, TargetError):
-                sftp.remove(owner)
-                sftp.rmdir(lock)
+            holder.close()  # EOF on its stdin: the helper exits and the flock is released
+            holder.exit_status(timeout=5.0)
+            holder.channel.close()
 
     # -- small SFTP helpers ------------------------------------------------------------------
 
@@ -375,11 +401,6 @@ def _previous(numbers: list[int], active: str | None) -> str | None:
     current = version_number(active or "") or (max(numbers) + 1 if numbers else 0)
     older = [n for n in numbers if n < current]
     return version_id(max(older)) if older else None
-
-
-def _stale(holder: dict[str, Any]) -> bool:
-    since = holder.get("since")
-    return isinstance(since, (int, float)) and time.time() - since > LOCK_STALE_S
 
 
 def _now() -> str:

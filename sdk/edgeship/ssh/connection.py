@@ -28,6 +28,8 @@ from ..errors import (
 from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, resolve_host
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
 
+_EXIT = "edgeship-exit-status:"
+
 
 class _ChannelLines:
     """``readline`` over a channel's stdout or stderr; ``b""`` at EOF.
@@ -82,7 +84,15 @@ class SSHPipe(Pipe):
     def exit_status(self, timeout: float) -> int | None:
         if not self.channel.status_event.wait(timeout):
             return None
-        return self.channel.exit_status
+        # the wrapper of start(report_exit=True) names the command's own status
+        marks = [line for line in super().stderr_tail().splitlines() if line.startswith(_EXIT)]
+        if marks:
+            return int(marks[-1][len(_EXIT) :])
+        return None if self.channel.exit_status == -1 else self.channel.exit_status
+
+    def stderr_tail(self) -> str:
+        lines = super().stderr_tail().splitlines(keepends=True)
+        return "".join(line for line in lines if not line.startswith(_EXIT))
 
     def kill(self) -> None:
         """Kill the remote process group from a second channel, then drop this one.
@@ -208,13 +218,20 @@ class Connection:
             timeout=self.timeouts.connect,
         )
 
-    def start(self, argv: list[str]) -> SSHPipe:
-        """Start ``argv`` on the device (``exec``'d, so the pid is the process's own)."""
+    def start(self, argv: list[str], report_exit: bool = False) -> SSHPipe:
+        """Start ``argv`` on the device, ``exec``'d unless ``report_exit``.
+
+        SSH reports a signal death as "exit-signal", which paramiko ignores; with
+        ``report_exit`` a shell waits for the command and prints its status (128+signal)
+        on stderr, so a segfault reads as 139 rather than "unknown".
+        """
+        command = shlex.join(argv)
+        command = f"{command}; echo {_EXIT}$? >&2" if report_exit else f"exec {command}"
         transport = self.open().get_transport()
         assert transport is not None
         try:
             channel = transport.open_session(timeout=self.timeouts.connect)
-            channel.exec_command("exec " + shlex.join(argv))
+            channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectError(
                 f"{self.label}: cannot start a command: {exc}", target=self.label

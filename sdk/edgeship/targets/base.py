@@ -8,7 +8,8 @@ handshake, loading, profiling, running — is shared, so ``local`` and SSH behav
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from edgeship_runtime.report import ProfileReport
 
 from ..client import Pipe, RuntimeClient
 from ..config import ProfileConfig, Timeouts
+from ..errors import RemoteTimeout, RuntimeCrashed
 
 
 class Target(abc.ABC):
@@ -56,18 +58,37 @@ class Target(abc.ABC):
 
     def info(self) -> dict[str, Any]:
         """Runtime version, backends with versions, and the device's environment."""
-        result: dict[str, Any] = self.client().call("info", {})
+        result: dict[str, Any] = self.call("info", {})
         result["target"] = self.identity()
         return result
 
+    def call(self, op: str, args: dict[str, Any]) -> Any:
+        """One request to the runtime. After a crash or a timeout the runtime is gone:
+        forget it, so the next request starts a fresh one instead of writing to the dead."""
+        client = self.client()
+        try:
+            return client.call(op, args)
+        except (RuntimeCrashed, RemoteTimeout):
+            if self._client is client:
+                self._client = None
+            raise
+
+    @contextlib.contextmanager
+    def loaded(self, model: Path, config: ProfileConfig) -> Iterator[str]:
+        """The device handle of ``model``, loaded for the ``with`` body and unloaded after
+        (unless the runtime died meanwhile: then there is nothing left to unload)."""
+        client = self.client()
+        handle = str(self.call("load", config.load_args(self.stage_model(Path(model))))["handle"])
+        try:
+            yield handle
+        finally:
+            if self._client is client:
+                self.call("unload", {"handle": handle})
+
     def profile(self, model: Path, config: ProfileConfig | None = None) -> ProfileReport:
         config = config or ProfileConfig()
-        client = self.client()
-        loaded = client.call("load", config.load_args(self.stage_model(Path(model))))
-        try:
-            data = client.call("profile", config.profile_args(loaded["handle"]))
-        finally:
-            client.call("unload", {"handle": loaded["handle"]})
+        with self.loaded(model, config) as handle:
+            data = self.call("profile", config.profile_args(handle))
         report = ProfileReport.from_dict(data)
         report.target = {**self.identity(), "model_path": report.model.path}
         report.model.path = str(model)  # the user's name for it; the device's is in target
@@ -81,14 +102,8 @@ class Target(abc.ABC):
     ) -> dict[str, np.ndarray]:
         """Run the model once on ``inputs``; the outputs by name."""
         config = config or ProfileConfig()
-        client = self.client()
-        loaded = client.call("load", config.load_args(self.stage_model(Path(model))))
-        try:
-            result = client.call(
-                "run", {"handle": loaded["handle"], "inputs": encode_tensors(inputs)}
-            )
-        finally:
-            client.call("unload", {"handle": loaded["handle"]})
+        with self.loaded(model, config) as handle:
+            result = self.call("run", {"handle": handle, "inputs": encode_tensors(inputs)})
         return decode_tensors(result["outputs"])
 
     def close(self) -> None:

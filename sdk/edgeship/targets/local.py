@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,11 +23,19 @@ class LocalPipe(Pipe):
         super().__init__(process.stdin, process.stdout, process.stderr)
         self.process = process
 
+    def write(self, data: bytes) -> None:
+        try:
+            super().write(data)
+        except ValueError:  # our end is closed because the process ended
+            raise BrokenPipeError("the runtime's stdin is closed") from None
+
     def exit_status(self, timeout: float) -> int | None:
         try:
-            return self.process.wait(timeout=timeout)
+            status = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._release()
+        return status
 
     def kill(self) -> None:
         """Kill the runtime's whole process group (it may have started workers)."""
@@ -36,7 +45,17 @@ class LocalPipe(Pipe):
             except (ProcessLookupError, PermissionError):
                 self.process.kill()
         self.process.wait()
+        self._release()
+
+    def _release(self) -> None:
+        """Once the process has ended, drain and close our ends of its pipes."""
         self.close()
+        for reader in self._readers:
+            reader.join(timeout=1.0)  # the last lines of a dead process still arrive
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 class LocalTarget(Target):

@@ -82,7 +82,8 @@ class SSHTarget(Target):
         return self.store().put_runtime(ensure_bundle(), runtime_digest())
 
     def start_pipe(self) -> SSHPipe:
-        return self.connection.start([self.python(), self.install_runtime(), "serve"])
+        argv = [self.python(), self.install_runtime(), "serve"]
+        return self.connection.start(argv, report_exit=True)
 
     def stage_model(self, path: Path) -> str:
         blob, _, _ = self.store().put_blob(path)

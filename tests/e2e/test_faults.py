@@ -1,0 +1,220 @@
+"""Faults: dropped connections, corruption, full disks, bad keys, hangs and crashes."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeship.config import ConnectOptions, ProfileConfig, Timeouts
+from edgeship.errors import (
+    AuthenticationError,
+    ConnectError,
+    DeployError,
+    HostKeyError,
+    RemoteTimeout,
+    RuntimeCrashed,
+    TargetError,
+)
+from edgeship.targets import SSHTarget, open_target
+from edgeship_runtime.measure import MeasurePolicy
+from tools.testbed import Testbed
+
+
+def _target(
+    testbed: Testbed, connect: ConnectOptions, index: int = 0, **changes: object
+) -> SSHTarget:
+    options = ConnectOptions(**{**connect.__dict__, **changes})  # type: ignore[arg-type]
+    target = open_target(testbed.devices[index].name, options)
+    assert isinstance(target, SSHTarget)
+    return target
+
+
+def _active_sha(testbed: Testbed, name: str, index: int = 0) -> str:
+    dev = testbed.devices[index]
+    path = dev.deploy_path / "models" / name / "current" / "model.onnx"
+    return testbed.run_as(dev, ["sha256sum", str(path)], check=True).stdout.split()[0]
+
+
+def _big_model(tmp_path: Path, zoo: Path, megabytes: int) -> Path:
+    """The zoo MLP padded to ``megabytes``: a valid ONNX file is not needed to test transfer."""
+    big = tmp_path / "big.onnx"
+    big.write_bytes((zoo / "mlp.onnx").read_bytes() + b"\0" * (megabytes << 20))
+    return big
+
+
+def test_dropped_connection_mid_upload_leaves_the_active_version_intact(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
+) -> None:
+    with _target(clean_testbed, connect) as target:
+        good = target.deploy(zoo / "mlp.onnx", "drop")
+    big = _big_model(tmp_path, zoo, 200)
+    dropped = threading.Event()
+
+    def drop_when_transfer_started(done: int, total: int) -> None:
+        if done > (8 << 20) and not dropped.is_set():
+            dropped.set()
+            clean_testbed.kill_sessions(clean_testbed.devices[0])
+
+    with _target(clean_testbed, connect) as target:
+        target.store().progress = drop_when_transfer_started
+        with pytest.raises(TargetError):
+            target.deploy(big, "drop")
+    assert dropped.is_set()
+    assert _active_sha(clean_testbed, "drop") == good.sha256
+    with _target(clean_testbed, connect) as target:  # a retry completes
+        retried = target.deploy(big, "drop")
+        assert retried.activated and retried.version == "v0002"
+        target.store().remove("drop")
+
+
+def test_corrupted_blob_is_caught_by_the_hash_and_never_activated(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    dev = clean_testbed.devices[0]
+    with _target(clean_testbed, connect) as target:
+        old = target.deploy(zoo / "mlp.onnx", "corrupt")
+        new = target.deploy(zoo / "cnn.onnx", "corrupt")
+        blob = dev.deploy_path / "blobs" / f"{old.sha256}.onnx"
+        clean_testbed.run_as(dev, ["sh", "-c", f"printf garbage >> '{blob}'"], check=True)
+        with pytest.raises(DeployError, match="corrupted"):
+            target.store().rollback("corrupt")
+        assert _active_sha(clean_testbed, "corrupt") == new.sha256
+        # a deploy re-sends the removed blob, verified, and activates it
+        again = target.deploy(zoo / "mlp.onnx", "corrupt")
+        assert again.uploaded and again.activated
+        assert _active_sha(clean_testbed, "corrupt") == old.sha256
+        target.store().remove("corrupt")
+
+
+def test_full_disk_is_a_clear_error_and_changes_nothing(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
+) -> None:
+    dev = clean_testbed.devices[2]
+    clean_testbed.small_disk(dev, 2048)
+    with _target(clean_testbed, connect, 2) as target:
+        good = target.deploy(zoo / "mlp.onnx", "full")
+        with pytest.raises(DeployError, match="not enough space"):
+            target.deploy(_big_model(tmp_path, zoo, 8), "full")
+        assert target.store().describe("full").active == good.version
+    assert _active_sha(clean_testbed, "full", 2) == good.sha256
+
+
+def test_unknown_host_key_is_refused_naming_the_fingerprint(
+    clean_testbed: Testbed, connect: ConnectOptions, tmp_path: Path
+) -> None:
+    dev = clean_testbed.devices[0]
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        clean_testbed.ssh_config.read_text().replace(str(clean_testbed.known_hosts), str(empty))
+    )
+    with (
+        _target(clean_testbed, connect, ssh_config=config) as target,
+        pytest.raises(HostKeyError) as caught,
+    ):
+        target.info()
+    assert "host key" in str(caught.value) and dev.host_key_fingerprint in str(caught.value)
+    assert dev.name in str(caught.value)
+    with _target(clean_testbed, connect, ssh_config=config, accept_new_host_keys=True) as target:
+        assert target.info()["runtime"]["protocol"] == 1
+    assert dev.address in empty.read_text()
+    with _target(clean_testbed, connect, ssh_config=config) as target:  # now known
+        assert target.info()["runtime"]["protocol"] == 1
+
+
+def test_changed_host_key_is_refused_even_with_accept_new(
+    clean_testbed: Testbed, connect: ConnectOptions, tmp_path: Path
+) -> None:
+    dev = clean_testbed.devices[0]
+    known = tmp_path / "known_hosts"
+    lines = clean_testbed.known_hosts.read_text().splitlines()
+    mine = next(line for line in lines if dev.address in line.split()[0].split(","))
+    theirs = next(line for line in lines if dev.address not in line.split()[0].split(","))
+    known.write_text(f"{dev.address} {' '.join(theirs.split()[1:])}\n")
+    assert mine != known.read_text().strip()
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        clean_testbed.ssh_config.read_text().replace(str(clean_testbed.known_hosts), str(known))
+    )
+    with (
+        _target(clean_testbed, connect, ssh_config=config, accept_new_host_keys=True) as target,
+        pytest.raises(HostKeyError, match="CHANGED"),
+    ):
+        target.info()
+
+
+def test_wrong_user_and_wrong_key_fail_authentication(
+    clean_testbed: Testbed, connect: ConnectOptions, tmp_path: Path
+) -> None:
+    dev, other = clean_testbed.devices[0], clean_testbed.devices[1]
+    with _target(clean_testbed, connect) as ok:
+        assert ok.info()
+    spec = f"{other.user}@{dev.name}"
+    with open_target(spec, connect) as target, pytest.raises(AuthenticationError, match=other.user):
+        target.info()
+    stranger = tmp_path / "id_stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True, timeout=30)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        clean_testbed.ssh_config.read_text().replace(str(clean_testbed.identity), str(stranger))
+    )
+    with (
+        _target(clean_testbed, connect, ssh_config=config) as target,
+        pytest.raises(AuthenticationError, match="authentication failed"),
+    ):
+        target.info()
+
+
+def test_unreachable_host_times_out_instead_of_hanging(
+    clean_testbed: Testbed, connect: ConnectOptions
+) -> None:
+    clean_testbed.blackhole(clean_testbed.devices[0])
+    started = time.monotonic()
+    with (
+        _target(clean_testbed, connect, timeouts=Timeouts(connect=2, auth=2, command=10)) as t,
+        pytest.raises(ConnectError, match="timed out"),
+    ):
+        t.info()
+    assert time.monotonic() - started < 8
+
+
+def test_a_hung_operation_times_out_and_leaves_no_process(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    slow = ProfileConfig(policy=MeasurePolicy(min_seconds=60))
+    with _target(clean_testbed, connect, 1, timeouts=Timeouts(connect=5, auth=5, command=3)) as t:
+        started = time.monotonic()
+        with pytest.raises(RemoteTimeout, match="killed"):
+            t.profile(zoo / "mlp.onnx", slow)
+        assert time.monotonic() - started < 15
+    assert _runtime_processes(clean_testbed, 1) == []
+
+
+def test_a_crashed_runtime_is_a_structured_error(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    with _target(clean_testbed, connect, 1) as target:
+        pid = target.client().hello["pid"]
+        clean_testbed.run_as(clean_testbed.devices[1], ["kill", "-SEGV", str(pid)], check=True)
+        with pytest.raises(RuntimeCrashed) as caught:
+            target.info()
+    assert caught.value.exit_status in (-11, 139)
+    assert "SIGSEGV" in str(caught.value)
+    assert _runtime_processes(clean_testbed, 1) == []
+
+
+def _runtime_processes(testbed: Testbed, index: int) -> list[str]:
+    dev = testbed.devices[index]
+    deadline = time.monotonic() + 5
+    while True:
+        found = testbed.run_as(dev, ["pgrep", "-u", dev.user, "-f", "edgeship-runtime"])
+        lines = found.stdout.split()
+        if not lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.2)

@@ -1,0 +1,134 @@
+"""Probe, setup, profile and run over real SSH (OpenSSH servers in network namespaces)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgeship.config import ConnectOptions, ProfileConfig
+from edgeship.fleet import run_each
+from edgeship.setup import setup_device
+from edgeship.targets import SSHTarget, open_targets
+from edgeship_runtime.report import ProfileReport
+from tests.e2e.conftest import cli
+from tools.testbed import Testbed
+
+
+def test_probe_reports_the_device_and_matches_a_profile(clean_testbed: Testbed) -> None:
+    dev = clean_testbed.devices[1]
+    done = cli(clean_testbed, "probe", "--target", dev.name, "--json")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["arch"] == "x86_64" and seen["profile"] == "x86_64"
+    assert seen["backends"]["onnxruntime"]["available"]
+    assert "CPUExecutionProvider" in seen["backends"]["onnxruntime"]["providers"]
+    assert seen["backends"]["ai_edge_litert"]["available"]
+    assert seen["disk"]["free_mb"] > 0 and seen["cores"] >= 1
+    assert seen["target"]["host"] == f"{dev.user}@{dev.address}"
+
+
+def test_setup_with_an_existing_python_installs_only_the_runtime(
+    device_target: SSHTarget, clean_testbed: Testbed
+) -> None:
+    python = "/opt/edgeship-testbed/venv/bin/python"
+    result = setup_device(device_target, python=python)
+    assert result.method == "existing-python" and result.python == python
+    assert result.backends["onnxruntime"]["available"]
+    dev = clean_testbed.devices[0]
+    listing = clean_testbed.run_as(dev, ["ls", str(dev.deploy_path / "runtime")], check=True)
+    assert listing.stdout.strip().endswith(".pyz")
+    recorded = clean_testbed.run_as(dev, ["cat", str(dev.deploy_path / "config.json")])
+    assert json.loads(recorded.stdout)["python"] == python
+
+
+def test_profile_over_ssh_matches_the_local_report_schema(
+    device_target: SSHTarget, zoo: Path
+) -> None:
+    config = ProfileConfig(samples=True)
+    report = device_target.profile(zoo / "cnn.onnx", config)
+    again = ProfileReport.from_json(report.to_json())
+    assert again == report
+    assert report.target and report.target["kind"] == "ssh"
+    assert report.target["model_path"].startswith("/home/")
+    assert report.model.path == str(zoo / "cnn.onnx")
+    assert report.latency_ms.n == 100 and len(report.samples_ms or []) == 100
+    assert report.backend.providers == ["CPUExecutionProvider"]
+    assert report.environment.python.startswith("3.")
+    assert report.memory_mb.peak_rss >= report.memory_mb.rss_after_load > 0
+    assert all(o.all_finite for o in report.outputs)
+
+
+def test_run_brings_back_the_outputs_onnxruntime_computes(
+    device_target: SSHTarget, zoo: Path
+) -> None:
+    with np.load(zoo / "digits_test.npz") as data:
+        images = data["input"][:16]
+    outputs = device_target.run(zoo / "cnn.onnx", {"input": images})
+    expected = ort.InferenceSession(str(zoo / "cnn.onnx")).run(None, {"input": images})[0]
+    np.testing.assert_allclose(outputs["logits"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cli_run_writes_outputs(clean_testbed: Testbed, zoo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "y.npz"
+    done = cli(
+        clean_testbed,
+        "run",
+        str(zoo / "mlp.tflite"),
+        "--target",
+        clean_testbed.devices[2].name,
+        "--inputs",
+        str(zoo / "digits_test.npz"),
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    with np.load(out) as data:
+        (logits,) = data.values()
+    assert logits.shape[1] == 10
+
+
+def test_fleet_profile_keeps_going_when_one_device_is_down(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    down = clean_testbed.devices[3]
+    clean_testbed.blackhole(down)
+    targets = open_targets("testbed", connect)
+    assert len(targets) == 4
+    results = run_each(targets, lambda t: t.profile(zoo / "mlp.onnx", ProfileConfig()))
+    failed = [r for r in results if not r.ok]
+    assert [r.target for r in failed] == [down.name]
+    assert "timed out" in str(failed[0].error)
+    assert all(r.value is not None and r.value.latency_ms.n == 100 for r in results if r.ok)
+
+
+def test_cli_fleet_exit_status_says_whether_all_succeeded(
+    clean_testbed: Testbed, zoo: Path
+) -> None:
+    names = ",".join(d.name for d in clean_testbed.devices[:2])
+    done = cli(
+        clean_testbed, "profile", str(zoo / "mlp.onnx"), "--target", names, "--runs", "20", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["ok"] and [r["target"] for r in data["results"]] == names.split(",")
+    clean_testbed.blackhole(clean_testbed.devices[1])
+    done = cli(
+        clean_testbed,
+        "profile",
+        str(zoo / "mlp.onnx"),
+        "--target",
+        names,
+        "--runs",
+        "20",
+        "--json",
+        "--connect-timeout",
+        "2",
+    )
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert not data["ok"] and data["results"][0]["error"] is None
+    assert data["results"][1]["error"]["type"] == "ConnectError"
+    assert "Traceback" not in done.stderr

@@ -158,8 +158,9 @@ def test_wrong_user_and_wrong_key_fail_authentication(
     with open_target(spec, connect) as target, pytest.raises(AuthenticationError, match=other.user):
         target.info()
     stranger = tmp_path / "id_stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
-                   check=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True, timeout=30
+    )
     config = tmp_path / "ssh_config"
     config.write_text(
         clean_testbed.ssh_config.read_text().replace(str(clean_testbed.identity), str(stranger))

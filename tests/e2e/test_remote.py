@@ -132,3 +132,25 @@ def test_cli_fleet_exit_status_says_whether_all_succeeded(
     assert not data["ok"] and data["results"][0]["error"] is None
     assert data["results"][1]["error"]["type"] == "ConnectError"
     assert "Traceback" not in done.stderr
+
+
+def test_setup_from_a_wheelhouse_on_a_device_without_internet(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    """The device's namespace has no route out: wheels come from this host, pushed."""
+    dev = clean_testbed.devices[3]
+    offline = clean_testbed.run_as(
+        dev, ["python3", "-c", "import socket; socket.create_connection(('pypi.org', 443), 3)"]
+    )
+    assert offline.returncode != 0
+    (target,) = open_targets(dev.name, ConnectOptions(**{**connect.__dict__, "python": None}))
+    assert isinstance(target, SSHTarget)
+    target._python = None  # the testbed's targets file names a ready Python: do without it
+    with target:
+        result = setup_device(target, wheelhouse=True, packages=["numpy", "onnxruntime"])
+        assert result.method == "venv-wheelhouse"
+        assert result.python.endswith("/venv/bin/python")
+        assert result.backends["onnxruntime"]["available"]
+        report = target.profile(zoo / "mlp.onnx")
+    assert report.environment.python.startswith("3.")
+    assert report.backend.name == "onnxruntime"

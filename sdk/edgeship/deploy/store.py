@@ -104,17 +104,22 @@ class DeployStore:
 
     def put_blob(self, local: Path) -> tuple[str, str, bool]:
         """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded)."""
-        with self.locked():
-            return self._put_blob(local)
-
-    def _put_blob(self, local: Path) -> tuple[str, str, bool]:
-        fmt = detect_format(str(local))
-        sha = sha256_file(str(local))
-        blob = self.layout.blob(sha, _ext(fmt))
-        if self._exists(blob):
+        blob, sha = self._blob_path(local)
+        if self._exists(blob):  # blobs are immutable once renamed into place: no lock needed
             return blob, sha, False
+        with self.locked():
+            return blob, sha, self._ensure_blob(local, blob, sha)
+
+    def _blob_path(self, local: Path) -> tuple[str, str]:
+        sha = sha256_file(str(local))
+        return self.layout.blob(sha, _ext(detect_format(str(local)))), sha
+
+    def _ensure_blob(self, local: Path, blob: str, sha: str) -> bool:
+        """Upload unless present (call with the lock held); True when bytes were sent."""
+        if self._exists(blob):
+            return False
         self._install(local, blob, sha)
-        return blob, sha, True
+        return True
 
     def put_runtime(self, local: Path, digest: str) -> str:
         """The runtime zipapp under ROOT/runtime/, uploaded once per runtime version."""
@@ -178,9 +183,9 @@ class DeployStore:
         name = validate_name(name or local.stem)
         if not local.is_file():
             raise UsageError(f"{local}: no such model file")
-        self._makedirs()
+        blob, sha = self._blob_path(local)
         with self.locked():
-            blob, sha, uploaded = self._put_blob(local)
+            uploaded = self._ensure_blob(local, blob, sha)
             active = self.active_version(name)
             if active and self._meta(name, active).get("sha256") == sha:
                 return Deployment(name, active, sha, self._model_path(name, active), False, False)

@@ -1,0 +1,166 @@
+"""SSH deploy and fleet benchmarks on the real testbed (issue: deploy and profile over SSH).
+
+Prints, measured side by side in one run (rounds interleaved against drift):
+  1. first deploy of a 100 MB file vs `scp` of the same bytes to the same device
+     (target: deploy throughput >= 0.9x scp's);
+  2. re-deploy of an unchanged model, fresh connection included (target: <= 0.3 s);
+  3. `profile` on 8 devices at once vs on one device (target: <= 1.5x the time).
+Exit status 1 when a target is missed. Needs root, iproute2 and openssh-server.
+
+    python tools/bench/deploy_ssh.py [--rounds 3] [--megabytes 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from edgeship.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
+from edgeship.fleet import run_each  # noqa: E402
+from edgeship.targets import SSHTarget, open_target, open_targets  # noqa: E402
+from edgeship_runtime.measure import MeasurePolicy  # noqa: E402
+from tools.testbed import Testbed  # noqa: E402
+from tools.zoo.build import build_zoo  # noqa: E402
+
+
+def _ssh_target(bed: Testbed, options: ConnectOptions, index: int = 0) -> SSHTarget:
+    target = open_target(bed.devices[index].name, options)
+    assert isinstance(target, SSHTarget)
+    return target
+
+
+def bench_upload(bed: Testbed, options: ConnectOptions, work: Path, rounds: int, mb: int) -> float:
+    base = work / "payload.bin"
+    base.write_bytes(b"ONNX" + bytes(range(256)) * (mb * 4096))
+    size = base.stat().st_size
+    dev = bed.devices[0]
+    deploy_s, scp_s = [], []
+    for r in range(rounds):
+        variant = work / f"model{r}.onnx"  # a new blob each round: a true first deploy
+        variant.write_bytes(base.read_bytes() + bytes([r]))
+        t0 = time.perf_counter()
+        subprocess.run(
+            ["scp", "-q", "-F", str(bed.ssh_config), str(variant), f"{dev.name}:scp-copy.bin"],
+            check=True,
+            timeout=300,
+        )
+        scp_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with _ssh_target(bed, options) as target:
+            done = target.deploy(variant, "bench")
+        deploy_s.append(time.perf_counter() - t0)
+        assert done.uploaded and done.activated
+    scp_mbs = size / 2**20 / statistics.median(scp_s)
+    deploy_mbs = size / 2**20 / statistics.median(deploy_s)
+    ratio = deploy_mbs / scp_mbs
+    print(
+        f"upload {size / 2**20:.0f} MiB, median of {rounds}: scp {statistics.median(scp_s):.2f} s "
+        f"({scp_mbs:.0f} MiB/s), edgeship deploy {statistics.median(deploy_s):.2f} s "
+        f"({deploy_mbs:.0f} MiB/s, incl. connect, hash check on the device, activation)"
+    )
+    print(f"  deploy/scp throughput ratio: {ratio:.2f} (target >= 0.90)")
+    return ratio
+
+
+def bench_redeploy(bed: Testbed, options: ConnectOptions, model: Path, rounds: int) -> float:
+    with _ssh_target(bed, options) as target:
+        target.deploy(model, "unchanged")
+    times = []
+    for _ in range(max(rounds, 5)):
+        t0 = time.perf_counter()
+        with _ssh_target(bed, options) as target:
+            done = target.deploy(model, "unchanged")
+        times.append(time.perf_counter() - t0)
+        assert not done.uploaded and not done.activated
+    median = statistics.median(times)
+    print(
+        f"re-deploy of unchanged {model.name}, fresh connection each: median {median:.3f} s "
+        f"(min {min(times):.3f}) (target <= 0.300 s)"
+    )
+    return median
+
+
+def bench_fleet(bed: Testbed, options: ConnectOptions, model: Path, rounds: int) -> float:
+    config = ProfileConfig(policy=MeasurePolicy(warmup=10, runs=100))
+    names = [d.name for d in bed.devices]
+    one_s, all_s = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        [single] = run_each(open_targets(names[0], options), lambda t: t.profile(model, config))
+        one_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        results = run_each(
+            open_targets(",".join(names), options),
+            lambda t: t.profile(model, config),
+            parallel=len(names),
+        )
+        all_s.append(time.perf_counter() - t0)
+        assert single.ok and all(r.ok for r in results), [r.error for r in results]
+    ratio = statistics.median(all_s) / statistics.median(one_s)
+    startup = bed.run_as(
+        bed.devices[0],
+        [
+            "/opt/edgeship-testbed/venv/bin/python",
+            "-c",
+            "import time; t = time.process_time(); import numpy, onnxruntime; "
+            "print(time.process_time() - t)",
+        ],
+        check=True,
+    )
+    cpu = float(startup.stdout)
+    print(
+        f"  (every device here shares this machine's {os.cpu_count()} cores; one runtime "
+        f"start-up alone costs {cpu:.2f} CPU-s to import numpy and onnxruntime, so "
+        f"{len(names)} start-ups need >= {len(names) * cpu / (os.cpu_count() or 1):.2f} s "
+        "of wall time here, on top of the single-device time)"
+    )
+    print(
+        f"profile {model.name} (100 runs): 1 device {statistics.median(one_s):.2f} s, "
+        f"{len(names)} devices at once {statistics.median(all_s):.2f} s "
+        f"(median of {rounds})"
+    )
+    print(f"  {len(names)}-device/1-device time ratio: {ratio:.2f} (target <= 1.50)")
+    return ratio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--megabytes", type=int, default=100)
+    args = parser.parse_args()
+    zoo = build_zoo().root
+    with tempfile.TemporaryDirectory() as tmp, Testbed(8, Path(tmp) / "bed", prefix="esbn") as bed:
+        options = ConnectOptions(
+            ssh_config=bed.ssh_config, targets_file=bed.targets, timeouts=Timeouts(command=300)
+        )
+        with _ssh_target(bed, options) as target:  # the runtime is uploaded once, not timed
+            target.install_runtime()
+        upload = bench_upload(bed, options, Path(tmp), args.rounds, args.megabytes)
+        redeploy = bench_redeploy(bed, options, zoo / "cnn.onnx", args.rounds)
+        fleet = bench_fleet(bed, options, zoo / "mlp.onnx", args.rounds)
+    missed = [
+        name
+        for name, ok in (
+            ("upload", upload >= 0.9),
+            ("redeploy", redeploy <= 0.3),
+            ("fleet", fleet <= 1.5),
+        )
+        if not ok
+    ]
+    print("targets missed: " + (", ".join(missed) if missed else "none"))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -74,8 +74,14 @@ class RuntimeCrashed(TargetError):
         status = "unknown" if exit_status is None else str(exit_status)
         detail = _signal_hint(exit_status)
         tail = stderr_tail.strip().splitlines()[-1:] or ["(no stderr)"]
+        hint = (
+            " (the device's Python lacks it: run `edgeship setup` or pass --python)"
+            if "ModuleNotFoundError" in tail[0]
+            else ""
+        )
         super().__init__(
-            f"{target}: the runtime died during {during} (exit status {status}{detail}): {tail[0]}",
+            f"{target}: the runtime died during {during} (exit status {status}{detail}): "
+            f"{tail[0]}{hint}",
             target=target,
             exit_status=exit_status,
             stderr_tail=stderr_tail,

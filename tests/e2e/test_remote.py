@@ -14,7 +14,7 @@ from edgeship.setup import setup_device
 from edgeship.targets import SSHTarget, open_targets
 from edgeship_runtime.report import ProfileReport
 from tests.e2e.conftest import cli
-from tools.testbed import Testbed
+from tools.testbed import DEVICE_PYTHON, Testbed
 
 
 def test_probe_reports_the_device_and_matches_a_profile(clean_testbed: Testbed) -> None:
@@ -154,3 +154,28 @@ def test_setup_from_a_wheelhouse_on_a_device_without_internet(
         report = target.profile(zoo / "mlp.onnx")
     assert report.environment.python.startswith("3.")
     assert report.backend.name == "onnxruntime"
+
+
+def test_proxyjump_from_ssh_config_is_honoured(
+    clean_testbed: Testbed, connect: ConnectOptions, tmp_path: Path
+) -> None:
+    """Reach a device through a jump host named by ProxyJump (here: the device itself,
+    the one address its namespace can route to), as a bastion setup would."""
+    dev = clean_testbed.devices[0]
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        clean_testbed.ssh_config.read_text()
+        + f"\nHost behind-jump\n    HostName {dev.address}\n    User {dev.user}\n"
+        f"    IdentityFile {clean_testbed.identity}\n"
+        f"    UserKnownHostsFile {clean_testbed.known_hosts}\n    ProxyJump {dev.name}\n"
+    )
+    options = ConnectOptions(
+        ssh_config=config, timeouts=connect.timeouts, python=str(DEVICE_PYTHON)
+    )
+    (target,) = open_targets("behind-jump", options)
+    assert isinstance(target, SSHTarget)
+    with target:
+        assert target.host.proxy_jump == dev.name
+        info = target.info()
+        assert target.connection._jump is not None  # the hop was really used
+    assert info["runtime"]["protocol"] == 1

@@ -123,8 +123,9 @@ class RuntimeClient:
         self._ids = itertools.count(1)
         self.hello: dict[str, Any] = {}
 
-    def start(self) -> RuntimeClient:
-        self.hello = self._read("start-up", self.timeout)
+    def start(self, timeout: float | None = None) -> RuntimeClient:
+        """Read and check the runtime's hello, waiting at most ``timeout`` seconds."""
+        self.hello = self._read("start-up", timeout or self.timeout)
         protocol.check_hello(self.hello)
         self.pipe.process_group = self.hello.get("pgid")
         return self

@@ -16,14 +16,16 @@ from .errors import UsageError
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds. ``command`` bounds every single request to the runtime."""
+    """Seconds. ``command`` bounds every single request to the runtime; ``startup`` bounds
+    the runtime's start until its hello (imports on a slow board take a few seconds)."""
 
     connect: float = 10.0
     auth: float = 15.0
     command: float = 600.0
+    startup: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "auth", "command"):
+        for name in ("connect", "auth", "command", "startup"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} timeout must be positive, got {getattr(self, name)}")
 

@@ -49,7 +49,7 @@ class Target(abc.ABC):
         if self._client is None:
             client = RuntimeClient(self.start_pipe(), self.name, self.timeouts.command)
             try:
-                client.start()
+                client.start(self.timeouts.startup)
             except BaseException:
                 client.pipe.kill()
                 raise
@@ -77,8 +77,9 @@ class Target(abc.ABC):
     def loaded(self, model: Path, config: ProfileConfig) -> Iterator[str]:
         """The device handle of ``model``, loaded for the ``with`` body and unloaded after
         (unless the runtime died meanwhile: then there is nothing left to unload)."""
+        device_path = self.stage_model(Path(model))  # a missing file fails before any start
         client = self.client()
-        handle = str(self.call("load", config.load_args(self.stage_model(Path(model))))["handle"])
+        handle = str(self.call("load", config.load_args(device_path))["handle"])
         try:
             yield handle
         finally:

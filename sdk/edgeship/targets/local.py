@@ -13,7 +13,7 @@ from typing import Any
 from ..bundle import ensure_bundle
 from ..client import Pipe
 from ..config import Timeouts
-from ..errors import ModelError
+from ..errors import ModelError, TargetError
 from .base import Target
 
 
@@ -69,13 +69,20 @@ class LocalTarget(Target):
 
     def start_pipe(self) -> LocalPipe:
         argv = [self.python, str(ensure_bundle()), "serve"]
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, killable as a whole
-        )
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group, killable as a whole
+            )
+        except OSError as exc:  # no such interpreter, not executable, ...
+            raise TargetError(
+                f"{self.name}: cannot start the runtime with {self.python}: {exc.strerror}",
+                target=self.name,
+                python=self.python,
+            ) from exc
         return LocalPipe(process)
 
     def stage_model(self, path: Path) -> str:

@@ -1,0 +1,233 @@
+"""Tiny model builders shared by every test (STYLE §9): each writes one file, returns its path.
+
+ONNX graphs are written with ``onnx.helper`` at IR 8 / opset 17, so the oldest runtime we
+support (ONNX Runtime 1.19 on Python 3.9) loads them too. Weights come from a fixed seed,
+and the constants a test needs to recompute an output are module-level.
+
+The ``.tflite`` fixture needs torch and ``litert_torch``; it is converted in a child process
+(``python -m tests.models tflite OUT``) so their import time, threads and warnings stay out
+of the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+IR_VERSION = 8
+OPSET = 17
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The multi-input model: a vocabulary of VOCAB tokens embedded in WIDTH floats.
+VOCAB = 16
+WIDTH = 8
+EMBEDDING = np.random.default_rng(1).standard_normal((VOCAB, WIDTH)).astype(np.float32)
+
+# The state model: h_out = tanh(x @ STATE_W + h_in @ STATE_U), y = h_out @ STATE_V.
+STATE_IN, STATE_HIDDEN, STATE_OUT = 4, 8, 2
+_rng = np.random.default_rng(2)
+STATE_W = _rng.standard_normal((STATE_IN, STATE_HIDDEN)).astype(np.float32)
+STATE_U = _rng.standard_normal((STATE_HIDDEN, STATE_HIDDEN)).astype(np.float32)
+STATE_V = _rng.standard_normal((STATE_HIDDEN, STATE_OUT)).astype(np.float32)
+
+# The failing model reshapes [batch, FAIL_WIDTH] to FAIL_SHAPE: only batch 1 fits.
+FAIL_WIDTH = 6
+FAIL_SHAPE = (2, 3)
+
+
+def _save(graph: onnx.GraphProto, path: str | os.PathLike[str]) -> Path:
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgeship-tests"
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def _value(name: str, elem: int, shape: list[int | str | None]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def add_model(
+    path: str | os.PathLike[str], width: int = 4, batch: int | str | None = "batch"
+) -> Path:
+    """``y = x + 1``; ``x`` float32 ``[batch, width]``.
+
+    ``batch`` is a symbolic name by default; ``None`` writes an unnamed dynamic dim, an int
+    a fixed one.
+    """
+    one = numpy_helper.from_array(np.ones((width,), np.float32), "one")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        "add",
+        [_value("x", TensorProto.FLOAT, [batch, width])],
+        [_value("y", TensorProto.FLOAT, [batch, width])],
+        initializer=[one],
+    )
+    return _save(graph, path)
+
+
+def multi_input_model(path: str | os.PathLike[str]) -> Path:
+    """Two inputs of two dtypes, two outputs, symbolic ``batch`` and ``seq`` dims.
+
+    ``features`` float32 ``[batch, seq, WIDTH]`` and ``token_ids`` int64 ``[batch, seq]``
+    (ids < VOCAB); ``out = features + EMBEDDING[token_ids]`` and ``pooled`` its mean over
+    ``seq``.
+    """
+    table = numpy_helper.from_array(EMBEDDING, "embedding")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["embedding", "token_ids"], ["embedded"], axis=0),
+            helper.make_node("Add", ["features", "embedded"], ["out"]),
+            helper.make_node("ReduceMean", ["out"], ["pooled"], axes=[1], keepdims=0),
+        ],
+        "multi_input",
+        [
+            _value("features", TensorProto.FLOAT, ["batch", "seq", WIDTH]),
+            _value("token_ids", TensorProto.INT64, ["batch", "seq"]),
+        ],
+        [
+            _value("out", TensorProto.FLOAT, ["batch", "seq", WIDTH]),
+            _value("pooled", TensorProto.FLOAT, ["batch", WIDTH]),
+        ],
+        initializer=[table],
+    )
+    return _save(graph, path)
+
+
+def state_model(path: str | os.PathLike[str]) -> Path:
+    """A GRU-like cell: inputs ``x [batch, 4]`` and ``h_in [batch, 8]``, outputs
+    ``y [batch, 2]`` and ``h_out [batch, 8]`` (the next step's ``h_in``)."""
+    weights = [
+        numpy_helper.from_array(STATE_W, "W"),
+        numpy_helper.from_array(STATE_U, "U"),
+        numpy_helper.from_array(STATE_V, "V"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("MatMul", ["h_in", "U"], ["hu"]),
+            helper.make_node("Add", ["xw", "hu"], ["pre"]),
+            helper.make_node("Tanh", ["pre"], ["h_out"]),
+            helper.make_node("MatMul", ["h_out", "V"], ["y"]),
+        ],
+        "state",
+        [
+            _value("x", TensorProto.FLOAT, ["batch", STATE_IN]),
+            _value("h_in", TensorProto.FLOAT, ["batch", STATE_HIDDEN]),
+        ],
+        [
+            _value("y", TensorProto.FLOAT, ["batch", STATE_OUT]),
+            _value("h_out", TensorProto.FLOAT, ["batch", STATE_HIDDEN]),
+        ],
+        initializer=weights,
+    )
+    return _save(graph, path)
+
+
+def state_step(x: np.ndarray, h_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The state model in numpy: ``(y, h_out)``."""
+    h_out = np.tanh(x @ STATE_W + h_in @ STATE_U)
+    return h_out @ STATE_V, h_out
+
+
+def failing_model(path: str | os.PathLike[str]) -> Path:
+    """Loads and validates for any batch, but Reshape to a fixed [2, 3] fails at run time
+    unless ``batch == 1``: the fixture for :class:`InferenceError`."""
+    target = numpy_helper.from_array(np.array(FAIL_SHAPE, np.int64), "target_shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "target_shape"], ["y"])],
+        "failing",
+        [_value("x", TensorProto.FLOAT, ["batch", FAIL_WIDTH])],
+        [_value("y", TensorProto.FLOAT, list(FAIL_SHAPE))],
+        initializer=[target],
+    )
+    return _save(graph, path)
+
+
+def truncated_copy(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], keep: float = 0.5
+) -> Path:
+    """The first ``keep`` fraction of ``src``'s bytes: a download cut short."""
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: max(1, int(len(data) * keep))])
+    return Path(dst)
+
+
+def text_file(path: str | os.PathLike[str], text: str = "this is not a model\n") -> Path:
+    """A non-model file (name it ``.onnx`` to pose as one)."""
+    Path(path).write_text(text)
+    return Path(path)
+
+
+def empty_file(path: str | os.PathLike[str]) -> Path:
+    Path(path).write_bytes(b"")
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------ tflite
+
+TFLITE_IN, TFLITE_IDS, TFLITE_OUT = 4, 5, 3
+
+
+def convert_tflite(path: str | os.PathLike[str]) -> Path:
+    """``tanh(x @ w + float(ids) @ v)`` converted by ``litert_torch`` (imports torch).
+
+    Inputs ``x`` float32 ``[-1, 4]`` and ``ids`` int64 ``[-1, 5]`` (dynamic batch, 64-bit
+    kept); output float32 ``[-1, 3]``. Matmul (not Linear, not a scalar multiply) is what
+    the converter lowers with a dynamic batch dim.
+    """
+    import litert_torch
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            g = torch.Generator().manual_seed(0)
+            self.w = torch.nn.Parameter(torch.randn(TFLITE_IN, TFLITE_OUT, generator=g))
+            self.v = torch.nn.Parameter(torch.randn(TFLITE_IDS, TFLITE_OUT, generator=g))
+
+        def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(torch.matmul(x, self.w) + torch.matmul(ids.float(), self.v))
+
+    batch = torch.export.Dim("batch", min=1, max=64)
+    example = (torch.randn(2, TFLITE_IN), torch.zeros(2, TFLITE_IDS, dtype=torch.int64))
+    converted = litert_torch.convert(
+        Tiny().eval(), example, dynamic_shapes=({0: batch}, {0: batch}), enable_x64=True
+    )
+    converted.export(str(path))
+    return Path(path)
+
+
+def tflite_model(path: str | os.PathLike[str], timeout: float = 300.0) -> Path:
+    """:func:`convert_tflite` in a child process; raises with its stderr tail on failure."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.models", "tflite", str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0 or not Path(path).is_file():
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"converting the tiny .tflite failed ({done.returncode}):\n{tail}")
+    return Path(path)
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "tflite":
+        print("usage: python -m tests.models tflite OUT.tflite", file=sys.stderr)
+        return 2
+    convert_tflite(argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

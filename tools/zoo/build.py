@@ -437,17 +437,11 @@ def _export_tflite(litert_torch: Any, model: nn.Module, example: np.ndarray, pat
     """
     import torch
 
-    class Named(torch.nn.Module):
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"logits": self.inner(input)}
+    from tools.zoo.models import NamedIO
 
     with _atomic_path(path) as tmp, _quiet():
         sample = {"input": torch.from_numpy(example[:1])}
-        edge_model = litert_torch.convert(Named(model).eval(), (), sample_kwargs=sample)
+        edge_model = litert_torch.convert(NamedIO(model).eval(), (), sample_kwargs=sample)
         edge_model.export(str(tmp))
 
 

@@ -66,3 +66,19 @@ def cnn(seed: int = DEFAULT_SEED) -> nn.Module:
 
 
 FACTORIES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn}
+
+
+class NamedIO(nn.Module):
+    """``model`` called as ``forward(input=...)`` returning ``{"logits": ...}``.
+
+    Converting this to TFLite names the signature's tensors ``input`` and ``logits``, like
+    the ONNX export. It lives here, at module level, because converters embed the module's
+    qualified name in the file: a stable name keeps the build byte-for-byte reproducible.
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.inner(input)}

@@ -85,7 +85,8 @@ class OnnxRuntimeBackend:
         parallel = options.execution_mode == "parallel"
         if options.threads:
             so.intra_op_num_threads = options.threads
-            so.inter_op_num_threads = options.threads if parallel else 1
+            if not parallel:  # parallel mode keeps ORT's own inter-op pool (1 would serialise)
+                so.inter_op_num_threads = 1
         if parallel:
             so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
         so.graph_optimization_level = getattr(

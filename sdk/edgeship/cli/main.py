@@ -15,10 +15,32 @@ from typing import NoReturn
 from edgeship_runtime import __version__
 
 from ..errors import EdgeshipError, UsageError
-from . import bundle_cmd, deploy_cmd, device_cmd, info_cmd, profile_cmd, run_cmd
+from . import (
+    bundle_cmd,
+    convert_cmd,
+    deploy_cmd,
+    device_cmd,
+    info_cmd,
+    optimize_cmd,
+    partition_cmd,
+    profile_cmd,
+    run_cmd,
+    tune_cmd,
+)
 from .output import print_error
 
-COMMANDS = (profile_cmd, run_cmd, info_cmd, device_cmd, deploy_cmd, bundle_cmd)
+COMMANDS = (
+    profile_cmd,
+    run_cmd,
+    info_cmd,
+    device_cmd,
+    deploy_cmd,
+    convert_cmd,
+    optimize_cmd,
+    tune_cmd,
+    partition_cmd,
+    bundle_cmd,
+)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -86,8 +86,15 @@ class Target(abc.ABC):
             if self._client is client:
                 self.call("unload", {"handle": handle})
 
+    def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:
+        """``config``, or the session ``edgeship tune`` stored for this model on this
+        target when the caller asked for no particular session."""
+        from ..optimize.settings import with_stored_settings  # optimize imports targets
+
+        return with_stored_settings(self, model, config)
+
     def profile(self, model: Path, config: ProfileConfig | None = None) -> ProfileReport:
-        config = config or ProfileConfig()
+        config = self.settings_for(Path(model), config or ProfileConfig())
         with self.loaded(model, config) as handle:
             data = self.call("profile", config.profile_args(handle))
         report = ProfileReport.from_dict(data)
@@ -102,7 +109,7 @@ class Target(abc.ABC):
         config: ProfileConfig | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the model once on ``inputs``; the outputs by name."""
-        config = config or ProfileConfig()
+        config = self.settings_for(Path(model), config or ProfileConfig())
         with self.loaded(model, config) as handle:
             result = self.call("run", {"handle": handle, "inputs": encode_tensors(inputs)})
         return decode_tensors(result["outputs"])

@@ -1,0 +1,68 @@
+"""The shared last step of every → TFLite path: a named torch module through litert-torch.
+
+LiteRT models are static: the example inputs fix every dimension (the batch included).
+Inputs are passed by keyword so the model's signature keeps the source's names; the
+interpreter then names the tensors ``serving_default_<name>``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConversionError, UnsupportedOpError
+from .quiet import quiet
+
+_ATEN_OP = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
+
+
+def litert_version() -> str:
+    try:
+        return importlib.metadata.version("litert-torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def import_litert_torch() -> Any:
+    try:
+        with quiet():
+            import litert_torch
+    except ImportError as exc:
+        raise ConversionError(
+            f"TFLite output needs litert-torch (pip install 'edgeship[tflite]'): {exc}",
+            step="convert",
+        ) from exc
+    return litert_torch
+
+
+def export_tflite(module: Any, example: Mapping[str, np.ndarray], out: Path) -> str:
+    """Convert ``module`` (``forward(**inputs) -> {name: tensor}``) to ``out``."""
+    import torch
+
+    litert_torch = import_litert_torch()
+    kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in example.items()}
+    try:
+        with quiet():
+            edge = litert_torch.convert(module.eval(), sample_kwargs=kwargs)
+            edge.export(str(out))
+    except Exception as exc:
+        raise translate(exc) from exc
+    return f"litert-torch {litert_version()}"
+
+
+def translate(exc: Exception) -> ConversionError:
+    """Name the ATen op LiteRT could not lower when its message says which."""
+    text = str(exc)
+    ops = sorted(set(_ATEN_OP.findall(text)))
+    lowered = text.lower()
+    if ops and ("lower" in lowered or "not supported" in lowered or "unsupported" in lowered):
+        return UnsupportedOpError("litert-torch", ops, step="convert")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return ConversionError(
+        f"litert-torch failed: {type(exc).__name__}: {first[:300]}", step="convert"
+    )

@@ -1,0 +1,222 @@
+"""One conversion end to end: load the source, convert, verify on a target, then publish.
+
+The result is written beside ``OUT`` under a temporary name and moved into place only
+when verification passes (or ``force`` is set), so a failed conversion leaves no file
+that looks usable. Routes (one module each):
+
+    pytorch → onnx     torch_onnx     torch.onnx, named inputs/outputs, dynamic batch
+    pytorch → tflite   torch_tflite   litert-torch, static shapes
+    onnx    → tflite   onnx_tflite    onnx2torch, then litert-torch (no TensorFlow)
+    tflite  → onnx     tflite_onnx    tf2onnx (needs TensorFlow: the tflite-onnx extra)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeship_runtime.errors import ModelError, UsageError
+from edgeship_runtime.inputs import LABELS_KEY, load_arrays
+from edgeship_runtime.model import sha256_file
+
+from ..targets import LocalTarget, Target
+from . import onnx_tflite, tflite_onnx, torch_onnx, torch_tflite
+from .config import DEFAULT_OPSET, ConvertConfig
+from .errors import VerificationFailed
+from .result import ConversionReport, Converted, ModelRef
+from .runners import Runner, TargetRunner
+from .torch_source import (
+    TorchRunner,
+    TorchSource,
+    build_module,
+    forward_input_names,
+    torch_source,
+)
+from .verify import Tolerance, VerifyData, failure_message, verify
+
+if TYPE_CHECKING:
+    from torch import nn
+
+EXPORT_ROWS = 2
+"""Rows of example input traced for ONNX (2, so no size-1 batch gets specialised)."""
+
+
+def convert(config: ConvertConfig, target: Target | None = None) -> ConversionReport:
+    """Convert ``config.source`` to ``config.output`` and verify it on ``target`` (local)."""
+    src, dst = config.formats()
+    with _target(target) as tgt:
+        if src == "pytorch":
+            factory, weights = config.factory_and_weights()
+            module = build_module(factory, weights)
+            example = torch_example(module, config)
+            source = torch_source(module, example, config.output_names, factory)
+            return _from_torch(source, config, dst, tgt, ModelRef(_describe(config), "pytorch"))
+        path = Path(config.source)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file", path=str(path))
+        with TargetRunner(tgt, path) as runner:
+            return _finish(
+                runner,
+                _model_ref(path, src),
+                config,
+                dst,
+                tgt,
+                lambda tmp: _convert_file(src, dst, path, runner, tmp, config),
+            )
+
+
+def convert_module(
+    module: nn.Module,
+    example_inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    output: Path | str,
+    *,
+    output_names: Sequence[str] = (),
+    verify_data: VerifyData | None = None,
+    tolerance: Tolerance | None = None,
+    batch: int = 1,
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    target: Target | None = None,
+) -> ConversionReport:
+    """Convert a live ``nn.Module`` (the Python API's PyTorch source) to ``.onnx``/``.tflite``.
+
+    ``example_inputs`` by name, or in ``forward``'s order (named after its parameters).
+    """
+    if not isinstance(example_inputs, Mapping):
+        arrays = list(example_inputs)
+        example_inputs = dict(zip(forward_input_names(module, len(arrays)), arrays, strict=True))
+    config = ConvertConfig(
+        source="module:object",
+        output=Path(output),
+        source_format="pytorch",
+        output_names=tuple(output_names),
+        opset=opset,
+        batch=batch,
+        verify=verify_data or VerifyData(),
+        tolerance=tolerance or Tolerance(),
+        force=force,
+    )
+    source = torch_source(module, dict(example_inputs), config.output_names, type(module).__name__)
+    with _target(target) as tgt:
+        ref = ModelRef(f"<{type(module).__name__}>", "pytorch")
+        return _from_torch(source, config, config.formats()[1], tgt, ref)
+
+
+def _from_torch(
+    source: TorchSource, config: ConvertConfig, dst: str, target: Target, ref: ModelRef
+) -> ConversionReport:
+    def run(tmp: Path) -> Converted:
+        if dst == "onnx":
+            return torch_onnx.convert(source, tmp, config.opset)
+        return torch_tflite.convert(source, tmp, config.batch)
+
+    return _finish(TorchRunner(source), ref, config, dst, target, run)
+
+
+def _convert_file(
+    src: str, dst: str, path: Path, runner: TargetRunner, tmp: Path, config: ConvertConfig
+) -> Converted:
+    if (src, dst) == ("onnx", "tflite"):
+        return onnx_tflite.convert(path, runner.signature, tmp, config.batch, config.shapes)
+    return tflite_onnx.convert(path, runner.signature, tmp, config.opset)
+
+
+def _finish(
+    source: Runner,
+    ref: ModelRef,
+    config: ConvertConfig,
+    dst: str,
+    target: Target,
+    run: Any,
+) -> ConversionReport:
+    out = Path(config.output)
+    with _staged(out) as tmp:
+        t0 = time.perf_counter()
+        converted: Converted = run(tmp)
+        convert_s = time.perf_counter() - t0
+        with TargetRunner(target, tmp) as result:
+            report = verify(source, result, config.verify, config.tolerance)
+        verify_s = time.perf_counter() - t0 - convert_s
+        passed = report.passed or config.force
+        if passed:
+            os.replace(tmp, out)
+    conversion = ConversionReport(
+        route=f"{ref.format}->{dst}",
+        source=ref,
+        result=_model_ref(out, dst) if passed else ModelRef(str(out), dst),
+        converter=converted.converter,
+        verification=report,
+        notes=converted.notes,
+        layout_changed=any(n.startswith("LAYOUT CHANGED") for n in report.notes),
+        forced=config.force and not report.passed,
+        written=passed,
+        convert_s=round(convert_s, 3),
+        verify_s=round(verify_s, 3),
+    )
+    if not passed:
+        raise VerificationFailed(failure_message(report, f"{out.name}"), conversion)
+    return conversion
+
+
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out`` (same file system, so the final move is atomic)."""
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory; give the output file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _target(target: Target | None) -> Iterator[Target]:
+    if target is not None:
+        yield target
+        return
+    with LocalTarget() as local:
+        yield local
+
+
+def torch_example(module: nn.Module, config: ConvertConfig) -> dict[str, np.ndarray]:
+    """Example inputs for tracing: ``--shape`` (float32, seeded) or rows of ``--data``."""
+    rows = max(EXPORT_ROWS, config.batch)
+    if config.shapes:
+        rng = np.random.default_rng(config.verify.seed)
+        names = list(config.input_names) or list(config.shapes)
+        shapes = list(config.shapes.values())
+        if len(names) != len(shapes):
+            raise UsageError(f"{len(names)} --input-names for {len(shapes)} --shape options")
+        return {
+            n: rng.standard_normal(s).astype(np.float32) for n, s in zip(names, shapes, strict=True)
+        }
+    if config.verify.data is None:
+        raise UsageError(
+            "a PyTorch source needs example inputs: give --shape NAME=D1,D2,... or --data FILE"
+        )
+    arrays = {k: v for k, v in load_arrays(str(config.verify.data)).items() if k != LABELS_KEY}
+    names = list(config.input_names)
+    if not names:
+        keyed = "" not in arrays
+        names = list(arrays) if keyed else forward_input_names(module, len(arrays))
+    if len(names) != len(arrays):
+        raise UsageError(f"{len(names)} input name(s) {names} for {len(arrays)} array(s) of data")
+    return {n: a[:rows] for n, a in zip(names, arrays.values(), strict=True)}
+
+
+def _model_ref(path: Path, fmt: str) -> ModelRef:
+    return ModelRef(str(path), fmt, sha256_file(str(path)), path.stat().st_size)
+
+
+def _describe(config: ConvertConfig) -> str:
+    factory, weights = config.factory_and_weights()
+    return f"{factory} + {weights}" if weights is not None else factory

@@ -1,0 +1,75 @@
+"""What a converter hands back, and the report of a whole conversion (JSON round trip)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeship_runtime.report import check_schema
+from edgeship_runtime.serde import from_jsonable, to_jsonable
+
+from .verify import VerifyReport
+
+CONVERT_SCHEMA = "edgeship.convert/1"
+
+
+@dataclass
+class Converted:
+    """A converter's own account: its name and version, and what it changed."""
+
+    converter: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelRef:
+    path: str
+    format: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass
+class ConversionReport:
+    """A verified conversion. ``layout_changed`` is True when the result takes or gives
+    tensors in another axis order than the source (notes say which)."""
+
+    route: str
+    source: ModelRef
+    result: ModelRef
+    converter: str
+    verification: VerifyReport
+    notes: list[str] = field(default_factory=list)
+    layout_changed: bool = False
+    forced: bool = False
+    written: bool = True
+    convert_s: float = 0.0
+    verify_s: float = 0.0
+    schema: str = CONVERT_SCHEMA
+
+    @property
+    def passed(self) -> bool:
+        return self.verification.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(self)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConversionReport:
+        check_schema(data, CONVERT_SCHEMA)
+        return from_jsonable(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ConversionReport:
+        return cls.from_dict(json.loads(text))
+
+    def layout_statement(self) -> str:
+        changes = [n for n in self.verification.notes if n.startswith("LAYOUT CHANGED")]
+        if changes:
+            return "; ".join(changes)
+        return "same input/output layout as the source"

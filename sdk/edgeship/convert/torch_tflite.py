@@ -1,0 +1,25 @@
+"""PyTorch → TFLite with litert-torch, at the example inputs' static shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .litert import export_tflite
+from .result import Converted
+from .torch_source import TorchSource, identifier
+
+
+def convert(source: TorchSource, out: Path, batch: int) -> Converted:
+    example = {n: a[:batch] if a.ndim else a for n, a in source.example.items()}
+    renamed = {identifier(n): a for n, a in example.items()}
+    notes = [
+        f"input {n!r} is {identifier(n)!r} in the LiteRT signature"
+        for n in example
+        if identifier(n) != n
+    ]
+    module = source.named()
+    module.input_order = list(renamed)
+    converter = export_tflite(module, renamed, out)
+    shapes = {n: list(a.shape) for n, a in example.items()}
+    notes.append(f"static shapes {shapes} (LiteRT models have a fixed batch of {batch})")
+    return Converted(converter=converter, notes=notes)

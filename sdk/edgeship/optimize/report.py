@@ -1,0 +1,120 @@
+"""Reports of ``optimize`` and ``tune``: typed, with units in the names, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeship_runtime.report import check_schema
+from edgeship_runtime.serde import from_jsonable, to_jsonable
+
+from ..convert.result import ModelRef
+from ..convert.verify import VerifyReport
+
+OPTIMIZE_SCHEMA = "edgeship.optimize/1"
+TUNE_SCHEMA = "edgeship.tune/1"
+
+
+class _Json:
+    schema: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(self)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        check_schema(data, cls.schema)
+        return from_jsonable(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class StepRecord:
+    """One optimization step: ``nodes`` in the graph after it, ``seconds`` it took."""
+
+    name: str
+    detail: str
+    nodes: int
+    seconds: float
+
+
+@dataclass
+class Measurement:
+    """Latency of one model under one session setting, median over interleaved rounds."""
+
+    model: str
+    setting: str
+    p50_ms: float
+    mean_ms: float
+    load_ms: float
+    p50_per_round_ms: list[float] = field(default_factory=list)
+
+
+def _empty_verify() -> VerifyReport:
+    return VerifyReport(samples=0, data="", tolerance={})
+
+
+@dataclass
+class OptimizeReport(_Json):
+    source: ModelRef
+    result: ModelRef
+    level_requested: str
+    level: str
+    level_note: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+    ops_before: dict[str, int] = field(default_factory=dict)
+    ops_after: dict[str, int] = field(default_factory=dict)
+    verification: VerifyReport = field(default_factory=_empty_verify)
+    measurements: list[Measurement] = field(default_factory=list)
+    target: dict[str, Any] = field(default_factory=dict)
+    written: bool = False
+    forced: bool = False
+    schema: str = OPTIMIZE_SCHEMA
+
+
+@dataclass
+class Trial:
+    """One candidate session: its settings and its latency (median of per-round p50s)."""
+
+    threads: int
+    providers: list[str]
+    execution_mode: str
+    p50_ms: float
+    mean_ms: float
+    p50_per_round_ms: list[float] = field(default_factory=list)
+    error: str = ""
+
+    def label(self) -> str:
+        threads = "default" if self.threads == 0 else str(self.threads)
+        providers = ",".join(p.replace("ExecutionProvider", "") for p in self.providers) or "-"
+        return f"threads={threads} providers={providers} mode={self.execution_mode}"
+
+
+@dataclass
+class TuneReport(_Json):
+    """What ``tune`` tried on the device, the default it is compared with, and the pick.
+
+    ``gain`` is default p50 / best p50 (1.25 means 25 % more inferences per second);
+    ``note`` says why the defaults were kept when a candidate was faster but not clearly."""
+
+    model: ModelRef
+    backend: str
+    profile: str
+    rounds: int
+    runs: int
+    default: Trial
+    best: Trial
+    trials: list[Trial] = field(default_factory=list)
+    gain: float = 1.0
+    note: str = ""
+    stored_at: str = ""
+    target: dict[str, Any] = field(default_factory=dict)
+    schema: str = TUNE_SCHEMA

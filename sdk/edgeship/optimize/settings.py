@@ -1,0 +1,168 @@
+"""Tuned session settings, stored per model (by sha256) on the target they were measured on.
+
+    SSH target   ROOT/settings/<sha256>.json   under the device's deploy root
+    local        <cache>/settings/<sha256>.json (``$EDGESHIP_CACHE`` or ~/.cache/edgeship)
+
+:func:`with_stored_settings` is the lookup ``Target.profile``/``Target.run`` make: when
+the caller gave no session options (all defaults), the stored ones are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.model import sha256_file
+from edgeship_runtime.report import check_schema
+from edgeship_runtime.serde import from_jsonable, to_jsonable
+
+from ..bundle import cache_dir
+from ..config import ProfileConfig
+from ..errors import EdgeshipError
+
+SETTINGS_SCHEMA = "edgeship.settings/1"
+SETTINGS_DIR = "settings"
+
+
+@dataclass
+class StoredSettings:
+    """The session ``tune`` picked for one model on one target, and what it measured."""
+
+    model_sha256: str
+    backend: str
+    threads: int
+    providers: list[str] = field(default_factory=list)
+    execution_mode: str = "sequential"
+    graph_optimization: str = "all"
+    p50_ms: float = 0.0
+    default_p50_ms: float = 0.0
+    target: str = ""
+    tuned_at: str = ""
+    schema: str = SETTINGS_SCHEMA
+
+    def session_options(self) -> SessionOptions:
+        return SessionOptions(
+            threads=self.threads,
+            providers=tuple(self.providers),
+            execution_mode=self.execution_mode,
+            graph_optimization=self.graph_optimization,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredSettings:
+        check_schema(data, SETTINGS_SCHEMA)
+        return from_jsonable(cls, data)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class SettingsStore(Protocol):
+    def read(self, sha256: str) -> StoredSettings | None: ...
+
+    def write(self, settings: StoredSettings) -> str:
+        """Store ``settings``; return where (a path on the host or the device)."""
+        ...
+
+
+class LocalSettingsStore:
+    """JSON files under a host directory (the edgeship cache by default)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_dir() / SETTINGS_DIR
+
+    def path(self, sha256: str) -> Path:
+        return self.root / f"{_checked(sha256)}.json"
+
+    def read(self, sha256: str) -> StoredSettings | None:
+        try:
+            data = json.loads(self.path(sha256).read_text())
+        except (OSError, ValueError):
+            return None
+        return _parse(data)
+
+    def write(self, settings: StoredSettings) -> str:
+        path = self.path(settings.model_sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(settings.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+        return str(path)
+
+
+class RemoteSettingsStore:
+    """JSON files under ``ROOT/settings`` of an SSH target's deploy store."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def path(self, sha256: str) -> str:
+        return str(self.store.layout.path(SETTINGS_DIR, f"{_checked(sha256)}.json"))
+
+    def read(self, sha256: str) -> StoredSettings | None:
+        data = self.store._read_json(self.path(sha256))
+        return _parse(data) if data else None
+
+    def write(self, settings: StoredSettings) -> str:
+        path = self.path(settings.model_sha256)
+        self.store._makedirs(SETTINGS_DIR)
+        part = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.part")
+        self.store._write(part, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
+        self.store.conn.sftp().posix_rename(part, path)
+        return path
+
+
+def settings_store(target: Any) -> SettingsStore:
+    """Where ``target`` keeps settings: its deploy store if it has one, else the host cache."""
+    store = getattr(target, "store", None)
+    if callable(store):
+        return RemoteSettingsStore(store())
+    return LocalSettingsStore()
+
+
+def stored_settings(target: Any, model: Path) -> StoredSettings | None:
+    return settings_store(target).read(sha256_file(str(model)))
+
+
+def with_stored_settings(target: Any, model: Path, config: ProfileConfig) -> ProfileConfig:
+    """``config`` with the stored session for ``model`` on ``target`` when it asks for none.
+
+    Call at the top of ``Target.profile`` and ``Target.run``. Settings measured for
+    another backend than the one ``config`` forces are not applied.
+    """
+    if config.session != SessionOptions() or not Path(model).is_file():
+        return config
+    stored = stored_settings(target, Path(model))
+    if stored is None or (config.backend and config.backend != stored.backend):
+        return config
+    return dataclasses.replace(config, session=stored.session_options())
+
+
+def _parse(data: Any) -> StoredSettings | None:
+    """Settings from JSON; files of another schema or malformed are ignored, not fatal."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        settings = StoredSettings.from_dict(data)
+        settings.session_options()
+    except (EdgeshipError, TypeError, ValueError):
+        return None
+    return settings
+
+
+def _checked(sha256: str) -> str:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256

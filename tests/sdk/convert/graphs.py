@@ -1,0 +1,153 @@
+"""Tiny ONNX graphs for conversion, optimization and partitioning edge cases.
+
+Written with ``onnx.helper`` at IR 8 / opset 17 like :mod:`tests.models`; each builder
+writes one file and returns its path. Weights come from fixed seeds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+IR_VERSION = 8
+OPSET = 17
+WIDTH = 16
+
+
+def save(graph: onnx.GraphProto, path: str | os.PathLike[str], opset: int = OPSET) -> Path:
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgeship-tests"
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def _w(name: str, shape: tuple[int, ...], seed: int) -> onnx.TensorProto:
+    rng = np.random.default_rng(seed)
+    return numpy_helper.from_array((rng.standard_normal(shape) / 4).astype(np.float32), name)
+
+
+def _v(name: str, shape: list[int | str | None]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def foldable_model(path: str | os.PathLike[str], width: int = WIDTH) -> Path:
+    """``y = relu(x @ (A @ B + C))``: ``A @ B + C`` is constant (foldable), and a dead
+    ``Sigmoid`` branch computes something nobody reads."""
+    nodes = [
+        helper.make_node("MatMul", ["A", "B"], ["AB"], name="const_matmul"),
+        helper.make_node("Add", ["AB", "C"], ["W"], name="const_add"),
+        helper.make_node("MatMul", ["x", "W"], ["h"], name="matmul"),
+        helper.make_node("Relu", ["h"], ["y"], name="relu"),
+        helper.make_node("Sigmoid", ["h"], ["unused"], name="dead"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "foldable",
+        [_v("x", ["batch", width])],
+        [_v("y", ["batch", width])],
+        initializer=[
+            _w("A", (width, width), 1),
+            _w("B", (width, width), 2),
+            _w("C", (width, width), 3),
+        ],
+    )
+    return save(graph, path)
+
+
+def residual_model(path: str | os.PathLike[str], width: int = WIDTH) -> Path:
+    """Six nodes with a skip connection over three of them and an early second output:
+
+    ``a = relu(x @ W1)``, ``b = relu(a @ W2)``, ``c = b @ W3 + x`` (x skips ahead),
+    ``y = relu(c) @ W4``; outputs ``y`` and ``a`` (produced first, needed at the end).
+    """
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["m1"], name="mm1"),
+        helper.make_node("Relu", ["m1"], ["a"], name="relu1"),
+        helper.make_node("MatMul", ["a", "W2"], ["m2"], name="mm2"),
+        helper.make_node("Relu", ["m2"], ["b"], name="relu2"),
+        helper.make_node("MatMul", ["b", "W3"], ["m3"], name="mm3"),
+        helper.make_node("Add", ["m3", "x"], ["c"], name="skip"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu3"),
+        helper.make_node("MatMul", ["r", "W4"], ["y"], name="mm4"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "residual",
+        [_v("x", ["batch", width])],
+        [_v("y", ["batch", width]), _v("a", ["batch", width])],
+        initializer=[_w(f"W{i}", (width, width), 10 + i) for i in range(1, 5)],
+    )
+    return save(graph, path)
+
+
+def constant_model(path: str | os.PathLike[str], width: int = 4) -> Path:
+    """A ``Constant`` read by the first and the last node: each stage gets its own copy."""
+    value = numpy_helper.from_array(np.full((width,), 0.5, np.float32), "k")
+    nodes = [
+        helper.make_node("Constant", [], ["k"], value=value, name="k"),
+        helper.make_node("Add", ["x", "k"], ["p"], name="add"),
+        helper.make_node("Relu", ["p"], ["q"], name="relu"),
+        helper.make_node("Mul", ["q", "k"], ["y"], name="mul"),
+    ]
+    graph = helper.make_graph(
+        nodes, "constant", [_v("x", ["batch", width])], [_v("y", ["batch", width])]
+    )
+    return save(graph, path)
+
+
+def if_model(path: str | os.PathLike[str], width: int = 4) -> Path:
+    """``y = If(cond, then: relu(x), else: -x)``: one node, two subgraphs reading ``x``."""
+    then_graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["t"])], "then", [], [_v("t", ["batch", width])]
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["e"])], "else", [], [_v("e", ["batch", width])]
+    )
+    nodes = [
+        helper.make_node(
+            "If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph, name="branch"
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "control",
+        [_v("x", ["batch", width]), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [_v("y", ["batch", width])],
+    )
+    return save(graph, path)
+
+
+def hardmax_model(path: str | os.PathLike[str], width: int = 4) -> Path:
+    """``y = Hardmax(x @ W)``: onnx2torch has no converter for Hardmax."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"], name="mm"),
+        helper.make_node("Hardmax", ["h"], ["y"], name="hardmax"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hardmax",
+        [_v("x", ["batch", width])],
+        [_v("y", ["batch", width])],
+        initializer=[_w("W", (width, width), 5)],
+    )
+    return save(graph, path)
+
+
+def nchw_model(path: str | os.PathLike[str], channels: int = 3, size: int = 4) -> Path:
+    """``y = x * 2`` on an NCHW image ``[batch, C, H, W]``."""
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["y"], name="mul")],
+        "nchw",
+        [_v("x", ["batch", channels, size, size])],
+        [_v("y", ["batch", channels, size, size])],
+        initializer=[two],
+    )
+    return save(graph, path)

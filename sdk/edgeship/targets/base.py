@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.ops import decode_tensors, encode_tensors
 from edgeship_runtime.report import ProfileReport
 
 from ..client import Pipe, RuntimeClient
 from ..config import ProfileConfig, Timeouts
 from ..errors import RemoteTimeout, RuntimeCrashed
+from ..profiles import BoardProfile
 
 
 class Target(abc.ABC):
@@ -87,11 +90,20 @@ class Target(abc.ABC):
                 self.call("unload", {"handle": handle})
 
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:
-        """``config``, or the session ``edgeship tune`` stored for this model on this
-        target when the caller asked for no particular session."""
+        """``config`` as given when it names a session; else the session ``edgeship tune``
+        stored for this model on this target; else the board profile's defaults."""
         from ..optimize.settings import with_stored_settings  # optimize imports targets
 
-        return with_stored_settings(self, model, config)
+        config = with_stored_settings(self, model, config)
+        board = self.board_profile()
+        if board is None or config.session != SessionOptions():
+            return config
+        session = SessionOptions(threads=board.threads, providers=board.onnxruntime_providers)
+        return dataclasses.replace(config, session=session)
+
+    def board_profile(self) -> BoardProfile | None:
+        """The board profile whose defaults (threads, providers) apply here, if any."""
+        return None
 
     def profile(self, model: Path, config: ProfileConfig | None = None) -> ProfileReport:
         config = self.settings_for(Path(model), config or ProfileConfig())

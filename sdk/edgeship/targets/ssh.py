@@ -20,6 +20,7 @@ from ..config import Timeouts
 from ..deploy import Deployment, DeployStore
 from ..deploy.store import Progress
 from ..errors import ProtocolError
+from ..profiles import BoardProfile, get_profile
 from ..ssh.connection import Connection, SSHPipe
 from ..ssh.hostconfig import HostSpec
 from .base import Target
@@ -55,6 +56,7 @@ class SSHTarget(Target):
         self._keep = keep_versions
         self._progress = progress
         self._store: DeployStore | None = None
+        self._device_config: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -69,14 +71,23 @@ class SSHTarget(Target):
             self._store = DeployStore(self.connection, self.deploy_root, self._keep, self._progress)
         return self._store
 
+    def device_config(self) -> dict[str, Any]:
+        """What ``edgeship setup`` recorded on the device (python, board profile), or {}."""
+        if self._device_config is None:
+            store = self.store()
+            self._device_config = store._read_json(posixpath.join(store.root, DEVICE_CONFIG))
+        return self._device_config
+
     def python(self) -> str:
         """The device Python: explicit, else what ``setup`` recorded, else ``python3``."""
-        if self._python:
-            return self._python
-        store = self.store()
-        recorded = store._read_json(posixpath.join(store.root, DEVICE_CONFIG)).get("python")
-        self._python = str(recorded) if recorded else "python3"
+        if not self._python:
+            self._python = str(self.device_config().get("python") or "python3")
         return self._python
+
+    def board_profile(self) -> BoardProfile | None:
+        """The targets file's ``profile``, else the one ``setup`` detected."""
+        name = self.profile_name or self.device_config().get("profile")
+        return get_profile(str(name)) if name else None
 
     def install_runtime(self) -> str:
         return self.store().put_runtime(ensure_bundle(), runtime_digest())

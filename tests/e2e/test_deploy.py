@@ -22,14 +22,22 @@ def _current(testbed: Testbed, name: str) -> str:
     return testbed.run_as(dev, ["readlink", str(link)], check=True).stdout.strip()
 
 
+def _fresh(zoo: Path, tmp_path: Path, model: str) -> Path:
+    """A copy of a zoo model with bytes no other test has sent (deploy never parses it)."""
+    fresh = tmp_path / model
+    fresh.write_bytes((zoo / model).read_bytes() + tmp_path.name.encode())
+    return fresh
+
+
 def test_deploy_versions_rollback_and_rm(
-    device_target: SSHTarget, clean_testbed: Testbed, zoo: Path
+    device_target: SSHTarget, clean_testbed: Testbed, zoo: Path, tmp_path: Path
 ) -> None:
-    first = device_target.deploy(zoo / "mlp.onnx", "digits")
+    mlp, cnn = _fresh(zoo, tmp_path, "mlp.onnx"), _fresh(zoo, tmp_path, "cnn.onnx")
+    first = device_target.deploy(mlp, "digits")
     assert first.uploaded and first.activated and first.version == "v0001"
-    again = device_target.deploy(zoo / "mlp.onnx", "digits")
+    again = device_target.deploy(mlp, "digits")
     assert not again.uploaded and not again.activated and again.version == "v0001"
-    second = device_target.deploy(zoo / "cnn.onnx", "digits")
+    second = device_target.deploy(cnn, "digits")
     assert second.version == "v0002" and _current(clean_testbed, "digits") == "versions/v0002"
     store = device_target.store()
     assert store.describe("digits").active == "v0002"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import gc
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -68,6 +69,66 @@ def time_runs(
     return [ns / 1e6 for ns in samples_ns], outputs
 
 
+@dataclass(frozen=True)
+class InterleavePolicy:
+    """Interleaved timing of several models (the A/B design): ``warmup`` untimed runs per
+    model, then ``blocks`` rounds; each round runs every model once, in a fresh random
+    order drawn from ``seed``, for ``block`` consecutive timed runs."""
+
+    warmup: int = 10
+    block: int = 10
+    blocks: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0:
+            raise UsageError(f"warmup must be 0 or more, got {self.warmup}")
+        if self.block < 1:
+            raise UsageError(f"block must be at least 1, got {self.block}")
+        if self.blocks < 1:
+            raise UsageError(f"blocks must be at least 1, got {self.blocks}")
+
+
+def interleave_runs(
+    models: Sequence[LoadedModel],
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    policy: InterleavePolicy,
+) -> Tuple[List[List[float]], List[List[int]]]:
+    """Per-model latencies in ms, in run order, and each round's order of model indices.
+
+    Block ``k`` of model ``i`` is ``samples[i][k * block:(k + 1) * block]``, run in round
+    ``k``. Each run is timed as :func:`time_runs` does (``perf_counter_ns`` around the
+    backend call, the garbage collector paused), so drift over the rounds (heat, clock,
+    other load) falls on every model alike.
+    """
+    if len(models) != len(feeds):
+        raise UsageError(f"{len(models)} models but {len(feeds)} feed sets")
+    for model, model_feeds in zip(models, feeds):
+        model.run(model_feeds)  # the first inference, timed separately by the model
+        for _ in range(max(policy.warmup - 1, 0)):
+            model.session.run(model_feeds)
+    rng = random.Random(policy.seed)
+    samples_ns: List[List[int]] = [[] for _ in models]
+    rounds: List[List[int]] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(policy.blocks):
+            order = list(range(len(models)))
+            rng.shuffle(order)
+            rounds.append(order)
+            for i in order:
+                run, model_feeds, out = models[i].session.run, feeds[i], samples_ns[i]
+                for _ in range(policy.block):
+                    t0 = time.perf_counter_ns()
+                    run(model_feeds)
+                    out.append(time.perf_counter_ns() - t0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return [[ns / 1e6 for ns in model_ns] for model_ns in samples_ns], rounds
+
+
 def profile(
     model: LoadedModel,
     feeds: Mapping[str, np.ndarray],
@@ -77,6 +138,21 @@ def profile(
     peak = PeakRss()
     peak.start()
     samples, outputs = time_runs(model, feeds, policy)
+    return build_report(model, feeds, policy, samples, outputs, peak, keep_samples)
+
+
+def build_report(
+    model: LoadedModel,
+    feeds: Mapping[str, np.ndarray],
+    policy: MeasurePolicy,
+    samples: List[float],
+    outputs: Sequence[np.ndarray],
+    peak: PeakRss,
+    keep_samples: bool = False,
+    throughput: Optional[float] = None,
+) -> ProfileReport:
+    """The report of ``samples`` (ms) of ``model`` on ``feeds``; ``throughput`` (samples/s)
+    when it was measured otherwise than from the samples (a sharded stream)."""
     batch = batch_size(feeds)
     return ProfileReport(
         model=model.info,
@@ -87,7 +163,7 @@ def profile(
         load_ms=model.load_ms,
         first_inference_ms=model.first_inference_ms or 0.0,
         latency_ms=summarize_ms(samples),
-        throughput_ips=throughput_ips(samples, batch),
+        throughput_ips=throughput_ips(samples, batch) if throughput is None else throughput,
         memory_mb=MemoryStats(
             rss_before_load=model.rss_before_load_mb,
             rss_after_load=model.rss_after_load_mb,

@@ -31,7 +31,7 @@ from .inputs import (
     split_batches,
     validate_feeds,
 )
-from .measure import MeasurePolicy, profile
+from .measure import InterleavePolicy, MeasurePolicy, interleave_runs, profile
 from .model import LoadedModel, load_model
 from .protocol import PROTOCOL_VERSION
 from .serde import to_jsonable
@@ -47,6 +47,16 @@ def decode_tensors(payload: Mapping[str, Any]) -> Feeds:
     if "path" in payload:
         return load_arrays(str(payload["path"]))
     raise UsageError("tensors must be given as {'npz_b64': ...} or {'path': ...}")
+
+
+def _conditions() -> Dict[str, Any]:
+    """Temperature (hottest zone, and every zone) and CPU clock now; None where unreadable."""
+    zones = environment.thermal_zones()
+    return {
+        "temperature_c": max(zones.values()) if zones else None,
+        "thermal_zones": zones,
+        "cpu_freq_mhz": environment.cpu_freq_mhz(),
+    }
 
 
 class Runtime:
@@ -77,6 +87,7 @@ class Runtime:
             graph_optimization=str(args.get("graph_optimization") or "all"),
         )
         model = load_model(str(args["path"]), args.get("backend"), options)
+        model.extra["session_options"] = options  # shards and pipeline stages open the same
         handle = f"m{next(self._ids)}"
         self._models[handle] = model
         return {
@@ -95,6 +106,10 @@ class Runtime:
             min_seconds=float(args.get("min_seconds", 0.0)),
         )
         feeds = self._feeds(model, args)
+        if args.get("shards") is not None or args.get("pipeline"):
+            from .parallel.profiling import profile_parallel  # imported only when asked for
+
+            return profile_parallel(model, feeds, policy, args).to_dict()
         report = profile(model, feeds, policy, keep_samples=bool(args.get("samples")))
         return report.to_dict()
 
@@ -103,6 +118,11 @@ class Runtime:
         runs in chunks of that batch, and the outputs are concatenated in order."""
         model = self._model(args)
         signature = model.session.signature
+        if args.get("shards") is not None or args.get("request_batch"):
+            from .parallel.profiling import run_parallel  # imported only when asked for
+
+            done = run_parallel(model, named_feeds(signature, decode_tensors(args["inputs"])), args)
+            return {**done, "outputs": encode_tensors(done["outputs"])}
         chunks = split_batches(signature, named_feeds(signature, decode_tensors(args["inputs"])))
         for chunk in chunks:
             validate_feeds(signature, chunk)
@@ -117,6 +137,38 @@ class Runtime:
             "outputs": encode_tensors(dict(zip(names, outputs))),
             "latency_ms": latency_ms,
             "calls": len(chunks),
+        }
+
+    def interleave(self, args: Mapping[str, Any]) -> Dict[str, Any]:
+        """Time several loaded models interleaved in randomized blocks (the A/B design);
+        every model's raw samples, the rounds' orders, and the device's temperature and
+        CPU clock before and after."""
+        handles = [str(h) for h in args.get("handles") or []]
+        if not handles or len(set(handles)) != len(handles):
+            raise UsageError(f"interleave needs distinct loaded handles, got {handles}")
+        models = [self._model({"handle": h}) for h in handles]
+        per_handle = args.get("feeds") or {}
+        feeds = [
+            self._feeds(m, {**args, "inputs": per_handle.get(h) or args.get("inputs")})
+            for h, m in zip(handles, models)
+        ]
+        policy = InterleavePolicy(
+            warmup=int(args.get("warmup", 10)),
+            block=int(args.get("block", 10)),
+            blocks=int(args.get("blocks", 20)),
+            seed=int(args.get("seed", 0)),
+        )
+        before = _conditions()
+        t0 = time.perf_counter_ns()
+        samples, rounds = interleave_runs(models, feeds, policy)
+        wall_s = (time.perf_counter_ns() - t0) / 1e9
+        return {
+            "handles": handles,
+            "policy": to_jsonable(policy),
+            "samples_ms": dict(zip(handles, samples)),
+            "rounds": [[handles[i] for i in order] for order in rounds],
+            "conditions": {"before": before, "after": _conditions()},
+            "wall_s": wall_s,
         }
 
     def unload(self, args: Mapping[str, Any]) -> Dict[str, Any]:

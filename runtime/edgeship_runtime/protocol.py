@@ -33,7 +33,26 @@ Operations (args → result)
                   {handle, model: ModelInfo, backend: BackendUsage, signature, load_ms}
     profile   {handle, warmup?, runs?, min_seconds?, samples?, inputs?, shapes?, seed?} →
                   ProfileReport (schema edgeship.report/1)
-    run       {handle, inputs} → {outputs: Tensors, latency_ms}
+              With ``shards: N`` (0: one per core) or ``pipeline: {stages: [path...],
+              providers?: [[...]...], threads?: [...], backends?: [...]}``, a stream of
+              ``runs`` requests over worker processes instead; optional ``request_batch``
+              (cut ``inputs`` into requests), ``baseline`` (default true), ``depth``. The
+              report then has a ``parallel`` section (edgeship_runtime.parallel.profiling).
+    run       {handle, inputs, shards?, request_batch?} →
+                  {outputs: Tensors, latency_ms, calls, parallel?}
+              ``shards``: the data set over N worker processes, outputs in order;
+              ``request_batch``: run it as requests of that many samples.
+    interleave {handles, inputs?, feeds?, shapes?, seed?, warmup?, block?, blocks?} →
+                  {handles, policy, samples_ms: {handle: [ms...]}, rounds: [[handle...]],
+                   conditions: {before, after}, wall_s}
+              Several loaded models timed in one process (the A/B design): ``warmup``
+              untimed runs each, then ``blocks`` rounds, each a random permutation of the
+              handles (seeded by ``seed``) in which every model makes ``block``
+              consecutive timed runs. ``inputs`` feed every model; ``feeds`` maps a
+              handle to its own; else inputs are generated per model from ``seed``.
+              Block k of a model is ``samples_ms[h][k*block:(k+1)*block]``, run in
+              round k. ``before``/``after`` hold ``temperature_c`` (hottest zone),
+              ``thermal_zones`` and ``cpu_freq_mhz``, each None/empty where unreadable.
     unload    {handle} → {}
     shutdown  {} → {} and the runtime exits 0
 

@@ -90,6 +90,83 @@ class PolicyRecord:
 
 
 @dataclass
+class WorkerReport:
+    """One worker of a sharded or pipelined profile (a shard, or a pipeline stage).
+
+    ``latency_ms``: its time inside the backend call per request; ``queue_ms``: how long
+    each request waited for it (from the hand-over, or the previous stage's end, to its
+    start); ``utilisation``: its busy time over the stream's wall time (0..1).
+    """
+
+    index: int
+    role: str
+    model_path: str
+    pid: int
+    cpus: List[int]
+    backend: BackendUsage
+    load_ms: float
+    requests: int
+    busy_s: float
+    utilisation: float
+    latency_ms: Optional[LatencyStats] = None
+    queue_ms: Optional[LatencyStats] = None
+    peak_rss_mb: Optional[float] = None
+
+
+@dataclass
+class ParallelBaseline:
+    """What the parallel run is compared with, measured in the same profile."""
+
+    description: str
+    requests: int
+    wall_s: float
+    throughput_rps: float
+
+
+@dataclass
+class ParallelCheck:
+    """Outputs of the parallel run against the reference run, request by request."""
+
+    reference: str
+    requests: int
+    max_abs_diff: Optional[float]
+    rtol: float
+    atol: float
+    ok: bool
+
+
+@dataclass
+class ParallelReport:
+    """The optional ``parallel`` section of a profile (``--shards N`` or ``--pipeline DIR``).
+
+    A stream of ``requests`` requests of ``request_batch`` samples each, fed continuously.
+    ``throughput_rps`` counts requests per second of wall time, ``throughput_ips`` samples.
+    ``queue_ms`` is a request's total waiting inside the pool (hand-over to start, summed
+    over stages), ``end_to_end_ms`` hand-over to result collected. ``scaling_efficiency``
+    is throughput over (workers × the one-shard throughput), ``speedup`` throughput over
+    the baseline's.
+    """
+
+    mode: str
+    n_workers: int
+    request_batch: int
+    requests: int
+    wall_s: float
+    throughput_rps: float
+    throughput_ips: float
+    queue_ms: LatencyStats
+    end_to_end_ms: LatencyStats
+    workers: List[WorkerReport] = field(default_factory=list)
+    baseline: Optional[ParallelBaseline] = None
+    speedup: Optional[float] = None
+    scaling_efficiency: Optional[float] = None
+    check: Optional[ParallelCheck] = None
+    transport: str = "multiprocessing.shared_memory"
+    start_method: str = "spawn"
+    total_peak_rss_mb: Optional[float] = None
+
+
+@dataclass
 class ProfileReport:
     model: ModelInfo
     backend: BackendUsage
@@ -107,6 +184,7 @@ class ProfileReport:
     created_at: str
     samples_ms: Optional[List[float]] = None
     target: Optional[Dict[str, Any]] = None
+    parallel: Optional[ParallelReport] = None
     schema: str = REPORT_SCHEMA
 
     def to_dict(self) -> Dict[str, Any]:

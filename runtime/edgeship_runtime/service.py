@@ -11,7 +11,7 @@ from . import protocol
 from .errors import EdgeshipError, ProtocolError
 from .ops import Runtime
 
-_OPS = ("info", "load", "profile", "run", "unload")
+_OPS = ("info", "load", "profile", "run", "interleave", "unload")
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:

@@ -16,6 +16,7 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 
 from .config import ProfileConfig
+from .shard import ParallelConfig, profile_parallel
 from .targets import Target, open_target
 
 TargetLike = str | Target
@@ -36,11 +37,16 @@ def profile(
     shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
     seed: int = 0,
     samples: bool = False,
+    shards: int | None = None,
+    pipeline: PathLike | None = None,
 ) -> ProfileReport:
     """Profile ``model`` on ``target`` and return its typed report.
 
     ``shapes`` gives dynamic dims for generated inputs, as a mapping or as CLI-style
     ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
+    ``shards`` (0: one per core) or ``pipeline`` (a directory from ``edgeship partition``)
+    profile a stream of ``runs`` requests on worker processes instead, and fill the
+    report's ``parallel`` section (see :mod:`edgeship.shard` for more settings).
     """
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=min_seconds),
@@ -51,6 +57,12 @@ def profile(
         seed=seed,
         samples=samples,
     )
+    if shards is not None or pipeline is not None:
+        parallel = ParallelConfig(
+            shards=shards, pipeline=Path(pipeline) if pipeline is not None else None
+        )
+        with _target(target) as tgt:
+            return profile_parallel(tgt, Path(model), config, parallel)
     with _target(target) as tgt:
         return tgt.profile(Path(model), config)
 

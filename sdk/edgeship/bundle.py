@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import zipapp
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def build_bundle(out: Path) -> Path:
             dest = target / path.relative_to(RUNTIME_DIR)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
-        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        # unique per thread too: several targets may bundle at once (fleets, sharding)
+        partial = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         zipapp.create_archive(
             staging, partial, interpreter=INTERPRETER, main="edgeship_runtime.cli:_zipapp_main"
         )

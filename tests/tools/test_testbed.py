@@ -21,6 +21,7 @@ from pathlib import Path
 import paramiko
 import pytest
 import tomllib
+
 from tools.testbed import DEVICE_PYTHON, Device, Testbed, TestbedError, missing_requirements
 from tools.testbed import testbed as testbed_module
 from tools.testbed.cleanup import leftovers

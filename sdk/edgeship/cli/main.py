@@ -16,7 +16,9 @@ from edgeship_runtime import __version__
 
 from ..errors import EdgeshipError, UsageError
 from . import (
+    ab_cmd,
     bundle_cmd,
+    compress_cmd,
     convert_cmd,
     deploy_cmd,
     device_cmd,
@@ -35,10 +37,12 @@ COMMANDS = (
     info_cmd,
     device_cmd,
     deploy_cmd,
+    compress_cmd,
     convert_cmd,
     optimize_cmd,
     tune_cmd,
     partition_cmd,
+    ab_cmd,
     bundle_cmd,
 )
 

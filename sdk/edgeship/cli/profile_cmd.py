@@ -12,6 +12,8 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 
 from ..config import ProfileConfig
+from ..errors import UsageError
+from ..shard import ParallelConfig, describe_parallel, profile_parallel
 from ..targets import Target
 from .common import on_targets, target_options
 from .output import profile_table
@@ -55,6 +57,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
     p.add_argument("--samples", action="store_true", help="include every run's latency")
+    p.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="a stream of --runs requests over N data-parallel worker processes on the "
+        "device, each on its own cores (0: one per core); adds throughput, per-shard "
+        "latency and utilisation, queueing and scaling efficiency against one shard",
+    )
+    p.add_argument(
+        "--pipeline",
+        type=Path,
+        metavar="DIR",
+        help="run the stages `edgeship partition MODEL --out DIR` wrote as a pipeline of "
+        "processes and check its outputs against MODEL",
+    )
     p.set_defaults(handler=run)
 
 
@@ -75,11 +92,22 @@ def config_from_args(ns: argparse.Namespace) -> ProfileConfig:
 def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
     models = [Path(m) for m in ns.models]
+    parallel = None
+    if ns.shards is not None or ns.pipeline is not None:
+        parallel = ParallelConfig(shards=ns.shards, pipeline=ns.pipeline)
+        if ns.pipeline is not None and len(models) != 1:
+            raise UsageError("--pipeline DIR goes with the one MODEL it was partitioned from")
 
     def profile_all(target: Target) -> list[ProfileReport]:
+        if parallel is not None:
+            return [profile_parallel(target, model, config, parallel) for model in models]
         return [target.profile(model, config) for model in models]
+
+    def render(reports: list[ProfileReport]) -> str:
+        views = [profile_table(reports), *(describe_parallel(r) for r in reports)]
+        return "\n".join(v for v in views if v)
 
     def to_json(reports: list[ProfileReport]) -> Any:
         return reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
 
-    return on_targets(ns, profile_all, to_json, profile_table)
+    return on_targets(ns, profile_all, to_json, render)

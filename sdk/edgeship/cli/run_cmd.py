@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ from edgeship_runtime.inputs import load_arrays
 from ..config import ProfileConfig
 from ..errors import UsageError
 from ..inventory import load_inventory
-from ..targets import Target
-from .common import on_targets, target_options
+from ..shard import run_sharded
+from ..targets import Target, open_targets
+from .common import connect_options, on_targets, target_options
+from .output import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--shard",
+        action="store_true",
+        help="split the data set across the devices of --target, run them in parallel and "
+        "write one OUT with the outputs in order; a failed device's share re-runs elsewhere",
+    )
     p.set_defaults(handler=run)
 
 
@@ -44,6 +53,8 @@ def run(ns: argparse.Namespace) -> int:
     arrays = load_arrays(str(ns.inputs))
     several = len(load_inventory(ns.targets).expand(ns.target)) > 1
     config = ProfileConfig(session=SessionOptions(threads=ns.threads), backend=ns.backend)
+    if ns.shard:
+        return run_shard(ns, arrays, config)
 
     def infer(target: Target) -> str:
         outputs = target.run(ns.model, arrays, config)
@@ -52,3 +63,21 @@ def run(ns: argparse.Namespace) -> int:
         return f"{path}: " + ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
 
     return on_targets(ns, infer, lambda line: {"written": line}, lambda line: line)
+
+
+def run_shard(ns: argparse.Namespace, arrays: dict[str, np.ndarray], config: ProfileConfig) -> int:
+    """``--shard``: one data set across every device of ``--target``, one OUT."""
+    done = run_sharded(ns.model, open_targets(ns.target, connect_options(ns)), arrays, config)
+    np.savez(ns.out, **done.outputs)  # type: ignore[arg-type]
+    for device in done.devices:
+        if device.error:
+            print(
+                f"warning: {device.target}: {device.error} (its share ran elsewhere)",
+                file=sys.stderr,
+            )
+    if ns.json:
+        print_json({"out": str(ns.out), **done.to_dict()})
+    else:
+        print(f"{ns.out}: " + ", ".join(f"{k}{list(v.shape)}" for k, v in done.outputs.items()))
+        print(done.describe())
+    return 0

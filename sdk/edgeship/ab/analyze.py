@@ -1,0 +1,174 @@
+"""From one device's raw measurements to its typed A/B result (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeship_runtime.report import BackendUsage, Environment, ModelInfo
+
+from . import quality
+from .pareto import model_front
+from .result import (
+    Comparison,
+    Conditions,
+    DeviceAB,
+    Interval,
+    MemorySummary,
+    ModelResult,
+    PooledComparison,
+)
+from .schedule import Schedule, session_medians, split_sessions
+from .stats import (
+    StatsPolicy,
+    latency_summary,
+    mann_whitney,
+    pooled_mann_whitney,
+    pooled_ratio,
+    ratio_ci,
+    ratio_of_medians,
+    verdict,
+)
+
+
+@dataclass
+class ModelRun:
+    """What a device measured for one model. ``outputs`` is its first output on the data
+    set (None without data), ``labels`` the data set's labels if it has them."""
+
+    name: str
+    role: str
+    path: str
+    info: ModelInfo
+    backend: BackendUsage
+    samples_ms: list[float]
+    memory: MemorySummary | None = None
+    outputs: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+@dataclass
+class DeviceRun:
+    """One device's raw measurements; ``models[0]`` is the base."""
+
+    target: dict[str, Any]
+    models: list[ModelRun]
+    rounds: list[list[str]] = field(default_factory=list)
+    before: Conditions = field(default_factory=Conditions)
+    after: Conditions = field(default_factory=Conditions)
+    wall_s: float = 0.0
+    environment: Environment | None = None
+
+
+def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
+    models = [model_result(m, schedule, stats) for m in run.models]
+    base_run, base = run.models[0], models[0]
+    comparisons = [
+        compare(base_run, base, v_run, v, schedule, stats, offset=i)
+        for i, (v_run, v) in enumerate(zip(run.models[1:], models[1:], strict=True), start=1)
+    ]
+    return DeviceAB(
+        target=run.target,
+        models=models,
+        comparisons=comparisons,
+        pareto_front=model_front(models),
+        rounds=run.rounds,
+        before=run.before,
+        after=run.after,
+        wall_s=run.wall_s,
+        environment=run.environment,
+    )
+
+
+def model_result(run: ModelRun, schedule: Schedule, stats: StatsPolicy) -> ModelResult:
+    accuracy = None
+    if run.outputs is not None and run.labels is not None:
+        accuracy = quality.accuracy(run.outputs, run.labels, stats.confidence)
+    return ModelResult(
+        name=run.name,
+        role=run.role,
+        path=run.path,
+        sha256=run.info.sha256,
+        format=run.info.format,
+        size_bytes=run.info.size_bytes,
+        backend=run.backend,
+        latency=latency_summary(run.samples_ms),
+        session_medians_ms=[float(x) for x in session_medians(run.samples_ms, schedule.sessions)],
+        samples_ms=list(run.samples_ms),
+        memory=run.memory,
+        accuracy=accuracy,
+    )
+
+
+def compare(
+    base_run: ModelRun,
+    base: ModelResult,
+    variant_run: ModelRun,
+    variant: ModelResult,
+    schedule: Schedule,
+    stats: StatsPolicy,
+    offset: int = 0,
+) -> Comparison:
+    b = split_sessions(base_run.samples_ms, schedule.sessions)
+    v = split_sessions(variant_run.samples_ms, schedule.sessions)
+    ratio = ratio_of_medians(b, v)
+    ci = ratio_ci(b, v, stats, seed_offset=offset)
+    test = mann_whitney(base.session_medians_ms, variant.session_medians_ms)
+    comparison = Comparison(
+        variant=variant.name,
+        latency_ratio=ratio,
+        latency_ratio_ci=ci,
+        speedup=1.0 / ratio,
+        speedup_ci=Interval(1.0 / ci.high, 1.0 / ci.low),
+        p_value=test.p_value,
+        prob_slower=test.prob_greater,
+        verdict=verdict(test, stats.alpha),
+        size_ratio=variant.size_bytes / base.size_bytes,
+    )
+    if base.memory is not None and variant.memory is not None:
+        comparison.memory_ratio = variant.memory.peak_rss_mb / base.memory.peak_rss_mb
+    if base.accuracy is not None and variant.accuracy is not None:
+        comparison.accuracy_drop_pp = 100.0 * (base.accuracy.accuracy - variant.accuracy.accuracy)
+    if base_run.outputs is not None and variant_run.outputs is not None:
+        comparison.agreement = quality.agreement(
+            base_run.outputs, variant_run.outputs, stats.confidence
+        )
+    return comparison
+
+
+def pooled(
+    devices: Sequence[DeviceAB], schedule: Schedule, stats: StatsPolicy
+) -> list[PooledComparison]:
+    """Per variant, over every device that measured it (needs at least two devices)."""
+    if len(devices) < 2:
+        return []
+    results = []
+    base_name = devices[0].models[0].name
+    for offset, comparison in enumerate(devices[0].comparisons, start=1):
+        name = comparison.variant
+        pairs = [
+            (
+                split_sessions(d.model(base_name).samples_ms, schedule.sessions),
+                split_sessions(d.model(name).samples_ms, schedule.sessions),
+            )
+            for d in devices
+        ]
+        ratio, ci = pooled_ratio(pairs, stats, seed_offset=offset)
+        units = [(d.model(base_name), d.model(name)) for d in devices]
+        test = pooled_mann_whitney([(b.session_medians_ms, v.session_medians_ms) for b, v in units])
+        results.append(
+            PooledComparison(
+                variant=name,
+                devices=[str(d.target.get("name", "?")) for d in devices],
+                latency_ratio=ratio,
+                latency_ratio_ci=ci,
+                speedup=1.0 / ratio,
+                speedup_ci=Interval(1.0 / ci.high, 1.0 / ci.low),
+                p_value=test.p_value,
+                verdict=verdict(test, stats.alpha),
+            )
+        )
+    return results

@@ -1,0 +1,69 @@
+"""The Pareto front over latency, size, memory and accuracy (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .result import ModelResult
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    minimize: bool
+
+
+LATENCY = Objective("p50_ms", minimize=True)
+SIZE = Objective("size_bytes", minimize=True)
+MEMORY = Objective("peak_rss_mb", minimize=True)
+ACCURACY = Objective("accuracy", minimize=False)
+
+
+def dominates(a: Sequence[float], b: Sequence[float], objectives: Sequence[Objective]) -> bool:
+    """``a`` is at least as good as ``b`` on every objective and better on one."""
+    better = False
+    for x, y, objective in zip(a, b, objectives, strict=True):
+        if objective.minimize:
+            x, y = -x, -y
+        if x < y:
+            return False
+        better = better or x > y
+    return better
+
+
+def front(points: Sequence[Sequence[float]], objectives: Sequence[Objective]) -> list[int]:
+    """Indices of the points no other point dominates, in input order (equal points
+    both stay on the front)."""
+    return [
+        i
+        for i, p in enumerate(points)
+        if not any(dominates(q, p, objectives) for j, q in enumerate(points) if j != i)
+    ]
+
+
+def model_objectives(models: Sequence[ModelResult]) -> list[Objective]:
+    """Latency and size always; memory and accuracy when every model has them."""
+    objectives = [LATENCY, SIZE]
+    if all(m.memory is not None for m in models):
+        objectives.append(MEMORY)
+    if all(m.accuracy is not None for m in models):
+        objectives.append(ACCURACY)
+    return objectives
+
+
+def model_point(model: ModelResult, objectives: Sequence[Objective]) -> list[float]:
+    values = {
+        "p50_ms": model.latency.p50_ms,
+        "size_bytes": float(model.size_bytes),
+        "peak_rss_mb": model.memory.peak_rss_mb if model.memory else float("nan"),
+        "accuracy": model.accuracy.accuracy if model.accuracy else float("nan"),
+    }
+    return [values[o.name] for o in objectives]
+
+
+def model_front(models: Sequence[ModelResult]) -> list[str]:
+    """Names of the models on the front."""
+    objectives = model_objectives(models)
+    points = [model_point(m, objectives) for m in models]
+    return [models[i].name for i in front(points, objectives)]

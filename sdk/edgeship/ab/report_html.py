@@ -1,0 +1,117 @@
+"""The A/B report as one self-contained HTML page: inline CSS, figures as base64 PNG.
+
+Nothing is fetched: no scripts, fonts or images from anywhere. One inline script only
+counts the figures the browser decoded into ``<body data-figures-loaded>`` once the
+page has loaded, so a headless browser can confirm that the page renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+
+from .plots import Plot
+from .report_md import method_text
+from .result import ABReport
+from .table import (
+    TEXT_COLUMNS,
+    Rows,
+    comparison_rows,
+    device_heading,
+    device_name,
+    gate_rows,
+    model_rows,
+    pooled_rows,
+)
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: right; }
+th.t, td.t { text-align: left; }
+th { background: #f4f4f4; }
+.pass { color: #1a7f37; font-weight: bold; } .fail { color: #c62828; font-weight: bold; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+.muted { color: #666; }
+"""
+
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var ok = Array.prototype.filter.call(document.images, function (img) {
+    return img.complete && img.naturalWidth > 0;
+  });
+  document.body.setAttribute("data-figures-loaded", String(ok.length));
+});
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def html_table(rows: Rows) -> str:
+    headers, body = rows
+    align = ["" if h not in TEXT_COLUMNS else ' class="t"' for h in headers]
+    head = "".join(f"<th{a}>{_e(h)}</th>" for h, a in zip(headers, align, strict=True))
+    lines = ["<table>", f"<tr>{head}</tr>"]
+    for row in body:
+        cells = "".join(f"<td{a}>{_e(c)}</td>" for c, a in zip(row, align, strict=True))
+        lines.append(f"<tr>{cells}</tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def figure(plot: Plot) -> str:
+    data = base64.b64encode(plot.png).decode("ascii")
+    return (
+        f'<figure id="{_e(plot.name)}"><img alt="{_e(plot.title)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{_e(plot.title)}</figcaption></figure>'
+    )
+
+
+def render(report: ABReport, plots: Sequence[Plot] = ()) -> str:
+    failed = len(report.failed_gates())
+    state = "PASS" if report.passed else "FAIL"
+    title = f"A/B: {report.base} against {', '.join(report.variants)}"
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p><span class="{state.lower()}">{state}</span>: '
+        f"{len(report.gates) - failed}/{len(report.gates)} gate checks passed"
+        + (f", {len(report.failures)} device(s) failed" if report.failures else "")
+        + "</p>",
+        f'<p class="muted">{_e(method_text(report))}</p>',
+    ]
+    by_title = {p.title: p for p in plots}
+    if "Speedup and its interval" in by_title:
+        body.append(figure(by_title["Speedup and its interval"]))
+    for device in report.devices:
+        name = device_name(device)
+        body += [
+            f"<h2>{_e(name)}</h2>",
+            f'<p class="muted">{_e(device_heading(device, report))}</p>',
+        ]
+        body += [html_table(model_rows(device)), html_table(comparison_rows(device))]
+        body.append(f"<p>Pareto front: {_e(', '.join(device.pareto_front))}</p>")
+        body += [figure(p) for p in plots if p.title.endswith(f" on {name}")]
+    if report.pooled:
+        body += ["<h2>Pooled over devices</h2>", html_table(pooled_rows(report))]
+    if report.gates:
+        body += ["<h2>Gates</h2>", html_table(gate_rows(report))]
+    if report.failures:
+        items = "".join(
+            f"<li>{_e(f.target)}: {_e(f.type)}: {_e(f.message)}</li>" for f in report.failures
+        )
+        body += ["<h2>Failed devices</h2>", f"<ul>{items}</ul>"]
+    body.append(
+        f'<p class="muted">Schema {_e(report.schema)}, created {_e(report.created_at)}.</p>'
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + f"\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    )

@@ -1,0 +1,78 @@
+"""The A/B report as Markdown: the tables of :mod:`.table`, figures as linked PNG files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .result import ABReport
+from .table import (
+    Rows,
+    comparison_rows,
+    device_heading,
+    device_name,
+    gate_rows,
+    model_rows,
+    pooled_rows,
+)
+
+
+def md_table(rows: Rows) -> str:
+    headers, body = rows
+    esc = [[c.replace("|", "\\|") for c in row] for row in [headers, *body]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in esc[1:]]
+    return "\n".join(lines)
+
+
+def summary_line(report: ABReport) -> str:
+    failed = len(report.failed_gates())
+    state = "PASS" if report.passed else "FAIL"
+    text = f"**{state}**: {len(report.gates) - failed}/{len(report.gates)} gate checks passed"
+    if report.failures:
+        text += f", {len(report.failures)} device(s) failed"
+    return text
+
+
+def method_text(report: ABReport) -> str:
+    d = report.design
+    return (
+        f"Every model ran in one runtime process per device, in {d.sessions} sessions (a "
+        f"fresh load of every model, in random order); each session ran {d.rounds} rounds, "
+        f"each a random order of the models making {d.block} consecutive timed runs after "
+        f"{d.warmup} warm-up runs. Test: {d.test} (alpha {d.alpha:g}). Interval: "
+        f"{d.interval} ({d.confidence:.0%}, {d.bootstrap} resamples). Memory: each model in "
+        "a fresh runtime process. Seed "
+        f"{d.seed}."
+    )
+
+
+def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
+    """Markdown; ``figures`` maps a figure's title to its path relative to the file."""
+    figures = figures or {}
+    out = [
+        f"# A/B: {report.base} against {', '.join(report.variants)}",
+        "",
+        summary_line(report),
+        "",
+        method_text(report),
+        "",
+    ]
+    for device in report.devices:
+        name = device_name(device)
+        out += [f"## {name}", "", device_heading(device, report), ""]
+        out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
+        out += [f"Pareto front: {', '.join(device.pareto_front)}", ""]
+        out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]
+        out.append("")
+    if report.pooled:
+        out += ["## Pooled over devices", "", md_table(pooled_rows(report)), ""]
+    if "Speedup and its interval" in figures:
+        out += [f"![Speedup and its interval]({figures['Speedup and its interval']})", ""]
+    if report.gates:
+        out += ["## Gates", "", md_table(gate_rows(report)), ""]
+    if report.failures:
+        out += ["## Failed devices", ""]
+        out += [f"- {f.target}: {f.type}: {f.message}" for f in report.failures]
+        out.append("")
+    out.append(f"Schema {report.schema}, created {report.created_at}.")
+    return "\n".join(out) + "\n"

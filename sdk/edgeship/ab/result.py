@@ -1,0 +1,230 @@
+"""The A/B report: typed dataclasses that round-trip to versioned JSON.
+
+Schema ``edgeship.ab/1``. Units are in the field names: ``*_ms`` milliseconds, ``*_mb``
+mebibytes, ``*_bytes`` bytes, ``*_pp`` percentage points; ratios and fractions are plain
+numbers (``latency_ratio`` = variant median / base median, so below 1 is faster;
+``speedup`` is its inverse). The human table, Markdown and HTML are views over this data.
+"""
+
+# serde rebuilds Optional fields from typing.Optional (not from ``X | None``), so keep it.
+# ruff: noqa: UP045
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from edgeship_runtime.report import BackendUsage, Environment, check_schema
+from edgeship_runtime.serde import from_jsonable, to_jsonable
+
+AB_SCHEMA = "edgeship.ab/1"
+
+FASTER = "faster"
+SLOWER = "slower"
+NO_DIFFERENCE = "no significant difference"
+VERDICTS = (FASTER, SLOWER, NO_DIFFERENCE)
+
+
+@dataclass
+class Interval:
+    """A two-sided confidence interval at the report's ``design.confidence``."""
+
+    low: float
+    high: float
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass
+class LatencySummary:
+    n: int
+    mean_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class MemorySummary:
+    """Measured in a fresh runtime process per model, so no model hides another's pages."""
+
+    peak_rss_mb: float
+    load_delta_mb: float
+    rss_after_load_mb: float
+    method: str
+
+
+@dataclass
+class Accuracy:
+    """Top-1 accuracy (a fraction) on the data set's labels, with a Wilson interval."""
+
+    accuracy: float
+    ci: Interval
+    n: int
+
+
+@dataclass
+class Agreement:
+    """A variant's outputs against the base's on the same data (first output of each)."""
+
+    top1: float
+    top1_ci: Interval
+    max_abs_diff: float
+    cosine_mean: float
+    cosine_min: float
+    n: int
+
+
+@dataclass
+class ModelResult:
+    """One model on one device. ``samples_ms`` are every timed run in run order, session
+    after session (``design.rounds`` rounds of ``design.block`` runs each);
+    ``session_medians_ms`` are the test's units."""
+
+    name: str
+    role: str
+    path: str
+    sha256: str
+    format: str
+    size_bytes: int
+    backend: BackendUsage
+    latency: LatencySummary
+    session_medians_ms: list[float]
+    samples_ms: list[float]
+    memory: Optional[MemorySummary] = None
+    accuracy: Optional[Accuracy] = None
+
+
+@dataclass
+class Comparison:
+    """A variant against the base: latency (test and interval), memory, size, quality."""
+
+    variant: str
+    latency_ratio: float
+    latency_ratio_ci: Interval
+    speedup: float
+    speedup_ci: Interval
+    p_value: float
+    prob_slower: float
+    verdict: str
+    size_ratio: float
+    memory_ratio: Optional[float] = None
+    accuracy_drop_pp: Optional[float] = None
+    agreement: Optional[Agreement] = None
+
+
+@dataclass
+class Conditions:
+    """The device's hottest thermal zone and CPU clock at one moment (None: unreadable)."""
+
+    temperature_c: Optional[float] = None
+    cpu_freq_mhz: Optional[float] = None
+
+
+@dataclass
+class DeviceAB:
+    target: dict[str, Any]
+    models: list[ModelResult]
+    comparisons: list[Comparison]
+    pareto_front: list[str]
+    rounds: list[list[str]]
+    before: Conditions
+    after: Conditions
+    wall_s: float
+    environment: Optional[Environment] = None
+
+    def model(self, name: str) -> ModelResult:
+        return next(m for m in self.models if m.name == name)
+
+
+@dataclass
+class PooledComparison:
+    """A variant against the base over several devices: the geometric mean of the
+    per-device ratios, a stratified bootstrap interval, a test on device-centred blocks."""
+
+    variant: str
+    devices: list[str]
+    latency_ratio: float
+    latency_ratio_ci: Interval
+    speedup: float
+    speedup_ci: Interval
+    p_value: float
+    verdict: str
+
+
+@dataclass
+class Design:
+    """How it was measured and tested; enough to rerun it."""
+
+    runs: int
+    sessions: int
+    rounds: int
+    block: int
+    warmup: int
+    seed: int
+    alpha: float
+    confidence: float
+    bootstrap: int
+    threads: int
+    test: str = "two-sided Mann-Whitney U on per-session medians"
+    interval: str = "expanded percentile bootstrap of the ratio of medians over sessions"
+
+
+@dataclass
+class GateResult:
+    """One gate for one variant on one device. ``margin`` is in the gate's unit: how far
+    inside the threshold (positive) or beyond it (negative, the amount it failed by)."""
+
+    gate: str
+    target: str
+    variant: str
+    threshold: float
+    unit: str
+    passed: bool
+    observed: Optional[float] = None
+    margin: Optional[float] = None
+    message: str = ""
+
+
+@dataclass
+class DeviceFailure:
+    target: str
+    type: str
+    message: str
+
+
+@dataclass
+class ABReport:
+    base: str
+    variants: list[str]
+    design: Design
+    devices: list[DeviceAB]
+    created_at: str
+    pooled: list[PooledComparison] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+    failures: list[DeviceFailure] = field(default_factory=list)
+    passed: bool = True
+    schema: str = AB_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(self)
+        return data
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ABReport:
+        check_schema(data, AB_SCHEMA)
+        return from_jsonable(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ABReport:
+        return cls.from_dict(json.loads(text))
+
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]

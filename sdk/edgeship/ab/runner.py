@@ -1,0 +1,383 @@
+"""Run an A/B on one device or a fleet: the I/O around :mod:`.analyze`.
+
+Per device, in this order:
+
+1. Latency, in one runtime process: ``sessions`` times, load every model afresh (random
+   order), run the runtime's ``interleave`` op, unload (see :mod:`.schedule`).
+2. Quality, in the same process, with data: every model runs the data set (the runtime
+   chunks it through fixed-batch models) and its first output comes back.
+3. Memory, one fresh runtime process per model (the target's session is closed between
+   models), so one model's allocations cannot hide in another's high-water mark.
+
+Bad input is refused before any device is touched where the host can tell (gates, data,
+``--inputs`` counts); models whose input signatures differ are refused after the first
+load, since only the device knows them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays
+from edgeship_runtime.ops import decode_tensors, encode_tensors
+from edgeship_runtime.report import BackendUsage, Environment, ModelInfo, ProfileReport
+from edgeship_runtime.serde import from_jsonable
+from edgeship_runtime.signature import Signature
+
+from ..config import ConnectOptions, ProfileConfig
+from ..errors import EdgeshipError, ModelError, UsageError
+from ..fleet import run_each
+from ..targets import Target, open_targets
+from .analyze import DeviceRun, ModelRun, analyze, pooled
+from .gates import Gate, check_all
+from .result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
+from .schedule import Schedule
+from .stats import StatsPolicy
+
+
+@dataclass(frozen=True)
+class ABConfig:
+    """One A/B: schedule, statistics, how to open sessions, inputs, data and gates.
+
+    ``inputs`` and ``data`` hold no file (timing inputs generated once from each model's
+    signature with the schedule's seed and ``shapes``, as the runtime generates them; no
+    quality), one file for every model, or one per model in the order base, variants.
+    ``memory`` measures each model's peak RSS over ``memory_runs`` runs in a fresh process.
+    """
+
+    schedule: Schedule = field(default_factory=Schedule)
+    stats: StatsPolicy = field(default_factory=StatsPolicy)
+    session: SessionOptions = field(default_factory=SessionOptions)
+    backend: str | None = None
+    inputs: tuple[Path, ...] = ()
+    data: tuple[Path, ...] = ()
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    gates: tuple[Gate, ...] = ()
+    memory: bool = True
+    memory_runs: int = 20
+
+    def __post_init__(self) -> None:
+        if self.memory_runs < 1:
+            raise UsageError(f"memory runs must be at least 1, got {self.memory_runs}")
+        for gate in self.gates:
+            if gate.needs_data and not self.data:
+                what = "a data set with labels" if gate.needs_labels else "a data set"
+                raise UsageError(f"gate {gate.name} needs {what}: pass --data FILE.npz")
+
+    def design(self) -> Design:
+        s, st = self.schedule, self.stats
+        return Design(
+            runs=s.timed_runs,
+            sessions=s.sessions,
+            rounds=s.rounds,
+            block=s.block,
+            warmup=s.warmup,
+            seed=s.seed,
+            alpha=st.alpha,
+            confidence=st.confidence,
+            bootstrap=st.bootstrap,
+            threads=self.session.threads,
+        )
+
+    def profile_config(self) -> ProfileConfig:
+        return ProfileConfig(session=self.session, backend=self.backend)
+
+
+@dataclass
+class Prepared:
+    """Host-side inputs, read and checked once: per model its name, path, timing arrays
+    (None: generated on the device) and data arrays (None: no quality)."""
+
+    names: list[str]
+    paths: list[Path]
+    inputs: list[dict[str, np.ndarray] | None]
+    data: list[dict[str, np.ndarray] | None]
+    per_model_inputs: bool
+
+
+def model_names(paths: Sequence[Path]) -> list[str]:
+    """File stems; where stems collide the file names (``cnn.onnx``, ``cnn.tflite``);
+    where those collide too, ``#2``, ``#3``... (an A/A run names one file twice)."""
+    stems = [p.stem for p in paths]
+    wanted = [p.name if stems.count(p.stem) > 1 else p.stem for p in paths]
+    names: list[str] = []
+    for name in wanted:
+        unique, n = name, 1
+        while unique in names:
+            n += 1
+            unique = f"{name}#{n}"
+        names.append(unique)
+    return names
+
+
+def prepare(base: Path, variants: Sequence[Path], config: ABConfig) -> Prepared:
+    paths = [Path(base), *(Path(v) for v in variants)]
+    if len(paths) < 2:
+        raise UsageError("an A/B needs a base and at least one variant")
+    for path in paths:
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file", path=str(path))
+    inputs = _per_model(config.inputs, len(paths), "--inputs")
+    data = _per_model(config.data, len(paths), "--data")
+    needs_labels = [g.name for g in config.gates if g.needs_labels]
+    for path in dict.fromkeys(config.data) if needs_labels else ():
+        if LABELS_KEY not in load_arrays(str(path)):
+            raise UsageError(
+                f"gate {needs_labels[0]} needs labels, but {path} has no {LABELS_KEY!r} array"
+            )
+    return Prepared(model_names(paths), paths, inputs, data, len(config.inputs) > 1)
+
+
+Arrays = dict[str, np.ndarray]
+
+
+def _per_model(files: Sequence[Path], models: int, option: str) -> list[Arrays | None]:
+    """No file: None per model; one file: its arrays for every model; else one each."""
+    if not files:
+        return [None] * models
+    if len(files) not in (1, models):
+        raise UsageError(
+            f"{option} given {len(files)} times for {models} models: give it once (for "
+            f"every model) or once per model, in the order base, variants"
+        )
+    arrays: list[Arrays | None] = [load_arrays(str(f)) for f in files]
+    return arrays * models if len(arrays) == 1 else arrays
+
+
+# ---------------------------------------------------------------------------- one device
+
+
+def measure_device(target: Target, prep: Prepared, config: ABConfig) -> DeviceRun:
+    """Latency, quality and memory of every model on ``target`` (see the module doc).
+    The target's runtime session is closed at the end, and on any failure."""
+    try:
+        environment = from_jsonable(Environment, target.call("info", {})["environment"])
+        started = time.monotonic()
+        staged = [target.stage_model(p) for p in prep.paths]
+        timing = _timing(target, prep, config, staged)
+        if any(d is not None for d in prep.data):
+            _quality(target, prep, config, staged, timing.runs)
+        if config.memory:
+            for run, device_path, feeds in zip(timing.runs, staged, timing.feeds, strict=True):
+                run.memory = _memory(target, config, device_path, feeds)
+    finally:
+        target.close()
+    return DeviceRun(
+        target=target.identity(),
+        models=timing.runs,
+        rounds=timing.rounds,
+        before=timing.conditions[0],
+        after=timing.conditions[-1],
+        wall_s=time.monotonic() - started,
+        environment=environment,
+    )
+
+
+@dataclass
+class _Timing:
+    runs: list[ModelRun]
+    feeds: list[dict[str, str]]
+    """Per model, the encoded timing inputs every session (and the memory runs) used."""
+    rounds: list[list[str]] = field(default_factory=list)
+    conditions: list[Conditions] = field(default_factory=list)
+
+
+def _timing(target: Target, prep: Prepared, config: ABConfig, staged: list[str]) -> _Timing:
+    schedule, load_cfg = config.schedule, config.profile_config()
+    samples: list[list[float]] = [[] for _ in staged]
+    loads: list[dict[str, Any]] = [{} for _ in staged]
+    timing = _Timing(runs=[], feeds=[])
+    for session, order in enumerate(schedule.load_orders(len(staged))):
+        handles = [""] * len(staged)
+        for i in order:
+            loads[i] = target.call("load", load_cfg.load_args(staged[i]))
+            handles[i] = str(loads[i]["handle"])
+        if session == 0:
+            signatures = [Signature.from_dict(x["signature"]) for x in loads]
+            check_signatures(prep, signatures)
+            timing.feeds = _timing_feeds(prep, signatures, config)
+        args = schedule.op_args(handles, session)
+        args["feeds"] = dict(zip(handles, timing.feeds, strict=True))
+        result = target.call("interleave", args)
+        for i, handle in enumerate(handles):
+            samples[i].extend(float(x) for x in result["samples_ms"][handle])
+            target.call("unload", {"handle": handle})
+        by_handle = dict(zip(handles, prep.names, strict=True))
+        timing.rounds += [[by_handle[h] for h in r] for r in result["rounds"]]
+        timing.conditions += [_conditions(result["conditions"][k]) for k in ("before", "after")]
+    timing.runs = [
+        ModelRun(
+            name=name,
+            role="base" if i == 0 else "variant",
+            path=str(prep.paths[i]),
+            info=from_jsonable(ModelInfo, loads[i]["model"]),
+            backend=from_jsonable(BackendUsage, loads[i]["backend"]),
+            samples_ms=samples[i],
+        )
+        for i, name in enumerate(prep.names)
+    ]
+    return timing
+
+
+def _timing_feeds(
+    prep: Prepared, signatures: Sequence[Signature], config: ABConfig
+) -> list[dict[str, str]]:
+    """Per model, its timing inputs encoded once: the given arrays, else arrays generated
+    from its signature with the schedule's seed, so every model, session and memory run
+    gets the very same inputs."""
+    seed = config.schedule.seed
+    return [
+        encode_tensors(_for_model(arrays, sig))
+        if arrays is not None
+        else encode_tensors(generate_feeds(sig, config.shapes, seed=seed))
+        for arrays, sig in zip(prep.inputs, signatures, strict=True)
+    ]
+
+
+def _for_model(arrays: Mapping[str, np.ndarray], signature: Signature) -> dict[str, np.ndarray]:
+    """The arrays for a model: labels dropped; one array for a one-input model goes in
+    by position (named ``""``), so an .onnx and a .tflite with other names share a file."""
+    feeds = {k: v for k, v in arrays.items() if k != LABELS_KEY}
+    if len(feeds) == 1 and len(signature.inputs) == 1:
+        return {"": next(iter(feeds.values()))}
+    return feeds
+
+
+def _conditions(data: Mapping[str, Any]) -> Conditions:
+    return Conditions(data.get("temperature_c"), data.get("cpu_freq_mhz"))
+
+
+def _quality(
+    target: Target, prep: Prepared, config: ABConfig, staged: list[str], runs: list[ModelRun]
+) -> None:
+    load_cfg = config.profile_config()
+    for run, device_path, arrays in zip(runs, staged, prep.data, strict=True):
+        if arrays is None:
+            continue
+        load = target.call("load", load_cfg.load_args(device_path))
+        tensors = _for_model(arrays, Signature.from_dict(load["signature"]))
+        result = target.call("run", {"handle": load["handle"], "inputs": encode_tensors(tensors)})
+        target.call("unload", {"handle": load["handle"]})
+        run.outputs = next(iter(decode_tensors(result["outputs"]).values()))
+        run.labels = arrays.get(LABELS_KEY)
+
+
+def _memory(
+    target: Target, config: ABConfig, device_path: str, feeds: dict[str, str]
+) -> MemorySummary:
+    """Peak RSS and load delta of one model in a runtime process of its own."""
+    target.close()
+    load = target.call("load", config.profile_config().load_args(device_path))
+    args = {"handle": load["handle"], "warmup": 1, "runs": config.memory_runs, "inputs": feeds}
+    report = ProfileReport.from_dict(target.call("profile", args))
+    target.close()
+    mem = report.memory_mb
+    return MemorySummary(
+        peak_rss_mb=mem.peak_rss,
+        load_delta_mb=mem.load_delta,
+        rss_after_load_mb=mem.rss_after_load,
+        method=mem.method,
+    )
+
+
+def check_signatures(prep: Prepared, signatures: Sequence[Signature]) -> None:
+    """Refuse models whose inputs differ (count, dtype, rank, fixed dims; names too when
+    there are several) unless ``--inputs`` were given per model."""
+    if prep.per_model_inputs:
+        return
+    base = signatures[0]
+    for name, sig in zip(prep.names[1:], signatures[1:], strict=True):
+        if not _compatible(base, sig):
+            raise UsageError(
+                f"models have different input signatures ({prep.names[0]}: {_describe(base)}; "
+                f"{name}: {_describe(sig)}): give --inputs once per model, in the order "
+                "base, variants"
+            )
+
+
+def _compatible(a: Signature, b: Signature) -> bool:
+    if len(a.inputs) != len(b.inputs):
+        return False
+    for x, y in zip(a.inputs, b.inputs, strict=True):
+        if x.dtype != y.dtype or len(x.shape) != len(y.shape):
+            return False
+        if len(a.inputs) > 1 and x.name != y.name:
+            return False
+        for dx, dy in zip(x.shape, y.shape, strict=True):
+            fixed = isinstance(dx, int) and isinstance(dy, int) and dx > 0 and dy > 0
+            if fixed and dx != dy:
+                return False
+    return True
+
+
+def _describe(signature: Signature) -> str:
+    return ", ".join(f"{s.name} {s.dtype} {s.shape_text()}" for s in signature.inputs)
+
+
+# ---------------------------------------------------------------------------- fleets
+
+
+def run_ab(
+    base: str | Path,
+    variants: Sequence[str | Path],
+    targets: str | Target | Sequence[Target] = "local",
+    config: ABConfig | None = None,
+    connect: ConnectOptions | None = None,
+    parallel: int = 8,
+) -> ABReport:
+    """A/B ``variants`` against ``base`` on every target; the typed report.
+
+    On one device its errors propagate. On several, each device's failure is recorded in
+    ``failures`` and the others go on; a :class:`UsageError` (the same on every device,
+    e.g. input signatures that differ) is raised instead.
+    """
+    config = config or ABConfig()
+    prep = prepare(Path(base), [Path(v) for v in variants], config)
+    if isinstance(targets, str):
+        targets = open_targets(targets, connect)
+    elif isinstance(targets, Target):
+        targets = [targets]
+    runs: list[DeviceRun] = []
+    failures: list[DeviceFailure] = []
+    if len(targets) == 1:
+        runs.append(measure_device(targets[0], prep, config))
+    else:
+        results = run_each(targets, lambda t: measure_device(t, prep, config), parallel)
+        for r in results:
+            if isinstance(r.error, UsageError):
+                raise r.error
+            if r.value is not None:
+                runs.append(r.value)
+            elif r.error is not None:
+                failures.append(_failure(r.target, r.error))
+    return build_report(prep, runs, failures, config)
+
+
+def _failure(target: str, error: EdgeshipError) -> DeviceFailure:
+    return DeviceFailure(target=target, type=type(error).__name__, message=str(error))
+
+
+def build_report(
+    prep: Prepared, runs: Sequence[DeviceRun], failures: list[DeviceFailure], config: ABConfig
+) -> ABReport:
+    devices = [analyze(run, config.schedule, config.stats) for run in runs]
+    gates = check_all(config.gates, devices)
+    return ABReport(
+        base=prep.names[0],
+        variants=prep.names[1:],
+        design=config.design(),
+        devices=devices,
+        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        pooled=pooled(devices, config.schedule, config.stats),
+        gates=gates,
+        failures=failures,
+        passed=not failures and bool(devices) and all(g.passed for g in gates),
+    )

@@ -1,0 +1,183 @@
+"""Rows of the A/B report's tables, and the terminal view built from them.
+
+Markdown and HTML use the same rows (:mod:`.report_md`, :mod:`.report_html`): every view
+shows the same figures, formatted once here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .result import ABReport, Conditions, DeviceAB, Interval
+
+Rows = tuple[list[str], list[list[str]]]
+
+TEXT_COLUMNS = frozenset({"model", "role", "variant", "verdict", "gate", "target", "result"})
+"""Columns aligned left; the others hold numbers and align right."""
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _ci(ci: Interval, fmt: str = ".3f") -> str:
+    return f"[{ci.low:{fmt}}, {ci.high:{fmt}}]"
+
+
+def size_text(size_bytes: int) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def device_name(device: DeviceAB) -> str:
+    return str(device.target.get("name", "?"))
+
+
+def _conditions(before: Conditions, after: Conditions) -> str:
+    parts = []
+    if before.temperature_c is not None or after.temperature_c is not None:
+        parts.append(f"{_num(before.temperature_c, '.1f')} → {_num(after.temperature_c, '.1f')} °C")
+    if before.cpu_freq_mhz is not None or after.cpu_freq_mhz is not None:
+        parts.append(f"{_num(before.cpu_freq_mhz, '.0f')} → {_num(after.cpu_freq_mhz, '.0f')} MHz")
+    return ", ".join(parts) or "temperature and clock not readable"
+
+
+def device_heading(device: DeviceAB, report: ABReport) -> str:
+    d = report.design
+    env = device.environment
+    where = f"{env.hostname} · {env.arch} · {env.cpu_model}" if env else "?"
+    return (
+        f"{device_name(device)}: {where}; {d.sessions} sessions × {d.rounds} rounds × "
+        f"{d.block} runs per model ({d.runs} timed runs), threads {d.threads or 'default'}; "
+        f"{_conditions(device.before, device.after)}"
+    )
+
+
+def model_rows(device: DeviceAB) -> Rows:
+    headers = ["model", "role", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MB",
+               "load Δ MB", "accuracy [CI]"]  # fmt: skip
+    rows = []
+    for m in device.models:
+        acc = "-"
+        if m.accuracy is not None:
+            acc = f"{100 * m.accuracy.accuracy:.2f}% {_ci(_pct(m.accuracy.ci), '.2f')}"
+        rows.append(
+            [
+                m.name,
+                m.role,
+                size_text(m.size_bytes),
+                f"{m.latency.p50_ms:.4f}",
+                f"{m.latency.p90_ms:.4f}",
+                f"{m.latency.p99_ms:.4f}",
+                _num(m.memory.peak_rss_mb if m.memory else None, ".1f"),
+                _num(m.memory.load_delta_mb if m.memory else None, ".1f"),
+                acc,
+            ]
+        )
+    return headers, rows
+
+
+def _pct(ci: Interval) -> Interval:
+    return Interval(100 * ci.low, 100 * ci.high)
+
+
+def comparison_rows(device: DeviceAB) -> Rows:
+    headers = ["variant", "speedup [CI]", "p", "verdict", "size ×", "memory ×",
+               "acc. drop pp", "top-1 agree", "max |Δ|", "cosine"]  # fmt: skip
+    rows = []
+    for c in device.comparisons:
+        a = c.agreement
+        rows.append(
+            [
+                c.variant,
+                f"{c.speedup:.3f}× {_ci(c.speedup_ci)}",
+                f"{c.p_value:.3g}",
+                c.verdict,
+                f"{c.size_ratio:.3f}",
+                _num(c.memory_ratio),
+                _num(c.accuracy_drop_pp, ".2f"),
+                "-" if a is None else f"{100 * a.top1:.2f}%",
+                "-" if a is None else f"{a.max_abs_diff:.3g}",
+                "-" if a is None else f"{a.cosine_mean:.5f}",
+            ]
+        )
+    return headers, rows
+
+
+def pooled_rows(report: ABReport) -> Rows:
+    headers = ["variant", "devices", "speedup [CI]", "p", "verdict"]
+    rows = [
+        [
+            p.variant,
+            str(len(p.devices)),
+            f"{p.speedup:.3f}× {_ci(p.speedup_ci)}",
+            f"{p.p_value:.3g}",
+            p.verdict,
+        ]
+        for p in report.pooled
+    ]
+    return headers, rows
+
+
+def gate_rows(report: ABReport) -> Rows:
+    headers = ["gate", "target", "variant", "observed", "threshold", "margin", "result"]
+    rows = [
+        [
+            g.gate,
+            g.target,
+            g.variant,
+            "-" if g.observed is None else f"{g.observed:.4g} {g.unit}",
+            f"{g.threshold:g} {g.unit}",
+            "-" if g.margin is None else f"{g.margin:+.4g}",
+            "pass" if g.passed else "FAIL",
+        ]
+        for g in report.gates
+    ]
+    return headers, rows
+
+
+def text_table(rows: Rows) -> str:
+    headers, body = rows
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in body:
+        cells = [
+            c.ljust(w) if h in TEXT_COLUMNS else c.rjust(w)
+            for h, c, w in zip(headers, r, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def render(report: ABReport) -> str:
+    """The terminal view: per device its models and comparisons, then pooled and gates."""
+    parts: list[str] = []
+    for device in report.devices:
+        parts += [
+            device_heading(device, report),
+            text_table(model_rows(device)),
+            "",
+            text_table(comparison_rows(device)),
+            f"Pareto front (latency, size, memory, accuracy): {', '.join(device.pareto_front)}",
+            "",
+        ]
+    if report.pooled:
+        parts += ["pooled over devices:", text_table(pooled_rows(report)), ""]
+    parts += _failures_and_gates(report)
+    return "\n".join(parts).rstrip()
+
+
+def _failures_and_gates(report: ABReport) -> Sequence[str]:
+    lines = [f"device {f.target} failed: {f.type}: {f.message}" for f in report.failures]
+    if report.gates:
+        lines += [text_table(gate_rows(report))]
+    verdict = "PASS" if report.passed else "FAIL"
+    failed = len(report.failed_gates())
+    lines.append(
+        f"{verdict}: {len(report.gates) - failed}/{len(report.gates)} gate checks passed"
+        + (f", {len(report.failures)} device(s) failed" if report.failures else "")
+    )
+    return lines

@@ -1,0 +1,134 @@
+"""``edgeship ab BASE VARIANT... [--target T|GROUP]``: interleaved A/B on devices, with gates.
+
+Exit status: 0 when every gate passed on every device, 1 when a gate failed or a device
+failed (the JSON and the table say which, by how much), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import parse_shape_overrides
+
+from ..ab.gates import GATES, Gate, make_gate, parse_gate
+from ..ab.reports import write_report
+from ..ab.result import ABReport
+from ..ab.runner import ABConfig, run_ab
+from ..ab.schedule import Schedule
+from ..ab.stats import StatsPolicy
+from ..ab.table import render
+from .common import connect_options, target_options
+from .output import print_json
+
+_GATE_HELP = {
+    "min-speedup": "fail unless base median / variant median >= X",
+    "max-accuracy-drop": "fail if accuracy drops by more than X percentage points (needs labels)",
+    "max-memory-ratio": "fail if variant peak RSS / base peak RSS > X",
+    "max-size-ratio": "fail if variant file size / base file size > X",
+    "min-agreement": "fail unless variant and base agree on top-1 for >= X %% of the data",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ab",
+        help="A/B models on a device: interleaved latency, memory, quality, gates",
+        description=__doc__,
+        parents=[target_options()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("base", type=Path, metavar="BASE", help="the reference model")
+    p.add_argument("variants", type=Path, nargs="+", metavar="VARIANT", help="models to compare")
+    p.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        default=[],
+        help=".npz data set (inputs + optional 'labels') for quality; once, or once per model",
+    )
+    p.add_argument(
+        "--inputs",
+        type=Path,
+        action="append",
+        default=[],
+        help="timing inputs .npz/.npy; once, or once per model (needed when the models' "
+        "input signatures differ); default: generated from --seed",
+    )
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...")
+    p.add_argument("--runs", type=int, default=300, help="timed runs per model (default 300)")
+    p.add_argument("--sessions", type=int, default=10, help="fresh loads per model (default 10)")
+    p.add_argument("--block", type=int, default=10, help="consecutive runs per block (default 10)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs per session (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of orders, inputs, bootstrap")
+    p.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: backend)")
+    p.add_argument("--providers", default="", help="ONNX Runtime providers, comma-separated")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-model memory runs")
+    g = p.add_argument_group("gates (exit status 1 when one fails)")
+    g.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a gate by name: {', '.join(GATES)} (repeatable)",
+    )
+    for name in GATES:
+        g.add_argument(f"--{name}", type=float, metavar="X", help=_GATE_HELP.get(name))
+    p.add_argument("--report", type=Path, metavar="DIR", help="write ab.json, ab.md, ab.html")
+    p.set_defaults(handler=run)
+
+
+def gates_from_args(ns: argparse.Namespace) -> tuple[Gate, ...]:
+    gates = [
+        make_gate(name, value)
+        for name in GATES
+        if (value := getattr(ns, name.replace("-", "_"), None)) is not None
+    ]
+    return (*gates, *(parse_gate(text) for text in ns.gate))
+
+
+def config_from_args(ns: argparse.Namespace) -> ABConfig:
+    return ABConfig(
+        schedule=Schedule(
+            runs=ns.runs, sessions=ns.sessions, block=ns.block, warmup=ns.warmup, seed=ns.seed
+        ),
+        stats=StatsPolicy(alpha=ns.alpha, bootstrap=ns.bootstrap, seed=ns.seed),
+        session=SessionOptions(
+            threads=ns.threads, providers=tuple(p for p in ns.providers.split(",") if p)
+        ),
+        backend=ns.backend,
+        inputs=tuple(ns.inputs),
+        data=tuple(ns.data),
+        shapes=parse_shape_overrides(ns.shape),
+        gates=gates_from_args(ns),
+        memory=not ns.no_memory,
+    )
+
+
+def run(ns: argparse.Namespace) -> int:
+    config = config_from_args(ns)
+    report = run_ab(
+        ns.base, ns.variants, ns.target, config, connect_options(ns), parallel=ns.parallel
+    )
+    if ns.report is not None:
+        files = write_report(report, ns.report)
+        if not ns.json:
+            print(f"report: {files.html} {files.markdown} {files.json}", file=sys.stderr)
+    if ns.json:
+        print_json(report.to_dict())
+    else:
+        print(render(report))
+    _explain_failures(report)
+    return 0 if report.passed else 1
+
+
+def _explain_failures(report: ABReport) -> None:
+    for failure in report.failures:
+        print(f"error: {failure.target}: {failure.message}", file=sys.stderr)
+    for gate in report.failed_gates():
+        print(f"gate failed: {gate.message}", file=sys.stderr)

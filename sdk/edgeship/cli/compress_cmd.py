@@ -1,0 +1,233 @@
+"""``edgeship compress MODEL --method M --out OUT`` or ``--recipe R.toml --out DIR``.
+
+Methods: int8-dynamic, int8-static, fp16, prune, prune-channels, distill. MODEL is an
+.onnx/.tflite file, or a torch state dict (.pt) with ``--arch module:factory``. ``--data``
+is an .npz with the model's inputs under their names and optionally ``labels``. Every
+produced model is loaded and run once on ``--target`` before success is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .output import print_json, table
+
+_TRAIN = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "temperature",
+    "alpha",
+    "target_accuracy",
+    "max_seconds",
+    "val_fraction",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..compress.config import (
+        CALIBRATIONS,
+        CHANNEL_IMPORTANCES,
+        METHODS,
+        SCOPES,
+        WEIGHT_IMPORTANCES,
+    )
+
+    p = sub.add_parser(
+        "compress",
+        help="quantize, prune or distill a model, measured",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help=".onnx, .tflite, or .pt with --arch")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--method", choices=METHODS)
+    how.add_argument("--recipe", type=Path, metavar="R.toml", help="several variants and a table")
+    p.add_argument("--data", type=Path, metavar="D.npz", help="inputs by name (+ labels)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="output file (a directory with --recipe)"
+    )
+    p.add_argument("--arch", metavar="MODULE:FACTORY", help="torch factory for a .pt MODEL")
+    p.add_argument(
+        "--target", default="local", help="where produced models are run (default local)"
+    )
+    p.add_argument(
+        "--latency", action="store_true", help="measure batch-1 latency against the base"
+    )
+    p.add_argument("--threads", type=int, default=1, help="runtime threads for latency (default 1)")
+    p.add_argument("--json", action="store_true", help="print the record (or table) as JSON only")
+    q = p.add_argument_group("quantization")
+    q.add_argument("--calibration", choices=CALIBRATIONS, default="minmax")
+    q.add_argument(
+        "--per-tensor", action="store_true", help="per-tensor weights (default per channel)"
+    )
+    q.add_argument("--exclude-node", action="append", default=[], metavar="NAME")
+    q.add_argument("--exclude-op", action="append", default=[], metavar="OP_TYPE")
+    q.add_argument("--calibration-samples", type=int, default=256)
+    r = p.add_argument_group("pruning")
+    r.add_argument(
+        "--sparsity",
+        type=float,
+        default=0.5,
+        help="fraction of weights (prune) or channels (prune-channels) to remove",
+    )
+    r.add_argument(
+        "--importance",
+        help=f"prune: {'/'.join(WEIGHT_IMPORTANCES)} (magnitude); "
+        f"prune-channels: {'/'.join(CHANNEL_IMPORTANCES)} (l1)",
+    )
+    r.add_argument("--scope", choices=SCOPES, default="global", help="prune: global or per layer")
+    r.add_argument(
+        "--accuracy-budget",
+        type=float,
+        metavar="PT",
+        help="prune: largest sparsity (up to --sparsity) within this drop in points",
+    )
+    t = p.add_argument_group("training (fine-tuning and distillation)")
+    t.add_argument("--epochs", type=int, help="fine-tuning epochs (default 0) / distillation (30)")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--temperature", type=float)
+    t.add_argument("--alpha", type=float, help="weight of the KL term against cross-entropy")
+    t.add_argument("--target-accuracy", type=float, help="stop early at this held-out metric")
+    t.add_argument("--max-seconds", type=float, help="stop training after this long")
+    t.add_argument("--val-fraction", type=float)
+    t.add_argument("--student", metavar="MODULE:FACTORY", help="distill: the student's factory")
+    t.add_argument("--width", type=float, default=0.5, help="distill: derived student's width")
+    p.set_defaults(handler=run)
+
+
+def config_from_args(ns: argparse.Namespace) -> Any:
+    from ..compress.config import QUANT_METHODS, config_from_dict
+
+    spec: dict[str, Any] = {"method": ns.method}
+    if ns.method in QUANT_METHODS:
+        spec.update(
+            calibration=ns.calibration,
+            per_channel=not ns.per_tensor,
+            exclude_nodes=ns.exclude_node,
+            exclude_op_types=ns.exclude_op,
+            calibration_samples=ns.calibration_samples,
+        )
+    elif ns.method in ("prune", "prune-channels"):
+        spec["sparsity"] = ns.sparsity
+        if ns.importance:
+            spec["importance"] = ns.importance
+        if ns.method == "prune":
+            spec.update(scope=ns.scope, accuracy_budget_pt=ns.accuracy_budget)
+    else:
+        spec.update(student=ns.student, width=ns.width)
+    if ns.method not in QUANT_METHODS:
+        spec.update({k: getattr(ns, k) for k in _TRAIN if getattr(ns, k) is not None})
+    return config_from_dict(spec)
+
+
+def model_from_args(ns: argparse.Namespace) -> Any:
+    if ns.arch is None:
+        if ns.model.endswith(".pt"):
+            raise UsageError(f"{ns.model} is a torch state dict: say which module with --arch")
+        return Path(ns.model)
+    from ..compress.torch_model import TorchModel
+
+    state = None if ":" in ns.model and not Path(ns.model).exists() else Path(ns.model)
+    return TorchModel(ns.arch, state)
+
+
+def run(ns: argparse.Namespace) -> int:
+    from ..compress import CompressOptions, compress, load_recipe, run_recipe
+
+    model = model_from_args(ns)
+    if ns.recipe is not None:
+        if ns.data is None:
+            raise UsageError("--recipe needs --data")
+        result = run_recipe(
+            model,
+            load_recipe(ns.recipe),
+            ns.data,
+            ns.out,
+            ns.target,
+            progress=None if ns.json else _bar,
+        )
+        if ns.json:
+            print_json(result.to_dict())
+        else:
+            print(result.to_markdown(), end="")
+            print(f"written: {ns.out}/table.md, {ns.out}/table.json and one .json per variant")
+        return 0 if all(r.error is None for r in result.rows) else 1
+    options = CompressOptions(target=ns.target, latency=ns.latency, threads=ns.threads)
+    record = compress(model, config_from_args(ns), ns.data, ns.out, options).record
+    if ns.json:
+        print_json(record.to_dict())
+    else:
+        print(summary(record))
+    return 0
+
+
+def summary(record: Any) -> str:
+    """A human view of a :class:`CompressionRecord`."""
+    b, m = record.base, record.model
+    rows = [
+        [
+            "size",
+            f"{b.size_bytes:,} B",
+            f"{m.size_bytes:,} B",
+            f"{m.size_bytes / b.size_bytes:.3f}×",
+        ],
+        [
+            "deflated",
+            f"{b.compressed_size_bytes:,} B",
+            f"{m.compressed_size_bytes:,} B",
+            f"{m.compressed_size_bytes / b.compressed_size_bytes:.3f}×",
+        ],
+        [
+            "parameters",
+            f"{b.parameters:,}",
+            f"{m.parameters:,}",
+            f"{m.parameters / max(b.parameters, 1):.3f}×",
+        ],
+        ["sparsity", f"{b.sparsity:.1%}", f"{m.sparsity:.1%}", ""],
+    ]
+    f = record.fidelity
+    if f is not None and f.accuracy is not None:
+        rows.append(
+            [
+                "accuracy",
+                f"{f.base_accuracy:.2%}",
+                f"{f.accuracy:.2%}",
+                f"{0.0 - f.accuracy_drop_pt + 0.0:+.2f} pt",
+            ]
+        )
+    if record.latency is not None:
+        lat = record.latency
+        rows.append(
+            [
+                "p50 latency",
+                f"{lat.base_p50_ms:.4f} ms",
+                f"{lat.model_p50_ms:.4f} ms",
+                f"{lat.speedup:.2f}× faster",
+            ]
+        )
+    lines = [
+        f"{record.method}: {m.path} (ran on {record.verified_on})",
+        table(["", "base", "compressed", "ratio"], rows),
+    ]
+    if f is not None:
+        lines.append(
+            f"top-1 agreement {f.top1_agreement:.2%}, max abs diff {f.max_abs_diff:.4g}"
+            f" on {f.samples} samples"
+        )
+    lines += [f"note: {n}" for n in record.notes]
+    return "\n".join(lines)
+
+
+def _bar(done: int, total: int, name: str) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    label = f" {name}" if name else " done"
+    end = "\n" if done == total else ""
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{label:<30}{end}")
+    sys.stderr.flush()

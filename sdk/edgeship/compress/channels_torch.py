@@ -1,0 +1,169 @@
+"""Structured pruning of a torch model with torch-pruning's dependency graph, then
+fine-tuning, then export to ONNX.
+
+torch-pruning traces the module and prunes coupled layers together (BatchNorm, residual
+adds, concatenations, the consumers' input channels). The layers producing the model's
+outputs are left alone. ``l1``/``l2`` use its group magnitude importance; ``activation``
+and ``perturbation`` use per-channel tables measured on data here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from .config import ChannelPruneConfig
+from .data import Dataset, require
+from .errors import CompressionError, NothingToPrune
+from .record import Outcome
+from .torch_model import TorchModel, count_parameters, export_onnx
+from .train import fit, predict_torch
+
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def prune_channels_torch(
+    source: TorchModel, config: ChannelPruneConfig, data: Dataset | None, out: Any
+) -> Outcome:
+    data = require(data, "pruning a torch model (example inputs and export)")
+    module = source.build()
+    teacher = predict_torch(module, data)
+    before = count_parameters(module)
+    shapes = narrow(module, config.sparsity, config.importance, data.take(config.samples))
+    details: dict[str, Any] = {
+        "importance": config.importance,
+        "tool": "torch-pruning",
+        "layers": shapes,
+        "parameters_before": before,
+        "parameters_after": count_parameters(module),
+    }
+    if config.fine_tune.epochs > 0:
+        details["fine_tune"] = fit(module, data, teacher, config.fine_tune).to_dict()
+    export_onnx(module, data.take(2).feeds, out, data.names)
+    return Outcome(details=details)
+
+
+def narrow(module: nn.Module, sparsity: float, how: str, data: Dataset) -> dict[str, Any]:
+    """Prune ``module`` in place; per layer ``{"before": n, "after": m}`` channels."""
+    try:
+        import torch_pruning as tp
+    except ImportError as exc:
+        raise CompressionError(
+            "pruning torch models needs torch-pruning (pip install torch-pruning); "
+            "ONNX models are pruned without it"
+        ) from exc
+    example = tuple(torch.from_numpy(a[:1]) for a in data.feeds.values())
+    ignored = _output_layers(module, example)
+    layers = {n: m for n, m in module.named_modules() if isinstance(m, PRUNABLE)}
+    candidates = [n for n, m in layers.items() if m not in ignored]
+    if not candidates:
+        raise NothingToPrune(
+            {n: "it produces a model output" for n in layers} or {"model": "no Conv/Linear layers"}
+        )
+    before = {n: _width(m) for n, m in layers.items()}
+    pruner = tp.pruner.MetaPruner(
+        module,
+        example[0] if len(example) == 1 else example,
+        importance=_importance(tp, how, module, data),
+        pruning_ratio=sparsity,
+        ignored_layers=list(ignored),
+    )
+    pruner.step()
+    return {n: {"before": before[n], "after": _width(m)} for n, m in layers.items()}
+
+
+def _width(m: nn.Module) -> int:
+    return int(m.out_channels if hasattr(m, "out_channels") else m.out_features)  # type: ignore[arg-type]
+
+
+def _output_layers(module: nn.Module, example: tuple[torch.Tensor, ...]) -> set[nn.Module]:
+    """Conv/Linear layers whose output tensor is (one of) the model's outputs."""
+    seen: dict[int, nn.Module] = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, o: seen.__setitem__(id(o), mod))
+        for m in module.modules()
+        if isinstance(m, PRUNABLE)
+    ]
+    try:
+        with torch.no_grad():
+            out = module(*example)
+    finally:
+        for h in hooks:
+            h.remove()
+    outs = out if isinstance(out, list | tuple) else [out]
+    found = {seen[id(o)] for o in outs if id(o) in seen}
+    if not found:
+        raise UsageError(
+            "cannot tell which layer produces the model output (is it followed by an "
+            "activation?); prune it through ONNX instead"
+        )
+    return found
+
+
+def _importance(tp: Any, how: str, module: nn.Module, data: Dataset) -> Any:
+    if how in ("l1", "l2"):
+        return tp.importance.GroupMagnitudeImportance(p=1 if how == "l1" else 2)
+    table = (
+        _activation_table(module, data)
+        if how == "activation"
+        else _perturbation_table(module, data)
+    )
+
+    class TableImportance(tp.importance.Importance):
+        def __call__(self, group: Any) -> torch.Tensor:
+            for i, (dep, _idxs) in enumerate(group):
+                if dep.layer in table and dep.pruning_fn in (
+                    tp.prune_conv_out_channels,
+                    tp.prune_linear_out_channels,
+                ):
+                    return table[dep.layer][group[i].root_idxs]
+            raise CompressionError(f"no score for pruning group rooted at {group[0].dep}")
+
+    return TableImportance()
+
+
+def _activation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, torch.Tensor]:
+    sums: dict[nn.Module, torch.Tensor] = {}
+
+    def hook(mod: nn.Module, _inputs: Any, out: torch.Tensor) -> None:
+        dims = [d for d in range(out.dim()) if d != 1] if out.dim() > 2 else [0]
+        score = out.abs().mean(dim=dims).detach()
+        sums[mod] = sums[mod] + score if mod in sums else score
+
+    _with_hooks(module, hook, lambda: predict_torch(module, data))
+    return sums
+
+
+def _perturbation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, torch.Tensor]:
+    xs = [torch.from_numpy(a) for a in data.feeds.values()]
+    table: dict[nn.Module, torch.Tensor] = {}
+    with torch.no_grad():
+        base = module(*xs)
+        for m in module.modules():
+            if not isinstance(m, PRUNABLE):
+                continue
+            scores = torch.zeros(_width(m))
+            for c in range(len(scores)):
+                w, b = m.weight[c].clone(), None if m.bias is None else m.bias[c].clone()
+                m.weight[c].zero_()
+                if b is not None:
+                    m.bias[c].zero_()  # type: ignore[index]
+                scores[c] = (module(*xs) - base).abs().mean()
+                m.weight[c].copy_(w)
+                if b is not None:
+                    m.bias[c].copy_(b)  # type: ignore[index]
+            table[m] = scores
+    return table
+
+
+def _with_hooks(module: nn.Module, hook: Callable[..., None], run: Callable[[], Any]) -> None:
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, PRUNABLE)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()

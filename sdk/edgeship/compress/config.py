@@ -1,0 +1,250 @@
+"""What each compression method is asked to do: frozen, validated once in ``__post_init__``.
+
+One config type per method; :func:`edgeship.compress.compress` dispatches on the type.
+:func:`config_from_dict` builds any of them from the flat ``{"method": ..., key: value}``
+form that recipes and the CLI use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+
+QUANT_METHODS = ("int8-dynamic", "int8-static", "fp16")
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+WEIGHT_IMPORTANCES = ("magnitude", "gradient", "perturbation")
+CHANNEL_IMPORTANCES = ("l1", "l2", "activation", "perturbation")
+SCOPES = ("global", "layer")
+METHODS = (*QUANT_METHODS, "prune", "prune-channels", "distill")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _fraction(name: str, value: float, *, low_open: bool = False) -> None:
+    ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
+    if not ok:
+        interval = "(0, 1)" if low_open else "[0, 1)"
+        raise UsageError(f"{name} must be in {interval}; got {value}")
+
+
+def _positive(name: str, value: float | int) -> None:
+    if value <= 0:
+        raise UsageError(f"{name} must be positive; got {value}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training for fine-tuning and distillation.
+
+    The loss is ``alpha · T² · KL(student/T ‖ teacher/T) + (1 − alpha) · CE(labels)``; with
+    no labels it is the KL term alone, with no teacher the CE alone. ``epochs`` is a
+    ceiling: training stops early once the held-out metric (accuracy on labels, else top-1
+    agreement with the teacher) reaches ``target_accuracy`` or ``max_seconds`` have passed.
+    """
+
+    epochs: int = 0
+    lr: float = 1e-3
+    batch_size: int = 32
+    temperature: float = 4.0
+    alpha: float = 0.5
+    target_accuracy: float | None = None
+    max_seconds: float | None = None
+    val_fraction: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise UsageError(f"epochs must be >= 0; got {self.epochs}")
+        _positive("lr", self.lr)
+        _positive("batch_size", self.batch_size)
+        _positive("temperature", self.temperature)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UsageError(f"alpha must be in [0, 1]; got {self.alpha}")
+        if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
+            raise UsageError(f"target_accuracy must be in (0, 1]; got {self.target_accuracy}")
+        if self.max_seconds is not None:
+            _positive("max_seconds", self.max_seconds)
+        _fraction("val_fraction", self.val_fraction)
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """ONNX: dynamic INT8, static INT8 (QDQ, calibrated) or FP16 with float32 I/O.
+
+    TFLite: ``int8-dynamic`` (dynamic range) and ``int8-static`` (full INT8, calibrated).
+    ``percentile`` is used by the ``percentile`` calibration only.
+    """
+
+    method: str = "int8-static"
+    calibration: str = "minmax"
+    per_channel: bool = True
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    calibration_samples: int = 256
+    percentile: float = 99.999
+
+    def __post_init__(self) -> None:
+        _choice("quantization method", self.method, QUANT_METHODS)
+        _choice("calibration", self.calibration, CALIBRATIONS)
+        _positive("calibration_samples", self.calibration_samples)
+        if not 50.0 < self.percentile <= 100.0:
+            raise UsageError(f"percentile must be in (50, 100]; got {self.percentile}")
+        object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
+        object.__setattr__(self, "exclude_op_types", tuple(self.exclude_op_types))
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Unstructured weight pruning of Conv/Gemm/MatMul weights.
+
+    ``sparsity`` is the fraction of those weights set to zero, or with
+    ``accuracy_budget_pt`` the ceiling of a sweep (in ``step`` increments) that keeps the
+    largest sparsity whose accuracy drop stays within the budget (percentage points).
+    ``samples`` bounds the data used to score gradient/perturbation importance.
+    """
+
+    sparsity: float = 0.5
+    importance: str = "magnitude"
+    scope: str = "global"
+    accuracy_budget_pt: float | None = None
+    step: float = 0.05
+    samples: int = 512
+    fine_tune: TrainConfig = field(default_factory=TrainConfig)
+    method: str = field(default="prune", init=False)
+
+    def __post_init__(self) -> None:
+        _fraction("sparsity", self.sparsity)
+        _choice("importance", self.importance, WEIGHT_IMPORTANCES)
+        _choice("scope", self.scope, SCOPES)
+        if self.accuracy_budget_pt is not None and self.accuracy_budget_pt < 0:
+            raise UsageError(f"accuracy budget must be >= 0 pt; got {self.accuracy_budget_pt}")
+        _fraction("step", self.step, low_open=True)
+        _positive("samples", self.samples)
+
+
+@dataclass(frozen=True)
+class ChannelPruneConfig:
+    """Structured pruning: remove ``sparsity`` of each prunable layer's channels/neurons."""
+
+    sparsity: float = 0.5
+    importance: str = "l1"
+    samples: int = 256
+    fine_tune: TrainConfig = field(default_factory=TrainConfig)
+    method: str = field(default="prune-channels", init=False)
+
+    def __post_init__(self) -> None:
+        _fraction("sparsity", self.sparsity)
+        _choice("importance", self.importance, CHANNEL_IMPORTANCES)
+        _positive("samples", self.samples)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation into ``student`` (``module:factory``), or into a copy of the
+    teacher ``width`` times as wide (every prunable layer keeps that fraction of channels)."""
+
+    student: str | None = None
+    width: float = 0.5
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=30, alpha=0.7, val_fraction=0.2)
+    )
+    method: str = field(default="distill", init=False)
+
+    def __post_init__(self) -> None:
+        _fraction("width", self.width, low_open=True)
+        if self.student is not None and ":" not in self.student:
+            raise UsageError(f"student must be 'module:factory'; got {self.student!r}")
+        if self.train.epochs < 1:
+            raise UsageError("distillation needs at least one epoch")
+
+
+MethodConfig = QuantizeConfig | PruneConfig | ChannelPruneConfig | DistillConfig
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Methods applied in order, each to the previous one's output (e.g. prune, then INT8)."""
+
+    steps: tuple[MethodConfig, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+        if not self.steps:
+            raise UsageError("a chain needs at least one step")
+        if any(isinstance(s, ChainConfig) for s in self.steps):
+            raise UsageError("chains do not nest")
+
+    @property
+    def method(self) -> str:
+        return "+".join(s.method for s in self.steps)
+
+
+AnyConfig = MethodConfig | ChainConfig
+
+_TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def config_from_dict(data: Mapping[str, Any]) -> AnyConfig:
+    """``{"method": "prune", "sparsity": 0.5, "epochs": 2}`` → a config; ``{"chain": [...]}``
+    → a :class:`ChainConfig`. Training keys (``epochs``, ``lr``, ...) are flat."""
+    if "chain" in data:
+        extra = set(data) - {"chain", "description"}
+        if extra:
+            raise UsageError(f"a chain takes only 'chain'; unexpected {sorted(extra)}")
+        steps = data["chain"]
+        if not isinstance(steps, list):
+            raise UsageError("'chain' must be a list of steps")
+        return ChainConfig(tuple(_one(step) for step in steps))
+    return _one(data)
+
+
+def _one(data: Any) -> MethodConfig:
+    if not isinstance(data, Mapping) or "method" not in data:
+        raise UsageError(f"each step needs a 'method' (one of {', '.join(METHODS)})")
+    options = {k: v for k, v in data.items() if k not in ("method", "description")}
+    method = str(data["method"])
+    _choice("method", method, METHODS)
+    train = {k: options.pop(k) for k in list(options) if k in _TRAIN_KEYS}
+    for key in ("exclude_nodes", "exclude_op_types"):
+        if key in options:
+            options[key] = tuple(options[key])
+    try:
+        if method in QUANT_METHODS:
+            _no_training(method, train)
+            return QuantizeConfig(method=method, **options)
+        if method == "distill":
+            return DistillConfig(train=_train(DistillConfig().train, train), **options)
+        cls = PruneConfig if method == "prune" else ChannelPruneConfig
+        return cls(fine_tune=TrainConfig(**train), **options)
+    except TypeError as exc:
+        raise UsageError(f"{method}: {exc}") from exc
+
+
+def _no_training(method: str, train: dict[str, Any]) -> None:
+    if train:
+        raise UsageError(f"{method} does not train; unexpected {sorted(train)}")
+
+
+def _train(default: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    return dataclasses.replace(default, **overrides)
+
+
+def config_to_dict(config: AnyConfig) -> dict[str, Any]:
+    """The flat form again (what a record stores under ``parameters``)."""
+    if isinstance(config, ChainConfig):
+        return {"chain": [config_to_dict(s) for s in config.steps]}
+    out: dict[str, Any] = {"method": config.method}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, TrainConfig):
+            out.update(dataclasses.asdict(value))
+        elif f.name != "method":
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out

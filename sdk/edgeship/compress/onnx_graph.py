@@ -1,0 +1,169 @@
+"""Small helpers over ONNX graphs: initializers as arrays, who consumes what, saving safely,
+and what a model file holds (size, parameters, zeros) for the record."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship_runtime.model import detect_format
+
+from .errors import CompressionError
+from .record import ModelStats
+
+WEIGHT_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1}
+"""Op type → input index of the weight whose elements pruning removes."""
+
+_QPARAM_INPUTS = {
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "DynamicQuantizeLinear": (),
+    "MatMulInteger": (2, 3),
+    "ConvInteger": (2, 3),
+    "QLinearConv": (1, 2, 4, 5, 6, 7),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+}
+"""Inputs that hold quantization scales/zero points: bookkeeping, not parameters."""
+
+
+def load(path: Path) -> Any:
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise CompressionError(f"{path}: not a readable ONNX model ({exc})") from exc
+
+
+def save(model: Any, path: Path) -> Path:
+    """Check, then write atomically (a failed save leaves no half file at ``path``)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise CompressionError(f"the compressed graph is not valid ONNX: {exc}") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def arrays(model: Any) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def set_array(model: Any, name: str, value: np.ndarray) -> None:
+    from onnx import numpy_helper
+
+    for i, tensor in enumerate(model.graph.initializer):
+        if tensor.name == name:
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(value, name))
+            return
+    raise KeyError(name)
+
+
+def consumers(model: Any) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            if name:
+                out[name].append(node)
+    return out
+
+
+def producers(model: Any) -> dict[str, Any]:
+    return {out: node for node in model.graph.node for out in node.output}
+
+
+def node_label(node: Any) -> str:
+    return node.name or f"{node.op_type}->{node.output[0]}"
+
+
+def weight_names(model: Any) -> list[str]:
+    """Initializers used as the weight of a Conv/Gemm/MatMul, in graph order, once each."""
+    inits = {t.name for t in model.graph.initializer}
+    seen: list[str] = []
+    for node in model.graph.node:
+        idx = WEIGHT_OPS.get(node.op_type)
+        if idx is not None and len(node.input) > idx and node.input[idx] in inits:
+            name = node.input[idx]
+            if name not in seen and len(_dims(model, name)) >= 2:
+                seen.append(name)
+    return seen
+
+
+def _dims(model: Any, name: str) -> list[int]:
+    return next(list(t.dims) for t in model.graph.initializer if t.name == name)
+
+
+def parameter_names(model: Any) -> list[str]:
+    """Initializers that are learned values: not shapes/axes (int64) nor quantization params."""
+    from onnx import TensorProto
+
+    skip = set()
+    for node in model.graph.node:
+        for idx in _QPARAM_INPUTS.get(node.op_type, ()):
+            if idx < len(node.input):
+                skip.add(node.input[idx])
+    return [
+        t.name
+        for t in model.graph.initializer
+        if t.name not in skip and t.data_type != TensorProto.INT64
+    ]
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(parameters, non-zero parameters) of an ONNX model."""
+    values = arrays(model)
+    names = parameter_names(model)
+    total = sum(int(values[n].size) for n in names)
+    nonzero = sum(int(np.count_nonzero(values[n])) for n in names)
+    return total, nonzero
+
+
+def _tflite_parameters(path: Path) -> tuple[int, int]:
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(path)
+    total = nonzero = 0
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            data = tfl.get_tensor_data(tensor, model.buffers)
+            if data is None or (data.dtype.kind in "iu" and data.ndim <= 1 and data.size <= 8):
+                continue  # no buffer, or a shape/axis constant
+            total += int(data.size)
+            nonzero += int(np.count_nonzero(data))
+    return total, nonzero
+
+
+def deflated_size(path: Path) -> int:
+    return len(zlib.compress(path.read_bytes(), 6))
+
+
+def model_stats(path: Path) -> ModelStats:
+    """Size on disk, deflated size, parameters and zeros of an ONNX or TFLite file."""
+    fmt = detect_format(str(path))
+    if fmt == "onnx":
+        total, nonzero = count_parameters(load(path))
+    else:
+        try:
+            total, nonzero = _tflite_parameters(path)
+        except ImportError:  # the counting helper ships with ai-edge-quantizer
+            total = nonzero = 0
+    return ModelStats(
+        path=str(path),
+        format=fmt,
+        size_bytes=path.stat().st_size,
+        compressed_size_bytes=deflated_size(path),
+        parameters=total,
+        nonzero_parameters=nonzero,
+    )

@@ -1,0 +1,82 @@
+"""Post-training quantization of ``.tflite`` models with ai-edge-quantizer (where installed).
+
+``int8-dynamic`` is dynamic-range quantization (INT8 weights, float activations quantized
+on the fly); ``int8-static`` is full INT8 with activation ranges from calibration data
+(MinMax). FP16, exclusions and other calibration methods are ONNX-only and refused here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UsageError
+from .config import QuantizeConfig
+from .data import Dataset, require
+from .errors import CompressionError
+from .record import Outcome
+
+
+def quantize_tflite(src: Path, config: QuantizeConfig, data: Dataset | None, out: Path) -> Outcome:
+    _check_supported(config)
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError as exc:
+        raise CompressionError(
+            "TFLite quantization needs ai-edge-quantizer (pip install ai-edge-quantizer)"
+        ) from exc
+    static = config.method == "int8-static"
+    chosen = recipe.static_wi8_ai8() if static else recipe.dynamic_wi8_afp32()
+    with _quiet():
+        try:
+            q = quantizer.Quantizer(str(src), chosen)
+            calibration = (
+                _calibrate(q, src, require(data, "static INT8 calibration"), config)
+                if static
+                else None
+            )
+            result = q.quantize(calibration, enable_progress_report=False)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise CompressionError(f"{src}: TFLite quantization failed: {exc}") from exc
+    if result.quantized_model is None:
+        raise CompressionError(f"{src}: the quantizer produced no model")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(result.quantized_model))
+    recipe_name = "static_wi8_ai8" if static else "dynamic_wi8_afp32"
+    return Outcome(details={"recipe": recipe_name, "tool": "ai-edge-quantizer"})
+
+
+def _check_supported(config: QuantizeConfig) -> None:
+    if config.method == "fp16":
+        raise UsageError("fp16 is supported for ONNX models only")
+    if config.exclude_nodes or config.exclude_op_types:
+        raise UsageError("node/op exclusions are supported for ONNX models only")
+    if config.method == "int8-static" and config.calibration != "minmax":
+        raise UsageError("TFLite static INT8 calibrates with minmax only")
+
+
+def _calibrate(q: object, src: Path, data: Dataset, config: QuantizeConfig) -> object:
+    from ai_edge_litert.interpreter import Interpreter
+
+    signatures = Interpreter(model_path=str(src)).get_signature_list()
+    if len(signatures) != 1:
+        raise CompressionError(f"{src}: expected one signature, found {list(signatures)}")
+    key, sig = next(iter(signatures.items()))
+    names = list(sig["inputs"])
+    if len(names) != len(data.feeds):
+        raise UsageError(f"{src}: the model has inputs {names}; the data has {data.names}")
+    samples = data.take(config.calibration_samples)
+    batches = [dict(zip(names, b.values(), strict=True)) for b in samples.batches(1)]
+    return q.calibrate({key: batches})  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The quantizer prints progress bars and a UserWarning about preserved tensors."""
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(sink):
+        warnings.filterwarnings("ignore", category=UserWarning, module="ai_edge_litert")
+        yield

@@ -1,0 +1,259 @@
+"""Recipes: several named variants of one model made in one go, and their comparison table.
+
+A recipe is TOML::
+
+    [options]                 # optional: latency threads, rounds, runs
+    threads = 1
+
+    [variants.int8]
+    method = "int8-static"
+    calibration = "entropy"
+
+    [variants.slim-int8]      # a chain: each step works on the previous step's output
+    chain = [
+      { method = "prune-channels", sparsity = 0.5, epochs = 3 },
+      { method = "int8-static" },
+    ]
+
+Every variant is written to ``DIR/<name>.onnx`` (``.tflite`` for a quantized TFLite model)
+with its record ``DIR/<name>.json``; the table goes to ``DIR/table.json`` and
+``DIR/table.md``. A variant that fails is recorded with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeship_runtime.model import detect_format
+
+from ..errors import InputError, UsageError
+from .api import CompressOptions, compress
+from .config import AnyConfig, ChainConfig, QuantizeConfig, config_from_dict
+from .data import DataLike, load_dataset
+from .errors import CompressionError
+from .record import CompressionRecord
+
+TABLE_SCHEMA = "edgeship.compression-table/1"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Recipe:
+    variants: tuple[tuple[str, AnyConfig], ...]
+    threads: int = 1
+    latency_rounds: int = 3
+    latency_runs: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.variants:
+            raise UsageError("the recipe lists no variants ([variants.NAME] tables)")
+        for name, _ in self.variants:
+            if not _NAME.match(name) or name == "base":
+                raise UsageError(f"variant name {name!r}: letters, digits, _ . - (not 'base')")
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the recipe ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from exc
+    return recipe_from_dict(data, str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
+    unknown = set(data) - {"variants", "options"}
+    if unknown:
+        raise UsageError(f"{where}: unknown table(s) {sorted(unknown)}")
+    variants = []
+    for name, spec in dict(data.get("variants", {})).items():
+        try:
+            variants.append((name, config_from_dict(spec)))
+        except UsageError as exc:
+            raise UsageError(f"{where}: variant {name!r}: {exc}") from exc
+    options = dict(data.get("options", {}))
+    try:
+        return Recipe(tuple(variants), **options)
+    except TypeError as exc:
+        raise UsageError(f"{where}: [options]: {exc}") from exc
+
+
+@dataclass
+class Row:
+    """One line of the table. Sizes bytes, accuracy fractions, latency milliseconds."""
+
+    name: str
+    method: str
+    path: str = ""
+    size_bytes: int = 0
+    compressed_size_bytes: int = 0
+    parameters: int = 0
+    sparsity: float = 0.0
+    accuracy: float | None = None
+    top1_agreement: float | None = None
+    max_abs_diff: float | None = None
+    latency_ms: float | None = None
+    speedup: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class RecipeTable:
+    model: str
+    rows: list[Row] = field(default_factory=list)
+    schema: str = TABLE_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "model": self.model, "rows": [asdict(r) for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecipeTable:
+        return cls(str(data["model"]), [Row(**r) for r in data["rows"]], str(data["schema"]))
+
+    def to_markdown(self) -> str:
+        head = [
+            "variant",
+            "method",
+            "size KB",
+            "deflated KB",
+            "params",
+            "sparsity",
+            "accuracy",
+            "agreement",
+            "max abs diff",
+            "p50 ms",
+            "speedup",
+        ]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.rows:
+            if r.error:
+                lines.append(f"| {r.name} | {r.method} | error: {r.error} |" + " |" * 8)
+                continue
+            cells = [
+                r.name,
+                r.method,
+                f"{r.size_bytes / 1024:.1f}",
+                f"{r.compressed_size_bytes / 1024:.1f}",
+                f"{r.parameters:,}",
+                f"{r.sparsity:.1%}",
+                _pct(r.accuracy),
+                _pct(r.top1_agreement),
+                _num(r.max_abs_diff, ".4g"),
+                _num(r.latency_ms, ".4f"),
+                _num(r.speedup, ".2f", "×"),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _num(v: float | None, fmt: str, unit: str = "") -> str:
+    return "-" if v is None else f"{v:{fmt}}{unit}"
+
+
+Progress = Callable[[int, int, str], None]
+"""Called before each variant with (index, total, name) and at the end with (total, total, '')."""
+
+
+def run_recipe(
+    model: Any,
+    recipe: Recipe,
+    data: DataLike,
+    out_dir: Path,
+    target: str = "local",
+    progress: Progress | None = None,
+) -> RecipeTable:
+    dataset = load_dataset(data)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = CompressOptions(
+        target=target,
+        latency=True,
+        threads=recipe.threads,
+        latency_rounds=recipe.latency_rounds,
+        latency_runs=recipe.latency_runs,
+    )
+    table = RecipeTable(model=str(getattr(model, "factory", model)))
+    records: list[CompressionRecord] = []
+    total = len(recipe.variants)
+    for i, (name, config) in enumerate(recipe.variants):
+        if progress:
+            progress(i, total, name)
+        out = out_dir / f"{name}{_suffix(model, config)}"
+        try:
+            result = compress(model, config, dataset, out, options)
+        except (CompressionError, InputError) as exc:
+            table.rows.append(Row(name=name, method=config.method, error=str(exc)))
+            continue
+        (out_dir / f"{name}.json").write_text(result.record.to_json() + "\n")
+        records.append(result.record)
+        table.rows.append(_row(name, result.record))
+    if progress:
+        progress(total, total, "")
+    if records:
+        table.rows.insert(0, _base_row(records))
+    (out_dir / "table.json").write_text(json.dumps(table.to_dict(), indent=2) + "\n")
+    (out_dir / "table.md").write_text(table.to_markdown())
+    return table
+
+
+def _suffix(model: Any, config: AnyConfig) -> str:
+    steps = config.steps if isinstance(config, ChainConfig) else (config,)
+    tflite = isinstance(model, str | Path) and detect_format(str(model)) == "tflite"
+    return ".tflite" if tflite and all(isinstance(s, QuantizeConfig) for s in steps) else ".onnx"
+
+
+def _row(name: str, rec: CompressionRecord) -> Row:
+    fid, lat = rec.fidelity, rec.latency
+    return Row(
+        name=name,
+        method=rec.method,
+        path=rec.model.path,
+        size_bytes=rec.model.size_bytes,
+        compressed_size_bytes=rec.model.compressed_size_bytes,
+        parameters=rec.model.parameters,
+        sparsity=round(rec.model.sparsity, 6),
+        accuracy=None if fid is None else fid.accuracy,
+        top1_agreement=None if fid is None else fid.top1_agreement,
+        max_abs_diff=None if fid is None else fid.max_abs_diff,
+        latency_ms=None if lat is None else lat.model_p50_ms,
+        speedup=None if lat is None else lat.speedup,
+    )
+
+
+def _base_row(records: list[CompressionRecord]) -> Row:
+    """The base, measured in every variant's run: its median latency across them."""
+    import statistics
+
+    base = records[0].base
+    lats = [r.latency.base_p50_ms for r in records if r.latency is not None]
+    fid = records[0].fidelity
+    return Row(
+        name="base",
+        method="-",
+        path=base.path,
+        size_bytes=base.size_bytes,
+        compressed_size_bytes=base.compressed_size_bytes,
+        parameters=base.parameters,
+        sparsity=round(base.sparsity, 6),
+        accuracy=None if fid is None else fid.base_accuracy,
+        top1_agreement=None if fid is None else 1.0,
+        max_abs_diff=None if fid is None else 0.0,
+        latency_ms=statistics.median(lats) if lats else None,
+        speedup=1.0 if lats else None,
+    )

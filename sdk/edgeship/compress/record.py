@@ -1,0 +1,190 @@
+"""The compression record: what was done and what it cost, as data (``edgeship.compression/1``).
+
+Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
+percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
+pruned model cost nothing there, unlike on the raw file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "edgeship.compression/1"
+
+
+@dataclass
+class ModelStats:
+    """One model file: where, how big, how many parameters and how many of them are zero."""
+
+    path: str
+    format: str
+    size_bytes: int
+    compressed_size_bytes: int
+    parameters: int
+    nonzero_parameters: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzero_parameters / self.parameters if self.parameters else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "sparsity": round(self.sparsity, 6)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelStats:
+        return cls(
+            path=str(data["path"]),
+            format=str(data["format"]),
+            size_bytes=int(data["size_bytes"]),
+            compressed_size_bytes=int(data["compressed_size_bytes"]),
+            parameters=int(data["parameters"]),
+            nonzero_parameters=int(data["nonzero_parameters"]),
+        )
+
+
+@dataclass
+class Fidelity:
+    """The compressed model against the base on the same data (first output of each)."""
+
+    samples: int
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    accuracy: float | None = None
+    base_accuracy: float | None = None
+
+    @property
+    def accuracy_drop_pt(self) -> float | None:
+        if self.accuracy is None or self.base_accuracy is None:
+            return None
+        return 100.0 * (self.base_accuracy - self.accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        drop = self.accuracy_drop_pt
+        return {**asdict(self), "accuracy_drop_pt": None if drop is None else round(drop, 4)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fidelity:
+        return cls(
+            samples=int(data["samples"]),
+            top1_agreement=float(data["top1_agreement"]),
+            max_abs_diff=float(data["max_abs_diff"]),
+            mean_abs_diff=float(data["mean_abs_diff"]),
+            accuracy=_opt_float(data.get("accuracy")),
+            base_accuracy=_opt_float(data.get("base_accuracy")),
+        )
+
+
+@dataclass
+class Latency:
+    """Median batch-1 latency of both models on ``target``, measured interleaved."""
+
+    target: str
+    threads: int
+    base_p50_ms: float
+    model_p50_ms: float
+    rounds: int
+
+    @property
+    def speedup(self) -> float:
+        return self.base_p50_ms / self.model_p50_ms if self.model_p50_ms > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "speedup": round(self.speedup, 4)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Latency:
+        return cls(
+            target=str(data["target"]),
+            threads=int(data["threads"]),
+            base_p50_ms=float(data["base_p50_ms"]),
+            model_p50_ms=float(data["model_p50_ms"]),
+            rounds=int(data["rounds"]),
+        )
+
+
+@dataclass
+class CompressionRecord:
+    """One compression: method and parameters, base and result, fidelity, notes.
+
+    ``details`` is method-specific (quantized nodes, pruned layers with channel counts,
+    layers left alone and why, training history); ``steps`` holds a chain's own records.
+    """
+
+    method: str
+    parameters: dict[str, Any]
+    base: ModelStats
+    model: ModelStats
+    fidelity: Fidelity | None = None
+    latency: Latency | None = None
+    verified_on: str = ""
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    steps: list[CompressionRecord] = field(default_factory=list)
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "method": self.method,
+            "parameters": self.parameters,
+            "base": self.base.to_dict(),
+            "model": self.model.to_dict(),
+            "fidelity": None if self.fidelity is None else self.fidelity.to_dict(),
+            "latency": None if self.latency is None else self.latency.to_dict(),
+            "verified_on": self.verified_on,
+            "seconds": self.seconds,
+            "details": self.details,
+            "notes": list(self.notes),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompressionRecord:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a compression record of schema {SCHEMA}: {data.get('schema')}")
+        fid, lat = data.get("fidelity"), data.get("latency")
+        return cls(
+            method=str(data["method"]),
+            parameters=dict(data["parameters"]),
+            base=ModelStats.from_dict(data["base"]),
+            model=ModelStats.from_dict(data["model"]),
+            fidelity=None if fid is None else Fidelity.from_dict(fid),
+            latency=None if lat is None else Latency.from_dict(lat),
+            verified_on=str(data.get("verified_on", "")),
+            seconds=float(data.get("seconds", 0.0)),
+            details=dict(data.get("details", {})),
+            notes=[str(n) for n in data.get("notes", [])],
+            steps=[cls.from_dict(s) for s in data.get("steps", [])],
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> CompressionRecord:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class CompressionResult:
+    """The produced model file and its record."""
+
+    path: Path
+    record: CompressionRecord
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass
+class Outcome:
+    """What a method returns to the shared finishing code: its details and notes."""
+
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)

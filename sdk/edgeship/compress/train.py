@@ -1,0 +1,142 @@
+"""The one training loop: fine-tuning after pruning and knowledge distillation.
+
+Loss (see :class:`~edgeship.compress.config.TrainConfig`): KL divergence to the teacher's
+outputs at temperature T, scaled by T², blended with cross-entropy on labels by ``alpha``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import TrainConfig
+from .data import Dataset
+from .errors import CompressionError
+
+
+@dataclass
+class FitLog:
+    """What training did: epochs run, why it stopped, the held-out metric per epoch."""
+
+    epochs: int = 0
+    seconds: float = 0.0
+    stopped: str = "epochs"
+    metric: str = ""
+    history: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "history": [round(h, 5) for h in self.history]}
+
+
+def distill_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """``alpha·T²·KL + (1−alpha)·CE``; KL alone without labels, CE alone without teacher."""
+    if teacher is None and labels is None:
+        raise CompressionError("training needs labels or teacher outputs")
+    kd = None
+    if teacher is not None:
+        t = temperature
+        kd = F.kl_div(
+            F.log_softmax(student / t, dim=1),
+            F.log_softmax(teacher / t, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        ) * (t * t)
+    if labels is None:
+        assert kd is not None
+        return kd
+    ce = F.cross_entropy(student, labels)
+    return ce if kd is None else alpha * kd + (1.0 - alpha) * ce
+
+
+def predict_torch(module: nn.Module, data: Dataset, batch: int = 256) -> np.ndarray:
+    module.eval()
+    outs = []
+    with torch.no_grad():
+        for b in data.batches(batch):
+            outs.append(_first(module(*[torch.from_numpy(a) for a in b.values()])).numpy())
+    return np.concatenate(outs).reshape(len(data), -1)
+
+
+def metric(logits: np.ndarray, data: Dataset, teacher: np.ndarray | None) -> tuple[str, float]:
+    """Accuracy on labels when there are labels, else top-1 agreement with the teacher."""
+    if data.labels is not None:
+        return "accuracy", float((logits.argmax(1) == data.labels).mean())
+    assert teacher is not None
+    return "agreement", float((logits.argmax(1) == teacher.argmax(1)).mean())
+
+
+def fit(
+    module: nn.Module,
+    data: Dataset,
+    teacher: np.ndarray | None,
+    cfg: TrainConfig,
+    after_step: Callable[[], None] | None = None,
+) -> FitLog:
+    """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``.
+
+    ``after_step`` runs after every optimiser step (e.g. to re-apply pruning masks).
+    """
+    log = FitLog()
+    if cfg.epochs == 0:
+        return log
+    if teacher is None and data.labels is None:
+        raise CompressionError("training needs labels or teacher outputs")
+    order = np.random.default_rng(cfg.seed).permutation(len(data))
+    n_val = round(len(data) * cfg.val_fraction)
+    train_idx, val_idx = order[n_val:], order[:n_val]
+    val = data.pick(val_idx) if n_val else data
+    t_val = None if teacher is None else teacher[val_idx if n_val else slice(None)]
+    xs = [torch.from_numpy(a[train_idx]) for a in data.feeds.values()]
+    ys = None if data.labels is None else torch.from_numpy(data.labels[train_idx].astype(np.int64))
+    ts = None if teacher is None else torch.from_numpy(teacher[train_idx].astype(np.float32))
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        module.train()
+        perm = torch.randperm(len(train_idx), generator=gen)
+        for start in range(0, len(perm), cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            out = _first(module(*[x[idx] for x in xs])).reshape(len(idx), -1)
+            loss = distill_loss(
+                out,
+                None if ts is None else ts[idx],
+                None if ys is None else ys[idx],
+                cfg.temperature,
+                cfg.alpha,
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+        log.metric, value = metric(predict_torch(module, val), val, t_val)
+        log.history.append(value)
+        log.epochs = epoch + 1
+        log.seconds = time.perf_counter() - t0
+        if cfg.target_accuracy is not None and value >= cfg.target_accuracy:
+            log.stopped = "target"
+            break
+        if cfg.max_seconds is not None and log.seconds >= cfg.max_seconds:
+            log.stopped = "budget"
+            break
+    module.eval()
+    return log
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, list | tuple) else out

@@ -1,0 +1,133 @@
+"""Synthetic A/B measurements: latencies with session effects and drift, no device.
+
+``latencies`` draws (sessions, runs) arrays shaped like what the runtime measures: a
+drift shared by every model in a session (heat, clock, load), a per-load offset of each
+model (where its buffers landed), and per-run noise with a long right tail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeship.ab.analyze import DeviceRun, ModelRun
+from edgeship.ab.result import ABReport, Conditions, MemorySummary
+from edgeship.ab.runner import ABConfig, Prepared, build_report
+from edgeship_runtime.report import BackendUsage, Environment, ModelInfo
+
+
+def latencies(
+    rng: np.random.Generator,
+    median_ms: float,
+    sessions: int = 10,
+    runs: int = 30,
+    drift: np.ndarray | None = None,
+    load_sd: float = 0.004,
+    noise_sd: float = 0.05,
+) -> np.ndarray:
+    """(sessions, runs) latencies in ms whose population median is ``median_ms`` times
+    the session drift (``drift`` shared between models, default none)."""
+    drift = np.ones(sessions) if drift is None else drift
+    load = np.exp(rng.normal(0.0, load_sd, size=(sessions, 1)))
+    noise = np.exp(rng.normal(0.0, noise_sd, size=(sessions, runs)))
+    return median_ms * drift[:, None] * load * noise
+
+
+def model_run(
+    name: str,
+    samples: np.ndarray,
+    role: str = "variant",
+    size_bytes: int = 1000,
+    peak_rss_mb: float = 100.0,
+    outputs: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> ModelRun:
+    return ModelRun(
+        name=name,
+        role=role,
+        path=f"/models/{name}.onnx",
+        info=ModelInfo(path=f"/d/{name}", sha256="0" * 64, format="onnx", size_bytes=size_bytes),
+        backend=BackendUsage(name="onnxruntime", version="1.0", threads=1),
+        samples_ms=[float(x) for x in samples.ravel()],
+        memory=MemorySummary(peak_rss_mb, 10.0, peak_rss_mb - 2, "VmHWM"),
+        outputs=outputs,
+        labels=labels,
+    )
+
+
+def device_run(name: str, models: list[ModelRun], block: int = 10) -> DeviceRun:
+    rounds = [[m.name for m in models] for _ in range(len(models[0].samples_ms) // block)]
+    return DeviceRun(
+        target={"name": name, "kind": "fake"},
+        models=models,
+        rounds=rounds,
+        before=Conditions(45.0, 1800.0),
+        after=Conditions(52.5, 1500.0),
+        wall_s=1.5,
+        environment=Environment(
+            hostname=name,
+            arch="aarch64",
+            cpu_model="Cortex-A76",
+            logical_cores=4,
+            usable_cores=4,
+            total_memory_mb=8000.0,
+            os="Debian",
+            python="3.11.2",
+        ),
+    )
+
+
+def report(
+    devices: int = 1, config: ABConfig | None = None, seed: int = 0, gates: bool = True
+) -> ABReport:
+    """A base and two variants (faster & smaller, and the same) on ``devices`` devices,
+    with quality data; analysed by the real code."""
+    from edgeship.ab.gates import make_gate
+    from edgeship.ab.schedule import Schedule
+
+    config = config or ABConfig(
+        schedule=Schedule(runs=300, sessions=10, block=10),
+        gates=(make_gate("min-speedup", 1.3), make_gate("max-memory-ratio", 0.9)) if gates else (),
+    )
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=200)
+    logits = rng.normal(size=(200, 10))
+    logits[np.arange(200), labels] += 3.0
+    runs = []
+    for d in range(devices):
+        drift = 1 + 0.1 * np.linspace(0, 1, 10) + d
+        runs.append(
+            device_run(
+                f"pi-{d}",
+                [
+                    model_run(
+                        "fp32",
+                        latencies(rng, 10.0, drift=drift),
+                        "base",
+                        4000,
+                        120.0,
+                        logits,
+                        labels,
+                    ),
+                    model_run(
+                        "int8",
+                        latencies(rng, 5.0, drift=drift),
+                        "variant",
+                        1000,
+                        100.0,
+                        logits + rng.normal(0, 0.3, logits.shape),
+                        labels,
+                    ),
+                    model_run(
+                        "same",
+                        latencies(rng, 10.0, drift=drift),
+                        "variant",
+                        4000,
+                        121.0,
+                        logits,
+                        labels,
+                    ),
+                ],
+            )
+        )
+    prep = Prepared(["fp32", "int8", "same"], [], [None] * 3, [None] * 3, False)
+    return build_report(prep, runs, [], config)

@@ -1,0 +1,109 @@
+"""The runtime's ``interleave`` op, through the stdio protocol in memory, and its loop."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgeship_runtime import protocol, service
+from edgeship_runtime.errors import UsageError
+from edgeship_runtime.measure import InterleavePolicy, interleave_runs
+from edgeship_runtime.model import load_model
+from edgeship_runtime.ops import encode_tensors
+
+
+def serve(*messages: dict[str, Any]) -> list[dict[str, Any]]:
+    """Feed ``messages`` to a fresh service; its replies (the hello dropped)."""
+    stdin = io.BytesIO(b"".join(protocol.encode(m) for m in messages))
+    stdout = io.BytesIO()
+    assert service.serve(stdin, stdout) == 0
+    return [json.loads(line) for line in stdout.getvalue().splitlines()][1:]
+
+
+def req(request_id: int, op: str, **args: Any) -> dict[str, Any]:
+    return protocol.request(request_id, op, args)
+
+
+def loads(path: Path, n: int) -> list[dict[str, Any]]:
+    return [req(i + 1, "load", path=str(path), threads=1) for i in range(n)]
+
+
+def test_interleave_runs_models_in_seeded_random_blocks(add_onnx: Path) -> None:
+    args = {"handles": ["m1", "m2", "m3"], "block": 4, "blocks": 6, "warmup": 2, "seed": 7}
+    *_, first, second = serve(
+        *loads(add_onnx, 3), req(10, "interleave", **args), req(11, "interleave", **args)
+    )
+    assert first["ok"], first
+    result = first["result"]
+    assert result["handles"] == ["m1", "m2", "m3"]
+    assert result["policy"] == {"warmup": 2, "block": 4, "blocks": 6, "seed": 7}
+    assert set(result["samples_ms"]) == {"m1", "m2", "m3"}
+    assert all(len(s) == 24 and min(s) > 0 for s in result["samples_ms"].values())
+    assert len(result["rounds"]) == 6
+    assert all(sorted(r) == ["m1", "m2", "m3"] for r in result["rounds"])
+    assert len({tuple(r) for r in result["rounds"]}) > 1  # the order changes between rounds
+    assert second["result"]["rounds"] == result["rounds"]  # same seed, same orders
+    for moment in ("before", "after"):
+        seen = result["conditions"][moment]
+        assert set(seen) == {"temperature_c", "thermal_zones", "cpu_freq_mhz"}
+    assert result["wall_s"] > 0
+
+
+def test_interleave_with_one_feed_set_or_feeds_per_handle(add_onnx: Path) -> None:
+    x = np.ones((3, 4), dtype=np.float32)
+    shared = {"handles": ["m1", "m2"], "block": 2, "blocks": 2, "inputs": encode_tensors({"x": x})}
+    per = {
+        "handles": ["m1", "m2"],
+        "block": 2,
+        "blocks": 2,
+        "feeds": {"m2": encode_tensors({"x": x[:1]})},
+        "shapes": {"x": [5, 4]},
+    }
+    *_, a, b = serve(
+        *loads(add_onnx, 2), req(3, "interleave", **shared), req(4, "interleave", **per)
+    )
+    assert a["ok"] and b["ok"], (a, b)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ({"handles": []}, "UsageError", "distinct loaded handles"),
+        ({"handles": ["m1", "m1"]}, "UsageError", "distinct loaded handles"),
+        ({"handles": ["m1", "m9"]}, "UsageError", "no loaded model with handle 'm9'"),
+        ({"handles": ["m1"], "block": 0}, "UsageError", "block must be at least 1"),
+        ({"handles": ["m1"], "blocks": 0}, "UsageError", "blocks must be at least 1"),
+        (
+            {"handles": ["m1"], "inputs": encode_tensors({"y": np.ones((1, 4), np.float32)})},
+            "InputError",
+            "missing input",
+        ),
+    ],
+)
+def test_interleave_errors(add_onnx: Path, args: dict[str, Any], error: str, message: str) -> None:
+    _, reply = serve(*loads(add_onnx, 1), req(2, "interleave", **args))
+    assert reply["ok"] is False
+    assert reply["error"]["type"] == error and message in reply["error"]["message"]
+
+
+def test_interleave_runs_directly(add_onnx: Path) -> None:
+    models = [load_model(str(add_onnx)) for _ in range(2)]
+    feeds = [{"x": np.zeros((1, 4), np.float32)}] * 2
+    samples, rounds = interleave_runs(models, feeds, InterleavePolicy(warmup=0, block=3, blocks=5))
+    assert [len(s) for s in samples] == [15, 15]
+    assert len(rounds) == 5 and all(sorted(r) == [0, 1] for r in rounds)
+    assert all(m.first_inference_ms is not None for m in models)
+    with pytest.raises(UsageError, match="2 models but 1 feed sets"):
+        interleave_runs(models, feeds[:1], InterleavePolicy())
+    for m in models:
+        m.close()
+
+
+def test_interleave_is_listed_in_the_protocol_doc() -> None:
+    assert "interleave {handles" in (protocol.__doc__ or "")
+    assert "interleave" in service._OPS

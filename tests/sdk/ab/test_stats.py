@@ -1,0 +1,180 @@
+"""The pure statistics: summaries, bootstrap coverage, Mann-Whitney, verdicts, Wilson."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from edgeship.ab.result import FASTER, NO_DIFFERENCE, SLOWER
+from edgeship.ab.stats import (
+    MannWhitney,
+    StatsPolicy,
+    latency_summary,
+    mann_whitney,
+    pooled_mann_whitney,
+    pooled_ratio,
+    ratio_ci,
+    ratio_of_medians,
+    tail_levels,
+    verdict,
+    wilson,
+)
+from edgeship.errors import UsageError
+from tests.sdk.ab.fakes import latencies
+
+
+def test_latency_summary_matches_numpy() -> None:
+    a = np.random.default_rng(0).lognormal(size=1001)
+    s = latency_summary(a)
+    assert s.n == 1001 and s.min_ms == a.min() and s.max_ms == a.max()
+    assert s.p50_ms == pytest.approx(np.median(a))
+    assert s.p90_ms == pytest.approx(np.percentile(a, 90))
+    assert s.p99_ms == pytest.approx(np.percentile(a, 99))
+    with pytest.raises(ValueError):
+        latency_summary([])
+
+
+def test_ratio_of_medians_is_variant_over_base() -> None:
+    assert ratio_of_medians(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])) == 0.5
+
+
+def test_tail_levels_widen_for_few_sessions() -> None:
+    low, high = tail_levels(10, 0.95)
+    assert low < 0.025 and high > 0.975 and low == pytest.approx(1 - high)
+    assert tail_levels(1, 0.95) == pytest.approx((0.025, 0.975))
+    assert tail_levels(1000, 0.95)[0] == pytest.approx(0.025, abs=5e-4)
+
+
+def _coverage(reps: int, true_ratio: float, sessions: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    policy = StatsPolicy(bootstrap=400, seed=seed)
+    hits = 0
+    for rep in range(reps):
+        drift = np.exp(rng.normal(0, 0.05, size=sessions))  # shared by both models
+        base = latencies(rng, 10.0, sessions=sessions, runs=20, drift=drift, load_sd=0.01)
+        variant = latencies(
+            rng, 10.0 * true_ratio, sessions=sessions, runs=20, drift=drift, load_sd=0.01
+        )
+        hits += ratio_ci(base, variant, policy, seed_offset=rep).contains(true_ratio)
+    return hits / reps
+
+
+def test_bootstrap_interval_covers_the_true_ratio_about_95_percent() -> None:
+    """Synthetic sessions with per-load offsets (sd 1 %) larger than the per-session noise
+    of a median: the interval must account for them. 300 experiments: a true 95 % lands
+    in [0.91, 0.98] with probability > 0.99."""
+    coverage = _coverage(reps=300, true_ratio=0.8, sessions=10, seed=1)
+    assert 0.91 <= coverage <= 0.985, coverage
+
+
+def test_interval_is_paired_over_sessions_so_shared_drift_cancels() -> None:
+    rng = np.random.default_rng(3)
+    drift = np.linspace(1.0, 2.0, 10)  # a device heating up: +100 % over the run
+    base = latencies(rng, 10.0, drift=drift, load_sd=0.0, noise_sd=0.01)
+    variant = latencies(rng, 5.0, drift=drift, load_sd=0.0, noise_sd=0.01)
+    ci = ratio_ci(base, variant, StatsPolicy())
+    assert ci.low < 0.5 < ci.high and ci.high - ci.low < 0.05
+
+
+def test_pooled_ratio_is_the_geometric_mean_and_covers_it() -> None:
+    rng = np.random.default_rng(4)
+    pairs = []
+    for speed, ratio in ((1.0, 0.5), (3.0, 0.8)):  # a fast device and a slow one
+        drift = np.full(10, speed)
+        pairs.append((latencies(rng, 10.0, drift=drift), latencies(rng, 10.0 * ratio, drift=drift)))
+    estimate, ci = pooled_ratio(pairs, StatsPolicy(bootstrap=500))
+    assert estimate == pytest.approx(np.sqrt(0.5 * 0.8), rel=0.02)
+    assert ci.contains(estimate)
+
+
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]),  # small, no ties: scipy's exact method
+        ([1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 8.0, 9.0, 9.0], [2.0, 3.0, 3.0, 6.0, 7.0, 8.0]),
+        (
+            list(np.random.default_rng(5).normal(size=30)),
+            list(np.random.default_rng(6).normal(0.5, size=25)),
+        ),
+    ],
+)
+def test_mann_whitney_matches_scipy_and_counts_pairs(x: list[float], y: list[float]) -> None:
+    result = mann_whitney(base_units=y, variant_units=x)
+    expected = scipy_stats.mannwhitneyu(x, y, alternative="two-sided")
+    assert result.u == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    pairs = sum((a > b) + 0.5 * (a == b) for a in x for b in y)
+    assert result.u == pytest.approx(pairs)
+    assert result.prob_greater == pytest.approx(pairs / (len(x) * len(y)))
+
+
+def test_mann_whitney_all_ties_is_no_evidence() -> None:
+    result = mann_whitney([1.0] * 5, [1.0] * 5)
+    assert result.p_value == 1.0 and result.prob_greater == 0.5
+    with pytest.raises(ValueError):
+        mann_whitney([], [1.0])
+
+
+def test_pooled_test_does_not_mistake_a_slow_device_for_a_difference() -> None:
+    rng = np.random.default_rng(7)
+    fast = (rng.normal(10, 0.1, 10), rng.normal(10, 0.1, 10))
+    slow = (rng.normal(30, 0.3, 10), rng.normal(30, 0.3, 10))
+    assert pooled_mann_whitney([fast, slow]).p_value > 0.05
+    faster = (rng.normal(10, 0.1, 10), rng.normal(9, 0.1, 10))
+    slower_device = (rng.normal(30, 0.3, 10), rng.normal(27, 0.3, 10))
+    result = pooled_mann_whitney([faster, slower_device])
+    assert result.p_value < 1e-4 and result.prob_greater < 0.5
+
+
+@pytest.mark.parametrize(
+    ("p", "prob", "expected"),
+    [
+        (0.01, 0.1, FASTER),
+        (0.01, 0.9, SLOWER),
+        (0.049, 0.2, FASTER),
+        (0.05, 0.0, NO_DIFFERENCE),  # p must be below alpha
+        (0.2, 0.0, NO_DIFFERENCE),
+        (0.001, 0.5, NO_DIFFERENCE),
+    ],
+)
+def test_verdict(p: float, prob: float, expected: str) -> None:
+    assert verdict(MannWhitney(u=0.0, p_value=p, prob_greater=prob), alpha=0.05) == expected
+
+
+def test_false_positive_rate_on_session_medians_stays_at_or_below_alpha() -> None:
+    """A/A with per-load offsets and drift: the test on session medians rejects in
+    <= alpha of 2000 experiments (a test on every run would reject far more often)."""
+    rng = np.random.default_rng(8)
+    rejections = per_run_rejections = 0
+    trials = 2000
+    for _ in range(trials):
+        drift = np.exp(rng.normal(0, 0.03, size=10))
+        a = latencies(rng, 10.0, drift=drift, load_sd=0.02)
+        b = latencies(rng, 10.0, drift=drift, load_sd=0.02)
+        test = mann_whitney(np.median(a, axis=1), np.median(b, axis=1))
+        rejections += verdict(test, 0.05) != NO_DIFFERENCE
+        if _ < 200:
+            per_run_rejections += scipy_stats.mannwhitneyu(a.ravel(), b.ravel()).pvalue < 0.05
+    assert rejections / trials <= 0.05
+    assert per_run_rejections / 200 > 0.2  # why the unit is a session
+
+
+def test_wilson_interval() -> None:
+    ci = wilson(5, 10)
+    assert ci.low == pytest.approx(0.2366, abs=1e-4) and ci.high == pytest.approx(0.7634, abs=1e-4)
+    assert wilson(0, 20).low == 0.0 and wilson(20, 20).high == 1.0
+    assert 0.8 < wilson(20, 20).low < 1.0
+    with pytest.raises(ValueError):
+        wilson(3, 2)
+    with pytest.raises(ValueError):
+        wilson(0, 0)
+
+
+def test_stats_policy_validates() -> None:
+    with pytest.raises(UsageError, match="alpha"):
+        StatsPolicy(alpha=0.0)
+    with pytest.raises(UsageError, match="bootstrap"):
+        StatsPolicy(bootstrap=10)
+    with pytest.raises(UsageError, match="confidence"):
+        StatsPolicy(confidence=1.0)

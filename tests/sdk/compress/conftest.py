@@ -1,0 +1,72 @@
+"""Fixtures for compression tests: the real zoo (built once, cached in <repo>/.zoo), data
+splits as :class:`Dataset` s, and tiny pattern graphs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeship.compress import Dataset
+from tests.sdk.compress import models
+from tools.zoo.build import Manifest, build_zoo
+
+HAS_AEQ = importlib.util.find_spec("ai_edge_quantizer") is not None
+HAS_FP16 = importlib.util.find_spec("onnxconverter_common") is not None
+
+
+@pytest.fixture(scope="session")
+def zoo() -> Manifest:
+    return build_zoo()
+
+
+@pytest.fixture(scope="session")
+def test_npz(zoo: Manifest) -> Path:
+    return zoo.path("digits_test.npz")
+
+
+@pytest.fixture(scope="session")
+def train_npz(zoo: Manifest) -> Path:
+    return zoo.path("digits_train.npz")
+
+
+@pytest.fixture(scope="session")
+def test_data(test_npz: Path) -> Dataset:
+    with np.load(test_npz) as npz:
+        return Dataset({"input": npz["input"]}, npz["labels"])
+
+
+@pytest.fixture(scope="session")
+def train_data(train_npz: Path) -> Dataset:
+    with np.load(train_npz) as npz:
+        return Dataset({"input": npz["input"]}, npz["labels"])
+
+
+@pytest.fixture(scope="session")
+def small_train(train_data: Dataset) -> Dataset:
+    """512 training samples: enough for a few quick fine-tuning epochs."""
+    return train_data.take(512)
+
+
+@pytest.fixture(scope="session")
+def patterns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("patterns")
+    return {
+        "residual": models.residual(root / "residual.onnx"),
+        "concat": models.concat(root / "concat.onnx"),
+        "only_output": models.only_output_layer(root / "only_output.onnx"),
+    }
+
+
+def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """Plain onnxruntime, independent of edgeship: what a user's deployment would load."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(None, feeds)[0])
+
+
+def accuracy(path: Path, data: Dataset) -> float:
+    return float((ort_outputs(path, data.feeds).argmax(1) == data.labels).mean())

@@ -1,0 +1,126 @@
+"""Tiny ONNX graphs for channel-pruning patterns (residual, concat, depthwise), built with
+``onnx.helper`` at opset 17; weights from a fixed seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+CHANNELS = 8
+IN_CHANNELS = 4
+SIDE = 6
+CLASSES = 3
+
+
+def _init(rng: np.random.Generator, name: str, *shape: int) -> onnx.TensorProto:
+    return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.5, name)
+
+
+def _save(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], path: Path) -> Path:
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", IN_CHANNELS, SIDE, SIDE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", CLASSES])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _head(
+    rng: np.random.Generator, src: str, inits: list[onnx.TensorProto]
+) -> list[onnx.NodeProto]:
+    inits += [_init(rng, "fc_w", CLASSES, CHANNELS), _init(rng, "fc_b", CLASSES)]
+    return [
+        helper.make_node("GlobalAveragePool", [src], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], name="fc", transB=1),
+    ]
+
+
+def residual(path: Path) -> Path:
+    """conv_a → relu → (conv_b → bn) + skip → relu → [dw conv] → GAP → Flatten → Gemm."""
+    rng = np.random.default_rng(0)
+    c = CHANNELS
+    inits = [
+        _init(rng, "a_w", c, IN_CHANNELS, 3, 3),
+        _init(rng, "a_b", c),
+        _init(rng, "b_w", c, c, 3, 3),
+        _init(rng, "b_b", c),
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), "bn_s"),
+        _init(rng, "bn_b", c),
+        _init(rng, "bn_m", c),
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), "bn_v"),
+        _init(rng, "dw_w", c, 1, 3, 3),
+        _init(rng, "dw_b", c),
+        _init(rng, "scale", 1, c, 1, 1),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "a_w", "a_b"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["ar"], name="relu_a"),
+        helper.make_node("Conv", ["ar", "b_w", "b_b"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["b", "bn_s", "bn_b", "bn_m", "bn_v"], ["bn"], name="bn"
+        ),
+        helper.make_node("Add", ["bn", "ar"], ["sum"], name="add"),
+        helper.make_node("Relu", ["sum"], ["sr"], name="relu_sum"),
+        helper.make_node(
+            "Conv", ["sr", "dw_w", "dw_b"], ["dw"], name="conv_dw", group=c, pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Mul", ["dw", "scale"], ["scaled"], name="mul_scale"),
+    ]
+    return _save(nodes + _head(rng, "scaled", inits), inits, path)
+
+
+def concat(path: Path) -> Path:
+    """Two convs concatenated (refused: Concat), then a 1x1 conv and the head."""
+    rng = np.random.default_rng(1)
+    half = CHANNELS // 2
+    inits = [
+        _init(rng, "a_w", half, IN_CHANNELS, 1, 1),
+        _init(rng, "b_w", half, IN_CHANNELS, 1, 1),
+        _init(rng, "c_w", CHANNELS, CHANNELS, 1, 1),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "a_w"], ["a"], name="conv_a"),
+        helper.make_node("Conv", ["x", "b_w"], ["b"], name="conv_b"),
+        helper.make_node("Concat", ["a", "b"], ["ab"], name="cat", axis=1),
+        helper.make_node("Conv", ["ab", "c_w"], ["c"], name="conv_c"),
+        helper.make_node("Relu", ["c"], ["cr"], name="relu_c"),
+    ]
+    return _save(nodes + _head(rng, "cr", inits), inits, path)
+
+
+def only_output_layer(path: Path) -> Path:
+    """GAP → Flatten → Gemm: the only weighted layer produces the output (nothing to prune)."""
+    rng = np.random.default_rng(2)
+    inits: list[onnx.TensorProto] = [
+        _init(rng, "fc_w", CLASSES, IN_CHANNELS),
+        _init(rng, "fc_b", CLASSES),
+    ]
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], name="fc", transB=1),
+    ]
+    return _save(nodes, inits, path)
+
+
+def sample_inputs(n: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+    x = np.random.default_rng(seed).standard_normal((n, IN_CHANNELS, SIDE, SIDE))
+    return {"x": x.astype(np.float32)}
+
+
+def wrong_student() -> object:
+    """A torch student whose 3 outputs cannot match a 10-class teacher."""
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))

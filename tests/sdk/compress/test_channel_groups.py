@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from edgeship.compress.channel_groups import find_groups
+from tools.zoo.build import Manifest
+
+
+def test_cnn_groups_flatten_blocks_and_the_output_layer(zoo: Manifest) -> None:
+    groups = {g.layers[0]: g for g in find_groups(onnx.load(str(zoo.path("cnn.onnx"))))}
+    assert [k for k, g in groups.items() if not g.blocked] == [
+        "/0/Conv",
+        "/3/Conv",
+        "/6/Conv",
+        "/11/Gemm",
+    ]
+    last_conv = groups["/6/Conv"]
+    flat = [s for s in last_conv.slices if s.role == "consumer"]
+    assert [(s.array, s.axis, s.block) for s in flat] == [("11.weight", 1, 16)]
+    assert "model output" in (groups["/13/Gemm"].blocked or "")
+
+
+def test_residual_add_ties_both_convs(patterns: dict[str, Path]) -> None:
+    groups = find_groups(onnx.load(str(patterns["residual"])))
+    tied = next(g for g in groups if "conv_a" in g.layers)
+    assert tied.blocked is None
+    assert set(tied.layers) == {"conv_a", "conv_b"} and tied.regroup == ["conv_dw"]
+    arrays = {s.array for s in tied.slices}
+    assert {"a_w", "b_w", "bn_s", "bn_v", "dw_w", "scale", "fc_w"} <= arrays
+
+
+def test_concat_is_refused_with_the_node_named(patterns: dict[str, Path]) -> None:
+    groups = {g.layers[0]: g for g in find_groups(onnx.load(str(patterns["concat"])))}
+    assert "'cat' (Concat)" in (groups["conv_a"].blocked or "")
+    assert groups["conv_c"].blocked is None

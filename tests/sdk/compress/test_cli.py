@@ -1,0 +1,162 @@
+"""``edgeship compress``: the command module's parser and handler, and a real subprocess
+round trip through the ``edgeship`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeship.cli import compress_cmd
+from edgeship.compress import CompressionRecord
+from edgeship.errors import UsageError
+from tools.zoo.build import Manifest
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="edgeship")
+    compress_cmd.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["compress", *argv])
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeship.cli.main", "compress", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_options_become_configs() -> None:
+    ns = _parse(
+        "m.onnx",
+        "--method",
+        "prune",
+        "--sparsity",
+        "0.7",
+        "--importance",
+        "gradient",
+        "--scope",
+        "layer",
+        "--epochs",
+        "2",
+        "--out",
+        "o.onnx",
+    )
+    config = compress_cmd.config_from_args(ns)
+    assert (config.sparsity, config.importance, config.scope) == (0.7, "gradient", "layer")
+    assert config.fine_tune.epochs == 2
+    ns = _parse(
+        "m.onnx",
+        "--method",
+        "int8-static",
+        "--calibration",
+        "entropy",
+        "--exclude-node",
+        "a",
+        "--per-tensor",
+        "--out",
+        "o.onnx",
+    )
+    config = compress_cmd.config_from_args(ns)
+    assert config.exclude_nodes == ("a",) and not config.per_channel
+
+
+def test_state_dict_needs_arch() -> None:
+    ns = _parse("m.pt", "--method", "prune", "--out", "o.onnx")
+    with pytest.raises(UsageError, match="--arch"):
+        compress_cmd.model_from_args(ns)
+
+
+def test_handler_prints_the_record_as_json(
+    zoo: Manifest, test_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ns = _parse(
+        str(zoo.path("mlp.onnx")),
+        "--method",
+        "prune",
+        "--sparsity",
+        "0.5",
+        "--data",
+        str(test_npz),
+        "--out",
+        str(tmp_path / "p.onnx"),
+        "--json",
+    )
+    assert ns.handler(ns) == 0
+    record = CompressionRecord.from_dict(json.loads(capsys.readouterr().out))
+    assert record.method == "prune" and record.model.path == str(tmp_path / "p.onnx")
+
+
+def test_subprocess_round_trip_and_errors(zoo: Manifest, test_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    done = _cli(
+        str(zoo.path("mlp.onnx")),
+        "--method",
+        "int8-dynamic",
+        "--data",
+        str(test_npz),
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "int8-dynamic:" in done.stdout and "accuracy" in done.stdout and out.is_file()
+
+    bad = _cli(
+        str(zoo.path("cnn.onnx")),
+        "--method",
+        "prune",
+        "--sparsity",
+        "1",
+        "--out",
+        str(tmp_path / "x.onnx"),
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: sparsity must be in [0, 1); got 1.0"
+
+    wrong = tmp_path / "wrong.npz"
+    import numpy as np
+
+    np.savez(wrong, image=np.zeros((2, 1, 8, 8), np.float32))
+    bad = _cli(
+        str(zoo.path("cnn.onnx")),
+        "--method",
+        "int8-static",
+        "--data",
+        str(wrong),
+        "--out",
+        str(tmp_path / "y.onnx"),
+        "--json",
+    )
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error: data does not fit the model: missing input")
+    assert json.loads(bad.stdout)["error"]["type"] == "InputError"
+
+
+def test_recipe_through_the_handler(
+    zoo: Manifest, test_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        "[options]\nlatency_rounds = 1\nlatency_runs = 10\n\n"
+        '[variants.half]\nmethod = "int8-dynamic"\n'
+    )
+    ns = _parse(
+        str(zoo.path("mlp.onnx")),
+        "--recipe",
+        str(recipe),
+        "--data",
+        str(test_npz),
+        "--out",
+        str(tmp_path / "variants"),
+    )
+    assert ns.handler(ns) == 0
+    captured = capsys.readouterr()
+    assert "| half | int8-dynamic |" in captured.out and "1/1 done" in captured.err
+    assert (tmp_path / "variants" / "table.md").is_file()
+    assert (tmp_path / "variants" / "half.onnx").is_file()

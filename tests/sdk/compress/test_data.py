@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeship.compress import Dataset, load_dataset
+from edgeship.compress.data import check_dataset
+from edgeship.compress.evaluate import signature
+from edgeship.errors import InputError
+from tools.zoo.build import Manifest
+
+
+def test_npz_loads_inputs_and_labels(test_npz: Path) -> None:
+    data = load_dataset(test_npz)
+    assert data is not None and data.names == ["input"] and data.labels is not None
+    assert len(data) == len(data.labels)
+    train, held = data.split(0.25)
+    assert held is not None and len(train) + len(held) == len(data)
+
+
+@pytest.mark.parametrize(
+    ("feeds", "message"),
+    [
+        ({"image": np.zeros((2, 1, 8, 8), np.float32)}, "missing input"),
+        ({"input": np.zeros((2, 1, 8, 8), np.float64)}, "dtype float64, expected float32"),
+        ({"input": np.zeros((2, 8, 8), np.float32)}, "shape"),
+    ],
+)
+def test_data_that_does_not_fit_the_model(zoo: Manifest, feeds: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        check_dataset(signature(zoo.path("cnn.onnx")), Dataset(feeds))
+
+
+def test_bad_labels_and_ragged_arrays() -> None:
+    x = np.zeros((4, 2), np.float32)
+    with pytest.raises(InputError, match="labels must be"):
+        Dataset({"x": x}, np.zeros(3, np.int64))
+    with pytest.raises(InputError, match="labels must be"):
+        Dataset({"x": x}, np.zeros(4, np.float32))
+    with pytest.raises(InputError, match="first axis"):
+        Dataset({"x": x, "y": np.zeros((5, 2), np.float32)})

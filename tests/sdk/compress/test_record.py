@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from edgeship.compress import CompressionRecord, Fidelity, Latency, ModelStats
+from edgeship.compress.record import SCHEMA
+
+
+def _record() -> CompressionRecord:
+    base = ModelStats("a.onnx", "onnx", 1000, 900, 100, 100)
+    model = ModelStats("b.onnx", "onnx", 300, 200, 100, 40)
+    inner = CompressionRecord("prune", {"method": "prune"}, base, model, verified_on="local")
+    return CompressionRecord(
+        method="prune+int8-static",
+        parameters={"chain": []},
+        base=base,
+        model=model,
+        fidelity=Fidelity(10, 0.9, 1.5, 0.1, accuracy=0.8, base_accuracy=0.85),
+        latency=Latency("local", 1, 2.0, 1.0, 3),
+        verified_on="local",
+        seconds=1.25,
+        details={"layers": {"x": {"kept": 1}}},
+        notes=["n"],
+        steps=[inner],
+    )
+
+
+def test_json_round_trip_and_derived_fields() -> None:
+    record = _record()
+    data = record.to_dict()
+    assert data["schema"] == SCHEMA == "edgeship.compression/1"
+    assert data["model"]["sparsity"] == pytest.approx(0.6)
+    assert data["fidelity"]["accuracy_drop_pt"] == pytest.approx(5.0)
+    assert data["latency"]["speedup"] == pytest.approx(2.0)
+    assert CompressionRecord.from_json(record.to_json()) == record
+
+
+def test_other_schema_is_refused() -> None:
+    data = _record().to_dict()
+    data["schema"] = "edgeship.compression/0"
+    with pytest.raises(ValueError, match="schema"):
+        CompressionRecord.from_dict(data)

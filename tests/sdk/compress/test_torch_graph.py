@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgeship.compress import UnsupportedPattern
+from edgeship.compress.torch_graph import OnnxModule
+from tests.sdk.compress import models
+from tests.sdk.compress.conftest import ort_outputs
+from tools.zoo.build import Manifest
+
+
+@pytest.mark.parametrize("name", ["mlp.onnx", "cnn.onnx"])
+def test_matches_onnxruntime_on_the_zoo(zoo: Manifest, name: str) -> None:
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    module = OnnxModule(onnx.load(str(zoo.path(name))))
+    with torch.no_grad():
+        got = module(torch.from_numpy(x)).numpy()
+    assert np.allclose(got, ort_outputs(zoo.path(name), {"input": x}), atol=1e-4)
+
+
+def test_matches_onnxruntime_on_a_residual_block(patterns: dict[str, Path]) -> None:
+    feeds = models.sample_inputs(4)
+    module = OnnxModule(onnx.load(str(patterns["residual"])))
+    with torch.no_grad():
+        got = module(torch.from_numpy(feeds["x"])).numpy()
+    assert np.allclose(got, ort_outputs(patterns["residual"], feeds), atol=1e-4)
+
+
+def test_write_back_round_trips(zoo: Manifest) -> None:
+    model = onnx.load(str(zoo.path("mlp.onnx")))
+    module = OnnxModule(model)
+    with torch.no_grad():
+        module.param("1.bias").fill_(0.25)
+    written = module.write_back(model)
+    bias = next(t for t in written.graph.initializer if t.name == "1.bias")
+    assert np.all(onnx.numpy_helper.to_array(bias) == 0.25)
+
+
+def test_unsupported_op_names_the_node() -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Erf", ["x"], ["y"], name="the_erf")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    with pytest.raises(UnsupportedPattern, match="'the_erf' \\(Erf\\)"):
+        OnnxModule(helper.make_model(graph))

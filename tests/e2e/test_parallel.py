@@ -9,25 +9,22 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeship.config import ProfileConfig
+from edgeship.partition import PartitionConfig, partition
 from edgeship.shard import ParallelConfig, profile_parallel
-from edgeship.targets import SSHTarget
+from edgeship.targets import LocalTarget, SSHTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
 from tests.e2e.conftest import cli
-from tests.runtime.parallel.helpers import cut_model
 from tools.testbed import Testbed
-
-CNN_CUT = "/5/Relu_output_0"  # after the second conv block of the zoo CNN
 
 
 def test_shards_and_a_pipeline_on_a_device(
     device_target: SSHTarget, zoo: Path, tmp_path: Path
 ) -> None:
     model = zoo / "cnn.onnx"
-    stages = cut_model(
-        model, tmp_path / "cnn-2", [(["input"], [CNN_CUT]), ([CNN_CUT], ["logits"])],
-        inputs=["input"], outputs=["logits"],
-    )  # fmt: skip
+    stages = tmp_path / "cnn-2"
+    with LocalTarget() as local:  # the stages that `edgeship partition` makes, verified
+        partition(model, stages, local, PartitionConfig(stages=2))
     config = ProfileConfig(
         policy=MeasurePolicy(runs=300, warmup=2), session=SessionOptions(threads=1)
     )

@@ -9,7 +9,6 @@ and ``perturbation`` use per-channel tables measured on data here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -107,34 +106,61 @@ def _output_layers(module: nn.Module, example: tuple[torch.Tensor, ...]) -> set[
 def _importance(tp: Any, how: str, module: nn.Module, data: Dataset) -> Any:
     if how in ("l1", "l2"):
         return tp.importance.GroupMagnitudeImportance(p=1 if how == "l1" else 2)
-    table = (
-        _activation_table(module, data)
-        if how == "activation"
-        else _perturbation_table(module, data)
-    )
+    if how == "activation":
+        # what the consumers read (after BatchNorm, ReLU, residual adds), as the ONNX path
+        consumers = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
+        return _table_importance(tp, _input_activation_table(module, data), consumers)
+    producers = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
+    return _table_importance(tp, _perturbation_table(module, data), producers)
+
+
+def _table_importance(tp: Any, table: dict[nn.Module, torch.Tensor], fns: tuple[Any, ...]) -> Any:
+    """An importance summing, per channel of a group's root, the table's scores of the
+    group's layers pruned by ``fns``; each layer's channel order (``idxs``) is mapped onto
+    the root's (``root_idxs``), as torch-pruning's own group importances do, so residual
+    groups and flattened consumers line up."""
 
     class TableImportance(tp.importance.Importance):
         def __call__(self, group: Any) -> torch.Tensor:
-            for i, (dep, _idxs) in enumerate(group):
-                if dep.layer in table and dep.pruning_fn in (
-                    tp.prune_conv_out_channels,
-                    tp.prune_linear_out_channels,
-                ):
-                    return table[dep.layer][group[i].root_idxs]
-            raise CompressionError(f"no score for pruning group rooted at {group[0].dep}")
+            scored = [
+                i
+                for i, (dep, _) in enumerate(group)
+                if dep.pruning_fn in fns and dep.layer in table
+            ]
+            if not scored:
+                raise CompressionError(f"no score for pruning group rooted at {group[0].dep}")
+            scores = torch.zeros(len(group[0].idxs))
+            for i in scored:
+                dep, idxs = group[i]
+                root = torch.tensor(group[i].root_idxs)
+                scores.scatter_add_(0, root, table[dep.layer][idxs].to(scores.dtype))
+            return scores
 
     return TableImportance()
 
 
-def _activation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, torch.Tensor]:
+def _input_activation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, torch.Tensor]:
+    """Per layer, the mean |input| of each input channel (conv) or feature (linear)."""
     sums: dict[nn.Module, torch.Tensor] = {}
 
-    def hook(mod: nn.Module, _inputs: Any, out: torch.Tensor) -> None:
-        dims = [d for d in range(out.dim()) if d != 1] if out.dim() > 2 else [0]
-        score = out.abs().mean(dim=dims).detach()
+    def hook(mod: nn.Module, inputs: Any) -> None:
+        x = inputs[0]
+        dims = (
+            [d for d in range(x.dim()) if d != 1]
+            if isinstance(mod, nn.Linear) is False
+            else (list(range(x.dim() - 1)))
+        )
+        score = x.abs().mean(dim=dims).detach()
         sums[mod] = sums[mod] + score if mod in sums else score
 
-    _with_hooks(module, hook, lambda: predict_torch(module, data))
+    handles = [
+        m.register_forward_pre_hook(hook) for m in module.modules() if isinstance(m, PRUNABLE)
+    ]
+    try:
+        predict_torch(module, data)
+    finally:
+        for h in handles:
+            h.remove()
     return sums
 
 
@@ -158,12 +184,3 @@ def _perturbation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, tor
                     m.bias[c].copy_(b)  # type: ignore[index]
             table[m] = scores
     return table
-
-
-def _with_hooks(module: nn.Module, hook: Callable[..., None], run: Callable[[], Any]) -> None:
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, PRUNABLE)]
-    try:
-        run()
-    finally:
-        for h in handles:
-            h.remove()

@@ -41,7 +41,8 @@ def test_cnn_importances_with_fine_tuning(
     )
     result = prune_channels(zoo.path("cnn.onnx"), config, small_train, tmp_path / "s.onnx")
     rec = result.record
-    assert rec.details["layers"]["/3/Conv"] == {"channels": 64, "kept": 32}
+    assert rec.details["layers"]["/3/body/body.0/Conv"] == {"channels": 96, "kept": 48}
+    assert rec.details["layers"]["/0/Conv"] == {"channels": 96, "kept": 48}  # tied by the adds
     assert rec.model.parameters < 0.3 * rec.base.parameters
     assert accuracy(result.path, test_data) >= 0.85  # one quick epoch on 512 samples
 

@@ -87,10 +87,10 @@ def test_flops_and_crossing_bytes(zoo) -> None:
     assert shapes["input"] == (1, 1, 8, 8)
     costs = flop_costs(info, shapes)
     convs = [c for i, c in zip(info.units, costs, strict=True) if info.nodes[i].op_type == "Conv"]
-    assert convs == [2 * 64 * 32 * 9, 2 * 64 * 64 * 32 * 9, 2 * 64 * 64 * 64 * 9]
+    assert convs == [2 * 64 * 96 * 9] + [2 * 64 * 96 * 96 * 9] * 4  # stem, 2 residual blocks
     cross = crossing_bytes(info, shapes, itemsize)
     assert cross[0] == 64 * 4  # the input, float32
-    assert cross[1] == 32 * 64 * 4  # after the first conv: 32 channels of 8x8
+    assert cross[1] == 96 * 64 * 4  # after the first conv: 96 channels of 8x8
 
 
 def test_unnamed_and_unsorted_nodes_are_fixed(tmp_path: Path) -> None:

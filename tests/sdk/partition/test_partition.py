@@ -49,8 +49,8 @@ def test_cnn_in_three_stages(zoo, digits: Path, local: LocalTarget, tmp_path: Pa
 
 
 def test_refusals(zoo, local: LocalTarget, tmp_path: Path) -> None:
-    with pytest.raises(PartitionError, match="--stages 12 is more than this graph allows"):
-        partition(zoo.path("cnn.onnx"), tmp_path, local, PartitionConfig(stages=12))
+    with pytest.raises(PartitionError, match="--stages 40 is more than this graph allows"):
+        partition(zoo.path("cnn.onnx"), tmp_path, local, PartitionConfig(stages=40))
     with pytest.raises(UsageError, match="--stages must be at least 1"):
         PartitionConfig(stages=0)
     with pytest.raises(UsageError, match="--cost must be one of"):

@@ -7,12 +7,10 @@ A reader accepts any ``edgeship.report/1.x`` and ignores fields it does not know
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from .errors import ProtocolError
-from .serde import from_jsonable, to_jsonable
+from .serde import JsonRecord
 
 REPORT_SCHEMA = "edgeship.report/1"
 
@@ -167,7 +165,7 @@ class ParallelReport:
 
 
 @dataclass
-class ProfileReport:
+class ProfileReport(JsonRecord):
     model: ModelInfo
     backend: BackendUsage
     policy: PolicyRecord
@@ -186,25 +184,3 @@ class ProfileReport:
     target: Optional[Dict[str, Any]] = None
     parallel: Optional[ParallelReport] = None
     schema: str = REPORT_SCHEMA
-
-    def to_dict(self) -> Dict[str, Any]:
-        return to_jsonable(self)
-
-    def to_json(self, indent: Optional[int] = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> ProfileReport:
-        check_schema(data, REPORT_SCHEMA)
-        return from_jsonable(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> ProfileReport:
-        return cls.from_dict(json.loads(text))
-
-
-def check_schema(data: Dict[str, Any], expected: str) -> None:
-    """Accept ``expected`` and its minor revisions (``edgeship.report/1.2``), nothing else."""
-    schema = str(data.get("schema", ""))
-    if schema != expected and not schema.startswith(expected + "."):
-        raise ProtocolError(f"unsupported schema {schema or '(none)'!r}, expected {expected!r}")

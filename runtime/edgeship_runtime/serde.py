@@ -7,8 +7,11 @@ Unknown keys are ignored on the way in, so a newer minor writer stays readable.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
-from typing import Any, Dict, Type, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Dict, Optional, Type, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from .errors import ProtocolError
 
 T = TypeVar("T")
 
@@ -63,3 +66,38 @@ def _hints(cls: type) -> Dict[str, Any]:
         module = sys.modules[cls.__module__]
         _HINTS[cls] = get_type_hints(cls, vars(module))
     return _HINTS[cls]
+
+
+def check_schema(data: Dict[str, Any], expected: str) -> None:
+    """Accept ``expected`` and its minor revisions (``edgeship.report/1.2``), nothing else."""
+    schema = str(data.get("schema", ""))
+    if schema != expected and not schema.startswith(expected + "."):
+        raise ProtocolError(f"unsupported schema {schema or '(none)'!r}, expected {expected!r}")
+
+
+R = TypeVar("R", bound="JsonRecord")
+
+
+class JsonRecord:
+    """Mixin for dataclasses that round-trip to versioned JSON.
+
+    The dataclass's ``schema`` field default names its schema: :meth:`from_dict` accepts
+    that schema and its minor revisions, and ignores fields it does not know.
+    """
+
+    def to_dict(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = to_jsonable(self)
+        return data
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls: Type[R], data: Dict[str, Any]) -> R:
+        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        check_schema(data, fields["schema"].default)
+        return from_jsonable(cls, data)
+
+    @classmethod
+    def from_json(cls: Type[R], text: str) -> R:
+        return cls.from_dict(json.loads(text))

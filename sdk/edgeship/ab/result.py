@@ -11,12 +11,11 @@ numbers (``latency_ratio`` = variant median / base median, so below 1 is faster;
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edgeship_runtime.report import BackendUsage, Environment, check_schema
-from edgeship_runtime.serde import from_jsonable, to_jsonable
+from edgeship_runtime.report import BackendUsage, Environment
+from edgeship_runtime.serde import JsonRecord
 
 AB_SCHEMA = "edgeship.ab/1"
 
@@ -198,7 +197,7 @@ class DeviceFailure:
 
 
 @dataclass
-class ABReport:
+class ABReport(JsonRecord):
     base: str
     variants: list[str]
     design: Design
@@ -209,22 +208,6 @@ class ABReport:
     failures: list[DeviceFailure] = field(default_factory=list)
     passed: bool = True
     schema: str = AB_SCHEMA
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self)
-        return data
-
-    def to_json(self, indent: Optional[int] = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ABReport:
-        check_schema(data, AB_SCHEMA)
-        return from_jsonable(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> ABReport:
-        return cls.from_dict(json.loads(text))
 
     def failed_gates(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]

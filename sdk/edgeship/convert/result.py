@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from edgeship_runtime.report import check_schema
-from edgeship_runtime.serde import from_jsonable, to_jsonable
+from edgeship_runtime.serde import JsonRecord
 
 from .verify import VerifyReport
 
@@ -31,7 +28,7 @@ class ModelRef:
 
 
 @dataclass
-class ConversionReport:
+class ConversionReport(JsonRecord):
     """A verified conversion. ``layout_changed`` is True when the result takes or gives
     tensors in another axis order than the source (notes say which)."""
 
@@ -51,22 +48,6 @@ class ConversionReport:
     @property
     def passed(self) -> bool:
         return self.verification.passed
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self)
-        return data
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConversionReport:
-        check_schema(data, CONVERT_SCHEMA)
-        return from_jsonable(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> ConversionReport:
-        return cls.from_dict(json.loads(text))
 
     def layout_statement(self) -> str:
         changes = [n for n in self.verification.notes if n.startswith("LAYOUT CHANGED")]

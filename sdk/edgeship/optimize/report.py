@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeship_runtime.report import check_schema
-from edgeship_runtime.serde import from_jsonable, to_jsonable
+from edgeship_runtime.serde import JsonRecord
 
 from ..convert.result import ModelRef
 from ..convert.verify import VerifyReport
 
 OPTIMIZE_SCHEMA = "edgeship.optimize/1"
 TUNE_SCHEMA = "edgeship.tune/1"
-
-
-class _Json:
-    schema: str
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self)
-        return data
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
-        check_schema(data, cls.schema)
-        return from_jsonable(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> Any:
-        return cls.from_dict(json.loads(text))
 
 
 @dataclass
@@ -63,7 +41,7 @@ def _empty_verify() -> VerifyReport:
 
 
 @dataclass
-class OptimizeReport(_Json):
+class OptimizeReport(JsonRecord):
     source: ModelRef
     result: ModelRef
     level_requested: str
@@ -99,7 +77,7 @@ class Trial:
 
 
 @dataclass
-class TuneReport(_Json):
+class TuneReport(JsonRecord):
     """What ``tune`` tried on the device, the default it is compared with, and the pick.
 
     ``gain`` is default p50 / best p50 (1.25 means 25 % more inferences per second);

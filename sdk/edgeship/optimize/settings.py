@@ -20,8 +20,7 @@ from typing import Any, Protocol
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.model import sha256_file
-from edgeship_runtime.report import check_schema
-from edgeship_runtime.serde import from_jsonable, to_jsonable
+from edgeship_runtime.serde import JsonRecord
 
 from ..bundle import cache_dir
 from ..config import ProfileConfig
@@ -32,7 +31,7 @@ SETTINGS_DIR = "settings"
 
 
 @dataclass
-class StoredSettings:
+class StoredSettings(JsonRecord):
     """The session ``tune`` picked for one model on one target, and what it measured."""
 
     model_sha256: str
@@ -54,15 +53,6 @@ class StoredSettings:
             execution_mode=self.execution_mode,
             graph_optimization=self.graph_optimization,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StoredSettings:
-        check_schema(data, SETTINGS_SCHEMA)
-        return from_jsonable(cls, data)
 
 
 def now() -> str:

@@ -19,10 +19,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from edgeship_runtime.report import check_schema
-from edgeship_runtime.serde import from_jsonable, to_jsonable
+from edgeship_runtime.serde import JsonRecord
 
 from ..convert.result import ModelRef
 from ..convert.verify import VerifyReport
@@ -46,7 +44,7 @@ class StageEntry:
 
 
 @dataclass
-class PartitionManifest:
+class PartitionManifest(JsonRecord):
     source: ModelRef
     cost_model: str
     cost_unit: str
@@ -58,18 +56,6 @@ class PartitionManifest:
     )
     crossing_bytes: list[float] = field(default_factory=list)
     schema: str = PARTITION_SCHEMA
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(self)
-        return data
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PartitionManifest:
-        check_schema(data, PARTITION_SCHEMA)
-        return from_jsonable(cls, data)
 
     @classmethod
     def load(cls, directory: Path) -> PartitionManifest:

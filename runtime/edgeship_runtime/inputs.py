@@ -146,7 +146,9 @@ def generate_feeds(
         names = [s.name for s in signature.inputs]
         raise InputError(f"--shape names unknown input(s) {unknown}; the model has {names}")
     rng = np.random.default_rng(seed)
-    feeds = {s.name: _random(rng, s, _resolve(s, shapes.get(s.name))) for s in signature.inputs}
+    feeds = {
+        s.name: random_array(rng, s, _resolve(s, shapes.get(s.name))) for s in signature.inputs
+    }
     validate_feeds(signature, feeds)
     return feeds
 
@@ -162,7 +164,8 @@ def _resolve(spec: TensorSpec, override: Optional[Tuple[int, ...]]) -> List[int]
     return [d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape]
 
 
-def _random(rng: np.random.Generator, spec: TensorSpec, shape: List[int]) -> np.ndarray:
+def random_array(rng: np.random.Generator, spec: TensorSpec, shape: List[int]) -> np.ndarray:
+    """Seeded values of ``spec``'s dtype in ``shape`` (see :func:`generate_feeds`)."""
     if spec.dtype == "str":
         raise InputError(f"input {spec.name!r} is a string tensor: pass it with --inputs")
     dtype = np.dtype(spec.dtype)

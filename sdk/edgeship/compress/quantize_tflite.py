@@ -7,13 +7,10 @@ on the fly); ``int8-static`` is full INT8 with activation ranges from calibratio
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UsageError
+from ..quiet import quiet
 from .config import QuantizeConfig
 from .data import Dataset, require
 from .errors import CompressionError
@@ -30,7 +27,7 @@ def quantize_tflite(src: Path, config: QuantizeConfig, data: Dataset | None, out
         ) from exc
     static = config.method == "int8-static"
     chosen = recipe.static_wi8_ai8() if static else recipe.dynamic_wi8_afp32()
-    with _quiet():
+    with quiet():
         try:
             q = quantizer.Quantizer(str(src), chosen)
             calibration = (
@@ -71,12 +68,3 @@ def _calibrate(q: object, src: Path, data: Dataset, config: QuantizeConfig) -> o
     samples = data.take(config.calibration_samples)
     batches = [dict(zip(names, b.values(), strict=True)) for b in samples.batches(1)]
     return q.calibrate({key: batches})  # type: ignore[attr-defined]
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The quantizer prints progress bars and a UserWarning about preserved tensors."""
-    sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(sink):
-        warnings.filterwarnings("ignore", category=UserWarning, module="ai_edge_litert")
-        yield

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..quiet import quiet
 from .errors import ConversionError, UnsupportedOpError
-from .quiet import quiet
 
 _ATEN_OP = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 

@@ -136,7 +136,7 @@ def _finish(
     run: Any,
 ) -> ConversionReport:
     out = Path(config.output)
-    with _staged(out) as tmp:
+    with staged(out) as tmp:
         t0 = time.perf_counter()
         converted: Converted = run(tmp)
         convert_s = time.perf_counter() - t0
@@ -165,7 +165,7 @@ def _finish(
 
 
 @contextlib.contextmanager
-def _staged(out: Path) -> Iterator[Path]:
+def staged(out: Path) -> Iterator[Path]:
     """A temporary path beside ``out`` (same file system, so the final move is atomic)."""
     if out.is_dir():
         raise UsageError(f"{out} is a directory; give the output file name")

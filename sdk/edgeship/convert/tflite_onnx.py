@@ -17,9 +17,9 @@ from typing import Any
 
 from edgeship_runtime.signature import Signature
 
+from ..quiet import quiet
 from .align import match_names
 from .errors import ConversionError, UnsupportedOpError
-from .quiet import quiet
 from .result import Converted
 
 EXTRA = "tflite-onnx"

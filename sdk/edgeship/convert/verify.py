@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgeship_runtime.errors import UsageError
-from edgeship_runtime.inputs import LABELS_KEY, load_arrays
+from edgeship_runtime.inputs import LABELS_KEY, load_arrays, random_array
 from edgeship_runtime.serde import from_jsonable, to_jsonable
 from edgeship_runtime.signature import Signature, TensorSpec
 
@@ -221,14 +221,7 @@ def _generate(rng: np.random.Generator, spec: TensorSpec, samples: int) -> np.nd
     shape = [d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape]
     if shape and _is_batch_axis(spec):
         shape[0] = samples
-    dtype = np.dtype(spec.dtype)
-    if dtype.kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype.kind == "b":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if dtype.kind in "iu":
-        return rng.integers(0, 4, size=shape).astype(dtype)
-    raise UsageError(f"input {spec.name!r}: cannot generate dtype {spec.dtype}; pass --data")
+    return random_array(rng, spec, shape)
 
 
 def _is_batch_axis(spec: TensorSpec) -> bool:

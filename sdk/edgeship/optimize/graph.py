@@ -20,7 +20,6 @@ import importlib.metadata
 import os
 import platform
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.model import detect_format
 
 from ..convert.errors import ConversionError, VerificationFailed
+from ..convert.pipeline import staged
 from ..convert.result import ModelRef
 from ..convert.runners import TargetRunner
 from ..convert.verify import Tolerance, VerifyData, failure_message, verify
@@ -93,7 +93,7 @@ def optimize(
         steps=steps,
         target=target.identity(),
     )
-    with _staged(out) as tmp:
+    with staged(out) as tmp:
         onnx.save(proto, str(tmp))
         if level != "none":
             t0 = time.perf_counter()
@@ -144,7 +144,7 @@ def convert_opset(proto: Any, opset: int) -> Any:
 
 def simplify(proto: Any) -> Any:
     """onnxslim: constant folding, dead-node and duplicate removal, fusions."""
-    from ..convert.quiet import quiet
+    from ..quiet import quiet
 
     try:
         with quiet():
@@ -215,17 +215,6 @@ def op_histogram(proto: Any) -> dict[str, int]:
         for n in proto.graph.node
     )
     return dict(sorted(counts.items()))
-
-
-@contextlib.contextmanager
-def _staged(out: Path) -> Iterator[Path]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-    try:
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _ref(path: Path) -> ModelRef:

@@ -1,7 +1,9 @@
-"""Keep converters' chatter off the terminal: progress bars, absl/XNNPACK logs, warnings.
+"""Keep converters' and quantizers' chatter off the terminal: progress bars, absl/XNNPACK
+logs, warnings.
 
 LiteRT, JAX and TensorFlow write to file descriptors 1 and 2 from C++; only redirecting
-the descriptors silences them. What they wrote is replayed on stderr if the block fails.
+the descriptors silences them. What they wrote is replayed on stderr if the block fails
+and ``EDGESHIP_DEBUG`` is set.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def quiet() -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+            # a user's error stays one line; EDGESHIP_DEBUG=1 shows what the engine said
             if failed and os.environ.get("EDGESHIP_DEBUG"):
                 sink.seek(0)
                 sys.stderr.write(sink.read().decode(errors="replace")[-8000:])

@@ -28,6 +28,21 @@ from ..ssh.connection import Connection
 from .layout import Layout, validate_name, version_id, version_number
 
 Progress = Callable[[int, int], None]
+# Runs on the device with its python3: write stdin to argv[1], hashing what it writes,
+# make it durable, and print the sha256 of the bytes on disk.
+_RECEIVE_SCRIPT = """
+import hashlib, os, sys
+digest = hashlib.sha256()
+with open(sys.argv[1], "wb") as f:
+    for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+        f.write(chunk)
+        digest.update(chunk)
+    f.flush()
+    os.fsync(f.fileno())
+print(digest.hexdigest(), flush=True)
+"""
+_CHUNK = 1 << 20
+
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked", then hold it until stdin closes.
 _LOCK_SCRIPT = """
@@ -131,13 +146,12 @@ class DeployStore:
         return remote
 
     def _install(self, local: Path, dest: str, sha: str) -> None:
-        """Upload to ROOT/tmp, verify the sha256 on the device, then rename into place."""
+        """Upload to ROOT/tmp, check the sha256 the device computed, then rename into place."""
         self._makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
         self._makedirs("tmp")
         self._check_space(local.stat().st_size)
         part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
-        self._upload(local, part)
-        if self.device_sha256(part) != sha:
+        if self._upload(local, part) != sha:
             self._remove(part)
             raise DeployError(
                 f"{self.conn.label}: {local.name} arrived corrupted (sha256 mismatch on the "
@@ -146,19 +160,44 @@ class DeployStore:
             )
         self.conn.sftp().posix_rename(part, dest)
 
-    def _upload(self, local: Path, remote: str) -> None:
+    def _upload(self, local: Path, remote: str) -> str:
+        """Stream ``local`` to ``remote`` over one exec channel, as scp does; the device
+        hashes the bytes as it writes them and answers with their sha256.
+
+        One pass instead of an SFTP upload followed by a second read for the hash: about
+        the speed of scp, with the verification included.
+        """
         size = local.stat().st_size
+        receiver = self.conn.start(["python3", "-c", _RECEIVE_SCRIPT, remote])
+        receiver.channel.settimeout(self.conn.timeouts.command)  # a stalled device ends
         try:
+            sent = 0
             with local.open("rb") as f:
-                self.conn.sftp().putfo(f, remote, size, callback=self.progress, confirm=True)
+                for chunk in iter(lambda: f.read(_CHUNK), b""):
+                    receiver.write(chunk)
+                    sent += len(chunk)
+                    if self.progress:
+                        self.progress(sent, size)
+            receiver.close()
+            status = receiver.exit_status(self.conn.timeouts.command)
+            answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
         except (OSError, paramiko.SSHException, EOFError) as exc:
-            with contextlib.suppress(Exception):
-                self._remove(remote)
-            raise DeployError(
-                f"{self.conn.label}: upload of {local.name} to {remote} failed ({exc or 'closed'});"
-                " the active version is unchanged — if the disk is full, free space and retry",
-                target=self.conn.label,
-            ) from None
+            receiver.channel.close()
+            raise self._upload_failed(local, remote, str(exc) or "connection closed") from None
+        receiver.channel.close()
+        if status != 0:
+            reason = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
+            raise self._upload_failed(local, remote, reason)
+        return answer
+
+    def _upload_failed(self, local: Path, remote: str, reason: str) -> DeployError:
+        with contextlib.suppress(Exception):
+            self._remove(remote)
+        return DeployError(
+            f"{self.conn.label}: upload of {local.name} to {remote} failed ({reason}); the "
+            "active version is unchanged — if the disk is full, free space and retry",
+            target=self.conn.label,
+        )
 
     def device_sha256(self, path: str) -> str:
         out = self.conn.run(["sha256sum", "--", path]).stdout.decode()

@@ -29,6 +29,17 @@ from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, resolve_host
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
 
 _EXIT = "edgeship-exit-status:"
+_AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class AeadFirstTransport(paramiko.Transport):
+    """paramiko's transport, offering AES-GCM first: one AEAD pass per packet instead of
+    AES-CTR plus a separate HMAC, which about doubles its bulk throughput (model uploads)
+    with the same security. The server picks from our list as usual."""
+
+    _preferred_ciphers = _AEAD + tuple(
+        c for c in paramiko.Transport._preferred_ciphers if c not in _AEAD
+    )
 
 
 class _ChannelLines:
@@ -177,6 +188,7 @@ class Connection:
                 sock=self._proxy_socket(),
                 allow_agent=True,
                 look_for_keys=not h.identity_files,
+                transport_factory=AeadFirstTransport,
             )
         except HostKeyError:
             raise

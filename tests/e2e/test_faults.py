@@ -94,11 +94,11 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
     clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
 ) -> None:
     dev = clean_testbed.devices[2]
-    clean_testbed.small_disk(dev, 2048)
+    clean_testbed.small_disk(dev, 8192)
     with _target(clean_testbed, connect, 2) as target:
         good = target.deploy(zoo / "mlp.onnx", "full")
         with pytest.raises(DeployError, match="not enough space"):
-            target.deploy(_big_model(tmp_path, zoo, 8), "full")
+            target.deploy(_big_model(tmp_path, zoo, 16), "full")
         assert target.store().describe("full").active == good.version
     assert _active_sha(clean_testbed, "full", 2) == good.sha256
 

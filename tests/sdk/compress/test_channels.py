@@ -24,8 +24,8 @@ def test_mlp_loses_half_its_neurons(zoo: Manifest, test_data: Dataset, tmp_path:
     )
     rec = result.record
     shapes = {t.name: list(t.dims) for t in onnx.load(str(result.path)).graph.initializer}
-    assert shapes["1.weight"] == [128, 64] and shapes["3.weight"] == [64, 128]
-    assert shapes["5.weight"] == [10, 64]
+    assert shapes["1.weight"] == [512, 64] and shapes["3.weight"] == [256, 512]
+    assert shapes["5.weight"] == [10, 256]
     assert rec.model.parameters < 0.4 * rec.base.parameters
     assert rec.latency is not None  # channel pruning always measures its speed
     assert rec.details["not_pruned"] == {"/5/Gemm": "it produces the model output 'logits'"}
@@ -50,7 +50,7 @@ def test_cnn_importances_with_fine_tuning(
 def test_perturbation_importance(zoo: Manifest, test_data: Dataset, tmp_path: Path) -> None:
     config = ChannelPruneConfig(0.25, importance="perturbation", samples=160)
     result = prune_channels(zoo.path("mlp.onnx"), config, test_data, tmp_path / "s.onnx")
-    assert result.record.details["layers"]["/1/Gemm"] == {"channels": 256, "kept": 192}
+    assert result.record.details["layers"]["/1/Gemm"] == {"channels": 1024, "kept": 768}
     assert accuracy(result.path, test_data) >= 0.9
 
 

@@ -28,10 +28,15 @@ from ..ssh.connection import Connection
 from .layout import Layout, validate_name, version_id, version_number
 
 Progress = Callable[[int, int], None]
-# Runs on the device with its python3: write stdin to argv[1], hashing what it writes,
-# make it durable, and print the sha256 of the bytes on disk.
+# Runs on the device with its python3: refuse ("nospace FREE") unless argv[2] bytes fit,
+# else write stdin to argv[1], hashing what it writes, make it durable, and print the
+# sha256 of the bytes on disk. One process: no separate `df` round trip.
 _RECEIVE_SCRIPT = """
 import hashlib, os, sys
+st = os.statvfs(os.path.dirname(sys.argv[1]))
+if st.f_bavail * st.f_frsize < int(sys.argv[2]):
+    print("nospace", st.f_bavail * st.f_frsize, flush=True)
+    sys.exit(3)
 digest = hashlib.sha256()
 with open(sys.argv[1], "wb") as f:
     for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
@@ -103,6 +108,7 @@ class DeployStore:
         self.keep = keep
         self.progress = progress
         self.lock_timeout = lock_timeout
+        self._present: set[str] = set()  # directories known to exist on the device
 
     @property
     def root(self) -> str:
@@ -149,7 +155,6 @@ class DeployStore:
         """Upload to ROOT/tmp, check the sha256 the device computed, then rename into place."""
         self._makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
         self._makedirs("tmp")
-        self._check_space(local.stat().st_size)
         part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
         if self._upload(local, part) != sha:
             self._remove(part)
@@ -168,7 +173,8 @@ class DeployStore:
         the speed of scp, with the verification included.
         """
         size = local.stat().st_size
-        receiver = self.conn.start(["python3", "-c", _RECEIVE_SCRIPT, remote])
+        need = str(int(size * _SPACE_MARGIN))
+        receiver = self.conn.start(["python3", "-c", _RECEIVE_SCRIPT, remote, need])
         receiver.channel.settimeout(self.conn.timeouts.command)  # a stalled device ends
         try:
             sent = 0
@@ -182,13 +188,26 @@ class DeployStore:
             status = receiver.exit_status(self.conn.timeouts.command)
             answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
         except (OSError, paramiko.SSHException, EOFError) as exc:
+            answer = receiver.read_rest(timeout=1.0).decode(errors="replace").strip()
             receiver.channel.close()
+            if answer.startswith("nospace"):  # it refused before we had sent everything
+                raise self._no_space(size, answer) from None
             raise self._upload_failed(local, remote, str(exc) or "connection closed") from None
         receiver.channel.close()
+        if answer.startswith("nospace"):
+            raise self._no_space(size, answer)
         if status != 0:
             reason = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
             raise self._upload_failed(local, remote, reason)
         return answer
+
+    def _no_space(self, size: int, answer: str) -> DeployError:
+        free = int(answer.split()[1])
+        return DeployError(
+            f"{self.conn.label}: not enough space under {self.root}: need "
+            f"{size / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free; nothing was changed",
+            target=self.conn.label,
+        )
 
     def _upload_failed(self, local: Path, remote: str, reason: str) -> DeployError:
         with contextlib.suppress(Exception):
@@ -202,19 +221,6 @@ class DeployStore:
     def device_sha256(self, path: str) -> str:
         out = self.conn.run(["sha256sum", "--", path]).stdout.decode()
         return out.split()[0] if out.strip() else ""
-
-    def _check_space(self, size: int) -> None:
-        out = self.conn.run(["df", "-Pk", "--", self.root]).stdout.decode().splitlines()
-        try:
-            free = int(out[-1].split()[3]) * 1024
-        except (IndexError, ValueError):
-            return  # no df we understand: the upload itself will report a full disk
-        if size * _SPACE_MARGIN > free:
-            raise DeployError(
-                f"{self.conn.label}: not enough space under {self.root}: need "
-                f"{size / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free; nothing was changed",
-                target=self.conn.label,
-            )
 
     # -- deploy / activate ------------------------------------------------------------------
 
@@ -281,7 +287,7 @@ class DeployStore:
         others = [version_id(n) for n in numbers if version_id(n) != active]
         doomed = others[self.keep :]
         for version in doomed:
-            self.conn.run(["rm", "-rf", "--", self.layout.version_dir(name, version)])
+            self._rmtree(self.layout.version_dir(name, version))
         if doomed:
             self._collect_blobs()
 
@@ -342,7 +348,7 @@ class DeployStore:
                     f"{self.conn.label}: no model named {name!r} is deployed",
                     target=self.conn.label,
                 )
-            self.conn.run(["rm", "-rf", "--", self.layout.model_dir(name)])
+            self._rmtree(self.layout.model_dir(name))
             self._collect_blobs()
 
     # -- lock ----------------------------------------------------------------------------
@@ -412,10 +418,12 @@ class DeployStore:
             return False
 
     def _makedirs(self, *parts: str) -> None:
-        """``mkdir -p ROOT/parts...`` over SFTP."""
+        """``mkdir -p ROOT/parts...`` over SFTP; directories seen once are not asked again."""
         sftp = self.conn.sftp()
         for depth in range(len(parts) + 1):
             path = self.layout.path(*parts[:depth]) if depth else self.root
+            if path in self._present:
+                continue
             try:
                 sftp.mkdir(path)
             except OSError as exc:
@@ -423,6 +431,11 @@ class DeployStore:
                     raise DeployError(
                         f"{self.conn.label}: cannot create {path}: {exc}", target=self.conn.label
                     ) from None
+            self._present.add(path)
+
+    def _rmtree(self, path: str) -> None:
+        self.conn.run(["rm", "-rf", "--", path])
+        self._present = {p for p in self._present if p != path and not p.startswith(path + "/")}
 
     def _remove(self, path: str) -> None:
         with contextlib.suppress(OSError):

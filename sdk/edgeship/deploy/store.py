@@ -123,17 +123,19 @@ class DeployStore:
 
     # -- blobs ------------------------------------------------------------------------------
 
-    def put_blob(self, local: Path) -> tuple[str, str, bool]:
-        """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded)."""
-        blob, sha = self._blob_path(local)
+    def put_blob(self, local: Path, sha256: str | None = None) -> tuple[str, str, bool]:
+        """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded).
+        ``sha256``: the file's digest when the caller has it already."""
+        blob, sha = self._blob_path(local, sha256)
         if self._exists(blob):  # blobs are immutable once renamed into place: no lock needed
             return blob, sha, False
         with self.locked():
             return blob, sha, self._ensure_blob(local, blob, sha)
 
-    def _blob_path(self, local: Path) -> tuple[str, str]:
-        sha = sha256_file(str(local))
-        return self.layout.blob(sha, _ext(detect_format(str(local)))), sha
+    def _blob_path(self, local: Path, sha256: str | None = None) -> tuple[str, str]:
+        fmt = detect_format(str(local))
+        sha = sha256 or sha256_file(str(local))
+        return self.layout.blob(sha, _ext(fmt)), sha
 
     def _ensure_blob(self, local: Path, blob: str, sha: str) -> bool:
         """Upload unless present (call with the lock held); True when bytes were sent."""
@@ -224,11 +226,11 @@ class DeployStore:
 
     # -- deploy / activate ------------------------------------------------------------------
 
-    def deploy(self, local: Path, name: str | None = None) -> Deployment:
+    def deploy(self, local: Path, name: str | None = None, sha256: str | None = None) -> Deployment:
         name = validate_name(name or local.stem)
         if not local.is_file():
             raise UsageError(f"{local}: no such model file")
-        blob, sha = self._blob_path(local)
+        blob, sha = self._blob_path(local, sha256)
         with self.locked():
             uploaded = self._ensure_blob(local, blob, sha)
             active = self.active_version(name)

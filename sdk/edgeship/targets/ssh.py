@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
 from edgeship_runtime import probe as probe_module
+from edgeship_runtime.model import detect_format, sha256_file
 
 from ..bundle import ensure_bundle, runtime_digest
 from ..config import Timeouts
@@ -97,11 +99,20 @@ class SSHTarget(Target):
         return self.connection.start(argv, report_exit=True)
 
     def stage_model(self, path: Path) -> str:
-        blob, _, _ = self.store().put_blob(path)
+        blob, _, _ = self.store().put_blob(path, self._hash_while_connecting(path))
         return blob
 
     def deploy(self, path: Path, name: str | None = None) -> Deployment:
-        return self.store().deploy(path, name)
+        return self.store().deploy(path, name, self._hash_while_connecting(path))
+
+    def _hash_while_connecting(self, path: Path) -> str:
+        """sha256 of ``path``, computed while the SSH handshake runs: for a large model both
+        take about the same time, and neither needs the other."""
+        detect_format(str(path))  # a missing or empty file is a clear error, not a traceback
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(sha256_file, str(path))
+            self.store()
+            return digest.result()
 
     def probe(self, python: str | None = None) -> dict[str, Any]:
         """Run the stdlib-only probe with the device's Python; nothing is written there."""

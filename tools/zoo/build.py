@@ -18,13 +18,14 @@ import importlib.metadata
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from edgeship.quiet import quiet
 
 if TYPE_CHECKING:
     import numpy as np
@@ -281,39 +282,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-# --------------------------------------------------------------------------- quiet
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Swallow C-level stdout/stderr and warnings (litert, XNNPACK); replay them on error."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        failed = False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            if failed:
-                sink.seek(0)
-                sys.stderr.write(sink.read().decode(errors="replace"))
-                sys.stderr.flush()
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -422,7 +390,7 @@ def _export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
 def _import_litert_torch() -> tuple[Any, str | None]:
     """(module, None) or (None, reason): TFLite export is optional."""
     try:
-        with _quiet():
+        with quiet():
             import litert_torch
     except ImportError as exc:
         return None, f"litert_torch not importable: {exc}"
@@ -439,7 +407,7 @@ def _export_tflite(litert_torch: Any, model: nn.Module, example: np.ndarray, pat
 
     from tools.zoo.models import NamedIO
 
-    with _atomic_path(path) as tmp, _quiet():
+    with _atomic_path(path) as tmp, quiet():
         sample = {"input": torch.from_numpy(example[:1])}
         edge_model = litert_torch.convert(NamedIO(model).eval(), (), sample_kwargs=sample)
         edge_model.export(str(tmp))
@@ -477,7 +445,7 @@ def tflite_logits(path: Path, x: np.ndarray, threads: int = NUM_THREADS) -> np.n
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    with _quiet():
+    with quiet():
         interp = Interpreter(model_path=str(path), num_threads=threads)
         interp.allocate_tensors()
     inp = interp.get_input_details()[0]["index"]

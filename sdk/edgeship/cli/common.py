@@ -59,6 +59,19 @@ def target_options(default_target: str | None = "local") -> argparse.ArgumentPar
     return p
 
 
+def input_options(p: argparse.ArgumentParser) -> None:
+    """``--inputs`` or generated inputs (``--shape`` for dynamic dims, ``--seed``)."""
+    p.add_argument("--inputs", type=Path, help=".npz (by input name) or .npy; default: generated")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=D1,D2,...",
+        help="dims for a generated input with dynamic dims (repeatable)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+
+
 def connect_options(ns: argparse.Namespace) -> ConnectOptions:
     return ConnectOptions(
         ssh_config=ns.ssh_config,

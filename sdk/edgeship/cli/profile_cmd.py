@@ -15,7 +15,7 @@ from ..config import ProfileConfig
 from ..errors import UsageError
 from ..shard import ParallelConfig, describe_parallel, profile_parallel
 from ..targets import Target
-from .common import on_targets, target_options
+from .common import input_options, on_targets, target_options
 from .output import profile_table
 
 
@@ -47,15 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         help="ONNX Runtime execution providers in preference order, comma-separated",
     )
-    p.add_argument("--inputs", type=Path, help=".npz (by input name) or .npy; default: generated")
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="dims for a generated input with dynamic dims (repeatable)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+    input_options(p)
     p.add_argument("--samples", action="store_true", help="include every run's latency")
     p.add_argument(
         "--shards",

@@ -20,7 +20,7 @@ from edgeship_runtime.measure import MeasurePolicy
 from ..optimize import TuneConfig, TuneReport, tune
 from ..optimize.tune import MODES
 from ..targets import Target
-from .common import on_targets, target_options
+from .common import input_options, on_targets, target_options
 from .output import table
 
 
@@ -67,15 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=32,
         help="refuse to try more settings than this (default 32)",
     )
-    p.add_argument("--inputs", type=Path, help=".npz/.npy inputs; default: generated")
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="dims of a generated input with dynamic dims (repeatable)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+    input_options(p)
     p.add_argument(
         "--no-store", dest="store", action="store_false", help="only report; do not store the pick"
     )

@@ -23,7 +23,6 @@ import numpy as np
 
 from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.inputs import LABELS_KEY, load_arrays
-from edgeship_runtime.model import sha256_file
 
 from ..targets import LocalTarget, Target
 from . import onnx_tflite, tflite_onnx, torch_onnx, torch_tflite
@@ -63,7 +62,7 @@ def convert(config: ConvertConfig, target: Target | None = None) -> ConversionRe
         with TargetRunner(tgt, path) as runner:
             return _finish(
                 runner,
-                _model_ref(path, src),
+                ModelRef.of_file(path, src),
                 config,
                 dst,
                 tgt,
@@ -149,7 +148,7 @@ def _finish(
     conversion = ConversionReport(
         route=f"{ref.format}->{dst}",
         source=ref,
-        result=_model_ref(out, dst) if passed else ModelRef(str(out), dst),
+        result=ModelRef.of_file(out, dst) if passed else ModelRef(str(out), dst),
         converter=converted.converter,
         verification=report,
         notes=converted.notes,
@@ -211,10 +210,6 @@ def torch_example(module: nn.Module, config: ConvertConfig) -> dict[str, np.ndar
     if len(names) != len(arrays):
         raise UsageError(f"{len(names)} input name(s) {names} for {len(arrays)} array(s) of data")
     return {n: a[:rows] for n, a in zip(names, arrays.values(), strict=True)}
-
-
-def _model_ref(path: Path, fmt: str) -> ModelRef:
-    return ModelRef(str(path), fmt, sha256_file(str(path)), path.stat().st_size)
 
 
 def _describe(config: ConvertConfig) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgeship_runtime.serde import JsonRecord
 
+from ..hashing import file_sha256
 from .verify import VerifyReport
 
 CONVERT_SCHEMA = "edgeship.convert/1"
@@ -25,6 +27,11 @@ class ModelRef:
     format: str
     sha256: str | None = None
     size_bytes: int | None = None
+
+    @classmethod
+    def of_file(cls, path: Path, fmt: str) -> ModelRef:
+        """A model file on this host, with its digest and size."""
+        return cls(str(path), fmt, file_sha256(path), path.stat().st_size)
 
 
 @dataclass

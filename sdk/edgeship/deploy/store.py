@@ -21,9 +21,10 @@ from typing import Any
 
 import paramiko
 
-from edgeship_runtime.model import detect_format, sha256_file
+from edgeship_runtime.model import detect_format
 
 from ..errors import DeployError, UsageError
+from ..hashing import file_sha256
 from ..ssh.connection import Connection
 from .layout import Layout, validate_name, version_id, version_number
 
@@ -134,7 +135,7 @@ class DeployStore:
 
     def _blob_path(self, local: Path, sha256: str | None = None) -> tuple[str, str]:
         fmt = detect_format(str(local))
-        sha = sha256 or sha256_file(str(local))
+        sha = sha256 or file_sha256(local)
         return self.layout.blob(sha, _ext(fmt)), sha
 
     def _ensure_blob(self, local: Path, blob: str, sha: str) -> bool:
@@ -150,7 +151,7 @@ class DeployStore:
         if self._exists(remote):
             return remote
         with self.locked():
-            self._install(local, remote, sha256_file(str(local)))
+            self._install(local, remote, file_sha256(local))
         return remote
 
     def _install(self, local: Path, dest: str, sha: str) -> None:

@@ -218,11 +218,9 @@ def op_histogram(proto: Any) -> dict[str, int]:
 
 
 def _ref(path: Path) -> ModelRef:
-    from edgeship_runtime.model import sha256_file
-
     if not path.is_file():
         raise ModelError(f"{path}: no such model file", path=str(path))
-    return ModelRef(str(path), "onnx", sha256_file(str(path)), path.stat().st_size)
+    return ModelRef.of_file(path, "onnx")
 
 
 def _first_line(exc: BaseException) -> str:

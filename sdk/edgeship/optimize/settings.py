@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.model import sha256_file
 from edgeship_runtime.serde import JsonRecord
 
 from ..bundle import cache_dir
 from ..config import ProfileConfig
 from ..errors import EdgeshipError
+from ..hashing import file_sha256
 
 SETTINGS_SCHEMA = "edgeship.settings/1"
 SETTINGS_DIR = "settings"
@@ -123,7 +123,7 @@ def settings_store(target: Any) -> SettingsStore:
 
 
 def stored_settings(target: Any, model: Path) -> StoredSettings | None:
-    return settings_store(target).read(sha256_file(str(model)))
+    return settings_store(target).read(file_sha256(model))
 
 
 def with_stored_settings(target: Any, model: Path, config: ProfileConfig) -> ProfileConfig:

@@ -21,7 +21,7 @@ from typing import Any
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.measure import MeasurePolicy
-from edgeship_runtime.model import detect_format, sha256_file
+from edgeship_runtime.model import detect_format
 from edgeship_runtime.report import ProfileReport
 
 from ..config import ProfileConfig
@@ -123,7 +123,7 @@ def tune(model: Path, target: Target, config: TuneConfig | None = None) -> TuneR
     default, tried = trials[0], trials[1:]
     best, note = choose(default, tried, config.min_gain)
     report = TuneReport(
-        model=ModelRef(str(model), backend, sha256_file(str(model)), model.stat().st_size),
+        model=ModelRef.of_file(model, backend),
         backend=backend,
         profile=profile.name if profile else "",
         rounds=config.rounds,

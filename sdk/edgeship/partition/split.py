@@ -83,7 +83,7 @@ def partition(
     cuts = balanced_cuts(costs, config.stages, cross, config.slack)
     plans = plan_stages(info, cuts)
     manifest = PartitionManifest(
-        source=ModelRef(str(model), "onnx", sha256_file(str(model)), model.stat().st_size),
+        source=ModelRef.of_file(model, "onnx"),
         cost_model=config.cost,
         cost_unit=COST_MODELS[config.cost],
         inputs=list(info.inputs),

@@ -15,13 +15,14 @@ from typing import Any
 import paramiko
 
 from edgeship_runtime import probe as probe_module
-from edgeship_runtime.model import detect_format, sha256_file
+from edgeship_runtime.model import detect_format
 
 from ..bundle import ensure_bundle, runtime_digest
 from ..config import Timeouts
 from ..deploy import Deployment, DeployStore
 from ..deploy.store import Progress
 from ..errors import ProtocolError
+from ..hashing import file_sha256
 from ..profiles import BoardProfile, get_profile
 from ..ssh.connection import Connection, SSHPipe
 from ..ssh.hostconfig import HostSpec
@@ -110,7 +111,7 @@ class SSHTarget(Target):
         take about the same time, and neither needs the other."""
         detect_format(str(path))  # a missing or empty file is a clear error, not a traceback
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(sha256_file, str(path))
+            digest = pool.submit(file_sha256, path)
             self.store()
             return digest.result()
 

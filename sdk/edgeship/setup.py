@@ -133,12 +133,12 @@ def download_wheels(seen: dict[str, Any], packages: list[str], dest: Path) -> li
 
 def _push_wheelhouse(target: SSHTarget, seen: dict[str, Any], packages: list[str]) -> str:
     store = target.store()
-    store._makedirs("wheelhouse")
+    store.makedirs("wheelhouse")
     remote_dir = store.layout.path("wheelhouse")
     with tempfile.TemporaryDirectory() as tmp:
         for wheel in download_wheels(seen, packages, Path(tmp)):
             remote = store.layout.path("wheelhouse", wheel.name)
-            if not store._exists(remote):
+            if not store.exists(remote):
                 target.connection.sftp().put(str(wheel), remote)
     return remote_dir
 
@@ -146,4 +146,4 @@ def _push_wheelhouse(target: SSHTarget, seen: dict[str, Any], packages: list[str
 def _record(target: SSHTarget, settings: dict[str, Any]) -> None:
     store = target.store()
     settings["setup_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    store._write(store.layout.path(DEVICE_CONFIG), json.dumps(settings, indent=2).encode())
+    store.write_file(store.layout.path(DEVICE_CONFIG), json.dumps(settings, indent=2).encode())

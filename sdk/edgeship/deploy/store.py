@@ -128,7 +128,7 @@ class DeployStore:
         """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded).
         ``sha256``: the file's digest when the caller has it already."""
         blob, sha = self._blob_path(local, sha256)
-        if self._exists(blob):  # blobs are immutable once renamed into place: no lock needed
+        if self.exists(blob):  # blobs are immutable once renamed into place: no lock needed
             return blob, sha, False
         with self.locked():
             return blob, sha, self._ensure_blob(local, blob, sha)
@@ -140,7 +140,7 @@ class DeployStore:
 
     def _ensure_blob(self, local: Path, blob: str, sha: str) -> bool:
         """Upload unless present (call with the lock held); True when bytes were sent."""
-        if self._exists(blob):
+        if self.exists(blob):
             return False
         self._install(local, blob, sha)
         return True
@@ -148,7 +148,7 @@ class DeployStore:
     def put_runtime(self, local: Path, digest: str) -> str:
         """The runtime zipapp under ROOT/runtime/, uploaded once per runtime version."""
         remote = self.layout.runtime(digest)
-        if self._exists(remote):
+        if self.exists(remote):
             return remote
         with self.locked():
             self._install(local, remote, file_sha256(local))
@@ -156,8 +156,8 @@ class DeployStore:
 
     def _install(self, local: Path, dest: str, sha: str) -> None:
         """Upload to ROOT/tmp, check the sha256 the device computed, then rename into place."""
-        self._makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
-        self._makedirs("tmp")
+        self.makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
+        self.makedirs("tmp")
         part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
         if self._upload(local, part) != sha:
             self._remove(part)
@@ -257,7 +257,7 @@ class DeployStore:
         versions = self._versions(name)
         version = version_id((max(versions) if versions else 0) + 1)
         vdir = self.layout.version_dir(name, version)
-        self._makedirs("models", name, "versions", version)
+        self.makedirs("models", name, "versions", version)
         link = posixpath.join(vdir, "model" + posixpath.splitext(blob)[1])
         self.conn.sftp().symlink(posixpath.relpath(blob, vdir), link)
         meta = {
@@ -270,7 +270,7 @@ class DeployStore:
             "from_host": socket.gethostname(),
             "deployed_at": _now(),
         }
-        self._write(posixpath.join(vdir, "meta.json"), json.dumps(meta, indent=2).encode())
+        self.write_file(posixpath.join(vdir, "meta.json"), json.dumps(meta, indent=2).encode())
         return version
 
     def _activate(self, name: str, version: str) -> None:
@@ -346,7 +346,7 @@ class DeployStore:
 
     def remove(self, name: str) -> None:
         with self.locked():
-            if not self._exists(self.layout.model_dir(name)):
+            if not self.exists(self.layout.model_dir(name)):
                 raise DeployError(
                     f"{self.conn.label}: no model named {name!r} is deployed",
                     target=self.conn.label,
@@ -363,7 +363,7 @@ class DeployStore:
         The lock is held by a process on the device that lives exactly as long as our SSH
         channel: if this host crashes or the connection drops, the kernel releases it.
         """
-        self._makedirs()
+        self.makedirs()
         argv = ["python3", "-c", _LOCK_SCRIPT, self.layout.path("lock"), f"{self.lock_timeout:g}"]
         holder = self.conn.start(argv)
         try:
@@ -402,7 +402,7 @@ class DeployStore:
         return [n for n in (version_number(e) for e in entries) if n is not None]
 
     def _meta(self, name: str, version: str) -> dict[str, Any]:
-        return self._read_json(posixpath.join(self.layout.version_dir(name, version), "meta.json"))
+        return self.read_json(posixpath.join(self.layout.version_dir(name, version), "meta.json"))
 
     def _all_meta(self, name: str) -> list[dict[str, Any]]:
         return [self._meta(name, version_id(n)) for n in sorted(self._versions(name))]
@@ -413,14 +413,14 @@ class DeployStore:
         except OSError:
             return []
 
-    def _exists(self, path: str) -> bool:
+    def exists(self, path: str) -> bool:
         try:
             self.conn.sftp().stat(path)
             return True
         except OSError:
             return False
 
-    def _makedirs(self, *parts: str) -> None:
+    def makedirs(self, *parts: str) -> None:
         """``mkdir -p ROOT/parts...`` over SFTP; directories seen once are not asked again."""
         sftp = self.conn.sftp()
         for depth in range(len(parts) + 1):
@@ -430,7 +430,7 @@ class DeployStore:
             try:
                 sftp.mkdir(path)
             except OSError as exc:
-                if not self._exists(path):
+                if not self.exists(path):
                     raise DeployError(
                         f"{self.conn.label}: cannot create {path}: {exc}", target=self.conn.label
                     ) from None
@@ -444,7 +444,7 @@ class DeployStore:
         with contextlib.suppress(OSError):
             self.conn.sftp().remove(path)
 
-    def _read_json(self, path: str) -> dict[str, Any]:
+    def read_json(self, path: str) -> dict[str, Any]:
         try:
             with self.conn.sftp().open(path, "rb") as f:
                 data = json.loads(f.read().decode())
@@ -452,7 +452,7 @@ class DeployStore:
         except (OSError, ValueError):
             return {}
 
-    def _write(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes) -> None:
         with self.conn.sftp().open(path, "wb") as f:
             f.write(data)
 

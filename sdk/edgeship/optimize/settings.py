@@ -102,14 +102,14 @@ class RemoteSettingsStore:
         return str(self.store.layout.path(SETTINGS_DIR, f"{_checked(sha256)}.json"))
 
     def read(self, sha256: str) -> StoredSettings | None:
-        data = self.store._read_json(self.path(sha256))
+        data = self.store.read_json(self.path(sha256))
         return _parse(data) if data else None
 
     def write(self, settings: StoredSettings) -> str:
         path = self.path(settings.model_sha256)
-        self.store._makedirs(SETTINGS_DIR)
+        self.store.makedirs(SETTINGS_DIR)
         part = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.part")
-        self.store._write(part, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
+        self.store.write_file(part, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
         self.store.conn.sftp().posix_rename(part, path)
         return path
 

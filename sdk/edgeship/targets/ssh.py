@@ -78,7 +78,7 @@ class SSHTarget(Target):
         """What ``edgeship setup`` recorded on the device (python, board profile), or {}."""
         if self._device_config is None:
             store = self.store()
-            self._device_config = store._read_json(posixpath.join(store.root, DEVICE_CONFIG))
+            self._device_config = store.read_json(posixpath.join(store.root, DEVICE_CONFIG))
         return self._device_config
 
     def python(self) -> str:

@@ -159,13 +159,13 @@ class FakeDeployStore:
         self.conn = self._Conn(self.files)
         self.made: list[tuple[str, ...]] = []
 
-    def _makedirs(self, *parts: str) -> None:
+    def makedirs(self, *parts: str) -> None:
         self.made.append(parts)
 
-    def _write(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes) -> None:
         self.files[path] = data
 
-    def _read_json(self, path: str) -> dict[str, Any]:
+    def read_json(self, path: str) -> dict[str, Any]:
         return json.loads(self.files[path]) if path in self.files else {}
 
 

@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import paramiko
 import pytest
 import tomllib
 
-from tools.testbed import DEVICE_PYTHON, Device, Testbed, TestbedError, missing_requirements
+from tools.testbed import DEVICE_PYTHON, Device, Testbed, TestbedError, cpucap, missing_requirements
 from tools.testbed import testbed as testbed_module
 from tools.testbed.cleanup import leftovers
 
@@ -229,6 +230,28 @@ def test_failed_up_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(TestbedError, match="NoSuchOption"):
         tb.up()
     assert leftovers(tb.prefix) == []
+
+
+def test_cpu_cap_holds_every_ssh_session_to_its_share(tmp_path: Path) -> None:
+    """A device capped at 0.1 cores gets ~0.1 CPU-s per wall second, in its SSH sessions
+    and their children, and its cgroup is gone after down()."""
+    busy = (
+        "import time\n"
+        "end = time.monotonic() + 1.0\n"
+        "while time.monotonic() < end: pass\n"
+        "print(time.process_time())"
+    )
+    prefix = _prefix()
+    with Testbed(1, tmp_path, prefix=prefix, device_python=False, cpu_cap=0.1) as tb:
+        dev = tb.devices[0]
+        assert dev.cpu_cap == 0.1
+        group = cpucap.group_path(dev.name)
+        out = ssh(tb, dev, f"python3 -c {shlex.quote(busy)}")
+        assert out.returncode == 0, out.stderr
+        assert float(out.stdout) < 0.35  # uncapped it would be close to 1.0
+        assert cpucap.throttled_us(group) > 0
+    assert leftovers(prefix) == []
+    assert not group.exists()
 
 
 def test_cli_up_down_and_stale_purge(tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ Prints, measured side by side in one run (rounds interleaved against drift):
   1. first deploy of a 100 MB file vs `scp` of the same bytes to the same device
      (target: deploy throughput >= 0.9x scp's);
   2. re-deploy of an unchanged model, fresh connection included (target: <= 0.3 s);
-  3. `profile` on 8 devices at once vs on one device (target: <= 1.5x the time).
+  3. `profile` on 8 devices at once vs on one device (target: <= 1.5x the time), with each
+     device held to its own CPU budget (a cgroup quota, --device-cpu) as real boards have
+     their own CPUs; then, for comparison, with all 8 sharing this machine's cores.
 Exit status 1 when a target is missed. Needs root, iproute2 and openssh-server.
 
-    python tools/bench/deploy_ssh.py [--rounds 3] [--megabytes 100]
+    python tools/bench/deploy_ssh.py [--rounds 3] [--megabytes 100] [--device-cpu 0.2]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,8 +30,9 @@ sys.path.insert(0, str(REPO))
 from edgeship.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
 from edgeship.fleet import run_each  # noqa: E402
 from edgeship.targets import SSHTarget, open_target, open_targets  # noqa: E402
+from edgeship_runtime.backends.base import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402
-from tools.testbed import Testbed  # noqa: E402
+from tools.testbed import DEVICE_PYTHON, Testbed  # noqa: E402
 from tools.zoo.build import build_zoo  # noqa: E402
 
 
@@ -90,45 +94,74 @@ def bench_redeploy(bed: Testbed, options: ConnectOptions, model: Path, rounds: i
 
 
 def bench_fleet(bed: Testbed, options: ConnectOptions, model: Path, rounds: int) -> float:
-    config = ProfileConfig(policy=MeasurePolicy(warmup=10, runs=100))
+    """Median wall time of `profile` on every device at once over one device; prints both."""
+    config = ProfileConfig(
+        policy=MeasurePolicy(warmup=10, runs=100), session=SessionOptions(threads=1)
+    )
     names = [d.name for d in bed.devices]
-    one_s, all_s = [], []
+    one_s, all_s, host_cpu = [], [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
         [single] = run_each(open_targets(names[0], options), lambda t: t.profile(model, config))
         one_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         results = run_each(
             open_targets(",".join(names), options),
             lambda t: t.profile(model, config),
             parallel=len(names),
         )
         all_s.append(time.perf_counter() - t0)
+        host_cpu.append(time.process_time() - c0)
         assert single.ok and all(r.ok for r in results), [r.error for r in results]
     ratio = statistics.median(all_s) / statistics.median(one_s)
-    startup = bed.run_as(
+    print(
+        f"  profile {model.name} (100 runs, 1 thread): 1 device {statistics.median(one_s):.2f} s, "
+        f"{len(names)} devices at once {statistics.median(all_s):.2f} s (median of {rounds}); "
+        f"host CPU for the {len(names)}: {statistics.median(host_cpu):.2f} s"
+    )
+    print(f"  {len(names)}-device/1-device time ratio: {ratio:.2f}")
+    return ratio
+
+
+def startup_cpu(bed: Testbed) -> float:
+    """CPU seconds one runtime start-up spends importing numpy and onnxruntime."""
+    out = bed.run_as(
         bed.devices[0],
         [
-            "/opt/edgeship-testbed/venv/bin/python",
+            str(DEVICE_PYTHON),
             "-c",
             "import time; t = time.process_time(); import numpy, onnxruntime; "
             "print(time.process_time() - t)",
         ],
         check=True,
     )
-    cpu = float(startup.stdout)
+    return float(out.stdout)
+
+
+def bench_fleets(
+    work: Path, shared: Testbed, options: ConnectOptions, model: Path, rounds: int, cap: float
+) -> float:
+    """The fleet ratio on devices with a CPU budget of their own (the target), and, for
+    comparison, on the shared testbed whose devices all compete for this machine's cores."""
+    n = len(shared.devices)
     print(
-        f"  (every device here shares this machine's {os.cpu_count()} cores; one runtime "
-        f"start-up alone costs {cpu:.2f} CPU-s to import numpy and onnxruntime, so "
-        f"{len(names)} start-ups need >= {len(names) * cpu / (os.cpu_count() or 1):.2f} s "
-        "of wall time here, on top of the single-device time)"
+        f"profile on {n} devices at once vs one device; devices capped at {cap:g} cores each "
+        f"(cgroup CPU quota: a budget of their own, as separate boards have; {n} x {cap:g} = "
+        f"{n * cap:g} of this machine's {os.cpu_count()} cores):"
     )
+    with Testbed(n, work / "capped", prefix="esbc", cpu_cap=cap) as capped:
+        capped_options = replace(options, ssh_config=capped.ssh_config, targets_file=capped.targets)
+        with _ssh_target(capped, capped_options) as target:
+            target.install_runtime()
+        ratio = bench_fleet(capped, capped_options, model, rounds)
+    print(f"  => {ratio:.2f} (target <= 1.50)")
+    cpu = startup_cpu(shared)
     print(
-        f"profile {model.name} (100 runs): 1 device {statistics.median(one_s):.2f} s, "
-        f"{len(names)} devices at once {statistics.median(all_s):.2f} s "
-        f"(median of {rounds})"
+        f"for comparison, uncapped devices sharing {os.cpu_count()} cores (one runtime start-up "
+        f"alone costs {cpu:.2f} CPU-s to import numpy and onnxruntime; {n} of them need "
+        f">= {n * cpu / (os.cpu_count() or 1):.2f} s of wall time here):"
     )
-    print(f"  {len(names)}-device/1-device time ratio: {ratio:.2f} (target <= 1.50)")
+    bench_fleet(shared, options, model, rounds)
     return ratio
 
 
@@ -138,6 +171,13 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument(
+        "--device-cpu",
+        type=float,
+        default=0.2,
+        metavar="CORES",
+        help="CPU cap of each device in the fleet benchmark (default 0.2)",
+    )
     args = parser.parse_args()
     zoo = build_zoo().root
     with tempfile.TemporaryDirectory() as tmp, Testbed(8, Path(tmp) / "bed", prefix="esbn") as bed:
@@ -148,7 +188,9 @@ def main() -> int:
             target.install_runtime()
         upload = bench_upload(bed, options, Path(tmp), args.rounds, args.megabytes)
         redeploy = bench_redeploy(bed, options, zoo / "cnn.onnx", args.rounds)
-        fleet = bench_fleet(bed, options, zoo / "mlp.onnx", args.rounds)
+        fleet = bench_fleets(
+            Path(tmp), bed, options, zoo / "mlp.onnx", args.rounds, args.device_cpu
+        )
     missed = [
         name
         for name, ok in (

@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
         help="per-device cpu sets, e.g. 0:1 or 0-1:2-3 (round-robin)",
     )
     up.add_argument(
+        "--cpu-cap",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="cap each device at CORES cpus (cgroup quota, e.g. 0.25), as if it had its own",
+    )
+    up.add_argument(
         "--no-device-python", action="store_true", help="skip building the shared device venv"
     )
     down = sub.add_parser("down", help="tear down the testbed recorded in WORKDIR")
@@ -69,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.prefix,
                 args.cpus,
                 device_python=not args.no_device_python,
+                cpu_cap=args.cpu_cap,
             )
             bed.up()
             print(json.dumps([dev.to_dict() for dev in bed.devices], indent=2))

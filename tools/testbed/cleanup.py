@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from . import netns, users
+from . import cpucap, netns, users
 from ._proc import TestbedError, cmdlines, kill_all, pids_of_uid, run
 
 
@@ -50,7 +50,7 @@ def unmount(point: str) -> None:
 
 
 def purge(prefix: str) -> None:
-    """Remove processes, mounts, links, namespaces, users and homes of ``prefix``.
+    """Remove processes, mounts, links, namespaces, CPU caps, users and homes of ``prefix``.
 
     Every step is attempted even if an earlier one failed; the failures are
     reported together at the end.
@@ -81,6 +81,8 @@ def purge(prefix: str) -> None:
             attempt(lambda name=link: netns.delete_link(name))
     for ns in spaces:
         attempt(lambda ns=ns: netns.delete_namespace(ns))
+    for group in cpucap.groups(device_pattern(prefix)):
+        attempt(lambda g=group: cpucap.remove(g))
     for account in accounts:
         attempt(lambda name=account.pw_name: users.delete_user(name))
     for home in homes:
@@ -111,6 +113,7 @@ def leftovers(prefix: str) -> list[str]:
     found += [f"user {a.pw_name}" for a in users.testbed_users(device_pattern(prefix))]
     found += [f"home {h}" for h in _stale_homes(dev_re)]
     found += [f"process {pid}" for pid in sshd_pids(prefix)]
+    found += [f"cgroup {g}" for g in cpucap.groups(device_pattern(prefix))]
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         if re.search(rf"(^|[/ ]){device_pattern(prefix)}(/|\s|$)", line):
             found.append(f"mount {line.split()[4]}")

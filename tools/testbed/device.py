@@ -34,6 +34,7 @@ class Device:
     cpus: tuple[int, ...]
     host_address: str  # the root-namespace end of the /30
     host_veth: str
+    cpu_cap: float | None = None  # cores its SSH sessions may use (cgroup quota); None: no cap
 
     @property
     def deploy_path(self) -> Path:

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from . import cleanup, device, files, netns, preflight, pyenv, sshd, users
+from . import cleanup, cpucap, device, files, netns, preflight, pyenv, sshd, users
 from ._proc import DEFAULT_TIMEOUT, TestbedError, kill_all
 from .device import Device
 
@@ -35,6 +35,8 @@ class Testbed:
 
     Use as a context manager (``with Testbed(4, tmp) as tb:``) or call
     :meth:`up` / :meth:`down`; teardown happens even when the body fails.
+    ``cpus`` pins devices to cpu sets; ``cpu_cap`` gives each device a quota of that
+    many cores (see :mod:`tools.testbed.cpucap`), so that N devices behave like N boards.
     """
 
     __test__ = False  # the name starts with "Test": keep pytest from collecting it
@@ -47,6 +49,7 @@ class Testbed:
         cpus: list[list[int]] | None = None,
         *,
         device_python: bool = True,
+        cpu_cap: float | None = None,
     ) -> None:
         if not 1 <= n <= MAX_DEVICES:
             raise TestbedError(f"n must be in 1..{MAX_DEVICES}, got {n}")
@@ -60,7 +63,10 @@ class Testbed:
             # sshd_config/ssh_config paths are written unquoted.
             raise TestbedError(f"workdir must not contain whitespace: {self.workdir}")
         self.prefix = prefix
+        if cpu_cap is not None and not cpu_cap > 0:
+            raise TestbedError(f"cpu_cap must be a positive number of cores, got {cpu_cap}")
         self.cpus = [list(group) for group in cpus] if cpus else None
+        self.cpu_cap = cpu_cap
         self.device_python = device_python
         self.devices: list[Device] = []
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -188,11 +194,14 @@ class Testbed:
             namespace=name,
             host_key_fingerprint=sshd.fingerprint(host_pub),
             cpus=self._device_cpus(i),
+            cpu_cap=self.cpu_cap,
             host_address=link.host_address,
             host_veth=link.host_veth,
         )
         proc = sshd.start(namespace=name, config=config, log=ddir / "sshd.log", cpus=dev.cpus)
         self._procs.append(proc)
+        if self.cpu_cap is not None:  # before any connection: every session inherits it
+            cpucap.join(cpucap.create(name, self.cpu_cap), proc.pid)
         return dev, proc, host_pub
 
     def _write_files(self, keys: Sequence[tuple[Device, str]]) -> None:
@@ -204,6 +213,7 @@ class Testbed:
             "prefix": self.prefix,
             "n": self.n,
             "cpus": self.cpus,
+            "cpu_cap": self.cpu_cap,
             "device_python": self.device_python,
             "devices": [dev.to_dict() for dev in self.devices],
         }
@@ -242,6 +252,7 @@ class Testbed:
             state["prefix"],
             state["cpus"],
             device_python=state["device_python"],
+            cpu_cap=state.get("cpu_cap"),
         )
         bed.devices = [Device.from_dict(raw) for raw in state["devices"]]
         return bed

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from ..client import Pipe, RuntimeClient
 from ..config import ProfileConfig, Timeouts
 from ..errors import RemoteTimeout, RuntimeCrashed
 from ..profiles import BoardProfile
+
+_T = TypeVar("_T", bound="Target")
 
 
 class Target(abc.ABC):
@@ -131,7 +133,7 @@ class Target(abc.ABC):
             self._client.close()
             self._client = None
 
-    def __enter__(self) -> Target:
+    def __enter__(self: _T) -> _T:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,22 @@ def test_cli_deploy_ls_rollback_rm(clean_testbed: Testbed, zoo: Path) -> None:
 def test_rollback_of_unknown_model_is_a_clear_error(device_target: SSHTarget) -> None:
     with pytest.raises(DeployError, match="no version to roll back to"):
         device_target.store().rollback("never-deployed")
+
+
+def test_gc_spares_a_freshly_staged_blob_and_collects_a_stale_one(
+    device_target: SSHTarget, clean_testbed: Testbed, zoo: Path, tmp_path: Path
+) -> None:
+    """A blob staged for a profile (no version refers to it) survives a concurrent rm's
+    garbage collection while fresh, and goes at a later one once stale."""
+    dev = clean_testbed.devices[0]
+    blobs = dev.deploy_path / "blobs"
+    staged = device_target.stage_model(_fresh(zoo, tmp_path, "cnn.onnx"))
+    device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx"), "gc-a")
+    device_target.store().remove("gc-a")  # collects gc-a's blob, spares the staged one
+    listing = clean_testbed.run_as(dev, ["ls", str(blobs)], check=True).stdout.split()
+    assert listing == [Path(staged).name]
+    old = "@" + str(int(time.time()) - 3600)  # unused for an hour: past the grace period
+    clean_testbed.run_as(dev, ["touch", "-d", old, staged], check=True)
+    device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx"), "gc-b")
+    device_target.store().remove("gc-b")
+    assert clean_testbed.run_as(dev, ["ls", str(blobs)], check=True).stdout.split() == []

@@ -50,7 +50,7 @@ print(digest.hexdigest(), flush=True)
 _CHUNK = 1 << 20
 
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
-# seconds), say "locked", then hold it until stdin closes.
+# seconds), say "locked" and the device's clock, then hold it until stdin closes.
 _LOCK_SCRIPT = """
 import fcntl, sys, time
 f = open(sys.argv[1], "a")
@@ -64,10 +64,13 @@ while True:
             print("busy", flush=True)
             sys.exit(3)
         time.sleep(0.1)
-print("locked", flush=True)
+print("locked", time.time(), flush=True)
 sys.stdin.read()
 """
 _SPACE_MARGIN = 1.05
+# A blob no version refers to was staged by a profile or run, which loads it moments
+# later; garbage collection spares such blobs this long after they were last staged.
+STAGED_GRACE_S = 600.0
 
 
 @dataclass
@@ -110,6 +113,7 @@ class DeployStore:
         self.progress = progress
         self.lock_timeout = lock_timeout
         self._present: set[str] = set()  # directories known to exist on the device
+        self._locked_at = 0.0  # the device's clock when we took the lock
 
     @property
     def root(self) -> str:
@@ -128,10 +132,18 @@ class DeployStore:
         """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded).
         ``sha256``: the file's digest when the caller has it already."""
         blob, sha = self._blob_path(local, sha256)
-        if self.exists(blob):  # blobs are immutable once renamed into place: no lock needed
+        if self._touch(blob):  # blobs are immutable once renamed into place: no lock needed
             return blob, sha, False
         with self.locked():
             return blob, sha, self._ensure_blob(local, blob, sha)
+
+    def _touch(self, path: str) -> bool:
+        """Set ``path``'s mtime to the device's now (it was just staged); False if absent."""
+        try:
+            self.conn.sftp().utime(path, None)
+            return True
+        except OSError:
+            return False
 
     def _blob_path(self, local: Path, sha256: str | None = None) -> tuple[str, str]:
         fmt = detect_format(str(local))
@@ -289,17 +301,27 @@ class DeployStore:
         numbers = sorted(self._versions(name), reverse=True)
         others = [version_id(n) for n in numbers if version_id(n) != active]
         doomed = others[self.keep :]
+        released = {self._meta(name, version).get("sha256") for version in doomed}
         for version in doomed:
             self._rmtree(self.layout.version_dir(name, version))
         if doomed:
-            self._collect_blobs()
+            self._collect_blobs(released)
 
-    def _collect_blobs(self) -> None:
+    def _collect_blobs(self, released: set[Any]) -> None:
+        """Remove blobs no version refers to: at once those of the ``released`` (removed)
+        versions, others (staged for a profile) once unused for :data:`STAGED_GRACE_S`."""
         referenced = {m.get("sha256") for n in self.names() for m in self._all_meta(n)}
-        for entry in self._listdir(self.layout.path("blobs")):
-            sha = entry.split(".")[0]
-            if sha not in referenced:
-                self._remove(self.layout.path("blobs", entry))
+        blobs = self.layout.path("blobs")
+        try:
+            entries = self.conn.sftp().listdir_attr(blobs)
+        except OSError:
+            return
+        for entry in entries:
+            sha = entry.filename.split(".")[0]
+            if sha in referenced:
+                continue
+            if sha in released or (entry.st_mtime or 0) < self._locked_at - STAGED_GRACE_S:
+                self._remove(posixpath.join(blobs, entry.filename))
 
     # -- queries and other verbs ------------------------------------------------------------
 
@@ -351,8 +373,9 @@ class DeployStore:
                     f"{self.conn.label}: no model named {name!r} is deployed",
                     target=self.conn.label,
                 )
+            released = {m.get("sha256") for m in self._all_meta(name)}
             self._rmtree(self.layout.model_dir(name))
-            self._collect_blobs()
+            self._collect_blobs(released)
 
     # -- lock ----------------------------------------------------------------------------
 
@@ -370,7 +393,8 @@ class DeployStore:
             answer = holder.readline(timeout=self.lock_timeout + self.conn.timeouts.connect)
         except queue.Empty:
             answer = b""
-        if answer.strip() != b"locked":
+        said = answer.split()
+        if said[:1] != [b"locked"]:
             holder.kill()
             reason = (
                 "another deploy holds it"
@@ -381,6 +405,7 @@ class DeployStore:
                 f"{self.conn.label}: cannot lock {self.root}: {reason}; retry later",
                 target=self.conn.label,
             )
+        self._locked_at = float(said[1])
         try:
             for entry in self._listdir(self.layout.path("tmp")):
                 self._remove(self.layout.path("tmp", entry))

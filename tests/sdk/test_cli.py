@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgeship import ProfileReport
-from edgeship.cli.main import main
+from edgeship.cli.main import build_parser, main
 from tests import models
 
 QUICK = ["--runs", "5", "--warmup", "1"]
@@ -293,3 +293,40 @@ def test_not_a_tflite(main_: Callable[..., Result], tmp_path: Path) -> None:
 
 def test_no_command(main_: Callable[..., Result]) -> None:
     assert_clean_error(main_("--json"), "required: COMMAND", as_json=True)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--ssh-config", "CFG", "--targets", "T.toml", "probe", "pi"],
+        ["probe", "pi", "--ssh-config", "CFG", "--targets", "T.toml"],
+        [
+            "--ssh-config",
+            "OTHER",
+            "probe",
+            "--target",
+            "pi",
+            "--ssh-config",
+            "CFG",
+            "--targets",
+            "T.toml",
+        ],
+    ],
+    ids=["global", "after-command", "command-overrides-global"],
+)
+def test_ssh_config_and_targets_before_or_after_the_command(args: list[str]) -> None:
+    ns = build_parser().parse_args(args)
+    assert (ns.target, ns.ssh_config, ns.targets) == ("pi", Path("CFG"), Path("T.toml"))
+
+
+def test_probe_without_a_target_is_a_usage_error(main_: Callable[..., Result]) -> None:
+    result = main_("probe", "--json")
+    assert_clean_error(result, "which device? give a TARGET", as_json=True)
+    assert result.rc == 2
+
+
+def test_global_ssh_config_reaches_the_connection(
+    main_: Callable[..., Result], tmp_path: Path
+) -> None:
+    result = main_("--ssh-config", tmp_path / "absent", "probe", "pi")
+    assert_clean_error(result, f"{tmp_path / 'absent'}: no such ssh config file", as_json=False)

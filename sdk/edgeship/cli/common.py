@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import ConnectOptions, Timeouts
+from ..errors import UsageError
 from ..fleet import run_each
 from ..targets import Target, open_targets
 from .output import print_json
@@ -16,29 +17,49 @@ from .output import print_json
 T = TypeVar("T")
 
 
-def target_options(default_target: str | None = "local") -> argparse.ArgumentParser:
-    """A parent parser: ``--target`` plus how to reach and treat SSH devices."""
+def global_options(parser: argparse.ArgumentParser) -> None:
+    """Options valid before any command (``edgeship --ssh-config F probe pi``); the same
+    options after a command override them."""
+    parser.add_argument("--ssh-config", type=Path, metavar="FILE", help="default: ~/.ssh/config")
+    parser.add_argument("--targets", type=Path, metavar="FILE", help=_TARGETS_HELP)
+
+
+_TARGET_HELP = "device, group, ssh alias or user@host[:port]; comma lists work"
+_TARGETS_HELP = "targets file (default: ./edgeship.toml, ~/.config/edgeship/targets.toml)"
+
+
+def target_options(
+    default_target: str | None = "local", positional: bool = False
+) -> argparse.ArgumentParser:
+    """A parent parser: ``--target`` plus how to reach and treat SSH devices.
+
+    ``positional``: the target may also be the command's argument (``edgeship probe pi``).
+    """
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("target")
-    if default_target is None:
-        g.add_argument(
-            "--target",
-            required=True,
-            help="device, group, ssh alias or user@host[:port]; comma lists work",
-        )
+    if positional:
+        # SUPPRESS: an absent positional must not overwrite a --target given before it
+        p.add_argument("target", nargs="?", default=argparse.SUPPRESS, help=_TARGET_HELP)
+        g.add_argument("--target", help="the same as TARGET")
+    elif default_target is None:
+        g.add_argument("--target", required=True, help=_TARGET_HELP)
     else:
         g.add_argument(
             "--target",
             default=default_target,
             help=f"device, group, ssh alias, user@host[:port] (default: {default_target})",
         )
+    # SUPPRESS: when not given after the command, the global option's value stays
     g.add_argument(
-        "--targets",
+        "--targets", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=_TARGETS_HELP
+    )
+    g.add_argument(
+        "--ssh-config",
         type=Path,
         metavar="FILE",
-        help="targets file (default: ./edgeship.toml, ~/.config/edgeship/targets.toml)",
+        default=argparse.SUPPRESS,
+        help="default: ~/.ssh/config",
     )
-    g.add_argument("--ssh-config", type=Path, metavar="FILE", help="default: ~/.ssh/config")
     g.add_argument(
         "--accept-new-host-keys",
         action="store_true",
@@ -93,6 +114,8 @@ def on_targets(
 ) -> int:
     """Run ``operation`` on ``--target``: one device directly (errors propagate to the
     CLI's handler), several concurrently, each result or error reported, exit 1 if any failed."""
+    if not ns.target:
+        raise UsageError(f"edgeship {ns.command}: which device? give a TARGET (or --target)")
     targets = open_targets(ns.target, connect_options(ns))
     if len(targets) == 1:
         with targets[0] as target:

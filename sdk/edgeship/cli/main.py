@@ -29,6 +29,7 @@ from . import (
     run_cmd,
     tune_cmd,
 )
+from .common import global_options
 from .output import print_error
 
 COMMANDS = (
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deploy, profile and compare ML models on edge devices.",
     )
     parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
+    global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)

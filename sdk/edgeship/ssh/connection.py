@@ -8,12 +8,14 @@ Lifecycle (as in fabric): created unopened, :meth:`Connection.open` on first use
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import socket
+import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paramiko
 
@@ -26,11 +28,13 @@ from ..errors import (
     RemoteCommandError,
     RemoteTimeout,
 )
-from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, resolve_host
+from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
 
 _EXIT = "edgeship-exit-status:"
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+_AGENT_LIST_KEYS = struct.pack(">IB", 1, 11)  # SSH2_AGENTC_REQUEST_IDENTITIES
+_AGENT_KEY_LIST = 12  # SSH2_AGENT_IDENTITIES_ANSWER
 
 
 class AeadFirstTransport(paramiko.Transport):
@@ -134,7 +138,15 @@ class CommandResult:
 
 
 class Connection:
-    """A paramiko client bound to one :class:`HostSpec`, with our host-key policy."""
+    """A paramiko client bound to one :class:`HostSpec`, with our host-key policy.
+
+    A host with a ProxyJump is reached through a Connection to its last hop (see
+    :func:`~.hostconfig.jump_host`), which reaches its own hops the same way, so a chain
+    of any length is that many nested Connections, each with these timeouts, its own
+    ssh_config entry and the same host-key policy; :meth:`close` closes them all.
+    ``accept_new_host_keys`` (the user's opt-in) holds for every hop, a host's own
+    ``StrictHostKeyChecking accept-new`` only for that host.
+    """
 
     def __init__(
         self,
@@ -145,6 +157,7 @@ class Connection:
     ) -> None:
         self.host = host
         self.timeouts = timeouts
+        self.accept_new_host_keys = accept_new_host_keys
         self.accept_new = accept_new_host_keys or host.strict_host_key_checking == "accept-new"
         self.ssh_config = ssh_config or paramiko.SSHConfig()
         self._client: paramiko.SSHClient | None = None
@@ -156,10 +169,11 @@ class Connection:
         return self.host.alias
 
     def open(self) -> paramiko.SSHClient:
-        if self._client is not None and self._client.get_transport() is not None:
+        if self._client is not None:
             transport = self._client.get_transport()
             if transport is not None and transport.is_active():
                 return self._client
+            self.close()  # a dead connection: drop it, its SFTP and its hops, then reconnect
         client = paramiko.SSHClient()
         known = self._known_hosts()
         for path in known:
@@ -168,7 +182,12 @@ class Connection:
         client.load_system_host_keys()
         policy = AcceptNew(known[0]) if self.accept_new else RefuseUnknown(self.label)
         client.set_missing_host_key_policy(policy)
-        self._connect(client)
+        try:
+            self._connect(client)
+        except BaseException:
+            client.close()
+            self.close()  # the hops opened on the way
+            raise
         self._client = client
         return client
 
@@ -189,7 +208,7 @@ class Connection:
                 auth_timeout=t.auth,
                 channel_timeout=t.connect,
                 sock=self._socket(),
-                allow_agent=True,
+                allow_agent=_agent_has_keys(t.auth),
                 look_for_keys=not h.identity_files,
                 transport_factory=AeadFirstTransport,
             )
@@ -198,10 +217,7 @@ class Connection:
         except paramiko.BadHostKeyException as exc:
             raise changed_key_error(self.label, exc) from None
         except paramiko.AuthenticationException as exc:
-            raise AuthenticationError(
-                f"{self.label}: authentication failed for user {h.user!r} ({exc})",
-                target=self.label,
-            ) from None
+            raise self._auth_error(exc) from None
         except TimeoutError as exc:
             raise ConnectError(
                 f"{self.label}: connection to {h.hostname}:{h.port} timed out after "
@@ -209,11 +225,29 @@ class Connection:
                 target=self.label,
             ) from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
+            if _failed_authenticating(client):
+                # e.g. "No authentication methods available": no key file and an empty,
+                # missing or dead agent; or a key file that cannot be read
+                raise self._auth_error(exc) from None
             raise ConnectError(
                 f"{self.label}: cannot connect to {h.hostname}:{h.port}: {exc}", target=self.label
             ) from None
 
-    def _socket(self) -> Any:
+    def _auth_error(self, exc: Exception) -> AuthenticationError:
+        h = self.host
+        hint = (
+            ""
+            if h.identity_files
+            else "; no IdentityFile is set for this host: name one in ssh_config or "
+            "load the key into ssh-agent (ssh-add)"
+        )
+        return AuthenticationError(
+            f"{self.label}: authentication failed for user {h.user!r} at {h.hostname}:{h.port} "
+            f"({str(exc) or type(exc).__name__}){hint}",
+            target=self.label,
+        )
+
+    def _socket(self) -> socket.socket | paramiko.Channel:
         proxy = self._proxy_socket()
         return self._tcp_socket() if proxy is None else proxy
 
@@ -227,25 +261,30 @@ class Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _proxy_socket(self) -> Any:
-        if not self.host.proxy_jump or self.host.proxy_jump.lower() == "none":
+    def _proxy_socket(self) -> paramiko.Channel | None:
+        """A channel to this host through the connection to its (last) jump host."""
+        chain = jump_chain(self.host, self.ssh_config)  # the whole chain, checked for loops
+        if not chain:
             return None
-        first_hop = self.host.proxy_jump.split(",")[0]
-        jump = Connection(
-            resolve_host(first_hop, self.ssh_config),
-            self.timeouts,
-            self.accept_new,
-            self.ssh_config,
+        self._jump = Connection(
+            chain[-1], self.timeouts, self.accept_new_host_keys, self.ssh_config
         )
-        transport = jump.open().get_transport()
+        transport = self._jump.open().get_transport()
         assert transport is not None
-        self._jump = jump
-        return transport.open_channel(
-            "direct-tcpip",
-            (self.host.hostname, self.host.port),
-            ("127.0.0.1", 0),
-            timeout=self.timeouts.connect,
-        )
+        h = self.host
+        try:
+            return transport.open_channel(
+                "direct-tcpip",
+                (h.hostname, h.port),
+                ("127.0.0.1", 0),
+                timeout=self.timeouts.connect,
+            )
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectError(
+                f"{self.label}: jump host {self._jump.label} cannot reach {h.hostname}:{h.port}: "
+                f"{exc}",
+                target=self.label,
+            ) from None
 
     def start(self, argv: list[str], report_exit: bool = False) -> SSHPipe:
         """Start ``argv`` on the device, ``exec``'d unless ``report_exit``.
@@ -306,6 +345,7 @@ class Connection:
         return self._sftp
 
     def close(self) -> None:
+        """Close the SFTP session, the connection, then its jump hosts (last hop to first)."""
         if self._sftp is not None:
             self._sftp.close()
             self._sftp = None
@@ -315,3 +355,44 @@ class Connection:
         if self._jump is not None:
             self._jump.close()
             self._jump = None
+
+
+def _failed_authenticating(client: paramiko.SSHClient) -> bool:
+    """Whether ``client.connect`` failed after the key exchange and host-key check (those
+    raise their own errors), i.e. while authenticating on a live transport."""
+    transport = client.get_transport()
+    if transport is None or not transport.is_active() or transport.is_authenticated():
+        return False
+    try:
+        return transport.get_remote_server_key() is not None
+    except paramiko.SSHException:  # the key exchange never completed
+        return False
+
+
+def _agent_has_keys(timeout: float) -> bool:
+    """Whether ``$SSH_AUTH_SOCK`` leads to an SSH agent holding a key, asked within ``timeout``
+    seconds.
+
+    paramiko aborts the whole login when the agent hangs up, waits forever for one that
+    does not answer, and leaks the socket of one that is gone; like OpenSSH, we log in
+    without such an agent instead.
+    """
+    if sys.platform == "win32":
+        return True  # Pageant or the OpenSSH pipe, which paramiko finds itself
+    path = os.environ.get("SSH_AUTH_SOCK")
+    if not path:
+        return False
+    answer = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(_AGENT_LIST_KEYS)
+            while len(answer) < 9 and (chunk := sock.recv(9 - len(answer))):
+                answer += chunk
+    except OSError:
+        return False
+    if len(answer) < 9:
+        return False
+    _, kind, keys = struct.unpack(">IBI", answer)  # length, message type, number of keys
+    return kind == _AGENT_KEY_LIST and keys > 0

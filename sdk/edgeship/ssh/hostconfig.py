@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paramiko
@@ -69,3 +69,43 @@ def resolve_host(spec: str, config: paramiko.SSHConfig) -> HostSpec:
         proxy_jump=found.get("proxyjump"),
         strict_host_key_checking=str(found.get("stricthostkeychecking", "yes")).lower(),
     )
+
+
+def jump_host(host: HostSpec, config: paramiko.SSHConfig) -> HostSpec | None:
+    """The host to connect through to reach ``host``, or None when it is reached directly.
+
+    As OpenSSH runs ``ProxyJump a,b`` for a target as ``ssh -J a b -W target``, this is
+    the LAST hop, resolved through ssh_config (its own User, Port, IdentityFile, ...), and
+    its ProxyJump becomes the hops before it. A single hop keeps the ProxyJump of its own
+    ssh_config entry, so bastions configured in chains are followed as well.
+    """
+    hops = _jump_hops(host.proxy_jump)
+    if not hops:
+        return None
+    last = resolve_host(hops[-1], config)
+    return replace(last, proxy_jump=",".join(hops[:-1])) if len(hops) > 1 else last
+
+
+def jump_chain(host: HostSpec, config: paramiko.SSHConfig) -> tuple[HostSpec, ...]:
+    """Every hop on the way to ``host``, the first one connected to first.
+
+    Raises:
+        ConfigError: the ProxyJump entries of ssh_config form a loop.
+    """
+    path = [host]  # the target, then its hops from the last to the first
+    hop = jump_host(host, config)
+    while hop is not None:
+        if hop in path:
+            loop = " via ".join(h.alias for h in [*path, hop])
+            raise ConfigError(f"{host.alias}: ProxyJump loops in ssh_config: {loop}")
+        path.append(hop)
+        hop = jump_host(hop, config)
+    return tuple(reversed(path[1:]))
+
+
+def _jump_hops(proxy_jump: str | None) -> list[str]:
+    """``a,user@b:2222,ssh://c`` as ``["a", "user@b:2222", "c"]``; ``none`` is no hop."""
+    if not proxy_jump or proxy_jump.strip().lower() == "none":
+        return []
+    hops = (hop.strip().removeprefix("ssh://").rstrip("/") for hop in proxy_jump.split(","))
+    return [hop for hop in hops if hop]

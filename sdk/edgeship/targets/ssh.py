@@ -100,11 +100,13 @@ class SSHTarget(Target):
         return self.connection.start(argv, report_exit=True)
 
     def stage_model(self, path: Path) -> str:
-        blob, _, _ = self.store().put_blob(path, self._hash_while_connecting(path))
+        digest = self._hash_while_connecting(path)  # first: store() would connect before it
+        blob, _, _ = self.store().put_blob(path, digest)
         return blob
 
     def deploy(self, path: Path, name: str | None = None) -> Deployment:
-        return self.store().deploy(path, name, self._hash_while_connecting(path))
+        digest = self._hash_while_connecting(path)
+        return self.store().deploy(path, name, digest)
 
     def _hash_while_connecting(self, path: Path) -> str:
         """sha256 of ``path``, computed while the SSH handshake runs: for a large model both

@@ -251,7 +251,7 @@ def test_cpu_cap_holds_every_ssh_session_to_its_share(tmp_path: Path) -> None:
         assert float(out.stdout) < 0.35  # uncapped it would be close to 1.0
         assert cpucap.throttled_us(group) > 0
     assert leftovers(prefix) == []
-    assert not group.exists()
+    assert not group.exists() and not group.parent.exists()
 
 
 def test_cli_up_down_and_stale_purge(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ so every session, and every process a session starts, inherits the cap.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -102,10 +103,13 @@ def groups(pattern: str) -> list[Path]:
 
 
 def remove(group: Path) -> None:
-    """Delete an (empty) device cgroup; its processes must be gone already."""
+    """Delete an (empty) device cgroup, and the shared parent once no testbed uses it;
+    the group's processes must be gone already."""
     try:
         group.rmdir()
     except FileNotFoundError:
         return
     except OSError as exc:
         raise TestbedError(f"cannot remove CPU cap cgroup {group}: {exc}") from exc
+    with contextlib.suppress(OSError):  # another testbed's devices are still in it
+        group.parent.rmdir()

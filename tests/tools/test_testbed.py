@@ -241,6 +241,10 @@ def test_cpu_cap_holds_every_ssh_session_to_its_share(tmp_path: Path) -> None:
         "while time.monotonic() < end: pass\n"
         "print(time.process_time())"
     )
+    try:
+        cpucap.group_path("probe")
+    except TestbedError as exc:  # an optional testbed feature, for the fleet benchmark
+        pytest.skip(str(exc))
     prefix = _prefix()
     with Testbed(1, tmp_path, prefix=prefix, device_python=False, cpu_cap=0.1) as tb:
         dev = tb.devices[0]

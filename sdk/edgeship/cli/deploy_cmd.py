@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..deploy import Deployment, ModelVersions
 from ..errors import UsageError
-from ..targets import SSHTarget, Target
+from ..targets import Target
 from .common import on_targets, target_options
 from .output import table
+
+if TYPE_CHECKING:
+    from ..deploy import Deployment, ModelVersions
+    from ..targets.ssh import SSHTarget
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ssh(target: Target) -> SSHTarget:
+    from ..targets.ssh import SSHTarget  # loads paramiko, as opening any remote target did
+
     if not isinstance(target, SSHTarget):
         raise UsageError(f"{target.name}: deployments live on SSH targets")
     return target

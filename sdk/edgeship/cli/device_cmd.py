@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..profiles import match_profile
-from ..setup import SetupResult, setup_device
-from ..targets import SSHTarget, Target
+from ..targets import Target
 from .common import on_targets, target_options
 from .output import table
+
+if TYPE_CHECKING:
+    from ..setup import SetupResult
+    from ..targets.ssh import SSHTarget
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ssh(target: Target) -> SSHTarget:
+    from ..targets.ssh import SSHTarget  # loads paramiko, as opening any remote target did
+
     if not isinstance(target, SSHTarget):
         raise UsageError(f"{target.name}: probe and setup work on SSH targets; use `info` here")
     return target
@@ -84,6 +89,8 @@ def run_probe(ns: argparse.Namespace) -> int:
 
 
 def run_setup(ns: argparse.Namespace) -> int:
+    from ..setup import setup_device  # imports the SSH target, hence paramiko
+
     packages = [p for p in (ns.packages or "").split(",") if p] or None
 
     def setup(target: Target) -> SetupResult:

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..config import ConnectOptions
 from ..errors import UsageError
 from ..inventory import DEFAULT_DEPLOY_ROOT, DeviceEntry, load_inventory
-from ..ssh.hostconfig import load_ssh_config, resolve_host
 from .base import Target
 from .local import LocalTarget
-from .ssh import SSHTarget
+
+if TYPE_CHECKING:
+    from .ssh import SSHTarget
 
 __all__ = ["LocalTarget", "SSHTarget", "Target", "open_target", "open_targets"]
+
+
+def __getattr__(name: str) -> Any:
+    """``SSHTarget``, imported on first use (PEP 562): it loads paramiko, a tenth of a
+    second that ``local`` work (``import edgeship``, every CLI start) should not pay."""
+    if name == "SSHTarget":
+        from .ssh import SSHTarget
+
+        return SSHTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_targets(spec: str = "local", options: ConnectOptions | None = None) -> list[Target]:
@@ -30,6 +42,10 @@ def open_targets(spec: str = "local", options: ConnectOptions | None = None) -> 
         if name == "local":
             targets.append(LocalTarget(python=options.python, timeouts=options.timeouts))
             continue
+        # Here, not at the top: they load paramiko, and `local` alone needs none of it.
+        from ..ssh.hostconfig import load_ssh_config, resolve_host
+        from .ssh import SSHTarget
+
         ssh_config = ssh_config or load_ssh_config(options.ssh_config)
         entry = inventory.devices.get(name) or DeviceEntry(name=name, host=name)
         targets.append(

@@ -221,7 +221,7 @@ class Connection:
         except TimeoutError as exc:
             raise ConnectError(
                 f"{self.label}: connection to {h.hostname}:{h.port} timed out after "
-                f"{t.connect:g} s ({exc or 'timeout'})",
+                f"{t.connect:g} s ({str(exc) or 'no answer'})",
                 target=self.label,
             ) from None
         except (OSError, paramiko.SSHException, EOFError) as exc:

@@ -6,6 +6,11 @@ Three ways, in order of preference for a given device:
 - a venv under the deploy root, pip-installing the board profile's packages online;
 - the same venv from ``--wheelhouse``: the host downloads wheels for the device's arch,
   libc and Python (``pip download --platform ...``) and pushes them, for offline boards.
+
+Backends are installed one by one: a board for which one backend has no wheel (32-bit
+Raspberry Pi OS has no onnxruntime on PyPI) still gets the others, and LiteRT falls back
+to ``tflite-runtime`` where ``ai-edge-litert`` is not published. What was left out, and
+pip's reason, is in the result.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import posixpath
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, TargetError
+from .errors import ConfigError, RemoteCommandError, TargetError
 from .profiles import BoardProfile, get_profile, match_profile
 from .targets.ssh import DEVICE_CONFIG, SSHTarget
 
 BACKEND_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
+# what the runtime needs whatever the backend; anything else in a package list is a backend
+BASE_PACKAGES = frozenset({"numpy", "psutil"})
+FALLBACKS = {"ai-edge-litert": ("tflite-runtime",)}
 PIP_TIMEOUT_S = 1800.0
 
 
@@ -37,6 +46,7 @@ class SetupResult:
     profile: str
     packages: list[str] = field(default_factory=list)
     backends: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # package -> why it is not there
 
 
 def setup_device(
@@ -49,18 +59,22 @@ def setup_device(
     seen = target.probe(python or "python3")
     board = _board(target, seen, profile)
     runtime = target.install_runtime()
+    skipped: dict[str, str] = {}
     if python:
         _require_backends(target.name, seen)
         method, packages = "existing-python", []
     else:
-        packages = packages or list(board.pip)
-        python = _make_venv(target, seen, packages, wheelhouse)
+        python, packages, skipped = _make_venv(
+            target, seen, packages or list(board.pip), wheelhouse
+        )
         method = "venv-wheelhouse" if wheelhouse else "venv-online"
+    backends = target.probe(python)["backends"]
+    _require_backends(target.name, {"backends": backends}, skipped)
     _record(target, {"python": python, "profile": board.name, "method": method})
     target._python = python
-    backends = target.probe(python)["backends"]
-    _require_backends(target.name, {"backends": backends})
-    return SetupResult(target.name, method, python, runtime, board.name, packages, backends)
+    return SetupResult(
+        target.name, method, python, runtime, board.name, packages, backends, skipped
+    )
 
 
 def _board(target: SSHTarget, seen: dict[str, Any], name: str | None) -> BoardProfile:
@@ -76,26 +90,85 @@ def _board(target: SSHTarget, seen: dict[str, Any], name: str | None) -> BoardPr
     return board
 
 
-def _require_backends(label: str, seen: dict[str, Any]) -> None:
+def _require_backends(
+    label: str, seen: dict[str, Any], skipped: dict[str, str] | None = None
+) -> None:
     found = seen.get("backends", {})
     if not found.get("numpy", {}).get("available"):
         raise ConfigError(f"{label}: the device Python has no numpy")
     if not any(found.get(m, {}).get("available") for m in BACKEND_MODULES):
-        raise ConfigError(f"{label}: the device Python has none of {', '.join(BACKEND_MODULES)}")
+        why = "; ".join(f"{p}: {reason}" for p, reason in (skipped or {}).items())
+        raise ConfigError(
+            f"{label}: the device Python has none of {', '.join(BACKEND_MODULES)}"
+            + (f" ({why})" if why else "")
+        )
 
 
-def _make_venv(target: SSHTarget, seen: dict[str, Any], packages: list[str], offline: bool) -> str:
+def install_each(
+    packages: list[str], install: Callable[[str], object]
+) -> tuple[list[str], dict[str, str]]:
+    """``install`` every package; a backend that fails is tried under its fallback names,
+    then left out with pip's reason. A base package (numpy, psutil) failing is an error.
+    Returns (installed, {left-out package: reason})."""
+    installed: list[str] = []
+    skipped: dict[str, str] = {}
+    for package in packages:
+        if package in BASE_PACKAGES:
+            install(package)
+            installed.append(package)
+            continue
+        reasons = []
+        for candidate in (package, *FALLBACKS.get(package, ())):
+            try:
+                install(candidate)
+            except TargetError as exc:
+                reasons.append(f"{candidate}: {_last_line(exc)}")
+                continue
+            installed.append(candidate)
+            break
+        else:
+            skipped[package] = "; ".join(reasons)
+    return installed, skipped
+
+
+def _last_line(exc: TargetError) -> str:
+    """The last line pip (or venv) wrote on stderr: the reason, without the command."""
+    lines = str(exc.details.get("stderr_tail") or "").strip().splitlines()
+    return lines[-1].strip() if lines else exc.message
+
+
+def _make_venv(
+    target: SSHTarget, seen: dict[str, Any], packages: list[str], offline: bool
+) -> tuple[str, list[str], dict[str, str]]:
+    """A venv under the deploy root with what of ``packages`` exists for the device:
+    (its python, installed packages, {left-out package: reason})."""
     store = target.store()
     venv = store.layout.path("venv")
     conn = target.connection
-    conn.run([seen["python"]["executable"], "-m", "venv", venv], timeout=300)
+    interpreter = seen["python"]["executable"]
+    try:
+        conn.run([interpreter, "-m", "venv", venv], timeout=300)
+    except RemoteCommandError as exc:
+        raise ConfigError(
+            f"{target.name}: {interpreter} cannot create a venv ({_last_line(exc)}); "
+            "install the python3-venv package on the device, or pass --python with a "
+            "Python that has numpy and a backend"
+        ) from None
     vpy = posixpath.join(venv, "bin", "python")
     pip = [vpy, "-m", "pip", "install", "--disable-pip-version-check"]
     if offline:
-        remote_dir = _push_wheelhouse(target, seen, packages)
+        with tempfile.TemporaryDirectory() as tmp:
+            available, skipped = install_each(
+                packages, lambda p: download_wheels(seen, [p], Path(tmp))
+            )
+            remote_dir = _push_wheelhouse(target, sorted(Path(tmp).glob("*.whl")))
         pip += ["--no-index", "--find-links", remote_dir]
-    conn.run(pip + packages, timeout=PIP_TIMEOUT_S)
-    return vpy
+        conn.run(pip + available, timeout=PIP_TIMEOUT_S)
+        return vpy, available, skipped
+    installed, skipped = install_each(
+        packages, lambda p: conn.run([*pip, p], timeout=PIP_TIMEOUT_S)
+    )
+    return vpy, installed, skipped
 
 
 def wheel_platforms(seen: dict[str, Any]) -> list[str]:
@@ -127,19 +200,21 @@ def download_wheels(seen: dict[str, Any], packages: list[str], dest: Path) -> li
     done = subprocess.run(argv + packages, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise TargetError(f"pip download for {seen['arch']}/Python {version} failed: {tail}")
+        raise TargetError(
+            f"pip download for {seen['arch']}/Python {version} failed: {tail}",
+            stderr_tail=done.stderr[-4000:],
+        )
     return sorted(dest.glob("*.whl"))
 
 
-def _push_wheelhouse(target: SSHTarget, seen: dict[str, Any], packages: list[str]) -> str:
+def _push_wheelhouse(target: SSHTarget, wheels: list[Path]) -> str:
     store = target.store()
     store.makedirs("wheelhouse")
     remote_dir = store.layout.path("wheelhouse")
-    with tempfile.TemporaryDirectory() as tmp:
-        for wheel in download_wheels(seen, packages, Path(tmp)):
-            remote = store.layout.path("wheelhouse", wheel.name)
-            if not store.exists(remote):
-                target.connection.sftp().put(str(wheel), remote)
+    for wheel in wheels:
+        remote = store.layout.path("wheelhouse", wheel.name)
+        if not store.exists(remote):
+            target.connection.sftp().put(str(wheel), remote)
     return remote_dir
 
 

@@ -147,10 +147,15 @@ def test_setup_from_a_wheelhouse_on_a_device_without_internet(
     assert isinstance(target, SSHTarget)
     target._python = None  # the testbed's targets file names a ready Python: do without it
     with target:
-        result = setup_device(target, wheelhouse=True, packages=["numpy", "onnxruntime"])
+        # a backend with no wheel for the device is left out, with pip's reason
+        packages = ["numpy", "onnxruntime", "edgeship-no-such-backend"]
+        result = setup_device(target, wheelhouse=True, packages=packages)
         assert result.method == "venv-wheelhouse"
         assert result.python.endswith("/venv/bin/python")
         assert result.backends["onnxruntime"]["available"]
+        assert result.packages == ["numpy", "onnxruntime"]
+        assert list(result.skipped) == ["edgeship-no-such-backend"]
+        assert "No matching distribution" in result.skipped["edgeship-no-such-backend"]
         report = target.profile(zoo / "mlp.onnx")
     assert report.environment.python.startswith("3.")
     assert report.backend.name == "onnxruntime"

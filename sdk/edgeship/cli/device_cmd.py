@@ -104,10 +104,11 @@ def run_setup(ns: argparse.Namespace) -> int:
 
     def render(result: SetupResult) -> str:
         ready = [k for k, v in result.backends.items() if v.get("available")]
+        left_out = "".join(f"\n  left out {p}: {why}" for p, why in result.skipped.items())
         return (
             f"{result.target}: ready ({result.method}, profile {result.profile})\n"
             f"  python   {result.python}\n  runtime  {result.runtime}\n"
-            f"  modules  {', '.join(ready)}"
+            f"  modules  {', '.join(ready)}{left_out}"
         )
 
     return on_targets(ns, setup, asdict, render)

@@ -32,6 +32,7 @@ from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
 
 _EXIT = "edgeship-exit-status:"
+_OPT_IN = ("accept-new", "no", "off")  # StrictHostKeyChecking values that add unknown keys
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _AGENT_LIST_KEYS = struct.pack(">IB", 1, 11)  # SSH2_AGENTC_REQUEST_IDENTITIES
 _AGENT_KEY_LIST = 12  # SSH2_AGENT_IDENTITIES_ANSWER
@@ -158,7 +159,9 @@ class Connection:
         self.host = host
         self.timeouts = timeouts
         self.accept_new_host_keys = accept_new_host_keys
-        self.accept_new = accept_new_host_keys or host.strict_host_key_checking == "accept-new"
+        # "no"/"off" in the user's ssh_config is an opt-in too, honoured as "accept-new": a
+        # changed key is refused whatever the config says; "ask" cannot ask here, so refuses
+        self.accept_new = accept_new_host_keys or host.strict_host_key_checking in _OPT_IN
         self.ssh_config = ssh_config or paramiko.SSHConfig()
         self._client: paramiko.SSHClient | None = None
         self._jump: Connection | None = None

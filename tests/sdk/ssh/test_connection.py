@@ -17,7 +17,7 @@ import pytest
 from edgeship.config import Timeouts
 from edgeship.errors import AuthenticationError, ConfigError
 from edgeship.ssh.connection import Connection, _agent_has_keys
-from edgeship.ssh.hostconfig import resolve_host
+from edgeship.ssh.hostconfig import HostSpec, resolve_host
 from edgeship.ssh.hostkeys import AcceptNew, RefuseUnknown
 
 CONFIG = """
@@ -233,3 +233,12 @@ def test_a_missing_or_stale_agent_socket_is_no_agent(
     for path in (stale, tmp_path / "missing.sock", tmp_path):
         monkeypatch.setenv("SSH_AUTH_SOCK", str(path))
         assert not _agent_has_keys(timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "accepts"),
+    [("yes", False), ("ask", False), ("accept-new", True), ("no", True), ("off", True)],
+)
+def test_strict_host_key_checking_of_the_ssh_config(setting: str, accepts: bool) -> None:
+    spec = HostSpec("b", "10.0.0.9", 22, "pi", strict_host_key_checking=setting)
+    assert Connection(spec, TIMEOUTS).accept_new is accepts

@@ -372,3 +372,38 @@ def test_without_an_agent_key_authentication_fails_in_one_clear_line(
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert f"authentication failed for user {dev.user!r}" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("identities_only", [False, True])
+def test_identities_only_keeps_the_agent_out(
+    clean_testbed: Testbed,
+    connect: ConnectOptions,
+    keyless_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    identities_only: bool,
+) -> None:
+    """The IdentityFile is a key the device does not know; the agent holds one it does:
+    the agent logs in unless ``IdentitiesOnly yes`` confines login to the IdentityFile."""
+    dev = clean_testbed.devices[0]
+    stranger = tmp_path / "stranger_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+        check=True,
+        timeout=30,
+    )
+    entry = (
+        f"Host by-file\n    HostName {dev.address}\n    User {dev.user}\n"
+        f"    IdentityFile {stranger}\n" + ("    IdentitiesOnly yes\n" if identities_only else "")
+    )
+    config = _ssh_config(clean_testbed, tmp_path, entry)
+    with _ssh_agent(tmp_path / "agent.sock") as sock:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        subprocess.run(["ssh-add", "-q", str(clean_testbed.identity)], check=True, timeout=30)
+        with open_target("by-file", _options(config, connect.timeouts)) as target:
+            assert isinstance(target, SSHTarget)
+            if identities_only:
+                with pytest.raises(AuthenticationError, match="authentication failed"):
+                    target.connection.run(["true"])
+            else:
+                assert target.connection.run(["whoami"]).stdout.decode().strip() == dev.user

@@ -211,7 +211,8 @@ class Connection:
                 auth_timeout=t.auth,
                 channel_timeout=t.connect,
                 sock=self._socket(),
-                allow_agent=_agent_has_keys(t.auth),
+                allow_agent=not (h.identities_only and h.identity_files)
+                and _agent_has_keys(t.auth),
                 look_for_keys=not h.identity_files,
                 transport_factory=AeadFirstTransport,
             )

@@ -29,6 +29,7 @@ class HostSpec:
     known_hosts: tuple[str, ...] = ()
     proxy_jump: str | None = None
     strict_host_key_checking: str = "yes"
+    identities_only: bool = False  # only the IdentityFile keys, none other from the agent
 
     @property
     def label(self) -> str:
@@ -51,7 +52,7 @@ def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
 
 def resolve_host(spec: str, config: paramiko.SSHConfig) -> HostSpec:
     """``spec`` through ssh_config: HostName, Port, User, IdentityFile, UserKnownHostsFile,
-    ProxyJump and StrictHostKeyChecking; explicit ``user@`` and ``:port`` win."""
+    ProxyJump, StrictHostKeyChecking and IdentitiesOnly; explicit ``user@`` and ``:port`` win."""
     match = _SPEC.match(spec.strip())
     if not match:
         raise ConfigError(f"bad target {spec!r}: expected an ssh alias or user@host[:port]")
@@ -68,6 +69,7 @@ def resolve_host(spec: str, config: paramiko.SSHConfig) -> HostSpec:
         known_hosts=tuple(os.path.expanduser(p) for p in known.split()) if known else (),
         proxy_jump=found.get("proxyjump"),
         strict_host_key_checking=str(found.get("stricthostkeychecking", "yes")).lower(),
+        identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
     )
 
 

@@ -19,7 +19,7 @@ from tools.testbed import DEVICE_PYTHON, Testbed
 
 def test_probe_reports_the_device_and_matches_a_profile(clean_testbed: Testbed) -> None:
     dev = clean_testbed.devices[1]
-    done = cli(clean_testbed, "probe", "--target", dev.name, "--json")
+    done = cli(clean_testbed, "probe", dev.name, "--json")  # as the README writes it
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["arch"] == "x86_64" and seen["profile"] == "x86_64"

@@ -3,13 +3,12 @@ device or group of the targets file, an ssh_config alias, or ``user@host[:port]`
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConnectOptions
 from ..errors import UsageError
 from ..inventory import DEFAULT_DEPLOY_ROOT, DeviceEntry, load_inventory
+from ..progress import transfer_reporters
 from .base import Target
 from .local import LocalTarget
 
@@ -38,6 +37,8 @@ def open_targets(spec: str = "local", options: ConnectOptions | None = None) -> 
         raise UsageError(f"target {spec!r} names no device")
     ssh_config = None
     targets: list[Target] = []
+    remote = [name for name in names if name != "local"]
+    reporters = transfer_reporters(remote) if options.progress else {}
     for name in names:
         if name == "local":
             targets.append(LocalTarget(python=options.python, timeouts=options.timeouts))
@@ -58,7 +59,7 @@ def open_targets(spec: str = "local", options: ConnectOptions | None = None) -> 
                 accept_new_host_keys=options.accept_new_host_keys,
                 ssh_config=ssh_config,
                 keep_versions=options.keep_versions,
-                progress=_progress_bar(entry.name) if options.progress else None,
+                progress=reporters.get(name),
                 labels=entry.labels,
                 profile=entry.profile,
             )
@@ -72,22 +73,3 @@ def open_target(spec: str = "local", options: ConnectOptions | None = None) -> T
     if len(targets) != 1:
         raise UsageError(f"target {spec!r} names {len(targets)} devices; this needs exactly one")
     return targets[0]
-
-
-def _progress_bar(label: str) -> Callable[[int, int], None] | None:
-    """A one-line transfer bar on stderr (only when stderr is a terminal)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(
-            f"\r{label}: [{'#' * filled}{'.' * (width - filled)}] "
-            f"{done / 2**20:.1f}/{total / 2**20:.1f} MiB"
-        )
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show

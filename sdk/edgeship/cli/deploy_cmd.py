@@ -70,7 +70,7 @@ def _render_deployments(items: list[Deployment]) -> str:
         ]
         for d in items
     ]
-    return table(["name", "version", "sha256", "bytes", "state", "path"], rows)
+    return table(["name", "version", "sha256", "upload", "state", "path"], rows)
 
 
 def run_deploy(ns: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from edgeship_runtime import protocol
 
-from .errors import ProtocolError, RemoteTimeout, RuntimeCrashed, error_from_wire
+from .errors import ProtocolError, RemoteTimeout, RuntimeCrashed, TargetError, error_from_wire
 
 _STDERR_LINES = 200
 
@@ -92,6 +92,10 @@ class Pipe(abc.ABC):
     def kill(self) -> None:
         """Kill the runtime and everything it started."""
 
+    def lost(self, during: str) -> TargetError | None:
+        """The error to report when the way to the runtime, not the runtime, broke."""
+        return None
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._stdin.close()
@@ -135,7 +139,7 @@ class RuntimeClient:
         try:
             self.pipe.write(protocol.encode(protocol.request(request_id, op, args)))
         except OSError:
-            raise self._crashed(op) from None
+            raise self._ended(op) from None
         reply = self._read(op, timeout or self.timeout)
         if reply.get("id") != request_id:
             raise ProtocolError(
@@ -165,9 +169,13 @@ class RuntimeClient:
                 target=self.label,
             ) from None
         if not line:
-            raise self._crashed(during)
+            raise self._ended(during)
         return protocol.decode(line)
 
-    def _crashed(self, during: str) -> RuntimeCrashed:
+    def _ended(self, during: str) -> TargetError:
+        """Why the runtime's output ended: the connection to it was lost, or it died."""
+        lost = self.pipe.lost(during)
+        if lost is not None:
+            return lost
         status = self.pipe.exit_status(timeout=5.0)
         return RuntimeCrashed(self.label, status, self.pipe.stderr_tail(), during)

@@ -17,15 +17,19 @@ from .errors import UsageError
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds. ``command`` bounds every single request to the runtime; ``startup`` bounds
-    the runtime's start until its hello (imports on a slow board take a few seconds)."""
+    the runtime's start until its hello (imports on a slow board take a few seconds);
+    ``unresponsive``: a device that acknowledges nothing for this long (TCP keepalive probes
+    included, so an idle wait counts too) is taken as gone — powered off, unplugged —
+    instead of being waited for until ``command`` runs out."""
 
     connect: float = 10.0
     auth: float = 15.0
     command: float = 600.0
     startup: float = 60.0
+    unresponsive: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "auth", "command", "startup"):
+        for name in ("connect", "auth", "command", "startup", "unresponsive"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} timeout must be positive, got {getattr(self, name)}")
 

@@ -71,6 +71,35 @@ def test_dropped_connection_mid_upload_leaves_the_active_version_intact(
         target.store().remove("drop")
 
 
+def test_a_device_gone_silent_mid_upload_fails_fast_and_keeps_the_active_version(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
+) -> None:
+    device = clean_testbed.devices[0]
+    with _target(clean_testbed, connect) as target:
+        good = target.deploy(zoo / "mlp.onnx", "silent")
+    big = _big_model(tmp_path, zoo, 200)
+    silenced = threading.Event()
+
+    def silence_when_transfer_started(done: int, total: int) -> None:
+        if done > (8 << 20) and not silenced.is_set():
+            silenced.set()
+            clean_testbed.blackhole(device)
+
+    timeouts = Timeouts(connect=2, auth=2, command=120, unresponsive=2)
+    with _target(clean_testbed, connect, timeouts=timeouts) as target:
+        target.store().progress = silence_when_transfer_started
+        started = time.monotonic()
+        with pytest.raises(DeployError, match=r"lost the connection: no answer for 2 s"):
+            target.deploy(big, "silent")
+        assert time.monotonic() - started < 8
+    clean_testbed.blackhole(device, False)
+    assert _active_sha(clean_testbed, "silent") == good.sha256
+    with _target(clean_testbed, connect) as target:  # back on the network: a retry completes
+        retried = target.deploy(big, "silent")
+        assert retried.activated and retried.version == "v0002"
+        target.store().remove("silent")
+
+
 def test_corrupted_blob_is_caught_by_the_hash_and_never_activated(
     clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
 ) -> None:
@@ -183,6 +212,41 @@ def test_unreachable_host_times_out_instead_of_hanging(
     ):
         t.info()
     assert time.monotonic() - started < 8
+
+
+def test_a_device_gone_silent_mid_profile_is_lost_within_the_unresponsive_time(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    """Power pulled mid-request: nothing answers, not even TCP. The wait ends after
+    ``unresponsive`` seconds with a lost-connection error, not after ``command``."""
+    slow = ProfileConfig(policy=MeasurePolicy(min_seconds=8))  # outlives the detection
+    timeouts = Timeouts(connect=2, auth=2, command=120, unresponsive=2)
+    device = clean_testbed.devices[2]
+    with _target(clean_testbed, connect, 2, timeouts=timeouts) as t:
+        t.info()
+        threading.Timer(1.0, clean_testbed.blackhole, (device,)).start()
+        started = time.monotonic()
+        with pytest.raises(ConnectError, match=r"lost the connection to .* during profile"):
+            t.profile(zoo / "mlp.onnx", slow)
+        assert time.monotonic() - started < 7
+        with pytest.raises(ConnectError, match="timed out"):  # still gone: a clear reconnect
+            t.info()
+    # nobody could reach the device to stop its runtime: it ends with its request
+    clean_testbed.blackhole(device, False)
+    clean_testbed.run_as(device, ["pkill", "-KILL", "-f", "edgeship-runtime"])
+
+
+def test_a_remote_command_on_a_silent_device_is_lost_not_timed_out(
+    clean_testbed: Testbed, connect: ConnectOptions
+) -> None:
+    timeouts = Timeouts(connect=2, auth=2, command=120, unresponsive=2)
+    with _target(clean_testbed, connect, 2, timeouts=timeouts) as t:
+        t.connection.run(["true"])
+        threading.Timer(0.5, clean_testbed.blackhole, (clean_testbed.devices[2],)).start()
+        started = time.monotonic()
+        with pytest.raises(ConnectError, match=r"lost the connection .* during `sleep 60`"):
+            t.connection.run(["sleep", "60"])
+        assert time.monotonic() - started < 8
 
 
 def test_a_hung_operation_times_out_and_leaves_no_process(

@@ -73,6 +73,13 @@ def target_options(
         metavar="S",
         help="limit for each remote operation (default 600 s)",
     )
+    g.add_argument(
+        "--unresponsive",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="a device that acknowledges nothing for S s is taken as gone (default 30 s)",
+    )
     g.add_argument("--python", help="the device's Python (default: what setup recorded)")
     g.add_argument("--deploy-root", help="where edgeship keeps files on the device")
     g.add_argument("--parallel", type=int, default=8, help="devices at once (default 8)")
@@ -98,7 +105,12 @@ def connect_options(ns: argparse.Namespace) -> ConnectOptions:
         ssh_config=ns.ssh_config,
         targets_file=ns.targets,
         accept_new_host_keys=ns.accept_new_host_keys,
-        timeouts=Timeouts(connect=ns.connect_timeout, auth=ns.connect_timeout, command=ns.timeout),
+        timeouts=Timeouts(
+            connect=ns.connect_timeout,
+            auth=ns.connect_timeout,
+            command=ns.timeout,
+            unresponsive=ns.unresponsive,
+        ),
         python=ns.python,
         deploy_root=ns.deploy_root,
         keep_versions=getattr(ns, "keep", 3),

@@ -207,7 +207,12 @@ class DeployStore:
             receiver.channel.close()
             if answer.startswith("nospace"):  # it refused before we had sent everything
                 raise self._no_space(size, answer) from None
-            raise self._upload_failed(local, remote, str(exc) or "connection closed") from None
+            reason = (
+                f"lost the connection: no answer for {self.conn.timeouts.unresponsive:g} s"
+                if self.conn.lost()
+                else str(exc) or "connection closed"
+            )
+            raise self._upload_failed(local, remote, reason) from None
         receiver.channel.close()
         if answer.startswith("nospace"):
             raise self._no_space(size, answer)

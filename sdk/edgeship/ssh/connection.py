@@ -27,6 +27,7 @@ from ..errors import (
     HostKeyError,
     RemoteCommandError,
     RemoteTimeout,
+    TargetError,
 )
 from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
@@ -108,6 +109,9 @@ class SSHPipe(Pipe):
         if marks:
             return int(marks[-1][len(_EXIT) :])
         return None if self.channel.exit_status == -1 else self.channel.exit_status
+
+    def lost(self, during: str) -> TargetError | None:
+        return self.connection.lost_error(during) if self.connection.lost() else None
 
     def stderr_tail(self) -> str:
         lines = super().stderr_tail().splitlines(keepends=True)
@@ -258,12 +262,29 @@ class Connection:
     def _tcp_socket(self) -> socket.socket:
         """A TCP connection with Nagle off: SSH sends many small packets (channel opens,
         auth, SFTP requests) that otherwise wait ~40 ms for a delayed ACK each, as OpenSSH
-        knows and avoids."""
+        knows and avoids. And one the kernel gives up on once the device has acknowledged
+        nothing for ``timeouts.unresponsive`` s, probing it while we only wait: a board
+        that lost power ends the wait then, not when ``timeouts.command`` runs out."""
         sock = socket.create_connection(
             (self.host.hostname, self.host.port), timeout=self.timeouts.connect
         )
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _give_up_when_silent(sock, self.timeouts.unresponsive)
         return sock
+
+    def lost(self) -> bool:
+        """Whether the connection was open and has died under us (device gone, reset)."""
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and not transport.is_active()
+
+    def lost_error(self, during: str) -> ConnectError:
+        h, t = self.host, self.timeouts
+        return ConnectError(
+            f"{self.label}: lost the connection to {h.hostname}:{h.port} during {during} "
+            f"(no answer for {t.unresponsive:g} s, or it was closed); whatever ran there "
+            "ends when the device notices",
+            target=self.label,
+        )
 
     def _proxy_socket(self) -> paramiko.Channel | None:
         """A channel to this host through the connection to its (last) jump host."""
@@ -324,6 +345,8 @@ class Connection:
             pipe.write(stdin)
         pipe.close()
         status = pipe.exit_status(timeout)
+        if status is None and self.lost():
+            raise self.lost_error(f"`{shlex.join(argv)}`")
         if status is None:
             pipe.channel.close()
             raise RemoteTimeout(
@@ -400,3 +423,19 @@ def _agent_has_keys(timeout: float) -> bool:
         return False
     _, kind, keys = struct.unpack(">IBI", answer)  # length, message type, number of keys
     return kind == _AGENT_KEY_LIST and keys > 0
+
+
+def _give_up_when_silent(sock: socket.socket, seconds: float) -> None:
+    """Keepalive probes from a third of ``seconds`` of silence on, and an abort once sent
+    data or probes stay unacknowledged for ``seconds`` (Linux; elsewhere what exists)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    options = {
+        "TCP_KEEPIDLE": max(1, int(seconds / 3)),
+        "TCP_KEEPALIVE": max(1, int(seconds / 3)),  # macOS's name for TCP_KEEPIDLE
+        "TCP_KEEPINTVL": max(1, int(seconds / 6)),
+        "TCP_KEEPCNT": 3,
+        "TCP_USER_TIMEOUT": int(seconds * 1000),
+    }
+    for name, value in options.items():
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)

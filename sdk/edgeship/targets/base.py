@@ -22,7 +22,7 @@ from edgeship_runtime.report import ProfileReport
 
 from ..client import Pipe, RuntimeClient
 from ..config import ProfileConfig, Timeouts
-from ..errors import RemoteTimeout, RuntimeCrashed
+from ..errors import ConnectError, RemoteTimeout, RuntimeCrashed
 from ..profiles import BoardProfile
 
 _T = TypeVar("_T", bound="Target")
@@ -68,12 +68,13 @@ class Target(abc.ABC):
         return result
 
     def call(self, op: str, args: dict[str, Any]) -> Any:
-        """One request to the runtime. After a crash or a timeout the runtime is gone:
-        forget it, so the next request starts a fresh one instead of writing to the dead."""
+        """One request to the runtime. After a crash, a timeout or a lost connection the
+        runtime is gone: forget it, so the next request starts a fresh one instead of
+        writing to the dead."""
         client = self.client()
         try:
             return client.call(op, args)
-        except (RuntimeCrashed, RemoteTimeout):
+        except (RuntimeCrashed, RemoteTimeout, ConnectError):
             if self._client is client:
                 self._client = None
             raise

@@ -83,9 +83,11 @@ def _one_shot(ns: argparse.Namespace) -> Dict[str, Any]:
 def main(argv: Optional[List[str]] = None) -> int:
     ns = _parser().parse_args(argv)
     if ns.command == "serve":
-        from .service import protected_stdout, serve
+        from .service import exit_when_unheard, protected_stdout, serve
 
-        return serve(sys.stdin.buffer, protected_stdout())
+        stdout = protected_stdout()
+        exit_when_unheard(stdout)
+        return serve(sys.stdin.buffer, stdout)
     try:
         result = _one_shot(ns)
     except EdgeshipError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
+import threading
 import traceback
 from typing import Any, BinaryIO, Dict
 
@@ -78,3 +80,38 @@ def protected_stdout() -> BinaryIO:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return os.fdopen(private, "wb", buffering=0)
+
+
+EXIT_UNHEARD = 141  # as a process killed by SIGPIPE: nobody reads what we write
+
+
+def exit_when_unheard(stdout: BinaryIO) -> bool:
+    """Exit at once when nobody reads ``stdout`` any more; False where it cannot watch.
+
+    The host crashed, was killed, or its SSH connection closed: sshd then closes our pipes,
+    but a long request (a profile of minutes, a big ``run``) would compute on for nobody,
+    an orphan on the device. A thread polls the pipe for the reader's hang-up (POLLERR or
+    POLLHUP, with no other event asked for) and ends the process; shard and pipeline
+    workers die with it (they asked the kernel for that), shared memory is already
+    unlinked. Not stdin: a host may close it after its last request and still read the
+    answers.
+    """
+    if not hasattr(select, "poll"):
+        return False
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)
+
+    def watch() -> None:
+        while True:
+            for _, event in poller.poll():
+                if event & select.POLLNVAL:  # closed by ourselves on the way out
+                    return
+                if event & (select.POLLERR | select.POLLHUP):
+                    os._exit(EXIT_UNHEARD)
+
+    threading.Thread(target=watch, name="exit-when-unheard", daemon=True).start()
+    return True

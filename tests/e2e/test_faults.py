@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -229,7 +230,11 @@ def test_a_device_gone_silent_mid_profile_is_lost_within_the_unresponsive_time(
         with pytest.raises(ConnectError, match=r"lost the connection to .* during profile"):
             t.profile(zoo / "mlp.onnx", slow)
         assert time.monotonic() - started < 7
-        with pytest.raises(ConnectError, match="timed out"):  # still gone: a clear reconnect
+        # still gone: the next operation reconnects (and times out), never asks the dead
+        # SFTP session, which would answer "no such file" to everything
+        with pytest.raises(ConnectError, match="timed out"):
+            t.store().exists(t.store().root)
+        with pytest.raises(ConnectError, match="timed out"):
             t.info()
     # nobody could reach the device to stop its runtime: it ends with its request
     clean_testbed.blackhole(device, False)
@@ -247,6 +252,27 @@ def test_a_remote_command_on_a_silent_device_is_lost_not_timed_out(
         with pytest.raises(ConnectError, match=r"lost the connection .* during `sleep 60`"):
             t.connection.run(["sleep", "60"])
         assert time.monotonic() - started < 8
+
+
+def test_a_killed_host_leaves_no_runtime_computing_on_the_device(
+    clean_testbed: Testbed, zoo: Path
+) -> None:
+    """The host process dies mid-profile (kill -9, a laptop lid): sshd closes the session's
+    pipes and the runtime, with nobody to answer, exits instead of profiling on."""
+    argv = [sys.executable, "-m", "edgeship.cli.main", "profile", str(zoo / "mlp.onnx")]
+    argv += ["--target", clean_testbed.devices[1].name, "--min-seconds", "60"]
+    argv += ["--ssh-config", str(clean_testbed.ssh_config), "--targets", str(clean_testbed.targets)]
+    host = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _runtime_processes(clean_testbed, 1, wait=0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _runtime_processes(clean_testbed, 1, wait=0), "the profile never started"
+        time.sleep(1.0)  # into the 60 s profile
+    finally:
+        host.kill()
+        host.wait()
+    assert _runtime_processes(clean_testbed, 1) == []
 
 
 def test_a_hung_operation_times_out_and_leaves_no_process(
@@ -274,9 +300,10 @@ def test_a_crashed_runtime_is_a_structured_error(
     assert _runtime_processes(clean_testbed, 1) == []
 
 
-def _runtime_processes(testbed: Testbed, index: int) -> list[str]:
+def _runtime_processes(testbed: Testbed, index: int, wait: float = 5) -> list[str]:
+    """The device's runtime processes, once gone or after ``wait`` seconds."""
     dev = testbed.devices[index]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + wait
     while True:
         found = testbed.run_as(dev, ["pgrep", "-u", dev.user, "-f", "edgeship-runtime"])
         lines = found.stdout.split()

@@ -360,9 +360,10 @@ class Connection:
         return result
 
     def sftp(self) -> paramiko.SFTPClient:
-        """The connection's SFTP session, opened once."""
-        if self._sftp is None:
+        """The connection's SFTP session, opened once (again after a lost connection)."""
+        if self._sftp is None or self.lost():
             try:
+                self._sftp = None
                 self._sftp = self.open().open_sftp()
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise ConnectError(

@@ -61,7 +61,9 @@ Operations (args → result)
     generated inputs, e.g. ``{"input": [1, 3, 224, 224]}``.
 
 End
-    The runtime exits when stdin closes or after ``shutdown``.
+    The runtime exits when stdin closes (after answering what it has read) or after
+    ``shutdown``; and at once, even mid-request, with status 141 when nobody reads its
+    stdout any more (the host died or its connection closed).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Guarantees: a blob is hash-verified *on the device* before any version points to it;
 ``current`` changes only by one atomic rename; a failed or interrupted deploy leaves the
-active version as it was; a lock directory serialises concurrent deploys.
+active version as it was; a lock on the device serialises concurrent deploys. The bytes
+travel by :mod:`.upload`, the lock is :mod:`.lock`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ import datetime
 import json
 import os
 import posixpath
-import queue
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import paramiko
 
 from edgeship_runtime.model import detect_format
 
@@ -27,47 +25,9 @@ from ..errors import DeployError, UsageError
 from ..hashing import file_sha256
 from ..ssh.connection import Connection
 from .layout import Layout, validate_name, version_id, version_number
+from .lock import device_lock
+from .upload import Progress, UploadFailed, stream_to_device
 
-Progress = Callable[[int, int], None]
-# Runs on the device with its python3: refuse ("nospace FREE") unless argv[2] bytes fit,
-# else write stdin to argv[1], hashing what it writes, make it durable, and print the
-# sha256 of the bytes on disk. One process: no separate `df` round trip.
-_RECEIVE_SCRIPT = """
-import hashlib, os, sys
-st = os.statvfs(os.path.dirname(sys.argv[1]))
-if st.f_bavail * st.f_frsize < int(sys.argv[2]):
-    print("nospace", st.f_bavail * st.f_frsize, flush=True)
-    sys.exit(3)
-digest = hashlib.sha256()
-with open(sys.argv[1], "wb") as f:
-    for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
-        f.write(chunk)
-        digest.update(chunk)
-    f.flush()
-    os.fsync(f.fileno())
-print(digest.hexdigest(), flush=True)
-"""
-_CHUNK = 1 << 20
-
-# Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
-# seconds), say "locked" and the device's clock, then hold it until stdin closes.
-_LOCK_SCRIPT = """
-import fcntl, sys, time
-f = open(sys.argv[1], "a")
-deadline = time.monotonic() + float(sys.argv[2])
-while True:
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        break
-    except OSError:
-        if time.monotonic() > deadline:
-            print("busy", flush=True)
-            sys.exit(3)
-        time.sleep(0.1)
-print("locked", time.time(), flush=True)
-sys.stdin.read()
-"""
-_SPACE_MARGIN = 1.05
 # A blob no version refers to was staged by a profile or run, which loads it moments
 # later; garbage collection spares such blobs this long after they were last staged.
 STAGED_GRACE_S = 600.0
@@ -171,7 +131,13 @@ class DeployStore:
         self.makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
         self.makedirs("tmp")
         part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
-        if self._upload(local, part) != sha:
+        try:
+            digest = stream_to_device(self.conn, local, part, self.root, self.progress)
+        except UploadFailed:
+            with contextlib.suppress(Exception):  # the connection may be what failed
+                self._remove(part)
+            raise
+        if digest != sha:
             self._remove(part)
             raise DeployError(
                 f"{self.conn.label}: {local.name} arrived corrupted (sha256 mismatch on the "
@@ -179,64 +145,6 @@ class DeployStore:
                 target=self.conn.label,
             )
         self.conn.sftp().posix_rename(part, dest)
-
-    def _upload(self, local: Path, remote: str) -> str:
-        """Stream ``local`` to ``remote`` over one exec channel, as scp does; the device
-        hashes the bytes as it writes them and answers with their sha256.
-
-        One pass instead of an SFTP upload followed by a second read for the hash: about
-        the speed of scp, with the verification included.
-        """
-        size = local.stat().st_size
-        need = str(int(size * _SPACE_MARGIN))
-        receiver = self.conn.start(["python3", "-c", _RECEIVE_SCRIPT, remote, need])
-        receiver.channel.settimeout(self.conn.timeouts.command)  # a stalled device ends
-        try:
-            sent = 0
-            with local.open("rb") as f:
-                for chunk in iter(lambda: f.read(_CHUNK), b""):
-                    receiver.write(chunk)
-                    sent += len(chunk)
-                    if self.progress:
-                        self.progress(sent, size)
-            receiver.close()
-            status = receiver.exit_status(self.conn.timeouts.command)
-            answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            answer = receiver.read_rest(timeout=1.0).decode(errors="replace").strip()
-            receiver.channel.close()
-            if answer.startswith("nospace"):  # it refused before we had sent everything
-                raise self._no_space(size, answer) from None
-            reason = (
-                f"lost the connection: no answer for {self.conn.timeouts.unresponsive:g} s"
-                if self.conn.lost()
-                else str(exc) or "connection closed"
-            )
-            raise self._upload_failed(local, remote, reason) from None
-        receiver.channel.close()
-        if answer.startswith("nospace"):
-            raise self._no_space(size, answer)
-        if status != 0:
-            reason = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
-            raise self._upload_failed(local, remote, reason)
-        return answer
-
-    def _no_space(self, size: int, answer: str) -> DeployError:
-        free = int(answer.split()[1])
-        return DeployError(
-            f"{self.conn.label}: not enough space under {self.root}: need "
-            f"{size / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free; nothing was changed",
-            target=self.conn.label,
-        )
-
-    def _upload_failed(self, local: Path, remote: str, reason: str) -> DeployError:
-        with contextlib.suppress(Exception):
-            self._remove(remote)
-        return DeployError(
-            f"{self.conn.label}: upload of {local.name} to {remote} failed ({reason}); the "
-            "active version is unchanged — if the disk is full, free space and retry",
-            target=self.conn.label,
-        )
 
     def device_sha256(self, path: str) -> str:
         out = self.conn.run(["sha256sum", "--", path]).stdout.decode()
@@ -386,39 +294,14 @@ class DeployStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold ROOT/lock (flock) for the block, and clear partial uploads of dead deploys.
-
-        The lock is held by a process on the device that lives exactly as long as our SSH
-        channel: if this host crashes or the connection drops, the kernel releases it.
-        """
+        """Hold ROOT/lock for the block (see :mod:`.lock`), and clear partial uploads of
+        dead deploys."""
         self.makedirs()
-        argv = ["python3", "-c", _LOCK_SCRIPT, self.layout.path("lock"), f"{self.lock_timeout:g}"]
-        holder = self.conn.start(argv)
-        try:
-            answer = holder.readline(timeout=self.lock_timeout + self.conn.timeouts.connect)
-        except queue.Empty:
-            answer = b""
-        said = answer.split()
-        if said[:1] != [b"locked"]:
-            holder.kill()
-            reason = (
-                "another deploy holds it"
-                if answer.strip() == b"busy"
-                else (holder.stderr_tail().strip() or "the lock helper did not answer")
-            )
-            raise DeployError(
-                f"{self.conn.label}: cannot lock {self.root}: {reason}; retry later",
-                target=self.conn.label,
-            )
-        self._locked_at = float(said[1])
-        try:
+        with device_lock(self.conn, self.layout.path("lock"), self.lock_timeout, self.root) as now:
+            self._locked_at = now
             for entry in self._listdir(self.layout.path("tmp")):
                 self._remove(self.layout.path("tmp", entry))
             yield
-        finally:
-            holder.close()  # EOF on its stdin: the helper exits and the flock is released
-            holder.exit_status(timeout=5.0)
-            holder.channel.close()
 
     # -- small SFTP helpers ------------------------------------------------------------------
 

@@ -1,0 +1,104 @@
+"""Stream a file into the device, which hashes what it writes: one pass, about scp's speed.
+
+One exec channel runs a small receiver with the device's python3; the host writes the
+file to its stdin. The receiver refuses before writing when the file would not fit,
+writes and hashes in the same pass, makes the bytes durable and answers with their
+sha256, so the caller can verify before anything points at them. An SFTP upload followed
+by a second read for the hash took about twice as long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+
+from ..errors import DeployError
+from ..ssh.connection import Connection
+
+Progress = Callable[[int, int], None]
+
+# Runs on the device with its python3: refuse ("nospace FREE") unless argv[2] bytes fit,
+# else write stdin to argv[1], hashing what it writes, make it durable, and print the
+# sha256 of the bytes on disk. One process: no separate `df` round trip.
+RECEIVE_SCRIPT = """
+import hashlib, os, sys
+st = os.statvfs(os.path.dirname(sys.argv[1]))
+if st.f_bavail * st.f_frsize < int(sys.argv[2]):
+    print("nospace", st.f_bavail * st.f_frsize, flush=True)
+    sys.exit(3)
+digest = hashlib.sha256()
+with open(sys.argv[1], "wb") as f:
+    for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+        f.write(chunk)
+        digest.update(chunk)
+    f.flush()
+    os.fsync(f.fileno())
+print(digest.hexdigest(), flush=True)
+"""
+CHUNK = 1 << 20
+SPACE_MARGIN = 1.05  # room asked for beyond the file itself (filesystem overhead)
+
+
+class NoSpace(DeployError):
+    """The device refused the upload before writing: the file would not fit."""
+
+    def __init__(self, label: str, where: str, size: int, free: int) -> None:
+        super().__init__(
+            f"{label}: not enough space under {where}: need {size / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB free; nothing was changed",
+            target=label,
+        )
+
+
+class UploadFailed(DeployError):
+    """The transfer broke off (connection lost, receiver died); ``remote`` may be partial."""
+
+
+def stream_to_device(
+    conn: Connection, local: Path, remote: str, where: str, progress: Progress | None = None
+) -> str:
+    """Send ``local`` to ``remote`` on the device; the sha256 the device computed of what it
+    wrote. ``where`` names the deploy root in a no-space error."""
+    size = local.stat().st_size
+    need = str(int(size * SPACE_MARGIN))
+    receiver = conn.start(["python3", "-c", RECEIVE_SCRIPT, remote, need])
+    receiver.channel.settimeout(conn.timeouts.command)  # a stalled device ends
+    try:
+        sent = 0
+        with local.open("rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                receiver.write(chunk)
+                sent += len(chunk)
+                if progress:
+                    progress(sent, size)
+        receiver.close()
+        status = receiver.exit_status(conn.timeouts.command)
+        answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        answer = receiver.read_rest(timeout=1.0).decode(errors="replace").strip()
+        receiver.channel.close()
+        if answer.startswith("nospace"):  # it refused before we had sent everything
+            raise NoSpace(conn.label, where, size, int(answer.split()[1])) from None
+        reason = (
+            f"lost the connection: no answer for {conn.timeouts.unresponsive:g} s"
+            if conn.lost()
+            else str(exc) or "connection closed"
+        )
+        raise _failed(conn, local, remote, reason) from None
+    receiver.channel.close()
+    if answer.startswith("nospace"):
+        raise NoSpace(conn.label, where, size, int(answer.split()[1]))
+    if status != 0:
+        last = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
+        raise _failed(conn, local, remote, last)
+    return answer
+
+
+def _failed(conn: Connection, local: Path, remote: str, reason: str) -> UploadFailed:
+    return UploadFailed(
+        f"{conn.label}: upload of {local.name} to {remote} failed ({reason}); the active "
+        "version is unchanged — if the disk is full, free space and retry",
+        target=conn.label,
+    )

@@ -1,1 +1,3 @@
-"""SSH transport (paramiko): host resolution from ssh_config, host-key policy, connections."""
+"""SSH transport (paramiko): host resolution from ssh_config (hostconfig), host-key policy
+(hostkeys), the SSH agent check (agent), connections (connection) and remote processes on
+them (pipe)."""

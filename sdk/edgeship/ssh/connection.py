@@ -2,24 +2,19 @@
 
 Lifecycle (as in fabric): created unopened, :meth:`Connection.open` on first use,
 :meth:`Connection.close` at the end. Every remote command is an argv list joined with
-``shlex.join``; no user data is ever formatted into a shell string.
+``shlex.join`` (:func:`.pipe.command_line`); no user data is ever formatted into a shell
+string.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import socket
-import struct
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from ..client import Pipe
 from ..config import Timeouts
 from ..errors import (
     AuthenticationError,
@@ -27,16 +22,14 @@ from ..errors import (
     HostKeyError,
     RemoteCommandError,
     RemoteTimeout,
-    TargetError,
 )
+from .agent import agent_has_keys
 from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
 from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
+from .pipe import SSHPipe, command_line
 
-_EXIT = "edgeship-exit-status:"
 _OPT_IN = ("accept-new", "no", "off")  # StrictHostKeyChecking values that add unknown keys
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-_AGENT_LIST_KEYS = struct.pack(">IB", 1, 11)  # SSH2_AGENTC_REQUEST_IDENTITIES
-_AGENT_KEY_LIST = 12  # SSH2_AGENT_IDENTITIES_ANSWER
 
 
 class AeadFirstTransport(paramiko.Transport):
@@ -47,92 +40,6 @@ class AeadFirstTransport(paramiko.Transport):
     _preferred_ciphers = _AEAD + tuple(
         c for c in paramiko.Transport._preferred_ciphers if c not in _AEAD
     )
-
-
-class _ChannelLines:
-    """``readline`` over a channel's stdout or stderr; ``b""`` at EOF.
-
-    Used instead of paramiko's file objects, whose ``__del__`` may flush into a closed
-    buffer at interpreter exit and print spurious tracebacks.
-    """
-
-    def __init__(self, recv: Callable[[int], bytes]) -> None:
-        self._recv = recv
-        self._buffer = b""
-
-    def readline(self) -> bytes:
-        while b"\n" not in self._buffer:
-            chunk = self._recv(65536)
-            if not chunk:
-                rest, self._buffer = self._buffer, b""
-                return rest
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line + b"\n"
-
-    def close(self) -> None:
-        self._buffer = b""
-
-
-class _ChannelStdin:
-    def __init__(self, channel: paramiko.Channel) -> None:
-        self._channel = channel
-
-    def write(self, data: bytes) -> None:
-        # paramiko's sendall re-slices what is left after every 32 KiB packet; a memoryview
-        # makes those slices free instead of copying the rest of a 1 MiB upload chunk each time
-        self._channel.sendall(memoryview(data))
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, EOFError):
-            self._channel.shutdown_write()
-
-
-class SSHPipe(Pipe):
-    """A remote process on an exec channel, seen as streams."""
-
-    def __init__(self, connection: Connection, channel: paramiko.Channel) -> None:
-        super().__init__(
-            _ChannelStdin(channel), _ChannelLines(channel.recv), _ChannelLines(channel.recv_stderr)
-        )
-        self.connection = connection
-        self.channel = channel
-
-    def exit_status(self, timeout: float) -> int | None:
-        if not self.channel.status_event.wait(timeout):
-            return None
-        # the wrapper of start(report_exit=True) names the command's own status
-        marks = [line for line in super().stderr_tail().splitlines() if line.startswith(_EXIT)]
-        if marks:
-            return int(marks[-1][len(_EXIT) :])
-        return None if self.channel.exit_status == -1 else self.channel.exit_status
-
-    def lost(self, during: str) -> TargetError | None:
-        return self.connection.lost_error(during) if self.connection.lost() else None
-
-    def stderr_tail(self) -> str:
-        lines = super().stderr_tail().splitlines(keepends=True)
-        return "".join(line for line in lines if not line.startswith(_EXIT))
-
-    def kill(self) -> None:
-        """Kill the remote process group from a second channel, then drop this one.
-
-        Closing a channel does not reliably signal the remote process, so the pid/pgid
-        from the runtime's hello is used to leave no orphan on the device.
-        """
-        if self.process_group and not self.channel.exit_status_ready():
-            # the connection itself may be what failed: then the channel close is all we have
-            with contextlib.suppress(Exception):
-                self.connection.run(["kill", "-KILL", "--", f"-{self.process_group}"], timeout=10)
-        self.channel.close()
-
-    def close(self) -> None:
-        super().close()
-        with contextlib.suppress(OSError, EOFError):
-            self.channel.shutdown_write()
 
 
 @dataclass
@@ -215,8 +122,7 @@ class Connection:
                 auth_timeout=t.auth,
                 channel_timeout=t.connect,
                 sock=self._socket(),
-                allow_agent=not (h.identities_only and h.identity_files)
-                and _agent_has_keys(t.auth),
+                allow_agent=not (h.identities_only and h.identity_files) and agent_has_keys(t.auth),
                 look_for_keys=not h.identity_files,
                 transport_factory=AeadFirstTransport,
             )
@@ -318,8 +224,7 @@ class Connection:
         ``report_exit`` a shell waits for the command and prints its status (128+signal)
         on stderr, so a segfault reads as 139 rather than "unknown".
         """
-        command = shlex.join(argv)
-        command = f"{command}; echo {_EXIT}$? >&2" if report_exit else f"exec {command}"
+        command = command_line(argv, report_exit)
         transport = self.open().get_transport()
         assert transport is not None
         try:
@@ -395,35 +300,6 @@ def _failed_authenticating(client: paramiko.SSHClient) -> bool:
         return transport.get_remote_server_key() is not None
     except paramiko.SSHException:  # the key exchange never completed
         return False
-
-
-def _agent_has_keys(timeout: float) -> bool:
-    """Whether ``$SSH_AUTH_SOCK`` leads to an SSH agent holding a key, asked within ``timeout``
-    seconds.
-
-    paramiko aborts the whole login when the agent hangs up, waits forever for one that
-    does not answer, and leaks the socket of one that is gone; like OpenSSH, we log in
-    without such an agent instead.
-    """
-    if sys.platform == "win32":
-        return True  # Pageant or the OpenSSH pipe, which paramiko finds itself
-    path = os.environ.get("SSH_AUTH_SOCK")
-    if not path:
-        return False
-    answer = b""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(_AGENT_LIST_KEYS)
-            while len(answer) < 9 and (chunk := sock.recv(9 - len(answer))):
-                answer += chunk
-    except OSError:
-        return False
-    if len(answer) < 9:
-        return False
-    _, kind, keys = struct.unpack(">IBI", answer)  # length, message type, number of keys
-    return kind == _AGENT_KEY_LIST and keys > 0
 
 
 def _give_up_when_silent(sock: socket.socket, seconds: float) -> None:

@@ -24,8 +24,9 @@ from ..deploy.store import Progress
 from ..errors import ProtocolError
 from ..hashing import file_sha256
 from ..profiles import BoardProfile, get_profile
-from ..ssh.connection import Connection, SSHPipe
+from ..ssh.connection import Connection
 from ..ssh.hostconfig import HostSpec
+from ..ssh.pipe import SSHPipe
 from .base import Target
 
 DEVICE_CONFIG = "config.json"

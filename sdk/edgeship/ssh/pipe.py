@@ -1,0 +1,117 @@
+"""A remote process on an SSH exec channel, seen as the streams of a :class:`~..client.Pipe`.
+
+A command started with ``report_exit`` prints its own exit status on stderr behind a
+marker (see :func:`command_line`); :class:`SSHPipe` reads the status from there and
+hides the marker from the stderr it reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from ..client import Pipe
+from ..errors import TargetError
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+_EXIT = "edgeship-exit-status:"
+
+
+def command_line(argv: list[str], report_exit: bool) -> str:
+    """The shell line for an exec channel: ``argv`` quoted and ``exec``'d, or, with
+    ``report_exit``, run by a shell that then prints its status (128+signal for a signal
+    death) on stderr behind the marker that :meth:`SSHPipe.exit_status` reads."""
+    command = shlex.join(argv)
+    return f"{command}; echo {_EXIT}$? >&2" if report_exit else f"exec {command}"
+
+
+class _ChannelLines:
+    """``readline`` over a channel's stdout or stderr; ``b""`` at EOF.
+
+    Used instead of paramiko's file objects, whose ``__del__`` may flush into a closed
+    buffer at interpreter exit and print spurious tracebacks.
+    """
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self._recv = recv
+        self._buffer = b""
+
+    def readline(self) -> bytes:
+        while b"\n" not in self._buffer:
+            chunk = self._recv(65536)
+            if not chunk:
+                rest, self._buffer = self._buffer, b""
+                return rest
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    def close(self) -> None:
+        self._buffer = b""
+
+
+class _ChannelStdin:
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+
+    def write(self, data: bytes) -> None:
+        # paramiko's sendall re-slices what is left after every 32 KiB packet; a memoryview
+        # makes those slices free instead of copying the rest of a 1 MiB upload chunk each time
+        self._channel.sendall(memoryview(data))
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._channel.shutdown_write()
+
+
+class SSHPipe(Pipe):
+    """A remote process on an exec channel, seen as streams."""
+
+    def __init__(self, connection: Connection, channel: paramiko.Channel) -> None:
+        super().__init__(
+            _ChannelStdin(channel), _ChannelLines(channel.recv), _ChannelLines(channel.recv_stderr)
+        )
+        self.connection = connection
+        self.channel = channel
+
+    def exit_status(self, timeout: float) -> int | None:
+        if not self.channel.status_event.wait(timeout):
+            return None
+        # the wrapper of start(report_exit=True) names the command's own status
+        marks = [line for line in super().stderr_tail().splitlines() if line.startswith(_EXIT)]
+        if marks:
+            return int(marks[-1][len(_EXIT) :])
+        return None if self.channel.exit_status == -1 else self.channel.exit_status
+
+    def lost(self, during: str) -> TargetError | None:
+        return self.connection.lost_error(during) if self.connection.lost() else None
+
+    def stderr_tail(self) -> str:
+        lines = super().stderr_tail().splitlines(keepends=True)
+        return "".join(line for line in lines if not line.startswith(_EXIT))
+
+    def kill(self) -> None:
+        """Kill the remote process group from a second channel, then drop this one.
+
+        Closing a channel does not reliably signal the remote process, so the pid/pgid
+        from the runtime's hello is used to leave no orphan on the device.
+        """
+        if self.process_group and not self.channel.exit_status_ready():
+            # the connection itself may be what failed: then the channel close is all we have
+            with contextlib.suppress(Exception):
+                self.connection.run(["kill", "-KILL", "--", f"-{self.process_group}"], timeout=10)
+        self.channel.close()
+
+    def close(self) -> None:
+        super().close()
+        with contextlib.suppress(OSError, EOFError):
+            self.channel.shutdown_write()

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (bytes sent, bytes in all), per device
 WIDTH = 30
 
 

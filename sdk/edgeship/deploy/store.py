@@ -23,10 +23,11 @@ from edgeship_runtime.model import detect_format
 
 from ..errors import DeployError, UsageError
 from ..hashing import file_sha256
+from ..progress import Progress
 from ..ssh.connection import Connection
 from .layout import Layout, validate_name, version_id, version_number
 from .lock import device_lock
-from .upload import Progress, UploadFailed, stream_to_device
+from .upload import UploadFailed, stream_to_device
 
 # A blob no version refers to was staged by a profile or run, which loads it moments
 # later; garbage collection spares such blobs this long after they were last staged.

@@ -9,15 +9,13 @@ by a second read for the hash took about twice as long.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
 
 from ..errors import DeployError
+from ..progress import Progress
 from ..ssh.connection import Connection
-
-Progress = Callable[[int, int], None]
 
 # Runs on the device with its python3: refuse ("nospace FREE") unless argv[2] bytes fit,
 # else write stdin to argv[1], hashing what it writes, make it durable, and print the

@@ -20,10 +20,10 @@ from edgeship_runtime.model import detect_format
 from ..bundle import ensure_bundle, runtime_digest
 from ..config import Timeouts
 from ..deploy import Deployment, DeployStore
-from ..deploy.store import Progress
 from ..errors import ProtocolError
 from ..hashing import file_sha256
 from ..profiles import BoardProfile, get_profile
+from ..progress import Progress
 from ..ssh.connection import Connection
 from ..ssh.hostconfig import HostSpec
 from ..ssh.pipe import SSHPipe

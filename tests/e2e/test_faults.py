@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -310,3 +312,27 @@ def _runtime_processes(testbed: Testbed, index: int, wait: float = 5) -> list[st
         if not lines or time.monotonic() > deadline:
             return lines
         time.sleep(0.2)
+
+
+def test_a_device_without_sftp_gets_a_clear_error(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    """A minimal image whose sshd offers no sftp subsystem (Dropbear without
+    openssh-sftp-server): one line that says what is missing, not a paramiko EOF."""
+    dev = clean_testbed.devices[3]
+    config = clean_testbed.device_dir(dev) / "sshd_config"
+    original = config.read_text()
+    listener = int((clean_testbed.device_dir(dev) / "sshd.pid").read_text())
+    try:
+        config.write_text(original.replace("Subsystem sftp internal-sftp\n", ""))
+        os.kill(listener, signal.SIGHUP)  # sshd re-reads its config for new connections
+        time.sleep(0.5)
+        with (
+            _target(clean_testbed, connect, 3) as target,
+            pytest.raises(ConnectError, match=r"cannot open SFTP .* needs the sftp subsystem"),
+        ):
+            target.deploy(zoo / "mlp.onnx", "no-sftp")
+    finally:
+        config.write_text(original)
+        os.kill(listener, signal.SIGHUP)
+        time.sleep(0.5)

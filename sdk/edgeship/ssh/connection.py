@@ -272,7 +272,10 @@ class Connection:
                 self._sftp = self.open().open_sftp()
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise ConnectError(
-                    f"{self.label}: cannot open SFTP: {exc}", target=self.label
+                    f"{self.label}: cannot open SFTP ({exc or type(exc).__name__}); edgeship "
+                    "needs the sftp subsystem of the device's sshd (OpenSSH: a 'Subsystem "
+                    "sftp' line in sshd_config; Dropbear: install openssh-sftp-server)",
+                    target=self.label,
                 ) from None
             self._sftp.get_channel().settimeout(self.timeouts.command)
         return self._sftp

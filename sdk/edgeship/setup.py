@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeship_runtime import MIN_PYTHON
+
 from .errors import ConfigError, RemoteCommandError, TargetError
 from .profiles import BoardProfile, get_profile, match_profile
 from .targets.ssh import DEVICE_CONFIG, SSHTarget
@@ -57,6 +59,7 @@ def setup_device(
     packages: list[str] | None = None,
 ) -> SetupResult:
     seen = target.probe(python or "python3")
+    _require_python(target.name, seen)
     board = _board(target, seen, profile)
     runtime = target.install_runtime()
     skipped: dict[str, str] = {}
@@ -88,6 +91,17 @@ def _board(target: SSHTarget, seen: dict[str, Any], name: str | None) -> BoardPr
             f"{seen.get('board') or 'unknown'}); pass --profile NAME"
         )
     return board
+
+
+def _require_python(label: str, seen: dict[str, Any]) -> None:
+    """The runtime (and the venv made from this Python) needs MIN_PYTHON or newer."""
+    version = str(seen["python"]["version"])
+    if tuple(int(p) for p in version.split(".")[:2]) < MIN_PYTHON:
+        raise ConfigError(
+            f"{label}: {seen['python']['executable']} is Python {version}; the edgeship "
+            f"runtime needs {'.'.join(map(str, MIN_PYTHON))} or newer: install a newer "
+            "Python on the device and pass it with --python"
+        )
 
 
 def _require_backends(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from edgeship.errors import ConfigError, RemoteCommandError, TargetError
-from edgeship.setup import _make_venv, install_each
+from edgeship.setup import _make_venv, _require_python, install_each
 
 
 def _installer(missing: set[str]) -> tuple[list[str], Any]:
@@ -80,3 +80,14 @@ def test_a_python_without_venv_support_is_a_clear_config_error() -> None:
     message = str(caught.value)
     assert "pi: /usr/bin/python3 cannot create a venv (The virtual environment" in message
     assert "install the python3-venv package on the device, or pass --python" in message
+
+
+def test_setup_refuses_a_python_older_than_the_runtime_needs() -> None:
+    seen = {"python": {"version": "3.6.9", "executable": "/usr/bin/python3"}}
+    with pytest.raises(ConfigError) as caught:
+        _require_python("nano", seen)
+    assert str(caught.value) == (
+        "nano: /usr/bin/python3 is Python 3.6.9; the edgeship runtime needs 3.9 or newer: "
+        "install a newer Python on the device and pass it with --python"
+    )
+    _require_python("pi", {"python": {"version": "3.9.2", "executable": "/usr/bin/python3"}})

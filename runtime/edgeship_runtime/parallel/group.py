@@ -188,13 +188,9 @@ class WorkerGroup:
 
     def failure(self, worker: WorkerHandle) -> EdgeshipError:
         """What went wrong with ``worker``: the error it reported, or how it died."""
-        try:
-            if worker.ctrl.poll(0.5):
-                message = worker.ctrl.recv()
-                if message[0] == "error":
-                    return error_from_wire(message[1], context=worker.label)
-        except (EOFError, OSError):
-            pass
+        reported = _reported_error(worker, wait=0.5)
+        if reported is not None:
+            return reported
         worker.process.join(timeout=1.0)
         return crashed(worker.label, worker.process.pid, worker.process.exitcode)
 
@@ -258,10 +254,10 @@ def _kill(process: Any) -> None:
         process.join(timeout=5.0)
 
 
-def _reported_error(worker: WorkerHandle) -> Optional[EdgeshipError]:
-    """The error ``worker`` sent on its ``ctrl`` pipe, if one is waiting there."""
+def _reported_error(worker: WorkerHandle, wait: float = 0.0) -> Optional[EdgeshipError]:
+    """The error ``worker`` sent on its ``ctrl`` pipe, if one arrives within ``wait`` s."""
     try:
-        if worker.ctrl.poll(0):
+        if worker.ctrl.poll(wait):
             message = worker.ctrl.recv()
             if message[0] == "error":
                 return error_from_wire(message[1], context=worker.label)

@@ -135,7 +135,9 @@ class DeployStore:
         try:
             digest = stream_to_device(self.conn, local, part, self.root, self.progress)
         except UploadFailed:
-            with contextlib.suppress(Exception):  # the connection may be what failed
+            # over a lost connection it would only wait for a reconnect to time out; the
+            # next deploy clears ROOT/tmp under the lock anyway
+            if not self.conn.lost():
                 self._remove(part)
             raise
         if digest != sha:

@@ -45,9 +45,8 @@ def group_path(name: str) -> Path:
 
 
 def create(name: str, cores: float) -> Path:
-    """A cgroup for device ``name`` limited to ``cores`` CPUs (0.25 = a quarter core)."""
-    if not cores > 0:
-        raise TestbedError(f"a device CPU cap must be positive, got {cores}")
+    """A cgroup for device ``name`` limited to ``cores`` CPUs (0.25 = a quarter core;
+    :class:`~tools.testbed.Testbed` has checked that it is positive)."""
     base, v2 = _hierarchy()
     group = base / PARENT / name
     quota = max(1000, round(cores * PERIOD_US))  # the kernel's minimum quota is 1 ms

@@ -16,6 +16,8 @@
         ├── HostKeyError          unknown or changed host key (names host and fingerprint)
         ├── RemoteCommandError    a remote command exited non-zero (command, status, stderr)
         └── DeployError           a deployment could not complete; the active one is intact
+            ├── NoSpace           the device refused the upload: it would not fit (deploy/upload.py)
+            └── UploadFailed      the transfer broke off (deploy/upload.py)
 
 Device-side errors arrive over the pipe and are rebuilt as the same classes.
 """

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Dict, List, Optional
 
 from .errors import EdgeshipError
 from .inputs import parse_shape_overrides
 from .ops import Runtime, decode_tensors
+from .protocol import DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES_ENV
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeship-runtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve the stdio protocol on stdin/stdout")
+    serve = sub.add_parser("serve", help="serve the stdio protocol on stdin/stdout")
+    serve.add_argument(
+        "--max-line-bytes",
+        type=_positive_int,
+        metavar="N",
+        help=f"longest request line read, in bytes (default: ${MAX_LINE_BYTES_ENV}, "
+        f"else {DEFAULT_MAX_LINE_BYTES}); a longer one is refused with an error reply",
+    )
     sub.add_parser("info", help="backends, versions and environment of this device")
     prof = sub.add_parser("profile", help="profile one model")
     _model_args(prof)
@@ -32,6 +41,29 @@ def _parser() -> argparse.ArgumentParser:
     _model_args(run)
     run.add_argument("--out", required=True, help="where to write the outputs (.npz)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+    return value
+
+
+def _max_line_bytes(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``--max-line-bytes``, else ``$EDGESHIP_MAX_LINE_BYTES``, else the default."""
+    if ns.max_line_bytes is not None:
+        return int(ns.max_line_bytes)
+    text = os.environ.get(MAX_LINE_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_LINE_BYTES
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{MAX_LINE_BYTES_ENV}: {exc}")
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -81,13 +113,15 @@ def _one_shot(ns: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ns = _parser().parse_args(argv)
+    parser = _parser()
+    ns = parser.parse_args(argv)
     if ns.command == "serve":
         from .service import exit_when_unheard, protected_stdout, serve
 
+        max_line_bytes = _max_line_bytes(ns, parser)
         stdout = protected_stdout()
         exit_when_unheard(stdout)
-        return serve(sys.stdin.buffer, stdout)
+        return serve(sys.stdin.buffer, stdout, max_line_bytes)
     try:
         result = _one_shot(ns)
     except EdgeshipError as exc:

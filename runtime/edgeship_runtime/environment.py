@@ -1,13 +1,17 @@
-"""What the device is: read from /proc and /sys where they exist, never guessed."""
+"""What the device is: read from /proc and /sys where they exist, never guessed.
+
+``/sys`` is read under :func:`.sysfs.root` (``EDGESHIP_SYSFS_ROOT``), so tests can give a
+fake tree; :mod:`.guards` reads the clock and throttling state around a timed window.
+"""
 
 from __future__ import annotations
 
-import glob
 import os
 import platform
 import socket
 from typing import Dict, Optional
 
+from . import sysfs
 from .report import Environment
 
 
@@ -58,18 +62,22 @@ def usable_cores() -> int:
 def thermal_zones() -> Dict[str, float]:
     """Every readable thermal zone, named by its type, in °C."""
     zones: Dict[str, float] = {}
-    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
-        raw = _read(os.path.join(zone, "temp"))
-        if raw is None or not raw.lstrip("-").isdigit():
+    for zone in sysfs.sys_glob("class", "thermal", "thermal_zone*"):
+        raw = sysfs.read_int(os.path.join(zone, "temp"))
+        if raw is None:
             continue
-        name = _read(os.path.join(zone, "type")) or os.path.basename(zone)
-        zones[name] = int(raw) / 1000.0
+        name = sysfs.read_text(os.path.join(zone, "type")) or os.path.basename(zone)
+        if name in zones:  # two zones of one type (e.g. two packages): keep both
+            name = f"{name}/{os.path.basename(zone)}"
+        zones[name] = raw / 1000.0
     return zones
 
 
 def cpu_freq_mhz() -> Optional[float]:
-    raw = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
-    return int(raw) / 1000.0 if raw and raw.isdigit() else None
+    raw = sysfs.read_int(
+        sysfs.sys_path("devices", "system", "cpu", "cpu0", "cpufreq", "scaling_cur_freq")
+    )
+    return raw / 1000.0 if raw is not None else None
 
 
 def collect() -> Environment:
@@ -84,7 +92,9 @@ def collect() -> Environment:
         os=os_name(),
         python=platform.python_version(),
         board=_read("/proc/device-tree/model"),
-        cpu_governor=_read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        cpu_governor=sysfs.read_text(
+            sysfs.sys_path("devices", "system", "cpu", "cpu0", "cpufreq", "scaling_governor")
+        ),
         cpu_freq_mhz=cpu_freq_mhz(),
         temperature_c=max(zones.values()) if zones else None,
         thermal_zones=zones,

@@ -1,4 +1,9 @@
-"""Measurement policy, the timing loop, and the profile report built from them."""
+"""Measurement policy, the timing loop, and the profile report built from them.
+
+A profile warms the model up until its rolling median settles (at least ``warmup`` runs),
+snapshots the device's clock and heat, times the window (with any power sensors read
+over exactly that window), snapshots again, and judges the result (:mod:`.guards`).
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,44 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Protocol, Tuple
 
 import numpy as np
 
-from . import __version__, environment
+from . import __version__, environment, guards
 from .errors import UsageError
 from .memory import PeakRss
 from .model import LoadedModel
-from .report import MemoryStats, PolicyRecord, ProfileReport, TensorSummary
+from .power import EnergyMeter
+from .report import (
+    EnergyReport,
+    MemoryStats,
+    PolicyRecord,
+    ProfileReport,
+    TensorSummary,
+    Validity,
+)
 from .stats import summarize_ms, throughput_ips
 
 
 @dataclass(frozen=True)
 class MeasurePolicy:
     """How to measure: ``warmup`` untimed runs, then at least ``runs`` timed runs and
-    at least ``min_seconds`` of timed running (whichever ends later)."""
+    at least ``min_seconds`` of timed running (whichever ends later).
+
+    ``steady``: ``warmup`` is a minimum and the warm-up goes on until the rolling median
+    settles (at most ``max_warmup_runs`` runs, or ``warmup`` if more, or
+    ``max_warmup_seconds`` past ``warmup``); ``energy``: read
+    the device's power sensors over the timed window.
+    """
 
     warmup: int = 10
     runs: int = 100
     min_seconds: float = 0.0
+    steady: bool = True
+    energy: bool = True
+    max_warmup_runs: int = 200
+    max_warmup_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -36,27 +59,94 @@ class MeasurePolicy:
             raise UsageError(f"warmup must be 0 or more, got {self.warmup}")
         if self.min_seconds < 0:
             raise UsageError(f"min_seconds must be 0 or more, got {self.min_seconds}")
+        if self.max_warmup_seconds < 0:
+            raise UsageError(f"max_warmup_seconds must be 0 or more, got {self.max_warmup_seconds}")
 
     def record(self) -> PolicyRecord:
         return PolicyRecord(warmup=self.warmup, runs=self.runs, min_seconds=self.min_seconds)
 
 
-def time_runs(
+class Window(Protocol):
+    """Something to start right before the timed loop and stop right after it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WarmupRecord:
+    """How the warm-up went: ``runs`` untimed runs (the first inference included);
+    ``settled``: whether the rolling median had settled (None: a fixed warm-up);
+    ``drift``: the last relative change of the rolling median."""
+
+    runs: int
+    settled: Optional[bool] = None
+    drift: Optional[float] = None
+
+
+def warm_up(
     model: LoadedModel, feeds: Mapping[str, np.ndarray], policy: MeasurePolicy
+) -> WarmupRecord:
+    """The first inference, then at least ``policy.warmup`` runs in all; with
+    ``policy.steady`` more until two consecutive windows of
+    :data:`~.guards.STEADY_WINDOW` runs have medians within
+    :data:`~.guards.STEADY_TOLERANCE` of each other, or the limits are reached."""
+    times_ms = [_timed(model.run, feeds)]  # the first inference, timed by the model too
+    if not policy.steady or policy.warmup == 0:
+        for _ in range(max(policy.warmup - 1, 0)):
+            model.session.run(feeds)
+        return WarmupRecord(runs=max(policy.warmup, 1))
+    run = model.session.run
+    deadline: Optional[float] = None  # counted from the end of the minimum warm-up
+    moved = None
+    while True:
+        done = len(times_ms)
+        if done >= policy.warmup:
+            if deadline is None:
+                deadline = time.perf_counter() + policy.max_warmup_seconds
+            moved = guards.drift(times_ms)
+            if moved is not None and moved <= guards.STEADY_TOLERANCE:
+                return WarmupRecord(runs=done, settled=True, drift=moved)
+            if done >= max(policy.max_warmup_runs, policy.warmup) or time.perf_counter() > deadline:
+                return WarmupRecord(runs=done, settled=False, drift=moved)
+        times_ms.append(_timed(run, feeds))
+
+
+def _timed(
+    run: Callable[[Mapping[str, np.ndarray]], object], feeds: Mapping[str, np.ndarray]
+) -> float:
+    t0 = time.perf_counter_ns()
+    run(feeds)
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def time_runs(
+    model: LoadedModel,
+    feeds: Mapping[str, np.ndarray],
+    policy: MeasurePolicy,
+    warmed: bool = False,
+    window: Optional[Window] = None,
 ) -> Tuple[List[float], List[np.ndarray]]:
     """Per-run latencies in ms (``perf_counter_ns`` around the backend call) and last outputs.
 
-    The garbage collector is paused while timing, as ``timeit`` does, so a collection
-    triggered by our own bookkeeping does not land in a sample.
+    Without ``warmed``, the first inference and ``policy.warmup - 1`` untimed runs come
+    first. ``window`` is started right before the first timed run and stopped right
+    after the last. The garbage collector is paused while timing, as ``timeit`` does, so
+    a collection triggered by our own bookkeeping does not land in a sample.
     """
-    outputs = model.run(feeds)  # the first inference, timed separately by the model
-    for _ in range(max(policy.warmup - 1, 0)):
-        model.session.run(feeds)
+    outputs: List[np.ndarray] = []
+    if not warmed:
+        outputs = model.run(feeds)  # the first inference, timed separately by the model
+        for _ in range(max(policy.warmup - 1, 0)):
+            model.session.run(feeds)
     run = model.session.run
     samples_ns: List[int] = []
     min_ns = int(policy.min_seconds * 1e9)
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    if window is not None:
+        window.start()
     try:
         started = time.perf_counter_ns()
         while len(samples_ns) < policy.runs or time.perf_counter_ns() - started < min_ns:
@@ -64,6 +154,8 @@ def time_runs(
             outputs = run(feeds)
             samples_ns.append(time.perf_counter_ns() - t0)
     finally:
+        if window is not None:
+            window.stop()
         if gc_was_enabled:
             gc.enable()
     return [ns / 1e6 for ns in samples_ns], outputs
@@ -137,8 +229,16 @@ def profile(
 ) -> ProfileReport:
     peak = PeakRss()
     peak.start()
-    samples, outputs = time_runs(model, feeds, policy)
-    return build_report(model, feeds, policy, samples, outputs, peak, keep_samples)
+    warm = warm_up(model, feeds, policy)
+    meter = EnergyMeter.discover() if policy.energy else None
+    before = guards.snapshot()
+    samples, outputs = time_runs(model, feeds, policy, warmed=True, window=meter)
+    after = guards.snapshot()
+    validity = guards.judge(samples, before, after, warm.runs, warm.settled, warm.drift)
+    energy = meter.report(len(samples)) if meter is not None else None
+    return build_report(
+        model, feeds, policy, samples, outputs, peak, keep_samples, validity=validity, energy=energy
+    )
 
 
 def build_report(
@@ -150,6 +250,8 @@ def build_report(
     peak: PeakRss,
     keep_samples: bool = False,
     throughput: Optional[float] = None,
+    validity: Optional[Validity] = None,
+    energy: Optional[EnergyReport] = None,
 ) -> ProfileReport:
     """The report of ``samples`` (ms) of ``model`` on ``feeds``; ``throughput`` (samples/s)
     when it was measured otherwise than from the samples (a sharded stream)."""
@@ -179,6 +281,8 @@ def build_report(
         runtime_version=__version__,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         samples_ms=samples if keep_samples else None,
+        validity=validity,
+        energy=energy,
     )
 
 

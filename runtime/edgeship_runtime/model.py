@@ -13,12 +13,12 @@ import numpy as np
 
 from .backends import SessionOptions, choose_backend
 from .backends.base import Session
-from .errors import ModelError
+from .formats import companion_files, detect_format
 from .memory import PeakRss, current_rss_mb
 from .report import BackendUsage, ModelInfo
 
-_SUFFIX_FORMATS = {".onnx": "onnx", ".ort": "onnx", ".tflite": "tflite", ".lite": "tflite"}
-_TFLITE_MAGIC = b"TFL3"
+__all__ = ["LoadedModel", "describe_file", "detect_format", "load_model", "sha256_file"]
+
 _CHUNK = 1 << 20
 
 
@@ -30,30 +30,14 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def detect_format(path: str) -> str:
-    """The format by content where it has a magic number, else by suffix."""
-    if not os.path.isfile(path):
-        raise ModelError(f"{path}: no such model file", path=path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not head:
-        raise ModelError(f"{path}: the model file is empty", path=path)
-    if head[4:8] == _TFLITE_MAGIC:
-        return "tflite"
-    fmt = _SUFFIX_FORMATS.get(os.path.splitext(path)[1].lower())
-    if fmt == "tflite":
-        raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)", path=path)
-    if fmt is None:
-        known = ", ".join(sorted(_SUFFIX_FORMATS))
-        raise ModelError(f"{path}: unknown model format (known suffixes: {known})", path=path)
-    return fmt
-
-
 def describe_file(path: str) -> ModelInfo:
+    """Format, sha256 (of the main file) and size in bytes (with its companion files: an
+    ONNX model's external data) of the model at ``path``."""
     fmt = detect_format(path)
-    return ModelInfo(
-        path=path, sha256=sha256_file(path), format=fmt, size_bytes=os.path.getsize(path)
-    )
+    directory = os.path.dirname(path)
+    companions = [os.path.join(directory, name) for name in companion_files(path, fmt)]
+    size = sum(os.path.getsize(p) for p in (path, *companions))
+    return ModelInfo(path=path, sha256=sha256_file(path), format=fmt, size_bytes=size)
 
 
 @dataclass

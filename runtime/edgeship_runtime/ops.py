@@ -17,7 +17,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from . import __version__, environment
+from . import __version__, environment, guards
 from .backends import SessionOptions, backend_names, get_backend
 from .errors import UsageError
 from .inputs import (
@@ -33,7 +33,9 @@ from .inputs import (
 )
 from .measure import InterleavePolicy, MeasurePolicy, interleave_runs, profile
 from .model import LoadedModel, load_model
+from .opprofile import OpsPolicy, profile_ops
 from .protocol import PROTOCOL_VERSION
+from .report import Validity
 from .serde import to_jsonable
 
 
@@ -57,6 +59,13 @@ def _conditions() -> Dict[str, Any]:
         "thermal_zones": zones,
         "cpu_freq_mhz": environment.cpu_freq_mhz(),
     }
+
+
+def _verdict(validity: Validity) -> Dict[str, Any]:
+    """A verdict without its device snapshots (an interleave has one pair for all)."""
+    validity.before = validity.after = None
+    result: Dict[str, Any] = to_jsonable(validity)
+    return result
 
 
 class Runtime:
@@ -104,6 +113,8 @@ class Runtime:
             warmup=int(args.get("warmup", 10)),
             runs=int(args.get("runs", 100)),
             min_seconds=float(args.get("min_seconds", 0.0)),
+            steady=bool(args.get("steady", True)),
+            energy=bool(args.get("energy", True)),
         )
         feeds = self._feeds(model, args)
         if args.get("shards") is not None or args.get("pipeline"):
@@ -112,6 +123,22 @@ class Runtime:
             return profile_parallel(model, feeds, policy, args).to_dict()
         report = profile(model, feeds, policy, keep_samples=bool(args.get("samples")))
         return report.to_dict()
+
+    def profile_ops(self, args: Mapping[str, Any]) -> Dict[str, Any]:
+        """Per-operator times, from a profiling session of its own (see :mod:`.opprofile`)."""
+        model = self._model(args)
+        policy = OpsPolicy(
+            runs=int(args.get("runs", 100)),
+            warmup=int(args.get("warmup", 10)),
+            trace=bool(args.get("trace")),
+        )
+        result: Dict[str, Any] = to_jsonable(profile_ops(model, self._feeds(model, args), policy))
+        return result
+
+    def conditions(self, args: Mapping[str, Any]) -> Dict[str, Any]:
+        """The device's heat, clocks and throttling state now (see :mod:`.guards`)."""
+        result: Dict[str, Any] = to_jsonable(guards.snapshot())
+        return result
 
     def run(self, args: Mapping[str, Any]) -> Dict[str, Any]:
         """Outputs for the given inputs; a data set larger than a fixed-batch model's batch
@@ -158,17 +185,22 @@ class Runtime:
             blocks=int(args.get("blocks", 20)),
             seed=int(args.get("seed", 0)),
         )
-        before = _conditions()
+        before, state_before = _conditions(), guards.snapshot()
         t0 = time.perf_counter_ns()
         samples, rounds = interleave_runs(models, feeds, policy)
         wall_s = (time.perf_counter_ns() - t0) / 1e9
+        state_after, after = guards.snapshot(), _conditions()
         return {
             "handles": handles,
             "policy": to_jsonable(policy),
             "samples_ms": dict(zip(handles, samples)),
             "rounds": [[handles[i] for i in order] for order in rounds],
-            "conditions": {"before": before, "after": _conditions()},
+            "conditions": {"before": before, "after": after},
             "wall_s": wall_s,
+            "validity": {
+                h: _verdict(guards.judge(s, state_before, state_after, policy.warmup))
+                for h, s in zip(handles, samples)
+            },
         }
 
     def unload(self, args: Mapping[str, Any]) -> Dict[str, Any]:

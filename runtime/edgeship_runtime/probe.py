@@ -13,6 +13,16 @@ import shutil
 import subprocess
 import sys
 
+# Where a board names itself: the device tree on ARM boards (one path or the other,
+# depending on the kernel), DMI on x86 (and some ARM servers).
+_MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
+_COMPATIBLE_FILES = ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible")
+_DMI_DIR = "/sys/class/dmi/id"
+_DMI_FIELDS = ("sys_vendor", "product_name", "board_name")
+# what firmware writes when the vendor filled nothing in
+_DMI_PLACEHOLDERS = ("to be filled by o.e.m.", "default string", "system product name", "none")
+_MARKER_FILES = ("/etc/nv_tegra_release",)
+
 _MODULES = (
     ("numpy", "numpy"),
     ("psutil", "psutil"),
@@ -49,6 +59,43 @@ def _version(dist):
         return version(dist)
     except Exception:
         return None
+
+
+def _read_list(path):
+    """A device-tree string list (NUL-separated), or []."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [p.decode("utf-8", "replace") for p in raw.split(b"\x00") if p]
+
+
+def dmi():
+    """The DMI vendor, product and board names (x86 firmware), placeholders dropped."""
+    found = {}
+    for field in _DMI_FIELDS:
+        value = _read(os.path.join(_DMI_DIR, field))
+        found[field] = None if not value or value.lower() in _DMI_PLACEHOLDERS else value
+    return found
+
+
+def board(dmi_ids):
+    """The board's own name: the device-tree model, else DMI's vendor and product."""
+    for path in _MODEL_FILES:
+        model = _read(path)
+        if model:
+            return model
+    named = [dmi_ids.get("sys_vendor"), dmi_ids.get("product_name")]
+    return " ".join(n for n in named if n) or None
+
+
+def compatible():
+    for path in _COMPATIBLE_FILES:
+        found = _read_list(path)
+        if found:
+            return found
+    return []
 
 
 def backends():
@@ -121,7 +168,8 @@ def probe(root):
     os_release = dict(
         line.split("=", 1) for line in (_read("/etc/os-release") or "").splitlines() if "=" in line
     )
-    files = [p for p in ("/etc/nv_tegra_release",) if os.path.exists(p)]
+    files = [p for p in _MARKER_FILES if os.path.exists(p)]
+    dmi_ids = dmi()
     return {
         "hostname": platform.node(),
         "arch": platform.machine(),
@@ -132,7 +180,9 @@ def probe(root):
         "cores": os.cpu_count(),
         "memory": meminfo(),
         "disk": disk(root),
-        "board": _read("/proc/device-tree/model"),
+        "board": board(dmi_ids),
+        "dmi": dmi_ids,
+        "compatible": compatible(),
         "files": files,
         "backends": backends(),
         "gpu": gpu(),

@@ -12,10 +12,12 @@ Framing
 Handshake
     On start the runtime writes one hello line before reading anything::
 
-        {"edgeship": "runtime", "protocol": 1, "version": "0.1.0", "pid": 4242, "pgid": 4242}
+        {"edgeship": "runtime", "protocol": 1, "version": "0.1.0", "pid": 4242, "pgid": 4242,
+         "max_line_bytes": 268435456}
 
     The host refuses a runtime whose ``protocol`` differs from its own. ``pid``/``pgid``
-    let the host kill a hung runtime (and its workers) from a second channel.
+    let the host kill a hung runtime (and its workers) from a second channel;
+    ``max_line_bytes`` is the request-line limit below (absent from older runtimes).
 
 Requests and replies
     Request: ``{"id": 7, "op": "profile", "args": {...}}``. Requests are served in order,
@@ -24,15 +26,35 @@ Requests and replies
         {"id": 7, "ok": true, "result": {...}}
         {"id": 7, "ok": false, "error": {"type": "InputError", "message": "...", "details": {}}}
 
-    ``type`` names a class of :mod:`edgeship_runtime.errors`.
+    ``type`` names a class of :mod:`edgeship_runtime.errors`. ``id`` is an integer or a
+    string (or null/absent); any other id is refused.
+
+Malformed requests and limits
+    Whatever arrives, the runtime answers and keeps serving: a line that is not UTF-8 JSON
+    (``NaN``/``Infinity`` included: JSON has no such values), not an object, an unknown
+    ``op``, a bad ``id`` or non-object ``args`` gets a ``ProtocolError`` reply, with the
+    request's ``id`` where it could be read and null otherwise. A request line (without
+    its ``\\n``) may hold at most ``max_line_bytes`` bytes: 256 MiB by default, set by
+    ``serve --max-line-bytes N`` or the environment variable ``EDGESHIP_MAX_LINE_BYTES``
+    (the option wins). Inputs travel inside the line as base64 (4/3 of the .npz), so the
+    default carries about 190 MiB of tensors; larger data sets go as a file on the
+    device (``{"path": ...}``). A longer line is never held whole: the runtime reads up to
+    the limit, discards the rest up to its newline in bounded chunks, and replies with a
+    ``ProtocolError`` naming the limit (``details``: ``limit_bytes``, ``line_bytes``),
+    with the ``id`` when the line starts with ``{"id": <integer>`` as the host writes it.
 
 Operations (args → result)
     info      {} → {"runtime": {version, protocol, python, executable},
                     "backends": [BackendInfo...], "environment": Environment}
     load      {path, backend?, threads?, providers?} →
                   {handle, model: ModelInfo, backend: BackendUsage, signature, load_ms}
-    profile   {handle, warmup?, runs?, min_seconds?, samples?, inputs?, shapes?, seed?} →
+    profile   {handle, warmup?, runs?, min_seconds?, samples?, inputs?, shapes?, seed?,
+               steady?, energy?} →
                   ProfileReport (schema edgeship.report/1)
+              ``steady`` (default true): ``warmup`` is a minimum, the warm-up goes on
+              until the rolling median settles. ``energy`` (default true): read the
+              power sensors over the timed window (report ``energy``). The report's
+              ``validity`` holds the verdict (edgeship_runtime.guards).
               With ``shards: N`` (0: one per core) or ``pipeline: {stages: [path...],
               providers?: [[...]...], threads?: [...], backends?: [...]}``, a stream of
               ``runs`` requests over worker processes instead; optional ``request_batch``
@@ -53,6 +75,19 @@ Operations (args → result)
               Block k of a model is ``samples_ms[h][k*block:(k+1)*block]``, run in
               round k. ``before``/``after`` hold ``temperature_c`` (hottest zone),
               ``thermal_zones`` and ``cpu_freq_mhz``, each None/empty where unreadable.
+              ``validity`` maps each handle to its verdict on the window (a Validity
+              without its device snapshots).
+    profile_ops {handle, runs?, warmup?, trace?, inputs?, shapes?, seed?} → OpProfile
+              Per-operator times from a second, profiling session of the model (the
+              handle's own session is never profiled): both warmed up ``warmup`` runs,
+              then ``runs`` runs each, in turn. Per node and op type the median; the
+              operators' sum against the same runs' end-to-end median (the gap: outside
+              operators) and the profiler's overhead against the plain session.
+              ``trace``: include the profiler's Chrome trace events. A backend without
+              per-operator timing answers ``available: false`` and a ``note``.
+    conditions {} → DeviceState: temperatures, governors, CPU clocks and caps, throttle
+              counters, ``vcgencmd``/``nvpmodel`` state now (the host polls it to cool
+              down before timing).
     unload    {handle} → {}
     shutdown  {} → {} and the runtime exits 0
 
@@ -70,21 +105,28 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict
+import re
+from typing import Any, Dict, Optional, Union
 
 from . import __version__
 from .errors import ProtocolError
 
 PROTOCOL_VERSION = 1
+DEFAULT_MAX_LINE_BYTES = 256 << 20
+"""The longest request line the runtime reads (bytes, without the newline)."""
+MAX_LINE_BYTES_ENV = "EDGESHIP_MAX_LINE_BYTES"
+
+RequestId = Union[int, str, None]
 
 
-def hello() -> Dict[str, Any]:
+def hello(max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Dict[str, Any]:
     return {
         "edgeship": "runtime",
         "protocol": PROTOCOL_VERSION,
         "version": __version__,
         "pid": os.getpid(),
         "pgid": os.getpgid(0),
+        "max_line_bytes": max_line_bytes,
     }
 
 
@@ -104,22 +146,52 @@ def encode(message: Dict[str, Any]) -> bytes:
 
 
 def decode(line: bytes) -> Dict[str, Any]:
+    """One JSON object from ``line``; strict JSON (no ``NaN``/``Infinity``)."""
     try:
-        message = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"not a JSON line: {line[:200]!r}") from exc
+        message = json.loads(line.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"not a UTF-8 line ({exc.reason}): {line[:200]!r}") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested a few thousand deep
+        raise ProtocolError(f"not a JSON line ({exc}): {line[:200]!r}") from exc
     if not isinstance(message, dict):
         raise ProtocolError(f"expected a JSON object, got {line[:200]!r}")
     return message
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def message_id(message: Dict[str, Any]) -> RequestId:
+    """The ``id`` of a request: an integer, a string or None; anything else is refused."""
+    value = message.get("id")
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ProtocolError(
+        f"bad request id {str(value)[:100]}: expected an integer or a string",
+        id=str(value)[:100],
+    )
+
+
+_LEADING_ID = re.compile(rb'\A\s*\{\s*"id"\s*:\s*(-?[0-9]{1,18})\s*[,}]')
+
+
+def leading_id(head: bytes) -> Optional[int]:
+    """The integer ``id`` a line starts with, as the host writes it (``{"id":7,...``):
+    the id of a request too long to be decoded."""
+    found = _LEADING_ID.match(head[:200])
+    return int(found.group(1)) if found else None
 
 
 def request(request_id: int, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
     return {"id": request_id, "op": op, "args": args}
 
 
-def reply_ok(request_id: Any, result: Dict[str, Any]) -> Dict[str, Any]:
+def reply_ok(request_id: RequestId, result: Dict[str, Any]) -> Dict[str, Any]:
     return {"id": request_id, "ok": True, "result": result}
 
 
-def reply_error(request_id: Any, error: Dict[str, Any]) -> Dict[str, Any]:
+def reply_error(request_id: RequestId, error: Dict[str, Any]) -> Dict[str, Any]:
     return {"id": request_id, "ok": False, "error": error}

@@ -165,6 +165,151 @@ class ParallelReport:
 
 
 @dataclass
+class DeviceState:
+    """The clock and heat of the device at one moment, read from ``/sys`` (and, where they
+    exist, ``vcgencmd`` and ``nvpmodel``); an empty map or None wherever unreadable.
+
+    Per-CPU maps are keyed ``cpu0``, ``cpu1``... over the CPUs this process may run on.
+    ``throttle_counts``: the kernel's ``thermal_throttle/*_count`` per CPU (x86);
+    ``rpi_throttled``: the bits of ``vcgencmd get_throttled`` (Raspberry Pi);
+    ``devfreq_mhz``: devfreq devices' current clock (a Jetson's GPU and memory, Mali GPUs).
+    """
+
+    temperature_c: Optional[float] = None
+    thermal_zones: Dict[str, float] = field(default_factory=dict)
+    governors: List[str] = field(default_factory=list)
+    cur_freq_mhz: Dict[str, float] = field(default_factory=dict)
+    max_freq_mhz: Dict[str, float] = field(default_factory=dict)
+    hw_max_freq_mhz: Dict[str, float] = field(default_factory=dict)
+    throttle_counts: Dict[str, int] = field(default_factory=dict)
+    rpi_throttled: Optional[int] = None
+    jetson_power_mode: Optional[str] = None
+    devfreq_mhz: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Cooldown:
+    """A wait before timing until the hottest thermal zone was below ``below_c`` (°C).
+    ``reached`` is None where no thermal zone is readable (nothing was waited for)."""
+
+    below_c: float
+    timeout_s: float
+    waited_s: float
+    start_c: Optional[float] = None
+    end_c: Optional[float] = None
+    reached: Optional[bool] = None
+
+
+@dataclass
+class Validity:
+    """Whether a profile's figures can be trusted: ``verdict`` is ``stable`` or
+    ``unstable``, with every reason; ``unchecked`` names what this device did not let us
+    check (an unreadable governor is not taken as a good one).
+
+    ``warmup_runs``: untimed runs before timing (the first inference included);
+    ``warmup_settled``: whether the rolling median had settled by then (None: a fixed
+    warm-up was asked for); ``clock_resolution_ns``: the smallest step of the timer,
+    measured; ``before``/``after``: the device around the timed window.
+    """
+
+    verdict: str
+    reasons: List[str] = field(default_factory=list)
+    unchecked: List[str] = field(default_factory=list)
+    warmup_runs: int = 0
+    warmup_settled: Optional[bool] = None
+    clock_resolution_ns: Optional[float] = None
+    before: Optional[DeviceState] = None
+    after: Optional[DeviceState] = None
+    cooldown: Optional[Cooldown] = None
+
+
+@dataclass
+class SensorReading:
+    """One power sensor over the timed window. ``kind`` is ``counter`` (an energy counter
+    read at both ends: RAPL ``energy_uj``, hwmon ``energy*_input``) or ``sampled`` (a
+    power reading sampled every ``interval_s`` and integrated: hwmon ``power*_input``,
+    INA3221 rails as voltage × current); ``scope`` says what it covers (a CPU package,
+    a board rail), never only this process."""
+
+    sensor: str
+    kind: str
+    source: str
+    energy_mj: float
+    average_w: float
+    mj_per_inference: float
+    samples: Optional[int] = None
+    interval_s: Optional[float] = None
+
+
+@dataclass
+class EnergyReport:
+    """Energy over the timed window (``window_s`` seconds, ``inferences`` runs), per sensor
+    found; ``note`` says when there is none (``no power sensor``) or why one was skipped.
+    Figures are measured, never estimated."""
+
+    window_s: float
+    inferences: int
+    sensors: List[SensorReading] = field(default_factory=list)
+    note: Optional[str] = None
+
+
+@dataclass
+class NodeTime:
+    """One operator (graph node) in a per-operator profile: its median time over the
+    profiled runs, its share of the operators' total, the execution provider (or
+    delegate) that ran it and, where the profiler gives them, its tensor shapes."""
+
+    name: str
+    op_type: str
+    median_ms: float
+    share: float
+    provider: Optional[str] = None
+    input_shapes: List[List[int]] = field(default_factory=list)
+    output_shapes: List[List[int]] = field(default_factory=list)
+
+
+@dataclass
+class OpTypeTime:
+    """The nodes of one op type together: the sum of their medians, and its share."""
+
+    op_type: str
+    nodes: int
+    total_ms: float
+    share: float
+
+
+@dataclass
+class OpProfile:
+    """Which operators take the time, measured in a profiling session of its own (opened
+    beside the timed one, so the timed figures stay unaffected).
+
+    ``ops_ms``: median over runs of the operators' summed time; ``profiled_ms``: the
+    end-to-end median of those same runs (``perf_counter_ns`` around the call) and
+    ``outside_ops_ms`` their difference (binding, input/output copies, the executor);
+    ``session_ms``: the backend's own median time per run (ONNX Runtime's ``model_run``);
+    ``plain_ms``: the end-to-end median of the model's plain session, timed in turn with
+    the profiled one, and ``profiler_overhead`` = profiled_ms / plain_ms - 1. Where the
+    backend exposes no per-operator timing, ``available`` is false and ``note`` says so.
+    ``trace``: the profiler's Chrome trace events (load it in Perfetto), when asked for.
+    """
+
+    available: bool
+    backend: str
+    runs: int = 0
+    warmup: int = 0
+    note: Optional[str] = None
+    nodes: List[NodeTime] = field(default_factory=list)
+    op_types: List[OpTypeTime] = field(default_factory=list)
+    ops_ms: Optional[float] = None
+    session_ms: Optional[float] = None
+    profiled_ms: Optional[float] = None
+    plain_ms: Optional[float] = None
+    outside_ops_ms: Optional[float] = None
+    profiler_overhead: Optional[float] = None
+    trace: Optional[List[Dict[str, Any]]] = None
+
+
+@dataclass
 class ProfileReport(JsonRecord):
     model: ModelInfo
     backend: BackendUsage
@@ -183,4 +328,7 @@ class ProfileReport(JsonRecord):
     samples_ms: Optional[List[float]] = None
     target: Optional[Dict[str, Any]] = None
     parallel: Optional[ParallelReport] = None
+    validity: Optional[Validity] = None
+    energy: Optional[EnergyReport] = None
+    ops: Optional[OpProfile] = None
     schema: str = REPORT_SCHEMA

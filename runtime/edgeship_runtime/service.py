@@ -7,24 +7,42 @@ import select
 import sys
 import threading
 import traceback
-from typing import Any, BinaryIO, Dict
+from typing import Any, BinaryIO, Dict, Iterator, Union
 
 from . import protocol
 from .errors import EdgeshipError, ProtocolError
 from .ops import Runtime
 
-_OPS = ("info", "load", "profile", "run", "interleave", "unload")
+_OPS = ("info", "load", "profile", "profile_ops", "run", "interleave", "conditions", "unload")
+_DISCARD_CHUNK = 1 << 20  # bytes read at a time while skipping the rest of a too-long line
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """Answer requests until stdin closes or ``shutdown``; returns the exit status."""
+class LineTooLong:
+    """A request line over the limit: its first bytes and its whole length (bytes,
+    without the newline); the rest was read and dropped."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        self.head = head
+        self.size = size
+
+
+def serve(
+    stdin: BinaryIO, stdout: BinaryIO, max_line_bytes: int = protocol.DEFAULT_MAX_LINE_BYTES
+) -> int:
+    """Answer requests until stdin closes or ``shutdown``; returns the exit status.
+
+    Every line gets a reply, a malformed or oversized one an error; none ends the service.
+    """
     runtime = Runtime()
-    _send(stdout, protocol.hello())
+    _send(stdout, protocol.hello(max_line_bytes))
     try:
-        for line in stdin:
-            if not line.strip():
+        for line in request_lines(stdin, max_line_bytes):
+            if isinstance(line, LineTooLong):
+                reply = too_long_reply(line, max_line_bytes)
+            elif not line.strip():
                 continue
-            reply = handle_line(runtime, line)
+            else:
+                reply = handle_line(runtime, line)
             _send(stdout, reply)
             if reply.get("result", {}).get("shutdown"):
                 break
@@ -33,17 +51,59 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     return 0
 
 
+def request_lines(stdin: BinaryIO, limit: int) -> Iterator[Union[bytes, LineTooLong]]:
+    """The lines of ``stdin``; one longer than ``limit`` bytes (newline not counted) as a
+    :class:`LineTooLong`, of which no more than ``limit`` bytes are ever held."""
+    while True:
+        line = stdin.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        head = line[:200]
+        del line
+        while True:  # drop the rest up to the newline, a bounded chunk at a time
+            chunk = stdin.readline(_DISCARD_CHUNK)
+            size += len(chunk)
+            if not chunk or chunk.endswith(b"\n"):
+                break
+        yield LineTooLong(head, size - (1 if chunk.endswith(b"\n") else 0))
+
+
+def too_long_reply(line: LineTooLong, limit: int) -> Dict[str, Any]:
+    error = ProtocolError(
+        f"request line of {line.size} bytes is over the limit of {_bytes(limit)} and was "
+        "discarded: pass large inputs as a file on the device, or raise the limit "
+        f"(serve --max-line-bytes, {protocol.MAX_LINE_BYTES_ENV})",
+        limit_bytes=limit,
+        line_bytes=line.size,
+    )
+    return protocol.reply_error(protocol.leading_id(line.head), error.to_wire())
+
+
+def _bytes(count: int) -> str:
+    """``1000 bytes``, ``268435456 bytes (256 MiB)``."""
+    return f"{count} bytes" + (f" ({count / (1 << 20):.4g} MiB)" if count >= 1 << 20 else "")
+
+
 def handle_line(runtime: Runtime, line: bytes) -> Dict[str, Any]:
-    request_id = None
+    request_id: protocol.RequestId = None
     try:
         message = protocol.decode(line)
-        request_id = message.get("id")
+        request_id = protocol.message_id(message)
         op = message.get("op")
         if op == "shutdown":
             return protocol.reply_ok(request_id, {"shutdown": True})
         if op not in _OPS:
-            raise ProtocolError(f"unknown op {op!r} (known: {', '.join(_OPS)}, shutdown)")
-        result = getattr(runtime, str(op))(message.get("args") or {})
+            raise ProtocolError(
+                f"unknown op {str(op)[:100]!r} (known: {', '.join(_OPS)}, shutdown)"
+            )
+        args = message.get("args") or {}
+        if not isinstance(args, dict):
+            raise ProtocolError(f"{op}: args must be a JSON object, got {type(args).__name__}")
+        result = getattr(runtime, str(op))(args)
         return protocol.reply_ok(request_id, result)
     except EdgeshipError as exc:
         return protocol.reply_error(request_id, exc.to_wire())
@@ -58,10 +118,13 @@ def handle_line(runtime: Runtime, line: bytes) -> Dict[str, Any]:
 def _send(stdout: BinaryIO, message: Dict[str, Any]) -> None:
     try:
         data = protocol.encode(message)
-    except ValueError as exc:  # NaN or another value JSON cannot carry
+    except (ValueError, TypeError) as exc:  # NaN or another value JSON cannot carry
+        request_id = message.get("id")
+        if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
+            request_id = None
         data = protocol.encode(
             protocol.reply_error(
-                message.get("id"),
+                request_id,
                 {"type": "ProtocolError", "message": f"reply not encodable: {exc}", "details": {}},
             )
         )

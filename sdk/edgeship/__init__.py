@@ -1,28 +1,102 @@
 """edgeship: compress, convert, deploy and profile ML models on edge boards.
 
-The host SDK. The device side is :mod:`edgeship_runtime`, shipped as one zipapp.
+The host SDK. The device side is :mod:`edgeship_runtime`, shipped as one zipapp. The main
+commands of the ``edgeship`` CLI are functions here (see :mod:`edgeship.api`)::
+
+    import edgeship
+
+    report = edgeship.profile("cnn.onnx", target="pi")                 # ProfileReport
+    result = edgeship.compress("cnn.onnx", edgeship.QuantizeConfig("int8-static"),
+                               "calib.npz", "cnn-int8.onnx")           # CompressionResult
+    edgeship.deploy("cnn-int8.onnx", "pi", name="detector")            # [Deployment]
+    config = edgeship.ABConfig(gates=(edgeship.make_gate("min-speedup", 1.3),))
+    edgeship.ab("cnn.onnx", ["cnn-int8.onnx"], "pi", config=config).passed
+
+``edgeship.ab``, ``.compress``, ``.convert`` and ``.deploy`` are those functions; the
+subpackages of the same names are reached with ``from edgeship.deploy import ...``.
 """
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from edgeship_runtime import __version__
 from edgeship_runtime.report import ProfileReport
 
-from .api import info, profile, run
-from .config import ProfileConfig, Timeouts
+from .ab import ABConfig, ABReport, make_gate
+from .api import ab, compress, convert, deploy, info, profile, run
+from .compress import (
+    ChainConfig,
+    ChannelPruneConfig,
+    CompressionResult,
+    CompressOptions,
+    DistillConfig,
+    PruneConfig,
+    QuantizeConfig,
+)
+from .config import ConnectOptions, ProfileConfig, Timeouts
+from .convert import ConversionResult, ConvertConfig
 from .errors import EdgeshipError
 from .targets import LocalTarget, Target, open_target
 
+if TYPE_CHECKING:
+    from .deploy import Deployment
+
 __all__ = [
+    "ABConfig",
+    "ABReport",
+    "ChainConfig",
+    "ChannelPruneConfig",
+    "CompressOptions",
+    "CompressionResult",
+    "ConnectOptions",
+    "ConversionResult",
+    "ConvertConfig",
+    "Deployment",
+    "DistillConfig",
     "EdgeshipError",
     "LocalTarget",
     "ProfileConfig",
     "ProfileReport",
+    "PruneConfig",
+    "QuantizeConfig",
     "Target",
     "Timeouts",
     "__version__",
+    "ab",
+    "compress",
+    "convert",
+    "deploy",
     "info",
+    "make_gate",
     "open_target",
     "profile",
     "run",
 ]
+
+_FUNCTIONS = frozenset({"ab", "compress", "convert", "deploy"})
+
+
+def __getattr__(name: str) -> Any:
+    """``Deployment``, imported on first use (PEP 562): :mod:`edgeship.deploy` loads
+    paramiko, which ``import edgeship`` and ``local`` work should not pay for."""
+    if name == "Deployment":
+        from .deploy import Deployment
+
+        return Deployment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Importing a subpackage sets it as an attribute of its parent: ``edgeship.deploy``,
+    first imported when an SSH target opens, would replace the function of that name."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _FUNCTIONS and isinstance(value, types.ModuleType):
+            return  # the subpackage stays in sys.modules, where imports find it
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

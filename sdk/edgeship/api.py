@@ -1,26 +1,64 @@
-"""The Python API; it mirrors the CLI (``edgeship profile`` ↔ :func:`profile`)."""
+"""The Python API; it mirrors the CLI, which is a thin layer over it.
+
+    edgeship profile MODEL --target T      profile(model, target)      -> ProfileReport
+    edgeship run MODEL --inputs X          run(model, inputs, target)  -> outputs by name
+    edgeship info TARGET                   info(target)                -> dict
+    edgeship compress MODEL --method M     compress(model, config, data, out, options)
+                                                                       -> CompressionResult
+    edgeship convert SRC OUT               convert(config, target)     -> ConversionResult
+    edgeship deploy MODEL... --target T    deploy(models, target)      -> [Deployment]
+    edgeship ab BASE VARIANT... --target T ab(base, variants, target)  -> ABReport
+
+A target is a name (``"local"``, a device or group of the targets file, an ssh alias,
+``user@host[:port]``) or an open :class:`~edgeship.targets.Target`, which is borrowed and
+left open. Sizes under ``*_mb`` fields are MiB (2**20 bytes); latencies are milliseconds.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.guards import with_cooldown
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
-from .config import ProfileConfig
-from .shard import ParallelConfig, profile_parallel
+from .ab.result import ABReport
+from .ab.runner import ABConfig, run_ab
+from .compress import compress
+from .config import ConnectOptions, ParallelConfig, ProfileConfig
+from .convert import ConversionResult, ConvertConfig
+from .convert import convert as convert_on
+from .errors import BackendUnavailable, UsageError
+from .shard import profile_parallel
 from .targets import Target, open_target
+from .targets.capabilities import SETUP, deployer
+from .targets.cooldown import CooldownPolicy
+
+if TYPE_CHECKING:
+    from .deploy import Deployment  # loads paramiko: not at `import edgeship`
 
 TargetLike = str | Target
 PathLike = str | Path
+
+__all__ = [
+    "ab",
+    "compress",
+    "convert",
+    "deploy",
+    "info",
+    "profile",
+    "run",
+    "setup_hint",
+]
 
 
 def profile(
@@ -39,6 +77,9 @@ def profile(
     samples: bool = False,
     shards: int | None = None,
     pipeline: PathLike | None = None,
+    ops: bool = False,
+    cooldown_c: float | None = None,
+    steady: bool = True,
 ) -> ProfileReport:
     """Profile ``model`` on ``target`` and return its typed report.
 
@@ -47,9 +88,14 @@ def profile(
     ``shards`` (0: one per core) or ``pipeline`` (a directory from ``edgeship partition``)
     profile a stream of ``runs`` requests on worker processes instead, and fill the
     report's ``parallel`` section (see :mod:`edgeship.shard` for more settings).
+    ``ops``: also time each operator (the report's ``ops``); ``cooldown_c``: first wait
+    (up to 300 s) until the device's hottest thermal zone is below it, in °C; ``steady``:
+    ``warmup`` is a minimum and the warm-up goes on until the median settles. The report's
+    ``validity`` says whether its figures can be trusted, ``energy`` what power sensors
+    measured.
     """
     config = ProfileConfig(
-        policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=min_seconds),
+        policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=min_seconds, steady=steady),
         session=SessionOptions(threads=threads, providers=tuple(providers)),
         backend=backend,
         inputs=Path(inputs) if inputs is not None else None,
@@ -61,10 +107,14 @@ def profile(
         parallel = ParallelConfig(
             shards=shards, pipeline=Path(pipeline) if pipeline is not None else None
         )
-        with _target(target) as tgt:
+        with _target(target) as tgt, setup_hint(tgt):
             return profile_parallel(tgt, Path(model), config, parallel)
-    with _target(target) as tgt:
-        return tgt.profile(Path(model), config)
+    with _target(target) as tgt, setup_hint(tgt):
+        waited = tgt.cooldown(CooldownPolicy(cooldown_c)) if cooldown_c is not None else None
+        report = tgt.profile(Path(model), config, ops=OpsPolicy(runs, warmup) if ops else None)
+        if waited is not None and report.validity is not None:
+            with_cooldown(report.validity, waited)
+        return report
 
 
 def info(target: TargetLike = "local") -> dict[str, Any]:
@@ -83,13 +133,98 @@ def run(
 ) -> dict[str, np.ndarray]:
     """Run ``model`` once on ``inputs`` (arrays by input name); outputs by name."""
     config = ProfileConfig(session=SessionOptions(threads=threads), backend=backend)
-    with _target(target) as tgt:
+    with _target(target) as tgt, setup_hint(tgt):
         return tgt.run(Path(model), inputs, config)
 
 
-def _target(target: TargetLike) -> AbstractContextManager[Target]:
+def convert(config: ConvertConfig, target: TargetLike = "local") -> ConversionResult:
+    """Convert ``config.source`` to ``config.output``, verified on ``target``: the result
+    is run beside its source on the same inputs (max |Δ|, cosine, top-1) and published
+    only when it matches. See :class:`~edgeship.convert.ConvertConfig` for the routes."""
+    with _target(target) as tgt:
+        return convert_on(config, tgt)
+
+
+def deploy(
+    models: PathLike | Sequence[PathLike],
+    target: TargetLike,
+    *,
+    name: str | None = None,
+    options: ConnectOptions | None = None,
+) -> list[Deployment]:
+    """Upload ``models`` to ``target`` (one device) and activate each as the next version
+    of its name, atomically and hash-verified on the device; one
+    :class:`~edgeship.deploy.Deployment` per model, in order.
+
+    ``name``: the deployment name (default: the file's stem), for one model only; two
+    models that would share a name are refused (the second would silently become a newer
+    version of the first). ``options``: how to reach a target given by name
+    (``keep_versions``: older versions kept, default 3); an open target keeps its own.
+    """
+    paths = [Path(models)] if isinstance(models, str | Path) else [Path(m) for m in models]
+    check_deploy_names(paths, name)
+    with _target(target, options) as tgt:
+        device = deployer(tgt)
+        return [device.deploy(path, name) for path in paths]
+
+
+def check_deploy_names(models: Sequence[Path], name: str | None) -> None:
+    """Refuse a deployment whose models would overwrite each other's name."""
+    if not models:
+        raise UsageError("deploy: no model given")
+    if name is not None and len(models) > 1:
+        raise UsageError("--name works with one model; deploy several without it")
+    stems: dict[str, Path] = {}
+    for model in models:
+        other = stems.setdefault(model.stem, model)
+        if other != model:
+            raise UsageError(
+                f"{other} and {model} would both be deployed as {model.stem!r}, the second "
+                "as a newer version of the first; deploy them one at a time with --name"
+            )
+
+
+def ab(
+    base: PathLike,
+    variants: Sequence[PathLike],
+    target: TargetLike | Sequence[Target] = "local",
+    *,
+    config: ABConfig | None = None,
+    options: ConnectOptions | None = None,
+    parallel: int = 8,
+) -> ABReport:
+    """A/B ``variants`` against ``base`` on ``target`` (a device, a group, several open
+    targets): interleaved timing, statistics, memory, quality and the gates of ``config``.
+
+    ``report.passed`` says whether every gate passed on every device. With several
+    devices, one that fails is recorded in ``report.failures`` and the others go on; on
+    one device its error is raised. ``parallel``: devices measured at once.
+    """
+    return run_ab(base, list(variants), target, config, options, parallel=parallel)
+
+
+@contextlib.contextmanager
+def setup_hint(target: Target) -> Iterator[None]:
+    """On a device edgeship can set up, "no installed backend" means: set it up first."""
+    try:
+        yield
+    except BackendUnavailable as exc:
+        if SETUP not in target.capabilities:
+            raise
+        raise BackendUnavailable(
+            f"{exc.message}; run `edgeship setup {target.name}` first "
+            "(or pass --python, a Python on the device that has it)",
+            **exc.details,
+        ) from exc
+
+
+def _target(
+    target: TargetLike, options: ConnectOptions | None = None
+) -> AbstractContextManager[Target]:
     """A target to use in a ``with``: a caller's open target is borrowed, not closed."""
-    return contextlib.nullcontext(target) if isinstance(target, Target) else open_target(target)
+    if isinstance(target, Target):
+        return contextlib.nullcontext(target)
+    return open_target(target, options)
 
 
 def _shapes(

@@ -20,7 +20,14 @@ from typing import Any, Protocol
 
 from edgeship_runtime import protocol
 
-from .errors import ProtocolError, RemoteTimeout, RuntimeCrashed, TargetError, error_from_wire
+from .errors import (
+    ProtocolError,
+    RemoteTimeout,
+    RuntimeCrashed,
+    TargetError,
+    UsageError,
+    error_from_wire,
+)
 
 _STDERR_LINES = 200
 
@@ -136,8 +143,15 @@ class RuntimeClient:
 
     def call(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
         request_id = next(self._ids)
+        line = protocol.encode(protocol.request(request_id, op, args))
+        limit = self.hello.get("max_line_bytes")
+        if isinstance(limit, int) and len(line) > limit:
+            raise UsageError(
+                f"{self.label}: the {op} request is {len(line):,} bytes, over the runtime's "
+                f"limit of {limit:,} (serve --max-line-bytes); send fewer or smaller inputs"
+            )
         try:
-            self.pipe.write(protocol.encode(protocol.request(request_id, op, args)))
+            self.pipe.write(line)
         except OSError:
             raise self._ended(op) from None
         reply = self._read(op, timeout or self.timeout)
@@ -146,7 +160,7 @@ class RuntimeClient:
                 f"{self.label}: reply to request {reply.get('id')}, expected {request_id}"
             )
         if not reply.get("ok"):
-            raise error_from_wire(reply.get("error") or {})
+            raise error_from_wire(reply.get("error") or {}, context=self.label)
         return reply.get("result")
 
     def close(self) -> None:
@@ -170,7 +184,10 @@ class RuntimeClient:
             ) from None
         if not line:
             raise self._ended(during)
-        return protocol.decode(line)
+        try:
+            return protocol.decode(line)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.label}: {exc}") from None
 
     def _ended(self, during: str) -> TargetError:
         """Why the runtime's output ended: the connection to it was lost, or it died."""

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.inputs import load_arrays
 from edgeship_runtime.measure import MeasurePolicy
-from edgeship_runtime.ops import encode_tensors
 
 from .errors import UsageError
 
@@ -50,30 +47,6 @@ class ProfileConfig:
     seed: int = 0
     samples: bool = False
 
-    def load_args(self, device_path: str) -> dict[str, Any]:
-        return {
-            "path": device_path,
-            "backend": self.backend,
-            "threads": self.session.threads,
-            "providers": list(self.session.providers),
-            "execution_mode": self.session.execution_mode,
-            "graph_optimization": self.session.graph_optimization,
-        }
-
-    def profile_args(self, handle: str) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "handle": handle,
-            "warmup": self.policy.warmup,
-            "runs": self.policy.runs,
-            "min_seconds": self.policy.min_seconds,
-            "samples": self.samples,
-            "seed": self.seed,
-            "shapes": {k: list(v) for k, v in self.shapes.items()},
-        }
-        if self.inputs is not None:
-            args["inputs"] = encode_tensors(load_arrays(str(self.inputs)))
-        return args
-
 
 @dataclass(frozen=True)
 class ConnectOptions:
@@ -87,7 +60,48 @@ class ConnectOptions:
     deploy_root: str | None = None
     keep_versions: int = 3
     progress: bool = False
+    lock_wait: float = 60.0
+    """Seconds a deploy, rollback or rm waits for another holding the device's lock."""
 
     def __post_init__(self) -> None:
+        for name in ("ssh_config", "targets_file"):  # a str from the Python API is a path
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
         if self.keep_versions < 1:
             raise UsageError(f"--keep must be at least 1, got {self.keep_versions}")
+        if not self.lock_wait >= 0:
+            raise UsageError(f"--lock-wait must be 0 or more seconds, got {self.lock_wait}")
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """Shards or a pipeline on one device.
+
+    ``shards``: data-parallel workers (0: as many as the device's cores suggest);
+    ``pipeline``: a directory written by ``edgeship partition`` (its ``manifest.json``
+    gives the stage order). ``stage_providers`` / ``stage_threads``: one entry per stage
+    (e.g. ``(("CUDAExecutionProvider",), ("CPUExecutionProvider",))``). ``request_batch``
+    cuts ``--inputs`` into requests of that many samples; ``depth`` is the number of
+    requests in flight per worker; ``baseline`` also times one shard or the unsplit model.
+    """
+
+    shards: int | None = None
+    pipeline: Path | None = None
+    request_batch: int | None = None
+    depth: int | None = None
+    baseline: bool = True
+    stage_providers: tuple[tuple[str, ...], ...] | None = None
+    stage_threads: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.shards is None) == (self.pipeline is None):
+            raise UsageError("give exactly one of --shards N and --pipeline DIR")
+        if self.shards is not None and self.shards < 0:
+            raise UsageError(f"--shards must be 0 (automatic) or positive, got {self.shards}")
+        for name in ("request_batch", "depth"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1, got {value}")
+        if self.pipeline is not None and not Path(self.pipeline).is_dir():
+            raise UsageError(f"--pipeline {self.pipeline}: not a directory")

@@ -8,6 +8,9 @@
     ├── InferenceError            the backend failed on a valid model
     ├── ProtocolError             unexpected bytes on the runtime's pipe
     ├── ConfigError               a targets file or board profile is invalid
+    ├── VerificationError         a produced model (compressed, converted, optimized,
+    │                             partitioned) did not run on the target, or differs from
+    │                             its source beyond tolerance (carries the report)
     └── TargetError               a device could not do what was asked (fleets record it)
         ├── RuntimeCrashed        the runtime process died (exit status, stderr tail)
         ├── RemoteTimeout         an operation ran past its timeout; the process was killed
@@ -23,6 +26,8 @@ Device-side errors arrive over the pipe and are rebuilt as the same classes.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from edgeship_runtime.errors import (
     BackendUnavailable,
@@ -53,12 +58,26 @@ __all__ = [
     "RuntimeCrashed",
     "TargetError",
     "UsageError",
+    "VerificationError",
     "error_from_wire",
 ]
 
 
 class ConfigError(EdgeshipError):
     """A targets file, board profile or option file is malformed."""
+
+
+class VerificationError(EdgeshipError):
+    """A produced model failed its check and was not reported as a success: it did not
+    load or run on the target, or its outputs differ from its source's beyond tolerance.
+
+    ``report``: what was produced and measured, when there is one (a conversion's report,
+    an optimization's, a partition's manifest); ``--force`` keeps a converted model anyway.
+    """
+
+    def __init__(self, message: str, report: Any = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.report = report
 
 
 class TargetError(EdgeshipError):
@@ -77,7 +96,7 @@ class RuntimeCrashed(TargetError):
         detail = _signal_hint(exit_status)
         tail = stderr_tail.strip().splitlines()[-1:] or ["(no stderr)"]
         hint = (
-            " (the device's Python lacks it: run `edgeship setup` or pass --python)"
+            f" (the device's Python lacks it: run `edgeship setup {target}` or pass --python)"
             if "ModuleNotFoundError" in tail[0]
             else ""
         )

@@ -26,11 +26,9 @@ from typing import Any
 import numpy as np
 
 from edgeship_runtime.inputs import LABELS_KEY
-from edgeship_runtime.ops import decode_tensors, encode_tensors
-from edgeship_runtime.parallel import read_manifest
 from edgeship_runtime.report import ProfileReport
 
-from .config import ProfileConfig
+from .config import ParallelConfig, ProfileConfig
 from .errors import EdgeshipError, InputError, ModelError, TargetError, UsageError
 from .targets import Target
 
@@ -51,73 +49,13 @@ class ShardError(TargetError):
 # ------------------------------------------------------------------------------ one device
 
 
-@dataclass(frozen=True)
-class ParallelConfig:
-    """Shards or a pipeline on one device.
-
-    ``shards``: data-parallel workers (0: as many as the device's cores suggest);
-    ``pipeline``: a directory written by ``edgeship partition`` (its ``manifest.json``
-    gives the stage order). ``stage_providers`` / ``stage_threads``: one entry per stage
-    (e.g. ``(("CUDAExecutionProvider",), ("CPUExecutionProvider",))``). ``request_batch``
-    cuts ``--inputs`` into requests of that many samples; ``depth`` is the number of
-    requests in flight per worker; ``baseline`` also times one shard or the unsplit model.
-    """
-
-    shards: int | None = None
-    pipeline: Path | None = None
-    request_batch: int | None = None
-    depth: int | None = None
-    baseline: bool = True
-    stage_providers: tuple[tuple[str, ...], ...] | None = None
-    stage_threads: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if (self.shards is None) == (self.pipeline is None):
-            raise UsageError("give exactly one of --shards N and --pipeline DIR")
-        if self.shards is not None and self.shards < 0:
-            raise UsageError(f"--shards must be 0 (automatic) or positive, got {self.shards}")
-        for name in ("request_batch", "depth"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UsageError(f"{name} must be at least 1, got {value}")
-        if self.pipeline is not None and not Path(self.pipeline).is_dir():
-            raise UsageError(f"--pipeline {self.pipeline}: not a directory")
-
-    def profile_args(self, target: Target) -> dict[str, Any]:
-        """The runtime's ``profile`` arguments for this; stages are staged on ``target``."""
-        args: dict[str, Any] = {"baseline": self.baseline}
-        if self.request_batch is not None:
-            args["request_batch"] = self.request_batch
-        if self.depth is not None:
-            args["depth"] = self.depth
-        if self.pipeline is None:
-            args["shards"] = self.shards
-            return args
-        plan = read_manifest(str(self.pipeline))
-        pipeline: dict[str, Any] = {"stages": [target.stage_model(Path(p)) for p in plan.stages]}
-        for key, values in (("providers", self.stage_providers), ("threads", self.stage_threads)):
-            if values is not None:
-                if len(values) != len(plan.stages):
-                    raise UsageError(
-                        f"stage {key} has {len(values)} entries for {len(plan.stages)} stages"
-                    )
-                pipeline[key] = [list(v) if isinstance(v, tuple) else v for v in values]
-        args["pipeline"] = pipeline
-        return args
-
-
 def profile_parallel(
     target: Target, model: Path, config: ProfileConfig, parallel: ParallelConfig
 ) -> ProfileReport:
-    """Like :meth:`Target.profile`, as a stream over shards or pipeline stages; the report
-    has its ``parallel`` section filled."""
-    with target.loaded(Path(model), config) as handle:
-        args = {**config.profile_args(handle), **parallel.profile_args(target)}
-        data = target.call("profile", args)
-    report = ProfileReport.from_dict(data)
-    report.target = {**target.identity(), "model_path": report.model.path}
-    report.model.path = str(model)
-    return report
+    """Like :meth:`Target.profile` with the session as given, as a stream over shards or
+    pipeline stages; the report has its ``parallel`` section filled."""
+    with target.load(model, config) as loaded:
+        return loaded.profile(parallel=parallel)
 
 
 def describe_parallel(report: ProfileReport) -> str:
@@ -327,11 +265,7 @@ def run_sharded(
     bounds = chunk_bounds(samples, chunk)
     work = _Work(len(bounds), len(targets))
     shares = [DeviceShare(t.name) for t in targets]
-    extra: dict[str, Any] = {}
-    if request_batch is not None:
-        extra["request_batch"] = request_batch
-    if device_shards is not None:
-        extra["shards"] = device_shards
+    extra = {"request_batch": request_batch, "shards": device_shards}
     config = config or ProfileConfig()
     started = time.monotonic()
     threads = [
@@ -380,21 +314,19 @@ def _device_loop(
     arrays: Mapping[str, np.ndarray],
     bounds: Sequence[tuple[int, int]],
     work: _Work,
-    extra: Mapping[str, Any],
+    extra: Mapping[str, int | None],
 ) -> None:
     """One device: load once, then run chunks until none are left or the device fails."""
     chunk: int | None = None
     starting = True
     try:
-        with target, target.loaded(model, config) as handle:
+        with target, target.load(model, config) as loaded:
             starting = False
             work.started()
             while (chunk := work.take()) is not None:
                 start, end = bounds[chunk]
-                payload = encode_tensors({k: v[start:end] for k, v in arrays.items()})
                 t0 = time.monotonic()
-                result = target.call("run", {"handle": handle, "inputs": payload, **extra})
-                outputs = decode_tensors(result["outputs"])
+                outputs = loaded.run({k: v[start:end] for k, v in arrays.items()}, **extra)
                 share.busy_s += time.monotonic() - t0
                 share.samples += end - start
                 share.chunks += 1

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 
 from edgeship.config import ConnectOptions
-from edgeship.errors import DeployError, UsageError
+from edgeship.errors import DeployError, ModelError, UsageError
 from edgeship.targets import SSHTarget, open_target
+from tests import external_data
 from tests.e2e.conftest import cli
-from tools.testbed import Testbed
+from tools.testbed import DEVICE_PYTHON, Testbed
 
 
 def _current(testbed: Testbed, name: str) -> str:
@@ -172,7 +176,114 @@ def test_gc_spares_a_freshly_staged_blob_and_collects_a_stale_one(
     listing = clean_testbed.run_as(dev, ["ls", str(blobs)], check=True).stdout.split()
     assert listing == [Path(staged).name]
     old = "@" + str(int(time.time()) - 3600)  # unused for an hour: past the grace period
-    clean_testbed.run_as(dev, ["touch", "-d", old, staged], check=True)
+    pin = dev.deploy_path / "pins" / Path(staged).name  # when it was last staged
+    clean_testbed.run_as(dev, ["touch", "-d", old, staged, str(pin)], check=True)
     device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx"), "gc-b")
     device_target.store().remove("gc-b")
     assert clean_testbed.run_as(dev, ["ls", str(blobs)], check=True).stdout.split() == []
+
+
+def _listing(testbed: Testbed, directory: Path) -> dict[str, str]:
+    """{relative name: sha256} of every file under ``directory`` on the first device."""
+    dev = testbed.devices[0]
+    found = testbed.run_as(dev, ["find", str(directory), "-type", "f"], check=True).stdout
+    files = sorted(found.split())
+    sums = testbed.run_as(dev, ["sha256sum", "--", *files], check=True).stdout.splitlines()
+    return {str(Path(p).relative_to(directory)): s for s, p in (x.split("  ", 1) for x in sums)}
+
+
+def test_onnx_with_external_data_deploys_profiles_and_rolls_back(
+    device_target: SSHTarget, clean_testbed: Testbed, tmp_path: Path
+) -> None:
+    """A model of several files travels as one content-addressed directory: the main file
+    as model.onnx, its external data under the names the model refers to them by."""
+    dev = clean_testbed.devices[0]
+    model = external_data.external_data_model(
+        tmp_path / "ext.onnx", {"W": "weights/w.bin", "b": "b.bin"}
+    )
+    first = device_target.deploy(model, "ext")
+    assert first.uploaded and first.activated and first.version == "v0001"
+    assert first.path.endswith("/models/ext/versions/v0001/model/model.onnx")
+    blob = dev.deploy_path / "blobs" / first.sha256
+    host = {
+        name: hashlib.sha256((tmp_path / local).read_bytes()).hexdigest()
+        for name, local in [("model.onnx", "ext.onnx"), ("weights/w.bin", "weights/w.bin"),
+                            ("b.bin", "b.bin")]
+    }  # fmt: skip
+    assert _listing(clean_testbed, blob) == host
+    # ONNX Runtime on the device finds the external data through the version's link
+    load = "import onnxruntime, sys; onnxruntime.InferenceSession(sys.argv[1])"
+    clean_testbed.run_as(dev, [str(DEVICE_PYTHON), "-c", load, first.path], check=True)
+
+    again = device_target.deploy(model, "ext")
+    assert not again.uploaded and not again.activated
+    report = device_target.profile(model)  # stages into the very same directory
+    assert report.latency_ms.n == 100 and report.target is not None
+    assert report.target["model_path"] == str(blob / "model.onnx")
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    outputs = device_target.run(model, {"x": x})
+    np.testing.assert_allclose(outputs["y"], external_data.expected(x), rtol=1e-6)
+
+    # new weights, same model file: a new directory and version
+    (tmp_path / "b.bin").write_bytes(np.zeros(3, np.float32).tobytes())
+    second = device_target.deploy(model, "ext")
+    assert second.uploaded and second.version == "v0002" and second.sha256 != first.sha256
+
+    # a corrupted companion is caught when rolling back to it, and removed
+    clean_testbed.run_as(dev, ["sh", "-c", 'echo x >> "$1"', "-", str(blob / "b.bin")], check=True)
+    with pytest.raises(DeployError, match="is corrupted"):
+        device_target.store().rollback("ext")
+    assert clean_testbed.run_as(dev, ["test", "-e", str(blob)]).returncode != 0
+    device_target.store().remove("ext")
+    blobs = clean_testbed.run_as(dev, ["ls", str(dev.deploy_path / "blobs")]).stdout.split()
+    assert second.sha256 not in blobs
+
+
+def test_companion_names_cannot_leave_the_model_directory(
+    device_target: SSHTarget, clean_testbed: Testbed, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.bin").write_bytes(b"host secret")
+    (tmp_path / "m").mkdir()
+    for location in ("../secret.bin", str(tmp_path / "secret.bin")):
+        model = external_data.external_data_model(tmp_path / "m" / "m.onnx")
+        _relocate(model, location)
+        with pytest.raises(ModelError, match="refusing companion file name"):
+            device_target.deploy(model, "escape")
+    (tmp_path / "m" / "link.bin").symlink_to(tmp_path / "secret.bin")
+    _relocate(model, "link.bin")
+    with pytest.raises(ModelError, match="outside the model's directory"):
+        device_target.stage_model(model)
+    dev = clean_testbed.devices[0]
+    found = clean_testbed.run_as(dev, ["grep", "-rl", "host secret", str(dev.home)]).stdout
+    assert found == ""
+
+
+def _relocate(model: Path, location: str) -> None:
+    """Point every external tensor of ``model`` at ``location`` (the bytes are not read)."""
+    proto = onnx.load(str(model), load_external_data=False)
+    graph = proto.graph
+    constants = [a.t for node in graph.node for a in node.attribute if a.HasField("t")]
+    for tensor in [*graph.initializer, *constants]:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    model.write_bytes(proto.SerializeToString())
+
+
+def test_a_model_of_several_files_must_fit_as_a_whole(
+    clean_testbed: Testbed, connect: ConnectOptions, tmp_path: Path
+) -> None:
+    """Each file would fit alone, both do not: refused before anything is written."""
+    dev = clean_testbed.devices[3]
+    clean_testbed.small_disk(dev, 8192)
+    model = external_data.external_data_model(tmp_path / "m.onnx", {"W": "w.bin", "b": "b.bin"})
+    for name in ("w.bin", "b.bin"):  # deploy never parses the bytes: pad them
+        with (tmp_path / name).open("ab") as f:
+            f.write(bytes(5 << 20))
+    with open_target(dev.name, connect) as target:
+        assert isinstance(target, SSHTarget)
+        with pytest.raises(DeployError, match=r"not enough space .* need 10\.\d MiB"):
+            target.deploy(model, "whole")
+        assert target.store().describe("whole").active is None
+    leftovers = clean_testbed.run_as(dev, ["find", str(dev.deploy_path), "-name", "*.bin"])
+    assert leftovers.stdout == ""

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from edgeship.config import ConnectOptions, ProfileConfig
 from edgeship.fleet import run_each
-from edgeship.setup import setup_device
+from edgeship.provision import setup_device
 from edgeship.targets import SSHTarget, open_targets
 from edgeship_runtime.report import ProfileReport
 from tests.e2e.conftest import cli

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from edgeship_runtime.backends import (
     choose_backend,
     get_backend,
     register_backend,
+    tflite,
 )
 from edgeship_runtime.backends.onnxruntime import CPU, OnnxRuntimeBackend, select_providers
 from edgeship_runtime.backends.tflite import TFLiteBackend
@@ -180,6 +183,39 @@ def test_tflite_resizes_for_a_new_batch(tiny_tflite: Path) -> None:
     )
     assert one[0].shape == (1, models.TFLITE_OUT)
     assert three[0].shape == (3, models.TFLITE_OUT)
+
+
+def test_loading_a_tflite_model_writes_nothing_to_stderr(tiny_tflite: Path) -> None:
+    """LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (once per
+    process, from C++: hence a fresh process) is dropped."""
+    code = "import sys; from edgeship_runtime.model import load_model; load_model(sys.argv[1])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_tflite)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_the_notice_filter_passes_everything_else_on(capfd: pytest.CaptureFixture[str]) -> None:
+    with tflite._without_notices():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"WARNING: something a user should see\n")
+        os.write(1, b"stdout is not touched\n")
+    out, err = capfd.readouterr()
+    assert err == "WARNING: something a user should see\n"
+    assert out == "stdout is not touched\n"
+
+
+def test_the_notice_filter_keeps_what_a_failing_load_said(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(RuntimeError), tflite._without_notices():
+        os.write(2, b"ERROR: the reason\n")
+        raise RuntimeError("load failed")
+    assert capfd.readouterr().err == "ERROR: the reason\n"
 
 
 def test_tflite_backend_info() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeship_runtime.errors import ModelError
 from edgeship_runtime.model import describe_file, detect_format, load_model
-from tests import models
+from tests import external_data, models
 
 
 def test_describe_onnx(add_onnx: Path) -> None:
@@ -74,3 +75,22 @@ def test_unknown_suffix(tmp_path: Path) -> None:
 def test_directory_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model file"):
         load_model(str(tmp_path))
+
+
+def test_onnx_with_external_data_loads_and_runs(tmp_path: Path) -> None:
+    path = external_data.external_data_model(tmp_path / "big.onnx")
+    info = describe_file(str(path))
+    data = tmp_path / "big.onnx.data"
+    assert info.format == "onnx" and info.size_bytes == path.stat().st_size + data.stat().st_size
+    loaded = load_model(str(path))
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    (y,) = loaded.run({"x": x})
+    np.testing.assert_allclose(y, external_data.expected(x), rtol=1e-6)
+    loaded.close()
+
+
+def test_onnx_with_missing_external_data_is_a_model_error(tmp_path: Path) -> None:
+    path = external_data.external_data_model(tmp_path / "big.onnx")
+    (tmp_path / "big.onnx.data").unlink()
+    with pytest.raises(ModelError, match=r"companion file big\.onnx\.data is missing"):
+        load_model(str(path))

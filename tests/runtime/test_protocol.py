@@ -20,11 +20,13 @@ from edgeship_runtime.ops import decode_tensors, encode_tensors
 from edgeship_runtime.report import REPORT_SCHEMA, ProfileReport
 
 
-def serve(*messages: dict[str, Any] | bytes) -> list[dict[str, Any]]:
+def serve(
+    *messages: dict[str, Any] | bytes, max_line_bytes: int = protocol.DEFAULT_MAX_LINE_BYTES
+) -> list[dict[str, Any]]:
     """Feed ``messages`` (dicts, or raw lines) to a fresh service; every line it wrote."""
     lines = [m if isinstance(m, bytes) else protocol.encode(m) for m in messages]
     stdin, stdout = io.BytesIO(b"".join(lines)), io.BytesIO()
-    assert service.serve(stdin, stdout) == 0
+    assert service.serve(stdin, stdout, max_line_bytes) == 0
     out = stdout.getvalue()
     assert out.endswith(b"\n")
     return [json.loads(line) for line in out.splitlines()]
@@ -121,6 +123,129 @@ def test_malformed_line_gets_a_protocol_error_and_service_keeps_serving(line: by
     assert bad["ok"] is False
     assert bad["error"]["type"] == "ProtocolError"
     assert good["id"] == 4 and good["ok"] is True
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id": NaN, "op": "x"}\n',
+        b'{"id": Infinity, "op": "info"}\n',
+        b'{"id": -Infinity, "op": "info"}\n',
+        b'{"id": 1e999, "op": "info"}\n',
+        b'{"id": 5, "op": "info", "args": {"x": NaN}}\n',
+        b'{"id": 1.5, "op": "info"}\n',
+        b'{"id": true, "op": "info"}\n',
+        b'{"id": [1], "op": "info"}\n',
+        b'{"id": {"a": 1}, "op": "info"}\n',
+        b'{"id": ' + b"9" * 5000 + b', "op": "info"}\n',
+        b'{"id": 5, "op": "info", "args": [1, 2]}\n',
+        b'{"id": 5, "op": "info", "args": "x"}\n',
+        b'{"id": 5, "op": ["info"]}\n',
+        b'{"id": 5}\n',
+        b"null\n",
+        b'"info"\n',
+        b"17\n",
+        b"{\n",
+        DEEP + b"\n",
+    ],
+    ids=[
+        "nan-id",
+        "infinity-id",
+        "minus-infinity-id",
+        "overflowing-id",
+        "nan-in-args",
+        "float-id",
+        "bool-id",
+        "list-id",
+        "object-id",
+        "huge-int-id",
+        "list-args",
+        "string-args",
+        "list-op",
+        "no-op",
+        "null",
+        "string",
+        "number",
+        "truncated",
+        "deeply-nested",
+    ],
+)
+def test_any_malformed_request_gets_an_error_reply_and_serving_goes_on(line: bytes) -> None:
+    _, bad, good = serve(line, req(4, "info"))
+    assert bad["ok"] is False and bad["error"]["type"] == "ProtocolError"
+    assert bad["id"] in (None, 5)  # a readable, valid id is echoed; never a bad one
+    assert good["id"] == 4 and good["ok"] is True
+
+
+def test_a_string_id_is_echoed() -> None:
+    _, reply = serve(b'{"id": "a-7", "op": "info"}\n')
+    assert reply["id"] == "a-7" and reply["ok"] is True
+
+
+def test_a_reply_that_json_cannot_carry_becomes_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service.Runtime, "info", lambda self, args: {"x": float("nan")})
+    _, bad, good = serve(req(1, "info"), req(2, "shutdown"))
+    assert bad["id"] == 1 and bad["error"]["type"] == "ProtocolError"
+    assert "not encodable" in bad["error"]["message"]
+    assert good["result"] == {"shutdown": True}
+
+
+def _padded(request: dict[str, Any], size: int) -> bytes:
+    """``request`` as a line of exactly ``size`` bytes before its newline."""
+    line = protocol.encode(request)[:-1]
+    return line[:-1] + b" " * (size - len(line)) + b"}\n"
+
+
+def test_a_line_over_the_limit_is_refused_naming_the_limit_and_serving_goes_on() -> None:
+    limit = 1000
+    hello, ok, too_long, after = serve(
+        _padded(req(1, "info"), limit),
+        _padded(req(2, "info"), limit + 1),
+        req(3, "info"),
+        max_line_bytes=limit,
+    )
+    assert hello["max_line_bytes"] == limit
+    assert ok["id"] == 1 and ok["ok"] is True  # exactly at the limit: served
+    assert too_long["id"] == 2  # read from the start of the line, as the host writes it
+    assert too_long["ok"] is False and too_long["error"]["type"] == "ProtocolError"
+    assert "over the limit of 1000 bytes" in too_long["error"]["message"]
+    assert "--max-line-bytes" in too_long["error"]["message"]
+    assert too_long["error"]["details"] == {"limit_bytes": limit, "line_bytes": limit + 1}
+    assert after["id"] == 3 and after["ok"] is True
+
+
+def test_a_too_long_line_without_a_readable_id_is_refused_with_a_null_id() -> None:
+    _, too_long, after = serve(b"x" * 5000 + b"\n", req(3, "info"), max_line_bytes=100)
+    assert too_long["id"] is None and too_long["error"]["details"]["line_bytes"] == 5000
+    assert after["id"] == 3
+
+
+def test_a_too_long_last_line_without_newline_is_refused() -> None:
+    _, too_long = serve(req(1, "info"), b"y" * 300, max_line_bytes=200)[1:]
+    assert too_long["error"]["details"]["line_bytes"] == 300
+
+
+class _RecordingStream(io.BytesIO):
+    """Remembers the longest piece any one read returned."""
+
+    longest = 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        piece = super().readline(size)
+        self.longest = max(self.longest, len(piece))
+        return piece
+
+
+def test_a_too_long_line_is_never_held_whole() -> None:
+    limit = 1 << 16
+    stream = _RecordingStream(b"z" * (10 << 20) + b"\n" + protocol.encode(req(1, "info")))
+    lines = list(service.request_lines(stream, limit))
+    assert isinstance(lines[0], service.LineTooLong) and lines[0].size == 10 << 20
+    assert isinstance(lines[1], bytes) and json.loads(lines[1])["id"] == 1
+    assert stream.longest <= max(limit + 1, 1 << 20)
 
 
 def test_blank_lines_are_skipped() -> None:

@@ -7,6 +7,8 @@ import inspect
 import os
 import platform
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +18,44 @@ import pytest
 
 import edgeship
 from edgeship import LocalTarget, ProfileReport
-from edgeship.errors import InputError, UsageError
+from edgeship.ab import Schedule, make_gate
+from edgeship.errors import BackendUnavailable, InputError, UsageError
 from tests import models
+
+PUBLIC_API = {
+    # the CLI's commands, as functions
+    "ab",
+    "compress",
+    "convert",
+    "deploy",
+    "info",
+    "profile",
+    "run",
+    # what they take and give back
+    "ABConfig",
+    "ABReport",
+    "ChainConfig",
+    "ChannelPruneConfig",
+    "CompressOptions",
+    "CompressionResult",
+    "ConnectOptions",
+    "ConversionResult",
+    "ConvertConfig",
+    "Deployment",
+    "DistillConfig",
+    "ProfileConfig",
+    "ProfileReport",
+    "PruneConfig",
+    "QuantizeConfig",
+    "Timeouts",
+    "make_gate",
+    # targets, errors, version
+    "EdgeshipError",
+    "LocalTarget",
+    "Target",
+    "open_target",
+    "__version__",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +78,60 @@ def test_public_api() -> None:
     params = inspect.signature(edgeship.profile).parameters
     assert list(params)[:2] == ["model", "target"]
     assert all(p.kind is p.KEYWORD_ONLY for p in list(params.values())[2:])
+
+
+def test_public_api_is_pinned() -> None:
+    """Adding to or removing from ``edgeship.__all__`` is a decision: change it here too."""
+    assert set(edgeship.__all__) == PUBLIC_API
+    assert len(edgeship.__all__) == len(PUBLIC_API)
+    for name in PUBLIC_API:
+        assert getattr(edgeship, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("function", "leading"),
+    [
+        ("deploy", ["models", "target"]),
+        ("ab", ["base", "variants", "target"]),
+        ("convert", ["config", "target"]),
+        ("compress", ["model", "config", "data", "out", "options"]),
+    ],
+)
+def test_command_functions_take_what_the_cli_takes(function: str, leading: list[str]) -> None:
+    params = inspect.signature(getattr(edgeship, function)).parameters
+    assert list(params)[: len(leading)] == leading
+    assert all(p.kind is p.KEYWORD_ONLY for p in list(params.values())[len(leading) :])
+
+
+def test_subpackages_stay_importable_beside_the_functions_of_their_names() -> None:
+    """``edgeship.ab`` is the function; ``from edgeship.ab import ...`` is the package."""
+    from edgeship.ab import ABConfig
+    from edgeship.compress import QuantizeConfig
+    from edgeship.convert import ConvertConfig
+    from edgeship.deploy import Deployment
+
+    assert (ABConfig, QuantizeConfig, ConvertConfig, Deployment) == (
+        edgeship.ABConfig,
+        edgeship.QuantizeConfig,
+        edgeship.ConvertConfig,
+        edgeship.Deployment,
+    )
+    assert all(callable(f) for f in (edgeship.ab, edgeship.compress, edgeship.convert))
+
+
+def test_a_subpackage_imported_later_does_not_replace_its_function() -> None:
+    """:mod:`edgeship.deploy` loads when an SSH target opens, after ``import edgeship``;
+    the import system then sets it on the package, where ``edgeship.deploy`` must stay
+    the function. A fresh interpreter, as this one has long imported everything."""
+    code = (
+        "import sys, edgeship; assert 'edgeship.deploy' not in sys.modules; "
+        "import edgeship.targets.ssh, edgeship.deploy.store; "
+        "from edgeship.deploy import Deployment; "
+        "print(edgeship.deploy.__module__, edgeship.Deployment is Deployment)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["edgeship.api", "True"]
 
 
 def test_profile_report_has_every_required_field(add_onnx: Path) -> None:
@@ -176,3 +268,91 @@ def test_borrowed_target_stays_open(local: LocalTarget, add_onnx: Path) -> None:
     pid = edgeship.info(local)["runtime"]["pid"]
     edgeship.profile(add_onnx, local, runs=1)
     assert edgeship.info(local)["runtime"]["pid"] == pid
+
+
+# ------------------------------------------------------------------------ deploy, ab, convert
+
+
+def test_deploy_refuses_models_that_would_share_a_name(tmp_path: Path, add_onnx: Path) -> None:
+    (tmp_path / "a").mkdir()
+    twin = tmp_path / "a" / add_onnx.name
+    twin.write_bytes(add_onnx.read_bytes())
+    with pytest.raises(UsageError, match=r"would both be deployed as 'add'.*--name"):
+        edgeship.deploy([add_onnx, twin], "never-opened")
+
+
+def test_deploy_needs_a_device(local: LocalTarget, add_onnx: Path) -> None:
+    with pytest.raises(UsageError, match="local: a local target cannot deploy"):
+        edgeship.deploy(add_onnx, local)
+
+
+def test_ab_on_local(add_onnx: Path) -> None:
+    config = edgeship.ABConfig(
+        schedule=Schedule(runs=40, sessions=4, block=10, warmup=2),
+        gates=(make_gate("max-size-ratio", 1.0),),
+        memory=False,
+    )
+    report = edgeship.ab(add_onnx, [add_onnx], "local", config=config)
+    assert isinstance(report, edgeship.ABReport)
+    (device,) = report.devices
+    assert device.target["kind"] == "local"
+    (comparison,) = device.comparisons
+    assert comparison.size_ratio == 1.0
+    assert report.passed and [g.gate for g in report.gates] == ["max-size-ratio"]
+
+
+def test_convert_runs_on_the_named_target(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, add_onnx: Path
+) -> None:
+    seen: list[edgeship.Target] = []
+
+    def fake(config: edgeship.ConvertConfig, target: edgeship.Target) -> str:
+        seen.append(target)
+        return "converted"
+
+    monkeypatch.setattr(edgeship.api, "convert_on", fake)
+    config = edgeship.ConvertConfig(source=str(add_onnx), output=str(tmp_path / "add.tflite"))
+    assert edgeship.convert(config) == "converted"
+    assert [t.kind for t in seen] == ["local"]
+
+
+class _Device(LocalTarget):
+    """A local runtime dressed as a device that ``edgeship setup`` can prepare."""
+
+    kind = "ssh"
+    capabilities = frozenset({"deploy", "probe", "setup"})
+
+
+@pytest.fixture(scope="module")
+def python_without_onnxruntime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This Python, with ``import onnxruntime`` failing as on a board before setup."""
+    root = tmp_path_factory.mktemp("no-ort")
+    (root / "onnxruntime").mkdir()
+    (root / "onnxruntime" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'onnxruntime'\")\n"
+    )
+    wrapper = root / "python"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={root} exec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_no_backend_on_a_device_says_to_set_it_up(
+    python_without_onnxruntime: Path, add_onnx: Path
+) -> None:
+    device = _Device(python=str(python_without_onnxruntime))
+    with device, pytest.raises(BackendUnavailable) as caught:
+        edgeship.profile(add_onnx, device, runs=1)
+    message = str(caught.value)
+    assert message.startswith("local: no installed backend can run onnx models (onnxruntime: ")
+    assert message.endswith(
+        "; run `edgeship setup local` first (or pass --python, a Python on the device that has it)"
+    )
+
+
+def test_no_backend_here_is_left_as_it_is(python_without_onnxruntime: Path, add_onnx: Path) -> None:
+    here = LocalTarget(python=str(python_without_onnxruntime))
+    with here, pytest.raises(BackendUnavailable) as caught:
+        edgeship.profile(add_onnx, here, runs=1)
+    assert str(caught.value).startswith("local: no installed backend can run onnx models")
+    assert "edgeship setup" not in str(caught.value)

@@ -82,7 +82,7 @@ def test_profile_several_models_prints_one_table(
     result = cli("profile", add_onnx, state_onnx, tiny_tflite, *QUICK)
     assert result.rc == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "p50 ms" in lines[1] and "peak MB" in lines[1]
+    assert "p50 ms" in lines[1] and "peak MiB" in lines[1]
     rows = [line for line in lines if line.startswith(("add.onnx", "state.onnx", "tiny.tflite"))]
     assert [r.split()[0] for r in rows] == ["add.onnx", "state.onnx", "tiny.tflite"]
     assert "onnxruntime (CPU)" in rows[0]
@@ -91,7 +91,7 @@ def test_profile_several_models_prints_one_table(
     assert result.stderr == ""
 
 
-def test_profile_json_is_one_report(
+def test_profile_json_of_one_model_is_a_list_of_one_report(
     cli: Callable[..., Result], multi_input_onnx: Path, tmp_path: Path
 ) -> None:
     result = cli(
@@ -100,8 +100,8 @@ def test_profile_json_is_one_report(
     )  # fmt: skip
     assert result.rc == 0, result.stderr
     data = result.json()
-    assert isinstance(data, dict)
-    report = ProfileReport.from_dict(data)
+    assert isinstance(data, list) and len(data) == 1  # the same shape as for several models
+    report = ProfileReport.from_dict(data[0])
     assert report.latency_ms.n == 5
     assert report.samples_ms is not None and len(report.samples_ms) == 5
     assert [(t.name, t.shape, t.dtype) for t in report.inputs] == [
@@ -127,7 +127,8 @@ def test_profile_with_an_inputs_file(
     np.savez(tmp_path / "in.npz", x=np.ones((3, 4), np.float32), labels=np.arange(3))
     result = cli("profile", add_onnx, *QUICK, "--json", "--inputs", tmp_path / "in.npz")
     assert result.rc == 0, result.stderr
-    report = ProfileReport.from_dict(result.json())
+    (data,) = result.json()
+    report = ProfileReport.from_dict(data)
     assert [(t.name, t.shape) for t in report.inputs] == [("x", [3, 4])]
 
 
@@ -330,3 +331,77 @@ def test_global_ssh_config_reaches_the_connection(
 ) -> None:
     result = main_("--ssh-config", tmp_path / "absent", "probe", "pi")
     assert_clean_error(result, f"{tmp_path / 'absent'}: no such ssh config file", as_json=False)
+
+
+# ------------------------------------------------------------------- a newcomer's first hour
+
+
+@pytest.mark.parametrize(
+    ("args", "target"),
+    [
+        (["ls", "pi"], "pi"),
+        (["ls", "--target", "pi"], "pi"),
+        (["info", "pi"], "pi"),
+        (["info", "--target", "pi"], "pi"),
+        (["info"], "local"),
+        (["probe", "pi"], "pi"),
+        (["rollback", "detector", "--target", "pi"], "pi"),
+        (["profile", "m.onnx", "--target", "pi"], "pi"),
+    ],
+)
+def test_a_device_command_takes_its_target_as_argument_or_option(
+    args: list[str], target: str
+) -> None:
+    assert build_parser().parse_args(args).target == target
+
+
+def test_info_of_a_named_target(main_: Callable[..., Result]) -> None:
+    result = main_("info", "local", "--json")
+    assert result.rc == 0, result.stderr
+    assert result.json()["target"]["kind"] == "local"
+
+
+def test_ls_without_a_target_is_a_usage_error(main_: Callable[..., Result]) -> None:
+    result = main_("ls")
+    assert_clean_error(result, "edgeship ls: which device? give a TARGET", as_json=False)
+    assert result.rc == 2
+
+
+def test_a_misspelled_device_is_told_as_a_typo(
+    main_: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_dns(host: str, *args: object) -> None:
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr("socket.getaddrinfo", no_dns)
+    (tmp_path / "edgeship.toml").write_text('[devices.pi-kitchen]\nhost = "pi@192.0.2.1"\n')
+    (tmp_path / "ssh_config").write_text("")
+    files = ["--targets", tmp_path / "edgeship.toml", "--ssh-config", tmp_path / "ssh_config"]
+    for command in (["ls", "pi-kitchn"], ["profile", "m.onnx", "--target", "pi-kitchn"]):
+        result = main_(*files, *command, "--json")
+        message = "unknown target 'pi-kitchn'; did you mean 'pi-kitchen'?"
+        assert_clean_error(result, message, as_json=True)
+        assert result.rc == 2
+
+
+def test_deploying_two_models_of_one_name_is_refused_before_connecting(
+    main_: Callable[..., Result], tmp_path: Path, add_onnx: Path
+) -> None:
+    twin = tmp_path / "add.tflite"
+    twin.write_bytes(b"never read")
+    result = main_("deploy", add_onnx, twin, "--target", "user@192.0.2.1")
+    assert_clean_error(result, "would both be deployed as 'add'", "--name", as_json=False)
+    assert result.rc == 2
+
+
+def test_ab_of_a_model_against_itself_says_it_is_an_a_a_comparison(
+    main_: Callable[..., Result], add_onnx: Path
+) -> None:
+    result = main_("ab", add_onnx, add_onnx, "--runs", "40", "--sessions", "4", "--no-memory")
+    assert result.rc == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"note: {add_onnx} is the base model itself: an A/A comparison (it measures the "
+        "noise; expect no significant difference)"
+    ]
+    assert result.stdout.splitlines()[-1] == "no gates set"
+    assert "peak RSS MiB" in result.stdout

@@ -38,9 +38,10 @@ from edgeship.ab.result import NO_DIFFERENCE, ABReport  # noqa: E402
 from edgeship.ab.runner import ABConfig, run_ab  # noqa: E402
 from edgeship.ab.schedule import Schedule  # noqa: E402
 from edgeship.ab.stats import StatsPolicy, wilson  # noqa: E402
-from edgeship.config import ConnectOptions, Timeouts  # noqa: E402
+from edgeship.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
 from edgeship.targets import Target, open_target  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
+from edgeship_runtime.measure import InterleavePolicy  # noqa: E402
 from tools.zoo.build import build_zoo  # noqa: E402
 
 MIN_SHARE = 0.95
@@ -97,20 +98,14 @@ def single_load(target: Target, model: Path, args: argparse.Namespace) -> None:
     schedule = Schedule(runs=args.runs, sessions=args.sessions)
     rounds = schedule.sessions * schedule.rounds
     rejections = 0
+    config = ProfileConfig(session=SessionOptions(threads=args.threads))
     for seed in range(args.repeats):
-        handles = [
-            target.call("load", {"path": target.stage_model(model), "threads": args.threads})[
-                "handle"
-            ]
-            for _ in range(2)
-        ]
-        op = {"handles": handles, "block": schedule.block, "blocks": rounds, "seed": seed}
-        result = target.call("interleave", op)
-        a, b = (np.asarray(result["samples_ms"][h]).reshape(rounds, -1) for h in handles)
-        p = stats.mannwhitneyu(np.median(b, axis=1), np.median(a, axis=1)).pvalue
+        with target.load(model, config) as a, target.load(model, config) as b:
+            policy = InterleavePolicy(warmup=10, block=schedule.block, blocks=rounds, seed=seed)
+            result = target.interleave([a, b], policy)
+        base, variant = (np.asarray(s).reshape(rounds, -1) for s in result.samples_ms)
+        p = stats.mannwhitneyu(np.median(variant, axis=1), np.median(base, axis=1)).pvalue
         rejections += p < 0.05
-        for handle in handles:
-            target.call("unload", {"handle": handle})
     print(
         f"{target.name}, each model loaded once, {rounds} rounds: a test per block median "
         f"says 'different' in {rejections}/{args.repeats}"

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     for i, (variant, config) in enumerate(jobs):
         out = ns.out / f"cnn.distill{i}.onnx"
-        record = distill(teacher, config, train, out, quick).record
+        record = distill(teacher, config, train, out, quick).report
         lines.append(measure("cnn", variant, Path(record.base.path), out, test, ns))
     lines[0].targets = {"drop_pt": (1.0, "<=", 0), "speedup": (1.0, ">=", 0)}
     if lines[1].acc < lines[2].acc:

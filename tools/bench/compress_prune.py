@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         data = train if config.importance != "magnitude" or config.fine_tune.epochs else test
         if getattr(config, "accuracy_budget_pt", None) is not None:
             data = train  # the sweep is judged on training data, the table on the test split
-        record = compress(model, config, data, out, quick).record
+        record = compress(model, config, data, out, quick).report
         line = measure(name, variant, Path(record.base.path), out, test, ns)
         line.targets = targets
         lines.append(line)

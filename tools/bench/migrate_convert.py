@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edgeship.convert import ConversionError, ConvertConfig, VerifyData, convert  # noqa: E402
-from edgeship.convert.runners import TargetRunner  # noqa: E402
 from edgeship.convert.torch_source import TorchRunner, build_module, torch_source  # noqa: E402
+from edgeship.errors import VerificationError  # noqa: E402
 from edgeship.targets import LocalTarget  # noqa: E402
 from tools.zoo.build import build_zoo, load_split  # noqa: E402
 
@@ -47,7 +47,7 @@ def _source_accuracy(zoo: Any, name: str, src: str, target: LocalTarget, x, y) -
     if src == "pytorch":
         module = build_module(f"tools.zoo.models:{name}", zoo.path(f"{name}.pt"))
         return _accuracy(TorchRunner(torch_source(module, {"input": x[:2]})), x, y)
-    with TargetRunner(target, zoo.path(f"{name}.{src}")) as runner:
+    with target.load(zoo.path(f"{name}.{src}")) as runner:
         return _accuracy(runner, x, y)
 
 
@@ -64,10 +64,10 @@ def run_route(zoo: Any, name: str, src: str, dst: str, work: Path, target: Local
         verify=VerifyData(data=data, samples=0),
     )
     try:
-        report = convert(config, target)
-    except ConversionError as exc:
+        report = convert(config, target).report
+    except (ConversionError, VerificationError) as exc:
         return {"model": name, "route": f"{src}->{dst}", "skipped": str(exc)}
-    with TargetRunner(target, out) as runner:
+    with target.load(out) as runner:
         result_acc = _accuracy(runner, x, y)
     comparison = report.verification.outputs[0]
     return {

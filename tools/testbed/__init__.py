@@ -8,6 +8,7 @@ Unix user and home, and a shared world-readable device Python. See
 
 from __future__ import annotations
 
+from . import rootfs
 from ._proc import TestbedError
 from .device import Device
 from .preflight import missing_requirements
@@ -21,4 +22,5 @@ __all__ = [
     "TestbedError",
     "ensure_device_python",
     "missing_requirements",
+    "rootfs",
 ]

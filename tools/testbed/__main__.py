@@ -1,8 +1,10 @@
-"""CLI: ``python -m tools.testbed up|down|status``.
+"""CLI: ``python -m tools.testbed up|down|rootfs``.
 
 ``up`` leaves the devices running after the command exits (state goes to
 WORKDIR/testbed.json) so a developer can poke at them with
 ``ssh -F WORKDIR/ssh_config es-dev0``; ``down`` tears them down again.
+``up --arch aarch64`` brings up emulated arm64 boards instead; ``rootfs aarch64``
+builds (once, minutes) and prints the cached root they run on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import rootfs
 from ._proc import TestbedError
 from .cleanup import leftovers, purge
 from .testbed import Testbed
@@ -59,9 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--no-device-python", action="store_true", help="skip building the shared device venv"
     )
+    up.add_argument(
+        "--arch",
+        choices=sorted(rootfs.EMULATIONS),
+        help="emulated boards of this arch (Debian under qemu-user), nothing set up on them",
+    )
     down = sub.add_parser("down", help="tear down the testbed recorded in WORKDIR")
     down.add_argument("--workdir", type=Path, required=True)
     down.add_argument("--prefix", help="purge this prefix even without a state file")
+    build = sub.add_parser("rootfs", help="build (once) the cached root of an emulated board")
+    build.add_argument("arch", choices=sorted(rootfs.EMULATIONS))
     return parser
 
 
@@ -77,9 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.cpus,
                 device_python=not args.no_device_python,
                 cpu_cap=args.cpu_cap,
+                arch=args.arch,
             )
             bed.up()
             print(json.dumps([dev.to_dict() for dev in bed.devices], indent=2))
+        elif args.command == "rootfs":
+            root = rootfs.ensure_rootfs(args.arch)
+            print(f"{root} (built in {rootfs.build_seconds(root)} s)")
         else:
             _down(args.workdir, args.prefix)
     except TestbedError as exc:

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from . import cpucap, netns, users
+from . import cpucap, emulated, netns, users
 from ._proc import TestbedError, cmdlines, kill_all, pids_of_uid, run
 
 
@@ -72,8 +72,10 @@ def purge(prefix: str) -> None:
     for account in accounts:
         attempt(lambda a=account: kill_all(pids_of_uid(a.pw_uid)))
     attempt(lambda: kill_all(sshd_pids(prefix)))
-    for home in homes:
-        for point in mounts_under(home):
+    attempt(lambda: kill_all(proxy_pids(prefix)))
+    roots = _emulated_roots(dev_re)
+    for base in [*roots, *homes]:
+        for point in mounts_under(base):
             attempt(lambda p=point: unmount(p))
     veth_re = re.compile(veth_pattern(prefix))
     for link in netns.links():
@@ -87,6 +89,8 @@ def purge(prefix: str) -> None:
         attempt(lambda name=account.pw_name: users.delete_user(name))
     for home in homes:
         attempt(lambda h=home: shutil.rmtree(h) if h.exists() else None)
+    for base in roots:
+        attempt(lambda b=base: _remove_root(b))
     if errors:
         raise TestbedError(f"teardown of prefix {prefix!r} incomplete:\n" + "\n".join(errors))
 
@@ -96,6 +100,29 @@ def _stale_homes(dev_re: re.Pattern[str]) -> set[Path]:
     if not users.HOME_BASE.is_dir():
         return set()
     return {p for p in users.HOME_BASE.iterdir() if p.is_dir() and dev_re.fullmatch(p.name)}
+
+
+def _emulated_roots(dev_re: re.Pattern[str]) -> list[Path]:
+    """The emulated boards' directories (see :mod:`.emulated`) of matching devices."""
+    base = emulated.ROOTS_BASE
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if dev_re.fullmatch(p.name))
+
+
+def _remove_root(base: Path) -> None:
+    """Delete an emulated board's directory, never while anything is mounted in it: its
+    root holds a bind of this machine's /dev and of the device's home."""
+    mounted = mounts_under(base)
+    if mounted:
+        raise TestbedError(f"not removing {base}: still mounted there: {', '.join(mounted)}")
+    shutil.rmtree(base)
+
+
+def proxy_pids(prefix: str) -> list[int]:
+    """The PyPI proxies (see :mod:`.proxy`) of ``prefix``'s emulated boards."""
+    name_re = re.compile(rf"--name {device_pattern(prefix)}$")
+    return [pid for pid, cmd in cmdlines().items() if "proxy.py" in cmd and name_re.search(cmd)]
 
 
 def sshd_pids(prefix: str) -> list[int]:
@@ -112,7 +139,8 @@ def leftovers(prefix: str) -> list[str]:
     found += [f"link {ln}" for ln in netns.links() if veth_re.fullmatch(ln)]
     found += [f"user {a.pw_name}" for a in users.testbed_users(device_pattern(prefix))]
     found += [f"home {h}" for h in _stale_homes(dev_re)]
-    found += [f"process {pid}" for pid in sshd_pids(prefix)]
+    found += [f"process {pid}" for pid in sshd_pids(prefix) + proxy_pids(prefix)]
+    found += [f"emulated root {p}" for p in _emulated_roots(dev_re)]
     found += [f"cgroup {g}" for g in cpucap.groups(device_pattern(prefix))]
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         if re.search(rf"(^|[/ ]){device_pattern(prefix)}(/|\s|$)", line):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import netns
+from . import emulated, netns
 from ._proc import DEFAULT_TIMEOUT, TestbedError, descendants, kill_all, read_pid, run
 from .cleanup import unmount
 
@@ -35,6 +35,8 @@ class Device:
     host_address: str  # the root-namespace end of the /30
     host_veth: str
     cpu_cap: float | None = None  # cores its SSH sessions may use (cgroup quota); None: no cap
+    arch: str | None = None  # an emulated board's arch ("aarch64"); None: this machine's
+    root: str | None = None  # an emulated board's root on this machine (see .emulated)
 
     @property
     def deploy_path(self) -> Path:
@@ -65,18 +67,22 @@ def run_as(
     input: str | None = None,
     check: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` as the device's user, in its namespace, pinned to its cpus."""
+    """Run ``argv`` as the device's user, in its namespace, pinned to its cpus (on an
+    emulated board: its own binaries, in its root, from its home)."""
     entry = pwd.getpwnam(device.user)
-    cmd = [
-        "nsenter",
-        f"--net=/run/netns/{device.namespace}",
-        "setpriv",
-        f"--reuid={entry.pw_uid}",
-        f"--regid={entry.pw_gid}",
-        "--init-groups",
-        "--",
-        *argv,
-    ]
+    as_user = (
+        emulated.in_root(device.root, argv, entry)
+        if device.root
+        else [
+            "setpriv",
+            f"--reuid={entry.pw_uid}",
+            f"--regid={entry.pw_gid}",
+            "--init-groups",
+            "--",
+            *argv,
+        ]
+    )
+    cmd = ["nsenter", f"--net=/run/netns/{device.namespace}", *as_user]
     if device.cpus:
         cmd = ["taskset", "-c", ",".join(map(str, device.cpus)), *cmd]
     env = {

@@ -64,21 +64,17 @@ def known_hosts(entries: Sequence[tuple[DeviceLike, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def targets_toml(devices: Sequence[DeviceLike], python: str, group: str = "testbed") -> str:
-    """edgeship targets file: one ``[devices.NAME]`` table each, plus a group."""
+def targets_toml(devices: Sequence[DeviceLike], python: str | None, group: str = "testbed") -> str:
+    """edgeship targets file: one ``[devices.NAME]`` table each, plus a group. ``python``:
+    the device Python every device names; None names none (edgeship then uses what
+    ``setup`` recorded, else ``python3``), as for a board nothing was set up on yet."""
     parts = []
     for dev in devices:
-        parts.append(
-            "\n".join(
-                [
-                    f"[devices.{dev.name}]",
-                    f"host = {json.dumps(dev.name)}",
-                    f"python = {json.dumps(python)}",
-                    f"deploy_root = {json.dumps(dev.deploy_root)}",
-                    f"labels = [{json.dumps(group)}]",
-                ]
-            )
-        )
+        lines = [f"[devices.{dev.name}]", f"host = {json.dumps(dev.name)}"]
+        if python is not None:
+            lines.append(f"python = {json.dumps(python)}")
+        lines += [f"deploy_root = {json.dumps(dev.deploy_root)}", f"labels = [{json.dumps(group)}]"]
+        parts.append("\n".join(lines))
     members = ", ".join(json.dumps(dev.name) for dev in devices)
     parts.append(f"[groups]\n{group} = [{members}]")
     return "\n".join(parts) + "\n"

@@ -38,9 +38,11 @@ def fingerprint(public_key_line: str) -> str:
     return f"SHA256:{digest}"
 
 
-def sshd_version() -> tuple[int, int]:
-    """(major, minor) of the installed OpenSSH server, e.g. (9, 2)."""
-    proc = run([str(SSHD), "-V"], check=False)
+def sshd_version(root: Path | None = None) -> tuple[int, int]:
+    """(major, minor) of the installed OpenSSH server, e.g. (9, 2); with ``root``, of the
+    one in that (emulated board's) root."""
+    argv = [str(SSHD), "-V"] if root is None else ["chroot", str(root), str(SSHD), "-V"]
+    proc = run(argv, check=False)
     match = re.search(r"OpenSSH_(\d+)\.(\d+)", proc.stderr + proc.stdout)
     if match is None:
         raise TestbedError(f"cannot parse sshd version from: {proc.stderr.strip()}")
@@ -86,7 +88,7 @@ def render_config(
 
 
 def start(
-    *, namespace: str, config: Path, log: Path, cpus: tuple[int, ...]
+    *, namespace: str, config: Path, log: Path, cpus: tuple[int, ...], root: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Start sshd inside ``namespace`` (optionally pinned to ``cpus``).
 
@@ -96,9 +98,15 @@ def start(
     its sessions (the root mount tree here is often ``private``, so mounts
     would not propagate into the private mount namespace ip-netns creates).
     Both wrappers exec, so the returned pid is sshd's own.
+
+    With ``root`` (an emulated board, see :mod:`.emulated`), the sshd is the one in that
+    root, chrooted there (``chroot`` execs too); ``config`` is bound at the same path.
     """
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
-    argv = ["nsenter", f"--net=/run/netns/{namespace}", str(SSHD), "-D", "-e", "-f", str(config)]
+    daemon = [str(SSHD), "-D", "-e", "-f", str(config)]
+    if root is not None:
+        daemon = ["chroot", str(root), *daemon]
+    argv = ["nsenter", f"--net=/run/netns/{namespace}", *daemon]
     if cpus:
         argv = ["taskset", "-c", ",".join(map(str, cpus)), *argv]
     with log.open("ab") as log_file:

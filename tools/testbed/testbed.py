@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from . import cleanup, cpucap, device, files, netns, preflight, pyenv, sshd, users
+from . import cleanup, cpucap, device, emulated, files, netns, preflight, pyenv, rootfs, sshd, users
 from ._proc import DEFAULT_TIMEOUT, TestbedError, kill_all
 from .device import Device
 
@@ -37,6 +37,9 @@ class Testbed:
     :meth:`up` / :meth:`down`; teardown happens even when the body fails.
     ``cpus`` pins devices to cpu sets; ``cpu_cap`` gives each device a quota of that
     many cores (see :mod:`tools.testbed.cpucap`), so that N devices behave like N boards.
+    ``arch`` ("aarch64", "armv7l") makes every device an emulated board of that
+    architecture (see :mod:`tools.testbed.emulated`): its own Debian, Python and sshd
+    under qemu-user, nothing set up on it yet, PyPI reachable through a host-side proxy.
     """
 
     __test__ = False  # the name starts with "Test": keep pytest from collecting it
@@ -50,6 +53,7 @@ class Testbed:
         *,
         device_python: bool = True,
         cpu_cap: float | None = None,
+        arch: str | None = None,
     ) -> None:
         if not 1 <= n <= MAX_DEVICES:
             raise TestbedError(f"n must be in 1..{MAX_DEVICES}, got {n}")
@@ -67,8 +71,12 @@ class Testbed:
             raise TestbedError(f"cpu_cap must be a positive number of cores, got {cpu_cap}")
         self.cpus = [list(group) for group in cpus] if cpus else None
         self.cpu_cap = cpu_cap
-        self.device_python = device_python
+        if arch is not None:
+            rootfs.emulation(arch)  # a known arch, before anything is created
+        self.arch = arch
+        self.device_python = device_python and arch is None  # a board has its own Python
         self.devices: list[Device] = []
+        self._rootfs: Path | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
 
     # -- paths -------------------------------------------------------------
@@ -122,6 +130,8 @@ class Testbed:
     def up(self) -> Testbed:
         """Bring up all devices; on any failure, remove what was created."""
         preflight.ensure_ready(need_python=self.device_python)
+        if self.arch is not None:
+            self._rootfs = rootfs.ensure_rootfs(self.arch)  # minutes the first time
         cleanup.purge(self.prefix)
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
@@ -138,7 +148,7 @@ class Testbed:
             if self.device_python:
                 python = pool.submit(pyenv.ensure_device_python)
             client_pub = sshd.generate_key(self.identity, f"edgeship-testbed-{self.prefix}")
-            version = sshd.sshd_version()
+            version = sshd.sshd_version(self._rootfs)
             with netns.machine_lock():
                 subnets = netns.allocate_subnets(self.n)
                 plumbing = [self._link(i, net) for i, net in enumerate(subnets)]
@@ -197,8 +207,17 @@ class Testbed:
             cpu_cap=self.cpu_cap,
             host_address=link.host_address,
             host_veth=link.host_veth,
+            arch=self.arch,
+            root=str(emulated.root_dir(name)) if self.arch else None,
         )
-        proc = sshd.start(namespace=name, config=config, log=ddir / "sshd.log", cpus=dev.cpus)
+        root = None
+        if self._rootfs is not None:
+            proxy = f"http://{link.host_address}:{emulated.proxy.PORT}"
+            root = emulated.assemble(name, self._rootfs, account, ddir, proxy)
+            self._procs.append(emulated.start_proxy(name, link.host_address, ddir / "proxy.log"))
+        proc = sshd.start(
+            namespace=name, config=config, log=ddir / "sshd.log", cpus=dev.cpus, root=root
+        )
         self._procs.append(proc)
         if self.cpu_cap is not None:  # before any connection: every session inherits it
             cpucap.join(cpucap.create(name, self.cpu_cap), proc.pid)
@@ -208,9 +227,11 @@ class Testbed:
         """ssh_config, known_hosts, edgeship.toml and the state file."""
         self.ssh_config.write_text(files.ssh_config(self.devices, self.identity, self.known_hosts))
         self.known_hosts.write_text(files.known_hosts(keys))
-        self.targets.write_text(files.targets_toml(self.devices, str(pyenv.DEVICE_PYTHON)))
+        python = None if self.arch else str(pyenv.DEVICE_PYTHON)  # a board: none set up yet
+        self.targets.write_text(files.targets_toml(self.devices, python))
         state = {
             "prefix": self.prefix,
+            "arch": self.arch,
             "n": self.n,
             "cpus": self.cpus,
             "cpu_cap": self.cpu_cap,
@@ -253,6 +274,7 @@ class Testbed:
             state["cpus"],
             device_python=state["device_python"],
             cpu_cap=state.get("cpu_cap"),
+            arch=state.get("arch"),
         )
         bed.devices = [Device.from_dict(raw) for raw in state["devices"]]
         return bed

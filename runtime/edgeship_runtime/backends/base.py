@@ -4,17 +4,22 @@ A backend is deliberately narrow: report whether it can be imported here (and it
 version), and load a model file into a :class:`Session`. A session describes its
 signature, runs one batch, says which providers/delegates actually ran, and closes.
 Everything else (inputs, timing, memory, reports) is shared code above this line.
+
+Per-operator timing is a capability apart (:class:`OpProfiling`): a backend that can time
+its operators opens a :class:`ProfilingSession` of its own; :func:`op_profiling` says
+whether a backend can.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 import numpy as np
 
 from ..errors import BackendUnavailable, UsageError
+from ..formats import default_backend, format_names
 from ..signature import Signature
 
 EXECUTION_MODES = ("sequential", "parallel")
@@ -102,6 +107,62 @@ class Backend(Protocol):
     def load(self, path: str, options: SessionOptions) -> Session: ...
 
 
+@dataclass(frozen=True)
+class TracedNode:
+    """One operator's execution in one profiled run; ``dur_us`` in microseconds."""
+
+    name: str
+    op_type: str
+    dur_us: float
+    provider: Optional[str] = None
+    input_shapes: Tuple[Tuple[int, ...], ...] = ()
+    output_shapes: Tuple[Tuple[int, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class TracedRun:
+    """One profiled run: the backend's own time for it and its operators, in order."""
+
+    dur_us: float
+    nodes: Tuple[TracedNode, ...]
+
+
+@dataclass(frozen=True)
+class OpTrace:
+    """What a profiling session recorded: its runs in order, and the raw trace events
+    (Chrome trace format, as Perfetto and chrome://tracing read them)."""
+
+    runs: List[TracedRun]
+    events: List[Dict[str, Any]]
+
+
+class ProfilingSession(Protocol):
+    """A second session of a model with the backend's per-operator profiler on."""
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]: ...
+
+    def finish(self) -> OpTrace:
+        """Stop profiling and return the trace; the session is closed afterwards."""
+        ...
+
+
+class OpProfiling(Protocol):
+    """A backend that can time each operator (not every backend can)."""
+
+    def open_profiling(
+        self, path: str, options: SessionOptions, directory: str
+    ) -> ProfilingSession:
+        """Open ``path`` with ``options`` and the profiler on, writing into ``directory``."""
+        ...
+
+
+def op_profiling(backend: Backend) -> Optional[OpProfiling]:
+    """``backend`` as an :class:`OpProfiling`, or None when it cannot time operators."""
+    if callable(getattr(backend, "open_profiling", None)):
+        return cast(OpProfiling, backend)
+    return None
+
+
 _REGISTRY: Dict[str, Callable[[], Backend]] = {}
 
 
@@ -125,11 +186,15 @@ def get_backend(name: str) -> Backend:
 
 
 def backends_for_format(fmt: str) -> Sequence[str]:
-    return [name for name in _REGISTRY if fmt in _REGISTRY[name]().formats]
+    """The registered backends that read ``fmt``: the format table's default first."""
+    readers = [name for name in _REGISTRY if fmt in _REGISTRY[name]().formats]
+    preferred = default_backend(fmt) if fmt in format_names() else None
+    return sorted(readers, key=lambda name: name != preferred)
 
 
 def choose_backend(fmt: str, requested: Optional[str] = None) -> Backend:
-    """The requested backend, or the first available one that reads ``fmt``."""
+    """The requested backend, or the first available one that reads ``fmt`` (the format
+    table's default backend for it first, see :mod:`..formats`)."""
     if requested:
         backend = get_backend(requested)
         if fmt not in backend.formats:

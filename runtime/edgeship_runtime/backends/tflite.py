@@ -2,12 +2,20 @@
 
 XNNPACK is the interpreter's default CPU delegate; ``threads`` sets its thread count.
 Which delegate really took part is read from the execution plan after allocation.
+
+LiteRT's C++ announces the delegate on file descriptor 2 ("INFO: Created TensorFlow Lite
+XNNPACK delegate for CPU.") whatever the log level; :func:`_without_notices` drops that
+line and passes anything else written meanwhile on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Mapping
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -71,7 +79,8 @@ class TFLiteSession:
     def _resize(self, feeds: Mapping[str, np.ndarray]) -> None:
         for d in self._inputs:
             self._it.resize_tensor_input(d["index"], list(feeds[d["name"]].shape), strict=True)
-        self._it.allocate_tensors()
+        with _without_notices():
+            self._it.allocate_tensors()
         self._inputs = self._named(self._it.get_input_details())
         self._outputs = self._named(self._it.get_output_details())
         self._shapes = {d["name"]: tuple(d["shape"]) for d in self._inputs}
@@ -109,11 +118,48 @@ class TFLiteBackend:
         module, _, _ = _import_interpreter()
         assert module is not None  # choose_backend checked availability
         try:
-            interpreter = module.Interpreter(model_path=path, num_threads=options.threads or None)
-            interpreter.allocate_tensors()
+            with _without_notices():
+                interpreter = module.Interpreter(
+                    model_path=path, num_threads=options.threads or None
+                )
+                interpreter.allocate_tensors()
         except Exception as exc:
             raise ModelError(f"{path}: not a loadable TFLite model ({exc})") from exc
         return TFLiteSession(interpreter)
+
+
+NOTICES = (b"INFO: Created TensorFlow Lite",)
+"""Starts of the lines LiteRT writes on every load that say nothing a user can act on."""
+
+
+@contextlib.contextmanager
+def _without_notices() -> Iterator[None]:
+    """Catch what is written to file descriptor 2 in the block; write it back without
+    :data:`NOTICES`. Warnings and errors (from LiteRT or anyone else) still get through."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        saved = -1
+    if saved < 0:  # no descriptor 2 to borrow: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [
+                line
+                for line in sink.read().splitlines(keepends=True)
+                if not line.startswith(NOTICES)
+            ]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def _signature_names(interpreter: Any) -> Dict[int, str]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship_runtime.report import BackendUsage, Environment, ModelInfo
+from edgeship_runtime.opprofile import op_type_diff
+from edgeship_runtime.report import BackendUsage, Environment, ModelInfo, OpProfile, Validity
 
 from . import quality
 from .pareto import model_front
@@ -19,13 +20,19 @@ from .result import (
     Interval,
     MemorySummary,
     ModelResult,
+    OpsComparison,
+    OpTypeDiff,
     PooledComparison,
+    SessionValidity,
 )
 from .schedule import Schedule, session_medians, split_sessions
 from .stats import (
+    MannWhitney,
     StatsPolicy,
+    holm,
     latency_summary,
     mann_whitney,
+    min_detectable_change,
     pooled_mann_whitney,
     pooled_ratio,
     ratio_ci,
@@ -48,6 +55,7 @@ class ModelRun:
     memory: MemorySummary | None = None
     outputs: np.ndarray | None = None
     labels: np.ndarray | None = None
+    ops: OpProfile | None = None
 
 
 @dataclass
@@ -61,15 +69,20 @@ class DeviceRun:
     after: Conditions = field(default_factory=Conditions)
     wall_s: float = 0.0
     environment: Environment | None = None
+    validity: list[list[Validity | None]] = field(default_factory=list)
+    """Per session, per model (in ``models`` order) the runtime's verdict on its window."""
 
 
 def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
     models = [model_result(m, schedule, stats) for m in run.models]
     base_run, base = run.models[0], models[0]
+    variants = len(models) - 1
     comparisons = [
-        compare(base_run, base, v_run, v, schedule, stats, offset=i)
+        compare(base_run, base, v_run, v, schedule, stats, offset=i, variants=variants)
         for i, (v_run, v) in enumerate(zip(run.models[1:], models[1:], strict=True), start=1)
     ]
+    correct(comparisons, stats)
+    names = [m.name for m in run.models]
     return DeviceAB(
         target=run.target,
         models=models,
@@ -80,6 +93,60 @@ def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
         after=run.after,
         wall_s=run.wall_s,
         environment=run.environment,
+        validity=[session_validity(k, names, v) for k, v in enumerate(run.validity)],
+        unchecked=_unchecked(run.validity),
+        op_diffs=[ops_comparison(base, v) for v in models[1:]] if base.ops else [],
+    )
+
+
+def correct(comparisons: Sequence[Comparison], stats: StatsPolicy) -> None:
+    """Holm-correct the comparisons' p-values across variants and give each its verdict
+    on the corrected one (with one variant it is the same)."""
+    adjusted = holm([c.p_value for c in comparisons])
+    for c, p in zip(comparisons, adjusted, strict=True):
+        c.p_value_holm = p
+        c.verdict = verdict(MannWhitney(u=0.0, p_value=p, prob_greater=c.prob_slower), stats.alpha)
+
+
+def session_validity(
+    session: int, names: Sequence[str], verdicts: Sequence[Validity | None]
+) -> SessionValidity:
+    """One session's verdict from its models': a reason every model shares (the device's
+    state) once, a model's own reason with its name."""
+    known = [(n, v) for n, v in zip(names, verdicts, strict=True) if v is not None]
+    shared = set.intersection(*(set(v.reasons) for _, v in known)) if len(known) > 1 else set()
+    reasons = [r for r in known[0][1].reasons if r in shared] if known else []
+    for name, v in known:
+        reasons += [f"{name}: {r}" for r in v.reasons if r not in shared]
+    stable = all(v.verdict == "stable" for _, v in known)
+    return SessionValidity(
+        session=session, verdict="stable" if stable and known else "unstable", reasons=reasons
+    )
+
+
+def _unchecked(sessions: Sequence[Sequence[Validity | None]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for session in sessions:
+        for v in session:
+            seen.update(dict.fromkeys(v.unchecked if v else []))
+    return list(seen)
+
+
+def ops_comparison(base: ModelResult, variant: ModelResult) -> OpsComparison:
+    """Per op type, the variant's time against the base's."""
+    b, v = base.ops, variant.ops
+    if b is None or v is None or not b.available or not v.available:
+        missing = next((o for o in (b, v) if o is not None and not o.available), None)
+        note = missing.note if missing is not None else "no per-op profile"
+        return OpsComparison(variant=variant.name, note=note)
+    return OpsComparison(
+        variant=variant.name,
+        base_ops_ms=b.ops_ms,
+        variant_ops_ms=v.ops_ms,
+        rows=[
+            OpTypeDiff(op_type=name, base_ms=bm, variant_ms=vm, delta_ms=vm - bm)
+            for name, bm, vm in op_type_diff(b.op_types, v.op_types)
+        ],
     )
 
 
@@ -100,6 +167,7 @@ def model_result(run: ModelRun, schedule: Schedule, stats: StatsPolicy) -> Model
         samples_ms=list(run.samples_ms),
         memory=run.memory,
         accuracy=accuracy,
+        ops=run.ops,
     )
 
 
@@ -111,6 +179,7 @@ def compare(
     schedule: Schedule,
     stats: StatsPolicy,
     offset: int = 0,
+    variants: int = 1,
 ) -> Comparison:
     b = split_sessions(base_run.samples_ms, schedule.sessions)
     v = split_sessions(variant_run.samples_ms, schedule.sessions)
@@ -127,6 +196,9 @@ def compare(
         prob_slower=test.prob_greater,
         verdict=verdict(test, stats.alpha),
         size_ratio=variant.size_bytes / base.size_bytes,
+        min_detectable_change=min_detectable_change(
+            base.session_medians_ms, variant.session_medians_ms, stats.alpha / max(variants, 1)
+        ),
     )
     if base.memory is not None and variant.memory is not None:
         comparison.memory_ratio = variant.memory.peak_rss_mb / base.memory.peak_rss_mb
@@ -146,6 +218,7 @@ def pooled(
     if len(devices) < 2:
         return []
     results = []
+    tests = []
     base_name = devices[0].models[0].name
     for offset, comparison in enumerate(devices[0].comparisons, start=1):
         name = comparison.variant
@@ -159,6 +232,7 @@ def pooled(
         ratio, ci = pooled_ratio(pairs, stats, seed_offset=offset)
         units = [(d.model(base_name), d.model(name)) for d in devices]
         test = pooled_mann_whitney([(b.session_medians_ms, v.session_medians_ms) for b, v in units])
+        tests.append(test)
         results.append(
             PooledComparison(
                 variant=name,
@@ -171,4 +245,7 @@ def pooled(
                 verdict=verdict(test, stats.alpha),
             )
         )
+    for result, test, p in zip(results, tests, holm([t.p_value for t in tests]), strict=True):
+        result.p_value_holm = p
+        result.verdict = verdict(test, stats.alpha, p)
     return results

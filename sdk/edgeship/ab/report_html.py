@@ -23,6 +23,7 @@ from .table import (
     gate_rows,
     model_rows,
     pooled_rows,
+    verdict,
 )
 
 _CSS = """
@@ -73,16 +74,19 @@ def figure(plot: Plot) -> str:
     )
 
 
+def summary(report: ABReport) -> str:
+    """The verdict paragraph: PASS/FAIL and its grounds, or that no gates were set."""
+    state, detail = verdict(report)
+    if state is None:
+        return f"<p>{_e(detail[0].upper() + detail[1:])}.</p>"
+    return f'<p><span class="{state.lower()}">{state}</span>: {_e(detail)}</p>'
+
+
 def render(report: ABReport, plots: Sequence[Plot] = ()) -> str:
-    failed = len(report.failed_gates())
-    state = "PASS" if report.passed else "FAIL"
     title = f"A/B: {report.base} against {', '.join(report.variants)}"
     body = [
         f"<h1>{_e(title)}</h1>",
-        f'<p><span class="{state.lower()}">{state}</span>: '
-        f"{len(report.gates) - failed}/{len(report.gates)} gate checks passed"
-        + (f", {len(report.failures)} device(s) failed" if report.failures else "")
-        + "</p>",
+        summary(report),
         f'<p class="muted">{_e(method_text(report))}</p>',
     ]
     by_title = {p.title: p for p in plots}

@@ -12,7 +12,10 @@ from .table import (
     device_name,
     gate_rows,
     model_rows,
+    ops_rows,
     pooled_rows,
+    validity_lines,
+    verdict,
 )
 
 
@@ -25,12 +28,8 @@ def md_table(rows: Rows) -> str:
 
 
 def summary_line(report: ABReport) -> str:
-    failed = len(report.failed_gates())
-    state = "PASS" if report.passed else "FAIL"
-    text = f"**{state}**: {len(report.gates) - failed}/{len(report.gates)} gate checks passed"
-    if report.failures:
-        text += f", {len(report.failures)} device(s) failed"
-    return text
+    state, detail = verdict(report)
+    return f"**{state}**: {detail}" if state else f"{detail[0].upper()}{detail[1:]}."
 
 
 def method_text(report: ABReport) -> str:
@@ -62,6 +61,15 @@ def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
         out += [f"## {name}", "", device_heading(device, report), ""]
         out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
         out += [f"Pareto front: {', '.join(device.pareto_front)}", ""]
+        out += [line.strip() + "  " for line in validity_lines(device)] + [""]
+        for diff in device.op_diffs:
+            if diff.rows:
+                out += [
+                    f"Per op type, {diff.variant}:",
+                    "",
+                    md_table(ops_rows(diff, device.models[0].name)),
+                    "",
+                ]
         out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]
         out.append("")
     if report.pooled:

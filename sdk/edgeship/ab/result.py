@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edgeship_runtime.report import BackendUsage, Environment
+from edgeship_runtime.report import BackendUsage, Environment, OpProfile
 from edgeship_runtime.serde import JsonRecord
 
 AB_SCHEMA = "edgeship.ab/1"
@@ -96,11 +96,18 @@ class ModelResult:
     samples_ms: list[float]
     memory: Optional[MemorySummary] = None
     accuracy: Optional[Accuracy] = None
+    ops: Optional[OpProfile] = None
 
 
 @dataclass
 class Comparison:
-    """A variant against the base: latency (test and interval), memory, size, quality."""
+    """A variant against the base: latency (test and interval), memory, size, quality.
+
+    ``p_value_holm``: ``p_value`` corrected over the report's variants (Holm), the one
+    ``verdict`` rests on. ``min_detectable_change``: the smallest relative change of the
+    median (0.03: 3 %) the test would detect with 80 % power at alpha / variants, from the
+    spread of these sessions; None when these sessions cannot show any difference.
+    """
 
     variant: str
     latency_ratio: float
@@ -114,6 +121,41 @@ class Comparison:
     memory_ratio: Optional[float] = None
     accuracy_drop_pp: Optional[float] = None
     agreement: Optional[Agreement] = None
+    p_value_holm: Optional[float] = None
+    min_detectable_change: Optional[float] = None
+
+
+@dataclass
+class OpTypeDiff:
+    """One op type in the base and in a variant: the sum of its nodes' medians (0 where
+    the model has no such node)."""
+
+    op_type: str
+    base_ms: float
+    variant_ms: float
+    delta_ms: float
+
+
+@dataclass
+class OpsComparison:
+    """Where a variant's time goes against the base's, per op type (``--ops``); the
+    largest change first. ``note``: why there is none (a backend without per-op times)."""
+
+    variant: str
+    base_ops_ms: Optional[float] = None
+    variant_ops_ms: Optional[float] = None
+    rows: list[OpTypeDiff] = field(default_factory=list)
+    note: Optional[str] = None
+
+
+@dataclass
+class SessionValidity:
+    """The validity verdict on one session's interleaved window (``stable`` or
+    ``unstable``), with its reasons; a reason about one model names it."""
+
+    session: int
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,6 +177,9 @@ class DeviceAB:
     after: Conditions
     wall_s: float
     environment: Optional[Environment] = None
+    validity: list[SessionValidity] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    op_diffs: list[OpsComparison] = field(default_factory=list)
 
     def model(self, name: str) -> ModelResult:
         return next(m for m in self.models if m.name == name)
@@ -153,6 +198,7 @@ class PooledComparison:
     speedup_ci: Interval
     p_value: float
     verdict: str
+    p_value_holm: Optional[float] = None
 
 
 @dataclass
@@ -169,7 +215,7 @@ class Design:
     confidence: float
     bootstrap: int
     threads: int
-    test: str = "two-sided Mann-Whitney U on per-session medians"
+    test: str = "two-sided Mann-Whitney U on per-session medians, Holm-corrected across variants"
     interval: str = "expanded percentile bootstrap of the ratio of medians over sessions"
 
 

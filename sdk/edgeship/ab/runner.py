@@ -16,26 +16,27 @@ load, since only the device knows them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays
-from edgeship_runtime.ops import decode_tensors, encode_tensors
-from edgeship_runtime.report import BackendUsage, Environment, ModelInfo, ProfileReport
+from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.opprofile import OpsPolicy
+from edgeship_runtime.report import Environment, Validity
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
 
 from ..config import ConnectOptions, ProfileConfig
 from ..errors import EdgeshipError, ModelError, UsageError
 from ..fleet import run_each
-from ..targets import Target, open_targets
+from ..targets import Loaded, Target, open_targets, wire
 from .analyze import DeviceRun, ModelRun, analyze, pooled
 from .gates import Gate, check_all
 from .result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
@@ -51,6 +52,8 @@ class ABConfig:
     signature with the schedule's seed and ``shapes``, as the runtime generates them; no
     quality), one file for every model, or one per model in the order base, variants.
     ``memory`` measures each model's peak RSS over ``memory_runs`` runs in a fresh process.
+    ``ops``: also profile each model's operators (in a profiling session of its own) and
+    compare the variants' op types with the base's.
     """
 
     schedule: Schedule = field(default_factory=Schedule)
@@ -63,6 +66,7 @@ class ABConfig:
     gates: tuple[Gate, ...] = ()
     memory: bool = True
     memory_runs: int = 20
+    ops: OpsPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.memory_runs < 1:
@@ -103,6 +107,9 @@ class Prepared:
     per_model_inputs: bool
 
 
+Arrays = dict[str, np.ndarray]
+
+
 def model_names(paths: Sequence[Path]) -> list[str]:
     """File stems; where stems collide the file names (``cnn.onnx``, ``cnn.tflite``);
     where those collide too, ``#2``, ``#3``... (an A/A run names one file twice)."""
@@ -136,9 +143,6 @@ def prepare(base: Path, variants: Sequence[Path], config: ABConfig) -> Prepared:
     return Prepared(model_names(paths), paths, inputs, data, len(config.inputs) > 1)
 
 
-Arrays = dict[str, np.ndarray]
-
-
 def _per_model(files: Sequence[Path], models: int, option: str) -> list[Arrays | None]:
     """No file: None per model; one file: its arrays for every model; else one each."""
     if not files:
@@ -159,15 +163,16 @@ def measure_device(target: Target, prep: Prepared, config: ABConfig) -> DeviceRu
     """Latency, quality and memory of every model on ``target`` (see the module doc).
     The target's runtime session is closed at the end, and on any failure."""
     try:
-        environment = from_jsonable(Environment, target.call("info", {})["environment"])
+        environment = from_jsonable(Environment, target.info()["environment"])
         started = time.monotonic()
-        staged = [target.stage_model(p) for p in prep.paths]
-        timing = _timing(target, prep, config, staged)
+        timing = _timing(target, prep, config)
         if any(d is not None for d in prep.data):
-            _quality(target, prep, config, staged, timing.runs)
+            _quality(target, prep, config, timing.runs)
+        if config.ops is not None:
+            _ops(target, prep, config, config.ops, timing)
         if config.memory:
-            for run, device_path, feeds in zip(timing.runs, staged, timing.feeds, strict=True):
-                run.memory = _memory(target, config, device_path, feeds)
+            for run, path, feeds in zip(timing.runs, prep.paths, timing.feeds, strict=True):
+                run.memory = _memory(target, config, path, feeds)
     finally:
         target.close()
     return DeviceRun(
@@ -178,66 +183,66 @@ def measure_device(target: Target, prep: Prepared, config: ABConfig) -> DeviceRu
         after=timing.conditions[-1],
         wall_s=time.monotonic() - started,
         environment=environment,
+        validity=timing.validity,
     )
 
 
 @dataclass
 class _Timing:
     runs: list[ModelRun]
-    feeds: list[dict[str, str]]
-    """Per model, the encoded timing inputs every session (and the memory runs) used."""
+    feeds: list[Arrays]
+    """Per model, the timing inputs every session (and the memory runs) used."""
     rounds: list[list[str]] = field(default_factory=list)
     conditions: list[Conditions] = field(default_factory=list)
+    validity: list[list[Validity | None]] = field(default_factory=list)
 
 
-def _timing(target: Target, prep: Prepared, config: ABConfig, staged: list[str]) -> _Timing:
+def _timing(target: Target, prep: Prepared, config: ABConfig) -> _Timing:
     schedule, load_cfg = config.schedule, config.profile_config()
-    samples: list[list[float]] = [[] for _ in staged]
-    loads: list[dict[str, Any]] = [{} for _ in staged]
+    samples: list[list[float]] = [[] for _ in prep.paths]
+    loads: list[Loaded | None] = [None] * len(prep.paths)
     timing = _Timing(runs=[], feeds=[])
-    for session, order in enumerate(schedule.load_orders(len(staged))):
-        handles = [""] * len(staged)
-        for i in order:
-            loads[i] = target.call("load", load_cfg.load_args(staged[i]))
-            handles[i] = str(loads[i]["handle"])
-        if session == 0:
-            signatures = [Signature.from_dict(x["signature"]) for x in loads]
-            check_signatures(prep, signatures)
-            timing.feeds = _timing_feeds(prep, signatures, config)
-        args = schedule.op_args(handles, session)
-        args["feeds"] = dict(zip(handles, timing.feeds, strict=True))
-        result = target.call("interleave", args)
-        for i, handle in enumerate(handles):
-            samples[i].extend(float(x) for x in result["samples_ms"][handle])
-            target.call("unload", {"handle": handle})
-        by_handle = dict(zip(handles, prep.names, strict=True))
-        timing.rounds += [[by_handle[h] for h in r] for r in result["rounds"]]
-        timing.conditions += [_conditions(result["conditions"][k]) for k in ("before", "after")]
+    for session, order in enumerate(schedule.load_orders(len(prep.paths))):
+        with contextlib.ExitStack() as stack:
+            for i in order:
+                loads[i] = stack.enter_context(target.load(prep.paths[i], load_cfg))
+            loaded = [m for m in loads if m is not None]
+            if session == 0:
+                signatures = [m.signature for m in loaded]
+                check_signatures(prep, signatures)
+                timing.feeds = _timing_feeds(prep, signatures, config)
+            result = target.interleave(loaded, schedule.policy(session), timing.feeds)
+        for i, runs in enumerate(result.samples_ms):
+            samples[i].extend(runs)
+        timing.rounds += [[prep.names[i] for i in r] for r in result.rounds]
+        timing.conditions += [_conditions(c) for c in (result.before, result.after)]
+        timing.validity.append(result.validity)
     timing.runs = [
         ModelRun(
             name=name,
             role="base" if i == 0 else "variant",
             path=str(prep.paths[i]),
-            info=from_jsonable(ModelInfo, loads[i]["model"]),
-            backend=from_jsonable(BackendUsage, loads[i]["backend"]),
+            info=m.info,
+            backend=m.backend,
             samples_ms=samples[i],
         )
-        for i, name in enumerate(prep.names)
+        for i, (name, m) in enumerate(zip(prep.names, loads, strict=True))
+        if m is not None
     ]
     return timing
 
 
 def _timing_feeds(
     prep: Prepared, signatures: Sequence[Signature], config: ABConfig
-) -> list[dict[str, str]]:
-    """Per model, its timing inputs encoded once: the given arrays, else arrays generated
+) -> list[Arrays]:
+    """Per model, its timing inputs made once: the given arrays, else arrays generated
     from its signature with the schedule's seed, so every model, session and memory run
     gets the very same inputs."""
     seed = config.schedule.seed
     return [
-        encode_tensors(_for_model(arrays, sig))
+        _for_model(arrays, sig)
         if arrays is not None
-        else encode_tensors(generate_feeds(sig, config.shapes, seed=seed))
+        else generate_feeds(sig, config.shapes, seed=seed)
         for arrays, sig in zip(prep.inputs, signatures, strict=True)
     ]
 
@@ -251,34 +256,37 @@ def _for_model(arrays: Mapping[str, np.ndarray], signature: Signature) -> dict[s
     return feeds
 
 
-def _conditions(data: Mapping[str, Any]) -> Conditions:
-    return Conditions(data.get("temperature_c"), data.get("cpu_freq_mhz"))
+def _conditions(seen: wire.Conditions) -> Conditions:
+    return Conditions(seen.temperature_c, seen.cpu_freq_mhz)
 
 
-def _quality(
-    target: Target, prep: Prepared, config: ABConfig, staged: list[str], runs: list[ModelRun]
-) -> None:
+def _quality(target: Target, prep: Prepared, config: ABConfig, runs: list[ModelRun]) -> None:
     load_cfg = config.profile_config()
-    for run, device_path, arrays in zip(runs, staged, prep.data, strict=True):
+    for run, path, arrays in zip(runs, prep.paths, prep.data, strict=True):
         if arrays is None:
             continue
-        load = target.call("load", load_cfg.load_args(device_path))
-        tensors = _for_model(arrays, Signature.from_dict(load["signature"]))
-        result = target.call("run", {"handle": load["handle"], "inputs": encode_tensors(tensors)})
-        target.call("unload", {"handle": load["handle"]})
-        run.outputs = next(iter(decode_tensors(result["outputs"]).values()))
+        with target.load(path, load_cfg) as loaded:
+            outputs = loaded.run(_for_model(arrays, loaded.signature))
+        run.outputs = next(iter(outputs.values()))
         run.labels = arrays.get(LABELS_KEY)
 
 
-def _memory(
-    target: Target, config: ABConfig, device_path: str, feeds: dict[str, str]
-) -> MemorySummary:
+def _ops(
+    target: Target, prep: Prepared, config: ABConfig, policy: OpsPolicy, timing: _Timing
+) -> None:
+    """Each model's per-operator profile, on its timing inputs."""
+    for run, path, feeds in zip(timing.runs, prep.paths, timing.feeds, strict=True):
+        with target.load(path, config.profile_config()) as loaded:
+            run.ops = loaded.profile_ops(policy, inputs=feeds)
+
+
+def _memory(target: Target, config: ABConfig, path: Path, feeds: Arrays) -> MemorySummary:
     """Peak RSS and load delta of one model in a runtime process of its own."""
-    target.close()
-    load = target.call("load", config.profile_config().load_args(device_path))
-    args = {"handle": load["handle"], "warmup": 1, "runs": config.memory_runs, "inputs": feeds}
-    report = ProfileReport.from_dict(target.call("profile", args))
-    target.close()
+    target.restart()
+    policy = MeasurePolicy(warmup=1, runs=config.memory_runs)
+    with target.load(path, config.profile_config()) as loaded:
+        report = loaded.profile(ProfileConfig(policy=policy), inputs=feeds)
+    target.restart()
     mem = report.memory_mb
     return MemorySummary(
         peak_rss_mb=mem.peak_rss,

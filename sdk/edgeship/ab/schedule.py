@@ -17,9 +17,10 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from edgeship_runtime.measure import InterleavePolicy
 
 from ..errors import UsageError
 
@@ -77,15 +78,14 @@ class Schedule:
             orders.append(order)
         return orders
 
-    def op_args(self, handles: Sequence[str], session: int) -> dict[str, Any]:
-        """Arguments of the runtime's ``interleave`` op for one session (inputs apart)."""
-        return {
-            "handles": list(handles),
-            "warmup": self.warmup,
-            "block": self.block,
-            "blocks": self.rounds,
-            "seed": self.seed * 100_003 + session,
-        }
+    def policy(self, session: int) -> InterleavePolicy:
+        """How the runtime interleaves the models in one session (its own seed each)."""
+        return InterleavePolicy(
+            warmup=self.warmup,
+            block=self.block,
+            blocks=self.rounds,
+            seed=self.seed * 100_003 + session,
+        )
 
 
 def split_sessions(samples_ms: Sequence[float], sessions: int) -> np.ndarray:

@@ -12,6 +12,11 @@ and row s of both was measured in the same session, interleaved.
   (pairs kept together), expanded for the small number of sessions (Hesterberg 2015:
   the tail levels come from ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a
   plain percentile interval over ~10 clusters covers about 90 %, not 95 %.
+- Several variants: Holm's step-down correction of the variants' p-values, so the chance
+  of calling any one of them different by luck stays at alpha.
+- Minimum detectable effect: the smallest ratio of medians the test would catch with 80 %
+  power at the level used, from the spread of the session medians (normal approximation
+  with t quantiles and the Mann-Whitney test's efficiency 3/π; checked by simulation).
 """
 
 from __future__ import annotations
@@ -168,11 +173,61 @@ def pooled_mann_whitney(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]
     return mann_whitney(np.concatenate(base_all), np.concatenate(variant_all))
 
 
-def verdict(test: MannWhitney, alpha: float) -> str:
-    """faster / slower at ``alpha`` (two-sided), else no significant difference."""
-    if test.p_value >= alpha or test.prob_greater == 0.5:
+def verdict(test: MannWhitney, alpha: float, p_value: float | None = None) -> str:
+    """faster / slower at ``alpha`` (two-sided), else no significant difference;
+    ``p_value`` replaces the test's own (a corrected one)."""
+    p = test.p_value if p_value is None else p_value
+    if p >= alpha or test.prob_greater == 0.5:
         return NO_DIFFERENCE
     return SLOWER if test.prob_greater > 0.5 else FASTER
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given: reject where adjusted p <
+    alpha, and the chance of any false rejection among them stays at most alpha."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def min_attainable_p(n_base: int, n_variant: int) -> float:
+    """The smallest two-sided p-value an exact Mann-Whitney test reaches with these group
+    sizes (complete separation, no ties)."""
+    return min(1.0, 2.0 / math.comb(n_base + n_variant, n_base))
+
+
+def min_detectable_change(
+    base_units: Sequence[float] | np.ndarray,
+    variant_units: Sequence[float] | np.ndarray,
+    alpha: float,
+    power: float = 0.8,
+) -> float | None:
+    """The smallest relative change of the median (0.03: 3 %) that the two-sided
+    Mann-Whitney test on these units (session medians) detects with probability
+    ``power`` at level ``alpha``; None when no change at all can be detected (the exact
+    test cannot reach ``alpha`` with so few units).
+
+    Normal approximation on the log units: their pooled standard deviation, t quantiles
+    with n1 + n2 - 2 degrees of freedom, and the test's asymptotic efficiency against the
+    t-test on normal data (3/π).
+    """
+    from scipy import stats
+
+    b = np.log(np.asarray(base_units, dtype=np.float64))
+    v = np.log(np.asarray(variant_units, dtype=np.float64))
+    n1, n2 = b.size, v.size
+    if n1 < 2 or n2 < 2 or min_attainable_p(n1, n2) >= alpha:
+        return None
+    df = n1 + n2 - 2
+    pooled_sd = math.sqrt(((n1 - 1) * b.var(ddof=1) + (n2 - 1) * v.var(ddof=1)) / df)
+    q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
+    delta = q * pooled_sd * math.sqrt(1 / n1 + 1 / n2) / math.sqrt(3 / math.pi)
+    return math.expm1(delta)
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:

@@ -1,18 +1,21 @@
 """Rows of the A/B report's tables, and the terminal view built from them.
 
 Markdown and HTML use the same rows (:mod:`.report_md`, :mod:`.report_html`): every view
-shows the same figures, formatted once here.
+shows the same figures, formatted once here. Memory columns are MiB (2**20 bytes), as the
+report's ``*_mb`` fields are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .result import ABReport, Conditions, DeviceAB, Interval
+from .result import ABReport, Comparison, Conditions, DeviceAB, Interval, OpsComparison
 
 Rows = tuple[list[str], list[list[str]]]
 
-TEXT_COLUMNS = frozenset({"model", "role", "variant", "verdict", "gate", "target", "result"})
+TEXT_COLUMNS = frozenset(
+    {"model", "role", "variant", "verdict", "gate", "target", "result", "op type"}
+)
 """Columns aligned left; the others hold numbers and align right."""
 
 
@@ -56,8 +59,8 @@ def device_heading(device: DeviceAB, report: ABReport) -> str:
 
 
 def model_rows(device: DeviceAB) -> Rows:
-    headers = ["model", "role", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MB",
-               "load Δ MB", "accuracy [CI]"]  # fmt: skip
+    headers = ["model", "role", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MiB",
+               "load Δ MiB", "accuracy [CI]"]  # fmt: skip
     rows = []
     for m in device.models:
         acc = "-"
@@ -84,8 +87,8 @@ def _pct(ci: Interval) -> Interval:
 
 
 def comparison_rows(device: DeviceAB) -> Rows:
-    headers = ["variant", "speedup [CI]", "p", "verdict", "size ×", "memory ×",
-               "acc. drop pp", "top-1 agree", "max |Δ|", "cosine"]  # fmt: skip
+    headers = ["variant", "speedup [CI]", "p", "p Holm", "verdict", "detectable", "size ×",
+               "memory ×", "acc. drop pp", "top-1 agree", "max |Δ|", "cosine"]  # fmt: skip
     rows = []
     for c in device.comparisons:
         a = c.agreement
@@ -94,7 +97,9 @@ def comparison_rows(device: DeviceAB) -> Rows:
                 c.variant,
                 f"{c.speedup:.3f}× {_ci(c.speedup_ci)}",
                 f"{c.p_value:.3g}",
+                _num(c.p_value_holm, ".3g"),
                 c.verdict,
+                detectable_text(c),
                 f"{c.size_ratio:.3f}",
                 _num(c.memory_ratio),
                 _num(c.accuracy_drop_pp, ".2f"),
@@ -104,6 +109,63 @@ def comparison_rows(device: DeviceAB) -> Rows:
             ]
         )
     return headers, rows
+
+
+def detectable_text(c: Comparison) -> str:
+    """The smallest change of the median the test could have caught (80 % power)."""
+    if c.min_detectable_change is None:
+        return "none" if c.p_value_holm is not None else "-"
+    return f"±{100 * c.min_detectable_change:.1f}%"
+
+
+def validity_lines(device: DeviceAB) -> list[str]:
+    """Per session its verdict: one line when all are stable, else one per unstable one."""
+    if not device.validity:
+        return []
+    bad = [v for v in device.validity if v.verdict != "stable"]
+    total = len(device.validity)
+    lines = [f"validity: {total - len(bad)}/{total} sessions stable"]
+    lines += [f"  session {v.session + 1} unstable: {'; '.join(v.reasons)}" for v in bad]
+    if device.unchecked:
+        lines.append(f"  unchecked on this device: {', '.join(device.unchecked)}")
+    return lines
+
+
+def detectable_note(device: DeviceAB) -> list[str]:
+    """Why a comparison could detect no difference at all, when one could not."""
+    comparisons = device.comparisons
+    if not any(c.min_detectable_change is None and c.p_value_holm is not None for c in comparisons):
+        return []
+    return [
+        "detectable 'none': with these sessions the test cannot reach its level (after "
+        "Holm's correction over the variants): give more --sessions"
+    ]
+
+
+def ops_rows(diff: OpsComparison, base: str) -> Rows:
+    headers = ["op type", f"{base} ms", f"{diff.variant} ms", "Δ ms"]
+    rows = [
+        [r.op_type, f"{r.base_ms:.4f}", f"{r.variant_ms:.4f}", f"{r.delta_ms:+.4f}"]
+        for r in diff.rows
+    ]
+    return headers, rows
+
+
+def ops_lines(device: DeviceAB) -> list[str]:
+    """Per variant, where its time went against the base's, per op type."""
+    base = device.models[0].name
+    lines: list[str] = []
+    for diff in device.op_diffs:
+        if diff.note or diff.base_ops_ms is None or diff.variant_ops_ms is None:
+            lines += [f"per op type, {diff.variant} against {base}: {diff.note}", ""]
+            continue
+        lines += [
+            f"per op type, {diff.variant} against {base} (operators "
+            f"{diff.base_ops_ms:.4f} → {diff.variant_ops_ms:.4f} ms):",
+            text_table(ops_rows(diff, base)),
+            "",
+        ]
+    return lines
 
 
 def pooled_rows(report: ABReport) -> Rows:
@@ -162,7 +224,10 @@ def render(report: ABReport) -> str:
             "",
             text_table(comparison_rows(device)),
             f"Pareto front (latency, size, memory, accuracy): {', '.join(device.pareto_front)}",
+            *detectable_note(device),
+            *validity_lines(device),
             "",
+            *ops_lines(device),
         ]
     if report.pooled:
         parts += ["pooled over devices:", text_table(pooled_rows(report)), ""]
@@ -170,14 +235,22 @@ def render(report: ABReport) -> str:
     return "\n".join(parts).rstrip()
 
 
+def verdict(report: ABReport) -> tuple[str | None, str]:
+    """The run's verdict for every view: (``"PASS"``/``"FAIL"``, what it rests on), or
+    (None, ``"no gates set"``) when there was nothing to pass or fail."""
+    checks, failed = len(report.gates), len(report.failed_gates())
+    parts = [f"{checks - failed}/{checks} gate checks passed" if checks else "no gates set"]
+    if report.failures:
+        parts.append(f"{len(report.failures)} device(s) failed")
+    if not checks and not report.failures:
+        return None, parts[0]
+    return ("PASS" if report.passed else "FAIL"), ", ".join(parts)
+
+
 def _failures_and_gates(report: ABReport) -> Sequence[str]:
     lines = [f"device {f.target} failed: {f.type}: {f.message}" for f in report.failures]
     if report.gates:
         lines += [text_table(gate_rows(report))]
-    verdict = "PASS" if report.passed else "FAIL"
-    failed = len(report.failed_gates())
-    lines.append(
-        f"{verdict}: {len(report.gates) - failed}/{len(report.gates)} gate checks passed"
-        + (f", {len(report.failures)} device(s) failed" if report.failures else "")
-    )
+    state, detail = verdict(report)
+    lines.append(f"{state}: {detail}" if state else detail)
     return lines

@@ -1,27 +1,35 @@
 """``edgeship ab BASE VARIANT... [--target T|GROUP]``: interleaved A/B on devices, with gates.
 
 Exit status: 0 when every gate passed on every device, 1 when a gate failed or a device
-failed (the JSON and the table say which, by how much), 2 for a usage error.
+failed (the JSON and the table say which, by how much), 2 for a usage error. A variant
+that is the base itself (``edgeship ab X X``) is an A/A comparison, a legitimate check of
+the noise floor: it runs, with a note saying so.
+
+A thin layer over :func:`edgeship.ab` (arguments → :class:`~edgeship.ab.ABConfig`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import parse_shape_overrides
+from edgeship_runtime.opprofile import OpsPolicy
 
 from ..ab.gates import GATES, Gate, make_gate, parse_gate
 from ..ab.reports import write_report
 from ..ab.result import ABReport
-from ..ab.runner import ABConfig, run_ab
+from ..ab.runner import ABConfig
 from ..ab.schedule import Schedule
 from ..ab.stats import StatsPolicy
 from ..ab.table import render
+from ..api import ab
+from ..hashing import file_sha256
 from .common import connect_options, target_options
-from .output import print_json
+from .output import print_json, print_stderr
 
 _GATE_HELP = {
     "min-speedup": "fail unless base median / variant median >= X",
@@ -69,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: backend)")
     p.add_argument("--providers", default="", help="ONNX Runtime providers, comma-separated")
     p.add_argument("--no-memory", action="store_true", help="skip the per-model memory runs")
+    p.add_argument(
+        "--ops",
+        action="store_true",
+        help="also profile every model's operators and show, per op type, where each "
+        "variant's time went against the base's",
+    )
     g = p.add_argument_group("gates (exit status 1 when one fails)")
     g.add_argument(
         "--gate",
@@ -107,13 +121,40 @@ def config_from_args(ns: argparse.Namespace) -> ABConfig:
         shapes=parse_shape_overrides(ns.shape),
         gates=gates_from_args(ns),
         memory=not ns.no_memory,
+        ops=OpsPolicy(runs=max(ns.runs // ns.sessions, 20), warmup=ns.warmup) if ns.ops else None,
     )
+
+
+def same_as_base(base: Path, variants: Sequence[Path]) -> list[Path]:
+    """The variants that are the base itself: the same file, or the same bytes."""
+
+    def same(variant: Path) -> bool:
+        try:
+            if variant.resolve() == base.resolve():
+                return True
+            if variant.stat().st_size != base.stat().st_size:
+                return False
+            return file_sha256(variant) == file_sha256(base)
+        except OSError:  # a missing file: the A/B itself says so
+            return False
+
+    return [v for v in variants if same(v)]
 
 
 def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
-    report = run_ab(
-        ns.base, ns.variants, ns.target, config, connect_options(ns), parallel=ns.parallel
+    for variant in same_as_base(ns.base, ns.variants):
+        print_stderr(
+            f"note: {variant} is the base model itself: an A/A comparison (it measures the "
+            "noise; expect no significant difference)"
+        )
+    report = ab(
+        ns.base,
+        ns.variants,
+        ns.target,
+        config=config,
+        options=connect_options(ns),
+        parallel=ns.parallel,
     )
     if ns.report is not None:
         files = write_report(report, ns.report)
@@ -129,6 +170,6 @@ def run(ns: argparse.Namespace) -> int:
 
 def _explain_failures(report: ABReport) -> None:
     for failure in report.failures:
-        print(f"error: {failure.target}: {failure.message}", file=sys.stderr)
+        print_stderr(f"error: {failure.target}: {failure.message}")
     for gate in report.failed_gates():
-        print(f"gate failed: {gate.message}", file=sys.stderr)
+        print_stderr(f"gate failed: {gate.message}")

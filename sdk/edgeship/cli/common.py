@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..api import setup_hint
 from ..config import ConnectOptions, Timeouts
 from ..errors import UsageError
 from ..fleet import run_each
 from ..targets import Target, open_targets
-from .output import print_json
+from .output import print_json, print_stderr
 
 T = TypeVar("T")
 
@@ -33,14 +33,17 @@ def target_options(
 ) -> argparse.ArgumentParser:
     """A parent parser: ``--target`` plus how to reach and treat SSH devices.
 
-    ``positional``: the target may also be the command's argument (``edgeship probe pi``).
+    ``positional``: the target may also be the command's argument (``edgeship probe pi``,
+    ``edgeship ls pi``), for commands whose subject is the device; commands whose
+    arguments are models or deployment names take ``--target`` only.
     """
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("target")
     if positional:
         # SUPPRESS: an absent positional must not overwrite a --target given before it
         p.add_argument("target", nargs="?", default=argparse.SUPPRESS, help=_TARGET_HELP)
-        g.add_argument("--target", help="the same as TARGET")
+        default = f" (default: {default_target})" if default_target else ""
+        g.add_argument("--target", default=default_target, help=f"the same as TARGET{default}")
     elif default_target is None:
         g.add_argument("--target", required=True, help=_TARGET_HELP)
     else:
@@ -109,11 +112,13 @@ def connect_options(ns: argparse.Namespace) -> ConnectOptions:
             connect=ns.connect_timeout,
             auth=ns.connect_timeout,
             command=ns.timeout,
+            startup=min(Timeouts.startup, ns.timeout),  # --timeout bounds the start too
             unresponsive=ns.unresponsive,
         ),
         python=ns.python,
         deploy_root=ns.deploy_root,
         keep_versions=getattr(ns, "keep", 3),
+        lock_wait=getattr(ns, "lock_wait", 60.0),
         progress=not ns.json,
     )
 
@@ -129,15 +134,20 @@ def on_targets(
     if not ns.target:
         raise UsageError(f"edgeship {ns.command}: which device? give a TARGET (or --target)")
     targets = open_targets(ns.target, connect_options(ns))
+
+    def hinted(target: Target) -> T:
+        with setup_hint(target):
+            return operation(target)
+
     if len(targets) == 1:
         with targets[0] as target:
-            value = operation(target)
+            value = hinted(target)
         if ns.json:
             print_json(to_json(value))
         else:
             print(render(value))
         return 0
-    results = run_each(targets, operation, ns.parallel)
+    results = run_each(targets, hinted, ns.parallel)
     if ns.json:
         print_json(
             {
@@ -154,7 +164,9 @@ def on_targets(
         )
     for r in results:
         if r.error is not None:
-            print(f"error: {r.target}: {r.error}", file=sys.stderr)
+            message = str(r.error)
+            named = message.startswith(f"{r.target}:")  # most errors name their device
+            print_stderr(f"error: {message}" if named else f"error: {r.target}: {message}")
         elif not ns.json:
             print(f"== {r.target}\n{render(r.value)}\n")  # type: ignore[arg-type]
     return 0 if all(r.ok for r in results) else 1

@@ -2,18 +2,23 @@
 
 Methods: int8-dynamic, int8-static, fp16, prune, prune-channels, distill. MODEL is an
 .onnx/.tflite file, or a torch state dict (.pt) with ``--arch module:factory``. ``--data``
-is an .npz with the model's inputs under their names and optionally ``labels``. Every
-produced model is loaded and run once on ``--target`` before success is reported.
+is an .npz with the model's inputs under their names and optionally ``labels``; methods
+that need no data (fp16, int8-dynamic, magnitude/L1 pruning without fine-tuning) run
+without it. Every produced model is loaded and run once on ``--target`` before success is
+reported; all checks of one command (every variant of a recipe) share one runtime there.
+The recipe format: docs/recipes.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .common import connect_options, target_options
 from .output import print_json, table
 
 _TRAIN = (
@@ -29,23 +34,19 @@ _TRAIN = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..compress.config import (
-        CALIBRATIONS,
-        CHANNEL_IMPORTANCES,
-        METHODS,
-        SCOPES,
-        WEIGHT_IMPORTANCES,
-    )
+    from ..compress import method_names
+    from ..compress.config import CALIBRATIONS, CHANNEL_IMPORTANCES, SCOPES, WEIGHT_IMPORTANCES
 
     p = sub.add_parser(
         "compress",
         help="quantize, prune or distill a model, measured",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[target_options()],
     )
     p.add_argument("model", metavar="MODEL", help=".onnx, .tflite, or .pt with --arch")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--method", choices=METHODS)
+    how.add_argument("--method", choices=method_names())
     how.add_argument("--recipe", type=Path, metavar="R.toml", help="several variants and a table")
     p.add_argument("--data", type=Path, metavar="D.npz", help="inputs by name (+ labels)")
     p.add_argument(
@@ -53,13 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", metavar="MODULE:FACTORY", help="torch factory for a .pt MODEL")
     p.add_argument(
-        "--target", default="local", help="where produced models are run (default local)"
-    )
-    p.add_argument(
         "--latency", action="store_true", help="measure batch-1 latency against the base"
     )
     p.add_argument("--threads", type=int, default=1, help="runtime threads for latency (default 1)")
-    p.add_argument("--json", action="store_true", help="print the record (or table) as JSON only")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds (default 3)")
+    p.add_argument("--runs", type=int, default=200, help="timed runs per round (default 200)")
     q = p.add_argument_group("quantization")
     q.add_argument("--calibration", choices=CALIBRATIONS, default="minmax")
     q.add_argument(
@@ -102,27 +101,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(ns: argparse.Namespace) -> Any:
-    from ..compress.config import QUANT_METHODS, config_from_dict
+    """The config of ``--method`` from the options its config class has (others are
+    ignored); training options are passed whenever given (a method that does not train
+    refuses them)."""
+    from ..compress import config_from_dict, get_method
 
+    method = get_method(ns.method)
+    given = {
+        "calibration": ns.calibration,
+        "per_channel": not ns.per_tensor,
+        "exclude_nodes": ns.exclude_node,
+        "exclude_op_types": ns.exclude_op,
+        "calibration_samples": ns.calibration_samples,
+        "sparsity": ns.sparsity,
+        "importance": ns.importance,
+        "scope": ns.scope,
+        "accuracy_budget_pt": ns.accuracy_budget,
+        "student": ns.student,
+        "width": ns.width,
+    }
+    fields = {f.name for f in dataclasses.fields(method.config) if f.init}
     spec: dict[str, Any] = {"method": ns.method}
-    if ns.method in QUANT_METHODS:
-        spec.update(
-            calibration=ns.calibration,
-            per_channel=not ns.per_tensor,
-            exclude_nodes=ns.exclude_node,
-            exclude_op_types=ns.exclude_op,
-            calibration_samples=ns.calibration_samples,
-        )
-    elif ns.method in ("prune", "prune-channels"):
-        spec["sparsity"] = ns.sparsity
-        if ns.importance:
-            spec["importance"] = ns.importance
-        if ns.method == "prune":
-            spec.update(scope=ns.scope, accuracy_budget_pt=ns.accuracy_budget)
-    else:
-        spec.update(student=ns.student, width=ns.width)
-    if ns.method not in QUANT_METHODS:
-        spec.update({k: getattr(ns, k) for k in _TRAIN if getattr(ns, k) is not None})
+    spec.update({k: v for k, v in given.items() if k in fields and v is not None})
+    spec.update({k: getattr(ns, k) for k in _TRAIN if getattr(ns, k) is not None})
     return config_from_dict(spec)
 
 
@@ -138,38 +139,46 @@ def model_from_args(ns: argparse.Namespace) -> Any:
 
 
 def run(ns: argparse.Namespace) -> int:
+    """One target, opened here and closed at the end, serves every check of the command."""
     from ..compress import CompressOptions, compress, load_recipe, run_recipe
+    from ..targets import open_target
 
     model = model_from_args(ns)
     if ns.recipe is not None:
-        if ns.data is None:
-            raise UsageError("--recipe needs --data")
-        result = run_recipe(
-            model,
-            load_recipe(ns.recipe),
-            ns.data,
-            ns.out,
-            ns.target,
-            progress=None if ns.json else _bar,
+        recipe = load_recipe(ns.recipe)
+        with open_target(ns.target, connect_options(ns)) as target:
+            progress = None if ns.json else _bar
+            result = run_recipe(model, recipe, ns.data, ns.out, target, progress=progress)
+        return _print_table(result.report, ns)
+    config = config_from_args(ns)
+    with open_target(ns.target, connect_options(ns)) as target:
+        options = CompressOptions(
+            target=target,
+            latency=ns.latency,
+            threads=ns.threads,
+            latency_rounds=ns.rounds,
+            latency_runs=ns.runs,
         )
-        if ns.json:
-            print_json(result.to_dict())
-        else:
-            print(result.to_markdown(), end="")
-            print(f"written: {ns.out}/table.md, {ns.out}/table.json and one .json per variant")
-        return 0 if all(r.error is None for r in result.rows) else 1
-    options = CompressOptions(target=ns.target, latency=ns.latency, threads=ns.threads)
-    record = compress(model, config_from_args(ns), ns.data, ns.out, options).record
+        report = compress(model, config, ns.data, ns.out, options).report
     if ns.json:
-        print_json(record.to_dict())
+        print_json(report.to_dict())
     else:
-        print(summary(record))
+        print(summary(report))
     return 0
 
 
-def summary(record: Any) -> str:
-    """A human view of a :class:`CompressionRecord`."""
-    b, m = record.base, record.model
+def _print_table(report: Any, ns: argparse.Namespace) -> int:
+    if ns.json:
+        print_json(report.to_dict())
+    else:
+        print(report.to_markdown(), end="")
+        print(f"written: {ns.out}/table.md, {ns.out}/table.json and one .json per variant")
+    return 0 if all(r.error is None for r in report.rows) else 1
+
+
+def summary(report: Any) -> str:
+    """A human view of a :class:`~edgeship.compress.CompressionReport`."""
+    b, m = report.base, report.model
     rows = [
         [
             "size",
@@ -191,7 +200,7 @@ def summary(record: Any) -> str:
         ],
         ["sparsity", f"{b.sparsity:.1%}", f"{m.sparsity:.1%}", ""],
     ]
-    f = record.fidelity
+    f = report.fidelity
     if f is not None and f.accuracy is not None:
         rows.append(
             [
@@ -201,8 +210,8 @@ def summary(record: Any) -> str:
                 f"{0.0 - f.accuracy_drop_pt + 0.0:+.2f} pt",
             ]
         )
-    if record.latency is not None:
-        lat = record.latency
+    if report.latency is not None:
+        lat = report.latency
         rows.append(
             [
                 "p50 latency",
@@ -212,15 +221,13 @@ def summary(record: Any) -> str:
             ]
         )
     lines = [
-        f"{record.method}: {m.path} (ran on {record.verified_on})",
+        f"{report.method}: {m.path} (ran on {report.verified_on})",
         table(["", "base", "compressed", "ratio"], rows),
     ]
     if f is not None:
-        lines.append(
-            f"top-1 agreement {f.top1_agreement:.2%}, max abs diff {f.max_abs_diff:.4g}"
-            f" on {f.samples} samples"
-        )
-    lines += [f"note: {n}" for n in record.notes]
+        agree = "" if f.top1_agreement is None else f"top-1 agreement {f.top1_agreement:.2%}, "
+        lines.append(f"{agree}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
+    lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
 
 

@@ -21,11 +21,11 @@ from ..convert import (
     ConversionReport,
     ConvertConfig,
     Tolerance,
-    VerificationFailed,
     VerifyData,
     VerifyReport,
     convert,
 )
+from ..errors import VerificationError
 from ..targets import open_target
 from .common import connect_options, target_options
 from .output import print_json, table
@@ -144,8 +144,8 @@ def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
     with open_target(ns.target, connect_options(ns)) as target:
         try:
-            report = convert(config, target)
-        except VerificationFailed as exc:
+            report = convert(config, target).report
+        except VerificationError as exc:
             return report_failure(exc, ns.json, render)
     if ns.json:
         print_json(report.to_dict())
@@ -154,7 +154,7 @@ def run(ns: argparse.Namespace) -> int:
     return 0
 
 
-def report_failure(exc: VerificationFailed, as_json: bool, view: Any) -> int:
+def report_failure(exc: VerificationError, as_json: bool, view: Any) -> int:
     """The report of a result that is not equivalent, then one ``error:`` line; exit 1."""
     if as_json:
         data = exc.report.to_dict() if exc.report is not None else {}

@@ -1,4 +1,5 @@
-"""``edgeship deploy / ls / rollback / rm``: versioned models on devices."""
+"""``edgeship deploy MODEL... --target T``, ``ls TARGET``, ``rollback NAME --target T``,
+``rm NAME --target T``: versioned models on devices (``ls`` also takes ``--target``)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..api import check_deploy_names, deploy
+from ..errors import DeployError
 from ..targets import Target
+from ..targets.capabilities import deployer
 from .common import on_targets, target_options
 from .output import table
 
 if TYPE_CHECKING:
     from ..deploy import Deployment, ModelVersions
-    from ..targets.ssh import SSHTarget
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("models", nargs="+", metavar="MODEL")
     d.add_argument("--name", help="deployment name (default: the file's stem; one model only)")
     d.add_argument("--keep", type=int, default=3, help="older versions to keep (default 3)")
+    _lock_wait(d)
     d.set_defaults(handler=run_deploy)
     ls = sub.add_parser(
         "ls",
         help="deployed models and their versions",
-        parents=[target_options(default_target=None)],
+        parents=[target_options(default_target=None, positional=True)],
     )
     ls.set_defaults(handler=run_ls)
     rb = sub.add_parser(
@@ -40,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rb.add_argument("name")
     rb.add_argument("--to", metavar="VERSION", help="e.g. v0002 (default: the previous one)")
+    _lock_wait(rb)
     rb.set_defaults(handler=run_rollback)
     rm = sub.add_parser(
         "rm",
@@ -47,15 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         parents=[target_options(default_target=None)],
     )
     rm.add_argument("name")
+    _lock_wait(rm)
     rm.set_defaults(handler=run_rm)
 
 
-def _ssh(target: Target) -> SSHTarget:
-    from ..targets.ssh import SSHTarget  # loads paramiko, as opening any remote target did
-
-    if not isinstance(target, SSHTarget):
-        raise UsageError(f"{target.name}: deployments live on SSH targets")
-    return target
+def _lock_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for another deploy holding the device's lock (default 60); "
+        "a holder whose connection this host has lost is ended at once",
+    )
 
 
 def _render_deployments(items: list[Deployment]) -> str:
@@ -75,18 +83,17 @@ def _render_deployments(items: list[Deployment]) -> str:
 
 def run_deploy(ns: argparse.Namespace) -> int:
     models = [Path(m) for m in ns.models]
-    if ns.name and len(models) > 1:
-        raise UsageError("--name works with one model; deploy several without it")
+    check_deploy_names(models, ns.name)  # before any device is contacted
     return on_targets(
         ns,
-        lambda t: [_ssh(t).deploy(m, ns.name) for m in models],
+        lambda t: deploy(models, t, name=ns.name),
         lambda items: [asdict(d) for d in items],
         _render_deployments,
     )
 
 
 def _list(target: Target) -> list[ModelVersions]:
-    store = _ssh(target).store()
+    store = deployer(target).store()
     return [store.describe(name) for name in store.names()]
 
 
@@ -117,10 +124,24 @@ def run_ls(ns: argparse.Namespace) -> int:
     return on_targets(ns, _list, to_json, _render_ls)
 
 
+def rollback(target: Target, name: str, to: str | None) -> Deployment:
+    """Activate version ``to`` (default: the one before the active) of deployment ``name``;
+    a name that is not deployed is one clear error naming those that are."""
+    store = deployer(target).store()
+    names = store.names()
+    if name not in names:
+        raise DeployError(
+            f"{target.name}: no model named {name!r} is deployed "
+            f"(deployed: {', '.join(names) or 'none'})",
+            target=target.name,
+        )
+    return store.rollback(name, to)
+
+
 def run_rollback(ns: argparse.Namespace) -> int:
     return on_targets(
         ns,
-        lambda t: _ssh(t).store().rollback(ns.name, ns.to),
+        lambda t: rollback(t, ns.name, ns.to),
         asdict,
         lambda d: f"{d.name}: {d.version} is active ({d.path})",
     )
@@ -128,7 +149,7 @@ def run_rollback(ns: argparse.Namespace) -> int:
 
 def run_rm(ns: argparse.Namespace) -> int:
     def remove(target: Target) -> str:
-        _ssh(target).store().remove(ns.name)
+        deployer(target).store().remove(ns.name)
         return ns.name
 
     return on_targets(ns, remove, lambda name: {"removed": name}, lambda n: f"removed {n}")

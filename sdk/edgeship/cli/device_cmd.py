@@ -6,15 +6,14 @@ import argparse
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
 from ..profiles import match_profile
 from ..targets import Target
+from ..targets.capabilities import prober, provisioner
 from .common import on_targets, target_options
 from .output import table
 
 if TYPE_CHECKING:
-    from ..setup import SetupResult
-    from ..targets.ssh import SSHTarget
+    from ..provision import SetupResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,16 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=run_setup)
 
 
-def _ssh(target: Target) -> SSHTarget:
-    from ..targets.ssh import SSHTarget  # loads paramiko, as opening any remote target did
-
-    if not isinstance(target, SSHTarget):
-        raise UsageError(f"{target.name}: probe and setup work on SSH targets; use `info` here")
-    return target
-
-
 def probe(target: Target) -> dict[str, Any]:
-    seen = _ssh(target).probe()
+    seen = prober(target).probe()
     board = match_profile(seen)
     seen["profile"] = board.name if board else None
     seen["target"] = target.identity()
@@ -89,13 +80,13 @@ def run_probe(ns: argparse.Namespace) -> int:
 
 
 def run_setup(ns: argparse.Namespace) -> int:
-    from ..setup import setup_device  # imports the SSH target, hence paramiko
+    from ..provision import setup_device  # imports the SSH target, hence paramiko
 
     packages = [p for p in (ns.packages or "").split(",") if p] or None
 
     def setup(target: Target) -> SetupResult:
         return setup_device(
-            _ssh(target),
+            provisioner(target),
             python=ns.python,
             wheelhouse=ns.wheelhouse,
             profile=ns.profile,

@@ -1,4 +1,5 @@
-"""``edgeship info [--target local]``: the runtime's view of a device."""
+"""``edgeship info [TARGET]`` (or ``--target``; default ``local``): the runtime's view of a
+device."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "info",
         help="backends, versions and environment of a target",
         description=__doc__,
-        parents=[target_options()],
+        parents=[target_options(positional=True)],
     )
     p.set_defaults(handler=run)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeship_runtime.measure import MeasurePolicy
 
-from ..convert import VerificationFailed
+from ..errors import VerificationError
 from ..optimize import LEVELS, OptimizeConfig, OptimizeReport, optimize
 from ..optimize.bench import measure_models
 from ..targets import open_target
@@ -64,7 +64,7 @@ def run(ns: argparse.Namespace) -> int:
     with open_target(ns.target, connect_options(ns)) as target:
         try:
             report = optimize(ns.model, ns.output, target, config)
-        except VerificationFailed as exc:
+        except VerificationError as exc:
             return report_failure(exc, ns.json, render)
         if ns.measure:
             policy = MeasurePolicy(warmup=10, runs=ns.runs)

@@ -1,4 +1,7 @@
-"""Human views over reports (the JSON is the data; these are only views) and errors."""
+"""Human views over reports (the JSON is the data; these are only views) and errors.
+
+Memory columns are MiB (2**20 bytes), as are the reports' ``*_mb`` fields.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,21 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+CLEAR_LINE = "\r\033[K"
+"""Back to the start of the line and erase it (ANSI), as a terminal understands it."""
+
+
+def print_stderr(line: str) -> None:
+    """One line on stderr, on a line of its own: on a terminal, a transfer progress bar
+    that broke off (it ends its line only when done) is cleared first, not appended to."""
+    prefix = CLEAR_LINE if sys.stderr.isatty() else ""
+    print(f"{prefix}{line}", file=sys.stderr)
+
+
 def print_error(exc: EdgeshipError, as_json: bool) -> None:
     """One line on stderr; with ``--json`` also the error object on stdout."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    print(f"error: {' '.join(lines)}", file=sys.stderr)
+    print_stderr(f"error: {' '.join(lines)}")
     if as_json:
         print_json({"error": {"type": type(exc).__name__, "message": str(exc)}})
 
@@ -49,7 +63,7 @@ _PROFILE_HEADERS = (
     "p99 ms",
     "mean±std ms",
     "inf/s",
-    "peak MB",
+    "peak MiB",
 )
 
 

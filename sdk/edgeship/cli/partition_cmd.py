@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeship_runtime.inputs import parse_shape_overrides
 
-from ..convert import VerificationFailed
+from ..errors import VerificationError
 from ..partition import PartitionConfig, PartitionManifest, partition
 from ..targets import open_target
 from .common import connect_options, target_options
@@ -78,7 +78,7 @@ def run(ns: argparse.Namespace) -> int:
     with open_target(ns.target, connect_options(ns)) as target:
         try:
             manifest = partition(ns.model, ns.out, target, config)
-        except VerificationFailed as exc:
+        except VerificationError as exc:
             return report_failure(exc, ns.json, render)
     if ns.json:
         print_json(manifest.to_dict())

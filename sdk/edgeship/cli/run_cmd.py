@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from ..inventory import load_inventory
 from ..shard import run_sharded
 from ..targets import Target, open_targets
 from .common import connect_options, on_targets, target_options
-from .output import print_json
+from .output import print_json, print_stderr
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,10 +70,7 @@ def run_shard(ns: argparse.Namespace, arrays: dict[str, np.ndarray], config: Pro
     np.savez(ns.out, **done.outputs)  # type: ignore[arg-type]
     for device in done.devices:
         if device.error:
-            print(
-                f"warning: {device.target}: {device.error} (its share ran elsewhere)",
-                file=sys.stderr,
-            )
+            print_stderr(f"warning: {device.target}: {device.error} (its share ran elsewhere)")
     if ns.json:
         print_json({"out": str(ns.out), **done.to_dict()})
     else:

@@ -1,15 +1,16 @@
 """Compression: quantization, weight pruning, channel pruning and distillation, measured.
 
-One entry point, :func:`compress`, dispatches on the config type; the method functions
-below are the same call with the config type fixed. Every call writes a new model file and
-returns a :class:`CompressionResult` whose :class:`CompressionRecord` (schema
-``edgeship.compression/1``) holds the method, its parameters, size, parameter count,
-sparsity, and with data accuracy and fidelity against the base. Every produced model has
-been loaded and run once on the target before the call returns.
+One entry point, :func:`compress`, runs any method of the registry (:mod:`.methods`;
+the built-in ones are registered below) as its config says; the method functions below
+are the same call with the config type fixed. Every call writes a new model file and
+returns a :class:`CompressionResult`: the file and its :class:`CompressionReport`
+(schema ``edgeship.compression/1``) with the method, its parameters, size, parameter
+count, sparsity, and with data accuracy and fidelity against the base. Every produced
+model has been loaded and run once on the target before the call returns.
 
 >>> from edgeship.compress import QuantizeConfig, quantize
 >>> result = quantize("cnn.onnx", QuantizeConfig("int8-static"), "calib.npz", "cnn.int8.onnx")
->>> result.record.fidelity.top1_agreement  # doctest: +SKIP
+>>> result.report.fidelity.top1_agreement  # doctest: +SKIP
 
 Torch imports happen only in the methods that train or trace.
 """
@@ -32,28 +33,88 @@ from .config import (
 )
 from .data import DataLike, Dataset, load_dataset
 from .errors import CompressionError, NothingToPrune, UnsupportedPattern, VerificationError
-from .recipe import Recipe, RecipeTable, load_recipe, run_recipe
-from .record import CompressionRecord, CompressionResult, Fidelity, Latency, ModelStats
+from .methods import TORCH, Method, get_method, method_names, register_method
+from .recipe import Recipe, RecipeReport, RecipeResult, RecipeTable, load_recipe, run_recipe
+from .report import (
+    CompressionReport,
+    CompressionResult,
+    Fidelity,
+    Latency,
+    ModelStats,
+)
 
 if TYPE_CHECKING:
     from .torch_model import TorchModel
+
+# The built-in methods (the registry: .methods). Runners are imported when first used.
+_QUANTIZE = {"onnx": ".quantize:quantize_onnx", "tflite": ".quantize_tflite:quantize_tflite"}
+for _name, _reads in (
+    ("int8-dynamic", ("onnx", "tflite")),
+    ("int8-static", ("onnx", "tflite")),
+    ("fp16", ("onnx",)),
+):
+    register_method(
+        Method(
+            _name,
+            QuantizeConfig,
+            runners={fmt: _QUANTIZE[fmt] for fmt in _reads},
+            writes={"tflite": "tflite"},
+            summary="INT8 or FP16 (ONNX Runtime, onnxconverter-common, ai-edge-quantizer)",
+        )
+    )
+del _name, _reads
+register_method(
+    Method(
+        "prune",
+        PruneConfig,
+        runners={"onnx": ".prune:prune_weights"},
+        training="fine_tune",
+        summary="unstructured weight pruning, optional fine-tuning",
+    )
+)
+register_method(
+    Method(
+        "prune-channels",
+        ChannelPruneConfig,
+        runners={
+            TORCH: ".channels_torch:prune_channels_torch",
+            "onnx": ".channels:prune_channels_onnx",
+        },
+        training="fine_tune",
+        structured=True,
+        summary="structured pruning: torch-pruning, or ONNX graph surgery",
+    )
+)
+register_method(
+    Method(
+        "distill",
+        DistillConfig,
+        runners={fmt: ".distill:distill" for fmt in (TORCH, "onnx", "tflite")},
+        training="train",
+        summary="knowledge distillation into a smaller student",
+    )
+)
+
 
 __all__ = [
     "ChainConfig",
     "ChannelPruneConfig",
     "CompressOptions",
     "CompressionError",
-    "CompressionRecord",
+    "CompressionReport",
     "CompressionResult",
     "Dataset",
     "DistillConfig",
     "Fidelity",
     "Latency",
+    "Method",
     "ModelStats",
     "NothingToPrune",
     "PruneConfig",
     "QuantizeConfig",
     "Recipe",
+    "RecipeReport",
+    "RecipeResult",
     "RecipeTable",
     "TorchModel",
     "TrainConfig",
@@ -63,11 +124,14 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "distill",
+    "get_method",
     "load_dataset",
     "load_recipe",
+    "method_names",
     "prune",
     "prune_channels",
     "quantize",
+    "register_method",
     "run_recipe",
 ]
 

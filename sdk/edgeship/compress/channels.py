@@ -21,17 +21,17 @@ from .channel_groups import Group, Slice, find_groups
 from .config import ChannelPruneConfig
 from .data import Dataset, require
 from .errors import NothingToPrune
-from .record import Outcome
+from .methods import Job, Outcome
 from .torch_graph import OnnxModule, to_tensors
 from .train import fit, predict_torch
 
 
-def prune_channels_onnx(
-    src: Any, config: ChannelPruneConfig, data: Dataset | None, out: Any
-) -> Outcome:
-    model = onnx_graph.load(src)
-    if config.importance in ("activation", "perturbation") or config.fine_tune.epochs > 0:
-        data = require(data, f"{config.importance} importance / fine-tuning")
+def prune_channels_onnx(job: Job[ChannelPruneConfig]) -> Outcome:
+    config, data = job.config, job.data
+    model = onnx_graph.load(job.base)
+    why = config.needs_data()
+    if why is not None:
+        data = require(data, why)
     teacher = None if data is None else predict_torch(OnnxModule(model), data)
     details = shrink(model, config.sparsity, config.importance, data, config.samples)
     notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
@@ -40,7 +40,7 @@ def prune_channels_onnx(
         module = OnnxModule(model)
         details["fine_tune"] = fit(module, data, teacher, config.fine_tune).to_dict()
         module.write_back(model)
-    onnx_graph.save(model, out)
+    onnx_graph.save(model, job.out)
     return Outcome(details=details, notes=notes)
 
 

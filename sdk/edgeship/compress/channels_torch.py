@@ -18,17 +18,19 @@ from ..errors import UsageError
 from .config import ChannelPruneConfig
 from .data import Dataset, require
 from .errors import CompressionError, NothingToPrune
-from .record import Outcome
-from .torch_model import TorchModel, count_parameters, export_onnx
+from .methods import Job, Outcome
+from .torch_model import count_parameters, export_onnx
 from .train import fit, predict_torch
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def prune_channels_torch(
-    source: TorchModel, config: ChannelPruneConfig, data: Dataset | None, out: Any
-) -> Outcome:
-    data = require(data, "pruning a torch model (example inputs and export)")
+def prune_channels_torch(job: Job[ChannelPruneConfig]) -> Outcome:
+    """Prune ``job.source`` (the user's torch model) itself, then export it to ONNX."""
+    config, source = job.config, job.source
+    if source is None:
+        raise UsageError("pruning with torch-pruning needs the torch model itself")
+    data = require(job.data, "pruning a torch model (example inputs and export)")
     module = source.build()
     teacher = predict_torch(module, data)
     before = count_parameters(module)
@@ -42,7 +44,7 @@ def prune_channels_torch(
     }
     if config.fine_tune.epochs > 0:
         details["fine_tune"] = fit(module, data, teacher, config.fine_tune).to_dict()
-    export_onnx(module, data.take(2).feeds, out, data.names)
+    export_onnx(module, data.take(2).feeds, job.out, data.names)
     return Outcome(details=details)
 
 

@@ -1,8 +1,9 @@
 """What each compression method is asked to do: frozen, validated once in ``__post_init__``.
 
-One config type per method; :func:`edgeship.compress.compress` dispatches on the type.
-:func:`config_from_dict` builds any of them from the flat ``{"method": ..., key: value}``
-form that recipes and the CLI use.
+One config type per method (the registry in :mod:`.methods` maps method names to them);
+each says what it needs data for (:meth:`needs_data`). :func:`config_from_dict` builds
+any of them from the flat ``{"method": ..., key: value}`` form that recipes and the CLI
+use, through the registry.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from .methods import MethodConfig, get_method, method_for, method_names
 
 QUANT_METHODS = ("int8-dynamic", "int8-static", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 WEIGHT_IMPORTANCES = ("magnitude", "gradient", "perturbation")
 CHANNEL_IMPORTANCES = ("l1", "l2", "activation", "perturbation")
 SCOPES = ("global", "layer")
-METHODS = (*QUANT_METHODS, "prune", "prune-channels", "distill")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -99,6 +100,9 @@ class QuantizeConfig:
         object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
         object.__setattr__(self, "exclude_op_types", tuple(self.exclude_op_types))
 
+    def needs_data(self) -> str | None:
+        return "static INT8 calibration" if self.method == "int8-static" else None
+
 
 @dataclass(frozen=True)
 class PruneConfig:
@@ -128,6 +132,13 @@ class PruneConfig:
         _fraction("step", self.step, low_open=True)
         _positive("samples", self.samples)
 
+    def needs_data(self) -> str | None:
+        if self.importance != "magnitude":
+            return f"{self.importance} importance"
+        if self.accuracy_budget_pt is not None:
+            return "an accuracy budget"
+        return "fine-tuning" if self.fine_tune.epochs > 0 else None
+
 
 @dataclass(frozen=True)
 class ChannelPruneConfig:
@@ -143,6 +154,11 @@ class ChannelPruneConfig:
         _fraction("sparsity", self.sparsity)
         _choice("importance", self.importance, CHANNEL_IMPORTANCES)
         _positive("samples", self.samples)
+
+    def needs_data(self) -> str | None:
+        if self.importance in ("activation", "perturbation"):
+            return f"{self.importance} importance"
+        return "fine-tuning" if self.fine_tune.epochs > 0 else None
 
 
 @dataclass(frozen=True)
@@ -164,8 +180,8 @@ class DistillConfig:
         if self.train.epochs < 1:
             raise UsageError("distillation needs at least one epoch")
 
-
-MethodConfig = QuantizeConfig | PruneConfig | ChannelPruneConfig | DistillConfig
+    def needs_data(self) -> str | None:
+        return "distillation"
 
 
 @dataclass(frozen=True)
@@ -188,6 +204,24 @@ class ChainConfig:
 
 AnyConfig = MethodConfig | ChainConfig
 
+
+def steps_of(config: AnyConfig) -> tuple[MethodConfig, ...]:
+    """A chain's steps; a single method's config as a chain of one."""
+    return config.steps if isinstance(config, ChainConfig) else (config,)
+
+
+def data_needs(config: AnyConfig) -> list[str]:
+    """What each step needing data needs it for (empty: it runs without data)."""
+    return [why for why in (s.needs_data() for s in steps_of(config)) if why is not None]
+
+
+def output_format(config: AnyConfig, fmt: str) -> str:
+    """The format ``config`` writes, starting from a ``fmt`` model (a chain: its last step)."""
+    for step in steps_of(config):
+        fmt = method_for(step).output_format(fmt)
+    return fmt
+
+
 _TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
@@ -207,41 +241,39 @@ def config_from_dict(data: Mapping[str, Any]) -> AnyConfig:
 
 def _one(data: Any) -> MethodConfig:
     if not isinstance(data, Mapping) or "method" not in data:
-        raise UsageError(f"each step needs a 'method' (one of {', '.join(METHODS)})")
+        raise UsageError(f"each step needs a 'method' (one of {', '.join(method_names())})")
+    name = str(data["method"])
+    method = get_method(name)
     options = {k: v for k, v in data.items() if k not in ("method", "description")}
-    method = str(data["method"])
-    _choice("method", method, METHODS)
     train = {k: options.pop(k) for k in list(options) if k in _TRAIN_KEYS}
-    for key in ("exclude_nodes", "exclude_op_types"):
-        if key in options:
-            options[key] = tuple(options[key])
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    fields = {f.name: f for f in dataclasses.fields(method.config)}
+    if method.training is None:
+        if train:
+            raise UsageError(f"{name} does not train; unexpected {sorted(train)}")
+    else:
+        options[method.training] = dataclasses.replace(_default(fields[method.training]), **train)
+    if "method" in fields and fields["method"].init:
+        options["method"] = name
     try:
-        if method in QUANT_METHODS:
-            _no_training(method, train)
-            return QuantizeConfig(method=method, **options)
-        if method == "distill":
-            return DistillConfig(train=_train(DistillConfig().train, train), **options)
-        cls = PruneConfig if method == "prune" else ChannelPruneConfig
-        return cls(fine_tune=TrainConfig(**train), **options)
+        config: MethodConfig = method.config(**options)
     except TypeError as exc:
-        raise UsageError(f"{method}: {exc}") from exc
+        raise UsageError(f"{name}: {exc}") from exc
+    return config
 
 
-def _no_training(method: str, train: dict[str, Any]) -> None:
-    if train:
-        raise UsageError(f"{method} does not train; unexpected {sorted(train)}")
-
-
-def _train(default: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    return dataclasses.replace(default, **overrides)
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def config_to_dict(config: AnyConfig) -> dict[str, Any]:
-    """The flat form again (what a record stores under ``parameters``)."""
+    """The flat form again (what a report stores under ``parameters``)."""
     if isinstance(config, ChainConfig):
         return {"chain": [config_to_dict(s) for s in config.steps]}
     out: dict[str, Any] = {"method": config.method}
-    for f in dataclasses.fields(config):
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
         value = getattr(config, f.name)
         if isinstance(value, TrainConfig):
             out.update(dataclasses.asdict(value))

@@ -10,7 +10,6 @@ exported to ONNX.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -23,21 +22,17 @@ from .config import DistillConfig
 from .data import Dataset, require
 from .errors import CompressionError
 from .evaluate import predict
-from .record import Outcome
+from .methods import Job, Outcome
 from .torch_graph import OnnxModule
 from .torch_model import TorchModel, count_parameters, export_onnx
 from .train import fit
 
 
-def distill(
-    teacher: Path,
-    source: TorchModel | None,
-    config: DistillConfig,
-    data: Dataset | None,
-    out: Path,
-) -> Outcome:
-    """``teacher`` is a runnable model file (for a torch teacher: its ONNX export)."""
-    data = require(data, "distillation")
+def distill(job: Job[DistillConfig]) -> Outcome:
+    """``job.base`` is the teacher, a runnable model file (for a torch teacher: its ONNX
+    export, with the torch model itself in ``job.source``)."""
+    teacher, source, config, out = job.base, job.source, job.config, job.out
+    data = require(job.data, "distillation")
     soft = predict(teacher, data).reshape(len(data), -1)
     details: dict[str, Any] = {"temperature": config.train.temperature, "alpha": config.train.alpha}
     if config.student is not None:

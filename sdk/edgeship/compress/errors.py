@@ -3,10 +3,11 @@
     EdgeshipError
     ├── UsageError                 (edgeship) a config value that cannot work, e.g. sparsity 1.0
     ├── InputError                 (edgeship) data whose names, shapes or dtypes do not fit
+    ├── VerificationError          (edgeship) a produced model failed to load or run on the
+    │                              target (never reported as a success)
     └── CompressionError           a method could not produce a sound model
         ├── UnsupportedPattern     the graph has a construct the method refuses (names the node)
-        ├── NothingToPrune         no layer of the model can be pruned (says why for each)
-        └── VerificationError      a produced model failed to load or run on the target
+        └── NothingToPrune         no layer of the model can be pruned (says why for each)
 
 A bad option or bad data raises at once, before any work; a produced model that fails to
 run is never reported as a success.
@@ -15,6 +16,8 @@ run is never reported as a success.
 from __future__ import annotations
 
 from edgeship_runtime.errors import EdgeshipError
+
+from ..errors import VerificationError
 
 __all__ = ["CompressionError", "NothingToPrune", "UnsupportedPattern", "VerificationError"]
 
@@ -39,7 +42,3 @@ class NothingToPrune(CompressionError):
         listed = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or "no weights"
         super().__init__(f"nothing to prune ({listed})", reasons=dict(reasons))
         self.reasons = dict(reasons)
-
-
-class VerificationError(CompressionError):
-    """The produced model did not load or run; it was not reported as a success."""

@@ -2,12 +2,14 @@
 every produced model must pass, and interleaved batch-1 latency.
 
 Predictions run in this process through the edgeship runtime's own backends (the same
-loading code the device uses); verification and latency go through a :class:`Target`.
+loading code the device uses); the figures are :mod:`edgeship.fidelity`'s. Verification
+and latency go through a :class:`Target` the caller opened once for the whole run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +19,22 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import load_model
 from edgeship_runtime.signature import Signature
 
-from ..config import ProfileConfig
-from ..errors import EdgeshipError
-from ..targets import open_target
+from .. import fidelity as figures
+from ..config import ConnectOptions, ProfileConfig
+from ..errors import (
+    AuthenticationError,
+    ConnectError,
+    EdgeshipError,
+    HostKeyError,
+    VerificationError,
+)
+from ..fidelity import Fidelity
+from ..targets import Target, open_target
 from .data import Dataset
-from .errors import VerificationError
-from .record import Fidelity, Latency
+from .report import Latency
+
+UNREACHABLE = (ConnectError, AuthenticationError, HostKeyError)
+"""Errors that say nothing about the model: they propagate as they are."""
 
 EVAL_BATCH = 256
 
@@ -98,77 +110,82 @@ def integer_io(path: Path, sig: Signature) -> IntegerIO:
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
-    if labels is None:
-        return None
-    return float((logits.reshape(len(labels), -1).argmax(axis=1) == labels).mean())
+    """Top-1 accuracy (see :func:`edgeship.fidelity.accuracy`); None without labels."""
+    return figures.accuracy(logits, labels)
 
 
 def fidelity(base: np.ndarray, new: np.ndarray, labels: np.ndarray | None) -> Fidelity:
-    base2, new2 = base.reshape(len(base), -1), new.reshape(len(new), -1)
-    diff = np.abs(base2 - new2)
-    return Fidelity(
-        samples=len(base2),
-        top1_agreement=float((base2.argmax(axis=1) == new2.argmax(axis=1)).mean()),
-        max_abs_diff=float(diff.max()),
-        mean_abs_diff=float(diff.mean()),
-        accuracy=accuracy(new2, labels),
-        base_accuracy=accuracy(base2, labels),
-    )
+    """``new`` against ``base``, one flattened row per sample."""
+    return figures.compare(figures.rows(base), figures.rows(new), labels)
 
 
-def verify(path: Path, sample: dict[str, np.ndarray] | None, target: str = "local") -> str:
-    """Load and run ``path`` once on ``target``; raise :class:`VerificationError` if it fails.
+def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> str:
+    """Load and run ``path`` once on ``target``; its name, or :class:`VerificationError`.
 
     ``sample`` (one sample per input) is renamed to the model's input names by position;
-    without it the runtime generates inputs from the signature.
+    without it the runtime generates inputs from the signature. A target that cannot be
+    reached at all raises its own error: that says nothing about the model.
     """
     try:
-        with open_target(target) as tgt:
-            if sample is None:
-                policy = MeasurePolicy(warmup=0, runs=1)
-                tgt.profile(path, ProfileConfig(policy=policy, session=SessionOptions(threads=1)))
-            else:
-                sig = signature(path)
-                names = [s.name for s in sig.inputs]
-                feeds = integer_io(path, sig).quantize(
-                    dict(zip(names, sample.values(), strict=True))
-                )
-                tgt.run(path, feeds, ProfileConfig(session=SessionOptions(threads=1)))
-            return tgt.name
+        if sample is None:
+            policy = MeasurePolicy(warmup=0, runs=1)
+            target.profile(path, ProfileConfig(policy=policy, session=SessionOptions(threads=1)))
+        else:
+            sig = signature(path)
+            names = [s.name for s in sig.inputs]
+            feeds = integer_io(path, sig).quantize(dict(zip(names, sample.values(), strict=True)))
+            target.run(path, feeds, ProfileConfig(session=SessionOptions(threads=1)))
+    except UNREACHABLE:
+        raise
     except EdgeshipError as exc:
         raise VerificationError(
-            f"{path}: the produced model did not run on {target}: {exc}"
+            f"{path}: the produced model did not run on {target.name}: {exc}",
+            path=str(path),
+            target=target.name,
         ) from exc
+    return target.name
 
 
 def latency(
     base: Path,
     model: Path,
-    target: str = "local",
+    target: Target | str = "local",
     threads: int = 1,
     rounds: int = 3,
     runs: int = 200,
 ) -> Latency:
-    """Median of per-round p50s (batch 1), base and model alternating each round, after
-    one discarded round (the runtime's first sessions run slower: cold caches, clocks)."""
+    """Median of per-round p50s (batch 1) of ``base`` and ``model`` measured interleaved
+    (:func:`edgeship.optimize.bench.interleaved`), after one discarded round (a runtime's
+    first sessions run slower: cold caches, clocks). A target spec is opened for the call."""
+    from ..optimize.bench import interleaved, median_p50_ms  # optimize imports convert
+
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs),
         session=SessionOptions(threads=threads),
     )
-    p50s: dict[Path, list[float]] = {base: [], model: []}
-    with open_target(target) as tgt:
-        for i in range(rounds + 1):
-            for path in (base, model) if i % 2 else (model, base):
-                p50 = tgt.profile(path, config).latency_ms.p50
-                if i:
-                    p50s[path].append(p50)
+    with opened(target) as tgt:
+        base_reports, model_reports = interleaved(
+            tgt.profile, [(base, config), (model, config)], rounds, discard=1
+        )
+        name = tgt.name
     return Latency(
-        target=target,
+        target=name,
         threads=threads,
-        base_p50_ms=float(np.median(p50s[base])),
-        model_p50_ms=float(np.median(p50s[model])),
+        base_p50_ms=median_p50_ms(base_reports),
+        model_p50_ms=median_p50_ms(model_reports),
         rounds=rounds,
     )
+
+
+@contextlib.contextmanager
+def opened(target: Target | str, connect: ConnectOptions | None = None) -> Iterator[Target]:
+    """``target`` itself (left open: its owner closes it), or the one target a spec names,
+    opened with ``connect`` for the ``with`` body and closed after it."""
+    if isinstance(target, Target):
+        yield target
+        return
+    with open_target(target, connect) as named:
+        yield named
 
 
 def first_sample(data: Dataset | None) -> dict[str, np.ndarray] | None:

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeship_runtime.model import detect_format
+from edgeship_runtime.formats import detect_format
 
 from .errors import CompressionError
-from .record import ModelStats
+from .report import ModelStats
 
 WEIGHT_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1}
 """Op type → input index of the weight whose elements pruning removes."""

@@ -22,24 +22,24 @@ from . import importance, onnx_graph
 from .config import PruneConfig
 from .data import Dataset, require
 from .errors import NothingToPrune
-from .record import Outcome
+from .methods import Job, Outcome
 from .torch_graph import OnnxModule, to_tensors
 from .train import distill_loss, fit, metric, predict_torch
 
 SCORE_BATCH = 8
 
 
-def prune_weights(src: Any, config: PruneConfig, data: Dataset | None, out: Any) -> Outcome:
-    model = onnx_graph.load(src)
+def prune_weights(job: Job[PruneConfig]) -> Outcome:
+    config, data = job.config, job.data
+    model = onnx_graph.load(job.base)
     names = onnx_graph.weight_names(model)
     if not names:
         ops = sorted({n.op_type for n in model.graph.node})
         raise NothingToPrune({"model": f"no Conv/Gemm/MatMul weight initializers (ops: {ops})"})
-    needs_data = config.importance != "magnitude" or config.accuracy_budget_pt is not None
-    needs_data = needs_data or config.fine_tune.epochs > 0
-    if needs_data:
-        data = require(data, f"{config.importance} importance / accuracy budget / fine-tuning")
-    module = OnnxModule(model) if needs_data else None
+    why = config.needs_data()
+    if why is not None:
+        data = require(data, why)
+    module = OnnxModule(model) if why is not None else None
     scores = _scores(model, module, names, config, data)
     notes: list[str] = []
     sparsity = config.sparsity
@@ -61,7 +61,7 @@ def prune_weights(src: Any, config: PruneConfig, data: Dataset | None, out: Any)
     for name, mask in masks.items():
         values = onnx_graph.arrays(model)[name]
         onnx_graph.set_array(model, name, np.where(mask, values, 0).astype(values.dtype))
-    onnx_graph.save(model, out)
+    onnx_graph.save(model, job.out)
     return Outcome(details=_details(model, names, config, sparsity, sweep, log), notes=notes)
 
 

@@ -23,12 +23,13 @@ from . import onnx_graph
 from .config import QuantizeConfig
 from .data import Dataset, require
 from .errors import CompressionError
-from .record import Outcome
+from .methods import Job, Outcome
 
 CALIBRATION_BATCH = 32
 
 
-def quantize_onnx(src: Path, config: QuantizeConfig, data: Dataset | None, out: Path) -> Outcome:
+def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
+    src, config, data, out = job.base, job.config, job.data, job.out
     model = onnx_graph.load(src)
     _check_exclusions(model, config)
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _quiet_ort():
@@ -37,7 +38,7 @@ def quantize_onnx(src: Path, config: QuantizeConfig, data: Dataset | None, out: 
         elif config.method == "int8-dynamic":
             _dynamic(src, config, out, _op_types(model, config, dynamic=True))
         else:
-            data = require(data, "static INT8 calibration")
+            data = require(data, config.needs_data() or "")
             pre = Path(tmp) / "pre.onnx"
             _preprocess(src, pre)
             _static(pre, config, data, out, _op_types(model, config, dynamic=False))

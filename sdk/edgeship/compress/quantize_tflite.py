@@ -14,10 +14,11 @@ from ..quiet import quiet
 from .config import QuantizeConfig
 from .data import Dataset, require
 from .errors import CompressionError
-from .record import Outcome
+from .methods import Job, Outcome
 
 
-def quantize_tflite(src: Path, config: QuantizeConfig, data: Dataset | None, out: Path) -> Outcome:
+def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
+    src, config, data, out = job.base, job.config, job.data, job.out
     _check_supported(config)
     try:
         from ai_edge_quantizer import quantizer, recipe
@@ -31,7 +32,7 @@ def quantize_tflite(src: Path, config: QuantizeConfig, data: Dataset | None, out
         try:
             q = quantizer.Quantizer(str(src), chosen)
             calibration = (
-                _calibrate(q, src, require(data, "static INT8 calibration"), config)
+                _calibrate(q, src, require(data, config.needs_data() or ""), config)
                 if static
                 else None
             )

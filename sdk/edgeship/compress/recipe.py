@@ -1,6 +1,7 @@
 """Recipes: several named variants of one model made in one go, and their comparison table.
 
-A recipe is TOML::
+A recipe is TOML (the full format, every key: ``docs/recipes.md``; a working example:
+``docs/variants.toml``)::
 
     [options]                 # optional: latency threads, rounds, runs
     threads = 1
@@ -16,8 +17,10 @@ A recipe is TOML::
     ]
 
 Every variant is written to ``DIR/<name>.onnx`` (``.tflite`` for a quantized TFLite model)
-with its record ``DIR/<name>.json``; the table goes to ``DIR/table.json`` and
+with its report ``DIR/<name>.json``; the table goes to ``DIR/table.json`` and
 ``DIR/table.md``. A variant that fails is recorded with its error and the others go on.
+All variants are verified and timed on one target, in one runtime session. Data is
+needed only when a variant needs it (calibration, data-driven importance, training).
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship_runtime.model import detect_format
+from edgeship_runtime.formats import get_format
 
-from ..errors import InputError, UsageError
+from ..config import ConnectOptions
+from ..errors import InputError, UsageError, VerificationError
+from ..targets import Target
+from . import evaluate
 from .api import CompressOptions, compress
-from .config import AnyConfig, ChainConfig, QuantizeConfig, config_from_dict
+from .config import AnyConfig, config_from_dict, data_needs, output_format
 from .data import DataLike, load_dataset
 from .errors import CompressionError
-from .record import CompressionRecord
+from .report import CompressionReport
+from .source import base_format
 
 TABLE_SCHEMA = "edgeship.compression-table/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -110,7 +117,9 @@ class Row:
 
 
 @dataclass
-class RecipeTable:
+class RecipeReport:
+    """Every variant of one model against its base, as a table (``table.json``)."""
+
     model: str
     rows: list[Row] = field(default_factory=list)
     schema: str = TABLE_SCHEMA
@@ -119,7 +128,7 @@ class RecipeTable:
         return {"schema": self.schema, "model": self.model, "rows": [asdict(r) for r in self.rows]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecipeTable:
+    def from_dict(cls, data: dict[str, Any]) -> RecipeReport:
         return cls(str(data["model"]), [Row(**r) for r in data["rows"]], str(data["schema"]))
 
     def to_markdown(self) -> str:
@@ -166,6 +175,18 @@ def _num(v: float | None, fmt: str, unit: str = "") -> str:
     return "-" if v is None else f"{v:{fmt}}{unit}"
 
 
+RecipeTable = RecipeReport
+"""The former name of :class:`RecipeReport` (an alias)."""
+
+
+@dataclass
+class RecipeResult:
+    """What :func:`run_recipe` returns: the directory written and the table's report."""
+
+    directory: Path
+    report: RecipeReport
+
+
 Progress = Callable[[int, int, str], None]
 """Called before each variant with (index, total, name) and at the end with (total, total, '')."""
 
@@ -173,52 +194,64 @@ Progress = Callable[[int, int, str], None]
 def run_recipe(
     model: Any,
     recipe: Recipe,
-    data: DataLike,
+    data: DataLike | None,
     out_dir: Path,
-    target: str = "local",
+    target: str | Target = "local",
     progress: Progress | None = None,
-) -> RecipeTable:
+    connect: ConnectOptions | None = None,
+) -> RecipeResult:
+    """Make every variant of ``model`` into ``out_dir``, each verified and timed against
+    the base on ``target`` (a spec is opened once, with ``connect``, for all of them)."""
     dataset = load_dataset(data)
+    if dataset is None:
+        _no_data_needed(recipe)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = CompressOptions(
-        target=target,
-        latency=True,
-        threads=recipe.threads,
-        latency_rounds=recipe.latency_rounds,
-        latency_runs=recipe.latency_runs,
-    )
-    table = RecipeTable(model=str(getattr(model, "factory", model)))
-    records: list[CompressionRecord] = []
+    report = RecipeReport(model=str(getattr(model, "factory", model)))
+    reports: list[CompressionReport] = []
     total = len(recipe.variants)
-    for i, (name, config) in enumerate(recipe.variants):
-        if progress:
-            progress(i, total, name)
-        out = out_dir / f"{name}{_suffix(model, config)}"
-        try:
-            result = compress(model, config, dataset, out, options)
-        except (CompressionError, InputError) as exc:
-            table.rows.append(Row(name=name, method=config.method, error=str(exc)))
-            continue
-        (out_dir / f"{name}.json").write_text(result.record.to_json() + "\n")
-        records.append(result.record)
-        table.rows.append(_row(name, result.record))
+    with evaluate.opened(target, connect) as tgt:
+        options = CompressOptions(
+            target=tgt,
+            latency=True,
+            threads=recipe.threads,
+            latency_rounds=recipe.latency_rounds,
+            latency_runs=recipe.latency_runs,
+        )
+        for i, (name, config) in enumerate(recipe.variants):
+            if progress:
+                progress(i, total, name)
+            out = out_dir / f"{name}{_suffix(model, config)}"
+            try:
+                result = compress(model, config, dataset, out, options)
+            except (CompressionError, InputError, VerificationError) as exc:
+                report.rows.append(Row(name=name, method=config.method, error=str(exc)))
+                continue
+            (out_dir / f"{name}.json").write_text(result.report.to_json() + "\n")
+            reports.append(result.report)
+            report.rows.append(_row(name, result.report))
     if progress:
         progress(total, total, "")
-    if records:
-        table.rows.insert(0, _base_row(records))
-    (out_dir / "table.json").write_text(json.dumps(table.to_dict(), indent=2) + "\n")
-    (out_dir / "table.md").write_text(table.to_markdown())
-    return table
+    if reports:
+        report.rows.insert(0, _base_row(reports))
+    (out_dir / "table.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (out_dir / "table.md").write_text(report.to_markdown())
+    return RecipeResult(out_dir, report)
+
+
+def _no_data_needed(recipe: Recipe) -> None:
+    """Without data, refuse at once a recipe whose variants need it (naming them)."""
+    needing = {name: data_needs(config) for name, config in recipe.variants}
+    listed = [f"{name} ({', '.join(why)})" for name, why in needing.items() if why]
+    if listed:
+        raise UsageError(f"variants {'; '.join(listed)} need data: give --data D.npz")
 
 
 def _suffix(model: Any, config: AnyConfig) -> str:
-    steps = config.steps if isinstance(config, ChainConfig) else (config,)
-    tflite = isinstance(model, str | Path) and detect_format(str(model)) == "tflite"
-    return ".tflite" if tflite and all(isinstance(s, QuantizeConfig) for s in steps) else ".onnx"
+    return get_format(output_format(config, base_format(model))).suffix
 
 
-def _row(name: str, rec: CompressionRecord) -> Row:
+def _row(name: str, rec: CompressionReport) -> Row:
     fid, lat = rec.fidelity, rec.latency
     return Row(
         name=name,
@@ -236,7 +269,7 @@ def _row(name: str, rec: CompressionRecord) -> Row:
     )
 
 
-def _base_row(records: list[CompressionRecord]) -> Row:
+def _base_row(records: list[CompressionReport]) -> Row:
     """The base, measured in every variant's run: its median latency across them."""
     import statistics
 

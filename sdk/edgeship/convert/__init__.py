@@ -2,34 +2,45 @@
 
 Every conversion runs source and result on the same inputs and reports max abs
 difference, cosine similarity and top-1 agreement; beyond :class:`Tolerance` it raises
-:class:`VerificationFailed` unless forced. See :mod:`.pipeline` for the routes.
+:class:`~edgeship.errors.VerificationError` unless forced. The routes (source format →
+result format → converter) are a registry: :mod:`.routes`; :func:`convert` returns a
+:class:`ConversionResult`, the file and its :class:`ConversionReport`.
 """
 
 from __future__ import annotations
 
 from .config import FORMATS, ConvertConfig, format_of
-from .errors import ConversionError, PartitionError, UnsupportedOpError, VerificationFailed
+from .errors import (
+    ConversionError,
+    PartitionError,
+    UnsupportedOpError,
+    VerificationError,
+)
 from .pipeline import convert, convert_module
-from .result import ConversionReport, ModelRef
-from .runners import TargetRunner
+from .result import ConversionReport, ConversionResult, ModelRef
+from .routes import Route, get_route, register_route, registered_routes
 from .verify import OutputComparison, Tolerance, VerifyData, VerifyReport, verify
 
 __all__ = [
     "FORMATS",
     "ConversionError",
     "ConversionReport",
+    "ConversionResult",
     "ConvertConfig",
     "ModelRef",
     "OutputComparison",
     "PartitionError",
-    "TargetRunner",
+    "Route",
     "Tolerance",
     "UnsupportedOpError",
-    "VerificationFailed",
+    "VerificationError",
     "VerifyData",
     "VerifyReport",
     "convert",
     "convert_module",
     "format_of",
+    "get_route",
+    "register_route",
+    "registered_routes",
     "verify",
 ]

@@ -1,4 +1,6 @@
-"""What a conversion is asked to do: formats, names, shapes, verification; validated here."""
+"""What a conversion is asked to do: formats, names, shapes, verification; validated here.
+
+The formats must be joined by a registered route (:mod:`.routes`)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeship_runtime.errors import UsageError
+from edgeship_runtime.formats import get_format
 
+from .routes import get_route
 from .verify import Tolerance, VerifyData
 
 FORMATS = ("pytorch", "onnx", "tflite")
+# the model formats' canonical suffixes come from the runtime's format table (``.ort`` is
+# ONNX Runtime's own serialisation, which conversion neither reads nor writes)
 SUFFIXES = {
-    ".onnx": "onnx",
-    ".tflite": "tflite",
+    **{get_format(fmt).suffix: fmt for fmt in ("onnx", "tflite")},
     ".pt": "pytorch",
     ".pth": "pytorch",
     ".ckpt": "pytorch",
@@ -82,6 +87,7 @@ class ConvertConfig:
             )
         if dst == "pytorch":
             raise UsageError("converting to PyTorch is not supported (only from it)")
+        get_route(src, dst)
         if src == "pytorch" and self.factory is None and not is_factory_spec(self.source):
             raise UsageError(
                 f"{self.source}: a PyTorch checkpoint needs --factory module:function "

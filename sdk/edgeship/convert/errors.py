@@ -2,9 +2,11 @@
 
 EdgeshipError
 ├── UsageError                  (edgeship.errors) unknown suffix, bad option value
+├── VerificationError           (edgeship.errors) the result differs beyond tolerance, or
+│                               did not run (``report``: the conversion's, optimization's
+│                               or partition's report)
 └── ConversionError             a model could not be converted, optimized or split
     ├── UnsupportedOpError      the graph uses ops the converter lacks (names them)
-    ├── VerificationFailed      the result ran but differs beyond tolerance (has the report)
     └── PartitionError          the graph cannot be cut as asked (control flow, too few nodes)
 """
 
@@ -14,6 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgeship_runtime.errors import EdgeshipError
+
+from ..errors import VerificationError
+
+__all__ = [
+    "ConversionError",
+    "PartitionError",
+    "UnsupportedOpError",
+    "VerificationError",
+]
 
 
 class ConversionError(EdgeshipError):
@@ -37,14 +48,6 @@ class UnsupportedOpError(ConversionError):
         )
         self.converter = converter
         self.ops = sorted(set(ops))
-
-
-class VerificationFailed(ConversionError):
-    """The converted model differs from its source beyond tolerance (``--force`` keeps it)."""
-
-    def __init__(self, message: str, report: Any = None, step: str = "verify") -> None:
-        super().__init__(message, step=step)
-        self.report = report
 
 
 class PartitionError(ConversionError):

@@ -18,7 +18,7 @@ import sys
 import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +29,17 @@ from .litert import export_tflite
 from .result import Converted
 from .torch_source import NamedOutputs, identifier
 
+if TYPE_CHECKING:
+    from .routes import Job
+
 CONVERTER = "onnx2torch"
 _TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
+
+
+def run(job: Job) -> Converted:
+    """The ``onnx -> tflite`` route (see :mod:`.routes`)."""
+    config = job.config
+    return convert(job.file(), job.signature, job.out, config.batch, config.shapes)
 
 
 def convert(

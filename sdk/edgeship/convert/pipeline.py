@@ -2,12 +2,8 @@
 
 The result is written beside ``OUT`` under a temporary name and moved into place only
 when verification passes (or ``force`` is set), so a failed conversion leaves no file
-that looks usable. Routes (one module each):
-
-    pytorch → onnx     torch_onnx     torch.onnx, named inputs/outputs, dynamic batch
-    pytorch → tflite   torch_tflite   litert-torch, static shapes
-    onnx    → tflite   onnx_tflite    onnx2torch, then litert-torch (no TensorFlow)
-    tflite  → onnx     tflite_onnx    tf2onnx (needs TensorFlow: the tflite-onnx extra)
+that looks usable. The converter is the registered route's (:mod:`.routes`); the call
+returns a :class:`~.result.ConversionResult`: the file and its report.
 """
 
 from __future__ import annotations
@@ -17,19 +13,19 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.inputs import LABELS_KEY, load_arrays
 
+from ..errors import VerificationError
 from ..targets import LocalTarget, Target
-from . import onnx_tflite, tflite_onnx, torch_onnx, torch_tflite
 from .config import DEFAULT_OPSET, ConvertConfig
-from .errors import VerificationFailed
-from .result import ConversionReport, Converted, ModelRef
-from .runners import Runner, TargetRunner
+from .result import ConversionReport, ConversionResult, ModelRef
+from .routes import Job, Route, get_route
+from .runners import Runner
 from .torch_source import (
     TorchRunner,
     TorchSource,
@@ -46,28 +42,23 @@ EXPORT_ROWS = 2
 """Rows of example input traced for ONNX (2, so no size-1 batch gets specialised)."""
 
 
-def convert(config: ConvertConfig, target: Target | None = None) -> ConversionReport:
+def convert(config: ConvertConfig, target: Target | None = None) -> ConversionResult:
     """Convert ``config.source`` to ``config.output`` and verify it on ``target`` (local)."""
     src, dst = config.formats()
+    route = get_route(src, dst)
     with _target(target) as tgt:
         if src == "pytorch":
             factory, weights = config.factory_and_weights()
             module = build_module(factory, weights)
             example = torch_example(module, config)
             source = torch_source(module, example, config.output_names, factory)
-            return _from_torch(source, config, dst, tgt, ModelRef(_describe(config), "pytorch"))
+            ref = ModelRef(_describe(config), "pytorch")
+            return _finish(TorchRunner(source), source, ref, config, route, tgt)
         path = Path(config.source)
         if not path.is_file():
             raise ModelError(f"{path}: no such model file", path=str(path))
-        with TargetRunner(tgt, path) as runner:
-            return _finish(
-                runner,
-                ModelRef.of_file(path, src),
-                config,
-                dst,
-                tgt,
-                lambda tmp: _convert_file(src, dst, path, runner, tmp, config),
-            )
+        with tgt.load(path) as runner:
+            return _finish(runner, path, ModelRef.of_file(path, src), config, route, tgt)
 
 
 def convert_module(
@@ -82,7 +73,7 @@ def convert_module(
     opset: int = DEFAULT_OPSET,
     force: bool = False,
     target: Target | None = None,
-) -> ConversionReport:
+) -> ConversionResult:
     """Convert a live ``nn.Module`` (the Python API's PyTorch source) to ``.onnx``/``.tflite``.
 
     ``example_inputs`` by name, or in ``forward``'s order (named after its parameters).
@@ -102,51 +93,35 @@ def convert_module(
         force=force,
     )
     source = torch_source(module, dict(example_inputs), config.output_names, type(module).__name__)
+    route = get_route(*config.formats())
     with _target(target) as tgt:
         ref = ModelRef(f"<{type(module).__name__}>", "pytorch")
-        return _from_torch(source, config, config.formats()[1], tgt, ref)
-
-
-def _from_torch(
-    source: TorchSource, config: ConvertConfig, dst: str, target: Target, ref: ModelRef
-) -> ConversionReport:
-    def run(tmp: Path) -> Converted:
-        if dst == "onnx":
-            return torch_onnx.convert(source, tmp, config.opset)
-        return torch_tflite.convert(source, tmp, config.batch)
-
-    return _finish(TorchRunner(source), ref, config, dst, target, run)
-
-
-def _convert_file(
-    src: str, dst: str, path: Path, runner: TargetRunner, tmp: Path, config: ConvertConfig
-) -> Converted:
-    if (src, dst) == ("onnx", "tflite"):
-        return onnx_tflite.convert(path, runner.signature, tmp, config.batch, config.shapes)
-    return tflite_onnx.convert(path, runner.signature, tmp, config.opset)
+        return _finish(TorchRunner(source), source, ref, config, route, tgt)
 
 
 def _finish(
     source: Runner,
+    model: Path | TorchSource,
     ref: ModelRef,
     config: ConvertConfig,
-    dst: str,
+    route: Route,
     target: Target,
-    run: Any,
-) -> ConversionReport:
-    out = Path(config.output)
+) -> ConversionResult:
+    """Convert ``model`` by ``route`` beside the output, verify the result against
+    ``source`` (running ``model``) on ``target``, and publish it if it passes."""
+    out, dst = Path(config.output), route.result
     with staged(out) as tmp:
         t0 = time.perf_counter()
-        converted: Converted = run(tmp)
+        converted = route.run(Job(model, source.signature, tmp, config))
         convert_s = time.perf_counter() - t0
-        with TargetRunner(target, tmp) as result:
+        with target.load(tmp) as result:
             report = verify(source, result, config.verify, config.tolerance)
         verify_s = time.perf_counter() - t0 - convert_s
         passed = report.passed or config.force
         if passed:
             os.replace(tmp, out)
     conversion = ConversionReport(
-        route=f"{ref.format}->{dst}",
+        route=route.name,
         source=ref,
         result=ModelRef.of_file(out, dst) if passed else ModelRef(str(out), dst),
         converter=converted.converter,
@@ -159,8 +134,8 @@ def _finish(
         verify_s=round(verify_s, 3),
     )
     if not passed:
-        raise VerificationFailed(failure_message(report, f"{out.name}"), conversion)
-    return conversion
+        raise VerificationError(failure_message(report, out.name), conversion, step="verify")
+    return ConversionResult(out, conversion)
 
 
 @contextlib.contextmanager

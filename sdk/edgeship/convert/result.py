@@ -1,4 +1,5 @@
-"""What a converter hands back, and the report of a whole conversion (JSON round trip)."""
+"""What a converter hands back, the report of a whole conversion (JSON round trip), and
+what :func:`~edgeship.convert.convert` returns: the converted file with that report."""
 
 from __future__ import annotations
 
@@ -61,3 +62,11 @@ class ConversionReport(JsonRecord):
         if changes:
             return "; ".join(changes)
         return "same input/output layout as the source"
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`~edgeship.convert.convert` returns: the converted model and its report."""
+
+    path: Path
+    report: ConversionReport

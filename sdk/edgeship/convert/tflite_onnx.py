@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.signature import Signature
 
@@ -22,7 +22,15 @@ from .align import match_names
 from .errors import ConversionError, UnsupportedOpError
 from .result import Converted
 
+if TYPE_CHECKING:
+    from .routes import Job
+
 EXTRA = "tflite-onnx"
+
+
+def run(job: Job) -> Converted:
+    """The ``tflite -> onnx`` route (see :mod:`.routes`)."""
+    return convert(job.file(), job.signature, job.out, job.config.opset)
 
 
 def convert(source: Path, signature: Signature, out: Path, opset: int) -> Converted:

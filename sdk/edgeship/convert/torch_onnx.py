@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConversionError, UnsupportedOpError
 from .result import Converted
 from .torch_source import TorchSource, positional
 
+if TYPE_CHECKING:
+    from .routes import Job
+
 CONVERTER = "torch.onnx"
+
+
+def run(job: Job) -> Converted:
+    """The ``pytorch -> onnx`` route (see :mod:`.routes`)."""
+    return convert(job.module(), job.out, job.config.opset)
 
 
 def convert(source: TorchSource, out: Path, opset: int) -> Converted:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .litert import export_tflite
 from .result import Converted
 from .torch_source import TorchSource, identifier
+
+if TYPE_CHECKING:
+    from .routes import Job
+
+
+def run(job: Job) -> Converted:
+    """The ``pytorch -> tflite`` route (see :mod:`.routes`)."""
+    return convert(job.module(), job.out, job.config.batch)
 
 
 def convert(source: TorchSource, out: Path, batch: int) -> Converted:

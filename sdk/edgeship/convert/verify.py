@@ -1,8 +1,9 @@
 """Verified equivalence: run source and result on the same inputs and compare outputs.
 
-Three figures per output: the largest absolute difference, the cosine similarity of the
-flattened tensors, and top-1 agreement (the share of rows whose arg-max over the last axis
-is the same; only for outputs shaped like class scores, ``[..., C]`` with ``C >= 2``).
+Three figures per output (from :mod:`edgeship.fidelity`): the largest absolute difference,
+the cosine similarity of the flattened tensors, and top-1 agreement (the share of rows
+whose arg-max over the last axis is the same; only for outputs shaped like class scores,
+``[..., C]`` with ``C >= 2``).
 A result passes when every output is within :class:`Tolerance`; otherwise the caller
 fails loudly unless told to keep it (``--force``).
 
@@ -25,6 +26,7 @@ from edgeship_runtime.inputs import LABELS_KEY, load_arrays, random_array
 from edgeship_runtime.serde import from_jsonable, to_jsonable
 from edgeship_runtime.signature import Signature, TensorSpec
 
+from ..fidelity import cosine_similarity, max_abs_diff, top1_agreement
 from .align import align_inputs, align_outputs, match_names
 from .runners import Runner
 
@@ -129,32 +131,7 @@ class VerifyReport:
         return f"max|Δ| {diff:.3g}, cosine {cos:.6f}{top} on {self.samples} samples"
 
 
-# ---------------------------------------------------------------------------- metrics
-
-
-def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Of the flattened tensors; two all-zero tensors are identical (1.0)."""
-    x = a.astype(np.float64).ravel()
-    y = b.astype(np.float64).ravel()
-    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-    if nx == 0.0 and ny == 0.0:
-        return 1.0
-    if nx == 0.0 or ny == 0.0:
-        return 0.0
-    return float(np.dot(x, y) / (nx * ny))
-
-
-def top1_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Share of rows with the same arg-max over the last axis; None unless ``[..., C>=2]``."""
-    if a.ndim < 2 or a.shape[-1] < 2 or a.size == 0:
-        return None
-    return float(np.mean(np.argmax(a, axis=-1) == np.argmax(b, axis=-1)))
+# ---------------------------------------------------------------------------- compare
 
 
 def compare_output(

@@ -2,7 +2,9 @@
 
 ROOT/runtime/edgeship-runtime-<digest>.pyz      the runtime zipapp
 ROOT/blobs/<sha256>.<ext>                        model files, by content
+ROOT/blobs/<digest>/model.<ext>, <companions>    a model of several files (deploy/files.py)
 ROOT/models/<name>/versions/v0001/model.<ext>    symlink to its blob
+ROOT/models/<name>/versions/v0001/model/         (several files) symlink to their directory
 ROOT/models/<name>/versions/v0001/meta.json      what was deployed, when, from where
 ROOT/models/<name>/current -> versions/v0001     swapped atomically (rename)
 ROOT/tmp/                                         partial uploads
@@ -50,15 +52,29 @@ class Layout:
 
     def path(self, *parts: str) -> str:
         for part in parts:
-            if not part or "/" in part or part in (".", ".."):
+            if not part or "/" in part or part in (".", "..") or not part.isprintable():
                 raise UsageError(f"refusing remote path component {part!r}")
         joined = posixpath.normpath(posixpath.join(self.root, *parts))
         if not joined.startswith(self.root + "/"):
             raise UsageError(f"refusing remote path {joined!r}: outside {self.root}")
         return joined
 
-    def blob(self, sha256: str, ext: str) -> str:
-        return self.path("blobs", f"{sha256}.{ext}")
+    def inside(self, directory: str, name: str) -> str:
+        """``directory/name`` where ``name`` is a relative POSIX path (a model's companion
+        file may lie in a subdirectory); refused unless it stays inside both."""
+        directory = posixpath.normpath(directory)
+        relative = posixpath.relpath(directory, self.root)
+        if relative == "." or relative.startswith("../"):
+            raise UsageError(f"refusing remote path {directory!r}: outside {self.root}")
+        return self.path(*relative.split("/"), *name.split("/"))
+
+    def blob(self, sha256: str, suffix: str) -> str:
+        """A one-file model's blob; ``suffix`` with its dot (``".onnx"``)."""
+        return self.path("blobs", f"{sha256}{suffix}")
+
+    def blob_dir(self, digest: str) -> str:
+        """A multi-file model's blob: a directory holding all its files."""
+        return self.path("blobs", digest)
 
     def model_dir(self, name: str) -> str:
         return self.path("models", validate_name(name))

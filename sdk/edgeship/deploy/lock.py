@@ -1,9 +1,14 @@
 """The deploy root's lock: an flock held by a process on the device for as long as we live.
 
-The holder is a python3 process started over its own exec channel: it takes the flock,
-says so with the device's clock, and keeps it until its stdin closes — when we release
-it, or when this host crashes or the connection drops (the kernel then releases the
-flock). No stale lock file can outlive its owner.
+The holder is started over its own exec channel: it takes the flock, says so with the
+device's clock, and keeps it until its stdin closes — when we release it, or when this
+host crashes or the connection drops (the kernel then releases the flock). No stale lock
+file can outlive its owner.
+
+The holder is util-linux's ``flock`` where the device has it (every Debian, Ubuntu and
+Raspberry Pi OS): a few small native processes, where a Python start costs seconds on a
+slow board. Elsewhere (BusyBox's flock lacks ``-w``) it is python3 running
+:data:`LOCK_SCRIPT`. Either says ``locked <device clock>`` or ``busy``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Iterator
 
 from ..errors import DeployError
 from ..ssh.connection import Connection
+from ..ssh.pipe import SSHPipe
+from . import orphans
 
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.
@@ -30,26 +37,57 @@ while True:
             print("busy", flush=True)
             sys.exit(3)
         time.sleep(0.1)
+if len(sys.argv) > 4:  # the holder record (see orphans.py)
+    with open(sys.argv[3], "w") as r:
+        r.write(sys.argv[4] + "\n")
 print("locked", time.time(), flush=True)
 sys.stdin.read()
 """
 
 
+# Runs with sh: util-linux flock when it works (exit 3 = timed out waiting), else python3.
+# $1 lock file, $2 seconds to wait, $3 LOCK_SCRIPT, $4 the holder record to write once
+# locked, $5 the host's half of it (orphans.identity); the device's half is the sshd
+# session running this shell (its parent) and that session's start time.
+HOLDER = """
+lock=$1 wait=$2 script=$3 record=$4 who=$5
+session=$PPID started=-
+stat=$(cat "/proc/$session/stat" 2>/dev/null) && rest=${stat##*) } && set -- $rest && started=${20}
+line="v1 $session $started $who"
+if command -v flock >/dev/null 2>&1; then
+    flock -x -w "$wait" -E 3 "$lock" sh -c \
+        'echo "$2" > "$1"; echo locked "$(date +%s)"; exec cat >/dev/null' sh "$record" "$line"
+    status=$?
+    if [ "$status" = 3 ]; then echo busy; exit 3; fi
+    if [ "$status" = 0 ]; then exit 0; fi
+fi
+exec python3 -c "$script" "$lock" "$wait" "$record" "$line"
+"""
+ORPHAN_CHECK_S = 1.0
+"""A lock still busy after this long is checked for an orphaned holder (orphans.py)."""
+
+
 @contextlib.contextmanager
 def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator[float]:
     """Hold the flock on ``path`` for the block, waiting up to ``wait`` s for another
-    holder; yields the device's clock at the moment it was taken. ``what`` names the
-    locked thing in errors."""
-    holder = conn.start(["python3", "-c", LOCK_SCRIPT, path, f"{wait:g}"])
-    try:
-        answer = holder.readline(timeout=wait + conn.timeouts.connect)
-    except queue.Empty:
-        answer = b""
+    holder, and ending a holder whose connection is gone (see :mod:`.orphans`); yields
+    the device's clock at the moment it was taken. ``what`` names the locked thing in
+    errors."""
+    record, who = f"{path}.holder", orphans.identity(conn)
+    first = min(wait, ORPHAN_CHECK_S)
+    holder, answer = _take(conn, [path, f"{first:g}", LOCK_SCRIPT, record, who], first)
+    if answer.strip() == b"busy" and wait > first:
+        holder.channel.close()  # it said busy and exited
+        seen = orphans.read_record(conn, record)
+        if seen is not None and seen.orphaned():
+            orphans.end_session(conn, seen)
+        rest = f"{wait - first:g}"
+        holder, answer = _take(conn, [path, rest, LOCK_SCRIPT, record, who], wait - first)
     said = answer.split()
     if said[:1] != [b"locked"]:
         holder.kill()
         reason = (
-            "another deploy holds it"
+            f"another deploy holds it (waited {wait:g} s; --lock-wait to wait longer)"
             if answer.strip() == b"busy"
             else (holder.stderr_tail().strip() or "the lock helper did not answer")
         )
@@ -62,3 +100,12 @@ def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator
         holder.close()  # EOF on its stdin: the helper exits and the flock is released
         holder.exit_status(timeout=5.0)
         holder.channel.close()
+
+
+def _take(conn: Connection, args: list[str], wait: float) -> tuple[SSHPipe, bytes]:
+    """Start a holder with ``args`` (see :data:`HOLDER`); it and its first line."""
+    holder = conn.start(["sh", "-c", HOLDER, "sh", *args])
+    try:
+        return holder, holder.readline(timeout=wait + conn.timeouts.connect)
+    except queue.Empty:
+        return holder, b""

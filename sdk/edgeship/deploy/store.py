@@ -9,29 +9,29 @@ travel by :mod:`.upload`, the lock is :mod:`.lock`.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import posixpath
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeship_runtime.model import detect_format
+import paramiko
 
 from ..errors import DeployError, UsageError
 from ..hashing import file_sha256
 from ..progress import Progress
 from ..ssh.connection import Connection
+from .files import MAIN_STEM, ModelFiles, model_files
+from .gc import STAGED_GRACE_S, Housekeeping
 from .layout import Layout, validate_name, version_id, version_number
 from .lock import device_lock
-from .upload import UploadFailed, stream_to_device
+from .upload import progress_from, send_verified
+from .versions import FAILED, ModelVersions, Versions
 
-# A blob no version refers to was staged by a profile or run, which loads it moments
-# later; garbage collection spares such blobs this long after they were last staged.
-STAGED_GRACE_S = 600.0
+__all__ = ["STAGED_GRACE_S", "DeployStore", "Deployment", "ModelVersions"]
 
 
 @dataclass
@@ -42,17 +42,9 @@ class Deployment:
     path: str
     uploaded: bool
     activated: bool
-
-
-@dataclass
-class ModelVersions:
-    name: str
-    active: str | None
-    versions: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _ext(fmt: str) -> str:
-    return {"onnx": "onnx", "tflite": "tflite"}[fmt]
+    repaired: bool = False
+    """The active version's blob on the device no longer matched its sha256 (tampered,
+    bit rot): it was sent again."""
 
 
 class DeployStore:
@@ -75,6 +67,8 @@ class DeployStore:
         self.lock_timeout = lock_timeout
         self._present: set[str] = set()  # directories known to exist on the device
         self._locked_at = 0.0  # the device's clock when we took the lock
+        self.versions = Versions(self)
+        self.housekeeping = Housekeeping(self)
 
     @property
     def root(self) -> str:
@@ -89,33 +83,44 @@ class DeployStore:
 
     # -- blobs ------------------------------------------------------------------------------
 
-    def put_blob(self, local: Path, sha256: str | None = None) -> tuple[str, str, bool]:
-        """Upload ``local`` into the blob store unless there; (device path, sha256, uploaded).
-        ``sha256``: the file's digest when the caller has it already."""
-        blob, sha = self._blob_path(local, sha256)
-        if self._touch(blob):  # blobs are immutable once renamed into place: no lock needed
-            return blob, sha, False
+    def put_blob(
+        self, local: Path | ModelFiles, sha256: str | None = None
+    ) -> tuple[str, str, bool]:
+        """Upload a model into the blob store unless there: (device path of the model file,
+        its digest, uploaded). ``sha256``: the file's digest when the caller has it already;
+        a :class:`ModelFiles` brings its companions' too (see :mod:`.files`)."""
+        files = _model_files(local, sha256)
+        blob = self._blob_path(files)
+        # blobs are immutable once renamed into place: staging one needs no lock, only a
+        # pin saying it is in use (see gc.py), set before it is used
+        if self.housekeeping.pin(blob):
+            return self._main_in(blob, files), files.digest, False
+        if self.exists(blob):
+            self.housekeeping.add_pin(blob)
+            return self._main_in(blob, files), files.digest, False
         with self.locked():
-            return blob, sha, self._ensure_blob(local, blob, sha)
+            uploaded = self._ensure_blob(files, blob)
+            self.housekeeping.add_pin(blob)
+            return self._main_in(blob, files), files.digest, uploaded
 
-    def _touch(self, path: str) -> bool:
-        """Set ``path``'s mtime to the device's now (it was just staged); False if absent."""
-        try:
-            self.conn.sftp().utime(path, None)
-            return True
-        except OSError:
-            return False
+    def _blob_path(self, files: ModelFiles) -> str:
+        """ROOT/blobs/<sha256><suffix> for one file, ROOT/blobs/<digest> for several."""
+        if files.multi_file:
+            return self.layout.blob_dir(files.digest)
+        return self.layout.blob(files.sha256, files.suffix)
 
-    def _blob_path(self, local: Path, sha256: str | None = None) -> tuple[str, str]:
-        fmt = detect_format(str(local))
-        sha = sha256 or file_sha256(local)
-        return self.layout.blob(sha, _ext(fmt)), sha
+    def _main_in(self, blob: str, files: ModelFiles) -> str:
+        """The device path of the model's main file inside ``blob``."""
+        return self.layout.inside(blob, files.main_name) if files.multi_file else blob
 
-    def _ensure_blob(self, local: Path, blob: str, sha: str) -> bool:
+    def _ensure_blob(self, files: ModelFiles, blob: str) -> bool:
         """Upload unless present (call with the lock held); True when bytes were sent."""
         if self.exists(blob):
             return False
-        self._install(local, blob, sha)
+        if files.multi_file:
+            self._install_dir(files, blob)
+        else:
+            self._install(files.main, blob, files.sha256)
         return True
 
     def put_runtime(self, local: Path, digest: str) -> str:
@@ -132,22 +137,49 @@ class DeployStore:
         self.makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
         self.makedirs("tmp")
         part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
-        try:
-            digest = stream_to_device(self.conn, local, part, self.root, self.progress)
-        except UploadFailed:
-            # over a lost connection it would only wait for a reconnect to time out; the
-            # next deploy clears ROOT/tmp under the lock anyway
-            if not self.conn.lost():
-                self._remove(part)
-            raise
-        if digest != sha:
-            self._remove(part)
-            raise DeployError(
-                f"{self.conn.label}: {local.name} arrived corrupted (sha256 mismatch on the "
-                "device); nothing was activated",
-                target=self.conn.label,
-            )
+        with self._cleared_on_failure(part, self._remove):
+            send_verified(self.conn, local, part, sha, self.root, self.progress)
         self.conn.sftp().posix_rename(part, dest)
+
+    def _install_dir(self, files: ModelFiles, dest: str) -> None:
+        """A multi-file model: every file into ROOT/tmp/<digest>.<pid>.part/ (the device
+        hashing each as it writes), checked, then the directory renamed into place."""
+        self.makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
+        self.makedirs("tmp")
+        part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
+        total, done = files.total_bytes, 0
+        with self._cleared_on_failure(part, self._rmtree):
+            self.conn.sftp().mkdir(part)
+            for staged in files.files():
+                remote = self._remote_file(part, staged.name)
+                report = progress_from(self.progress, done, total)
+                need = total - done  # the first file asks room for all
+                send_verified(
+                    self.conn, staged.local, remote, staged.sha256, self.root, report, need
+                )
+                done += staged.size_bytes
+        self.conn.sftp().posix_rename(part, dest)
+
+    def _remote_file(self, directory: str, name: str) -> str:
+        """``directory/name`` (``name`` may hold subdirectories: created here), inside."""
+        path = self.layout.inside(directory, name)
+        parents = name.split("/")[:-1]
+        for depth in range(1, len(parents) + 1):
+            with contextlib.suppress(OSError):  # made for an earlier file; else send fails
+                self.conn.sftp().mkdir(self.layout.inside(directory, "/".join(parents[:depth])))
+        return path
+
+    @contextlib.contextmanager
+    def _cleared_on_failure(self, part: str, clear: Callable[[str], None]) -> Iterator[None]:
+        """Remove the partial upload ``part`` if the block fails, unless the connection is
+        lost: then it would only wait for a reconnect to time out, and the next deploy
+        clears ROOT/tmp under the lock anyway."""
+        try:
+            yield
+        except Exception:
+            if not self.conn.lost():
+                clear(part)
+            raise
 
     def device_sha256(self, path: str) -> str:
         out = self.conn.run(["sha256sum", "--", path]).stdout.decode()
@@ -155,51 +187,119 @@ class DeployStore:
 
     # -- deploy / activate ------------------------------------------------------------------
 
-    def deploy(self, local: Path, name: str | None = None, sha256: str | None = None) -> Deployment:
-        name = validate_name(name or local.stem)
-        if not local.is_file():
-            raise UsageError(f"{local}: no such model file")
-        blob, sha = self._blob_path(local, sha256)
+    def deploy(
+        self, local: Path | ModelFiles, name: str | None = None, sha256: str | None = None
+    ) -> Deployment:
+        """Upload (unless there), verify and activate a model as the next version of
+        ``name`` (default: the file's stem). ``local``: a model file, or one described
+        with its companions by :func:`.files.model_files`."""
+        main = local.main if isinstance(local, ModelFiles) else local
+        name = validate_name(name or main.stem)
+        if not main.is_file():
+            raise UsageError(f"{main}: no such model file")
+        files = _model_files(local, sha256)
+        blob, sha = self._blob_path(files), files.digest
+        # already active: a few SFTP reads say so, with no lock (a device process) taken
+        unchanged = self._unchanged(name, blob, sha, files)
+        if unchanged is not None:
+            return unchanged
         with self.locked():
-            uploaded = self._ensure_blob(local, blob, sha)
-            active = self.active_version(name)
-            if active and self._meta(name, active).get("sha256") == sha:
-                return Deployment(name, active, sha, self._model_path(name, active), False, False)
+            uploaded = self._ensure_blob(files, blob)
+            unchanged = self._unchanged(name, blob, sha, files)  # another deploy made it so
+            if unchanged is None:
+                unchanged = self._repair_active(name, files, blob, uploaded)
+            if unchanged is not None:
+                return unchanged
             if not uploaded:
-                self._verify(blob, sha)
-            version = self._new_version(name, local, blob, sha)
+                self._verify(blob, sha, files.listing() if files.multi_file else None)
+            version = self.versions.create(name, files, blob)
             self._activate(name, version)
             self._prune(name)
             return Deployment(name, version, sha, self._model_path(name, version), uploaded, True)
 
-    def _verify(self, blob: str, sha: str) -> None:
-        if self.device_sha256(blob) != sha:
-            self._remove(blob)
+    def _unchanged(self, name: str, blob: str, sha: str, files: ModelFiles) -> Deployment | None:
+        """The active version of ``name`` if it is already ``sha`` with its blob in place,
+        its size and mtime as recorded when deployed (``current`` changes by one rename:
+        what it points to is a consistent answer)."""
+        active = self.active_version(name)
+        meta = self._meta(name, active) if active else {}
+        if not active or meta.get("sha256") != sha:
+            return None
+        try:
+            if self.versions.blob_stat(blob, files) != meta.get("blob_stat"):
+                return None  # changed, missing, or deployed before stats were recorded
+        except OSError:
+            return None
+        return Deployment(name, active, sha, self._model_path(name, active), False, False)
+
+    def _repair_active(
+        self, name: str, files: ModelFiles, blob: str, uploaded: bool
+    ) -> Deployment | None:
+        """The active version of ``name`` if it is this model but its blob was not as
+        recorded (call with the lock held): re-checked, and repaired if it must be."""
+        active = self.active_version(name)
+        meta = self._meta(name, active) if active else {}
+        if not active or meta.get("sha256") != files.digest:
+            return None
+        repaired = self._recheck(files, blob, name, active, meta, uploaded)
+        path = self._model_path(name, active)
+        return Deployment(name, active, files.digest, path, repaired, False, repaired)
+
+    def _recheck(
+        self,
+        files: ModelFiles,
+        blob: str,
+        name: str,
+        version: str,
+        meta: dict[str, Any],
+        uploaded: bool,
+    ) -> bool:
+        """Re-deploying the active version: trust its blob while its size and mtime are
+        what was recorded; else hash it on the device and send it again if it no longer
+        matches (tampered, bit rot). True when bytes were sent (``uploaded``: the blob was
+        missing and was just sent)."""
+        try:
+            seen = self.versions.blob_stat(blob, files)
+        except OSError:
+            seen = {}
+        if not uploaded and seen and seen == meta.get("blob_stat"):
+            return False
+        listing = files.listing() if files.multi_file else None
+        repaired = uploaded
+        if not uploaded and not self._intact(blob, files.digest, listing):
+            self._discard(blob, listing is not None)
+            repaired = self._ensure_blob(files, blob)
+        self.versions.update(name, version, {"blob_stat": self.versions.blob_stat(blob, files)})
+        return repaired
+
+    def _intact(self, blob: str, sha: str, listing: dict[str, str] | None) -> bool:
+        if listing is None:
+            return self.device_sha256(blob) == sha
+        return self._device_listing(blob, listing) == listing
+
+    def _discard(self, blob: str, directory: bool) -> None:
+        """Remove a blob (and its pin first: a pin promises the blob is there)."""
+        self.housekeeping.unpin(blob)
+        (self._rmtree if directory else self._remove)(blob)
+
+    def _verify(self, blob: str, sha: str, listing: dict[str, str] | None = None) -> None:
+        """Check a stored blob against ``sha`` (a directory: each file against ``listing``,
+        its {name: sha256}); a corrupted one is removed and refused."""
+        if not self._intact(blob, sha, listing):
+            self._discard(blob, listing is not None)
             raise DeployError(
                 f"{self.conn.label}: stored blob {posixpath.basename(blob)} is corrupted "
                 "(sha256 mismatch); removed it, nothing activated — deploy again to re-send",
                 target=self.conn.label,
             )
 
-    def _new_version(self, name: str, local: Path, blob: str, sha: str) -> str:
-        versions = self._versions(name)
-        version = version_id((max(versions) if versions else 0) + 1)
-        vdir = self.layout.version_dir(name, version)
-        self.makedirs("models", name, "versions", version)
-        link = posixpath.join(vdir, "model" + posixpath.splitext(blob)[1])
-        self.conn.sftp().symlink(posixpath.relpath(blob, vdir), link)
-        meta = {
-            "name": name,
-            "version": version,
-            "sha256": sha,
-            "blob": posixpath.basename(blob),
-            "size_bytes": local.stat().st_size,
-            "source": local.name,
-            "from_host": socket.gethostname(),
-            "deployed_at": _now(),
-        }
-        self.write_file(posixpath.join(vdir, "meta.json"), json.dumps(meta, indent=2).encode())
-        return version
+    def _device_listing(self, directory: str, listing: dict[str, str]) -> dict[str, str]:
+        """{name: sha256} of ``listing``'s files in ``directory`` as the device hashes them
+        (a missing file is left out)."""
+        paths = {self.layout.inside(directory, name): name for name in listing}
+        out = self.conn.run(["sha256sum", "--", *paths], check=False).stdout.decode()
+        seen = (line.split("  ", 1) for line in out.splitlines() if "  " in line)
+        return {paths[path]: sha for sha, path in seen if path in paths}
 
     def _activate(self, name: str, version: str) -> None:
         """Point ``current`` at ``version`` with one rename: readers see old or new, never none."""
@@ -212,32 +312,17 @@ class DeployStore:
         sftp.posix_rename(staged, current)
 
     def _prune(self, name: str) -> None:
-        """Keep the active version and the ``keep`` newest others; drop orphaned blobs."""
-        active = self.active_version(name)
-        numbers = sorted(self._versions(name), reverse=True)
-        others = [version_id(n) for n in numbers if version_id(n) != active]
-        doomed = others[self.keep :]
-        released = {self._meta(name, version).get("sha256") for version in doomed}
+        """Keep the active version and the ``keep`` newest others, remove ghosts (see
+        versions.py); drop blobs no longer used (see gc.py)."""
+        doomed, released = self.versions.doomed(name, self.active_version(name), self.keep)
         for version in doomed:
             self._rmtree(self.layout.version_dir(name, version))
         if doomed:
             self._collect_blobs(released)
 
     def _collect_blobs(self, released: set[Any]) -> None:
-        """Remove blobs no version refers to: at once those of the ``released`` (removed)
-        versions, others (staged for a profile) once unused for :data:`STAGED_GRACE_S`."""
         referenced = {m.get("sha256") for n in self.names() for m in self._all_meta(n)}
-        blobs = self.layout.path("blobs")
-        try:
-            entries = self.conn.sftp().listdir_attr(blobs)
-        except OSError:
-            return
-        for entry in entries:
-            sha = entry.filename.split(".")[0]
-            if sha in referenced:
-                continue
-            if sha in released or (entry.st_mtime or 0) < self._locked_at - STAGED_GRACE_S:
-                self._remove(posixpath.join(blobs, entry.filename))
+        self.housekeeping.collect_blobs(referenced, released, self._locked_at)
 
     # -- queries and other verbs ------------------------------------------------------------
 
@@ -259,15 +344,17 @@ class DeployStore:
         return self._model_path(name, version)
 
     def describe(self, name: str) -> ModelVersions:
-        return ModelVersions(name, self.active_version(name), self._all_meta(name))
+        return self.versions.describe(name, self.active_version(name))
 
     def rollback(self, name: str, to: str | None = None) -> Deployment:
         """Activate ``to`` (default: the newest version older than the active one)."""
         validate_name(name)
         with self.locked():
             active = self.active_version(name)
-            numbers = sorted(self._versions(name))
+            listing = self.versions.listing(name)
+            numbers = listing.usable()
             target = to or _previous(numbers, active)
+            self._refuse_unusable(name, target, listing.ghosts, listing.metas)
             if target is None or version_number(target) not in numbers:
                 known = ", ".join(version_id(n) for n in numbers) or "none"
                 raise DeployError(
@@ -275,12 +362,27 @@ class DeployStore:
                     f"(have: {known}; active: {active})",
                     target=self.conn.label,
                 )
-            meta = self._meta(name, target)
-            self._verify(self.layout.path("blobs", meta["blob"]), meta["sha256"])
+            meta = listing.metas[version_number(target) or 0]
+            self._verify(self.layout.path("blobs", meta["blob"]), meta["sha256"], meta.get("files"))
             self._activate(name, target)
             return Deployment(
                 name, target, meta["sha256"], self._model_path(name, target), False, True
             )
+
+    def _refuse_unusable(
+        self, name: str, target: str | None, ghosts: list[int], metas: dict[int, Any]
+    ) -> None:
+        """A clear error for rolling back to a ghost or a version that failed its check."""
+        number = version_number(target or "")
+        why = None
+        if number in ghosts:
+            why = "is incomplete (a deploy was interrupted before its meta.json); the next "
+            why += "deploy removes it"
+        elif number in metas and metas[number].get("state") == FAILED:
+            reason = (metas[number].get("health") or {}).get("error") or "see `edgeship ls`"
+            why = f"failed its health check and was never active ({reason})"
+        if why:
+            raise DeployError(f"{self.conn.label}: {name}: {target} {why}", target=self.conn.label)
 
     def remove(self, name: str) -> None:
         with self.locked():
@@ -302,30 +404,41 @@ class DeployStore:
         self.makedirs()
         with device_lock(self.conn, self.layout.path("lock"), self.lock_timeout, self.root) as now:
             self._locked_at = now
-            for entry in self._listdir(self.layout.path("tmp")):
-                self._remove(self.layout.path("tmp", entry))
+            self.housekeeping.clear_tmp(now)
             yield
 
     # -- small SFTP helpers ------------------------------------------------------------------
 
     def _model_path(self, name: str, version: str) -> str:
+        """The version's model file: ``model.<ext>``, or ``model/<main>`` for a model of
+        several files (its main file's name is in meta.json)."""
         vdir = self.layout.version_dir(name, version)
-        models = [e for e in self._listdir(vdir) if e.startswith("model.")]
-        return posixpath.join(vdir, models[0]) if models else posixpath.join(vdir, "model")
+        models = [e for e in self._listdir(vdir) if e.startswith(MAIN_STEM + ".")]
+        if models:
+            return posixpath.join(vdir, models[0])
+        main = self._meta(name, version).get("main")
+        model = posixpath.join(vdir, MAIN_STEM)
+        return self.layout.inside(model, main) if isinstance(main, str) else model
 
     def _versions(self, name: str) -> list[int]:
-        entries = self._listdir(posixpath.join(self.layout.model_dir(name), "versions"))
-        return [n for n in (version_number(e) for e in entries) if n is not None]
+        return self.versions.numbers(name)
 
     def _meta(self, name: str, version: str) -> dict[str, Any]:
-        return self.read_json(posixpath.join(self.layout.version_dir(name, version), "meta.json"))
+        return self.versions.meta(name, version)
 
     def _all_meta(self, name: str) -> list[dict[str, Any]]:
-        return [self._meta(name, version_id(n)) for n in sorted(self._versions(name))]
+        """The meta of every complete version (ghosts left out)."""
+        return [m for _, m in sorted(self.versions.listing(name).metas.items())]
 
     def _listdir(self, path: str) -> list[str]:
         try:
             return self.conn.sftp().listdir(path)
+        except OSError:
+            return []
+
+    def _listdir_attr(self, path: str) -> list[paramiko.SFTPAttributes]:
+        try:
+            return self.conn.sftp().listdir_attr(path)
         except OSError:
             return []
 
@@ -360,6 +473,13 @@ class DeployStore:
         with contextlib.suppress(OSError):
             self.conn.sftp().remove(path)
 
+    def _remove_any(self, path: str, mode: int | None) -> None:
+        """Remove a file, or a directory (a multi-file blob) with all in it."""
+        if mode is not None and stat.S_ISDIR(mode):
+            self._rmtree(path)
+        else:
+            self._remove(path)
+
     def read_json(self, path: str) -> dict[str, Any]:
         try:
             with self.conn.sftp().open(path, "rb") as f:
@@ -369,15 +489,19 @@ class DeployStore:
             return {}
 
     def write_file(self, path: str, data: bytes) -> None:
-        with self.conn.sftp().open(path, "wb") as f:
+        """Write ``data`` to ``path`` atomically: a reader sees the old file or the new."""
+        part = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.part")
+        sftp = self.conn.sftp()
+        with sftp.open(part, "wb") as f:
             f.write(data)
+        sftp.posix_rename(part, path)
+
+
+def _model_files(local: Path | ModelFiles, sha256: str | None) -> ModelFiles:
+    return local if isinstance(local, ModelFiles) else model_files(local, sha256)
 
 
 def _previous(numbers: list[int], active: str | None) -> str | None:
     current = version_number(active or "") or (max(numbers) + 1 if numbers else 0)
     older = [n for n in numbers if n < current]
     return version_id(max(older)) if older else None
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

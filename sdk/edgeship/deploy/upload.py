@@ -55,13 +55,20 @@ class UploadFailed(DeployError):
 
 
 def stream_to_device(
-    conn: Connection, local: Path, remote: str, where: str, progress: Progress | None = None
+    conn: Connection,
+    local: Path,
+    remote: str,
+    where: str,
+    progress: Progress | None = None,
+    need: int = 0,
 ) -> str:
     """Send ``local`` to ``remote`` on the device; the sha256 the device computed of what it
-    wrote. ``where`` names the deploy root in a no-space error."""
+    wrote. ``where`` names the deploy root in a no-space error. ``need``: bytes that must
+    fit before anything is written (default: the file's size; the first file of a model of
+    several asks room for all of them)."""
     size = local.stat().st_size
-    need = str(int(size * SPACE_MARGIN))
-    receiver = conn.start(["python3", "-c", RECEIVE_SCRIPT, remote, need])
+    need = max(need, size)
+    receiver = conn.start(["python3", "-c", RECEIVE_SCRIPT, remote, str(int(need * SPACE_MARGIN))])
     receiver.channel.settimeout(conn.timeouts.command)  # a stalled device ends
     try:
         sent = 0
@@ -78,20 +85,46 @@ def stream_to_device(
         answer = receiver.read_rest(timeout=1.0).decode(errors="replace").strip()
         receiver.channel.close()
         if answer.startswith("nospace"):  # it refused before we had sent everything
-            raise NoSpace(conn.label, where, size, int(answer.split()[1])) from None
+            raise NoSpace(conn.label, where, need, int(answer.split()[1])) from None
         reason = (
-            f"lost the connection: no answer for {conn.timeouts.unresponsive:g} s"
+            f"lost the connection: {conn.lost_reason()}"
             if conn.lost()
             else str(exc) or "connection closed"
         )
         raise _failed(conn, local, remote, reason) from None
     receiver.channel.close()
     if answer.startswith("nospace"):
-        raise NoSpace(conn.label, where, size, int(answer.split()[1]))
+        raise NoSpace(conn.label, where, need, int(answer.split()[1]))
     if status != 0:
         last = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
         raise _failed(conn, local, remote, last)
     return answer
+
+
+def send_verified(
+    conn: Connection,
+    local: Path,
+    remote: str,
+    sha256: str,
+    where: str,
+    progress: Progress | None = None,
+    need: int = 0,
+) -> None:
+    """:func:`stream_to_device`, then a DeployError unless the device wrote ``sha256``."""
+    if stream_to_device(conn, local, remote, where, progress, need) != sha256:
+        raise DeployError(
+            f"{conn.label}: {local.name} arrived corrupted (sha256 mismatch on the device); "
+            "nothing was activated",
+            target=conn.label,
+        )
+
+
+def progress_from(progress: Progress | None, done: int, total: int) -> Progress | None:
+    """``progress`` for one file of several: its bytes counted after ``done``, of ``total``."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda sent, _size: report(done + sent, total)
 
 
 def _failed(conn: Connection, local: Path, remote: str, reason: str) -> UploadFailed:

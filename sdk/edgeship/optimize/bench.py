@@ -1,23 +1,57 @@
 """Interleaved latency of several models (or sessions) on one target.
 
-Each round profiles every entry once, in order, so slow drift (heat, background load)
-spreads over all of them; an entry's figure is the median of its per-round p50.
+:func:`interleaved` is the one loop behind every "base against variant" figure
+(``edgeship compress --latency``, ``edgeship optimize --measure``, the migration
+benchmarks): each round profiles every entry once, in order and then in reverse order on
+the next round (A B, B A, ...), so slow drift (heat, background load) and order effects
+spread over all of them; an entry's figure is the median of its per-round p50.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.report import ProfileReport
 
 from ..config import ProfileConfig
 from ..targets import Target
 from .report import Measurement
 from .tune import profile_as_given
+
+Profile = Callable[[Path, ProfileConfig], ProfileReport]
+"""Profiles one model with one config on a target, e.g. ``target.profile``."""
+
+
+def interleaved(
+    profile: Profile,
+    entries: Sequence[tuple[Path, ProfileConfig]],
+    rounds: int,
+    discard: int = 0,
+) -> list[list[ProfileReport]]:
+    """Profile every entry once per round, the order reversed every other round.
+
+    The first ``discard`` rounds run and are dropped (a fresh runtime's first sessions run
+    slower: cold caches, clocks). Returns, per entry in the order given, its reports of
+    the ``rounds`` kept rounds.
+    """
+    kept: list[list[ProfileReport]] = [[] for _ in entries]
+    forward = list(range(len(entries)))
+    for i in range(discard + rounds):
+        for k in forward if i % 2 == 0 else forward[::-1]:
+            report = profile(*entries[k])
+            if i >= discard:
+                kept[k].append(report)
+    return kept
+
+
+def median_p50_ms(reports: Sequence[ProfileReport]) -> float:
+    """The median of the reports' p50 latencies, in ms."""
+    return float(statistics.median(r.latency_ms.p50 for r in reports))
 
 
 def measure_models(
@@ -32,24 +66,18 @@ def measure_models(
     sessions = sessions or {"default": SessionOptions()}
     base = replace(base or ProfileConfig(), policy=policy)
     pairs = [(m, s) for m in models for s in sessions]
-    p50s: dict[tuple[str, str], list[float]] = {p: [] for p in pairs}
-    means: dict[tuple[str, str], list[float]] = {p: [] for p in pairs}
-    loads: dict[tuple[str, str], list[float]] = {p: [] for p in pairs}
-    for _ in range(rounds):
-        for model, setting in pairs:
-            config = replace(base, session=sessions[setting])
-            report = profile_as_given(target, models[model], config)
-            p50s[(model, setting)].append(report.latency_ms.p50)
-            means[(model, setting)].append(report.latency_ms.mean)
-            loads[(model, setting)].append(report.load_ms)
+    entries = [(models[m], replace(base, session=sessions[s])) for m, s in pairs]
+    per_pair = interleaved(
+        lambda model, config: profile_as_given(target, model, config), entries, rounds
+    )
     return [
         Measurement(
             model=model,
             setting=setting,
-            p50_ms=statistics.median(p50s[(model, setting)]),
-            mean_ms=statistics.median(means[(model, setting)]),
-            load_ms=statistics.median(loads[(model, setting)]),
-            p50_per_round_ms=[round(v, 6) for v in p50s[(model, setting)]],
+            p50_ms=median_p50_ms(reports),
+            mean_ms=statistics.median(r.latency_ms.mean for r in reports),
+            load_ms=statistics.median(r.load_ms for r in reports),
+            p50_per_round_ms=[round(r.latency_ms.p50, 6) for r in reports],
         )
-        for model, setting in pairs
+        for (model, setting), reports in zip(pairs, per_pair, strict=True)
     ]

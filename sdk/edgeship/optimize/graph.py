@@ -27,11 +27,11 @@ from typing import Any
 from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.model import detect_format
 
-from ..convert.errors import ConversionError, VerificationFailed
+from ..convert.errors import ConversionError
 from ..convert.pipeline import staged
 from ..convert.result import ModelRef
-from ..convert.runners import TargetRunner
 from ..convert.verify import Tolerance, VerifyData, failure_message, verify
+from ..errors import VerificationError
 from ..targets import Target
 from .policy import LEVELS, RuntimeFacts, allowed_level
 from .report import OptimizeReport, StepRecord
@@ -67,7 +67,7 @@ class OptimizeConfig:
 def optimize(
     model: Path, out: Path, target: Target, config: OptimizeConfig | None = None
 ) -> OptimizeReport:
-    """Optimize ``model`` for ``target`` into ``out``; raises VerificationFailed if unequal."""
+    """Optimize ``model`` for ``target`` into ``out``; raises VerificationError if unequal."""
     import onnx
 
     config = config or OptimizeConfig()
@@ -109,7 +109,7 @@ def optimize(
             )
         report.ops_before = op_histogram(onnx.load(str(model)))
         report.ops_after = op_histogram(onnx.load(str(tmp)))
-        with TargetRunner(target, model) as source, TargetRunner(target, tmp) as result:
+        with target.load(model) as source, target.load(tmp) as result:
             report.verification = verify(source, result, config.verify, config.tolerance)
         report.written = report.verification.passed or config.force
         report.forced = config.force and not report.verification.passed
@@ -117,7 +117,7 @@ def optimize(
             os.replace(tmp, out)
             report.result = _ref(out)
     if not report.written:
-        raise VerificationFailed(failure_message(report.verification, out.name), report)
+        raise VerificationError(failure_message(report.verification, out.name), report)
     return report
 
 

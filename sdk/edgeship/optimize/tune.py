@@ -20,8 +20,8 @@ from typing import Any
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError
+from edgeship_runtime.formats import default_backend, detect_format
 from edgeship_runtime.measure import MeasurePolicy
-from edgeship_runtime.model import detect_format
 from edgeship_runtime.report import ProfileReport
 
 from ..config import ProfileConfig
@@ -29,8 +29,8 @@ from ..convert.result import ModelRef
 from ..errors import EdgeshipError, TargetError
 from ..profiles import BoardProfile, get_profile, match_profile
 from ..targets import Target
+from ..targets.settings import StoredSettings, now
 from .report import Trial, TuneReport
-from .settings import StoredSettings, now, settings_store
 
 MODES = ("sequential", "parallel")
 CPU = "CPUExecutionProvider"
@@ -103,9 +103,11 @@ def candidates(
 
 def board_profile(target: Target, info: dict[str, Any], name: str | None) -> BoardProfile | None:
     """The profile named, else the target's own, else the best match for what it runs on."""
-    name = name or getattr(target, "profile_name", None)
     if name:
         return get_profile(name)
+    own = target.board_profile()
+    if own is not None:
+        return own
     env = info.get("environment") or {}
     return match_profile({"arch": env.get("arch"), "board": env.get("board"), "files": []})
 
@@ -136,7 +138,7 @@ def tune(model: Path, target: Target, config: TuneConfig | None = None) -> TuneR
         target=target.identity(),
     )
     if config.store:
-        report.stored_at = settings_store(target).write(_settings(report, target))
+        report.stored_at = target.settings_store().write(_settings(report, target))
     return report
 
 
@@ -210,9 +212,8 @@ def measure(
 def profile_as_given(target: Target, model: Path, config: ProfileConfig) -> ProfileReport:
     """``Target.profile`` without the stored-settings lookup: the baseline must be the
     backend's defaults even when settings for this model are stored."""
-    with target.loaded(model, config) as handle:
-        data = target.call("profile", config.profile_args(handle))
-    return ProfileReport.from_dict(data)
+    with target.load(model, config) as loaded:
+        return loaded.profile()
 
 
 def _trial(session: SessionOptions, p50s: list[float], means: list[float], error: str) -> Trial:
@@ -243,5 +244,4 @@ def _settings(report: TuneReport, target: Target) -> StoredSettings:
 
 
 def _backend_of(model: Path) -> str:
-    fmt = detect_format(str(model))
-    return {"onnx": "onnxruntime", "tflite": "tflite"}[fmt]
+    return default_backend(detect_format(str(model)))

@@ -20,11 +20,11 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.model import detect_format, sha256_file
 from edgeship_runtime.signature import Signature
 
-from ..convert.errors import PartitionError, VerificationFailed
+from ..convert.errors import PartitionError
 from ..convert.result import ModelRef
-from ..convert.runners import TargetRunner
 from ..convert.verify import Tolerance, VerifyData, failure_message, verify
-from ..targets import Target
+from ..errors import VerificationError
+from ..targets import Loaded, Target
 from .balance import balanced_cuts, stage_costs
 from .cost import bind_inputs, crossing_bytes, flop_costs, known_shapes, profile_costs
 from .graph import (
@@ -94,7 +94,7 @@ def partition(
     _clear(out_dir)
     manifest.stages = _write_stages(info, plans, stage_costs(costs, cuts), out_dir)
     try:
-        with TargetRunner(target, model) as source, _chain(target, manifest, out_dir) as chain:
+        with target.load(model) as source, _chain(target, manifest, out_dir) as chain:
             manifest.verification = verify(source, chain, config.verify, config.tolerance)
     except BaseException:
         _clear(out_dir)
@@ -102,7 +102,7 @@ def partition(
     if not manifest.verification.passed and not config.force:
         _clear(out_dir)
         message = failure_message(manifest.verification, f"the {config.stages} stages")
-        raise VerificationFailed(message, manifest)
+        raise VerificationError(message, manifest)
     (out_dir / MANIFEST_NAME).write_text(manifest.to_json() + "\n")
     return manifest
 
@@ -181,7 +181,7 @@ def _clear(out_dir: Path) -> None:
 class ChainRunner:
     """The stages run one after another, each fed the previous one's outputs."""
 
-    def __init__(self, stages: list[TargetRunner], entries: list[StageEntry], outputs: list[str]):
+    def __init__(self, stages: list[Loaded], entries: list[StageEntry], outputs: list[str]):
         self.stages = stages
         self.entries = entries
         first, last = stages[0].signature, stages[-1].signature
@@ -198,7 +198,5 @@ class ChainRunner:
 @contextlib.contextmanager
 def _chain(target: Target, manifest: PartitionManifest, out_dir: Path) -> Any:
     with contextlib.ExitStack() as stack:
-        runners = [
-            stack.enter_context(TargetRunner(target, p)) for p in manifest.stage_paths(out_dir)
-        ]
+        runners = [stack.enter_context(target.load(p)) for p in manifest.stage_paths(out_dir)]
         yield ChainRunner(runners, manifest.stages, manifest.outputs)

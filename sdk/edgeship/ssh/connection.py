@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import shlex
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,21 +27,24 @@ from ..errors import (
 )
 from .agent import agent_has_keys
 from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
-from .hostkeys import AcceptNew, RefuseUnknown, changed_key_error
+from .hostkeys import (
+    AcceptNew,
+    KnownHosts,
+    RefuseUnknown,
+    changed_key_error,
+    known_hosts_name,
+    read_known_hosts,
+)
 from .pipe import SSHPipe, command_line
+from .transport import (
+    AeadFirstTransport,
+    WatchedSocket,
+    handshake_failure,
+    lost_reason,
+    open_tcp,
+)
 
 _OPT_IN = ("accept-new", "no", "off")  # StrictHostKeyChecking values that add unknown keys
-_AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-
-
-class AeadFirstTransport(paramiko.Transport):
-    """paramiko's transport, offering AES-GCM first: one AEAD pass per packet instead of
-    AES-CTR plus a separate HMAC, which about doubles its bulk throughput (model uploads)
-    with the same security. The server picks from our list as usual."""
-
-    _preferred_ciphers = _AEAD + tuple(
-        c for c in paramiko.Transport._preferred_ciphers if c not in _AEAD
-    )
 
 
 @dataclass
@@ -77,6 +82,12 @@ class Connection:
         self._client: paramiko.SSHClient | None = None
         self._jump: Connection | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._tcp: WatchedSocket | None = None
+        self._known = KnownHosts("")
+        self._starts_lock = threading.Lock()
+        self.process_starts = 0
+        """Processes started on the device so far: exec channels and SFTP sessions (each
+        an sftp-server, unless the sshd serves SFTP in-process)."""
 
     @property
     def label(self) -> str:
@@ -89,12 +100,16 @@ class Connection:
                 return self._client
             self.close()  # a dead connection: drop it, its SFTP and its hops, then reconnect
         client = paramiko.SSHClient()
-        known = self._known_hosts()
-        for path in known:
-            if path.exists():
-                client.load_host_keys(str(path))
-        client.load_system_host_keys()
-        policy = AcceptNew(known[0]) if self.accept_new else RefuseUnknown(self.label)
+        files = self._known_hosts()
+        # ~/.ssh/known_hosts too, as paramiko's load_system_host_keys() did before
+        read = [*files, *[p for p in [DEFAULT_KNOWN_HOSTS.expanduser()] if p not in files]]
+        self._known = read_known_hosts(read, known_hosts_name(self.host.hostname, self.host.port))
+        self._known.add_to(client)
+        policy = (
+            AcceptNew(files[0], self._known, self.label)
+            if self.accept_new
+            else RefuseUnknown(self.label, self._known)
+        )
         client.set_missing_host_key_policy(policy)
         try:
             self._connect(client)
@@ -129,7 +144,8 @@ class Connection:
         except HostKeyError:
             raise
         except paramiko.BadHostKeyException as exc:
-            raise changed_key_error(self.label, exc) from None
+            revoked = self._known.revoked_error(self.label, exc.key)
+            raise revoked or changed_key_error(self.label, exc) from None
         except paramiko.AuthenticationException as exc:
             raise self._auth_error(exc) from None
         except TimeoutError as exc:
@@ -143,9 +159,11 @@ class Connection:
                 # e.g. "No authentication methods available": no key file and an empty,
                 # missing or dead agent; or a key file that cannot be read
                 raise self._auth_error(exc) from None
-            raise ConnectError(
-                f"{self.label}: cannot connect to {h.hostname}:{h.port}: {exc}", target=self.label
-            ) from None
+            kernel_error = self._tcp.kernel_error if self._tcp is not None else None
+            failure = handshake_failure(
+                f"{h.hostname}:{h.port}", t.connect, client.get_transport(), exc, kernel_error
+            )
+            raise ConnectError(f"{self.label}: {failure}", target=self.label) from None
 
     def _auth_error(self, exc: Exception) -> AuthenticationError:
         h = self.host
@@ -166,29 +184,35 @@ class Connection:
         return self._tcp_socket() if proxy is None else proxy
 
     def _tcp_socket(self) -> socket.socket:
-        """A TCP connection with Nagle off: SSH sends many small packets (channel opens,
-        auth, SFTP requests) that otherwise wait ~40 ms for a delayed ACK each, as OpenSSH
-        knows and avoids. And one the kernel gives up on once the device has acknowledged
-        nothing for ``timeouts.unresponsive`` s, probing it while we only wait: a board
-        that lost power ends the wait then, not when ``timeouts.command`` runs out."""
-        sock = socket.create_connection(
-            (self.host.hostname, self.host.port), timeout=self.timeouts.connect
-        )
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _give_up_when_silent(sock, self.timeouts.unresponsive)
-        return sock
+        """The TCP connection (see :func:`.transport.open_tcp`), kept for its errors."""
+        h, t = self.host, self.timeouts
+        self._tcp = open_tcp(h.hostname, h.port, t.connect, t.unresponsive)
+        return self._tcp
 
-    def lost(self) -> bool:
-        """Whether the connection was open and has died under us (device gone, reset)."""
+    def lost(self, wait: float = 0.0) -> bool:
+        """Whether the connection was open and has died under us (device gone, reset),
+        giving a dying one up to ``wait`` s to say so: paramiko ends the channels of a
+        dead transport a moment before it marks the transport inactive."""
         transport = self._client.get_transport() if self._client is not None else None
+        deadline = time.monotonic() + wait
+        while transport is not None and transport.is_active() and time.monotonic() < deadline:
+            time.sleep(0.01)
         return transport is not None and not transport.is_active()
 
+    def lost_reason(self) -> str:
+        """Why the connection died, in words: reset, closed by the device, no answer for
+        ``timeouts.unresponsive`` s (the kernel gave up on it), or lost at a jump host."""
+        if self._jump is not None and self._jump.lost():
+            return f"{self._jump.lost_reason()} at jump host {self._jump.label}"
+        transport = self._client.get_transport() if self._client is not None else None
+        kernel_error = self._tcp.kernel_error if self._tcp is not None else None
+        return lost_reason(transport, kernel_error, self.timeouts.unresponsive)
+
     def lost_error(self, during: str) -> ConnectError:
-        h, t = self.host, self.timeouts
+        h = self.host
         return ConnectError(
             f"{self.label}: lost the connection to {h.hostname}:{h.port} during {during} "
-            f"(no answer for {t.unresponsive:g} s, or it was closed); whatever ran there "
-            "ends when the device notices",
+            f"({self.lost_reason()}); whatever ran there ends when the device notices",
             target=self.label,
         )
 
@@ -230,11 +254,16 @@ class Connection:
         try:
             channel = transport.open_session(timeout=self.timeouts.connect)
             channel.exec_command(command)
+            self._count_start()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectError(
                 f"{self.label}: cannot start a command: {exc}", target=self.label
             ) from None
         return SSHPipe(self, channel)
+
+    def _count_start(self) -> None:
+        with self._starts_lock:
+            self.process_starts += 1
 
     def run(
         self,
@@ -270,6 +299,7 @@ class Connection:
             try:
                 self._sftp = None
                 self._sftp = self.open().open_sftp()
+                self._count_start()
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise ConnectError(
                     f"{self.label}: cannot open SFTP ({exc or type(exc).__name__}); edgeship "
@@ -303,19 +333,3 @@ def _failed_authenticating(client: paramiko.SSHClient) -> bool:
         return transport.get_remote_server_key() is not None
     except paramiko.SSHException:  # the key exchange never completed
         return False
-
-
-def _give_up_when_silent(sock: socket.socket, seconds: float) -> None:
-    """Keepalive probes from a third of ``seconds`` of silence on, and an abort once sent
-    data or probes stay unacknowledged for ``seconds`` (Linux; elsewhere what exists)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    options = {
-        "TCP_KEEPIDLE": max(1, int(seconds / 3)),
-        "TCP_KEEPALIVE": max(1, int(seconds / 3)),  # macOS's name for TCP_KEEPIDLE
-        "TCP_KEEPINTVL": max(1, int(seconds / 6)),
-        "TCP_KEEPCNT": 3,
-        "TCP_USER_TIMEOUT": int(seconds * 1000),
-    }
-    for name, value in options.items():
-        if hasattr(socket, name):
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)

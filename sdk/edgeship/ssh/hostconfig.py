@@ -11,6 +11,7 @@ from pathlib import Path
 import paramiko
 
 from ..errors import ConfigError
+from ..hostnames import target_problem
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
@@ -52,7 +53,16 @@ def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
 
 def resolve_host(spec: str, config: paramiko.SSHConfig) -> HostSpec:
     """``spec`` through ssh_config: HostName, Port, User, IdentityFile, UserKnownHostsFile,
-    ProxyJump, StrictHostKeyChecking and IdentitiesOnly; explicit ``user@`` and ``:port`` win."""
+    ProxyJump, StrictHostKeyChecking and IdentitiesOnly; explicit ``user@`` and ``:port`` win.
+
+    Raises:
+        ConfigError: ``spec`` is not a target, or its host or user name carries characters
+            OpenSSH refuses (shell syntax, which ``Match exec`` would run): checked before
+            ssh_config is read.
+    """
+    problem = target_problem(spec.strip())
+    if problem is not None:
+        raise ConfigError(f"bad target {spec!r}: {problem}")
     match = _SPEC.match(spec.strip())
     if not match:
         raise ConfigError(f"bad target {spec!r}: expected an ssh alias or user@host[:port]")

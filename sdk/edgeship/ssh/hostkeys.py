@@ -1,19 +1,34 @@
-"""Host-key checking: refuse unknown and changed keys unless the user opted in.
+"""Host-key checking: refuse unknown, changed and revoked keys unless the user opted in.
 
 Like OpenSSH's ``StrictHostKeyChecking``: ``yes`` (default) refuses an unknown key,
-``accept-new`` records it in the first known_hosts file; a *changed* key is always refused.
+``accept-new`` records it in the first known_hosts file; a *changed* key is always refused,
+and so is a key that a ``@revoked`` line names, whatever else the files say.
+
+known_hosts files are read here, line by line, for the one host being connected to
+(paramiko's loader fails on marker lines and knows no wildcards): host patterns with
+``*``/``?``/``!`` and hashed names match as in OpenSSH; ``@cert-authority`` lines are
+skipped (edgeship does not check host certificates, so such a host needs its own key
+line, which the unknown-key error says); unreadable lines are skipped as OpenSSH does.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from ..errors import HostKeyError
+from ..errors import ConfigError, HostKeyError
+
+_REVOKED = "@revoked"
+_CERT_AUTHORITY = "@cert-authority"
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -22,33 +37,185 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-class RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    """The default: an unknown host key is an error that names host and fingerprint."""
+def known_hosts_name(hostname: str, port: int) -> str:
+    """The name known_hosts gives a host: ``host`` on port 22, else ``[host]:port``."""
+    return hostname if port == 22 else f"[{hostname}]:{port}"
 
-    def __init__(self, label: str) -> None:
+
+@dataclass(frozen=True)
+class KnownHosts:
+    """What known_hosts files say about one host, ``name`` as :func:`known_hosts_name`.
+
+    ``keys``: the trusted keys, in file order, revoked ones left out; ``revoked``: keys a
+    ``@revoked`` line names for this host, each with its ``file:line``; ``authorities``:
+    the ``file:line`` of ``@cert-authority`` lines that cover this host.
+    """
+
+    name: str
+    keys: tuple[paramiko.PKey, ...] = ()
+    revoked: tuple[tuple[paramiko.PKey, str], ...] = ()
+    authorities: tuple[str, ...] = ()
+
+    def add_to(self, client: paramiko.SSHClient) -> None:
+        """Let ``client`` trust ``keys`` (the first of each key type, as paramiko checks
+        only one key per type)."""
+        host_keys = client.get_host_keys()
+        seen: set[str] = set()
+        for key in self.keys:
+            if key.get_name() not in seen:
+                seen.add(key.get_name())
+                host_keys.add(self.name, key.get_name(), key)
+
+    def revoked_error(self, label: str, key: paramiko.PKey) -> HostKeyError | None:
+        """The error for ``key`` if a ``@revoked`` line names it, else None."""
+        where = next((at for k, at in self.revoked if k == key), None)
+        if where is None:
+            return None
+        fp = fingerprint(key)
+        return HostKeyError(
+            f"{label}: host key {key.get_name()} {fp} is REVOKED ({_REVOKED} in {where}); "
+            "refusing to connect: the device's key may be compromised",
+            target=label,
+            fingerprint=fp,
+        )
+
+
+def read_known_hosts(paths: Sequence[Path], name: str) -> KnownHosts:
+    """The lines of ``paths`` (missing files are skipped) that concern host ``name``.
+
+    Raises:
+        ConfigError: a known_hosts file exists but cannot be read.
+    """
+    keys: list[paramiko.PKey] = []
+    revoked: list[tuple[paramiko.PKey, str]] = []
+    authorities: list[str] = []
+    for path in paths:
+        for lineno, line in enumerate(_lines(path), 1):
+            entry = _entry(line)
+            if entry is None or not host_matches(name, entry[1]):
+                continue
+            marker, _, key_type, blob = entry
+            if marker == _CERT_AUTHORITY:
+                authorities.append(f"{path}:{lineno}")
+                continue
+            key = _key(key_type, blob)
+            if key is not None and marker == _REVOKED:
+                revoked.append((key, f"{path}:{lineno}"))
+            elif key is not None and marker is None:
+                keys.append(key)
+    trusted = tuple(k for k in keys if all(k != r for r, _ in revoked))
+    return KnownHosts(name, trusted, tuple(revoked), tuple(authorities))
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read known_hosts ({exc.strerror or exc})") from None
+    return data.decode("utf-8", "replace").splitlines()
+
+
+def _entry(line: str) -> tuple[str | None, str, str, str] | None:
+    """``(marker, host patterns, key type, base64 key)`` of a line; None for a comment, a
+    blank or malformed line or an unknown marker."""
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return None
+    marker = fields.pop(0) if fields[0].startswith("@") else None
+    if marker not in (None, _REVOKED, _CERT_AUTHORITY) or len(fields) < 3:
+        return None
+    return marker, fields[0], fields[1], fields[2]
+
+
+def _key(key_type: str, blob: str) -> paramiko.PKey | None:
+    """The public key of a line, or None for a key paramiko cannot read."""
+    try:
+        return paramiko.PKey.from_type_string(key_type, base64.b64decode(blob, validate=True))
+    except Exception:  # paramiko raises assorted errors for unknown types and bad blobs
+        return None
+
+
+def host_matches(name: str, patterns: str) -> bool:
+    """Whether ``name`` matches a known_hosts pattern list (``a,*.lan,!b.lan,|1|salt|hash``)
+    as OpenSSH matches it: a negated match wins over any other."""
+    matched = False
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        pattern = pattern.removeprefix("!")
+        if pattern.startswith("|1|"):
+            hit = _hashed_match(name, pattern)
+        else:
+            hit = _glob(pattern.lower()).fullmatch(name.lower()) is not None
+        if hit and negated:
+            return False
+        matched = matched or hit
+    return matched
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """OpenSSH's patterns: ``*`` any run, ``?`` any one character; nothing else special."""
+    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), re.DOTALL)
+
+
+def _hashed_match(name: str, hashed: str) -> bool:
+    """``|1|base64(salt)|base64(HMAC-SHA1(salt, name))``, as ``ssh-keygen -H`` writes it."""
+    try:
+        _, _, salt, digest = hashed.split("|")
+        want = base64.b64decode(digest, validate=True)
+        key = base64.b64decode(salt, validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    got = hmac.new(key, name.encode(), hashlib.sha1).digest()
+    return hmac.compare_digest(got, want)
+
+
+class RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    """The default: an unknown host key is an error that names host and fingerprint; a
+    revoked one an error that says so."""
+
+    def __init__(self, label: str, known: KnownHosts | None = None) -> None:
         self.label = label
+        self.known = known or KnownHosts("")
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
+        revoked = self.known.revoked_error(self.label, key)
+        if revoked is not None:
+            raise revoked
         fp = fingerprint(key)
+        authority = (
+            f"; known_hosts trusts it through {_CERT_AUTHORITY} "
+            f"({', '.join(self.known.authorities)}), and edgeship does not check host "
+            "certificates: add the host key itself"
+            if self.known.authorities
+            else ""
+        )
         raise HostKeyError(
             f"{self.label}: unknown host key {key.get_name()} {fp}; verify it, then add it to "
-            "known_hosts or pass --accept-new-host-keys",
+            f"known_hosts or pass --accept-new-host-keys{authority}",
             target=self.label,
             fingerprint=fp,
         )
 
 
 class AcceptNew(paramiko.MissingHostKeyPolicy):
-    """Trust a host seen for the first time and append its key to ``known_hosts``."""
+    """Trust a host seen for the first time and append its key to ``known_hosts``; never
+    a revoked key."""
 
-    def __init__(self, known_hosts: Path) -> None:
+    def __init__(self, known_hosts: Path, known: KnownHosts | None = None, label: str = "") -> None:
         self.known_hosts = known_hosts
+        self.known = known or KnownHosts("")
+        self.label = label
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
+        revoked = self.known.revoked_error(self.label or hostname, key)
+        if revoked is not None:
+            raise revoked
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # paramiko passes the known_hosts form already: "host" or "[host]:port"
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"

@@ -93,7 +93,10 @@ class SSHPipe(Pipe):
         return None if self.channel.exit_status == -1 else self.channel.exit_status
 
     def lost(self, during: str) -> TargetError | None:
-        return self.connection.lost_error(during) if self.connection.lost() else None
+        # a process that ended reported its status; without one, the connection may be
+        # what ended, and the transport says so a moment after the channel closed
+        wait = 0.0 if self.channel.exit_status_ready() else 0.5
+        return self.connection.lost_error(during) if self.connection.lost(wait) else None
 
     def stderr_tail(self) -> str:
         lines = super().stderr_tail().splitlines(keepends=True)

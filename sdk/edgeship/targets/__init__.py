@@ -7,15 +7,25 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConnectOptions
 from ..errors import UsageError
-from ..inventory import DEFAULT_DEPLOY_ROOT, DeviceEntry, load_inventory
+from ..inventory import DeviceEntry, check_spelling, load_inventory
 from ..progress import transfer_reporters
 from .base import Target
+from .kinds import OpenContext, open_entry, register_target_kind
+from .loaded import Loaded
 from .local import LocalTarget
 
 if TYPE_CHECKING:
     from .ssh import SSHTarget
 
-__all__ = ["LocalTarget", "SSHTarget", "Target", "open_target", "open_targets"]
+__all__ = [
+    "Loaded",
+    "LocalTarget",
+    "SSHTarget",
+    "Target",
+    "open_target",
+    "open_targets",
+    "register_target_kind",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,42 +39,24 @@ def __getattr__(name: str) -> Any:
 
 
 def open_targets(spec: str = "local", options: ConnectOptions | None = None) -> list[Target]:
-    """Every target ``spec`` names (a group expands to its devices), unopened."""
+    """Every target ``spec`` names (a group expands to its devices), unopened. A name that
+    is no device of the targets file is an ssh alias or ``user@host[:port]``."""
     options = options or ConnectOptions()
     inventory = load_inventory(options.targets_file)
     names = inventory.expand(spec)
     if not names:
         raise UsageError(f"target {spec!r} names no device")
-    ssh_config = None
-    targets: list[Target] = []
     remote = [name for name in names if name != "local"]
-    reporters = transfer_reporters(remote) if options.progress else {}
-    for name in names:
-        if name == "local":
-            targets.append(LocalTarget(python=options.python, timeouts=options.timeouts))
-            continue
-        # Here, not at the top: they load paramiko, and `local` alone needs none of it.
-        from ..ssh.hostconfig import load_ssh_config, resolve_host
-        from .ssh import SSHTarget
-
-        ssh_config = ssh_config or load_ssh_config(options.ssh_config)
-        entry = inventory.devices.get(name) or DeviceEntry(name=name, host=name)
-        targets.append(
-            SSHTarget(
-                entry.name,
-                resolve_host(entry.host, ssh_config),
-                python=options.python or entry.python,
-                deploy_root=options.deploy_root or entry.deploy_root or DEFAULT_DEPLOY_ROOT,
-                timeouts=options.timeouts,
-                accept_new_host_keys=options.accept_new_host_keys,
-                ssh_config=ssh_config,
-                keep_versions=options.keep_versions,
-                progress=reporters.get(name),
-                labels=entry.labels,
-                profile=entry.profile,
-            )
-        )
-    return targets
+    context = OpenContext(options, transfer_reporters(remote) if options.progress else {})
+    # a typo of a device is told as one, not as DNS's "name or service not known"
+    check_spelling(inventory, spec, context.knows_host)
+    entries = [
+        DeviceEntry(name="local", host="", kind="local")
+        if name == "local"
+        else inventory.devices.get(name) or DeviceEntry(name=name, host=name)
+        for name in names
+    ]
+    return [open_entry(entry, context) for entry in entries]
 
 
 def open_target(spec: str = "local", options: ConnectOptions | None = None) -> Target:

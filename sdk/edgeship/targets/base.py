@@ -1,29 +1,38 @@
 """The ``Target`` API: one interface whether the runtime runs here or on a board.
 
-A target knows how to start the runtime (:meth:`Target.start_pipe`) and how to make a
-host model file visible to it (:meth:`Target.stage_model`). Everything else — the
-handshake, loading, profiling, running — is shared, so ``local`` and SSH behave alike.
+A target knows how to start the runtime (:meth:`Target.start_pipe`), how to make a host
+model file visible to it (:meth:`Target.stage_model`) and where tuned settings live
+(:meth:`Target.settings_store`). Everything else — the handshake, loading, profiling,
+running, interleaving — is shared, so every kind of target behaves alike. Requests are
+built and replies read in :mod:`.wire`; a model on the device is a :class:`.Loaded`.
+
+What a kind of target can do beyond running models (deploy, probe, setup) it declares in
+``capabilities``; see :mod:`.capabilities`.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.ops import decode_tensors, encode_tensors
-from edgeship_runtime.report import ProfileReport
+from edgeship_runtime.measure import InterleavePolicy
+from edgeship_runtime.opprofile import OpsPolicy
+from edgeship_runtime.report import Cooldown, DeviceState, ProfileReport
 
 from ..client import Pipe, RuntimeClient
-from ..config import ProfileConfig, Timeouts
-from ..errors import ConnectError, RemoteTimeout, RuntimeCrashed
+from ..config import ParallelConfig, ProfileConfig, Timeouts
+from ..errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
 from ..profiles import BoardProfile
+from . import wire
+from .cooldown import CooldownPolicy, CooldownProgress, wait_cool
+from .loaded import Loaded
+from .settings import LocalSettingsStore, SettingsStore, apply_stored
 
 _T = TypeVar("_T", bound="Target")
 
@@ -31,12 +40,17 @@ _T = TypeVar("_T", bound="Target")
 class Target(abc.ABC):
     """A device that runs the edgeship runtime. Use as a context manager."""
 
-    kind: str = ""
+    kind: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    """Operations beyond running models that this kind supports (see :mod:`.capabilities`)."""
 
     def __init__(self, name: str, timeouts: Timeouts | None = None) -> None:
         self.name = name
         self.timeouts = timeouts or Timeouts()
         self._client: RuntimeClient | None = None
+        self._staged: dict[tuple[str, int, int], str] = {}
+        self.runtime_starts = 0
+        """How many runtime processes this target started (each costs a Python start)."""
 
     @abc.abstractmethod
     def start_pipe(self) -> Pipe:
@@ -46,13 +60,24 @@ class Target(abc.ABC):
     def stage_model(self, path: Path) -> str:
         """Make a host model file available on the device; return the device's path."""
 
+    def settings_store(self) -> SettingsStore:
+        """Where settings tuned on this target are kept (default: the host's cache)."""
+        return LocalSettingsStore()
+
+    def board_profile(self) -> BoardProfile | None:
+        """The board profile whose defaults (threads, providers) apply here, if any."""
+        return None
+
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind}
+
+    # -------------------------------------------------------------------- the session
 
     def client(self) -> RuntimeClient:
         """The runtime session, started on first use and kept for later requests."""
         if self._client is None:
             client = RuntimeClient(self.start_pipe(), self.name, self.timeouts.command)
+            self.runtime_starts += 1
             try:
                 client.start(self.timeouts.startup)
             except BaseException:
@@ -61,78 +86,128 @@ class Target(abc.ABC):
             self._client = client
         return self._client
 
-    def info(self) -> dict[str, Any]:
-        """Runtime version, backends with versions, and the device's environment."""
-        result: dict[str, Any] = self.call("info", {})
-        result["target"] = self.identity()
-        return result
+    def is_current(self, client: RuntimeClient) -> bool:
+        """Whether ``client`` is still this target's live session."""
+        return self._client is client
 
-    def call(self, op: str, args: dict[str, Any]) -> Any:
+    def request(self, request: wire.Request) -> Any:
         """One request to the runtime. After a crash, a timeout or a lost connection the
         runtime is gone: forget it, so the next request starts a fresh one instead of
         writing to the dead."""
         client = self.client()
         try:
-            return client.call(op, args)
+            return client.call(request.op, request.args)
         except (RuntimeCrashed, RemoteTimeout, ConnectError):
             if self._client is client:
                 self._client = None
             raise
 
-    @contextlib.contextmanager
-    def loaded(self, model: Path, config: ProfileConfig) -> Iterator[str]:
-        """The device handle of ``model``, loaded for the ``with`` body and unloaded after
-        (unless the runtime died meanwhile: then there is nothing left to unload)."""
-        device_path = self.stage_model(Path(model))  # a missing file fails before any start
+    def restart(self) -> None:
+        """End the runtime session; the next request starts a fresh process (e.g. so one
+        model's memory high-water mark cannot hide in another's)."""
+        self._staged.clear()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -------------------------------------------------------------------- operations
+
+    def info(self) -> dict[str, Any]:
+        """Runtime version, backends with versions, and the device's environment."""
+        result: dict[str, Any] = self.request(wire.info())
+        result["target"] = self.identity()
+        return result
+
+    def load(self, model: Path | str, config: ProfileConfig | None = None) -> Loaded:
+        """Stage ``model`` and load it with ``config``'s session and backend, as given
+        (no stored or board defaults: see :meth:`settings_for`). Use the result in a
+        ``with`` block, which unloads it."""
+        model = Path(model)
+        config = config or ProfileConfig()
+        device_path = self._stage(model)  # a missing file fails before any start
         client = self.client()
-        handle = str(self.call("load", config.load_args(device_path))["handle"])
+        reply = wire.LoadReply.parse(self.request(wire.load(device_path, config)))
+        return Loaded(self, model, config, reply, client)
+
+    def _stage(self, model: Path) -> str:
+        """:meth:`stage_model`, once per file version for the life of the session: an A/B
+        loads each model once per session, and staging hashes the file."""
         try:
-            yield handle
-        finally:
-            if self._client is client:
-                self.call("unload", {"handle": handle})
+            seen = model.stat()
+        except OSError:
+            return self.stage_model(model)  # its own error for a missing file
+        key = (str(model.resolve()), seen.st_size, seen.st_mtime_ns)
+        if key not in self._staged:
+            self._staged[key] = self.stage_model(model)
+        return self._staged[key]
+
+    def interleave(
+        self,
+        models: Sequence[Loaded],
+        policy: InterleavePolicy,
+        feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
+        shapes: Mapping[str, Sequence[int]] | None = None,
+    ) -> wire.Interleaved:
+        """Time loaded models interleaved in randomized blocks, in one process (the A/B
+        design); ``feeds``: one set of inputs per model, else generated on the device."""
+        handles = [m.handle for m in models]
+        if any(m.target is not self for m in models):
+            raise UsageError("interleave: every model must be loaded on this target")
+        result = self.request(wire.interleave(handles, policy, feeds, shapes))
+        return wire.Interleaved.parse(handles, result)
 
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:
         """``config`` as given when it names a session; else the session ``edgeship tune``
         stored for this model on this target; else the board profile's defaults."""
-        from ..optimize.settings import with_stored_settings  # optimize imports targets
-
-        config = with_stored_settings(self, model, config)
+        config = apply_stored(self.settings_store(), model, config)
         board = self.board_profile()
         if board is None or config.session != SessionOptions():
             return config
         session = SessionOptions(threads=board.threads, providers=board.onnxruntime_providers)
         return dataclasses.replace(config, session=session)
 
-    def board_profile(self) -> BoardProfile | None:
-        """The board profile whose defaults (threads, providers) apply here, if any."""
-        return None
-
-    def profile(self, model: Path, config: ProfileConfig | None = None) -> ProfileReport:
+    def profile(
+        self,
+        model: Path | str,
+        config: ProfileConfig | None = None,
+        parallel: ParallelConfig | None = None,
+        *,
+        ops: OpsPolicy | None = None,
+    ) -> ProfileReport:
+        """Load, profile, unload, with the stored or board session when none is given.
+        ``ops``: also time each operator, in a profiling session of its own after the
+        timed runs (the report's ``ops``)."""
         config = self.settings_for(Path(model), config or ProfileConfig())
-        with self.loaded(model, config) as handle:
-            data = self.call("profile", config.profile_args(handle))
-        report = ProfileReport.from_dict(data)
-        report.target = {**self.identity(), "model_path": report.model.path}
-        report.model.path = str(model)  # the user's name for it; the device's is in target
-        return report
+        with self.load(model, config) as loaded:
+            report = loaded.profile(parallel=parallel)
+            if ops is not None:
+                report.ops = loaded.profile_ops(ops)
+            return report
+
+    def conditions(self) -> DeviceState:
+        """The device's heat, CPU clocks and throttling state now."""
+        return wire.device_state(self.request(wire.conditions()))
+
+    def cooldown(
+        self, policy: CooldownPolicy, progress: CooldownProgress | None = None
+    ) -> Cooldown:
+        """Wait until the device is below ``policy.below_c`` °C (or the timeout passes);
+        ``progress`` is called after each reading that is still too hot."""
+        return wait_cool(self, policy, progress)
 
     def run(
         self,
-        model: Path,
+        model: Path | str,
         inputs: Mapping[str, np.ndarray],
         config: ProfileConfig | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the model once on ``inputs``; the outputs by name."""
         config = self.settings_for(Path(model), config or ProfileConfig())
-        with self.loaded(model, config) as handle:
-            result = self.call("run", {"handle": handle, "inputs": encode_tensors(inputs)})
-        return decode_tensors(result["outputs"])
+        with self.load(model, config) as loaded:
+            return loaded.run(inputs)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.restart()
 
     def __enter__(self: _T) -> _T:
         return self

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeship_runtime.formats import companion_files
+
 from ..bundle import ensure_bundle
 from ..client import Pipe
 from ..config import Timeouts
@@ -88,7 +90,11 @@ class LocalTarget(Target):
     def stage_model(self, path: Path) -> str:
         if not path.is_file():
             raise ModelError(f"{path}: no such model file", path=str(path))
-        return str(path.resolve())
+        resolved = path.resolve()
+        # the runtime reads companions (external data) beside the file it opens: check
+        # there, so a missing or escaping one is a clear error before the runtime starts
+        companion_files(str(resolved))
+        return str(resolved)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "python": self.python}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,25 +16,28 @@ from typing import Any
 import paramiko
 
 from edgeship_runtime import probe as probe_module
-from edgeship_runtime.model import detect_format
+from edgeship_runtime.formats import companion_files
 
 from ..bundle import ensure_bundle, runtime_digest
 from ..config import Timeouts
 from ..deploy import Deployment, DeployStore
+from ..deploy.files import ModelFiles, model_files
 from ..errors import ProtocolError
-from ..hashing import file_sha256
 from ..profiles import BoardProfile, get_profile
 from ..progress import Progress
-from ..ssh.connection import Connection
+from ..ssh.connection import CommandResult, Connection
 from ..ssh.hostconfig import HostSpec
 from ..ssh.pipe import SSHPipe
 from .base import Target
+from .capabilities import DEPLOY, PROBE, SETUP
+from .settings import RemoteSettingsStore, SettingsStore
 
 DEVICE_CONFIG = "config.json"
 
 
 class SSHTarget(Target):
     kind = "ssh"
+    capabilities = frozenset({DEPLOY, PROBE, SETUP})
 
     def __init__(
         self,
@@ -46,18 +50,21 @@ class SSHTarget(Target):
         accept_new_host_keys: bool = False,
         ssh_config: paramiko.SSHConfig | None = None,
         keep_versions: int = 3,
+        lock_wait: float = 60.0,
         progress: Progress | None = None,
         labels: tuple[str, ...] = (),
-        profile: str | None = None,
+        board: str | None = None,
     ) -> None:
         super().__init__(name, timeouts)
         self.host = host
         self.connection = Connection(host, self.timeouts, accept_new_host_keys, ssh_config)
         self.deploy_root = deploy_root
         self.labels = labels
-        self.profile_name = profile
+        self.board_name = board
+        """The board profile named for this device (targets file), else detected."""
         self._python = python
         self._keep = keep_versions
+        self._lock_wait = lock_wait
         self._progress = progress
         self._store: DeployStore | None = None
         self._device_config: dict[str, Any] | None = None
@@ -70,9 +77,17 @@ class SSHTarget(Target):
             "labels": list(self.labels),
         }
 
+    @property
+    def process_starts(self) -> int:
+        """Processes this target has started on the device (exec channels and SFTP
+        sessions): on a slow board each one costs, a Python start most of all."""
+        return self.connection.process_starts
+
     def store(self) -> DeployStore:
         if self._store is None:
-            self._store = DeployStore(self.connection, self.deploy_root, self._keep, self._progress)
+            self._store = DeployStore(
+                self.connection, self.deploy_root, self._keep, self._progress, self._lock_wait
+            )
         return self._store
 
     def device_config(self) -> dict[str, Any]:
@@ -90,8 +105,22 @@ class SSHTarget(Target):
 
     def board_profile(self) -> BoardProfile | None:
         """The targets file's ``profile``, else the one ``setup`` detected."""
-        name = self.profile_name or self.device_config().get("profile")
+        name = self.board_name or self.device_config().get("profile")
         return get_profile(str(name)) if name else None
+
+    def settings_store(self) -> SettingsStore:
+        return RemoteSettingsStore(self.store())
+
+    def use_python(self, python: str) -> None:
+        """Run the runtime with ``python`` from now on (``setup`` found or made it)."""
+        self._python = python
+
+    def run_command(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        """Run a command on the device (quoted, bounded by ``timeout`` seconds)."""
+        return self.connection.run(list(argv), timeout=timeout)
+
+    def put_file(self, local: Path, remote: str) -> None:
+        self.connection.sftp().put(str(local), remote)
 
     def install_runtime(self) -> str:
         return self.store().put_runtime(ensure_bundle(), runtime_digest())
@@ -101,22 +130,24 @@ class SSHTarget(Target):
         return self.connection.start(argv, report_exit=True)
 
     def stage_model(self, path: Path) -> str:
-        digest = self._hash_while_connecting(path)  # first: store() would connect before it
-        blob, _, _ = self.store().put_blob(path, digest)
-        return blob
+        files = self._hash_while_connecting(path)  # first: store() would connect before it
+        model, _, _ = self.store().put_blob(files)
+        return model
 
     def deploy(self, path: Path, name: str | None = None) -> Deployment:
-        digest = self._hash_while_connecting(path)
-        return self.store().deploy(path, name, digest)
+        files = self._hash_while_connecting(path)
+        return self.store().deploy(files, name)
 
-    def _hash_while_connecting(self, path: Path) -> str:
-        """sha256 of ``path``, computed while the SSH handshake runs: for a large model both
-        take about the same time, and neither needs the other."""
-        detect_format(str(path))  # a missing or empty file is a clear error, not a traceback
+    def _hash_while_connecting(self, path: Path) -> ModelFiles:
+        """``path`` and its companion files, hashed while the SSH handshake runs: for a
+        large model both take about the same time, and neither needs the other."""
+        # a missing, empty or unknown file, or a missing or unsafe companion, is a clear
+        # error before any connection, not a traceback after one
+        companion_files(str(path))
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(file_sha256, path)
+            files = pool.submit(model_files, path)
             self.store()
-            return digest.result()
+            return files.result()
 
     def probe(self, python: str | None = None) -> dict[str, Any]:
         """Run the stdlib-only probe with the device's Python; nothing is written there."""

@@ -14,6 +14,7 @@ import pytest
 
 from edgeship.errors import InputError, TargetError
 from edgeship.shard import ShardError, chunk_bounds, run_sharded
+from edgeship.targets import wire
 from edgeship.targets.local import LocalTarget
 from tests.runtime.parallel.helpers import requests
 
@@ -27,21 +28,21 @@ class CrashingTarget(LocalTarget):
         self.crash_on = crash_on
         self.runs = 0
 
-    def call(self, op: str, args: dict[str, Any]) -> Any:
-        if op == "run":
+    def request(self, request: wire.Request) -> Any:
+        if request.op == "run":
             self.runs += 1
             if self.runs == self.crash_on:
                 os.kill(int(self.client().hello["pid"]), signal.SIGKILL)
-        return super().call(op, args)
+        return super().request(request)
 
 
 class SlowTarget(LocalTarget):
     """A local runtime that takes 20 ms longer per run: the other device surely gets work."""
 
-    def call(self, op: str, args: dict[str, Any]) -> Any:
-        if op == "run":
+    def request(self, request: wire.Request) -> Any:
+        if request.op == "run":
             time.sleep(0.02)
-        return super().call(op, args)
+        return super().request(request)
 
 
 def _data(n: int) -> dict[str, np.ndarray]:

@@ -25,7 +25,6 @@ from edgeship.shard import ParallelConfig, describe_parallel, profile_parallel
 from edgeship.targets.local import LocalTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
-from edgeship_runtime.ops import decode_tensors, encode_tensors
 from edgeship_runtime.parallel import WorkerCrashed
 from edgeship_runtime.report import ProfileReport
 from tests.runtime.parallel.helpers import children, requests, shm_entries, wait_gone
@@ -67,14 +66,11 @@ def test_run_on_shards_and_as_requests_gives_the_unsharded_outputs(chain_onnx: P
     data = requests(1, batch=37, seed=3)[0]
     expected = ort.InferenceSession(str(chain_onnx)).run(["y", "h1"], data)
     config = ProfileConfig(session=SessionOptions(threads=1))
-    with LocalTarget() as target, target.loaded(chain_onnx, config) as handle:
+    with LocalTarget() as target, target.load(chain_onnx, config) as loaded:
         for extra in ({"shards": 2, "request_batch": 4}, {"shards": 0}, {"request_batch": 1}):
-            args = {"handle": handle, "inputs": encode_tensors(data), **extra}
-            result = target.call("run", args)
-            outputs = decode_tensors(result["outputs"])
+            outputs = loaded.run(data, **extra)
             np.testing.assert_allclose(outputs["y"], expected[0], rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(outputs["h1"], expected[1], rtol=1e-5, atol=1e-5)
-        assert result["calls"] == 37
 
 
 def _workers_of(runtime: int) -> list[int]:

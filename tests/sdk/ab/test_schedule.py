@@ -46,11 +46,11 @@ def test_load_orders_are_seeded_permutations() -> None:
     assert orders != Schedule(sessions=20, seed=4).load_orders(3)
 
 
-def test_op_args_give_each_session_its_own_seed() -> None:
+def test_each_session_gets_its_own_seed() -> None:
     s = Schedule(runs=300, sessions=10, block=10, warmup=5, seed=1)
-    a, b = s.op_args(["m1", "m2"], 0), s.op_args(["m3", "m4"], 1)
-    assert a["handles"] == ["m1", "m2"] and a["blocks"] == 3 and a["block"] == 10
-    assert a["warmup"] == 5 and a["seed"] != b["seed"]
+    a, b = s.policy(0), s.policy(1)
+    assert a.blocks == 3 and a.block == 10 and a.warmup == 5
+    assert a.seed != b.seed
 
 
 def test_split_and_medians() -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.client import Pipe
 from edgeship.compress import Dataset
+from edgeship.targets import LocalTarget
 from tests.sdk.compress import models
 from tools.zoo.build import Manifest, build_zoo
 
@@ -70,3 +72,15 @@ def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 def accuracy(path: Path, data: Dataset) -> float:
     return float((ort_outputs(path, data.feeds).argmax(1) == data.labels).mean())
+
+
+class CountingTarget(LocalTarget):
+    """The local target, counting the runtime processes it starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts = 0
+
+    def start_pipe(self) -> Pipe:
+        self.starts += 1
+        return super().start_pipe()

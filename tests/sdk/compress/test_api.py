@@ -15,20 +15,35 @@ from edgeship.compress import (
     compress,
 )
 from edgeship.compress.torch_model import TorchModel
-from edgeship.errors import ModelError, UsageError
+from edgeship.errors import InputError, ModelError, UsageError
+from tests.sdk.compress.conftest import CountingTarget
 from tools.zoo.build import Manifest
 
 
-def test_chain_records_each_step(zoo: Manifest, small_train: Dataset, tmp_path: Path) -> None:
+def test_chain_records_each_step_in_one_runtime(
+    zoo: Manifest, small_train: Dataset, tmp_path: Path
+) -> None:
     config = ChainConfig(
         (ChannelPruneConfig(0.5), QuantizeConfig("int8-static", calibration_samples=64))
     )
-    options = CompressOptions(latency_rounds=1, latency_runs=20)
-    rec = compress(zoo.path("mlp.onnx"), config, small_train, tmp_path / "c.onnx", options).record
+    with CountingTarget() as target:
+        options = CompressOptions(target=target, latency_rounds=1, latency_runs=20)
+        result = compress(zoo.path("mlp.onnx"), config, small_train, tmp_path / "c.onnx", options)
+        assert target.starts == 1  # 3 verifications and 2 latency rounds, one runtime
+        target.run(result.path, small_train.take(1).feeds)  # still open: its owner closes it
+        assert target.starts == 1
+    rec = result.report
     assert rec.method == "prune-channels+int8-static"
     assert [s.method for s in rec.steps] == ["prune-channels", "int8-static"]
     assert all(s.verified_on == "local" for s in rec.steps)
-    assert rec.latency is not None and rec.model.size_bytes < 0.15 * rec.base.size_bytes
+    assert rec.latency is not None and rec.latency.target == "local"
+    assert rec.model.size_bytes < 0.15 * rec.base.size_bytes
+
+
+def test_a_method_that_needs_data_says_so_before_any_work(zoo: Manifest, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="static INT8 calibration needs data"):
+        compress(zoo.path("mlp.onnx"), QuantizeConfig("int8-static"), None, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()
 
 
 @pytest.mark.parametrize(
@@ -36,7 +51,7 @@ def test_chain_records_each_step(zoo: Manifest, small_train: Dataset, tmp_path: 
     [
         ("mlp.onnx", PruneConfig(), "mlp.onnx", UsageError, "overwrite"),
         ("mlp.onnx", QuantizeConfig("fp16"), "x.tflite", UsageError, "writes a .onnx"),
-        ("cnn.tflite", PruneConfig(), "x.onnx", UsageError, "not tflite"),
+        ("cnn.tflite", PruneConfig(), "x.onnx", UsageError, "not TFLite"),
         ("missing.onnx", PruneConfig(), "x.onnx", ModelError, "no such model"),
     ],
 )

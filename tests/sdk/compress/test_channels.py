@@ -22,7 +22,7 @@ def test_mlp_loses_half_its_neurons(zoo: Manifest, test_data: Dataset, tmp_path:
     result = prune_channels(
         zoo.path("mlp.onnx"), ChannelPruneConfig(0.5), test_data, tmp_path / "s.onnx"
     )
-    rec = result.record
+    rec = result.report
     shapes = {t.name: list(t.dims) for t in onnx.load(str(result.path)).graph.initializer}
     assert shapes["1.weight"] == [512, 64] and shapes["3.weight"] == [256, 512]
     assert shapes["5.weight"] == [10, 256]
@@ -40,7 +40,7 @@ def test_cnn_importances_with_fine_tuning(
         0.5, importance=how, samples=64, fine_tune=TrainConfig(epochs=1, lr=2e-3)
     )
     result = prune_channels(zoo.path("cnn.onnx"), config, small_train, tmp_path / "s.onnx")
-    rec = result.record
+    rec = result.report
     assert rec.details["layers"]["/3/body/body.0/Conv"] == {"channels": 96, "kept": 48}
     assert rec.details["layers"]["/0/Conv"] == {"channels": 96, "kept": 48}  # tied by the adds
     assert rec.model.parameters < 0.3 * rec.base.parameters
@@ -50,7 +50,7 @@ def test_cnn_importances_with_fine_tuning(
 def test_perturbation_importance(zoo: Manifest, test_data: Dataset, tmp_path: Path) -> None:
     config = ChannelPruneConfig(0.25, importance="perturbation", samples=160)
     result = prune_channels(zoo.path("mlp.onnx"), config, test_data, tmp_path / "s.onnx")
-    assert result.record.details["layers"]["/1/Gemm"] == {"channels": 1024, "kept": 768}
+    assert result.report.details["layers"]["/1/Gemm"] == {"channels": 1024, "kept": 768}
     assert accuracy(result.path, test_data) >= 0.9
 
 
@@ -88,7 +88,7 @@ def test_zero_sparsity_on_a_residual_block_is_exact(
 def test_unprunable_layers_are_reported(patterns: dict[str, Path], tmp_path: Path) -> None:
     rec = prune_channels(
         patterns["concat"], ChannelPruneConfig(0.5), models.sample_inputs(), tmp_path / "c.onnx"
-    ).record
+    ).report
     assert "conv_a" in rec.details["not_pruned"] and "conv_c" in rec.details["layers"]
     assert any("Concat" in n for n in rec.notes)
 

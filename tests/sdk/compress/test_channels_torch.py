@@ -24,7 +24,7 @@ def test_torch_cnn_with_dependency_graph_and_fine_tuning(
         0.5, importance=how, samples=64, fine_tune=TrainConfig(epochs=1, lr=2e-3)
     )
     result = prune_channels(source, config, small_train, tmp_path / "t.onnx")
-    rec = result.record
+    rec = result.report
     assert rec.details["tool"] == "torch-pruning"
     assert rec.details["layers"]["3.body.0"] == {"before": 96, "after": 48}
     assert rec.details["layers"]["9"] == {"before": 10, "after": 10}  # the output layer

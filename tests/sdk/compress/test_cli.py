@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.cli import compress_cmd
-from edgeship.compress import CompressionRecord
+from edgeship.cli import compress_cmd, main
+from edgeship.compress import CompressionReport
 from edgeship.errors import UsageError
 from tools.zoo.build import Manifest
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="edgeship")
-    compress_cmd.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["compress", *argv])
+    return main.build_parser().parse_args(["compress", *argv])
 
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -89,8 +87,8 @@ def test_handler_prints_the_record_as_json(
         "--json",
     )
     assert ns.handler(ns) == 0
-    record = CompressionRecord.from_dict(json.loads(capsys.readouterr().out))
-    assert record.method == "prune" and record.model.path == str(tmp_path / "p.onnx")
+    report = CompressionReport.from_dict(json.loads(capsys.readouterr().out))
+    assert report.method == "prune" and report.model.path == str(tmp_path / "p.onnx")
 
 
 def test_subprocess_round_trip_and_errors(zoo: Manifest, test_npz: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def test_narrow_copy_of_an_onnx_teacher(
         width=0.25, train=TrainConfig(epochs=6, lr=3e-3, alpha=0.7, val_fraction=0.2)
     )
     result = distill(zoo.path("mlp.onnx"), config, small_train, tmp_path / "s.onnx")
-    rec = result.record
+    rec = result.report
     assert rec.model.parameters < 0.2 * rec.base.parameters
     assert rec.details["training"]["epochs"] == 6
     assert "graph surgery" in rec.details["student"]
@@ -34,7 +34,7 @@ def test_user_student_on_unlabelled_data_with_early_stop(
         student="tools.zoo.models:mlp",
         train=TrainConfig(epochs=20, lr=3e-3, target_accuracy=0.8, val_fraction=0.2),
     )
-    rec = distill(teacher, config, unlabelled, tmp_path / "s.onnx").record
+    rec = distill(teacher, config, unlabelled, tmp_path / "s.onnx").report
     training = rec.details["training"]
     assert training["metric"] == "agreement" and training["stopped"] == "target"
     assert training["epochs"] < 20 and training["history"][-1] >= 0.8

@@ -25,7 +25,7 @@ def test_global_magnitude_reaches_the_sparsity_and_deflates(
     zoo: Manifest, test_data: Dataset, tmp_path: Path
 ) -> None:
     result = prune(zoo.path("mlp.onnx"), PruneConfig(0.6), test_data, tmp_path / "p.onnx")
-    rec = result.record
+    rec = result.report
     assert rec.details["weight_sparsity"] == pytest.approx(0.6, abs=1e-3)
     assert rec.model.sparsity == pytest.approx(0.6, abs=0.01)  # biases are few
     assert rec.model.compressed_size_bytes < 0.65 * rec.base.compressed_size_bytes
@@ -48,7 +48,7 @@ def test_data_driven_importance(
     zoo: Manifest, small_train: Dataset, test_data: Dataset, tmp_path: Path, how: str
 ) -> None:
     config = PruneConfig(0.5, importance=how, samples=128)
-    rec = prune(zoo.path("mlp.onnx"), config, small_train, tmp_path / "p.onnx").record
+    rec = prune(zoo.path("mlp.onnx"), config, small_train, tmp_path / "p.onnx").report
     assert rec.details["weight_sparsity"] == pytest.approx(0.5, abs=1e-3)
     assert accuracy(Path(rec.model.path), test_data) >= 0.85
 
@@ -62,14 +62,14 @@ def test_gradient_importance_without_labels_uses_the_base_outputs(
         PruneConfig(0.3, importance="gradient", samples=64),
         unlabelled,
         tmp_path / "p.onnx",
-    ).record
+    ).report
     assert rec.fidelity is not None and rec.fidelity.accuracy is None
     assert rec.fidelity.top1_agreement >= 0.9
 
 
 def test_accuracy_budget_stops_the_sweep(zoo: Manifest, test_data: Dataset, tmp_path: Path) -> None:
     config = PruneConfig(0.95, accuracy_budget_pt=1.0, step=0.1)
-    rec = prune(zoo.path("mlp.onnx"), config, test_data, tmp_path / "p.onnx").record
+    rec = prune(zoo.path("mlp.onnx"), config, test_data, tmp_path / "p.onnx").report
     chosen = rec.details["requested_sparsity"]
     assert 0.0 < chosen < 0.95
     assert all(row["drop_pt"] <= 1.0 for row in rec.details["sweep"] if row["sparsity"] <= chosen)
@@ -85,8 +85,8 @@ def test_fine_tuning_keeps_the_zeros_and_recovers(
     tuned = prune(
         base, PruneConfig(0.85, fine_tune=TrainConfig(epochs=2)), small_train, tmp_path / "b.onnx"
     )
-    assert tuned.record.details["weight_sparsity"] == pytest.approx(0.85, abs=1e-3)
-    assert tuned.record.details["fine_tune"]["epochs"] == 2
+    assert tuned.report.details["weight_sparsity"] == pytest.approx(0.85, abs=1e-3)
+    assert tuned.report.details["fine_tune"]["epochs"] == 2
     assert accuracy(tuned.path, test_data) >= accuracy(plain.path, test_data)
 
 

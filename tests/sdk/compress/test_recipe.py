@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from edgeship.compress import ChainConfig, Dataset, RecipeTable, load_recipe, run_recipe
+from edgeship.compress import ChainConfig, Dataset, RecipeReport, load_recipe, run_recipe
 from edgeship.compress.recipe import Recipe, recipe_from_dict
 from edgeship.errors import UsageError
-from tests.sdk.compress.conftest import ort_outputs
+from tests.sdk.compress.conftest import CountingTarget, ort_outputs
 from tools.zoo.build import Manifest
+
+SHIPPED = Path(__file__).resolve().parents[3] / "docs" / "variants.toml"
 
 RECIPE = """
 [options]
@@ -81,13 +84,15 @@ def test_run_writes_models_records_and_tables(
         }
     )
     calls: list[tuple[int, int, str]] = []
-    table = run_recipe(
+    result = run_recipe(
         zoo.path("mlp.onnx"),
         recipe,
         small_train,
         tmp_path / "out",
         progress=lambda *a: calls.append(a),
     )
+    table = result.report
+    assert result.directory == tmp_path / "out"
     assert calls[0] == (0, 3, "int8") and calls[-1] == (3, 3, "")
     assert [r.name for r in table.rows] == ["base", "int8", "slim-int8", "fails"]
     base, int8, slim, failed = table.rows
@@ -98,7 +103,7 @@ def test_run_writes_models_records_and_tables(
         assert (tmp_path / "out" / f"{name}.json").is_file()
         assert ort_outputs(tmp_path / "out" / f"{name}.onnx", small_train.take(2).feeds).shape
     data = json.loads((tmp_path / "out" / "table.json").read_text())
-    assert RecipeTable.from_dict(data) == table
+    assert RecipeReport.from_dict(data) == table
     assert (
         "| slim-int8 | prune-channels+int8-static |" in (tmp_path / "out" / "table.md").read_text()
     )
@@ -107,3 +112,54 @@ def test_run_writes_models_records_and_tables(
 def test_empty_recipe_object_refused() -> None:
     with pytest.raises(UsageError):
         Recipe(())
+
+
+def test_a_recipe_that_needs_no_data_runs_without_it_in_one_runtime(
+    zoo: Manifest, tmp_path: Path
+) -> None:
+    recipe = recipe_from_dict(
+        {
+            "options": {"latency_rounds": 1, "latency_runs": 10},
+            "variants": {"half": {"method": "fp16"}, "dyn": {"method": "int8-dynamic"}},
+        }
+    )
+    with CountingTarget() as target:
+        report = run_recipe(zoo.path("mlp.onnx"), recipe, None, tmp_path, target).report
+        assert target.starts == 1  # two variants: two verifications, two latency runs
+    assert [r.name for r in report.rows] == ["base", "half", "dyn"]
+    assert all(r.error is None and r.accuracy is None for r in report.rows)
+    assert all(r.latency_ms is not None for r in report.rows)
+
+
+def test_a_recipe_that_needs_data_says_which_variants(tmp_path: Path) -> None:
+    recipe = recipe_from_dict(
+        {
+            "variants": {
+                "half": {"method": "fp16"},
+                "int8": {"method": "int8-static"},
+                "kd": {"method": "distill"},
+            }
+        }
+    )
+    with pytest.raises(UsageError, match=r"variants int8 \(static INT8 calibration\); kd "):
+        run_recipe(tmp_path / "never-read.onnx", recipe, None, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_recipe_parses() -> None:
+    recipe = load_recipe(SHIPPED)
+    names = [name for name, _ in recipe.variants]
+    assert names == ["int8-static", "int8-dynamic", "fp16", "slim", "slim-int8"]
+    assert isinstance(dict(recipe.variants)["slim-int8"], ChainConfig)
+
+
+@pytest.mark.slow
+def test_the_shipped_recipe_runs(zoo: Manifest, train_npz: Path, tmp_path: Path) -> None:
+    """As docs/recipes.md has it, on the README's model and data (fewer latency runs)."""
+    recipe = dataclasses.replace(load_recipe(SHIPPED), latency_rounds=1, latency_runs=20)
+    report = run_recipe(zoo.path("cnn.onnx"), recipe, train_npz, tmp_path).report
+    assert [r.name for r in report.rows] == ["base", *(n for n, _ in recipe.variants)]
+    assert all(r.error is None for r in report.rows), report.to_markdown()
+    rows = {r.name: r for r in report.rows}
+    assert rows["slim"].parameters < rows["base"].parameters
+    assert all(r.accuracy is not None and r.accuracy > 0.8 for r in report.rows)

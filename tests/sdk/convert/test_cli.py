@@ -85,7 +85,7 @@ def test_not_equivalent_exits_1_with_report(
         pytest.skip("torch and ONNX Runtime agreed bit for bit on this machine")
     assert code == 1 and not out.exists()
     report = json.loads(captured.out)
-    assert report["written"] is False and report["error"]["type"] == "VerificationFailed"
+    assert report["written"] is False and report["error"]["type"] == "VerificationError"
     assert "is not equivalent" in _one_error_line(captured.err)
 
 

@@ -14,7 +14,7 @@ from edgeship.convert import (
     ConversionReport,
     ConvertConfig,
     UnsupportedOpError,
-    VerificationFailed,
+    VerificationError,
     VerifyData,
     convert,
     convert_module,
@@ -49,7 +49,7 @@ def test_pytorch_to_onnx_named_dynamic_batch(
         output_names=("logits",),
         verify=_data(digits),
     )
-    report = convert(config, local)
+    report = convert(config, local).report
     assert report.passed and report.written and out.is_file()
     assert report.route == "pytorch->onnx" and not report.layout_changed
     assert report.verification.samples == 360
@@ -65,7 +65,7 @@ def test_pytorch_to_onnx_named_dynamic_batch(
 def test_python_api_takes_a_live_module(local: LocalTarget, tmp_path: Path) -> None:
     module = models.mlp()
     example = [np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)]
-    report = convert_module(module, example, tmp_path / "mlp.onnx", target=local)
+    report = convert_module(module, example, tmp_path / "mlp.onnx", target=local).report
     assert report.passed and report.source.path == "<Sequential>"
     assert [i.name for i in onnx.load(str(tmp_path / "mlp.onnx")).graph.input] == ["input"]
 
@@ -85,11 +85,11 @@ def test_not_equivalent_fails_and_writes_nothing_unless_forced(
         weights=zoo.path("cnn.pt"),
         verify=_data(digits, 64),
     )
-    with pytest.raises(VerificationFailed, match=r"cnn\.onnx is not equivalent") as info:
+    with pytest.raises(VerificationError, match=r"cnn\.onnx is not equivalent") as info:
         convert(config, local)
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert not info.value.report.passed and not info.value.report.written
-    forced = convert(ConvertConfig(**{**config.__dict__, "force": True}), local)
+    forced = convert(ConvertConfig(**{**config.__dict__, "force": True}), local).report
     assert out.is_file() and forced.forced and forced.written and not forced.passed
 
 
@@ -102,7 +102,7 @@ def test_pytorch_to_tflite_keeps_nchw(zoo, digits: Path, local: LocalTarget, tmp
         weights=zoo.path("cnn.pt"),
         verify=_data(digits, 100),
     )
-    report = convert(config, local)
+    report = convert(config, local).report
     assert report.passed and out.is_file()
     assert report.layout_statement() == "same input/output layout as the source"
     assert any("fixed batch of 1" in n for n in report.notes)
@@ -112,7 +112,7 @@ def test_pytorch_to_tflite_keeps_nchw(zoo, digits: Path, local: LocalTarget, tmp
 @needs_litert
 @needs_onnx2torch
 def test_onnx_to_tflite(zoo, digits: Path, local: LocalTarget, tmp_path: Path) -> None:
-    report = convert(
+    result = convert(
         ConvertConfig(
             source=str(zoo.path("mlp.onnx")),
             output=tmp_path / "m.tflite",
@@ -120,6 +120,8 @@ def test_onnx_to_tflite(zoo, digits: Path, local: LocalTarget, tmp_path: Path) -
         ),
         local,
     )
+    report = result.report
+    assert result.path == tmp_path / "m.tflite" and result.path.is_file()
     assert report.passed and report.converter.startswith("onnx2torch")
     assert report.verification.outputs[0].name == "logits"
 
@@ -170,6 +172,6 @@ def test_tflite_to_onnx(zoo, digits: Path, local: LocalTarget, tmp_path: Path) -
     report = convert(
         ConvertConfig(source=str(zoo.path("cnn.tflite")), output=out, verify=_data(digits, 100)),
         local,
-    )
+    ).report
     assert report.passed
     assert [i.name for i in onnx.load(str(out)).graph.input] == ["input"]

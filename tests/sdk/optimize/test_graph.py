@@ -9,8 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edgeship.convert import VerificationFailed
 from edgeship.convert.errors import ConversionError
+from edgeship.errors import VerificationError
 from edgeship.optimize import OptimizeConfig, OptimizeReport, optimize
 from edgeship.optimize import graph as graph_module
 from edgeship.targets import LocalTarget
@@ -69,7 +69,7 @@ def test_not_equivalent_is_not_written(
 
     monkeypatch.setattr(graph_module, "simplify", breaks)
     out = tmp_path / "bad.onnx"
-    with pytest.raises(VerificationFailed, match=r"bad\.onnx is not equivalent"):
+    with pytest.raises(VerificationError, match=r"bad\.onnx is not equivalent"):
         optimize(foldable, out, local, OptimizeConfig(level="none"))
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["foldable.onnx"]
 

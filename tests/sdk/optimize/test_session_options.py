@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgeship.config import ProfileConfig
+from edgeship.targets import wire
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.model import load_model
@@ -54,7 +55,7 @@ def test_they_cross_the_protocol(tmp_path: Path) -> None:
     config = ProfileConfig(
         session=SessionOptions(execution_mode="parallel", graph_optimization="disable")
     )
-    args = config.load_args(str(path))
+    args = wire.load(str(path), config).args
     assert (args["execution_mode"], args["graph_optimization"]) == ("parallel", "disable")
     runtime = Runtime()
     try:

@@ -11,19 +11,16 @@ from typing import Any
 import pytest
 
 from edgeship.config import ProfileConfig
-from edgeship.optimize import (
-    LocalSettingsStore,
-    RemoteSettingsStore,
-    StoredSettings,
-    TuneConfig,
-    TuneReport,
-    settings_store,
-    tune,
-    with_stored_settings,
-)
+from edgeship.optimize import TuneConfig, TuneReport, tune
 from edgeship.optimize.report import Trial
 from edgeship.optimize.tune import candidates, choose, provider_chains, thread_counts
 from edgeship.targets import LocalTarget
+from edgeship.targets.settings import (
+    LocalSettingsStore,
+    RemoteSettingsStore,
+    StoredSettings,
+    apply_stored,
+)
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.measure import MeasurePolicy
@@ -108,17 +105,17 @@ def test_tune_stores_the_pick_and_lookup_uses_it(
     stored_path = tmp_path / "settings" / f"{sha256_file(str(model))}.json"
     assert report.stored_at == str(stored_path) and stored_path.is_file()
 
-    config = with_stored_settings(local, model, ProfileConfig())
+    config = apply_stored(local.settings_store(), model, ProfileConfig())
     assert (
         config.session
         == StoredSettings.from_dict(json.loads(stored_path.read_text())).session_options()
     )
     given = ProfileConfig(session=SessionOptions(threads=2))
-    assert with_stored_settings(local, model, given) is given  # the user's choice wins
-    other = with_stored_settings(local, zoo.path("cnn.onnx"), ProfileConfig())
+    assert apply_stored(local.settings_store(), model, given) is given  # the user's choice wins
+    other = apply_stored(local.settings_store(), zoo.path("cnn.onnx"), ProfileConfig())
     assert other.session == SessionOptions()  # nothing stored for that model
     tflite_only = ProfileConfig(backend="tflite")
-    assert with_stored_settings(local, model, tflite_only).session == SessionOptions()
+    assert apply_stored(local.settings_store(), model, tflite_only).session == SessionOptions()
 
 
 def test_local_store_ignores_bad_files(tmp_path: Path) -> None:
@@ -172,18 +169,13 @@ class FakeDeployStore:
 def test_remote_store_writes_under_the_deploy_root() -> None:
     fake = FakeDeployStore()
 
-    class Remote:
-        def store(self) -> FakeDeployStore:
-            return fake
-
-    store = settings_store(Remote())
-    assert isinstance(store, RemoteSettingsStore)
+    store = RemoteSettingsStore(fake)  # type: ignore[arg-type]
     settings = StoredSettings(model_sha256="cd" * 32, backend="tflite", threads=4)
     where = store.write(settings)
     assert where == f"/root/.edgeship/settings/{'cd' * 32}.json"
     assert list(fake.files) == [where] and fake.made == [("settings",)]
     assert store.read("cd" * 32) == settings
-    assert isinstance(settings_store(object()), LocalSettingsStore)
+    assert isinstance(LocalTarget().settings_store(), LocalSettingsStore)
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeship.convert import VerificationFailed, VerifyData
+from edgeship.convert import VerifyData
 from edgeship.convert.errors import PartitionError
+from edgeship.errors import VerificationError
 from edgeship.partition import PartitionConfig, PartitionManifest, partition
 from edgeship.partition import split as split_module
 from edgeship.targets import LocalTarget
@@ -70,7 +71,7 @@ def test_a_wrong_chain_leaves_nothing(
 
     monkeypatch.setattr(split_module.ChainRunner, "run", off_by_one)
     out = tmp_path / "parts"
-    with pytest.raises(VerificationFailed, match="the 2 stages is not equivalent"):
+    with pytest.raises(VerificationError, match="the 2 stages is not equivalent"):
         partition(zoo.path("mlp.onnx"), out, local, PartitionConfig(stages=2))
     assert list(out.iterdir()) == []
 

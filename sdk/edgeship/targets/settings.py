@@ -3,8 +3,9 @@
     SSH target   ROOT/settings/<sha256>.json   under the device's deploy root
     local        <cache>/settings/<sha256>.json (``$EDGESHIP_CACHE`` or ~/.cache/edgeship)
 
-:func:`with_stored_settings` is the lookup ``Target.profile``/``Target.run`` make: when
-the caller gave no session options (all defaults), the stored ones are used.
+Each target says where with :meth:`Target.settings_store`; :func:`apply_stored` is the
+lookup ``Target.profile``/``Target.run`` make: when the caller gave no session options
+(all defaults), the stored ones are used.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import dataclasses
 import datetime
 import json
 import os
-import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.serde import JsonRecord
@@ -25,6 +25,9 @@ from ..bundle import cache_dir
 from ..config import ProfileConfig
 from ..errors import EdgeshipError
 from ..hashing import file_sha256
+
+if TYPE_CHECKING:
+    from ..deploy import DeployStore
 
 SETTINGS_SCHEMA = "edgeship.settings/1"
 SETTINGS_DIR = "settings"
@@ -95,7 +98,7 @@ class LocalSettingsStore:
 class RemoteSettingsStore:
     """JSON files under ``ROOT/settings`` of an SSH target's deploy store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: DeployStore) -> None:
         self.store = store
 
     def path(self, sha256: str) -> str:
@@ -108,33 +111,16 @@ class RemoteSettingsStore:
     def write(self, settings: StoredSettings) -> str:
         path = self.path(settings.model_sha256)
         self.store.makedirs(SETTINGS_DIR)
-        part = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.part")
-        self.store.write_file(part, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
-        self.store.conn.sftp().posix_rename(part, path)
+        self.store.write_file(path, (json.dumps(settings.to_dict(), indent=2) + "\n").encode())
         return path
 
 
-def settings_store(target: Any) -> SettingsStore:
-    """Where ``target`` keeps settings: its deploy store if it has one, else the host cache."""
-    store = getattr(target, "store", None)
-    if callable(store):
-        return RemoteSettingsStore(store())
-    return LocalSettingsStore()
-
-
-def stored_settings(target: Any, model: Path) -> StoredSettings | None:
-    return settings_store(target).read(file_sha256(model))
-
-
-def with_stored_settings(target: Any, model: Path, config: ProfileConfig) -> ProfileConfig:
-    """``config`` with the stored session for ``model`` on ``target`` when it asks for none.
-
-    Call at the top of ``Target.profile`` and ``Target.run``. Settings measured for
-    another backend than the one ``config`` forces are not applied.
-    """
+def apply_stored(store: SettingsStore, model: Path, config: ProfileConfig) -> ProfileConfig:
+    """``config`` with the stored session for ``model`` when it asks for none. Settings
+    measured for another backend than the one ``config`` forces are not applied."""
     if config.session != SessionOptions() or not Path(model).is_file():
         return config
-    stored = stored_settings(target, Path(model))
+    stored = store.read(file_sha256(Path(model)))
     if stored is None or (config.backend and config.backend != stored.backend):
         return config
     return dataclasses.replace(config, session=stored.session_options())

@@ -30,7 +30,8 @@ from edgeship_runtime import MIN_PYTHON
 
 from .errors import ConfigError, RemoteCommandError, TargetError
 from .profiles import BoardProfile, get_profile, match_profile
-from .targets.ssh import DEVICE_CONFIG, SSHTarget
+from .targets.capabilities import Provisions
+from .targets.ssh import DEVICE_CONFIG
 
 BACKEND_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
 # what the runtime needs whatever the backend; anything else in a package list is a backend
@@ -45,14 +46,15 @@ class SetupResult:
     method: str
     python: str
     runtime: str
-    profile: str
+    profile: str | None
     packages: list[str] = field(default_factory=list)
     backends: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # package -> why it is not there
+    notes: list[str] = field(default_factory=list)  # one line each, for the user
 
 
 def setup_device(
-    target: SSHTarget,
+    target: Provisions,
     python: str | None = None,
     wheelhouse: bool = False,
     profile: str | None = None,
@@ -60,37 +62,44 @@ def setup_device(
 ) -> SetupResult:
     seen = target.probe(python or "python3")
     _require_python(target.name, seen)
-    board = _board(target, seen, profile)
+    board, notes = _board(target, seen, profile, need=not (python or packages))
     runtime = target.install_runtime()
     skipped: dict[str, str] = {}
     if python:
+        # the probe ran with this very Python: its backends are known, no second start
         _require_backends(target.name, seen)
-        method, packages = "existing-python", []
+        method, packages, backends = "existing-python", [], seen["backends"]
     else:
-        python, packages, skipped = _make_venv(
-            target, seen, packages or list(board.pip), wheelhouse
-        )
+        wanted = packages or list(board.pip if board else ())
+        python, packages, skipped = _make_venv(target, seen, wanted, wheelhouse)
         method = "venv-wheelhouse" if wheelhouse else "venv-online"
-    backends = target.probe(python)["backends"]
-    _require_backends(target.name, {"backends": backends}, skipped)
-    _record(target, {"python": python, "profile": board.name, "method": method})
-    target._python = python
+        backends = target.probe(python)["backends"]
+        _require_backends(target.name, {"backends": backends}, skipped)
+    name = board.name if board else None
+    _record(target, {"python": python, "profile": name, "method": method})
+    target.use_python(python)
     return SetupResult(
-        target.name, method, python, runtime, board.name, packages, backends, skipped
+        target.name, method, python, runtime, name, packages, backends, skipped, notes
     )
 
 
-def _board(target: SSHTarget, seen: dict[str, Any], name: str | None) -> BoardProfile:
-    name = name or target.profile_name
+def _board(
+    target: Provisions, seen: dict[str, Any], name: str | None, need: bool
+) -> tuple[BoardProfile | None, list[str]]:
+    """The board profile (named, else detected) and a note when it is a generic one.
+    Only a setup that installs the profile's packages (``need``) requires one."""
+    name = name or target.board_name
     if name:
-        return get_profile(name)
+        return get_profile(name), []
     board = match_profile(seen)
-    if board is None:
+    if board is None and need:
         raise ConfigError(
-            f"{target.name}: unknown board (arch {seen.get('arch')}, board "
+            f"{target.name}: no board profile fits (arch {seen.get('arch')}, board "
             f"{seen.get('board') or 'unknown'}); pass --profile NAME"
         )
-    return board
+    if board is not None and board.generic:
+        return board, [f"board not recognised: using {board.name}; pass --profile to choose"]
+    return board, []
 
 
 def _require_python(label: str, seen: dict[str, Any]) -> None:
@@ -152,16 +161,15 @@ def _last_line(exc: TargetError) -> str:
 
 
 def _make_venv(
-    target: SSHTarget, seen: dict[str, Any], packages: list[str], offline: bool
+    target: Provisions, seen: dict[str, Any], packages: list[str], offline: bool
 ) -> tuple[str, list[str], dict[str, str]]:
     """A venv under the deploy root with what of ``packages`` exists for the device:
     (its python, installed packages, {left-out package: reason})."""
     store = target.store()
     venv = store.layout.path("venv")
-    conn = target.connection
     interpreter = seen["python"]["executable"]
     try:
-        conn.run([interpreter, "-m", "venv", venv], timeout=300)
+        target.run_command([interpreter, "-m", "venv", venv], timeout=300)
     except RemoteCommandError as exc:
         raise ConfigError(
             f"{target.name}: {interpreter} cannot create a venv ({_last_line(exc)}); "
@@ -177,10 +185,10 @@ def _make_venv(
             )
             remote_dir = _push_wheelhouse(target, sorted(Path(tmp).glob("*.whl")))
         pip += ["--no-index", "--find-links", remote_dir]
-        conn.run(pip + available, timeout=PIP_TIMEOUT_S)
+        target.run_command(pip + available, timeout=PIP_TIMEOUT_S)
         return vpy, available, skipped
     installed, skipped = install_each(
-        packages, lambda p: conn.run([*pip, p], timeout=PIP_TIMEOUT_S)
+        packages, lambda p: target.run_command([*pip, p], timeout=PIP_TIMEOUT_S)
     )
     return vpy, installed, skipped
 
@@ -221,18 +229,18 @@ def download_wheels(seen: dict[str, Any], packages: list[str], dest: Path) -> li
     return sorted(dest.glob("*.whl"))
 
 
-def _push_wheelhouse(target: SSHTarget, wheels: list[Path]) -> str:
+def _push_wheelhouse(target: Provisions, wheels: list[Path]) -> str:
     store = target.store()
     store.makedirs("wheelhouse")
     remote_dir = store.layout.path("wheelhouse")
     for wheel in wheels:
         remote = store.layout.path("wheelhouse", wheel.name)
         if not store.exists(remote):
-            target.connection.sftp().put(str(wheel), remote)
+            target.put_file(wheel, remote)
     return remote_dir
 
 
-def _record(target: SSHTarget, settings: dict[str, Any]) -> None:
+def _record(target: Provisions, settings: dict[str, Any]) -> None:
     store = target.store()
     settings["setup_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
     store.write_file(store.layout.path(DEVICE_CONFIG), json.dumps(settings, indent=2).encode())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from edgeship import provision
 from edgeship.errors import ConfigError, RemoteCommandError, TargetError
-from edgeship.setup import _make_venv, _require_python, install_each
+from edgeship.provision import _make_venv, _require_python, install_each, setup_device
 
 
 def _installer(missing: set[str]) -> tuple[list[str], Any]:
@@ -72,7 +74,7 @@ def test_a_python_without_venv_support_is_a_clear_config_error() -> None:
     target = SimpleNamespace(
         name="pi",
         store=lambda: SimpleNamespace(layout=SimpleNamespace(path=lambda *p: "/r/venv")),
-        connection=SimpleNamespace(run=run),
+        run_command=run,
     )
     seen = {"python": {"executable": "/usr/bin/python3"}}
     with pytest.raises(ConfigError) as caught:
@@ -91,3 +93,75 @@ def test_setup_refuses_a_python_older_than_the_runtime_needs() -> None:
         "install a newer Python on the device and pass it with --python"
     )
     _require_python("pi", {"python": {"version": "3.9.2", "executable": "/usr/bin/python3"}})
+
+
+class FakeBoard:
+    """A device for ``setup_device``: what its probe says, what setup ran on it."""
+
+    name = "board"
+    board_name: str | None = None
+
+    def __init__(self, seen: dict[str, Any]) -> None:
+        self.seen = seen
+        self.probes: list[str] = []
+        self.recorded: dict[str, Any] = {}
+        self.python = ""
+
+    def probe(self, python: str | None = None) -> dict[str, Any]:
+        self.probes.append(python or "python3")
+        return self.seen
+
+    def install_runtime(self) -> str:
+        return "/r/runtime/edgeship-runtime.pyz"
+
+    def use_python(self, python: str) -> None:
+        self.python = python
+
+    def store(self) -> Any:
+        def write_file(path: str, data: bytes) -> None:
+            self.recorded = json.loads(data)
+
+        return SimpleNamespace(
+            layout=SimpleNamespace(path=lambda *p: "/r/" + "/".join(p)), write_file=write_file
+        )
+
+
+UNKNOWN_ARM = {
+    "arch": "aarch64",
+    "board": "Radxa ROCK 5B",
+    "compatible": ["radxa,rock-5b", "rockchip,rk3588"],
+    "python": {"version": "3.11.2", "executable": "/opt/edge/bin/python"},
+    "backends": {
+        "numpy": {"available": True, "version": "1.26.4"},
+        "onnxruntime": {"available": True, "version": "1.20.1"},
+    },
+}
+
+
+def test_an_existing_python_on_an_unknown_board_gets_the_generic_profile() -> None:
+    """The board of issue 15: not a Pi, not a Jetson, its own Python with backends."""
+    board = FakeBoard(UNKNOWN_ARM)
+    result = setup_device(board, python="/opt/edge/bin/python")  # type: ignore[arg-type]
+    assert result.method == "existing-python" and result.profile == "generic-aarch64"
+    assert result.notes == ["board not recognised: using generic-aarch64; pass --profile to choose"]
+    assert board.probes == ["/opt/edge/bin/python"]  # one device Python start, not two
+    assert board.recorded["profile"] == "generic-aarch64" and board.python == "/opt/edge/bin/python"
+
+
+def test_an_existing_python_is_never_refused_for_want_of_a_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(provision, "match_profile", lambda seen: None)
+    board = FakeBoard({**UNKNOWN_ARM, "arch": "loongarch64"})
+    result = setup_device(board, python="/opt/edge/bin/python")  # type: ignore[arg-type]
+    assert result.profile is None and result.backends["onnxruntime"]["available"]
+    with pytest.raises(ConfigError, match=r"no board profile fits .*; pass --profile NAME"):
+        setup_device(FakeBoard(UNKNOWN_ARM))  # type: ignore[arg-type]
+
+
+def test_a_recognised_board_or_a_named_profile_needs_no_note() -> None:
+    pi = FakeBoard({**UNKNOWN_ARM, "board": "Raspberry Pi 4 Model B Rev 1.5"})
+    result = setup_device(pi, python="/usr/bin/python3")  # type: ignore[arg-type]
+    assert (result.profile, result.notes) == ("raspberry-pi-4", [])
+    named = setup_device(FakeBoard(UNKNOWN_ARM), python="/p", profile="jetson")  # type: ignore[arg-type]
+    assert (named.profile, named.notes) == ("jetson", [])

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from edgeship.compress import CompressionRecord, Fidelity, Latency, ModelStats
-from edgeship.compress.record import SCHEMA
+from edgeship.compress import CompressionReport, Fidelity, Latency, ModelStats
+from edgeship.compress.report import SCHEMA
 
 
-def _record() -> CompressionRecord:
+def _record() -> CompressionReport:
     base = ModelStats("a.onnx", "onnx", 1000, 900, 100, 100)
     model = ModelStats("b.onnx", "onnx", 300, 200, 100, 40)
-    inner = CompressionRecord("prune", {"method": "prune"}, base, model, verified_on="local")
-    return CompressionRecord(
+    inner = CompressionReport("prune", {"method": "prune"}, base, model, verified_on="local")
+    return CompressionReport(
         method="prune+int8-static",
         parameters={"chain": []},
         base=base,
@@ -32,11 +32,18 @@ def test_json_round_trip_and_derived_fields() -> None:
     assert data["model"]["sparsity"] == pytest.approx(0.6)
     assert data["fidelity"]["accuracy_drop_pt"] == pytest.approx(5.0)
     assert data["latency"]["speedup"] == pytest.approx(2.0)
-    assert CompressionRecord.from_json(record.to_json()) == record
+    assert CompressionReport.from_json(record.to_json()) == record
 
 
 def test_other_schema_is_refused() -> None:
     data = _record().to_dict()
     data["schema"] = "edgeship.compression/0"
     with pytest.raises(ValueError, match="schema"):
-        CompressionRecord.from_dict(data)
+        CompressionReport.from_dict(data)
+
+
+def test_reports_written_before_cosine_and_the_old_names_still_read() -> None:
+    data = _record().to_dict()
+    assert data["fidelity"]["cosine"] is None
+    del data["fidelity"]["cosine"]
+    assert CompressionReport.from_dict(data) == _record()

@@ -1,4 +1,8 @@
-"""The compression record: what was done and what it cost, as data (``edgeship.compression/1``).
+"""The compression report: what was done and what it cost, as data (``edgeship.compression/1``).
+
+:class:`CompressionReport` is the typed JSON record of one produced model;
+:class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
+and its report. Fidelity figures are :class:`edgeship.fidelity.Fidelity`.
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -11,6 +15,17 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..fidelity import Fidelity
+
+__all__ = [
+    "SCHEMA",
+    "CompressionReport",
+    "CompressionResult",
+    "Fidelity",
+    "Latency",
+    "ModelStats",
+]
 
 SCHEMA = "edgeship.compression/1"
 
@@ -46,39 +61,6 @@ class ModelStats:
 
 
 @dataclass
-class Fidelity:
-    """The compressed model against the base on the same data (first output of each)."""
-
-    samples: int
-    top1_agreement: float
-    max_abs_diff: float
-    mean_abs_diff: float
-    accuracy: float | None = None
-    base_accuracy: float | None = None
-
-    @property
-    def accuracy_drop_pt(self) -> float | None:
-        if self.accuracy is None or self.base_accuracy is None:
-            return None
-        return 100.0 * (self.base_accuracy - self.accuracy)
-
-    def to_dict(self) -> dict[str, Any]:
-        drop = self.accuracy_drop_pt
-        return {**asdict(self), "accuracy_drop_pt": None if drop is None else round(drop, 4)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Fidelity:
-        return cls(
-            samples=int(data["samples"]),
-            top1_agreement=float(data["top1_agreement"]),
-            max_abs_diff=float(data["max_abs_diff"]),
-            mean_abs_diff=float(data["mean_abs_diff"]),
-            accuracy=_opt_float(data.get("accuracy")),
-            base_accuracy=_opt_float(data.get("base_accuracy")),
-        )
-
-
-@dataclass
 class Latency:
     """Median batch-1 latency of both models on ``target``, measured interleaved."""
 
@@ -107,7 +89,7 @@ class Latency:
 
 
 @dataclass
-class CompressionRecord:
+class CompressionReport:
     """One compression: method and parameters, base and result, fidelity, notes.
 
     ``details`` is method-specific (quantized nodes, pruned layers with channel counts,
@@ -124,7 +106,7 @@ class CompressionRecord:
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    steps: list[CompressionRecord] = field(default_factory=list)
+    steps: list[CompressionReport] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,9 +126,9 @@ class CompressionRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CompressionRecord:
+    def from_dict(cls, data: dict[str, Any]) -> CompressionReport:
         if data.get("schema") != SCHEMA:
-            raise ValueError(f"not a compression record of schema {SCHEMA}: {data.get('schema')}")
+            raise ValueError(f"not a compression report of schema {SCHEMA}: {data.get('schema')}")
         fid, lat = data.get("fidelity"), data.get("latency")
         return cls(
             method=str(data["method"]),
@@ -166,25 +148,13 @@ class CompressionRecord:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> CompressionRecord:
+    def from_json(cls, text: str) -> CompressionReport:
         return cls.from_dict(json.loads(text))
 
 
 @dataclass
 class CompressionResult:
-    """The produced model file and its record."""
+    """What :func:`~edgeship.compress.compress` returns: the produced model and its report."""
 
     path: Path
-    record: CompressionRecord
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-@dataclass
-class Outcome:
-    """What a method returns to the shared finishing code: its details and notes."""
-
-    details: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    report: CompressionReport

@@ -1,0 +1,316 @@
+"""Validity guards: the device's clock and heat around a timed window, and the verdict.
+
+A figure from a throttled board, a ``powersave`` governor or a noisy run looks as solid as
+a good one. :func:`snapshot` reads what the device says about its clock and heat (before
+and after the window); :func:`judge` turns the samples and the two snapshots into a
+``stable``/``unstable`` verdict with every reason, the way pyperf judges its runs:
+
+- the spread: std ≥ 10 % of the mean, or min or max ≥ 50 % away from the mean;
+- the clock: the governor is not ``performance``; a CPU's clock or its cap moved by more
+  than 10 % between the two snapshots; the power mode changed (Jetson ``nvpmodel``);
+- throttling: a kernel ``thermal_throttle`` counter rose, or ``vcgencmd get_throttled``
+  says throttled, capped or under-voltage (Raspberry Pi);
+- the timer: a median run shorter than 100 steps of the clock's measured resolution;
+- the warm-up: the rolling median had not settled when timing began.
+
+What cannot be read here is listed as unchecked, never taken as fine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from . import sysfs
+from .environment import thermal_zones, usable_cores
+from .report import Cooldown, DeviceState, Validity
+
+STABLE = "stable"
+UNSTABLE = "unstable"
+
+STD_LIMIT = 0.10
+"""Std over mean at or above which the samples are too spread."""
+SPREAD_LIMIT = 0.50
+"""Distance of the min or max from the mean, over the mean, at or above which a run is an
+outlier that moves the mean."""
+CLOCK_CHANGE_LIMIT = 0.10
+"""Relative change of a CPU's clock (or its cap) between the snapshots taken as a change."""
+MIN_CLOCK_STEPS = 100
+"""A median run must last at least this many steps of the timer's resolution."""
+
+STEADY_WINDOW = 5
+"""Warm-up runs per window: settled when two consecutive windows' medians agree."""
+STEADY_TOLERANCE = 0.05
+"""How closely (relative) the medians of the last two warm-up windows must agree."""
+
+_RPI_NOW = {0: "under-voltage", 1: "ARM clock capped", 2: "throttled", 3: "soft temperature limit"}
+_COMMAND_TIMEOUT_S = 2.0
+_resolution_ns: Optional[float] = None
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def snapshot() -> DeviceState:
+    """The device's heat, clocks and throttling state now."""
+    cpus = [f"cpu{i}" for i in _cpus()]
+    zones = thermal_zones()
+    governors = {sysfs.read_text(_cpufreq(cpu, "scaling_governor")) for cpu in cpus}
+    return DeviceState(
+        temperature_c=max(zones.values()) if zones else None,
+        thermal_zones=zones,
+        governors=sorted(g for g in governors if g),
+        cur_freq_mhz=_freqs(cpus, "scaling_cur_freq"),
+        max_freq_mhz=_freqs(cpus, "scaling_max_freq"),
+        hw_max_freq_mhz=_freqs(cpus, "cpuinfo_max_freq"),
+        throttle_counts=_throttle_counts(cpus),
+        rpi_throttled=_rpi_throttled(),
+        jetson_power_mode=_jetson_power_mode(),
+        devfreq_mhz=_devfreq(),
+    )
+
+
+def _cpus() -> List[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(usable_cores()))
+
+
+def _cpufreq(cpu: str, name: str) -> str:
+    return sysfs.sys_path("devices", "system", "cpu", cpu, "cpufreq", name)
+
+
+def _freqs(cpus: Sequence[str], name: str) -> Dict[str, float]:
+    """A cpufreq value (kHz in /sys) per CPU, in MHz."""
+    found: Dict[str, float] = {}
+    for cpu in cpus:
+        khz = sysfs.read_int(_cpufreq(cpu, name))
+        if khz is not None:
+            found[cpu] = khz / 1000.0
+    return found
+
+
+def _throttle_counts(cpus: Sequence[str]) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for cpu in cpus:
+        pattern = ("devices", "system", "cpu", cpu, "thermal_throttle", "*_count")
+        for path in sysfs.sys_glob(*pattern):
+            value = sysfs.read_int(path)
+            if value is not None:
+                counts[f"{cpu}/{os.path.basename(path)}"] = value
+    return counts
+
+
+def _devfreq() -> Dict[str, float]:
+    """devfreq devices (GPU, memory controller) by name, their current clock in MHz."""
+    found: Dict[str, float] = {}
+    for device in sysfs.sys_glob("class", "devfreq", "*"):
+        hz = sysfs.read_int(os.path.join(device, "cur_freq"))
+        if hz is not None:
+            found[os.path.basename(device)] = hz / 1e6
+    return found
+
+
+def _command(argv: Sequence[str]) -> Optional[str]:
+    """The output of a board tool where it is installed; None otherwise or on failure."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _rpi_throttled() -> Optional[int]:
+    """``vcgencmd get_throttled`` (``throttled=0x50005``) as an integer."""
+    text = _command(("vcgencmd", "get_throttled"))
+    if not text or "=" not in text:
+        return None
+    try:
+        return int(text.split("=", 1)[1], 16)
+    except ValueError:
+        return None
+
+
+def _jetson_power_mode() -> Optional[str]:
+    """``nvpmodel -q``'s first line (``NV Power Mode: MAXN``), without the label."""
+    text = _command(("nvpmodel", "-q"))
+    if not text:
+        return None
+    return text.splitlines()[0].split(":", 1)[-1].strip() or None
+
+
+def clock_resolution_ns() -> float:
+    """The smallest step ``perf_counter_ns`` takes here, measured (and never below what
+    the clock reports); measured once per process."""
+    global _resolution_ns
+    if _resolution_ns is None:
+        steps = []
+        last = time.perf_counter_ns()
+        for _ in range(2000):
+            now = time.perf_counter_ns()
+            if now > last:
+                steps.append(now - last)
+            last = now
+        reported = time.get_clock_info("perf_counter").resolution * 1e9
+        _resolution_ns = float(max(min(steps) if steps else reported, reported))
+    return _resolution_ns
+
+
+# ------------------------------------------------------------------------------ judging
+
+
+def sample_reasons(samples_ms: Sequence[float], resolution_ns: float) -> List[str]:
+    """Why these samples do not make a trustworthy figure (none: they do)."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    if a.size == 0:
+        return ["no samples"]
+    reasons = []
+    mean = float(a.mean())
+    if a.size > 1 and mean > 0:
+        std = float(a.std(ddof=1))
+        if std >= STD_LIMIT * mean:
+            reasons.append(
+                f"std {std:.3g} ms is {100 * std / mean:.0f} % of the mean {mean:.3g} ms "
+                f"(limit {100 * STD_LIMIT:.0f} %)"
+            )
+        high, low = float(a.max()), float(a.min())
+        if high - mean >= SPREAD_LIMIT * mean:
+            reasons.append(f"max {high:.3g} ms is {100 * (high / mean - 1):.0f} % above the mean")
+        if mean - low >= SPREAD_LIMIT * mean:
+            reasons.append(f"min {low:.3g} ms is {100 * (1 - low / mean):.0f} % below the mean")
+    median_ns = float(np.median(a)) * 1e6
+    if median_ns < MIN_CLOCK_STEPS * resolution_ns:
+        reasons.append(
+            f"median run {median_ns / 1000:.3g} µs is under {MIN_CLOCK_STEPS} steps of the "
+            f"clock ({resolution_ns:.0f} ns each): too short to time one run at a time"
+        )
+    return reasons
+
+
+def state_reasons(before: DeviceState, after: DeviceState) -> Tuple[List[str], List[str]]:
+    """(reasons the device's state makes the window untrustworthy, what could not be
+    checked here)."""
+    reasons: List[str] = []
+    unchecked: List[str] = []
+    governors = sorted(set(before.governors) | set(after.governors))
+    if not governors:
+        unchecked.append("CPU governor (no cpufreq in /sys)")
+    elif governors != ["performance"]:
+        names = ", ".join(repr(g) for g in governors if g != "performance")
+        reasons.append(f"CPU governor is {names}, not 'performance' (the clock follows the load)")
+    if not before.cur_freq_mhz or not after.cur_freq_mhz:
+        unchecked.append("CPU clock (no scaling_cur_freq)")
+    reasons += _moved("CPU clock", before.cur_freq_mhz, after.cur_freq_mhz)
+    reasons += _moved("CPU clock cap", before.max_freq_mhz, after.max_freq_mhz)
+    rose = {
+        k: v - before.throttle_counts[k]
+        for k, v in after.throttle_counts.items()
+        if k in before.throttle_counts and v > before.throttle_counts[k]
+    }
+    if rose:
+        which = ", ".join(f"{k} +{n}" for k, n in sorted(rose.items())[:3])
+        reasons.append(f"the CPU was thermally throttled during the window ({which})")
+    reasons += _rpi_reasons(before.rpi_throttled, after.rpi_throttled)
+    if not after.throttle_counts and after.rpi_throttled is None:
+        unchecked.append("throttling (no thermal_throttle counters, no vcgencmd)")
+    if before.jetson_power_mode != after.jetson_power_mode:
+        reasons.append(
+            f"the power mode changed during the window "
+            f"({before.jetson_power_mode} → {after.jetson_power_mode})"
+        )
+    if before.temperature_c is None:
+        unchecked.append("temperature (no thermal zone)")
+    return reasons, unchecked
+
+
+def _moved(what: str, before: Dict[str, float], after: Dict[str, float]) -> List[str]:
+    moved = [
+        f"{cpu} {before[cpu]:.0f} → {mhz:.0f} MHz"
+        for cpu, mhz in after.items()
+        if before.get(cpu) and abs(mhz - before[cpu]) > CLOCK_CHANGE_LIMIT * before[cpu]
+    ]
+    if not moved:
+        return []
+    more = f" and {len(moved) - 3} more" if len(moved) > 3 else ""
+    return [f"{what} changed during the window ({', '.join(moved[:3])}{more})"]
+
+
+def _rpi_reasons(before: Optional[int], after: Optional[int]) -> List[str]:
+    if after is None:
+        return []
+    now = [name for bit, name in _RPI_NOW.items() if after & (1 << bit)]
+    new = [
+        name
+        for bit, name in _RPI_NOW.items()
+        if after & (1 << (bit + 16)) and not (before or 0) & (1 << (bit + 16))
+    ]
+    reasons = []
+    if now:
+        reasons.append(f"the Pi reports {', '.join(now)} now (get_throttled={after:#x})")
+    if new:
+        reasons.append(f"the Pi was {', '.join(new)} during the window (get_throttled={after:#x})")
+    return reasons
+
+
+def drift(samples_ms: Sequence[float], window: int = STEADY_WINDOW) -> Optional[float]:
+    """Relative change between the medians of the last two ``window``-run windows; None
+    until there are two windows."""
+    if len(samples_ms) < 2 * window:
+        return None
+    last = float(np.median(samples_ms[-window:]))
+    previous = float(np.median(samples_ms[-2 * window : -window]))
+    return abs(last - previous) / previous if previous > 0 else 0.0
+
+
+def judge(
+    samples_ms: Sequence[float],
+    before: DeviceState,
+    after: DeviceState,
+    warmup_runs: int = 0,
+    warmup_settled: Optional[bool] = None,
+    warmup_drift: Optional[float] = None,
+) -> Validity:
+    """The verdict on one timed window."""
+    resolution = clock_resolution_ns()
+    reasons = sample_reasons(samples_ms, resolution)
+    device, unchecked = state_reasons(before, after)
+    reasons += device
+    if warmup_settled is False:
+        moved = (
+            f": its rolling median still moved {100 * warmup_drift:.0f} %" if warmup_drift else ""
+        )
+        reasons.append(f"the warm-up did not settle in {warmup_runs} runs{moved}")
+    return Validity(
+        verdict=UNSTABLE if reasons else STABLE,
+        reasons=reasons,
+        unchecked=unchecked,
+        warmup_runs=warmup_runs,
+        warmup_settled=warmup_settled,
+        clock_resolution_ns=resolution,
+        before=before,
+        after=after,
+    )
+
+
+def with_cooldown(validity: Validity, cooldown: Cooldown) -> Validity:
+    """``validity`` with the cooldown before it recorded; not reaching it is a reason."""
+    validity.cooldown = cooldown
+    if cooldown.reached is False:
+        validity.reasons.append(
+            f"the cooldown below {cooldown.below_c:g} °C was not reached in "
+            f"{cooldown.timeout_s:g} s (still {cooldown.end_c:.1f} °C)"
+        )
+        validity.verdict = UNSTABLE
+    elif cooldown.reached is None:
+        validity.unchecked.append("cooldown (no thermal zone to read)")
+    return validity

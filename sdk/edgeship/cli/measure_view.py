@@ -1,0 +1,108 @@
+"""Human views of what a profile says about its own figures: the validity verdict, energy
+per inference and the per-operator profile (the JSON holds the same data in full)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgeship_runtime.opprofile import summary_line
+from edgeship_runtime.report import EnergyReport, OpProfile, ProfileReport, Validity
+
+TOP_OPS = 10
+"""Nodes shown in the per-operator table (all of them are in the JSON)."""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
+    """Columns padded to width: those in ``numeric`` aligned right, text left."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def model_name(report: ProfileReport) -> str:
+    return report.model.path.rsplit("/", 1)[-1]
+
+
+def validity_line(name: str, validity: Validity | None) -> str | None:
+    """``warning: NAME: unstable: reason; reason`` or ``NAME: stable (...)``."""
+    if validity is None:
+        return None
+    warm = f"warm-up {validity.warmup_runs} runs"
+    if validity.warmup_settled:
+        warm += ", settled"
+    if validity.verdict == "stable":
+        unchecked = f"; unchecked: {', '.join(validity.unchecked)}" if validity.unchecked else ""
+        return f"{name}: stable ({warm}{unchecked})"
+    return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
+
+
+def energy_line(name: str, energy: EnergyReport | None) -> str | None:
+    if energy is None:
+        return None
+    readings = [
+        f"{s.mj_per_inference:.4g} mJ/inference, {s.average_w:.3g} W average ({s.sensor})"
+        for s in energy.sensors
+    ]
+    text = f"energy: {name}: {'; '.join(readings) if readings else ''}"
+    if energy.note:
+        text += f"{'; ' if readings else ''}{energy.note}"
+    return text
+
+
+def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None:
+    """The slowest nodes, every op type, and the reconciliation line."""
+    if ops is None:
+        return None
+    if not ops.available:
+        return f"{name}: {summary_line(ops)}"
+    nodes = [
+        [
+            n.name,
+            n.op_type,
+            (n.provider or "-").replace("ExecutionProvider", ""),
+            f"{n.median_ms:.4f}",
+            f"{100 * n.share:.1f}",
+            " ".join("x".join(str(d) for d in s) for s in n.input_shapes) or "-",
+        ]
+        for n in ops.nodes[:top]
+    ]
+    types = [
+        [t.op_type, str(t.nodes), f"{t.total_ms:.4f}", f"{100 * t.share:.1f}"] for t in ops.op_types
+    ]
+    shown = f"top {min(top, len(ops.nodes))} of {len(ops.nodes)} nodes"
+    parts = [
+        f"{name}: per operator, median of {ops.runs} profiled runs ({shown})",
+        _table(
+            ["node", "op type", "provider", "median ms", "share %", "input shapes"], nodes, {3, 4}
+        ),
+        "",
+        _table(["op type", "nodes", "total ms", "share %"], types, {1, 2, 3}),
+        summary_line(ops),
+    ]
+    if ops.note:
+        parts.append(f"note: {ops.note}")
+    return "\n".join(parts)
+
+
+def profile_notes(reports: Sequence[ProfileReport], top: int = TOP_OPS) -> str:
+    """Every model's verdict, energy and per-operator profile, as lines after the table."""
+    lines = [validity_line(model_name(r), r.validity) or "" for r in reports]
+    for report in reports:  # a note every model shares (no sensor) once
+        energy = report.energy
+        if energy is not None and energy.sensors:
+            lines.append(energy_line(model_name(report), energy) or "")
+        elif energy is not None and energy.note and f"energy: {energy.note}" not in lines:
+            lines.append(f"energy: {energy.note}")
+    lines = [line for line in lines if line]
+    for report in reports:
+        view = ops_view(model_name(report), report.ops, top)
+        if view:
+            lines += ["", view]
+    return "\n".join(lines)

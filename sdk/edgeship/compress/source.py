@@ -1,0 +1,42 @@
+"""What a compression starts from: a model file, or a torch model exported to ONNX first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgeship_runtime.formats import detect_format
+
+from ..errors import UsageError
+from .data import Dataset
+
+if TYPE_CHECKING:
+    from .torch_model import TorchModel
+
+ModelLike = str | Path
+"""A model file (.onnx/.tflite) or a :class:`~edgeship.compress.torch_model.TorchModel`."""
+
+
+def base_format(model: object) -> str:
+    """The format of the base ``model`` gives: a file's own, ``onnx`` for a torch model."""
+    return detect_format(str(model)) if isinstance(model, str | Path) else "onnx"
+
+
+def base_model(model: object, data: Dataset | None, out: Path) -> tuple[Path, TorchModel | None]:
+    """The base model file, and the torch model it was exported from (a torch model is
+    exported to ``<out stem>.base.onnx`` beside ``out``)."""
+    if isinstance(model, str | Path):
+        path = Path(model)
+        detect_format(str(path))  # ModelError for a missing/unknown file
+        if path.resolve() == out.resolve():
+            raise UsageError(f"--out {out} would overwrite the model itself")
+        return path, None
+    from .torch_model import TorchModel, export_onnx
+
+    if not isinstance(model, TorchModel):
+        raise UsageError(f"model must be a file path or a TorchModel, not {type(model)}")
+    if data is None:
+        raise UsageError("a torch model needs --data (its input names and shapes)")
+    base = out.with_name(f"{out.stem}.base.onnx")
+    export_onnx(model.build(), data.take(2).feeds, base, data.names)
+    return base, model

@@ -1,0 +1,164 @@
+"""A deployment's versions: numbered directories, each created whole by one rename.
+
+ROOT/models/<name>/versions/vNNNN/ holds the link to the blob and ``meta.json``. A
+version is built in ROOT/tmp/ (link, then meta) and renamed into place, so it exists
+with its meta or not at all; an interrupted deploy leaves only a ``*.part`` in ROOT/tmp,
+which the next locked operation clears.
+
+A version without ``meta.json`` (a *ghost*, as the non-atomic code before this left
+after a crash or a full disk) is skipped by every reader with a note, is never rolled
+back to, and is removed by the next deploy under the lock.
+
+``meta.json`` also says what the blob looked like when deployed (``blob_stat``: size and
+mtime of each file, the cheap check a re-deploy makes before trusting it) and the
+version's ``state``: ``"ok"`` (absent in old versions), or ``"failed"`` when its health
+check failed and it never became active (``health`` says why).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import posixpath
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .files import MAIN_STEM, ModelFiles
+from .layout import version_id, version_number
+
+if TYPE_CHECKING:
+    from .store import DeployStore
+
+FAILED = "failed"
+
+
+@dataclass
+class ModelVersions:
+    """A deployment as ``ls`` shows it: the active version, every complete version's
+    meta (oldest first), and notes on what was skipped."""
+
+    name: str
+    active: str | None
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every version of a deployment, by number: complete ones with their meta, ghosts."""
+
+    metas: dict[int, dict[str, Any]]
+    ghosts: list[int]
+
+    def usable(self) -> list[int]:
+        """Numbers of the complete versions that did not fail their health check."""
+        return [n for n, m in sorted(self.metas.items()) if m.get("state") != FAILED]
+
+
+class Versions:
+    """The versions of the deployments under one store's root."""
+
+    def __init__(self, store: DeployStore) -> None:
+        self.store = store
+        self.layout = store.layout
+
+    def numbers(self, name: str) -> list[int]:
+        entries = self.store._listdir(posixpath.join(self.layout.model_dir(name), "versions"))
+        return sorted(n for n in (version_number(e) for e in entries) if n is not None)
+
+    def meta(self, name: str, version: str) -> dict[str, Any]:
+        """The version's meta.json ({} for a ghost or an unreadable one)."""
+        path = posixpath.join(self.layout.version_dir(name, version), "meta.json")
+        return self.store.read_json(path)
+
+    def listing(self, name: str) -> Listing:
+        metas, ghosts = {}, []
+        for number in self.numbers(name):
+            meta = self.meta(name, version_id(number))
+            if meta.get("version") == version_id(number):
+                metas[number] = meta
+            else:
+                ghosts.append(number)
+        return Listing(metas, ghosts)
+
+    def describe(self, name: str, active: str | None) -> ModelVersions:
+        listing = self.listing(name)
+        notes = [
+            f"{version_id(n)} is incomplete (no meta.json: a deploy was interrupted); "
+            "skipped, and removed by the next deploy"
+            for n in listing.ghosts
+        ]
+        return ModelVersions(name, active, [m for _, m in sorted(listing.metas.items())], notes)
+
+    def create(
+        self, name: str, files: ModelFiles, blob: str, extra: dict[str, Any] | None = None
+    ) -> str:
+        """A new version of ``name`` pointing at ``blob`` (call with the lock held): link
+        and meta.json built in ROOT/tmp, then renamed into place in one step."""
+        store, sftp = self.store, self.store.conn.sftp()
+        version = version_id(max(self.numbers(name), default=0) + 1)
+        final = self.layout.version_dir(name, version)
+        store.makedirs("models", name, "versions")
+        store.makedirs("tmp")
+        part = self.layout.path("tmp", f"{name}.{version}.{os.getpid()}.part")
+        sftp.mkdir(part)
+        # one file: model.<ext> -> its blob; several: model/ -> their blob directory
+        link = MAIN_STEM if files.multi_file else MAIN_STEM + files.suffix
+        sftp.symlink(posixpath.relpath(blob, final), posixpath.join(part, link))
+        meta: dict[str, Any] = {
+            "name": name,
+            "version": version,
+            "sha256": files.digest,
+            "blob": posixpath.basename(blob),
+            "size_bytes": files.total_bytes,
+            "source": files.main.name,
+            "from_host": socket.gethostname(),
+            "deployed_at": _now(),
+            "blob_stat": self.blob_stat(blob, files),
+            **(extra or {}),
+        }
+        if files.multi_file:
+            meta["main"] = files.main_name
+            meta["files"] = files.listing()
+        store.write_file(posixpath.join(part, "meta.json"), _dump(meta))
+        sftp.posix_rename(part, final)
+        return version
+
+    def update(self, name: str, version: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Rewrite the version's meta.json with ``changes`` (atomically)."""
+        meta = {**self.meta(name, version), **changes}
+        path = posixpath.join(self.layout.version_dir(name, version), "meta.json")
+        self.store.write_file(path, _dump(meta))
+        return meta
+
+    def blob_stat(self, blob: str, files: ModelFiles) -> dict[str, list[int]]:
+        """{file name in the blob ("" for a one-file blob): [size, mtime]} on the device."""
+        sftp = self.store.conn.sftp()
+        if not files.multi_file:
+            st = sftp.stat(blob)
+            return {"": [st.st_size or 0, st.st_mtime or 0]}
+        stats = {}
+        for name in files.listing():
+            st = sftp.stat(self.layout.inside(blob, name))
+            stats[name] = [st.st_size or 0, st.st_mtime or 0]
+        return stats
+
+    def doomed(self, name: str, active: str | None, keep: int) -> tuple[list[str], set[Any]]:
+        """Versions to remove (ghosts, and complete ones beyond the ``keep`` newest that
+        are not active), and the digests they released."""
+        listing = self.listing(name)
+        others = [n for n in sorted(listing.metas, reverse=True) if version_id(n) != active]
+        old = others[keep:]
+        ghosts = [n for n in listing.ghosts if version_id(n) != active]
+        released = {listing.metas[n].get("sha256") for n in old}
+        return [version_id(n) for n in sorted(old + ghosts)], released
+
+
+def _dump(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, indent=2).encode()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,165 @@
+"""An emulated arm64 board, used as a user would use a new board: setup, deploy, profile,
+A/B, rollback.
+
+The board is Debian bookworm for arm64 under qemu-user (see ``tools/testbed/emulated.py``):
+its own sshd, Python and flock, nothing installed for edgeship, no board name anywhere
+(no device tree, no DMI), PyPI reachable through a host-side proxy only. Its root is
+built once per machine (minutes) and cached; without the cache these tests skip on a
+developer machine (``python -m tools.testbed rootfs aarch64`` builds it) and build it in
+CI, where a skip would hide a broken setup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeship.config import ConnectOptions, Timeouts
+from edgeship.targets import SSHTarget, open_target
+from tests.e2e.conftest import cli
+from tools.testbed import Testbed, missing_requirements, rootfs
+
+pytestmark = pytest.mark.arm
+ARCH = "aarch64"
+SLOW = 600.0  # seconds for one command on the emulated board (setup pip-installs there)
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """One emulated arm64 board with nothing set up on it."""
+    missing = missing_requirements(need_python=False) + rootfs.missing_requirements(ARCH)
+    if missing:
+        reason = f"emulated {ARCH} board unavailable: " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    if not rootfs.is_cached(ARCH) and not os.environ.get("CI"):
+        pytest.skip(
+            f"no cached {ARCH} root at {rootfs.cached_root(ARCH)}: building it takes minutes; "
+            f"run `python -m tools.testbed rootfs {ARCH}` (CI builds it)"
+        )
+    prefix = "ea" + secrets.token_hex(2)
+    with Testbed(1, tmp_path_factory.mktemp("arm"), prefix=prefix, arch=ARCH) as bed:
+        yield bed
+
+
+@pytest.fixture(scope="module")
+def setup_json(board: Testbed) -> dict[str, Any]:
+    """``edgeship setup BOARD``, as the README writes it: no --python, wheels from PyPI."""
+    done = cli(board, "setup", board.devices[0].name, "--json", timeout=SLOW)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _json(board: Testbed, *args: str) -> Any:
+    done = cli(board, *args, "--json", timeout=SLOW)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_probe_sees_an_arm64_board_it_does_not_recognise(board: Testbed) -> None:
+    seen = _json(board, "probe", board.devices[0].name)
+    assert seen["arch"] == ARCH and seen["board"] is None
+    assert seen["profile"] == "generic-aarch64"
+    assert seen["python"]["executable"] == "/usr/bin/python3"
+    assert not seen["backends"]["numpy"]["available"]  # a fresh board: nothing installed
+
+
+def test_setup_makes_a_venv_with_aarch64_wheels_from_pypi(
+    board: Testbed, setup_json: dict[str, Any]
+) -> None:
+    assert setup_json["method"] == "venv-online"
+    assert setup_json["profile"] == "generic-aarch64"
+    assert setup_json["notes"] == [
+        "board not recognised: using generic-aarch64; pass --profile to choose"
+    ]
+    assert setup_json["python"].endswith("/.edgeship/venv/bin/python")
+    assert setup_json["skipped"] == {}
+    for module in ("numpy", "onnxruntime", "ai_edge_litert"):
+        assert setup_json["backends"][module]["available"], module
+    dev = board.devices[0]
+    wheels = board.run_as(dev, ["ls", str(dev.deploy_path / "venv/lib/python3.11/site-packages")])
+    assert "onnxruntime" in wheels.stdout
+
+
+def test_deploy_profile_and_rollback_on_the_board(
+    board: Testbed, setup_json: dict[str, Any], zoo: Path
+) -> None:
+    name = board.devices[0].name
+    first = _json(board, "deploy", str(zoo / "mlp.onnx"), "--target", name, "--name", "digits")
+    assert first[0]["uploaded"] and first[0]["version"] == "v0001"
+    for model, backend in (("mlp.onnx", "onnxruntime"), ("mlp.tflite", "tflite")):
+        (report,) = _json(board, "profile", str(zoo / model), "--target", name)
+        assert report["backend"]["name"] == backend
+        assert report["environment"]["arch"] == ARCH
+        assert report["latency_ms"]["n"] == 100 and report["latency_ms"]["p50"] > 0
+    second = _json(board, "deploy", str(zoo / "cnn.onnx"), "--target", name, "--name", "digits")
+    assert second[0]["version"] == "v0002" and second[0]["activated"]
+    back = _json(board, "rollback", "digits", "--target", name)
+    assert back[0]["version"] == "v0001" and back[0]["sha256"] == first[0]["sha256"]
+
+
+def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(
+    board: Testbed, setup_json: dict[str, Any], zoo: Path
+) -> None:
+    options = ConnectOptions(
+        ssh_config=board.ssh_config,
+        targets_file=board.targets,
+        timeouts=Timeouts(connect=30, auth=30, command=SLOW),
+    )
+    with open_target(board.devices[0].name, options) as target:
+        assert isinstance(target, SSHTarget)
+        target.deploy(zoo / "mlp.tflite", "unchanged")  # sftp, lock, receiver
+        before = target.process_starts
+        again = target.deploy(zoo / "mlp.tflite", "unchanged")
+        assert not again.uploaded and not again.activated
+        assert target.process_starts == before  # the SFTP session was open already
+    with open_target(board.devices[0].name, options) as target:
+        target.deploy(zoo / "mlp.tflite", "unchanged")
+        assert target.process_starts == 1  # a fresh connection: its SFTP session only
+
+
+def test_ab_on_the_board(board: Testbed, setup_json: dict[str, Any], zoo: Path) -> None:
+    report = _json(
+        board,
+        "ab",
+        str(zoo / "mlp.onnx"),
+        str(zoo / "mlp.tflite"),
+        "--target",
+        board.devices[0].name,
+        "--data",
+        str(zoo / "digits_test.npz"),
+        "--runs",
+        "40",
+        "--sessions",
+        "4",
+    )
+    (device,) = report["devices"]
+    assert [m["name"] for m in device["models"]] == ["mlp.onnx", "mlp.tflite"]
+    assert [m["backend"]["name"] for m in device["models"]] == ["onnxruntime", "tflite"]
+    assert report["failures"] == [] and report["passed"]
+
+
+def test_setup_from_a_wheelhouse_for_a_board_without_internet(
+    board: Testbed, setup_json: dict[str, Any], zoo: Path
+) -> None:
+    """The host downloads aarch64 wheels for the board's Python and glibc and pushes them;
+    pip on the board installs with --no-index (its proxy is never asked)."""
+    name, root = board.devices[0].name, "~/.edgeship-offline"
+    result = _json(board, "setup", name, "--wheelhouse", "--deploy-root", root)
+    assert result["method"] == "venv-wheelhouse" and result["skipped"] == {}
+    assert result["python"].endswith("/.edgeship-offline/venv/bin/python")
+    assert result["backends"]["onnxruntime"]["available"]
+    (report,) = _json(
+        board, "profile", str(zoo / "mlp.onnx"), "--target", name, "--deploy-root", root
+    )
+    assert report["environment"]["arch"] == ARCH
+    proxy_log = board.device_dir(board.devices[0]) / "proxy.log"
+    assert not proxy_log.exists() or "CONNECT" not in proxy_log.read_text()

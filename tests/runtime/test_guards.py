@@ -1,0 +1,215 @@
+"""Validity guards: the verdict's reasons, the device snapshot, the steady warm-up."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeship_runtime import guards
+from edgeship_runtime.inputs import generate_feeds
+from edgeship_runtime.measure import MeasurePolicy, profile, warm_up
+from edgeship_runtime.model import load_model
+from edgeship_runtime.report import Cooldown, DeviceState
+from tests.runtime.fake_sysfs import FakeSys
+from tests.runtime.test_measure import FEEDS, SIG, fake_model
+
+CPUS = sorted(os.sched_getaffinity(0))
+QUIET = DeviceState(
+    temperature_c=50.0,
+    governors=["performance"],
+    cur_freq_mhz={"cpu0": 1800.0},
+    max_freq_mhz={"cpu0": 1800.0},
+    throttle_counts={"cpu0/core_throttle_count": 3},
+)
+
+
+def state(**changes: object) -> DeviceState:
+    return DeviceState(**{**QUIET.__dict__, **changes})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ samples
+
+
+def test_tight_samples_have_no_reason() -> None:
+    rng = np.random.default_rng(0)
+    assert guards.sample_reasons(1.0 + 0.01 * rng.standard_normal(200), 50.0) == []
+
+
+def test_a_spread_over_10_percent_is_a_reason() -> None:
+    rng = np.random.default_rng(0)
+    (reason,) = [
+        r for r in guards.sample_reasons(1.0 + 0.15 * rng.standard_normal(500), 50.0) if "std" in r
+    ]
+    assert "% of the mean" in reason and "limit 10 %" in reason
+
+
+def test_the_issues_example_is_judged_unstable() -> None:
+    """p50 0.48 ms, p90 4.5 ms, a std larger than the mean (seen under load)."""
+    samples = [0.48] * 85 + [4.5] * 15
+    reasons = guards.sample_reasons(samples, 50.0)
+    assert any(r.startswith("std ") for r in reasons)
+    assert any(r.startswith("max 4.5 ms is") and "above the mean" in r for r in reasons)
+
+
+def test_one_outlier_far_from_the_mean_is_a_reason() -> None:
+    reasons = guards.sample_reasons([1.0] * 99 + [60.0], 50.0)
+    assert any(r.startswith("max 60 ms") for r in reasons)
+    low = guards.sample_reasons([1.0] * 99 + [0.01], 50.0)
+    assert any(r.startswith("min 0.01 ms") and "below the mean" in r for r in low)
+
+
+def test_runs_too_short_for_the_clock() -> None:
+    (reason,) = guards.sample_reasons([0.002] * 50, resolution_ns=100.0)  # 2 µs, 100 ns steps
+    assert "under 100 steps of the clock (100 ns each)" in reason
+
+
+def test_clock_resolution_is_measured_and_positive() -> None:
+    assert 0 < guards.clock_resolution_ns() < 1e7
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def test_a_quiet_device_has_no_reason() -> None:
+    assert guards.state_reasons(QUIET, QUIET) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("after", "needle"),
+    [
+        (state(governors=["powersave"]), "governor is 'powersave', not 'performance'"),
+        (state(cur_freq_mhz={"cpu0": 600.0}), "CPU clock changed during the window (cpu0 1800"),
+        (state(max_freq_mhz={"cpu0": 1500.0}), "CPU clock cap changed"),
+        (state(throttle_counts={"cpu0/core_throttle_count": 5}), "thermally throttled"),
+        (state(rpi_throttled=0x4), "the Pi reports throttled now"),
+        (state(rpi_throttled=0x20000), "the Pi was ARM clock capped during the window"),
+        (state(jetson_power_mode="5W"), "power mode changed"),
+    ],
+)
+def test_state_reasons(after: DeviceState, needle: str) -> None:
+    reasons, _ = guards.state_reasons(QUIET, after)
+    assert any(needle in r for r in reasons), reasons
+
+
+def test_a_small_clock_wobble_is_no_change() -> None:
+    assert guards.state_reasons(QUIET, state(cur_freq_mhz={"cpu0": 1750.0})) == ([], [])
+
+
+def test_what_cannot_be_read_is_unchecked_not_fine() -> None:
+    reasons, unchecked = guards.state_reasons(DeviceState(), DeviceState())
+    assert reasons == []
+    assert [u.split(" (")[0] for u in unchecked] == [
+        "CPU governor",
+        "CPU clock",
+        "throttling",
+        "temperature",
+    ]
+
+
+def test_snapshot_reads_the_fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeSys(tmp_path)
+    for n in CPUS:
+        fake.cpu(n, governor="schedutil", cur_khz=1_200_000)
+        fake.write(f"devices/system/cpu/cpu{n}/thermal_throttle/core_throttle_count", 7)
+    fake.write("class/thermal/thermal_zone0/type", "cpu-thermal")
+    fake.write("class/thermal/thermal_zone0/temp", 61234)
+    fake.write("class/devfreq/17000000.gpu/cur_freq", 918_000_000)
+    fake.use(monkeypatch)
+    seen = guards.snapshot()
+    assert seen.governors == ["schedutil"]
+    assert seen.cur_freq_mhz == {f"cpu{n}": 1200.0 for n in CPUS}
+    assert seen.hw_max_freq_mhz["cpu0" if 0 in CPUS else f"cpu{CPUS[0]}"] == 1800.0
+    assert seen.throttle_counts[f"cpu{CPUS[0]}/core_throttle_count"] == 7
+    assert seen.temperature_c == pytest.approx(61.234)
+    assert seen.devfreq_mhz == {"17000000.gpu": 918.0}
+    fake.write(f"devices/system/cpu/cpu{CPUS[0]}/thermal_throttle/core_throttle_count", 9)
+    reasons, _ = guards.state_reasons(seen, guards.snapshot())
+    assert any("governor is 'schedutil'" in r for r in reasons)
+    assert any(f"cpu{CPUS[0]}/core_throttle_count +2" in r for r in reasons)
+
+
+# ------------------------------------------------------------------------------ verdict
+
+
+def test_judge_stable_and_unstable() -> None:
+    good = guards.judge([1.0] * 50, QUIET, QUIET, warmup_runs=10, warmup_settled=True)
+    assert (good.verdict, good.reasons, good.warmup_runs) == ("stable", [], 10)
+    bad = guards.judge([1.0] * 50, QUIET, state(governors=["powersave"]), 200, False, 0.2)
+    assert bad.verdict == "unstable"
+    assert "the warm-up did not settle in 200 runs: its rolling median still moved 20 %" in (
+        bad.reasons
+    )
+
+
+def test_a_cooldown_not_reached_makes_it_unstable() -> None:
+    validity = guards.judge([1.0] * 20, QUIET, QUIET)
+    missed = Cooldown(below_c=60.0, timeout_s=30.0, waited_s=30.1, start_c=75.0, end_c=71.5,
+                      reached=False)  # fmt: skip
+    guards.with_cooldown(validity, missed)
+    assert validity.verdict == "unstable"
+    assert validity.reasons == ["the cooldown below 60 °C was not reached in 30 s (still 71.5 °C)"]
+
+
+# ------------------------------------------------------------------------------ warm-up
+
+
+class Slowing:
+    """A session whose runs take ``times_s[i]`` seconds, then the last value forever."""
+
+    signature = SIG
+
+    def __init__(self, times_s: list[float]) -> None:
+        self.times_s = times_s
+        self.calls = 0
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        delay = self.times_s[min(self.calls, len(self.times_s) - 1)]
+        self.calls += 1
+        end = time.perf_counter() + delay
+        while time.perf_counter() < end:
+            pass
+        return [feeds["x"]]
+
+    def execution(self) -> dict[str, list[str]]:
+        return {"providers": []}
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_warm_up_goes_on_until_the_median_settles() -> None:
+    cold = [0.004 * 0.9**i for i in range(21)]  # 10 % faster each run, then steady
+    session = Slowing(cold)
+    record = warm_up(fake_model(session), FEEDS, MeasurePolicy(warmup=5))  # type: ignore[arg-type]
+    assert record.settled is True
+    assert record.runs >= 25  # past the speeding-up runs, into the steady ones
+    assert record.runs == session.calls
+
+
+def test_a_fixed_warm_up_runs_exactly_warmup() -> None:
+    session = Slowing([0.004] * 12 + [0.001])
+    policy = MeasurePolicy(warmup=3, steady=False)
+    record = warm_up(fake_model(session), FEEDS, policy)  # type: ignore[arg-type]
+    assert (record.runs, record.settled, session.calls) == (3, None, 3)
+
+
+def test_a_warm_up_that_never_settles_stops_at_its_limit() -> None:
+    session = Slowing([0.0001 * (1.3 ** (i % 2 * 8)) for i in range(100)])  # alternates 1:8
+    policy = MeasurePolicy(warmup=2, max_warmup_runs=30)
+    record = warm_up(fake_model(session), FEEDS, policy)  # type: ignore[arg-type]
+    assert record.settled is False and record.runs == 30
+
+
+def test_a_profile_carries_its_verdict(add_onnx: Path) -> None:
+    model = load_model(str(add_onnx))
+    feeds = generate_feeds(model.session.signature, {"x": (64, 4)})
+    report = profile(model, feeds, MeasurePolicy(warmup=10, runs=50))
+    validity = report.validity
+    assert validity is not None and validity.verdict in ("stable", "unstable")
+    assert validity.warmup_runs >= 10 and validity.before is not None
+    assert report.to_dict()["validity"]["verdict"] == validity.verdict

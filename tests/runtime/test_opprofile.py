@@ -1,0 +1,175 @@
+"""Per-operator profiles: ONNX Runtime's trace read back, the aggregation and the
+reconciliation with end-to-end times, and the one line for a backend without per-op times."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeship_runtime.backends.base import TracedNode, TracedRun
+from edgeship_runtime.backends.onnxruntime import trace_runs
+from edgeship_runtime.errors import UsageError
+from edgeship_runtime.inputs import generate_feeds
+from edgeship_runtime.model import load_model
+from edgeship_runtime.opprofile import (
+    OpsPolicy,
+    not_exposed,
+    op_type_diff,
+    profile_ops,
+    summarize,
+    summary_line,
+)
+from edgeship_runtime.ops import Runtime
+from edgeship_runtime.report import OpProfile
+
+
+def kernel(name: str, op: str, ts: int, dur: int) -> dict[str, object]:
+    return {
+        "cat": "Node",
+        "name": f"{name}_kernel_time",
+        "ts": ts,
+        "dur": dur,
+        "args": {
+            "op_name": op,
+            "provider": "CPUExecutionProvider",
+            "input_type_shape": [{"float": [1, 8]}, {"float": [8, 8]}],
+            "output_type_shape": [{"float": [1, 8]}],
+        },
+    }
+
+
+def run_event(ts: int, dur: int) -> dict[str, object]:
+    return {"cat": "Session", "name": "model_run", "ts": ts, "dur": dur}
+
+
+TRACE = [
+    {"cat": "Session", "name": "session_initialization", "ts": 0, "dur": 900},
+    kernel("mm", "MatMul", 1001, 30),
+    kernel("relu", "Relu", 1032, 5),
+    run_event(1000, 40),
+    kernel("mm", "MatMul", 2001, 50),
+    kernel("relu", "Relu", 2052, 7),
+    run_event(2000, 60),
+    kernel("mm", "MatMul", 3001, 40),
+    kernel("relu", "Relu", 3042, 6),
+    run_event(3000, 50),
+]
+
+
+def test_the_trace_is_read_run_by_run() -> None:
+    runs = trace_runs(TRACE)
+    assert [r.dur_us for r in runs] == [40, 60, 50]
+    assert [[n.name for n in r.nodes] for r in runs] == [["mm", "relu"]] * 3
+    first = runs[0].nodes[0]
+    assert (first.op_type, first.provider, first.dur_us) == ("MatMul", "CPUExecutionProvider", 30)
+    assert first.input_shapes == ((1, 8), (8, 8)) and first.output_shapes == ((1, 8),)
+
+
+def test_summary_medians_shares_and_reconciliation() -> None:
+    ops = summarize(trace_runs(TRACE), plain_ms=[0.05] * 3, profiled_ms=[0.06] * 3, backend="ort")
+    assert ops.available and ops.runs == 3
+    assert [(n.name, n.median_ms) for n in ops.nodes] == [("mm", 0.040), ("relu", 0.006)]
+    assert sum(n.share for n in ops.nodes) == pytest.approx(1.0)
+    assert [(t.op_type, t.nodes) for t in ops.op_types] == [("MatMul", 1), ("Relu", 1)]
+    assert ops.ops_ms == pytest.approx(0.046)  # median of the per-run sums 35, 57, 46 µs
+    assert ops.session_ms == pytest.approx(0.050)
+    assert ops.outside_ops_ms == pytest.approx(0.06 - 0.046)
+    assert ops.profiler_overhead == pytest.approx(0.2)
+    line = summary_line(ops)
+    assert line.startswith("operators 0.046 ms of 0.060 ms end-to-end; outside operators")
+    assert "profiler overhead +20.0 % (plain session 0.050 ms)" in line
+
+
+def test_a_node_missing_from_a_run_counts_zero_there() -> None:
+    node = TracedNode("branch", "If", 10.0)
+    runs = [TracedRun(10, (node,)), TracedRun(1, ()), TracedRun(1, ())]
+    (timed,) = summarize(runs, [], [], "ort").nodes
+    assert timed.median_ms == 0.0
+
+
+def test_no_recorded_run_is_no_profile() -> None:
+    ops = summarize([], [1.0], [1.0], "ort")
+    assert not ops.available and ops.note == "the profiler recorded no runs"
+
+
+def test_op_type_diff_names_what_appeared_and_went() -> None:
+    base = summarize(trace_runs(TRACE), [], [], "ort").op_types
+    variant = summarize(
+        [
+            TracedRun(
+                90,
+                (
+                    TracedNode("q", "DynamicQuantizeLinear", 20),
+                    TracedNode("c", "MatMulInteger", 60),
+                ),
+            )
+        ],
+        [],
+        [],
+        "ort",
+    ).op_types
+    rows = op_type_diff(base, variant)
+    assert rows[0] == ("MatMulInteger", 0.0, 0.06)
+    assert ("MatMul", 0.04, 0.0) in rows and ("Relu", 0.006, 0.0) in rows
+
+
+def test_onnx_runtime_operators_in_a_session_of_their_own(state_onnx: Path) -> None:
+    model = load_model(str(state_onnx))
+    feeds = generate_feeds(model.session.signature, {})
+    before = model.session.run(feeds)
+    ops = profile_ops(model, feeds, OpsPolicy(runs=20, warmup=3, trace=True))
+    assert ops.available and ops.backend == "onnxruntime" and ops.runs == 20
+    assert ops.nodes and all(n.provider == "CPUExecutionProvider" for n in ops.nodes)
+    assert {t.op_type for t in ops.op_types} == {n.op_type for n in ops.nodes}
+    assert ops.ops_ms is not None and ops.profiled_ms is not None and ops.plain_ms is not None
+    assert 0 < ops.ops_ms <= ops.profiled_ms
+    assert ops.outside_ops_ms == pytest.approx(ops.profiled_ms - ops.ops_ms)
+    assert ops.trace is not None and any(e.get("cat") == "Node" for e in ops.trace)
+    json.dumps(ops.trace)  # Chrome trace events, as JSON
+    after = model.session.run(feeds)  # the timed session was not touched
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_trace_stays_home_unless_asked(add_onnx: Path) -> None:
+    model = load_model(str(add_onnx))
+    feeds = generate_feeds(model.session.signature, {"x": (2, 4)})
+    assert profile_ops(model, feeds, OpsPolicy(runs=2, warmup=0)).trace is None
+
+
+def test_litert_says_it_exposes_no_per_op_timing(tiny_tflite: Path) -> None:
+    runtime = Runtime()
+    handle = runtime.load({"path": str(tiny_tflite)})["handle"]
+    result = runtime.profile_ops({"handle": handle, "runs": 2, "warmup": 0})
+    assert result["available"] is False and result["nodes"] == []
+    assert result["note"] == "per-op timing: not exposed by LiteRT's Python interpreter"
+    assert summary_line(OpProfile(**result)) == result["note"]
+    runtime.close()
+
+
+def test_a_backend_without_the_capability_gets_a_generic_line() -> None:
+    assert not_exposed("other") == "per-op timing: not exposed by the other backend"
+
+
+def test_the_ops_through_the_runtime(add_onnx: Path) -> None:
+    runtime = Runtime()
+    handle = runtime.load({"path": str(add_onnx), "threads": 1})["handle"]
+    result = runtime.profile_ops(
+        {"handle": handle, "runs": 3, "warmup": 1, "shapes": {"x": [2, 4]}}
+    )
+    assert result["available"] is True and result["runs"] == 3
+    state = runtime.conditions({})
+    assert set(state) >= {"temperature_c", "governors", "cur_freq_mhz", "throttle_counts"}
+    runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [({"runs": 0}, "runs must be at least 1"), ({"warmup": -1}, "warmup must be 0 or more")],
+)
+def test_bad_ops_policy(args: dict[str, int], needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        OpsPolicy(**args)

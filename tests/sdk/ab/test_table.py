@@ -1,0 +1,42 @@
+"""The views' verdict line and units: "no gates set" rather than "PASS: 0/0", MiB columns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from edgeship.ab import report_html, report_md
+from edgeship.ab.result import ABReport, DeviceFailure
+from edgeship.ab.table import model_rows, render, verdict
+from tests.sdk.ab import fakes
+
+
+def test_no_gates_set_is_said_so_in_every_view() -> None:
+    report = fakes.report(gates=False)
+    assert report.passed and not report.gates
+    assert verdict(report) == (None, "no gates set")
+    assert render(report).splitlines()[-1] == "no gates set"
+    assert "0/0" not in render(report)
+    assert report_md.summary_line(report) == "No gates set."
+    assert report_html.summary(report) == "<p>No gates set.</p>"
+
+
+def test_gates_give_pass_or_fail_with_the_count(fake_report: ABReport) -> None:
+    assert verdict(fake_report) == ("FAIL", "4/8 gate checks passed")
+    assert render(fake_report).splitlines()[-1] == "FAIL: 4/8 gate checks passed"
+    assert report_md.summary_line(fake_report) == "**FAIL**: 4/8 gate checks passed"
+    assert '<span class="fail">FAIL</span>: 4/8 gate checks passed' in report_html.summary(
+        fake_report
+    )
+
+
+def test_a_failed_device_without_gates_is_a_fail() -> None:
+    failure = DeviceFailure("pi-9", "ConnectError", "pi-9: cannot connect")
+    report = dataclasses.replace(fakes.report(gates=False), failures=[failure], passed=False)
+    assert verdict(report) == ("FAIL", "no gates set, 1 device(s) failed")
+    assert render(report).splitlines()[-1] == "FAIL: no gates set, 1 device(s) failed"
+
+
+def test_memory_columns_say_mib(fake_report: ABReport) -> None:
+    headers, _ = model_rows(fake_report.devices[0])
+    assert "peak RSS MiB" in headers and "load Δ MiB" in headers
+    assert not any(h.endswith(" MB") for h in headers)

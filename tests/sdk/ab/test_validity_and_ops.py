@@ -1,0 +1,168 @@
+"""A/B with several variants (Holm, the minimum detectable effect), the verdict per session
+and the per-op-type diff, on synthetic measurements."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edgeship.ab.analyze import analyze, ops_comparison, session_validity
+from edgeship.ab.report_md import render as render_md
+from edgeship.ab.result import ABReport
+from edgeship.ab.schedule import Schedule
+from edgeship.ab.stats import (
+    StatsPolicy,
+    holm,
+    mann_whitney,
+    min_attainable_p,
+    min_detectable_change,
+)
+from edgeship.ab.table import render
+from edgeship_runtime.report import OpProfile, OpTypeTime, Validity
+from tests.sdk.ab import fakes
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.2]) == [0.2]
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_the_smallest_p_of_an_exact_test() -> None:
+    assert min_attainable_p(4, 4) == pytest.approx(2 / 70)
+    assert min_attainable_p(10, 10) < 1e-4
+
+
+def test_too_few_sessions_can_detect_nothing() -> None:
+    units = [1.0, 1.01, 0.99, 1.02]
+    assert min_detectable_change(units, units, alpha=0.05) is not None  # 2/70 < 0.05
+    assert min_detectable_change(units, units, alpha=0.05 / 2) is None  # Holm over 2 variants
+
+
+def test_the_detectable_change_is_detected_four_times_in_five() -> None:
+    """Shift the variant by the reported change: the test rejects with about 80 % power."""
+    rng = np.random.default_rng(1)
+    sessions, sd, reps = 10, 0.02, 400
+    z = rng.standard_normal(sessions)
+    units = np.exp(sd * (z - z.mean()) / z.std(ddof=1))  # log units with sd exactly `sd`
+    change = min_detectable_change(units, units, alpha=0.05)
+    assert change is not None and 0.01 < change < 0.06
+    hits = 0
+    for _ in range(reps):
+        b = np.exp(rng.normal(0, sd, sessions))
+        v = np.exp(rng.normal(math.log1p(change), sd, sessions))
+        hits += mann_whitney(b, v).p_value < 0.05
+    assert 0.7 < hits / reps < 0.9
+
+
+def test_several_variants_are_holm_corrected() -> None:
+    report = fakes.report(gates=False)
+    comparisons = report.devices[0].comparisons
+    assert len(comparisons) == 2
+    adjusted = holm([c.p_value for c in comparisons])
+    assert [c.p_value_holm for c in comparisons] == pytest.approx(adjusted)
+    int8, same = comparisons
+    assert int8.verdict == "faster" and same.verdict == "no significant difference"
+    assert int8.min_detectable_change is not None and int8.min_detectable_change < 0.2
+
+
+def test_a_borderline_p_is_no_longer_significant_after_correction() -> None:
+    rng = np.random.default_rng(3)
+    base = fakes.latencies(rng, 10.0, sessions=4, runs=10)
+    runs = [
+        fakes.model_run("base", base, "base"),
+        fakes.model_run("a", base * 0.5),  # completely separated: p = 2/70
+        fakes.model_run("b", base * 0.5),
+    ]
+    device = analyze(
+        fakes.device_run("d", runs, block=10), Schedule(runs=40, sessions=4), StatsPolicy()
+    )
+    a, _ = device.comparisons
+    assert a.p_value == pytest.approx(2 / 70)
+    assert a.p_value_holm == pytest.approx(4 / 70)
+    assert a.verdict == "no significant difference" and a.min_detectable_change is None
+    text = render(_report(device))
+    assert "detectable 'none'" in text and "give more --sessions" in text
+
+
+def _report(device: object) -> ABReport:
+    report = fakes.report(gates=False)
+    report.devices = [device]  # type: ignore[list-item]
+    return report
+
+
+def validity(verdict: str, *reasons: str) -> Validity:
+    return Validity(verdict=verdict, reasons=list(reasons), unchecked=["CPU governor (x)"])
+
+
+def test_a_session_verdict_names_the_model_a_reason_is_about() -> None:
+    shared = "CPU governor is 'powersave', not 'performance' (the clock follows the load)"
+    seen = session_validity(
+        2,
+        ["fp32", "int8"],
+        [
+            validity("unstable", shared, "std 1 ms is 20 % of the mean"),
+            validity("unstable", shared),
+        ],
+    )
+    assert seen.verdict == "unstable"
+    assert seen.reasons == [shared, "fp32: std 1 ms is 20 % of the mean"]
+    calm = session_validity(0, ["a", "b"], [validity("stable"), validity("stable")])
+    assert (calm.verdict, calm.reasons) == ("stable", [])
+
+
+def test_sessions_verdicts_reach_the_report_and_its_views() -> None:
+    rng = np.random.default_rng(0)
+    runs = [fakes.model_run("fp32", fakes.latencies(rng, 10.0), "base"),
+            fakes.model_run("int8", fakes.latencies(rng, 5.0))]  # fmt: skip
+    device_run = fakes.device_run("pi", runs)
+    device_run.validity = [[validity("stable"), validity("stable")] for _ in range(10)]
+    device_run.validity[3] = [validity("unstable", "max 9 ms is 80 % above the mean"), None]
+    device = analyze(device_run, Schedule(runs=300, sessions=10, block=10), StatsPolicy())
+    assert [v.verdict for v in device.validity].count("unstable") == 1
+    assert device.unchecked == ["CPU governor (x)"]
+    report = _report(device)
+    text = render(report)
+    assert "validity: 9/10 sessions stable" in text
+    assert "session 4 unstable: fp32: max 9 ms is 80 % above the mean" in text
+    assert "validity: 9/10 sessions stable" in render_md(report)
+    again = ABReport.from_json(report.to_json())
+    assert again.devices[0].validity == device.validity
+
+
+def op_profile(**totals: float) -> OpProfile:
+    return OpProfile(
+        available=True,
+        backend="onnxruntime",
+        ops_ms=sum(totals.values()),
+        op_types=[OpTypeTime(name, 1, ms, 0.0) for name, ms in totals.items()],
+    )
+
+
+def test_the_op_type_diff_explains_a_slower_int8_model() -> None:
+    rng = np.random.default_rng(0)
+    base = fakes.model_run("fp32", fakes.latencies(rng, 1.0), "base")
+    int8 = fakes.model_run("int8", fakes.latencies(rng, 6.0))
+    base.ops = op_profile(Conv=0.8, Gemm=0.1)
+    int8.ops = op_profile(ConvInteger=5.0, DynamicQuantizeLinear=0.6, MatMulInteger=0.2)
+    device = analyze(fakes.device_run("pi", [base, int8]), Schedule(runs=300), StatsPolicy())
+    (diff,) = device.op_diffs
+    assert [r.op_type for r in diff.rows][:2] == ["ConvInteger", "Conv"]
+    assert diff.rows[0].delta_ms == pytest.approx(5.0)
+    text = render(_report(device))
+    assert "per op type, int8 against fp32 (operators 0.9000 → 5.8000 ms):" in text
+    assert "ConvInteger" in text and "+5.0000" in text
+
+
+def test_no_per_op_times_is_said_in_the_diff() -> None:
+    base = fakes.model_run("a", np.ones((10, 30)), "base")
+    other = fakes.model_run("b", np.ones((10, 30)))
+    base.ops = op_profile(Conv=1.0)
+    other.ops = OpProfile(available=False, backend="tflite", note="per-op timing: not exposed")
+    result = ops_comparison(
+        analyze(fakes.device_run("d", [base, other]), Schedule(), StatsPolicy()).models[0],
+        analyze(fakes.device_run("d", [base, other]), Schedule(), StatsPolicy()).models[1],
+    )
+    assert result.rows == [] and result.note == "per-op timing: not exposed"

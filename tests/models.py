@@ -221,6 +221,127 @@ def tflite_model(path: str | os.PathLike[str], timeout: float = 300.0) -> Path:
     return Path(path)
 
 
+# ------------------------------------------------------------------ field-style graphs
+# Small graphs with the traits of models nobody here exported (issue 12): weights in
+# Constant nodes, BatchNorm variances beyond float16, a classifier much smaller in magnitude
+# than the body, probability maps and sequences as outputs.
+
+FIELD_CHANNELS, FIELD_SIDE, FIELD_CLASSES = 8, 8, 5
+
+
+def _const(name: str, value: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node(
+        "Constant", [], [name], name=f"const_{name}", value=numpy_helper.from_array(value, name)
+    )
+
+
+def field_cnn_model(path: str | os.PathLike[str]) -> Path:
+    """A Paddle-style CNN: every weight a ``Constant`` node, and a 1×1 conv whose first half
+    of channels is scaled so that its BatchNorm variances are ~1e8 (beyond float16).
+
+    ``x [batch, 4, 8, 8]`` → conv1×1 → BatchNorm → Relu → conv3×3 → Relu → GAP → Flatten →
+    Gemm → ``y [batch, 5]`` (class scores).
+    """
+    rng = np.random.default_rng(5)
+    c, k = FIELD_CHANNELS, 4
+    w1 = rng.standard_normal((c, k)).astype(np.float32) * 0.5
+    w1[: c // 2] *= 10000.0  # variances ~ k * (5e3)^2 = 1e8
+    mean = np.zeros(c, np.float32)
+    var = (w1.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)  # exact, x ~ N(0, 1)
+    values = {
+        "w1": w1.reshape(c, k, 1, 1),
+        "bn_s": np.ones(c, np.float32),
+        "bn_b": np.full(c, 0.1, np.float32),
+        "bn_m": mean,
+        "bn_v": var,
+        "w2": (rng.standard_normal((c, c, 3, 3)) * 0.3).astype(np.float32),
+        "fc_w": rng.standard_normal((FIELD_CLASSES, c)).astype(np.float32),
+        "fc_b": np.zeros(FIELD_CLASSES, np.float32),
+    }
+    nodes = [_const(n, v) for n, v in values.items()]
+    nodes += [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1"),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn_s", "bn_b", "bn_m", "bn_v"], ["b1"], name="bn"
+        ),
+        helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "field_cnn",
+        [_value("x", TensorProto.FLOAT, ["batch", 4, FIELD_SIDE, FIELD_SIDE])],
+        [_value("y", TensorProto.FLOAT, ["batch", FIELD_CLASSES])],
+    )
+    return _save(graph, path)
+
+
+def small_head_model(path: str | os.PathLike[str]) -> Path:
+    """``x [batch, 16]`` → Gemm 16→64 → Relu → Gemm 64→4 (weights 100× smaller than the
+    body's) → ``y [batch, 4]``: global magnitude pruning at 0.5 removes the whole head."""
+    rng = np.random.default_rng(6)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((16, 64)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal(64).astype(np.float32) * 0.1, "b1"),
+        numpy_helper.from_array((rng.standard_normal((64, 4)) * 0.01).astype(np.float32), "w2"),
+        numpy_helper.from_array(np.arange(4, dtype=np.float32) * 0.01, "b2"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="body"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], name="head"),
+        ],
+        "small_head",
+        [_value("x", TensorProto.FLOAT, ["batch", 16])],
+        [_value("y", TensorProto.FLOAT, ["batch", 4])],
+        initializer=inits,
+    )
+    return _save(graph, path)
+
+
+def map_model(path: str | os.PathLike[str], side: int | str = "height") -> Path:
+    """A probability map, like a text detector's: ``x [batch, 3, H, H]`` → Conv 3→4 →
+    Relu → Conv 4→1 → Sigmoid → ``y [batch, 1, H, H]``; ``H`` dynamic (``side`` a name)
+    or fixed (an int)."""
+    rng = np.random.default_rng(7)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal((1, 4, 3, 3)).astype(np.float32), "w2"),
+    ]
+    pads = [1, 1, 1, 1]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=pads),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+            helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=pads),
+            helper.make_node("Sigmoid", ["c2"], ["y"], name="sigmoid"),
+        ],
+        "map",
+        [_value("x", TensorProto.FLOAT, ["batch", 3, side, side])],
+        [_value("y", TensorProto.FLOAT, ["batch", 1, side, side])],
+        initializer=inits,
+    )
+    return _save(graph, path)
+
+
+def tiny_matmul_model(path: str | os.PathLike[str]) -> Path:
+    """``y = x @ W``, ``W`` 3×2: so small that INT8's scales and extra nodes outweigh it."""
+    w = np.random.default_rng(8).standard_normal((3, 2)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "tiny_matmul",
+        [_value("x", TensorProto.FLOAT, ["batch", 3])],
+        [_value("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    return _save(graph, path)
+
+
 def _main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "tflite":
         print("usage: python -m tests.models tflite OUT.tflite", file=sys.stderr)

@@ -10,7 +10,7 @@ import io
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -135,7 +135,12 @@ def generate_feeds(
     shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
     seed: int = 0,
 ) -> Feeds:
-    """Seeded random inputs: dynamic dims from ``shapes`` or 1.
+    """Seeded random inputs: dynamic dims from ``shapes``, batch dims 1.
+
+    A batch dim is a dynamic axis 0, or a dynamic dim named like some input's axis 0
+    (``[2, batch, 128]`` for a state beside ``[batch, 512]``). Any other dynamic dim (a
+    sequence length, an image side) is never guessed: without ``shapes`` for its input
+    it is an :class:`InputError` naming the dim and the ``--shape`` to give.
 
     Floats are standard normal; integers are drawn from [0, 4) and booleans at random, so
     index-like inputs (token ids, positions) stay in range for any vocabulary.
@@ -146,14 +151,33 @@ def generate_feeds(
         names = [s.name for s in signature.inputs]
         raise InputError(f"--shape names unknown input(s) {unknown}; the model has {names}")
     rng = np.random.default_rng(seed)
+    batch = batch_symbols(signature)
     feeds = {
-        s.name: random_array(rng, s, _resolve(s, shapes.get(s.name))) for s in signature.inputs
+        s.name: random_array(rng, s, resolve_shape(s, shapes.get(s.name), batch))
+        for s in signature.inputs
     }
     validate_feeds(signature, feeds)
     return feeds
 
 
-def _resolve(spec: TensorSpec, override: Optional[Tuple[int, ...]]) -> List[int]:
+def batch_symbols(signature: Signature) -> Set[str]:
+    """Names of the inputs' dynamic axis-0 dims (unnamed or ``?`` dims match nothing)."""
+    return {
+        s.shape[0]
+        for s in signature.inputs
+        if s.shape and isinstance(s.shape[0], str) and s.shape[0] not in ("", "?")
+    }
+
+
+def resolve_shape(
+    spec: TensorSpec,
+    override: Optional[Tuple[int, ...]] = None,
+    batch: Optional[Set[str]] = None,
+    batch_size: int = 1,
+) -> List[int]:
+    """``spec``'s shape with its dynamic dims filled: ``override`` (checked against the
+    fixed dims), else batch dims ``batch_size``; any other dynamic dim is refused (see
+    :func:`generate_feeds`), naming it and the ``--shape`` that would fill it."""
     if override is not None:
         if not dims_compatible(spec.shape, override):
             raise InputError(
@@ -161,7 +185,40 @@ def _resolve(spec: TensorSpec, override: Optional[Tuple[int, ...]]) -> List[int]
                 input=spec.name,
             )
         return list(override)
-    return [d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape]
+    batch = batch if batch is not None else set()
+    dims: List[int] = []
+    for axis, d in enumerate(spec.shape):
+        if isinstance(d, int) and d >= 0:
+            dims.append(d)
+        elif axis == 0 or (isinstance(d, str) and d in batch):
+            dims.append(batch_size)
+        else:
+            raise dynamic_dim_error(spec, axis)
+    return dims
+
+
+def dynamic_dim_error(spec: TensorSpec, axis: int) -> InputError:
+    """A dynamic non-batch dim that generated inputs cannot guess: names it and the fix."""
+    dim = spec.shape[axis]
+    named = f" ({dim!r})" if isinstance(dim, str) and dim not in ("", "?") else ""
+    example = ",".join(_placeholder(spec, i) for i in range(len(spec.shape)))
+    return InputError(
+        f"input {spec.name!r} {spec.shape_text()}: dimension {axis}{named} is dynamic and "
+        f"is not guessed: give real inputs (--inputs/--data) or its size, "
+        f"--shape {spec.name}={example}",
+        input=spec.name,
+        axis=axis,
+        expected=list(spec.shape),
+    )
+
+
+def _placeholder(spec: TensorSpec, axis: int) -> str:
+    d = spec.shape[axis]
+    if isinstance(d, int) and d >= 0:
+        return str(d)
+    if axis == 0:
+        return "1"
+    return d.upper() if isinstance(d, str) and d.isidentifier() else f"D{axis}"
 
 
 def random_array(rng: np.random.Generator, spec: TensorSpec, shape: List[int]) -> np.ndarray:

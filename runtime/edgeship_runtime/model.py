@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -14,20 +13,11 @@ import numpy as np
 from .backends import SessionOptions, choose_backend
 from .backends.base import Session
 from .formats import companion_files, detect_format
+from .integrity import sha256_cached, sha256_file
 from .memory import PeakRss, current_rss_mb
 from .report import BackendUsage, ModelInfo
 
 __all__ = ["LoadedModel", "describe_file", "detect_format", "load_model", "sha256_file"]
-
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe_file(path: str) -> ModelInfo:
@@ -37,7 +27,7 @@ def describe_file(path: str) -> ModelInfo:
     directory = os.path.dirname(path)
     companions = [os.path.join(directory, name) for name in companion_files(path, fmt)]
     size = sum(os.path.getsize(p) for p in (path, *companions))
-    return ModelInfo(path=path, sha256=sha256_file(path), format=fmt, size_bytes=size)
+    return ModelInfo(path=path, sha256=sha256_cached(path), format=fmt, size_bytes=size)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from . import __version__, environment, guards
+from . import __version__, environment, guards, integrity
 from .backends import SessionOptions, backend_names, get_backend
 from .errors import UsageError
 from .inputs import (
@@ -95,6 +95,8 @@ class Runtime:
             execution_mode=str(args.get("execution_mode") or "sequential"),
             graph_optimization=str(args.get("graph_optimization") or "all"),
         )
+        if args.get("sha256"):  # what the host deployed: a changed file is refused
+            integrity.verify(str(args["path"]), str(args["sha256"]), args.get("companions"))
         model = load_model(str(args["path"]), args.get("backend"), options)
         model.extra["session_options"] = options  # shards and pipeline stages open the same
         handle = f"m{next(self._ids)}"

@@ -1,7 +1,9 @@
 """The runtime's stdio protocol, version 1 — the contract between host and device.
 
 The host starts the runtime (``python3 edgeship-runtime.pyz serve``) in a local
-subprocess or over an SSH channel and talks to it with exactly these bytes.
+subprocess or over an SSH channel and talks to it with exactly these bytes. The device's
+half of each operation is :mod:`.ops`; the host's is ``sdk/edgeship/targets/wire.py``:
+a protocol change touches those two modules and this text.
 
 Framing
     UTF-8 JSON, one object per line (``\\n``), on the runtime's stdin and stdout.

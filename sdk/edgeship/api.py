@@ -34,10 +34,18 @@ from edgeship_runtime.report import ProfileReport
 from .ab.result import ABReport
 from .ab.runner import ABConfig, run_ab
 from .compress import compress
-from .config import ConnectOptions, ParallelConfig, ProfileConfig
+from .config import (
+    DEFAULT_HEALTH,
+    ConnectOptions,
+    HealthPolicy,
+    ParallelConfig,
+    ProfileConfig,
+    Signing,
+)
 from .convert import ConversionResult, ConvertConfig
 from .convert import convert as convert_on
 from .errors import BackendUnavailable, UsageError
+from .fleet import DEFAULT_FORKS
 from .shard import profile_parallel
 from .targets import Target, open_target
 from .targets.capabilities import SETUP, deployer
@@ -151,6 +159,8 @@ def deploy(
     *,
     name: str | None = None,
     options: ConnectOptions | None = None,
+    health: HealthPolicy | None = DEFAULT_HEALTH,
+    signing: Signing | None = None,
 ) -> list[Deployment]:
     """Upload ``models`` to ``target`` (one device) and activate each as the next version
     of its name, atomically and hash-verified on the device; one
@@ -160,12 +170,17 @@ def deploy(
     models that would share a name are refused (the second would silently become a newer
     version of the first). ``options``: how to reach a target given by name
     (``keep_versions``: older versions kept, default 3); an open target keeps its own.
+    ``health``: each new version loads and runs on the device before it is activated
+    (see :mod:`edgeship.deploy.health`; None: skip the check); one that fails is recorded
+    as failed, the active version stays, and :class:`~edgeship.deploy.health.
+    HealthCheckFailed` is raised. ``signing``: sign each model (see
+    :mod:`edgeship.deploy.signing`); a device that trusts a key refuses any other.
     """
     paths = [Path(models)] if isinstance(models, str | Path) else [Path(m) for m in models]
     check_deploy_names(paths, name)
     with _target(target, options) as tgt:
         device = deployer(tgt)
-        return [device.deploy(path, name) for path in paths]
+        return [device.deploy(path, name, health, signing) for path in paths]
 
 
 def check_deploy_names(models: Sequence[Path], name: str | None) -> None:
@@ -191,16 +206,16 @@ def ab(
     *,
     config: ABConfig | None = None,
     options: ConnectOptions | None = None,
-    parallel: int = 8,
+    forks: int = DEFAULT_FORKS,
 ) -> ABReport:
     """A/B ``variants`` against ``base`` on ``target`` (a device, a group, several open
     targets): interleaved timing, statistics, memory, quality and the gates of ``config``.
 
     ``report.passed`` says whether every gate passed on every device. With several
     devices, one that fails is recorded in ``report.failures`` and the others go on; on
-    one device its error is raised. ``parallel``: devices measured at once.
+    one device its error is raised. ``forks``: devices measured at once (the rest queue).
     """
-    return run_ab(base, list(variants), target, config, options, parallel=parallel)
+    return run_ab(base, list(variants), target, config, options, forks=forks)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,3 +106,51 @@ class ParallelConfig:
                 raise UsageError(f"{name} must be at least 1, got {value}")
         if self.pipeline is not None and not Path(self.pipeline).is_dir():
             raise UsageError(f"--pipeline {self.pipeline}: not a directory")
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """What a new version must do on the device before it is activated.
+
+    ``max_latency_ms``: the median of ``runs`` timed runs (after one warm-up) must be
+    below it (None: latency is not gated, and not measured); ``shapes``: dims for
+    generated inputs with dynamic dims other than the batch; ``seed``: of those inputs.
+    """
+
+    max_latency_ms: float | None = None
+    runs: int = 10
+    shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.runs < 1:
+            raise UsageError(f"health check runs must be at least 1, got {self.runs}")
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise UsageError(f"--max-latency must be above 0 ms, got {self.max_latency_ms}")
+
+
+DEFAULT_HEALTH = HealthPolicy()
+"""Load, run once on generated inputs, outputs finite; latency not gated."""
+
+
+@dataclass(frozen=True)
+class Signing:
+    """How deployed models are signed: with ``key`` (a private key from ``edgeship
+    keygen``) at deploy time, numbered ``release`` (default: the time, in ns), or by a
+    release file ``edgeship sign`` wrote beforehand (``signature``: the artifact's own,
+    numbered when it was signed). ``allow_downgrade``: let a device take a release older
+    than the newest it took for that name."""
+
+    key: Path | None = None
+    signature: Path | None = None
+    release: int | None = None
+    allow_downgrade: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.key is None) == (self.signature is None):
+            raise UsageError("sign with a key (--sign KEY) or a release file (--signature F)")
+        for option, path in (("--sign", self.key), ("--signature", self.signature)):
+            if path is not None and not Path(path).is_file():
+                raise UsageError(f"{option} {path}: no such file")
+        if self.release is not None and self.release < 0:
+            raise UsageError(f"--release must be 0 or more, got {self.release}")

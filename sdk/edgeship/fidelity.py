@@ -8,8 +8,11 @@ Conventions:
 
 * a *row* is one sample's output flattened (:func:`rows`: ``(N, features)`` float64);
 * the *top-1 class* of a sample is the arg-max of its row (:func:`top1`);
-* *top-1 agreement* compares the arg-max over the last axis, so it is defined only for
-  outputs shaped like class scores, ``[..., C]`` with ``C >= 2`` (``(N, C)``: per sample);
+* *top-1 agreement* compares each sample's arg-max, so it is defined only for outputs
+  shaped like class scores (:func:`is_class_scores`: ``(N, C)`` with ``C >= 2``, size-1
+  axes aside); maps (``(N, 1, H, W)``) and sequences (``(N, T, C)``) get cosine and
+  max |Δ| only, since an arg-max over a probability map or a row of near-equal values
+  flips on noise that changes nothing;
 * differences are computed in float64; accuracies and agreements are fractions in [0, 1].
 """
 
@@ -30,6 +33,7 @@ __all__ = [
     "correct",
     "cosine_rows",
     "cosine_similarity",
+    "is_class_scores",
     "max_abs_diff",
     "mean_abs_diff",
     "rows",
@@ -86,11 +90,25 @@ def top1(outputs: np.ndarray) -> np.ndarray:
     return np.argmax(rows(outputs), axis=1)
 
 
+def is_class_scores(shape: tuple[int, ...] | list[int]) -> bool:
+    """True for ``(N, C)`` with ``C >= 2`` once size-1 axes after the first are dropped
+    (``(N, 1, C)``, ``(N, C, 1, 1)`` too): one score per class per sample."""
+    if len(shape) < 2:
+        return False
+    wide = [d for d in shape[1:] if d != 1]
+    return len(wide) == 1 and wide[0] >= 2
+
+
 def top1_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Share of positions whose arg-max over the last axis agrees; None unless ``[..., C>=2]``."""
-    if a.ndim < 2 or a.shape[-1] < 2 or a.size == 0:
+    """Share of samples whose arg-max agrees; None unless :func:`is_class_scores`.
+
+    ``a`` is the reference: a sample whose arg-max in ``b`` is one of ``a``'s tied
+    maxima agrees (either choice is right)."""
+    if a.size == 0 or not is_class_scores(a.shape):
         return None
-    return float(np.mean(np.argmax(a, axis=-1) == np.argmax(b, axis=-1)))
+    ra, rb = rows(a), rows(b)
+    picked = ra[np.arange(len(ra)), np.argmax(rb, axis=1)]
+    return float(np.mean(picked == ra.max(axis=1)))
 
 
 def class_labels(labels: np.ndarray, n: int) -> np.ndarray:

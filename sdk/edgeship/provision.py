@@ -137,7 +137,7 @@ def install_each(
     skipped: dict[str, str] = {}
     for package in packages:
         if package in BASE_PACKAGES:
-            install(package)
+            _install_base(package, install)
             installed.append(package)
             continue
         reasons = []
@@ -152,6 +152,21 @@ def install_each(
         else:
             skipped[package] = "; ".join(reasons)
     return installed, skipped
+
+
+def _install_base(package: str, install: Callable[[str], object]) -> None:
+    """A package the runtime cannot do without: its failure is an error, with a way out
+    (PyPI has no numpy wheel for 32-bit ARM, for one)."""
+    try:
+        install(package)
+    except TargetError as exc:
+        raise TargetError(
+            f"{package}: {_last_line(exc)}; install it with the board's package manager "
+            f"(e.g. apt install python3-{package}) and pass that Python with --python, or "
+            "give pip an index that has it for this board (piwheels on Raspberry Pi OS)",
+            target=exc.target,
+            stderr_tail=exc.details.get("stderr_tail"),
+        ) from None
 
 
 def _last_line(exc: TargetError) -> str:
@@ -187,6 +202,11 @@ def _make_venv(
         pip += ["--no-index", "--find-links", remote_dir]
         target.run_command(pip + available, timeout=PIP_TIMEOUT_S)
         return vpy, available, skipped
+    try:  # one pip process for all: on a slow board each pip start costs seconds
+        target.run_command([*pip, *packages], timeout=PIP_TIMEOUT_S)
+        return vpy, list(packages), {}
+    except RemoteCommandError:  # one has no wheel here: find which, keep the others
+        pass
     installed, skipped = install_each(
         packages, lambda p: target.run_command([*pip, p], timeout=PIP_TIMEOUT_S)
     )

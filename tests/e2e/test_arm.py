@@ -103,7 +103,9 @@ def test_deploy_profile_and_rollback_on_the_board(
     second = _json(board, "deploy", str(zoo / "cnn.onnx"), "--target", name, "--name", "digits")
     assert second[0]["version"] == "v0002" and second[0]["activated"]
     back = _json(board, "rollback", "digits", "--target", name)
-    assert back[0]["version"] == "v0001" and back[0]["sha256"] == first[0]["sha256"]
+    assert back["version"] == "v0001" and back["sha256"] == first[0]["sha256"]
+    (listed,) = _json(board, "ls", name)
+    assert listed["active"] == "v0001" and len(listed["versions"]) == 2
 
 
 def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(

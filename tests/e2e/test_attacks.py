@@ -326,3 +326,19 @@ def test_a_device_gone_silent_is_no_answer(clean_testbed: Testbed, connect: Conn
         threading.Timer(0.5, clean_testbed.blackhole, (dev,)).start()
         with pytest.raises(ConnectError, match=r"during `sleep 60` \(no answer for 2 s\)"):
             target.connection.run(["sleep", "60"])
+
+
+# ------------------------------------------------------------------ a deploy root it cannot use
+
+
+def test_a_deploy_root_the_device_user_cannot_write_is_one_line(
+    testbed: Testbed, add_onnx: Path
+) -> None:
+    dev = testbed.devices[0]
+    status, stderr = _edgeship(
+        "deploy", str(add_onnx), "--target", dev.name, "--deploy-root", "/etc",
+        "--ssh-config", str(testbed.ssh_config), "--targets", str(testbed.targets),
+    )  # fmt: skip
+    assert status != 0
+    line = _one_error_line(stderr)
+    assert dev.name in line and "/etc" in line and "ermission denied" in line, line

@@ -43,7 +43,8 @@ def _active_sha(testbed: Testbed, name: str, index: int = 0) -> str:
 
 
 def _big_model(tmp_path: Path, zoo: Path, megabytes: int) -> Path:
-    """The zoo MLP padded to ``megabytes``: a valid ONNX file is not needed to test transfer."""
+    """The zoo MLP padded to ``megabytes``: a valid ONNX file is not needed to test transfer
+    (deployed without the health check, which would refuse it)."""
     big = tmp_path / "big.onnx"
     big.write_bytes((zoo / "mlp.onnx").read_bytes() + b"\0" * (megabytes << 20))
     return big
@@ -65,11 +66,11 @@ def test_dropped_connection_mid_upload_leaves_the_active_version_intact(
     with _target(clean_testbed, connect) as target:
         target.store().progress = drop_when_transfer_started
         with pytest.raises(TargetError):
-            target.deploy(big, "drop")
+            target.deploy(big, "drop", health=None)
     assert dropped.is_set()
     assert _active_sha(clean_testbed, "drop") == good.sha256
     with _target(clean_testbed, connect) as target:  # a retry completes
-        retried = target.deploy(big, "drop")
+        retried = target.deploy(big, "drop", health=None)
         assert retried.activated and retried.version == "v0002"
         target.store().remove("drop")
 
@@ -93,12 +94,12 @@ def test_a_device_gone_silent_mid_upload_fails_fast_and_keeps_the_active_version
         target.store().progress = silence_when_transfer_started
         started = time.monotonic()
         with pytest.raises(DeployError, match=r"lost the connection: no answer for 2 s"):
-            target.deploy(big, "silent")
+            target.deploy(big, "silent", health=None)
         assert time.monotonic() - started < 8
     clean_testbed.blackhole(device, False)
     assert _active_sha(clean_testbed, "silent") == good.sha256
     with _target(clean_testbed, connect) as target:  # back on the network: a retry completes
-        retried = target.deploy(big, "silent")
+        retried = target.deploy(big, "silent", health=None)
         assert retried.activated and retried.version == "v0002"
         target.store().remove("silent")
 
@@ -130,7 +131,7 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
     with _target(clean_testbed, connect, 2) as target:
         good = target.deploy(zoo / "mlp.onnx", "full")
         with pytest.raises(DeployError, match="not enough space"):
-            target.deploy(_big_model(tmp_path, zoo, 16), "full")
+            target.deploy(_big_model(tmp_path, zoo, 16), "full", health=None)
         assert target.store().describe("full").active == good.version
     assert _active_sha(clean_testbed, "full", 2) == good.sha256
 

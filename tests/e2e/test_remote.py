@@ -22,7 +22,7 @@ def test_probe_reports_the_device_and_matches_a_profile(clean_testbed: Testbed) 
     done = cli(clean_testbed, "probe", dev.name, "--json")  # as the README writes it
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
-    assert seen["arch"] == "x86_64" and seen["profile"] == "x86_64"
+    assert seen["arch"] == "x86_64" and seen["profile"] == "generic-x86_64"
     assert seen["backends"]["onnxruntime"]["available"]
     assert "CPUExecutionProvider" in seen["backends"]["onnxruntime"]["providers"]
     assert seen["backends"]["ai_edge_litert"]["available"]

@@ -199,7 +199,7 @@ def test_a_fixed_warm_up_runs_exactly_warmup() -> None:
 
 
 def test_a_warm_up_that_never_settles_stops_at_its_limit() -> None:
-    session = Slowing([0.0001 * (1.3 ** (i % 2 * 8)) for i in range(100)])  # alternates 1:8
+    session = Slowing([0.00005 * 1.2**i for i in range(40)])  # 20 % slower every run
     policy = MeasurePolicy(warmup=2, max_warmup_runs=30)
     record = warm_up(fake_model(session), FEEDS, policy)  # type: ignore[arg-type]
     assert record.settled is False and record.runs == 30

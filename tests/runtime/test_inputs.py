@@ -34,7 +34,7 @@ MANY = Signature((IMAGE, IDS, MASK, SMALL), (OUT,))
 
 
 def test_generated_dtypes_follow_the_signature() -> None:
-    feeds = generate_feeds(MANY)
+    feeds = generate_feeds(MANY, {"ids": (1, 3)})
     assert {k: v.dtype.name for k, v in feeds.items()} == {
         "image": "float32",
         "ids": "int64",
@@ -49,19 +49,40 @@ def test_generated_integers_stay_small_for_any_vocabulary() -> None:
 
 
 def test_generation_is_deterministic_per_seed() -> None:
-    a, b = generate_feeds(MANY, seed=3), generate_feeds(MANY, seed=3)
-    c = generate_feeds(MANY, seed=4)
+    a, b = (
+        generate_feeds(MANY, {"ids": (1, 3)}, seed=3),
+        generate_feeds(MANY, {"ids": (1, 3)}, seed=3),
+    )
+    c = generate_feeds(MANY, {"ids": (1, 3)}, seed=4)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert not np.array_equal(a["image"], c["image"])
 
 
-def test_dynamic_dims_default_to_one() -> None:
-    feeds = generate_feeds(MANY)
+def test_dynamic_batch_dims_default_to_one() -> None:
+    feeds = generate_feeds(MANY, {"ids": (1, 5)})
     assert feeds["image"].shape == (1, 3, 8, 8)
-    assert feeds["ids"].shape == (1, 1)
+    assert feeds["ids"].shape == (1, 5)
     assert feeds["mask"].shape == (1, 4)
     assert feeds["small"].shape == (2, 2)
+
+
+def test_a_dim_named_like_a_batch_dim_is_a_batch_dim() -> None:
+    state = TensorSpec("state", (2, "batch", 128), "float32")
+    feeds = generate_feeds(Signature((IMAGE, state), (OUT,)))
+    assert feeds["state"].shape == (2, 1, 128)
+
+
+def test_a_dynamic_non_batch_dim_is_never_guessed() -> None:
+    with pytest.raises(
+        InputError,
+        match=r"'ids' \[batch, seq\]: dimension 1 \('seq'\).*"
+        r"--shape ids=1,SEQ",
+    ):
+        generate_feeds(MANY)
+    sig = Signature((TensorSpec("x", (None, 3, "p2o.Dim.1", None), "float32"),), (OUT,))
+    with pytest.raises(InputError, match=r"dimension 2 .*--shape x=1,3,D2,D3"):
+        generate_feeds(sig)
 
 
 def test_dynamic_dims_from_overrides() -> None:
@@ -117,7 +138,7 @@ def test_unknown_dims_print_as_question_marks() -> None:
 
 
 def test_missing_input_is_named() -> None:
-    feeds = generate_feeds(MANY)
+    feeds = generate_feeds(MANY, {"ids": (1, 3)})
     del feeds["ids"]
     with pytest.raises(InputError, match=r"missing input\(s\) \['ids'\]"):
         validate_feeds(MANY, feeds)
@@ -173,7 +194,7 @@ def test_unreadable_inputs_file(tmp_path: Path) -> None:
 
 
 def test_npz_bytes_round_trip() -> None:
-    arrays = generate_feeds(MANY)
+    arrays = generate_feeds(MANY, {"ids": (1, 3)})
     back = arrays_from_npz_bytes(arrays_to_npz_bytes(arrays))
     assert back.keys() == arrays.keys()
     for name in arrays:

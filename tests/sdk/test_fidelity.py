@@ -38,15 +38,23 @@ def test_differences_are_taken_in_float64() -> None:
     assert max_abs_diff(big, np.array([16777217], np.int64)) == 1.0
 
 
-def test_top1_agreement_over_the_last_axis() -> None:
+def test_top1_agreement_only_for_class_scores() -> None:
     a = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
     assert top1_agreement(a, a) == 1.0
     assert top1_agreement(a, a[::-1]) == 0.0
+    assert top1_agreement(a[:, None, :, None], a[:, None, :, None]) == 1.0  # (N, 1, C, 1)
     assert top1_agreement(np.ones(4), np.ones(4)) is None  # not class scores
     assert top1_agreement(np.ones((4, 1)), np.ones((4, 1))) is None
-    maps = np.zeros((1, 2, 2, 3))
-    maps[0, 0, 0, 1] = maps[0, 1, 1, 2] = 1.0
-    assert top1_agreement(maps, np.zeros_like(maps)) == 0.5  # per position: 2 of 4 differ
+    maps = np.zeros((2, 1, 4, 4))  # a probability map: cosine and max |Δ| only
+    maps[0, 0, 1, 1] = 1.0
+    assert top1_agreement(maps, maps + 1e-6 * np.arange(16).reshape(4, 4)) is None
+    assert top1_agreement(np.zeros((2, 5, 7)), np.zeros((2, 5, 7))) is None  # a sequence
+
+
+def test_top1_agreement_counts_ties_of_the_reference_as_agreeing() -> None:
+    ref = np.array([[0.5, 0.5, 0.0], [0.1, 0.9, 0.0]])
+    got = np.array([[0.49, 0.51, 0.0], [0.9, 0.1, 0.0]])
+    assert top1_agreement(ref, got) == 0.5  # the tie agrees, the flip does not
 
 
 def test_rows_and_top1_per_sample() -> None:

@@ -6,8 +6,8 @@ Layers, bottom up (a module may import its own layer and those below):
 1. base      errors, config, hashing, hostnames, progress, quiet, bundle, profiles, inventory
 2. transport client, ssh/, deploy/
 3. targets   targets/: the one place the host speaks the runtime's protocol
-4. work      fleet, shard, provision, fidelity, compress/, convert/, optimize/,
-             partition/, ab/
+4. work      fleet, shard, provision, rollout, fidelity, compress/, convert/,
+             optimize/, partition/, ab/, sweep/
 5. api       api (the Python API)
 6. cli       cli/, and the package's ``__init__``
 """
@@ -45,6 +45,8 @@ LAYERS = {
     "optimize": 4,
     "partition": 4,
     "ab": 4,
+    "sweep": 4,
+    "rollout": 4,
     "api": 5,
     "cli": 6,
     "__init__": 6,

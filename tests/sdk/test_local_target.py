@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -72,8 +73,10 @@ def test_one_runtime_serves_many_models(
     target: LocalTarget, add_onnx: Path, multi_input_onnx: Path, state_onnx: Path
 ) -> None:
     pid = target.info()["runtime"]["pid"]
-    for model in (add_onnx, multi_input_onnx, state_onnx):
-        assert target.profile(model, QUICK).model.path == str(model)
+    seq = {"features": (1, 3, 8), "token_ids": (1, 3)}  # a dynamic length is never guessed
+    for model, shapes in ((add_onnx, {}), (multi_input_onnx, seq), (state_onnx, {})):
+        config = dataclasses.replace(QUICK, shapes=shapes)
+        assert target.profile(model, config).model.path == str(model)
     assert target.info()["runtime"]["pid"] == pid
 
 

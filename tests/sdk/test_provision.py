@@ -165,3 +165,50 @@ def test_a_recognised_board_or_a_named_profile_needs_no_note() -> None:
     assert (result.profile, result.notes) == ("raspberry-pi-4", [])
     named = setup_device(FakeBoard(UNKNOWN_ARM), python="/p", profile="jetson")  # type: ignore[arg-type]
     assert (named.profile, named.notes) == ("jetson", [])
+
+
+def _venv_target(no_wheel: set[str]) -> tuple[list[list[str]], Any]:
+    """A target whose pip has no wheel for ``no_wheel``; returns (pip calls, target)."""
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], timeout: float) -> None:
+        if "pip" not in argv:
+            return  # python -m venv
+        wanted = argv[argv.index("--disable-pip-version-check") + 1 :]
+        calls.append(wanted)
+        missing = no_wheel & set(wanted)
+        if missing:
+            raise RemoteCommandError(
+                "arm", "pip install", 1, f"No matching distribution found for {min(missing)}\n"
+            )
+
+    target = SimpleNamespace(
+        name="arm",
+        store=lambda: SimpleNamespace(layout=SimpleNamespace(path=lambda *p: "/r/venv")),
+        run_command=run,
+    )
+    return calls, target
+
+
+def test_the_venv_gets_every_package_from_one_pip_process() -> None:
+    """On a slow board each pip start costs seconds: all packages in one when all exist."""
+    calls, target = _venv_target(set())
+    seen = {"python": {"executable": "/usr/bin/python3"}}
+    packages = ["numpy", "psutil", "onnxruntime", "ai-edge-litert"]
+    assert _make_venv(target, seen, packages, offline=False) == ("/r/venv/bin/python", packages, {})
+    assert calls == [packages]
+
+
+def test_a_package_without_a_wheel_sends_pip_back_to_one_at_a_time() -> None:
+    calls, target = _venv_target({"onnxruntime"})
+    seen = {"python": {"executable": "/usr/bin/python3"}}
+    _, installed, skipped = _make_venv(
+        target, seen, ["numpy", "onnxruntime", "tflite-runtime"], offline=False
+    )
+    assert installed == ["numpy", "tflite-runtime"] and list(skipped) == ["onnxruntime"]
+    assert calls == [
+        ["numpy", "onnxruntime", "tflite-runtime"],
+        ["numpy"],
+        ["onnxruntime"],
+        ["tflite-runtime"],
+    ]

@@ -13,8 +13,10 @@ import pwd
 import re
 import secrets
 import shlex
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +25,19 @@ import paramiko
 import pytest
 import tomllib
 
-from tools.testbed import DEVICE_PYTHON, Device, Testbed, TestbedError, cpucap, missing_requirements
+from tools.testbed import (
+    DEVICE_PYTHON,
+    Device,
+    Testbed,
+    TestbedError,
+    cpucap,
+    emulated,
+    missing_requirements,
+    proxy,
+    rootfs,
+)
 from tools.testbed import testbed as testbed_module
-from tools.testbed.cleanup import leftovers
+from tools.testbed.cleanup import leftovers, proxy_pids
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,6 +319,75 @@ def test_cli_up_down_and_stale_purge(tmp_path: Path) -> None:
         )
     assert down.returncode == 0, down.stderr
     assert leftovers(prefix) == []
+
+
+# -- emulated boards (tools/testbed/emulated.py, rootfs.py, proxy.py) ----------------------
+
+
+def test_an_emulated_board_runs_its_own_arch_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Its sshd, shell and Python are arm64 binaries under qemu-user; /sys is not there;
+    down() unmounts and removes its root and stops its proxy."""
+    if rootfs.missing_requirements("aarch64") or not rootfs.is_cached("aarch64"):
+        if os.environ.get("CI"):  # .ci/run builds the root before the tests
+            pytest.fail(f"no emulated board: {rootfs.missing_requirements('aarch64')}")
+        pytest.skip("no cached aarch64 root (python -m tools.testbed rootfs aarch64)")
+    prefix = _prefix()
+    with Testbed(1, tmp_path, prefix=prefix, arch="aarch64") as arm:
+        dev = arm.devices[0]
+        done = ssh(arm, dev, "uname -m; python3 -c 'import platform; print(platform.machine())'")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["aarch64", "aarch64"]
+        inside = arm.run_as(dev, ["sh", "-c", "pwd; id -un; ls /sys | wc -l; command -v flock"])
+        assert inside.stdout.split() == [str(dev.home), dev.user, "0", "/usr/bin/flock"]
+        assert dev.root and Path(dev.root, "etc/pip.conf").read_text().startswith("[global]")
+        assert "python" not in arm.targets.read_text()  # a board nothing was set up on
+        assert len(proxy_pids(prefix)) == 1  # its way to PyPI
+    assert leftovers(prefix) == []
+    assert not Path(emulated.root_dir(dev.name)).parent.exists()
+
+
+def test_the_proxy_serves_package_registries_only() -> None:
+    """CONNECT to anything but PyPI's hosts (port 443) is refused before any connection."""
+    server = proxy._Server(("127.0.0.1", 0), proxy._Tunnel)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        for request, status in [
+            (b"CONNECT example.com:443 HTTP/1.1\r\n\r\n", b"403"),
+            (b"CONNECT pypi.org:22 HTTP/1.1\r\n\r\n", b"403"),
+            (b"GET http://pypi.org/simple/ HTTP/1.1\r\n\r\n", b"405"),
+        ]:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(request)
+                assert sock.recv(100).split()[1] == status, request
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_rootfs_cache_key_follows_what_the_root_is_built_from(tmp_path: Path) -> None:
+    arm64 = rootfs.cache_key("aarch64")
+    assert arm64 == rootfs.cache_key("aarch64", tuple(reversed(rootfs.PACKAGES)))
+    assert arm64 != rootfs.cache_key("aarch64", (*rootfs.PACKAGES, "gcc"))
+    assert arm64 != rootfs.cache_key("armv7l")
+    assert rootfs.cached_root("aarch64").name == f"rootfs-arm64-{arm64}"
+    with pytest.raises(TestbedError, match="no emulated board for arch 'mips'"):
+        Testbed(1, tmp_path, arch="mips")
+
+
+def test_rootfs_requirements_name_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rootfs, "BINFMT_DIR", tmp_path)
+    assert "binfmt_misc is not mounted" in rootfs.missing_requirements("aarch64")[0]
+    (tmp_path / "status").write_text("enabled\n")
+    assert "apt-get install -y qemu-user-static" in rootfs.missing_requirements("aarch64")[0]
+    handler = tmp_path / "qemu-aarch64"
+    handler.write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: P\n")
+    assert "lacks the F flag" in rootfs.missing_requirements("aarch64")[0]
+    handler.write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: PF\n")
+    assert not [p for p in rootfs.missing_requirements("aarch64") if "binfmt" in p]
 
 
 def test_down_leaves_nothing_behind(bed: Testbed) -> None:

@@ -2,7 +2,9 @@
 
 ``Testbed(n, workdir)`` brings up ``n`` simulated boards on this machine (root
 needed): each is a network namespace on a private /30, a real sshd, its own
-Unix user and home, and a shared world-readable device Python. See
+Unix user and home, and a shared world-readable device Python. With
+``arch="aarch64"`` each is instead an emulated board of that architecture, with its
+own Debian, Python and sshd under qemu-user (:mod:`.emulated`, :mod:`.rootfs`). See
 ``python -m tools.testbed --help`` for the CLI.
 """
 

@@ -479,8 +479,10 @@ def _build_model(
     x_tr, y_tr = splits["train"]
     x_te, y_te = splits["test"]
     t0 = time.perf_counter()
+    _progress(f"training {name} ({TRAIN_CONFIG[name].epochs} epochs)")
     model = _train(name, x_tr, y_tr)
     train_seconds = time.perf_counter() - t0
+    _progress(f"exporting {name} ({train_seconds:.0f} s of training)")
 
     paths = {"onnx": out_dir / f"{name}.onnx", "state_dict": out_dir / f"{name}.pt"}
     _export_onnx(model, x_te[:2], paths["onnx"])
@@ -504,6 +506,11 @@ def _build_model(
         train_seconds=round(train_seconds, 3),
         epochs=TRAIN_CONFIG[name].epochs,
     )
+
+
+def _progress(step: str) -> None:
+    """A line on stderr per step: a first build takes minutes and should not look hung."""
+    print(f"zoo: {step}...", file=sys.stderr, flush=True)
 
 
 def _versions() -> dict[str, str]:

@@ -35,7 +35,7 @@ from edgeship_runtime.signature import Signature
 
 from ..config import ConnectOptions, ProfileConfig
 from ..errors import EdgeshipError, ModelError, UsageError
-from ..fleet import run_each
+from ..fleet import DEFAULT_FORKS, run_each
 from ..targets import Loaded, Target, open_targets, wire
 from .analyze import DeviceRun, ModelRun, analyze, pooled
 from .gates import Gate, check_all
@@ -236,15 +236,27 @@ def _timing_feeds(
     prep: Prepared, signatures: Sequence[Signature], config: ABConfig
 ) -> list[Arrays]:
     """Per model, its timing inputs made once: the given arrays, else arrays generated
-    from its signature with the schedule's seed, so every model, session and memory run
-    gets the very same inputs."""
+    from its signature with the schedule's seed (dynamic dims from ``shapes``, else from a
+    sample of ``--data``: never guessed), so every model, session and memory run gets the
+    very same inputs."""
     seed = config.schedule.seed
     return [
         _for_model(arrays, sig)
         if arrays is not None
-        else generate_feeds(sig, config.shapes, seed=seed)
-        for arrays, sig in zip(prep.inputs, signatures, strict=True)
+        else generate_feeds(sig, {**_data_shapes(data, sig), **config.shapes}, seed=seed)
+        for arrays, data, sig in zip(prep.inputs, prep.data, signatures, strict=True)
     ]
+
+
+def _data_shapes(data: Arrays | None, signature: Signature) -> dict[str, tuple[int, ...]]:
+    """Batch-1 shapes of one sample of ``data`` for the inputs with dynamic dims."""
+    if data is None:
+        return {}
+    return {
+        s.name: (1, *data[s.name].shape[1:])
+        for s in signature.inputs
+        if s.is_dynamic and s.name in data and data[s.name].ndim
+    }
 
 
 def _for_model(arrays: Mapping[str, np.ndarray], signature: Signature) -> dict[str, np.ndarray]:
@@ -339,7 +351,7 @@ def run_ab(
     targets: str | Target | Sequence[Target] = "local",
     config: ABConfig | None = None,
     connect: ConnectOptions | None = None,
-    parallel: int = 8,
+    forks: int = DEFAULT_FORKS,
 ) -> ABReport:
     """A/B ``variants`` against ``base`` on every target; the typed report.
 
@@ -358,7 +370,7 @@ def run_ab(
     if len(targets) == 1:
         runs.append(measure_device(targets[0], prep, config))
     else:
-        results = run_each(targets, lambda t: measure_device(t, prep, config), parallel)
+        results = run_each(targets, lambda t: measure_device(t, prep, config), forks)
         for r in results:
             if isinstance(r.error, UsageError):
                 raise r.error

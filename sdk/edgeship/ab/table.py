@@ -119,13 +119,16 @@ def detectable_text(c: Comparison) -> str:
 
 
 def validity_lines(device: DeviceAB) -> list[str]:
-    """Per session its verdict: one line when all are stable, else one per unstable one."""
+    """Per session its verdict: one line when all are stable, else one per unstable one
+    (its first three reasons; the JSON has them all)."""
     if not device.validity:
         return []
     bad = [v for v in device.validity if v.verdict != "stable"]
     total = len(device.validity)
     lines = [f"validity: {total - len(bad)}/{total} sessions stable"]
-    lines += [f"  session {v.session + 1} unstable: {'; '.join(v.reasons)}" for v in bad]
+    for v in bad:
+        more = f"; and {len(v.reasons) - 3} more" if len(v.reasons) > 3 else ""
+        lines.append(f"  session {v.session + 1} unstable: {'; '.join(v.reasons[:3])}{more}")
     if device.unchecked:
         lines.append(f"  unchecked on this device: {', '.join(device.unchecked)}")
     return lines

@@ -154,7 +154,7 @@ def run(ns: argparse.Namespace) -> int:
         ns.target,
         config=config,
         options=connect_options(ns),
-        parallel=ns.parallel,
+        forks=ns.forks,
     )
     if ns.report is not None:
         files = write_report(report, ns.report)

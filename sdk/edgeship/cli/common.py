@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 from ..api import setup_hint
 from ..config import ConnectOptions, Timeouts
 from ..errors import UsageError
-from ..fleet import run_each
+from ..fleet import DEFAULT_FORKS, run_each
 from ..targets import Target, open_targets
+from .fleet_view import FleetTable
 from .output import print_json, print_stderr
 
 T = TypeVar("T")
@@ -85,7 +86,14 @@ def target_options(
     )
     g.add_argument("--python", help="the device's Python (default: what setup recorded)")
     g.add_argument("--deploy-root", help="where edgeship keeps files on the device")
-    g.add_argument("--parallel", type=int, default=8, help="devices at once (default 8)")
+    g.add_argument(
+        "--forks",
+        type=int,
+        default=DEFAULT_FORKS,
+        metavar="N",
+        help=f"devices worked on at once; the rest queue (default {DEFAULT_FORKS})",
+    )
+    g.add_argument("--parallel", type=int, dest="forks", action=_Deprecated, help=argparse.SUPPRESS)
     g.add_argument("--json", action="store_true", help="print JSON only")
     return p
 
@@ -147,11 +155,14 @@ def on_targets(
         else:
             print(render(value))
         return 0
-    results = run_each(targets, hinted, ns.parallel)
+    view = FleetTable([t.name for t in targets], render)
+    on_result = view.progress_only if ns.json else view.row
+    results = run_each(targets, hinted, ns.forks, on_result=on_result)
+    failed = [r for r in results if r.error is not None]
     if ns.json:
         print_json(
             {
-                "ok": all(r.ok for r in results),
+                "ok": not failed,
                 "results": [
                     {
                         "target": r.target,
@@ -162,11 +173,25 @@ def on_targets(
                 ],
             }
         )
-    for r in results:
-        if r.error is not None:
+        for r in failed:
             message = str(r.error)
             named = message.startswith(f"{r.target}:")  # most errors name their device
             print_stderr(f"error: {message}" if named else f"error: {r.target}: {message}")
-        elif not ns.json:
-            print(f"== {r.target}\n{render(r.value)}\n")  # type: ignore[arg-type]
-    return 0 if all(r.ok for r in results) else 1
+    elif failed:  # each error is in its row: one line to say the run failed
+        names = ", ".join(r.target for r in failed)
+        print_stderr(f"error: {len(failed)} of {len(results)} devices failed: {names}")
+    return 0 if not failed else 1
+
+
+class _Deprecated(argparse.Action):
+    """``--parallel N``: the former name of ``--forks N``, still taken, with a note."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print_stderr("note: --parallel is now --forks (the old name will go)")
+        setattr(namespace, self.dest, values)

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeship_runtime.inputs import parse_shape_overrides
+
 from ..errors import UsageError
 from .common import connect_options, target_options
 from .output import print_json, table
@@ -49,6 +51,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--method", choices=method_names())
     how.add_argument("--recipe", type=Path, metavar="R.toml", help="several variants and a table")
     p.add_argument("--data", type=Path, metavar="D.npz", help="inputs by name (+ labels)")
+    p.add_argument(
+        "--eval-data",
+        type=Path,
+        metavar="E.npz",
+        help="held-out inputs (+ labels) the result is measured on (default: a random 20 %% "
+        "of --data that calibration/training never see; all of it for a method using none)",
+    )
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=D1,D2,...",
+        help="the size of an input's dynamic dims where no data gives it (repeatable)",
+    )
+    p.add_argument(
+        "--allow-degraded",
+        action="store_true",
+        help="keep a result whose outputs collapsed against the base (cosine < 0.9, "
+        "constant output, a layer pruned to zero) instead of failing",
+    )
     p.add_argument(
         "--out", type=Path, required=True, help="output file (a directory with --recipe)"
     )
@@ -141,14 +163,21 @@ def model_from_args(ns: argparse.Namespace) -> Any:
 def run(ns: argparse.Namespace) -> int:
     """One target, opened here and closed at the end, serves every check of the command."""
     from ..compress import CompressOptions, compress, load_recipe, run_recipe
+    from ..compress.guard import GuardPolicy
     from ..targets import open_target
 
     model = model_from_args(ns)
+    shapes = parse_shape_overrides(ns.shape)
+    guard = GuardPolicy(allow_degraded=ns.allow_degraded)
     if ns.recipe is not None:
-        recipe = load_recipe(ns.recipe)
+        recipe = dataclasses.replace(
+            load_recipe(ns.recipe), allow_degraded=ns.allow_degraded, shapes=shapes
+        )
         with open_target(ns.target, connect_options(ns)) as target:
             progress = None if ns.json else _bar
-            result = run_recipe(model, recipe, ns.data, ns.out, target, progress=progress)
+            result = run_recipe(
+                model, recipe, ns.data, ns.out, target, progress=progress, eval_data=ns.eval_data
+            )
         return _print_table(result.report, ns)
     config = config_from_args(ns)
     with open_target(ns.target, connect_options(ns)) as target:
@@ -158,8 +187,10 @@ def run(ns: argparse.Namespace) -> int:
             threads=ns.threads,
             latency_rounds=ns.rounds,
             latency_runs=ns.runs,
+            shapes=shapes,
+            guard=guard,
         )
-        report = compress(model, config, ns.data, ns.out, options).report
+        report = compress(model, config, ns.data, ns.out, options, eval_data=ns.eval_data).report
     if ns.json:
         print_json(report.to_dict())
     else:
@@ -214,7 +245,7 @@ def summary(report: Any) -> str:
         lat = report.latency
         rows.append(
             [
-                "p50 latency",
+                f"p50 latency, batch 1 ({_shapes(lat.input_shapes)})",
                 f"{lat.base_p50_ms:.4f} ms",
                 f"{lat.model_p50_ms:.4f} ms",
                 f"{lat.speedup:.2f}× faster",
@@ -226,12 +257,24 @@ def summary(report: Any) -> str:
     ]
     if f is not None:
         agree = "" if f.top1_agreement is None else f"top-1 agreement {f.top1_agreement:.2%}, "
-        lines.append(f"{agree}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
+        cosine = "" if f.cosine is None else f"cosine {f.cosine:.4f}, "
+        lines.append(f"{agree}{cosine}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
+        if report.evaluation:
+            lines.append(f"measured on {report.evaluation}")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
 
 
+def _shapes(shapes: dict[str, list[int]]) -> str:
+    return ", ".join(f"{n} {s}" for n, s in shapes.items()) or "inputs as generated"
+
+
 def _bar(done: int, total: int, name: str) -> None:
+    """A bar redrawn in place on a terminal; into a pipe or a log, one line per variant."""
+    if not sys.stderr.isatty():
+        if name:
+            sys.stderr.write(f"[{done + 1}/{total}] {name}\n")  # the one starting now
+        return
     width = 30
     filled = width * done // max(total, 1)
     label = f" {name}" if name else " done"

@@ -10,6 +10,7 @@ fails with exit status 1 and writes nothing, unless ``--force``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,8 @@ def verify_options(ns: argparse.Namespace) -> tuple[VerifyData, Tolerance]:
 
 def config_from_args(ns: argparse.Namespace) -> ConvertConfig:
     data, tolerance = verify_options(ns)
+    shapes = parse_shape_overrides(ns.shape)
+    data = dataclasses.replace(data, shapes=shapes)
     return ConvertConfig(
         source=ns.source,
         output=ns.output,
@@ -129,7 +132,7 @@ def config_from_args(ns: argparse.Namespace) -> ConvertConfig:
         output_format=ns.output_format,
         factory=ns.factory,
         weights=ns.weights,
-        shapes=parse_shape_overrides(ns.shape),
+        shapes=shapes,
         input_names=_names(ns.input_names),
         output_names=_names(ns.output_names),
         opset=ns.opset,

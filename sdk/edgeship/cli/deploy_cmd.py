@@ -13,6 +13,13 @@ from ..errors import DeployError
 from ..targets import Target
 from ..targets.capabilities import deployer
 from .common import on_targets, target_options
+from .deploy_options import (
+    health_options,
+    health_policy,
+    lock_wait_option,
+    signing_from,
+    signing_options,
+)
 from .output import table
 
 if TYPE_CHECKING:
@@ -28,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("models", nargs="+", metavar="MODEL")
     d.add_argument("--name", help="deployment name (default: the file's stem; one model only)")
     d.add_argument("--keep", type=int, default=3, help="older versions to keep (default 3)")
-    _lock_wait(d)
+    health_options(d)
+    signing_options(d)
+    lock_wait_option(d)
     d.set_defaults(handler=run_deploy)
     ls = sub.add_parser(
         "ls",
@@ -43,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rb.add_argument("name")
     rb.add_argument("--to", metavar="VERSION", help="e.g. v0002 (default: the previous one)")
-    _lock_wait(rb)
+    lock_wait_option(rb)
     rb.set_defaults(handler=run_rollback)
     rm = sub.add_parser(
         "rm",
@@ -51,19 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         parents=[target_options(default_target=None)],
     )
     rm.add_argument("name")
-    _lock_wait(rm)
+    lock_wait_option(rm)
     rm.set_defaults(handler=run_rm)
-
-
-def _lock_wait(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--lock-wait",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="seconds to wait for another deploy holding the device's lock (default 60); "
-        "a holder whose connection this host has lost is ended at once",
-    )
 
 
 def _render_deployments(items: list[Deployment]) -> str:
@@ -84,9 +82,11 @@ def _render_deployments(items: list[Deployment]) -> str:
 def run_deploy(ns: argparse.Namespace) -> int:
     models = [Path(m) for m in ns.models]
     check_deploy_names(models, ns.name)  # before any device is contacted
+    health = health_policy(ns)
+    signing = signing_from(ns, models)
     return on_targets(
         ns,
-        lambda t: deploy(models, t, name=ns.name),
+        lambda t: deploy(models, t, name=ns.name, health=health, signing=signing),
         lambda items: [asdict(d) for d in items],
         _render_deployments,
     )
@@ -99,6 +99,7 @@ def _list(target: Target) -> list[ModelVersions]:
 
 def _render_ls(items: list[ModelVersions]) -> str:
     rows: list[list[str]] = []
+    notes: list[str] = []
     for item in items:
         for meta in item.versions:
             mark = "*" if meta.get("version") == item.active else " "
@@ -106,15 +107,27 @@ def _render_ls(items: list[ModelVersions]) -> str:
                 [
                     item.name,
                     f"{mark}{meta.get('version')}",
-                    str(meta.get("sha256"))[:12],
-                    f"{meta.get('size_bytes', 0):,}",
-                    str(meta.get("source")),
-                    str(meta.get("deployed_at")),
+                    str(meta.get("sha256") or "-")[:12],
+                    f"{meta.get('size_bytes') or 0:,}",
+                    str(meta.get("source") or "-"),
+                    str(meta.get("deployed_at") or "-"),
+                    _state(meta),
                 ]
             )
-    if not rows:
+        notes += [f"{item.name}: {note}" for note in item.notes]
+    if not rows and not notes:
         return "no models deployed"
-    return table(["name", "version", "sha256", "bytes", "source", "deployed"], rows)
+    header = ["name", "version", "sha256", "bytes", "source", "deployed", "state"]
+    shown = table(header, rows) if rows else "no complete versions"
+    return "\n".join([shown, *(f"note: {n}" for n in notes)])
+
+
+def _state(meta: dict[str, Any]) -> str:
+    """``ok``, or ``failed: <why>`` for a version whose health check failed."""
+    if meta.get("state") != "failed":
+        return "ok"
+    error = str((meta.get("health") or {}).get("error") or "health check")
+    return f"failed: {error[:60]}"
 
 
 def run_ls(ns: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..profiles import match_profile
@@ -35,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--profile", help="board profile (default: detected)")
     s.add_argument("--packages", help="comma-separated pip packages instead of the profile's")
+    s.add_argument(
+        "--trust",
+        type=Path,
+        metavar="PUBKEY",
+        help="from now on the device takes only releases signed with this key's private half "
+        "(edgeship keygen; deploy --sign)",
+    )
     s.set_defaults(handler=run_setup)
 
 
@@ -80,26 +88,34 @@ def run_probe(ns: argparse.Namespace) -> int:
 
 
 def run_setup(ns: argparse.Namespace) -> int:
+    from ..deploy.signing import install_trust, read_public
     from ..provision import setup_device  # imports the SSH target, hence paramiko
 
     packages = [p for p in (ns.packages or "").split(",") if p] or None
+    if ns.trust is not None:
+        read_public(ns.trust)  # a bad key file is refused before any device is touched
 
     def setup(target: Target) -> SetupResult:
-        return setup_device(
+        result = setup_device(
             provisioner(target),
             python=ns.python,
             wheelhouse=ns.wheelhouse,
             profile=ns.profile,
             packages=packages,
         )
+        if ns.trust is not None:
+            install_trust(provisioner(target).store(), ns.trust)
+        return result
 
     def render(result: SetupResult) -> str:
         ready = [k for k, v in result.backends.items() if v.get("available")]
         left_out = "".join(f"\n  left out {p}: {why}" for p, why in result.skipped.items())
+        trusted = f"\n  trusts   releases signed by {ns.trust}" if ns.trust else ""
         return (
             f"{result.target}: ready ({result.method}, profile {result.profile})\n"
             f"  python   {result.python}\n  runtime  {result.runtime}\n"
-            f"  modules  {', '.join(ready)}{left_out}"
+            f"  modules  {', '.join(ready)}{left_out}{trusted}"
+            + "".join(f"\n  note: {n}" for n in result.notes)
         )
 
     return on_targets(ns, setup, asdict, render)

@@ -26,7 +26,10 @@ from . import (
     optimize_cmd,
     partition_cmd,
     profile_cmd,
+    rollout_cmd,
     run_cmd,
+    sign_cmd,
+    sweep_cmd,
     tune_cmd,
 )
 from .common import global_options
@@ -38,12 +41,15 @@ COMMANDS = (
     info_cmd,
     device_cmd,
     deploy_cmd,
+    rollout_cmd,
+    sign_cmd,
     compress_cmd,
     convert_cmd,
     optimize_cmd,
     tune_cmd,
     partition_cmd,
     ab_cmd,
+    sweep_cmd,
     bundle_cmd,
 )
 

@@ -158,7 +158,8 @@ def run(ns: argparse.Namespace) -> int:
         return [profile_one(ns, target, model, config, ops, cooldown) for model in models]
 
     def render(reports: list[ProfileReport]) -> str:
-        views = [profile_table(reports), *(describe_parallel(r) for r in reports)]
+        views = [profile_table(reports), input_shapes(reports)]
+        views += [describe_parallel(r) for r in reports]
         views.append(profile_notes(reports, ns.top))
         return "\n".join(v for v in views if v)
 
@@ -166,6 +167,15 @@ def run(ns: argparse.Namespace) -> int:
         return [r.to_dict() for r in reports]
 
     return on_targets(ns, profile_all, to_json, render)
+
+
+def input_shapes(reports: list[ProfileReport]) -> str:
+    """The inputs each model was measured on (``inputs: cnn.onnx x [1, 1, 8, 8]``)."""
+    return "\n".join(
+        f"inputs: {r.model.path.rsplit('/', 1)[-1]} "
+        + ", ".join(f"{t.name} {t.shape} {t.dtype}" for t in r.inputs)
+        for r in reports
+    )
 
 
 def profile_one(

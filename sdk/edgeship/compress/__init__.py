@@ -33,6 +33,7 @@ from .config import (
 )
 from .data import DataLike, Dataset, load_dataset
 from .errors import CompressionError, NothingToPrune, UnsupportedPattern, VerificationError
+from .guard import FidelityCollapse, GuardPolicy, NoChange
 from .methods import TORCH, Method, get_method, method_names, register_method
 from .recipe import Recipe, RecipeReport, RecipeResult, RecipeTable, load_recipe, run_recipe
 from .report import (
@@ -106,9 +107,12 @@ __all__ = [
     "Dataset",
     "DistillConfig",
     "Fidelity",
+    "FidelityCollapse",
+    "GuardPolicy",
     "Latency",
     "Method",
     "ModelStats",
+    "NoChange",
     "NothingToPrune",
     "PruneConfig",
     "QuantizeConfig",
@@ -142,9 +146,11 @@ def quantize(
     data: DataLike | None = None,
     out: str | Path = "quantized.onnx",
     options: CompressOptions | None = None,
+    *,
+    eval_data: DataLike | None = None,
 ) -> CompressionResult:
     """INT8 (dynamic/static) or FP16; see :class:`QuantizeConfig`."""
-    return compress(model, config, data, out, options)
+    return compress(model, config, data, out, options, eval_data=eval_data)
 
 
 def prune(
@@ -153,9 +159,11 @@ def prune(
     data: DataLike | None = None,
     out: str | Path = "pruned.onnx",
     options: CompressOptions | None = None,
+    *,
+    eval_data: DataLike | None = None,
 ) -> CompressionResult:
     """Unstructured weight pruning; see :class:`PruneConfig`."""
-    return compress(model, config, data, out, options)
+    return compress(model, config, data, out, options, eval_data=eval_data)
 
 
 def prune_channels(
@@ -164,9 +172,11 @@ def prune_channels(
     data: DataLike | None = None,
     out: str | Path = "slim.onnx",
     options: CompressOptions | None = None,
+    *,
+    eval_data: DataLike | None = None,
 ) -> CompressionResult:
     """Structured (neuron/channel) pruning; see :class:`ChannelPruneConfig`."""
-    return compress(model, config, data, out, options)
+    return compress(model, config, data, out, options, eval_data=eval_data)
 
 
 def distill(
@@ -175,9 +185,11 @@ def distill(
     data: DataLike | None = None,
     out: str | Path = "student.onnx",
     options: CompressOptions | None = None,
+    *,
+    eval_data: DataLike | None = None,
 ) -> CompressionResult:
     """Knowledge distillation from ``model`` (the teacher); see :class:`DistillConfig`."""
-    return compress(model, config, data, out, options)
+    return compress(model, config, data, out, options, eval_data=eval_data)
 
 
 def __getattr__(name: str) -> object:

@@ -1,9 +1,13 @@
 """The one entry point, :func:`compress`, running any registered method, and its helpers.
 
-Every method writes its model to ``out``; then, shared here: the model is loaded and run
-once on the target (never a silently broken model), its size/parameters/sparsity are
-measured, and with data its accuracy and fidelity against the base. A torch model is
-exported to ONNX beside ``out`` (``<out stem>.base.onnx``) to serve as the base.
+An ONNX base is first made ready for the methods (:mod:`.prepare`: ``Constant`` weights
+folded, simplified). Every method writes its model to ``out``; then, shared here: the
+model is loaded and run once on the target (never a silently broken model), its
+size/parameters/sparsity are measured, and its fidelity against the base on held-out
+data (:func:`~.data.eval_split`) or on inputs generated at the model's real shape. The
+guards (:mod:`.guard`) then refuse a collapsed model (unless ``allow_degraded``) and a
+no-op, and flag a result larger than its base. A torch model is exported to ONNX beside
+``out`` (``<out stem>.base.onnx``) to serve as the base.
 
 One target serves the whole call: every verification and latency round (and, through
 :func:`~edgeship.compress.run_recipe`, every variant) runs in the one runtime session it
@@ -14,19 +18,23 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from edgeship_runtime.formats import detect_format
 
 from ..config import ConnectOptions
-from ..errors import UsageError
+from ..errors import EdgeshipError, InputError, UsageError
 from ..targets import Target
-from . import evaluate, onnx_graph
+from . import evaluate, guard, onnx_graph
 from .config import AnyConfig, config_to_dict, data_needs, steps_of
-from .data import DataLike, Dataset, check_dataset, load_dataset, require
+from .data import DataLike, Dataset, EvalSplit, check_dataset, eval_split, load_dataset, require
 from .errors import CompressionError
+from .guard import FidelityCollapse, GuardPolicy, NoChange
 from .methods import Job, MethodConfig, Outcome, method_for
 from .report import CompressionReport, CompressionResult
 from .source import ModelLike, base_model
@@ -43,7 +51,9 @@ class CompressOptions:
     owner to close) or a target spec (``local``, a device, an ssh alias), opened once for
     the call with ``connect`` and closed at its end. Latency is always measured for channel
     pruning, which must be faster: ``threads`` runtime threads, ``latency_rounds``
-    interleaved rounds of ``latency_runs`` timed runs.
+    interleaved rounds of ``latency_runs`` timed runs. ``shapes`` (by input name) fill
+    dynamic non-batch dims where no data gives them (generated inputs, latency); ``guard``
+    says when a result counts as collapsed and whether to keep it anyway.
     """
 
     target: str | Target = "local"
@@ -52,6 +62,8 @@ class CompressOptions:
     threads: int = 1
     latency_rounds: int = 3
     latency_runs: int = 200
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    guard: GuardPolicy = field(default_factory=GuardPolicy)
 
     def __post_init__(self) -> None:
         if self.threads < 0 or self.latency_rounds < 1 or self.latency_runs < 1:
@@ -64,28 +76,55 @@ def compress(
     data: DataLike | None = None,
     out: str | Path = "compressed.onnx",
     options: CompressOptions | None = None,
+    *,
+    eval_data: DataLike | None = None,
 ) -> CompressionResult:
-    """Compress ``model`` as ``config`` says; write ``out``; return it with its report."""
+    """Compress ``model`` as ``config`` says; write ``out``; return it with its report.
+
+    Fidelity is measured on ``eval_data``, else on a held-out part of ``data`` that the
+    method never sees (all of it when the method uses none), else on generated inputs.
+    """
     options = options or CompressOptions()
     out = Path(out)
     t0 = time.perf_counter()
-    dataset = load_dataset(data)
+    dataset, evalset = load_dataset(data), load_dataset(eval_data)
     steps = steps_of(config)
     for step in steps:
         method_for(step)  # an unknown method or a config of the wrong type: at once
     for why in data_needs(config):
         require(dataset, why)
     base, source = base_model(model, dataset, out)
+    sig = evaluate.signature(base)
     if dataset is not None:
-        check_dataset(evaluate.signature(base), dataset)
+        check_dataset(sig, dataset)
+    if evalset is not None:
+        check_dataset(sig, evalset, "--eval-data")
+    split = eval_split(dataset, evalset, bool(data_needs(config)))
+    feeds = None if split.held is not None else _generated(base, options.shapes)
+    some = split.train if split.train is not None else split.held
+    sample = evaluate.first_sample(some) if feeds is None else feeds[0]
     with evaluate.opened(options.target, options.connect) as target:
-        step_reports, outcome = _run_steps(base, source, steps, dataset, out, target)
-        report = finish(base, out, config, dataset, outcome, options, target)
+        step_reports, outcome = _run_steps(base, source, steps, split.train, out, target, sample)
+        report = finish(base, out, config, split, outcome, options, target, feeds, sample)
     report.steps = step_reports
     if source is not None:
         report.notes.insert(0, f"torch model {source.factory} exported to {base} as the base")
     report.seconds = round(time.perf_counter() - t0, 3)
     return CompressionResult(out, report)
+
+
+def _generated(base: Path, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, np.ndarray]]:
+    """Inputs generated at ``base``'s shape, checked to run on the base itself (a model
+    whose inputs need real values, e.g. a sample rate, cannot be judged on them)."""
+    feeds = evaluate.generated_feeds(base, shapes)
+    try:
+        evaluate.predict_feeds(base, feeds[:1])
+    except EdgeshipError as exc:
+        raise InputError(
+            f"{base}: the model does not run on inputs generated at its shape ({exc}); "
+            "its inputs need real values: give them with --data"
+        ) from exc
+    return feeds
 
 
 def run_method(
@@ -95,38 +134,66 @@ def run_method(
     data: Dataset | None,
     out: Path,
 ) -> Outcome:
-    """Run one method, writing ``out``; its outcome (details and notes)."""
+    """Run one method, writing ``out``; its outcome (details and notes). An ONNX base is
+    prepared first (:mod:`.prepare`)."""
+    from .prepare import prepared
+
     method = method_for(config)
-    suffix = method.suffix(method.input_format(base, source))
+    fmt = method.input_format(base, source)
+    suffix = method.suffix(fmt)
     if out.suffix != suffix:
         raise UsageError(f"--out {out}: this method writes a {suffix} file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return method.run(Job(base, config, data, out, source))
+    if fmt != "onnx":
+        return method.run(Job(base, config, data, out, source))
+    keep_names = bool(getattr(config, "exclude_nodes", ()))
+    with prepared(base, simplify=not keep_names) as ready:
+        outcome = method.run(Job(ready.path, config, data, out, source))
+    if ready.note:
+        outcome.notes.insert(0, ready.note)
+    return outcome
 
 
 def finish(
     base: Path,
     out: Path,
     config: AnyConfig,
-    data: Dataset | None,
+    split: EvalSplit,
     outcome: Outcome,
     options: CompressOptions,
     target: Target,
+    feeds: list[dict[str, np.ndarray]] | None = None,
+    sample: dict[str, np.ndarray] | None = None,
 ) -> CompressionReport:
-    """Verify on ``target``, measure, compare: the report of one produced model."""
-    report = verified_report(base, out, config, data, outcome, target)
-    if data is not None:
-        report.fidelity = evaluate.fidelity(
-            evaluate.predict(base, data), evaluate.predict(out, data), data.labels
-        )
+    """Verify on ``target`` (running ``sample``), measure, compare, guard: the report of
+    one produced model. ``feeds``: generated inputs for the comparison when ``split``
+    holds no data."""
+    some = split.train if split.train is not None else split.held
+    report = verified_report(base, out, config, sample, outcome, target)
+    if split.held is not None:
+        base_out, new_out = evaluate.predict(base, split.held), evaluate.predict(out, split.held)
+        labels, report.evaluation = split.held.labels, split.evaluation
+    else:
+        assert feeds is not None
+        base_out, new_out = evaluate.predict_feeds(base, feeds), evaluate.predict_feeds(out, feeds)
+        labels, report.evaluation = None, evaluate.describe_feeds(feeds)
+    report.fidelity = evaluate.fidelity(base_out, new_out, labels)
+    _guard(report, base_out, new_out, config, options.guard)
     structured = any(method_for(s).structured for s in steps_of(config))
     if structured and report.model.parameters >= report.base.parameters:
         raise CompressionError(
             f"channel pruning removed nothing ({report.model.parameters} parameters)"
         )
     if options.latency or structured:
+        shapes = {**evaluate.latency_shapes(base, some), **options.shapes}
         report.latency = evaluate.latency(
-            base, out, target, options.threads, options.latency_rounds, options.latency_runs
+            base,
+            out,
+            target,
+            options.threads,
+            options.latency_rounds,
+            options.latency_runs,
+            shapes,
         )
         if structured and report.latency.speedup <= 1.0:
             report.notes.append(
@@ -136,16 +203,67 @@ def finish(
     return report
 
 
+def _guard(
+    report: CompressionReport,
+    base_out: np.ndarray,
+    new_out: np.ndarray,
+    config: AnyConfig,
+    policy: GuardPolicy,
+) -> None:
+    """Refuse a no-op and a collapse (removing ``out``), or note a kept collapse; flag a
+    result larger than its base."""
+    fid, out = report.fidelity, Path(report.model.path)
+    assert fid is not None
+    base_size, size = report.base.size_bytes, report.model.size_bytes
+    if guard.is_no_op(base_size, size, fid):
+        out.unlink(missing_ok=True)
+        raise NoChange(
+            f"{config.method} changed nothing: the same size ({size / base_size:.3f}×) and "
+            f"identical outputs on {report.evaluation}; {_no_op_hint(report)}"
+        )
+    trained = any(_trains(s) for s in steps_of(config))
+    reasons = guard.collapse_reasons(base_out, new_out, fid, policy, trained)
+    if report.model.format == "onnx" and report.base.format == "onnx":
+        zeroed = guard.zeroed_layers(onnx_graph.load(Path(report.base.path)), onnx_graph.load(out))
+        reasons += [f"layer weight {name!r} is all zeros" for name in zeroed[:3]]
+    if reasons:
+        methods = [s.method for s in steps_of(config)]
+        message = guard.collapse_message(config.method, reasons, report.evaluation, methods)
+        if not policy.allow_degraded:
+            out.unlink(missing_ok=True)
+            raise FidelityCollapse(message, reasons)
+        report.degraded = "; ".join(reasons)
+        report.notes.insert(0, f"DEGRADED (kept: --allow-degraded): {report.degraded}")
+    larger = guard.larger_note(base_size, size)
+    if larger is not None:
+        report.notes.insert(0, larger)
+
+
+def _trains(config: MethodConfig) -> bool:
+    field = method_for(config).training
+    return field is not None and getattr(getattr(config, field), "epochs", 0) > 0
+
+
+def _no_op_hint(report: CompressionReport) -> str:
+    """Why a method may find nothing to do, from what it reported."""
+    if report.details.get("quantized_nodes") == []:
+        return "the quantizer found no node it handles (see --exclude-op/--exclude-node)"
+    if report.model.format == "tflite":
+        return "the model may already be quantized, or hold no weights the quantizer takes"
+    return "nothing in the graph is what this method changes"
+
+
 def verified_report(
     base: Path,
     out: Path,
     config: AnyConfig,
-    data: Dataset | None,
+    sample: dict[str, np.ndarray] | None,
     outcome: Outcome,
     target: Target,
 ) -> CompressionReport:
-    """``out`` run once on ``target`` (or :class:`VerificationError`), and its sizes."""
-    verified = evaluate.verify(out, evaluate.first_sample(data), target)
+    """``out`` run once on ``sample`` on ``target`` (or :class:`VerificationError`), and
+    its sizes."""
+    verified = evaluate.verify(out, sample, target)
     return CompressionReport(
         method=config.method,
         parameters=config_to_dict(config),
@@ -164,6 +282,7 @@ def _run_steps(
     data: Dataset | None,
     out: Path,
     target: Target,
+    sample: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[CompressionReport], Outcome]:
     """One method: its outcome. Several (a chain): each applied to the previous one's
     output and verified, with a report per step; the notes of all."""
@@ -178,7 +297,7 @@ def _run_steps(
             suffix = method.suffix(detect_format(str(current)))
             path = out if last else Path(tmp) / f"step{i}{suffix}"
             outcome = run_method(current, source if i == 0 else None, step, data, path)
-            report = verified_report(current, path, step, data, outcome, target)
+            report = verified_report(current, path, step, sample, outcome, target)
             report.model.path = str(path) if last else f"(step {i + 1})"
             reports.append(report)
             current = path

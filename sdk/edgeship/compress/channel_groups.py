@@ -132,7 +132,23 @@ def find_groups(model: Any) -> list[Group]:
         space = finder.space_of.get(out.name, finder.flat_of.get(out.name, (None, 0))[0])
         if space is not None:
             finder.spaces.block(space, f"it produces the model output {out.name!r}")
-    return finder.spaces.roots()
+    groups = finder.spaces.roots()
+    _block_shared(groups)
+    return groups
+
+
+def _block_shared(groups: list[Group]) -> None:
+    """Block groups that would slice one array along the same axis differently (an
+    initializer shared between groups, e.g. the biases a simplifier merged because cloned
+    layers start equal); a weight's output and input axes belong to two groups rightly."""
+    owners: dict[tuple[str, int], list[Group]] = {}
+    for group in groups:
+        for key in {(s.array, s.axis) for s in group.slices}:
+            owners.setdefault(key, []).append(group)
+    for (name, _), sharing in owners.items():
+        if len(sharing) > 1:
+            for group in sharing:
+                group.blocked = group.blocked or f"its array {name!r} is shared with another layer"
 
 
 class _Finder:

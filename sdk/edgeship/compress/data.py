@@ -102,3 +102,44 @@ def require(data: Dataset | None, why: str) -> Dataset:
     if data is None:
         raise InputError(f"{why} needs data (--data D.npz with the model's inputs)")
     return data
+
+
+HOLDOUT = 0.2
+"""Share of ``--data`` held out to measure a method that calibrates or trains on data."""
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """What the method gets (``train``), what fidelity is measured on (``held``; None:
+    inputs generated at the model's shape), and a phrase saying which (``evaluation``)."""
+
+    train: Dataset | None
+    held: Dataset | None
+    evaluation: str
+
+
+def eval_split(
+    data: Dataset | None, eval_data: Dataset | None, uses_data: bool, fraction: float = HOLDOUT
+) -> EvalSplit:
+    """Never measure on what the method calibrated or trained on: ``eval_data`` when
+    given, else a seeded random ``fraction`` of ``data`` held out from the method (all of
+    it when the method uses none)."""
+    if eval_data is not None:
+        return EvalSplit(data, eval_data, f"--eval-data ({len(eval_data)} samples)")
+    if data is None:
+        return EvalSplit(None, None, "")
+    n = len(data)
+    if not uses_data:
+        return EvalSplit(data, data, f"all {n} samples of --data (the method used none of it)")
+    if n < 2:
+        unlabelled = Dataset(data.feeds)
+        why = "the one sample of --data, also used by the method (no accuracy: --eval-data)"
+        return EvalSplit(data, unlabelled, why)
+    held_n = min(n - 1, max(1, round(n * fraction)))
+    order = np.random.default_rng(0).permutation(n)
+    train, held = data.pick(order[held_n:]), data.pick(order[:held_n])
+    why = (
+        f"{held_n} of {n} samples of --data held out at random ({fraction:.0%}), never used "
+        f"to calibrate or train (--eval-data gives others)"
+    )
+    return EvalSplit(train, held, why)

@@ -20,7 +20,7 @@ from .channels import shrink
 from .channels_torch import narrow
 from .config import DistillConfig
 from .data import Dataset, require
-from .errors import CompressionError
+from .errors import CompressionError, NothingToPrune
 from .evaluate import predict
 from .methods import Job, Outcome
 from .torch_graph import OnnxModule
@@ -41,14 +41,20 @@ def distill(job: Job[DistillConfig]) -> Outcome:
         onnx_model = None
     elif source is not None:
         module = source.build()
-        narrow(module, 1.0 - config.width, "l1", data.take(256))
+        try:
+            narrow(module, 1.0 - config.width, "l1", data.take(256))
+        except NothingToPrune as exc:
+            raise _no_student(source.factory, exc) from exc
         details["student"] = f"{source.factory} at width {config.width} (torch-pruning)"
         onnx_model = None
     else:
         if onnx_graph.detect_format(str(teacher)) != "onnx":
             raise UsageError("a TFLite teacher needs a student (--student module:factory)")
         onnx_model = onnx_graph.load(teacher)
-        shrink(onnx_model, 1.0 - config.width, "l1")
+        try:
+            shrink(onnx_model, 1.0 - config.width, "l1")
+        except NothingToPrune as exc:
+            raise _no_student(teacher.name, exc) from exc
         module = OnnxModule(onnx_model)
         details["student"] = f"{teacher.name} at width {config.width} (graph surgery)"
     _check_outputs(module, data, soft.shape[1])
@@ -65,6 +71,14 @@ def distill(job: Job[DistillConfig]) -> Outcome:
             f"target {config.train.target_accuracy} not reached in {config.train.epochs} epochs"
         )
     return Outcome(details=details, notes=notes)
+
+
+def _no_student(teacher: str, exc: NothingToPrune) -> CompressionError:
+    why = "; ".join(f"{k}: {v}" for k, v in sorted(exc.reasons.items()))
+    return CompressionError(
+        f"distill cannot derive a narrower student from {teacher}: no layer can be made "
+        f"narrower ({why}); give one with --student module:factory"
+    )
 
 
 def _check_outputs(module: nn.Module, data: Dataset, width: int) -> None:

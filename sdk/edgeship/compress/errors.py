@@ -7,7 +7,9 @@
     │                              target (never reported as a success)
     └── CompressionError           a method could not produce a sound model
         ├── UnsupportedPattern     the graph has a construct the method refuses (names the node)
-        └── NothingToPrune         no layer of the model can be pruned (says why for each)
+        ├── NothingToPrune         no layer of the model can be pruned (says why for each)
+        ├── FidelityCollapse       (guard) the result no longer computes what its base does
+        └── NoChange               (guard) the method changed nothing (size and outputs)
 
 A bad option or bad data raises at once, before any work; a produced model that fails to
 run is never reported as a success.

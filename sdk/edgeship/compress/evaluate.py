@@ -9,12 +9,13 @@ and latency go through a :class:`Target` the caller opened once for the whole ru
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import generate_feeds
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import load_model
 from edgeship_runtime.signature import Signature
@@ -45,6 +46,65 @@ def signature(path: Path) -> Signature:
         return loaded.session.signature
     finally:
         loaded.close()
+
+
+GENERATED_RUNS = 8
+"""Runs of generated inputs (seeds 0..7) that stand in for data in the fidelity check."""
+
+
+def generated_feeds(
+    path: Path, shapes: Mapping[str, tuple[int, ...]], runs: int = GENERATED_RUNS
+) -> list[dict[str, np.ndarray]]:
+    """Inputs generated at ``path``'s real shape, one set per seed: dynamic non-batch dims
+    from ``shapes`` or an :class:`~edgeship.errors.InputError` naming the dim."""
+    sig = signature(path)
+    return [generate_feeds(sig, shapes, seed=seed) for seed in range(runs)]
+
+
+def describe_feeds(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
+    shapes = ", ".join(f"{n} {list(a.shape)}" for n, a in feeds[0].items())
+    return f"inputs generated at the model's shape ({len(feeds)} seeds of {shapes})"
+
+
+def predict_feeds(
+    path: Path, feeds: Sequence[Mapping[str, np.ndarray]], threads: int = 2
+) -> np.ndarray:
+    """The first output of ``path`` on each set of ``feeds`` (by position when the names
+    differ; integers and floats cast to the model's widths, as a converted model may take
+    int32 token ids), concatenated along the first axis."""
+    loaded = load_model(str(path), options=SessionOptions(threads=threads))
+    try:
+        sig = loaded.session.signature
+        io = integer_io(path, sig)
+        outs = []
+        for f in feeds:
+            pairs = zip(sig.inputs, f.values(), strict=True)
+            named = {s.name: _same_kind(a, s.dtype) for s, a in pairs}
+            outs.append(io.dequantize(loaded.run(io.quantize(named))[0]))
+    finally:
+        loaded.close()
+    return np.concatenate([np.asarray(o).reshape(-1, *np.shape(o)[1:]) for o in outs]).astype(
+        np.float32
+    )
+
+
+def _same_kind(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``array`` in ``dtype`` when both are integers or both floats (else as it is)."""
+    if dtype == "str" or array.dtype.name == dtype:
+        return array
+    kinds = {array.dtype.kind, np.dtype(dtype).kind}
+    return array.astype(dtype) if kinds <= {"i", "u"} or kinds == {"f"} else array
+
+
+def latency_shapes(path: Path, data: Dataset | None) -> dict[str, tuple[int, ...]]:
+    """Batch-1 shapes of ``data``'s samples for the inputs of ``path`` with dynamic dims."""
+    if data is None:
+        return {}
+    return {
+        s.name: (1, *data.feeds[s.name].shape[1:])
+        for s in signature(path).inputs
+        if s.is_dynamic and s.name in data.feeds
+    }
 
 
 def predict(path: Path, data: Dataset, threads: int = 2) -> np.ndarray:
@@ -115,26 +175,30 @@ def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
 
 
 def fidelity(base: np.ndarray, new: np.ndarray, labels: np.ndarray | None) -> Fidelity:
-    """``new`` against ``base``, one flattened row per sample."""
-    return figures.compare(figures.rows(base), figures.rows(new), labels)
+    """``new`` against ``base`` (first axis: samples); top-1 agreement only where the
+    outputs' own shape is that of class scores (:func:`edgeship.fidelity.is_class_scores`)."""
+    return figures.compare(base, new, labels)
 
 
 def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> str:
     """Load and run ``path`` once on ``target``; its name, or :class:`VerificationError`.
 
     ``sample`` (one sample per input) is renamed to the model's input names by position;
-    without it the runtime generates inputs from the signature. A target that cannot be
-    reached at all raises its own error: that says nothing about the model.
+    without it the runtime generates inputs from the signature. Nothing of ``path`` is
+    loaded in this process before it ran there (a malformed graph can crash ONNX Runtime).
+    A target that cannot be reached at all raises its own error: that says nothing about
+    the model.
     """
     try:
         if sample is None:
             policy = MeasurePolicy(warmup=0, runs=1)
             target.profile(path, ProfileConfig(policy=policy, session=SessionOptions(threads=1)))
-        else:
-            sig = signature(path)
-            names = [s.name for s in sig.inputs]
-            feeds = integer_io(path, sig).quantize(dict(zip(names, sample.values(), strict=True)))
-            target.run(path, feeds, ProfileConfig(session=SessionOptions(threads=1)))
+        else:  # the signature from the target too: a malformed model may crash a runtime
+            with target.load(path, ProfileConfig(session=SessionOptions(threads=1))) as loaded:
+                sig = loaded.signature
+                names = [s.name for s in sig.inputs]
+                feeds = dict(zip(names, sample.values(), strict=True))
+                loaded.run(integer_io(path, sig).quantize(feeds))
     except UNREACHABLE:
         raise
     except EdgeshipError as exc:
@@ -153,15 +217,18 @@ def latency(
     threads: int = 1,
     rounds: int = 3,
     runs: int = 200,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Latency:
     """Median of per-round p50s (batch 1) of ``base`` and ``model`` measured interleaved
     (:func:`edgeship.optimize.bench.interleaved`), after one discarded round (a runtime's
-    first sessions run slower: cold caches, clocks). A target spec is opened for the call."""
+    first sessions run slower: cold caches, clocks). A target spec is opened for the call.
+    ``shapes``: of the inputs with dynamic dims (else they must have none but the batch)."""
     from ..optimize.bench import interleaved, median_p50_ms  # optimize imports convert
 
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs),
         session=SessionOptions(threads=threads),
+        shapes=dict(shapes or {}),
     )
     with opened(target) as tgt:
         base_reports, model_reports = interleaved(
@@ -174,6 +241,7 @@ def latency(
         base_p50_ms=median_p50_ms(base_reports),
         model_p50_ms=median_p50_ms(model_reports),
         rounds=rounds,
+        input_shapes={t.name: list(t.shape) for t in base_reports[0].inputs},
     )
 
 

@@ -122,12 +122,28 @@ def parameter_names(model: Any) -> list[str]:
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(parameters, non-zero parameters) of an ONNX model."""
+    """(parameters, non-zero parameters) of an ONNX model: its learned initializers and
+    the float tensors of its top-level ``Constant`` nodes (weights, in some exporters)."""
     values = arrays(model)
-    names = parameter_names(model)
-    total = sum(int(values[n].size) for n in names)
-    nonzero = sum(int(np.count_nonzero(values[n])) for n in names)
+    learned = [values[n] for n in parameter_names(model)] + constant_weights(model)
+    total = sum(int(v.size) for v in learned)
+    nonzero = sum(int(np.count_nonzero(v)) for v in learned)
     return total, nonzero
+
+
+def constant_weights(model: Any) -> list[np.ndarray]:
+    """Float tensors of the top-level graph's ``Constant`` nodes."""
+    from onnx import helper, numpy_helper
+
+    out = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1:
+            attr = node.attribute[0]
+            if attr.name == "value":
+                value = numpy_helper.to_array(helper.get_attribute_value(attr))
+                if value.dtype.kind == "f":
+                    out.append(value)
+    return out
 
 
 def _tflite_parameters(path: Path) -> tuple[int, int]:

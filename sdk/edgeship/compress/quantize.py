@@ -4,14 +4,19 @@
 * ``int8-static``: QDQ format, INT8 weights (per channel) and UINT8 activations whose ranges
   come from calibration data (MinMax, Entropy or Percentile). The model is pre-processed
   (shape inference, basic graph optimisation) first, as ONNX Runtime recommends.
-* ``fp16``: weights and compute in float16, inputs and outputs kept float32.
+* ``fp16``: weights and compute in float16, inputs and outputs kept float32. Nodes with a
+  float constant outside float16's range (a BatchNorm variance of 1e8, as Paddle exports
+  have) stay float32, instead of having it clamped.
 
 The outcome lists which nodes were quantized, which were excluded and which stayed float.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -32,17 +37,27 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     src, config, data, out = job.base, job.config, job.data, job.out
     model = onnx_graph.load(src)
     _check_exclusions(model, config)
+    kept: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _quiet_ort():
         if config.method == "fp16":
-            _fp16(model, config, out)
+            kept = _fp16(model, config, out)
         elif config.method == "int8-dynamic":
             _dynamic(src, config, out, _op_types(model, config, dynamic=True))
         else:
             data = require(data, config.needs_data() or "")
             pre = Path(tmp) / "pre.onnx"
             _preprocess(src, pre)
-            _static(pre, config, data, out, _op_types(model, config, dynamic=False))
-    return Outcome(details=_what_changed(model, onnx_graph.load(out), config))
+            _static(_opset13(pre, config), config, data, out, _op_types(model, config, False))
+    details = _what_changed(model, onnx_graph.load(out), config)
+    notes = []
+    if kept:
+        details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
+        details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
+        notes.append(
+            f"kept in float32 (constants beyond float16's range, or types the converter "
+            f"could not reconcile): {', '.join(kept)}"
+        )
+    return Outcome(details=details, notes=notes)
 
 
 def _check_exclusions(model: Any, config: QuantizeConfig) -> None:
@@ -67,12 +82,66 @@ def _op_types(model: Any, config: QuantizeConfig, dynamic: bool) -> list[str] | 
 
 
 def _preprocess(src: Path, dst: Path) -> None:
+    """ONNX Runtime's pre-processing; where its symbolic shape inference fails (graphs
+    with ``If``, dynamic ``Shape`` arithmetic), again without it."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        quant_pre_process(str(src), str(dst))
-    except Exception as exc:  # symbolic shape inference raises plain Exceptions
-        raise CompressionError(f"{src}: pre-processing for quantization failed: {exc}") from exc
+        with _inside(dst.parent):  # where a failed inference leaves its temporary files
+            quant_pre_process(str(src.resolve()), str(dst.resolve()))
+        return
+    except Exception:  # symbolic shape inference raises plain Exceptions
+        pass
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception as exc:
+        raise CompressionError(
+            f"{src}: pre-processing for quantization failed: {describe(exc)}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    """Run the block with ``folder`` as the working directory: ONNX Runtime's symbolic
+    shape inference writes ``sym_shape_infer_temp.onnx`` and its data to the working
+    directory when it fails, which must not be the user's."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, never an empty string."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+QDQ_OPSET = 13
+"""Per-channel QDQ needs DequantizeLinear's ``axis``: opset 13."""
+
+
+def _opset13(src: Path, config: QuantizeConfig) -> Path:
+    """``src`` converted to opset 13 in place when per-channel QDQ needs it (Paddle
+    exports are opset 11/12)."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if not config.per_channel or opset >= QDQ_OPSET:
+        return src
+    try:
+        converted = version_converter.convert_version(model, QDQ_OPSET)
+    except Exception as exc:  # the converter lacks an adapter for some op
+        raise CompressionError(
+            f"per-channel INT8 needs opset {QDQ_OPSET}; converting from opset {opset} failed "
+            f"({describe(exc)}): try --per-tensor"
+        ) from exc
+    onnx.save(converted, str(src))
+    return src
 
 
 class _Reader:
@@ -123,7 +192,7 @@ def _static(
             extra_options=extra,
         )
     except Exception as exc:  # onnxruntime raises untyped errors
-        raise CompressionError(f"static INT8 quantization failed: {exc}") from exc
+        raise CompressionError(f"static INT8 quantization failed: {describe(exc)}") from exc
 
 
 def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] | None) -> None:
@@ -139,10 +208,10 @@ def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] |
             nodes_to_exclude=list(config.exclude_nodes),
         )
     except Exception as exc:
-        raise CompressionError(f"dynamic INT8 quantization failed: {exc}") from exc
+        raise CompressionError(f"dynamic INT8 quantization failed: {describe(exc)}") from exc
 
 
-def _fp16(model: Any, config: QuantizeConfig, out: Path) -> None:
+def _fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
     try:
         from onnxconverter_common import float16
     except ImportError as exc:
@@ -150,15 +219,78 @@ def _fp16(model: Any, config: QuantizeConfig, out: Path) -> None:
             "fp16 needs onnxconverter-common (pip install onnxconverter-common)"
         ) from exc
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
+    nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
+    for _ in range(FP16_RETRIES):
+        converted = _convert_fp16(float16, model, block, nodes)
+        rejected = _rejected_node(converted)
+        if rejected is None or rejected in nodes:
+            break
+        nodes.append(rejected)  # a type the converter could not reconcile: keep it float32
+    onnx_graph.save(converted, out)
+    return [n for n in nodes if n not in config.exclude_nodes]
+
+
+FP16_RETRIES = 16
+"""Nodes that ONNX Runtime's type check rejects after conversion, kept float32 one by one."""
+
+
+def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) -> Any:
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module="onnxconverter_common")
         converted = float16.convert_float_to_float16(
-            model,
+            copy,
+            max_finite_val=FP16_MAX,
             keep_io_types=True,
             op_block_list=block,
-            node_block_list=list(config.exclude_nodes),
+            node_block_list=nodes,
         )
-    onnx_graph.save(converted, out)
+    del converted.graph.value_info[:]  # stale float32 entries beside inserted Casts
+    return converted
+
+
+_NODE_IN_ERROR = re.compile(r"node name: ([^)]+)\)")
+
+
+def _rejected_node(model: Any) -> str | None:
+    """The node ONNX's strict type inference names when it finds a type mismatch in
+    ``model``, else None (ONNX Runtime itself is not asked: a malformed graph can crash
+    it)."""
+    from onnx import shape_inference
+
+    try:
+        shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # InferenceError, ValidationError
+        found = _NODE_IN_ERROR.search(str(exc))
+        return found.group(1).strip() if found else None
+    return None
+
+
+FP16_MAX = 65504.0
+"""The largest finite float16."""
+
+
+def out_of_range_nodes(model: Any) -> list[str]:
+    """Names of nodes reading a float initializer with a finite value beyond float16's
+    range (kept float32 by the conversion); unnamed such nodes are given a name."""
+    import numpy as np
+
+    values = onnx_graph.arrays(model)
+    wide = {
+        name
+        for name, v in values.items()
+        if v.dtype.kind == "f" and v.size and float(np.max(np.abs(v))) > FP16_MAX
+    }
+    names = []
+    for i, node in enumerate(model.graph.node):
+        if wide.intersection(node.input):
+            if not node.name:
+                node.name = f"{node.op_type}_{i}_fp32"
+            names.append(node.name)
+    return names
 
 
 def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from .api import CompressOptions, compress
 from .config import AnyConfig, config_from_dict, data_needs, output_format
 from .data import DataLike, load_dataset
 from .errors import CompressionError
+from .guard import GuardPolicy
 from .report import CompressionReport
 from .source import base_format
 
@@ -57,10 +58,15 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Recipe:
+    """Variants and options; ``allow_degraded`` keeps collapsed variants (noted), and
+    ``shapes`` fill dynamic dims where no data gives them (see :class:`CompressOptions`)."""
+
     variants: tuple[tuple[str, AnyConfig], ...]
     threads: int = 1
     latency_rounds: int = 3
     latency_runs: int = 200
+    allow_degraded: bool = False
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.variants:
@@ -110,6 +116,7 @@ class Row:
     sparsity: float = 0.0
     accuracy: float | None = None
     top1_agreement: float | None = None
+    cosine: float | None = None
     max_abs_diff: float | None = None
     latency_ms: float | None = None
     speedup: float | None = None
@@ -141,6 +148,7 @@ class RecipeReport:
             "sparsity",
             "accuracy",
             "agreement",
+            "cosine",
             "max abs diff",
             "p50 ms",
             "speedup",
@@ -148,7 +156,7 @@ class RecipeReport:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.rows:
             if r.error:
-                lines.append(f"| {r.name} | {r.method} | error: {r.error} |" + " |" * 8)
+                lines.append(f"| {r.name} | {r.method} | error: {r.error} |" + " |" * 9)
                 continue
             cells = [
                 r.name,
@@ -159,6 +167,7 @@ class RecipeReport:
                 f"{r.sparsity:.1%}",
                 _pct(r.accuracy),
                 _pct(r.top1_agreement),
+                _num(r.cosine, ".4f"),
                 _num(r.max_abs_diff, ".4g"),
                 _num(r.latency_ms, ".4f"),
                 _num(r.speedup, ".2f", "×"),
@@ -199,10 +208,12 @@ def run_recipe(
     target: str | Target = "local",
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
+    eval_data: DataLike | None = None,
 ) -> RecipeResult:
     """Make every variant of ``model`` into ``out_dir``, each verified and timed against
-    the base on ``target`` (a spec is opened once, with ``connect``, for all of them)."""
-    dataset = load_dataset(data)
+    the base on ``target`` (a spec is opened once, with ``connect``, for all of them) and
+    measured on ``eval_data`` or held-out data (see :func:`compress`)."""
+    dataset, evalset = load_dataset(data), load_dataset(eval_data)
     if dataset is None:
         _no_data_needed(recipe)
     out_dir = Path(out_dir)
@@ -217,13 +228,15 @@ def run_recipe(
             threads=recipe.threads,
             latency_rounds=recipe.latency_rounds,
             latency_runs=recipe.latency_runs,
+            shapes=recipe.shapes,
+            guard=GuardPolicy(allow_degraded=recipe.allow_degraded),
         )
         for i, (name, config) in enumerate(recipe.variants):
             if progress:
                 progress(i, total, name)
             out = out_dir / f"{name}{_suffix(model, config)}"
             try:
-                result = compress(model, config, dataset, out, options)
+                result = compress(model, config, dataset, out, options, eval_data=evalset)
             except (CompressionError, InputError, VerificationError) as exc:
                 report.rows.append(Row(name=name, method=config.method, error=str(exc)))
                 continue
@@ -263,6 +276,7 @@ def _row(name: str, rec: CompressionReport) -> Row:
         sparsity=round(rec.model.sparsity, 6),
         accuracy=None if fid is None else fid.accuracy,
         top1_agreement=None if fid is None else fid.top1_agreement,
+        cosine=None if fid is None else fid.cosine,
         max_abs_diff=None if fid is None else fid.max_abs_diff,
         latency_ms=None if lat is None else lat.model_p50_ms,
         speedup=None if lat is None else lat.speedup,
@@ -285,7 +299,8 @@ def _base_row(records: list[CompressionReport]) -> Row:
         parameters=base.parameters,
         sparsity=round(base.sparsity, 6),
         accuracy=None if fid is None else fid.base_accuracy,
-        top1_agreement=None if fid is None else 1.0,
+        top1_agreement=None if fid is None or fid.top1_agreement is None else 1.0,
+        cosine=None if fid is None else 1.0,
         max_abs_diff=None if fid is None else 0.0,
         latency_ms=statistics.median(lats) if lats else None,
         speedup=1.0 if lats else None,

@@ -62,13 +62,15 @@ class ModelStats:
 
 @dataclass
 class Latency:
-    """Median batch-1 latency of both models on ``target``, measured interleaved."""
+    """Median batch-1 latency of both models on ``target``, measured interleaved, on
+    inputs of ``input_shapes`` (by name)."""
 
     target: str
     threads: int
     base_p50_ms: float
     model_p50_ms: float
     rounds: int
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def speedup(self) -> float:
@@ -85,6 +87,7 @@ class Latency:
             base_p50_ms=float(data["base_p50_ms"]),
             model_p50_ms=float(data["model_p50_ms"]),
             rounds=int(data["rounds"]),
+            input_shapes={k: list(v) for k, v in data.get("input_shapes", {}).items()},
         )
 
 
@@ -94,6 +97,9 @@ class CompressionReport:
 
     ``details`` is method-specific (quantized nodes, pruned layers with channel counts,
     layers left alone and why, training history); ``steps`` holds a chain's own records.
+    ``evaluation`` says which inputs ``fidelity`` was measured on (held-out data, never the
+    data the method calibrated or trained on, or inputs generated at the model's shape);
+    ``degraded`` is the collapse that ``allow_degraded`` let through ("" for none).
     """
 
     method: str
@@ -107,6 +113,8 @@ class CompressionReport:
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     steps: list[CompressionReport] = field(default_factory=list)
+    evaluation: str = ""
+    degraded: str = ""
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +131,8 @@ class CompressionReport:
             "details": self.details,
             "notes": list(self.notes),
             "steps": [s.to_dict() for s in self.steps],
+            "evaluation": self.evaluation,
+            "degraded": self.degraded,
         }
 
     @classmethod
@@ -142,6 +152,8 @@ class CompressionReport:
             details=dict(data.get("details", {})),
             notes=[str(n) for n in data.get("notes", [])],
             steps=[cls.from_dict(s) for s in data.get("steps", [])],
+            evaluation=str(data.get("evaluation", "")),
+            degraded=str(data.get("degraded", "")),
         )
 
     def to_json(self) -> str:

@@ -4,7 +4,9 @@
 initializers become parameters. Gradient×weight importance, perturbation scoring and
 fine-tuning after pruning all run on it, and :meth:`OnnxModule.write_back` puts the trained
 values into the ONNX model again. Only the ops of the networks people deploy on small
-devices are covered; anything else is refused naming the node (:class:`UnsupportedPattern`).
+devices are covered (with the ``Shape``/``Gather``/``Slice``/``Resize`` arithmetic of field
+exports such as PaddleOCR's); anything else is refused naming the node
+(:class:`UnsupportedPattern`).
 BatchNormalization uses its stored statistics (inference mode) also while training.
 """
 
@@ -118,6 +120,132 @@ def _binary(fn: Callable[[Any, Any], torch.Tensor]) -> Op:
     return lambda node, xs: [fn(xs[0], xs[1])]
 
 
+def _ints(node: Any, xs: list[Any], index: int, attr: str) -> list[int] | None:
+    """An int list given as input ``index`` (newer opsets) or attribute ``attr``."""
+    if len(xs) > index and xs[index] is not None:
+        return [int(v) for v in xs[index].reshape(-1).tolist()]
+    value = _attrs(node).get(attr)
+    return None if value is None else [int(v) for v in value]
+
+
+def _shape(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    a = _attrs(node)
+    dims = list(xs[0].shape)[a.get("start", 0) : a.get("end", None)]
+    return [torch.tensor(dims, dtype=torch.int64)]
+
+
+def _gather(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    x, idx = xs[0], xs[1].long()
+    axis = _attrs(node).get("axis", 0) % x.dim()
+    idx = torch.where(idx < 0, idx + x.shape[axis], idx)
+    picked = x.index_select(axis, idx.reshape(-1))
+    return [picked.reshape((*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :]))]
+
+
+def _unsqueeze(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    x, axes = xs[0], _ints(node, xs, 1, "axes") or []
+    rank = x.dim() + len(axes)
+    for axis in sorted(a % rank for a in axes):
+        x = x.unsqueeze(axis)
+    return [x]
+
+
+def _squeeze(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    x, axes = xs[0], _ints(node, xs, 1, "axes")
+    if axes is None:
+        return [x.squeeze()]
+    for axis in sorted((a % x.dim() for a in axes), reverse=True):
+        x = x.squeeze(axis)
+    return [x]
+
+
+def _slice(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    x = xs[0]
+    starts, ends = _ints(node, xs, 1, "starts") or [], _ints(node, xs, 2, "ends") or []
+    axes = _ints(node, xs, 3, "axes") or list(range(len(starts)))
+    steps = _ints(node, xs, 4, "steps") or [1] * len(starts)
+    index: list[slice] = [slice(None)] * x.dim()
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        size = x.shape[axis]
+        index[axis % x.dim()] = slice(
+            max(-size, min(start, size)), max(-size - 1, min(end, size)), step
+        )
+    if any(s.step is not None and s.step < 0 for s in index):
+        raise UnsupportedPattern(onnx_graph.node_label(node), "Slice", "negative steps")
+    return [x[tuple(index)]]
+
+
+_DTYPES = {
+    1: torch.float32,
+    6: torch.int32,
+    7: torch.int64,
+    9: torch.bool,
+    10: torch.float16,
+    11: torch.float64,
+}
+
+
+def _cast(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    to = _attrs(node)["to"]
+    if to not in _DTYPES:
+        raise UnsupportedPattern(onnx_graph.node_label(node), "Cast", f"to type {to}")
+    return [xs[0].to(_DTYPES[to])]
+
+
+def _resize(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    a, x = _attrs(node), xs[0]
+    mode = a.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    scales = xs[1] if len(xs) == 2 else (xs[2] if len(xs) > 2 else None)  # opset 10: (x, scales)
+    sizes = xs[3] if len(xs) > 3 else None
+    size = [int(v) for v in sizes.tolist()[2:]] if sizes is not None and sizes.numel() else None
+    factor = (
+        [float(v) for v in scales.tolist()[2:]]
+        if size is None and scales is not None and scales.numel()
+        else None
+    )
+    torch_mode = {"nearest": "nearest", "linear": "bilinear", "cubic": "bicubic"}[mode]
+    corners = a.get("coordinate_transformation_mode", b"") in (b"align_corners", "align_corners")
+    align = None if torch_mode == "nearest" else corners
+    return [F.interpolate(x, size=size, scale_factor=factor, mode=torch_mode, align_corners=align)]
+
+
+def _conv_transpose(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    a, w = _attrs(node), xs[1]
+    rank = w.dim() - 2
+    pads = list(a.get("pads", [0] * (2 * rank)))
+    if pads[:rank] != pads[rank:] or "output_shape" in a:
+        raise UnsupportedPattern(onnx_graph.node_label(node), "ConvTranspose", "asymmetric pads")
+    conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[rank - 1]
+    bias = xs[2] if len(xs) > 2 else None
+    return [
+        conv(
+            xs[0],
+            w,
+            bias,
+            a.get("strides", 1),
+            pads[:rank],
+            a.get("output_padding", 0),
+            a.get("group", 1),
+            a.get("dilations", 1),
+        )
+    ]
+
+
+def _reduce_mean(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    x, axes = xs[0], _ints(node, xs, 1, "axes")
+    keep = bool(_attrs(node).get("keepdims", 1))
+    dims = tuple(range(x.dim())) if not axes else tuple(a % x.dim() for a in axes)
+    return [x.mean(dim=dims, keepdim=keep)]
+
+
+def _layer_norm(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    a, x = _attrs(node), xs[0]
+    axis = a.get("axis", -1) % x.dim()
+    bias = xs[2] if len(xs) > 2 else None
+    return [F.layer_norm(x, tuple(x.shape[axis:]), xs[1], bias, a.get("epsilon", 1e-5))]
+
+
 OPS: dict[str, Op] = {
     "Conv": _conv,
     "Gemm": _gemm,
@@ -146,6 +274,21 @@ OPS: dict[str, Op] = {
     "Softmax": lambda n, xs: [F.softmax(xs[0], dim=_attrs(n).get("axis", -1))],
     "Transpose": lambda n, xs: [xs[0].permute(*_attrs(n)["perm"])],
     "Concat": lambda n, xs: [torch.cat(list(xs), dim=_attrs(n)["axis"])],
+    "Shape": _shape,
+    "Gather": _gather,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Slice": _slice,
+    "Cast": _cast,
+    "Resize": _resize,
+    "ConvTranspose": _conv_transpose,
+    "ReduceMean": _reduce_mean,
+    "Pow": _binary(torch.pow),
+    "Sqrt": _unary(torch.sqrt),
+    "Erf": _unary(torch.erf),
+    "Neg": _unary(torch.neg),
+    "Exp": _unary(torch.exp),
+    "LayerNormalization": _layer_norm,
 }
 
 

@@ -23,7 +23,9 @@ from .errors import CompressionError
 
 @dataclass
 class FitLog:
-    """What training did: epochs run, why it stopped, the held-out metric per epoch."""
+    """What training did: epochs run, why it stopped (``epochs``, ``target``, ``budget``,
+    or ``non-finite``: the loss or a weight diverged, and the epoch's start was restored),
+    the held-out metric per epoch."""
 
     epochs: int = 0
     seconds: float = 0.0
@@ -108,6 +110,7 @@ def fit(
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         module.train()
+        saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
         perm = torch.randperm(len(train_idx), generator=gen)
         for start in range(0, len(perm), cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
@@ -124,6 +127,12 @@ def fit(
             opt.step()
             if after_step is not None:
                 after_step()
+            if not _finite(module, loss):  # diverged: back to the epoch's start, and stop
+                module.load_state_dict(saved)
+                log.stopped = "non-finite"
+                break
+        if log.stopped == "non-finite":
+            break
         log.metric, value = metric(predict_torch(module, val), val, t_val)
         log.history.append(value)
         log.epochs = epoch + 1
@@ -136,6 +145,12 @@ def fit(
             break
     module.eval()
     return log
+
+
+def _finite(module: nn.Module, loss: torch.Tensor) -> bool:
+    return bool(torch.isfinite(loss)) and all(
+        bool(torch.isfinite(p).all()) for p in module.parameters()
+    )
 
 
 def _first(out: Any) -> torch.Tensor:

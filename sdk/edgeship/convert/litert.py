@@ -19,6 +19,8 @@ from ..quiet import quiet
 from .errors import ConversionError, UnsupportedOpError
 
 _ATEN_OP = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
+_EXECUTING = re.compile(r"While executing %(\S+) : [^\n]*?target=([^\],]+)")
+_DATA_DEPENDENT = re.compile(r"Could not guard on data-dependent expression [^\n]{0,120}")
 
 
 def litert_version() -> str:
@@ -56,13 +58,27 @@ def export_tflite(module: Any, example: Mapping[str, np.ndarray], out: Path) -> 
 
 
 def translate(exc: Exception) -> ConversionError:
-    """Name the ATen op LiteRT could not lower when its message says which."""
+    """Name the ATen op LiteRT could not lower when its message says which; name a shape
+    computed from tensor values (torch.export's data-dependent guards) as such."""
     text = str(exc)
     ops = sorted(set(_ATEN_OP.findall(text)))
     lowered = text.lower()
     if ops and ("lower" in lowered or "not supported" in lowered or "unsupported" in lowered):
         return UnsupportedOpError("litert-torch", ops, step="convert")
+    if "guardondatadependent" in (type(exc).__name__ + text).lower() or "data-dependent" in lowered:
+        where = _DATA_DEPENDENT.search(text)
+        node = _EXECUTING.search(text)
+        at = f" ({where.group(0).strip()})" if where else ""
+        at += f" at {node.group(2)}" if node else ""
+        return ConversionError(
+            "litert-torch cannot export a shape computed from tensor values (a data-dependent "
+            f"expression, e.g. NonZero, a mask-dependent Reshape or a value-driven Resize){at}: "
+            "fix the input shapes with --shape, or simplify the graph first",
+            step="convert",
+        )
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    node = _EXECUTING.search(text)
+    at = f" (while executing {node.group(1)})" if node else ""
     return ConversionError(
-        f"litert-torch failed: {type(exc).__name__}: {first[:300]}", step="convert"
+        f"litert-torch failed: {type(exc).__name__}: {first[:300]}{at}", step="convert"
     )

@@ -3,7 +3,11 @@ then litert-torch lowers that to a flatbuffer.
 
 Coverage is what both cover: an op onnx2torch has no converter for is named before any
 work starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are
-fixed (axis 0 to ``batch``, others to 1, or what ``shapes`` says): LiteRT models are static.
+fixed (axis 0 and dims named like it to ``batch``, others to what ``shapes`` or the
+verification data say; never guessed): LiteRT models are static. The graph is then
+frozen at those shapes (``Constant`` weights folded, onnxslim with the input shapes
+fixed), so ``Shape``/``Gather``/``Resize`` arithmetic becomes constants that torch.export
+need not trace through.
 
 onnx2torch imports torchvision only for its NonMaxSuppression and RoiAlign converters.
 Where torchvision is absent (or is a build for another torch), it is replaced during the
@@ -16,6 +20,7 @@ import contextlib
 import importlib.metadata
 import sys
 import types
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +44,18 @@ _TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
 def run(job: Job) -> Converted:
     """The ``onnx -> tflite`` route (see :mod:`.routes`)."""
     config = job.config
-    return convert(job.file(), job.signature, job.out, config.batch, config.shapes)
+    shapes = {**data_shapes(config.verify.data, config.batch), **config.shapes}
+    return convert(job.file(), job.signature, job.out, config.batch, shapes)
+
+
+def data_shapes(data: Path | None, batch: int) -> dict[str, tuple[int, ...]]:
+    """Shapes at ``batch`` of the verification data's arrays (by name), if any."""
+    if data is None:
+        return {}
+    from edgeship_runtime.inputs import LABELS_KEY, load_arrays
+
+    arrays = load_arrays(str(data))
+    return {k: (batch, *a.shape[1:]) for k, a in arrays.items() if k not in ("", LABELS_KEY)}
 
 
 def convert(
@@ -47,22 +63,28 @@ def convert(
 ) -> Converted:
     import onnx
 
+    example = example_inputs(signature, batch, shapes)  # refuses an unknown dim at once
     model = onnx.load(str(source))
     onnx2torch, missing_vision = import_onnx2torch()
     unsupported = unsupported_ops(model, missing_vision)
     if unsupported:
         raise UnsupportedOpError(f"onnx2torch {_version()}", unsupported, step="convert")
+    model, frozen = freeze(model, example)  # Shape/Gather arithmetic becomes constants
     try:
-        graph_module = onnx2torch.convert(model)
+        with warnings.catch_warnings():  # its notes on modes it maps approximately
+            warnings.simplefilter("ignore")
+            graph_module = onnx2torch.convert(model)
     except Exception as exc:
         raise ConversionError(
-            f"onnx2torch failed: {type(exc).__name__}: {str(exc).strip()[:300]}", step="convert"
+            f"onnx2torch failed: {_describe(exc)}{_where(exc)}", step="convert"
         ) from exc
-    example = example_inputs(signature, batch, shapes)
+    static_reshapes(graph_module)
     renamed = {identifier(n): a for n, a in example.items()}
     outputs = [s.name for s in signature.outputs]
     converter = export_tflite(NamedOutputs(graph_module, list(renamed), outputs), renamed, out)
     notes = [f"static shapes { {n: list(a.shape) for n, a in example.items()} }"]
+    if frozen:
+        notes.append(frozen)
     notes += [
         f"input {n!r} is {identifier(n)!r} in the LiteRT signature"
         for n in example
@@ -74,17 +96,222 @@ def convert(
 def example_inputs(
     signature: Signature, batch: int, shapes: Mapping[str, tuple[int, ...]]
 ) -> dict[str, np.ndarray]:
-    """Zeros at the static shape each input gets in the TFLite model."""
-    example = {}
-    for spec in signature.inputs:
-        if spec.name in shapes:
-            dims = list(shapes[spec.name])
-        else:
-            dims = [d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape]
-            if spec.shape and not (isinstance(spec.shape[0], int) and spec.shape[0] >= 0):
-                dims[0] = batch
-        example[spec.name] = np.zeros(dims, dtype=spec.dtype)
-    return example
+    """Zeros at the static shape each input gets in the TFLite model: ``shapes`` where
+    given, batch dims ``batch``; any other dynamic dim is refused, naming it."""
+    from edgeship_runtime.inputs import batch_symbols, resolve_shape
+
+    names = batch_symbols(signature)
+    return {
+        spec.name: np.zeros(
+            resolve_shape(spec, shapes.get(spec.name), names, batch), dtype=spec.dtype
+        )
+        for spec in signature.inputs
+    }
+
+
+def freeze(model: Any, example: Mapping[str, np.ndarray]) -> tuple[Any, str]:
+    """``model`` with ``Constant`` weights folded and simplified at the example's static
+    shapes (onnxslim, where installed); the model as it was when that fails. A note."""
+    from ..compress.prepare import fold_constants
+
+    folded = fold_constants(model)
+    try:
+        import onnxslim
+
+        from ..quiet import quiet
+
+        fixed = [f"{n}:{','.join(str(d) for d in a.shape)}" for n, a in example.items()]
+        with quiet():
+            slim = onnxslim.slim(model, input_shapes=fixed)
+    except Exception:  # absent, or a graph the simplifier does not understand
+        return model, f"{folded} Constant weight(s) folded" if folded else ""
+    return slim, f"graph frozen at the static shapes with onnxslim ({folded} Constants folded)"
+
+
+def static_reshapes(graph_module: Any) -> int:
+    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice and Gather of constant
+    shapes/scales/axes/bounds/indices static, in place; how many.
+
+    onnx2torch reads those from tensors at run time (``if torch.any(shape == 0)``,
+    ``scales.tolist()``): torch.export cannot branch on tensor values (its
+    ``GuardOnDataDependentSymNode``). Constants become Python values here.
+    """
+    graph, count = graph_module.graph, 0
+    for node in list(graph.nodes):
+        if node.op != "call_module" or not node.args:
+            continue
+        module = graph_module.get_submodule(node.target)
+        kind = type(module).__name__
+        consts = [_constant(graph_module, a) for a in node.args[1:]]
+        named = {k: _constant(graph_module, v) for k, v in node.kwargs.items()}
+        if kind not in _STATIC or any(c is _DYNAMIC for c in [*consts, *named.values()]):
+            continue
+        args = _STATIC[kind](module, node.args[0], consts, named)
+        with graph.inserting_after(node):
+            static = graph.call_function(args[0], args[1:])
+        node.replace_all_uses_with(static)
+        graph.erase_node(node)
+        count += 1
+    if count:
+        graph.eliminate_dead_code()
+        graph_module.recompile()
+    return count
+
+
+_DYNAMIC = object()
+
+
+def _constant(graph_module: Any, arg: Any) -> Any:
+    """A ``get_attr`` argument's value as a list, None as None, else :data:`_DYNAMIC`."""
+    if arg is None:
+        return None
+    if getattr(arg, "op", "") == "get_attr":
+        return _attribute(graph_module, arg.target).tolist()
+    return _DYNAMIC
+
+
+def _reshape_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    shape = consts[0] if consts else named["shape"]
+    return (reshape_static, x, tuple(int(d) for d in shape))
+
+
+def _resize_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    order = ["roi", "scales", "sizes"]
+    if type(module).__name__ == "OnnxResizeV10":  # forward(x, scales)
+        module, order = module._resize, ["scales"]
+    values = {**dict(zip(order, consts, strict=False)), **named}
+    scales, sizes = values.get("scales"), values.get("sizes")
+    return (resize_static, x, module.onnx_mode, module.align_corners, scales, sizes)
+
+
+def _axes_args(fn: Any) -> Any:
+    def build(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+        axes = consts[0] if consts else named.get("axes")
+        return (fn, x, None if axes is None else tuple(int(a) for a in axes))
+
+    return build
+
+
+def _slice_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    values = {**dict(zip(["starts", "ends", "axes", "steps"], consts, strict=False)), **named}
+    parts = [values.get(k) for k in ("starts", "ends", "axes", "steps")]
+    return (slice_static, x, *(None if v is None else tuple(int(i) for i in v) for v in parts))
+
+
+def _gather_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    indices = consts[0] if consts else named["indices"]
+    return (gather_static, x, int(module._axis), indices)
+
+
+def gather_static(x: Any, axis: int, indices: Any) -> Any:
+    """ONNX Gather with constant ``indices`` (an int or nested lists of ints)."""
+    import torch
+
+    axis %= x.dim()
+    if isinstance(indices, int):
+        return x.select(axis, indices % x.shape[axis])
+    idx = torch.tensor(indices, dtype=torch.long)
+    idx = torch.where(idx < 0, idx + x.shape[axis], idx)
+    picked = x.index_select(axis, idx.reshape(-1))
+    return picked.reshape((*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :]))
+
+
+def squeeze_static(x: Any, axes: tuple[int, ...] | None) -> Any:
+    if axes is None:
+        return x.squeeze()
+    for axis in sorted((a % x.dim() for a in axes), reverse=True):
+        x = x.squeeze(axis)
+    return x
+
+
+def unsqueeze_static(x: Any, axes: tuple[int, ...] | None) -> Any:
+    axes = axes or ()
+    rank = x.dim() + len(axes)
+    for axis in sorted(a % rank for a in axes):
+        x = x.unsqueeze(axis)
+    return x
+
+
+def slice_static(
+    x: Any,
+    starts: tuple[int, ...],
+    ends: tuple[int, ...],
+    axes: tuple[int, ...] | None,
+    steps: tuple[int, ...] | None,
+) -> Any:
+    """ONNX Slice with constant bounds (a negative step: flipped, then a positive one)."""
+    axes = axes if axes is not None else tuple(range(len(starts)))
+    steps = steps if steps is not None else (1,) * len(starts)
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis %= x.dim()
+        size = int(x.shape[axis])
+        first = start + size if start < 0 else start
+        last = end + size if end < 0 else end
+        if step < 0:
+            first, last = min(max(first, 0), size - 1), min(max(last, -1), size - 1)
+            x, first, last, step = x.flip(axis), size - 1 - first, size - 1 - last, -step
+        first, last = min(max(first, 0), size), min(max(last, 0), size)
+        index = [slice(None)] * x.dim()
+        index[axis] = slice(first, max(first, last), step)
+        x = x[tuple(index)]
+    return x
+
+
+_STATIC = {
+    "OnnxReshape": _reshape_args,
+    "OnnxResize": _resize_args,
+    "OnnxResizeV10": _resize_args,
+    "OnnxSqueezeDynamicAxes": _axes_args(squeeze_static),
+    "OnnxUnsqueezeDynamicAxes": _axes_args(unsqueeze_static),
+    "OnnxSlice": _slice_args,
+    "OnnxGather": _gather_args,
+}
+
+
+def resize_static(x: Any, mode: str, align_corners: bool | None, scales: Any, sizes: Any) -> Any:
+    """ONNX Resize with constant ``scales``/``sizes`` (of every axis; batch and channels
+    kept), as onnx2torch computes it."""
+    from torch.nn import functional as F
+
+    torch_mode = {1: {"linear": "linear"}, 2: {"linear": "bilinear", "cubic": "bicubic"}}.get(
+        x.dim() - 2, {}
+    ).get(mode, mode if mode == "nearest" else "trilinear")
+    size = [int(d) for d in sizes[2:]] if sizes else None
+    factor = [float(f) for f in scales[2:]] if scales and not size else None
+    return F.interpolate(
+        x, size=size, scale_factor=factor, mode=torch_mode, align_corners=align_corners
+    )
+
+
+def reshape_static(x: Any, shape: tuple[int, ...]) -> Any:
+    """ONNX Reshape with a constant ``shape`` (0: keep that input dim, -1: infer)."""
+    return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(shape)])
+
+
+def _attribute(module: Any, target: str) -> Any:
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _describe(exc: BaseException) -> str:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def _where(exc: BaseException) -> str:
+    """For onnx2torch's bare KeyError/AttributeError: which node it was converting."""
+    tb = exc.__traceback__
+    node = None
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("onnx_node")
+        if candidate is not None:
+            node = candidate
+        tb = tb.tb_next
+    if node is None:
+        return ""
+    name = getattr(node, "name", "") or "?"
+    return f" (at node {name!r}, {getattr(node, 'operation_type', '?')})"
 
 
 def unsupported_ops(model: Any, missing_vision: bool) -> list[str]:

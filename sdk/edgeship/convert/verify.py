@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from edgeship_runtime.errors import UsageError
-from edgeship_runtime.inputs import LABELS_KEY, load_arrays, random_array
+from edgeship_runtime.inputs import (
+    LABELS_KEY,
+    batch_symbols,
+    load_arrays,
+    random_array,
+    resolve_shape,
+)
 from edgeship_runtime.serde import from_jsonable, to_jsonable
 from edgeship_runtime.signature import Signature, TensorSpec
 
@@ -63,12 +69,15 @@ class Tolerance:
 @dataclass(frozen=True)
 class VerifyData:
     """Which inputs to compare on: ``data`` (.npz by input name, ``labels`` ignored, or
-    .npy for a single input) or ``samples`` rows of inputs generated with ``seed``.
+    .npy for a single input) or ``samples`` rows of inputs generated with ``seed``, at
+    ``shapes`` (by input name; the batch dim is ``samples``) where a dim is dynamic: a
+    dynamic dim that is not a batch dim is never guessed.
     ``samples`` also caps how many rows of ``data`` are used (0: all)."""
 
     data: Path | None = None
     samples: int = 32
     seed: int = 0
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.samples < 0:
@@ -172,7 +181,11 @@ def verification_feeds(signature: Signature, spec: VerifyData) -> dict[str, np.n
     if spec.data is not None:
         return _feeds_from_file(signature, spec)
     rng = np.random.default_rng(spec.seed)
-    return {s.name: _generate(rng, s, spec.samples) for s in signature.inputs}
+    batch = batch_symbols(signature)
+    return {
+        s.name: _generate(rng, s, spec.samples, spec.shapes.get(s.name), batch)
+        for s in signature.inputs
+    }
 
 
 def _feeds_from_file(signature: Signature, spec: VerifyData) -> dict[str, np.ndarray]:
@@ -194,8 +207,14 @@ def _feeds_from_file(signature: Signature, spec: VerifyData) -> dict[str, np.nda
     return feeds
 
 
-def _generate(rng: np.random.Generator, spec: TensorSpec, samples: int) -> np.ndarray:
-    shape = [d if isinstance(d, int) and d >= 0 else 1 for d in spec.shape]
+def _generate(
+    rng: np.random.Generator,
+    spec: TensorSpec,
+    samples: int,
+    override: tuple[int, ...] | None,
+    batch: set[str],
+) -> np.ndarray:
+    shape = resolve_shape(spec, override, batch, batch_size=samples)
     if shape and _is_batch_axis(spec):
         shape[0] = samples
     return random_array(rng, spec, shape)

@@ -1,6 +1,24 @@
-"""Deployment on a device: content-addressed blobs, numbered versions, atomic activation."""
+"""Deployment on a device: content-addressed blobs, numbered versions, atomic activation.
+
+The store (and paramiko with it) is imported on first use (PEP 562): the API names a
+:class:`~.health.HealthPolicy` default without loading the SSH stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .layout import validate_name
-from .store import Deployment, DeployStore, ModelVersions
+
+if TYPE_CHECKING:
+    from .store import Deployment, DeployStore, ModelVersions
 
 __all__ = ["DeployStore", "Deployment", "ModelVersions", "validate_name"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DeployStore", "Deployment", "ModelVersions"):
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

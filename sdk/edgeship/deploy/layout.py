@@ -1,14 +1,20 @@
 """Where things live under a device's deploy root, and the rules that keep paths inside it.
 
-ROOT/runtime/edgeship-runtime-<digest>.pyz      the runtime zipapp
+ROOT/runtime/edgeship-runtime-<digest>.pyz      the runtime zipapp (hashed before use)
 ROOT/blobs/<sha256>.<ext>                        model files, by content
 ROOT/blobs/<digest>/model.<ext>, <companions>    a model of several files (deploy/files.py)
 ROOT/models/<name>/versions/v0001/model.<ext>    symlink to its blob
 ROOT/models/<name>/versions/v0001/model/         (several files) symlink to their directory
-ROOT/models/<name>/versions/v0001/meta.json      what was deployed, when, from where
+ROOT/models/<name>/versions/v0001/meta.json      what was deployed, when, from where, its
+                                                 blob's size/mtime, health check, signature
 ROOT/models/<name>/current -> versions/v0001     swapped atomically (rename)
-ROOT/tmp/                                         partial uploads
-ROOT/lock/                                        held during a deploy (mkdir is atomic)
+ROOT/tmp/                                         partial uploads and versions being built
+                                                 (our *.part only; never a link: gc.py)
+ROOT/pins/<blob name>                             when a profile last staged that blob
+ROOT/cache/sha256.json                            the runtime's hash cache (integrity.py)
+ROOT/trust/ed25519.pub, releases.json             signed releases (deploy/signing.py)
+ROOT/lock, ROOT/lock.holder                       the deploy flock and who holds it
+                                                 (deploy/lock.py, deploy/orphans.py)
 ROOT/config.json                                  device settings written by setup
 """
 

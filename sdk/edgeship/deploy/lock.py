@@ -26,7 +26,11 @@ from . import orphans
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.
 LOCK_SCRIPT = """
 import fcntl, sys, time
-f = open(sys.argv[1], "a")
+try:
+    f = open(sys.argv[1], "a")
+except OSError as e:
+    print("error", e.strerror or e, flush=True)
+    sys.exit(4)
 deadline = time.monotonic() + float(sys.argv[2])
 while True:
     try:
@@ -39,7 +43,7 @@ while True:
         time.sleep(0.1)
 if len(sys.argv) > 4:  # the holder record (see orphans.py)
     with open(sys.argv[3], "w") as r:
-        r.write(sys.argv[4] + "\n")
+        r.write(sys.argv[4] + "\\n")
 print("locked", time.time(), flush=True)
 sys.stdin.read()
 """
@@ -86,14 +90,17 @@ def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator
     said = answer.split()
     if said[:1] != [b"locked"]:
         holder.kill()
-        reason = (
-            f"another deploy holds it (waited {wait:g} s; --lock-wait to wait longer)"
-            if answer.strip() == b"busy"
-            else (holder.stderr_tail().strip() or "the lock helper did not answer")
-        )
-        raise DeployError(
-            f"{conn.label}: cannot lock {what}: {reason}; retry later", target=conn.label
-        )
+        if answer.strip() == b"busy":
+            reason = (
+                f"another deploy holds it (waited {wait:g} s; --lock-wait to wait longer); "
+                "retry later"
+            )
+        elif said[:1] == [b"error"]:
+            reason = answer.decode(errors="replace").strip()[len("error ") :]
+        else:  # the last line the helper wrote, not a whole traceback
+            lines = holder.stderr_tail().strip().splitlines()
+            reason = lines[-1].strip() if lines else "the lock helper did not answer"
+        raise DeployError(f"{conn.label}: cannot lock {what}: {reason}", target=conn.label)
     try:
         yield float(said[1])
     finally:

@@ -24,11 +24,13 @@ from ..errors import DeployError, UsageError
 from ..hashing import file_sha256
 from ..progress import Progress
 from ..ssh.connection import Connection
+from .checks import BlobChecks
 from .files import MAIN_STEM, ModelFiles, model_files
 from .gc import STAGED_GRACE_S, Housekeeping
+from .health import HealthCheckFailed, HealthReport
+from .install import Installer
 from .layout import Layout, validate_name, version_id, version_number
 from .lock import device_lock
-from .upload import progress_from, send_verified
 from .versions import FAILED, ModelVersions, Versions
 
 __all__ = ["STAGED_GRACE_S", "DeployStore", "Deployment", "ModelVersions"]
@@ -67,7 +69,15 @@ class DeployStore:
         self.lock_timeout = lock_timeout
         self._present: set[str] = set()  # directories known to exist on the device
         self._locked_at = 0.0  # the device's clock when we took the lock
+        self._runtimes_checked: set[str] = set()
+        self._holding = False  # this store holds the device's lock now
+        self.bytes_sent = 0
+        """Bytes uploaded through this store, and bytes an upload found already on the
+        device from an interrupted earlier try (resumed, not sent again)."""
+        self.bytes_resumed = 0
         self.versions = Versions(self)
+        self.checks = BlobChecks(self)
+        self.installer = Installer(self)
         self.housekeeping = Housekeeping(self)
 
     @property
@@ -118,81 +128,46 @@ class DeployStore:
         if self.exists(blob):
             return False
         if files.multi_file:
-            self._install_dir(files, blob)
+            self.installer.install_dir(files, blob)
         else:
-            self._install(files.main, blob, files.sha256)
+            self.installer.install(files.main, blob, files.sha256)
         return True
 
     def put_runtime(self, local: Path, digest: str) -> str:
-        """The runtime zipapp under ROOT/runtime/, uploaded once per runtime version."""
+        """The runtime zipapp under ROOT/runtime/, uploaded once per runtime version, and
+        hashed on the device before its first use on this connection: one that does not
+        match (tampered, corrupted) is replaced before it can run."""
         remote = self.layout.runtime(digest)
-        if self.exists(remote):
+        if remote in self._runtimes_checked:
             return remote
-        with self.locked():
-            self._install(local, remote, file_sha256(local))
+        sha = file_sha256(local)
+        if self.checks.device_sha256_or_none(remote) != sha:
+            with self.locked():
+                if self.checks.device_sha256_or_none(remote) != sha:
+                    self.installer.install(local, remote, sha)
+        self._runtimes_checked.add(remote)
         return remote
 
-    def _install(self, local: Path, dest: str, sha: str) -> None:
-        """Upload to ROOT/tmp, check the sha256 the device computed, then rename into place."""
-        self.makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
-        self.makedirs("tmp")
-        part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
-        with self._cleared_on_failure(part, self._remove):
-            send_verified(self.conn, local, part, sha, self.root, self.progress)
-        self.conn.sftp().posix_rename(part, dest)
-
-    def _install_dir(self, files: ModelFiles, dest: str) -> None:
-        """A multi-file model: every file into ROOT/tmp/<digest>.<pid>.part/ (the device
-        hashing each as it writes), checked, then the directory renamed into place."""
-        self.makedirs(*posixpath.relpath(posixpath.dirname(dest), self.root).split("/"))
-        self.makedirs("tmp")
-        part = self.layout.path("tmp", f"{posixpath.basename(dest)}.{os.getpid()}.part")
-        total, done = files.total_bytes, 0
-        with self._cleared_on_failure(part, self._rmtree):
-            self.conn.sftp().mkdir(part)
-            for staged in files.files():
-                remote = self._remote_file(part, staged.name)
-                report = progress_from(self.progress, done, total)
-                need = total - done  # the first file asks room for all
-                send_verified(
-                    self.conn, staged.local, remote, staged.sha256, self.root, report, need
-                )
-                done += staged.size_bytes
-        self.conn.sftp().posix_rename(part, dest)
-
-    def _remote_file(self, directory: str, name: str) -> str:
-        """``directory/name`` (``name`` may hold subdirectories: created here), inside."""
-        path = self.layout.inside(directory, name)
-        parents = name.split("/")[:-1]
-        for depth in range(1, len(parents) + 1):
-            with contextlib.suppress(OSError):  # made for an earlier file; else send fails
-                self.conn.sftp().mkdir(self.layout.inside(directory, "/".join(parents[:depth])))
-        return path
-
-    @contextlib.contextmanager
-    def _cleared_on_failure(self, part: str, clear: Callable[[str], None]) -> Iterator[None]:
-        """Remove the partial upload ``part`` if the block fails, unless the connection is
-        lost: then it would only wait for a reconnect to time out, and the next deploy
-        clears ROOT/tmp under the lock anyway."""
-        try:
-            yield
-        except Exception:
-            if not self.conn.lost():
-                clear(part)
-            raise
-
     def device_sha256(self, path: str) -> str:
-        out = self.conn.run(["sha256sum", "--", path]).stdout.decode()
-        return out.split()[0] if out.strip() else ""
+        return self.checks.device_sha256(path)
 
     # -- deploy / activate ------------------------------------------------------------------
 
     def deploy(
-        self, local: Path | ModelFiles, name: str | None = None, sha256: str | None = None
+        self,
+        local: Path | ModelFiles,
+        name: str | None = None,
+        sha256: str | None = None,
+        check: Callable[[str], HealthReport] | None = None,
+        admit: Callable[[str], dict[str, Any]] | None = None,
     ) -> Deployment:
         """Upload (unless there), verify and activate a model as the next version of
         ``name`` (default: the file's stem). ``local``: a model file, or one described
-        with its companions by :func:`.files.model_files`."""
+        with its companions by :func:`.files.model_files`. ``check``: run on the model's
+        device path before activation (see :mod:`.health`); a failed check records the
+        version as failed and raises :class:`.health.HealthCheckFailed`. ``admit``: run
+        on the blob's device path before that (see :mod:`.signing`): raises to refuse the
+        model, else returns what the version's meta.json records of it."""
         main = local.main if isinstance(local, ModelFiles) else local
         name = validate_name(name or main.stem)
         if not main.is_file():
@@ -211,8 +186,14 @@ class DeployStore:
             if unchanged is not None:
                 return unchanged
             if not uploaded:
-                self._verify(blob, sha, files.listing() if files.multi_file else None)
-            version = self.versions.create(name, files, blob)
+                self.checks.verify(blob, sha, files.listing() if files.multi_file else None)
+            admitted = admit(blob) if admit is not None else {}
+            health = check(self._main_in(blob, files)) if check is not None else None
+            version = self.versions.create(name, files, blob, {**admitted, **_health_meta(health)})
+            if health is not None and not health.ok:
+                self._prune(name)
+                active = self.active_version(name)
+                raise HealthCheckFailed(self.conn.label, name, version, active, health)
             self._activate(name, version)
             self._prune(name)
             return Deployment(name, version, sha, self._model_path(name, version), uploaded, True)
@@ -241,65 +222,9 @@ class DeployStore:
         meta = self._meta(name, active) if active else {}
         if not active or meta.get("sha256") != files.digest:
             return None
-        repaired = self._recheck(files, blob, name, active, meta, uploaded)
+        repaired = self.checks.recheck(files, blob, name, active, meta, uploaded)
         path = self._model_path(name, active)
         return Deployment(name, active, files.digest, path, repaired, False, repaired)
-
-    def _recheck(
-        self,
-        files: ModelFiles,
-        blob: str,
-        name: str,
-        version: str,
-        meta: dict[str, Any],
-        uploaded: bool,
-    ) -> bool:
-        """Re-deploying the active version: trust its blob while its size and mtime are
-        what was recorded; else hash it on the device and send it again if it no longer
-        matches (tampered, bit rot). True when bytes were sent (``uploaded``: the blob was
-        missing and was just sent)."""
-        try:
-            seen = self.versions.blob_stat(blob, files)
-        except OSError:
-            seen = {}
-        if not uploaded and seen and seen == meta.get("blob_stat"):
-            return False
-        listing = files.listing() if files.multi_file else None
-        repaired = uploaded
-        if not uploaded and not self._intact(blob, files.digest, listing):
-            self._discard(blob, listing is not None)
-            repaired = self._ensure_blob(files, blob)
-        self.versions.update(name, version, {"blob_stat": self.versions.blob_stat(blob, files)})
-        return repaired
-
-    def _intact(self, blob: str, sha: str, listing: dict[str, str] | None) -> bool:
-        if listing is None:
-            return self.device_sha256(blob) == sha
-        return self._device_listing(blob, listing) == listing
-
-    def _discard(self, blob: str, directory: bool) -> None:
-        """Remove a blob (and its pin first: a pin promises the blob is there)."""
-        self.housekeeping.unpin(blob)
-        (self._rmtree if directory else self._remove)(blob)
-
-    def _verify(self, blob: str, sha: str, listing: dict[str, str] | None = None) -> None:
-        """Check a stored blob against ``sha`` (a directory: each file against ``listing``,
-        its {name: sha256}); a corrupted one is removed and refused."""
-        if not self._intact(blob, sha, listing):
-            self._discard(blob, listing is not None)
-            raise DeployError(
-                f"{self.conn.label}: stored blob {posixpath.basename(blob)} is corrupted "
-                "(sha256 mismatch); removed it, nothing activated — deploy again to re-send",
-                target=self.conn.label,
-            )
-
-    def _device_listing(self, directory: str, listing: dict[str, str]) -> dict[str, str]:
-        """{name: sha256} of ``listing``'s files in ``directory`` as the device hashes them
-        (a missing file is left out)."""
-        paths = {self.layout.inside(directory, name): name for name in listing}
-        out = self.conn.run(["sha256sum", "--", *paths], check=False).stdout.decode()
-        seen = (line.split("  ", 1) for line in out.splitlines() if "  " in line)
-        return {paths[path]: sha for sha, path in seen if path in paths}
 
     def _activate(self, name: str, version: str) -> None:
         """Point ``current`` at ``version`` with one rename: readers see old or new, never none."""
@@ -354,7 +279,11 @@ class DeployStore:
             listing = self.versions.listing(name)
             numbers = listing.usable()
             target = to or _previous(numbers, active)
-            self._refuse_unusable(name, target, listing.ghosts, listing.metas)
+            why = listing.unusable(target)
+            if why:
+                raise DeployError(
+                    f"{self.conn.label}: {name}: {target} {why}", target=self.conn.label
+                )
             if target is None or version_number(target) not in numbers:
                 known = ", ".join(version_id(n) for n in numbers) or "none"
                 raise DeployError(
@@ -363,26 +292,13 @@ class DeployStore:
                     target=self.conn.label,
                 )
             meta = listing.metas[version_number(target) or 0]
-            self._verify(self.layout.path("blobs", meta["blob"]), meta["sha256"], meta.get("files"))
+            self.checks.verify(
+                self.layout.path("blobs", meta["blob"]), meta["sha256"], meta.get("files")
+            )
             self._activate(name, target)
             return Deployment(
                 name, target, meta["sha256"], self._model_path(name, target), False, True
             )
-
-    def _refuse_unusable(
-        self, name: str, target: str | None, ghosts: list[int], metas: dict[int, Any]
-    ) -> None:
-        """A clear error for rolling back to a ghost or a version that failed its check."""
-        number = version_number(target or "")
-        why = None
-        if number in ghosts:
-            why = "is incomplete (a deploy was interrupted before its meta.json); the next "
-            why += "deploy removes it"
-        elif number in metas and metas[number].get("state") == FAILED:
-            reason = (metas[number].get("health") or {}).get("error") or "see `edgeship ls`"
-            why = f"failed its health check and was never active ({reason})"
-        if why:
-            raise DeployError(f"{self.conn.label}: {name}: {target} {why}", target=self.conn.label)
 
     def remove(self, name: str) -> None:
         with self.locked():
@@ -400,12 +316,20 @@ class DeployStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold ROOT/lock for the block (see :mod:`.lock`), and clear partial uploads of
-        dead deploys."""
+        dead deploys. Re-entrant: a health check under a deploy's lock may install the
+        runtime, which takes it too."""
+        if self._holding:
+            yield
+            return
         self.makedirs()
         with device_lock(self.conn, self.layout.path("lock"), self.lock_timeout, self.root) as now:
             self._locked_at = now
             self.housekeeping.clear_tmp(now)
-            yield
+            self._holding = True
+            try:
+                yield
+            finally:
+                self._holding = False
 
     # -- small SFTP helpers ------------------------------------------------------------------
 
@@ -495,6 +419,13 @@ class DeployStore:
         with sftp.open(part, "wb") as f:
             f.write(data)
         sftp.posix_rename(part, path)
+
+
+def _health_meta(health: HealthReport | None) -> dict[str, Any]:
+    """What a version's meta.json says of its health check (nothing when none ran)."""
+    if health is None:
+        return {}
+    return {"health": health.to_dict(), **({} if health.ok else {"state": FAILED})}
 
 
 def _model_files(local: Path | ModelFiles, sha256: str | None) -> ModelFiles:

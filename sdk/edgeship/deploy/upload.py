@@ -5,10 +5,19 @@ file to its stdin. The receiver refuses before writing when the file would not f
 writes and hashes in the same pass, makes the bytes durable and answers with their
 sha256, so the caller can verify before anything points at them. An SFTP upload followed
 by a second read for the hash took about twice as long.
+
+Resume: with ``resume``, the receiver first says how much of the file it keeps from an
+earlier, interrupted try (``offset N``: what is there, less the last :data:`TAIL` bytes,
+sent again since a torn tail is never trusted), hashes that prefix from its disk, and
+appends the rest the host sends from there. The sha256 it answers covers the whole file,
+so a resumed upload is verified exactly as a fresh one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
@@ -17,25 +26,54 @@ from ..errors import DeployError
 from ..progress import Progress
 from ..ssh.connection import Connection
 
-# Runs on the device with its python3: refuse ("nospace FREE") unless argv[2] bytes fit,
-# else write stdin to argv[1], hashing what it writes, make it durable, and print the
-# sha256 of the bytes on disk. One process: no separate `df` round trip.
+# Runs on the device with its python3: with argv[3] == "1", keep what argv[1] holds but
+# its last TAIL bytes; refuse ("nospace FREE") unless argv[2] bytes, less those kept, fit; else
+# take an flock on the file (a receiver of an interrupted try may still be draining its
+# pipe into it), say "offset N" (bytes kept), hash those from disk, append stdin after
+# them as they come (read1: what a cut connection had delivered is on disk, not in a
+# buffer), hashing what it writes, make it durable, and print the sha256 of the whole
+# file. One process: no separate `df` or `stat` round trip.
 RECEIVE_SCRIPT = """
-import hashlib, os, sys
-st = os.statvfs(os.path.dirname(sys.argv[1]))
-if st.f_bavail * st.f_frsize < int(sys.argv[2]):
+import fcntl, hashlib, os, stat, sys
+path, need, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3:4] == ["1"]
+def kept(size):
+    return max(0, size - (1 << 16)) if resume else 0
+try:
+    seen = os.lstat(path)
+    have = seen.st_size if stat.S_ISREG(seen.st_mode) else 0
+except OSError:
+    have = 0
+st = os.statvfs(os.path.dirname(path))
+if st.f_bavail * st.f_frsize < need - kept(have):
     print("nospace", st.f_bavail * st.f_frsize, flush=True)
     sys.exit(3)
+f = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+b")
+fcntl.flock(f, fcntl.LOCK_EX)
+keep = kept(os.fstat(f.fileno()).st_size)
+print("offset", keep, flush=True)
 digest = hashlib.sha256()
-with open(sys.argv[1], "wb") as f:
-    for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
-        f.write(chunk)
-        digest.update(chunk)
-    f.flush()
-    os.fsync(f.fileno())
+left = keep
+while left:
+    chunk = f.read(min(1 << 20, left))
+    if not chunk:
+        break
+    digest.update(chunk)
+    left -= len(chunk)
+f.seek(keep)
+f.truncate()
+try:  # a larger pipe: read1 then returns up to 1 MiB at a time, not 64 KiB
+    fcntl.fcntl(0, 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
+except OSError:
+    pass
+for chunk in iter(lambda: sys.stdin.buffer.read1(1 << 20), b""):
+    f.write(chunk)
+    digest.update(chunk)
+f.flush()
+os.fsync(f.fileno())
 print(digest.hexdigest(), flush=True)
 """
 CHUNK = 1 << 20
+TAIL = 1 << 16  # what a resumed upload sends again of what the device kept (RECEIVE_SCRIPT)
 SPACE_MARGIN = 1.05  # room asked for beyond the file itself (filesystem overhead)
 
 
@@ -54,6 +92,16 @@ class UploadFailed(DeployError):
     """The transfer broke off (connection lost, receiver died); ``remote`` may be partial."""
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What one upload did: the sha256 the device computed of the whole file, the bytes
+    the device kept from an earlier try, and the bytes this one sent."""
+
+    sha256: str
+    resumed_bytes: int
+    sent_bytes: int
+
+
 def stream_to_device(
     conn: Connection,
     local: Path,
@@ -61,27 +109,40 @@ def stream_to_device(
     where: str,
     progress: Progress | None = None,
     need: int = 0,
-) -> str:
-    """Send ``local`` to ``remote`` on the device; the sha256 the device computed of what it
-    wrote. ``where`` names the deploy root in a no-space error. ``need``: bytes that must
+    resume: bool = False,
+) -> Sent:
+    """Send ``local`` to ``remote`` on the device (``resume``: after what an earlier try
+    left there, see the module docstring); the sha256 the device computed of the whole
+    file. ``where`` names the deploy root in a no-space error. ``need``: bytes that must
     fit before anything is written (default: the file's size; the first file of a model of
     several asks room for all of them)."""
     size = local.stat().st_size
     need = max(need, size)
-    receiver = conn.start(["python3", "-c", RECEIVE_SCRIPT, remote, str(int(need * SPACE_MARGIN))])
+    argv = ["python3", "-c", RECEIVE_SCRIPT, remote, str(int(need * SPACE_MARGIN))]
+    receiver = conn.start([*argv, "1" if resume else "0"])
     receiver.channel.settimeout(conn.timeouts.command)  # a stalled device ends
+    offset = sent = 0
     try:
-        sent = 0
+        offset = _offset(receiver.readline(timeout=conn.timeouts.command), size)
         with local.open("rb") as f:
+            f.seek(offset)
             for chunk in iter(lambda: f.read(CHUNK), b""):
                 receiver.write(chunk)
                 sent += len(chunk)
                 if progress:
-                    progress(sent, size)
+                    progress(offset + sent, size)
         receiver.close()
         status = receiver.exit_status(conn.timeouts.command)
         answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
-    except (OSError, paramiko.SSHException, EOFError) as exc:
+    except _Refused as refused:  # before a byte was sent: no space, or no receiver
+        receiver.exit_status(1.0)
+        last = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
+        receiver.channel.close()
+        if refused.line.startswith(b"nospace"):
+            raise NoSpace(conn.label, where, need, int(refused.line.split()[1])) from None
+        reason = f"lost the connection: {conn.lost_reason()}" if conn.lost() else last
+        raise _failed(conn, local, remote, reason) from None
+    except (OSError, paramiko.SSHException, EOFError, queue.Empty) as exc:
         answer = receiver.read_rest(timeout=1.0).decode(errors="replace").strip()
         receiver.channel.close()
         if answer.startswith("nospace"):  # it refused before we had sent everything
@@ -98,7 +159,23 @@ def stream_to_device(
     if status != 0:
         last = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
         raise _failed(conn, local, remote, last)
-    return answer
+    return Sent(answer, offset, sent)
+
+
+class _Refused(Exception):
+    """The receiver's first line was no ``offset N``."""
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _offset(line: bytes, size: int) -> int:
+    """The ``offset N`` the receiver said first, bounded by the file's size."""
+    said = line.split()
+    if len(said) != 2 or said[0] != b"offset" or not said[1].isdigit():
+        raise _Refused(line.strip())
+    return min(int(said[1]), size)
 
 
 def send_verified(
@@ -109,14 +186,20 @@ def send_verified(
     where: str,
     progress: Progress | None = None,
     need: int = 0,
-) -> None:
-    """:func:`stream_to_device`, then a DeployError unless the device wrote ``sha256``."""
-    if stream_to_device(conn, local, remote, where, progress, need) != sha256:
+    resume: bool = False,
+) -> Sent:
+    """:func:`stream_to_device`, then a DeployError unless the device wrote ``sha256``
+    (the partial file is removed then: a resumed try must not build on it)."""
+    sent = stream_to_device(conn, local, remote, where, progress, need, resume)
+    if sent.sha256 != sha256:
+        with contextlib.suppress(OSError):
+            conn.sftp().remove(remote)
         raise DeployError(
             f"{conn.label}: {local.name} arrived corrupted (sha256 mismatch on the device); "
             "nothing was activated",
             target=conn.label,
         )
+    return sent
 
 
 def progress_from(progress: Progress | None, done: int, total: int) -> Progress | None:

@@ -56,6 +56,21 @@ class Listing:
         """Numbers of the complete versions that did not fail their health check."""
         return [n for n, m in sorted(self.metas.items()) if m.get("state") != FAILED]
 
+    def unusable(self, version: str | None) -> str | None:
+        """Why ``version`` cannot become active (a ghost, or a version that failed its
+        health check), in words; None when it can, or does not exist."""
+        number = version_number(version or "")
+        if number in self.ghosts:
+            return (
+                "is incomplete (a deploy was interrupted before its meta.json); "
+                "the next deploy removes it"
+            )
+        meta = self.metas.get(number or 0, {})
+        if meta.get("state") == FAILED:
+            reason = (meta.get("health") or {}).get("error") or "see `edgeship ls`"
+            return f"failed its health check and was never active ({reason})"
+        return None
+
 
 class Versions:
     """The versions of the deployments under one store's root."""

@@ -126,8 +126,16 @@ class Target(abc.ABC):
         config = config or ProfileConfig()
         device_path = self._stage(model)  # a missing file fails before any start
         client = self.client()
-        reply = wire.LoadReply.parse(self.request(wire.load(device_path, config)))
+        expected = self.staged_digests(device_path)
+        request = wire.load(device_path, config, *(expected or (None, None)))
+        reply = wire.LoadReply.parse(self.request(request))
         return Loaded(self, model, config, reply, client)
+
+    def staged_digests(self, device_path: str) -> tuple[str, dict[str, str]] | None:
+        """The sha256 the file this target staged at ``device_path`` must still have on
+        the device, and its companion files' by name (None: nothing to check, as for a
+        file on this machine); the runtime refuses to load a file that changed."""
+        return None
 
     def _stage(self, model: Path) -> str:
         """:meth:`stage_model`, once per file version for the life of the session: an A/B

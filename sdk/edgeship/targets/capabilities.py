@@ -18,6 +18,7 @@ from ..errors import UsageError
 from .base import Target
 
 if TYPE_CHECKING:
+    from ..config import HealthPolicy, Signing
     from ..deploy import Deployment, DeployStore
     from ..ssh.connection import CommandResult
 
@@ -31,7 +32,16 @@ class Deploys(Protocol):
 
     name: str
 
-    def deploy(self, path: Path, name: str | None = None) -> Deployment: ...
+    def deploy(
+        self,
+        path: Path,
+        name: str | None = None,
+        health: HealthPolicy | None = ...,
+        signing: Signing | None = None,
+    ) -> Deployment:
+        """``health``: check the new version on the device before activating it (see
+        :mod:`edgeship.deploy.health`; None: do not); ``signing``: sign it (see
+        :mod:`edgeship.deploy.signing`)."""
 
     def store(self) -> DeployStore: ...
 

@@ -52,19 +52,28 @@ def info() -> Request:
     return Request("info")
 
 
-def load(device_path: str, config: ProfileConfig) -> Request:
+def load(
+    device_path: str,
+    config: ProfileConfig,
+    sha256: str | None = None,
+    companions: Mapping[str, str] | None = None,
+) -> Request:
+    """``sha256``: what the file at ``device_path`` must hash to (and ``companions``, its
+    companion files by name: theirs); the runtime refuses a file that does not."""
     session = config.session
-    return Request(
-        "load",
-        {
-            "path": device_path,
-            "backend": config.backend,
-            "threads": session.threads,
-            "providers": list(session.providers),
-            "execution_mode": session.execution_mode,
-            "graph_optimization": session.graph_optimization,
-        },
-    )
+    args: dict[str, Any] = {
+        "path": device_path,
+        "backend": config.backend,
+        "threads": session.threads,
+        "providers": list(session.providers),
+        "execution_mode": session.execution_mode,
+        "graph_optimization": session.graph_optimization,
+    }
+    if sha256:
+        args["sha256"] = sha256
+    if companions:
+        args["companions"] = dict(companions)
+    return Request("load", args)
 
 
 def unload(handle: str) -> Request:

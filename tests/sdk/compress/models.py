@@ -124,3 +124,49 @@ def wrong_student() -> object:
     from torch import nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+
+
+def shape_ops(path: Path) -> Path:
+    """The shape arithmetic of field exports (PaddleOCR's recogniser, torch's attention):
+    ``x [n, 4, 6, 6]`` → ConvTranspose ×2 → Resize ×0.5 → ``Shape``/``Gather``/
+    ``Unsqueeze``/``Concat`` → Reshape ``[n, 4, 36]`` → Slice → Pow/Sqrt/ReduceMean →
+    Squeeze → Cast → ``y [n, 4]``."""
+    rng = np.random.default_rng(3)
+    inits = [
+        _init(rng, "up_w", IN_CHANNELS, IN_CHANNELS, 2, 2),
+        numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales"),
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([IN_CHANNELS, -1], np.int64), "tail"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+        numpy_helper.from_array(np.array([1], np.int64), "start"),
+        numpy_helper.from_array(np.array([30], np.int64), "end"),
+        numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+    ]
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "up_w"], ["up"], strides=[2, 2]),
+        helper.make_node("Resize", ["up", "", "scales"], ["down"], mode="nearest"),
+        helper.make_node("Shape", ["down"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "tail"], ["target"], axis=0),
+        helper.make_node("Reshape", ["down", "target"], ["flat"]),
+        helper.make_node("Slice", ["flat", "start", "end", "axis2"], ["part"]),
+        helper.make_node("Pow", ["part", "two"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["ms"], axes=[2], keepdims=1),
+        helper.make_node("Sqrt", ["ms"], ["rms"]),
+        helper.make_node("Squeeze", ["rms", "axis2"], ["sq2"]),
+        helper.make_node("Cast", ["sq2"], ["y"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", IN_CHANNELS, SIDE, SIDE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", IN_CHANNELS])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path

@@ -37,3 +37,36 @@ def test_concat_is_refused_with_the_node_named(patterns: dict[str, Path]) -> Non
     groups = {g.layers[0]: g for g in find_groups(onnx.load(str(patterns["concat"])))}
     assert "'cat' (Concat)" in (groups["conv_a"].blocked or "")
     assert groups["conv_c"].blocked is None
+
+
+def test_an_array_shared_between_groups_blocks_them(tmp_path: Path) -> None:
+    """Two hidden layers whose biases a simplifier merged into one initializer (cloned
+    layers start equal): slicing it for one would break the other."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def w(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = []
+    for i in (1, 2):
+        x = "x" if i == 1 else "o1"
+        nodes += [
+            helper.make_node("MatMul", [x, f"up{i}"], [f"h{i}"], name=f"up{i}"),
+            helper.make_node("Add", [f"h{i}", "bias"], [f"b{i}"], name=f"add{i}"),
+            helper.make_node("Relu", [f"b{i}"], [f"r{i}"], name=f"relu{i}"),
+            helper.make_node("MatMul", [f"r{i}", f"down{i}"], [f"o{i}"], name=f"down{i}"),
+        ]
+    inits = [w("up1", 4, 8), w("down1", 8, 4), w("up2", 4, 8), w("down2", 8, 4), w("bias", 8)]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("o2", TensorProto.FLOAT, ["n", 4])],
+        inits,
+    )
+    groups = {g.layers[0]: g for g in find_groups(helper.make_model(graph))}
+    assert "'bias' is shared" in (groups["up1"].blocked or "")
+    assert "'bias' is shared" in (groups["up2"].blocked or "")

@@ -74,7 +74,7 @@ def test_accuracy_budget_stops_the_sweep(zoo: Manifest, test_data: Dataset, tmp_
     assert 0.0 < chosen < 0.95
     assert all(row["drop_pt"] <= 1.0 for row in rec.details["sweep"] if row["sparsity"] <= chosen)
     assert rec.fidelity is not None and rec.fidelity.accuracy_drop_pt is not None
-    assert rec.fidelity.accuracy_drop_pt <= 1.0 + 1e-6
+    assert "held out" in rec.evaluation  # the sweep's data is not what the report measures
 
 
 def test_fine_tuning_keeps_the_zeros_and_recovers(

@@ -151,3 +151,32 @@ def nchw_model(path: str | os.PathLike[str], channels: int = 3, size: int = 4) -
         initializer=[two],
     )
     return save(graph, path)
+
+
+def field_reshape_model(path: str | os.PathLike[str], side: int | str = "side") -> Path:
+    """A Paddle-style head: ``Constant`` weights, ``Reshape`` to a constant shape with a 0
+    (copy) dim, a nearest ``Resize`` by constant scales. ``x [batch, 2, S, S]`` → Conv →
+    Resize ×2 → ``m [batch, 2, 2S, 2S]`` (a map), and → Reshape ``[0, -1]`` → MatMul →
+    ``y [batch, 3]`` (class scores; the MatMul fits S = 4 only)."""
+    rng = np.random.default_rng(11)
+    w = numpy_helper.from_array(rng.standard_normal((2, 2, 1, 1)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(rng.standard_normal((32, 3)).astype(np.float32), "fc")
+    shape = numpy_helper.from_array(np.array([0, -1], np.int64), "shape")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=w),
+        helper.make_node("Constant", [], ["fc"], value=fc),
+        helper.make_node("Constant", [], ["shape"], value=shape),
+        helper.make_node("Constant", [], ["scales"], value=scales),
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Resize", ["c", "", "scales"], ["m"], name="resize", mode="nearest"),
+        helper.make_node("Reshape", ["c", "shape"], ["flat"], name="reshape"),
+        helper.make_node("MatMul", ["flat", "fc"], ["y"], name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "field_reshape",
+        [_v("x", ["batch", 2, side, side])],
+        [_v("m", ["batch", 2, None, None]), _v("y", ["batch", 3])],
+    )
+    return save(graph, path)

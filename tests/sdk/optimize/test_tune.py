@@ -95,7 +95,7 @@ def test_tune_stores_the_pick_and_lookup_uses_it(
     monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path))
     model = zoo.path("mlp.onnx")
     report = tune(model, local, QUICK)
-    assert report.profile == "x86_64" and report.backend == "onnxruntime"
+    assert report.profile == "generic-x86_64" and report.backend == "onnxruntime"
     assert [t.label() for t in report.trials] == [
         "threads=1 providers=CPU mode=sequential",
         "threads=1 providers=CPU mode=parallel",

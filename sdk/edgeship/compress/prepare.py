@@ -1,0 +1,120 @@
+"""Graphs as they come from the field, made ready for quantization, pruning and onnx2torch.
+
+Exporters other than torch's (Paddle2ONNX, tf2onnx, hand-built graphs) often keep weights
+in ``Constant`` nodes instead of initializers: quantizers and pruners look for weights
+among initializers only, so they skip them (a "compressed" model as large as its base,
+or larger when tied weights are copied). Here, before any method runs:
+
+1. top-level ``Constant`` nodes with a tensor value become initializers;
+2. a graph that had such weights or computes shapes (``Shape`` nodes) is simplified with
+   onnxslim where installed (constant folding, ``Shape``/``Gather`` arithmetic, dead
+   nodes, standard fusions); a simplifier failure keeps the folded graph. A graph exported
+   the usual way is left as it is, so node names (``--exclude-node``) stay valid;
+3. the result is checked by ONNX Runtime (it must load), else the folded graph is used.
+
+What was done is one line for the report's notes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..quiet import quiet
+from . import onnx_graph
+
+
+@dataclass
+class Prepared:
+    """The graph a method works on and what was done to get it (``note``: "" if nothing)."""
+
+    path: Path
+    note: str = ""
+
+
+@contextlib.contextmanager
+def prepared(base: Path, simplify: bool = True) -> Iterator[Prepared]:
+    """``base`` itself when it needs nothing, else a prepared copy in a temporary folder
+    (removed when the ``with`` block ends). ``simplify``: allow step 2."""
+    model = onnx_graph.load(base)
+    folded = fold_constants(model)
+    field = folded > 0 or any(n.op_type == "Shape" for n in model.graph.node)
+    with tempfile.TemporaryDirectory(prefix="edgeship-prep-") as tmp:
+        path = Path(tmp) / base.name
+        nodes = len(model.graph.node)
+        slim, how = _simplify(model) if simplify and field else (None, "")
+        if slim is not None and _loads(slim, path):
+            done = [f"simplified with {how} ({nodes + folded} → {len(slim.graph.node)} nodes)"]
+        elif folded:
+            onnx_graph.save(model, path)
+            done = []
+        else:
+            yield Prepared(base)
+            return
+        if folded:
+            done.insert(0, f"{folded} Constant weight(s) folded into initializers")
+        yield Prepared(path, "graph prepared: " + ", ".join(done))
+
+
+def fold_constants(model: Any) -> int:
+    """Turn the top-level graph's tensor-valued ``Constant`` nodes into initializers, in
+    place; how many."""
+    from onnx import helper
+
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    keep, folded = [], 0
+    for node in graph.node:
+        attr = node.attribute[0] if len(node.attribute) == 1 else None
+        if (
+            node.op_type == "Constant"
+            and node.domain in ("", "ai.onnx")
+            and attr is not None
+            and attr.name == "value"
+            and node.output[0] not in outputs
+        ):
+            tensor = helper.get_attribute_value(attr)
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+            folded += 1
+        else:
+            keep.append(node)
+    if folded:
+        del graph.node[:]
+        graph.node.extend(keep)
+    return folded
+
+
+def _simplify(model: Any) -> tuple[Any | None, str]:
+    try:
+        import onnxslim
+    except ImportError:
+        return None, ""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    try:
+        with quiet():
+            slim = onnxslim.slim(copy)
+    except Exception:  # the simplifier fails on graphs it does not understand: keep going
+        return None, ""
+    return slim, f"onnxslim {importlib.metadata.version('onnxslim')}"
+
+
+def _loads(model: Any, path: Path) -> bool:
+    """Save ``model`` to ``path`` if it is valid ONNX that ONNX Runtime loads."""
+    import onnxruntime as ort
+
+    try:
+        onnx_graph.save(model, path)
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception:  # not valid ONNX, or a graph ONNX Runtime refuses
+        path.unlink(missing_ok=True)
+        return False
+    return True

@@ -1,0 +1,82 @@
+"""Where a sweep's work runs: the one narrow interface, and the choice of implementation.
+
+An :class:`Executor` takes the two kinds of job of :mod:`.work` and returns futures:
+
+- ``compress(job)``: a compression task, run where the job's declared resources are free;
+- ``measure(job)``: a cell, run by whoever holds ``job.board``: one cell at a time per
+  board, boards in parallel.
+
+Two implementations, with the same report: :class:`~.ray_executor.RayExecutor` (tasks
+and one actor per board on a Ray cluster, embedded or joined) and
+:class:`~.local_executor.LocalExecutor` (threads in this process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Protocol
+
+from ..config import ConnectOptions
+from ..errors import UsageError
+from ..fleet import DEFAULT_FORKS
+from .report import CellRecord
+from .work import CompressJob, MeasureJob, VariantOutcome
+
+OFF = "off"
+LOCAL = "local"
+
+
+class Executor(Protocol):
+    name: str
+    """``ray`` or ``threads``: what the report's ``executor`` says."""
+
+    def compress(self, job: CompressJob) -> Future[VariantOutcome]: ...
+
+    def measure(self, job: MeasureJob) -> Future[CellRecord]: ...
+
+    def close(self) -> None:
+        """Release boards and workers; futures not yet done are abandoned."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def ray_installed() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def open_executor(
+    ray: str | None,
+    connect: ConnectOptions,
+    cpus: int | None = None,
+    forks: int = DEFAULT_FORKS,
+) -> Executor:
+    """The executor ``ray`` names: None, a local Ray started here when Ray is installed,
+    else threads; ``"off"``, threads; ``"local"``, a local Ray (an error without Ray);
+    ``"auto"`` or an address, that cluster joined. ``cpus``: CPUs for compression here
+    (default: all of this machine's); ``forks``: boards measured at once by threads."""
+    if ray == OFF or (ray is None and not ray_installed()):
+        from .local_executor import LocalExecutor
+
+        return LocalExecutor(connect, cpus=cpus, forks=forks)
+    if ray is not None and ray.startswith("ray://"):
+        raise UsageError(
+            f"--ray {ray}: a Ray Client address; run the sweep on a node of the cluster "
+            "with --ray auto instead (the boards are measured from the driver's node)"
+        )
+    if not ray_installed():
+        raise UsageError(
+            f"--ray {ray}: Ray is not installed here (pip install 'edgeship[ray]'), "
+            "or leave --ray out to run on threads"
+        )
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(connect, address=None if ray in (None, LOCAL) else ray, cpus=cpus)

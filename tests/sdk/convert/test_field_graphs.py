@@ -1,0 +1,101 @@
+"""ONNX→TFLite and verification on graphs as they come from the field (issue 12): dynamic
+dims are never guessed, constant Reshape/Resize arithmetic is made static for
+torch.export, maps are not judged by an arg-max, and failures are one line naming the
+cause."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeship.convert import ConvertConfig, VerifyData, convert, onnx_tflite
+from edgeship.convert.litert import translate
+from edgeship.convert.verify import Tolerance, compare_output, verification_feeds
+from edgeship.errors import InputError
+from edgeship_runtime.signature import Signature, TensorSpec
+from tests.sdk.convert import graphs
+
+HAS_CONVERT = all(
+    importlib.util.find_spec(m) is not None for m in ("onnx2torch", "litert_torch", "onnxslim")
+)
+
+MAP = Signature((TensorSpec("x", ("batch", 3, "height", "width"), "float32"),), ())
+
+
+def test_a_dynamic_image_side_is_never_set_to_one() -> None:
+    with pytest.raises(InputError, match=r"dimension 2 \('height'\).*--shape x=1,3,HEIGHT,WIDTH"):
+        onnx_tflite.example_inputs(MAP, 1, {})
+    example = onnx_tflite.example_inputs(MAP, 2, {"x": (2, 3, 32, 48)})
+    assert example["x"].shape == (2, 3, 32, 48)
+
+
+def test_verification_inputs_take_the_shape_given() -> None:
+    with pytest.raises(InputError, match="--shape x="):
+        verification_feeds(MAP, VerifyData(samples=4))
+    feeds = verification_feeds(MAP, VerifyData(samples=4, shapes={"x": (1, 3, 8, 6)}))
+    assert feeds["x"].shape == (4, 3, 8, 6)  # the batch is the samples compared
+
+
+def test_shapes_come_from_the_verification_data(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", x=np.zeros((5, 3, 16, 24), np.float32), labels=np.zeros(5))
+    assert onnx_tflite.data_shapes(tmp_path / "d.npz", 1) == {"x": (1, 3, 16, 24)}
+
+
+def test_a_probability_map_is_compared_without_top1() -> None:
+    ref = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    noisy = ref + np.float32(1e-7)
+    row = compare_output("m", "m", ref, noisy, Tolerance())
+    assert row.top1_agreement is None and row.passed
+
+
+def test_a_data_dependent_shape_is_one_line_naming_the_construct() -> None:
+    text = (
+        "Could not guard on data-dependent expression Eq(u0, 1) (unhinted: Eq(u0, 1)).\n"
+        "While executing %reshape_18 : [num_users=1] = call_module[target=Reshape@18](args"
+    )
+    error = translate(type("GuardOnDataDependentSymNode", (RuntimeError,), {})(text))
+    message = str(error)
+    assert "\n" not in message and "shape computed from tensor values" in message
+    assert "Reshape@18" in message and "--shape" in message
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_CONVERT, reason="onnx2torch, litert-torch or onnxslim missing")
+def test_constant_reshape_and_resize_convert_to_tflite(tmp_path: Path) -> None:
+    """Constant weights, a Reshape with a 0 dim and a Resize by constant scales: each would
+    stop torch.export on a data-dependent guard without the static rewrite."""
+    source = graphs.field_reshape_model(tmp_path / "field.onnx")
+    shapes = {"x": (1, 2, 4, 4)}
+    config = ConvertConfig(
+        str(source),
+        tmp_path / "field.tflite",
+        shapes=shapes,
+        verify=VerifyData(samples=4, shapes=shapes),
+    )
+    report = convert(config).report
+    assert report.passed
+    assert any("Constants folded" in n for n in report.notes)
+    assert {o.name: o.top1_agreement is None for o in report.verification.outputs} == {
+        "m": True,  # a map: cosine and max |Δ| only
+        "y": False,
+    }
+
+
+def test_static_rewrites_follow_onnx_semantics() -> None:
+    import torch
+
+    x = torch.arange(24.0).reshape(2, 3, 4)
+    assert onnx_tflite.reshape_static(x, (0, -1)).shape == (2, 12)
+    assert onnx_tflite.squeeze_static(x[:, :1], (1,)).shape == (2, 4)
+    assert onnx_tflite.unsqueeze_static(x, (0, -1)).shape == (1, 2, 3, 4, 1)
+    sliced = onnx_tflite.slice_static(x, (1, -3), (2**62, 10), (2, 1), None)
+    assert torch.equal(sliced, x[:, -3:, 1:])
+    expected = x.flip(2)[:, :, ::2]  # indices 3, 1 (torch slices take no negative step)
+    assert torch.equal(onnx_tflite.slice_static(x, (-1,), (-(2**62),), (2,), (-2,)), expected)
+    assert torch.equal(onnx_tflite.gather_static(x, 1, -1), x[:, 2])
+    assert onnx_tflite.gather_static(x, 2, [[0, 1], [3, 3]]).shape == (2, 3, 2, 2)
+    up = onnx_tflite.resize_static(x[None], "nearest", None, [1, 1, 2, 2], None)
+    assert up.shape == (1, 2, 6, 8)

@@ -125,11 +125,22 @@ class Target(abc.ABC):
         model = Path(model)
         config = config or ProfileConfig()
         device_path = self._stage(model)  # a missing file fails before any start
+        return self.load_staged(device_path, config, self.staged_digests(device_path), model)
+
+    def load_staged(
+        self,
+        device_path: str,
+        config: ProfileConfig,
+        digests: tuple[str, dict[str, str]] | None = None,
+        model: Path | None = None,
+    ) -> Loaded:
+        """Load a file already on the device (``digests``: the sha256 it and its companion
+        files must have, see :meth:`staged_digests`); ``model`` is the user's name for it
+        (default: the device path)."""
         client = self.client()
-        expected = self.staged_digests(device_path)
-        request = wire.load(device_path, config, *(expected or (None, None)))
+        request = wire.load(device_path, config, *(digests or (None, None)))
         reply = wire.LoadReply.parse(self.request(request))
-        return Loaded(self, model, config, reply, client)
+        return Loaded(self, model or Path(device_path), config, reply, client)
 
     def staged_digests(self, device_path: str) -> tuple[str, dict[str, str]] | None:
         """The sha256 the file this target staged at ``device_path`` must still have on

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
 
 import numpy as np
 
@@ -26,8 +25,8 @@ from ..errors import (
     RuntimeCrashed,
     UsageError,
 )
-from . import wire
 from .base import Target
+from .loaded import Loaded
 
 # what a model can be blamed for; anything else (a lost connection) is no verdict on it
 MODEL_FAILURES = (
@@ -53,26 +52,23 @@ def health_check(
     started = time.perf_counter()
     report = HealthReport()
     try:
-        client = target.client()
-        request = wire.load(device_path, ProfileConfig(), *digests)
-        loaded = wire.LoadReply.parse(target.request(request))
-        report.load_ms = loaded.load_ms
+        loaded = target.load_staged(device_path, ProfileConfig(), digests)
+        report.load_ms = loaded.reply.load_ms
         try:
-            _exercise(target, loaded, policy, report)
-        finally:
-            if target.is_current(client):  # not after a crash, a timeout, a lost connection
-                with contextlib.suppress(EdgeshipError):
-                    target.request(wire.unload(loaded.handle))
+            _exercise(loaded, policy, report)
+        finally:  # Loaded sends no unload after a crash, a timeout, a lost connection
+            with contextlib.suppress(EdgeshipError):
+                loaded.unload()
     except MODEL_FAILURES as exc:
         report.error = _one_line(exc)
     report.checked_s = time.perf_counter() - started
     return report
 
 
-def _exercise(target: Target, loaded: Any, policy: HealthPolicy, report: HealthReport) -> None:
+def _exercise(loaded: Loaded, policy: HealthPolicy, report: HealthReport) -> None:
     shapes = {k: tuple(v) for k, v in policy.shapes.items()}
     feeds = generate_feeds(loaded.signature, shapes, seed=policy.seed)
-    outputs = wire.outputs(target.request(wire.run(loaded.handle, feeds)))
+    outputs = loaded.run(feeds)
     report.outputs = {name: list(a.shape) for name, a in outputs.items()}
     bad = [n for n, a in outputs.items() if a.dtype.kind in "fc" and not np.isfinite(a).all()]
     if bad:
@@ -81,7 +77,7 @@ def _exercise(target: Target, loaded: Any, policy: HealthPolicy, report: HealthR
     if policy.max_latency_ms is None:
         return
     config = ProfileConfig(policy=MeasurePolicy(warmup=1, runs=policy.runs))
-    measured = wire.profile_report(target.request(wire.profile(loaded.handle, config, feeds)))
+    measured = loaded.profile(config, inputs=feeds)
     report.latency_ms = measured.latency_ms.p50 if measured.latency_ms else None
     if report.latency_ms is not None and report.latency_ms > policy.max_latency_ms:
         report.error = (

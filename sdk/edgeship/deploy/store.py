@@ -180,7 +180,9 @@ class DeployStore:
             return unchanged
         with self.locked():
             uploaded = self._ensure_blob(files, blob)
-            unchanged = self._unchanged(name, blob, sha, files)  # another deploy made it so
+            # another deploy may have made it so meanwhile; not when we just sent the blob
+            # (a fresh blob can carry the recorded whole-second mtime: it must be recorded)
+            unchanged = None if uploaded else self._unchanged(name, blob, sha, files)
             if unchanged is None:
                 unchanged = self._repair_active(name, files, blob, uploaded)
             if unchanged is not None:

@@ -5,7 +5,12 @@ a good one. :func:`snapshot` reads what the device says about its clock and heat
 and after the window); :func:`judge` turns the samples and the two snapshots into a
 ``stable``/``unstable`` verdict with every reason, the way pyperf judges its runs:
 
-- the spread: std ≥ 10 % of the mean, or min or max ≥ 50 % away from the mean;
+- the spread: std ≥ 10 % of the mean, or min or max ≥ 50 % away from the mean, judged
+  as pyperf does on values that are means of consecutive runs (:data:`VALUES` of
+  them), not on single runs: one scheduler stall among thousands of sub-millisecond
+  runs does not move the figure, a slower half of the window does;
+- the tail: 5 % or more of the runs took over 1.5× the median (a load that stalls runs
+  all through the window, which averaging hides);
 - the clock: the governor is not ``performance``; a CPU's clock or its cap moved by more
   than 10 % between the two snapshots; the power mode changed (Jetson ``nvpmodel``);
 - throttling: a kernel ``thermal_throttle`` counter rose, or ``vcgencmd get_throttled``
@@ -37,8 +42,15 @@ UNSTABLE = "unstable"
 STD_LIMIT = 0.10
 """Std over mean at or above which the samples are too spread."""
 SPREAD_LIMIT = 0.50
-"""Distance of the min or max from the mean, over the mean, at or above which a run is an
+"""Distance of the min or max from the mean, over the mean, at or above which a value is an
 outlier that moves the mean."""
+TAIL_FACTOR = 1.5
+"""A run slower than this many medians is in the tail."""
+TAIL_LIMIT = 0.05
+"""Share of runs in the tail at or above which the window was disturbed throughout."""
+VALUES = 20
+"""How many values the spread is judged on: each the mean of ``n // VALUES`` consecutive
+runs (single runs when there are fewer than two per value)."""
 CLOCK_CHANGE_LIMIT = 0.10
 """Relative change of a CPU's clock (or its cap) between the snapshots taken as a change."""
 MIN_CLOCK_STEPS = 100
@@ -174,25 +186,47 @@ def sample_reasons(samples_ms: Sequence[float], resolution_ns: float) -> List[st
     a = np.asarray(samples_ms, dtype=np.float64)
     if a.size == 0:
         return ["no samples"]
-    reasons = []
-    mean = float(a.mean())
-    if a.size > 1 and mean > 0:
-        std = float(a.std(ddof=1))
-        if std >= STD_LIMIT * mean:
-            reasons.append(
-                f"std {std:.3g} ms is {100 * std / mean:.0f} % of the mean {mean:.3g} ms "
-                f"(limit {100 * STD_LIMIT:.0f} %)"
-            )
-        high, low = float(a.max()), float(a.min())
-        if high - mean >= SPREAD_LIMIT * mean:
-            reasons.append(f"max {high:.3g} ms is {100 * (high / mean - 1):.0f} % above the mean")
-        if mean - low >= SPREAD_LIMIT * mean:
-            reasons.append(f"min {low:.3g} ms is {100 * (1 - low / mean):.0f} % below the mean")
-    median_ns = float(np.median(a)) * 1e6
+    reasons = spread_reasons(a)
+    median = float(np.median(a))
+    tail = float(np.mean(a > TAIL_FACTOR * median))
+    if a.size >= 2 * VALUES and tail >= TAIL_LIMIT:
+        reasons.append(
+            f"{100 * tail:.0f} % of the runs took over {TAIL_FACTOR:g}× the median "
+            f"{median:.3g} ms (limit {100 * TAIL_LIMIT:.0f} %)"
+        )
+    median_ns = median * 1e6
     if median_ns < MIN_CLOCK_STEPS * resolution_ns:
         reasons.append(
             f"median run {median_ns / 1000:.3g} µs is under {MIN_CLOCK_STEPS} steps of the "
             f"clock ({resolution_ns:.0f} ns each): too short to time one run at a time"
+        )
+    return reasons
+
+
+def spread_reasons(a: np.ndarray) -> List[str]:
+    """The spread of the window's values (means of consecutive runs) around their mean."""
+    per_value = a.size // VALUES if a.size >= 2 * VALUES else 1
+    values = a[: a.size - a.size % per_value].reshape(-1, per_value).mean(axis=1)
+    mean = float(values.mean())
+    if values.size < 2 or mean <= 0:
+        return []
+    of = "" if per_value == 1 else f" over {values.size} means of {per_value} consecutive runs"
+    what = "run" if per_value == 1 else f"{per_value}-run mean"
+    reasons = []
+    std = float(values.std(ddof=1))
+    if std >= STD_LIMIT * mean:
+        reasons.append(
+            f"std {std:.3g} ms is {100 * std / mean:.0f} % of the mean {mean:.3g} ms "
+            f"(limit {100 * STD_LIMIT:.0f} %{of})"
+        )
+    high, low = float(values.max()), float(values.min())
+    if high - mean >= SPREAD_LIMIT * mean:
+        reasons.append(
+            f"max {high:.3g} ms is {100 * (high / mean - 1):.0f} % above the mean (slowest {what})"
+        )
+    if mean - low >= SPREAD_LIMIT * mean:
+        reasons.append(
+            f"min {low:.3g} ms is {100 * (1 - low / mean):.0f} % below the mean (fastest {what})"
         )
     return reasons
 

@@ -83,12 +83,32 @@ def named_feeds(signature: Signature, arrays: Mapping[str, np.ndarray]) -> Feeds
     return feeds
 
 
+def per_call_inputs(signature: Signature, feeds: Mapping[str, np.ndarray]) -> List[str]:
+    """The inputs of ``feeds`` given once for every call rather than one row per sample:
+    those whose array fits the model's input as it is and whose first dim cannot be the
+    samples axis, i.e. a scalar (a sample rate) or a first dim the model fixes at more
+    than 1 (a state ``[2, batch, 128]``). Every other input is samples-first."""
+    fixed = []
+    for name, array in feeds.items():
+        spec = signature.input(name)
+        if spec is None or not dims_compatible(spec.shape, array.shape):
+            continue
+        first = spec.shape[0] if spec.shape else None
+        if not spec.shape or (isinstance(first, int) and first > 1):
+            fixed.append(name)
+    return fixed
+
+
 def split_batches(signature: Signature, feeds: Feeds) -> List[Feeds]:
     """``feeds`` as one call, or in chunks when the model has a fixed batch size B on
-    every input and the data holds a multiple k·B (k > 1) samples: a data set run through
-    a batch-1 model (most .tflite files) sample by sample."""
-    leading = {s.shape[0] if s.shape else None for s in signature.inputs}
-    sizes = {a.shape[0] if a.ndim else None for a in feeds.values()}
+    every samples-first input and the data holds a multiple k·B (k > 1) samples: a data
+    set run through a batch-1 model (most .tflite files) sample by sample. Per-call inputs
+    (:func:`per_call_inputs`) go whole into every chunk."""
+    fixed = per_call_inputs(signature, feeds)
+    samples = {k: v for k, v in feeds.items() if k not in fixed}
+    specs = [s for s in signature.inputs if s.name in samples]
+    leading = {s.shape[0] if s.shape else None for s in specs}
+    sizes = {a.shape[0] if a.ndim else None for a in samples.values()}
     if len(leading) != 1 or len(sizes) != 1:
         return [feeds]
     (batch,), (total,) = leading, sizes
@@ -96,7 +116,10 @@ def split_batches(signature: Signature, feeds: Feeds) -> List[Feeds]:
         return [feeds]
     if total == batch or total % batch:
         return [feeds]
-    return [{k: v[i : i + batch] for k, v in feeds.items()} for i in range(0, total, batch)]
+    return [
+        {k: v if k in fixed else v[i : i + batch] for k, v in feeds.items()}
+        for i in range(0, total, batch)
+    ]
 
 
 def validate_feeds(signature: Signature, feeds: Mapping[str, np.ndarray]) -> None:

@@ -80,6 +80,7 @@ def load_model(
             threads=options.threads,
             providers=list(execution.get("providers", [])),
             delegates=list(execution.get("delegates", [])),
+            providers_not_run=list(execution.get("not_run", [])),
         ),
         session=session,
         load_ms=load_ms,

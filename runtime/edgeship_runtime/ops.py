@@ -94,6 +94,8 @@ class Runtime:
             providers=tuple(args.get("providers") or ()),
             execution_mode=str(args.get("execution_mode") or "sequential"),
             graph_optimization=str(args.get("graph_optimization") or "all"),
+            trt_cache=bool(args.get("trt_cache", True)),
+            trt_fp16=bool(args.get("trt_fp16", False)),
         )
         if args.get("sha256"):  # what the host deployed: a changed file is refused
             integrity.verify(str(args["path"]), str(args["sha256"]), args.get("companions"))

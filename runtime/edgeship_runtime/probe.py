@@ -23,12 +23,15 @@ _DMI_FIELDS = ("sys_vendor", "product_name", "board_name")
 _DMI_PLACEHOLDERS = ("to be filled by o.e.m.", "default string", "system product name", "none")
 _MARKER_FILES = ("/etc/nv_tegra_release",)
 
+# (module, distribution, what to import to know it works): for LiteRT the interpreter
+# itself, since a wheel built for a newer glibc imports its package and only fails there
+# (tflite-runtime 2.12.0 on Debian bullseye armhf)
 _MODULES = (
-    ("numpy", "numpy"),
-    ("psutil", "psutil"),
-    ("onnxruntime", "onnxruntime"),
-    ("ai_edge_litert", "ai-edge-litert"),
-    ("tflite_runtime", "tflite-runtime"),
+    ("numpy", "numpy", "numpy"),
+    ("psutil", "psutil", "psutil"),
+    ("onnxruntime", "onnxruntime", "onnxruntime"),
+    ("ai_edge_litert", "ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tflite_runtime", "tflite-runtime", "tflite_runtime.interpreter"),
 )
 
 
@@ -101,10 +104,10 @@ def compatible():
 def backends():
     """Each module's importability and version; ONNX Runtime's providers when it imports."""
     found = {}
-    for module, dist in _MODULES:
+    for module, dist, loads in _MODULES:
         entry = {"available": False, "version": None}  # type: dict
         try:
-            imported = __import__(module)
+            imported = __import__(loads)  # the top-level package, with ``loads`` imported
             entry = {
                 "available": True,
                 "version": getattr(imported, "__version__", None) or _version(dist),

@@ -48,8 +48,12 @@ Malformed requests and limits
 Operations (args → result)
     info      {} → {"runtime": {version, protocol, python, executable},
                     "backends": [BackendInfo...], "environment": Environment}
-    load      {path, backend?, threads?, providers?} →
+    load      {path, backend?, threads?, providers?, execution_mode?, graph_optimization?,
+               trt_cache?, trt_fp16?} →
                   {handle, model: ModelInfo, backend: BackendUsage, signature, load_ms}
+              ``trt_cache`` (default true): TensorRT's engines kept under the deploy
+              root (``ROOT/cache/trt/<sha256>/``); ``trt_fp16`` (default false).
+              ``backend.providers_not_run``: providers asked for that did not run.
     profile   {handle, warmup?, runs?, min_seconds?, samples?, inputs?, shapes?, seed?,
                steady?, energy?} →
                   ProfileReport (schema edgeship.report/1)

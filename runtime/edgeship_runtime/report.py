@@ -25,11 +25,16 @@ class ModelInfo:
 
 @dataclass
 class BackendUsage:
+    """The backend a model ran with: ``providers``/``delegates`` are those that really ran
+    (the session's own account); ``providers_not_run``: execution providers asked for that
+    did not (absent, or failed to start: the figures are then those of ``providers``)."""
+
     name: str
     version: str
     threads: int
     providers: List[str] = field(default_factory=list)
     delegates: List[str] = field(default_factory=list)
+    providers_not_run: List[str] = field(default_factory=list)
 
 
 @dataclass

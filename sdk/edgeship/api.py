@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.backends.base import backends_for_format
 from edgeship_runtime.guards import with_cooldown
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.measure import MeasurePolicy
@@ -32,7 +33,7 @@ from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
 from .ab.result import ABReport
-from .ab.runner import ABConfig, run_ab
+from .ab.runner import ABConfig, ABProgress, run_ab
 from .compress import compress
 from .config import (
     DEFAULT_HEALTH,
@@ -44,7 +45,7 @@ from .config import (
 )
 from .convert import ConversionResult, ConvertConfig
 from .convert import convert as convert_on
-from .errors import BackendUnavailable, UsageError
+from .errors import BackendUnavailable, EdgeshipError, UsageError
 from .fleet import DEFAULT_FORKS
 from .shard import profile_parallel
 from .targets import Target, open_target
@@ -207,6 +208,7 @@ def ab(
     config: ABConfig | None = None,
     options: ConnectOptions | None = None,
     forks: int = DEFAULT_FORKS,
+    progress: ABProgress | None = None,
 ) -> ABReport:
     """A/B ``variants`` against ``base`` on ``target`` (a device, a group, several open
     targets): interleaved timing, statistics, memory, quality and the gates of ``config``.
@@ -214,23 +216,39 @@ def ab(
     ``report.passed`` says whether every gate passed on every device. With several
     devices, one that fails is recorded in ``report.failures`` and the others go on; on
     one device its error is raised. ``forks``: devices measured at once (the rest queue).
+    ``progress`` hears of each device's steps (:class:`~edgeship.ab.runner.ABStep`).
     """
-    return run_ab(base, list(variants), target, config, options, forks=forks)
+    return run_ab(base, list(variants), target, config, options, forks=forks, progress=progress)
 
 
 @contextlib.contextmanager
 def setup_hint(target: Target) -> Iterator[None]:
-    """On a device edgeship can set up, "no installed backend" means: set it up first."""
+    """On a device edgeship can set up, "no installed backend" means: set it up first —
+    unless its board profile has no backend for that format at all (32-bit ARM and ONNX)."""
     try:
         yield
     except BackendUnavailable as exc:
         if SETUP not in target.capabilities:
             raise
-        raise BackendUnavailable(
-            f"{exc.message}; run `edgeship setup {target.name}` first "
-            "(or pass --python, a Python on the device that has it)",
-            **exc.details,
-        ) from exc
+        advice = _backend_advice(target, exc.details.get("format"))
+        raise BackendUnavailable(f"{exc.message}; {advice}", **exc.details) from exc
+
+
+def _backend_advice(target: Target, fmt: object) -> str:
+    try:
+        board = target.board_profile()
+    except EdgeshipError:  # the device cannot say: the usual advice
+        board = None
+    readers = set(backends_for_format(fmt)) if isinstance(fmt, str) else set()
+    if board is not None and readers and not readers & set(board.backends):
+        return (
+            f"the board profile {board.name} has no backend for {fmt} models (it installs "
+            f"{', '.join(board.backends)}): convert the model to a format it runs"
+        )
+    return (
+        f"run `edgeship setup {target.name}` first "
+        "(or pass --python, a Python on the device that has it)"
+    )
 
 
 def _target(

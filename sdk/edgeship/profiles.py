@@ -1,7 +1,9 @@
 """Board profiles: the data in ``targets/*.toml``, and matching a device to one.
 
 A profile says what a board family prefers: backend order, ONNX Runtime providers,
-default threads, where temperature and power can be read, what to pip-install.
+default threads, where temperature and power can be read, what to pip-install, and
+which of those the board's own Python must bring instead (``system_packages``: apt's
+``python3-numpy`` on 32-bit ARM, where PyPI has no numpy wheel).
 
 A device matches a profile by what the probe saw (:mod:`edgeship_runtime.probe`), the
 most specific evidence first:
@@ -67,6 +69,9 @@ class BoardProfile:
     match_compatible: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     """Former names, still accepted by :func:`get_profile` (a device's recorded setup)."""
+    system_packages: tuple[str, ...] = ()
+    """Of :attr:`pip`, those the board's Python has from its package manager: setup's venv
+    sees them (``--system-site-packages``) and pip never builds its own."""
 
     @property
     def generic(self) -> bool:
@@ -142,9 +147,19 @@ def load_profile(path: Path) -> BoardProfile:
             sensors=dict(data.get("sensors", {})),
             match_compatible=tuple(match.get("compatible", ())),
             aliases=tuple(data.get("aliases", ())),
+            system_packages=_system_packages(path, runtime),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: missing or bad field in board profile: {exc}") from exc
+
+
+def _system_packages(path: Path, runtime: dict[str, Any]) -> tuple[str, ...]:
+    """``[runtime] system_packages``: each one of ``[runtime] pip`` (what setup installs)."""
+    system = tuple(runtime.get("system_packages", ()))
+    stray = [p for p in system if p not in runtime.get("pip", ())]
+    if stray:
+        raise ConfigError(f"{path}: system package {stray[0]!r} is not in [runtime] pip")
+    return system
 
 
 def _check_backends(path: Path, backends: object) -> None:

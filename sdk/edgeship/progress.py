@@ -1,19 +1,37 @@
-"""Transfer progress on stderr: one line, whether one device receives or a whole fleet.
+"""Progress on stderr: one line, redrawn in place, whether one device works or a fleet.
 
-Each device's upload reports (bytes sent, bytes in all) from its own thread; with one
-device the line is its bar, with several it sums them up, so concurrent uploads do not
-overwrite each other's bars on the same line.
+:class:`TransferProgress` is the upload bar: each device's upload reports (bytes sent,
+bytes in all) from its own thread; with one device the line is its bar, with several it
+sums them up, so concurrent uploads do not overwrite each other's bars on the same line.
+
+:class:`StatusLine` is the line of every other long operation (profiling, A/B sessions,
+tuning trials, training epochs, recipe variants): each worker (a device) sets its own
+entry, the line shows them all, and an entry that is waiting on the device ticks its
+elapsed seconds, since the device reports nothing until it is done. The library only
+calls callbacks; the CLI owns the line, live on a terminal and silent otherwise.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import TextIO
 
 Progress = Callable[[int, int], None]  # (bytes sent, bytes in all), per device
 WIDTH = 30
+
+CLEAR_LINE = "\r\033[K"
+"""Back to the start of the line and erase it (ANSI), as a terminal understands it."""
+
+
+def bar(done: float, total: float, width: int = WIDTH) -> str:
+    """``[#######.......................]``: ``done`` of ``total`` (an empty total is full)."""
+    filled = min(int(width * done / total), width) if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}]"
 
 
 class TransferProgress:
@@ -36,16 +54,15 @@ class TransferProgress:
     def _draw(self, label: str, finished: bool) -> None:
         done = sum(d for d, _ in self._state.values())
         total = sum(t for _, t in self._state.values())
-        filled = int(WIDTH * done / total) if total else WIDTH
-        bar = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {done / 2**20:.1f}/{total / 2**20:.1f} MiB"
+        line = f"{bar(done, total)} {done / 2**20:.1f}/{total / 2**20:.1f} MiB"
         if len(self.labels) == 1:
-            self.stream.write(f"\r{label}: {bar}")
+            self.stream.write(f"\r{label}: {line}")
             if finished:
                 self.stream.write("\n")
         else:
             complete = sum(d >= t for d, t in self._state.values())
             self.stream.write(
-                f"\rupload to {len(self._state)} of {len(self.labels)} devices: {bar}, "
+                f"\rupload to {len(self._state)} of {len(self.labels)} devices: {line}, "
                 f"{complete} complete"
             )
             if complete == len(self._state):  # a device starting later draws a new line
@@ -59,3 +76,110 @@ def transfer_reporters(labels: Sequence[str]) -> dict[str, Progress]:
         return {}
     line = TransferProgress(labels)
     return {label: line.reporter(label) for label in labels}
+
+
+class StatusLine:
+    """One status line on ``stream`` (stderr) that threads update in place.
+
+    Each key (a device's name; ``""`` for no prefix) holds one entry; the line shows every
+    entry, ``key: text``, cut to the terminal's width so that it stays one line. A
+    ``ticking`` entry shows the seconds since it was set, redrawn every ``tick_s`` by a
+    thread of its own. When the last entry is :meth:`done`, the line is ended with a
+    newline and stays as a record, as the transfer bar does. Not ``live`` (default: when
+    ``stream`` is no terminal), it writes nothing at all. Use it as a context manager, or
+    :meth:`close` it: that stops the ticking and ends a line left open.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        live: bool | None = None,
+        tick_s: float = 1.0,
+        width: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.tick_s = tick_s
+        self.width = width
+        self.clock = clock
+        self._entries: dict[str, tuple[str, float | None]] = {}  # key -> (text, set at)
+        self._open = False  # a line is on the screen and not ended yet
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def show(self, key: str, text: str, *, ticking: bool = False) -> None:
+        """Set ``key``'s entry to ``text`` (with its elapsed seconds when ``ticking``)."""
+        if not self.live:
+            return
+        with self._lock:
+            self._entries[key] = (text, self.clock() if ticking else None)
+            self._draw()
+            if ticking and self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="status-line", daemon=True)
+                self._ticker.start()
+
+    def done(self, key: str) -> None:
+        """Drop ``key``'s entry; the last one dropped ends the line, leaving it shown."""
+        if not self.live:
+            return
+        with self._lock:
+            if self._entries.pop(key, None) is None:
+                return
+            if self._entries:
+                self._draw()
+            else:
+                self._end()
+
+    def refresh(self) -> None:
+        """Redraw, so ticking entries show their seconds now (the ticker calls it)."""
+        with self._lock:
+            if self._entries:
+                self._draw()
+
+    def close(self) -> None:
+        """Stop ticking and end a line left open (an entry never done: a failure)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            self._entries.clear()
+            self._end()
+
+    def __enter__(self) -> StatusLine:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            self.refresh()
+
+    def _draw(self) -> None:
+        now = self.clock()
+        parts = []
+        for key, (text, since) in self._entries.items():
+            shown = text if since is None else f"{text} · {now - since:.0f} s"
+            parts.append(f"{key}: {shown}" if key else shown)
+        line = " | ".join(parts)
+        # a line longer than the terminal wraps, and \r then redraws only its last row
+        width = self.width or shutil.get_terminal_size().columns
+        if len(line) >= width:
+            line = line[: max(width - 2, 0)] + "…"
+        self.stream.write(f"{CLEAR_LINE}{line}")
+        self.stream.flush()
+        self._open = True
+
+    def _end(self) -> None:
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False

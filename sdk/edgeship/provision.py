@@ -3,7 +3,9 @@
 Three ways, in order of preference for a given device:
 - ``--python PATH``: a device Python that already has numpy and a backend (e.g. JetPack's
   onnxruntime-gpu); it is checked and recorded.
-- a venv under the deploy root, pip-installing the board profile's packages online;
+- a venv under the deploy root, pip-installing the board profile's packages online
+  (those the profile says the board's own Python brings, ``system_packages``, stay
+  apt's: the venv sees the system's site-packages and pip takes them only as wheels);
 - the same venv from ``--wheelhouse``: the host downloads wheels for the device's arch,
   libc and Python (``pip download --platform ...``) and pushes them, for offline boards.
 
@@ -63,6 +65,15 @@ def setup_device(
     seen = target.probe(python or "python3")
     _require_python(target.name, seen)
     board, notes = _board(target, seen, profile, need=not (python or packages))
+    if wheelhouse and board is not None and board.system_packages and not python:
+        # the host's pip download cannot see the board's own numpy, so it cannot pick the
+        # releases that fit it (tflite-runtime 2.13 wants a newer numpy than bullseye's)
+        raise ConfigError(
+            f"{target.name}: --wheelhouse cannot prepare profile {board.name}: it takes "
+            f"{', '.join(board.system_packages)} from the board's package manager, which "
+            "the host cannot resolve against; run setup online, or pass --python with a "
+            "Python that has numpy and a backend"
+        )
     runtime = target.install_runtime()
     skipped: dict[str, str] = {}
     if python:
@@ -71,7 +82,9 @@ def setup_device(
         method, packages, backends = "existing-python", [], seen["backends"]
     else:
         wanted = packages or list(board.pip if board else ())
-        python, packages, skipped = _make_venv(target, seen, wanted, wheelhouse)
+        system = board.system_packages if board else ()
+        _require_system_packages(target.name, seen, system)
+        python, packages, skipped = _make_venv(target, seen, wanted, wheelhouse, system)
         method = "venv-wheelhouse" if wheelhouse else "venv-online"
         backends = target.probe(python)["backends"]
         _require_backends(target.name, {"backends": backends}, skipped)
@@ -110,6 +123,19 @@ def _require_python(label: str, seen: dict[str, Any]) -> None:
             f"{label}: {seen['python']['executable']} is Python {version}; the edgeship "
             f"runtime needs {'.'.join(map(str, MIN_PYTHON))} or newer: install a newer "
             "Python on the device and pass it with --python"
+        )
+
+
+def _require_system_packages(label: str, seen: dict[str, Any], system: tuple[str, ...]) -> None:
+    """What the profile takes from the board's Python must be there before pip runs (pip
+    would otherwise build it from source for an hour, or fail)."""
+    found = seen.get("backends", {})
+    missing = [p for p in system if not found.get(p.replace("-", "_"), {}).get("available")]
+    if missing:
+        raise ConfigError(
+            f"{label}: {seen['python']['executable']} has no {missing[0]}, which this board "
+            f"takes from its package manager (PyPI has no {seen.get('arch')} wheel): "
+            f"install it (e.g. apt install python3-{missing[0]}) and run setup again"
         )
 
 
@@ -176,15 +202,21 @@ def _last_line(exc: TargetError) -> str:
 
 
 def _make_venv(
-    target: Provisions, seen: dict[str, Any], packages: list[str], offline: bool
+    target: Provisions,
+    seen: dict[str, Any],
+    packages: list[str],
+    offline: bool,
+    system: tuple[str, ...] = (),
 ) -> tuple[str, list[str], dict[str, str]]:
     """A venv under the deploy root with what of ``packages`` exists for the device:
-    (its python, installed packages, {left-out package: reason})."""
+    (its python, installed packages, {left-out package: reason}). ``system``: packages
+    the venv takes from the board's Python (see :attr:`BoardProfile.system_packages`)."""
     store = target.store()
     venv = store.layout.path("venv")
     interpreter = seen["python"]["executable"]
+    inherit = ["--system-site-packages"] if system else []
     try:
-        target.run_command([interpreter, "-m", "venv", venv], timeout=300)
+        target.run_command([interpreter, "-m", "venv", *inherit, venv], timeout=300)
     except RemoteCommandError as exc:
         raise ConfigError(
             f"{target.name}: {interpreter} cannot create a venv ({_last_line(exc)}); "
@@ -192,7 +224,10 @@ def _make_venv(
             "Python that has numpy and a backend"
         ) from None
     vpy = posixpath.join(venv, "bin", "python")
-    pip = [vpy, "-m", "pip", "install", "--disable-pip-version-check"]
+    # only wheels of them: a dependency wanting a newer one than the board's makes pip
+    # pick an older release of that dependency, not build one from source
+    binary = [f"--only-binary={','.join(system)}"] if system else []
+    pip = [vpy, "-m", "pip", "install", *binary, "--disable-pip-version-check"]
     if offline:
         with tempfile.TemporaryDirectory() as tmp:
             available, skipped = install_each(

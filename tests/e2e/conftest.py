@@ -3,26 +3,31 @@
 Every test in this directory is marked ``e2e``. The testbed needs root,
 iproute2 and openssh-server; without them the tests skip on a developer
 machine but *fail* in CI (``CI`` set), since CI installs them and a skip
-there would hide a broken setup.
+there would hide a broken setup. So do the emulated boards of
+:func:`emulated_board` (test_arm.py, test_armv7.py), which also need their
+cached Debian root and qemu-user.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edgeship.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
-from tools.testbed import Testbed, missing_requirements
+from tools.testbed import Testbed, missing_requirements, rootfs
 
 E2E_DIR = Path(__file__).resolve().parent
 DEVICES = 4
+EMULATED_S = 600.0  # seconds for one command on an emulated board (setup pip-installs there)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,3 +106,32 @@ def cli(testbed: Testbed, *args: str, timeout: float = 120) -> subprocess.Comple
         str(testbed.targets),
     ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def cli_json(testbed: Testbed, *args: str, timeout: float = EMULATED_S) -> Any:
+    """``edgeship ... --json`` that must succeed: its parsed output."""
+    done = cli(testbed, *args, "--json", timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def emulated_board(arch: str, workdir: Path) -> Iterator[Testbed]:
+    """One emulated ``arch`` board with nothing set up on it, for a module fixture.
+
+    Skips where the machine cannot run one, or has not built its root (minutes); in CI,
+    which builds it, either is a failure.
+    """
+    missing = missing_requirements(need_python=False) + rootfs.missing_requirements(arch)
+    if missing:
+        reason = f"emulated {arch} board unavailable: " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    if not rootfs.is_cached(arch) and not os.environ.get("CI"):
+        pytest.skip(
+            f"no cached {arch} root at {rootfs.cached_root(arch)}: building it takes minutes; "
+            f"run `python -m tools.testbed rootfs {arch}` (CI builds it)"
+        )
+    prefix = "ea" + secrets.token_hex(2)
+    with Testbed(1, workdir, prefix=prefix, arch=arch) as bed:
+        yield bed

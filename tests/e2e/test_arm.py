@@ -11,9 +11,6 @@ CI, where a skip would hide a broken setup.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,50 +19,28 @@ import pytest
 
 from edgeship.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
-from tests.e2e.conftest import cli
-from tools.testbed import Testbed, missing_requirements, rootfs
+from tests.e2e.conftest import EMULATED_S, cli_json, emulated_board
+from tools.testbed import Testbed
 
 pytestmark = pytest.mark.arm
 ARCH = "aarch64"
-SLOW = 600.0  # seconds for one command on the emulated board (setup pip-installs there)
 
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     """One emulated arm64 board with nothing set up on it."""
-    missing = missing_requirements(need_python=False) + rootfs.missing_requirements(ARCH)
-    if missing:
-        reason = f"emulated {ARCH} board unavailable: " + "; ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    if not rootfs.is_cached(ARCH) and not os.environ.get("CI"):
-        pytest.skip(
-            f"no cached {ARCH} root at {rootfs.cached_root(ARCH)}: building it takes minutes; "
-            f"run `python -m tools.testbed rootfs {ARCH}` (CI builds it)"
-        )
-    prefix = "ea" + secrets.token_hex(2)
-    with Testbed(1, tmp_path_factory.mktemp("arm"), prefix=prefix, arch=ARCH) as bed:
-        yield bed
+    yield from emulated_board(ARCH, tmp_path_factory.mktemp("arm"))
 
 
 @pytest.fixture(scope="module")
 def setup_json(board: Testbed) -> dict[str, Any]:
     """``edgeship setup BOARD``, as the README writes it: no --python, wheels from PyPI."""
-    done = cli(board, "setup", board.devices[0].name, "--json", timeout=SLOW)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = cli_json(board, "setup", board.devices[0].name)
     return result
 
 
-def _json(board: Testbed, *args: str) -> Any:
-    done = cli(board, *args, "--json", timeout=SLOW)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def test_probe_sees_an_arm64_board_it_does_not_recognise(board: Testbed) -> None:
-    seen = _json(board, "probe", board.devices[0].name)
+    seen = cli_json(board, "probe", board.devices[0].name)
     assert seen["arch"] == ARCH and seen["board"] is None
     assert seen["profile"] == "generic-aarch64"
     assert seen["python"]["executable"] == "/usr/bin/python3"
@@ -93,18 +68,18 @@ def test_deploy_profile_and_rollback_on_the_board(
     board: Testbed, setup_json: dict[str, Any], zoo: Path
 ) -> None:
     name = board.devices[0].name
-    first = _json(board, "deploy", str(zoo / "mlp.onnx"), "--target", name, "--name", "digits")
+    first = cli_json(board, "deploy", str(zoo / "mlp.onnx"), "--target", name, "--name", "digits")
     assert first[0]["uploaded"] and first[0]["version"] == "v0001"
     for model, backend in (("mlp.onnx", "onnxruntime"), ("mlp.tflite", "tflite")):
-        (report,) = _json(board, "profile", str(zoo / model), "--target", name)
+        (report,) = cli_json(board, "profile", str(zoo / model), "--target", name)
         assert report["backend"]["name"] == backend
         assert report["environment"]["arch"] == ARCH
         assert report["latency_ms"]["n"] == 100 and report["latency_ms"]["p50"] > 0
-    second = _json(board, "deploy", str(zoo / "cnn.onnx"), "--target", name, "--name", "digits")
+    second = cli_json(board, "deploy", str(zoo / "cnn.onnx"), "--target", name, "--name", "digits")
     assert second[0]["version"] == "v0002" and second[0]["activated"]
-    back = _json(board, "rollback", "digits", "--target", name)
+    back = cli_json(board, "rollback", "digits", "--target", name)
     assert back["version"] == "v0001" and back["sha256"] == first[0]["sha256"]
-    (listed,) = _json(board, "ls", name)
+    (listed,) = cli_json(board, "ls", name)
     assert listed["active"] == "v0001" and len(listed["versions"]) == 2
 
 
@@ -114,7 +89,7 @@ def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(
     options = ConnectOptions(
         ssh_config=board.ssh_config,
         targets_file=board.targets,
-        timeouts=Timeouts(connect=30, auth=30, command=SLOW),
+        timeouts=Timeouts(connect=30, auth=30, command=EMULATED_S),
     )
     with open_target(board.devices[0].name, options) as target:
         assert isinstance(target, SSHTarget)
@@ -129,7 +104,7 @@ def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(
 
 
 def test_ab_on_the_board(board: Testbed, setup_json: dict[str, Any], zoo: Path) -> None:
-    report = _json(
+    report = cli_json(
         board,
         "ab",
         str(zoo / "mlp.onnx"),
@@ -155,11 +130,11 @@ def test_setup_from_a_wheelhouse_for_a_board_without_internet(
     """The host downloads aarch64 wheels for the board's Python and glibc and pushes them;
     pip on the board installs with --no-index (its proxy is never asked)."""
     name, root = board.devices[0].name, "~/.edgeship-offline"
-    result = _json(board, "setup", name, "--wheelhouse", "--deploy-root", root)
+    result = cli_json(board, "setup", name, "--wheelhouse", "--deploy-root", root)
     assert result["method"] == "venv-wheelhouse" and result["skipped"] == {}
     assert result["python"].endswith("/.edgeship-offline/venv/bin/python")
     assert result["backends"]["onnxruntime"]["available"]
-    (report,) = _json(
+    (report,) = cli_json(
         board, "profile", str(zoo / "mlp.onnx"), "--target", name, "--deploy-root", root
     )
     assert report["environment"]["arch"] == ARCH

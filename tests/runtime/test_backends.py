@@ -19,10 +19,17 @@ from edgeship_runtime.backends import (
     register_backend,
     tflite,
 )
-from edgeship_runtime.backends.onnxruntime import CPU, OnnxRuntimeBackend, select_providers
+from edgeship_runtime.backends.onnxruntime import (
+    CPU,
+    OnnxRuntimeBackend,
+    OrtSession,
+    provider_chain,
+    select_providers,
+)
 from edgeship_runtime.backends.tflite import TFLiteBackend
 from edgeship_runtime.errors import BackendUnavailable, InferenceError, UsageError
 from edgeship_runtime.inputs import generate_feeds
+from edgeship_runtime.integrity import sha256_file
 from edgeship_runtime.model import load_model
 from tests import models
 
@@ -140,6 +147,119 @@ def test_select_providers_drops_absent_ones() -> None:
 def test_select_providers_refuses_only_absent_ones() -> None:
     with pytest.raises(UsageError, match=r"\['TensorrtExecutionProvider'\].*available: \['CPU"):
         select_providers((TRT,), [CPU])
+
+
+# --------------------------------------------------- GPU providers: options and fallback
+
+ORT_VERSION = "9.9.9"  # the engine cache directory names the ONNX Runtime version
+
+
+def deployed(root: Path, name: str = "m.onnx", width: int = 4) -> Path:
+    """A model where a deploy puts it: ``ROOT/blobs/<file>``."""
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    return models.add_model(root / "blobs" / name, width=width)
+
+
+def chain(model: Path, **options: object) -> dict[str, dict[str, str]]:
+    session = SessionOptions(providers=(TRT, CUDA, CPU), **options)  # type: ignore[arg-type]
+    pairs = provider_chain([TRT, CUDA, CPU], session, str(model), ORT_VERSION)
+    assert [name for name, _ in pairs] == [TRT, CUDA, CPU]
+    return dict(pairs)
+
+
+def test_tensorrt_caches_engines_under_the_deploy_root_per_model(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    first, second = deployed(root, "a.onnx"), deployed(root, "b.onnx", width=8)
+    trt = chain(first)[TRT]
+    cache = Path(trt["trt_engine_cache_path"])
+    assert trt["trt_engine_cache_enable"] == "True" and trt["trt_fp16_enable"] == "False"
+    assert cache == root.resolve() / "cache" / "trt" / sha256_file(str(first)) / "ort9.9.9-fp32"
+    assert cache.is_dir()
+    other = Path(chain(second)[TRT]["trt_engine_cache_path"])
+    assert other.parent.name == sha256_file(str(second)) and other.parent != cache.parent
+
+
+def test_fp16_is_asked_for_and_gets_its_own_engines(tmp_path: Path) -> None:
+    model = deployed(tmp_path / "root")
+    fp32, fp16 = chain(model)[TRT], chain(model, trt_fp16=True)[TRT]
+    assert fp16["trt_fp16_enable"] == "True"
+    assert Path(fp16["trt_engine_cache_path"]).name == "ort9.9.9-fp16"
+    assert fp16["trt_engine_cache_path"] != fp32["trt_engine_cache_path"]
+
+
+def test_both_gpu_providers_use_one_gpu_and_the_cpu_takes_no_options(tmp_path: Path) -> None:
+    options = chain(deployed(tmp_path / "root"))
+    assert options[TRT]["device_id"] == options[CUDA]["device_id"]
+    assert options[CPU] == {}
+
+
+def test_without_the_cache_nothing_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    trt = chain(deployed(root), trt_cache=False)[TRT]
+    assert "trt_engine_cache_enable" not in trt and "trt_engine_cache_path" not in trt
+    assert not (root / "cache").exists()
+
+
+def test_a_model_outside_a_deploy_root_caches_in_the_runtime_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path / "cache"))
+    model = models.add_model(tmp_path / "loose.onnx")
+    cache = Path(chain(model)[TRT]["trt_engine_cache_path"])
+    assert cache == (tmp_path / "cache").resolve() / "trt" / sha256_file(str(model)) / cache.name
+
+
+def test_a_cache_linked_outside_the_root_is_refused(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    model = deployed(root)
+    elsewhere.mkdir()
+    (root / "cache").mkdir()
+    (root / "cache" / "trt").symlink_to(elsewhere)
+    with pytest.raises(UsageError, match=r"engine cache .* leads outside .*--no-trt-cache"):
+        chain(model)
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    bool({TRT, CUDA} & set(OnnxRuntimeBackend().info().providers)),
+    reason="this onnxruntime has GPU providers: there is no fallback to show",
+)
+def test_asking_for_gpu_providers_on_a_cpu_only_build_says_they_did_not_run(
+    add_onnx: Path,
+) -> None:
+    """This machine's onnxruntime has no CUDA or TensorRT: the model runs on the CPU and
+    the backend says which providers it asked for in vain."""
+    model = load_model(str(add_onnx), options=SessionOptions(providers=(TRT, CUDA, CPU)))
+    assert model.backend.providers == [CPU]
+    assert model.backend.providers_not_run == [TRT, CUDA]
+    plain = load_model(str(add_onnx))
+    assert plain.backend.providers_not_run == []
+
+
+def test_a_provider_that_fails_to_start_is_named() -> None:
+    """ONNX Runtime drops a listed provider that cannot start (TensorRT without its
+    libraries) and goes on with the next: only the session's own list tells."""
+
+    class FellBack:
+        def get_inputs(self) -> list[object]:
+            return []
+
+        def get_outputs(self) -> list[object]:
+            return []
+
+        def get_providers(self) -> list[str]:
+            return [CUDA, CPU]
+
+    session = OrtSession(FellBack(), (TRT, CUDA, CPU))
+    assert session.execution() == {"providers": [CUDA, CPU], "not_run": [TRT]}
+
+
+def test_tensorrt_knobs_refine_a_session_without_choosing_one() -> None:
+    assert not SessionOptions(trt_cache=False, trt_fp16=True).chooses_session()
+    assert SessionOptions(threads=2).chooses_session()
+    board = SessionOptions(threads=6, providers=(TRT, CUDA, CPU))
+    refined = SessionOptions(trt_fp16=True).refining(board)
+    assert refined == SessionOptions(threads=6, providers=(TRT, CUDA, CPU), trt_fp16=True)
 
 
 def test_onnxruntime_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,8 @@ from edgeship_runtime.inputs import (
     generate_feeds,
     load_arrays,
     parse_shape_overrides,
+    per_call_inputs,
+    split_batches,
     validate_feeds,
 )
 from edgeship_runtime.signature import Signature, TensorSpec
@@ -227,3 +229,45 @@ def test_a_misnamed_input_is_both_missing_and_unexpected() -> None:
         "missing input(s) ['image']; unexpected input(s) ['img']; the model expects ['image']"
     )
     assert info.value.details == {"missing": ["image"], "extra": ["img"]}
+
+
+# ------------------------------------------------------------------------- per-call inputs
+
+SAMPLES_FIXED = TensorSpec("input", (1, 512), "float32")
+STATE = TensorSpec("state", (2, None, 128), "float32")
+RATE = TensorSpec("sr", (), "int64")
+STATEFUL = Signature((SAMPLES_FIXED, STATE, RATE), (OUT,))
+
+
+def _stateful_feeds(samples: int) -> dict[str, np.ndarray]:
+    return {
+        "input": np.arange(samples * 512, dtype=np.float32).reshape(samples, 512),
+        "state": np.ones((2, 1, 128), np.float32),
+        "sr": np.array(16000, np.int64),
+    }
+
+
+def test_scalars_and_fixed_first_dims_are_per_call() -> None:
+    assert per_call_inputs(STATEFUL, _stateful_feeds(4)) == ["state", "sr"]
+
+
+def test_batch_1_and_dynamic_first_dims_are_samples_first() -> None:
+    feeds = {"image": np.zeros((3, 3, 8, 8), np.float32), "small": np.zeros((2, 2), np.uint8)}
+    # SMALL fixes its first dim at 2 and the array fits: per call; IMAGE is batch-first
+    assert per_call_inputs(MANY, feeds) == ["small"]
+    assert per_call_inputs(MANY, {"small": np.zeros((4, 2, 2), np.uint8)}) == []
+
+
+def test_split_batches_gives_per_call_inputs_to_every_chunk() -> None:
+    feeds = _stateful_feeds(3)
+    chunks = split_batches(STATEFUL, feeds)
+    assert len(chunks) == 3
+    for i, chunk in enumerate(chunks):
+        validate_feeds(STATEFUL, chunk)
+        np.testing.assert_array_equal(chunk["input"], feeds["input"][i : i + 1])
+        assert chunk["state"] is feeds["state"] and chunk["sr"] is feeds["sr"]
+
+
+def test_split_batches_keeps_one_call_for_one_sample() -> None:
+    feeds = _stateful_feeds(1)
+    assert split_batches(STATEFUL, feeds) == [feeds]

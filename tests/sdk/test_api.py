@@ -20,6 +20,7 @@ import edgeship
 from edgeship import LocalTarget, ProfileReport
 from edgeship.ab import Schedule, make_gate
 from edgeship.errors import BackendUnavailable, InputError, UsageError
+from edgeship.profiles import BoardProfile, get_profile
 from tests import models
 
 PUBLIC_API = {
@@ -348,6 +349,27 @@ def test_no_backend_on_a_device_says_to_set_it_up(
     assert message.endswith(
         "; run `edgeship setup local` first (or pass --python, a Python on the device that has it)"
     )
+
+
+class _Armv7Board(_Device):
+    """A set-up 32-bit ARM board: its profile installs LiteRT only."""
+
+    def board_profile(self) -> BoardProfile | None:
+        return get_profile("generic-armv7l")
+
+
+def test_a_board_whose_profile_has_no_backend_for_the_format_is_not_told_to_set_up(
+    python_without_onnxruntime: Path, add_onnx: Path
+) -> None:
+    device = _Armv7Board(python=str(python_without_onnxruntime))
+    with device, pytest.raises(BackendUnavailable) as caught:
+        edgeship.profile(add_onnx, device, runs=1)
+    message = str(caught.value)
+    assert message.endswith(
+        "; the board profile generic-armv7l has no backend for onnx models (it installs "
+        "tflite): convert the model to a format it runs"
+    )
+    assert "edgeship setup" not in message
 
 
 def test_no_backend_here_is_left_as_it_is(python_without_onnxruntime: Path, add_onnx: Path) -> None:

@@ -3,7 +3,8 @@
 Layers, bottom up (a module may import its own layer and those below):
 
 0. runtime   ``edgeship_runtime``: the device side, imports nothing of the host
-1. base      errors, config, hashing, hostnames, progress, quiet, bundle, profiles, inventory
+1. base      errors, extras, config, hashing, hostnames, progress, quiet, bundle, profiles,
+             inventory
 2. transport client, ssh/, deploy/
 3. targets   targets/: the one place the host speaks the runtime's protocol
 4. work      fleet, shard, provision, rollout, fidelity, compress/, convert/,
@@ -24,6 +25,7 @@ RUNTIME = ROOT / "runtime" / "edgeship_runtime"
 LAYERS = {
     "edgeship_runtime": 0,
     "errors": 1,
+    "extras": 1,
     "config": 1,
     "hashing": 1,
     "hostnames": 1,

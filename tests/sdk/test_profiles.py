@@ -7,12 +7,13 @@ them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgeship.errors import ConfigError
-from edgeship.profiles import get_profile, load_profiles, match_profile
+from edgeship.profiles import get_profile, load_profile, load_profiles, match_profile
 
 NO_DMI = {"sys_vendor": None, "product_name": None, "board_name": None}
 
@@ -191,7 +192,7 @@ def test_generic_profiles_install_only_backends_with_wheels_for_their_arch() -> 
         assert {"onnxruntime", "ai-edge-litert"} <= set(profile.pip)
         assert profile.threads == 0 and profile.onnxruntime_providers == ("CPUExecutionProvider",)
     assert arm32.backends == ("tflite",) and "onnxruntime" not in arm32.pip
-    assert "tflite-runtime" in arm32.pip and arm32.threads == 0
+    assert [p for p in arm32.pip if p.startswith("tflite-runtime")] and arm32.threads == 0
 
 
 def test_a_former_profile_name_still_resolves() -> None:
@@ -199,3 +200,20 @@ def test_a_former_profile_name_still_resolves() -> None:
     assert get_profile("x86_64").name == "generic-x86_64"
     with pytest.raises(ConfigError, match="unknown board profile 'pi9'"):
         get_profile("pi9")
+
+
+def test_only_32_bit_arm_takes_numpy_from_the_board() -> None:
+    """PyPI has no armv7l numpy wheel: that board brings apt's; every other installs its own."""
+    assert get_profile("generic-armv7l").system_packages == ("numpy",)
+    others = [p for p in load_profiles().values() if p.name != "generic-armv7l"]
+    assert others and not [p.name for p in others if p.system_packages]
+
+
+def test_a_system_package_setup_would_not_install_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "board.toml"
+    path.write_text(
+        'schema = "edgeship.target-profile/1"\nname = "b"\narch = "armv7l"\n[runtime]\n'
+        'backends = ["tflite"]\npip = ["tflite-runtime"]\nsystem_packages = ["numpy"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"system package 'numpy' is not in \[runtime\] pip"):
+        load_profile(path)

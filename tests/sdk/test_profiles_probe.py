@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,23 @@ def test_the_whole_probe_reports_the_new_fields() -> None:
     seen = probe.probe("~/.edgeship")
     assert {"board", "dmi", "compatible", "files"} <= set(seen)
     assert set(seen["dmi"]) == {"sys_vendor", "product_name", "board_name"}
+
+
+def test_a_litert_wheel_whose_interpreter_cannot_load_is_not_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tflite-runtime 2.12.0's armv7l wheel imports its package on Debian bullseye and fails
+    at its interpreter (built for a newer glibc): the probe must say so, not "installed"."""
+    package = tmp_path / "tflite_runtime"
+    package.mkdir()
+    (package / "__init__.py").write_text("__version__ = '2.12.0'\n")
+    (package / "interpreter.py").write_text(
+        'raise ImportError("/lib/arm-linux-gnueabihf/libstdc++.so.6: version '
+        "`GLIBCXX_3.4.29' not found\")\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("tflite_runtime", "tflite_runtime.interpreter"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    entry = probe.backends()["tflite_runtime"]
+    assert entry["available"] is False
+    assert entry["reason"].startswith("ImportError: ") and "GLIBCXX_3.4.29" in entry["reason"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
+import time
 
-from edgeship.progress import TransferProgress
+from edgeship.progress import CLEAR_LINE, StatusLine, TransferProgress, bar
 
 MIB = 2**20
 
@@ -55,3 +57,109 @@ def test_concurrent_reports_do_not_interleave_within_a_frame() -> None:
     frames = _frames(out)
     assert all(f.startswith("upload to ") for f in frames)
     assert frames[-1].endswith("] 512.0/512.0 MiB, 8 complete\n")
+
+
+# ---------------------------------------------------------------- the status line
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    """What each redraw left on the screen (every frame starts by erasing the line)."""
+    return [f for f in stream.getvalue().split(CLEAR_LINE) if f]
+
+
+def test_a_status_line_redraws_in_place_and_ends_with_a_newline() -> None:
+    out = Terminal()
+    line = StatusLine(out, width=200)
+    line.show("pi", "session 1 of 2")
+    line.show("pi", "session 2 of 2")
+    line.done("pi")
+    assert _lines(out) == ["pi: session 1 of 2", "pi: session 2 of 2\n"]
+    line.close()  # nothing open: nothing more
+    assert _lines(out)[-1] == "pi: session 2 of 2\n"
+
+
+def test_a_ticking_entry_shows_the_seconds_since_it_was_set() -> None:
+    out, clock = Terminal(), Clock()
+    line = StatusLine(out, width=200, clock=clock, tick_s=3600)
+    line.show("", "cnn.onnx: timing", ticking=True)
+    clock.now += 7.2
+    line.refresh()
+    assert _lines(out) == ["cnn.onnx: timing · 0 s", "cnn.onnx: timing · 7 s"]
+    line.close()
+    assert out.getvalue().endswith("· 7 s\n")  # a line left open is ended on close
+
+
+def test_the_ticker_redraws_while_the_device_works() -> None:
+    out = Terminal()
+    with StatusLine(out, width=200, tick_s=0.01) as line:
+        line.show("local", "waiting", ticking=True)
+        deadline = time.monotonic() + 5
+        while len(_lines(out)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(_lines(out)) >= 3 and all(f.startswith("local: waiting · ") for f in _lines(out))
+
+
+def test_devices_share_one_line_until_the_last_is_done() -> None:
+    out = Terminal()
+    line = StatusLine(out, width=200)
+    line.show("a", "trial 1 of 4")
+    line.show("b", "trial 3 of 4")
+    assert _lines(out)[-1] == "a: trial 1 of 4 | b: trial 3 of 4"
+    line.done("a")
+    assert _lines(out)[-1] == "b: trial 3 of 4"
+    line.done("a")  # twice: nothing
+    line.done("b")
+    assert out.getvalue().count("\n") == 1 and out.getvalue().endswith("b: trial 3 of 4\n")
+
+
+def test_a_line_wider_than_the_terminal_is_cut_to_stay_one_line() -> None:
+    out = Terminal()
+    StatusLine(out, width=20).show("jetson-orin", "latency session 10 of 10")
+    (frame,) = _lines(out)
+    assert frame == "jetson-orin: laten…" and len(frame) == 19
+
+
+def test_no_terminal_or_not_live_writes_nothing() -> None:
+    for line in (StatusLine(io.StringIO()), StatusLine(Terminal(), live=False)):
+        line.show("pi", "epoch 1 of 3", ticking=True)
+        line.done("pi")
+        line.close()
+        assert line.stream.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_concurrent_devices_never_tear_a_frame() -> None:
+    out = Terminal()
+    line = StatusLine(out, width=10_000)
+
+    def work(name: str) -> None:
+        for i in range(200):
+            line.show(name, f"step {i}")
+        line.done(name)
+
+    threads = [threading.Thread(target=work, args=(f"d{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    frames = [f.rstrip("\n") for f in _lines(out)]
+    entry = re.compile(r"d\d: step \d+")
+    assert all(all(entry.fullmatch(p) for p in f.split(" | ")) for f in frames)
+    assert out.getvalue().endswith("\n") and out.getvalue().count("\n") <= 6
+
+
+def test_the_bar_is_shared_with_the_transfer_line() -> None:
+    assert bar(1, 4) == "[#######.......................]"
+    assert bar(0, 0) == "[" + "#" * 30 + "]"  # nothing to do is done

@@ -10,6 +10,7 @@ import pytest
 
 from edgeship import provision
 from edgeship.errors import ConfigError, RemoteCommandError, TargetError
+from edgeship.profiles import get_profile
 from edgeship.provision import _make_venv, _require_python, install_each, setup_device
 
 
@@ -167,11 +168,16 @@ def test_a_recognised_board_or_a_named_profile_needs_no_note() -> None:
     assert (named.profile, named.notes) == ("jetson", [])
 
 
-def _venv_target(no_wheel: set[str]) -> tuple[list[list[str]], Any]:
-    """A target whose pip has no wheel for ``no_wheel``; returns (pip calls, target)."""
+def _venv_target(
+    no_wheel: set[str], commands: list[list[str]] | None = None
+) -> tuple[list[list[str]], Any]:
+    """A target whose pip has no wheel for ``no_wheel``; returns (pip calls, target).
+    Every command it runs goes to ``commands`` too."""
     calls: list[list[str]] = []
 
     def run(argv: list[str], timeout: float) -> None:
+        if commands is not None:
+            commands.append(argv)
         if "pip" not in argv:
             return  # python -m venv
         wanted = argv[argv.index("--disable-pip-version-check") + 1 :]
@@ -212,3 +218,55 @@ def test_a_package_without_a_wheel_sends_pip_back_to_one_at_a_time() -> None:
         ["onnxruntime"],
         ["tflite-runtime"],
     ]
+
+
+ARMV7_BOARD = {
+    "arch": "armv7l",
+    "board": None,
+    "python": {"version": "3.9.2", "executable": "/usr/bin/python3"},
+    "backends": {"numpy": {"available": True, "version": "1.19.5"}},
+}
+
+
+def test_a_board_numpy_comes_from_sees_the_system_site_packages() -> None:
+    """32-bit ARM: apt's numpy, seen by the venv; pip takes numpy only as a wheel, so
+    tflite-runtime comes in the release that works with the board's numpy."""
+    commands: list[list[str]] = []
+    calls, target = _venv_target(set(), commands)
+    system = get_profile("generic-armv7l").system_packages
+    _make_venv(target, ARMV7_BOARD, ["numpy", "tflite-runtime"], offline=False, system=system)
+    venv, pip = commands
+    assert venv == ["/usr/bin/python3", "-m", "venv", "--system-site-packages", "/r/venv"]
+    assert "--only-binary=numpy" in pip and calls == [["numpy", "tflite-runtime"]]
+
+
+def test_other_boards_get_a_venv_of_their_own() -> None:
+    commands: list[list[str]] = []
+    _, target = _venv_target(set(), commands)
+    _make_venv(target, UNKNOWN_ARM, ["numpy", "onnxruntime"], offline=False)
+    venv, pip = commands
+    assert venv == ["/opt/edge/bin/python", "-m", "venv", "/r/venv"]
+    assert not [arg for arg in pip if arg.startswith("--only-binary")]
+
+
+def test_a_board_without_its_system_numpy_is_told_to_install_it_before_pip_runs() -> None:
+    board = FakeBoard({**ARMV7_BOARD, "backends": {"numpy": {"available": False}}})
+    with pytest.raises(ConfigError) as caught:
+        setup_device(board)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "board: /usr/bin/python3 has no numpy, which this board takes from its package "
+        "manager (PyPI has no armv7l wheel): install it (e.g. apt install python3-numpy) "
+        "and run setup again"
+    )
+
+
+def test_a_wheelhouse_for_a_board_that_brings_its_own_numpy_is_refused_before_any_change() -> None:
+    board = FakeBoard(ARMV7_BOARD)
+    with pytest.raises(ConfigError) as caught:
+        setup_device(board, wheelhouse=True)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "board: --wheelhouse cannot prepare profile generic-armv7l: it takes numpy from the "
+        "board's package manager, which the host cannot resolve against; run setup online, "
+        "or pass --python with a Python that has numpy and a backend"
+    )
+    assert board.recorded == {} and board.python == ""

@@ -6,14 +6,17 @@ Two sources, both offline:
   ``rapidocr-onnxruntime`` carries PaddleOCR's detector, direction classifier and
   recogniser as Paddle2ONNX exports (weights in ``Constant`` nodes, BatchNorm variances of
   ~1e8, ``Shape``/``Resize`` arithmetic, dynamic H/W), ``silero-vad`` its voice activity
-  detector (state inputs, a scalar sample rate, an ``If`` over two sub-models);
+  detector in two exports (state inputs, a scalar sample rate, an ``If`` over two
+  sub-models; its data holds the state and rate once, as per-call inputs);
 * architectures built here with random weights whose BatchNorm statistics are calibrated
   on data (train-mode passes), so activations have realistic ranges: a MobileNetV3-like
   CNN with squeeze-and-excitation blocks, a transformer encoder over int64 token ids
-  (``torch.nn.TransformerEncoder``), and a TFLite model stripped of its SignatureDef.
+  (``torch.nn.TransformerEncoder``), a TFLite model stripped of its SignatureDef and one
+  with FLOAT16 weights behind DEQUANTIZE ops.
 
 Each entry is a :class:`Entry`: the model file, a data file at its real shape (inputs by
-name, first axis samples; ``labels`` only where the model was trained on real data), the
+name, first axis samples except per-call inputs such as a state; ``labels`` only where the
+model was trained on real data), the
 ``--shape`` overrides for generated inputs, and its kind.
 """
 
@@ -35,7 +38,6 @@ class Entry:
     model: Path
     data: Path | None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    note: str = ""
 
 
 def package_file(package: str, *parts: str) -> Path | None:
@@ -88,12 +90,56 @@ def paddle(out: Path) -> list[Entry]:
 
 
 def silero(out: Path) -> list[Entry]:
-    model = package_file("silero_vad", "data", "silero_vad.onnx")
-    if model is None:
-        return []
-    shapes = {"input": (1, 512), "state": (2, 1, 128)}
-    note = "state [2, batch, 128] and a scalar sr: no samples-first data; generated inputs"
-    return [Entry("silero-vad", "stateful with If (audio)", model, None, shapes, note)]
+    """Silero VAD, both ONNX files its package ships (the default one, and the opset-18
+    export it offers as ``silero_vad_op18_ifless.onnx``), on 40 chunks at 16 kHz, half
+    vowel-like, half noise; the state (zeros: each chunk on its own) and sample rate are
+    given once per call."""
+    files = [
+        ("silero-vad", "silero_vad.onnx", "stateful with If (audio)"),
+        ("silero-vad-op18", "silero_vad_op18_ifless.onnx", "stateful, opset 18 export"),
+    ]
+    chunks = speech_chunks(np.random.default_rng(3), SAMPLES)
+    state = np.zeros((2, 1, 128), np.float32)
+    found = []
+    for name, file, kind in files:
+        model = package_file("silero_vad", "data", file)
+        if model is not None:
+            data = _save(out / f"{name}.npz", input=chunks, state=state, sr=np.array(16000))
+            found.append(Entry(name, kind, model, data))
+    return found
+
+
+CHUNK = 64 + 512
+"""Silero v5's input: 512 new samples after the previous chunk's last 64, as its
+``OnnxWrapper`` feeds it; on 512 samples alone it never fires, even on speech."""
+
+
+def speech_chunks(rng: np.random.Generator, n: int, rate: int = 16000) -> np.ndarray:
+    """``n`` chunks of :data:`CHUNK` samples: even ones vowels (a 90–250 Hz glottal
+    sawtooth through three formant resonators, plus noise), odd ones low noise only, so a
+    voice activity detector fires on half of them (Silero: ~0.5–0.8 against ~0.02)."""
+    t = np.arange(CHUNK) / rate
+    out = np.empty((n, CHUNK), np.float32)
+    for i in range(n):
+        noise = rng.normal(0, 0.003, CHUNK)
+        if i % 2:
+            out[i] = noise
+            continue
+        source = (rng.uniform(90, 250) * t + rng.uniform()) % 1.0 * 2 - 1
+        for freq, width in ((rng.uniform(300, 800), 80), (rng.uniform(900, 2300), 90), (2600, 120)):
+            source = _resonate(source, freq, width, rate)
+        out[i] = 0.3 * source / np.abs(source).max() + noise
+    return out
+
+
+def _resonate(x: np.ndarray, freq: float, bandwidth: float, rate: int) -> np.ndarray:
+    """``x`` through a two-pole resonator at ``freq`` Hz (a formant of the vocal tract)."""
+    r = np.exp(-np.pi * bandwidth / rate)
+    a1, a2 = 2 * r * np.cos(2 * np.pi * freq / rate), -r * r
+    y = np.zeros(len(x) + 2)
+    for k, v in enumerate(x):
+        y[k + 2] = (1 - r) * v + a1 * y[k + 1] + a2 * y[k]
+    return y[2:]
 
 
 def _calibrate(module: object, example: object, passes: int = 8) -> None:
@@ -255,10 +301,24 @@ def tflite_without_signature(out: Path) -> list[Entry]:
     return [Entry("nosig.tflite", "TFLite without SignatureDef", path, data)]
 
 
+def tflite_fp16_weights(out: Path) -> list[Entry]:
+    """The zoo CNN's TFLite with FLOAT16 weights behind DEQUANTIZE ops (edgeship's
+    ``fp16``; the TFLite converter's float16 option and MediaPipe write the same)."""
+    from edgeship.compress import QuantizeConfig, quantize
+    from tools.zoo.build import build_zoo
+
+    manifest = build_zoo()
+    path = out / "fp16w.tflite"
+    quantize(manifest.path("cnn.tflite"), QuantizeConfig("fp16"), None, path)
+    data = manifest.path("digits_test.npz")
+    return [Entry("fp16w.tflite", "TFLite with FP16 weights", path, data)]
+
+
 def build(out: Path) -> list[Entry]:
     """Every entry whose source is available here (a missing package skips its models)."""
     out.mkdir(parents=True, exist_ok=True)
     entries: list[Entry] = []
-    for make in (paddle, silero, mobilenet, transformer, zoo, tflite_without_signature):
+    makers = (paddle, silero, mobilenet, transformer, zoo, tflite_without_signature)
+    for make in (*makers, tflite_fp16_weights):
         entries += make(out)
     return entries

@@ -4,8 +4,9 @@ here exported (issue 12), each case judged usable / clear refusal / wrong.
 The corpus (:mod:`corpus`): PaddleOCR's detector, classifier and recogniser and Silero's
 VAD as their pip packages ship them (``pip install -e '.[corpus]'``; a missing package
 skips its models), a MobileNetV3-like CNN with SE blocks and a transformer encoder with
-int64 ids built here with calibrated random weights, the zoo CNN (ONNX and TFLite) and a
-TFLite model without SignatureDef. No download happens at run time.
+int64 ids built here with calibrated random weights, the zoo CNN (ONNX and TFLite), a
+TFLite model without SignatureDef and one with FP16 weights. No download happens at run
+time.
 
 A case is
 
@@ -17,8 +18,9 @@ A case is
   refuses a collapsed result counts here: nothing wrong was written);
 * **wrong**: a success that the check contradicts, or any other exception (a traceback);
 * **n/a**: refused, clearly, because the method has nothing to act on (no prunable weight
-  in the main graph) or the model's inputs need real values that this corpus has no
-  samples-first data for (Silero's sample rate and state); not counted as applicable.
+  in the main graph) or the model's inputs need real values that the corpus has no data
+  for; not counted as applicable. Silero's data gives its state and sample rate once, as
+  per-call inputs (:mod:`edgeship.compress.data`).
 
 Settings: ``prune`` at 0.5 per layer (``--scope layer``: global magnitude ranking zeroes
 whole layers of BatchNorm-folded graphs, which the guard refuses), ``prune`` and
@@ -45,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tools.bench.corpus import Entry, build
 
 ONNX_METHODS = ("int8-dynamic", "int8-static", "fp16", "prune", "prune-channels", "to-tflite")
-TFLITE_METHODS = ("int8-dynamic", "int8-static")
+TFLITE_METHODS = ("int8-dynamic", "int8-static", "fp16")
 CHECK_ROWS = 8
 
 
@@ -113,15 +115,17 @@ def _judge_error(exc: Exception) -> tuple[str, str]:
 
 
 def check_feeds(entry: Entry) -> list[dict[str, np.ndarray]]:
-    """Inputs for the independent check: the data's last rows one by one, else inputs
-    generated at the model's shape with seeds the tool does not use (100+)."""
+    """Inputs for the independent check: the data's last rows one by one (with its per-call
+    inputs), else inputs generated at the model's shape with seeds the tool does not use
+    (100+)."""
+    from edgeship.compress import load_dataset
     from edgeship.compress.evaluate import signature
-    from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays
+    from edgeship_runtime.inputs import generate_feeds
 
-    if entry.data is not None:
-        arrays = {k: v for k, v in load_arrays(str(entry.data)).items() if k != LABELS_KEY}
-        n = len(next(iter(arrays.values())))
-        return [{k: v[i : i + 1] for k, v in arrays.items()} for i in range(n - CHECK_ROWS, n)]
+    data = load_dataset(entry.data, entry.model)
+    if data is not None:
+        n = len(data)
+        return [data.slice(i, i + 1).feeds for i in range(n - CHECK_ROWS, n)]
     sig = signature(entry.model)
     return [generate_feeds(sig, entry.shapes, seed=100 + i) for i in range(CHECK_ROWS)]
 

@@ -3,8 +3,9 @@
 ``up`` leaves the devices running after the command exits (state goes to
 WORKDIR/testbed.json) so a developer can poke at them with
 ``ssh -F WORKDIR/ssh_config es-dev0``; ``down`` tears them down again.
-``up --arch aarch64`` brings up emulated arm64 boards instead; ``rootfs aarch64``
-builds (once, minutes) and prints the cached root they run on.
+``up --arch aarch64`` (or ``armv7l``) brings up emulated ARM boards instead;
+``rootfs aarch64`` (or ``armv7l``) builds (once, minutes) and prints the cached root
+they run on.
 """
 
 from __future__ import annotations

@@ -1,17 +1,20 @@
 """The root filesystem of an emulated board: Debian for another architecture, built once.
 
-``debootstrap`` downloads and unpacks Debian ``bookworm`` for the board's architecture
-and runs its second stage inside the new root, where every foreign binary runs under
-qemu-user through binfmt_misc. The handler must be registered with the ``F`` flag (as
-Debian's ``qemu-user-static`` does): the kernel then opens the interpreter once, at
-registration, and the root needs no qemu binary of its own.
+``debootstrap`` downloads and unpacks Debian for the board's architecture (``bookworm``
+for arm64; ``bullseye`` for armhf, with apt's numpy: the 32-bit Raspberry Pi OS a user
+has, whose Python 3.9 PyPI still has ``tflite-runtime`` wheels for) and runs its second
+stage inside the new root, where every foreign binary runs under qemu-user through
+binfmt_misc. The handler must be registered with the ``F`` flag (as Debian's
+``qemu-user-static`` does): the kernel then opens the interpreter once, at registration,
+and the root needs no qemu binary of its own.
 
 The result is cached in :data:`CACHE` under a name keyed by everything it was built
 from (suite, architecture, package list, mirror, :data:`BUILD_VERSION`), reused by every
 later testbed, session and CI run on the machine; a builder takes a machine-wide lock
 and renames a finished root into place, so a half-built one is never used. Each device
 runs on its own writable overlay of it (:mod:`.emulated`); the cache stays read-only.
-Building takes minutes (6 on a 2-core VM, mostly the emulated package configuration).
+Building takes minutes (on a 2-core VM 6 for arm64, 3.5 for armhf, mostly the emulated
+package configuration).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from pathlib import Path
 from ._proc import TestbedError, run
 
 CACHE = Path("/var/cache/edgeship-testbed")
-SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # What a user's freshly flashed board has: a Python that can make venvs, sshd (with its
 # sftp server), flock (util-linux) and the CA store pip uses.
@@ -45,11 +47,15 @@ class Emulation:
     arch: str  # as ``uname -m`` says it on the board
     debian_arch: str
     binfmt: str  # the binfmt_misc entry Debian's qemu-user-static registers
+    suite: str
+    packages: tuple[str, ...] = PACKAGES
 
 
 EMULATIONS = {
-    "aarch64": Emulation("aarch64", "arm64", "qemu-aarch64"),
-    "armv7l": Emulation("armv7l", "armhf", "qemu-arm"),
+    "aarch64": Emulation("aarch64", "arm64", "qemu-aarch64", "bookworm"),
+    # PyPI has no armv7l numpy and tflite-runtime only up to Python 3.10: bullseye's
+    # Python 3.9 with apt's numpy is what a 32-bit board that runs models has
+    "armv7l": Emulation("armv7l", "armhf", "qemu-arm", "bullseye", (*PACKAGES, "python3-numpy")),
 }
 
 
@@ -61,24 +67,25 @@ def emulation(arch: str) -> Emulation:
         raise TestbedError(f"no emulated board for arch {arch!r} (known: {known})") from None
 
 
-def cache_key(arch: str, packages: tuple[str, ...] = PACKAGES) -> str:
-    """A short digest of everything a root is built from."""
+def cache_key(arch: str, packages: tuple[str, ...] | None = None) -> str:
+    """A short digest of everything a root is built from (``packages``: the arch's own)."""
+    emu = emulation(arch)
     recipe = {
-        "suite": SUITE,
-        "arch": emulation(arch).debian_arch,
-        "packages": sorted(packages),
+        "suite": emu.suite,
+        "arch": emu.debian_arch,
+        "packages": sorted(packages or emu.packages),
         "mirror": MIRROR,
         "build": BUILD_VERSION,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def cached_root(arch: str, packages: tuple[str, ...] = PACKAGES) -> Path:
+def cached_root(arch: str, packages: tuple[str, ...] | None = None) -> Path:
     """Where the root for ``arch`` is (or will be) cached."""
     return CACHE / f"rootfs-{emulation(arch).debian_arch}-{cache_key(arch, packages)}"
 
 
-def is_cached(arch: str, packages: tuple[str, ...] = PACKAGES) -> bool:
+def is_cached(arch: str, packages: tuple[str, ...] | None = None) -> bool:
     return (cached_root(arch, packages) / "usr" / "bin" / "python3").exists()
 
 
@@ -115,7 +122,7 @@ def missing_requirements(arch: str) -> list[str]:
     return problems
 
 
-def ensure_rootfs(arch: str, packages: tuple[str, ...] = PACKAGES) -> Path:
+def ensure_rootfs(arch: str, packages: tuple[str, ...] | None = None) -> Path:
     """The cached root for ``arch``, built first if absent (minutes; see the docstring)."""
     problems = missing_requirements(arch)
     if problems:
@@ -125,7 +132,7 @@ def ensure_rootfs(arch: str, packages: tuple[str, ...] = PACKAGES) -> Path:
     with (CACHE / f".{root.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_cached(arch, packages):
-            _build(emulation(arch), packages, root)
+            _build(emulation(arch), packages or emulation(arch).packages, root)
     return root
 
 
@@ -141,7 +148,7 @@ def _build(emu: Emulation, packages: tuple[str, ...], root: Path) -> None:
                 f"--arch={emu.debian_arch}",
                 "--variant=minbase",
                 f"--include={','.join(packages)}",
-                SUITE,
+                emu.suite,
                 str(scratch),
                 MIRROR,
             ],
@@ -157,7 +164,7 @@ def _build(emu: Emulation, packages: tuple[str, ...], root: Path) -> None:
             json.dumps(
                 {
                     "arch": emu.arch,
-                    "suite": SUITE,
+                    "suite": emu.suite,
                     "packages": sorted(packages),
                     "build_s": round(time.monotonic() - started),
                 },

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeship.extras import MissingExtra, import_optional
 from edgeship.quiet import quiet
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _HERE = Path(__file__).resolve().parent
 _KEY_SOURCES = ("models.py", "build.py")
 _KEY_PACKAGES = ("torch", "onnx", "litert-torch")
+_NEEDS = ("torch", "onnx", "sklearn")  # to train and export; litert_torch only for TFLite
 
 
 @dataclass(frozen=True)
@@ -388,13 +390,12 @@ def _export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
 
 
 def _import_litert_torch() -> tuple[Any, str | None]:
-    """(module, None) or (None, reason): TFLite export is optional."""
+    """(module, None) or (None, reason): without litert-torch the zoo is built without its
+    TFLite models, and the summary says so and what to install."""
     try:
-        with quiet():
-            import litert_torch
-    except ImportError as exc:
-        return None, f"litert_torch not importable: {exc}"
-    return litert_torch, None
+        return import_optional("litert_torch", "TFLite export of the zoo", extra="zoo"), None
+    except MissingExtra as exc:
+        return None, str(exc)
 
 
 def _export_tflite(litert_torch: Any, model: nn.Module, example: np.ndarray, path: Path) -> None:
@@ -530,6 +531,8 @@ def _clean_stale(out_dir: Path) -> None:
 def _build(out_dir: Path, key: str) -> Manifest:
     """Full build; caller holds the lock."""
     t0 = time.perf_counter()
+    for module in _NEEDS:
+        import_optional(module, "building the zoo", extra="zoo")
     _clean_stale(out_dir)
     splits = _load_digits()
     data = {}
@@ -599,7 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even on a cache hit")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    manifest, rebuilt = _ensure_zoo(args.out, force=args.force)
+    try:
+        manifest, rebuilt = _ensure_zoo(args.out, force=args.force)
+    except MissingExtra as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - t0
     print(_summary(manifest, seconds, rebuilt))
     return 0

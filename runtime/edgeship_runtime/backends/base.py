@@ -13,7 +13,7 @@ whether a backend can.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 import numpy as np
@@ -34,12 +34,19 @@ class SessionOptions:
     ``execution_mode`` (``"sequential"`` or ``"parallel"``) and ``graph_optimization``
     (``"disable"``, ``"basic"``, ``"extended"`` or ``"all"``, ONNX Runtime's default) are
     ONNX Runtime session settings. A backend that has no such notion ignores them.
+
+    ``trt_cache`` and ``trt_fp16`` refine TensorRT where it is among the providers (else
+    they do nothing): keep its built engines on the device's disk (default on; see
+    ``backends/onnxruntime.py`` for where), and let it build fp16 kernels (default off:
+    it changes the outputs, so it is asked for).
     """
 
     threads: int = 0
     providers: Tuple[str, ...] = ()
     execution_mode: str = "sequential"
     graph_optimization: str = "all"
+    trt_cache: bool = True
+    trt_fp16: bool = False
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -54,6 +61,16 @@ class SessionOptions:
                 f"graph optimization must be one of {', '.join(GRAPH_OPTIMIZATIONS)}, "
                 f"got {self.graph_optimization!r}"
             )
+
+    def chooses_session(self) -> bool:
+        """Whether threads, providers, mode or optimization level were chosen; the
+        TensorRT knobs do not count (they refine whichever session applies: the board's,
+        the tuned one)."""
+        return SessionOptions().refining(self) != SessionOptions()
+
+    def refining(self, session: SessionOptions) -> SessionOptions:
+        """``session`` with this one's TensorRT knobs."""
+        return replace(session, trt_cache=self.trt_cache, trt_fp16=self.trt_fp16)
 
 
 @dataclass(frozen=True)
@@ -88,7 +105,8 @@ class Session(Protocol):
         ...
 
     def execution(self) -> Dict[str, List[str]]:
-        """What actually ran: ``{"providers": [...]}`` or ``{"delegates": [...]}``."""
+        """What actually ran: ``{"providers": [...]}`` or ``{"delegates": [...]}``; with
+        ``"not_run"``: providers asked for that did not run (the session fell back)."""
         ...
 
     def close(self) -> None:

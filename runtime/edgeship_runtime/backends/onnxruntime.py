@@ -4,6 +4,16 @@ Per-operator timing (:class:`OrtProfilingSession`) is ONNX Runtime's session pro
 second session opened with ``enable_profiling``, whose ``end_profiling()`` writes a Chrome
 trace; its ``Node`` events (``<node>_kernel_time``: op type, provider, shapes, duration
 in µs) are read back per ``model_run``. Times of a GPU provider's nodes are host-side.
+
+GPU providers (:func:`provider_chain`): TensorRT, then CUDA, then the CPU, each with its
+options. TensorRT builds an engine per model as a session opens or first runs (seconds
+to minutes on a Jetson); with ``trt_cache`` (the default) it keeps them on the device's
+disk, in a directory per model (:func:`engine_cache_dir`), and the next session loads
+them instead.
+fp16 kernels only with ``trt_fp16``. TensorRT's timing cache stays off: its own path
+option is missing from older ONNX Runtime builds, which then write it to the working
+directory, outside the deploy root. A session reports the providers it really has
+(``session.get_providers()``): one asked for that did not start is named in ``not_run``.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import InferenceError, ModelError, UsageError
+from ..integrity import deploy_root, sha256_cached
 from ..signature import Dim, Signature, TensorSpec
 from .base import BackendInfo, OpTrace, SessionOptions, TracedNode, TracedRun
 
@@ -37,6 +48,12 @@ _ORT_TYPES = {
 }
 
 CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+GPU = "0"
+"""The GPU both GPU providers use: TensorRT hands the nodes it cannot take to CUDA, and a
+copy between two GPUs would be timed with the model."""
+CACHE_ENV = "EDGESHIP_CACHE"
 
 _ORT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -47,8 +64,9 @@ _ORT_LEVELS = {
 
 
 class OrtSession:
-    def __init__(self, session: object) -> None:
+    def __init__(self, session: object, requested: Tuple[str, ...] = ()) -> None:
         self._session = session
+        self._requested = requested
         self.signature = Signature(
             tuple(_spec(node) for node in session.get_inputs()),  # type: ignore[attr-defined]
             tuple(_spec(node) for node in session.get_outputs()),  # type: ignore[attr-defined]
@@ -62,7 +80,10 @@ class OrtSession:
             raise InferenceError(f"ONNX Runtime failed to run the model: {message}") from exc
 
     def execution(self) -> Dict[str, List[str]]:
-        return {"providers": list(self._session.get_providers())}  # type: ignore[attr-defined]
+        """The providers the session has, and those asked for that it has not (not in
+        this build, or failed to start: ONNX Runtime then falls back to the next)."""
+        ran = list(self._session.get_providers())  # type: ignore[attr-defined]
+        return {"providers": ran, "not_run": [p for p in self._requested if p not in ran]}
 
     def close(self) -> None:
         self._session = None
@@ -87,7 +108,7 @@ class OnnxRuntimeBackend:
         )
 
     def load(self, path: str, options: SessionOptions) -> OrtSession:
-        return OrtSession(_open(path, options))
+        return OrtSession(_open(path, options), options.providers)
 
     def open_profiling(
         self, path: str, options: SessionOptions, directory: str
@@ -96,7 +117,7 @@ class OnnxRuntimeBackend:
             so.enable_profiling = True
             so.profile_file_prefix = os.path.join(directory, "ort-profile")
 
-        return OrtProfilingSession(_open(path, options, profiled))
+        return OrtProfilingSession(_open(path, options, profiled), options.providers)
 
 
 class OrtProfilingSession(OrtSession):
@@ -128,7 +149,8 @@ def _open(path: str, options: SessionOptions, extra: Optional[Callable[[Any], No
     so.log_severity_level = 3
     if extra is not None:
         extra(so)
-    providers = select_providers(options.providers, ort.get_available_providers())
+    chosen = select_providers(options.providers, ort.get_available_providers())
+    providers = provider_chain(chosen, options, path, ort.__version__)
     try:
         return ort.InferenceSession(path, sess_options=so, providers=providers)
     except Exception as exc:
@@ -201,6 +223,66 @@ def select_providers(requested: Tuple[str, ...], available: List[str]) -> List[s
     if CPU not in chosen:
         chosen.append(CPU)
     return chosen
+
+
+def provider_chain(
+    chosen: List[str], options: SessionOptions, model_path: str, ort_version: str
+) -> List[Tuple[str, Dict[str, str]]]:
+    """Each chosen provider (in order, see :func:`select_providers`) with its options."""
+    return [(name, _provider_options(name, options, model_path, ort_version)) for name in chosen]
+
+
+def _provider_options(
+    name: str, options: SessionOptions, model_path: str, ort_version: str
+) -> Dict[str, str]:
+    if name == CUDA:
+        return {"device_id": GPU}
+    if name != TENSORRT:
+        return {}
+    trt = {"device_id": GPU, "trt_fp16_enable": str(options.trt_fp16)}
+    if options.trt_cache:
+        trt["trt_engine_cache_enable"] = "True"
+        trt["trt_engine_cache_path"] = engine_cache_dir(model_path, options.trt_fp16, ort_version)
+    return trt
+
+
+def engine_cache_dir(model_path: str, fp16: bool, ort_version: str) -> str:
+    """TensorRT's engine cache for one model, made on demand:
+    ``CACHE/trt/<model sha256>/ort<version>-<fp16|fp32>``.
+
+    CACHE is ``ROOT/cache`` of the deploy root the model lies in (the engines stay on the
+    device with the model), else the runtime's own cache (``$EDGESHIP_CACHE`` or
+    ``~/.cache/edgeship``). An engine fits one model, precision and TensorRT version: one
+    directory for each, the ONNX Runtime version standing for the TensorRT it loads (ONNX
+    Runtime's file names add the GPU's compute capability). A directory that resolves
+    outside CACHE (a link) is refused.
+    """
+    base = _cache_base(model_path)
+    variant = f"ort{ort_version}-{'fp16' if fp16 else 'fp32'}"
+    directory = os.path.join(base, "trt", sha256_cached(model_path), variant)
+    real, inside = os.path.realpath(directory), os.path.realpath(base)
+    if os.path.commonpath([real, inside]) != inside:  # checked before anything is made
+        raise UsageError(
+            f"the TensorRT engine cache {directory} leads outside {base} (to {real}): "
+            "remove the link, or pass --no-trt-cache",
+            path=directory,
+        )
+    try:
+        os.makedirs(real, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot make the TensorRT engine cache {directory}: {exc.strerror or exc} "
+            "(--no-trt-cache runs without it)",
+            path=directory,
+        ) from None
+    return real
+
+
+def _cache_base(model_path: str) -> str:
+    root = deploy_root(model_path)
+    if root is not None:
+        return os.path.join(root, "cache")
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "edgeship")
 
 
 def _spec(node: Any) -> TensorSpec:

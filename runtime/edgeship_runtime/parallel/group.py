@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -113,12 +113,7 @@ class WorkerGroup:
                 "parent_pid": os.getpid(),
                 "path": spec.path,
                 "backend": spec.backend,
-                "options": {
-                    "threads": spec.options.threads,
-                    "providers": tuple(spec.options.providers),
-                    "execution_mode": spec.options.execution_mode,
-                    "graph_optimization": spec.options.graph_optimization,
-                },
+                "options": asdict(spec.options),
                 "cpus": list(spec.cpus),
                 "stage": k if self.chain else 0,
                 "flush": flush,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -130,11 +131,10 @@ def _stage_options(
         if values is not None and len(values) != k:
             raise UsageError(f"pipeline {name} lists {len(values)} entries for {k} stages")
     return [
-        SessionOptions(
+        replace(
+            base,
             threads=int(threads[i]) if threads is not None else base.threads,
             providers=tuple(providers[i]) if providers is not None else base.providers,
-            execution_mode=base.execution_mode,
-            graph_optimization=base.graph_optimization,
         )
         for i in range(k)
     ]

@@ -14,6 +14,7 @@ many, so the parent sends one small message per half-queue instead of one per re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -133,9 +134,4 @@ def _with_threads(options: SessionOptions, cores: int) -> SessionOptions:
     """The session options of one shard: its own cores' worth of threads unless fixed."""
     if options.threads:
         return options
-    return SessionOptions(
-        threads=max(1, cores),
-        providers=options.providers,
-        execution_mode=options.execution_mode,
-        graph_optimization=options.graph_optimization,
-    )
+    return replace(options, threads=max(1, cores))

@@ -103,6 +103,7 @@ def _start(config: Dict[str, Any], ctrl: Connection) -> LoadedModel:
             "threads": model.backend.threads,
             "providers": model.backend.providers,
             "delegates": model.backend.delegates,
+            "providers_not_run": model.backend.providers_not_run,
         },
         "signature": model.session.signature.to_dict(),
         "sha256": model.info.sha256,

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from edgeship_runtime.measure import summarize_tensor
 from edgeship_runtime.opprofile import op_type_diff
-from edgeship_runtime.report import BackendUsage, Environment, ModelInfo, OpProfile, Validity
+from edgeship_runtime.report import (
+    BackendUsage,
+    Environment,
+    ModelInfo,
+    OpProfile,
+    TensorSummary,
+    Validity,
+)
+from edgeship_runtime.signature import Signature
 
 from . import quality
 from .pareto import model_front
@@ -44,7 +53,8 @@ from .stats import (
 @dataclass
 class ModelRun:
     """What a device measured for one model. ``outputs`` is its first output on the data
-    set (None without data), ``labels`` the data set's labels if it has them."""
+    set (None without data), ``labels`` the data set's labels if it has them; ``inputs``
+    what its timed runs were fed (see :func:`fed_inputs`)."""
 
     name: str
     role: str
@@ -56,6 +66,7 @@ class ModelRun:
     outputs: np.ndarray | None = None
     labels: np.ndarray | None = None
     ops: OpProfile | None = None
+    inputs: list[TensorSummary] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +82,8 @@ class DeviceRun:
     environment: Environment | None = None
     validity: list[list[Validity | None]] = field(default_factory=list)
     """Per session, per model (in ``models`` order) the runtime's verdict on its window."""
+    conditions: list[Conditions] = field(default_factory=list)
+    """The device before and after each session's window: before 1, after 1, before 2..."""
 
 
 def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
@@ -93,7 +106,10 @@ def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
         after=run.after,
         wall_s=run.wall_s,
         environment=run.environment,
-        validity=[session_validity(k, names, v) for k, v in enumerate(run.validity)],
+        validity=[
+            session_validity(k, names, v, *_window(run.conditions, k))
+            for k, v in enumerate(run.validity)
+        ],
         unchecked=_unchecked(run.validity),
         op_diffs=[ops_comparison(base, v) for v in models[1:]] if base.ops else [],
     )
@@ -109,7 +125,11 @@ def correct(comparisons: Sequence[Comparison], stats: StatsPolicy) -> None:
 
 
 def session_validity(
-    session: int, names: Sequence[str], verdicts: Sequence[Validity | None]
+    session: int,
+    names: Sequence[str],
+    verdicts: Sequence[Validity | None],
+    before: Conditions | None = None,
+    after: Conditions | None = None,
 ) -> SessionValidity:
     """One session's verdict from its models': a reason every model shares (the device's
     state) once, a model's own reason with its name."""
@@ -120,8 +140,29 @@ def session_validity(
         reasons += [f"{name}: {r}" for r in v.reasons if r not in shared]
     stable = all(v.verdict == "stable" for _, v in known)
     return SessionValidity(
-        session=session, verdict="stable" if stable and known else "unstable", reasons=reasons
+        session=session,
+        verdict="stable" if stable and known else "unstable",
+        reasons=reasons,
+        models={n: v.verdict for n, v in known},
+        warmup_runs=max((v.warmup_runs for _, v in known), default=None),
+        before=before,
+        after=after,
     )
+
+
+def _window(conditions: Sequence[Conditions], session: int) -> tuple[Conditions | None, ...]:
+    """The device before and after ``session``'s window, where they were recorded."""
+    pair = conditions[2 * session : 2 * session + 2]
+    return tuple(pair) if len(pair) == 2 else (None, None)
+
+
+def fed_inputs(feeds: Mapping[str, np.ndarray], signature: Signature) -> list[TensorSummary]:
+    """Name, shape and dtype of each array a model was fed; an array fed by position
+    (named ``""``: one input) takes the name of the model's input."""
+    return [
+        summarize_tensor(name or signature.inputs[0].name, array, finite=False)
+        for name, array in feeds.items()
+    ]
 
 
 def _unchecked(sessions: Sequence[Sequence[Validity | None]]) -> list[str]:
@@ -139,14 +180,25 @@ def ops_comparison(base: ModelResult, variant: ModelResult) -> OpsComparison:
         missing = next((o for o in (b, v) if o is not None and not o.available), None)
         note = missing.note if missing is not None else "no per-op profile"
         return OpsComparison(variant=variant.name, note=note)
+    b_types = {t.op_type: t for t in b.op_types}
+    v_types = {t.op_type: t for t in v.op_types}
+    rows = []
+    for name, bm, vm in op_type_diff(b.op_types, v.op_types):
+        bt, vt = b_types.get(name), v_types.get(name)
+        rows.append(
+            OpTypeDiff(
+                op_type=name,
+                base_ms=bm,
+                variant_ms=vm,
+                delta_ms=vm - bm,
+                base_share=bt.share if bt else 0.0,
+                variant_share=vt.share if vt else 0.0,
+                base_nodes=bt.nodes if bt else 0,
+                variant_nodes=vt.nodes if vt else 0,
+            )
+        )
     return OpsComparison(
-        variant=variant.name,
-        base_ops_ms=b.ops_ms,
-        variant_ops_ms=v.ops_ms,
-        rows=[
-            OpTypeDiff(op_type=name, base_ms=bm, variant_ms=vm, delta_ms=vm - bm)
-            for name, bm, vm in op_type_diff(b.op_types, v.op_types)
-        ],
+        variant=variant.name, base_ops_ms=b.ops_ms, variant_ops_ms=v.ops_ms, rows=rows
     )
 
 
@@ -168,6 +220,7 @@ def model_result(run: ModelRun, schedule: Schedule, stats: StatsPolicy) -> Model
         memory=run.memory,
         accuracy=accuracy,
         ops=run.ops,
+        inputs=list(run.inputs),
     )
 
 

@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
+from ..extras import import_optional
 from .gates import MinSpeedup
 from .result import ABReport, DeviceAB
 from .schedule import block_medians
@@ -34,11 +34,8 @@ class Plot:
 
 
 def _figure(width: float, height: float) -> Figure:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UsageError("writing a report needs matplotlib: pip install 'edgeship[ab]'") from None
-    return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    figure = import_optional("matplotlib.figure", "writing an A/B report")
+    return figure.Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
 
 
 def _png(fig: Figure) -> bytes:
@@ -47,7 +44,8 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` safe as a file name and an HTML id: other characters become ``-``."""
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
 
 
@@ -72,7 +70,7 @@ def latency_plot(device: DeviceAB) -> Plot:
     ax.legend(fontsize="small", loc="lower right")
     ax.grid(alpha=0.3)
     name = device_name(device)
-    return Plot(f"latency-{_slug(name)}", f"Latency distribution on {name}", _png(fig))
+    return Plot(f"latency-{slug(name)}", f"Latency distribution on {name}", _png(fig))
 
 
 def drift_plot(device: DeviceAB, block: int, sessions: int) -> Plot:
@@ -91,7 +89,7 @@ def drift_plot(device: DeviceAB, block: int, sessions: int) -> Plot:
     ax.legend(fontsize="small", ncol=min(4, len(device.models)))
     ax.grid(alpha=0.3)
     name = device_name(device)
-    return Plot(f"drift-{_slug(name)}", f"Latency over the run on {name}", _png(fig))
+    return Plot(f"drift-{slug(name)}", f"Latency over the run on {name}", _png(fig))
 
 
 def ratio_plot(report: ABReport) -> Plot:
@@ -153,7 +151,7 @@ def pareto_plot(device: DeviceAB) -> Plot:
     ax.set_title(f"{device_name(device)}: Pareto front (green; marker area ~ peak RSS)")
     ax.grid(alpha=0.3)
     name = device_name(device)
-    return Plot(f"pareto-{_slug(name)}", f"Pareto front on {name}", _png(fig))
+    return Plot(f"pareto-{slug(name)}", f"Pareto front on {name}", _png(fig))
 
 
 def all_plots(report: ABReport) -> list[Plot]:

@@ -1,8 +1,9 @@
 """The A/B report as one self-contained HTML page: inline CSS, figures as base64 PNG.
 
 Nothing is fetched: no scripts, fonts or images from anywhere. One inline script only
-counts the figures the browser decoded into ``<body data-figures-loaded>`` once the
-page has loaded, so a headless browser can confirm that the page renders.
+counts, once the page has loaded, the figures the browser decoded into ``<body
+data-figures-loaded>`` and the tables it laid out with a height into ``<body
+data-tables-shown>``, so a headless browser can confirm that the page renders.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ import base64
 import html
 from collections.abc import Sequence
 
-from .plots import Plot
+from .plots import Plot, slug
 from .report_md import method_text
-from .result import ABReport
+from .result import ABReport, DeviceAB
 from .table import (
     TEXT_COLUMNS,
+    VALIDITY_NOTE,
     Rows,
     comparison_rows,
     device_heading,
     device_name,
     gate_rows,
     model_rows,
+    ops_heading,
+    ops_rows,
     pooled_rows,
+    unchecked_line,
+    validity_rows,
+    validity_summary,
     verdict,
 )
 
@@ -38,6 +45,8 @@ th { background: #f4f4f4; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 .muted { color: #666; }
+h3 { font-size: 1.05em; margin-top: 1.5em; }
+td.unstable, td.slower { color: #c62828; } td.stable, td.faster { color: #1a7f37; }
 """
 
 _SCRIPT = """
@@ -46,6 +55,10 @@ window.addEventListener("load", function () {
     return img.complete && img.naturalWidth > 0;
   });
   document.body.setAttribute("data-figures-loaded", String(ok.length));
+  var shown = Array.prototype.filter.call(document.querySelectorAll("table"), function (t) {
+    return t.getBoundingClientRect().height > 0 && t.rows.length > 0;
+  });
+  document.body.setAttribute("data-tables-shown", String(shown.length));
 });
 """
 
@@ -54,16 +67,28 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def html_table(rows: Rows) -> str:
+_MARKED = frozenset({"stable", "unstable", "faster", "slower"})
+"""Cell values coloured (see the CSS): a verdict or a change, as the text also says."""
+
+
+def html_table(rows: Rows, table_id: str = "") -> str:
     headers, body = rows
-    align = ["" if h not in TEXT_COLUMNS else ' class="t"' for h in headers]
-    head = "".join(f"<th{a}>{_e(h)}</th>" for h, a in zip(headers, align, strict=True))
-    lines = ["<table>", f"<tr>{head}</tr>"]
+    align = ["" if h not in TEXT_COLUMNS else "t" for h in headers]
+    head = "".join(f"<th{_cls(a)}>{_e(h)}</th>" for h, a in zip(headers, align, strict=True))
+    lines = [f'<table id="{_e(table_id)}">' if table_id else "<table>", f"<tr>{head}</tr>"]
     for row in body:
-        cells = "".join(f"<td{a}>{_e(c)}</td>" for c, a in zip(row, align, strict=True))
+        cells = "".join(
+            f"<td{_cls(a, c if c in _MARKED else '')}>{_e(c)}</td>"
+            for c, a in zip(row, align, strict=True)
+        )
         lines.append(f"<tr>{cells}</tr>")
     lines.append("</table>")
     return "\n".join(lines)
+
+
+def _cls(*names: str) -> str:
+    joined = " ".join(n for n in names if n)
+    return f' class="{joined}"' if joined else ""
 
 
 def figure(plot: Plot) -> str:
@@ -80,6 +105,34 @@ def summary(report: ABReport) -> str:
     if state is None:
         return f"<p>{_e(detail[0].upper() + detail[1:])}.</p>"
     return f'<p><span class="{state.lower()}">{state}</span>: {_e(detail)}</p>'
+
+
+def validity_section(device: DeviceAB) -> list[str]:
+    """Per session its verdict, reasons, warm-up and conditions (none from an old runtime)."""
+    if not device.validity:
+        return []
+    name = device_name(device)
+    unchecked = unchecked_line(device)
+    return [
+        f'<h3 id="validity-{slug(name)}">Validity on {_e(name)}</h3>',
+        f"<p>{_e(validity_summary(device))}</p>",
+        html_table(validity_rows(device), f"validity-table-{slug(name)}"),
+        f'<p class="muted">{_e(VALIDITY_NOTE)}</p>',
+        *([f'<p class="muted">{_e(unchecked)}</p>'] if unchecked else []),
+    ]
+
+
+def ops_section(device: DeviceAB) -> list[str]:
+    """Per variant, its op types against the base's (``--ops``), or why there are none."""
+    base = device.models[0].name
+    out = []
+    for diff in device.op_diffs:
+        key = slug(f"{device_name(device)}-{diff.variant}")
+        heading = ops_heading(diff, base)
+        out.append(f'<h3 id="ops-{key}">{_e(heading[0].upper() + heading[1:])}</h3>')
+        if diff.rows:
+            out.append(html_table(ops_rows(diff, base), f"ops-table-{key}"))
+    return out
 
 
 def render(report: ABReport, plots: Sequence[Plot] = ()) -> str:
@@ -100,6 +153,7 @@ def render(report: ABReport, plots: Sequence[Plot] = ()) -> str:
         ]
         body += [html_table(model_rows(device)), html_table(comparison_rows(device))]
         body.append(f"<p>Pareto front: {_e(', '.join(device.pareto_front))}</p>")
+        body += validity_section(device) + ops_section(device)
         body += [figure(p) for p in plots if p.title.endswith(f" on {name}")]
     if report.pooled:
         body += ["<h2>Pooled over devices</h2>", html_table(pooled_rows(report))]

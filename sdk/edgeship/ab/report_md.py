@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .result import ABReport
+from .result import ABReport, DeviceAB
 from .table import (
+    VALIDITY_NOTE,
     Rows,
     comparison_rows,
     device_heading,
     device_name,
     gate_rows,
     model_rows,
+    ops_heading,
     ops_rows,
     pooled_rows,
-    validity_lines,
+    unchecked_line,
+    validity_rows,
+    validity_summary,
     verdict,
 )
 
@@ -45,6 +49,27 @@ def method_text(report: ABReport) -> str:
     )
 
 
+def validity_section(device: DeviceAB) -> list[str]:
+    """Per session its verdict, reasons, warm-up and conditions (none from an old runtime)."""
+    if not device.validity:
+        return []
+    out = [f"### Validity on {device_name(device)}", "", validity_summary(device) + ".", ""]
+    out += [md_table(validity_rows(device)), "", VALIDITY_NOTE, ""]
+    unchecked = unchecked_line(device)
+    return out + ([f"{unchecked[0].upper()}{unchecked[1:]}.", ""] if unchecked else [])
+
+
+def ops_section(device: DeviceAB) -> list[str]:
+    """Per variant, its op types against the base's (``--ops``), or why there are none."""
+    base = device.models[0].name
+    out = []
+    for diff in device.op_diffs:
+        heading = ops_heading(diff, base)
+        out += [f"### {heading[0].upper()}{heading[1:]}", ""]
+        out += [md_table(ops_rows(diff, base)), ""] if diff.rows else []
+    return out
+
+
 def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
     """Markdown; ``figures`` maps a figure's title to its path relative to the file."""
     figures = figures or {}
@@ -61,15 +86,7 @@ def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
         out += [f"## {name}", "", device_heading(device, report), ""]
         out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
         out += [f"Pareto front: {', '.join(device.pareto_front)}", ""]
-        out += [line.strip() + "  " for line in validity_lines(device)] + [""]
-        for diff in device.op_diffs:
-            if diff.rows:
-                out += [
-                    f"Per op type, {diff.variant}:",
-                    "",
-                    md_table(ops_rows(diff, device.models[0].name)),
-                    "",
-                ]
+        out += validity_section(device) + ops_section(device)
         out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]
         out.append("")
     if report.pooled:

@@ -1,9 +1,13 @@
 """The A/B report: typed dataclasses that round-trip to versioned JSON.
 
-Schema ``edgeship.ab/1``. Units are in the field names: ``*_ms`` milliseconds, ``*_mb``
-mebibytes, ``*_bytes`` bytes, ``*_pp`` percentage points; ratios and fractions are plain
-numbers (``latency_ratio`` = variant median / base median, so below 1 is faster;
-``speedup`` is its inverse). The human table, Markdown and HTML are views over this data.
+Schema ``edgeship.ab/1.1``; every ``edgeship.ab/1`` revision stays readable (1.1 added the
+inputs each model was fed, each session's conditions and warm-up, and the op types'
+shares and node counts: absent from a 1.0 file, they read as empty or None).
+
+Units are in the field names: ``*_ms`` milliseconds, ``*_mb`` mebibytes, ``*_bytes`` bytes,
+``*_pp`` percentage points; ratios and fractions are plain numbers (``latency_ratio`` =
+variant median / base median, so below 1 is faster; ``speedup`` is its inverse). The
+human table, Markdown and HTML are views over this data.
 """
 
 # serde rebuilds Optional fields from typing.Optional (not from ``X | None``), so keep it.
@@ -14,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edgeship_runtime.report import BackendUsage, Environment, OpProfile
-from edgeship_runtime.serde import JsonRecord
+from edgeship_runtime.report import BackendUsage, Environment, OpProfile, TensorSummary
+from edgeship_runtime.serde import JsonRecord, check_schema, from_jsonable
 
-AB_SCHEMA = "edgeship.ab/1"
+AB_SCHEMA = "edgeship.ab/1.1"
+AB_SCHEMA_MAJOR = "edgeship.ab/1"
+"""What a report is read as: this major version and every minor revision of it."""
 
 FASTER = "faster"
 SLOWER = "slower"
@@ -82,7 +88,8 @@ class Agreement:
 class ModelResult:
     """One model on one device. ``samples_ms`` are every timed run in run order, session
     after session (``design.rounds`` rounds of ``design.block`` runs each);
-    ``session_medians_ms`` are the test's units."""
+    ``session_medians_ms`` are the test's units. ``inputs``: the arrays every timed run
+    was fed (given with ``--inputs`` or generated), by the model's input names."""
 
     name: str
     role: str
@@ -97,6 +104,7 @@ class ModelResult:
     memory: Optional[MemorySummary] = None
     accuracy: Optional[Accuracy] = None
     ops: Optional[OpProfile] = None
+    inputs: list[TensorSummary] = field(default_factory=list)
 
 
 @dataclass
@@ -128,12 +136,17 @@ class Comparison:
 @dataclass
 class OpTypeDiff:
     """One op type in the base and in a variant: the sum of its nodes' medians (0 where
-    the model has no such node)."""
+    the model has no such node), its share of the model's operator time (a fraction) and
+    its node count (0: the model has none)."""
 
     op_type: str
     base_ms: float
     variant_ms: float
     delta_ms: float
+    base_share: Optional[float] = None
+    variant_share: Optional[float] = None
+    base_nodes: Optional[int] = None
+    variant_nodes: Optional[int] = None
 
 
 @dataclass
@@ -149,21 +162,29 @@ class OpsComparison:
 
 
 @dataclass
-class SessionValidity:
-    """The validity verdict on one session's interleaved window (``stable`` or
-    ``unstable``), with its reasons; a reason about one model names it."""
-
-    session: int
-    verdict: str
-    reasons: list[str] = field(default_factory=list)
-
-
-@dataclass
 class Conditions:
     """The device's hottest thermal zone and CPU clock at one moment (None: unreadable)."""
 
     temperature_c: Optional[float] = None
     cpu_freq_mhz: Optional[float] = None
+
+
+@dataclass
+class SessionValidity:
+    """The validity verdict on one session's interleaved window (``stable`` or
+    ``unstable``), with its reasons; a reason about one model names it. ``models``: each
+    model's own verdict (a model the runtime gave none is missing); ``warmup_runs``: the
+    untimed runs of each model before the window; ``before``/``after``: the device around
+    the window. The runtime judges the CPU governor and throttle counters on the window
+    itself: a governor other than ``performance`` or a throttle event is a reason."""
+
+    session: int
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)
+    warmup_runs: Optional[int] = None
+    before: Optional[Conditions] = None
+    after: Optional[Conditions] = None
 
 
 @dataclass
@@ -257,3 +278,9 @@ class ABReport(JsonRecord):
 
     def failed_gates(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ABReport:
+        """Any ``edgeship.ab/1`` revision (a 1.0 file too, with what it lacks empty)."""
+        check_schema(data, AB_SCHEMA_MAJOR)
+        return from_jsonable(cls, data)

@@ -19,14 +19,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays
+from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays, per_call_inputs
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import Environment, Validity
@@ -35,9 +35,10 @@ from edgeship_runtime.signature import Signature
 
 from ..config import ConnectOptions, ProfileConfig
 from ..errors import EdgeshipError, ModelError, UsageError
+from ..extras import missing_extras
 from ..fleet import DEFAULT_FORKS, run_each
 from ..targets import Loaded, Target, open_targets, wire
-from .analyze import DeviceRun, ModelRun, analyze, pooled
+from .analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
 from .gates import Gate, check_all
 from .result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
 from .schedule import Schedule
@@ -93,6 +94,23 @@ class ABConfig:
 
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(session=self.session, backend=self.backend)
+
+
+@dataclass(frozen=True)
+class ABStep:
+    """Where one device's A/B stands, as it starts a step: ``phase`` is ``latency``
+    (session ``index`` of ``total``, every model loaded and interleaved), ``quality``,
+    ``ops`` or ``memory`` (model ``index`` of ``total``, named ``model``), or ``done``
+    (the device finished or failed)."""
+
+    target: str
+    phase: str
+    index: int = 0
+    total: int = 0
+    model: str = ""
+
+
+ABProgress = Callable[[ABStep], None]
 
 
 @dataclass
@@ -159,21 +177,29 @@ def _per_model(files: Sequence[Path], models: int, option: str) -> list[Arrays |
 # ---------------------------------------------------------------------------- one device
 
 
-def measure_device(target: Target, prep: Prepared, config: ABConfig) -> DeviceRun:
+def measure_device(
+    target: Target, prep: Prepared, config: ABConfig, progress: ABProgress | None = None
+) -> DeviceRun:
     """Latency, quality and memory of every model on ``target`` (see the module doc).
-    The target's runtime session is closed at the end, and on any failure."""
+    The target's runtime session is closed at the end, and on any failure. ``progress``
+    hears of each step as it starts, and of the end."""
+    report = _reporter(target, progress)
     try:
         environment = from_jsonable(Environment, target.info()["environment"])
         started = time.monotonic()
-        timing = _timing(target, prep, config)
+        timing = _timing(target, prep, config, report)
         if any(d is not None for d in prep.data):
-            _quality(target, prep, config, timing.runs)
+            _quality(target, prep, config, timing.runs, report)
         if config.ops is not None:
-            _ops(target, prep, config, config.ops, timing)
+            _ops(target, prep, config, config.ops, timing, report)
         if config.memory:
-            for run, path, feeds in zip(timing.runs, prep.paths, timing.feeds, strict=True):
+            for i, (run, path, feeds) in enumerate(
+                zip(timing.runs, prep.paths, timing.feeds, strict=True)
+            ):
+                report("memory", i, len(timing.runs), run.name)
                 run.memory = _memory(target, config, path, feeds)
     finally:
+        report("done", 0, 0, "")
         target.close()
     return DeviceRun(
         target=target.identity(),
@@ -184,7 +210,20 @@ def measure_device(target: Target, prep: Prepared, config: ABConfig) -> DeviceRu
         wall_s=time.monotonic() - started,
         environment=environment,
         validity=timing.validity,
+        conditions=timing.conditions,
     )
+
+
+_Report = Callable[[str, int, int, str], None]
+"""(phase, index from 0, total, model): one step to the device's :data:`ABProgress`."""
+
+
+def _reporter(target: Target, progress: ABProgress | None) -> _Report:
+    def report(phase: str, index: int, total: int, model: str) -> None:
+        if progress is not None:
+            progress(ABStep(target.name, phase, index + 1 if total else 0, total, model))
+
+    return report
 
 
 @dataclass
@@ -197,12 +236,14 @@ class _Timing:
     validity: list[list[Validity | None]] = field(default_factory=list)
 
 
-def _timing(target: Target, prep: Prepared, config: ABConfig) -> _Timing:
+def _timing(target: Target, prep: Prepared, config: ABConfig, report: _Report) -> _Timing:
     schedule, load_cfg = config.schedule, config.profile_config()
     samples: list[list[float]] = [[] for _ in prep.paths]
     loads: list[Loaded | None] = [None] * len(prep.paths)
     timing = _Timing(runs=[], feeds=[])
-    for session, order in enumerate(schedule.load_orders(len(prep.paths))):
+    orders = schedule.load_orders(len(prep.paths))
+    for session, order in enumerate(orders):
+        report("latency", session, len(orders), "")
         with contextlib.ExitStack() as stack:
             for i in order:
                 loads[i] = stack.enter_context(target.load(prep.paths[i], load_cfg))
@@ -225,6 +266,7 @@ def _timing(target: Target, prep: Prepared, config: ABConfig) -> _Timing:
             info=m.info,
             backend=m.backend,
             samples_ms=samples[i],
+            inputs=fed_inputs(timing.feeds[i], m.signature),
         )
         for i, (name, m) in enumerate(zip(prep.names, loads, strict=True))
         if m is not None
@@ -249,11 +291,13 @@ def _timing_feeds(
 
 
 def _data_shapes(data: Arrays | None, signature: Signature) -> dict[str, tuple[int, ...]]:
-    """Batch-1 shapes of one sample of ``data`` for the inputs with dynamic dims."""
+    """Batch-1 shapes of one sample of ``data`` for the inputs with dynamic dims (an input
+    given once per call, such as a state, keeps its own shape)."""
     if data is None:
         return {}
+    fixed = per_call_inputs(signature, data)
     return {
-        s.name: (1, *data[s.name].shape[1:])
+        s.name: tuple(data[s.name].shape) if s.name in fixed else (1, *data[s.name].shape[1:])
         for s in signature.inputs
         if s.is_dynamic and s.name in data and data[s.name].ndim
     }
@@ -272,11 +316,14 @@ def _conditions(seen: wire.Conditions) -> Conditions:
     return Conditions(seen.temperature_c, seen.cpu_freq_mhz)
 
 
-def _quality(target: Target, prep: Prepared, config: ABConfig, runs: list[ModelRun]) -> None:
+def _quality(
+    target: Target, prep: Prepared, config: ABConfig, runs: list[ModelRun], report: _Report
+) -> None:
     load_cfg = config.profile_config()
-    for run, path, arrays in zip(runs, prep.paths, prep.data, strict=True):
+    for i, (run, path, arrays) in enumerate(zip(runs, prep.paths, prep.data, strict=True)):
         if arrays is None:
             continue
+        report("quality", i, len(runs), run.name)
         with target.load(path, load_cfg) as loaded:
             outputs = loaded.run(_for_model(arrays, loaded.signature))
         run.outputs = next(iter(outputs.values()))
@@ -284,10 +331,17 @@ def _quality(target: Target, prep: Prepared, config: ABConfig, runs: list[ModelR
 
 
 def _ops(
-    target: Target, prep: Prepared, config: ABConfig, policy: OpsPolicy, timing: _Timing
+    target: Target,
+    prep: Prepared,
+    config: ABConfig,
+    policy: OpsPolicy,
+    timing: _Timing,
+    report: _Report,
 ) -> None:
     """Each model's per-operator profile, on its timing inputs."""
-    for run, path, feeds in zip(timing.runs, prep.paths, timing.feeds, strict=True):
+    runs = timing.runs
+    for i, (run, path, feeds) in enumerate(zip(runs, prep.paths, timing.feeds, strict=True)):
+        report("ops", i, len(runs), run.name)
         with target.load(path, config.profile_config()) as loaded:
             run.ops = loaded.profile_ops(policy, inputs=feeds)
 
@@ -345,6 +399,7 @@ def _describe(signature: Signature) -> str:
 # ---------------------------------------------------------------------------- fleets
 
 
+@missing_extras()
 def run_ab(
     base: str | Path,
     variants: Sequence[str | Path],
@@ -352,12 +407,14 @@ def run_ab(
     config: ABConfig | None = None,
     connect: ConnectOptions | None = None,
     forks: int = DEFAULT_FORKS,
+    progress: ABProgress | None = None,
 ) -> ABReport:
     """A/B ``variants`` against ``base`` on every target; the typed report.
 
     On one device its errors propagate. On several, each device's failure is recorded in
     ``failures`` and the others go on; a :class:`UsageError` (the same on every device,
-    e.g. input signatures that differ) is raised instead.
+    e.g. input signatures that differ) is raised instead. ``progress`` hears of every
+    device's steps, from the devices' threads.
     """
     config = config or ABConfig()
     prep = prepare(Path(base), [Path(v) for v in variants], config)
@@ -368,9 +425,9 @@ def run_ab(
     runs: list[DeviceRun] = []
     failures: list[DeviceFailure] = []
     if len(targets) == 1:
-        runs.append(measure_device(targets[0], prep, config))
+        runs.append(measure_device(targets[0], prep, config, progress))
     else:
-        results = run_each(targets, lambda t: measure_device(t, prep, config), forks)
+        results = run_each(targets, lambda t: measure_device(t, prep, config, progress), forks)
         for r in results:
             if isinstance(r.error, UsageError):
                 raise r.error

@@ -25,10 +25,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
+from ..extras import import_optional
 from .result import FASTER, NO_DIFFERENCE, SLOWER, Interval, LatencySummary
 
 _CHUNK_ELEMENTS = 4_000_000
@@ -108,7 +110,7 @@ def tail_levels(clusters: int, confidence: float) -> tuple[float, float]:
     alpha = 1.0 - confidence
     if clusters < 2:
         return alpha / 2, 1 - alpha / 2
-    from scipy import stats
+    stats = _scipy_stats()
 
     z = math.sqrt(clusters / (clusters - 1)) * float(stats.t.ppf(1 - alpha / 2, clusters - 1))
     tail = 1.0 - NormalDist().cdf(z)
@@ -145,7 +147,7 @@ def mann_whitney(
 ) -> MannWhitney:
     """Two-sided Mann-Whitney U (scipy's ``auto`` method: exact for small samples
     without ties, else the normal approximation with tie and continuity correction)."""
-    from scipy import stats
+    stats = _scipy_stats()
 
     x = np.asarray(variant_units, dtype=np.float64)
     y = np.asarray(base_units, dtype=np.float64)
@@ -216,7 +218,7 @@ def min_detectable_change(
     with n1 + n2 - 2 degrees of freedom, and the test's asymptotic efficiency against the
     t-test on normal data (3/π).
     """
-    from scipy import stats
+    stats = _scipy_stats()
 
     b = np.log(np.asarray(base_units, dtype=np.float64))
     v = np.log(np.asarray(variant_units, dtype=np.float64))
@@ -244,3 +246,7 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return Interval(low, high)
+
+
+def _scipy_stats() -> Any:
+    return import_optional("scipy.stats", "computing A/B statistics")

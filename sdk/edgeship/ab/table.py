@@ -9,14 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .result import ABReport, Comparison, Conditions, DeviceAB, Interval, OpsComparison
+from edgeship_runtime.report import TensorSummary
+
+from .result import (
+    ABReport,
+    Comparison,
+    Conditions,
+    DeviceAB,
+    Interval,
+    OpsComparison,
+    OpTypeDiff,
+    SessionValidity,
+)
 
 Rows = tuple[list[str], list[list[str]]]
 
 TEXT_COLUMNS = frozenset(
-    {"model", "role", "variant", "verdict", "gate", "target", "result", "op type"}
+    [
+        "model",
+        "role",
+        "inputs",
+        "variant",
+        "verdict",
+        "gate",
+        "target",
+        "result",
+        "op type",
+        "change",
+        "unstable models",
+        "reasons",
+    ]
 )
 """Columns aligned left; the others hold numbers and align right."""
+
+VALIDITY_NOTE = (
+    "The runtime judges each session's timed window: a CPU governor other than "
+    "'performance', a CPU clock or clock cap that moved, a throttle event or a power-mode "
+    "change is a reason, as is a spread or a tail of the runs too wide to trust."
+)
+"""What a validity section rests on, said once under it in either report."""
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -38,6 +69,25 @@ def device_name(device: DeviceAB) -> str:
     return str(device.target.get("name", "?"))
 
 
+def input_text(tensor: TensorSummary) -> str:
+    """``x: 1×1×8×8 float32``: one array as it was fed."""
+    shape = "×".join(str(d) for d in tensor.shape) or "scalar"
+    return f"{tensor.name}: {shape} {tensor.dtype}"
+
+
+def inputs_text(inputs: Sequence[TensorSummary]) -> str:
+    """Every array a model was fed; ``-`` where the report does not say (schema 1.0)."""
+    return ", ".join(input_text(t) for t in inputs) or "-"
+
+
+def inputs_heading(device: DeviceAB) -> str:
+    """The inputs every session fed: once when every model got the same, else per model."""
+    texts = [inputs_text(m.inputs) for m in device.models]
+    if len(set(texts)) == 1:
+        return f"inputs {texts[0]}"
+    return "inputs " + "; ".join(f"{m.name} {t}" for m, t in zip(device.models, texts, strict=True))
+
+
 def _conditions(before: Conditions, after: Conditions) -> str:
     parts = []
     if before.temperature_c is not None or after.temperature_c is not None:
@@ -54,12 +104,12 @@ def device_heading(device: DeviceAB, report: ABReport) -> str:
     return (
         f"{device_name(device)}: {where}; {d.sessions} sessions × {d.rounds} rounds × "
         f"{d.block} runs per model ({d.runs} timed runs), threads {d.threads or 'default'}; "
-        f"{_conditions(device.before, device.after)}"
+        f"{inputs_heading(device)}; {_conditions(device.before, device.after)}"
     )
 
 
 def model_rows(device: DeviceAB) -> Rows:
-    headers = ["model", "role", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MiB",
+    headers = ["model", "role", "inputs", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MiB",
                "load Δ MiB", "accuracy [CI]"]  # fmt: skip
     rows = []
     for m in device.models:
@@ -70,6 +120,7 @@ def model_rows(device: DeviceAB) -> Rows:
             [
                 m.name,
                 m.role,
+                inputs_text(m.inputs),
                 size_text(m.size_bytes),
                 f"{m.latency.p50_ms:.4f}",
                 f"{m.latency.p90_ms:.4f}",
@@ -118,20 +169,54 @@ def detectable_text(c: Comparison) -> str:
     return f"±{100 * c.min_detectable_change:.1f}%"
 
 
+def validity_summary(device: DeviceAB) -> str:
+    """``validity: 9/10 sessions stable``."""
+    stable = sum(v.verdict == "stable" for v in device.validity)
+    return f"validity: {stable}/{len(device.validity)} sessions stable"
+
+
+def unchecked_line(device: DeviceAB) -> str | None:
+    return f"unchecked on this device: {', '.join(device.unchecked)}" if device.unchecked else None
+
+
+def validity_rows(device: DeviceAB) -> Rows:
+    """Per session: its verdict, the models judged unstable, the warm-up, the device
+    around the window and every reason (the reports show them all, the terminal three)."""
+    headers = ["session", "verdict", "unstable models", "warm-up runs", "°C before → after",
+               "MHz before → after", "reasons"]  # fmt: skip
+    rows = [
+        [
+            str(v.session + 1),
+            v.verdict,
+            ", ".join(n for n, verdict in v.models.items() if verdict != "stable") or "-",
+            _num(v.warmup_runs, "d"),
+            _moved(v, "temperature_c", ".1f"),
+            _moved(v, "cpu_freq_mhz", ".0f"),
+            "; ".join(v.reasons) or "-",
+        ]
+        for v in device.validity
+    ]
+    return headers, rows
+
+
+def _moved(v: SessionValidity, what: str, fmt: str) -> str:
+    before = getattr(v.before, what) if v.before else None
+    after = getattr(v.after, what) if v.after else None
+    return "-" if before is None and after is None else f"{_num(before, fmt)} → {_num(after, fmt)}"
+
+
 def validity_lines(device: DeviceAB) -> list[str]:
     """Per session its verdict: one line when all are stable, else one per unstable one
     (its first three reasons; the JSON has them all)."""
     if not device.validity:
         return []
     bad = [v for v in device.validity if v.verdict != "stable"]
-    total = len(device.validity)
-    lines = [f"validity: {total - len(bad)}/{total} sessions stable"]
+    lines = [validity_summary(device)]
     for v in bad:
         more = f"; and {len(v.reasons) - 3} more" if len(v.reasons) > 3 else ""
         lines.append(f"  session {v.session + 1} unstable: {'; '.join(v.reasons[:3])}{more}")
-    if device.unchecked:
-        lines.append(f"  unchecked on this device: {', '.join(device.unchecked)}")
-    return lines
+    unchecked = unchecked_line(device)
+    return [*lines, f"  {unchecked}"] if unchecked else lines
 
 
 def detectable_note(device: DeviceAB) -> list[str]:
@@ -146,12 +231,39 @@ def detectable_note(device: DeviceAB) -> list[str]:
 
 
 def ops_rows(diff: OpsComparison, base: str) -> Rows:
-    headers = ["op type", f"{base} ms", f"{diff.variant} ms", "Δ ms"]
+    """Per op type: its time and share of the operators' time in each model, the change."""
+    v = diff.variant
+    headers = ["op type", f"{base} ms", f"{base} %", f"{v} ms", f"{v} %", "Δ ms", "change"]
     rows = [
-        [r.op_type, f"{r.base_ms:.4f}", f"{r.variant_ms:.4f}", f"{r.delta_ms:+.4f}"]
+        [
+            r.op_type,
+            f"{r.base_ms:.4f}",
+            _num(None if r.base_share is None else 100 * r.base_share, ".1f"),
+            f"{r.variant_ms:.4f}",
+            _num(None if r.variant_share is None else 100 * r.variant_share, ".1f"),
+            f"{r.delta_ms:+.4f}",
+            change_text(r, base, v),
+        ]
         for r in diff.rows
     ]
     return headers, rows
+
+
+def change_text(row: OpTypeDiff, base: str, variant: str) -> str:
+    """``faster``/``slower``/``same``, or which model alone has the op type."""
+    if row.base_nodes == 0:
+        return f"only in {variant}"
+    if row.variant_nodes == 0:
+        return f"only in {base}"
+    return "slower" if row.delta_ms > 0 else "faster" if row.delta_ms < 0 else "same"
+
+
+def ops_heading(diff: OpsComparison, base: str) -> str:
+    """What the diff compares and the operators' totals, or why there is no diff."""
+    head = f"per op type, {diff.variant} against {base}"
+    if diff.note or diff.base_ops_ms is None or diff.variant_ops_ms is None:
+        return f"{head}: {diff.note}"
+    return f"{head} (operators {diff.base_ops_ms:.4f} → {diff.variant_ops_ms:.4f} ms)"
 
 
 def ops_lines(device: DeviceAB) -> list[str]:
@@ -159,15 +271,8 @@ def ops_lines(device: DeviceAB) -> list[str]:
     base = device.models[0].name
     lines: list[str] = []
     for diff in device.op_diffs:
-        if diff.note or diff.base_ops_ms is None or diff.variant_ops_ms is None:
-            lines += [f"per op type, {diff.variant} against {base}: {diff.note}", ""]
-            continue
-        lines += [
-            f"per op type, {diff.variant} against {base} (operators "
-            f"{diff.base_ops_ms:.4f} → {diff.variant_ops_ms:.4f} ms):",
-            text_table(ops_rows(diff, base)),
-            "",
-        ]
+        table = [text_table(ops_rows(diff, base))] if diff.rows else []
+        lines += [ops_heading(diff, base) + (":" if diff.rows else ""), *table, ""]
     return lines
 
 

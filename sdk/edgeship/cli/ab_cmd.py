@@ -22,14 +22,15 @@ from edgeship_runtime.opprofile import OpsPolicy
 from ..ab.gates import GATES, Gate, make_gate, parse_gate
 from ..ab.reports import write_report
 from ..ab.result import ABReport
-from ..ab.runner import ABConfig
+from ..ab.runner import ABConfig, ABStep
 from ..ab.schedule import Schedule
 from ..ab.stats import StatsPolicy
 from ..ab.table import render
 from ..api import ab
 from ..hashing import file_sha256
+from ..progress import StatusLine
 from .common import connect_options, target_options
-from .output import print_json, print_stderr
+from .output import print_json, print_stderr, status_line
 
 _GATE_HELP = {
     "min-speedup": "fail unless base median / variant median >= X",
@@ -148,14 +149,16 @@ def run(ns: argparse.Namespace) -> int:
             f"note: {variant} is the base model itself: an A/A comparison (it measures the "
             "noise; expect no significant difference)"
         )
-    report = ab(
-        ns.base,
-        ns.variants,
-        ns.target,
-        config=config,
-        options=connect_options(ns),
-        forks=ns.forks,
-    )
+    with status_line(ns.json) as line:
+        report = ab(
+            ns.base,
+            ns.variants,
+            ns.target,
+            config=config,
+            options=connect_options(ns),
+            forks=ns.forks,
+            progress=lambda step: _show(line, step),
+        )
     if ns.report is not None:
         files = write_report(report, ns.report)
         if not ns.json:
@@ -166,6 +169,17 @@ def run(ns: argparse.Namespace) -> int:
         print(render(report))
     _explain_failures(report)
     return 0 if report.passed else 1
+
+
+def _show(line: StatusLine, step: ABStep) -> None:
+    """A device's step on the progress line: ``pi: latency session 3 of 10 · 4 s``."""
+    if step.phase == "done":
+        line.done(step.target)
+    elif step.phase == "latency":
+        line.show(step.target, f"latency session {step.index} of {step.total}", ticking=True)
+    else:
+        what = f"{step.phase}: {step.model} ({step.index} of {step.total})"
+        line.show(step.target, what, ticking=True)
 
 
 def _explain_failures(report: ABReport) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edgeship_runtime.backends import SessionOptions
+
 from ..api import setup_hint
 from ..config import ConnectOptions, Timeouts
 from ..errors import UsageError
@@ -109,6 +111,50 @@ def input_options(p: argparse.ArgumentParser) -> None:
         help="dims for a generated input with dynamic dims (repeatable)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+
+
+TENSORRT = "TensorrtExecutionProvider"
+
+
+def session_options(p: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--providers`` and TensorRT's ``--trt-cache``/``--trt-fp16``."""
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op / XNNPACK threads (default 0: the backend decides)",
+    )
+    p.add_argument(
+        "--providers",
+        default="",
+        help="ONNX Runtime execution providers in preference order, comma-separated",
+    )
+    p.add_argument(
+        "--trt-cache",
+        action=argparse.BooleanOptionalAction,
+        help=f"keep {TENSORRT}'s built engines on the device, under its deploy root "
+        "(default on): the next load of the model skips the build",
+    )
+    p.add_argument(
+        "--trt-fp16",
+        action="store_true",
+        help=f"let {TENSORRT} build fp16 kernels (faster on most GPUs; outputs change)",
+    )
+
+
+def session_from_args(ns: argparse.Namespace) -> SessionOptions:
+    """The session :func:`session_options` asked for; TensorRT's flags with ``--providers``
+    that leave TensorRT out are a mistake (without ``--providers`` they refine the
+    board's own providers)."""
+    providers = tuple(p for p in ns.providers.split(",") if p)
+    if providers and (ns.trt_cache is not None or ns.trt_fp16) and TENSORRT not in providers:
+        raise UsageError(f"--trt-cache/--trt-fp16 act on {TENSORRT}, which --providers leaves out")
+    return SessionOptions(
+        threads=ns.threads,
+        providers=providers,
+        trt_cache=ns.trt_cache is not False,
+        trt_fp16=ns.trt_fp16,
+    )
 
 
 def connect_options(ns: argparse.Namespace) -> ConnectOptions:

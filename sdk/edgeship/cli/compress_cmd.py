@@ -15,13 +15,18 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.inputs import parse_shape_overrides
 
+from ..compress.report import shapes_text
 from ..errors import UsageError
+from ..progress import StatusLine, bar
 from .common import connect_options, target_options
-from .output import print_json, table
+from .output import print_json, status_line, table
+
+if TYPE_CHECKING:
+    from ..compress.train import EpochDone
 
 _TRAIN = (
     "epochs",
@@ -173,14 +178,21 @@ def run(ns: argparse.Namespace) -> int:
         recipe = dataclasses.replace(
             load_recipe(ns.recipe), allow_degraded=ns.allow_degraded, shapes=shapes
         )
-        with open_target(ns.target, connect_options(ns)) as target:
-            progress = None if ns.json else _bar
+        with open_target(ns.target, connect_options(ns)) as target, status_line(ns.json) as line:
+            variants = _Variants(line)
             result = run_recipe(
-                model, recipe, ns.data, ns.out, target, progress=progress, eval_data=ns.eval_data
+                model,
+                recipe,
+                ns.data,
+                ns.out,
+                target,
+                progress=None if ns.json else variants.start,
+                eval_data=ns.eval_data,
+                on_epoch=variants.epoch,
             )
         return _print_table(result.report, ns)
     config = config_from_args(ns)
-    with open_target(ns.target, connect_options(ns)) as target:
+    with open_target(ns.target, connect_options(ns)) as target, status_line(ns.json) as line:
         options = CompressOptions(
             target=target,
             latency=ns.latency,
@@ -189,6 +201,7 @@ def run(ns: argparse.Namespace) -> int:
             latency_runs=ns.runs,
             shapes=shapes,
             guard=guard,
+            on_epoch=lambda done: line.show(ns.method, _epoch(done)),
         )
         report = compress(model, config, ns.data, ns.out, options, eval_data=ns.eval_data).report
     if ns.json:
@@ -245,7 +258,7 @@ def summary(report: Any) -> str:
         lat = report.latency
         rows.append(
             [
-                f"p50 latency, batch 1 ({_shapes(lat.input_shapes)})",
+                f"p50 latency, batch 1 ({shapes_text(lat.input_shapes) or 'inputs as generated'})",
                 f"{lat.base_p50_ms:.4f} ms",
                 f"{lat.model_p50_ms:.4f} ms",
                 f"{lat.speedup:.2f}× faster",
@@ -265,19 +278,30 @@ def summary(report: Any) -> str:
     return "\n".join(lines)
 
 
-def _shapes(shapes: dict[str, list[int]]) -> str:
-    return ", ".join(f"{n} {s}" for n, s in shapes.items()) or "inputs as generated"
+def _epoch(done: EpochDone) -> str:
+    return (
+        f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, "
+        f"held-out {done.metric} {done.value:.2%}"
+    )
 
 
-def _bar(done: int, total: int, name: str) -> None:
-    """A bar redrawn in place on a terminal; into a pipe or a log, one line per variant."""
-    if not sys.stderr.isatty():
-        if name:
-            sys.stderr.write(f"[{done + 1}/{total}] {name}\n")  # the one starting now
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    label = f" {name}" if name else " done"
-    end = "\n" if done == total else ""
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{label:<30}{end}")
-    sys.stderr.flush()
+class _Variants:
+    """A recipe's progress: on a terminal, a bar of variants on ``line`` (with the epochs
+    of one that trains); into a pipe or a log, one line per variant as it starts."""
+
+    def __init__(self, line: StatusLine) -> None:
+        self.line = line
+        self.current = ""
+
+    def start(self, done: int, total: int, name: str) -> None:
+        if not self.line.live:
+            if name:
+                sys.stderr.write(f"[{done + 1}/{total}] {name}\n")  # the one starting now
+            return
+        self.current = f"{bar(done, total)} {done}/{total} {name or 'done'}"
+        self.line.show("", self.current)
+        if done == total:
+            self.line.done("")
+
+    def epoch(self, done: EpochDone) -> None:
+        self.line.show("", f"{self.current}: {_epoch(done)}")

@@ -15,6 +15,7 @@ from typing import NoReturn
 from edgeship_runtime import __version__
 
 from ..errors import EdgeshipError, UsageError
+from ..extras import missing_extras
 from . import (
     ab_cmd,
     bundle_cmd,
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ns = build_parser().parse_args(args)
         as_json = bool(getattr(ns, "json", False))
-        return int(ns.handler(ns))
+        with missing_extras():
+            return int(ns.handler(ns))
     except EdgeshipError as exc:
         print_error(exc, as_json)
         return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE

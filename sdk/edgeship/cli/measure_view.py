@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgeship_runtime.opprofile import summary_line
-from edgeship_runtime.report import EnergyReport, OpProfile, ProfileReport, Validity
+from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
 
 TOP_OPS = 10
 """Nodes shown in the per-operator table (all of them are in the JSON)."""
@@ -41,6 +41,17 @@ def validity_line(name: str, validity: Validity | None) -> str | None:
         unchecked = f"; unchecked: {', '.join(validity.unchecked)}" if validity.unchecked else ""
         return f"{name}: stable ({warm}{unchecked})"
     return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
+
+
+def fallback_line(name: str, backend: BackendUsage) -> str | None:
+    """``warning: NAME: TensorrtExecutionProvider asked for, not run: ...`` when the
+    session fell back: GPU providers missing, or failing to start, leave CPU figures."""
+    if not backend.providers_not_run:
+        return None
+    return (
+        f"warning: {name}: {', '.join(backend.providers_not_run)} asked for, not run "
+        f"(absent or failed to start): these figures are {', '.join(backend.providers)}'s"
+    )
 
 
 def energy_line(name: str, energy: EnergyReport | None) -> str | None:
@@ -93,7 +104,8 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
 
 def profile_notes(reports: Sequence[ProfileReport], top: int = TOP_OPS) -> str:
     """Every model's verdict, energy and per-operator profile, as lines after the table."""
-    lines = [validity_line(model_name(r), r.validity) or "" for r in reports]
+    lines = [fallback_line(model_name(r), r.backend) or "" for r in reports]
+    lines += [validity_line(model_name(r), r.validity) or "" for r in reports]
     for report in reports:  # a note every model shares (no sensor) once
         energy = report.energy
         if energy is not None and energy.sensors:

@@ -13,14 +13,17 @@ from typing import Any
 from edgeship_runtime.report import ProfileReport
 
 from ..errors import EdgeshipError
+from ..progress import CLEAR_LINE, StatusLine
 
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
-CLEAR_LINE = "\r\033[K"
-"""Back to the start of the line and erase it (ANSI), as a terminal understands it."""
+def status_line(as_json: bool) -> StatusLine:
+    """The command's progress line on stderr: live on a terminal, silent with ``--json``
+    (stderr may be read with stdout then) or into a pipe or a log."""
+    return StatusLine(sys.stderr, live=not as_json and sys.stderr.isatty())
 
 
 def print_stderr(line: str) -> None:

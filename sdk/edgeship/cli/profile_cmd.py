@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.guards import with_cooldown
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.measure import MeasurePolicy
@@ -22,12 +21,13 @@ from edgeship_runtime.report import ProfileReport
 
 from ..config import ParallelConfig, ProfileConfig
 from ..errors import UsageError
+from ..progress import StatusLine
 from ..shard import describe_parallel, profile_parallel
 from ..targets import Target
 from ..targets.cooldown import CooldownPolicy
-from .common import input_options, on_targets, target_options
+from .common import input_options, on_targets, session_from_args, session_options, target_options
 from .measure_view import TOP_OPS, profile_notes
-from .output import profile_table
+from .output import profile_table, status_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,17 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="keep running until this much timed time has passed",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="intra-op / XNNPACK threads (default 0: the backend decides)",
-    )
-    p.add_argument(
-        "--providers",
-        default="",
-        help="ONNX Runtime execution providers in preference order, comma-separated",
-    )
+    session_options(p)
     input_options(p)
     p.add_argument("--samples", action="store_true", help="include every run's latency")
     p.add_argument(
@@ -125,9 +115,7 @@ def config_from_args(ns: argparse.Namespace) -> ProfileConfig:
             min_seconds=ns.min_seconds,
             steady=not getattr(ns, "fixed_warmup", False),
         ),
-        session=SessionOptions(
-            threads=ns.threads, providers=tuple(p for p in ns.providers.split(",") if p)
-        ),
+        session=session_from_args(ns),
         backend=ns.backend,
         inputs=ns.inputs,
         shapes=parse_shape_overrides(ns.shape),
@@ -152,10 +140,12 @@ def run(ns: argparse.Namespace) -> int:
     if ns.cooldown is not None:
         cooldown = CooldownPolicy(below_c=ns.cooldown, timeout_s=ns.cooldown_timeout)
 
+    line = status_line(ns.json)
+
     def profile_all(target: Target) -> list[ProfileReport]:
         if parallel is not None:
             return [profile_parallel(target, model, config, parallel) for model in models]
-        return [profile_one(ns, target, model, config, ops, cooldown) for model in models]
+        return [profile_one(ns, target, model, config, ops, cooldown, line) for model in models]
 
     def render(reports: list[ProfileReport]) -> str:
         views = [profile_table(reports), input_shapes(reports)]
@@ -166,7 +156,8 @@ def run(ns: argparse.Namespace) -> int:
     def to_json(reports: list[ProfileReport]) -> Any:
         return [r.to_dict() for r in reports]
 
-    return on_targets(ns, profile_all, to_json, render)
+    with line:
+        return on_targets(ns, profile_all, to_json, render)
 
 
 def input_shapes(reports: list[ProfileReport]) -> str:
@@ -185,13 +176,25 @@ def profile_one(
     config: ProfileConfig,
     ops: OpsPolicy | None,
     cooldown: CooldownPolicy | None,
+    line: StatusLine,
 ) -> ProfileReport:
-    """One model: cool down if asked, profile (and its operators), write its trace."""
-    waited = target.cooldown(cooldown, _cooldown_progress(ns, target)) if cooldown else None
+    """One model: cool down if asked, profile (and its operators), write its trace; each
+    step on ``line``."""
+    waited = None
+    if cooldown is not None:
+        try:
+            waited = target.cooldown(cooldown, _cooldown_progress(line, target))
+        finally:
+            line.done(target.name)
     trace = ns.trace is not None
     if ops is not None and trace:
         ops = OpsPolicy(runs=ops.runs, warmup=ops.warmup, trace=True)
-    report = target.profile(model, config, ops=ops)
+    try:
+        report = target.profile(
+            model, config, ops=ops, progress=_profile_progress(line, target, model, config, ops)
+        )
+    finally:
+        line.done(target.name)
     if waited is not None and report.validity is not None:
         with_cooldown(report.validity, waited)
     if trace and report.ops is not None and report.ops.trace is not None:
@@ -210,16 +213,34 @@ def _trace_path(ns: argparse.Namespace, target: Target, model: Path) -> Path:
     return base.with_name(f"{base.stem}-{target.name}-{model.stem}{base.suffix or '.json'}")
 
 
-def _cooldown_progress(ns: argparse.Namespace, target: Target) -> Any:
-    """A progress line on stderr while cooling down (on a terminal, not with --json)."""
-    if ns.json or not sys.stderr.isatty():
-        return None
+def _cooldown_progress(
+    line: StatusLine, target: Target
+) -> Callable[[float, float, CooldownPolicy], None]:
+    """The device's temperature on ``line`` while it cools down."""
 
     def show(temperature_c: float, waited_s: float, policy: CooldownPolicy) -> None:
-        sys.stderr.write(
-            f"\r{target.name}: cooling down, {temperature_c:.1f} °C, waiting for below "
-            f"{policy.below_c:g} °C ({waited_s:.0f} of {policy.timeout_s:g} s)\033[K"
+        line.show(
+            target.name,
+            f"cooling down, {temperature_c:.1f} °C, waiting for below {policy.below_c:g} °C "
+            f"({waited_s:.0f} of {policy.timeout_s:g} s)",
         )
-        sys.stderr.flush()
+
+    return show
+
+
+def _profile_progress(
+    line: StatusLine, target: Target, model: Path, config: ProfileConfig, ops: OpsPolicy | None
+) -> Callable[[str], None]:
+    """What the device is doing on ``line``, and for how long: it reports no runs until
+    its report, so the host shows the plan and the seconds waited."""
+    policy = config.policy
+    warmup = "warm-up until steady" if policy.steady else f"{policy.warmup} warm-up runs"
+    window = f", at least {policy.min_seconds:g} s" if policy.min_seconds else ""
+    timing = f"{warmup}, then {policy.runs} timed runs{window}"
+    operators = f"per-operator profile, {ops.runs} runs" if ops else ""
+
+    def show(phase: str) -> None:
+        text = operators if phase == "ops" else timing
+        line.show(target.name, f"{model.name}: {text}", ticking=True)
 
     return show

@@ -21,7 +21,7 @@ from ..optimize import TuneConfig, TuneReport, tune
 from ..optimize.tune import MODES
 from ..targets import Target
 from .common import input_options, on_targets, target_options
-from .output import table
+from .output import status_line, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,14 +102,22 @@ def config_from_args(ns: argparse.Namespace) -> TuneConfig:
 
 def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
+    line = status_line(ns.json)
 
     def operation(target: Target) -> TuneReport:
-        return tune(ns.model, target, config)
+        def show(trial: int, trials: int, label: str) -> None:
+            line.show(target.name, f"trial {trial} of {trials}: {label}", ticking=True)
+
+        try:
+            return tune(ns.model, target, config, show)
+        finally:
+            line.done(target.name)
 
     def to_json(report: TuneReport) -> Any:
         return report.to_dict()
 
-    return on_targets(ns, operation, to_json, render)
+    with line:
+        return on_targets(ns, operation, to_json, render)
 
 
 def render(report: TuneReport) -> str:

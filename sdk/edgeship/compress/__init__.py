@@ -48,11 +48,11 @@ if TYPE_CHECKING:
     from .torch_model import TorchModel
 
 # The built-in methods (the registry: .methods). Runners are imported when first used.
-_QUANTIZE = {"onnx": ".quantize:quantize_onnx", "tflite": ".quantize_tflite:quantize_tflite"}
+_QUANTIZE = {"onnx": ".quantize_onnx:quantize_onnx", "tflite": ".quantize_tflite:quantize_tflite"}
 for _name, _reads in (
     ("int8-dynamic", ("onnx", "tflite")),
     ("int8-static", ("onnx", "tflite")),
-    ("fp16", ("onnx",)),
+    ("fp16", ("onnx", "tflite")),
 ):
     register_method(
         Method(
@@ -68,7 +68,7 @@ register_method(
     Method(
         "prune",
         PruneConfig,
-        runners={"onnx": ".prune:prune_weights"},
+        runners={"onnx": ".prune_weights:prune_weights"},
         training="fine_tune",
         summary="unstructured weight pruning, optional fine-tuning",
     )
@@ -90,7 +90,7 @@ register_method(
     Method(
         "distill",
         DistillConfig,
-        runners={fmt: ".distill:distill" for fmt in (TORCH, "onnx", "tflite")},
+        runners={fmt: ".distillation:distill" for fmt in (TORCH, "onnx", "tflite")},
         training="train",
         summary="knowledge distillation into a smaller student",
     )

@@ -29,6 +29,7 @@ from edgeship_runtime.formats import detect_format
 
 from ..config import ConnectOptions
 from ..errors import EdgeshipError, InputError, UsageError
+from ..extras import missing_extras
 from ..targets import Target
 from . import evaluate, guard, onnx_graph
 from .config import AnyConfig, config_to_dict, data_needs, steps_of
@@ -41,6 +42,7 @@ from .source import ModelLike, base_model
 
 if TYPE_CHECKING:
     from .torch_model import TorchModel
+    from .train import EpochProgress
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class CompressOptions:
     pruning, which must be faster: ``threads`` runtime threads, ``latency_rounds``
     interleaved rounds of ``latency_runs`` timed runs. ``shapes`` (by input name) fill
     dynamic non-batch dims where no data gives them (generated inputs, latency); ``guard``
-    says when a result counts as collapsed and whether to keep it anyway.
+    says when a result counts as collapsed and whether to keep it anyway. ``on_epoch``
+    hears of each finished epoch of a method that trains (distillation).
     """
 
     target: str | Target = "local"
@@ -64,12 +67,14 @@ class CompressOptions:
     latency_runs: int = 200
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     guard: GuardPolicy = field(default_factory=GuardPolicy)
+    on_epoch: EpochProgress | None = None
 
     def __post_init__(self) -> None:
         if self.threads < 0 or self.latency_rounds < 1 or self.latency_runs < 1:
             raise UsageError("threads must be >= 0, latency rounds and runs >= 1")
 
 
+@missing_extras()
 def compress(
     model: ModelLike | TorchModel,
     config: AnyConfig,
@@ -87,7 +92,7 @@ def compress(
     options = options or CompressOptions()
     out = Path(out)
     t0 = time.perf_counter()
-    dataset, evalset = load_dataset(data), load_dataset(eval_data)
+    dataset, evalset = load_dataset(data, model), load_dataset(eval_data, model)
     steps = steps_of(config)
     for step in steps:
         method_for(step)  # an unknown method or a config of the wrong type: at once
@@ -104,7 +109,9 @@ def compress(
     some = split.train if split.train is not None else split.held
     sample = evaluate.first_sample(some) if feeds is None else feeds[0]
     with evaluate.opened(options.target, options.connect) as target:
-        step_reports, outcome = _run_steps(base, source, steps, split.train, out, target, sample)
+        step_reports, outcome = _run_steps(
+            base, source, steps, split.train, out, target, sample, options.on_epoch
+        )
         report = finish(base, out, config, split, outcome, options, target, feeds, sample)
     report.steps = step_reports
     if source is not None:
@@ -133,6 +140,7 @@ def run_method(
     config: MethodConfig,
     data: Dataset | None,
     out: Path,
+    on_epoch: EpochProgress | None = None,
 ) -> Outcome:
     """Run one method, writing ``out``; its outcome (details and notes). An ONNX base is
     prepared first (:mod:`.prepare`)."""
@@ -145,10 +153,10 @@ def run_method(
         raise UsageError(f"--out {out}: this method writes a {suffix} file")
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt != "onnx":
-        return method.run(Job(base, config, data, out, source))
+        return method.run(Job(base, config, data, out, source, on_epoch))
     keep_names = bool(getattr(config, "exclude_nodes", ()))
     with prepared(base, simplify=not keep_names) as ready:
-        outcome = method.run(Job(ready.path, config, data, out, source))
+        outcome = method.run(Job(ready.path, config, data, out, source, on_epoch))
     if ready.note:
         outcome.notes.insert(0, ready.note)
     return outcome
@@ -283,11 +291,12 @@ def _run_steps(
     out: Path,
     target: Target,
     sample: dict[str, np.ndarray] | None = None,
+    on_epoch: EpochProgress | None = None,
 ) -> tuple[list[CompressionReport], Outcome]:
     """One method: its outcome. Several (a chain): each applied to the previous one's
     output and verified, with a report per step; the notes of all."""
     if len(steps) == 1:
-        return [], run_method(base, source, steps[0], data, out)
+        return [], run_method(base, source, steps[0], data, out, on_epoch)
     reports: list[CompressionReport] = []
     current = base
     with tempfile.TemporaryDirectory(prefix="edgeship-chain-") as tmp:
@@ -296,7 +305,7 @@ def _run_steps(
             method = method_for(step)
             suffix = method.suffix(detect_format(str(current)))
             path = out if last else Path(tmp) / f"step{i}{suffix}"
-            outcome = run_method(current, source if i == 0 else None, step, data, path)
+            outcome = run_method(current, source if i == 0 else None, step, data, path, on_epoch)
             report = verified_report(current, path, step, sample, outcome, target)
             report.model.path = str(path) if last else f"(step {i + 1})"
             reports.append(report)

@@ -7,7 +7,9 @@ weights and biases (output axis), BatchNorm parameters, depthwise Conv weights, 
 constants of elementwise ops, and the consumers' weights (input axis; after a Flatten of an
 NCHW tensor, the ``H·W`` features of each channel). A group is *blocked*, with the reason,
 when any tensor of it reaches something that cannot be adjusted (a model output, Concat,
-Reshape, a grouped Conv, ...).
+Reshape, a grouped Conv, ...). Attention decomposed into Reshape/Transpose and MatMuls of
+two activations is not pruned here: its head layout lives in shape constants; the reason
+says so (heads are removed on the torch model, :mod:`.heads`).
 """
 
 from __future__ import annotations
@@ -182,6 +184,23 @@ class _Finder:
             for name in flat:
                 self.spaces.block(self.flat_of[name][0], f"it reaches node {label!r} ({op})")
 
+    def _attention(self, node: Any, depth: int = 16) -> bool:
+        """Whether ``node``'s output reaches a MatMul of two activations (queries × keys)
+        before any weighted layer, within ``depth`` nodes: it projects attention heads."""
+        frontier = [node]
+        for _ in range(depth):
+            frontier = [
+                use
+                for n in frontier
+                for out in n.output
+                for use in self.uses.get(out, [])
+                if use.op_type != "Shape"  # shape arithmetic carries no channel
+                and not (use.op_type in LINEAR and self._weight(use) is not None)
+            ]
+            if any(n.op_type == "MatMul" and not set(n.input) & set(self.values) for n in frontier):
+                return True
+        return False
+
     def _weight(self, node: Any) -> np.ndarray | None:
         w = self.values.get(node.input[1]) if len(node.input) > 1 else None
         return w if w is not None and w.ndim >= 2 else None
@@ -210,6 +229,9 @@ class _Finder:
         )
         group.slices.append(Slice(wname, out_axis))
         space = self.spaces.new(group)
+        if self._attention(node):
+            why = "it projects attention heads (pruned only on the torch model: .pt with --arch)"
+            self.spaces.block(space, why)
         if len(self.uses.get(wname, [])) > 1:
             self.spaces.block(space, f"its weight {wname!r} is shared by several nodes")
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None

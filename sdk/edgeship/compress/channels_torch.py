@@ -4,7 +4,9 @@ fine-tuning, then export to ONNX.
 torch-pruning traces the module and prunes coupled layers together (BatchNorm, residual
 adds, concatenations, the consumers' input channels). The layers producing the model's
 outputs are left alone. ``l1``/``l2`` use its group magnitude importance; ``activation``
-and ``perturbation`` use per-channel tables measured on data here.
+and ``perturbation`` use per-channel tables measured on data here. ``nn.MultiheadAttention``
+layers lose whole heads instead (:mod:`.heads`); torch-pruning leaves them, and with them
+the residual width they read and write, alone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..extras import import_optional
+from . import heads
 from .config import ChannelPruneConfig
 from .data import Dataset, require
 from .errors import CompressionError, NothingToPrune
@@ -23,6 +27,7 @@ from .torch_model import count_parameters, export_onnx
 from .train import fit, predict_torch
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+Layer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
 
 
 def prune_channels_torch(job: Job[ChannelPruneConfig]) -> Outcome:
@@ -34,47 +39,58 @@ def prune_channels_torch(job: Job[ChannelPruneConfig]) -> Outcome:
     module = source.build()
     teacher = predict_torch(module, data)
     before = count_parameters(module)
-    shapes = narrow(module, config.sparsity, config.importance, data.take(config.samples))
+    sample = data.take(config.samples)
     details: dict[str, Any] = {
         "importance": config.importance,
         "tool": "torch-pruning",
-        "layers": shapes,
+        **narrow(module, config.sparsity, config.importance, sample),
         "parameters_before": before,
         "parameters_after": count_parameters(module),
     }
+    notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
     if config.fine_tune.epochs > 0:
         details["fine_tune"] = fit(module, data, teacher, config.fine_tune).to_dict()
     export_onnx(module, data.take(2).feeds, job.out, data.names)
-    return Outcome(details=details)
+    return Outcome(details=details, notes=notes)
 
 
 def narrow(module: nn.Module, sparsity: float, how: str, data: Dataset) -> dict[str, Any]:
-    """Prune ``module`` in place; per layer ``{"before": n, "after": m}`` channels."""
-    try:
-        import torch_pruning as tp
-    except ImportError as exc:
-        raise CompressionError(
-            "pruning torch models needs torch-pruning (pip install torch-pruning); "
-            "ONNX models are pruned without it"
-        ) from exc
+    """Prune ``module`` in place: ``layers``, per Conv/Linear ``{"before": n, "after": m}``
+    channels; ``heads``, per attention layer the heads before, after and removed;
+    ``not_pruned``, attention layers left alone and why."""
+    # ONNX models are pruned without it
+    tp = import_optional("torch_pruning", "pruning a torch model's channels")
     example = tuple(torch.from_numpy(a[:1]) for a in data.feeds.values())
     ignored = _output_layers(module, example)
-    layers = {n: m for n, m in module.named_modules() if isinstance(m, PRUNABLE)}
+    attention = heads.attention_layers(module)
+    layers = _layers(module, attention)
     candidates = [n for n, m in layers.items() if m not in ignored]
-    if not candidates:
-        raise NothingToPrune(
-            {n: "it produces a model output" for n in layers} or {"model": "no Conv/Linear layers"}
-        )
     before = {n: _width(m) for n, m in layers.items()}
-    pruner = tp.pruner.MetaPruner(
-        module,
-        example[0] if len(example) == 1 else example,
-        importance=_importance(tp, how, module, data),
-        pruning_ratio=sparsity,
-        ignored_layers=list(ignored),
-    )
-    pruner.step()
-    return {n: {"before": before[n], "after": _width(m)} for n, m in layers.items()}
+    if candidates:
+        pruner = tp.pruner.MetaPruner(
+            module,
+            example[0] if len(example) == 1 else example,
+            importance=_importance(tp, how, module, data, layers),
+            pruning_ratio=sparsity,
+            ignored_layers=[*ignored, *attention.values()],
+        )
+        pruner.step()
+    removed, skipped = heads.prune_heads(module, sparsity, how, data)
+    if not candidates and not removed:
+        reasons = {n: "it produces a model output" for n in layers} | skipped
+        raise NothingToPrune(reasons or {"model": "no Conv/Linear/attention layers"})
+    return {
+        "layers": {n: {"before": before[n], "after": _width(m)} for n, m in layers.items()},
+        "heads": removed,
+        "not_pruned": skipped,
+    }
+
+
+def _layers(module: nn.Module, attention: dict[str, nn.MultiheadAttention]) -> dict[str, Layer]:
+    """Conv/Linear layers, less the output projections inside attention layers (which
+    lose heads with their attention, not channels)."""
+    inside = {m.out_proj for m in attention.values()}
+    return {n: m for n, m in module.named_modules() if isinstance(m, PRUNABLE) and m not in inside}
 
 
 def _width(m: nn.Module) -> int:
@@ -105,15 +121,18 @@ def _output_layers(module: nn.Module, example: tuple[torch.Tensor, ...]) -> set[
     return found
 
 
-def _importance(tp: Any, how: str, module: nn.Module, data: Dataset) -> Any:
+def _importance(
+    tp: Any, how: str, module: nn.Module, data: Dataset, layers: dict[str, Layer]
+) -> Any:
     if how in ("l1", "l2"):
         return tp.importance.GroupMagnitudeImportance(p=1 if how == "l1" else 2)
+    scored = list(layers.values())
     if how == "activation":
         # what the consumers read (after BatchNorm, ReLU, residual adds), as the ONNX path
         consumers = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
-        return _table_importance(tp, _input_activation_table(module, data), consumers)
+        return _table_importance(tp, _input_activation_table(module, data, scored), consumers)
     producers = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
-    return _table_importance(tp, _perturbation_table(module, data), producers)
+    return _table_importance(tp, _perturbation_table(module, data, scored), producers)
 
 
 def _table_importance(tp: Any, table: dict[nn.Module, torch.Tensor], fns: tuple[Any, ...]) -> Any:
@@ -141,7 +160,9 @@ def _table_importance(tp: Any, table: dict[nn.Module, torch.Tensor], fns: tuple[
     return TableImportance()
 
 
-def _input_activation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, torch.Tensor]:
+def _input_activation_table(
+    module: nn.Module, data: Dataset, layers: list[Layer]
+) -> dict[nn.Module, torch.Tensor]:
     """Per layer, the mean |input| of each input channel (conv) or feature (linear)."""
     sums: dict[nn.Module, torch.Tensor] = {}
 
@@ -155,9 +176,7 @@ def _input_activation_table(module: nn.Module, data: Dataset) -> dict[nn.Module,
         score = x.abs().mean(dim=dims).detach()
         sums[mod] = sums[mod] + score if mod in sums else score
 
-    handles = [
-        m.register_forward_pre_hook(hook) for m in module.modules() if isinstance(m, PRUNABLE)
-    ]
+    handles = [m.register_forward_pre_hook(hook) for m in layers]
     try:
         predict_torch(module, data)
     finally:
@@ -166,14 +185,14 @@ def _input_activation_table(module: nn.Module, data: Dataset) -> dict[nn.Module,
     return sums
 
 
-def _perturbation_table(module: nn.Module, data: Dataset) -> dict[nn.Module, torch.Tensor]:
+def _perturbation_table(
+    module: nn.Module, data: Dataset, layers: list[Layer]
+) -> dict[nn.Module, torch.Tensor]:
     xs = [torch.from_numpy(a) for a in data.feeds.values()]
     table: dict[nn.Module, torch.Tensor] = {}
     with torch.no_grad():
         base = module(*xs)
-        for m in module.modules():
-            if not isinstance(m, PRUNABLE):
-                continue
+        for m in layers:
             scores = torch.zeros(_width(m))
             for c in range(len(scores)):
                 w, b = m.weight[c].clone(), None if m.bias is None else m.bias[c].clone()

@@ -1,37 +1,57 @@
 """Data for calibration, scoring, fine-tuning and evaluation: arrays by input name (+ labels).
 
 A ``.npz`` holds the model's inputs under their names and optionally ``labels`` (N,)
-integers. Everything is checked against the model's signature before any work starts, so
-a mismatch is one :class:`~edgeship.errors.InputError` naming the input.
+integers. An input is samples-first (row *i* belongs to sample *i*), except the inputs a
+model takes once per call (:func:`edgeship_runtime.inputs.per_call_inputs`: a scalar
+such as a sample rate, or a first dim the model fixes at more than 1, such as a state
+``[2, batch, 128]``): those are given whole and go unchanged into every call, and a data
+set holding any runs one sample per call, so a state's batch dim is that of the value
+given. Everything is checked against the model's signature before any work starts, so a
+mismatch is one :class:`~edgeship.errors.InputError` naming the input.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeship_runtime.inputs import LABELS_KEY, load_arrays, validate_feeds
-from edgeship_runtime.signature import Signature
+from edgeship_runtime.inputs import LABELS_KEY, load_arrays, per_call_inputs, validate_feeds
+from edgeship_runtime.signature import Signature, format_shape
 
 from ..errors import InputError
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Input arrays by name (first axis = samples) and optional integer labels."""
+    """Input arrays by name (first axis = samples, except the ``fixed`` ones: given whole
+    to every call) and optional integer labels."""
 
     feeds: dict[str, np.ndarray]
     labels: np.ndarray | None = None
+    fixed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if not self.feeds:
-            raise InputError("the data holds no input arrays")
-        counts = {name: (a.shape[0] if a.ndim else 0) for name, a in self.feeds.items()}
-        if len(set(counts.values())) != 1 or 0 in counts.values():
-            raise InputError(f"input arrays must share a non-empty first axis; got {counts}")
+        rows = {
+            k: (a.shape[0] if a.ndim else 0) for k, a in self.feeds.items() if k not in self.fixed
+        }
+        if not rows:
+            raise InputError("the data holds no samples-first input arrays")
+        counts = list(rows.values())
+        n = max(counts, key=counts.count)  # the most common; a tie: the first input's
+        odd = next((k for k, c in rows.items() if c != n or c == 0), None)
+        if odd is not None:
+            shape = format_shape(self.feeds[odd].shape)
+            raise InputError(
+                f"input {odd!r} {shape}: its first axis is not the {n} samples of "
+                f"{[k for k, c in rows.items() if c == n]} (give one row per sample), and "
+                "the model does not take it once per call (a scalar, or a first dim it fixes)",
+                input=odd,
+                given=list(self.feeds[odd].shape),
+            )
         if self.labels is not None:
             labels = self.labels
             if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(self):
@@ -41,7 +61,7 @@ class Dataset:
                 )
 
     def __len__(self) -> int:
-        return int(next(iter(self.feeds.values())).shape[0])
+        return int(next(a for k, a in self.feeds.items() if k not in self.fixed).shape[0])
 
     @property
     def names(self) -> list[str]:
@@ -53,7 +73,7 @@ class Dataset:
 
     def slice(self, start: int, stop: int) -> Dataset:
         labels = None if self.labels is None else self.labels[start:stop]
-        return Dataset({k: v[start:stop] for k, v in self.feeds.items()}, labels)
+        return Dataset(self._rows(slice(start, stop)), labels, self.fixed)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset | None]:
         """(train, held-out) with ``fraction`` held out at random; (self, None) for 0."""
@@ -65,29 +85,56 @@ class Dataset:
 
     def pick(self, idx: np.ndarray) -> Dataset:
         labels = None if self.labels is None else self.labels[idx]
-        return Dataset({k: v[idx] for k, v in self.feeds.items()}, labels)
+        return Dataset(self._rows(idx), labels, self.fixed)
+
+    def unlabelled(self) -> Dataset:
+        return Dataset(self.feeds, None, self.fixed)
 
     def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
+        """Calls of ``size`` samples each (of one when some inputs are per call)."""
+        size = 1 if self.fixed else size
         for start in range(0, len(self), size):
-            yield {k: v[start : start + size] for k, v in self.feeds.items()}
+            yield self._rows(slice(start, start + size))
+
+    def sample_shape(self, name: str) -> tuple[int, ...]:
+        """The shape input ``name`` has in a call of one sample."""
+        array = self.feeds[name]
+        return tuple(array.shape) if name in self.fixed else (1, *array.shape[1:])
 
     def renamed(self, names: list[str]) -> Dataset:
         """The same arrays, in order, under the given input names (TFLite signatures)."""
-        return Dataset(dict(zip(names, self.feeds.values(), strict=True)), self.labels)
+        mapping = dict(zip(self.feeds, names, strict=True))
+        feeds = {mapping[k]: v for k, v in self.feeds.items()}
+        return Dataset(feeds, self.labels, frozenset(mapping[k] for k in self.fixed))
+
+    def _rows(self, idx: np.ndarray | builtins.slice) -> dict[str, np.ndarray]:
+        return {k: v if k in self.fixed else v[idx] for k, v in self.feeds.items()}
 
 
 DataLike = str | Path | Mapping[str, np.ndarray] | Dataset
 
 
-def load_dataset(data: DataLike | None) -> Dataset | None:
-    """A :class:`Dataset` from a path, a mapping (``labels`` key optional) or a Dataset."""
+def load_dataset(data: DataLike | None, model: object = None) -> Dataset | None:
+    """A :class:`Dataset` from a path, a mapping (``labels`` key optional) or a Dataset.
+
+    ``model``: the model file the data is for; the inputs it takes once per call (see the
+    module) are kept whole. Without it (or for a torch model) every input is samples-first.
+    """
     if data is None or isinstance(data, Dataset):
         return data
     arrays = load_arrays(str(data)) if isinstance(data, str | Path) else dict(data)
     if "" in arrays:
         raise InputError(f"{data}: pass an .npz with arrays under the input names")
     labels = arrays.pop(LABELS_KEY, None)
-    return Dataset({k: np.asarray(v) for k, v in arrays.items()}, labels)
+    feeds = {k: np.asarray(v) for k, v in arrays.items()}
+    fixed = per_call_inputs(_signature(model), feeds) if isinstance(model, str | Path) else []
+    return Dataset(feeds, labels, frozenset(fixed))
+
+
+def _signature(model: str | Path) -> Signature:
+    from .evaluate import signature  # evaluate imports this module
+
+    return signature(Path(model))
 
 
 def check_dataset(signature: Signature, data: Dataset, what: str = "data") -> None:
@@ -132,7 +179,7 @@ def eval_split(
     if not uses_data:
         return EvalSplit(data, data, f"all {n} samples of --data (the method used none of it)")
     if n < 2:
-        unlabelled = Dataset(data.feeds)
+        unlabelled = data.unlabelled()
         why = "the one sample of --data, also used by the method (no accuracy: --eval-data)"
         return EvalSplit(data, unlabelled, why)
     held_n = min(n - 1, max(1, round(n * fraction)))

@@ -101,7 +101,7 @@ def latency_shapes(path: Path, data: Dataset | None) -> dict[str, tuple[int, ...
     if data is None:
         return {}
     return {
-        s.name: (1, *data.feeds[s.name].shape[1:])
+        s.name: data.sample_shape(s.name)
         for s in signature(path).inputs
         if s.is_dynamic and s.name in data.feeds
     }

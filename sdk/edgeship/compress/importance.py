@@ -48,7 +48,13 @@ def _mask_one(score: np.ndarray, sparsity: float) -> np.ndarray:
 
 def channel_norm(weight: np.ndarray, axis: int, p: int) -> np.ndarray:
     """L1 (p=1) or L2 (p=2) norm of each slice along ``axis`` (one per output channel)."""
-    w = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)
+    return block_norm(weight, weight.shape[axis], axis, p)
+
+
+def block_norm(weight: np.ndarray, blocks: int, axis: int, p: int) -> np.ndarray:
+    """L1 (p=1) or L2 (p=2) norm of each of ``blocks`` equal runs of slices along ``axis``
+    (one per attention head when the axis holds heads × head_dim)."""
+    w = np.moveaxis(weight, axis, 0).reshape(blocks, -1)
     return np.abs(w).sum(axis=1) if p == 1 else np.sqrt((w * w).sum(axis=1))
 
 

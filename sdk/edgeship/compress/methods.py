@@ -30,6 +30,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from .data import Dataset
     from .torch_model import TorchModel
+    from .train import EpochProgress
 
 TORCH = "torch"
 """The pseudo-format of a runner that takes the user's torch model (``Job.source``)."""
@@ -53,7 +54,8 @@ C = TypeVar("C", bound=MethodConfig)
 class Job(Generic[C]):
     """One run of a method: ``base`` (a model file) → ``out``, as ``config`` says.
 
-    ``source`` is the torch model ``base`` was exported from, when there is one.
+    ``source`` is the torch model ``base`` was exported from, when there is one;
+    ``on_epoch`` hears of a training method's epochs.
     """
 
     base: Path
@@ -61,6 +63,7 @@ class Job(Generic[C]):
     data: Dataset | None
     out: Path
     source: TorchModel | None = None
+    on_epoch: EpochProgress | None = None
 
 
 @dataclass

@@ -5,7 +5,9 @@ in ``Constant`` nodes instead of initializers: quantizers and pruners look for w
 among initializers only, so they skip them (a "compressed" model as large as its base,
 or larger when tied weights are copied). Here, before any method runs:
 
-1. top-level ``Constant`` nodes with a tensor value become initializers;
+1. ``Constant`` nodes with a tensor value become initializers of their graph, the main
+   one and those nested in ``If``/``Loop`` nodes (Silero keeps its weights in ``If``
+   branches, where only a subgraph initializer is a weight to ONNX Runtime's quantizer);
 2. a graph that had such weights or computes shapes (``Shape`` nodes) is simplified with
    onnxslim where installed (constant folding, ``Shape``/``Gather`` arithmetic, dead
    nodes, standard fusions); a simplifier failure keeps the folded graph. A graph exported
@@ -46,10 +48,10 @@ def prepared(base: Path, simplify: bool = True) -> Iterator[Prepared]:
     field = folded > 0 or any(n.op_type == "Shape" for n in model.graph.node)
     with tempfile.TemporaryDirectory(prefix="edgeship-prep-") as tmp:
         path = Path(tmp) / base.name
-        nodes = len(model.graph.node)
+        nodes = node_count(model) + folded
         slim, how = _simplify(model) if simplify and field else (None, "")
         if slim is not None and _loads(slim, path):
-            done = [f"simplified with {how} ({nodes + folded} → {len(slim.graph.node)} nodes)"]
+            done = [f"simplified with {how} ({nodes} → {node_count(slim)} nodes)"]
         elif folded:
             onnx_graph.save(model, path)
             done = []
@@ -62,11 +64,16 @@ def prepared(base: Path, simplify: bool = True) -> Iterator[Prepared]:
 
 
 def fold_constants(model: Any) -> int:
-    """Turn the top-level graph's tensor-valued ``Constant`` nodes into initializers, in
-    place; how many."""
+    """Turn the tensor-valued ``Constant`` nodes of every graph into initializers of that
+    graph, in place; how many."""
+    return _fold(model.graph)
+
+
+def _fold(graph: Any) -> int:
+    """Fold ``graph``'s own Constants, then those of the subgraphs of its (new) nodes:
+    rebuilding ``graph.node`` copies the nodes, so nested graphs are reached only after."""
     from onnx import helper
 
-    graph = model.graph
     outputs = {o.name for o in graph.output}
     keep, folded = [], 0
     for node in graph.node:
@@ -87,7 +94,26 @@ def fold_constants(model: Any) -> int:
     if folded:
         del graph.node[:]
         graph.node.extend(keep)
-    return folded
+    return folded + sum(_fold(sub) for node in graph.node for sub in subgraphs(node))
+
+
+def subgraphs(node: Any) -> list[Any]:
+    """The graphs a node holds (``If`` branches, ``Loop``/``Scan`` bodies)."""
+    found = [attr.g for attr in node.attribute if attr.HasField("g")]
+    return found + [g for attr in node.attribute for g in attr.graphs]
+
+
+def node_count(model: Any) -> int:
+    """Nodes in all graphs of ``model``, nested ones included."""
+    return sum(len(g.node) for g in graphs(model.graph))
+
+
+def graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and every graph nested in it, depth first."""
+    yield graph
+    for node in graph.node:
+        for sub in subgraphs(node):
+            yield from graphs(sub)
 
 
 def _simplify(model: Any) -> tuple[Any | None, str]:

@@ -2,10 +2,17 @@
 
 ``int8-dynamic`` is dynamic-range quantization (INT8 weights, float activations quantized
 on the fly); ``int8-static`` is full INT8 with activation ranges from calibration data
-(MinMax). FP16, exclusions and other calibration methods are ONNX-only and refused here.
+(MinMax); ``fp16`` stores the Conv/FullyConnected/embedding weights as FLOAT16 behind
+DEQUANTIZE ops (compute stays float32). Exclusions and other calibration methods are
+ONNX-only and refused here.
 
-The quantizer works by signature: a model without a SignatureDef (as MediaPipe ships
-them) is given one first, ``serving_default`` over its main subgraph's inputs and outputs.
+Two preparations come first, each a note in the report: a model without a SignatureDef
+(as MediaPipe ships them) is given one, ``serving_default`` over its main subgraph's
+inputs and outputs, since the quantizer works by signature; FP16 weights (an earlier
+``fp16``, the TFLite converter's float16 option) are made FLOAT32 again
+(:mod:`.tflite_fp16`), since the quantizer sees constant weights only. A weight still
+hidden behind a DEQUANTIZE (already INT8, or sparse) is refused: quantizing around it
+would write a model no smaller than its base.
 """
 
 from __future__ import annotations
@@ -14,31 +21,30 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..extras import import_optional
 from ..quiet import quiet
 from .config import QuantizeConfig
 from .data import Dataset, require
 from .errors import CompressionError
 from .methods import Job, Outcome
+from .tflite_fp16 import float32_weights, hidden_weight
+
+RECIPES = {
+    "int8-dynamic": "dynamic_wi8_afp32",
+    "int8-static": "static_wi8_ai8",
+    "fp16": "weight_only_wf16_afp32",
+}
 
 
 def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
     src, config, data, out = job.base, job.config, job.data, job.out
     _check_supported(config)
-    try:
-        from ai_edge_quantizer import quantizer, recipe
-    except ImportError as exc:
-        raise CompressionError(
-            "TFLite quantization needs ai-edge-quantizer (pip install ai-edge-quantizer)"
-        ) from exc
+    quantizer = import_optional("ai_edge_quantizer.quantizer", "TFLite quantization")
     static = config.method == "int8-static"
-    chosen = recipe.static_wi8_ai8() if static else recipe.dynamic_wi8_afp32()
-    notes = []
     with quiet():
         try:
-            model, added = with_signature(src)
-            if added:
-                notes.append("the model had no SignatureDef: one was added over subgraph 0")
-            q = quantizer.Quantizer(model, chosen)
+            model, notes = prepared(src)
+            q = quantizer.Quantizer(model, _recipe(config.method))
             calibration = (
                 _calibrate(q, model, require(data, config.needs_data() or ""), config)
                 if static
@@ -51,8 +57,32 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
         raise CompressionError(f"{src}: the quantizer produced no model")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(bytes(result.quantized_model))
-    recipe_name = "static_wi8_ai8" if static else "dynamic_wi8_afp32"
-    return Outcome(details={"recipe": recipe_name, "tool": "ai-edge-quantizer"}, notes=notes)
+    details = {"recipe": RECIPES[config.method], "tool": "ai-edge-quantizer"}
+    return Outcome(details=details, notes=notes)
+
+
+def prepared(src: Path) -> tuple[bytes, list[str]]:
+    """``src``'s bytes as the quantizer can use them (a signature, FLOAT32 weights) and a
+    note for each thing done; a weight it still cannot see is a :class:`UsageError`."""
+    model, added = with_signature(src)
+    notes = ["the model had no SignatureDef: one was added over subgraph 0"] if added else []
+    model, folded = float32_weights(model)
+    if folded:
+        notes.append(f"{folded} FLOAT16 weight(s) behind DEQUANTIZE made FLOAT32 first")
+    hidden = hidden_weight(model)
+    if hidden is not None:
+        raise UsageError(f"{src}: cannot quantize around {hidden}; start from the float model")
+    return model, notes
+
+
+def _recipe(method: str) -> object:
+    from ai_edge_quantizer import recipe, recipe_manager
+
+    if method == "fp16":
+        manager = recipe_manager.RecipeManager()
+        manager.add_weight_only_config(".*", "*", 16, algorithm_key="float_casting")
+        return manager.get_quantization_recipe()
+    return recipe.static_wi8_ai8() if method == "int8-static" else recipe.dynamic_wi8_afp32()
 
 
 def with_signature(src: Path) -> tuple[bytes, bool]:
@@ -62,7 +92,9 @@ def with_signature(src: Path) -> tuple[bytes, bool]:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    # buffers past the flatbuffer (ai-edge-quantizer writes them so) are read in, else
+    # writing the model back would drop them
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     if model.signatureDefs:
         return data, False
     graph = model.subgraphs[0]
@@ -89,8 +121,6 @@ def _describe(exc: BaseException) -> str:
 
 
 def _check_supported(config: QuantizeConfig) -> None:
-    if config.method == "fp16":
-        raise UsageError("fp16 is supported for ONNX models only")
     if config.exclude_nodes or config.exclude_op_types:
         raise UsageError("node/op exclusions are supported for ONNX models only")
     if config.method == "int8-static" and config.calibration != "minmax":

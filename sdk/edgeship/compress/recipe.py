@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.formats import get_format
 
@@ -44,8 +44,11 @@ from .config import AnyConfig, config_from_dict, data_needs, output_format
 from .data import DataLike, load_dataset
 from .errors import CompressionError
 from .guard import GuardPolicy
-from .report import CompressionReport
+from .report import CompressionReport, shapes_text
 from .source import base_format
+
+if TYPE_CHECKING:
+    from .train import EpochProgress
 
 TABLE_SCHEMA = "edgeship.compression-table/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -130,15 +133,31 @@ class RecipeReport:
     model: str
     rows: list[Row] = field(default_factory=list)
     schema: str = TABLE_SCHEMA
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    """The inputs the latencies were measured on (batch 1), by name."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "model": self.model, "rows": [asdict(r) for r in self.rows]}
+        return {
+            "schema": self.schema,
+            "model": self.model,
+            "input_shapes": self.input_shapes,
+            "rows": [asdict(r) for r in self.rows],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecipeReport:
-        return cls(str(data["model"]), [Row(**r) for r in data["rows"]], str(data["schema"]))
+        return cls(
+            str(data["model"]),
+            [Row(**r) for r in data["rows"]],
+            str(data["schema"]),
+            {k: list(v) for k, v in data.get("input_shapes", {}).items()},
+        )
 
     def to_markdown(self) -> str:
+        measured = f"p50 ms at batch 1 on {shapes_text(self.input_shapes)}\n\n"
+        return (measured if self.input_shapes else "") + self._table()
+
+    def _table(self) -> str:
         head = [
             "variant",
             "method",
@@ -209,11 +228,13 @@ def run_recipe(
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
     eval_data: DataLike | None = None,
+    on_epoch: EpochProgress | None = None,
 ) -> RecipeResult:
     """Make every variant of ``model`` into ``out_dir``, each verified and timed against
     the base on ``target`` (a spec is opened once, with ``connect``, for all of them) and
-    measured on ``eval_data`` or held-out data (see :func:`compress`)."""
-    dataset, evalset = load_dataset(data), load_dataset(eval_data)
+    measured on ``eval_data`` or held-out data (see :func:`compress`). ``progress`` hears
+    of each variant as it starts, ``on_epoch`` of a training variant's epochs."""
+    dataset, evalset = load_dataset(data, model), load_dataset(eval_data, model)
     if dataset is None:
         _no_data_needed(recipe)
     out_dir = Path(out_dir)
@@ -230,6 +251,7 @@ def run_recipe(
             latency_runs=recipe.latency_runs,
             shapes=recipe.shapes,
             guard=GuardPolicy(allow_degraded=recipe.allow_degraded),
+            on_epoch=on_epoch,
         )
         for i, (name, config) in enumerate(recipe.variants):
             if progress:
@@ -243,6 +265,8 @@ def run_recipe(
             (out_dir / f"{name}.json").write_text(result.report.to_json() + "\n")
             reports.append(result.report)
             report.rows.append(_row(name, result.report))
+            if result.report.latency is not None and not report.input_shapes:
+                report.input_shapes = dict(result.report.latency.input_shapes)
     if progress:
         progress(total, total, "")
     if reports:

@@ -12,6 +12,7 @@ pruned model cost nothing there, unlike on the raw file.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 SCHEMA = "edgeship.compression/1"
+
+
+def shapes_text(shapes: Mapping[str, Sequence[int]]) -> str:
+    """``x 1×1×8×8, mask 1×16``: the shapes a latency was measured on."""
+    return ", ".join(f"{n} {'×'.join(map(str, s)) or 'scalar'}" for n, s in shapes.items())
 
 
 @dataclass
@@ -96,7 +102,8 @@ class CompressionReport:
     """One compression: method and parameters, base and result, fidelity, notes.
 
     ``details`` is method-specific (quantized nodes, pruned layers with channel counts,
-    layers left alone and why, training history); ``steps`` holds a chain's own records.
+    attention layers with the heads before, after and removed, layers left alone and why,
+    training history); ``steps`` holds a chain's own records.
     ``evaluation`` says which inputs ``fidelity`` was measured on (held-out data, never the
     data the method calibrated or trained on, or inputs generated at the model's shape);
     ``degraded`` is the collapse that ``allow_degraded`` let through ("" for none).

@@ -100,6 +100,8 @@ def export_onnx(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
+            # torch's own layers (MultiheadAttention) compare traced shapes in assertions
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module="torch.nn")
             torch.onnx.export(
                 module,
                 args,

@@ -37,6 +37,21 @@ class FitLog:
         return {**asdict(self), "history": [round(h, 5) for h in self.history]}
 
 
+@dataclass(frozen=True)
+class EpochDone:
+    """One finished epoch: its number (from 1) of ``epochs``, its mean training ``loss``
+    and the held-out ``metric`` (see :func:`metric`) after it."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    metric: str
+    value: float
+
+
+EpochProgress = Callable[[EpochDone], None]
+
+
 def distill_loss(
     student: torch.Tensor,
     teacher: torch.Tensor | None,
@@ -86,10 +101,12 @@ def fit(
     teacher: np.ndarray | None,
     cfg: TrainConfig,
     after_step: Callable[[], None] | None = None,
+    on_epoch: EpochProgress | None = None,
 ) -> FitLog:
     """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``.
 
-    ``after_step`` runs after every optimiser step (e.g. to re-apply pruning masks).
+    ``after_step`` runs after every optimiser step (e.g. to re-apply pruning masks);
+    ``on_epoch`` after every epoch that finished.
     """
     log = FitLog()
     if cfg.epochs == 0:
@@ -112,6 +129,7 @@ def fit(
         module.train()
         saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
         perm = torch.randperm(len(train_idx), generator=gen)
+        summed = 0.0
         for start in range(0, len(perm), cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             out = _first(module(*[x[idx] for x in xs])).reshape(len(idx), -1)
@@ -122,6 +140,7 @@ def fit(
                 cfg.temperature,
                 cfg.alpha,
             )
+            summed += loss.detach().item() * len(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -137,6 +156,9 @@ def fit(
         log.history.append(value)
         log.epochs = epoch + 1
         log.seconds = time.perf_counter() - t0
+        if on_epoch is not None:
+            loss_mean = summed / max(len(perm), 1)
+            on_epoch(EpochDone(epoch + 1, cfg.epochs, loss_mean, log.metric, value))
         if cfg.target_accuracy is not None and value >= cfg.target_accuracy:
             log.stopped = "target"
             break

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..extras import import_optional
 from ..quiet import quiet
 from .errors import ConversionError, UnsupportedOpError
 
@@ -31,15 +32,7 @@ def litert_version() -> str:
 
 
 def import_litert_torch() -> Any:
-    try:
-        with quiet():
-            import litert_torch
-    except ImportError as exc:
-        raise ConversionError(
-            f"TFLite output needs litert-torch (pip install 'edgeship[tflite]'): {exc}",
-            step="convert",
-        ) from exc
-    return litert_torch
+    return import_optional("litert_torch", "TFLite output")
 
 
 def export_tflite(module: Any, example: Mapping[str, np.ndarray], out: Path) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 
 from edgeship_runtime.signature import Signature
 
+from ..extras import import_optional
 from .errors import ConversionError, UnsupportedOpError
 from .litert import export_tflite
 from .result import Converted
@@ -44,18 +45,22 @@ _TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
 def run(job: Job) -> Converted:
     """The ``onnx -> tflite`` route (see :mod:`.routes`)."""
     config = job.config
-    shapes = {**data_shapes(config.verify.data, config.batch), **config.shapes}
+    shapes = {**data_shapes(config.verify.data, config.batch, job.signature), **config.shapes}
     return convert(job.file(), job.signature, job.out, config.batch, shapes)
 
 
-def data_shapes(data: Path | None, batch: int) -> dict[str, tuple[int, ...]]:
-    """Shapes at ``batch`` of the verification data's arrays (by name), if any."""
+def data_shapes(
+    data: Path | None, batch: int, signature: Signature | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Shapes at ``batch`` of the verification data's arrays (by name), if any; an input
+    given once per call (a state, a sample rate: by ``signature``) keeps its own shape."""
     if data is None:
         return {}
-    from edgeship_runtime.inputs import LABELS_KEY, load_arrays
+    from edgeship_runtime.inputs import LABELS_KEY, load_arrays, per_call_inputs
 
-    arrays = load_arrays(str(data))
-    return {k: (batch, *a.shape[1:]) for k, a in arrays.items() if k not in ("", LABELS_KEY)}
+    arrays = {k: a for k, a in load_arrays(str(data)).items() if k not in ("", LABELS_KEY)}
+    fixed = per_call_inputs(signature, arrays) if signature is not None else []
+    return {k: a.shape if k in fixed else (batch, *a.shape[1:]) for k, a in arrays.items()}
 
 
 def convert(
@@ -350,16 +355,10 @@ _VISION_STOOD_IN: list[bool] = []
 
 def import_onnx2torch() -> tuple[Any, bool]:
     """(onnx2torch, whether torchvision was stood in for when it was imported)."""
-    if "onnx2torch" in sys.modules:
+    if sys.modules.get("onnx2torch") is not None:
         return sys.modules["onnx2torch"], bool(_VISION_STOOD_IN and _VISION_STOOD_IN[0])
-    try:
-        with _torchvision_or_standin() as stood_in:
-            import onnx2torch
-    except ImportError as exc:
-        raise ConversionError(
-            f"ONNX → TFLite needs onnx2torch (pip install 'edgeship[convert]'): {exc}",
-            step="convert",
-        ) from exc
+    with _torchvision_or_standin() as stood_in:
+        onnx2torch = import_optional("onnx2torch", "ONNX → TFLite")
     _VISION_STOOD_IN[:] = [stood_in]
     return onnx2torch, stood_in
 

@@ -21,6 +21,7 @@ from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.inputs import LABELS_KEY, load_arrays
 
 from ..errors import VerificationError
+from ..extras import missing_extras
 from ..targets import LocalTarget, Target
 from .config import DEFAULT_OPSET, ConvertConfig
 from .result import ConversionReport, ConversionResult, ModelRef
@@ -42,6 +43,7 @@ EXPORT_ROWS = 2
 """Rows of example input traced for ONNX (2, so no size-1 batch gets specialised)."""
 
 
+@missing_extras()
 def convert(config: ConvertConfig, target: Target | None = None) -> ConversionResult:
     """Convert ``config.source`` to ``config.output`` and verify it on ``target`` (local)."""
     src, dst = config.formats()
@@ -61,6 +63,7 @@ def convert(config: ConvertConfig, target: Target | None = None) -> ConversionRe
             return _finish(runner, path, ModelRef.of_file(path, src), config, route, tgt)
 
 
+@missing_extras()
 def convert_module(
     module: nn.Module,
     example_inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray],

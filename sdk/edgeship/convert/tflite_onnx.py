@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.signature import Signature
 
+from ..extras import import_optional
 from ..quiet import quiet
 from .align import match_names
 from .errors import ConversionError, UnsupportedOpError
@@ -24,8 +25,6 @@ from .result import Converted
 
 if TYPE_CHECKING:
     from .routes import Job
-
-EXTRA = "tflite-onnx"
 
 
 def run(job: Job) -> Converted:
@@ -82,18 +81,10 @@ def rename_io(model: Any, signature: Signature) -> dict[str, str]:
 
 
 def _import_tf2onnx() -> Any:
-    try:
-        with quiet():
-            import tf2onnx
-            import tf2onnx.convert
-    except Exception as exc:  # ImportError, or TensorFlow failing to load
-        raise ConversionError(
-            "TFLite → ONNX needs TensorFlow: every maintained converter (tf2onnx) imports it. "
-            f"Install the extra: pip install 'edgeship[{EXTRA}]' ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})",
-            step="convert",
-        ) from exc
-    return tf2onnx
+    """tf2onnx with its ``convert`` module; the extra also brings TensorFlow, which every
+    maintained TFLite reader imports (a TensorFlow that fails to load is reported too)."""
+    import_optional("tf2onnx.convert", "TFLite → ONNX")
+    return import_optional("tf2onnx", "TFLite → ONNX")
 
 
 def _unknown_ops(model: object) -> list[str]:

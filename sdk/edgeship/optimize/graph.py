@@ -32,6 +32,7 @@ from ..convert.pipeline import staged
 from ..convert.result import ModelRef
 from ..convert.verify import Tolerance, VerifyData, failure_message, verify
 from ..errors import VerificationError
+from ..extras import import_optional, missing_extras
 from ..targets import Target
 from .policy import LEVELS, RuntimeFacts, allowed_level
 from .report import OptimizeReport, StepRecord
@@ -64,6 +65,7 @@ class OptimizeConfig:
             raise UsageError("nothing to do: level none, no simplifier, no opset conversion")
 
 
+@missing_extras()
 def optimize(
     model: Path, out: Path, target: Target, config: OptimizeConfig | None = None
 ) -> OptimizeReport:
@@ -146,16 +148,10 @@ def simplify(proto: Any) -> Any:
     """onnxslim: constant folding, dead-node and duplicate removal, fusions."""
     from ..quiet import quiet
 
+    onnxslim = import_optional("onnxslim", "the simplifier")
     try:
         with quiet():
-            import onnxslim
-
             slimmed = onnxslim.slim(proto)
-    except ImportError as exc:
-        raise ConversionError(
-            f"the simplifier needs onnxslim (pip install 'edgeship[convert]'): {exc}",
-            step="simplify",
-        ) from exc
     except Exception as exc:
         raise ConversionError(f"onnxslim failed: {_first_line(exc)}", step="simplify") from exc
     if slimmed is None:

@@ -13,7 +13,7 @@ other load — spreads over all of them) and scored by the median of its per-rou
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,10 @@ from .report import Trial, TuneReport
 
 MODES = ("sequential", "parallel")
 CPU = "CPUExecutionProvider"
+
+TuneProgress = Callable[[int, int, str], None]
+"""Called before each trial with (trial number from 1, trials in all, the settings' label
+as the report names them); a trial is one candidate profiled in one round."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,14 @@ def board_profile(target: Target, info: dict[str, Any], name: str | None) -> Boa
     return match_profile({"arch": env.get("arch"), "board": env.get("board"), "files": []})
 
 
-def tune(model: Path, target: Target, config: TuneConfig | None = None) -> TuneReport:
-    """Measure candidates on ``target``, pick the fastest, store it (unless told not to)."""
+def tune(
+    model: Path,
+    target: Target,
+    config: TuneConfig | None = None,
+    progress: TuneProgress | None = None,
+) -> TuneReport:
+    """Measure candidates on ``target``, pick the fastest, store it (unless told not to);
+    ``progress`` hears of each trial as it starts."""
     config = config or TuneConfig()
     model = Path(model)
     backend = _backend_of(model)
@@ -121,7 +131,7 @@ def tune(model: Path, target: Target, config: TuneConfig | None = None) -> TuneR
     profile = board_profile(target, info, config.profile)
     options = _candidates(config, backend, info, profile)
     baseline = SessionOptions()
-    trials = measure(target, model, [baseline, *options], config)
+    trials = measure(target, model, [baseline, *options], config, progress)
     default, tried = trials[0], trials[1:]
     best, note = choose(default, tried, config.min_gain)
     report = TuneReport(
@@ -183,7 +193,11 @@ def _candidates(
 
 
 def measure(
-    target: Target, model: Path, sessions: Sequence[SessionOptions], config: TuneConfig
+    target: Target,
+    model: Path,
+    sessions: Sequence[SessionOptions],
+    config: TuneConfig,
+    progress: TuneProgress | None = None,
 ) -> list[Trial]:
     """Profile each session in ``config.rounds`` interleaved rounds; a failing one is kept
     with its error (a provider that will not load) and never picked."""
@@ -193,10 +207,13 @@ def measure(
     base = ProfileConfig(
         policy=config.policy, inputs=config.inputs, shapes=dict(config.shapes), seed=config.seed
     )
-    for _ in range(config.rounds):
+    for round_ in range(config.rounds):
         for i, session in enumerate(sessions):
             if errors[i]:
                 continue
+            if progress is not None:
+                label = _trial(session, [], [], "").label()
+                progress(round_ * len(sessions) + i + 1, config.rounds * len(sessions), label)
             try:
                 report = profile_as_given(target, model, replace(base, session=session))
             except TargetError:

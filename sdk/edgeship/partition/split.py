@@ -24,6 +24,7 @@ from ..convert.errors import PartitionError
 from ..convert.result import ModelRef
 from ..convert.verify import Tolerance, VerifyData, failure_message, verify
 from ..errors import VerificationError
+from ..extras import missing_extras
 from ..targets import Loaded, Target
 from .balance import balanced_cuts, stage_costs
 from .cost import bind_inputs, crossing_bytes, flop_costs, known_shapes, profile_costs
@@ -67,6 +68,7 @@ class PartitionConfig:
             raise UsageError(f"--profile-runs must be at least 1, got {self.profile_runs}")
 
 
+@missing_extras()
 def partition(
     model: Path, out_dir: Path, target: Target, config: PartitionConfig
 ) -> PartitionManifest:

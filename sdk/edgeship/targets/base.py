@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -180,10 +180,10 @@ class Target(abc.ABC):
         stored for this model on this target; else the board profile's defaults."""
         config = apply_stored(self.settings_store(), model, config)
         board = self.board_profile()
-        if board is None or config.session != SessionOptions():
+        if board is None or config.session.chooses_session():
             return config
         session = SessionOptions(threads=board.threads, providers=board.onnxruntime_providers)
-        return dataclasses.replace(config, session=session)
+        return dataclasses.replace(config, session=config.session.refining(session))
 
     def profile(
         self,
@@ -192,14 +192,20 @@ class Target(abc.ABC):
         parallel: ParallelConfig | None = None,
         *,
         ops: OpsPolicy | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> ProfileReport:
         """Load, profile, unload, with the stored or board session when none is given.
         ``ops``: also time each operator, in a profiling session of its own after the
-        timed runs (the report's ``ops``)."""
+        timed runs (the report's ``ops``). ``progress`` is called with ``"timing"`` once
+        the model is loaded (its upload done) and with ``"ops"`` before the operators."""
         config = self.settings_for(Path(model), config or ProfileConfig())
         with self.load(model, config) as loaded:
+            if progress is not None:
+                progress("timing")
             report = loaded.profile(parallel=parallel)
             if ops is not None:
+                if progress is not None:
+                    progress("ops")
                 report.ops = loaded.profile_ops(ops)
             return report
 

@@ -118,12 +118,12 @@ class RemoteSettingsStore:
 def apply_stored(store: SettingsStore, model: Path, config: ProfileConfig) -> ProfileConfig:
     """``config`` with the stored session for ``model`` when it asks for none. Settings
     measured for another backend than the one ``config`` forces are not applied."""
-    if config.session != SessionOptions() or not Path(model).is_file():
+    if config.session.chooses_session() or not Path(model).is_file():
         return config
     stored = store.read(file_sha256(Path(model)))
     if stored is None or (config.backend and config.backend != stored.backend):
         return config
-    return dataclasses.replace(config, session=stored.session_options())
+    return dataclasses.replace(config, session=config.session.refining(stored.session_options()))
 
 
 def _parse(data: Any) -> StoredSettings | None:

@@ -68,6 +68,8 @@ def load(
         "providers": list(session.providers),
         "execution_mode": session.execution_mode,
         "graph_optimization": session.graph_optimization,
+        "trt_cache": session.trt_cache,
+        "trt_fp16": session.trt_fp16,
     }
     if sha256:
         args["sha256"] = sha256

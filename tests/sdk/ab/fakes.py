@@ -12,7 +12,18 @@ import numpy as np
 from edgeship.ab.analyze import DeviceRun, ModelRun
 from edgeship.ab.result import ABReport, Conditions, MemorySummary
 from edgeship.ab.runner import ABConfig, Prepared, build_report
-from edgeship_runtime.report import BackendUsage, Environment, ModelInfo
+from edgeship_runtime.report import (
+    BackendUsage,
+    Environment,
+    ModelInfo,
+    OpProfile,
+    OpTypeTime,
+    TensorSummary,
+    Validity,
+)
+
+SHAPE = [1, 1, 8, 8]
+"""The fake models' one input, ``x``."""
 
 
 def latencies(
@@ -51,11 +62,41 @@ def model_run(
         memory=MemorySummary(peak_rss_mb, 10.0, peak_rss_mb - 2, "VmHWM"),
         outputs=outputs,
         labels=labels,
+        inputs=[TensorSummary("x", list(SHAPE), "float32")],
     )
 
 
-def device_run(name: str, models: list[ModelRun], block: int = 10) -> DeviceRun:
+def op_profile(**totals_ms: float) -> OpProfile:
+    """An operator profile with one node per op type taking ``totals_ms[op_type]``."""
+    ops_ms = sum(totals_ms.values())
+    return OpProfile(
+        available=True,
+        backend="onnxruntime",
+        ops_ms=ops_ms,
+        op_types=[OpTypeTime(name, 1, ms, ms / ops_ms) for name, ms in totals_ms.items()],
+    )
+
+
+def validity(verdict: str, *reasons: str, warmup_runs: int = 10) -> Validity:
+    return Validity(
+        verdict=verdict,
+        reasons=list(reasons),
+        unchecked=["throttling (no thermal_throttle counters, no vcgencmd)"],
+        warmup_runs=warmup_runs,
+    )
+
+
+GOVERNOR = "CPU governor is 'powersave', not 'performance' (the clock follows the load)"
+"""The reason a fake device gives for its unstable last session (every model shares it)."""
+
+
+def device_run(name: str, models: list[ModelRun], block: int = 10, sessions: int = 10) -> DeviceRun:
+    """The run of ``models`` on a device warming from 45 to 52.5 °C whose clock falls from
+    1800 to 1500 MHz; every session stable but the last, where the governor let go."""
     rounds = [[m.name for m in models] for _ in range(len(models[0].samples_ms) // block)]
+    temps = np.linspace(45.0, 52.5, 2 * sessions)
+    clocks = np.linspace(1800.0, 1500.0, 2 * sessions)
+    stable: list[Validity | None] = [validity("stable") for _ in models]
     return DeviceRun(
         target={"name": name, "kind": "fake"},
         models=models,
@@ -73,6 +114,8 @@ def device_run(name: str, models: list[ModelRun], block: int = 10) -> DeviceRun:
             os="Debian",
             python="3.11.2",
         ),
+        validity=[*[stable] * (sessions - 1), [validity("unstable", GOVERNOR) for _ in models]],
+        conditions=[Conditions(float(t), float(c)) for t, c in zip(temps, clocks, strict=True)],
     )
 
 
@@ -80,7 +123,8 @@ def report(
     devices: int = 1, config: ABConfig | None = None, seed: int = 0, gates: bool = True
 ) -> ABReport:
     """A base and two variants (faster & smaller, and the same) on ``devices`` devices,
-    with quality data; analysed by the real code."""
+    with quality data and operator profiles (int8's convolutions quantized); analysed by
+    the real code."""
     from edgeship.ab.gates import make_gate
     from edgeship.ab.schedule import Schedule
 
@@ -129,5 +173,9 @@ def report(
                 ],
             )
         )
+    for run in runs:
+        fp32, int8, same = run.models
+        fp32.ops = same.ops = op_profile(Conv=6.0, Gemm=2.0, Relu=0.5)
+        int8.ops = op_profile(ConvInteger=2.5, DynamicQuantizeLinear=0.4, Gemm=1.2, Relu=0.4)
     prep = Prepared(["fp32", "int8", "same"], [], [None] * 3, [None] * 3, False)
     return build_report(prep, runs, [], config)

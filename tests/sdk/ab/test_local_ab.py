@@ -75,6 +75,11 @@ def test_different_input_signatures_need_inputs_per_model(
     assert edgeship([*argv, *inputs, "--json"]) == 0
     report = ABReport.from_json(capsys.readouterr().out)
     assert [m.name for m in report.devices[0].models] == ["cnn", "add"]
+    # each array went in by position and is named by the model's own input
+    assert [[(t.name, t.shape) for t in m.inputs] for m in report.devices[0].models] == [
+        [("input", list(np.load(digit).shape))],
+        [("x", list(np.load(x).shape))],
+    ]
 
 
 @pytest.fixture

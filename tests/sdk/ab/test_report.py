@@ -23,7 +23,7 @@ def test_json_round_trip(report: ABReport) -> None:
     again = ABReport.from_json(text)
     assert again == report
     data = json.loads(text)
-    assert data["schema"] == AB_SCHEMA == "edgeship.ab/1"
+    assert data["schema"] == AB_SCHEMA == "edgeship.ab/1.1"
     assert data["devices"][0]["models"][0]["latency"]["p50_ms"] > 0
     assert data["devices"][0]["environment"]["cpu_model"] == "Cortex-A76"
 
@@ -35,6 +35,9 @@ def test_schema_is_checked() -> None:
         ABReport.from_dict(data)
     data["schema"] = "edgeship.ab/1.3"  # a newer minor revision stays readable
     assert ABReport.from_dict(data).base == "fp32"
+    data["schema"] = "edgeship.ab/2"
+    with pytest.raises(ProtocolError, match=r"unsupported schema 'edgeship\.ab/2'"):
+        ABReport.from_dict(data)
 
 
 def test_analysis_of_the_synthetic_fleet(report: ABReport) -> None:

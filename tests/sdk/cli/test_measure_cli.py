@@ -4,26 +4,12 @@ the real command line, in this process."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from edgeship import ProfileReport
-from edgeship.cli.main import main
+from tests.sdk.conftest import Run
 
 QUICK = ["--runs", "5", "--warmup", "1", "--threads", "1"]
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def edgeship(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*args: str | Path) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def test_profile_ops_table_and_verdict(edgeship: Run, state_onnx: Path) -> None:

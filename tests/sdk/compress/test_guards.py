@@ -5,12 +5,10 @@ and accuracy is measured on data the method never saw."""
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -27,6 +25,7 @@ from edgeship.compress import (
     QuantizeConfig,
     compress,
     guard,
+    quantize_onnx,
 )
 from edgeship.compress.prepare import fold_constants
 from edgeship.errors import InputError
@@ -36,13 +35,6 @@ from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
 from tools.zoo.build import Manifest
 
 KEEP = CompressOptions(guard=GuardPolicy(allow_degraded=True))
-
-
-def _quantize_module() -> Any:
-    """``edgeship.compress.quantize`` the module, imported when a test runs: importing it
-    at collection would rebind the package's ``quantize`` (the function) that other test
-    modules import by name."""
-    return importlib.import_module("edgeship.compress.quantize")
 
 
 def _images(n: int, side: int = models.FIELD_SIDE, channels: int = 4) -> dict[str, np.ndarray]:
@@ -62,7 +54,7 @@ def test_fp16_keeps_out_of_range_batchnorm_in_float32(tmp_path: Path) -> None:
     assert any("8 Constant weight(s) folded" in n for n in rec.notes)
     model = onnx.load(str(base))
     fold_constants(model)
-    assert _quantize_module().out_of_range_nodes(model) == [
+    assert quantize_onnx.out_of_range_nodes(model) == [
         "bn"
     ]  # kept float32 where no fusion removed it
     options = CompressOptions(shapes={})
@@ -217,7 +209,7 @@ def test_accuracy_is_measured_on_held_out_data(
 
 
 def test_error_lines_name_the_cause() -> None:
-    describe = _quantize_module().describe
+    describe = quantize_onnx.describe
     assert describe(RuntimeError("")) == "RuntimeError"
     assert describe(ValueError("bad\nmore")) == "ValueError: bad"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,7 +74,7 @@ def test_formats_read_and_written() -> None:
     assert get_method("int8-static").reads == ("onnx", "tflite")
     assert get_method("int8-static").output_format("tflite") == "tflite"
     assert get_method("int8-static").suffix("tflite") == ".tflite"
-    assert get_method("fp16").reads == ("onnx",)
+    assert get_method("fp16").reads == ("onnx", "tflite")
     assert get_method("prune").output_format("onnx") == "onnx"
     assert TORCH in get_method("prune-channels").reads
     assert get_method("distill").output_format("tflite") == "onnx"
@@ -90,7 +92,9 @@ def test_unknown_method_names_the_known_ones() -> None:
 
 def test_a_name_is_registered_once(scratch_registry: None) -> None:
     with pytest.raises(ValueError, match="'prune' is already registered"):
-        register_method(Method("prune", PruneConfig, runners={"onnx": ".prune:prune_weights"}))
+        register_method(
+            Method("prune", PruneConfig, runners={"onnx": ".prune_weights:prune_weights"})
+        )
     with pytest.raises(ValueError, match="module:function"):
         Method("x", PruneConfig, runners={"onnx": "prune_weights"})
     with pytest.raises(ValueError, match="no runner"):
@@ -152,3 +156,13 @@ def test_registering_imports_no_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_running_a_method_leaves_the_packages_functions_in_place() -> None:
+    """The registry imports each runner's module when first used; a module named like a
+    package function (``quantize``, ``prune``, ``distill``) would replace that function on
+    the package for every later ``from edgeship.compress import quantize``."""
+    for reads in sorted({r for m in method_names() for r in get_method(m).runners.values()}):
+        importlib.import_module(reads.partition(":")[0], "edgeship.compress")
+    for name in ("quantize", "prune", "prune_channels", "distill", "compress"):
+        assert inspect.isfunction(getattr(sys.modules["edgeship.compress"], name)), name

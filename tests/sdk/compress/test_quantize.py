@@ -111,8 +111,128 @@ def test_tflite_post_training_quantization(
     assert rec.fidelity is not None and rec.fidelity.top1_agreement >= 0.95
 
 
-def test_tflite_refuses_fp16(zoo: Manifest, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cnn_fp16_tflite(zoo: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo CNN's TFLite with FLOAT16 weights behind DEQUANTIZE, made by edgeship."""
+    if not HAS_AEQ or "tflite" not in zoo.models["cnn"].files:
+        pytest.skip("needs ai-edge-quantizer and the zoo's TFLite model")
+    out = tmp_path_factory.mktemp("fp16") / "cnn.fp16.tflite"
+    result = quantize(zoo.path("cnn.tflite"), QuantizeConfig("fp16"), None, out)
+    assert result.report.model.size_bytes < 0.55 * result.report.base.size_bytes
+    assert result.report.fidelity is not None and result.report.fidelity.top1_agreement >= 0.99
+    return out
+
+
+def _litert_ops(path: Path) -> list[tuple[str, str]]:
+    """(op, first input's type) of every op of the main subgraph."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    return [
+        (
+            ops[model.operatorCodes[op.opcodeIndex].builtinCode],
+            types[graph.tensors[op.inputs[0]].type],
+        )
+        for op in graph.operators
+    ]
+
+
+def test_tflite_fp16_stores_float16_weights(cnn_fp16_tflite: Path) -> None:
+    assert ("DEQUANTIZE", "FLOAT16") in _litert_ops(cnn_fp16_tflite)
+
+
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_tflite_int8_of_an_fp16_weight_model(
+    zoo: Manifest, cnn_fp16_tflite: Path, test_data: Dataset, tmp_path: Path, method: str
+) -> None:
+    config = QuantizeConfig(method, calibration_samples=32)
+    out = tmp_path / "q.tflite"
+    rec = quantize(cnn_fp16_tflite, config, test_data.take(64), out).report
+    assert any("FLOAT16 weight(s) behind DEQUANTIZE made FLOAT32" in n for n in rec.notes)
+    assert ("DEQUANTIZE", "FLOAT16") not in _litert_ops(out)
+    fp32 = zoo.path("cnn.tflite").stat().st_size
+    assert rec.model.size_bytes < 0.35 * fp32 and rec.model.size_bytes < 0.7 * rec.base.size_bytes
+    assert rec.fidelity is not None and rec.fidelity.top1_agreement >= 0.95
+    predicted = _litert_logits(out, test_data.feeds["input"][:64]).argmax(1)
+    assert (predicted == test_data.labels[:64]).mean() >= 0.9
+
+
+def _litert_logits(path: Path, images: np.ndarray) -> np.ndarray:
+    """Plain LiteRT, sample by sample (INT8 inputs quantized with the model's own scale)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    scale, zero = inp["quantization"]
+    logits = []
+    for x in images:
+        value = np.round(x / scale + zero).astype(inp["dtype"]) if scale else x
+        interp.set_tensor(inp["index"], value[None])
+        interp.invoke()
+        logits.append(interp.get_tensor(out["index"]).astype(np.float32))
+    return np.concatenate(logits)
+
+
+@pytest.mark.skipif(not HAS_AEQ, reason="ai-edge-quantizer is not installed")
+def test_tflite_refuses_weights_already_behind_dequantize(zoo: Manifest, tmp_path: Path) -> None:
     if "tflite" not in zoo.models["cnn"].files:
         pytest.skip("the zoo was built without litert-torch")
-    with pytest.raises(UsageError, match=r"fp16 works on ONNX models .* not TFLite"):
-        quantize(zoo.path("cnn.tflite"), QuantizeConfig("fp16"), None, tmp_path / "q.tflite")
+    from ai_edge_quantizer import quantizer, recipe_manager
+
+    manager = recipe_manager.RecipeManager()  # INT8 weight-only: INT8 constants + DEQUANTIZE
+    manager.add_weight_only_config(".*", "*", 8)
+    q = quantizer.Quantizer(str(zoo.path("cnn.tflite")), manager.get_quantization_recipe())
+    int8_weights = tmp_path / "w8.tflite"
+    int8_weights.write_bytes(bytes(q.quantize().quantized_model))
+    with pytest.raises(
+        UsageError, match="cannot quantize around a DEQUANTIZE of the constant INT8"
+    ):
+        quantize(int8_weights, QuantizeConfig("int8-dynamic"), None, tmp_path / "q.tflite")
+    assert not (tmp_path / "q.tflite").exists()
+
+
+def _if_model(path: Path) -> Path:
+    """``y = x·W1 if flag else x·W2``: every weight inside an ``If`` branch (as Silero's)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def branch(name: str) -> onnx.GraphProto:
+        weight = numpy_helper.from_array(rng.standard_normal((4, 3)).astype(np.float32), name)
+        node = helper.make_node("MatMul", ["x", name], [f"y_{name}"])
+        out = helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, None)
+        return helper.make_graph([node], name, [], [out], [weight])
+
+    node = helper.make_node(
+        "If", ["flag"], ["y"], name="choose", then_branch=branch("W1"), else_branch=branch("W2")
+    )
+    graph = helper.make_graph(
+        [node],
+        "if",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_weights_only_inside_an_if_are_refused_naming_it(tmp_path: Path) -> None:
+    from edgeship.compress import UnsupportedPattern
+
+    base = _if_model(tmp_path / "if.onnx")
+    data = tmp_path / "if.npz"
+    rng = np.random.default_rng(1)
+    np.savez(data, x=rng.standard_normal((40, 4)).astype(np.float32), flag=np.array(True))
+    with pytest.raises(UnsupportedPattern, match=r"node 'choose' \(If\): the weights lie in its"):
+        quantize(base, QuantizeConfig("int8-static"), data, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()

@@ -104,9 +104,10 @@ def test_run_writes_models_records_and_tables(
         assert ort_outputs(tmp_path / "out" / f"{name}.onnx", small_train.take(2).feeds).shape
     data = json.loads((tmp_path / "out" / "table.json").read_text())
     assert RecipeReport.from_dict(data) == table
-    assert (
-        "| slim-int8 | prune-channels+int8-static |" in (tmp_path / "out" / "table.md").read_text()
-    )
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert "| slim-int8 | prune-channels+int8-static |" in markdown
+    assert table.input_shapes == {"input": [1, 1, 8, 8]}  # what the latencies were measured on
+    assert markdown.startswith("p50 ms at batch 1 on input 1×1×8×8\n")
 
 
 def test_empty_recipe_object_refused() -> None:

@@ -21,7 +21,7 @@ from edgeship.convert import (
     onnx_tflite,
     torch_onnx,
 )
-from edgeship.convert.errors import ConversionError
+from edgeship.extras import MissingExtra
 from edgeship.targets import LocalTarget
 from tests.sdk.convert import graphs
 from tools.zoo import models
@@ -160,7 +160,7 @@ def test_missing_torchvision_makes_its_ops_unsupported() -> None:
 def test_tflite_to_onnx_says_it_needs_tensorflow(zoo, local: LocalTarget, tmp_path: Path):
     if "tflite" not in zoo.models["mlp"].files:
         pytest.skip("the zoo has no .tflite (litert-torch missing)")
-    with pytest.raises(ConversionError, match=r"needs TensorFlow.*edgeship\[tflite-onnx\]"):
+    with pytest.raises(MissingExtra, match=r"needs tf2onnx: pip install 'edgeship\[tflite-onnx\]'"):
         convert(
             ConvertConfig(source=str(zoo.path("mlp.tflite")), output=tmp_path / "m.onnx"), local
         )

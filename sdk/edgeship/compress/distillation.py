@@ -59,7 +59,7 @@ def distill(job: Job[DistillConfig]) -> Outcome:
         details["student"] = f"{teacher.name} at width {config.width} (graph surgery)"
     _check_outputs(module, data, soft.shape[1])
     details["student_parameters"] = count_parameters(module)
-    details["training"] = fit(module, data, soft, config.train).to_dict()
+    details["training"] = fit(module, data, soft, config.train, on_epoch=job.on_epoch).to_dict()
     if onnx_model is None:
         export_onnx(module, data.take(2).feeds, out, data.names)
     else:

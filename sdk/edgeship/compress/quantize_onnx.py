@@ -1,12 +1,18 @@
 """Quantization of ONNX models with ONNX Runtime's quantizer and onnxconverter-common.
 
-* ``int8-dynamic``: weights INT8 (per channel by default), activations quantized at run time.
+* ``int8-dynamic``: weights INT8 (per channel by default), activations quantized at run time,
+  inside ``If``/``Loop`` subgraphs too (ONNX Runtime's ``EnableSubgraph``; their weights are
+  subgraph initializers once :mod:`.prepare` has folded their ``Constant`` nodes).
 * ``int8-static``: QDQ format, INT8 weights (per channel) and UINT8 activations whose ranges
   come from calibration data (MinMax, Entropy or Percentile). The model is pre-processed
-  (shape inference, basic graph optimisation) first, as ONNX Runtime recommends.
+  (shape inference, basic graph optimisation) first, as ONNX Runtime recommends. ONNX
+  Runtime calibrates the main graph only: a model whose weights all lie in subgraphs is
+  refused, naming the node that holds them.
 * ``fp16``: weights and compute in float16, inputs and outputs kept float32. Nodes with a
   float constant outside float16's range (a BatchNorm variance of 1e8, as Paddle exports
-  have) stay float32, instead of having it clamped.
+  have) stay float32, instead of having it clamped. Float32 inputs that subgraphs read
+  from the outer scope are cast for them (the converter casts them for top-level nodes
+  only, which leaves an ``If`` branch mixing float32 and float16).
 
 The outcome lists which nodes were quantized, which were excluded and which stayed float.
 """
@@ -24,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..extras import import_optional
 from . import onnx_graph
 from .config import QuantizeConfig
 from .data import Dataset, require
-from .errors import CompressionError
+from .errors import CompressionError, UnsupportedPattern
 from .methods import Job, Outcome
+from .prepare import graphs, subgraphs
 
 CALIBRATION_BATCH = 32
 
@@ -49,6 +57,8 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
             _preprocess(src, pre)
             _static(_opset13(pre, config), config, data, out, _op_types(model, config, False))
     details = _what_changed(model, onnx_graph.load(out), config)
+    if not details["quantized_nodes"]:
+        _weights_in_subgraphs(model, config, out)
     notes = []
     if kept:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
@@ -60,8 +70,32 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     return Outcome(details=details, notes=notes)
 
 
+SUBGRAPH_REFUSAL = {
+    "int8-static": "the weights lie in its subgraphs, which static (QDQ) quantization does "
+    "not enter (ONNX Runtime calibrates the main graph only); int8-dynamic does",
+}
+
+
+def _weights_in_subgraphs(model: Any, config: QuantizeConfig, out: Path) -> None:
+    """With no node quantized, refuse a model whose weights lie in an ``If``/``Loop``
+    subgraph (the result would be a copy, often a smaller one after preparation, which
+    the no-op guard would miss), naming that node; the copy at ``out`` is removed."""
+    nested = next((n for n in model.graph.node if any(g.node for g in subgraphs(n))), None)
+    if nested is not None:
+        out.unlink(missing_ok=True)
+        why = SUBGRAPH_REFUSAL.get(
+            config.method, "the weights lie in its subgraphs, where no node was quantized"
+        )
+        raise UnsupportedPattern(nested.name, nested.op_type, why)
+
+
+def _nodes(model: Any) -> list[Any]:
+    """The nodes of every graph of ``model``: the quantizer names nested ones too."""
+    return [n for g in graphs(model.graph) for n in g.node]
+
+
 def _check_exclusions(model: Any, config: QuantizeConfig) -> None:
-    names = {n.name for n in model.graph.node}
+    names = {n.name for n in _nodes(model)}
     unknown = [n for n in config.exclude_nodes if n not in names]
     if unknown:
         raise UsageError(f"excluded node(s) {unknown} are not in the model")
@@ -206,18 +240,14 @@ def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] |
             per_channel=config.per_channel,
             op_types_to_quantize=op_types,
             nodes_to_exclude=list(config.exclude_nodes),
+            extra_options={"EnableSubgraph": True},
         )
     except Exception as exc:
         raise CompressionError(f"dynamic INT8 quantization failed: {describe(exc)}") from exc
 
 
 def _fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
-    try:
-        from onnxconverter_common import float16
-    except ImportError as exc:
-        raise CompressionError(
-            "fp16 needs onnxconverter-common (pip install onnxconverter-common)"
-        ) from exc
+    float16 = import_optional("onnxconverter_common.float16", "fp16")
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
     for _ in range(FP16_RETRIES):
@@ -249,7 +279,38 @@ def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) 
             node_block_list=nodes,
         )
     del converted.graph.value_info[:]  # stale float32 entries beside inserted Casts
+    _cast_outer_inputs(converted)
     return converted
+
+
+def _cast_outer_inputs(model: Any) -> None:
+    """Give subgraph nodes that read a float32 graph input from the outer scope a float16
+    copy, cast at the top of the main graph: the converter converts subgraphs whole but
+    casts kept-float32 inputs for top-level consumers only."""
+    from onnx import TensorProto, helper
+
+    kept = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT}
+    renamed: dict[str, str] = {}
+    for node in model.graph.node:
+        for sub in subgraphs(node):
+            _rename_reads(sub, kept, renamed)
+    for name, half in reversed(renamed.items()):
+        cast = helper.make_node("Cast", [name], [half], name=half, to=TensorProto.FLOAT16)
+        model.graph.node.insert(0, cast)
+
+
+def _rename_reads(graph: Any, names: set[str], renamed: dict[str, str]) -> None:
+    """Point reads of ``names`` in ``graph`` and below to their float16 copies (recorded
+    in ``renamed``); a name the graph declares itself shadows the outer one."""
+    own = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    own |= {o for n in graph.node for o in n.output}
+    visible = names - own
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in visible:
+                node.input[k] = renamed.setdefault(name, f"{name}_fp16_outer")
+        for sub in subgraphs(node):
+            _rename_reads(sub, visible, renamed)
 
 
 _NODE_IN_ERROR = re.compile(r"node name: ([^)]+)\)")
@@ -277,32 +338,36 @@ def out_of_range_nodes(model: Any) -> list[str]:
     """Names of nodes reading a float initializer with a finite value beyond float16's
     range (kept float32 by the conversion); unnamed such nodes are given a name."""
     import numpy as np
+    from onnx import numpy_helper
 
-    values = onnx_graph.arrays(model)
-    wide = {
-        name
-        for name, v in values.items()
-        if v.dtype.kind == "f" and v.size and float(np.max(np.abs(v))) > FP16_MAX
-    }
     names = []
-    for i, node in enumerate(model.graph.node):
-        if wide.intersection(node.input):
-            if not node.name:
-                node.name = f"{node.op_type}_{i}_fp32"
-            names.append(node.name)
+    for graph in graphs(model.graph):
+        values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        wide = {
+            name
+            for name, v in values.items()
+            if v.dtype.kind == "f" and v.size and float(np.max(np.abs(v))) > FP16_MAX
+        }
+        for i, node in enumerate(graph.node):
+            if wide.intersection(node.input):
+                if not node.name:
+                    node.name = f"{node.op_type}_{i}_fp32"
+                names.append(node.name)
     return names
 
 
 def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]:
     """Which base nodes now compute in reduced precision, by name.
 
-    INT8: a node was replaced (QOperator) or reads a DequantizeLinear output (QDQ). FP16:
-    every node that neither the converter's op block list nor an exclusion kept float32.
+    INT8: a node was replaced (QOperator: nodes named ``NAME_...`` in its place, or another
+    op type under its name) or reads a DequantizeLinear output (QDQ). FP16: every node that
+    neither the converter's op block list nor an exclusion kept float32. Nested graphs'
+    nodes count too.
     """
     excluded = set(config.exclude_nodes)
     candidates = [
         n
-        for n in base.graph.node
+        for n in _nodes(base)
         if n.name not in excluded and n.op_type not in config.exclude_op_types
     ]
     if config.method == "fp16":
@@ -312,14 +377,14 @@ def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]
         quantized = [n.name for n in candidates if n.op_type not in blocked]
         kept = [n.name for n in candidates if n.op_type in blocked]
     else:
-        by_name = {n.name: n for n in new.graph.node}
-        made_by = onnx_graph.producers(new)
+        by_name = {n.name: n for n in _nodes(new)}
+        made_by = {out: n for n in _nodes(new) for out in n.output}
 
         def lowered(node: Any) -> bool:
             twin = by_name.get(node.name)
-            if twin is None or twin.op_type != node.op_type:
-                return True
-            return any(
+            if twin is None:  # replaced (ONNX Runtime derives the new names from it), or
+                return any(n.startswith(f"{node.name}_") for n in by_name)  # optimised away
+            return twin.op_type != node.op_type or any(
                 i in made_by and made_by[i].op_type == "DequantizeLinear" for i in twin.input
             )
 

@@ -1,0 +1,110 @@
+"""The progress line of ``profile``, ``ab`` and ``tune`` through the real command line on
+``local``: on a terminal one updating line on stderr, ended by a newline; with ``--json``
+or into a pipe, none."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edgeship.cli.main import main
+from edgeship.progress import CLEAR_LINE
+
+Run = Callable[..., tuple[int, str]]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(params=["terminal", "pipe"])
+def edgeship(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """``main`` with stderr a terminal or a pipe; its exit status and its stderr."""
+
+    monkeypatch.setenv("COLUMNS", "200")  # the terminal's width: lines are cut to it
+
+    def run(*args: str | Path) -> tuple[int, str]:
+        err = Terminal() if request.param == "terminal" else io.StringIO()
+        monkeypatch.setattr("sys.stderr", err)
+        monkeypatch.setattr("sys.stdout", io.StringIO())
+        rc = main([str(a) for a in args])
+        return rc, err.getvalue()
+
+    return run
+
+
+def _frames(err: str) -> list[str]:
+    return [f for f in err.split(CLEAR_LINE) if f]
+
+
+def _live(request: pytest.FixtureRequest) -> bool:
+    return "terminal" in request.node.callspec.id
+
+
+def test_profile_with_min_seconds_shows_the_plan_and_the_time_waited(
+    edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
+) -> None:
+    args = [add_onnx, "--runs", "5", "--warmup", "1", "--threads", "1", "--min-seconds", "0.2"]
+    rc, err = edgeship("profile", *args)
+    assert rc == 0, err
+    if not _live(request):
+        assert err == ""
+        return
+    frames = _frames(err)
+    plan = "local: add.onnx: warm-up until steady, then 5 timed runs, at least 0.2 s"
+    assert frames and all(f.startswith(f"{plan} · ") for f in frames)
+    assert frames[-1].endswith(" s\n") and err.count("\n") == 1
+    rc, err = edgeship("profile", *args, "--json")
+    assert rc == 0 and err == ""
+
+
+def test_profile_with_ops_shows_the_operator_phase(
+    edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
+) -> None:
+    rc, err = edgeship("profile", add_onnx, "--runs", "3", "--warmup", "1", "--ops")
+    assert rc == 0, err
+    phase = "local: add.onnx: per-operator profile, 3 runs · "
+    assert any(f.startswith(phase) for f in _frames(err)) == _live(request)
+
+
+def test_ab_shows_each_latency_session_and_memory_run(
+    edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
+) -> None:
+    common = ["--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "1"]
+    rc, err = edgeship("ab", add_onnx, add_onnx, *common)
+    assert rc == 0, err
+    if not _live(request):
+        assert "latency session" not in err
+        return
+    shown = [f.split(" · ")[0] for f in _frames(err) if not f.startswith("note: ")]
+    assert [f"local: latency session {i} of 4" for i in range(1, 5)] == shown[:4]
+    assert "local: memory: add.onnx (1 of 2)" in shown
+    assert "local: memory: add.onnx#2 (2 of 2)" in shown
+    rc, err = edgeship("ab", add_onnx, add_onnx, *common, "--json")
+    assert rc == 0 and "latency session" not in err
+
+
+def test_tune_shows_each_trial_and_its_settings(
+    edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
+) -> None:
+    args = ["--threads", "1", "--modes", "sequential", "--providers", "CPUExecutionProvider"]
+    quick = ["--runs", "3", "--warmup", "1", "--rounds", "2", "--no-store"]
+    rc, err = edgeship("tune", add_onnx, *args, *quick)
+    assert rc == 0, err
+    if not _live(request):
+        assert err == ""
+        return
+    shown = [f.split(" · ")[0] for f in _frames(err)]
+    assert shown == [
+        "local: trial 1 of 4: threads=default providers=- mode=sequential",
+        "local: trial 2 of 4: threads=1 providers=CPU mode=sequential",
+        "local: trial 3 of 4: threads=default providers=- mode=sequential",
+        "local: trial 4 of 4: threads=1 providers=CPU mode=sequential",
+    ]
+    assert err.endswith("\n") and err.count("\n") == 1
+    rc, err = edgeship("tune", add_onnx, *args, *quick, "--json")
+    assert rc == 0 and err == ""

@@ -1,0 +1,67 @@
+"""Training and recipe progress: each distillation epoch on the command's line, on a
+terminal only; a recipe's bar with the epochs of the variant that trains."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from edgeship.cli.compress_cmd import _Variants
+from edgeship.cli.main import main
+from edgeship.compress.train import EpochDone
+from edgeship.progress import CLEAR_LINE, StatusLine
+from tools.zoo.build import Manifest
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stderr", ["terminal", "json"])
+def test_distill_shows_each_epoch_and_its_loss(
+    zoo: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str
+) -> None:
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    monkeypatch.setenv("COLUMNS", "200")
+    args = [str(zoo.path("mlp.onnx")), "--method", "distill", "--epochs", "2", "--width", "0.5"]
+    args += ["--data", str(zoo.path("digits_test.npz")), "--out", str(tmp_path / "s.onnx")]
+    rc = main(["compress", *args, *(["--json"] if stderr == "json" else [])])
+    assert rc == 0, err.getvalue()
+    if stderr == "json":
+        assert "epoch" not in err.getvalue()
+        return
+    frames = [f for f in err.getvalue().split(CLEAR_LINE) if f.startswith("distill: ")]
+    assert [f.split(":")[1] for f in frames] == [" epoch 1 of 2", " epoch 2 of 2"]
+    losses = [float(f.split("loss ")[1].split(",")[0]) for f in frames]
+    assert all(loss > 0 for loss in losses)  # real cross-entropy/KL of a real student
+    assert "held-out accuracy " in frames[-1] and frames[-1].endswith("%\n")
+
+
+def test_a_recipe_bar_carries_the_training_variants_epochs() -> None:
+    out = Terminal()
+    variants = _Variants(StatusLine(out, width=200))
+    variants.start(0, 2, "int8")
+    variants.start(1, 2, "small")
+    variants.epoch(EpochDone(epoch=1, epochs=3, loss=0.5, metric="accuracy", value=0.9))
+    variants.start(2, 2, "")
+    frames = [f for f in out.getvalue().split(CLEAR_LINE) if f]
+    assert frames[0] == "[" + "." * 30 + "] 0/2 int8"
+    assert frames[2] == f"[{'#' * 15}{'.' * 15}] 1/2 small: epoch 1 of 3: loss 0.5000, " + (
+        "held-out accuracy 90.00%"
+    )
+    assert frames[-1] == "[" + "#" * 30 + "] 2/2 done\n"
+
+
+def test_into_a_pipe_a_recipe_writes_a_line_per_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    variants = _Variants(StatusLine(err))
+    variants.start(0, 2, "int8")
+    variants.epoch(EpochDone(epoch=1, epochs=3, loss=0.5, metric="accuracy", value=0.9))
+    variants.start(2, 2, "")
+    assert err.getvalue() == "[1/2] int8\n"

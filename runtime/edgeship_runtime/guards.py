@@ -11,10 +11,19 @@ and after the window); :func:`judge` turns the samples and the two snapshots int
   runs does not move the figure, a slower half of the window does;
 - the tail: 5 % or more of the runs took over 1.5× the median (a load that stalls runs
   all through the window, which averaging hides);
+- a shift: the median of the window's second half is 15 % or more away from the first
+  half's, beyond the noise of either (their 95 % notches, 1.58 IQR/√n, do not overlap):
+  something changed mid-window that no clock reading showed (a step of 15-20 % leaves the
+  std of the values under 10 %). Not tighter: a quiet shared 2-core VM's half-second
+  medians wander ±9 %, its window halves up to 10-12 % apart;
 - the clock: the governor is not ``performance``; a CPU's clock or its cap moved by more
   than 10 % between the two snapshots; the power mode changed (Jetson ``nvpmodel``);
 - throttling: a kernel ``thermal_throttle`` counter rose, or ``vcgencmd get_throttled``
   says throttled, capped or under-voltage (Raspberry Pi);
+- contention: the runtime process was preempted (involuntary context switches, from
+  ``getrusage``) 10 or more times a second during the window — another process competed
+  for its CPUs, which the per-run times may hide (a preemption between two runs costs
+  throughput, not latency);
 - the timer: a median run shorter than 100 steps of the clock's measured resolution;
 - the warm-up: the rolling median had not settled when timing began.
 
@@ -48,11 +57,18 @@ TAIL_FACTOR = 1.5
 """A run slower than this many medians is in the tail."""
 TAIL_LIMIT = 0.05
 """Share of runs in the tail at or above which the window was disturbed throughout."""
+SHIFT_LIMIT = 0.15
+"""Relative move of the median between the window's halves taken as a shift."""
 VALUES = 20
 """How many values the spread is judged on: each the mean of ``n // VALUES`` consecutive
 runs (single runs when there are fewer than two per value)."""
 CLOCK_CHANGE_LIMIT = 0.10
 """Relative change of a CPU's clock (or its cap) between the snapshots taken as a change."""
+PREEMPTION_RATE = 10.0
+"""Involuntary context switches of the runtime per second of window taken as contention
+(a quiet 2-core VM: 2-3/s; with a CPU hog per core: 40-80/s)."""
+MIN_PREEMPTIONS = 20
+"""Fewer than this many in a window are never contention (short windows)."""
 MIN_CLOCK_STEPS = 100
 """A median run must last at least this many steps of the timer's resolution."""
 
@@ -85,7 +101,17 @@ def snapshot() -> DeviceState:
         rpi_throttled=_rpi_throttled(),
         jetson_power_mode=_jetson_power_mode(),
         devfreq_mhz=_devfreq(),
+        preemptions=_preemptions(),
+        at_s=time.monotonic(),
     )
+
+
+def _preemptions() -> Optional[int]:
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw)
 
 
 def _cpus() -> List[int]:
@@ -194,6 +220,8 @@ def sample_reasons(samples_ms: Sequence[float], resolution_ns: float) -> List[st
             f"{100 * tail:.0f} % of the runs took over {TAIL_FACTOR:g}× the median "
             f"{median:.3g} ms (limit {100 * TAIL_LIMIT:.0f} %)"
         )
+    if a.size >= 2 * VALUES:
+        reasons += shift_reasons(a)
     median_ns = median * 1e6
     if median_ns < MIN_CLOCK_STEPS * resolution_ns:
         reasons.append(
@@ -231,6 +259,26 @@ def spread_reasons(a: np.ndarray) -> List[str]:
     return reasons
 
 
+def shift_reasons(a: np.ndarray) -> List[str]:
+    """Whether the median moved between the window's halves, beyond either's noise."""
+    first, second = a[: a.size // 2], a[a.size // 2 :]
+    m1, m2 = float(np.median(first)), float(np.median(second))
+    if m1 <= 0 or abs(m2 - m1) < SHIFT_LIMIT * m1:
+        return []
+    if abs(m2 - m1) <= _notch(first) + _notch(second):
+        return []
+    return [
+        f"the median moved {100 * (m2 / m1 - 1):+.0f} % between the window's halves "
+        f"({m1:.3g} → {m2:.3g} ms; limit {100 * SHIFT_LIMIT:.0f} %)"
+    ]
+
+
+def _notch(x: np.ndarray) -> float:
+    """Half-width of the median's 95 % interval (McGill's boxplot notch)."""
+    q1, q3 = np.percentile(x, [25, 75])
+    return float(1.58 * (q3 - q1) / np.sqrt(x.size))
+
+
 def state_reasons(before: DeviceState, after: DeviceState) -> Tuple[List[str], List[str]]:
     """(reasons the device's state makes the window untrustworthy, what could not be
     checked here)."""
@@ -264,7 +312,30 @@ def state_reasons(before: DeviceState, after: DeviceState) -> Tuple[List[str], L
         )
     if before.temperature_c is None:
         unchecked.append("temperature (no thermal zone)")
+    contention = _contention(before, after)
+    if contention is None:
+        unchecked.append("CPU contention (no getrusage)")
+    elif contention:
+        reasons.append(contention)
     return reasons, unchecked
+
+
+def _contention(before: DeviceState, after: DeviceState) -> Optional[str]:
+    """Why the runtime's CPUs were contended during the window ("" if they were not);
+    None where it cannot be told."""
+    if before.preemptions is None or after.preemptions is None:
+        return None
+    if before.at_s is None or after.at_s is None:
+        return None
+    count = after.preemptions - before.preemptions
+    seconds = after.at_s - before.at_s
+    rate = count / seconds if seconds > 0 else 0.0
+    if count < MIN_PREEMPTIONS or rate < PREEMPTION_RATE:
+        return ""
+    return (
+        f"the runtime was preempted {count} times in the {seconds:.1f} s window "
+        f"({rate:.0f}/s, limit {PREEMPTION_RATE:.0f}/s): another process competed for its CPUs"
+    )
 
 
 def _moved(what: str, before: Dict[str, float], after: Dict[str, float]) -> List[str]:

@@ -178,6 +178,7 @@ class DeviceState:
     ``throttle_counts``: the kernel's ``thermal_throttle/*_count`` per CPU (x86);
     ``rpi_throttled``: the bits of ``vcgencmd get_throttled`` (Raspberry Pi);
     ``devfreq_mhz``: devfreq devices' current clock (a Jetson's GPU and memory, Mali GPUs).
+    ``preemptions`` and ``at_s`` are about the runtime process, not the board.
     """
 
     temperature_c: Optional[float] = None
@@ -190,6 +191,11 @@ class DeviceState:
     rpi_throttled: Optional[int] = None
     jetson_power_mode: Optional[str] = None
     devfreq_mhz: Dict[str, float] = field(default_factory=dict)
+    preemptions: Optional[int] = None
+    """The runtime process's involuntary context switches so far (``getrusage``): each
+    one a moment another process took its CPU."""
+    at_s: Optional[float] = None
+    """When it was read (a monotonic clock, seconds): for rates between two snapshots."""
 
 
 @dataclass

@@ -25,6 +25,8 @@ QUIET = DeviceState(
     cur_freq_mhz={"cpu0": 1800.0},
     max_freq_mhz={"cpu0": 1800.0},
     throttle_counts={"cpu0/core_throttle_count": 3},
+    preemptions=7,
+    at_s=100.0,
 )
 
 
@@ -81,8 +83,9 @@ def test_one_stall_among_thousands_of_runs_is_no_reason() -> None:
 
 def test_a_slower_second_half_is_a_reason() -> None:
     """A disturbance from half-way (a CPU hog, a quota cut) moves whole values."""
-    (reason,) = guards.sample_reasons([0.4] * 3000 + [0.6] * 3000, 50.0)
-    assert reason.startswith("std ") and "over 20 means of 300 consecutive runs" in reason
+    spread, shift = guards.sample_reasons([0.4] * 3000 + [0.6] * 3000, 50.0)
+    assert spread.startswith("std ") and "over 20 means of 300 consecutive runs" in spread
+    assert shift.startswith("the median moved +50 % between the window's halves (0.4 → 0.6")
 
 
 def test_runs_too_short_for_the_clock() -> None:
@@ -130,6 +133,7 @@ def test_what_cannot_be_read_is_unchecked_not_fine() -> None:
         "CPU clock",
         "throttling",
         "temperature",
+        "CPU contention",
     ]
 
 
@@ -235,3 +239,46 @@ def test_a_profile_carries_its_verdict(add_onnx: Path) -> None:
     assert validity is not None and validity.verdict in ("stable", "unstable")
     assert validity.warmup_runs >= 10 and validity.before is not None
     assert report.to_dict()["validity"]["verdict"] == validity.verdict
+
+
+def test_a_median_that_moves_between_the_halves_is_a_reason() -> None:
+    """A clock stepping down from 1.8 to 1.5 GHz half-way, where no cpufreq tells it:
+    every run 20 % longer, the std of the 20 values still under 10 %."""
+    rng = np.random.default_rng(2)
+    before = 0.4 + 0.03 * rng.standard_normal(5000)
+    after = 0.48 + 0.03 * rng.standard_normal(5000)
+    (reason,) = guards.sample_reasons(np.concatenate([before, after]), 50.0)
+    assert reason.startswith("the median moved +20 % between the window's halves (0.4 → 0.48")
+    assert reason.endswith("limit 15 %)")
+    wander = np.concatenate([before, 0.44 + 0.03 * rng.standard_normal(5000)])  # +10 %: a VM's
+    assert guards.sample_reasons(wander, 50.0) == []
+
+
+def test_a_move_inside_the_noise_of_a_short_window_is_no_reason() -> None:
+    rng = np.random.default_rng(3)
+    noisy = np.concatenate([1.0 + 3 * rng.random(20), 1.5 + 3 * rng.random(20)])  # +20 %
+    assert not [r for r in guards.sample_reasons(noisy, 50.0) if "median moved" in r]
+
+
+def test_a_runtime_preempted_often_in_its_window_was_contended() -> None:
+    """A CPU hog per core on this VM: 162-199 involuntary switches in a 4 s window (quiet:
+    9-13), the p50 unchanged — the hog took throughput, not per-run time."""
+    before = state(preemptions=100, at_s=10.0)
+    (reason,) = guards.state_reasons(before, state(preemptions=280, at_s=14.0))[0]
+    assert reason == (
+        "the runtime was preempted 180 times in the 4.0 s window (45/s, limit 10/s): "
+        "another process competed for its CPUs"
+    )
+    assert guards.state_reasons(before, state(preemptions=112, at_s=14.0)) == ([], [])
+    assert guards.state_reasons(before, state(preemptions=115, at_s=10.5))[0] == []  # < 20
+
+
+def test_contention_cannot_be_told_without_getrusage() -> None:
+    unread = state(preemptions=None, at_s=None)
+    reasons, unchecked = guards.state_reasons(unread, unread)
+    assert reasons == [] and unchecked == ["CPU contention (no getrusage)"]
+
+
+def test_the_snapshot_counts_this_process_preemptions() -> None:
+    snap = guards.snapshot()
+    assert snap.preemptions is not None and snap.preemptions >= 0 and snap.at_s is not None

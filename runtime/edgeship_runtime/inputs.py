@@ -23,6 +23,25 @@ LABELS_KEY = "labels"
 Feeds = Dict[str, np.ndarray]
 
 
+def input_mapping(given: Sequence[str], names: Sequence[str]) -> Dict[str, str]:
+    """Each of the ``given`` input names (the data's) → the model input it feeds: by name
+    when they are the model's ``names`` in any order (Silero's two exports take ``state``
+    and ``sr`` in opposite orders), else by position (a converted model's own names, such
+    as TFLite's ``serving_default_x:0``)."""
+    if set(given) == set(names):
+        return {n: n for n in given}
+    if len(given) != len(names):
+        raise ValueError(f"{len(given)} arrays {list(given)} for {len(names)} inputs {list(names)}")
+    return dict(zip(given, names))
+
+
+def named_as(feeds: Mapping[str, np.ndarray], names: Sequence[str]) -> Dict[str, np.ndarray]:
+    """``feeds`` under the model's input ``names``, in that order (:func:`input_mapping`)."""
+    mapping = input_mapping(list(feeds), names)
+    by_input = {mapping[k]: v for k, v in feeds.items()}
+    return {n: by_input[n] for n in names}
+
+
 def parse_shape_overrides(items: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
     """``["input=1,3,224,224"]`` → ``{"input": (1, 3, 224, 224)}``."""
     shapes: Dict[str, Tuple[int, ...]] = {}

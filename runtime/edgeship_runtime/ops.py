@@ -62,7 +62,8 @@ def _conditions() -> Dict[str, Any]:
 
 
 def _verdict(validity: Validity) -> Dict[str, Any]:
-    """A verdict without its device snapshots (an interleave has one pair for all)."""
+    """A verdict without its device snapshots (an interleave returns one pair for all,
+    its ``device``)."""
     validity.before = validity.after = None
     result: Dict[str, Any] = to_jsonable(validity)
     return result
@@ -172,8 +173,9 @@ class Runtime:
 
     def interleave(self, args: Mapping[str, Any]) -> Dict[str, Any]:
         """Time several loaded models interleaved in randomized blocks (the A/B design);
-        every model's raw samples, the rounds' orders, and the device's temperature and
-        CPU clock before and after."""
+        every model's raw samples, the rounds' orders, the device's temperature and CPU
+        clock before and after, and its state then (governors, clocks, throttling,
+        preemptions: the snapshots every model's verdict was judged on)."""
         handles = [str(h) for h in args.get("handles") or []]
         if not handles or len(set(handles)) != len(handles):
             raise UsageError(f"interleave needs distinct loaded handles, got {handles}")
@@ -200,6 +202,7 @@ class Runtime:
             "samples_ms": dict(zip(handles, samples)),
             "rounds": [[handles[i] for i in order] for order in rounds],
             "conditions": {"before": before, "after": after},
+            "device": {"before": to_jsonable(state_before), "after": to_jsonable(state_after)},
             "wall_s": wall_s,
             "validity": {
                 h: _verdict(guards.judge(s, state_before, state_after, policy.warmup))

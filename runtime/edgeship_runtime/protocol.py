@@ -72,7 +72,8 @@ Operations (args → result)
               ``request_batch``: run it as requests of that many samples.
     interleave {handles, inputs?, feeds?, shapes?, seed?, warmup?, block?, blocks?} →
                   {handles, policy, samples_ms: {handle: [ms...]}, rounds: [[handle...]],
-                   conditions: {before, after}, wall_s}
+                   conditions: {before, after}, device: {before, after}, wall_s,
+                   validity: {handle: Validity}}
               Several loaded models timed in one process (the A/B design): ``warmup``
               untimed runs each, then ``blocks`` rounds, each a random permutation of the
               handles (seeded by ``seed``) in which every model makes ``block``
@@ -82,7 +83,9 @@ Operations (args → result)
               round k. ``before``/``after`` hold ``temperature_c`` (hottest zone),
               ``thermal_zones`` and ``cpu_freq_mhz``, each None/empty where unreadable.
               ``validity`` maps each handle to its verdict on the window (a Validity
-              without its device snapshots).
+              without its device snapshots); ``device: {before, after}`` holds those
+              snapshots once for all (DeviceState: governors, clocks, throttle counts,
+              ``rpi_throttled``, ``preemptions``...).
     profile_ops {handle, runs?, warmup?, trace?, inputs?, shapes?, seed?} → OpProfile
               Per-operator times from a second, profiling session of the model (the
               handle's own session is never profiled): both warmed up ``warmup`` runs,

@@ -9,6 +9,11 @@ tuning trials, training epochs, recipe variants): each worker (a device) sets it
 entry, the line shows them all, and an entry that is waiting on the device ticks its
 elapsed seconds, since the device reports nothing until it is done. The library only
 calls callbacks; the CLI owns the line, live on a terminal and silent otherwise.
+
+A terminal has one such line: while a :class:`StatusLine` is open (in its ``with`` block)
+on a stream, it is that stream's line (:func:`line_on`), and the upload bar, a fleet's
+``12/64 done`` and error lines go through it (as entries, or printed above it) rather than
+drawing over it.
 """
 
 from __future__ import annotations
@@ -35,11 +40,18 @@ def bar(done: float, total: float, width: int = WIDTH) -> str:
 
 
 class TransferProgress:
-    """The shared line of ``labels``' uploads; :meth:`reporter` gives each its callback."""
+    """The shared line of ``labels``' uploads; :meth:`reporter` gives each its callback.
 
-    def __init__(self, labels: Sequence[str], stream: TextIO | None = None) -> None:
+    With a ``line`` (the terminal's open status line) the uploads are its ``upload`` entry,
+    beside the other entries; without, the bar draws the line itself.
+    """
+
+    def __init__(
+        self, labels: Sequence[str], stream: TextIO | None = None, line: StatusLine | None = None
+    ) -> None:
         self.labels = list(labels)
         self.stream = stream or sys.stderr
+        self.line = line
         self._state: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
@@ -54,27 +66,35 @@ class TransferProgress:
     def _draw(self, label: str, finished: bool) -> None:
         done = sum(d for d, _ in self._state.values())
         total = sum(t for _, t in self._state.values())
-        line = f"{bar(done, total)} {done / 2**20:.1f}/{total / 2**20:.1f} MiB"
+        text = f"{bar(done, total)} {done / 2**20:.1f}/{total / 2**20:.1f} MiB"
         if len(self.labels) == 1:
-            self.stream.write(f"\r{label}: {line}")
-            if finished:
-                self.stream.write("\n")
+            text = f"{label}: {text}"
         else:
             complete = sum(d >= t for d, t in self._state.values())
-            self.stream.write(
-                f"\rupload to {len(self._state)} of {len(self.labels)} devices: {line}, "
+            text = (
+                f"upload to {len(self._state)} of {len(self.labels)} devices: {text}, "
                 f"{complete} complete"
             )
-            if complete == len(self._state):  # a device starting later draws a new line
-                self.stream.write("\n")
+            finished = complete == len(self._state)  # a device starting later: a new line
+        if self.line is not None:
+            self.line.show(UPLOAD, text, label="")
+            if finished:
+                self.line.done(UPLOAD)
+            return
+        self.stream.write(CLEAR_LINE + text + ("\n" if finished else ""))
         self.stream.flush()
 
 
+UPLOAD = "upload"
+"""The upload bar's key on a status line (its text names the devices)."""
+
+
 def transfer_reporters(labels: Sequence[str]) -> dict[str, Progress]:
-    """A callback per label drawing the shared line, or none when stderr is no terminal."""
+    """A callback per label drawing the shared line, or none when stderr is no terminal;
+    into the open status line when there is one."""
     if not sys.stderr.isatty():
         return {}
-    line = TransferProgress(labels)
+    line = TransferProgress(labels, sys.stderr, line_on(sys.stderr))
     return {label: line.reporter(label) for label in labels}
 
 
@@ -104,18 +124,20 @@ class StatusLine:
         self.tick_s = tick_s
         self.width = width
         self.clock = clock
-        self._entries: dict[str, tuple[str, float | None]] = {}  # key -> (text, set at)
+        self._entries: dict[str, tuple[str, str, float | None]] = {}  # key: label, text, set at
         self._open = False  # a line is on the screen and not ended yet
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    def show(self, key: str, text: str, *, ticking: bool = False) -> None:
-        """Set ``key``'s entry to ``text`` (with its elapsed seconds when ``ticking``)."""
+    def show(self, key: str, text: str, *, ticking: bool = False, label: str | None = None) -> None:
+        """Set ``key``'s entry to ``text`` (with its elapsed seconds when ``ticking``),
+        shown after ``label: `` (default: the key; ``""``: none)."""
         if not self.live:
             return
         with self._lock:
-            self._entries[key] = (text, self.clock() if ticking else None)
+            shown = key if label is None else label
+            self._entries[key] = (shown, text, self.clock() if ticking else None)
             self._draw()
             if ticking and self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick, name="status-line", daemon=True)
@@ -123,6 +145,14 @@ class StatusLine:
 
     def done(self, key: str) -> None:
         """Drop ``key``'s entry; the last one dropped ends the line, leaving it shown."""
+        self._drop(key, erase=False)
+
+    def clear(self, key: str) -> None:
+        """Drop ``key``'s entry and leave no record of it: the last one dropped erases the
+        line (a running count, unlike a finished bar, is no record)."""
+        self._drop(key, erase=True)
+
+    def _drop(self, key: str, erase: bool) -> None:
         if not self.live:
             return
         with self._lock:
@@ -130,8 +160,25 @@ class StatusLine:
                 return
             if self._entries:
                 self._draw()
-            else:
+            elif not erase:
                 self._end()
+            elif self._open:
+                self.stream.write(CLEAR_LINE)
+                self.stream.flush()
+                self._open = False
+
+    def print_above(self, lines: Sequence[str], out: TextIO) -> None:
+        """Print ``lines`` to ``out`` (stdout, or this stream) on lines of their own, the
+        status line erased first and drawn again under them."""
+        with self._lock:
+            if self.live and self._open:
+                self.stream.write(CLEAR_LINE)
+                self.stream.flush()
+                self._open = False
+            for line in lines:
+                print(line, file=out, flush=True)
+            if self.live and self._entries:
+                self._draw()
 
     def refresh(self) -> None:
         """Redraw, so ticking entries show their seconds now (the ticker calls it)."""
@@ -141,6 +188,8 @@ class StatusLine:
 
     def close(self) -> None:
         """Stop ticking and end a line left open (an entry never done: a failure)."""
+        if _OPEN.get(id(self.stream)) is self:
+            del _OPEN[id(self.stream)]
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
@@ -149,6 +198,8 @@ class StatusLine:
             self._end()
 
     def __enter__(self) -> StatusLine:
+        if self.live:
+            _OPEN[id(self.stream)] = self
         return self
 
     def __exit__(
@@ -166,9 +217,9 @@ class StatusLine:
     def _draw(self) -> None:
         now = self.clock()
         parts = []
-        for key, (text, since) in self._entries.items():
+        for label, text, since in self._entries.values():
             shown = text if since is None else f"{text} · {now - since:.0f} s"
-            parts.append(f"{key}: {shown}" if key else shown)
+            parts.append(f"{label}: {shown}" if label else shown)
         line = " | ".join(parts)
         # a line longer than the terminal wraps, and \r then redraws only its last row
         width = self.width or shutil.get_terminal_size().columns
@@ -183,3 +234,12 @@ class StatusLine:
             self.stream.write("\n")
             self.stream.flush()
             self._open = False
+
+
+_OPEN: dict[int, StatusLine] = {}
+"""The live status line open on each stream (by its ``id``), from its ``with`` to its close."""
+
+
+def line_on(stream: TextIO) -> StatusLine | None:
+    """The live status line open on ``stream``, if any: what else writes there goes through it."""
+    return _OPEN.get(id(stream))

@@ -18,7 +18,7 @@ import collections
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,18 @@ class ShardError(TargetError):
 
 
 def profile_parallel(
-    target: Target, model: Path, config: ProfileConfig, parallel: ParallelConfig
+    target: Target,
+    model: Path,
+    config: ProfileConfig,
+    parallel: ParallelConfig,
+    progress: Callable[[], None] | None = None,
 ) -> ProfileReport:
     """Like :meth:`Target.profile` with the session as given, as a stream over shards or
-    pipeline stages; the report has its ``parallel`` section filled."""
+    pipeline stages; the report has its ``parallel`` section filled. ``progress`` is
+    called once the model is loaded (its upload done), when the stream starts."""
     with target.load(model, config) as loaded:
+        if progress is not None:
+            progress()
         return loaded.profile(parallel=parallel)
 
 

@@ -7,13 +7,25 @@ import re
 import threading
 import time
 
-from edgeship.progress import CLEAR_LINE, StatusLine, TransferProgress, bar
+import pytest
+
+from edgeship.cli.fleet_view import FleetTable
+from edgeship.cli.output import print_stderr
+from edgeship.fleet import DeviceResult, FleetProgress
+from edgeship.progress import (
+    CLEAR_LINE,
+    StatusLine,
+    TransferProgress,
+    bar,
+    line_on,
+    transfer_reporters,
+)
 
 MIB = 2**20
 
 
 def _frames(stream: io.StringIO) -> list[str]:
-    return [f for f in stream.getvalue().split("\r") if f]
+    return [f for f in stream.getvalue().split(CLEAR_LINE) if f]
 
 
 def test_one_device_draws_its_bar_and_ends_the_line_when_done() -> None:
@@ -163,3 +175,54 @@ def test_concurrent_devices_never_tear_a_frame() -> None:
 def test_the_bar_is_shared_with_the_transfer_line() -> None:
     assert bar(1, 4) == "[#######.......................]"
     assert bar(0, 0) == "[" + "#" * 30 + "]"  # nothing to do is done
+
+
+# ---------------------------------------------------------------- one line, several writers
+
+
+def test_the_upload_bar_is_an_entry_of_the_open_status_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setenv("COLUMNS", "200")
+    with StatusLine(err, width=200) as line:
+        assert line_on(err) is line
+        line.show("a", "latency session 1 of 4", ticking=True)
+        a, b = transfer_reporters(["a", "b"]).values()
+        a(MIB, 2 * MIB)
+        assert _lines(err)[-1].startswith("a: latency session 1 of 4 · 0 s | upload to 1 of 2 ")
+        a(2 * MIB, 2 * MIB)  # every upload so far complete: the bar leaves the line
+        assert _lines(err)[-1].startswith("a: latency session 1 of 4 · ")
+        assert "upload" not in _lines(err)[-1] and "\n" not in err.getvalue()
+        b(MIB, MIB)
+    assert line_on(err) is None  # closed: no longer the stream's line
+    assert all("\r" not in f for f in _lines(err))  # every redraw erases the whole line
+
+
+def test_a_fleet_count_and_rows_go_through_the_open_status_line() -> None:
+    out, err = io.StringIO(), Terminal()
+    with StatusLine(err, width=200) as line:
+        table = FleetTable(["a", "b", "c"], str, out, err)
+        line.show("b", "trial 2 of 4")
+        table.row(DeviceResult("a", value="ok"), FleetProgress(1, 2, 0, 3))
+        assert _lines(err)[-1] == "b: trial 2 of 4 | 1/3 done, 2 running, 0 queued"
+        line.done("b")  # the count stays: the fleet is not done
+        assert _lines(err)[-1] == "1/3 done, 2 running, 0 queued"
+        table.row(DeviceResult("b", value="ok"), FleetProgress(2, 1, 0, 3))
+        table.row(DeviceResult("c", value="ok"), FleetProgress(3, 0, 0, 3))
+    assert [r.split()[0] for r in out.getvalue().splitlines()] == ["device", "a", "b", "c"]
+    assert err.getvalue().endswith(CLEAR_LINE) and "\n" not in err.getvalue()  # no count left
+
+
+def test_an_error_line_goes_above_the_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    with StatusLine(err, width=200) as line:
+        line.show("pi", "epoch 1 of 3")
+        print_stderr("error: b: unreachable")
+    assert err.getvalue().split(CLEAR_LINE)[1:] == [
+        "pi: epoch 1 of 3",
+        "error: b: unreachable\n",
+        "pi: epoch 1 of 3\n",  # drawn again under it, and ended on close
+    ]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnxruntime
 import pytest
 
 from edgeship import ProfileReport
 from edgeship.config import ProfileConfig
 from edgeship.profiles import BoardProfile, get_profile
-from edgeship.targets import LocalTarget, wire
+from edgeship.targets import LocalTarget, Target, wire
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.ops import Runtime
 from tests.sdk.conftest import Run
@@ -104,5 +106,60 @@ def test_tensorrt_flags_without_tensorrt_are_a_mistake(
 ) -> None:
     rc, _, err = edgeship("profile", add_onnx, *QUICK, "--providers", CUDA, flag)
     assert rc != 0
+    assert f"--trt-cache/--trt-fp16 act on {TRT}, which --providers leaves out" in err
+    assert "Traceback" not in err
+
+
+def _command(name: str, model: Path, tmp_path: Path, with_trt: bool = True) -> list[str | Path]:
+    """A command that opens sessions, at its quickest, with TensorRT first or CPU alone."""
+    chain = f"{TRT},{CPU}" if with_trt else CPU
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 4), np.float32))
+    quick_ab = ["--runs", "8", "--sessions", "4", "--block", "2", "--warmup", "1", "--no-memory"]
+    quick_tune = ["--threads", "1", "--modes", "sequential", "--rounds", "1", "--no-store"]
+    return {
+        "profile": ["profile", model, *QUICK],
+        "ab": ["ab", model, model, *quick_ab],
+        "run": ["run", model, "--inputs", tmp_path / "x.npz", "--out", tmp_path / "y.npz"],
+        "tune": ["tune", model, *quick_tune, "--runs", "3", "--warmup", "1"],
+    }[name] + ["--providers", chain]
+
+
+@pytest.mark.parametrize("command", ["profile", "ab", "run", "tune"])
+def test_every_measuring_command_carries_the_tensorrt_flags_to_the_session(
+    edgeship: Run, add_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """What the host sent in each ``load``, opened by the runtime as the device does:
+    every session that asks for TensorRT has its cache off and fp16 on."""
+    loads: list[dict[str, Any]] = []
+    request = Target.request
+
+    def spy(target: Target, sent: wire.Request) -> Any:
+        if sent.op == "load":
+            loads.append(dict(sent.args))
+        return request(target, sent)
+
+    monkeypatch.setattr(Target, "request", spy)
+    args = _command(command, add_onnx, tmp_path)
+    rc, _, err = edgeship(*args, "--no-trt-cache", "--trt-fp16")
+    assert rc == 0, err
+    asked = [args for args in loads if TRT in args.get("providers", ())]
+    assert asked, loads
+    runtime = Runtime()
+    try:
+        for args in asked:
+            handle = runtime.load(args)["handle"]
+            options = runtime._models[handle].extra["session_options"]
+            assert (options.trt_cache, options.trt_fp16) == (False, True)
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("command", ["ab", "run", "tune"])
+def test_tensorrt_flags_where_providers_leave_it_out_are_a_mistake_on_every_command(
+    edgeship: Run, add_onnx: Path, tmp_path: Path, command: str
+) -> None:
+    args = _command(command, add_onnx, tmp_path, with_trt=False)
+    rc, _, err = edgeship(*args, "--trt-fp16")
+    assert rc == 2
     assert f"--trt-cache/--trt-fp16 act on {TRT}, which --providers leaves out" in err
     assert "Traceback" not in err

@@ -2,7 +2,8 @@
 
 Schema ``edgeship.ab/1.1``; every ``edgeship.ab/1`` revision stays readable (1.1 added the
 inputs each model was fed, each session's conditions and warm-up, and the op types'
-shares and node counts: absent from a 1.0 file, they read as empty or None).
+shares and node counts, later the device's state in each conditions: absent from an
+older file, they read as empty or None).
 
 Units are in the field names: ``*_ms`` milliseconds, ``*_mb`` mebibytes, ``*_bytes`` bytes,
 ``*_pp`` percentage points; ratios and fractions are plain numbers (``latency_ratio`` =
@@ -18,7 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edgeship_runtime.report import BackendUsage, Environment, OpProfile, TensorSummary
+from edgeship_runtime.report import (
+    BackendUsage,
+    DeviceState,
+    Environment,
+    OpProfile,
+    TensorSummary,
+)
 from edgeship_runtime.serde import JsonRecord, check_schema, from_jsonable
 
 AB_SCHEMA = "edgeship.ab/1.1"
@@ -163,10 +170,14 @@ class OpsComparison:
 
 @dataclass
 class Conditions:
-    """The device's hottest thermal zone and CPU clock at one moment (None: unreadable)."""
+    """The device's hottest thermal zone and CPU clock at one moment (None: unreadable);
+    ``device``: its full state then (CPU governors, clocks, throttle counts, a Pi's
+    throttled bits, the runtime's preemptions), None in a file or from a runtime older
+    than that."""
 
     temperature_c: Optional[float] = None
     cpu_freq_mhz: Optional[float] = None
+    device: Optional[DeviceState] = None
 
 
 @dataclass

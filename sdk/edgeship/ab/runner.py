@@ -29,7 +29,7 @@ from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays, per_call_inputs
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
-from edgeship_runtime.report import Environment, Validity
+from edgeship_runtime.report import DeviceState, Environment, Validity
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
 
@@ -256,7 +256,10 @@ def _timing(target: Target, prep: Prepared, config: ABConfig, report: _Report) -
         for i, runs in enumerate(result.samples_ms):
             samples[i].extend(runs)
         timing.rounds += [[prep.names[i] for i in r] for r in result.rounds]
-        timing.conditions += [_conditions(c) for c in (result.before, result.after)]
+        timing.conditions += [
+            _conditions(result.before, result.device_before),
+            _conditions(result.after, result.device_after),
+        ]
         timing.validity.append(result.validity)
     timing.runs = [
         ModelRun(
@@ -312,8 +315,8 @@ def _for_model(arrays: Mapping[str, np.ndarray], signature: Signature) -> dict[s
     return feeds
 
 
-def _conditions(seen: wire.Conditions) -> Conditions:
-    return Conditions(seen.temperature_c, seen.cpu_freq_mhz)
+def _conditions(seen: wire.Conditions, device: DeviceState | None) -> Conditions:
+    return Conditions(seen.temperature_c, seen.cpu_freq_mhz, device)
 
 
 def _quality(

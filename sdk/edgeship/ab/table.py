@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgeship_runtime.report import TensorSummary
+from edgeship_runtime.report import DeviceState, TensorSummary
 
 from .result import (
     ABReport,
@@ -37,6 +37,8 @@ TEXT_COLUMNS = frozenset(
         "op type",
         "change",
         "unstable models",
+        "governor",
+        "throttling",
         "reasons",
     ]
 )
@@ -44,8 +46,9 @@ TEXT_COLUMNS = frozenset(
 
 VALIDITY_NOTE = (
     "The runtime judges each session's timed window: a CPU governor other than "
-    "'performance', a CPU clock or clock cap that moved, a throttle event or a power-mode "
-    "change is a reason, as is a spread or a tail of the runs too wide to trust."
+    "'performance', a CPU clock or clock cap that moved, a throttle event, a power-mode "
+    "change or frequent preemptions of the runtime (another process on its CPUs) is a "
+    "reason, as is a spread or a tail of the runs too wide to trust."
 )
 """What a validity section rests on, said once under it in either report."""
 
@@ -181,9 +184,11 @@ def unchecked_line(device: DeviceAB) -> str | None:
 
 def validity_rows(device: DeviceAB) -> Rows:
     """Per session: its verdict, the models judged unstable, the warm-up, the device
-    around the window and every reason (the reports show them all, the terminal three)."""
+    around the window (heat, clock, CPU governors, throttling, the runtime's preemptions)
+    and every reason (the reports show them all, the terminal three)."""
     headers = ["session", "verdict", "unstable models", "warm-up runs", "°C before → after",
-               "MHz before → after", "reasons"]  # fmt: skip
+               "MHz before → after", "governor", "throttling", "preemptions",
+               "reasons"]  # fmt: skip
     rows = [
         [
             str(v.session + 1),
@@ -192,11 +197,53 @@ def validity_rows(device: DeviceAB) -> Rows:
             _num(v.warmup_runs, "d"),
             _moved(v, "temperature_c", ".1f"),
             _moved(v, "cpu_freq_mhz", ".0f"),
+            *_device_cells(v),
             "; ".join(v.reasons) or "-",
         ]
         for v in device.validity
     ]
     return headers, rows
+
+
+def _device_cells(v: SessionValidity) -> list[str]:
+    """The governor(s), throttling and preemptions around the window; ``-`` each where
+    the report has no device state (an older runtime or file)."""
+    before = v.before.device if v.before else None
+    after = v.after.device if v.after else None
+    if before is None or after is None:
+        return ["-", "-", "-"]
+    return [_governors(before, after), _throttling(before, after), _preemptions(before, after)]
+
+
+def _governors(before: DeviceState, after: DeviceState) -> str:
+    """``performance``, or ``ondemand → performance`` where it changed."""
+    was, now = ", ".join(before.governors) or "-", ", ".join(after.governors) or "-"
+    return was if was == now else f"{was} → {now}"
+
+
+def _throttling(before: DeviceState, after: DeviceState) -> str:
+    """The throttle events the kernel counted in the window (x86) and a Pi's
+    ``get_throttled`` bits before → after; ``-`` where neither can be read."""
+    parts = []
+    if before.throttle_counts and after.throttle_counts:
+        rose = sum(
+            max(n - before.throttle_counts[cpu], 0)
+            for cpu, n in after.throttle_counts.items()
+            if cpu in before.throttle_counts
+        )
+        parts.append(f"events +{rose}")
+    if after.rpi_throttled is not None:
+        was = "-" if before.rpi_throttled is None else f"{before.rpi_throttled:#x}"
+        parts.append(f"Pi {was} → {after.rpi_throttled:#x}")
+    return ", ".join(parts) or "-"
+
+
+def _preemptions(before: DeviceState, after: DeviceState) -> str:
+    """``1203 → 1250 (+47)``: the runtime process's involuntary context switches."""
+    if before.preemptions is None or after.preemptions is None:
+        return "-"
+    moved = after.preemptions - before.preemptions
+    return f"{before.preemptions} → {after.preemptions} (+{moved})"
 
 
 def _moved(v: SessionValidity, what: str, fmt: str) -> str:

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.opprofile import OpsPolicy
 
@@ -29,7 +28,7 @@ from ..ab.table import render
 from ..api import ab
 from ..hashing import file_sha256
 from ..progress import StatusLine
-from .common import connect_options, target_options
+from .common import connect_options, session_from_args, session_options, target_options
 from .output import print_json, print_stderr, status_line
 
 _GATE_HELP = {
@@ -75,8 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: backend)")
-    p.add_argument("--providers", default="", help="ONNX Runtime providers, comma-separated")
+    session_options(p)
     p.add_argument("--no-memory", action="store_true", help="skip the per-model memory runs")
     p.add_argument(
         "--ops",
@@ -113,9 +111,7 @@ def config_from_args(ns: argparse.Namespace) -> ABConfig:
             runs=ns.runs, sessions=ns.sessions, block=ns.block, warmup=ns.warmup, seed=ns.seed
         ),
         stats=StatsPolicy(alpha=ns.alpha, bootstrap=ns.bootstrap, seed=ns.seed),
-        session=SessionOptions(
-            threads=ns.threads, providers=tuple(p for p in ns.providers.split(",") if p)
-        ),
+        session=session_from_args(ns),
         backend=ns.backend,
         inputs=tuple(ns.inputs),
         data=tuple(ns.data),

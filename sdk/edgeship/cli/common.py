@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,6 +129,12 @@ def session_options(p: argparse.ArgumentParser) -> None:
         default="",
         help="ONNX Runtime execution providers in preference order, comma-separated",
     )
+    tensorrt_options(p)
+
+
+def tensorrt_options(p: argparse.ArgumentParser) -> None:
+    """TensorRT's ``--trt-cache``/``--trt-fp16`` alone, for a command whose ``--providers``
+    says something else (``tune``: chains to try)."""
     p.add_argument(
         "--trt-cache",
         action=argparse.BooleanOptionalAction,
@@ -147,14 +153,18 @@ def session_from_args(ns: argparse.Namespace) -> SessionOptions:
     that leave TensorRT out are a mistake (without ``--providers`` they refine the
     board's own providers)."""
     providers = tuple(p for p in ns.providers.split(",") if p)
+    trt_cache, trt_fp16 = tensorrt_from_args(ns, providers)
+    return SessionOptions(
+        threads=ns.threads, providers=providers, trt_cache=trt_cache, trt_fp16=trt_fp16
+    )
+
+
+def tensorrt_from_args(ns: argparse.Namespace, providers: Sequence[str]) -> tuple[bool, bool]:
+    """``(trt_cache, trt_fp16)`` as :func:`tensorrt_options` asked for; with ``providers``
+    given (every provider the command may use) that leave TensorRT out, a mistake."""
     if providers and (ns.trt_cache is not None or ns.trt_fp16) and TENSORRT not in providers:
         raise UsageError(f"--trt-cache/--trt-fp16 act on {TENSORRT}, which --providers leaves out")
-    return SessionOptions(
-        threads=ns.threads,
-        providers=providers,
-        trt_cache=ns.trt_cache is not False,
-        trt_fp16=ns.trt_fp16,
-    )
+    return ns.trt_cache is not False, ns.trt_fp16
 
 
 def connect_options(ns: argparse.Namespace) -> ConnectOptions:

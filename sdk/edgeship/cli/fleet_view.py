@@ -13,14 +13,17 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ..fleet import DeviceResult, FleetProgress
-from .output import CLEAR_LINE
+from ..progress import StatusLine, line_on
 
 INDENT = "    "
+COUNT = "fleet"
+"""The status line's key of the fleet's count (shown without a prefix)."""
 
 
 class FleetTable:
-    """Prints rows to ``out`` (stdout) and the status line to ``status`` (stderr) when
-    that is a terminal. ``render`` turns a device's value into text."""
+    """Prints rows to ``out`` (stdout) and the count to ``status`` (stderr) when that is a
+    terminal: as an entry of the status line open there (the command's), else of its own.
+    ``render`` turns a device's value into text."""
 
     def __init__(
         self,
@@ -31,48 +34,38 @@ class FleetTable:
     ) -> None:
         self.render = render
         self.out = out or sys.stdout
-        self.status = status or sys.stderr
-        self.live = self.status.isatty()
+        stream = status or sys.stderr
+        self.line = line_on(stream) or StatusLine(stream)
         self.width = max([len("device"), *(len(n) for n in names)])
         self.header_printed = False
 
     def row(self, result: DeviceResult[Any], progress: FleetProgress) -> None:
         """Print one finished device (the header first, once)."""
-        self._clear_status()
+        lines = []
         if not self.header_printed:
-            self._print(f"{'device'.ljust(self.width)}  status  {'time':>7}  result")
+            lines.append(f"{'device'.ljust(self.width)}  status  {'time':>7}  result")
             self.header_printed = True
         if result.error is not None:
-            state, lines = "failed", [_one_line(f"{type(result.error).__name__}: {result.error}")]
+            state, body = "failed", [_one_line(f"{type(result.error).__name__}: {result.error}")]
         else:
-            state, lines = "ok", self.render(result.value).splitlines() or [""]
-        inline, below = (lines[0], []) if len(lines) == 1 else ("", lines)
+            state, body = "ok", self.render(result.value).splitlines() or [""]
+        inline, below = (body[0], []) if len(body) == 1 else ("", body)
         head = f"{result.target.ljust(self.width)}  {state:<6}  {result.elapsed_s:>5.1f} s  "
-        self._print((head + inline).rstrip())
-        for line in below:
-            self._print((INDENT + line).rstrip())
-        if self.live and progress.done < progress.total:
-            self.status.write(
-                f"{progress.done}/{progress.total} done, {progress.running} running, "
-                f"{progress.queued} queued"
-            )
-            self.status.flush()
+        lines.append((head + inline).rstrip())
+        lines += [(INDENT + line).rstrip() for line in below]
+        self.line.print_above(lines, self.out)
+        self._count(progress, f", {progress.running} running, {progress.queued} queued")
 
     def progress_only(self, result: DeviceResult[Any], progress: FleetProgress) -> None:
-        """With ``--json`` (stdout holds one document): the status line alone."""
-        if self.live:
-            self._clear_status()
-            if progress.done < progress.total:
-                self.status.write(f"{progress.done}/{progress.total} done")
-                self.status.flush()
+        """With ``--json`` (stdout holds one document): the count alone."""
+        self._count(progress, "")
 
-    def _print(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
-
-    def _clear_status(self) -> None:
-        if self.live:
-            self.status.write(CLEAR_LINE)
-            self.status.flush()
+    def _count(self, progress: FleetProgress, more: str) -> None:
+        """``12/64 done`` (and ``more``) on the line; gone once every device is done."""
+        if progress.done < progress.total:
+            self.line.show(COUNT, f"{progress.done}/{progress.total} done{more}", label="")
+        else:
+            self.line.clear(COUNT)
 
 
 def _one_line(text: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from edgeship_runtime.report import ProfileReport
 
 from ..errors import EdgeshipError
-from ..progress import CLEAR_LINE, StatusLine
+from ..progress import CLEAR_LINE, StatusLine, line_on
 
 
 def print_json(data: Any) -> None:
@@ -27,8 +27,13 @@ def status_line(as_json: bool) -> StatusLine:
 
 
 def print_stderr(line: str) -> None:
-    """One line on stderr, on a line of its own: on a terminal, a transfer progress bar
-    that broke off (it ends its line only when done) is cleared first, not appended to."""
+    """One line on stderr, on a line of its own: above the open status line, which is
+    drawn again under it; on a terminal without one, a transfer progress bar that broke
+    off (it ends its line only when done) is cleared first, not appended to."""
+    status = line_on(sys.stderr)
+    if status is not None:
+        status.print_above([line], sys.stderr)
+        return
     prefix = CLEAR_LINE if sys.stderr.isatty() else ""
     print(f"{prefix}{line}", file=sys.stderr)
 

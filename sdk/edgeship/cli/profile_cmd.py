@@ -144,7 +144,7 @@ def run(ns: argparse.Namespace) -> int:
 
     def profile_all(target: Target) -> list[ProfileReport]:
         if parallel is not None:
-            return [profile_parallel(target, model, config, parallel) for model in models]
+            return [parallel_one(target, model, config, parallel, line) for model in models]
         return [profile_one(ns, target, model, config, ops, cooldown, line) for model in models]
 
     def render(reports: list[ProfileReport]) -> str:
@@ -202,6 +202,31 @@ def profile_one(
         path.write_text(json.dumps(report.ops.trace))
         report.ops.trace = None  # written to its file, not repeated in the report
     return report
+
+
+def parallel_one(
+    target: Target, model: Path, config: ProfileConfig, parallel: ParallelConfig, line: StatusLine
+) -> ProfileReport:
+    """One model as a stream over shards or pipeline stages, its phase on ``line``."""
+    text = f"{model.name}: {_parallel_plan(config, parallel)}"
+    try:
+        return profile_parallel(
+            target, model, config, parallel, lambda: line.show(target.name, text, ticking=True)
+        )
+    finally:
+        line.done(target.name)
+
+
+def _parallel_plan(config: ProfileConfig, parallel: ParallelConfig) -> str:
+    """What the device does, in its order (it reports nothing until its report)."""
+    runs = config.policy.runs
+    if parallel.pipeline is not None:
+        plan = f"a stream of {runs} requests through the stages in {parallel.pipeline}"
+        return plan + (", then the unsplit model" if parallel.baseline else "")
+    shards = f"{parallel.shards} shards" if parallel.shards else "a shard per core"
+    plan = f"a stream of {runs} requests over {shards}"
+    alone_first = parallel.baseline and parallel.shards != 1  # one shard is its own baseline
+    return ("one shard alone, then " if alone_first else "") + plan
 
 
 def _trace_path(ns: argparse.Namespace, target: Target, model: Path) -> Path:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import load_arrays
 
 from ..config import ProfileConfig
@@ -15,7 +14,13 @@ from ..errors import UsageError
 from ..inventory import load_inventory
 from ..shard import run_sharded
 from ..targets import Target, open_targets
-from .common import connect_options, on_targets, target_options
+from .common import (
+    connect_options,
+    on_targets,
+    session_from_args,
+    session_options,
+    target_options,
+)
 from .output import print_json, print_stderr
 
 
@@ -32,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="outputs .npz (with several targets: OUT with the target name added)",
     )
     p.add_argument("--backend")
-    p.add_argument("--threads", type=int, default=0)
+    session_options(p)
     p.add_argument(
         "--shard",
         action="store_true",
@@ -51,7 +56,7 @@ def run(ns: argparse.Namespace) -> int:
         raise UsageError(f"--out {ns.out}: outputs are written as .npz")
     arrays = load_arrays(str(ns.inputs))
     several = len(load_inventory(ns.targets).expand(ns.target)) > 1
-    config = ProfileConfig(session=SessionOptions(threads=ns.threads), backend=ns.backend)
+    config = ProfileConfig(session=session_from_args(ns), backend=ns.backend)
     if ns.shard:
         return run_shard(ns, arrays, config)
 

@@ -20,7 +20,13 @@ from edgeship_runtime.measure import MeasurePolicy
 from ..optimize import TuneConfig, TuneReport, tune
 from ..optimize.tune import MODES
 from ..targets import Target
-from .common import input_options, on_targets, target_options
+from .common import (
+    input_options,
+    on_targets,
+    target_options,
+    tensorrt_from_args,
+    tensorrt_options,
+)
 from .output import status_line, table
 
 
@@ -67,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=32,
         help="refuse to try more settings than this (default 32)",
     )
+    tensorrt_options(p)
     input_options(p)
     p.add_argument(
         "--no-store", dest="store", action="store_false", help="only report; do not store the pick"
@@ -84,9 +91,12 @@ def config_from_args(ns: argparse.Namespace) -> TuneConfig:
         for chain in ns.providers.split(";")
         if chain.strip()
     )
+    trt_cache, trt_fp16 = tensorrt_from_args(ns, [p for chain in chains for p in chain])
     return TuneConfig(
         threads=threads,
         providers=chains,
+        trt_cache=trt_cache,
+        trt_fp16=trt_fp16,
         modes=tuple(m.strip() for m in ns.modes.split(",") if m.strip()),
         policy=MeasurePolicy(warmup=ns.warmup, runs=ns.runs),
         rounds=ns.rounds,

@@ -38,7 +38,9 @@ def prune_channels_onnx(job: Job[ChannelPruneConfig]) -> Outcome:
     if config.fine_tune.epochs > 0:
         assert data is not None
         module = OnnxModule(model)
-        details["fine_tune"] = fit(module, data, teacher, config.fine_tune).to_dict()
+        details["fine_tune"] = fit(
+            module, data, teacher, config.fine_tune, on_epoch=job.on_epoch
+        ).to_dict()
         module.write_back(model)
     onnx_graph.save(model, job.out)
     return Outcome(details=details, notes=notes)

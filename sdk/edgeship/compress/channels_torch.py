@@ -49,7 +49,9 @@ def prune_channels_torch(job: Job[ChannelPruneConfig]) -> Outcome:
     }
     notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
     if config.fine_tune.epochs > 0:
-        details["fine_tune"] = fit(module, data, teacher, config.fine_tune).to_dict()
+        details["fine_tune"] = fit(
+            module, data, teacher, config.fine_tune, on_epoch=job.on_epoch
+        ).to_dict()
     export_onnx(module, data.take(2).feeds, job.out, data.names)
     return Outcome(details=details, notes=notes)
 

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship_runtime.inputs import LABELS_KEY, load_arrays, per_call_inputs, validate_feeds
+from edgeship_runtime.inputs import (
+    LABELS_KEY,
+    input_mapping,
+    load_arrays,
+    per_call_inputs,
+    validate_feeds,
+)
 from edgeship_runtime.signature import Signature, format_shape
 
 from ..errors import InputError
@@ -102,8 +108,8 @@ class Dataset:
         return tuple(array.shape) if name in self.fixed else (1, *array.shape[1:])
 
     def renamed(self, names: list[str]) -> Dataset:
-        """The same arrays, in order, under the given input names (TFLite signatures)."""
-        mapping = dict(zip(self.feeds, names, strict=True))
+        """The same arrays under a model's input names (:func:`input_mapping`)."""
+        mapping = input_mapping(list(self.feeds), names)
         feeds = {mapping[k]: v for k, v in self.feeds.items()}
         return Dataset(feeds, self.labels, frozenset(mapping[k] for k in self.fixed))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.inputs import generate_feeds
+from edgeship_runtime.inputs import generate_feeds, named_as
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import load_model
 from edgeship_runtime.signature import Signature
@@ -69,16 +69,17 @@ def describe_feeds(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
 def predict_feeds(
     path: Path, feeds: Sequence[Mapping[str, np.ndarray]], threads: int = 2
 ) -> np.ndarray:
-    """The first output of ``path`` on each set of ``feeds`` (by position when the names
-    differ; integers and floats cast to the model's widths, as a converted model may take
-    int32 token ids), concatenated along the first axis."""
+    """The first output of ``path`` on each set of ``feeds`` (by name, or by position when
+    the names differ: :func:`edgeship_runtime.inputs.input_mapping`; integers and floats
+    cast to the model's widths, as a converted model may take int32 token ids),
+    concatenated along the first axis."""
     loaded = load_model(str(path), options=SessionOptions(threads=threads))
     try:
         sig = loaded.session.signature
         io = integer_io(path, sig)
-        outs = []
+        outs, names = [], [s.name for s in sig.inputs]
         for f in feeds:
-            pairs = zip(sig.inputs, f.values(), strict=True)
+            pairs = zip(sig.inputs, named_as(f, names).values(), strict=True)
             named = {s.name: _same_kind(a, s.dtype) for s, a in pairs}
             outs.append(io.dequantize(loaded.run(io.quantize(named))[0]))
     finally:
@@ -183,7 +184,8 @@ def fidelity(base: np.ndarray, new: np.ndarray, labels: np.ndarray | None) -> Fi
 def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> str:
     """Load and run ``path`` once on ``target``; its name, or :class:`VerificationError`.
 
-    ``sample`` (one sample per input) is renamed to the model's input names by position;
+    ``sample`` (one sample per input) goes to the model's inputs by name, or by position
+    when the names differ (:func:`edgeship_runtime.inputs.input_mapping`);
     without it the runtime generates inputs from the signature. Nothing of ``path`` is
     loaded in this process before it ran there (a malformed graph can crash ONNX Runtime).
     A target that cannot be reached at all raises its own error: that says nothing about
@@ -197,7 +199,7 @@ def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> 
             with target.load(path, ProfileConfig(session=SessionOptions(threads=1))) as loaded:
                 sig = loaded.signature
                 names = [s.name for s in sig.inputs]
-                feeds = dict(zip(names, sample.values(), strict=True))
+                feeds = named_as(sample, names)
                 loaded.run(integer_io(path, sig).quantize(feeds))
     except UNREACHABLE:
         raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,38 +106,37 @@ def _dims(model: Any, name: str) -> list[int]:
     return next(list(t.dims) for t in model.graph.initializer if t.name == name)
 
 
-def parameter_names(model: Any) -> list[str]:
-    """Initializers that are learned values: not shapes/axes (int64) nor quantization params."""
-    from onnx import TensorProto
-
-    skip = set()
-    for node in model.graph.node:
-        for idx in _QPARAM_INPUTS.get(node.op_type, ()):
-            if idx < len(node.input):
-                skip.add(node.input[idx])
-    return [
-        t.name
-        for t in model.graph.initializer
-        if t.name not in skip and t.data_type != TensorProto.INT64
-    ]
-
-
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(parameters, non-zero parameters) of an ONNX model: its learned initializers and
-    the float tensors of its top-level ``Constant`` nodes (weights, in some exporters)."""
-    values = arrays(model)
-    learned = [values[n] for n in parameter_names(model)] + constant_weights(model)
+    """(parameters, non-zero parameters) of an ONNX model: the learned initializers and
+    the float tensors of ``Constant`` nodes (weights, in some exporters) of every graph,
+    those nested in ``If``/``Loop`` nodes too (Silero keeps all its weights there; a
+    weight copied into two branches counts twice, as the file holds it twice)."""
+    learned = _learned_values(model)
     total = sum(int(v.size) for v in learned)
     nonzero = sum(int(np.count_nonzero(v)) for v in learned)
     return total, nonzero
 
 
-def constant_weights(model: Any) -> list[np.ndarray]:
-    """Float tensors of the top-level graph's ``Constant`` nodes."""
-    from onnx import helper, numpy_helper
+def _learned_values(model: Any) -> list[np.ndarray]:
+    """Initializers that are learned values (not shapes/axes, int64, nor quantization
+    parameters) and float ``Constant`` tensors, of all graphs."""
+    from onnx import TensorProto, helper, numpy_helper
 
-    out = []
-    for node in model.graph.node:
+    nested = list(graphs(model.graph))
+    nodes = [node for g in nested for node in g.node]
+    skip = {
+        node.input[idx]
+        for node in nodes
+        for idx in _QPARAM_INPUTS.get(node.op_type, ())
+        if idx < len(node.input)
+    }
+    out = [
+        numpy_helper.to_array(t)
+        for g in nested
+        for t in g.initializer
+        if t.name not in skip and t.data_type != TensorProto.INT64
+    ]
+    for node in nodes:
         if node.op_type == "Constant" and len(node.attribute) == 1:
             attr = node.attribute[0]
             if attr.name == "value":
@@ -144,6 +144,20 @@ def constant_weights(model: Any) -> list[np.ndarray]:
                 if value.dtype.kind == "f":
                     out.append(value)
     return out
+
+
+def subgraphs(node: Any) -> list[Any]:
+    """The graphs a node holds (``If`` branches, ``Loop``/``Scan`` bodies)."""
+    found = [attr.g for attr in node.attribute if attr.HasField("g")]
+    return found + [g for attr in node.attribute for g in attr.graphs]
+
+
+def graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and every graph nested in it, depth first."""
+    yield graph
+    for node in graph.node:
+        for sub in subgraphs(node):
+            yield from graphs(sub)
 
 
 def _tflite_parameters(path: Path) -> tuple[int, int]:

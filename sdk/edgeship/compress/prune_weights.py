@@ -56,7 +56,14 @@ def prune_weights(job: Job[PruneConfig]) -> Outcome:
         if config.fine_tune.epochs > 0:
             assert data is not None
             teacher = _base_logits(model, data)
-            log = fit(module, data, teacher, config.fine_tune, lambda: _apply(module, masks))
+            log = fit(
+                module,
+                data,
+                teacher,
+                config.fine_tune,
+                lambda: _apply(module, masks),
+                on_epoch=job.on_epoch,
+            )
         module.write_back(model)
     for name, mask in masks.items():
         values = onnx_graph.arrays(model)[name]

@@ -36,7 +36,7 @@ from .config import QuantizeConfig
 from .data import Dataset, require
 from .errors import CompressionError, UnsupportedPattern
 from .methods import Job, Outcome
-from .prepare import graphs, subgraphs
+from .onnx_graph import graphs, subgraphs
 
 CALIBRATION_BATCH = 32
 
@@ -278,9 +278,24 @@ def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) 
             op_block_list=block,
             node_block_list=nodes,
         )
-    del converted.graph.value_info[:]  # stale float32 entries beside inserted Casts
+    for graph in graphs(converted.graph):  # stale float32 entries beside inserted Casts
+        del graph.value_info[:]
     _cast_outer_inputs(converted)
+    _input_casts_first(converted.graph)
     return converted
+
+
+def _input_casts_first(graph: Any) -> None:
+    """Move the Casts of graph inputs to the top: the converter leaves the one it inserts
+    for a top-level consumer at that consumer, which may come after an ``If`` whose
+    branches it pointed to the cast too (ONNX's type inference then rejects the ``If``)."""
+    inputs = {i.name for i in graph.input}
+    first = [n for n in graph.node if n.op_type == "Cast" and n.input[0] in inputs]
+    if not first:
+        return
+    rest = [n for n in graph.node if not (n.op_type == "Cast" and n.input[0] in inputs)]
+    del graph.node[:]
+    graph.node.extend(first + rest)
 
 
 def _cast_outer_inputs(model: Any) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgeship_runtime.inputs import named_as
+
 from ..errors import UsageError
 from ..extras import import_optional
 from ..quiet import quiet
@@ -138,5 +140,5 @@ def _calibrate(q: object, model: bytes, data: Dataset, config: QuantizeConfig) -
     if len(names) != len(data.feeds):
         raise UsageError(f"the model has inputs {names}; the data has {data.names}")
     samples = data.take(config.calibration_samples)
-    batches = [dict(zip(names, b.values(), strict=True)) for b in samples.batches(1)]
+    batches = [named_as(b, names) for b in samples.batches(1)]
     return q.calibrate({key: batches})  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeship_runtime.errors import ModelError, UsageError
-from edgeship_runtime.inputs import LABELS_KEY, load_arrays
+from edgeship_runtime.inputs import LABELS_KEY, load_arrays, named_as
 
 from ..errors import VerificationError
 from ..extras import missing_extras
@@ -187,7 +187,7 @@ def torch_example(module: nn.Module, config: ConvertConfig) -> dict[str, np.ndar
         names = list(arrays) if keyed else forward_input_names(module, len(arrays))
     if len(names) != len(arrays):
         raise UsageError(f"{len(names)} input name(s) {names} for {len(arrays)} array(s) of data")
-    return {n: a[:rows] for n, a in zip(names, arrays.values(), strict=True)}
+    return {n: a[:rows] for n, a in named_as(arrays, names).items()}
 
 
 def _describe(config: ConvertConfig) -> str:

@@ -43,10 +43,13 @@ as the report names them); a trial is one candidate profiled in one round."""
 @dataclass(frozen=True)
 class TuneConfig:
     """What to try and how to measure. Empty ``threads``/``providers`` mean: from the
-    device and its profile. ``policy`` is per candidate and round."""
+    device and its profile. ``policy`` is per candidate and round. ``trt_cache`` and
+    ``trt_fp16`` go with every candidate (TensorRT's engine cache, fp16 kernels)."""
 
     threads: tuple[int, ...] = ()
     providers: tuple[tuple[str, ...], ...] = ()
+    trt_cache: bool = True
+    trt_fp16: bool = False
     modes: tuple[str, ...] = MODES
     policy: MeasurePolicy = field(default_factory=lambda: MeasurePolicy(warmup=5, runs=30))
     rounds: int = 3
@@ -183,7 +186,10 @@ def _candidates(
     ort_info = next((b for b in backends if b.get("name") == "onnxruntime"), {})
     preferred = profile.onnxruntime_providers if profile else (CPU,)
     chains = list(config.providers) or provider_chains(preferred, ort_info.get("providers", []))
-    found = candidates(backend, threads, chains, config.modes)
+    found = [
+        replace(c, trt_cache=config.trt_cache, trt_fp16=config.trt_fp16)
+        for c in candidates(backend, threads, chains, config.modes)
+    ]
     if len(found) > config.max_candidates:
         raise UsageError(
             f"{len(found)} candidate settings exceed --max-candidates {config.max_candidates}; "

@@ -268,11 +268,16 @@ class Interleaved:
     wall_s: float
     validity: list[Validity | None] = field(default_factory=list)
     """Per model its verdict on the window (None from a runtime that gives none)."""
+    device_before: DeviceState | None = None
+    device_after: DeviceState | None = None
+    """The device's state around the window, the verdicts' grounds (governors, clocks,
+    throttling, preemptions); None from a runtime that gives none."""
 
     @classmethod
     def parse(cls, handles: Sequence[str], result: Mapping[str, Any]) -> Interleaved:
         index = {h: i for i, h in enumerate(handles)}
         verdicts = result.get("validity") or {}
+        device = result.get("device") or {}
         return cls(
             samples_ms=[[float(x) for x in result["samples_ms"][h]] for h in handles],
             rounds=[[index[h] for h in order] for order in result["rounds"]],
@@ -282,4 +287,10 @@ class Interleaved:
             validity=[
                 from_jsonable(Validity, verdicts[h]) if h in verdicts else None for h in handles
             ],
+            device_before=_state(device.get("before")),
+            device_after=_state(device.get("after")),
         )
+
+
+def _state(data: Mapping[str, Any] | None) -> DeviceState | None:
+    return None if data is None else device_state(data)

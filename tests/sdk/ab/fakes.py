@@ -14,6 +14,7 @@ from edgeship.ab.result import ABReport, Conditions, MemorySummary
 from edgeship.ab.runner import ABConfig, Prepared, build_report
 from edgeship_runtime.report import (
     BackendUsage,
+    DeviceState,
     Environment,
     ModelInfo,
     OpProfile,
@@ -115,7 +116,22 @@ def device_run(name: str, models: list[ModelRun], block: int = 10, sessions: int
             python="3.11.2",
         ),
         validity=[*[stable] * (sessions - 1), [validity("unstable", GOVERNOR) for _ in models]],
-        conditions=[Conditions(float(t), float(c)) for t, c in zip(temps, clocks, strict=True)],
+        conditions=[
+            Conditions(float(t), float(c), device_state(i, last=i == 2 * sessions - 1))
+            for i, (t, c) in enumerate(zip(temps, clocks, strict=True))
+        ],
+    )
+
+
+def device_state(i: int, last: bool) -> DeviceState:
+    """The ``i``-th snapshot (before 1, after 1, before 2...): 40 preemptions and one
+    throttle event a window; at the very end the governor is ``powersave`` and the Pi's
+    bits say it throttled."""
+    return DeviceState(
+        governors=["powersave" if last else "performance"],
+        throttle_counts={"cpu0/core_throttle_count": (i + 1) // 2},
+        rpi_throttled=0x50000 if last else 0,
+        preemptions=1000 + 40 * i,
     )
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from edgeship.targets import wire
 from edgeship_runtime import protocol, service
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.measure import InterleavePolicy, interleave_runs
 from edgeship_runtime.model import load_model
 from edgeship_runtime.ops import encode_tensors
+from tests.runtime.fake_sysfs import FakeSys
 
 
 def serve(*messages: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,3 +110,40 @@ def test_interleave_runs_directly(add_onnx: Path) -> None:
 def test_interleave_is_listed_in_the_protocol_doc() -> None:
     assert "interleave {handles" in (protocol.__doc__ or "")
     assert "interleave" in service._OPS
+
+
+def test_interleave_returns_the_device_state_once_for_every_verdict(
+    add_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fake ``/sys``: a ``schedutil`` CPU whose throttle counter a "kernel" advances
+    through the window; the reply's one pair of snapshots shows both, the verdicts carry
+    none and their reasons rest on them, and the host parses the pair."""
+    fake = FakeSys(tmp_path)
+    cpus = sorted(os.sched_getaffinity(0))
+    for n in cpus:
+        fake.cpu(n, governor="schedutil")
+    counter = f"devices/system/cpu/cpu{cpus[0]}/thermal_throttle/core_throttle_count"
+    fake.use(monkeypatch)
+    args = {"handles": ["m1", "m2"], "block": 50, "blocks": 20, "warmup": 1}  # tens of ms
+    with fake.advancing(counter, uj_per_s=10_000, start=5):
+        *_, reply = serve(*loads(add_onnx, 2), req(3, "interleave", **args))
+    assert reply["ok"], reply
+    result = reply["result"]
+    parsed = wire.Interleaved.parse(["m1", "m2"], result)
+    before, after = parsed.device_before, parsed.device_after
+    assert before is not None and after is not None
+    assert before.governors == after.governors == ["schedutil"]
+    key = f"cpu{cpus[0]}/core_throttle_count"
+    assert after.throttle_counts[key] > before.throttle_counts[key] >= 5
+    assert before.preemptions is not None and after.preemptions >= before.preemptions
+    for verdict in result["validity"].values():
+        assert verdict["before"] is None and verdict["after"] is None  # once, in "device"
+        assert any("thermally throttled" in r for r in verdict["reasons"])
+        assert any("governor is 'schedutil'" in r for r in verdict["reasons"])
+
+
+def test_a_reply_from_an_older_runtime_has_no_device_state(add_onnx: Path) -> None:
+    *_, reply = serve(*loads(add_onnx, 2), req(3, "interleave", handles=["m1", "m2"], blocks=2))
+    result = {k: v for k, v in reply["result"].items() if k != "device"}
+    parsed = wire.Interleaved.parse(["m1", "m2"], result)
+    assert parsed.device_before is None and parsed.device_after is None

@@ -127,6 +127,38 @@ def test_inputs_and_validity_round_trip_through_json(fake_report: ABReport) -> N
     assert again.devices[0].op_diffs == fake_report.devices[0].op_diffs
 
 
+def test_both_reports_show_each_sessions_governor_throttling_and_preemptions(
+    fake_report: ABReport,
+) -> None:
+    md, page = report_md.render(fake_report), report_html.render(fake_report)
+    headers, rows = validity_rows(fake_report.devices[0])
+    cells = slice(headers.index("governor"), headers.index("preemptions") + 1)
+    assert rows[0][cells] == ["performance", "events +1, Pi 0x0 → 0x0", "1000 → 1040 (+40)"]
+    assert rows[-1][cells] == [
+        "performance → powersave",
+        "events +1, Pi 0x0 → 0x50000",
+        "1720 → 1760 (+40)",
+    ]
+    for row in rows:
+        assert md_row(row) in md
+        assert all(cell in page for cell in html_cells(row))
+
+
+def test_a_report_without_device_states_reads_and_shows_dashes(fake_report: ABReport) -> None:
+    """A 1.1 file written before the sessions carried the device's state."""
+    data = fake_report.to_dict()
+    for device in data["devices"]:
+        for conditions in (device["before"], device["after"]):
+            del conditions["device"]
+        for session in device["validity"]:
+            del session["before"]["device"], session["after"]["device"]
+    old = ABReport.from_dict(json.loads(json.dumps(data)))
+    headers, rows = validity_rows(old.devices[0])
+    cells = slice(headers.index("governor"), headers.index("preemptions") + 1)
+    assert all(row[cells] == ["-", "-", "-"] for row in rows)
+    assert "### Validity on pi-0" in report_md.render(old)
+
+
 def test_a_1_0_report_still_reads_and_renders(fake_report: ABReport) -> None:
     """What 1.0 wrote: no inputs, sessions without models/warm-up/conditions, op rows
     without shares and node counts."""
@@ -196,3 +228,9 @@ def test_a_real_ab_with_ops_shows_inputs_validity_and_op_diff(
         assert md_row(row) in md
         assert all(cell in page for cell in html_cells(row))
     assert "Conv" in {r.op_type for r in diff.rows}
+    # the device's state around each window, from the runtime, through ab.json
+    for v in device.validity:
+        assert v.before is not None and v.after is not None
+        assert v.before.device is not None and v.after.device is not None
+        assert v.after.device.preemptions is not None  # getrusage: readable on any Linux
+        assert v.after.device.preemptions >= (v.before.device.preemptions or 0)

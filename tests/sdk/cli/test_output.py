@@ -22,7 +22,7 @@ def test_an_error_after_a_broken_off_bar_clears_its_line(monkeypatch: pytest.Mon
     TransferProgress(["pi"], terminal).reporter("pi")(2**20, 2 * 2**20)  # half, then lost
     print_error(UsageError("pi: the upload broke off"), as_json=False)
     bar, error = terminal.getvalue().rsplit(CLEAR_LINE, 1)
-    assert bar.startswith("\rpi: [###") and "\n" not in bar
+    assert bar.startswith(f"{CLEAR_LINE}pi: [###") and "\n" not in bar
     assert error == "error: pi: the upload broke off\n"
 
 

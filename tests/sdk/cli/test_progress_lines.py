@@ -12,6 +12,7 @@ import pytest
 
 from edgeship.cli.main import main
 from edgeship.progress import CLEAR_LINE
+from tests.runtime.parallel import helpers
 
 Run = Callable[..., tuple[int, str]]
 
@@ -45,18 +46,35 @@ def _live(request: pytest.FixtureRequest) -> bool:
     return "terminal" in request.node.callspec.id
 
 
-def test_profile_with_min_seconds_shows_the_plan_and_the_time_waited(
-    edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
+@pytest.mark.parametrize(
+    ("options", "plan"),
+    [
+        (
+            ["--runs", "5", "--min-seconds", "0.2"],
+            "warm-up until steady, then 5 timed runs, at least 0.2 s",
+        ),
+        (
+            ["--shards", "2", "--runs", "20"],
+            "one shard alone, then a stream of 20 requests over 2 shards",
+        ),
+    ],
+    ids=["min-seconds", "shards"],
+)
+def test_profile_shows_its_plan_and_the_time_waited(
+    edgeship: Run,
+    add_onnx: Path,
+    request: pytest.FixtureRequest,
+    options: list[str],
+    plan: str,
 ) -> None:
-    args = [add_onnx, "--runs", "5", "--warmup", "1", "--threads", "1", "--min-seconds", "0.2"]
+    args = [add_onnx, *options, "--warmup", "1", "--threads", "1"]
     rc, err = edgeship("profile", *args)
     assert rc == 0, err
     if not _live(request):
         assert err == ""
         return
     frames = _frames(err)
-    plan = "local: add.onnx: warm-up until steady, then 5 timed runs, at least 0.2 s"
-    assert frames and all(f.startswith(f"{plan} · ") for f in frames)
+    assert frames and all(f.startswith(f"local: add.onnx: {plan} · ") for f in frames)
     assert frames[-1].endswith(" s\n") and err.count("\n") == 1
     rc, err = edgeship("profile", *args, "--json")
     assert rc == 0 and err == ""
@@ -108,3 +126,14 @@ def test_tune_shows_each_trial_and_its_settings(
     assert err.endswith("\n") and err.count("\n") == 1
     rc, err = edgeship("tune", add_onnx, *args, *quick, "--json")
     assert rc == 0 and err == ""
+
+
+def test_profile_of_a_pipeline_shows_its_stages_directory(
+    edgeship: Run, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    chain = helpers.chain_model(tmp_path / "chain.onnx")
+    stages = helpers.cut_model(chain, tmp_path / "chain-2", helpers.CUTS_2)
+    rc, err = edgeship("profile", chain, "--pipeline", stages, "--runs", "20", "--threads", "1")
+    assert rc == 0, err
+    plan = f"local: chain.onnx: a stream of 20 requests through the stages in {stages}, then "
+    assert any(f.startswith(plan + "the unsplit model · ") for f in _frames(err)) == _live(request)

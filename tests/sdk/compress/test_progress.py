@@ -42,6 +42,23 @@ def test_distill_shows_each_epoch_and_its_loss(
     assert "held-out accuracy " in frames[-1] and frames[-1].endswith("%\n")
 
 
+@pytest.mark.parametrize("method", ["prune-channels", "prune"])
+def test_fine_tuning_after_pruning_shows_each_epoch(
+    zoo: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    monkeypatch.setenv("COLUMNS", "200")
+    args = [str(zoo.path("mlp.onnx")), "--method", method, "--sparsity", "0.25"]
+    args += ["--epochs", "2", "--data", str(zoo.path("digits_test.npz"))]
+    rc = main(["compress", *args, "--out", str(tmp_path / "p.onnx")])
+    assert rc == 0, err.getvalue()
+    frames = [f for f in err.getvalue().split(CLEAR_LINE) if f.startswith(f"{method}: ")]
+    assert [f.split(":")[1] for f in frames] == [" epoch 1 of 2", " epoch 2 of 2"]
+    assert frames[-1].endswith("%\n")
+
+
 def test_a_recipe_bar_carries_the_training_variants_epochs() -> None:
     out = Terminal()
     variants = _Variants(StatusLine(out, width=200))

@@ -11,7 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import CompressOptions, QuantizeConfig, compress, load_dataset
+from edgeship.compress.evaluate import predict_feeds
 from edgeship.errors import InputError
+from edgeship_runtime.inputs import input_mapping, named_as
 from tests.sdk.compress.conftest import ort_outputs
 
 FEATURES, HIDDEN, CLASSES, SAMPLES = 16, 32, 4, 40
@@ -124,3 +126,38 @@ def test_compress_a_stateful_model_on_its_data(
     base, new = ort_outputs(cell, feeds), ort_outputs(out, feeds)
     assert new.shape == base.shape == (1, CLASSES)
     assert np.allclose(new, base, atol=0.1 * np.abs(base).max())
+
+
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_data_in_another_order_than_the_inputs_goes_by_name(
+    cell: Path, tmp_path: Path, method: str
+) -> None:
+    """Silero's two exports take ``state`` and ``sr`` in opposite orders, and one .npz
+    serves both: its arrays go to the inputs of the same names, not by position (which
+    fed the state to ``sr``: "dtype float32, expected int64")."""
+    rng = np.random.default_rng(2)
+    data = tmp_path / "reordered.npz"
+    np.savez(
+        data,
+        sr=np.array(16000, np.int64),
+        input=rng.standard_normal((SAMPLES, FEATURES)).astype(np.float32),
+        state=rng.standard_normal((2, 1, HIDDEN)).astype(np.float32),
+    )
+    out = tmp_path / f"cell.{method}.onnx"
+    rec = compress(cell, QuantizeConfig(method), data, out, CompressOptions(latency=False)).report
+    assert rec.verified_on == "local"
+    assert rec.fidelity is not None and (rec.fidelity.cosine or 0.0) > 0.99
+    with np.load(data) as npz:  # in the file's order: sr, input, state
+        feeds = {k: npz[k][:1] if k == "input" else npz[k] for k in npz.files}
+    assert list(feeds) == ["sr", "input", "state"]
+    assert np.allclose(predict_feeds(out, [feeds]), predict_feeds(cell, [feeds]), atol=0.1)
+
+
+def test_differently_named_data_goes_by_position() -> None:
+    assert input_mapping(["a", "b"], ["b", "a"]) == {"a": "a", "b": "b"}
+    assert input_mapping(["x", "k"], ["serving_default_x:0", "serving_default_k:0"]) == {
+        "x": "serving_default_x:0",
+        "k": "serving_default_k:0",
+    }
+    feeds = {"state": np.zeros((2, 1, 4), np.float32), "sr": np.array(8000)}
+    assert list(named_as(feeds, ["sr", "state"])) == ["sr", "state"]

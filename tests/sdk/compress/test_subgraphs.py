@@ -1,5 +1,7 @@
 """Models whose weights lie inside ``If`` branches (as Silero VAD's, keyed by the sample
-rate): INT8 dynamic and FP16 reach them, static INT8 refuses naming the ``If``."""
+rate), or in the main graph where only the branches read them (its opset-18 export):
+INT8 dynamic and FP16 reach them, static INT8 refuses naming the ``If``, and they count
+as the model's parameters."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import QuantizeConfig, UnsupportedPattern, quantize
-from edgeship.compress.prepare import fold_constants, graphs
+from edgeship.compress.onnx_graph import count_parameters, graphs
+from edgeship.compress.prepare import fold_constants, prepared, sink_initializers
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
 
 FEATURES, HIDDEN, CLASSES = 64, 128, 3  # weights large enough to outweigh the scales
@@ -55,6 +58,61 @@ def branchy(path: Path) -> Path:
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return path
+
+
+def outer_weights(path: Path) -> Path:
+    """``y = relu(x·W_t)·V`` per branch as :func:`branchy`, with the weights main-graph
+    initializers that the branches read from the outer scope: ``W_a`` by the ``then``
+    branch and by a main-graph node (``side = x·W_a``), ``W_b`` by the ``else`` branch,
+    ``V`` by both."""
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        value = (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+        return numpy_helper.from_array(value, name)
+
+    def branch(tag: str) -> onnx.GraphProto:
+        nodes = [
+            helper.make_node("MatMul", ["x", f"W_{tag}"], [f"h_{tag}"], name=f"{tag}/fc1"),
+            helper.make_node("Relu", [f"h_{tag}"], [f"a_{tag}"], name=f"{tag}/relu"),
+            helper.make_node("MatMul", [f"a_{tag}", "V"], [f"y_{tag}"], name=f"{tag}/fc2"),
+        ]
+        out = helper.make_tensor_value_info(f"y_{tag}", TensorProto.FLOAT, None)
+        return helper.make_graph(nodes, tag, [], [out])
+
+    nodes = [
+        helper.make_node(
+            "If", ["flag"], ["y"], name="choose", then_branch=branch("a"), else_branch=branch("b")
+        ),
+        helper.make_node("MatMul", ["x", "W_a"], ["side"], name="side"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "outer",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", FEATURES]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", CLASSES]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, ["n", HIDDEN]),
+        ],
+        [
+            weight("W_a", FEATURES, HIDDEN),
+            weight("W_b", FEATURES, HIDDEN),
+            weight("V", HIDDEN, CLASSES),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def outer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return outer_weights(tmp_path_factory.mktemp("outer") / "outer.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +184,53 @@ def test_fp16_converts_the_branches_and_casts_outer_inputs_for_them(
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert rec.model.size_bytes < rec.base.size_bytes
     _same_on_both_branches(base, out, rtol=0.01)
+
+
+def test_outer_weights_move_into_the_branches_that_read_them(outer: Path) -> None:
+    model = onnx.load(str(outer))
+    assert sink_initializers(model) == 3
+    held = {g.name: sorted(t.name for t in g.initializer) for g in graphs(model.graph)}
+    assert held == {"outer": ["W_a"], "a": ["V", "W_a"], "b": ["V", "W_b"]}  # side reads W_a
+    onnx.checker.check_model(model, full_check=True)
+    moved = outer.with_name("moved.onnx")
+    onnx.save(model, str(moved))
+    _same_on_both_branches(outer, moved, rtol=0.0)
+
+
+def test_preparation_says_what_it_moved(outer: Path) -> None:
+    with prepared(outer) as ready:
+        assert ready.path != outer and "3 initializer(s) moved into the subgraphs" in ready.note
+        assert len(list(graphs(onnx.load(str(ready.path)).graph))[1].initializer) == 2
+
+
+def test_int8_dynamic_quantizes_branch_nodes_reading_outer_weights(
+    outer: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "q.onnx"
+    rec = quantize(outer, QuantizeConfig("int8-dynamic"), None, out).report
+    assert sorted(rec.details["quantized_nodes"]) == ["a/fc1", "a/fc2", "b/fc1", "b/fc2", "side"]
+    assert "MatMul" not in _ops(out)
+    assert "moved into the subgraphs" in rec.notes[0]
+    _same_on_both_branches(outer, out, rtol=0.1)
+
+
+@pytest.mark.skipif(not HAS_FP16, reason="needs the fp16 extra (onnxconverter-common)")
+def test_fp16_converts_branch_nodes_reading_outer_weights(outer: Path, tmp_path: Path) -> None:
+    out = tmp_path / "h.onnx"
+    rec = quantize(outer, QuantizeConfig("fp16"), None, out).report
+    weights = [t for g in graphs(onnx.load(str(out)).graph) for t in g.initializer]
+    assert weights and all(t.data_type == TensorProto.FLOAT16 for t in weights)
+    assert rec.model.size_bytes < rec.base.size_bytes
+    _same_on_both_branches(outer, out, rtol=0.01)
+
+
+def test_parameters_in_branches_are_counted(base: Path, outer: Path) -> None:
+    per_branch = FEATURES * HIDDEN + HIDDEN * CLASSES
+    model = onnx.load(str(base))
+    assert count_parameters(model)[0] == 2 * per_branch  # Constant nodes in the branches
+    fold_constants(model)
+    assert count_parameters(model)[0] == 2 * per_branch  # branch initializers
+    model = onnx.load(str(outer))
+    assert count_parameters(model)[0] == per_branch + FEATURES * HIDDEN
+    sink_initializers(model)  # W_a now in the main graph and a branch, V in both
+    assert count_parameters(model)[0] == 2 * per_branch + FEATURES * HIDDEN

@@ -41,7 +41,8 @@ FAIL_WIDTH = 6
 FAIL_SHAPE = (2, 3)
 
 
-def _save(graph: onnx.GraphProto, path: str | os.PathLike[str]) -> Path:
+def save_graph(graph: onnx.GraphProto, path: str | os.PathLike[str]) -> Path:
+    """``graph`` as a checked model (opset 17, IR 8) at ``path``."""
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgeship-tests"
     )
@@ -71,7 +72,7 @@ def add_model(
         [_value("y", TensorProto.FLOAT, [batch, width])],
         initializer=[one],
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def multi_input_model(path: str | os.PathLike[str]) -> Path:
@@ -99,7 +100,7 @@ def multi_input_model(path: str | os.PathLike[str]) -> Path:
         ],
         initializer=[table],
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def state_model(path: str | os.PathLike[str]) -> Path:
@@ -129,7 +130,7 @@ def state_model(path: str | os.PathLike[str]) -> Path:
         ],
         initializer=weights,
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def state_step(x: np.ndarray, h_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +150,7 @@ def failing_model(path: str | os.PathLike[str]) -> Path:
         [_value("y", TensorProto.FLOAT, list(FAIL_SHAPE))],
         initializer=[target],
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def truncated_copy(
@@ -277,7 +278,7 @@ def field_cnn_model(path: str | os.PathLike[str]) -> Path:
         [_value("x", TensorProto.FLOAT, ["batch", 4, FIELD_SIDE, FIELD_SIDE])],
         [_value("y", TensorProto.FLOAT, ["batch", FIELD_CLASSES])],
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def small_head_model(path: str | os.PathLike[str]) -> Path:
@@ -301,7 +302,7 @@ def small_head_model(path: str | os.PathLike[str]) -> Path:
         [_value("y", TensorProto.FLOAT, ["batch", 4])],
         initializer=inits,
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def map_model(path: str | os.PathLike[str], side: int | str = "height") -> Path:
@@ -326,7 +327,7 @@ def map_model(path: str | os.PathLike[str], side: int | str = "height") -> Path:
         [_value("y", TensorProto.FLOAT, ["batch", 1, side, side])],
         initializer=inits,
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def tiny_matmul_model(path: str | os.PathLike[str]) -> Path:
@@ -339,7 +340,7 @@ def tiny_matmul_model(path: str | os.PathLike[str]) -> Path:
         [_value("y", TensorProto.FLOAT, ["batch", 2])],
         initializer=[numpy_helper.from_array(w, "w")],
     )
-    return _save(graph, path)
+    return save_graph(graph, path)
 
 
 def _main(argv: list[str]) -> int:

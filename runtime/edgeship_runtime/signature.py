@@ -65,3 +65,8 @@ def dims_compatible(expected: Tuple[Dim, ...], given: Tuple[int, ...]) -> bool:
 def format_shape(shape: Sequence[Dim]) -> str:
     """``[batch, 1, 8, 8]``: how shapes appear in messages; unknown dims print as ``?``."""
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def format_dims(shape: Sequence[int]) -> str:
+    """``1×1×8×8``: a concrete shape as the human tables show it (``scalar`` for 0-d)."""
+    return "×".join(str(d) for d in shape) or "scalar"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgeship_runtime.report import DeviceState, TensorSummary
+from edgeship_runtime.signature import format_dims
 
 from .result import (
     ABReport,
@@ -74,8 +75,7 @@ def device_name(device: DeviceAB) -> str:
 
 def input_text(tensor: TensorSummary) -> str:
     """``x: 1×1×8×8 float32``: one array as it was fed."""
-    shape = "×".join(str(d) for d in tensor.shape) or "scalar"
-    return f"{tensor.name}: {shape} {tensor.dtype}"
+    return f"{tensor.name}: {format_dims(tensor.shape)} {tensor.dtype}"
 
 
 def inputs_text(inputs: Sequence[TensorSummary]) -> str:

@@ -24,7 +24,7 @@ from .data import Dataset, require
 from .errors import CompressionError, NothingToPrune
 from .methods import Job, Outcome
 from .torch_model import count_parameters, export_onnx
-from .train import fit, predict_torch
+from .train import fit, predict_torch, predict_with_pre_hooks
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 Layer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
@@ -178,12 +178,7 @@ def _input_activation_table(
         score = x.abs().mean(dim=dims).detach()
         sums[mod] = sums[mod] + score if mod in sums else score
 
-    handles = [m.register_forward_pre_hook(hook) for m in layers]
-    try:
-        predict_torch(module, data)
-    finally:
-        for h in handles:
-            h.remove()
+    predict_with_pre_hooks(module, data, dict.fromkeys(layers, hook))
     return sums
 
 

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from . import importance
 from .data import Dataset
-from .train import predict_torch
+from .train import predict_with_pre_hooks
 
 
 class HeadAttention(nn.Module):
@@ -217,14 +217,9 @@ def _activations(
 
         return record
 
-    handles = [
-        layer.out_proj.register_forward_pre_hook(hook(n, layer)) for n, layer in layers.items()
-    ]
-    try:
-        predict_torch(module, data)
-    finally:
-        for h in handles:
-            h.remove()
+    predict_with_pre_hooks(
+        module, data, {layer.out_proj: hook(n, layer) for n, layer in layers.items()}
+    )
     return sums
 
 

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeship_runtime.signature import format_dims
+
 from ..fidelity import Fidelity
 
 __all__ = [
@@ -33,7 +35,7 @@ SCHEMA = "edgeship.compression/1"
 
 def shapes_text(shapes: Mapping[str, Sequence[int]]) -> str:
     """``x 1×1×8×8, mask 1×16``: the shapes a latency was measured on."""
-    return ", ".join(f"{n} {'×'.join(map(str, s)) or 'scalar'}" for n, s in shapes.items())
+    return ", ".join(f"{n} {format_dims(s)}" for n, s in shapes.items())
 
 
 @dataclass

@@ -7,7 +7,7 @@ outputs at temperature T, scaled by T², blended with cross-entropy on labels by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,6 +85,19 @@ def predict_torch(module: nn.Module, data: Dataset, batch: int = 256) -> np.ndar
         for b in data.batches(batch):
             outs.append(_first(module(*[torch.from_numpy(a) for a in b.values()])).numpy())
     return np.concatenate(outs).reshape(len(data), -1)
+
+
+def predict_with_pre_hooks(
+    module: nn.Module, data: Dataset, hooks: Mapping[nn.Module, Callable[[nn.Module, Any], None]]
+) -> None:
+    """Run ``module`` over ``data`` with each of ``hooks`` as a forward pre-hook of its
+    submodule (it sees the submodule's inputs), removed afterwards whatever happens."""
+    handles = [sub.register_forward_pre_hook(hook) for sub, hook in hooks.items()]
+    try:
+        predict_torch(module, data)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def metric(logits: np.ndarray, data: Dataset, teacher: np.ndarray | None) -> tuple[str, float]:

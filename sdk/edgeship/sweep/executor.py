@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..config import ConnectOptions
 from ..errors import UsageError
@@ -26,6 +26,9 @@ from .work import CompressJob, MeasureJob, VariantOutcome
 
 OFF = "off"
 LOCAL = "local"
+
+
+E = TypeVar("E", bound="Executor")
 
 
 class Executor(Protocol):
@@ -39,14 +42,17 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release boards and workers; futures not yet done are abandoned."""
 
-    def __enter__(self) -> Executor: ...
+    # implementations subclass this protocol for these two: a ``with`` closes them
+    def __enter__(self: E) -> E:
+        return self
 
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None: ...
+    ) -> None:
+        self.close()
 
 
 def ray_installed() -> bool:

@@ -15,13 +15,13 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
 from ..config import ConnectOptions
 from ..errors import EdgeshipError
 from ..fleet import DEFAULT_FORKS
 from ..targets import Target, open_target
+from .executor import Executor
 from .report import FAILED, Cell, CellRecord, ErrorInfo
 from .work import CompressJob, MeasureJob, VariantOutcome, compress_variant, measure_cell, now_utc
 
@@ -101,7 +101,7 @@ class _Lane:
     target: Target | None = None
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     name = "threads"
 
     def __init__(
@@ -143,17 +143,6 @@ class LocalExecutor:
             if lane.target is not None:
                 with contextlib.suppress(Exception):
                     lane.target.close()
-
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def failed_cell(job: MeasureJob, exc: BaseException) -> CellRecord:

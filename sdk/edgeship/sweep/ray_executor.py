@@ -25,7 +25,6 @@ import tempfile
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import ray
@@ -35,6 +34,7 @@ from ..config import ConnectOptions
 from ..errors import EdgeshipError
 from ..hashing import file_sha256
 from ..targets import Target, open_target
+from .executor import Executor
 from .local_executor import failed_cell
 from .plan import Resources
 from .report import CellRecord
@@ -105,7 +105,7 @@ class _Board:
 _BOARD: Any = ray.remote(num_cpus=0)(_Board)
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     name = "ray"
 
     def __init__(
@@ -179,14 +179,3 @@ class RayExecutor:
         self.blobs.clear()
         if self.owns:
             ray.shutdown()
-
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
+from tests.models import save_graph
+
 CHANNELS = 8
 IN_CHANNELS = 4
 SIDE = 6
@@ -28,11 +29,7 @@ def _save(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], path: Path
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", CLASSES])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(graph, path)
 
 
 def _head(
@@ -165,8 +162,4 @@ def shape_ops(path: Path) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", IN_CHANNELS])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(graph, path)

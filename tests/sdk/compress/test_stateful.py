@@ -14,6 +14,7 @@ from edgeship.compress import CompressOptions, QuantizeConfig, compress, load_da
 from edgeship.compress.evaluate import predict_feeds
 from edgeship.errors import InputError
 from edgeship_runtime.inputs import input_mapping, named_as
+from tests.models import save_graph
 from tests.sdk.compress.conftest import ort_outputs
 
 FEATURES, HIDDEN, CLASSES, SAMPLES = 16, 32, 4, 40
@@ -58,11 +59,7 @@ def stateful_cell(path: Path) -> Path:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, CLASSES])],
         consts,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(graph, path)
 
 
 @pytest.fixture(scope="module")

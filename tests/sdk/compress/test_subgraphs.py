@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeship.compress import QuantizeConfig, UnsupportedPattern, quantize
 from edgeship.compress.onnx_graph import count_parameters, graphs
 from edgeship.compress.prepare import fold_constants, prepared, sink_initializers
+from tests.models import save_graph
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
 
 FEATURES, HIDDEN, CLASSES = 64, 128, 3  # weights large enough to outweigh the scales
@@ -53,11 +54,7 @@ def branchy(path: Path) -> Path:
         ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", CLASSES])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(graph, path)
 
 
 def outer_weights(path: Path) -> Path:
@@ -103,11 +100,7 @@ def outer_weights(path: Path) -> Path:
             weight("V", HIDDEN, CLASSES),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(graph, path)
 
 
 @pytest.fixture(scope="module")

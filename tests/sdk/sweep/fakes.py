@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import Future
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 from edgeship.ab.result import Interval
+from edgeship.sweep.executor import Executor
 from edgeship.sweep.report import (
     DONE,
     FAILED,
@@ -44,7 +44,7 @@ def result(speedup: float, size: int = 100, accuracy: float | None = None) -> Ce
     )
 
 
-class FakeExecutor:
+class FakeExecutor(Executor):
     name = "fake"
 
     def __init__(self, failing: tuple[str, ...] = (), broken: tuple[str, ...] = ()) -> None:
@@ -75,17 +75,6 @@ class FakeExecutor:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> FakeExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _done(value: T) -> Future[T]:

@@ -66,7 +66,8 @@ CLOCK_CHANGE_LIMIT = 0.10
 """Relative change of a CPU's clock (or its cap) between the snapshots taken as a change."""
 PREEMPTION_RATE = 10.0
 """Involuntary context switches of the runtime per second of window taken as contention
-(a quiet 2-core VM: 2-3/s; with a CPU hog per core: 40-80/s)."""
+(``tools/bench/validity.py`` on a 2-core VM: quiet 4/s; a CPU hog per core for half
+of the window 12-21/s)."""
 MIN_PREEMPTIONS = 20
 """Fewer than this many in a window are never contention (short windows)."""
 MIN_CLOCK_STEPS = 100

@@ -261,8 +261,8 @@ def test_a_move_inside_the_noise_of_a_short_window_is_no_reason() -> None:
 
 
 def test_a_runtime_preempted_often_in_its_window_was_contended() -> None:
-    """A CPU hog per core on this VM: 162-199 involuntary switches in a 4 s window (quiet:
-    9-13), the p50 unchanged — the hog took throughput, not per-run time."""
+    """A CPU hog per core for half a 4 s window on this VM (tools/bench/validity.py): 50-83
+    involuntary switches (quiet: 16), the p50 unchanged — the hog took throughput."""
     before = state(preemptions=100, at_s=10.0)
     (reason,) = guards.state_reasons(before, state(preemptions=280, at_s=14.0))[0]
     assert reason == (

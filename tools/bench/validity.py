@@ -47,7 +47,7 @@ from edgeship.config import ProfileConfig  # noqa: E402
 from edgeship.targets.local import LocalTarget  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402
-from edgeship_runtime.report import ProfileReport  # noqa: E402
+from edgeship_runtime.report import DeviceState, ProfileReport  # noqa: E402
 from tools.zoo.build import build_zoo  # noqa: E402
 
 MAX_FALSE_POSITIVES = 0.05
@@ -65,11 +65,21 @@ def show(label: str, report: ProfileReport) -> bool:
     assert v is not None
     print(
         f"{label}: {v.verdict} ({lat.n} runs, p50 {lat.p50:.3f} ms, mean {lat.mean:.3f}, "
-        f"std {lat.std:.3f}, max {lat.max:.2f}; warm-up {v.warmup_runs} runs)"
+        f"std {lat.std:.3f}, max {lat.max:.2f}; warm-up {v.warmup_runs} runs; "
+        f"{_preempted(v.before, v.after)})"
     )
     for reason in v.reasons:
         print(f"    {reason}")
     return v.verdict == "unstable"
+
+
+def _preempted(before: DeviceState | None, after: DeviceState | None) -> str:
+    """The runtime's involuntary context switches over the window, as the guard reads them."""
+    if before is None or after is None:
+        return "preemptions unread"
+    if before.preemptions is None or after.preemptions is None:
+        return "preemptions unread"
+    return f"preempted {after.preemptions - before.preemptions} times"
 
 
 @contextmanager

@@ -91,6 +91,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--per-tensor", action="store_true", help="per-tensor weights (default per channel)"
     )
+    q.add_argument(
+        "--full-range",
+        action="store_true",
+        help="8-bit ONNX INT8 weights (default 7: x86 CPUs without VNNI saturate 8-bit "
+        "products; full range only for ARM or VNNI boards)",
+    )
+    q.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="never keep collapsing nodes in float (default: INT8 that collapses the model "
+        "keeps the fewest nodes in float that hold it)",
+    )
     q.add_argument("--exclude-node", action="append", default=[], metavar="NAME")
     q.add_argument("--exclude-op", action="append", default=[], metavar="OP_TYPE")
     q.add_argument("--calibration-samples", type=int, default=256)
@@ -137,6 +149,8 @@ def config_from_args(ns: argparse.Namespace) -> Any:
     given = {
         "calibration": ns.calibration,
         "per_channel": not ns.per_tensor,
+        "reduce_range": not ns.full_range,
+        "fallback": not ns.no_fallback,
         "exclude_nodes": ns.exclude_node,
         "exclude_op_types": ns.exclude_op,
         "calibration_samples": ns.calibration_samples,

@@ -32,9 +32,10 @@ from ..errors import EdgeshipError, InputError, UsageError
 from ..extras import missing_extras
 from ..targets import Target
 from . import evaluate, guard, onnx_graph
-from .config import AnyConfig, config_to_dict, data_needs, steps_of
+from .config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
 from .data import DataLike, Dataset, EvalSplit, check_dataset, eval_split, load_dataset, require
 from .errors import CompressionError
+from .fallback import Search
 from .guard import FidelityCollapse, GuardPolicy, NoChange
 from .methods import Job, MethodConfig, Outcome, method_for
 from .report import CompressionReport, CompressionResult
@@ -104,13 +105,15 @@ def compress(
         check_dataset(sig, dataset)
     if evalset is not None:
         check_dataset(sig, evalset, "--eval-data")
-    split = eval_split(dataset, evalset, bool(data_needs(config)))
+    uses = bool(data_needs(config)) or (data_used(config) and detect_format(str(base)) == "onnx")
+    split = eval_split(dataset, evalset, uses)
     feeds = None if split.held is not None else _generated(base, options.shapes)
     some = split.train if split.train is not None else split.held
     sample = evaluate.first_sample(some) if feeds is None else feeds[0]
+    search = _search(base, split, options) if uses and len(steps) == 1 else None
     with evaluate.opened(options.target, options.connect) as target:
         step_reports, outcome = _run_steps(
-            base, source, steps, split.train, out, target, sample, options.on_epoch
+            base, source, steps, split.train, out, target, sample, options.on_epoch, search
         )
         report = finish(base, out, config, split, outcome, options, target, feeds, sample)
     report.steps = step_reports
@@ -134,6 +137,24 @@ def _generated(base: Path, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[s
     return feeds
 
 
+SEARCH_CALLS = 16
+"""Calls the INT8 fallback judges each try on (one sample each, as a device runs them)."""
+SEARCH_SEED = 1000
+"""The first seed of generated search inputs (the judgement's start at 0)."""
+
+
+def _search(base: Path, split: EvalSplit, options: CompressOptions) -> Search:
+    """What a method that searches judges on: rows the final judgement never sees (the
+    split's method part; never the held-out rows), else inputs generated with other seeds
+    than the judgement's."""
+    if split.train is not None:
+        calls = list(split.train.take(SEARCH_CALLS).batches(1))
+        return Search(calls, options.guard, f"{len(calls)} samples of --data the method gets")
+    shapes = {**evaluate.latency_shapes(base, split.train), **options.shapes}
+    calls = evaluate.generated_feeds(base, shapes, first_seed=SEARCH_SEED)
+    return Search(calls, options.guard, f"{len(calls)} generated inputs (seeds {SEARCH_SEED}+)")
+
+
 def run_method(
     base: Path,
     source: TorchModel | None,
@@ -141,6 +162,7 @@ def run_method(
     data: Dataset | None,
     out: Path,
     on_epoch: EpochProgress | None = None,
+    search: Search | None = None,
 ) -> Outcome:
     """Run one method, writing ``out``; its outcome (details and notes). An ONNX base is
     prepared first (:mod:`.prepare`)."""
@@ -156,7 +178,7 @@ def run_method(
         return method.run(Job(base, config, data, out, source, on_epoch))
     keep_names = bool(getattr(config, "exclude_nodes", ()))
     with prepared(base, simplify=not keep_names) as ready:
-        outcome = method.run(Job(ready.path, config, data, out, source, on_epoch))
+        outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))
     if ready.note:
         outcome.notes.insert(0, ready.note)
     return outcome
@@ -292,11 +314,13 @@ def _run_steps(
     target: Target,
     sample: dict[str, np.ndarray] | None = None,
     on_epoch: EpochProgress | None = None,
+    search: Search | None = None,
 ) -> tuple[list[CompressionReport], Outcome]:
-    """One method: its outcome. Several (a chain): each applied to the previous one's
-    output and verified, with a report per step; the notes of all."""
+    """One method: its outcome (``search``: for a method that searches). Several (a
+    chain): each applied to the previous one's output and verified, with a report per
+    step; the notes of all."""
     if len(steps) == 1:
-        return [], run_method(base, source, steps[0], data, out, on_epoch)
+        return [], run_method(base, source, steps[0], data, out, on_epoch, search)
     reports: list[CompressionReport] = []
     current = base
     with tempfile.TemporaryDirectory(prefix="edgeship-chain-") as tmp:

@@ -80,7 +80,10 @@ class QuantizeConfig:
     """ONNX: dynamic INT8, static INT8 (QDQ, calibrated) or FP16 with float32 I/O.
 
     TFLite: ``int8-dynamic`` (dynamic range) and ``int8-static`` (full INT8, calibrated).
-    ``percentile`` is used by the ``percentile`` calibration only.
+    ``percentile`` is used by the ``percentile`` calibration only. ONNX INT8:
+    ``reduce_range`` quantizes weights to 7 bits (x86 CPUs without VNNI saturate 8-bit
+    products; ``False`` for ARM or VNNI boards only); ``fallback`` keeps the nodes that
+    collapse the model in float (:mod:`.fallback`).
     """
 
     method: str = "int8-static"
@@ -90,6 +93,8 @@ class QuantizeConfig:
     exclude_op_types: tuple[str, ...] = ()
     calibration_samples: int = 256
     percentile: float = 99.999
+    reduce_range: bool = True
+    fallback: bool = True
 
     def __post_init__(self) -> None:
         _choice("quantization method", self.method, QUANT_METHODS)
@@ -102,6 +107,11 @@ class QuantizeConfig:
 
     def needs_data(self) -> str | None:
         return "static INT8 calibration" if self.method == "int8-static" else None
+
+    def uses_data(self) -> bool:
+        """Whether data, when given, is used (the fallback's search counts): then a part of
+        it is held out to judge the result."""
+        return self.needs_data() is not None or (self.fallback and self.method != "fp16")
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,13 @@ def steps_of(config: AnyConfig) -> tuple[MethodConfig, ...]:
 def data_needs(config: AnyConfig) -> list[str]:
     """What each step needing data needs it for (empty: it runs without data)."""
     return [why for why in (s.needs_data() for s in steps_of(config)) if why is not None]
+
+
+def data_used(config: AnyConfig) -> bool:
+    """Whether a step uses data when given (calibration, training, a fallback's search)."""
+    return bool(data_needs(config)) or any(
+        isinstance(s, QuantizeConfig) and s.uses_data() for s in steps_of(config)
+    )
 
 
 def output_format(config: AnyConfig, fmt: str) -> str:

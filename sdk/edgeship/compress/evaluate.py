@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.formats import detect_format
 from edgeship_runtime.inputs import generate_feeds, named_as
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import load_model
@@ -31,13 +32,21 @@ from ..errors import (
 )
 from ..fidelity import Fidelity
 from ..targets import Target, open_target
+from . import onnx_graph
 from .data import Dataset
+from .onnx_graph import graphs
 from .report import Latency
 
 UNREACHABLE = (ConnectError, AuthenticationError, HostKeyError)
 """Errors that say nothing about the model: they propagate as they are."""
 
 EVAL_BATCH = 256
+BATCH_DEPENDENT = frozenset(
+    {"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
+)
+"""Ops whose result for one sample depends on the rest of its batch: dynamic quantization
+takes its activation range over the whole input tensor. A model holding them is judged
+one sample per call, as a device runs it."""
 
 
 def signature(path: Path) -> Signature:
@@ -53,12 +62,16 @@ GENERATED_RUNS = 8
 
 
 def generated_feeds(
-    path: Path, shapes: Mapping[str, tuple[int, ...]], runs: int = GENERATED_RUNS
+    path: Path,
+    shapes: Mapping[str, tuple[int, ...]],
+    runs: int = GENERATED_RUNS,
+    first_seed: int = 0,
 ) -> list[dict[str, np.ndarray]]:
-    """Inputs generated at ``path``'s real shape, one set per seed: dynamic non-batch dims
-    from ``shapes`` or an :class:`~edgeship.errors.InputError` naming the dim."""
+    """Inputs generated at ``path``'s real shape, one set per seed from ``first_seed``:
+    dynamic non-batch dims from ``shapes`` or an :class:`~edgeship.errors.InputError`
+    naming the dim."""
     sig = signature(path)
-    return [generate_feeds(sig, shapes, seed=seed) for seed in range(runs)]
+    return [generate_feeds(sig, shapes, seed=first_seed + i) for i in range(runs)]
 
 
 def describe_feeds(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
@@ -110,12 +123,14 @@ def latency_shapes(path: Path, data: Dataset | None) -> dict[str, tuple[int, ...
 
 def predict(path: Path, data: Dataset, threads: int = 2) -> np.ndarray:
     """The first output of ``path`` on all of ``data``, batched (per sample when the model's
-    batch dim is fixed, as in TFLite)."""
+    batch dim is fixed, as in TFLite, or when a sample's result depends on its batch:
+    :data:`BATCH_DEPENDENT`)."""
     loaded = load_model(str(path), options=SessionOptions(threads=threads))
     try:
         sig = loaded.session.signature
         fixed = all(isinstance(s.shape[0], int) and s.shape[0] > 0 for s in sig.inputs if s.shape)
         size = int(sig.inputs[0].shape[0]) if fixed and sig.inputs[0].shape else EVAL_BATCH  # type: ignore[arg-type]
+        size = 1 if batch_dependent(path) else size
         feeds = (
             data.renamed([s.name for s in sig.inputs])
             if data.names != [s.name for s in sig.inputs]
@@ -126,6 +141,14 @@ def predict(path: Path, data: Dataset, threads: int = 2) -> np.ndarray:
     finally:
         loaded.close()
     return np.concatenate(outs).astype(np.float32)
+
+
+def batch_dependent(path: Path) -> bool:
+    """Whether an ONNX model holds a :data:`BATCH_DEPENDENT` op, in any of its graphs."""
+    if detect_format(str(path)) != "onnx":
+        return False
+    model = onnx_graph.load(path)
+    return any(n.op_type in BATCH_DEPENDENT for g in graphs(model.graph) for n in g.node)
 
 
 class IntegerIO:

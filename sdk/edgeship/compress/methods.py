@@ -29,6 +29,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from .data import Dataset
+    from .fallback import Search
     from .torch_model import TorchModel
     from .train import EpochProgress
 
@@ -55,7 +56,8 @@ class Job(Generic[C]):
     """One run of a method: ``base`` (a model file) → ``out``, as ``config`` says.
 
     ``source`` is the torch model ``base`` was exported from, when there is one;
-    ``on_epoch`` hears of a training method's epochs.
+    ``on_epoch`` hears of a training method's epochs; ``search``: inputs and thresholds
+    for a method that searches for settings that hold the model (the INT8 fallback).
     """
 
     base: Path
@@ -64,6 +66,7 @@ class Job(Generic[C]):
     out: Path
     source: TorchModel | None = None
     on_epoch: EpochProgress | None = None
+    search: Search | None = None
 
 
 @dataclass

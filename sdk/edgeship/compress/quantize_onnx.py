@@ -12,7 +12,10 @@
   float constant outside float16's range (a BatchNorm variance of 1e8, as Paddle exports
   have) stay float32, instead of having it clamped. Float32 inputs that subgraphs read
   from the outer scope are cast for them (the converter casts them for top-level nodes
-  only, which leaves an ``If`` branch mixing float32 and float16).
+  only, which leaves an ``If`` branch mixing float32 and float16). A ``Transpose`` that
+  moves the leading axis behind the other batch axes and feeds a ``MatMul`` (the
+  ``[1, 0, 2]`` that a batch-first ``nn.MultiheadAttention`` export starts with) stays
+  float32 too, else ONNX Runtime crashes loading the model: see :func:`batch_transposes`.
 
 The outcome lists which nodes were quantized, which were excluded and which stayed float.
 """
@@ -25,16 +28,20 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UsageError
 from ..extras import import_optional
-from . import onnx_graph
+from . import fallback, onnx_graph
 from .config import QuantizeConfig
 from .data import Dataset, require
 from .errors import CompressionError, UnsupportedPattern
+from .fallback import Calls, Quantize
 from .methods import Job, Outcome
 from .onnx_graph import graphs, subgraphs
 
@@ -46,28 +53,43 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     model = onnx_graph.load(src)
     _check_exclusions(model, config)
     kept: list[str] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _quiet_ort():
         if config.method == "fp16":
             kept = _fp16(model, config, out)
-        elif config.method == "int8-dynamic":
-            _dynamic(src, config, out, _op_types(model, config, dynamic=True))
         else:
-            data = require(data, config.needs_data() or "")
-            pre = Path(tmp) / "pre.onnx"
-            _preprocess(src, pre)
-            _static(_opset13(pre, config), config, data, out, _op_types(model, config, False))
-    details = _what_changed(model, onnx_graph.load(out), config)
-    if not details["quantized_nodes"]:
-        _weights_in_subgraphs(model, config, out)
-    notes = []
+            quantize, graph = _int8(src, model, config, data, Path(tmp))
+            quantize(graph, (), out, None)
+        details = _what_changed(model, onnx_graph.load(out), config)
+        if not details["quantized_nodes"]:
+            _weights_in_subgraphs(model, config, out)
+        if config.method != "fp16" and config.fallback and job.search is not None:
+            # by the names of the graph the quantizer saw (pre-processing fuses nodes)
+            seen = _what_changed(onnx_graph.load(graph), onnx_graph.load(out), config)
+            done = fallback.hold(graph, out, seen["quantized_nodes"], quantize, job.search)
+            if done is not None:
+                details = _after_fallback(model, out, config, done)
+                notes.append(done.note)
     if kept:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
         details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
         notes.append(
-            f"kept in float32 (constants beyond float16's range, or types the converter "
-            f"could not reconcile): {', '.join(kept)}"
+            f"kept in float32 (constants beyond float16's range, batch Transposes feeding "
+            f"a MatMul, or types the converter could not reconcile): {', '.join(kept)}"
         )
     return Outcome(details=details, notes=notes)
+
+
+def _after_fallback(
+    model: Any, out: Path, config: QuantizeConfig, done: fallback.Fallback
+) -> dict[str, Any]:
+    """The details of ``out`` once the fallback ran: what it keeps in float counts as
+    excluded (when it held; else ``out`` is the fully quantized model)."""
+    if done.held:
+        config = replace(config, exclude_nodes=config.exclude_nodes + done.kept)
+    details = _what_changed(model, onnx_graph.load(out), config)
+    details["fallback"] = done.to_dict()
+    return details
 
 
 SUBGRAPH_REFUSAL = {
@@ -218,6 +240,7 @@ def _static(
             _Reader(data, config.calibration_samples),
             quant_format=q.QuantFormat.QDQ,
             per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
             activation_type=q.QuantType.QUInt8,
             weight_type=q.QuantType.QInt8,
             calibrate_method=methods[config.calibration],
@@ -229,6 +252,33 @@ def _static(
         raise CompressionError(f"static INT8 quantization failed: {describe(exc)}") from exc
 
 
+def _int8(
+    src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, tmp: Path
+) -> tuple[Quantize, Path]:
+    """INT8 as ``config`` says, keeping some nodes in float (:data:`fallback.Quantize`; a
+    single-node model is calibrated on the calls it is given), and the graph it takes:
+    ``src``, pre-processed for static INT8."""
+    dynamic = config.method == "int8-dynamic"
+    op_types = _op_types(model, config, dynamic)
+
+    def quantize(graph: Path, kept: Sequence[str], out: Path, calls: Calls | None) -> None:
+        settings = replace(config, exclude_nodes=config.exclude_nodes + tuple(kept))
+        if dynamic:
+            return _dynamic(graph, settings, out, op_types)
+        if calls is None:
+            calibration = require(data, config.needs_data() or "")
+        else:
+            calibration = Dataset({k: np.concatenate([c[k] for c in calls]) for k in calls[0]})
+            graph = _opset13(graph, settings)
+        _static(graph, settings, calibration, out, op_types)
+
+    if dynamic:
+        return quantize, src
+    pre = tmp / "pre.onnx"
+    _preprocess(src, pre)
+    return quantize, _opset13(pre, config)
+
+
 def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] | None) -> None:
     from onnxruntime import quantization as q
 
@@ -238,6 +288,7 @@ def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] |
             str(out),
             weight_type=q.QuantType.QInt8,
             per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
             op_types_to_quantize=op_types,
             nodes_to_exclude=list(config.exclude_nodes),
             extra_options={"EnableSubgraph": True},
@@ -250,6 +301,7 @@ def _fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
     float16 = import_optional("onnxconverter_common.float16", "fp16")
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
+    nodes += [n for n in batch_transposes(model) if n not in nodes]
     for _ in range(FP16_RETRIES):
         converted = _convert_fp16(float16, model, block, nodes)
         rejected = _rejected_node(converted)
@@ -369,6 +421,58 @@ def out_of_range_nodes(model: Any) -> list[str]:
                     node.name = f"{node.op_type}_{i}_fp32"
                 names.append(node.name)
     return names
+
+
+MATMULS = frozenset({"MatMul", "FusedMatMul"})
+
+
+def batch_transposes(model: Any) -> list[str]:
+    """Names of ``Transpose`` nodes to keep float32: those whose ``perm`` moves the leading
+    axis behind the other batch axes (``[1, …, r-2, 0, r-1]`` or ``[1, …, r-1, 0]``, rank 3
+    or more) and whose output reaches a ``MatMul`` directly or through ``Cast`` nodes;
+    unnamed such nodes are given a name.
+
+    Why: ONNX Runtime's CPU provider (x86) has no float16 ``MatMul`` kernel, so at session
+    creation it casts the float16 ``Transpose`` output to float32 for the ``MatMul``; its
+    ``MatmulTransposeFusion`` then swaps that ``Cast`` with a ``Transpose`` of this form
+    (FusedMatMul's ``transBatch`` layout), does not fuse, and leaves a graph on which the
+    next transformer (``NchwcTransformer``, level ``ORT_ENABLE_ALL``) segfaults:
+    onnxruntime 1.32, and a float32 ``Transpose → Cast → MatMul`` crashes it too. Kept
+    float32, the ``Transpose`` is cast before it, and no single ``Cast`` separates it from
+    the ``MatMul``.
+    """
+    names = []
+    for graph in graphs(model.graph):
+        readers: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
+        for i, node in enumerate(graph.node):
+            if (
+                node.op_type == "Transpose"
+                and _moves_batch(node)
+                and _reaches_matmul(node, readers)
+            ):
+                if not node.name:
+                    node.name = f"Transpose_{i}_fp32"
+                names.append(node.name)
+    return names
+
+
+def _moves_batch(transpose: Any) -> bool:
+    """Whether ``transpose``'s ``perm`` is one of FusedMatMul's ``transBatch`` layouts."""
+    perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
+    rank = len(perm)
+    lead = list(range(1, rank - 1))
+    return rank >= 3 and perm in ([*lead, 0, rank - 1], [*lead, rank - 1, 0])
+
+
+def _reaches_matmul(node: Any, readers: dict[str, list[Any]]) -> bool:
+    """Whether a ``MatMul`` reads ``node``'s output directly or through ``Cast`` nodes."""
+    nexts = [r for out in node.output for r in readers.get(out, [])]
+    return any(
+        r.op_type in MATMULS or (r.op_type == "Cast" and _reaches_matmul(r, readers)) for r in nexts
+    )
 
 
 def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]:

@@ -287,3 +287,17 @@ def test_distill_without_a_narrowable_layer_says_so(tmp_path: Path) -> None:
     message = str(info.value)
     assert "nothing to prune" not in message
     assert "cannot derive a narrower student" in message and "--student" in message
+
+
+def test_class_scores_that_moved_are_a_collapse_though_most_arg_maxes_agree() -> None:
+    # like PaddleOCR's direction classifier under INT8: an unsure base (0.4-0.6), 7 of 8
+    # arg-maxes kept, the probabilities moved by 0.3 on average
+    base = np.array([[p, 1 - p] for p in (0.45, 0.58, 0.3, 0.9, 0.48, 0.4, 0.62, 0.7)])
+    new = np.array([[p, 1 - p] for p in (0.1, 0.9, 0.05, 0.55, 0.2, 0.05, 0.8, 0.3)])
+    fid = compare(base, new)
+    assert fid.top1_agreement is not None and fid.top1_agreement >= 0.7
+    assert fid.cosine is not None and fid.cosine < 0.9
+    reasons = guard.collapse_reasons(base, new, fid, GuardPolicy())
+    assert reasons == [f"cosine {fid.cosine:.3f} < 0.9 against the base"]
+    # a trained model's scores may differ in scale and offset: no cosine there
+    assert guard.collapse_reasons(base, new, fid, GuardPolicy(), trained=True) == []

@@ -1,0 +1,339 @@
+"""Accuracy-aware fallback for INT8: when quantizing every node collapses the model, keep
+the nodes that add the most error in float, as few as hold its outputs.
+
+What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps:
+
+1. the fully quantized model is judged against its base on the *search* inputs (rows of
+   ``--data`` that the final judgement never sees, or inputs generated with other seeds),
+   with the guard's thresholds at half the loss they allow (:func:`with_margin`); when it
+   holds, nothing more happens;
+2. the quantized nodes of the main graph are ranked by the error each adds on its own:
+   the node alone, quantized the same way, fed the base's float activations (a tensor's
+   error in the quantized model also carries what its inputs brought: ranked by that,
+   PaddleOCR's detector needed 32 of 64 convolutions in float, ranked by its own error
+   12). Nodes inside ``If``/``Loop`` branches, whose activations cannot be read out, are
+   ranked by op type: how well the model holds with that type alone kept in float;
+3. the first 1, 2, 4, ... of that ranking are kept in float until the model holds, then
+   the count is bisected between the last two tries;
+4. what it kept is in the result, unless the result is hardly smaller than its base
+   (:data:`MAX_SIZE`); when nothing holds, the fully quantized model stays, for the guard
+   to refuse.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship_runtime.inputs import named_as
+
+from . import evaluate, guard, onnx_graph
+from .guard import GuardPolicy
+
+Calls = list[dict[str, np.ndarray]]
+Quantize = Callable[[Path, Sequence[str], Path, "Calls | None"], None]
+"""``(model, nodes kept in float, out, calibration calls)``: quantize as the job says;
+calibration calls are given for a single-node model (None: the job's own data)."""
+
+MAX_BISECTIONS = 3
+MAX_SIZE = 0.9
+"""A result this share of its base's size or more is not kept: it is hardly compressed
+(PaddleOCR's detector, static INT8: 128 of 290 nodes in float, 0.96× the size), and
+fp16 halves it."""
+NAMED = 8
+"""Nodes a note names (the details list them all)."""
+RANKING_CALLS = 8
+
+
+@dataclass(frozen=True)
+class Search:
+    """The inputs the fallback judges on (one dict per call, never the held-out ones),
+    the guard's thresholds, and a phrase saying what the inputs are."""
+
+    calls: Calls
+    policy: GuardPolicy
+    described: str
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What the fallback did: the nodes it kept in float, of how many quantized, how
+    many quantizations it tried, what had collapsed and what holds now (``held``: "" when
+    nothing it tried held)."""
+
+    kept: tuple[str, ...]
+    of: int
+    tries: int
+    collapsed: str
+    held: str
+    searched_on: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kept_float": list(self.kept),
+            "quantized_before": self.of,
+            "tries": self.tries,
+            "collapsed": self.collapsed,
+            "held": self.held,
+            "searched_on": self.searched_on,
+        }
+
+    @property
+    def note(self) -> str:
+        if not self.held:
+            return (
+                f"fallback: keeping up to {len(self.kept)} of {self.of} quantized nodes in "
+                f"float ({self.tries} tries on {self.searched_on}) did not hold the model "
+                f"({self.collapsed})"
+            )
+        shown = ", ".join(self.kept[:NAMED]) + (", ..." if len(self.kept) > NAMED else "")
+        return (
+            f"fallback: the fully quantized model collapsed on {self.searched_on} "
+            f"({self.collapsed}); {len(self.kept)} of its {self.of} quantized nodes kept in "
+            f"float hold it ({self.held}; {self.tries} tries): {shown} (all in details)"
+        )
+
+
+def hold(
+    base: Path, out: Path, quantized: Sequence[str], quantize: Quantize, search: Search
+) -> Fallback | None:
+    """None when ``out`` (``base`` with ``quantized`` nodes quantized) holds on the search
+    inputs; else ``out`` is rewritten with the fewest ranked nodes in float that hold it
+    (left as it was when none does), and what was done is returned."""
+    search = replace(search, policy=with_margin(search.policy))
+    expected = evaluate.predict_feeds(base, search.calls)
+    reasons = _reasons(expected, out, search)
+    if not reasons:
+        return None
+    units = rank(base, out, quantized, quantize, search, expected)
+    with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
+        trial = _Trials(base, Path(tmp), quantize, search, expected, units)
+        count, figure = trial.fewest()
+        kept = tuple(n for unit in units[: count or len(units)] for n in unit)
+        if count and _size(trial.path(count)) >= MAX_SIZE * _size(base):
+            ratio = _size(trial.path(count)) / _size(base)
+            count, figure = 0, ""
+            reasons.append(f"what held was {ratio:.2f}× the base's size")
+        if count:
+            shutil.copyfile(trial.path(count), out)
+    return Fallback(kept, len(quantized), trial.tries, "; ".join(reasons), figure, search.described)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def with_margin(policy: GuardPolicy) -> GuardPolicy:
+    """The guard's thresholds with half the loss they allow: a model that barely holds on
+    the search rows may not on held-out ones (PaddleOCR's recogniser: cosine 0.90 on the
+    search, 0.893 held out)."""
+    return replace(
+        policy,
+        min_cosine=1 - (1 - policy.min_cosine) / 2,
+        min_top1=1 - (1 - policy.min_top1) / 2,
+    )
+
+
+def _reasons(expected: np.ndarray, path: Path, search: Search) -> list[str]:
+    got = evaluate.predict_feeds(path, search.calls)
+    fidelity = evaluate.fidelity(expected, got, None)
+    return guard.collapse_reasons(expected, got, fidelity, search.policy)
+
+
+def _figure(expected: np.ndarray, path: Path, search: Search) -> str:
+    fid = evaluate.fidelity(expected, evaluate.predict_feeds(path, search.calls), None)
+    if fid.top1_agreement is not None:
+        return f"top-1 agreement {fid.top1_agreement:.1%}, cosine {fid.cosine:.3f}"
+    return f"cosine {fid.cosine:.4f}"
+
+
+class _Trials:
+    """Quantizations keeping the first ``count`` ranked units in float, each judged once."""
+
+    def __init__(
+        self,
+        base: Path,
+        tmp: Path,
+        quantize: Quantize,
+        search: Search,
+        expected: np.ndarray,
+        units: list[list[str]],
+    ) -> None:
+        self.base, self.tmp, self.quantize = base, tmp, quantize
+        self.search, self.expected, self.units = search, expected, units
+        self.judged: dict[int, bool] = {}
+
+    @property
+    def tries(self) -> int:
+        return len(self.judged)
+
+    def path(self, count: int) -> Path:
+        return self.tmp / f"keep{count}.onnx"
+
+    def holds(self, count: int) -> bool:
+        if count not in self.judged:
+            kept = [n for unit in self.units[:count] for n in unit]
+            self.quantize(self.base, kept, self.path(count), None)
+            self.judged[count] = not _reasons(self.expected, self.path(count), self.search)
+        return self.judged[count]
+
+    def fewest(self) -> tuple[int, str]:
+        """The fewest units that hold (0: none does) and the figure they hold at."""
+        low, count = 0, 1
+        while count < len(self.units) and not self.holds(count):
+            low, count = count, min(2 * count, len(self.units))
+        if not self.units or not self.holds(count):
+            return 0, ""
+        for _ in range(MAX_BISECTIONS):
+            if count - low <= 1:
+                break
+            mid = (low + count) // 2
+            low, count = (low, mid) if self.holds(mid) else (mid, count)
+        return count, _figure(self.expected, self.path(count), self.search)
+
+
+def rank(
+    base: Path,
+    out: Path,
+    quantized: Sequence[str],
+    quantize: Quantize,
+    search: Search,
+    expected: np.ndarray,
+) -> list[list[str]]:
+    """The units to keep in float, most harmful first: op-type groups of nested nodes
+    (by the fidelity each restores), then main-graph nodes (by their own error)."""
+    model = onnx_graph.load(base)
+    top = {n.name for n in model.graph.node}
+    nested = [n for n in quantized if n not in top]
+    groups = _groups_by_gain(model, nested, base, quantize, search, expected)
+    errors = local_errors(model, [n for n in quantized if n in top], quantize, search)
+    return groups + [[n] for n in sorted(errors, key=lambda n: -errors[n]) if errors[n] > 0]
+
+
+def _groups_by_gain(
+    model: Any,
+    names: list[str],
+    base: Path,
+    quantize: Quantize,
+    search: Search,
+    expected: np.ndarray,
+) -> list[list[str]]:
+    if not names:
+        return []
+    types = {n.name: n.op_type for g in onnx_graph.graphs(model.graph) for n in g.node}
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(types[name], []).append(name)
+    gain: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
+        for op, members in groups.items():
+            path = Path(tmp) / f"{op}.onnx"
+            quantize(base, members, path, None)
+            got = evaluate.predict_feeds(path, search.calls)
+            fid = evaluate.fidelity(expected, got, None)
+            gain[op] = fid.top1_agreement if fid.top1_agreement is not None else fid.cosine or 0.0
+    return [groups[op] for op in sorted(groups, key=lambda op: -gain[op])]
+
+
+def local_errors(
+    model: Any, names: Sequence[str], quantize: Quantize, search: Search
+) -> dict[str, float]:
+    """Each main-graph node of ``names`` alone, quantized as the job says and fed the
+    base's float activations: its output's relative error ``‖q − f‖ / ‖f‖``."""
+    import onnx
+
+    nodes = [n for n in model.graph.node if n.name in set(names)]
+    inits = {i.name: i for i in model.graph.initializer}
+    reads = sorted({t for n in nodes for t in n.input if t and t not in inits})
+    values = activations(model, reads, search.calls[:RANKING_CALLS])
+    errors: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeship-rank-") as tmp:
+        for node in nodes:
+            single = Path(tmp) / "node.onnx"
+            ins = [t for t in node.input if t and t not in inits]
+            onnx.save(_single(model, node, inits, values), str(single))
+            calls = [{t: values[t][i] for t in ins} for i in range(len(values[reads[0]]))]
+            quantize(single, (), Path(tmp) / "node.q.onnx", calls)
+            errors[node.name] = _relative_error(single, Path(tmp) / "node.q.onnx", calls)
+    return errors
+
+
+def activations(model: Any, names: Sequence[str], calls: Calls) -> dict[str, list[np.ndarray]]:
+    """The values of ``names`` (graph inputs or intermediate tensors) on each call."""
+    import onnx
+    import onnxruntime as ort
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    inputs = [
+        i.name for i in copy.graph.input if i.name not in {t.name for t in copy.graph.initializer}
+    ]
+    wanted = [n for n in names if n not in inputs]
+    have = {o.name for o in copy.graph.output}
+    copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in have)
+    session = ort.InferenceSession(copy.SerializeToString(), providers=["CPUExecutionProvider"])
+    types = {i.name: i.type for i in session.get_inputs()}
+    result: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for call in calls:
+        feeds = {k: _as_type(v, types[k]) for k, v in named_as(call, inputs).items()}
+        outs = dict(
+            zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True)
+        )
+        for n in names:
+            result[n].append(feeds[n] if n in feeds else outs[n])
+    return result
+
+
+def _as_type(array: np.ndarray, ort_type: str) -> np.ndarray:
+    """``array`` in the ONNX Runtime input type ``tensor(...)`` when both are numbers."""
+    want = {"float": "float32", "double": "float64", "float16": "float16"}.get(
+        ort_type[7:-1], ort_type[7:-1]
+    )
+    try:
+        return np.asarray(array).astype(want, copy=False)
+    except TypeError:
+        return np.asarray(array)
+
+
+def _single(
+    model: Any, node: Any, inits: dict[str, Any], values: dict[str, list[np.ndarray]]
+) -> Any:
+    """A model of ``node`` alone: its activations as inputs, its weights as initializers,
+    its outputs of its first input's type (the ops INT8 quantizes compute in it)."""
+    from onnx import helper
+
+    ins = [t for t in node.input if t and t not in inits]
+    types = {t: helper.np_dtype_to_tensor_dtype(values[t][0].dtype) for t in ins}
+    graph = helper.make_graph(
+        [node],
+        "node",
+        [helper.make_tensor_value_info(t, types[t], _batched(values[t][0].shape)) for t in ins],
+        [helper.make_tensor_value_info(o, types[ins[0]], None) for o in node.output if o],
+        [inits[t] for t in node.input if t in inits],
+    )
+    single = helper.make_model(graph, opset_imports=model.opset_import)
+    single.ir_version = model.ir_version
+    return single
+
+
+def _batched(shape: tuple[int, ...]) -> list[int | None]:
+    """``shape`` with a free first axis: calibration stacks the calls along it."""
+    return [None, *shape[1:]] if shape else []
+
+
+def _relative_error(float_path: Path, quant_path: Path, calls: Calls) -> float:
+    import onnxruntime as ort
+
+    def outputs(path: Path) -> np.ndarray:
+        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return np.concatenate([np.ravel(s.run(None, c)[0]) for c in calls])
+
+    f, q = outputs(float_path), outputs(quant_path)
+    norm = float(np.linalg.norm(f))
+    return float(np.linalg.norm(q - f)) / norm if norm > 0 else float(np.linalg.norm(q))

@@ -8,15 +8,18 @@ Two sources, both offline:
   ~1e8, ``Shape``/``Resize`` arithmetic, dynamic H/W), ``silero-vad`` its voice activity
   detector in two exports (state inputs, a scalar sample rate, an ``If`` over two
   sub-models; its data holds the state and rate once, as per-call inputs);
-* architectures built here with random weights whose BatchNorm statistics are calibrated
-  on data (train-mode passes), so activations have realistic ranges: a MobileNetV3-like
-  CNN with squeeze-and-excitation blocks, a transformer encoder over int64 token ids
-  (``torch.nn.TransformerEncoder``), a TFLite model stripped of its SignatureDef and one
-  with FLOAT16 weights behind DEQUANTIZE ops.
+* architectures built here: a MobileNetV3-like CNN with squeeze-and-excitation blocks
+  trained briefly on the digits, a transformer encoder over int64 token ids
+  (``torch.nn.TransformerEncoder``, random weights), a TFLite model stripped of its
+  SignatureDef and one with FLOAT16 weights behind DEQUANTIZE ops.
+
+The images are printed words (Pillow's built-in font), on which PaddleOCR's models are
+sure of themselves as on real text; the direction classifier's strips are half upside
+down, which gives it real labels.
 
 Each entry is a :class:`Entry`: the model file, a data file at its real shape (inputs by
-name, first axis samples except per-call inputs such as a state; ``labels`` only where the
-model was trained on real data), the
+name, first axis samples except per-call inputs such as a state; ``labels`` where the
+truth is known: the digits, the strips' orientation), the
 ``--shape`` overrides for generated inputs, and its kind.
 """
 
@@ -54,25 +57,80 @@ def _save(path: Path, **arrays: np.ndarray) -> Path:
     return path
 
 
-def text_images(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
-    """Text-like images (lines of dark glyph blocks on paper), normalized as PaddleOCR
-    feeds them: a detector fires and a recogniser is confident on these, unlike on noise."""
-    img = np.full((n, h, w), 235.0, np.float32) + rng.normal(0, 6, (n, h, w))
+WORDS = (
+    "edge",
+    "board",
+    "model",
+    "deploy",
+    "latency",
+    "memory",
+    "runtime",
+    "profile",
+    "quantize",
+    "prune",
+    "tensor",
+    "kernel",
+    "shard",
+    "pipeline",
+    "device",
+    "signal",
+    "voice",
+    "camera",
+    "sensor",
+    "python",
+    "linux",
+    "arm64",
+    "jetson",
+    "2026",
+    "frame",
+)
+
+
+def text_images(
+    rng: np.random.Generator, n: int, h: int, w: int, upside_down: np.ndarray | None = None
+) -> np.ndarray:
+    """Grey ``(n, h, w)`` images of printed words (Pillow's built-in font, FreeType): one
+    line across a strip when ``h < 80``, else 2-4 lines on a page; where ``upside_down``
+    is true, the image turned by 180°. PaddleOCR's models are sure on these (the direction
+    classifier gives 1.00/0.00 either way up), unlike on blocks or noise, where an
+    arg-max over its two classes is a coin toss."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    images = []
     for i in range(n):
-        for _ in range(int(rng.integers(2, 5))):
-            y, height = int(rng.integers(0, h - 8)), int(rng.integers(5, max(6, h // 4)))
-            x = int(rng.integers(0, w // 4))
-            while x < w - 4:
-                glyph = int(rng.integers(2, 7))
-                img[i, y : y + height, x : x + glyph] = rng.uniform(10, 60)
-                x += glyph + int(rng.integers(1, 5))
-    rgb = np.repeat(img[:, None], 3, axis=1) / 255.0
+        page = Image.new("L", (w, h), int(rng.integers(215, 250)))
+        draw = ImageDraw.Draw(page)
+        strip = h < 80
+        size = int(h * rng.uniform(0.55, 0.75)) if strip else int(rng.integers(14, 22))
+        font = ImageFont.load_default(size=size)
+        lines = 1 if strip else int(rng.integers(2, 5))
+        for k in range(lines):
+            y = (h - size) // 2 if strip else 6 + k * (h - 12) // lines
+            words = " ".join(str(wd) for wd in rng.choice(WORDS, 4))
+            draw.text(
+                (int(rng.integers(2, 10)), y), words, font=font, fill=int(rng.integers(10, 60))
+            )
+        if upside_down is not None and upside_down[i]:
+            page = page.rotate(180)
+        images.append(np.asarray(page, np.float32) + rng.normal(0, 4, (h, w)))
+    return np.clip(np.stack(images), 0, 255).astype(np.float32)
+
+
+def paddle_input(grey: np.ndarray, imagenet: bool) -> np.ndarray:
+    """Grey images as PaddleOCR feeds its models: RGB scaled to [0, 1], then ImageNet's
+    mean/std (detector) or to [-1, 1] (classifier, recogniser)."""
+    rgb = np.repeat(grey[:, None], 3, axis=1) / 255.0
+    if not imagenet:
+        return ((rgb - 0.5) / 0.5).astype(np.float32)
     mean = np.array([0.485, 0.456, 0.406], np.float32)[None, :, None, None]
     std = np.array([0.229, 0.224, 0.225], np.float32)[None, :, None, None]
     return ((rgb - mean) / std).astype(np.float32)
 
 
 def paddle(out: Path) -> list[Entry]:
+    """PaddleOCR's three models on printed words: pages for the detector, strips for the
+    recogniser, strips half of them upside down for the direction classifier (labels:
+    0 upright, 1 turned by 180°, its two classes)."""
     rng = np.random.default_rng(0)
     found = []
     specs = [
@@ -84,7 +142,13 @@ def paddle(out: Path) -> list[Entry]:
         model = package_file("rapidocr_onnxruntime", "models", file)
         if model is None:
             continue
-        data = _save(out / f"{name}.npz", x=text_images(rng, SAMPLES, h, w))
+        if name == "paddle-cls":
+            labels = np.arange(SAMPLES) % 2
+            x = paddle_input(text_images(rng, SAMPLES, h, w, labels.astype(bool)), False)
+            data = _save(out / f"{name}.npz", x=x, labels=labels.astype(np.int64))
+        else:
+            x = paddle_input(text_images(rng, SAMPLES, h, w), name == "paddle-det")
+            data = _save(out / f"{name}.npz", x=x)
         found.append(Entry(name, kind, model, data, {"x": (1, 3, h, w)}))
     return found
 
@@ -142,22 +206,6 @@ def _resonate(x: np.ndarray, freq: float, bandwidth: float, rate: int) -> np.nda
     return y[2:]
 
 
-def _calibrate(module: object, example: object, passes: int = 8) -> None:
-    """Running BatchNorm statistics from train-mode passes over ``example``."""
-    import torch
-
-    assert isinstance(module, torch.nn.Module)
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average
-            m.reset_running_stats()
-    module.train()
-    with torch.no_grad():
-        for _ in range(passes):
-            module(example)
-    module.eval()
-
-
 def _export(module: object, example: dict[str, np.ndarray], path: Path) -> Path:
     import torch
 
@@ -168,15 +216,45 @@ def _export(module: object, example: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def mobilenet(out: Path) -> list[Entry]:
+    """The MobileNetV3-like CNN trained briefly on the digits (8×8 scaled up to 32×32 RGB):
+    a classifier sure of its answers, as a trained one is (with random weights its ten
+    logits lay within 0.03 of each other and any rounding flipped its arg-max)."""
     import torch
+    from torch.nn import functional
 
+    from tools.zoo.build import build_zoo, load_split
+
+    manifest = build_zoo()
+    x_train, y_train = load_split(manifest.path("digits_train.npz"))
+    x_test, y_test = load_split(manifest.path("digits_test.npz"))
     torch.manual_seed(0)
-    x = text_images(np.random.default_rng(1), SAMPLES, 64, 64)
     module = mobilenet_v3_like()
-    _calibrate(module, torch.from_numpy(x[:32]))
-    model = _export(module, {"input": x}, out / "mobilenet-se.onnx")
-    data = _save(out / "mobilenet-se.npz", input=x)
-    return [Entry("mobilenet-se", "CNN with SE blocks", model, data)]
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(_rgb32(x_train)), torch.from_numpy(y_train)
+    gen = torch.Generator().manual_seed(0)
+    module.train()
+    for _ in range(MOBILENET_EPOCHS):
+        order = torch.randperm(len(xt), generator=gen)
+        for start in range(0, len(xt), 64):
+            idx = order[start : start + 64]
+            loss = functional.cross_entropy(module(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    module.eval()
+    x = _rgb32(x_test)
+    model = _export(module, {"input": x[:SAMPLES]}, out / "mobilenet-se.onnx")
+    data = _save(out / "mobilenet-se.npz", input=x, labels=y_test)
+    return [Entry("mobilenet-se", "CNN with SE blocks (digits)", model, data)]
+
+
+MOBILENET_EPOCHS = 20
+
+
+def _rgb32(digits: np.ndarray) -> np.ndarray:
+    """``(N, 1, 8, 8)`` digits as ``(N, 3, 32, 32)``: each pixel 4×4, the grey in RGB."""
+    big = digits.repeat(4, axis=2).repeat(4, axis=3)
+    return np.repeat(big, 3, axis=1).astype(np.float32)
 
 
 def mobilenet_v3_like(classes: int = 10) -> object:

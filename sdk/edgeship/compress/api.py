@@ -35,7 +35,7 @@ from . import evaluate, guard, onnx_graph
 from .config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
 from .data import DataLike, Dataset, EvalSplit, check_dataset, eval_split, load_dataset, require
 from .errors import CompressionError
-from .fallback import Search
+from .fallback import Fallback, Search
 from .guard import FidelityCollapse, GuardPolicy, NoChange
 from .methods import Job, MethodConfig, Outcome, method_for
 from .report import CompressionReport, CompressionResult
@@ -259,6 +259,9 @@ def _guard(
     if reasons:
         methods = [s.method for s in steps_of(config)]
         message = guard.collapse_message(config.method, reasons, report.evaluation, methods)
+        tried = report.details.get("fallback")
+        if tried and not tried["held"]:
+            message += f"; {Fallback.from_dict(tried).tried}"
         if not policy.allow_degraded:
             out.unlink(missing_ok=True)
             raise FidelityCollapse(message, reasons)

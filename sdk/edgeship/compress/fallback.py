@@ -49,6 +49,8 @@ fp16 halves it."""
 NAMED = 8
 """Nodes a note names (the details list them all)."""
 RANKING_CALLS = 8
+UNRANKED = -1.0
+"""The error of a node whose single-node model could not be quantized or run."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,30 @@ class Fallback:
             "searched_on": self.searched_on,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fallback:
+        return cls(
+            tuple(data["kept_float"]),
+            data["quantized_before"],
+            data["tries"],
+            data["collapsed"],
+            data["held"],
+            data["searched_on"],
+        )
+
+    @property
+    def tried(self) -> str:
+        """What was tried, for a refusal's line."""
+        return (
+            f"the INT8 fallback kept up to {len(self.kept)} of {self.of} quantized nodes in "
+            f"float ({self.tries} tries on {self.searched_on}) without holding it "
+            f"({self.collapsed})"
+        )
+
     @property
     def note(self) -> str:
         if not self.held:
-            return (
-                f"fallback: keeping up to {len(self.kept)} of {self.of} quantized nodes in "
-                f"float ({self.tries} tries on {self.searched_on}) did not hold the model "
-                f"({self.collapsed})"
-            )
+            return f"fallback: {self.tried}"
         shown = ", ".join(self.kept[:NAMED]) + (", ..." if len(self.kept) > NAMED else "")
         return (
             f"fallback: the fully quantized model collapsed on {self.searched_on} "
@@ -131,8 +149,8 @@ def _size(path: Path) -> int:
 
 def with_margin(policy: GuardPolicy) -> GuardPolicy:
     """The guard's thresholds with half the loss they allow: a model that barely holds on
-    the search rows may not on held-out ones (PaddleOCR's recogniser: cosine 0.90 on the
-    search, 0.893 held out)."""
+    the search rows may not on held-out ones (PaddleOCR's recogniser held cosine 0.9 on
+    the search rows and gave 0.893 on the held-out ones)."""
     return replace(
         policy,
         min_cosine=1 - (1 - policy.min_cosine) / 2,
@@ -213,7 +231,8 @@ def rank(
     nested = [n for n in quantized if n not in top]
     groups = _groups_by_gain(model, nested, base, quantize, search, expected)
     errors = local_errors(model, [n for n in quantized if n in top], quantize, search)
-    return groups + [[n] for n in sorted(errors, key=lambda n: -errors[n]) if errors[n] > 0]
+    ranked = [n for n in sorted(errors, key=lambda n: -errors[n]) if errors[n] > 0]
+    return groups + [[n] for n in ranked] + [[n] for n in errors if errors[n] == UNRANKED]
 
 
 def _groups_by_gain(
@@ -245,7 +264,8 @@ def local_errors(
     model: Any, names: Sequence[str], quantize: Quantize, search: Search
 ) -> dict[str, float]:
     """Each main-graph node of ``names`` alone, quantized as the job says and fed the
-    base's float activations: its output's relative error ``‖q − f‖ / ‖f‖``."""
+    base's float activations: its output's relative error ``‖q − f‖ / ‖f‖``
+    (:data:`UNRANKED` for a node that does not stand alone)."""
     import onnx
 
     nodes = [n for n in model.graph.node if n.name in set(names)]
@@ -259,8 +279,11 @@ def local_errors(
             ins = [t for t in node.input if t and t not in inits]
             onnx.save(_single(model, node, inits, values), str(single))
             calls = [{t: values[t][i] for t in ins} for i in range(len(values[reads[0]]))]
-            quantize(single, (), Path(tmp) / "node.q.onnx", calls)
-            errors[node.name] = _relative_error(single, Path(tmp) / "node.q.onnx", calls)
+            try:
+                quantize(single, (), Path(tmp) / "node.q.onnx", calls)
+                errors[node.name] = _relative_error(single, Path(tmp) / "node.q.onnx", calls)
+            except Exception:  # a node that does not stand alone (say, an output of
+                errors[node.name] = UNRANKED  # another type): ranked after the others
     return errors
 
 

@@ -37,8 +37,8 @@ from .errors import CompressionError
 HINTS = {
     "prune": "--scope layer, a lower --sparsity, or --epochs N (fine-tuning on --data)",
     "prune-channels": "--epochs N (fine-tuning on --data) or a lower --sparsity",
-    "int8-static": "--exclude-op OP (keep those op types in float), --calibration entropy, or fp16",
-    "int8-dynamic": "--exclude-op OP (keep those op types in float) or fp16",
+    "int8-static": "fp16, --exclude-op OP (keep those op types in float) or --calibration entropy",
+    "int8-dynamic": "fp16 or --exclude-op OP (keep those op types in float)",
     "fp16": "--exclude-op OP (keep those op types in float32)",
     "distill": "more --epochs or a larger --width",
 }

@@ -115,6 +115,8 @@ def test_a_fallback_that_keeps_most_of_the_model_in_float_is_not_kept(
             CompressOptions(),
         )
     assert "\n" not in str(err.value)
+    assert "the INT8 fallback kept up to 1 of 1 quantized nodes in float" in str(err.value)
+    assert "× the base's size" in str(err.value)
     assert not (tmp_path / "f.onnx").exists()
 
 

@@ -136,6 +136,14 @@ class WorkerGroup:
 
     # -- talk ----------------------------------------------------------------
 
+    def tell(self, worker: WorkerHandle, message: Tuple[Any, ...]) -> None:
+        """Send ``message`` on ``worker``'s ``ctrl`` pipe; a worker that is gone raises
+        how it died (a killed worker's pipe breaks before its sentinel is seen)."""
+        try:
+            worker.ctrl.send(message)
+        except (EOFError, OSError):
+            raise self.failure(worker) from None
+
     def expect(self, worker: WorkerHandle, kind: str, timeout: float) -> Any:
         """The next ``ctrl`` message of ``worker``, which must be ``kind``."""
         ready = wait([worker.ctrl, worker.process.sentinel], timeout)

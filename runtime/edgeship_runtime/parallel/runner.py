@@ -52,7 +52,7 @@ class ParallelRunner:
 
     def _probe(self, k: int, feeds: Mapping[str, np.ndarray], warmup: int) -> Feeds:
         group = self._group()
-        group.workers[k].ctrl.send(("probe", dict(feeds), warmup))
+        group.tell(group.workers[k], ("probe", dict(feeds), warmup))
         return dict(group.expect(group.workers[k], "probed", STARTUP_TIMEOUT_S))
 
     def _attach(
@@ -63,7 +63,7 @@ class ParallelRunner:
         try:
             layout = self.slots.layout.to_wire()
             for worker, (reads, writes) in zip(group.workers, wiring):
-                worker.ctrl.send(("attach", self.slots.name, layout, reads, writes))
+                group.tell(worker, ("attach", self.slots.name, layout, reads, writes))
             for worker in group.workers:
                 group.expect(worker, "attached", STARTUP_TIMEOUT_S)
         finally:

@@ -96,7 +96,7 @@ class ShardPool(ParallelRunner):
         """Warm every shard up at once; the first shard's outputs fix the output slots."""
         group = self._group()
         for worker in group.workers:
-            worker.ctrl.send(("probe", dict(template), warmup))
+            group.tell(worker, ("probe", dict(template), warmup))
         results = [group.expect(w, "probed", 300.0) for w in group.workers]
         return dict(results[0])
 

@@ -290,7 +290,6 @@ def local_errors(
 def activations(model: Any, names: Sequence[str], calls: Calls) -> dict[str, list[np.ndarray]]:
     """The values of ``names`` (graph inputs or intermediate tensors) on each call."""
     import onnx
-    import onnxruntime as ort
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
@@ -300,7 +299,7 @@ def activations(model: Any, names: Sequence[str], calls: Calls) -> dict[str, lis
     wanted = [n for n in names if n not in inputs]
     have = {o.name for o in copy.graph.output}
     copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in have)
-    session = ort.InferenceSession(copy.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = _session(copy.SerializeToString())
     types = {i.name: i.type for i in session.get_inputs()}
     result: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for call in calls:
@@ -345,16 +344,25 @@ def _single(
     return single
 
 
+def _session(model: str | bytes) -> Any:
+    """A quiet CPU session: a single-node model that does not stand alone fails, and is
+    ranked last, without ONNX Runtime's error lines on the user's terminal."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 def _batched(shape: tuple[int, ...]) -> list[int | None]:
     """``shape`` with a free first axis: calibration stacks the calls along it."""
     return [None, *shape[1:]] if shape else []
 
 
 def _relative_error(float_path: Path, quant_path: Path, calls: Calls) -> float:
-    import onnxruntime as ort
 
     def outputs(path: Path) -> np.ndarray:
-        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        s = _session(str(path))
         return np.concatenate([np.ravel(s.run(None, c)[0]) for c in calls])
 
     f, q = outputs(float_path), outputs(quant_path)

@@ -519,11 +519,23 @@ def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]
 
 
 class _quiet_ort:
-    """ONNX Runtime's quantizer logs advice through ``logging``; keep it off the user's screen."""
+    """ONNX Runtime's quantizer logs advice through ``logging``, and its calibration
+    sessions log a single-node model that fails (the fallback ranks it last) through
+    ONNX Runtime's own logger; keep both off the user's screen."""
 
     def __enter__(self) -> None:
+        import onnxruntime as ort
+
         self._level = logging.root.level
         logging.root.setLevel(logging.ERROR)
+        ort.set_default_logger_severity(4)
 
     def __exit__(self, *exc: object) -> None:
+        import onnxruntime as ort
+
         logging.root.setLevel(self._level)
+        ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+
+
+ORT_DEFAULT_SEVERITY = 2
+"""ONNX Runtime's default logger severity (warnings); it has no getter to restore from."""

@@ -156,3 +156,26 @@ def test_workers_need_nothing_from_the_parents_main(chain_onnx: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["6"]
+
+
+def test_a_shard_killed_before_its_first_request_is_reported_as_killed(
+    chain_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a loaded machine can let a kill land between start-up and the first probe: the
+    # parent's write then breaks the pipe before it sees the process gone
+    from edgeship_runtime.parallel.group import WorkerGroup
+
+    ready = WorkerGroup._await_ready
+    pids: list[int] = []
+
+    def ready_then_kill(group: WorkerGroup) -> None:
+        ready(group)
+        victim = group.workers[1].process
+        pids.extend(w.process.pid for w in group.workers)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(timeout=10)
+
+    monkeypatch.setattr(WorkerGroup, "_await_ready", ready_then_kill)
+    with pytest.raises(WorkerCrashed, match=r"shard 1 .* killed by signal 9"):
+        ShardPool(str(chain_onnx), requests(1)[0], shards=2, options=ONE_THREAD)
+    assert wait_gone(pids) == []

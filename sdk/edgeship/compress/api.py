@@ -260,8 +260,8 @@ def _guard(
         methods = [s.method for s in steps_of(config)]
         message = guard.collapse_message(config.method, reasons, report.evaluation, methods)
         tried = report.details.get("fallback")
-        if tried and not tried["held"]:
-            message += f"; {Fallback.from_dict(tried).tried}"
+        if tried:
+            message += f"; {Fallback.from_dict(tried).refusal}"
         if not policy.allow_degraded:
             out.unlink(missing_ok=True)
             raise FidelityCollapse(message, reasons)

@@ -107,6 +107,16 @@ class Fallback:
         )
 
     @property
+    def refusal(self) -> str:
+        """What the fallback did, for the line of a refusal that follows it."""
+        if not self.held:
+            return self.tried
+        return (
+            f"the INT8 fallback's {len(self.kept)} of {self.of} nodes in float held on "
+            f"{self.searched_on} ({self.held}), not on these"
+        )
+
+    @property
     def note(self) -> str:
         if not self.held:
             return f"fallback: {self.tried}"

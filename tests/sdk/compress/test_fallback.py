@@ -171,3 +171,13 @@ def test_weights_are_7_bit_unless_full_range_is_asked() -> None:
     )
     config = config_from_args(ns)
     assert config.reduce_range is False and config.fallback is False
+
+
+def test_a_refusal_after_the_fallback_says_what_it_kept_and_where_it_held() -> None:
+    held = fallback.Fallback(("a", "b"), 10, 5, "cosine 0.5 < 0.95", "cosine 0.96", "16 rows")
+    assert held.refusal == (
+        "the INT8 fallback's 2 of 10 nodes in float held on 16 rows (cosine 0.96), not on these"
+    )
+    assert fallback.Fallback.from_dict(held.to_dict()) == held
+    failed = fallback.Fallback(("a",), 10, 3, "cosine 0.5 < 0.95", "", "16 rows")
+    assert failed.refusal.startswith("the INT8 fallback kept up to 1 of 10 quantized nodes")

@@ -92,9 +92,9 @@ def _onnxslim(tmp_path: Path) -> object:
 
 
 def _fp16(tmp_path: Path) -> object:
-    from edgeship.compress.quantize_onnx import _fp16
+    from edgeship.compress.quantize_fp16 import convert_fp16
 
-    return _fp16(None, None, Path("unused.onnx"))  # type: ignore[arg-type]
+    return convert_fp16(None, None, Path("unused.onnx"))  # type: ignore[arg-type]
 
 
 def _tflite_quantizer(tmp_path: Path) -> object:

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import QuantizeConfig, compress
-from edgeship.compress.quantize_onnx import batch_transposes
+from edgeship.compress.quantize_fp16 import batch_transposes
 from tests.models import save_graph
 from tests.sdk.compress import transformer
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs

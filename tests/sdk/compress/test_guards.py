@@ -25,6 +25,7 @@ from edgeship.compress import (
     QuantizeConfig,
     compress,
     guard,
+    quantize_fp16,
     quantize_onnx,
 )
 from edgeship.compress.prepare import fold_constants
@@ -54,7 +55,7 @@ def test_fp16_keeps_out_of_range_batchnorm_in_float32(tmp_path: Path) -> None:
     assert any("8 Constant weight(s) folded" in n for n in rec.notes)
     model = onnx.load(str(base))
     fold_constants(model)
-    assert quantize_onnx.out_of_range_nodes(model) == [
+    assert quantize_fp16.out_of_range_nodes(model) == [
         "bn"
     ]  # kept float32 where no fusion removed it
     options = CompressOptions(shapes={})

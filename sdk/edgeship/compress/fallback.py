@@ -102,7 +102,7 @@ class Fallback:
         """What was tried, for a refusal's line."""
         return (
             f"the INT8 fallback kept up to {len(self.kept)} of {self.of} quantized nodes in "
-            f"float ({self.tries} tries on {self.searched_on}) without holding it "
+            f"float ({_tries(self.tries)} on {self.searched_on}) without holding it "
             f"({self.collapsed})"
         )
 
@@ -124,8 +124,12 @@ class Fallback:
         return (
             f"fallback: the fully quantized model collapsed on {self.searched_on} "
             f"({self.collapsed}); {len(self.kept)} of its {self.of} quantized nodes kept in "
-            f"float hold it ({self.held}; {self.tries} tries): {shown} (all in details)"
+            f"float hold it ({self.held}; {_tries(self.tries)}): {shown} (all in details)"
         )
+
+
+def _tries(n: int) -> str:
+    return f"{n} try" if n == 1 else f"{n} tries"
 
 
 def hold(
@@ -139,7 +143,7 @@ def hold(
     reasons = _reasons(expected, out, search)
     if not reasons:
         return None
-    units = rank(base, out, quantized, quantize, search, expected)
+    units = rank(base, quantized, quantize, search, expected)
     with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
         trial = _Trials(base, Path(tmp), quantize, search, expected, units)
         count, figure = trial.fewest()
@@ -228,7 +232,6 @@ class _Trials:
 
 def rank(
     base: Path,
-    out: Path,
     quantized: Sequence[str],
     quantize: Quantize,
     search: Search,
@@ -253,6 +256,8 @@ def _groups_by_gain(
     search: Search,
     expected: np.ndarray,
 ) -> list[list[str]]:
+    """``names`` (nested nodes) grouped by op type, the group whose keeping in float
+    restores the most fidelity first."""
     if not names:
         return []
     types = {n.name: n.op_type for g in onnx_graph.graphs(model.graph) for n in g.node}
@@ -287,9 +292,12 @@ def local_errors(
         for node in nodes:
             single = Path(tmp) / "node.onnx"
             ins = [t for t in node.input if t and t not in inits]
-            onnx.save(_single(model, node, inits, values), str(single))
-            calls = [{t: values[t][i] for t in ins} for i in range(len(values[reads[0]]))]
+            if not ins:  # only weights: nothing to quantize at run time, nothing to feed
+                errors[node.name] = UNRANKED
+                continue
+            calls = [{t: values[t][i] for t in ins} for i in range(len(values[ins[0]]))]
             try:
+                onnx.save(_single(model, node, inits, values), str(single))
                 quantize(single, (), Path(tmp) / "node.q.onnx", calls)
                 errors[node.name] = _relative_error(single, Path(tmp) / "node.q.onnx", calls)
             except Exception:  # a node that does not stand alone (say, an output of

@@ -52,6 +52,14 @@ def save_graph(graph: onnx.GraphProto, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def scaled_weight(rng: np.random.Generator, name: str, *shape: int) -> onnx.TensorProto:
+    """A float32 initializer of standard normals over √(fan-in) (``shape[0]``): layers of
+    these keep activations near unit scale."""
+    return numpy_helper.from_array(
+        (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), name
+    )
+
+
 def _value(name: str, elem: int, shape: list[int | str | None]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem, shape)
 

@@ -90,16 +90,21 @@ def predict_feeds(
     try:
         sig = loaded.session.signature
         io = integer_io(path, sig)
-        outs, names = [], [s.name for s in sig.inputs]
-        for f in feeds:
-            pairs = zip(sig.inputs, named_as(f, names).values(), strict=True)
-            named = {s.name: _same_kind(a, s.dtype) for s, a in pairs}
-            outs.append(io.dequantize(loaded.run(io.quantize(named))[0]))
+        outs = [io.dequantize(loaded.run(io.quantize(model_feeds(sig, f)))[0]) for f in feeds]
     finally:
         loaded.close()
     return np.concatenate([np.asarray(o).reshape(-1, *np.shape(o)[1:]) for o in outs]).astype(
         np.float32
     )
+
+
+def model_feeds(sig: Signature, call: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``call`` as ``sig``'s inputs: by name, or by position when the names differ
+    (:func:`edgeship_runtime.inputs.input_mapping`), integers and floats cast to the
+    model's widths."""
+    names = [s.name for s in sig.inputs]
+    pairs = zip(sig.inputs, named_as(call, names).values(), strict=True)
+    return {s.name: _same_kind(a, s.dtype) for s, a in pairs}
 
 
 def _same_kind(array: np.ndarray, dtype: str) -> np.ndarray:

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship_runtime.inputs import named_as
+from edgeship_runtime.signature import Signature
 
+from ..fidelity import Fidelity
 from . import evaluate, guard, onnx_graph
 from .guard import GuardPolicy
 
@@ -140,7 +141,7 @@ def hold(
     (left as it was when none does), and what was done is returned."""
     search = replace(search, policy=with_margin(search.policy))
     expected = evaluate.predict_feeds(base, search.calls)
-    reasons = _reasons(expected, out, search)
+    reasons, _ = _judge(expected, out, search)
     if not reasons:
         return None
     units = rank(base, quantized, quantize, search, expected)
@@ -172,14 +173,15 @@ def with_margin(policy: GuardPolicy) -> GuardPolicy:
     )
 
 
-def _reasons(expected: np.ndarray, path: Path, search: Search) -> list[str]:
+def _judge(expected: np.ndarray, path: Path, search: Search) -> tuple[list[str], Fidelity]:
+    """``path`` run on the search inputs once: what collapsed (the guard's reasons at the
+    search's thresholds) and its fidelity against the base."""
     got = evaluate.predict_feeds(path, search.calls)
     fidelity = evaluate.fidelity(expected, got, None)
-    return guard.collapse_reasons(expected, got, fidelity, search.policy)
+    return guard.collapse_reasons(expected, got, fidelity, search.policy), fidelity
 
 
-def _figure(expected: np.ndarray, path: Path, search: Search) -> str:
-    fid = evaluate.fidelity(expected, evaluate.predict_feeds(path, search.calls), None)
+def _figure(fid: Fidelity) -> str:
     if fid.top1_agreement is not None:
         return f"top-1 agreement {fid.top1_agreement:.1%}, cosine {fid.cosine:.3f}"
     return f"cosine {fid.cosine:.4f}"
@@ -199,7 +201,7 @@ class _Trials:
     ) -> None:
         self.base, self.tmp, self.quantize = base, tmp, quantize
         self.search, self.expected, self.units = search, expected, units
-        self.judged: dict[int, bool] = {}
+        self.judged: dict[int, tuple[bool, Fidelity]] = {}
 
     @property
     def tries(self) -> int:
@@ -212,8 +214,9 @@ class _Trials:
         if count not in self.judged:
             kept = [n for unit in self.units[:count] for n in unit]
             self.quantize(self.base, kept, self.path(count), None)
-            self.judged[count] = not _reasons(self.expected, self.path(count), self.search)
-        return self.judged[count]
+            reasons, fidelity = _judge(self.expected, self.path(count), self.search)
+            self.judged[count] = (not reasons, fidelity)
+        return self.judged[count][0]
 
     def fewest(self) -> tuple[int, str]:
         """The fewest units that hold (0: none does) and the figure they hold at."""
@@ -227,7 +230,7 @@ class _Trials:
                 break
             mid = (low + count) // 2
             low, count = (low, mid) if self.holds(mid) else (mid, count)
-        return count, _figure(self.expected, self.path(count), self.search)
+        return count, _figure(self.judged[count][1])
 
 
 def rank(
@@ -243,7 +246,8 @@ def rank(
     top = {n.name for n in model.graph.node}
     nested = [n for n in quantized if n not in top]
     groups = _groups_by_gain(model, nested, base, quantize, search, expected)
-    errors = local_errors(model, [n for n in quantized if n in top], quantize, search)
+    sig = evaluate.signature(base)
+    errors = local_errors(model, sig, [n for n in quantized if n in top], quantize, search)
     ranked = [n for n in sorted(errors, key=lambda n: -errors[n]) if errors[n] > 0]
     return groups + [[n] for n in ranked] + [[n] for n in errors if errors[n] == UNRANKED]
 
@@ -269,14 +273,13 @@ def _groups_by_gain(
         for op, members in groups.items():
             path = Path(tmp) / f"{op}.onnx"
             quantize(base, members, path, None)
-            got = evaluate.predict_feeds(path, search.calls)
-            fid = evaluate.fidelity(expected, got, None)
+            _, fid = _judge(expected, path, search)
             gain[op] = fid.top1_agreement if fid.top1_agreement is not None else fid.cosine or 0.0
     return [groups[op] for op in sorted(groups, key=lambda op: -gain[op])]
 
 
 def local_errors(
-    model: Any, names: Sequence[str], quantize: Quantize, search: Search
+    model: Any, sig: Signature, names: Sequence[str], quantize: Quantize, search: Search
 ) -> dict[str, float]:
     """Each main-graph node of ``names`` alone, quantized as the job says and fed the
     base's float activations: its output's relative error ``‖q − f‖ / ‖f‖``
@@ -286,7 +289,7 @@ def local_errors(
     nodes = [n for n in model.graph.node if n.name in set(names)]
     inits = {i.name: i for i in model.graph.initializer}
     reads = sorted({t for n in nodes for t in n.input if t and t not in inits})
-    values = activations(model, reads, search.calls[:RANKING_CALLS])
+    values = activations(model, sig, reads, search.calls[:RANKING_CALLS])
     errors: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edgeship-rank-") as tmp:
         for node in nodes:
@@ -305,40 +308,25 @@ def local_errors(
     return errors
 
 
-def activations(model: Any, names: Sequence[str], calls: Calls) -> dict[str, list[np.ndarray]]:
-    """The values of ``names`` (graph inputs or intermediate tensors) on each call."""
+def activations(
+    model: Any, sig: Signature, names: Sequence[str], calls: Calls
+) -> dict[str, list[np.ndarray]]:
+    """The values of ``names`` (inputs of ``sig`` or intermediate tensors) on each call."""
     import onnx
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    inputs = [
-        i.name for i in copy.graph.input if i.name not in {t.name for t in copy.graph.initializer}
-    ]
-    wanted = [n for n in names if n not in inputs]
-    have = {o.name for o in copy.graph.output}
-    copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in have)
+    have = {o.name for o in copy.graph.output} | {s.name for s in sig.inputs}
+    copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
     session = _session(copy.SerializeToString())
-    types = {i.name: i.type for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
     result: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for call in calls:
-        feeds = {k: _as_type(v, types[k]) for k, v in named_as(call, inputs).items()}
-        outs = dict(
-            zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True)
-        )
+        feeds = evaluate.model_feeds(sig, call)
+        values = {**feeds, **dict(zip(outputs, session.run(None, feeds), strict=True))}
         for n in names:
-            result[n].append(feeds[n] if n in feeds else outs[n])
+            result[n].append(values[n])
     return result
-
-
-def _as_type(array: np.ndarray, ort_type: str) -> np.ndarray:
-    """``array`` in the ONNX Runtime input type ``tensor(...)`` when both are numbers."""
-    want = {"float": "float32", "double": "float64", "float16": "float16"}.get(
-        ort_type[7:-1], ort_type[7:-1]
-    )
-    try:
-        return np.asarray(array).astype(want, copy=False)
-    except TypeError:
-        return np.asarray(array)
 
 
 def _single(

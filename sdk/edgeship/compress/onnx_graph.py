@@ -73,8 +73,13 @@ def set_array(model: Any, name: str, value: np.ndarray) -> None:
 
 
 def consumers(model: Any) -> dict[str, list[Any]]:
+    return readers(model.graph)
+
+
+def readers(graph: Any) -> dict[str, list[Any]]:
+    """Tensor name → the nodes of ``graph`` (one graph, not its subgraphs) that read it."""
     out: dict[str, list[Any]] = defaultdict(list)
-    for node in model.graph.node:
+    for node in graph.node:
         for name in node.input:
             if name:
                 out[name].append(node)

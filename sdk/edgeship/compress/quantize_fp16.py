@@ -146,10 +146,16 @@ def out_of_range_nodes(model: Any) -> list[str]:
         }
         for i, node in enumerate(graph.node):
             if wide.intersection(node.input):
-                if not node.name:
-                    node.name = f"{node.op_type}_{i}_fp32"
-                names.append(node.name)
+                names.append(_kept_name(node, i))
     return names
+
+
+def _kept_name(node: Any, index: int) -> str:
+    """``node``'s name, given one (``OP_<index>_fp32``) when it has none: the converter
+    keeps nodes float32 by name."""
+    if not node.name:
+        node.name = f"{node.op_type}_{index}_fp32"
+    return str(node.name)
 
 
 MATMULS = frozenset({"MatMul", "FusedMatMul"})
@@ -172,19 +178,10 @@ def batch_transposes(model: Any) -> list[str]:
     """
     names = []
     for graph in graphs(model.graph):
-        readers: dict[str, list[Any]] = {}
-        for node in graph.node:
-            for name in node.input:
-                readers.setdefault(name, []).append(node)
+        reads = onnx_graph.readers(graph)
         for i, node in enumerate(graph.node):
-            if (
-                node.op_type == "Transpose"
-                and _moves_batch(node)
-                and _reaches_matmul(node, readers)
-            ):
-                if not node.name:
-                    node.name = f"Transpose_{i}_fp32"
-                names.append(node.name)
+            if node.op_type == "Transpose" and _moves_batch(node) and _reaches_matmul(node, reads):
+                names.append(_kept_name(node, i))
     return names
 
 

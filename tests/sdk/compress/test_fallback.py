@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -24,7 +23,7 @@ from edgeship.compress import (
 )
 from edgeship.compress.data import Dataset
 from edgeship.compress.guard import GuardPolicy
-from tests.models import save_graph
+from tests.models import save_graph, scaled_weight
 
 FEATURES, HIDDEN, OUT, SAMPLES = 8, 64, 8, 60
 SPIKE = 1e4
@@ -34,19 +33,12 @@ def outlier_model(path: Path) -> Path:
     """``tanh(x·W1)·W2·W3`` where ``W1`` ignores channel 0 of ``x``; the data puts
     :data:`SPIKE` there, so INT8 of ``first`` (its input's one range) loses the rest."""
     rng = np.random.default_rng(0)
-
-    def weight(name: str, rows: int, cols: int) -> onnx.TensorProto:
-        return numpy_helper.from_array(
-            (rng.standard_normal((rows, cols)) / np.sqrt(rows)).astype(np.float32), name
-        )
-
-    w1 = weight("W1", FEATURES, HIDDEN)
-    w1_array = numpy_helper.to_array(w1).copy()
-    w1_array[0] = 0.0
+    w1 = numpy_helper.to_array(scaled_weight(rng, "W1", FEATURES, HIDDEN)).copy()
+    w1[0] = 0.0
     consts = [
-        numpy_helper.from_array(w1_array, "W1"),
-        weight("W2", HIDDEN, HIDDEN),
-        weight("W3", HIDDEN, OUT),
+        numpy_helper.from_array(w1, "W1"),
+        scaled_weight(rng, "W2", HIDDEN, HIDDEN),
+        scaled_weight(rng, "W3", HIDDEN, OUT),
     ]
     nodes = [
         helper.make_node("MatMul", ["x", "W1"], ["h"], name="first"),
@@ -129,7 +121,11 @@ def test_ranking_puts_the_collapsing_node_first(model: Path, data: Dataset, tmp_
     calls = list(data.take(8).batches(1))
     search = fallback.Search(calls, GuardPolicy(), "8 rows")
     errors = fallback.local_errors(
-        onnx_graph.load(model), ["first", "middle", "last"], quantize, search
+        onnx_graph.load(model),
+        evaluate.signature(model),
+        ["first", "middle", "last"],
+        quantize,
+        search,
     )
     assert max(errors, key=lambda n: errors[n]) == "first"
     assert errors["first"] > 10 * max(errors["middle"], errors["last"])

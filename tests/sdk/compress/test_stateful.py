@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -14,7 +13,7 @@ from edgeship.compress import CompressOptions, QuantizeConfig, compress, load_da
 from edgeship.compress.evaluate import predict_feeds
 from edgeship.errors import InputError
 from edgeship_runtime.inputs import input_mapping, named_as
-from tests.models import save_graph
+from tests.models import save_graph, scaled_weight
 from tests.sdk.compress.conftest import ort_outputs
 
 FEATURES, HIDDEN, CLASSES, SAMPLES = 16, 32, 4, 40
@@ -24,16 +23,10 @@ def stateful_cell(path: Path) -> Path:
     """``logits = tanh(x·W + state[0]·U) · (sr / 16000) · V``: a GRU-like cell whose output
     depends on all three inputs; weights from a fixed seed."""
     rng = np.random.default_rng(0)
-
-    def weight(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array(
-            (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), name
-        )
-
     consts = [
-        weight("W", FEATURES, HIDDEN),
-        weight("U", HIDDEN, HIDDEN),
-        weight("V", HIDDEN, CLASSES),
+        scaled_weight(rng, "W", FEATURES, HIDDEN),
+        scaled_weight(rng, "U", HIDDEN, HIDDEN),
+        scaled_weight(rng, "V", HIDDEN, CLASSES),
         numpy_helper.from_array(np.array(0, np.int64), "zero"),
         numpy_helper.from_array(np.array(16000.0, np.float32), "rate"),
     ]

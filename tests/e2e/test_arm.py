@@ -15,15 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgeship.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import EMULATED_S, cli_json, emulated_board
 from tools.testbed import Testbed
+from tools.zoo.build import load_split, onnx_logits
 
 pytestmark = pytest.mark.arm
 ARCH = "aarch64"
+BOARD_SAMPLES = 180  # of the 360 test digits: qemu runs the CNN at about 8 samples/s
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +125,39 @@ def test_ab_on_the_board(board: Testbed, setup_json: dict[str, Any], zoo: Path) 
     assert [m["name"] for m in device["models"]] == ["mlp.onnx", "mlp.tflite"]
     assert [m["backend"]["name"] for m in device["models"]] == ["onnxruntime", "tflite"]
     assert report["failures"] == [] and report["passed"]
+
+
+def test_int8_compressed_on_the_host_keeps_its_accuracy_on_the_board(
+    board: Testbed, setup_json: dict[str, Any], zoo: Path, tmp_path: Path
+) -> None:
+    """An INT8 model quantized with the host's (x86) kernels in the loop runs on the board's
+    ARM kernels as accurately as on the host and as the base does on the board."""
+    base, int8 = zoo / "cnn.onnx", tmp_path / "cnn_int8.onnx"
+    compressed = cli_json(
+        board, "compress", str(base), "--method", "int8-static", "--out", str(int8),
+        "--data", str(zoo / "digits_train.npz"), "--eval-data", str(zoo / "digits_test.npz"),
+    )  # fmt: skip
+    assert compressed["verified_on"] == "local" and compressed["parameters"]["reduce_range"]
+    images, labels = (a[:BOARD_SAMPLES] for a in load_split(zoo / "digits_test.npz"))
+    data = tmp_path / "digits.npz"
+    np.savez(data, input=images, labels=labels)
+    report = cli_json(
+        board, "ab", str(base), str(int8), "--target", board.devices[0].name, "--data", str(data),
+        "--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "1", "--no-memory",
+    )  # fmt: skip
+    assert report["failures"] == []
+    (device,) = report["devices"]
+    assert device["environment"]["arch"] == ARCH
+    on_board = {m["role"]: m for m in device["models"]}
+    assert {m["backend"]["name"] for m in on_board.values()} == {"onnxruntime"}
+    assert {m["accuracy"]["n"] for m in on_board.values()} == {BOARD_SAMPLES}
+    board_base = on_board["base"]["accuracy"]["accuracy"]
+    board_int8 = on_board["variant"]["accuracy"]["accuracy"]
+    assert abs(board_int8 - board_base) <= 0.02, (board_base, board_int8)
+    (comparison,) = device["comparisons"]
+    assert comparison["agreement"]["top1"] >= 0.97, comparison["agreement"]
+    host_int8 = float(np.mean(np.argmax(onnx_logits(int8, images), axis=1) == labels))
+    assert abs(board_int8 - host_int8) <= 0.02, (host_int8, board_int8)
 
 
 def test_setup_from_a_wheelhouse_for_a_board_without_internet(

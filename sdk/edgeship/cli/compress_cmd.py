@@ -293,10 +293,9 @@ def summary(report: Any) -> str:
 
 
 def _epoch(done: EpochDone) -> str:
-    return (
-        f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, "
-        f"held-out {done.metric} {done.value:.2%}"
-    )
+    value = f"{done.value:.4f}" if done.metric == "cosine" else f"{done.value:.2%}"
+    on = "held-out" if done.held_out else "training-set"
+    return f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, {on} {done.metric} {value}"
 
 
 class _Variants:

@@ -32,11 +32,12 @@ def prune_channels_onnx(job: Job[ChannelPruneConfig]) -> Outcome:
     why = config.needs_data()
     if why is not None:
         data = require(data, why)
-    teacher = None if data is None else predict_torch(OnnxModule(model), data)
+    # Shrink first: a graph with nothing to prune says so before its ops are looked at.
     details = shrink(model, config.sparsity, config.importance, data, config.samples)
     notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
     if config.fine_tune.epochs > 0:
         assert data is not None
+        teacher = predict_torch(OnnxModule(onnx_graph.load(job.base)), data)
         module = OnnxModule(model)
         details["fine_tune"] = fit(
             module, data, teacher, config.fine_tune, on_epoch=job.on_epoch
@@ -50,6 +51,8 @@ def shrink(
     model: Any, sparsity: float, how: str, data: Dataset | None = None, samples: int = 256
 ) -> dict[str, Any]:
     """Remove ``sparsity`` of every prunable group's channels in place; what was done."""
+    if not onnx_graph.weight_names(model):
+        raise onnx_graph.no_weights(model)
     groups = find_groups(model)
     blocked = {layer: g.blocked for g in groups if g.blocked for layer in g.layers}
     prunable = [g for g in groups if not g.blocked]

@@ -75,6 +75,12 @@ class TrainConfig:
         _fraction("val_fraction", self.val_fraction)
 
 
+def fine_tuning() -> TrainConfig:
+    """Pruning's fine-tuning defaults: batches of 8, since ``--data`` for it often holds
+    tens of rows and batches of 32 would leave the optimiser a step or two per epoch."""
+    return TrainConfig(batch_size=8)
+
+
 @dataclass(frozen=True)
 class QuantizeConfig:
     """ONNX: dynamic INT8, static INT8 (QDQ, calibrated) or FP16 with float32 I/O.
@@ -130,7 +136,7 @@ class PruneConfig:
     accuracy_budget_pt: float | None = None
     step: float = 0.05
     samples: int = 512
-    fine_tune: TrainConfig = field(default_factory=TrainConfig)
+    fine_tune: TrainConfig = field(default_factory=fine_tuning)
     method: str = field(default="prune", init=False)
 
     def __post_init__(self) -> None:
@@ -157,7 +163,7 @@ class ChannelPruneConfig:
     sparsity: float = 0.5
     importance: str = "l1"
     samples: int = 256
-    fine_tune: TrainConfig = field(default_factory=TrainConfig)
+    fine_tune: TrainConfig = field(default_factory=fine_tuning)
     method: str = field(default="prune-channels", init=False)
 
     def __post_init__(self) -> None:

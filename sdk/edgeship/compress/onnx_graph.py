@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeship_runtime.formats import detect_format
 
-from .errors import CompressionError
+from .errors import CompressionError, NothingToPrune
 from .report import ModelStats
 
 WEIGHT_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1}
@@ -105,6 +105,13 @@ def weight_names(model: Any) -> list[str]:
             if name not in seen and len(_dims(model, name)) >= 2:
                 seen.append(name)
     return seen
+
+
+def no_weights(model: Any) -> NothingToPrune:
+    """What pruning says of a main graph without Conv/Gemm/MatMul weights (Silero's lie
+    in ``If`` branches): which ops it has instead."""
+    ops = sorted({n.op_type for n in model.graph.node})
+    return NothingToPrune({"model": f"no Conv/Gemm/MatMul weight initializers (ops: {ops})"})
 
 
 def _dims(model: Any, name: str) -> list[int]:

@@ -21,10 +21,9 @@ import torch
 from . import importance, onnx_graph
 from .config import PruneConfig
 from .data import Dataset, require
-from .errors import NothingToPrune
 from .methods import Job, Outcome
 from .torch_graph import OnnxModule, to_tensors
-from .train import distill_loss, fit, metric, predict_torch
+from .train import distill_loss, fit, metric, outputs_of, predict_torch
 
 SCORE_BATCH = 8
 
@@ -34,8 +33,7 @@ def prune_weights(job: Job[PruneConfig]) -> Outcome:
     model = onnx_graph.load(job.base)
     names = onnx_graph.weight_names(model)
     if not names:
-        ops = sorted({n.op_type for n in model.graph.node})
-        raise NothingToPrune({"model": f"no Conv/Gemm/MatMul weight initializers (ops: {ops})"})
+        raise onnx_graph.no_weights(model)
     why = config.needs_data()
     if why is not None:
         data = require(data, why)
@@ -156,12 +154,13 @@ def _sweep(
     """Largest sparsity (in ``step`` increments up to ``sparsity``) within the budget."""
     originals = {n: module.param(n).detach().clone() for n in scores}
     base_logits = predict_torch(module, data)
-    _, base_value = metric(base_logits, data, base_logits)
+    classes = outputs_of(module, data).kind == "classes"
+    _, base_value = metric(base_logits, data, base_logits, classes)
     best, rows = 0.0, []
     levels = np.arange(config.step, config.sparsity + 1e-9, config.step)
     for level in levels:
         _apply(module, importance.weight_masks(scores, float(level), config.scope))
-        _, value = metric(predict_torch(module, data), data, base_logits)
+        _, value = metric(predict_torch(module, data), data, base_logits, classes)
         drop = 100.0 * (base_value - value)
         rows.append({"sparsity": round(float(level), 6), "metric": value, "drop_pt": drop})
         with torch.no_grad():

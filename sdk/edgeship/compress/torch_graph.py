@@ -293,7 +293,8 @@ OPS: dict[str, Op] = {
 
 
 class OnnxModule(nn.Module):
-    """Run an ONNX graph in torch; its float initializers are trainable parameters."""
+    """Run an ONNX graph in torch; its float initializers are trainable parameters, except
+    those that configure an op rather than weigh its input (:func:`fixed_initializers`)."""
 
     def __init__(self, model: Any) -> None:
         super().__init__()
@@ -315,8 +316,9 @@ class OnnxModule(nn.Module):
         self.index: dict[str, int] = {}
         params: list[nn.Parameter] = []
         self.constants: dict[str, torch.Tensor] = {}
+        fixed = fixed_initializers(model)
         for name, value in onnx_graph.arrays(model).items():
-            if value.dtype.kind == "f":
+            if value.dtype.kind == "f" and name not in fixed:
                 self.index[name] = len(params)
                 params.append(nn.Parameter(torch.from_numpy(value.astype(np.float32).copy())))
             else:
@@ -331,8 +333,9 @@ class OnnxModule(nn.Module):
                 )
         self.weights = nn.ParameterList(params)
 
-    def param(self, name: str) -> nn.Parameter:
-        return self.weights[self.index[name]]
+    def param(self, name: str) -> torch.Tensor:
+        """The trainable parameter, or the fixed tensor, an initializer became."""
+        return self.weights[self.index[name]] if name in self.index else self.constants[name]
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.run_all(inputs)[0]
@@ -357,6 +360,26 @@ class OnnxModule(nn.Module):
             dtype = values[name].dtype
             onnx_graph.set_array(model, name, self.weights[i].detach().numpy().astype(dtype))
         return model
+
+
+# Inputs that set how an op computes: BatchNormalization's stored statistics (used as they
+# are, also in training), Pow's exponent, Clip's bounds.
+_SETTINGS = {"BatchNormalization": (3, 4), "Pow": (1,), "Clip": (1, 2)}
+
+
+def fixed_initializers(model: Any) -> set[str]:
+    """Float initializers that training must leave alone: op settings (a Pow exponent moved
+    from 2 to 2.001 turns every negative base into NaN; a trained running variance can go
+    negative) and scalars, which are epsilons and scales of decomposed normalisations and
+    activations, not weights."""
+    fixed = {
+        node.input[i]
+        for node in model.graph.node
+        for i in _SETTINGS.get(node.op_type, ())
+        if i < len(node.input) and node.input[i]
+    }
+    fixed.update(name for name, value in onnx_graph.arrays(model).items() if value.size <= 1)
+    return fixed
 
 
 def to_tensors(batch: dict[str, np.ndarray], names: Sequence[str]) -> list[torch.Tensor]:

@@ -1,7 +1,13 @@
 """The one training loop: fine-tuning after pruning and knowledge distillation.
 
-Loss (see :class:`~edgeship.compress.config.TrainConfig`): KL divergence to the teacher's
-outputs at temperature T, scaled by T², blended with cross-entropy on labels by ``alpha``.
+The loss fits the output (:func:`outputs_of`). Class scores: KL divergence to the
+teacher's outputs at temperature T, scaled by T², blended with cross-entropy on labels by
+``alpha`` (see :class:`~edgeship.compress.config.TrainConfig`). Rows of probabilities (a
+recogniser's per-step softmax): KL divergence row by row. Anything else (maps, features):
+the squared error to the teacher's outputs. A softmax over a whole flattened map or
+sequence, as class scores get, would weigh its elements against each other instead of
+against the teacher. For outputs other than class scores the metric is the cosine to the
+teacher, as the guard judges them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..fidelity import cosine_similarity, is_class_scores
 from .config import TrainConfig
 from .data import Dataset
 from .errors import CompressionError
@@ -25,11 +32,15 @@ from .errors import CompressionError
 class FitLog:
     """What training did: epochs run, why it stopped (``epochs``, ``target``, ``budget``,
     or ``non-finite``: the loss or a weight diverged, and the epoch's start was restored),
-    the held-out metric per epoch."""
+    the loss it minimised (one of :data:`LOSSES`), the metric per epoch (held-out rows when
+    ``val_fraction`` > 0, else the training rows) and the epoch whose weights were kept:
+    the one with the best metric (a later epoch that overshot does not get the last word)."""
 
     epochs: int = 0
+    kept_epoch: int = 0
     seconds: float = 0.0
     stopped: str = "epochs"
+    loss: str = ""
     metric: str = ""
     history: list[float] = field(default_factory=list)
 
@@ -40,13 +51,15 @@ class FitLog:
 @dataclass(frozen=True)
 class EpochDone:
     """One finished epoch: its number (from 1) of ``epochs``, its mean training ``loss``
-    and the held-out ``metric`` (see :func:`metric`) after it."""
+    and the ``metric`` (see :func:`metric`) after it, on held-out rows (``held_out``:
+    ``val_fraction`` > 0) or else on the training rows."""
 
     epoch: int
     epochs: int
     loss: float
     metric: str
     value: float
+    held_out: bool = True
 
 
 EpochProgress = Callable[[EpochDone], None]
@@ -78,6 +91,47 @@ def distill_loss(
     return ce if kd is None else alpha * kd + (1.0 - alpha) * ce
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """What a model's first output is, for training and judging it: ``classes`` (shaped
+    like class scores), ``distributions`` (probability rows of ``width`` along the last
+    axis, e.g. a CTC recogniser's per-step softmax) or ``values`` (maps, features)."""
+
+    kind: str
+    width: int
+
+
+def outputs_of(module: nn.Module, data: Dataset) -> Outputs:
+    """:class:`Outputs` of ``module``'s first output, run on one sample in eval mode."""
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        out = _first(module(*[torch.from_numpy(a) for a in data.take(1).feeds.values()]))
+    module.train(was_training)
+    width = int(out.shape[-1]) if out.dim() else 1
+    if is_class_scores(tuple(out.shape)):
+        return Outputs("classes", width)
+    rows_sum_to_one = bool(((out.sum(-1) - 1.0).abs() < 1e-3).all())
+    if out.dim() >= 3 and width >= 2 and bool((out >= 0).all()) and rows_sum_to_one:
+        return Outputs("distributions", width)
+    return Outputs("values", width)
+
+
+# The loss each kind of output is trained with (:class:`FitLog` records it).
+LOSSES = {"classes": "distillation", "distributions": "kl-per-row", "values": "squared-error"}
+
+
+def output_loss(student: torch.Tensor, teacher: torch.Tensor, outputs: Outputs) -> torch.Tensor:
+    """The loss for outputs that are not class scores: per-row KL divergence for
+    ``distributions``; else the squared error over the teacher's variance (scale-free, so
+    the learning rate means the same for a probability map and for raw features)."""
+    if outputs.kind == "distributions":
+        t = teacher.reshape(len(teacher), -1, outputs.width)
+        s = student.reshape(len(student), -1, outputs.width).clamp_min(1e-12).log()
+        return (t * (t.clamp_min(1e-12).log() - s)).sum(-1).mean()
+    return F.mse_loss(student, teacher) / teacher.var().clamp_min(1e-12)
+
+
 def predict_torch(module: nn.Module, data: Dataset, batch: int = 256) -> np.ndarray:
     module.eval()
     outs = []
@@ -100,8 +154,14 @@ def predict_with_pre_hooks(
             handle.remove()
 
 
-def metric(logits: np.ndarray, data: Dataset, teacher: np.ndarray | None) -> tuple[str, float]:
-    """Accuracy on labels when there are labels, else top-1 agreement with the teacher."""
+def metric(
+    logits: np.ndarray, data: Dataset, teacher: np.ndarray | None, classes: bool = True
+) -> tuple[str, float]:
+    """For ``classes``: accuracy on labels when there are labels, else top-1 agreement
+    with the teacher; for other outputs the cosine to the teacher (as the guard judges)."""
+    if not classes:
+        assert teacher is not None
+        return "cosine", cosine_similarity(teacher, logits)
     if data.labels is not None:
         return "accuracy", float((logits.argmax(1) == data.labels).mean())
     assert teacher is not None
@@ -119,13 +179,22 @@ def fit(
     """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``.
 
     ``after_step`` runs after every optimiser step (e.g. to re-apply pruning masks);
-    ``on_epoch`` after every epoch that finished.
+    ``on_epoch`` after every epoch that finished. The weights of the epoch with the best
+    metric are kept.
     """
     log = FitLog()
     if cfg.epochs == 0:
         return log
     if teacher is None and data.labels is None:
         raise CompressionError("training needs labels or teacher outputs")
+    outputs = outputs_of(module, data)
+    classes = outputs.kind == "classes"
+    if not classes and teacher is None:
+        raise CompressionError(
+            "training a model whose outputs are not class scores needs teacher outputs "
+            "(labels give classes)"
+        )
+    log.loss = LOSSES[outputs.kind]
     order = np.random.default_rng(cfg.seed).permutation(len(data))
     n_val = round(len(data) * cfg.val_fraction)
     train_idx, val_idx = order[n_val:], order[:n_val]
@@ -137,21 +206,26 @@ def fit(
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
+    best: dict[str, torch.Tensor] | None = None
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         module.train()
-        saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        saved = _snapshot(module)
         perm = torch.randperm(len(train_idx), generator=gen)
         summed = 0.0
         for start in range(0, len(perm), cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             out = _first(module(*[x[idx] for x in xs])).reshape(len(idx), -1)
-            loss = distill_loss(
-                out,
-                None if ts is None else ts[idx],
-                None if ys is None else ys[idx],
-                cfg.temperature,
-                cfg.alpha,
+            loss = (
+                distill_loss(
+                    out,
+                    None if ts is None else ts[idx],
+                    None if ys is None else ys[idx],
+                    cfg.temperature,
+                    cfg.alpha,
+                )
+                if classes
+                else output_loss(out, ts[idx], outputs)  # type: ignore[index]
             )
             summed += loss.detach().item() * len(idx)
             opt.zero_grad()
@@ -165,21 +239,30 @@ def fit(
                 break
         if log.stopped == "non-finite":
             break
-        log.metric, value = metric(predict_torch(module, val), val, t_val)
+        log.metric, value = metric(predict_torch(module, val), val, t_val, classes)
         log.history.append(value)
         log.epochs = epoch + 1
+        if value > max(log.history[:-1], default=-np.inf):
+            best, log.kept_epoch = _snapshot(module), epoch + 1
         log.seconds = time.perf_counter() - t0
         if on_epoch is not None:
             loss_mean = summed / max(len(perm), 1)
-            on_epoch(EpochDone(epoch + 1, cfg.epochs, loss_mean, log.metric, value))
+            done = EpochDone(epoch + 1, cfg.epochs, loss_mean, log.metric, value, n_val > 0)
+            on_epoch(done)
         if cfg.target_accuracy is not None and value >= cfg.target_accuracy:
             log.stopped = "target"
             break
         if cfg.max_seconds is not None and log.seconds >= cfg.max_seconds:
             log.stopped = "budget"
             break
+    if best is not None and log.kept_epoch != log.epochs:
+        module.load_state_dict(best)
     module.eval()
     return log
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _finite(module: nn.Module, loss: torch.Tensor) -> bool:

@@ -163,3 +163,58 @@ def shape_ops(path: Path) -> Path:
         inits,
     )
     return save_graph(graph, path)
+
+
+def decomposed_norm(path: Path) -> Path:
+    """A layer norm as field exports write it (PaddleOCR's recogniser): ``x [n, 8]`` →
+    MatMul ``w`` → ``d = h − mean(h)`` → ``d / sqrt(mean(Pow(d, two)) + eps)`` → Mul
+    ``gamma`` → ``y [n, 8]``. ``two`` and ``eps`` are float initializers that set the ops,
+    not weights: ``Pow(d, 2.001)`` is NaN wherever ``d < 0``."""
+    rng = np.random.default_rng(4)
+    inits = [
+        _init(rng, "w", 8, 8),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+        numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
+        numpy_helper.from_array(np.linspace(0.5, 1.5, 8).astype(np.float32), "gamma"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("ReduceMean", ["h"], ["m"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["h", "m"], ["d"]),
+        helper.make_node("Pow", ["d", "two"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["var", "eps"], ["ve"]),
+        helper.make_node("Sqrt", ["ve"], ["sd"]),
+        helper.make_node("Div", ["d", "sd"], ["normed"]),
+        helper.make_node("Mul", ["normed", "gamma"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        inits,
+    )
+    return save_graph(graph, path)
+
+
+def weightless_output_and_mask(path: Path) -> Path:
+    """``x [n, 4]`` → Gemm ``fc`` → ``y [n, 3]``, and ``mask = Equal(x, x)``: no layer
+    can lose channels (fc produces the output), and Equal has no torch view."""
+    rng = np.random.default_rng(5)
+    inits = [_init(rng, "fc_w", CLASSES, IN_CHANNELS), _init(rng, "fc_b", CLASSES)]
+    nodes = [
+        helper.make_node("Gemm", ["x", "fc_w", "fc_b"], ["y"], name="fc", transB=1),
+        helper.make_node("Equal", ["x", "x"], ["mask"], name="same"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", IN_CHANNELS])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", CLASSES]),
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, ["n", IN_CHANNELS]),
+        ],
+        inits,
+    )
+    return save_graph(graph, path)

@@ -15,6 +15,7 @@ from edgeship.compress import (
     TrainConfig,
     prune_channels,
 )
+from tests import models as tiny
 from tests.sdk.compress import models
 from tests.sdk.compress.conftest import accuracy, ort_outputs
 from tools.zoo.build import Manifest
@@ -95,6 +96,22 @@ def test_unprunable_layers_are_reported(patterns: dict[str, Path], tmp_path: Pat
     ).report
     assert "conv_a" in rec.details["not_pruned"] and "conv_c" in rec.details["layers"]
     assert any("Concat" in n for n in rec.notes)
+
+
+def test_nothing_prunable_is_said_before_ops_without_a_torch_view(tmp_path: Path) -> None:
+    """Silero's main graph: its weights lie in If branches, and Equal has no torch view;
+    what the user needs to hear is that nothing can be pruned."""
+    path = models.weightless_output_and_mask(tmp_path / "masked.onnx")
+    data = {"x": np.random.default_rng(0).random((16, 4), dtype=np.float32)}
+    config = ChannelPruneConfig(0.5, fine_tune=TrainConfig(epochs=1))
+    with pytest.raises(NothingToPrune, match="fc: it produces the model output"):
+        prune_channels(path, config, data, tmp_path / "n.onnx")
+
+
+def test_a_model_without_weights_says_which_ops_it_has(tmp_path: Path) -> None:
+    model = tiny.add_model(tmp_path / "add.onnx")
+    with pytest.raises(NothingToPrune, match=r"no Conv/Gemm/MatMul .*\(ops: \['Add'\]\)"):
+        prune_channels(model, ChannelPruneConfig(0.5), None, tmp_path / "p.onnx")
 
 
 def test_nothing_prunable_names_every_layer(patterns: dict[str, Path], tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ import onnx
 import pytest
 import torch
 
-from edgeship.compress import UnsupportedPattern
-from edgeship.compress.torch_graph import OnnxModule
+from edgeship.compress import Dataset, TrainConfig, UnsupportedPattern
+from edgeship.compress.prepare import fold_constants
+from edgeship.compress.torch_graph import OnnxModule, fixed_initializers
+from edgeship.compress.train import fit, predict_torch
+from tests.models import field_cnn_model
 from tests.sdk.compress import models
 from tests.sdk.compress.conftest import ort_outputs
 from tools.zoo.build import Manifest
@@ -61,3 +64,30 @@ def test_the_shape_arithmetic_of_field_exports_matches_onnxruntime(tmp_path: Pat
     with torch.no_grad():
         got = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+def test_op_settings_and_scalars_stay_fixed_while_training(tmp_path: Path) -> None:
+    """A decomposed layer norm's exponent and epsilon are not weights: trained, the exponent
+    leaves 2.0 and every negative base turns NaN (fine-tuning then stopped at its first
+    step, having done nothing)."""
+    path = models.decomposed_norm(tmp_path / "norm.onnx")
+    model = onnx.load(str(path))
+    assert fixed_initializers(model) == {"two", "eps"}
+    data = Dataset({"x": np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)})
+    teacher = predict_torch(OnnxModule(model), data)
+    student = OnnxModule(model)
+    assert set(student.index) == {"w", "gamma"}
+    with torch.no_grad():
+        student.param("w").mul_(1.3)
+    log = fit(student, data, teacher, TrainConfig(epochs=3, lr=1e-2, batch_size=8))
+    assert log.stopped == "epochs" and log.epochs == 3
+    onnx.save(student.write_back(model), str(tmp_path / "trained.onnx"))
+    got = ort_outputs(tmp_path / "trained.onnx", data.feeds)
+    assert np.allclose(got, predict_torch(student, data), atol=1e-4)
+
+
+def test_batch_norm_statistics_stay_fixed(tmp_path: Path) -> None:
+    model = onnx.load(str(field_cnn_model(tmp_path / "field.onnx")))
+    fold_constants(model)
+    assert {"bn_m", "bn_v"} <= fixed_initializers(model)
+    assert {"w1", "w2", "bn_s", "bn_b"}.isdisjoint(fixed_initializers(model))

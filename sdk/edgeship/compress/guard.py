@@ -36,7 +36,10 @@ from .errors import CompressionError
 
 HINTS = {
     "prune": "--scope layer, a lower --sparsity, or --epochs N (fine-tuning on --data)",
-    "prune-channels": "--epochs N (fine-tuning on --data) or a lower --sparsity",
+    "prune-channels": (
+        "--epochs N (fine-tuning on --data), --importance activation (channels scored on "
+        "--data, not by their weights' norms) or a lower --sparsity"
+    ),
     "int8-static": "fp16, --exclude-op OP (keep those op types in float) or --calibration entropy",
     "int8-dynamic": "fp16 or --exclude-op OP (keep those op types in float)",
     "fp16": "--exclude-op OP (keep those op types in float32)",

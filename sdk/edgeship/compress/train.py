@@ -3,7 +3,8 @@
 The loss fits the output (:func:`outputs_of`). Class scores: KL divergence to the
 teacher's outputs at temperature T, scaled by T², blended with cross-entropy on labels by
 ``alpha`` (see :class:`~edgeship.compress.config.TrainConfig`). Rows of probabilities (a
-recogniser's per-step softmax): KL divergence row by row. Anything else (maps, features):
+recogniser's per-step softmax): KL divergence row by row. Values each in [0, 1] (a
+sigmoid map): binary cross-entropy to the teacher's values. Anything else (features):
 the squared error to the teacher's outputs. A softmax over a whole flattened map or
 sequence, as class scores get, would weigh its elements against each other instead of
 against the teacher. For outputs other than class scores the metric is the cosine to the
@@ -95,14 +96,16 @@ def distill_loss(
 class Outputs:
     """What a model's first output is, for training and judging it: ``classes`` (shaped
     like class scores), ``distributions`` (probability rows of ``width`` along the last
-    axis, e.g. a CTC recogniser's per-step softmax) or ``values`` (maps, features)."""
+    axis, e.g. a CTC recogniser's per-step softmax), ``probabilities`` (each value in
+    [0, 1] on its own, e.g. a text detector's sigmoid map) or ``values`` (features)."""
 
     kind: str
     width: int
 
 
-def outputs_of(module: nn.Module, data: Dataset) -> Outputs:
-    """:class:`Outputs` of ``module``'s first output, run on one sample in eval mode."""
+def outputs_of(module: nn.Module, data: Dataset, teacher: np.ndarray | None = None) -> Outputs:
+    """:class:`Outputs` of ``module``'s first output, its shape from one sample run in eval
+    mode, its range from ``teacher`` (the outputs on all of ``data``) when given."""
     was_training = module.training
     module.eval()
     with torch.no_grad():
@@ -111,24 +114,36 @@ def outputs_of(module: nn.Module, data: Dataset) -> Outputs:
     width = int(out.shape[-1]) if out.dim() else 1
     if is_class_scores(tuple(out.shape)):
         return Outputs("classes", width)
+    seen = out.numpy() if teacher is None else teacher
+    in_unit_range = bool(seen.min() >= 0.0 and seen.max() <= 1.0)
     rows_sum_to_one = bool(((out.sum(-1) - 1.0).abs() < 1e-3).all())
-    if out.dim() >= 3 and width >= 2 and bool((out >= 0).all()) and rows_sum_to_one:
+    if out.dim() >= 3 and width >= 2 and in_unit_range and rows_sum_to_one:
         return Outputs("distributions", width)
-    return Outputs("values", width)
+    return Outputs("probabilities" if in_unit_range else "values", width)
 
 
 # The loss each kind of output is trained with (:class:`FitLog` records it).
-LOSSES = {"classes": "distillation", "distributions": "kl-per-row", "values": "squared-error"}
+LOSSES = {
+    "classes": "distillation",
+    "distributions": "kl-per-row",
+    "probabilities": "binary-cross-entropy",
+    "values": "squared-error",
+}
 
 
 def output_loss(student: torch.Tensor, teacher: torch.Tensor, outputs: Outputs) -> torch.Tensor:
     """The loss for outputs that are not class scores: per-row KL divergence for
-    ``distributions``; else the squared error over the teacher's variance (scale-free, so
-    the learning rate means the same for a probability map and for raw features)."""
+    ``distributions``; binary cross-entropy to the teacher's values for ``probabilities``
+    (through a sigmoid its gradient is ``s − t``, where the squared error's vanishes once a
+    map saturates: a detector's fine-tuned map fell to all zeros and stayed there); else
+    the squared error over the teacher's variance (scale-free, so the learning rate means
+    the same whatever the features' scale)."""
     if outputs.kind == "distributions":
         t = teacher.reshape(len(teacher), -1, outputs.width)
         s = student.reshape(len(student), -1, outputs.width).clamp_min(1e-12).log()
         return (t * (t.clamp_min(1e-12).log() - s)).sum(-1).mean()
+    if outputs.kind == "probabilities":
+        return F.binary_cross_entropy(student.clamp(1e-7, 1.0 - 1e-7), teacher)
     return F.mse_loss(student, teacher) / teacher.var().clamp_min(1e-12)
 
 
@@ -187,7 +202,7 @@ def fit(
         return log
     if teacher is None and data.labels is None:
         raise CompressionError("training needs labels or teacher outputs")
-    outputs = outputs_of(module, data)
+    outputs = outputs_of(module, data, teacher)
     classes = outputs.kind == "classes"
     if not classes and teacher is None:
         raise CompressionError(

@@ -3,10 +3,12 @@ scores, rows of probabilities, maps), and it keeps its best epoch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from torch import nn
 
@@ -30,30 +32,47 @@ def _nudge(module: nn.Module, scale: float) -> None:
 
 def _rows() -> nn.Module:
     """``(n, 4)`` → three rows of four probabilities each, like a recogniser's steps."""
+    return nn.Sequential(_features(), nn.Softmax(-1))
+
+
+def _features() -> nn.Module:
+    """``(n, 4)`` → ``(n, 3, 4)`` unbounded features."""
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 12), nn.Unflatten(1, (3, 4)), nn.Softmax(-1))
+    return nn.Sequential(nn.Linear(4, 12), nn.Unflatten(1, (3, 4)))
+
+
+def _map(tmp_path: Path) -> Callable[[], nn.Module]:
+    path = map_model(tmp_path / "map.onnx", 6)
+    return lambda: OnnxModule(onnx.load(str(path)))
 
 
 def test_outputs_are_told_apart(patterns: dict[str, Path], tmp_path: Path) -> None:
     classes = outputs_of(OnnxModule(onnx.load(str(patterns["residual"]))), _data((4, 6, 6)))
     rows = outputs_of(_rows(), _data((4,)))
-    maps = outputs_of(
-        OnnxModule(onnx.load(str(map_model(tmp_path / "m.onnx", 6)))), _data((3, 6, 6))
-    )
-    assert (classes.kind, rows.kind, maps.kind) == ("classes", "distributions", "values")
+    maps = outputs_of(_map(tmp_path)(), _data((3, 6, 6)))
+    features = outputs_of(_features(), _data((4,)))
+    kinds = (classes.kind, rows.kind, maps.kind, features.kind)
+    assert kinds == ("classes", "distributions", "probabilities", "values")
     assert rows.width == 4
+    # the range is judged on every row of the teacher when there is one
+    assert outputs_of(_map(tmp_path)(), _data((3, 6, 6)), np.array([[0.5, 1.5]])).kind == "values"
 
 
-def test_a_map_is_trained_towards_its_base_by_squared_error(tmp_path: Path) -> None:
-    path = map_model(tmp_path / "map.onnx", 6)
-    data = _data((3, 6, 6))
-    teacher = predict_torch(OnnxModule(onnx.load(str(path))), data)
-    student = OnnxModule(onnx.load(str(path)))
+@pytest.mark.parametrize("kind", ["map", "features"])
+def test_maps_and_features_are_trained_towards_their_base(tmp_path: Path, kind: str) -> None:
+    make, shape, loss = (
+        (_map(tmp_path), (3, 6, 6), "binary-cross-entropy")
+        if kind == "map"
+        else (_features, (4,), "squared-error")
+    )
+    data = _data(shape)
+    teacher = predict_torch(make(), data)
+    student = make()
     _nudge(student, 0.5)
     _, before = metric(predict_torch(student, data), data, teacher, classes=False)
     log = fit(student, data, teacher, TrainConfig(epochs=8, lr=1e-2, batch_size=8))
     _, after = metric(predict_torch(student, data), data, teacher, classes=False)
-    assert (log.loss, log.metric) == ("squared-error", "cosine")
+    assert (log.loss, log.metric) == (loss, "cosine")
     assert before < 0.99 and after > before + 0.01
     assert after == max(log.history)
 

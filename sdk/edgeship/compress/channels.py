@@ -51,8 +51,7 @@ def shrink(
     model: Any, sparsity: float, how: str, data: Dataset | None = None, samples: int = 256
 ) -> dict[str, Any]:
     """Remove ``sparsity`` of every prunable group's channels in place; what was done."""
-    if not onnx_graph.weight_names(model):
-        raise onnx_graph.no_weights(model)
+    onnx_graph.prunable_weights(model)  # refuses a graph without weights, naming its ops
     groups = find_groups(model)
     blocked = {layer: g.blocked for g in groups if g.blocked for layer in g.layers}
     prunable = [g for g in groups if not g.blocked]

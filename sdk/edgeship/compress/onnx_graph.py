@@ -107,11 +107,14 @@ def weight_names(model: Any) -> list[str]:
     return seen
 
 
-def no_weights(model: Any) -> NothingToPrune:
-    """What pruning says of a main graph without Conv/Gemm/MatMul weights (Silero's lie
-    in ``If`` branches): which ops it has instead."""
-    ops = sorted({n.op_type for n in model.graph.node})
-    return NothingToPrune({"model": f"no Conv/Gemm/MatMul weight initializers (ops: {ops})"})
+def prunable_weights(model: Any) -> list[str]:
+    """:func:`weight_names`, or :class:`NothingToPrune` naming the ops a main graph has
+    instead (Silero's weights lie in ``If`` branches)."""
+    names = weight_names(model)
+    if not names:
+        ops = sorted({n.op_type for n in model.graph.node})
+        raise NothingToPrune({"model": f"no Conv/Gemm/MatMul weight initializers (ops: {ops})"})
+    return names
 
 
 def _dims(model: Any, name: str) -> list[int]:

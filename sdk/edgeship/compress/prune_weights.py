@@ -31,9 +31,7 @@ SCORE_BATCH = 8
 def prune_weights(job: Job[PruneConfig]) -> Outcome:
     config, data = job.config, job.data
     model = onnx_graph.load(job.base)
-    names = onnx_graph.weight_names(model)
-    if not names:
-        raise onnx_graph.no_weights(model)
+    names = onnx_graph.prunable_weights(model)
     why = config.needs_data()
     if why is not None:
         data = require(data, why)

@@ -316,8 +316,9 @@ class OnnxModule(nn.Module):
         self.index: dict[str, int] = {}
         params: list[nn.Parameter] = []
         self.constants: dict[str, torch.Tensor] = {}
-        fixed = fixed_initializers(model)
-        for name, value in onnx_graph.arrays(model).items():
+        values = onnx_graph.arrays(model)
+        fixed = fixed_initializers(model, values)
+        for name, value in values.items():
             if value.dtype.kind == "f" and name not in fixed:
                 self.index[name] = len(params)
                 params.append(nn.Parameter(torch.from_numpy(value.astype(np.float32).copy())))
@@ -367,18 +368,19 @@ class OnnxModule(nn.Module):
 _SETTINGS = {"BatchNormalization": (3, 4), "Pow": (1,), "Clip": (1, 2)}
 
 
-def fixed_initializers(model: Any) -> set[str]:
-    """Float initializers that training must leave alone: op settings (a Pow exponent moved
-    from 2 to 2.001 turns every negative base into NaN; a trained running variance can go
-    negative) and scalars, which are epsilons and scales of decomposed normalisations and
-    activations, not weights."""
+def fixed_initializers(model: Any, values: dict[str, np.ndarray]) -> set[str]:
+    """Of ``model``'s initializers (``values``: :func:`onnx_graph.arrays`), the float ones
+    that training must leave alone: op settings (a Pow exponent moved from 2 to 2.001 turns
+    every negative base into NaN; a trained running variance can go negative) and scalars,
+    which are epsilons and scales of decomposed normalisations and activations, not
+    weights."""
     fixed = {
         node.input[i]
         for node in model.graph.node
         for i in _SETTINGS.get(node.op_type, ())
         if i < len(node.input) and node.input[i]
     }
-    fixed.update(name for name, value in onnx_graph.arrays(model).items() if value.size <= 1)
+    fixed.update(name for name, value in values.items() if value.size <= 1)
     return fixed
 
 

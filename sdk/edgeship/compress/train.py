@@ -131,13 +131,26 @@ LOSSES = {
 }
 
 
-def output_loss(student: torch.Tensor, teacher: torch.Tensor, outputs: Outputs) -> torch.Tensor:
-    """The loss for outputs that are not class scores: per-row KL divergence for
-    ``distributions``; binary cross-entropy to the teacher's values for ``probabilities``
-    (through a sigmoid its gradient is ``s − t``, where the squared error's vanishes once a
-    map saturates: a detector's fine-tuned map fell to all zeros and stayed there); else
-    the squared error over the teacher's variance (scale-free, so the learning rate means
-    the same whatever the features' scale)."""
+def output_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    outputs: Outputs,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """The loss for ``outputs`` of their kind: :func:`distill_loss` for class scores;
+    per-row KL divergence for ``distributions``; binary cross-entropy to the teacher's
+    values for ``probabilities`` (through a sigmoid its gradient is ``s − t``, where the
+    squared error's vanishes once a map saturates: a detector's fine-tuned map fell to all
+    zeros and stayed there); else the squared error over the teacher's variance
+    (scale-free, so the learning rate means the same whatever the features' scale)."""
+    if outputs.kind == "classes":
+        return distill_loss(student, teacher, labels, cfg.temperature, cfg.alpha)
+    if teacher is None:
+        raise CompressionError(
+            "training a model whose outputs are not class scores needs teacher outputs "
+            "(labels give classes)"
+        )
     if outputs.kind == "distributions":
         t = teacher.reshape(len(teacher), -1, outputs.width)
         s = student.reshape(len(student), -1, outputs.width).clamp_min(1e-12).log()
@@ -204,11 +217,6 @@ def fit(
         raise CompressionError("training needs labels or teacher outputs")
     outputs = outputs_of(module, data, teacher)
     classes = outputs.kind == "classes"
-    if not classes and teacher is None:
-        raise CompressionError(
-            "training a model whose outputs are not class scores needs teacher outputs "
-            "(labels give classes)"
-        )
     log.loss = LOSSES[outputs.kind]
     order = np.random.default_rng(cfg.seed).permutation(len(data))
     n_val = round(len(data) * cfg.val_fraction)
@@ -231,17 +239,8 @@ def fit(
         for start in range(0, len(perm), cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             out = _first(module(*[x[idx] for x in xs])).reshape(len(idx), -1)
-            loss = (
-                distill_loss(
-                    out,
-                    None if ts is None else ts[idx],
-                    None if ys is None else ys[idx],
-                    cfg.temperature,
-                    cfg.alpha,
-                )
-                if classes
-                else output_loss(out, ts[idx], outputs)  # type: ignore[index]
-            )
+            t = None if ts is None else ts[idx]
+            loss = output_loss(out, t, None if ys is None else ys[idx], outputs, cfg)
             summed += loss.detach().item() * len(idx)
             opt.zero_grad()
             loss.backward()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeship.config import ProfileConfig
-from edgeship.profiles import BoardProfile, get_profile
+from edgeship.core.config import ProfileConfig
 from edgeship.targets import LocalTarget
+from edgeship.targets.profiles import BoardProfile, get_profile
 from edgeship_runtime.backends import SessionOptions
 
 

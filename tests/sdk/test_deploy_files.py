@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from edgeship.core.errors import ModelError, UsageError
 from edgeship.deploy.files import model_files
 from edgeship.deploy.layout import Layout
-from edgeship.errors import ModelError, UsageError
 from tests.external_data import external_data_model
 
 

@@ -1,16 +1,23 @@
-"""The house drawn from the imports: no module imports one from a layer above its own.
+"""The house drawn from the imports: one layer per package, and no import runs back up.
 
-Layers, bottom up (a module may import its own layer and those below):
+Layers, bottom up (a module may import its own package and the layers below it):
 
-0. runtime   ``edgeship_runtime``: the device side, imports nothing of the host
-1. base      errors, extras, config, hashing, hostnames, progress, quiet, bundle, profiles,
-             inventory
-2. transport client, ssh/, deploy/
-3. targets   targets/: the one place the host speaks the runtime's protocol
-4. work      fleet, shard, provision, rollout, fidelity, compress/, convert/,
-             optimize/, partition/, ab/, sweep/
-5. api       api (the Python API)
-6. cli       cli/, and the package's ``__init__``
+0. runtime    ``edgeship_runtime``: the device side, imports nothing of the host
+1. core       errors, config, progress, extras, quiet, hashing, host names, the stdio client
+2. models     the model as a value: formats, graph helpers, preparation, fidelity, verify
+3. ssh        connections, host keys, ssh_config
+4. deploy     a device's deploy root (content-addressed blobs, versions, activation)
+5. targets    the one place the host speaks the runtime's protocol; board profiles,
+              the devices file, setup, fleets, interleaved measurement
+6. convert | optimize | partition | compress
+              the methods on models: siblings, none imports another (each stands on
+              models/ and targets/ alone)
+7. ab         A/B comparisons
+8. sweep      variants × boards
+9. rollout    phased, health-checked deploys to groups
+10. api       the Python API
+11. the package's ``__init__``
+12. cli       the command line
 """
 
 from __future__ import annotations
@@ -22,38 +29,32 @@ ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk" / "edgeship"
 RUNTIME = ROOT / "runtime" / "edgeship_runtime"
 
-LAYERS = {
-    "edgeship_runtime": 0,
-    "errors": 1,
-    "extras": 1,
-    "config": 1,
-    "hashing": 1,
-    "hostnames": 1,
-    "progress": 1,
-    "quiet": 1,
-    "bundle": 1,
-    "profiles": 1,
-    "inventory": 1,
-    "client": 2,
-    "ssh": 2,
-    "deploy": 2,
-    "targets": 3,
-    "fleet": 4,
-    "shard": 4,
-    "provision": 4,
-    "fidelity": 4,
-    "compress": 4,
-    "convert": 4,
-    "optimize": 4,
-    "partition": 4,
-    "ab": 4,
-    "sweep": 4,
-    "rollout": 4,
-    "api": 5,
-    "cli": 6,
-    "__init__": 6,
-    "__main__": 6,
-}
+SIBLINGS = ("convert", "optimize", "partition", "compress")
+ORDER: list[tuple[str, ...]] = [
+    ("edgeship_runtime",),
+    ("core",),
+    ("models",),
+    ("ssh",),
+    ("deploy",),
+    ("targets",),
+    SIBLINGS,
+    ("ab",),
+    ("sweep",),
+    ("rollout",),
+    ("api",),
+    ("__init__",),
+    ("cli",),
+]
+LAYERS = {name: level for level, names in enumerate(ORDER) for name in names}
+
+
+def test_every_package_and_module_has_its_layer() -> None:
+    found = {
+        p.stem if p.is_file() else p.name
+        for p in SDK.iterdir()
+        if p.suffix == ".py" or (p / "__init__.py").exists()
+    }
+    assert found == set(LAYERS) - {"edgeship_runtime"}
 
 
 def layer_of(module: str) -> int:
@@ -105,6 +106,20 @@ def test_no_import_runs_back_up() -> None:
             if layer_of(imported) > own:
                 upward.append(f"{module_name(path)} (layer {own}) imports {imported}")
     assert not upward, "\n".join(upward)
+
+
+def test_sibling_methods_import_none_of_each_other() -> None:
+    sideways = [
+        f"{module_name(path)} imports {imported}"
+        for name in SIBLINGS
+        for path in sorted((SDK / name).rglob("*.py"))
+        for imported in sorted(imports_of(path))
+        if imported.split(".")[0] == "edgeship"
+        and len(imported.split(".")) > 1
+        and imported.split(".")[1] in SIBLINGS
+        and imported.split(".")[1] != name
+    ]
+    assert not sideways, "\n".join(sideways)
 
 
 def test_the_runtime_imports_nothing_of_the_host() -> None:

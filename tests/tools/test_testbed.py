@@ -41,6 +41,8 @@ from tools.testbed.cleanup import leftovers, proxy_pids
 
 REPO = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.e2e  # starts real sshds: the end-to-end tier
+
 _missing = missing_requirements()
 if _missing:
     reason = "testbed unavailable: " + "; ".join(_missing)

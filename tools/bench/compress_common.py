@@ -92,10 +92,11 @@ def measure(
     ns: argparse.Namespace,
     latency: bool = True,
 ) -> Line:
-    from edgeship.compress import evaluate, onnx_graph
+    from edgeship.compress import evaluate
+    from edgeship.models import stats
 
     lat = evaluate.latency(base, out, "local", ns.threads, ns.rounds, ns.runs) if latency else None
-    b, m = onnx_graph.model_stats(base), onnx_graph.model_stats(out)
+    b, m = stats.model_stats(base), stats.model_stats(out)
     acc_b = evaluate.accuracy(evaluate.predict(base, test), test.labels)
     acc_m = evaluate.accuracy(evaluate.predict(out, test), test.labels)
     line = Line(
@@ -187,8 +188,8 @@ def train_wide(out: Path, train: Any, epochs: int = 3) -> Path:
     import torch
 
     from edgeship.compress.config import TrainConfig
-    from edgeship.compress.torch_model import export_onnx
-    from edgeship.compress.train import fit
+    from edgeship.compress.training.loop import fit
+    from edgeship.compress.training.torch_model import export_onnx
 
     torch.manual_seed(0)
     model = wide_cnn()

@@ -8,21 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship_runtime.measure import summarize_tensor
-from edgeship_runtime.opprofile import op_type_diff
-from edgeship_runtime.report import (
-    BackendUsage,
-    Environment,
-    ModelInfo,
-    OpProfile,
-    TensorSummary,
-    Validity,
-)
-from edgeship_runtime.signature import Signature
-
-from . import quality
-from .pareto import model_front
-from .result import (
+from edgeship.ab import quality
+from edgeship.ab.pareto import model_front
+from edgeship.ab.result import (
     Comparison,
     Conditions,
     DeviceAB,
@@ -34,8 +22,8 @@ from .result import (
     PooledComparison,
     SessionValidity,
 )
-from .schedule import Schedule, session_medians, split_sessions
-from .stats import (
+from edgeship.ab.schedule import Schedule, session_medians, split_sessions
+from edgeship.ab.stats import (
     MannWhitney,
     StatsPolicy,
     holm,
@@ -48,6 +36,17 @@ from .stats import (
     ratio_of_medians,
     verdict,
 )
+from edgeship_runtime.measure import summarize_tensor
+from edgeship_runtime.opprofile import op_type_diff
+from edgeship_runtime.report import (
+    BackendUsage,
+    Environment,
+    ModelInfo,
+    OpProfile,
+    TensorSummary,
+    Validity,
+)
+from edgeship_runtime.signature import Signature
 
 
 @dataclass

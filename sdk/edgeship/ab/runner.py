@@ -25,6 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeship.ab.analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
+from edgeship.ab.gates import Gate, check_all
+from edgeship.ab.result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
+from edgeship.ab.schedule import Schedule
+from edgeship.ab.stats import StatsPolicy
+from edgeship.core.config import ConnectOptions, ProfileConfig
+from edgeship.core.errors import EdgeshipError, ModelError, UsageError
+from edgeship.core.extras import missing_extras
+from edgeship.targets import Loaded, Target, open_targets, wire
+from edgeship.targets.fleet import DEFAULT_FORKS, run_each
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import LABELS_KEY, generate_feeds, load_arrays, per_call_inputs
 from edgeship_runtime.measure import MeasurePolicy
@@ -32,17 +42,6 @@ from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import DeviceState, Environment, Validity
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
-
-from ..config import ConnectOptions, ProfileConfig
-from ..errors import EdgeshipError, ModelError, UsageError
-from ..extras import missing_extras
-from ..fleet import DEFAULT_FORKS, run_each
-from ..targets import Loaded, Target, open_targets, wire
-from .analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
-from .gates import Gate, check_all
-from .result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
-from .schedule import Schedule
-from .stats import StatsPolicy
 
 
 @dataclass(frozen=True)

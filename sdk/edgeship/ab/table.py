@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgeship_runtime.report import DeviceState, TensorSummary
-from edgeship_runtime.signature import format_dims
-
-from .result import (
+from edgeship.ab.result import (
     ABReport,
     Comparison,
     Conditions,
@@ -22,6 +19,8 @@ from .result import (
     OpTypeDiff,
     SessionValidity,
 )
+from edgeship_runtime.report import DeviceState, TensorSummary
+from edgeship_runtime.signature import format_dims
 
 Rows = tuple[list[str], list[list[str]]]
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .api import CompressOptions, compress
-from .config import (
+from edgeship.compress.api import CompressOptions, compress
+from edgeship.compress.config import (
     ChainConfig,
     ChannelPruneConfig,
     DistillConfig,
@@ -31,24 +31,39 @@ from .config import (
     config_from_dict,
     config_to_dict,
 )
-from .data import DataLike, Dataset, load_dataset
-from .errors import CompressionError, NothingToPrune, UnsupportedPattern, VerificationError
-from .guard import FidelityCollapse, GuardPolicy, NoChange
-from .methods import TORCH, Method, get_method, method_names, register_method
-from .recipe import Recipe, RecipeReport, RecipeResult, RecipeTable, load_recipe, run_recipe
-from .report import (
+from edgeship.compress.data import DataLike, Dataset, load_dataset
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
+from edgeship.compress.methods import TORCH, Method, get_method, method_names, register_method
+from edgeship.compress.recipe import (
+    Recipe,
+    RecipeReport,
+    RecipeResult,
+    RecipeTable,
+    load_recipe,
+    run_recipe,
+)
+from edgeship.compress.report import (
     CompressionReport,
     CompressionResult,
     Fidelity,
     Latency,
     ModelStats,
 )
+from edgeship.core.errors import (
+    CompressionError,
+    NothingToPrune,
+    UnsupportedPattern,
+    VerificationError,
+)
 
 if TYPE_CHECKING:
-    from .torch_model import TorchModel
+    from edgeship.compress.training.torch_model import TorchModel
 
 # The built-in methods (the registry: .methods). Runners are imported when first used.
-_QUANTIZE = {"onnx": ".quantize_onnx:quantize_onnx", "tflite": ".quantize_tflite:quantize_tflite"}
+_QUANTIZE = {
+    "onnx": ".quantization.onnx_int8:quantize_onnx",
+    "tflite": ".quantization.tflite_int8:quantize_tflite",
+}
 for _name, _reads in (
     ("int8-dynamic", ("onnx", "tflite")),
     ("int8-static", ("onnx", "tflite")),
@@ -68,7 +83,7 @@ register_method(
     Method(
         "prune",
         PruneConfig,
-        runners={"onnx": ".prune_weights:prune_weights"},
+        runners={"onnx": ".pruning.weights:prune_weights"},
         training="fine_tune",
         summary="unstructured weight pruning, optional fine-tuning",
     )
@@ -78,8 +93,8 @@ register_method(
         "prune-channels",
         ChannelPruneConfig,
         runners={
-            TORCH: ".channels_torch:prune_channels_torch",
-            "onnx": ".channels:prune_channels_onnx",
+            TORCH: ".pruning.channels_torch:prune_channels_torch",
+            "onnx": ".pruning.channels:prune_channels_onnx",
         },
         training="fine_tune",
         structured=True,
@@ -90,7 +105,7 @@ register_method(
     Method(
         "distill",
         DistillConfig,
-        runners={fmt: ".distillation:distill" for fmt in (TORCH, "onnx", "tflite")},
+        runners={fmt: ".distillation.student:distill" for fmt in (TORCH, "onnx", "tflite")},
         training="train",
         summary="knowledge distillation into a smaller student",
     )
@@ -194,7 +209,7 @@ def distill(
 
 def __getattr__(name: str) -> object:
     if name == "TorchModel":  # imports torch: only when asked for
-        from .torch_model import TorchModel
+        from edgeship.compress.training.torch_model import TorchModel
 
         return TorchModel
     raise AttributeError(name)

@@ -25,25 +25,32 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeship_runtime.formats import detect_format
-
-from ..config import ConnectOptions
-from ..errors import EdgeshipError, InputError, UsageError
-from ..extras import missing_extras
-from ..targets import Target
-from . import evaluate, guard, onnx_graph
-from .config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
-from .data import DataLike, Dataset, EvalSplit, check_dataset, eval_split, load_dataset, require
-from .errors import CompressionError
-from .fallback import Fallback, Search
-from .guard import FidelityCollapse, GuardPolicy, NoChange
-from .methods import Job, MethodConfig, Outcome, method_for
-from .report import CompressionReport, CompressionResult
-from .source import ModelLike, base_model
+from edgeship.compress import evaluate, guard
+from edgeship.compress.config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
+from edgeship.compress.data import (
+    DataLike,
+    Dataset,
+    EvalSplit,
+    check_dataset,
+    eval_split,
+    load_dataset,
+    require,
+)
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
+from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
+from edgeship.compress.quantization.fallback import Fallback, Search
+from edgeship.compress.report import CompressionReport, CompressionResult
+from edgeship.compress.source import ModelLike, base_model
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import CompressionError, EdgeshipError, InputError, UsageError
+from edgeship.core.extras import missing_extras
+from edgeship.models import stats
+from edgeship.models.model_file import ModelFile
+from edgeship.targets import Target
 
 if TYPE_CHECKING:
-    from .torch_model import TorchModel
-    from .train import EpochProgress
+    from edgeship.compress.training.loop import EpochProgress
+    from edgeship.compress.training.torch_model import TorchModel
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ def compress(
         check_dataset(sig, dataset)
     if evalset is not None:
         check_dataset(sig, evalset, "--eval-data")
-    uses = bool(data_needs(config)) or (data_used(config) and detect_format(str(base)) == "onnx")
+    uses = bool(data_needs(config)) or (data_used(config) and ModelFile.of(base).format == "onnx")
     split = eval_split(dataset, evalset, uses)
     feeds = None if split.held is not None else _generated(base, options.shapes)
     some = split.train if split.train is not None else split.held
@@ -166,7 +173,7 @@ def run_method(
 ) -> Outcome:
     """Run one method, writing ``out``; its outcome (details and notes). An ONNX base is
     prepared first (:mod:`.prepare`)."""
-    from .prepare import prepared
+    from edgeship.models.prepare import prepared
 
     method = method_for(config)
     fmt = method.input_format(base, source)
@@ -254,7 +261,7 @@ def _guard(
     trained = any(_trains(s) for s in steps_of(config))
     reasons = guard.collapse_reasons(base_out, new_out, fid, policy, trained)
     if report.model.format == "onnx" and report.base.format == "onnx":
-        zeroed = guard.zeroed_layers(onnx_graph.load(Path(report.base.path)), onnx_graph.load(out))
+        zeroed = guard.zeroed_layers(ModelFile.of(report.base.path).graph, ModelFile.of(out).graph)
         reasons += [f"layer weight {name!r} is all zeros" for name in zeroed[:3]]
     if reasons:
         methods = [s.method for s in steps_of(config)]
@@ -300,8 +307,8 @@ def verified_report(
     return CompressionReport(
         method=config.method,
         parameters=config_to_dict(config),
-        base=onnx_graph.model_stats(base),
-        model=onnx_graph.model_stats(out),
+        base=stats.model_stats(base),
+        model=stats.model_stats(out),
         verified_on=verified,
         details=outcome.details,
         notes=list(outcome.notes),
@@ -330,7 +337,7 @@ def _run_steps(
         for i, step in enumerate(steps):
             last = i == len(steps) - 1
             method = method_for(step)
-            suffix = method.suffix(detect_format(str(current)))
+            suffix = method.suffix(ModelFile.of(current).format)
             path = out if last else Path(tmp) / f"step{i}{suffix}"
             outcome = run_method(current, source if i == 0 else None, step, data, path, on_epoch)
             report = verified_report(current, path, step, sample, outcome, target)

@@ -2,7 +2,7 @@
 every produced model must pass, and interleaved batch-1 latency.
 
 Predictions run in this process through the edgeship runtime's own backends (the same
-loading code the device uses); the figures are :mod:`edgeship.fidelity`'s. Verification
+loading code the device uses); the figures are :mod:`edgeship.models.fidelity`'s. Verification
 and latency go through a :class:`Target` the caller opened once for the whole run.
 """
 
@@ -14,28 +14,27 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.formats import detect_format
-from edgeship_runtime.inputs import generate_feeds, named_as
-from edgeship_runtime.measure import MeasurePolicy
-from edgeship_runtime.model import load_model
-from edgeship_runtime.signature import Signature
-
-from .. import fidelity as figures
-from ..config import ConnectOptions, ProfileConfig
-from ..errors import (
+from edgeship.compress.data import Dataset
+from edgeship.compress.report import Latency
+from edgeship.core.config import ConnectOptions, ProfileConfig
+from edgeship.core.errors import (
     AuthenticationError,
     ConnectError,
     EdgeshipError,
     HostKeyError,
     VerificationError,
 )
-from ..fidelity import Fidelity
-from ..targets import Target, open_target
-from . import onnx_graph
-from .data import Dataset
-from .onnx_graph import graphs
-from .report import Latency
+from edgeship.models import fidelity as figures
+from edgeship.models.fidelity import Fidelity
+from edgeship.models.model_file import ModelFile
+from edgeship.models.onnx_graph import graphs
+from edgeship.targets import Target, open_target
+from edgeship.targets.interleave import interleaved, median_p50_ms
+from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.inputs import generate_feeds, named_as
+from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.model import load_model
+from edgeship_runtime.signature import Signature
 
 UNREACHABLE = (ConnectError, AuthenticationError, HostKeyError)
 """Errors that say nothing about the model: they propagate as they are."""
@@ -68,7 +67,7 @@ def generated_feeds(
     first_seed: int = 0,
 ) -> list[dict[str, np.ndarray]]:
     """Inputs generated at ``path``'s real shape, one set per seed from ``first_seed``:
-    dynamic non-batch dims from ``shapes`` or an :class:`~edgeship.errors.InputError`
+    dynamic non-batch dims from ``shapes`` or an :class:`~edgeship.core.errors.InputError`
     naming the dim."""
     sig = signature(path)
     return [generate_feeds(sig, shapes, seed=first_seed + i) for i in range(runs)]
@@ -150,10 +149,10 @@ def predict(path: Path, data: Dataset, threads: int = 2) -> np.ndarray:
 
 def batch_dependent(path: Path) -> bool:
     """Whether an ONNX model holds a :data:`BATCH_DEPENDENT` op, in any of its graphs."""
-    if detect_format(str(path)) != "onnx":
+    model = ModelFile.of(path)
+    if model.format != "onnx":
         return False
-    model = onnx_graph.load(path)
-    return any(n.op_type in BATCH_DEPENDENT for g in graphs(model.graph) for n in g.node)
+    return any(n.op_type in BATCH_DEPENDENT for g in graphs(model.graph.graph) for n in g.node)
 
 
 class IntegerIO:
@@ -199,13 +198,14 @@ def integer_io(path: Path, sig: Signature) -> IntegerIO:
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
-    """Top-1 accuracy (see :func:`edgeship.fidelity.accuracy`); None without labels."""
+    """Top-1 accuracy (see :func:`edgeship.models.fidelity.accuracy`); None without labels."""
     return figures.accuracy(logits, labels)
 
 
 def fidelity(base: np.ndarray, new: np.ndarray, labels: np.ndarray | None) -> Fidelity:
     """``new`` against ``base`` (first axis: samples); top-1 agreement only where the
-    outputs' own shape is that of class scores (:func:`edgeship.fidelity.is_class_scores`)."""
+    outputs' own shape is that of class scores
+    (:func:`edgeship.models.fidelity.is_class_scores`)."""
     return figures.compare(base, new, labels)
 
 
@@ -250,10 +250,9 @@ def latency(
     shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Latency:
     """Median of per-round p50s (batch 1) of ``base`` and ``model`` measured interleaved
-    (:func:`edgeship.optimize.bench.interleaved`), after one discarded round (a runtime's
+    (:func:`edgeship.targets.interleave.interleaved`), after one discarded round (a runtime's
     first sessions run slower: cold caches, clocks). A target spec is opened for the call.
     ``shapes``: of the inputs with dynamic dims (else they must have none but the batch)."""
-    from ..optimize.bench import interleaved, median_p50_ms  # optimize imports convert
 
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs),

@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from edgeship_runtime.formats import detect_format, get_format
-
-from ..errors import UsageError
+from edgeship.core.errors import UsageError
+from edgeship.models.model_file import ModelFile
+from edgeship_runtime.formats import get_format
 
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .fallback import Search
-    from .torch_model import TorchModel
-    from .train import EpochProgress
+    from edgeship.compress.data import Dataset
+    from edgeship.compress.quantization.fallback import Search
+    from edgeship.compress.training.loop import EpochProgress
+    from edgeship.compress.training.torch_model import TorchModel
 
 TORCH = "torch"
 """The pseudo-format of a runner that takes the user's torch model (``Job.source``)."""
@@ -117,7 +117,7 @@ class Method:
         else ``base``'s format, which must be one it reads."""
         if source is not None and TORCH in self.runners:
             return TORCH
-        fmt = detect_format(str(base))
+        fmt = ModelFile.of(base).format
         if fmt not in self.runners:
             readable = [get_format(f).title for f in self.reads if f != TORCH]
             torch = " (and torch models, exported to ONNX)" if "onnx" in self.reads else ""

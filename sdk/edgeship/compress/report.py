@@ -2,7 +2,7 @@
 
 :class:`CompressionReport` is the typed JSON record of one produced model;
 :class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
-and its report. Fidelity figures are :class:`edgeship.fidelity.Fidelity`.
+and its report. Fidelity figures are :class:`edgeship.models.fidelity.Fidelity`.
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeship.models.fidelity import Fidelity
+from edgeship.models.stats import ModelStats
 from edgeship_runtime.signature import format_dims
-
-from ..fidelity import Fidelity
 
 __all__ = [
     "SCHEMA",
@@ -36,36 +36,6 @@ SCHEMA = "edgeship.compression/1"
 def shapes_text(shapes: Mapping[str, Sequence[int]]) -> str:
     """``x 1×1×8×8, mask 1×16``: the shapes a latency was measured on."""
     return ", ".join(f"{n} {format_dims(s)}" for n, s in shapes.items())
-
-
-@dataclass
-class ModelStats:
-    """One model file: where, how big, how many parameters and how many of them are zero."""
-
-    path: str
-    format: str
-    size_bytes: int
-    compressed_size_bytes: int
-    parameters: int
-    nonzero_parameters: int
-
-    @property
-    def sparsity(self) -> float:
-        return 1.0 - self.nonzero_parameters / self.parameters if self.parameters else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "sparsity": round(self.sparsity, 6)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelStats:
-        return cls(
-            path=str(data["path"]),
-            format=str(data["format"]),
-            size_bytes=int(data["size_bytes"]),
-            compressed_size_bytes=int(data["compressed_size_bytes"]),
-            parameters=int(data["parameters"]),
-            nonzero_parameters=int(data["nonzero_parameters"]),
-        )
 
 
 @dataclass

@@ -5,21 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeship_runtime.formats import detect_format
-
-from ..errors import UsageError
-from .data import Dataset
+from edgeship.compress.data import Dataset
+from edgeship.core.errors import UsageError
+from edgeship.models.model_file import ModelFile
 
 if TYPE_CHECKING:
-    from .torch_model import TorchModel
+    from edgeship.compress.training.torch_model import TorchModel
 
 ModelLike = str | Path
-"""A model file (.onnx/.tflite) or a :class:`~edgeship.compress.torch_model.TorchModel`."""
+"""A model file (.onnx/.tflite) or a :class:`~edgeship.compress.training.torch_model.TorchModel`."""
 
 
 def base_format(model: object) -> str:
     """The format of the base ``model`` gives: a file's own, ``onnx`` for a torch model."""
-    return detect_format(str(model)) if isinstance(model, str | Path) else "onnx"
+    return ModelFile.of(model).format if isinstance(model, str | Path) else "onnx"
 
 
 def base_model(model: object, data: Dataset | None, out: Path) -> tuple[Path, TorchModel | None]:
@@ -27,11 +26,11 @@ def base_model(model: object, data: Dataset | None, out: Path) -> tuple[Path, To
     exported to ``<out stem>.base.onnx`` beside ``out``)."""
     if isinstance(model, str | Path):
         path = Path(model)
-        detect_format(str(path))  # ModelError for a missing/unknown file
+        ModelFile.of(path)  # ModelError for a missing/unknown file
         if path.resolve() == out.resolve():
             raise UsageError(f"--out {out} would overwrite the model itself")
         return path, None
-    from .torch_model import TorchModel, export_onnx
+    from edgeship.compress.training.torch_model import TorchModel, export_onnx
 
     if not isinstance(model, TorchModel):
         raise UsageError(f"model must be a file path or a TorchModel, not {type(model)}")

@@ -17,24 +17,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeship_runtime.errors import ModelError, UsageError
-from edgeship_runtime.inputs import LABELS_KEY, load_arrays, named_as
-
-from ..errors import VerificationError
-from ..extras import missing_extras
-from ..targets import LocalTarget, Target
-from .config import DEFAULT_OPSET, ConvertConfig
-from .result import ConversionReport, ConversionResult, ModelRef
-from .routes import Job, Route, get_route
-from .runners import Runner
-from .torch_source import (
+from edgeship.convert.config import DEFAULT_OPSET, ConvertConfig
+from edgeship.convert.result import ConversionReport, ConversionResult
+from edgeship.convert.routes import Job, Route, get_route
+from edgeship.convert.torch_source import (
     TorchRunner,
     TorchSource,
     build_module,
     forward_input_names,
     torch_source,
 )
-from .verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.core.errors import VerificationError
+from edgeship.core.extras import missing_extras
+from edgeship.models.output import staged
+from edgeship.models.ref import ModelRef
+from edgeship.models.runners import Runner
+from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.targets import LocalTarget, Target
+from edgeship_runtime.errors import ModelError, UsageError
+from edgeship_runtime.inputs import LABELS_KEY, load_arrays, named_as
 
 if TYPE_CHECKING:
     from torch import nn
@@ -139,20 +140,6 @@ def _finish(
     if not passed:
         raise VerificationError(failure_message(report, out.name), conversion, step="verify")
     return ConversionResult(out, conversion)
-
-
-@contextlib.contextmanager
-def staged(out: Path) -> Iterator[Path]:
-    """A temporary path beside ``out`` (same file system, so the final move is atomic)."""
-    if out.is_dir():
-        raise UsageError(f"{out} is a directory; give the output file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-    try:
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 @contextlib.contextmanager

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeship.models.ref import ModelRef
+from edgeship.models.verify import VerifyReport
 from edgeship_runtime.serde import JsonRecord
-
-from ..hashing import file_sha256
-from .verify import VerifyReport
 
 CONVERT_SCHEMA = "edgeship.convert/1"
 
@@ -20,19 +19,6 @@ class Converted:
 
     converter: str
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ModelRef:
-    path: str
-    format: str
-    sha256: str | None = None
-    size_bytes: int | None = None
-
-    @classmethod
-    def of_file(cls, path: Path, fmt: str) -> ModelRef:
-        """A model file on this host, with its digest and size."""
-        return cls(str(path), fmt, file_sha256(path), path.stat().st_size)
 
 
 @dataclass

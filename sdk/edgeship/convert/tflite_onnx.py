@@ -15,16 +15,15 @@ import importlib.metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeship.convert.result import Converted
+from edgeship.core.errors import ConversionError, UnsupportedOpError
+from edgeship.core.extras import import_optional
+from edgeship.core.quiet import quiet
+from edgeship.models.align import match_names
 from edgeship_runtime.signature import Signature
 
-from ..extras import import_optional
-from ..quiet import quiet
-from .align import match_names
-from .errors import ConversionError, UnsupportedOpError
-from .result import Converted
-
 if TYPE_CHECKING:
-    from .routes import Job
+    from edgeship.convert.routes import Job
 
 
 def run(job: Job) -> Converted:

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeship.core.errors import ConversionError
 from edgeship_runtime.signature import Signature, TensorSpec
-
-from .errors import ConversionError
 
 if TYPE_CHECKING:
     import torch

@@ -14,10 +14,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeship.core.errors import ModelError
+from edgeship.core.hashing import file_sha256
 from edgeship_runtime.formats import companion_files, detect_format, staged_suffix
-
-from ..errors import ModelError
-from ..hashing import file_sha256
 
 MAIN_STEM = "model"
 

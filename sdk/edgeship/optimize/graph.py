@@ -24,18 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeship.core.errors import ConversionError, VerificationError
+from edgeship.core.extras import import_optional, missing_extras
+from edgeship.models.model_file import ModelFile
+from edgeship.models.output import staged
+from edgeship.models.ref import ModelRef
+from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.optimize.policy import LEVELS, RuntimeFacts, allowed_level
+from edgeship.optimize.report import OptimizeReport, StepRecord
+from edgeship.targets import Target
 from edgeship_runtime.errors import ModelError, UsageError
-from edgeship_runtime.model import detect_format
-
-from ..convert.errors import ConversionError
-from ..convert.pipeline import staged
-from ..convert.result import ModelRef
-from ..convert.verify import Tolerance, VerifyData, failure_message, verify
-from ..errors import VerificationError
-from ..extras import import_optional, missing_extras
-from ..targets import Target
-from .policy import LEVELS, RuntimeFacts, allowed_level
-from .report import OptimizeReport, StepRecord
 
 _ORT_LEVEL_NAMES = {
     "basic": "ORT_ENABLE_BASIC",
@@ -74,7 +72,7 @@ def optimize(
 
     config = config or OptimizeConfig()
     model, out = Path(model), Path(out)
-    if detect_format(str(model)) != "onnx":
+    if ModelFile.of(model).format != "onnx":
         raise UsageError(f"{model}: graph optimization works on ONNX models")
     facts = target_facts(target)
     level, why = allowed_level(config.level, host_facts(), facts)
@@ -100,7 +98,7 @@ def optimize(
         if level != "none":
             t0 = time.perf_counter()
             ort_offline(tmp, tmp, level)
-            after = node_count(onnx.load(str(tmp)))
+            after = node_count(ModelFile.of(tmp).graph)
             steps.append(
                 StepRecord(
                     "onnxruntime",
@@ -109,8 +107,8 @@ def optimize(
                     round(time.perf_counter() - t0, 3),
                 )
             )
-        report.ops_before = op_histogram(onnx.load(str(model)))
-        report.ops_after = op_histogram(onnx.load(str(tmp)))
+        report.ops_before = op_histogram(ModelFile.of(model).graph)
+        report.ops_after = op_histogram(ModelFile.of(tmp).graph)
         with target.load(model) as source, target.load(tmp) as result:
             report.verification = verify(source, result, config.verify, config.tolerance)
         report.written = report.verification.passed or config.force
@@ -146,7 +144,7 @@ def convert_opset(proto: Any, opset: int) -> Any:
 
 def simplify(proto: Any) -> Any:
     """onnxslim: constant folding, dead-node and duplicate removal, fusions."""
-    from ..quiet import quiet
+    from edgeship.core.quiet import quiet
 
     onnxslim = import_optional("onnxslim", "the simplifier")
     try:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeship.models.ref import ModelRef
+from edgeship.models.verify import VerifyReport
 from edgeship_runtime.serde import JsonRecord
-
-from ..convert.result import ModelRef
-from ..convert.verify import VerifyReport
 
 OPTIMIZE_SCHEMA = "edgeship.optimize/1"
 TUNE_SCHEMA = "edgeship.tune/1"

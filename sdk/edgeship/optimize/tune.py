@@ -18,19 +18,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edgeship.core.config import ProfileConfig
+from edgeship.core.errors import EdgeshipError, TargetError
+from edgeship.models.model_file import ModelFile
+from edgeship.models.ref import ModelRef
+from edgeship.optimize.report import Trial, TuneReport
+from edgeship.targets import Target
+from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
+from edgeship.targets.settings import StoredSettings, now
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError
-from edgeship_runtime.formats import default_backend, detect_format
+from edgeship_runtime.formats import default_backend
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
-
-from ..config import ProfileConfig
-from ..convert.result import ModelRef
-from ..errors import EdgeshipError, TargetError
-from ..profiles import BoardProfile, get_profile, match_profile
-from ..targets import Target
-from ..targets.settings import StoredSettings, now
-from .report import Trial, TuneReport
 
 MODES = ("sequential", "parallel")
 CPU = "CPUExecutionProvider"
@@ -267,4 +267,4 @@ def _settings(report: TuneReport, target: Target) -> StoredSettings:
 
 
 def _backend_of(model: Path) -> str:
-    return default_backend(detect_format(str(model)))
+    return default_backend(ModelFile.of(model).format)

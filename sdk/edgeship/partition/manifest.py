@@ -20,10 +20,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeship.models.ref import ModelRef
+from edgeship.models.verify import VerifyReport
 from edgeship_runtime.serde import JsonRecord
-
-from ..convert.result import ModelRef
-from ..convert.verify import VerifyReport
 
 PARTITION_SCHEMA = "edgeship.partition/1"
 MANIFEST_NAME = "manifest.json"

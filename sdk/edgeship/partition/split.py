@@ -16,19 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from edgeship_runtime.errors import UsageError
-from edgeship_runtime.model import detect_format, sha256_file
-from edgeship_runtime.signature import Signature
-
-from ..convert.errors import PartitionError
-from ..convert.result import ModelRef
-from ..convert.verify import Tolerance, VerifyData, failure_message, verify
-from ..errors import VerificationError
-from ..extras import missing_extras
-from ..targets import Loaded, Target
-from .balance import balanced_cuts, stage_costs
-from .cost import bind_inputs, crossing_bytes, flop_costs, known_shapes, profile_costs
-from .graph import (
+from edgeship.core.errors import PartitionError, VerificationError
+from edgeship.core.extras import missing_extras
+from edgeship.models.model_file import ModelFile
+from edgeship.models.ref import ModelRef
+from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.partition.balance import balanced_cuts, stage_costs
+from edgeship.partition.cost import (
+    bind_inputs,
+    crossing_bytes,
+    flop_costs,
+    known_shapes,
+    profile_costs,
+)
+from edgeship.partition.graph import (
     GraphInfo,
     StagePlan,
     analyse,
@@ -37,7 +38,11 @@ from .graph import (
     stage_model,
     value_types,
 )
-from .manifest import MANIFEST_NAME, PartitionManifest, StageEntry
+from edgeship.partition.manifest import MANIFEST_NAME, PartitionManifest, StageEntry
+from edgeship.targets import Loaded, Target
+from edgeship_runtime.errors import UsageError
+from edgeship_runtime.model import sha256_file
+from edgeship_runtime.signature import Signature
 
 COST_MODELS = {"flops": "flop", "profile": "us"}
 
@@ -75,7 +80,7 @@ def partition(
     import onnx
 
     model, out_dir = Path(model), Path(out_dir)
-    if detect_format(str(model)) != "onnx":
+    if ModelFile.of(model).format != "onnx":
         raise UsageError(f"{model}: partitioning works on ONNX models")
     info = analyse(onnx.load(str(model)))
     check_stages(info, config.stages)

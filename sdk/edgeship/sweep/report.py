@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from edgeship.ab.result import Interval
 from edgeship_runtime.serde import JsonRecord
-
-from ..ab.result import Interval
 
 SWEEP_SCHEMA = "edgeship.sweep/1"
 VARIANT_SCHEMA = "edgeship.sweep-variant/1"

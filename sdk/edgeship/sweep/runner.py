@@ -19,18 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship_runtime.formats import detect_format, get_format
-
-from ..compress import Recipe, load_recipe
-from ..compress.config import AnyConfig, data_needs, output_format
-from ..config import ConnectOptions
-from ..errors import ModelError, UsageError
-from ..hashing import file_sha256
-from ..targets import open_targets
-from . import plan
-from .executor import Executor, open_executor
-from .fronts import across_boards, board_front
-from .report import (
+from edgeship.compress import Recipe, load_recipe
+from edgeship.compress.config import AnyConfig, data_needs, output_format
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import ModelError, UsageError
+from edgeship.core.hashing import file_sha256
+from edgeship.models.model_file import ModelFile
+from edgeship.sweep import plan
+from edgeship.sweep.executor import Executor, open_executor
+from edgeship.sweep.fronts import across_boards, board_front
+from edgeship.sweep.report import (
     DONE,
     FAILED,
     Cell,
@@ -41,9 +39,11 @@ from .report import (
     SweepReport,
     VariantRecord,
 )
-from .store import Store
-from .view import to_markdown
-from .work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
+from edgeship.sweep.store import Store
+from edgeship.sweep.view import to_markdown
+from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
+from edgeship.targets import open_targets
+from edgeship_runtime.formats import get_format
 
 REUSED = "reused"
 
@@ -120,7 +120,7 @@ def _check_inputs(config: SweepConfig, recipe: Recipe) -> None:
     """Refuse at once what cannot work: no model file, missing data that variants need."""
     if not config.model.is_file():
         raise ModelError(f"{config.model}: no such model file", path=str(config.model))
-    detect_format(str(config.model))
+    ModelFile.of(config.model)  # ModelError for an unknown format
     for path in (config.data, config.eval_data):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such data file")
@@ -177,7 +177,7 @@ class _Run:
     # -- variants --------------------------------------------------------------
 
     def _compress_job(self, name: str, variant: AnyConfig) -> CompressJob:
-        fmt = output_format(variant, detect_format(str(self.config.model)))
+        fmt = output_format(variant, ModelFile.of(self.config.model).format)
         out = self.store.model_path(name, get_format(fmt).suffix)
         return CompressJob(
             variant=name,

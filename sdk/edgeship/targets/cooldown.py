@@ -11,12 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from edgeship.core.errors import UsageError
 from edgeship_runtime.report import Cooldown
 
-from ..errors import UsageError
-
 if TYPE_CHECKING:
-    from .base import Target
+    from edgeship.targets.base import Target
 
 CooldownProgress = Callable[[float, float, "CooldownPolicy"], None]
 """Called after each reading with (hottest zone °C, seconds waited so far, policy)."""

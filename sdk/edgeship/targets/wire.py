@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.core.config import ParallelConfig, ProfileConfig
+from edgeship.core.errors import UsageError
 from edgeship_runtime.inputs import load_arrays
 from edgeship_runtime.measure import InterleavePolicy
 from edgeship_runtime.opprofile import OpsPolicy
@@ -30,9 +32,6 @@ from edgeship_runtime.report import (
 )
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
-
-from ..config import ParallelConfig, ProfileConfig
-from ..errors import UsageError
 
 Arrays = Mapping[str, np.ndarray]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.client import Pipe
 from edgeship.compress import Dataset
+from edgeship.core.client import Pipe
 from edgeship.targets import LocalTarget
 from tests.sdk.compress import models
 from tools.zoo.build import Manifest, build_zoo

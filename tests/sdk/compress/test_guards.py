@@ -25,12 +25,11 @@ from edgeship.compress import (
     QuantizeConfig,
     compress,
     guard,
-    quantize_fp16,
-    quantize_onnx,
 )
-from edgeship.compress.prepare import fold_constants
-from edgeship.errors import InputError
-from edgeship.fidelity import compare
+from edgeship.compress.quantization import onnx_fp16, onnx_int8
+from edgeship.core.errors import InputError
+from edgeship.models.fidelity import compare
+from edgeship.models.prepare import fold_constants
 from tests import models
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
 from tools.zoo.build import Manifest
@@ -55,9 +54,7 @@ def test_fp16_keeps_out_of_range_batchnorm_in_float32(tmp_path: Path) -> None:
     assert any("8 Constant weight(s) folded" in n for n in rec.notes)
     model = onnx.load(str(base))
     fold_constants(model)
-    assert quantize_fp16.out_of_range_nodes(model) == [
-        "bn"
-    ]  # kept float32 where no fusion removed it
+    assert onnx_fp16.out_of_range_nodes(model) == ["bn"]  # kept float32 where no fusion removed it
     options = CompressOptions(shapes={})
     plain = compress(
         base,
@@ -212,7 +209,7 @@ def test_accuracy_is_measured_on_held_out_data(
 
 
 def test_error_lines_name_the_cause() -> None:
-    describe = quantize_onnx.describe
+    describe = onnx_int8.describe
     assert describe(RuntimeError("")) == "RuntimeError"
     assert describe(ValueError("bad\nmore")) == "ValueError: bad"
 
@@ -266,7 +263,7 @@ def test_diverging_fine_tuning_is_stopped_and_undone() -> None:
     import torch
 
     from edgeship.compress import TrainConfig
-    from edgeship.compress.train import fit
+    from edgeship.compress.training.loop import fit
 
     torch.manual_seed(0)
     module = torch.nn.Linear(4, 3)

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from edgeship.convert.errors import ConversionError
 from edgeship.convert.torch_source import (
     TorchRunner,
     build_module,
@@ -20,6 +19,7 @@ from edgeship.convert.torch_source import (
     load_weights,
     torch_source,
 )
+from edgeship.core.errors import ConversionError
 
 
 class TwoHeads(nn.Module):

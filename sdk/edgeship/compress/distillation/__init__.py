@@ -1,0 +1,1 @@
+"""Knowledge distillation: a student trained on its teacher's outputs."""

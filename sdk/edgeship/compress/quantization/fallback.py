@@ -1,0 +1,376 @@
+"""Accuracy-aware fallback for INT8: when quantizing every node collapses the model, keep
+the nodes that add the most error in float, as few as hold its outputs.
+
+What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps:
+
+1. the fully quantized model is judged against its base on the *search* inputs (rows of
+   ``--data`` that the final judgement never sees, or inputs generated with other seeds),
+   with the guard's thresholds at half the loss they allow (:func:`with_margin`); when it
+   holds, nothing more happens;
+2. the quantized nodes of the main graph are ranked by the error each adds on its own:
+   the node alone, quantized the same way, fed the base's float activations (a tensor's
+   error in the quantized model also carries what its inputs brought: ranked by that,
+   PaddleOCR's detector needed 32 of 64 convolutions in float, ranked by its own error
+   12). Nodes inside ``If``/``Loop`` branches, whose activations cannot be read out, are
+   ranked by op type: how well the model holds with that type alone kept in float;
+3. the first 1, 2, 4, ... of that ranking are kept in float until the model holds, then
+   the count is bisected between the last two tries;
+4. what it kept is in the result, unless the result is hardly smaller than its base
+   (:data:`MAX_SIZE`); when nothing holds, the fully quantized model stays, for the guard
+   to refuse.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.compress import evaluate, guard
+from edgeship.compress.guard import GuardPolicy
+from edgeship.models import onnx_graph
+from edgeship.models.fidelity import Fidelity
+from edgeship_runtime.signature import Signature
+
+Calls = list[dict[str, np.ndarray]]
+Quantize = Callable[[Path, Sequence[str], Path, "Calls | None"], None]
+"""``(model, nodes kept in float, out, calibration calls)``: quantize as the job says;
+calibration calls are given for a single-node model (None: the job's own data)."""
+
+MAX_BISECTIONS = 3
+MAX_SIZE = 0.9
+"""A result this share of its base's size or more is not kept: it is hardly compressed
+(PaddleOCR's detector, static INT8: 128 of 290 nodes in float, 0.96× the size), and
+fp16 halves it."""
+NAMED = 8
+"""Nodes a note names (the details list them all)."""
+RANKING_CALLS = 8
+UNRANKED = -1.0
+"""The error of a node whose single-node model could not be quantized or run."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """The inputs the fallback judges on (one dict per call, never the held-out ones),
+    the guard's thresholds, and a phrase saying what the inputs are."""
+
+    calls: Calls
+    policy: GuardPolicy
+    described: str
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What the fallback did: the nodes it kept in float, of how many quantized, how
+    many quantizations it tried, what had collapsed and what holds now (``held``: "" when
+    nothing it tried held)."""
+
+    kept: tuple[str, ...]
+    of: int
+    tries: int
+    collapsed: str
+    held: str
+    searched_on: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kept_float": list(self.kept),
+            "quantized_before": self.of,
+            "tries": self.tries,
+            "collapsed": self.collapsed,
+            "held": self.held,
+            "searched_on": self.searched_on,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fallback:
+        return cls(
+            tuple(data["kept_float"]),
+            data["quantized_before"],
+            data["tries"],
+            data["collapsed"],
+            data["held"],
+            data["searched_on"],
+        )
+
+    @property
+    def tried(self) -> str:
+        """What was tried, for a refusal's line."""
+        return (
+            f"the INT8 fallback kept up to {len(self.kept)} of {self.of} quantized nodes in "
+            f"float ({_tries(self.tries)} on {self.searched_on}) without holding it "
+            f"({self.collapsed})"
+        )
+
+    @property
+    def refusal(self) -> str:
+        """What the fallback did, for the line of a refusal that follows it."""
+        if not self.held:
+            return self.tried
+        return (
+            f"the INT8 fallback's {len(self.kept)} of {self.of} nodes in float held on "
+            f"{self.searched_on} ({self.held}), not on these"
+        )
+
+    @property
+    def note(self) -> str:
+        if not self.held:
+            return f"fallback: {self.tried}"
+        shown = ", ".join(self.kept[:NAMED]) + (", ..." if len(self.kept) > NAMED else "")
+        return (
+            f"fallback: the fully quantized model collapsed on {self.searched_on} "
+            f"({self.collapsed}); {len(self.kept)} of its {self.of} quantized nodes kept in "
+            f"float hold it ({self.held}; {_tries(self.tries)}): {shown} (all in details)"
+        )
+
+
+def _tries(n: int) -> str:
+    return f"{n} try" if n == 1 else f"{n} tries"
+
+
+def hold(
+    base: Path, out: Path, quantized: Sequence[str], quantize: Quantize, search: Search
+) -> Fallback | None:
+    """None when ``out`` (``base`` with ``quantized`` nodes quantized) holds on the search
+    inputs; else ``out`` is rewritten with the fewest ranked nodes in float that hold it
+    (left as it was when none does), and what was done is returned."""
+    search = replace(search, policy=with_margin(search.policy))
+    expected = evaluate.predict_feeds(base, search.calls)
+    reasons, _ = _judge(expected, out, search)
+    if not reasons:
+        return None
+    units = rank(base, quantized, quantize, search, expected)
+    with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
+        trial = _Trials(base, Path(tmp), quantize, search, expected, units)
+        count, figure = trial.fewest()
+        kept = tuple(n for unit in units[: count or len(units)] for n in unit)
+        if count and _size(trial.path(count)) >= MAX_SIZE * _size(base):
+            ratio = _size(trial.path(count)) / _size(base)
+            count, figure = 0, ""
+            reasons.append(f"what held was {ratio:.2f}× the base's size")
+        if count:
+            shutil.copyfile(trial.path(count), out)
+    return Fallback(kept, len(quantized), trial.tries, "; ".join(reasons), figure, search.described)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def with_margin(policy: GuardPolicy) -> GuardPolicy:
+    """The guard's thresholds with half the loss they allow: a model that barely holds on
+    the search rows may not on held-out ones (PaddleOCR's recogniser held cosine 0.9 on
+    the search rows and gave 0.893 on the held-out ones)."""
+    return replace(
+        policy,
+        min_cosine=1 - (1 - policy.min_cosine) / 2,
+        min_top1=1 - (1 - policy.min_top1) / 2,
+    )
+
+
+def _judge(expected: np.ndarray, path: Path, search: Search) -> tuple[list[str], Fidelity]:
+    """``path`` run on the search inputs once: what collapsed (the guard's reasons at the
+    search's thresholds) and its fidelity against the base."""
+    got = evaluate.predict_feeds(path, search.calls)
+    fidelity = evaluate.fidelity(expected, got, None)
+    return guard.collapse_reasons(expected, got, fidelity, search.policy), fidelity
+
+
+def _figure(fid: Fidelity) -> str:
+    if fid.top1_agreement is not None:
+        return f"top-1 agreement {fid.top1_agreement:.1%}, cosine {fid.cosine:.3f}"
+    return f"cosine {fid.cosine:.4f}"
+
+
+class _Trials:
+    """Quantizations keeping the first ``count`` ranked units in float, each judged once."""
+
+    def __init__(
+        self,
+        base: Path,
+        tmp: Path,
+        quantize: Quantize,
+        search: Search,
+        expected: np.ndarray,
+        units: list[list[str]],
+    ) -> None:
+        self.base, self.tmp, self.quantize = base, tmp, quantize
+        self.search, self.expected, self.units = search, expected, units
+        self.judged: dict[int, tuple[bool, Fidelity]] = {}
+
+    @property
+    def tries(self) -> int:
+        return len(self.judged)
+
+    def path(self, count: int) -> Path:
+        return self.tmp / f"keep{count}.onnx"
+
+    def holds(self, count: int) -> bool:
+        if count not in self.judged:
+            kept = [n for unit in self.units[:count] for n in unit]
+            self.quantize(self.base, kept, self.path(count), None)
+            reasons, fidelity = _judge(self.expected, self.path(count), self.search)
+            self.judged[count] = (not reasons, fidelity)
+        return self.judged[count][0]
+
+    def fewest(self) -> tuple[int, str]:
+        """The fewest units that hold (0: none does) and the figure they hold at."""
+        low, count = 0, 1
+        while count < len(self.units) and not self.holds(count):
+            low, count = count, min(2 * count, len(self.units))
+        if not self.units or not self.holds(count):
+            return 0, ""
+        for _ in range(MAX_BISECTIONS):
+            if count - low <= 1:
+                break
+            mid = (low + count) // 2
+            low, count = (low, mid) if self.holds(mid) else (mid, count)
+        return count, _figure(self.judged[count][1])
+
+
+def rank(
+    base: Path,
+    quantized: Sequence[str],
+    quantize: Quantize,
+    search: Search,
+    expected: np.ndarray,
+) -> list[list[str]]:
+    """The units to keep in float, most harmful first: op-type groups of nested nodes
+    (by the fidelity each restores), then main-graph nodes (by their own error)."""
+    model = onnx_graph.load(base)
+    top = {n.name for n in model.graph.node}
+    nested = [n for n in quantized if n not in top]
+    groups = _groups_by_gain(model, nested, base, quantize, search, expected)
+    sig = evaluate.signature(base)
+    errors = local_errors(model, sig, [n for n in quantized if n in top], quantize, search)
+    ranked = [n for n in sorted(errors, key=lambda n: -errors[n]) if errors[n] > 0]
+    return groups + [[n] for n in ranked] + [[n] for n in errors if errors[n] == UNRANKED]
+
+
+def _groups_by_gain(
+    model: Any,
+    names: list[str],
+    base: Path,
+    quantize: Quantize,
+    search: Search,
+    expected: np.ndarray,
+) -> list[list[str]]:
+    """``names`` (nested nodes) grouped by op type, the group whose keeping in float
+    restores the most fidelity first."""
+    if not names:
+        return []
+    types = {n.name: n.op_type for g in onnx_graph.graphs(model.graph) for n in g.node}
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(types[name], []).append(name)
+    gain: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
+        for op, members in groups.items():
+            path = Path(tmp) / f"{op}.onnx"
+            quantize(base, members, path, None)
+            _, fid = _judge(expected, path, search)
+            gain[op] = fid.top1_agreement if fid.top1_agreement is not None else fid.cosine or 0.0
+    return [groups[op] for op in sorted(groups, key=lambda op: -gain[op])]
+
+
+def local_errors(
+    model: Any, sig: Signature, names: Sequence[str], quantize: Quantize, search: Search
+) -> dict[str, float]:
+    """Each main-graph node of ``names`` alone, quantized as the job says and fed the
+    base's float activations: its output's relative error ``‖q − f‖ / ‖f‖``
+    (:data:`UNRANKED` for a node that does not stand alone)."""
+    import onnx
+
+    nodes = [n for n in model.graph.node if n.name in set(names)]
+    inits = {i.name: i for i in model.graph.initializer}
+    reads = sorted({t for n in nodes for t in n.input if t and t not in inits})
+    values = activations(model, sig, reads, search.calls[:RANKING_CALLS])
+    errors: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeship-rank-") as tmp:
+        for node in nodes:
+            single = Path(tmp) / "node.onnx"
+            ins = [t for t in node.input if t and t not in inits]
+            if not ins:  # only weights: nothing to quantize at run time, nothing to feed
+                errors[node.name] = UNRANKED
+                continue
+            calls = [{t: values[t][i] for t in ins} for i in range(len(values[ins[0]]))]
+            try:
+                onnx.save(_single(model, node, inits, values), str(single))
+                quantize(single, (), Path(tmp) / "node.q.onnx", calls)
+                errors[node.name] = _relative_error(single, Path(tmp) / "node.q.onnx", calls)
+            except Exception:  # a node that does not stand alone (say, an output of
+                errors[node.name] = UNRANKED  # another type): ranked after the others
+    return errors
+
+
+def activations(
+    model: Any, sig: Signature, names: Sequence[str], calls: Calls
+) -> dict[str, list[np.ndarray]]:
+    """The values of ``names`` (inputs of ``sig`` or intermediate tensors) on each call."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    have = {o.name for o in copy.graph.output} | {s.name for s in sig.inputs}
+    copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
+    session = _session(copy.SerializeToString())
+    outputs = [o.name for o in session.get_outputs()]
+    result: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for call in calls:
+        feeds = evaluate.model_feeds(sig, call)
+        values = {**feeds, **dict(zip(outputs, session.run(None, feeds), strict=True))}
+        for n in names:
+            result[n].append(values[n])
+    return result
+
+
+def _single(
+    model: Any, node: Any, inits: dict[str, Any], values: dict[str, list[np.ndarray]]
+) -> Any:
+    """A model of ``node`` alone: its activations as inputs, its weights as initializers,
+    its outputs of its first input's type (the ops INT8 quantizes compute in it)."""
+    from onnx import helper
+
+    ins = [t for t in node.input if t and t not in inits]
+    types = {t: helper.np_dtype_to_tensor_dtype(values[t][0].dtype) for t in ins}
+    graph = helper.make_graph(
+        [node],
+        "node",
+        [helper.make_tensor_value_info(t, types[t], _batched(values[t][0].shape)) for t in ins],
+        [helper.make_tensor_value_info(o, types[ins[0]], None) for o in node.output if o],
+        [inits[t] for t in node.input if t in inits],
+    )
+    single = helper.make_model(graph, opset_imports=model.opset_import)
+    single.ir_version = model.ir_version
+    return single
+
+
+def _session(model: str | bytes) -> Any:
+    """A quiet CPU session: a single-node model that does not stand alone fails, and is
+    ranked last, without ONNX Runtime's error lines on the user's terminal."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _batched(shape: tuple[int, ...]) -> list[int | None]:
+    """``shape`` with a free first axis: calibration stacks the calls along it."""
+    return [None, *shape[1:]] if shape else []
+
+
+def _relative_error(float_path: Path, quant_path: Path, calls: Calls) -> float:
+
+    def outputs(path: Path) -> np.ndarray:
+        s = _session(str(path))
+        return np.concatenate([np.ravel(s.run(None, c)[0]) for c in calls])
+
+    f, q = outputs(float_path), outputs(quant_path)
+    norm = float(np.linalg.norm(f))
+    return float(np.linalg.norm(q - f)) / norm if norm > 0 else float(np.linalg.norm(q))

@@ -1,0 +1,201 @@
+"""FP16 conversion of ONNX models (onnxconverter-common), with what it must keep float32.
+
+Weights and compute in float16, inputs and outputs kept float32. Nodes with a float
+constant outside float16's range (a BatchNorm variance of 1e8, as Paddle exports have)
+stay float32, instead of having it clamped. Float32 inputs that subgraphs read from the
+outer scope are cast for them (the converter casts them for top-level nodes only, which
+leaves an ``If`` branch mixing float32 and float16). A ``Transpose`` that moves the
+leading axis behind the other batch axes and feeds a ``MatMul`` (the ``[1, 0, 2]`` that a
+batch-first ``nn.MultiheadAttention`` export starts with) stays float32 too, else ONNX
+Runtime crashes loading the model: see :func:`batch_transposes`. A node that ONNX's type
+check rejects after conversion is kept float32, one at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edgeship.compress.config import QuantizeConfig
+from edgeship.core.extras import import_optional
+from edgeship.models import onnx_graph
+from edgeship.models.onnx_graph import graphs, subgraphs
+
+
+def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
+    """``model`` in float16 with float32 inputs and outputs, written to ``out``; the nodes
+    kept in float32 beyond ``config``'s exclusions."""
+    float16 = import_optional("onnxconverter_common.float16", "fp16")
+    block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
+    nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
+    nodes += [n for n in batch_transposes(model) if n not in nodes]
+    for _ in range(FP16_RETRIES):
+        converted = _convert_fp16(float16, model, block, nodes)
+        rejected = _rejected_node(converted)
+        if rejected is None or rejected in nodes:
+            break
+        nodes.append(rejected)  # a type the converter could not reconcile: keep it float32
+    onnx_graph.save(converted, out)
+    return [n for n in nodes if n not in config.exclude_nodes]
+
+
+FP16_RETRIES = 16
+"""Nodes that ONNX Runtime's type check rejects after conversion, kept float32 one by one."""
+
+
+def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) -> Any:
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="onnxconverter_common")
+        converted = float16.convert_float_to_float16(
+            copy,
+            max_finite_val=FP16_MAX,
+            keep_io_types=True,
+            op_block_list=block,
+            node_block_list=nodes,
+        )
+    for graph in graphs(converted.graph):  # stale float32 entries beside inserted Casts
+        del graph.value_info[:]
+    _cast_outer_inputs(converted)
+    _input_casts_first(converted.graph)
+    return converted
+
+
+def _input_casts_first(graph: Any) -> None:
+    """Move the Casts of graph inputs to the top: the converter leaves the one it inserts
+    for a top-level consumer at that consumer, which may come after an ``If`` whose
+    branches it pointed to the cast too (ONNX's type inference then rejects the ``If``)."""
+    inputs = {i.name for i in graph.input}
+    first = [n for n in graph.node if n.op_type == "Cast" and n.input[0] in inputs]
+    if not first:
+        return
+    rest = [n for n in graph.node if not (n.op_type == "Cast" and n.input[0] in inputs)]
+    del graph.node[:]
+    graph.node.extend(first + rest)
+
+
+def _cast_outer_inputs(model: Any) -> None:
+    """Give subgraph nodes that read a float32 graph input from the outer scope a float16
+    copy, cast at the top of the main graph: the converter converts subgraphs whole but
+    casts kept-float32 inputs for top-level consumers only."""
+    from onnx import TensorProto, helper
+
+    kept = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT}
+    renamed: dict[str, str] = {}
+    for node in model.graph.node:
+        for sub in subgraphs(node):
+            _rename_reads(sub, kept, renamed)
+    for name, half in reversed(renamed.items()):
+        cast = helper.make_node("Cast", [name], [half], name=half, to=TensorProto.FLOAT16)
+        model.graph.node.insert(0, cast)
+
+
+def _rename_reads(graph: Any, names: set[str], renamed: dict[str, str]) -> None:
+    """Point reads of ``names`` in ``graph`` and below to their float16 copies (recorded
+    in ``renamed``); a name the graph declares itself shadows the outer one."""
+    own = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    own |= {o for n in graph.node for o in n.output}
+    visible = names - own
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in visible:
+                node.input[k] = renamed.setdefault(name, f"{name}_fp16_outer")
+        for sub in subgraphs(node):
+            _rename_reads(sub, visible, renamed)
+
+
+_NODE_IN_ERROR = re.compile(r"node name: ([^)]+)\)")
+
+
+def _rejected_node(model: Any) -> str | None:
+    """The node ONNX's strict type inference names when it finds a type mismatch in
+    ``model``, else None (ONNX Runtime itself is not asked: a malformed graph can crash
+    it)."""
+    from onnx import shape_inference
+
+    try:
+        shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # InferenceError, ValidationError
+        found = _NODE_IN_ERROR.search(str(exc))
+        return found.group(1).strip() if found else None
+    return None
+
+
+FP16_MAX = 65504.0
+"""The largest finite float16."""
+
+
+def out_of_range_nodes(model: Any) -> list[str]:
+    """Names of nodes reading a float initializer with a finite value beyond float16's
+    range (kept float32 by the conversion); unnamed such nodes are given a name."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    names = []
+    for graph in graphs(model.graph):
+        values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        wide = {
+            name
+            for name, v in values.items()
+            if v.dtype.kind == "f" and v.size and float(np.max(np.abs(v))) > FP16_MAX
+        }
+        for i, node in enumerate(graph.node):
+            if wide.intersection(node.input):
+                names.append(_kept_name(node, i))
+    return names
+
+
+def _kept_name(node: Any, index: int) -> str:
+    """``node``'s name, given one (``OP_<index>_fp32``) when it has none: the converter
+    keeps nodes float32 by name."""
+    if not node.name:
+        node.name = f"{node.op_type}_{index}_fp32"
+    return str(node.name)
+
+
+MATMULS = frozenset({"MatMul", "FusedMatMul"})
+
+
+def batch_transposes(model: Any) -> list[str]:
+    """Names of ``Transpose`` nodes to keep float32: those whose ``perm`` moves the leading
+    axis behind the other batch axes (``[1, …, r-2, 0, r-1]`` or ``[1, …, r-1, 0]``, rank 3
+    or more) and whose output reaches a ``MatMul`` directly or through ``Cast`` nodes;
+    unnamed such nodes are given a name.
+
+    Why: ONNX Runtime's CPU provider (x86) has no float16 ``MatMul`` kernel, so at session
+    creation it casts the float16 ``Transpose`` output to float32 for the ``MatMul``; its
+    ``MatmulTransposeFusion`` then swaps that ``Cast`` with a ``Transpose`` of this form
+    (FusedMatMul's ``transBatch`` layout), does not fuse, and leaves a graph on which the
+    next transformer (``NchwcTransformer``, level ``ORT_ENABLE_ALL``) segfaults:
+    onnxruntime 1.32, and a float32 ``Transpose → Cast → MatMul`` crashes it too. Kept
+    float32, the ``Transpose`` is cast before it, and no single ``Cast`` separates it from
+    the ``MatMul``.
+    """
+    names = []
+    for graph in graphs(model.graph):
+        reads = onnx_graph.readers(graph)
+        for i, node in enumerate(graph.node):
+            if node.op_type == "Transpose" and _moves_batch(node) and _reaches_matmul(node, reads):
+                names.append(_kept_name(node, i))
+    return names
+
+
+def _moves_batch(transpose: Any) -> bool:
+    """Whether ``transpose``'s ``perm`` is one of FusedMatMul's ``transBatch`` layouts."""
+    perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
+    rank = len(perm)
+    lead = list(range(1, rank - 1))
+    return rank >= 3 and perm in ([*lead, 0, rank - 1], [*lead, rank - 1, 0])
+
+
+def _reaches_matmul(node: Any, readers: dict[str, list[Any]]) -> bool:
+    """Whether a ``MatMul`` reads ``node``'s output directly or through ``Cast`` nodes."""
+    nexts = [r for out in node.output for r in readers.get(out, [])]
+    return any(
+        r.op_type in MATMULS or (r.op_type == "Cast" and _reaches_matmul(r, readers)) for r in nexts
+    )

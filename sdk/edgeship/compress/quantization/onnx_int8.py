@@ -1,0 +1,355 @@
+"""Quantization of ONNX models with ONNX Runtime's quantizer and onnxconverter-common.
+
+* ``int8-dynamic``: weights INT8 (per channel by default), activations quantized at run time,
+  inside ``If``/``Loop`` subgraphs too (ONNX Runtime's ``EnableSubgraph``; their weights are
+  subgraph initializers once :mod:`.prepare` has folded their ``Constant`` nodes).
+* ``int8-static``: QDQ format, INT8 weights (per channel) and UINT8 activations whose ranges
+  come from calibration data (MinMax, Entropy or Percentile). The model is pre-processed
+  (shape inference, basic graph optimisation) first, as ONNX Runtime recommends. ONNX
+  Runtime calibrates the main graph only: a model whose weights all lie in subgraphs is
+  refused, naming the node that holds them.
+* ``fp16``: weights and compute in float16, inputs and outputs kept float32
+  (:mod:`.onnx_fp16`).
+
+The outcome lists which nodes were quantized, which were excluded and which stayed float.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.compress.config import QuantizeConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.quantization import fallback
+from edgeship.compress.quantization.fallback import Calls, Quantize
+from edgeship.compress.quantization.onnx_fp16 import convert_fp16
+from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError
+from edgeship.models import onnx_graph
+from edgeship.models.onnx_graph import graphs, subgraphs
+
+CALIBRATION_BATCH = 32
+
+
+def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
+    src, config, data, out = job.base, job.config, job.data, job.out
+    model = onnx_graph.load(src)
+    _check_exclusions(model, config)
+    kept: list[str] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _quiet_ort():
+        if config.method == "fp16":
+            kept = convert_fp16(model, config, out)
+        else:
+            quantize, graph = _int8(src, model, config, data, Path(tmp))
+            quantize(graph, (), out, None)
+        details = _what_changed(model, onnx_graph.load(out), config)
+        if not details["quantized_nodes"]:
+            _weights_in_subgraphs(model, config, out)
+        if config.method != "fp16" and config.fallback and job.search is not None:
+            # by the names of the graph the quantizer saw (pre-processing fuses nodes)
+            seen = _what_changed(onnx_graph.load(graph), onnx_graph.load(out), config)
+            done = fallback.hold(graph, out, seen["quantized_nodes"], quantize, job.search)
+            if done is not None:
+                details = _after_fallback(model, out, config, done)
+                notes.append(done.note)
+    if kept:
+        details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
+        details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
+        notes.append(
+            f"kept in float32 (constants beyond float16's range, batch Transposes feeding "
+            f"a MatMul, or types the converter could not reconcile): {', '.join(kept)}"
+        )
+    return Outcome(details=details, notes=notes)
+
+
+def _after_fallback(
+    model: Any, out: Path, config: QuantizeConfig, done: fallback.Fallback
+) -> dict[str, Any]:
+    """The details of ``out`` once the fallback ran: what it keeps in float counts as
+    excluded (when it held; else ``out`` is the fully quantized model)."""
+    if done.held:
+        config = replace(config, exclude_nodes=config.exclude_nodes + done.kept)
+    details = _what_changed(model, onnx_graph.load(out), config)
+    details["fallback"] = done.to_dict()
+    return details
+
+
+SUBGRAPH_REFUSAL = {
+    "int8-static": "the weights lie in its subgraphs, which static (QDQ) quantization does "
+    "not enter (ONNX Runtime calibrates the main graph only); int8-dynamic does",
+}
+
+
+def _weights_in_subgraphs(model: Any, config: QuantizeConfig, out: Path) -> None:
+    """With no node quantized, refuse a model whose weights lie in an ``If``/``Loop``
+    subgraph (the result would be a copy, often a smaller one after preparation, which
+    the no-op guard would miss), naming that node; the copy at ``out`` is removed."""
+    nested = next((n for n in model.graph.node if any(g.node for g in subgraphs(n))), None)
+    if nested is not None:
+        out.unlink(missing_ok=True)
+        why = SUBGRAPH_REFUSAL.get(
+            config.method, "the weights lie in its subgraphs, where no node was quantized"
+        )
+        raise UnsupportedPattern(nested.name, nested.op_type, why)
+
+
+def _nodes(model: Any) -> list[Any]:
+    """The nodes of every graph of ``model``: the quantizer names nested ones too."""
+    return [n for g in graphs(model.graph) for n in g.node]
+
+
+def _check_exclusions(model: Any, config: QuantizeConfig) -> None:
+    names = {n.name for n in _nodes(model)}
+    unknown = [n for n in config.exclude_nodes if n not in names]
+    if unknown:
+        raise UsageError(f"excluded node(s) {unknown} are not in the model")
+
+
+def _op_types(model: Any, config: QuantizeConfig, dynamic: bool) -> list[str] | None:
+    """None (the quantizer's default set) unless op types are excluded."""
+    if not config.exclude_op_types:
+        return None
+    from onnxruntime.quantization import registry
+
+    known = (
+        set(registry.IntegerOpsRegistry)
+        if dynamic
+        else set(registry.QLinearOpsRegistry) | set(registry.QDQRegistry)
+    )
+    return sorted(known - set(config.exclude_op_types))
+
+
+def _preprocess(src: Path, dst: Path) -> None:
+    """ONNX Runtime's pre-processing; where its symbolic shape inference fails (graphs
+    with ``If``, dynamic ``Shape`` arithmetic), again without it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _inside(dst.parent):  # where a failed inference leaves its temporary files
+            quant_pre_process(str(src.resolve()), str(dst.resolve()))
+        return
+    except Exception:  # symbolic shape inference raises plain Exceptions
+        pass
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception as exc:
+        raise CompressionError(
+            f"{src}: pre-processing for quantization failed: {describe(exc)}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    """Run the block with ``folder`` as the working directory: ONNX Runtime's symbolic
+    shape inference writes ``sym_shape_infer_temp.onnx`` and its data to the working
+    directory when it fails, which must not be the user's."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, never an empty string."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+QDQ_OPSET = 13
+"""Per-channel QDQ needs DequantizeLinear's ``axis``: opset 13."""
+
+
+def _opset13(src: Path, config: QuantizeConfig) -> Path:
+    """``src`` converted to opset 13 in place when per-channel QDQ needs it (Paddle
+    exports are opset 11/12)."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if not config.per_channel or opset >= QDQ_OPSET:
+        return src
+    try:
+        converted = version_converter.convert_version(model, QDQ_OPSET)
+    except Exception as exc:  # the converter lacks an adapter for some op
+        raise CompressionError(
+            f"per-channel INT8 needs opset {QDQ_OPSET}; converting from opset {opset} failed "
+            f"({describe(exc)}): try --per-tensor"
+        ) from exc
+    onnx.save(converted, str(src))
+    return src
+
+
+class _Reader:
+    """Calibration batches for ONNX Runtime (its ``CalibrationDataReader`` protocol)."""
+
+    def __init__(self, data: Dataset, limit: int) -> None:
+        self._batches: Iterator[dict[str, Any]] = data.take(limit).batches(CALIBRATION_BATCH)
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._batches, None)
+
+    def __iter__(self) -> _Reader:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        batch = self.get_next()
+        if batch is None:
+            raise StopIteration
+        return batch
+
+    def set_range(self, start_index: int, end_index: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _static(
+    src: Path, config: QuantizeConfig, data: Dataset, out: Path, op_types: list[str] | None
+) -> None:
+    from onnxruntime import quantization as q
+
+    methods = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "entropy": q.CalibrationMethod.Entropy,
+        "percentile": q.CalibrationMethod.Percentile,
+    }
+    extra = {"CalibPercentile": config.percentile} if config.calibration == "percentile" else {}
+    try:
+        q.quantize_static(
+            str(src),
+            str(out),
+            _Reader(data, config.calibration_samples),
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=methods[config.calibration],
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=list(config.exclude_nodes),
+            extra_options=extra,
+        )
+    except Exception as exc:  # onnxruntime raises untyped errors
+        raise CompressionError(f"static INT8 quantization failed: {describe(exc)}") from exc
+
+
+def _int8(
+    src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, tmp: Path
+) -> tuple[Quantize, Path]:
+    """INT8 as ``config`` says, keeping some nodes in float (:data:`fallback.Quantize`; a
+    single-node model is calibrated on the calls it is given), and the graph it takes:
+    ``src``, pre-processed for static INT8."""
+    dynamic = config.method == "int8-dynamic"
+    op_types = _op_types(model, config, dynamic)
+
+    def quantize(graph: Path, kept: Sequence[str], out: Path, calls: Calls | None) -> None:
+        settings = replace(config, exclude_nodes=config.exclude_nodes + tuple(kept))
+        if dynamic:
+            return _dynamic(graph, settings, out, op_types)
+        if calls is None:
+            calibration = require(data, config.needs_data() or "")
+        else:
+            calibration = Dataset({k: np.concatenate([c[k] for c in calls]) for k in calls[0]})
+            graph = _opset13(graph, settings)
+        _static(graph, settings, calibration, out, op_types)
+
+    if dynamic:
+        return quantize, src
+    pre = tmp / "pre.onnx"
+    _preprocess(src, pre)
+    return quantize, _opset13(pre, config)
+
+
+def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] | None) -> None:
+    from onnxruntime import quantization as q
+
+    try:
+        q.quantize_dynamic(
+            str(src),
+            str(out),
+            weight_type=q.QuantType.QInt8,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=list(config.exclude_nodes),
+            extra_options={"EnableSubgraph": True},
+        )
+    except Exception as exc:
+        raise CompressionError(f"dynamic INT8 quantization failed: {describe(exc)}") from exc
+
+
+def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]:
+    """Which base nodes now compute in reduced precision, by name.
+
+    INT8: a node was replaced (QOperator: nodes named ``NAME_...`` in its place, or another
+    op type under its name) or reads a DequantizeLinear output (QDQ). FP16: every node that
+    neither the converter's op block list nor an exclusion kept float32. Nested graphs'
+    nodes count too.
+    """
+    excluded = set(config.exclude_nodes)
+    candidates = [
+        n
+        for n in _nodes(base)
+        if n.name not in excluded and n.op_type not in config.exclude_op_types
+    ]
+    if config.method == "fp16":
+        from onnxconverter_common import float16
+
+        blocked = set(float16.DEFAULT_OP_BLOCK_LIST)
+        quantized = [n.name for n in candidates if n.op_type not in blocked]
+        kept = [n.name for n in candidates if n.op_type in blocked]
+    else:
+        by_name = {n.name: n for n in _nodes(new)}
+        made_by = {out: n for n in _nodes(new) for out in n.output}
+
+        def lowered(node: Any) -> bool:
+            twin = by_name.get(node.name)
+            if twin is None:  # replaced (ONNX Runtime derives the new names from it), or
+                return any(n.startswith(f"{node.name}_") for n in by_name)  # optimised away
+            return twin.op_type != node.op_type or any(
+                i in made_by and made_by[i].op_type == "DequantizeLinear" for i in twin.input
+            )
+
+        quantized = [n.name for n in candidates if lowered(n)]
+        kept = [n.name for n in candidates if not lowered(n)]
+    return {
+        "quantized_nodes": quantized,
+        "float_nodes": kept,
+        "excluded_nodes": list(config.exclude_nodes),
+        "excluded_op_types": list(config.exclude_op_types),
+        "format": {"int8-static": "QDQ", "int8-dynamic": "QOperator"}.get(config.method, "fp16"),
+    }
+
+
+class _quiet_ort:
+    """ONNX Runtime's quantizer logs advice through ``logging``, and its calibration
+    sessions log a single-node model that fails (the fallback ranks it last) through
+    ONNX Runtime's own logger; keep both off the user's screen."""
+
+    def __enter__(self) -> None:
+        import onnxruntime as ort
+
+        self._level = logging.root.level
+        logging.root.setLevel(logging.ERROR)
+        ort.set_default_logger_severity(4)
+
+    def __exit__(self, *exc: object) -> None:
+        import onnxruntime as ort
+
+        logging.root.setLevel(self._level)
+        ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+
+
+ORT_DEFAULT_SEVERITY = 2
+"""ONNX Runtime's default logger severity (warnings); it has no getter to restore from."""

@@ -1,0 +1,142 @@
+"""Post-training quantization of ``.tflite`` models with ai-edge-quantizer (where installed).
+
+``int8-dynamic`` is dynamic-range quantization (INT8 weights, float activations quantized
+on the fly); ``int8-static`` is full INT8 with activation ranges from calibration data
+(MinMax); ``fp16`` stores the Conv/FullyConnected/embedding weights as FLOAT16 behind
+DEQUANTIZE ops (compute stays float32). Exclusions and other calibration methods are
+ONNX-only and refused here.
+
+Two preparations come first, each a note in the report: a model without a SignatureDef
+(as MediaPipe ships them) is given one, ``serving_default`` over its main subgraph's
+inputs and outputs, since the quantizer works by signature; FP16 weights (an earlier
+``fp16``, the TFLite converter's float16 option) are made FLOAT32 again
+(:mod:`.tflite_fp16`), since the quantizer sees constant weights only. A weight still
+hidden behind a DEQUANTIZE (already INT8, or sparse) is refused: quantizing around it
+would write a model no smaller than its base.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgeship.compress.config import QuantizeConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.quantization.tflite_fp16 import float32_weights, hidden_weight
+from edgeship.core.errors import CompressionError, UsageError
+from edgeship.core.extras import import_optional
+from edgeship.core.quiet import quiet
+from edgeship_runtime.inputs import named_as
+
+RECIPES = {
+    "int8-dynamic": "dynamic_wi8_afp32",
+    "int8-static": "static_wi8_ai8",
+    "fp16": "weight_only_wf16_afp32",
+}
+
+
+def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
+    src, config, data, out = job.base, job.config, job.data, job.out
+    _check_supported(config)
+    quantizer = import_optional("ai_edge_quantizer.quantizer", "TFLite quantization")
+    static = config.method == "int8-static"
+    with quiet():
+        try:
+            model, notes = prepared(src)
+            q = quantizer.Quantizer(model, _recipe(config.method))
+            calibration = (
+                _calibrate(q, model, require(data, config.needs_data() or ""), config)
+                if static
+                else None
+            )
+            result = q.quantize(calibration, enable_progress_report=False)
+        except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as exc:
+            raise CompressionError(f"{src}: TFLite quantization failed: {_describe(exc)}") from exc
+    if result.quantized_model is None:
+        raise CompressionError(f"{src}: the quantizer produced no model")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(result.quantized_model))
+    details = {"recipe": RECIPES[config.method], "tool": "ai-edge-quantizer"}
+    return Outcome(details=details, notes=notes)
+
+
+def prepared(src: Path) -> tuple[bytes, list[str]]:
+    """``src``'s bytes as the quantizer can use them (a signature, FLOAT32 weights) and a
+    note for each thing done; a weight it still cannot see is a :class:`UsageError`."""
+    model, added = with_signature(src)
+    notes = ["the model had no SignatureDef: one was added over subgraph 0"] if added else []
+    model, folded = float32_weights(model)
+    if folded:
+        notes.append(f"{folded} FLOAT16 weight(s) behind DEQUANTIZE made FLOAT32 first")
+    hidden = hidden_weight(model)
+    if hidden is not None:
+        raise UsageError(f"{src}: cannot quantize around {hidden}; start from the float model")
+    return model, notes
+
+
+def _recipe(method: str) -> object:
+    from ai_edge_quantizer import recipe, recipe_manager
+
+    if method == "fp16":
+        manager = recipe_manager.RecipeManager()
+        manager.add_weight_only_config(".*", "*", 16, algorithm_key="float_casting")
+        return manager.get_quantization_recipe()
+    return recipe.static_wi8_ai8() if method == "int8-static" else recipe.dynamic_wi8_afp32()
+
+
+def with_signature(src: Path) -> tuple[bytes, bool]:
+    """The model's bytes, with a ``serving_default`` SignatureDef over subgraph 0's inputs
+    and outputs when it has none; whether one was added."""
+    data = src.read_bytes()
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    # buffers past the flatbuffer (ai-edge-quantizer writes them so) are read in, else
+    # writing the model back would drop them
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    if model.signatureDefs:
+        return data, False
+    graph = model.subgraphs[0]
+
+    def tensors(indices: list[int]) -> list[Any]:
+        return [schema.TensorMapT(_name(graph.tensors[i].name), int(i)) for i in indices]
+
+    model.signatureDefs = [
+        schema.SignatureDefT(
+            tensors(list(graph.inputs)), tensors(list(graph.outputs)), "serving_default", 0
+        )
+    ]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), True
+
+
+def _name(raw: bytes | str | None) -> str:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+    return text.split(":")[0] or "tensor"
+
+
+def _describe(exc: BaseException) -> str:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def _check_supported(config: QuantizeConfig) -> None:
+    if config.exclude_nodes or config.exclude_op_types:
+        raise UsageError("node/op exclusions are supported for ONNX models only")
+    if config.method == "int8-static" and config.calibration != "minmax":
+        raise UsageError("TFLite static INT8 calibrates with minmax only")
+
+
+def _calibrate(q: object, model: bytes, data: Dataset, config: QuantizeConfig) -> object:
+    from ai_edge_litert.interpreter import Interpreter
+
+    signatures = Interpreter(model_content=model).get_signature_list()
+    if len(signatures) != 1:
+        raise CompressionError(f"expected one signature, found {list(signatures)}")
+    key, sig = next(iter(signatures.items()))
+    names = list(sig["inputs"])
+    if len(names) != len(data.feeds):
+        raise UsageError(f"the model has inputs {names}; the data has {data.names}")
+    samples = data.take(config.calibration_samples)
+    batches = [named_as(b, names) for b in samples.batches(1)]
+    return q.calibrate({key: batches})  # type: ignore[attr-defined]

@@ -1,0 +1,289 @@
+"""The one training loop: fine-tuning after pruning and knowledge distillation.
+
+The loss fits the output (:func:`outputs_of`). Class scores: KL divergence to the
+teacher's outputs at temperature T, scaled by T², blended with cross-entropy on labels by
+``alpha`` (see :class:`~edgeship.compress.config.TrainConfig`). Rows of probabilities (a
+recogniser's per-step softmax): KL divergence row by row. Values each in [0, 1] (a
+sigmoid map): binary cross-entropy to the teacher's values. Anything else (features):
+the squared error to the teacher's outputs. A softmax over a whole flattened map or
+sequence, as class scores get, would weigh its elements against each other instead of
+against the teacher. For outputs other than class scores the metric is the cosine to the
+teacher, as the guard judges them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edgeship.compress.config import TrainConfig
+from edgeship.compress.data import Dataset
+from edgeship.core.errors import CompressionError
+from edgeship.models.fidelity import cosine_similarity, is_class_scores
+
+
+@dataclass
+class FitLog:
+    """What training did: epochs run, why it stopped (``epochs``, ``target``, ``budget``,
+    or ``non-finite``: the loss or a weight diverged, and the epoch's start was restored),
+    the loss it minimised (one of :data:`LOSSES`), the metric per epoch (held-out rows when
+    ``val_fraction`` > 0, else the training rows) and the epoch whose weights were kept:
+    the one with the best metric (a later epoch that overshot does not get the last word)."""
+
+    epochs: int = 0
+    kept_epoch: int = 0
+    seconds: float = 0.0
+    stopped: str = "epochs"
+    loss: str = ""
+    metric: str = ""
+    history: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "history": [round(h, 5) for h in self.history]}
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    """One finished epoch: its number (from 1) of ``epochs``, its mean training ``loss``
+    and the ``metric`` (see :func:`metric`) after it, on held-out rows (``held_out``:
+    ``val_fraction`` > 0) or else on the training rows."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    metric: str
+    value: float
+    held_out: bool = True
+
+
+EpochProgress = Callable[[EpochDone], None]
+
+
+def distill_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """``alpha·T²·KL + (1−alpha)·CE``; KL alone without labels, CE alone without teacher."""
+    if teacher is None and labels is None:
+        raise CompressionError("training needs labels or teacher outputs")
+    kd = None
+    if teacher is not None:
+        t = temperature
+        kd = F.kl_div(
+            F.log_softmax(student / t, dim=1),
+            F.log_softmax(teacher / t, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        ) * (t * t)
+    if labels is None:
+        assert kd is not None
+        return kd
+    ce = F.cross_entropy(student, labels)
+    return ce if kd is None else alpha * kd + (1.0 - alpha) * ce
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a model's first output is, for training and judging it: ``classes`` (shaped
+    like class scores), ``distributions`` (probability rows of ``width`` along the last
+    axis, e.g. a CTC recogniser's per-step softmax), ``probabilities`` (each value in
+    [0, 1] on its own, e.g. a text detector's sigmoid map) or ``values`` (features)."""
+
+    kind: str
+    width: int
+
+
+def outputs_of(module: nn.Module, data: Dataset, teacher: np.ndarray | None = None) -> Outputs:
+    """:class:`Outputs` of ``module``'s first output, its shape from one sample run in eval
+    mode, its range from ``teacher`` (the outputs on all of ``data``) when given."""
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        out = _first(module(*[torch.from_numpy(a) for a in data.take(1).feeds.values()]))
+    module.train(was_training)
+    width = int(out.shape[-1]) if out.dim() else 1
+    if is_class_scores(tuple(out.shape)):
+        return Outputs("classes", width)
+    seen = out.numpy() if teacher is None else teacher
+    in_unit_range = bool(seen.min() >= 0.0 and seen.max() <= 1.0)
+    rows_sum_to_one = bool(((out.sum(-1) - 1.0).abs() < 1e-3).all())
+    if out.dim() >= 3 and width >= 2 and in_unit_range and rows_sum_to_one:
+        return Outputs("distributions", width)
+    return Outputs("probabilities" if in_unit_range else "values", width)
+
+
+# The loss each kind of output is trained with (:class:`FitLog` records it).
+LOSSES = {
+    "classes": "distillation",
+    "distributions": "kl-per-row",
+    "probabilities": "binary-cross-entropy",
+    "values": "squared-error",
+}
+
+
+def output_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    outputs: Outputs,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """The loss for ``outputs`` of their kind: :func:`distill_loss` for class scores;
+    per-row KL divergence for ``distributions``; binary cross-entropy to the teacher's
+    values for ``probabilities`` (through a sigmoid its gradient is ``s − t``, where the
+    squared error's vanishes once a map saturates: a detector's fine-tuned map fell to all
+    zeros and stayed there); else the squared error over the teacher's variance
+    (scale-free, so the learning rate means the same whatever the features' scale)."""
+    if outputs.kind == "classes":
+        return distill_loss(student, teacher, labels, cfg.temperature, cfg.alpha)
+    if teacher is None:
+        raise CompressionError(
+            "training a model whose outputs are not class scores needs teacher outputs "
+            "(labels give classes)"
+        )
+    if outputs.kind == "distributions":
+        t = teacher.reshape(len(teacher), -1, outputs.width)
+        s = student.reshape(len(student), -1, outputs.width).clamp_min(1e-12).log()
+        return (t * (t.clamp_min(1e-12).log() - s)).sum(-1).mean()
+    if outputs.kind == "probabilities":
+        return F.binary_cross_entropy(student.clamp(1e-7, 1.0 - 1e-7), teacher)
+    return F.mse_loss(student, teacher) / teacher.var().clamp_min(1e-12)
+
+
+def predict_torch(module: nn.Module, data: Dataset, batch: int = 256) -> np.ndarray:
+    module.eval()
+    outs = []
+    with torch.no_grad():
+        for b in data.batches(batch):
+            outs.append(_first(module(*[torch.from_numpy(a) for a in b.values()])).numpy())
+    return np.concatenate(outs).reshape(len(data), -1)
+
+
+def predict_with_pre_hooks(
+    module: nn.Module, data: Dataset, hooks: Mapping[nn.Module, Callable[[nn.Module, Any], None]]
+) -> None:
+    """Run ``module`` over ``data`` with each of ``hooks`` as a forward pre-hook of its
+    submodule (it sees the submodule's inputs), removed afterwards whatever happens."""
+    handles = [sub.register_forward_pre_hook(hook) for sub, hook in hooks.items()]
+    try:
+        predict_torch(module, data)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def metric(
+    logits: np.ndarray, data: Dataset, teacher: np.ndarray | None, classes: bool = True
+) -> tuple[str, float]:
+    """For ``classes``: accuracy on labels when there are labels, else top-1 agreement
+    with the teacher; for other outputs the cosine to the teacher (as the guard judges)."""
+    if not classes:
+        assert teacher is not None
+        return "cosine", cosine_similarity(teacher, logits)
+    if data.labels is not None:
+        return "accuracy", float((logits.argmax(1) == data.labels).mean())
+    assert teacher is not None
+    return "agreement", float((logits.argmax(1) == teacher.argmax(1)).mean())
+
+
+def fit(
+    module: nn.Module,
+    data: Dataset,
+    teacher: np.ndarray | None,
+    cfg: TrainConfig,
+    after_step: Callable[[], None] | None = None,
+    on_epoch: EpochProgress | None = None,
+) -> FitLog:
+    """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``.
+
+    ``after_step`` runs after every optimiser step (e.g. to re-apply pruning masks);
+    ``on_epoch`` after every epoch that finished. The weights of the epoch with the best
+    metric are kept.
+    """
+    log = FitLog()
+    if cfg.epochs == 0:
+        return log
+    if teacher is None and data.labels is None:
+        raise CompressionError("training needs labels or teacher outputs")
+    outputs = outputs_of(module, data, teacher)
+    classes = outputs.kind == "classes"
+    log.loss = LOSSES[outputs.kind]
+    order = np.random.default_rng(cfg.seed).permutation(len(data))
+    n_val = round(len(data) * cfg.val_fraction)
+    train_idx, val_idx = order[n_val:], order[:n_val]
+    val = data.pick(val_idx) if n_val else data
+    t_val = None if teacher is None else teacher[val_idx if n_val else slice(None)]
+    xs = [torch.from_numpy(a[train_idx]) for a in data.feeds.values()]
+    ys = None if data.labels is None else torch.from_numpy(data.labels[train_idx].astype(np.int64))
+    ts = None if teacher is None else torch.from_numpy(teacher[train_idx].astype(np.float32))
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best: dict[str, torch.Tensor] | None = None
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        module.train()
+        saved = _snapshot(module)
+        perm = torch.randperm(len(train_idx), generator=gen)
+        summed = 0.0
+        for start in range(0, len(perm), cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            out = _first(module(*[x[idx] for x in xs])).reshape(len(idx), -1)
+            t = None if ts is None else ts[idx]
+            loss = output_loss(out, t, None if ys is None else ys[idx], outputs, cfg)
+            summed += loss.detach().item() * len(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+            if not _finite(module, loss):  # diverged: back to the epoch's start, and stop
+                module.load_state_dict(saved)
+                log.stopped = "non-finite"
+                break
+        if log.stopped == "non-finite":
+            break
+        log.metric, value = metric(predict_torch(module, val), val, t_val, classes)
+        log.history.append(value)
+        log.epochs = epoch + 1
+        if value > max(log.history[:-1], default=-np.inf):
+            best, log.kept_epoch = _snapshot(module), epoch + 1
+        log.seconds = time.perf_counter() - t0
+        if on_epoch is not None:
+            loss_mean = summed / max(len(perm), 1)
+            done = EpochDone(epoch + 1, cfg.epochs, loss_mean, log.metric, value, n_val > 0)
+            on_epoch(done)
+        if cfg.target_accuracy is not None and value >= cfg.target_accuracy:
+            log.stopped = "target"
+            break
+        if cfg.max_seconds is not None and log.seconds >= cfg.max_seconds:
+            log.stopped = "budget"
+            break
+    if best is not None and log.kept_epoch != log.epochs:
+        module.load_state_dict(best)
+    module.eval()
+    return log
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _finite(module: nn.Module, loss: torch.Tensor) -> bool:
+    return bool(torch.isfinite(loss)) and all(
+        bool(torch.isfinite(p).all()) for p in module.parameters()
+    )
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, list | tuple) else out

@@ -1,0 +1,197 @@
+"""The host's end of the runtime's stdio protocol, over any pair of byte streams.
+
+A :class:`Pipe` is a started runtime process seen as streams (a local subprocess or an
+SSH channel); :class:`RuntimeClient` speaks :mod:`edgeship_runtime.protocol` over it with
+a timeout on every reply. On timeout the process is killed; on EOF the exit status and
+the tail of stderr become a :class:`~edgeship.core.errors.RuntimeCrashed`.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import contextlib
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from edgeship.core.errors import (
+    ProtocolError,
+    RemoteTimeout,
+    RuntimeCrashed,
+    TargetError,
+    UsageError,
+    error_from_wire,
+)
+from edgeship_runtime import protocol
+
+_STDERR_LINES = 200
+
+
+class LineSource(Protocol):
+    def readline(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class ByteSink(Protocol):
+    def write(self, data: bytes) -> Any: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Pipe(abc.ABC):
+    """Streams of a started runtime, drained by reader threads so reads can time out.
+
+    Subclasses give the process's lifecycle: :meth:`exit_status`, :meth:`kill`.
+    """
+
+    process_group: int | None = None
+    """The remote runtime's process group, from its hello; lets :meth:`kill` reach workers."""
+
+    def __init__(self, stdin: ByteSink, stdout: LineSource, stderr: LineSource) -> None:
+        self._stdin = stdin
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._readers = [
+            _drain(stdout, self._lines.put, "stdout"),
+            _drain(stderr, lambda b: self._stderr.append(b.decode("utf-8", "replace")), "stderr"),
+        ]
+
+    def write(self, data: bytes) -> None:
+        self._stdin.write(data)
+        self._stdin.flush()
+
+    def readline(self, timeout: float | None) -> bytes:
+        """The next stdout line, ``b""`` at EOF; ``queue.Empty`` after ``timeout`` seconds."""
+        return self._lines.get(timeout=timeout)
+
+    def read_rest(self, timeout: float) -> bytes:
+        """All stdout up to EOF, or what arrived within ``timeout`` seconds."""
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if not line:
+                break
+            chunks.append(line)
+        return b"".join(chunks)
+
+    def stderr_tail(self) -> str:
+        for reader in self._readers[1:]:
+            reader.join(timeout=0.5)  # let the last lines of a dead process arrive
+        return "".join(self._stderr)
+
+    @abc.abstractmethod
+    def exit_status(self, timeout: float) -> int | None:
+        """The process's exit status once it ended within ``timeout`` s, else None."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Kill the runtime and everything it started."""
+
+    def lost(self, during: str) -> TargetError | None:
+        """The error to report when the way to the runtime, not the runtime, broke."""
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+
+
+def _drain(stream: LineSource, sink: Callable[[bytes], None], name: str) -> threading.Thread:
+    def loop() -> None:
+        try:
+            for line in iter(stream.readline, b""):
+                sink(line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            if name == "stdout":
+                sink(b"")
+
+    thread = threading.Thread(target=loop, name=f"edgeship-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
+class RuntimeClient:
+    """Request/reply over a :class:`Pipe`, after checking the runtime's hello."""
+
+    def __init__(self, pipe: Pipe, label: str, timeout: float) -> None:
+        self.pipe = pipe
+        self.label = label
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self.hello: dict[str, Any] = {}
+
+    def start(self, timeout: float | None = None) -> RuntimeClient:
+        """Read and check the runtime's hello, waiting at most ``timeout`` seconds."""
+        self.hello = self._read("start-up", timeout or self.timeout)
+        protocol.check_hello(self.hello)
+        self.pipe.process_group = self.hello.get("pgid")
+        return self
+
+    def call(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
+        request_id = next(self._ids)
+        line = protocol.encode(protocol.request(request_id, op, args))
+        limit = self.hello.get("max_line_bytes")
+        if isinstance(limit, int) and len(line) > limit:
+            raise UsageError(
+                f"{self.label}: the {op} request is {len(line):,} bytes, over the runtime's "
+                f"limit of {limit:,} (serve --max-line-bytes); send fewer or smaller inputs"
+            )
+        try:
+            self.pipe.write(line)
+        except OSError:
+            raise self._ended(op) from None
+        reply = self._read(op, timeout or self.timeout)
+        if reply.get("id") != request_id:
+            raise ProtocolError(
+                f"{self.label}: reply to request {reply.get('id')}, expected {request_id}"
+            )
+        if not reply.get("ok"):
+            raise error_from_wire(reply.get("error") or {}, context=self.label)
+        return reply.get("result")
+
+    def close(self) -> None:
+        """Ask the runtime to exit; kill it if it does not within a few seconds."""
+        try:
+            self.pipe.write(protocol.encode(protocol.request(0, "shutdown", {})))
+            self.pipe.close()
+            if self.pipe.exit_status(timeout=5.0) is None:
+                self.pipe.kill()
+        except OSError:
+            self.pipe.kill()
+
+    def _read(self, during: str, timeout: float) -> dict[str, Any]:
+        try:
+            line = self.pipe.readline(timeout)
+        except queue.Empty:
+            self.pipe.kill()
+            raise RemoteTimeout(
+                f"{self.label}: {during} took longer than {timeout:g} s; the runtime was killed",
+                target=self.label,
+            ) from None
+        if not line:
+            raise self._ended(during)
+        try:
+            return protocol.decode(line)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.label}: {exc}") from None
+
+    def _ended(self, during: str) -> TargetError:
+        """Why the runtime's output ended: the connection to it was lost, or it died."""
+        lost = self.pipe.lost(during)
+        if lost is not None:
+            return lost
+        status = self.pipe.exit_status(timeout=5.0)
+        return RuntimeCrashed(self.label, status, self.pipe.stderr_tail(), during)

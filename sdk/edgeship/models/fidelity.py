@@ -1,0 +1,205 @@
+"""Fidelity: how closely a produced model's outputs follow its reference's on the same inputs.
+
+The one home of the figures that compression (``edgeship compress``), conversion
+(``edgeship convert``) and A/B quality (``edgeship ab``) report. Pure functions on arrays,
+and :class:`Fidelity`, the typed result of :func:`compare`.
+
+Conventions:
+
+* a *row* is one sample's output flattened (:func:`rows`: ``(N, features)`` float64);
+* the *top-1 class* of a sample is the arg-max of its row (:func:`top1`);
+* *top-1 agreement* compares each sample's arg-max, so it is defined only for outputs
+  shaped like class scores (:func:`is_class_scores`: ``(N, C)`` with ``C >= 2``, size-1
+  axes aside); maps (``(N, 1, H, W)``) and sequences (``(N, T, C)``) get cosine and
+  max |Δ| only, since an arg-max over a probability map or a row of near-equal values
+  flips on noise that changes nothing;
+* differences are computed in float64; accuracies and agreements are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeship.core.errors import UsageError
+
+__all__ = [
+    "Fidelity",
+    "accuracy",
+    "class_labels",
+    "compare",
+    "correct",
+    "cosine_rows",
+    "cosine_similarity",
+    "is_class_scores",
+    "max_abs_diff",
+    "mean_abs_diff",
+    "rows",
+    "top1",
+    "top1_agreement",
+]
+
+
+def rows(outputs: np.ndarray) -> np.ndarray:
+    """Outputs as ``(N, features)`` float64; a 1-D output is one feature per sample."""
+    a = np.asarray(outputs)
+    if a.ndim == 0:
+        raise UsageError("a scalar output has no per-sample rows to compare")
+    return a.reshape(a.shape[0], -1).astype(np.float64)
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest ``|a - b|`` (0.0 for empty arrays)."""
+    if np.asarray(a).size == 0:
+        return 0.0
+    return float(np.max(np.abs(_f64(a) - _f64(b))))
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean ``|a - b|`` (0.0 for empty arrays)."""
+    if np.asarray(a).size == 0:
+        return 0.0
+    return float(np.mean(np.abs(_f64(a) - _f64(b))))
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Of the flattened tensors; two all-zero tensors are identical (1.0)."""
+    x, y = _f64(a).ravel(), _f64(b).ravel()
+    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+    if nx == 0.0 and ny == 0.0:
+        return 1.0
+    if nx == 0.0 or ny == 0.0:
+        return 0.0
+    return float(np.dot(x, y) / (nx * ny))
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each pair of rows; two zero rows count as identical (1)."""
+    dot = np.sum(a * b, axis=1)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    norms = na * nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, dot / np.where(norms > 0, norms, 1.0), 0.0)
+    return np.where((na == 0) & (nb == 0), 1.0, np.clip(cos, -1.0, 1.0))
+
+
+def top1(outputs: np.ndarray) -> np.ndarray:
+    """Each sample's top-1 class: the arg-max of its row."""
+    return np.argmax(rows(outputs), axis=1)
+
+
+def is_class_scores(shape: tuple[int, ...] | list[int]) -> bool:
+    """True for ``(N, C)`` with ``C >= 2`` once size-1 axes after the first are dropped
+    (``(N, 1, C)``, ``(N, C, 1, 1)`` too): one score per class per sample."""
+    if len(shape) < 2:
+        return False
+    wide = [d for d in shape[1:] if d != 1]
+    return len(wide) == 1 and wide[0] >= 2
+
+
+def top1_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Share of samples whose arg-max agrees; None unless :func:`is_class_scores`.
+
+    ``a`` is the reference: a sample whose arg-max in ``b`` is one of ``a``'s tied
+    maxima agrees (either choice is right)."""
+    if a.size == 0 or not is_class_scores(a.shape):
+        return None
+    ra, rb = rows(a), rows(b)
+    picked = ra[np.arange(len(ra)), np.argmax(rb, axis=1)]
+    return float(np.mean(picked == ra.max(axis=1)))
+
+
+def class_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    """Labels as class indices ``(n,)``; one-hot rows become their arg-max."""
+    a = np.asarray(labels)
+    if a.ndim == 2 and a.shape[1] > 1:
+        a = np.argmax(a, axis=1)
+    a = a.reshape(-1)
+    if a.shape[0] != n:
+        raise UsageError(f"the data set has {a.shape[0]} labels but the model gave {n} outputs")
+    if a.dtype.kind not in "iub":
+        raise UsageError(f"labels must be class indices or one-hot rows, got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def correct(outputs: np.ndarray, labels: np.ndarray) -> int:
+    """How many samples' top-1 class is their label."""
+    predicted = top1(outputs)
+    return int(np.count_nonzero(predicted == class_labels(labels, predicted.shape[0])))
+
+
+def accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
+    """Top-1 accuracy on ``labels`` (class indices or one-hot); None without labels."""
+    if labels is None:
+        return None
+    n = int(np.asarray(outputs).shape[0])
+    return correct(outputs, labels) / n if n else None
+
+
+@dataclass
+class Fidelity:
+    """A produced model against its reference on the same inputs (first output of each).
+
+    ``top1_agreement`` is None for outputs that are not class scores; ``accuracy`` and
+    ``base_accuracy`` (the reference's) only with labels; ``cosine`` of the flattened
+    outputs (None in reports written before it was recorded).
+    """
+
+    samples: int
+    top1_agreement: float | None
+    max_abs_diff: float
+    mean_abs_diff: float
+    accuracy: float | None = None
+    base_accuracy: float | None = None
+    cosine: float | None = None
+
+    @property
+    def accuracy_drop_pt(self) -> float | None:
+        """``base_accuracy - accuracy`` in percentage points."""
+        if self.accuracy is None or self.base_accuracy is None:
+            return None
+        return 100.0 * (self.base_accuracy - self.accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        drop = self.accuracy_drop_pt
+        return {**asdict(self), "accuracy_drop_pt": None if drop is None else round(drop, 4)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fidelity:
+        return cls(
+            samples=int(data["samples"]),
+            top1_agreement=_opt_float(data.get("top1_agreement")),
+            max_abs_diff=float(data["max_abs_diff"]),
+            mean_abs_diff=float(data["mean_abs_diff"]),
+            accuracy=_opt_float(data.get("accuracy")),
+            base_accuracy=_opt_float(data.get("base_accuracy")),
+            cosine=_opt_float(data.get("cosine")),
+        )
+
+
+def compare(
+    reference: np.ndarray, produced: np.ndarray, labels: np.ndarray | None = None
+) -> Fidelity:
+    """Every figure of ``produced`` against ``reference`` (first axis: samples)."""
+    ref, got = np.asarray(reference), np.asarray(produced)
+    if ref.shape != got.shape:
+        raise UsageError(f"outputs of shape {list(got.shape)} and {list(ref.shape)} differ")
+    return Fidelity(
+        samples=int(ref.shape[0]) if ref.ndim else 1,
+        top1_agreement=top1_agreement(ref, got),
+        max_abs_diff=max_abs_diff(ref, got),
+        mean_abs_diff=mean_abs_diff(ref, got),
+        accuracy=accuracy(got, labels),
+        base_accuracy=accuracy(ref, labels),
+        cosine=cosine_similarity(ref, got),
+    )
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a).astype(np.float64)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,287 @@
+"""Verified equivalence: run source and result on the same inputs and compare outputs.
+
+Three figures per output (from :mod:`edgeship.models.fidelity`): the largest absolute difference,
+the cosine similarity of the flattened tensors, and top-1 agreement (the share of rows
+whose arg-max over the last axis is the same; only for outputs shaped like class scores,
+``[..., C]`` with ``C >= 2``).
+A result passes when every output is within :class:`Tolerance`; otherwise the caller
+fails loudly unless told to keep it (``--force``).
+
+ONNX and TFLite models are run through the edgeship runtime on a target (local by
+default), so what is verified is what ships; PyTorch sources run in this process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.models.align import align_inputs, align_outputs, match_names
+from edgeship.models.fidelity import cosine_similarity, max_abs_diff, top1_agreement
+from edgeship.models.runners import Runner
+from edgeship_runtime.errors import UsageError
+from edgeship_runtime.inputs import (
+    LABELS_KEY,
+    batch_symbols,
+    load_arrays,
+    random_array,
+    resolve_shape,
+)
+from edgeship_runtime.serde import from_jsonable, to_jsonable
+from edgeship_runtime.signature import Signature, TensorSpec
+
+VERIFY_SCHEMA = "edgeship.verify/1"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """When a result counts as equivalent.
+
+    ``max_abs`` ≤ ``atol + rtol * max|reference|`` (absolute units of the output);
+    cosine similarity ≥ ``min_cosine``; top-1 agreement ≥ ``min_top1`` (a fraction).
+    The defaults suit float32 conversions; loosen them for quantized results.
+    """
+
+    atol: float = 1e-4
+    rtol: float = 1e-3
+    min_cosine: float = 0.9999
+    min_top1: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.atol < 0 or self.rtol < 0:
+            raise UsageError(f"tolerances must be >= 0, got atol={self.atol} rtol={self.rtol}")
+        for name in ("min_cosine", "min_top1"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 1.0:
+                raise UsageError(f"{name} must lie in [-1, 1], got {value}")
+
+    def max_abs_allowed(self, reference: np.ndarray) -> float:
+        scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+        return self.atol + self.rtol * scale
+
+
+@dataclass(frozen=True)
+class VerifyData:
+    """Which inputs to compare on: ``data`` (.npz by input name, ``labels`` ignored, or
+    .npy for a single input) or ``samples`` rows of inputs generated with ``seed``, at
+    ``shapes`` (by input name; the batch dim is ``samples``) where a dim is dynamic: a
+    dynamic dim that is not a batch dim is never guessed.
+    ``samples`` also caps how many rows of ``data`` are used (0: all)."""
+
+    data: Path | None = None
+    samples: int = 32
+    seed: int = 0
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.samples < 0:
+            raise UsageError(f"samples must be >= 0, got {self.samples}")
+        if self.data is None and self.samples == 0:
+            raise UsageError("generated verification inputs need samples >= 1")
+
+    def describe(self) -> str:
+        return str(self.data) if self.data is not None else f"generated (seed {self.seed})"
+
+
+@dataclass
+class OutputComparison:
+    """One output: ``name`` in the source, ``result_name`` in the converted model."""
+
+    name: str
+    result_name: str
+    shape: list[int]
+    max_abs_diff: float
+    max_abs_allowed: float
+    cosine: float
+    top1_agreement: float | None
+    passed: bool
+    note: str = ""
+
+
+@dataclass
+class VerifyReport:
+    samples: int
+    data: str
+    tolerance: dict[str, float]
+    outputs: list[OutputComparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    passed: bool = True
+    schema: str = VERIFY_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = to_jsonable(self)
+        return result
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VerifyReport:
+        return from_jsonable(cls, data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def worst(self) -> OutputComparison | None:
+        failing = [o for o in self.outputs if not o.passed]
+        return failing[0] if failing else None
+
+    def summary(self) -> str:
+        """``max|Δ| 1.2e-06, cosine 1.000000, top-1 100.0% on 32 samples``."""
+        if not self.outputs:
+            return "no outputs compared"
+        diff = max(o.max_abs_diff for o in self.outputs)
+        cos = min(o.cosine for o in self.outputs)
+        tops = [o.top1_agreement for o in self.outputs if o.top1_agreement is not None]
+        top = f", top-1 {100 * min(tops):.1f}%" if tops else ""
+        return f"max|Δ| {diff:.3g}, cosine {cos:.6f}{top} on {self.samples} samples"
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+def compare_output(
+    name: str, result_name: str, ref: np.ndarray, got: np.ndarray, tolerance: Tolerance
+) -> OutputComparison:
+    if ref.shape != got.shape:
+        return OutputComparison(
+            name,
+            result_name,
+            list(ref.shape),
+            float("inf"),
+            0.0,
+            0.0,
+            None,
+            False,
+            note=f"shape {list(got.shape)} differs from the source's {list(ref.shape)}",
+        )
+    finite = np.isfinite(ref) & np.isfinite(got)
+    same_pattern = bool(np.array_equal(np.isfinite(ref), np.isfinite(got)))
+    diff = max_abs_diff(ref[finite], got[finite])
+    allowed = tolerance.max_abs_allowed(ref[finite])
+    cos = cosine_similarity(ref[finite], got[finite])
+    top1 = top1_agreement(ref, got)
+    passed = (
+        same_pattern
+        and diff <= allowed
+        and cos >= tolerance.min_cosine
+        and (top1 is None or top1 >= tolerance.min_top1)
+    )
+    return OutputComparison(name, result_name, list(ref.shape), diff, allowed, cos, top1, passed)
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def verification_feeds(signature: Signature, spec: VerifyData) -> dict[str, np.ndarray]:
+    """The inputs both models see, shaped for ``signature`` (the source's)."""
+    if spec.data is not None:
+        return _feeds_from_file(signature, spec)
+    rng = np.random.default_rng(spec.seed)
+    batch = batch_symbols(signature)
+    return {
+        s.name: _generate(rng, s, spec.samples, spec.shapes.get(s.name), batch)
+        for s in signature.inputs
+    }
+
+
+def _feeds_from_file(signature: Signature, spec: VerifyData) -> dict[str, np.ndarray]:
+    arrays = {k: v for k, v in load_arrays(str(spec.data)).items() if k != LABELS_KEY}
+    names = [s.name for s in signature.inputs]
+    if set(arrays) == {""} or (len(arrays) == 1 and len(names) == 1 and names[0] not in arrays):
+        arrays = {names[0]: next(iter(arrays.values()))}
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise UsageError(
+            f"{spec.data}: no array for input(s) {missing} (it holds {sorted(arrays)})"
+        )
+    feeds = {n: arrays[n] for n in names}
+    if spec.samples:
+        feeds = {n: a[: spec.samples] if a.ndim else a for n, a in feeds.items()}
+    for s in signature.inputs:
+        if feeds[s.name].dtype.name != s.dtype and s.dtype != "str":
+            feeds[s.name] = feeds[s.name].astype(s.dtype)
+    return feeds
+
+
+def _generate(
+    rng: np.random.Generator,
+    spec: TensorSpec,
+    samples: int,
+    override: tuple[int, ...] | None,
+    batch: set[str],
+) -> np.ndarray:
+    shape = resolve_shape(spec, override, batch, batch_size=samples)
+    if shape and _is_batch_axis(spec):
+        shape[0] = samples
+    return random_array(rng, spec, shape)
+
+
+def _is_batch_axis(spec: TensorSpec) -> bool:
+    """Axis 0 is a batch axis when it is dynamic or 1 (then more rows are made by chunks)."""
+    first = spec.shape[0]
+    return not isinstance(first, int) or first < 0 or first == 1
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def verify(
+    source: Runner,
+    result: Runner,
+    data: VerifyData | None = None,
+    tolerance: Tolerance | None = None,
+) -> VerifyReport:
+    """Run both on the same inputs and compare every output of the source."""
+    data = data or VerifyData()
+    tolerance = tolerance or Tolerance()
+    feeds = verification_feeds(source.signature, data)
+    reference = source.run(feeds)
+    result_feeds, notes = align_inputs(feeds, source.signature, result.signature)
+    produced = result.run(result_feeds)
+    report = VerifyReport(
+        samples=_rows(feeds),
+        data=data.describe(),
+        tolerance=to_jsonable(tolerance),
+        notes=notes,
+    )
+    source_outputs = [s.name for s in source.signature.outputs]
+    pairs = match_names(source_outputs, [s.name for s in result.signature.outputs], "output")
+    aligned, out_notes = align_outputs(reference, produced, pairs)
+    report.notes += out_notes
+    for name, result_name in pairs:
+        report.outputs.append(
+            compare_output(name, result_name, reference[name], aligned[name], tolerance)
+        )
+    report.passed = all(o.passed for o in report.outputs)
+    return report
+
+
+def failure_message(report: VerifyReport, what: str) -> str:
+    """One line saying which output failed which check, for the ``error:`` line."""
+    worst = report.worst()
+    if worst is None:
+        return f"{what}: verification passed"
+    if worst.note:
+        return f"{what}: output {worst.name!r}: {worst.note}"
+    parts = []
+    if worst.max_abs_diff > worst.max_abs_allowed:
+        parts.append(f"max|Δ| {worst.max_abs_diff:.3g} > {worst.max_abs_allowed:.3g}")
+    min_cos = report.tolerance.get("min_cosine", 1.0)
+    if worst.cosine < min_cos:
+        parts.append(f"cosine {worst.cosine:.6f} < {min_cos}")
+    min_top = report.tolerance.get("min_top1", 1.0)
+    if worst.top1_agreement is not None and worst.top1_agreement < min_top:
+        parts.append(f"top-1 agreement {100 * worst.top1_agreement:.1f}% < {100 * min_top:.1f}%")
+    detail = "; ".join(parts) or "non-finite values"
+    return (
+        f"{what} is not equivalent to its source: output {worst.name!r}: {detail} "
+        f"on {report.samples} samples (--force keeps it anyway)"
+    )
+
+
+def _rows(feeds: Mapping[str, np.ndarray]) -> int:
+    shapes = [a.shape for a in feeds.values() if a.ndim]
+    return int(shapes[0][0]) if shapes else 1

@@ -1,0 +1,173 @@
+"""The INT8 fallback (:mod:`edgeship.compress.quantization.fallback`), the 7-bit default and batch-1
+judging, on a model built here where one node's INT8 collapses the output: a MatMul whose
+input carries a channel of 1e4 beside channels of ~1 (one activation range for the whole
+tensor leaves the small channels at zero), which the model's output depends on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeship.cli.main import build_parser
+from edgeship.compress import CompressOptions, FidelityCollapse, QuantizeConfig, compress, evaluate
+from edgeship.compress.data import Dataset
+from edgeship.compress.guard import GuardPolicy
+from edgeship.compress.quantization import fallback
+from edgeship.models import onnx_graph
+from tests.models import save_graph, scaled_weight
+
+FEATURES, HIDDEN, OUT, SAMPLES = 8, 64, 8, 60
+SPIKE = 1e4
+
+
+def outlier_model(path: Path) -> Path:
+    """``tanh(x·W1)·W2·W3`` where ``W1`` ignores channel 0 of ``x``; the data puts
+    :data:`SPIKE` there, so INT8 of ``first`` (its input's one range) loses the rest."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.to_array(scaled_weight(rng, "W1", FEATURES, HIDDEN)).copy()
+    w1[0] = 0.0
+    consts = [
+        numpy_helper.from_array(w1, "W1"),
+        scaled_weight(rng, "W2", HIDDEN, HIDDEN),
+        scaled_weight(rng, "W3", HIDDEN, OUT),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["h"], name="first"),
+        helper.make_node("Tanh", ["h"], ["t"], name="tanh"),
+        helper.make_node("MatMul", ["t", "W2"], ["g"], name="middle"),
+        helper.make_node("MatMul", ["g", "W3"], ["y"], name="last"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "outlier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, FEATURES])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, OUT])],
+        consts,
+    )
+    return save_graph(graph, path)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return outlier_model(tmp_path_factory.mktemp("fallback") / "outlier.onnx")
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    x = np.random.default_rng(1).standard_normal((SAMPLES, FEATURES)).astype(np.float32)
+    x[:, 0] = SPIKE
+    return Dataset({"x": x})
+
+
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_the_node_that_collapses_int8_is_kept_in_float(
+    model: Path, data: Dataset, tmp_path: Path, method: str
+) -> None:
+    out = tmp_path / f"outlier.{method}.onnx"
+    rec = compress(model, QuantizeConfig(method), data, out).report
+    done = rec.details["fallback"]
+    assert "cosine" in done["collapsed"] and "cosine 1.0" in done["held"]
+    assert done["kept_float"] == ["first"]  # the one node, not the harmless ones
+    assert {"middle", "last"} <= set(rec.details["quantized_nodes"])
+    assert "first" in rec.details["excluded_nodes"]
+    assert rec.fidelity is not None and rec.fidelity.cosine is not None
+    assert rec.fidelity.cosine > 0.99  # judged on held-out rows the search never saw
+    assert "8 of 60 samples" not in rec.evaluation and "held out" in rec.evaluation
+    assert any(n.startswith("fallback: the fully quantized model collapsed") for n in rec.notes)
+    assert rec.model.size_bytes < 0.5 * rec.base.size_bytes
+
+
+def test_without_the_fallback_the_collapse_is_refused(
+    model: Path, data: Dataset, tmp_path: Path
+) -> None:
+    out = tmp_path / "outlier.onnx"
+    with pytest.raises(FidelityCollapse, match=r"cosine .* < 0.9") as err:
+        compress(model, QuantizeConfig("int8-dynamic", fallback=False), data, out)
+    assert "\n" not in str(err.value) and not out.exists()
+
+
+def test_a_fallback_that_keeps_most_of_the_model_in_float_is_not_kept(
+    model: Path, data: Dataset, tmp_path: Path
+) -> None:
+    with pytest.raises(FidelityCollapse) as err:  # only `first` left: float is the base
+        compress(
+            model,
+            QuantizeConfig("int8-dynamic", exclude_nodes=("middle", "last")),
+            data,
+            tmp_path / "f.onnx",
+            CompressOptions(),
+        )
+    assert "\n" not in str(err.value)
+    assert "the INT8 fallback kept up to 1 of 1 quantized nodes in float" in str(err.value)
+    assert "× the base's size" in str(err.value)
+    assert not (tmp_path / "f.onnx").exists()
+
+
+def test_ranking_puts_the_collapsing_node_first(model: Path, data: Dataset, tmp_path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def quantize(src: Path, kept: object, out: Path, calls: object) -> None:
+        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, reduce_range=True)
+
+    calls = list(data.take(8).batches(1))
+    search = fallback.Search(calls, GuardPolicy(), "8 rows")
+    errors = fallback.local_errors(
+        onnx_graph.load(model),
+        evaluate.signature(model),
+        ["first", "middle", "last"],
+        quantize,
+        search,
+    )
+    assert max(errors, key=lambda n: errors[n]) == "first"
+    assert errors["first"] > 10 * max(errors["middle"], errors["last"])
+
+
+def test_dynamic_int8_is_judged_one_sample_per_call(
+    model: Path, data: Dataset, tmp_path: Path
+) -> None:
+    out = tmp_path / "q.onnx"
+    compress(model, QuantizeConfig("int8-dynamic", fallback=False), data, out, _keep())
+    assert evaluate.batch_dependent(out) and not evaluate.batch_dependent(model)
+    batched = evaluate.predict(out, data)
+    one_by_one = evaluate.predict_feeds(out, list(data.batches(1)))
+    np.testing.assert_array_equal(batched, one_by_one)
+
+
+def _keep() -> CompressOptions:
+    return CompressOptions(guard=GuardPolicy(allow_degraded=True))
+
+
+def test_weights_are_7_bit_unless_full_range_is_asked() -> None:
+    from edgeship.cli.compress_cmd import config_from_args
+
+    assert QuantizeConfig().reduce_range and QuantizeConfig().fallback
+    parser = build_parser()
+    ns = parser.parse_args(["compress", "m.onnx", "--method", "int8-dynamic", "--out", "o.onnx"])
+    assert config_from_args(ns).reduce_range is True
+    ns = parser.parse_args(
+        [
+            "compress",
+            "m.onnx",
+            "--method",
+            "int8-dynamic",
+            "--out",
+            "o.onnx",
+            "--full-range",
+            "--no-fallback",
+        ]
+    )
+    config = config_from_args(ns)
+    assert config.reduce_range is False and config.fallback is False
+
+
+def test_a_refusal_after_the_fallback_says_what_it_kept_and_where_it_held() -> None:
+    held = fallback.Fallback(("a", "b"), 10, 5, "cosine 0.5 < 0.95", "cosine 0.96", "16 rows")
+    assert held.refusal == (
+        "the INT8 fallback's 2 of 10 nodes in float held on 16 rows (cosine 0.96), not on these"
+    )
+    assert fallback.Fallback.from_dict(held.to_dict()) == held
+    failed = fallback.Fallback(("a",), 10, 3, "cosine 0.5 < 0.95", "", "16 rows")
+    assert failed.refusal.startswith("the INT8 fallback kept up to 1 of 10 quantized nodes")

@@ -1,0 +1,86 @@
+"""The one training loop: its loss and held-out metric fit the kind of output (class
+scores, rows of probabilities, maps), and it keeps its best epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from edgeship.compress import Dataset, TrainConfig
+from edgeship.compress.training.loop import fit, metric, outputs_of, predict_torch
+from edgeship.compress.training.torch_graph import OnnxModule
+from tests.models import map_model
+from tools.zoo.models import mlp
+
+
+def _data(shape: tuple[int, ...], name: str = "x", n: int = 32) -> Dataset:
+    return Dataset({name: np.random.default_rng(0).random((n, *shape), dtype=np.float32)})
+
+
+def _nudge(module: nn.Module, scale: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * p.std() * torch.randn(p.shape, generator=gen))
+
+
+def _rows() -> nn.Module:
+    """``(n, 4)`` → three rows of four probabilities each, like a recogniser's steps."""
+    return nn.Sequential(_features(), nn.Softmax(-1))
+
+
+def _features() -> nn.Module:
+    """``(n, 4)`` → ``(n, 3, 4)`` unbounded features."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 12), nn.Unflatten(1, (3, 4)))
+
+
+def _map(tmp_path: Path) -> Callable[[], nn.Module]:
+    path = map_model(tmp_path / "map.onnx", 6)
+    return lambda: OnnxModule(onnx.load(str(path)))
+
+
+def test_outputs_are_told_apart(patterns: dict[str, Path], tmp_path: Path) -> None:
+    classes = outputs_of(OnnxModule(onnx.load(str(patterns["residual"]))), _data((4, 6, 6)))
+    rows = outputs_of(_rows(), _data((4,)))
+    maps = outputs_of(_map(tmp_path)(), _data((3, 6, 6)))
+    features = outputs_of(_features(), _data((4,)))
+    kinds = (classes.kind, rows.kind, maps.kind, features.kind)
+    assert kinds == ("classes", "distributions", "probabilities", "values")
+    assert rows.width == 4
+    # the range is judged on every row of the teacher when there is one
+    assert outputs_of(_map(tmp_path)(), _data((3, 6, 6)), np.array([[0.5, 1.5]])).kind == "values"
+
+
+@pytest.mark.parametrize("kind", ["map", "rows", "features"])
+def test_each_kind_of_output_is_trained_towards_its_base(tmp_path: Path, kind: str) -> None:
+    make, shape, loss = {
+        "map": (_map(tmp_path), (3, 6, 6), "binary-cross-entropy"),
+        "rows": (_rows, (4,), "kl-per-row"),
+        "features": (_features, (4,), "squared-error"),
+    }[kind]
+    data = _data(shape)
+    teacher = predict_torch(make(), data)
+    student = make()
+    _nudge(student, 0.5)
+    _, before = metric(predict_torch(student, data), data, teacher, classes=False)
+    log = fit(student, data, teacher, TrainConfig(epochs=8, lr=1e-2, batch_size=8))
+    _, after = metric(predict_torch(student, data), data, teacher, classes=False)
+    assert (log.loss, log.metric) == (loss, "cosine")
+    assert before < 0.99 and after > before + 0.01
+    assert after == max(log.history)
+
+
+def test_the_best_epoch_is_kept_when_a_later_one_overshoots(test_data: Dataset) -> None:
+    data = test_data.take(64)
+    module = mlp()  # untrained: labels only
+    log = fit(module, data, None, TrainConfig(epochs=6, lr=0.5, batch_size=8))
+    _, kept = metric(predict_torch(module, data), data, None)
+    assert log.kept_epoch == int(np.argmax(log.history)) + 1 < log.epochs
+    assert kept == max(log.history) > log.history[-1]

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgeship.compress import Dataset, TrainConfig, UnsupportedPattern
+from edgeship.compress.training.loop import fit, predict_torch
+from edgeship.compress.training.torch_graph import OnnxModule, fixed_initializers
+from edgeship.models import onnx_graph
+from edgeship.models.prepare import fold_constants
+from tests.models import field_cnn_model
+from tests.sdk.compress import models
+from tests.sdk.compress.conftest import ort_outputs
+from tools.zoo.build import Manifest
+
+
+@pytest.mark.parametrize("name", ["mlp.onnx", "cnn.onnx"])
+def test_matches_onnxruntime_on_the_zoo(zoo: Manifest, name: str) -> None:
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    module = OnnxModule(onnx.load(str(zoo.path(name))))
+    with torch.no_grad():
+        got = module(torch.from_numpy(x)).numpy()
+    assert np.allclose(got, ort_outputs(zoo.path(name), {"input": x}), atol=1e-4)
+
+
+def test_matches_onnxruntime_on_a_residual_block(patterns: dict[str, Path]) -> None:
+    feeds = models.sample_inputs(4)
+    module = OnnxModule(onnx.load(str(patterns["residual"])))
+    with torch.no_grad():
+        got = module(torch.from_numpy(feeds["x"])).numpy()
+    assert np.allclose(got, ort_outputs(patterns["residual"], feeds), atol=1e-4)
+
+
+def test_write_back_round_trips(zoo: Manifest) -> None:
+    model = onnx.load(str(zoo.path("mlp.onnx")))
+    module = OnnxModule(model)
+    with torch.no_grad():
+        module.param("1.bias").fill_(0.25)
+    written = module.write_back(model)
+    bias = next(t for t in written.graph.initializer if t.name == "1.bias")
+    assert np.all(onnx.numpy_helper.to_array(bias) == 0.25)
+
+
+def test_unsupported_op_names_the_node() -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Hardmax", ["x"], ["y"], name="the_hardmax")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    with pytest.raises(UnsupportedPattern, match="'the_hardmax' \\(Hardmax\\)"):
+        OnnxModule(helper.make_model(graph))
+
+
+def test_the_shape_arithmetic_of_field_exports_matches_onnxruntime(tmp_path: Path) -> None:
+    path = models.shape_ops(tmp_path / "shape_ops.onnx")
+    x = models.sample_inputs(3)["x"]
+    module = OnnxModule(onnx.load(str(path)))
+    with torch.no_grad():
+        got = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+def test_op_settings_and_scalars_stay_fixed_while_training(tmp_path: Path) -> None:
+    """A decomposed layer norm's exponent and epsilon are not weights: trained, the exponent
+    leaves 2.0 and every negative base turns NaN (fine-tuning then stopped at its first
+    step, having done nothing)."""
+    path = models.decomposed_norm(tmp_path / "norm.onnx")
+    model = onnx.load(str(path))
+    assert fixed_initializers(model, onnx_graph.arrays(model)) == {"two", "eps"}
+    data = Dataset({"x": np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)})
+    teacher = predict_torch(OnnxModule(model), data)
+    student = OnnxModule(model)
+    assert set(student.index) == {"w", "gamma"}
+    with torch.no_grad():
+        student.param("w").mul_(1.3)
+    log = fit(student, data, teacher, TrainConfig(epochs=3, lr=1e-2, batch_size=8))
+    assert log.stopped == "epochs" and log.epochs == 3
+    onnx.save(student.write_back(model), str(tmp_path / "trained.onnx"))
+    got = ort_outputs(tmp_path / "trained.onnx", data.feeds)
+    assert np.allclose(got, predict_torch(student, data), atol=1e-4)
+
+
+def test_batch_norm_statistics_stay_fixed(tmp_path: Path) -> None:
+    model = onnx.load(str(field_cnn_model(tmp_path / "field.onnx")))
+    fold_constants(model)
+    fixed = fixed_initializers(model, onnx_graph.arrays(model))
+    assert {"bn_m", "bn_v"} <= fixed
+    assert {"w1", "w2", "bn_s", "bn_b"}.isdisjoint(fixed)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.backends import SessionOptions, default_backend
 from edgeship_runtime.errors import UsageError
-from edgeship_runtime.formats import default_backend, detect_format
+from edgeship_runtime.formats import detect_format
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 

@@ -16,6 +16,7 @@ from typing import Any
 import paramiko
 
 from edgeship_runtime import probe as probe_module
+from edgeship_runtime.backends.catalog import probe_modules
 from edgeship_runtime.formats import companion_files
 
 from ..bundle import ensure_bundle, runtime_digest
@@ -185,9 +186,12 @@ class SSHTarget(Target):
             return files.result()
 
     def probe(self, python: str | None = None) -> dict[str, Any]:
-        """Run the stdlib-only probe with the device's Python; nothing is written there."""
+        """Run the stdlib-only probe with the device's Python; nothing is written there.
+        It tries the backend catalog's modules."""
         source = Path(probe_module.__file__).read_text()
+        modules = json.dumps(probe_modules())
         argv = [python or self.python(), "-c", source, "--root", self.deploy_root]
+        argv += ["--modules", modules]
         out = self.connection.run(argv, timeout=self.timeouts.command).stdout
         try:
             seen: dict[str, Any] = json.loads(out.decode())

@@ -36,7 +36,7 @@ else:  # pragma: no cover
 
 from edgeship_runtime.backends.catalog import backend_names, get_entry
 
-from .errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 PROFILE_SCHEMA = "edgeship.target-profile/1"
 ANY_ARCH = "*"

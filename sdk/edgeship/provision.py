@@ -32,10 +32,10 @@ from typing import Any
 from edgeship_runtime import MIN_PYTHON
 from edgeship_runtime.backends.catalog import BASE_IMPORTS, backend_modules, package_fallbacks
 
-from .errors import ConfigError, RemoteCommandError, TargetError
-from .profiles import BoardProfile, get_profile, match_profile
-from .targets.capabilities import Provisions
-from .targets.ssh import DEVICE_CONFIG
+from edgeship.core.errors import ConfigError, RemoteCommandError, TargetError
+from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
+from edgeship.targets.capabilities import Provisions
+from edgeship.targets.ssh import DEVICE_CONFIG
 
 # what the runtime needs whatever the backend; anything else in a package list is a backend
 BASE_PACKAGES = frozenset(module.distribution for module in BASE_IMPORTS)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.errors import RemoteCommandError
-from edgeship.profiles import load_profile
-from edgeship.provision import _require_backends, install_each
+from edgeship.core.errors import RemoteCommandError
+from edgeship.targets.profiles import load_profile
+from edgeship.targets.provision import _require_backends, install_each
 from edgeship_runtime import formats, probe
 from edgeship_runtime.backends import (
     BackendEntry,

@@ -20,10 +20,10 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeployError
+from edgeship.core.errors import DeployError
 
 if TYPE_CHECKING:
-    from .store import DeployStore
+    from edgeship.deploy.store import DeployStore
 
 STAGED_GRACE_S = 600.0
 PART_KEEP_S = 24 * 3600.0

@@ -12,12 +12,12 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..progress import Progress
-from .files import ModelFiles
-from .upload import progress_from, send_verified
+from edgeship.core.progress import Progress
+from edgeship.deploy.files import ModelFiles
+from edgeship.deploy.upload import progress_from, send_verified
 
 if TYPE_CHECKING:
-    from .store import DeployStore
+    from edgeship.deploy.store import DeployStore
 
 
 class Installer:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import posixpath
 import re
 
-from ..errors import UsageError
+from edgeship.core.errors import UsageError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VERSION_PREFIX = "v"

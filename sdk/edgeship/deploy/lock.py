@@ -17,10 +17,10 @@ import contextlib
 import queue
 from collections.abc import Iterator
 
-from ..errors import DeployError
-from ..ssh.connection import Connection
-from ..ssh.pipe import SSHPipe
-from . import orphans
+from edgeship.core.errors import DeployError
+from edgeship.ssh.connection import Connection
+from edgeship.ssh.pipe import SSHPipe
+from edgeship.deploy import orphans
 
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.

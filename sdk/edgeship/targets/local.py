@@ -12,11 +12,11 @@ from typing import Any
 
 from edgeship_runtime.formats import companion_files
 
-from ..bundle import ensure_bundle
-from ..client import Pipe
-from ..config import Timeouts
-from ..errors import ModelError, TargetError
-from .base import Target
+from edgeship.targets.bundle import ensure_bundle
+from edgeship.core.client import Pipe
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import ModelError, TargetError
+from edgeship.targets.base import Target
 
 
 class LocalPipe(Pipe):

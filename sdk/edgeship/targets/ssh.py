@@ -19,23 +19,23 @@ from edgeship_runtime import probe as probe_module
 from edgeship_runtime.backends.catalog import probe_modules
 from edgeship_runtime.formats import companion_files
 
-from ..bundle import ensure_bundle, runtime_digest
-from ..config import DEFAULT_HEALTH, HealthPolicy, Signing, Timeouts
-from ..deploy import Deployment, DeployStore
-from ..deploy.files import ModelFiles, model_files
-from ..deploy.health import HealthReport
-from ..deploy.layout import validate_name
-from ..deploy.signing import admit, release_for
-from ..errors import ProtocolError
-from ..profiles import BoardProfile, get_profile
-from ..progress import Progress
-from ..ssh.connection import CommandResult, Connection
-from ..ssh.hostconfig import HostSpec
-from ..ssh.pipe import SSHPipe
-from .base import Target
-from .capabilities import DEPLOY, PROBE, SETUP
-from .health import health_check
-from .settings import RemoteSettingsStore, SettingsStore
+from edgeship.targets.bundle import ensure_bundle, runtime_digest
+from edgeship.core.config import DEFAULT_HEALTH, HealthPolicy, Signing, Timeouts
+from edgeship.deploy import Deployment, DeployStore
+from edgeship.deploy.files import ModelFiles, model_files
+from edgeship.deploy.health import HealthReport
+from edgeship.deploy.layout import validate_name
+from edgeship.deploy.signing import admit, release_for
+from edgeship.core.errors import ProtocolError
+from edgeship.targets.profiles import BoardProfile, get_profile
+from edgeship.core.progress import Progress
+from edgeship.ssh.connection import CommandResult, Connection
+from edgeship.ssh.hostconfig import HostSpec
+from edgeship.ssh.pipe import SSHPipe
+from edgeship.targets.base import Target
+from edgeship.targets.capabilities import DEPLOY, PROBE, SETUP
+from edgeship.targets.health import health_check
+from edgeship.targets.settings import RemoteSettingsStore, SettingsStore
 
 DEVICE_CONFIG = "config.json"
 

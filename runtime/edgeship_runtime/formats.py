@@ -1,15 +1,15 @@
 """Model formats: the one table every part of edgeship asks about a model file.
 
 A format has a name, the suffixes its files carry (the first is the canonical one), an
-identifier in the file's bytes where it has one, the backend that runs it unless the
-user asks for another, and, for a model that spans several files, a function naming the
-companion files its main file refers to. Adding a format is one :data:`FORMATS` entry
-(plus a backend in :mod:`.backends` that reads it); host and device code only call the
-functions below.
+identifier in the file's bytes where it has one, and, for a model that spans several
+files, a function naming the companion files its main file refers to. Adding a format is
+one :data:`FORMATS` entry, or a :func:`register_format` call, plus a backend that runs it
+in the backend catalog (:mod:`.backends.catalog`, which also says which backend runs a
+format by default); host and device code only call the functions below.
 
-    format   suffixes          identifier        default backend   companions
-    onnx     .onnx .ort        (none)            onnxruntime       external data files
-    tflite   .tflite .lite     b"TFL3" at 4      tflite            (none)
+    format   suffixes          identifier        companions
+    onnx     .onnx .ort        (none)            external data files
+    tflite   .tflite .lite     b"TFL3" at 4      (none)
 
 Companion names are POSIX paths relative to the main file's directory, as the model
 itself stores them (ONNX resolves external data that way). They are checked before any
@@ -48,7 +48,6 @@ class ModelFormat:
     name: str
     title: str  # how messages name it: "ONNX", "TFLite"
     suffixes: Tuple[str, ...]
-    backend: str
     magic: Optional[Magic] = None
     companions: Optional[Callable[[str], List[str]]] = None
 
@@ -59,8 +58,8 @@ class ModelFormat:
 
 
 FORMATS: Tuple[ModelFormat, ...] = (
-    ModelFormat("onnx", "ONNX", (".onnx", ".ort"), "onnxruntime", companions=external_data_files),
-    ModelFormat("tflite", "TFLite", (".tflite", ".lite"), "tflite", magic=Magic(4, b"TFL3")),
+    ModelFormat("onnx", "ONNX", (".onnx", ".ort"), companions=external_data_files),
+    ModelFormat("tflite", "TFLite", (".tflite", ".lite"), magic=Magic(4, b"TFL3")),
 )
 
 
@@ -83,8 +82,14 @@ def _index(formats: Tuple[ModelFormat, ...]) -> Tuple[Dict[str, ModelFormat], Di
 _BY_NAME, _BY_SUFFIX = _index(FORMATS)
 
 
+def register_format(fmt: ModelFormat) -> None:
+    """Add a format to the table; its name and suffixes must be new."""
+    global _BY_NAME, _BY_SUFFIX
+    _BY_NAME, _BY_SUFFIX = _index((*_BY_NAME.values(), fmt))
+
+
 def format_names() -> List[str]:
-    return [fmt.name for fmt in FORMATS]
+    return list(_BY_NAME)
 
 
 def get_format(name: str) -> ModelFormat:
@@ -104,11 +109,6 @@ def format_for_suffix(suffix: str) -> Optional[str]:
     return _BY_SUFFIX.get(suffix.lower())
 
 
-def default_backend(fmt: str) -> str:
-    """The backend that runs ``fmt`` models unless another is asked for."""
-    return get_format(fmt).backend
-
-
 def detect_format(path: str) -> str:
     """The format by content where the file carries an identifier, else by suffix."""
     if not os.path.isfile(path):
@@ -117,7 +117,7 @@ def detect_format(path: str) -> str:
         head = f.read(_HEAD_BYTES)
     if not head:
         raise ModelError(f"{path}: the model file is empty", path=path)
-    for fmt in FORMATS:
+    for fmt in _BY_NAME.values():
         if fmt.magic is not None and fmt.magic.matches(head):
             return fmt.name
     name = format_for_suffix(os.path.splitext(path)[1])

@@ -3,6 +3,10 @@
 The host sends this file's source as ``python3 -c SOURCE --root DIR`` before anything is
 installed, so it must not import numpy, a backend, or the rest of this package at module
 level, and must keep to Python 3.6 syntax. It prints one JSON object.
+
+Which modules to try comes from the host as ``--modules JSON`` (the backend catalog's
+:func:`~edgeship_runtime.backends.catalog.probe_modules`): a list of ``{"module",
+"distribution", "providers"}``, reported under each module's top-level package name.
 """
 
 import glob
@@ -22,17 +26,6 @@ _DMI_FIELDS = ("sys_vendor", "product_name", "board_name")
 # what firmware writes when the vendor filled nothing in
 _DMI_PLACEHOLDERS = ("to be filled by o.e.m.", "default string", "system product name", "none")
 _MARKER_FILES = ("/etc/nv_tegra_release",)
-
-# (module, distribution, what to import to know it works): for LiteRT the interpreter
-# itself, since a wheel built for a newer glibc imports its package and only fails there
-# (tflite-runtime 2.12.0 on Debian bullseye armhf)
-_MODULES = (
-    ("numpy", "numpy", "numpy"),
-    ("psutil", "psutil", "psutil"),
-    ("onnxruntime", "onnxruntime", "onnxruntime"),
-    ("ai_edge_litert", "ai-edge-litert", "ai_edge_litert.interpreter"),
-    ("tflite_runtime", "tflite-runtime", "tflite_runtime.interpreter"),
-)
 
 
 def _read(path):
@@ -101,23 +94,26 @@ def compatible():
     return []
 
 
-def backends():
-    """Each module's importability and version; ONNX Runtime's providers when it imports."""
-    found = {}
-    for module, dist, loads in _MODULES:
-        entry = {"available": False, "version": None}  # type: dict
-        try:
-            imported = __import__(loads)  # the top-level package, with ``loads`` imported
-            entry = {
-                "available": True,
-                "version": getattr(imported, "__version__", None) or _version(dist),
-            }
-            if module == "onnxruntime":
-                entry["providers"] = list(imported.get_available_providers())
-        except Exception as exc:
-            entry["reason"] = "{}: {}".format(type(exc).__name__, exc)[:200]
-        found[module] = entry
-    return found
+def check_module(spec):
+    """Whether ``spec["module"]`` imports, the version of its top-level package, and the
+    providers its ``spec["providers"]`` function lists, when it names one."""
+    try:
+        imported = __import__(spec["module"])  # the top-level package, with the module imported
+        entry = {
+            "available": True,
+            "version": getattr(imported, "__version__", None) or _version(spec["distribution"]),
+        }
+        if spec.get("providers"):
+            entry["providers"] = list(getattr(imported, spec["providers"])())
+    except Exception as exc:
+        reason = "{}: {}".format(type(exc).__name__, exc)[:200]
+        entry = {"available": False, "version": None, "reason": reason}
+    return entry
+
+
+def backends(modules):
+    """Each of ``modules`` (see the module docstring), by its top-level package."""
+    return {spec["module"].split(".")[0]: check_module(spec) for spec in modules}
 
 
 def meminfo():
@@ -167,7 +163,7 @@ def sensors():
     }
 
 
-def probe(root):
+def probe(root, modules):
     os_release = dict(
         line.split("=", 1) for line in (_read("/etc/os-release") or "").splitlines() if "=" in line
     )
@@ -187,7 +183,7 @@ def probe(root):
         "dmi": dmi_ids,
         "compatible": compatible(),
         "files": files,
-        "backends": backends(),
+        "backends": backends(modules),
         "gpu": gpu(),
         "sensors": sensors(),
     }
@@ -195,7 +191,8 @@ def probe(root):
 
 def main(argv):
     root = argv[argv.index("--root") + 1] if "--root" in argv else "~/.edgeship"
-    print(json.dumps(probe(root)))
+    modules = json.loads(argv[argv.index("--modules") + 1])
+    print(json.dumps(probe(root, modules)))
 
 
 if __name__ == "__main__":

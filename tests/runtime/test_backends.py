@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +14,19 @@ import pytest
 from edgeship_runtime.backends import (
     SessionOptions,
     backend_names,
-    base,
+    catalog,
     choose_backend,
     get_backend,
     register_backend,
     tflite,
 )
+from edgeship_runtime.backends.catalog import Import, get_entry
 from edgeship_runtime.backends.onnxruntime import (
     CPU,
-    OnnxRuntimeBackend,
     OrtSession,
     provider_chain,
     select_providers,
 )
-from edgeship_runtime.backends.tflite import TFLiteBackend
 from edgeship_runtime.errors import BackendUnavailable, InferenceError, UsageError
 from edgeship_runtime.inputs import generate_feeds
 from edgeship_runtime.integrity import sha256_file
@@ -39,8 +39,8 @@ TRT = "TensorrtExecutionProvider"
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A private copy of the registry, so tests may register freely."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    """A private copy of the catalog, so tests may register freely."""
+    monkeypatch.setattr(catalog, "_REGISTRY", dict(catalog._REGISTRY))
 
 
 def hide_modules(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
@@ -57,11 +57,47 @@ def test_both_backends_are_registered() -> None:
 
 
 def test_duplicate_name_is_an_error(registry: None) -> None:
+    ort = get_entry("onnxruntime")
     with pytest.raises(ValueError, match="'onnxruntime' is already registered"):
-        register_backend("onnxruntime", OnnxRuntimeBackend)
-    register_backend("other", OnnxRuntimeBackend)
+        register_backend(ort)
+    other = replace(ort, name="other", imports=(Import("other", "other"),), packages=("other",))
+    register_backend(other)
     with pytest.raises(ValueError, match="'other' is already registered"):
-        register_backend("other", TFLiteBackend)
+        register_backend(replace(get_entry("tflite"), name="other"))
+
+
+def test_a_package_or_module_belongs_to_one_backend(registry: None) -> None:
+    ort = get_entry("onnxruntime")
+    with pytest.raises(ValueError, match="'gpu': onnxruntime belongs to 'onnxruntime'"):
+        register_backend(replace(ort, name="gpu", packages=("onnxruntime-gpu",)))
+    with pytest.raises(ValueError, match="'lite': tflite-runtime belongs to 'tflite'"):
+        lite = replace(get_entry("tflite"), name="lite", imports=(Import("lite", "lite"),))
+        register_backend(replace(lite, packages=("lite", "tflite-runtime")))
+
+
+def test_a_backend_falls_back_to_its_later_packages() -> None:
+    assert catalog.package_fallbacks("ai-edge-litert>=1.0") == ("tflite-runtime",)
+    assert catalog.package_fallbacks("tflite-runtime!=2.12.0") == ()
+    assert catalog.package_fallbacks("numpy") == ()
+
+
+def test_a_format_no_backend_runs_has_no_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog, "_REGISTRY", {"onnxruntime": get_entry("onnxruntime")})
+    with pytest.raises(UsageError, match="no backend runs tflite models"):
+        catalog.default_backend("tflite")
+
+
+def test_registering_imports_no_adapter_and_no_engine() -> None:
+    code = (
+        "import sys, edgeship_runtime.backends as b; b.backend_names(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('onnxruntime', 'ai_edge', "
+        "'tflite', 'edgeship_runtime.backends.'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = ["edgeship_runtime.backends.base", "edgeship_runtime.backends.catalog"]
+    assert done.stdout.strip() == repr(loaded)
 
 
 def test_unknown_backend_names_the_known_ones() -> None:
@@ -114,7 +150,7 @@ def test_onnx_runs_on_cpu_by_default(add_onnx: Path) -> None:
     assert model.backend.name == "onnxruntime"
     assert model.backend.providers == [CPU]
     assert model.backend.delegates == []
-    assert model.backend.version == OnnxRuntimeBackend().info().version
+    assert model.backend.version == get_backend("onnxruntime").info().version
 
 
 def test_onnx_run_failure_is_an_inference_error(failing_onnx: Path) -> None:
@@ -125,7 +161,7 @@ def test_onnx_run_failure_is_an_inference_error(failing_onnx: Path) -> None:
 
 
 def test_onnx_backend_info() -> None:
-    info = OnnxRuntimeBackend().info()
+    info = get_backend("onnxruntime").info()
     assert info.available and info.reason is None
     assert CPU in info.providers
     assert info.formats == ("onnx",)
@@ -221,7 +257,7 @@ def test_a_cache_linked_outside_the_root_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    bool({TRT, CUDA} & set(OnnxRuntimeBackend().info().providers)),
+    bool({TRT, CUDA} & set(get_backend("onnxruntime").info().providers)),
     reason="this onnxruntime has GPU providers: there is no fallback to show",
 )
 def test_asking_for_gpu_providers_on_a_cpu_only_build_says_they_did_not_run(
@@ -264,7 +300,7 @@ def test_tensorrt_knobs_refine_a_session_without_choosing_one() -> None:
 
 def test_onnxruntime_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     hide_modules(monkeypatch, "onnxruntime")
-    info = OnnxRuntimeBackend().info()
+    info = get_backend("onnxruntime").info()
     assert not info.available
     assert "cannot import onnxruntime" in str(info.reason)
     with pytest.raises(BackendUnavailable, match="no installed backend can run onnx models"):
@@ -339,7 +375,7 @@ def test_the_notice_filter_keeps_what_a_failing_load_said(
 
 
 def test_tflite_backend_info() -> None:
-    info = TFLiteBackend().info()
+    info = get_backend("tflite").info()
     assert info.available
     assert info.providers == ("XNNPACK",)
     assert info.module == "ai_edge_litert.interpreter"
@@ -347,7 +383,7 @@ def test_tflite_backend_info() -> None:
 
 def test_tflite_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     hide_modules(monkeypatch, "ai_edge_litert.interpreter", "tflite_runtime.interpreter")
-    info = TFLiteBackend().info()
+    info = get_backend("tflite").info()
     assert not info.available
     assert "ai_edge_litert.interpreter" in str(info.reason)
     assert "tflite_runtime.interpreter" in str(info.reason)
@@ -361,7 +397,7 @@ def test_tflite_missing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_tflite_falls_back_to_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     hide_modules(monkeypatch, "ai_edge_litert.interpreter")
-    info = TFLiteBackend().info()
+    info = get_backend("tflite").info()
     if info.available:  # tflite_runtime happens to be installed too
         assert info.module == "tflite_runtime.interpreter"
     else:
@@ -373,3 +409,17 @@ def test_a_missing_tflite_backend_does_not_stop_onnx(
 ) -> None:
     hide_modules(monkeypatch, "ai_edge_litert.interpreter", "tflite_runtime.interpreter")
     assert load_model(str(add_onnx)).backend.name == "onnxruntime"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"formats": ()}, "formats must not be empty"),
+        ({"packages": ()}, "packages must not be empty"),
+        ({"adapter": "edgeship_runtime.backends.onnxruntime"}, "adapter must be 'module:attr"),
+        ({"accelerators": ("NpuExecutionProvider",)}, "accelerator NpuExecutionProvider is not a"),
+    ],
+)
+def test_a_malformed_entry_is_refused(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"backend 'onnxruntime': {message}"):
+        replace(get_entry("onnxruntime"), **change)

@@ -9,13 +9,12 @@ import pytest
 from onnx import GraphProto, TensorProto, helper
 
 from edgeship_runtime import formats, model
-from edgeship_runtime.backends import backend_names, get_backend
+from edgeship_runtime.backends import backend_names, default_backend, get_backend
 from edgeship_runtime.backends.base import backends_for_format
 from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.formats import (
     FORMATS,
     companion_files,
-    default_backend,
     detect_format,
     format_for_suffix,
     known_suffixes,
@@ -103,7 +102,7 @@ def test_duplicate_rows_are_refused() -> None:
     onnx, tflite = FORMATS
     with pytest.raises(ValueError, match="listed twice"):
         formats._index((onnx, onnx))
-    clash = formats.ModelFormat("x", "X", (".onnx",), "onnxruntime")
+    clash = formats.ModelFormat("x", "X", (".onnx",))
     with pytest.raises(ValueError, match=r"suffix \.onnx belongs to onnx and x"):
         formats._index((onnx, tflite, clash))
 

@@ -32,3 +32,16 @@ def test_an_unknown_backend_is_a_config_error(tmp_path: Path) -> None:
         load_profile(path)
     path.write_text(PROFILE.format(backends='["tflite", "onnxruntime"]'))
     assert load_profile(path).backends == ("tflite", "onnxruntime")
+
+
+def test_an_unknown_provider_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "board.toml"
+    path.write_text(
+        PROFILE.format(backends='["onnxruntime"]')
+        + 'onnxruntime_providers = ["TensorRTExecutionProvider", "CPUExecutionProvider"]\n'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown provider 'TensorRTExecutionProvider' in \[runtime\] onnxruntime_providers",
+    ):
+        load_profile(path)

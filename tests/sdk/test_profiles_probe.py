@@ -9,6 +9,7 @@ import pytest
 
 from edgeship.targets.profiles import match_profile
 from edgeship_runtime import probe
+from edgeship_runtime.backends.catalog import probe_modules
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_a_device_that_names_itself_nowhere(sysfs: Path) -> None:
 
 
 def test_the_whole_probe_reports_the_new_fields() -> None:
-    seen = probe.probe("~/.edgeship")
+    seen = probe.probe("~/.edgeship", probe_modules())
     assert {"board", "dmi", "compatible", "files"} <= set(seen)
     assert set(seen["dmi"]) == {"sys_vendor", "product_name", "board_name"}
 
@@ -82,6 +83,6 @@ def test_a_litert_wheel_whose_interpreter_cannot_load_is_not_available(
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("tflite_runtime", "tflite_runtime.interpreter"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    entry = probe.backends()["tflite_runtime"]
+    entry = probe.backends(probe_modules())["tflite_runtime"]
     assert entry["available"] is False
     assert entry["reason"].startswith("ImportError: ") and "GLIBCXX_3.4.29" in entry["reason"]

@@ -8,10 +8,15 @@ Everything else (inputs, timing, memory, reports) is shared code above this line
 Per-operator timing is a capability apart (:class:`OpProfiling`): a backend that can time
 its operators opens a :class:`ProfilingSession` of its own; :func:`op_profiling` says
 whether a backend can.
+
+Which backends there are, and everything about each (formats, engine modules, packages,
+providers), is the catalog's (:mod:`.catalog`); :func:`get_backend` builds a backend's
+adapter from its entry, and :class:`EngineBackend` gives adapters what the entry says.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
@@ -19,8 +24,9 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 import numpy as np
 
 from ..errors import BackendUnavailable, UsageError
-from ..formats import default_backend, format_names
+from ..probe import check_module
 from ..signature import Signature
+from .catalog import BackendEntry, get_entry, readers
 
 EXECUTION_MODES = ("sequential", "parallel")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
@@ -115,7 +121,8 @@ class Session(Protocol):
 
 
 class Backend(Protocol):
-    """One inference engine. The engine is imported inside methods, never at module import."""
+    """One inference engine, built from its catalog entry (``adapter(entry)``). The engine
+    is imported inside methods, never at module import."""
 
     name: str
     formats: Tuple[str, ...]
@@ -123,6 +130,45 @@ class Backend(Protocol):
     def info(self) -> BackendInfo: ...
 
     def load(self, path: str, options: SessionOptions) -> Session: ...
+
+
+class EngineBackend:
+    """What a backend's catalog entry says, for an adapter to build on: its name and
+    formats, :meth:`info` from its engine modules, :meth:`engine` to import the first that
+    imports. An adapter adds ``load``."""
+
+    def __init__(self, entry: BackendEntry) -> None:
+        self.entry = entry
+        self.name = entry.name
+        self.formats = entry.formats
+
+    def info(self) -> BackendInfo:
+        """The first engine module that imports: its version and providers (those its
+        build lists where the entry names a function for it, else the entry's own)."""
+        reasons = []
+        for module in self.entry.imports:
+            seen = check_module(module.to_probe())
+            if not seen["available"]:
+                reasons.append(f"cannot import {module.module}: {seen['reason']}")
+                continue
+            return BackendInfo(
+                self.name,
+                True,
+                version=seen["version"],
+                providers=tuple(seen.get("providers", self.entry.providers)),
+                module=module.module,
+                formats=self.formats,
+            )
+        return BackendInfo(self.name, False, reason="; ".join(reasons))
+
+    def engine(self) -> Any:
+        """The first of the entry's engine modules that imports."""
+        for module in self.entry.imports:
+            try:
+                return importlib.import_module(module.module)
+            except Exception:  # ImportError, or a broken native library: try the next
+                continue
+        raise _unavailable(self.name, self.info().reason)
 
 
 @dataclass(frozen=True)
@@ -181,38 +227,22 @@ def op_profiling(backend: Backend) -> Optional[OpProfiling]:
     return None
 
 
-_REGISTRY: Dict[str, Callable[[], Backend]] = {}
-
-
-def register_backend(name: str, factory: Callable[[], Backend]) -> None:
-    """Register a backend factory under ``name``; a name may be taken only once."""
-    if name in _REGISTRY:
-        raise ValueError(f"backend {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def backend_names() -> List[str]:
-    return list(_REGISTRY)
-
-
 def get_backend(name: str) -> Backend:
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UsageError(f"unknown backend {name!r} (known: {known})") from None
+    """The backend ``name``: its catalog entry's adapter (imported now), built with it."""
+    entry = get_entry(name)
+    module, _, attribute = entry.adapter.partition(":")
+    adapter: Callable[[BackendEntry], Backend] = getattr(importlib.import_module(module), attribute)
+    return adapter(entry)
 
 
 def backends_for_format(fmt: str) -> Sequence[str]:
-    """The registered backends that read ``fmt``: the format table's default first."""
-    readers = [name for name in _REGISTRY if fmt in _REGISTRY[name]().formats]
-    preferred = default_backend(fmt) if fmt in format_names() else None
-    return sorted(readers, key=lambda name: name != preferred)
+    """The catalog's backends that read ``fmt``: its default first."""
+    return readers(fmt)
 
 
 def choose_backend(fmt: str, requested: Optional[str] = None) -> Backend:
-    """The requested backend, or the first available one that reads ``fmt`` (the format
-    table's default backend for it first, see :mod:`..formats`)."""
+    """The requested backend, or the first available one that reads ``fmt`` (the
+    catalog's default backend for it first)."""
     if requested:
         backend = get_backend(requested)
         if fmt not in backend.formats:
@@ -236,6 +266,8 @@ def choose_backend(fmt: str, requested: Optional[str] = None) -> Backend:
 def _require_available(backend: Backend) -> None:
     info = backend.info()
     if not info.available:
-        raise BackendUnavailable(
-            f"backend {backend.name!r} is not installed here: {info.reason}", backend=backend.name
-        )
+        raise _unavailable(backend.name, info.reason)
+
+
+def _unavailable(name: str, reason: Optional[str]) -> BackendUnavailable:
+    return BackendUnavailable(f"backend {name!r} is not installed here: {reason}", backend=name)

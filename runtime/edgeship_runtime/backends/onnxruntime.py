@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InferenceError, ModelError, UsageError
 from ..integrity import deploy_root, sha256_cached
 from ..signature import Dim, Signature, TensorSpec
-from .base import BackendInfo, OpTrace, SessionOptions, TracedNode, TracedRun
+from .base import EngineBackend, OpTrace, SessionOptions, TracedNode, TracedRun
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -89,23 +89,8 @@ class OrtSession:
         self._session = None
 
 
-class OnnxRuntimeBackend:
-    name = "onnxruntime"
-    formats: Tuple[str, ...] = ("onnx",)
-
-    def info(self) -> BackendInfo:
-        try:
-            import onnxruntime as ort
-        except Exception as exc:  # ImportError, or a broken native library
-            return BackendInfo(self.name, False, reason=f"cannot import onnxruntime: {exc}")
-        return BackendInfo(
-            self.name,
-            True,
-            version=ort.__version__,
-            providers=tuple(ort.get_available_providers()),
-            module="onnxruntime",
-            formats=self.formats,
-        )
+class OnnxRuntimeBackend(EngineBackend):
+    """ONNX Runtime's adapter; its name, formats and providers are its catalog entry's."""
 
     def load(self, path: str, options: SessionOptions) -> OrtSession:
         return OrtSession(_open(path, options), options.providers)

@@ -1,4 +1,5 @@
-"""TFLite backend: LiteRT's Interpreter (``ai_edge_litert``), else ``tflite_runtime``.
+"""TFLite backend: LiteRT's Interpreter (``ai_edge_litert``), else ``tflite_runtime``
+(the order of its catalog entry's engine modules).
 
 XNNPACK is the interpreter's default CPU delegate; ``threads`` sets its thread count.
 Which delegate really took part is read from the execution plan after allocation.
@@ -11,46 +12,17 @@ line and passes anything else written meanwhile on.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List
 
 import numpy as np
 
 from ..errors import InferenceError, ModelError
 from ..signature import Signature, TensorSpec
-from .base import BackendInfo, SessionOptions
-
-# (interpreter module, distribution name) in preference order
-_MODULES = (
-    ("ai_edge_litert.interpreter", "ai-edge-litert"),
-    ("tflite_runtime.interpreter", "tflite-runtime"),
-)
-
-
-def _import_interpreter() -> Tuple[Optional[Any], str, str]:
-    """(module, module name, version) of the first interpreter that imports, or an error text."""
-    errors = []
-    for module_name, dist in _MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            errors.append(f"{module_name}: {exc}")
-            continue
-        return module, module_name, _dist_version(dist)
-    return None, "", "; ".join(errors)
-
-
-def _dist_version(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(dist)
-    except Exception:
-        return "unknown"
+from .base import EngineBackend, SessionOptions
 
 
 class TFLiteSession:
@@ -97,26 +69,11 @@ class TFLiteSession:
         self._it = None
 
 
-class TFLiteBackend:
-    name = "tflite"
-    formats: Tuple[str, ...] = ("tflite",)
-
-    def info(self) -> BackendInfo:
-        module, module_name, version_or_error = _import_interpreter()
-        if module is None:
-            return BackendInfo(self.name, False, reason=version_or_error)
-        return BackendInfo(
-            self.name,
-            True,
-            version=version_or_error,
-            providers=("XNNPACK",),
-            module=module_name,
-            formats=self.formats,
-        )
+class TFLiteBackend(EngineBackend):
+    """LiteRT's adapter; its name, formats and interpreter modules are its catalog entry's."""
 
     def load(self, path: str, options: SessionOptions) -> TFLiteSession:
-        module, _, _ = _import_interpreter()
-        assert module is not None  # choose_backend checked availability
+        module = self.engine()
         try:
             with _without_notices():
                 interpreter = module.Interpreter(

@@ -13,15 +13,7 @@ import signal
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-ACCELERATOR_PROVIDERS = (
-    "CUDAExecutionProvider",
-    "TensorrtExecutionProvider",
-    "ROCMExecutionProvider",
-    "MIGraphXExecutionProvider",
-    "CoreMLExecutionProvider",
-    "DmlExecutionProvider",
-)
-"""Providers that put the work on an accelerator: one session per device is the norm."""
+from ..backends.catalog import accelerator_providers
 
 MAX_AUTO_SHARDS = 8
 _PR_SET_PDEATHSIG = 1
@@ -37,8 +29,9 @@ def usable_cpus() -> List[int]:
 def suggest_shards(cores: int, threads: int = 0, providers: Sequence[str] = ()) -> int:
     """The default number of data shards: one per ``threads`` cores (one core each when
     ``threads`` is 0), at most :data:`MAX_AUTO_SHARDS`; one when an accelerator provider
-    is asked for, since the accelerator is shared and a second session only competes."""
-    if any(p in ACCELERATOR_PROVIDERS for p in providers):
+    is asked for (the backend catalog says which do), since the accelerator is shared and
+    a second session only competes."""
+    if set(providers) & set(accelerator_providers()):
         return 1
     per_shard = threads if threads > 0 else 1
     return max(1, min(MAX_AUTO_SHARDS, cores // per_shard))

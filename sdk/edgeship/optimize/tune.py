@@ -26,9 +26,8 @@ from edgeship.optimize.report import Trial, TuneReport
 from edgeship.targets import Target
 from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
 from edgeship.targets.settings import StoredSettings, now
-from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.backends import SessionOptions, default_backend
 from edgeship_runtime.errors import UsageError
-from edgeship_runtime.formats import default_backend
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 

@@ -33,6 +33,7 @@ from edgeship.targets.health import health_check
 from edgeship.targets.profiles import BoardProfile, get_profile
 from edgeship.targets.settings import RemoteSettingsStore, SettingsStore
 from edgeship_runtime import probe as probe_module
+from edgeship_runtime.backends.catalog import probe_modules
 from edgeship_runtime.formats import companion_files
 
 DEVICE_CONFIG = "config.json"
@@ -184,9 +185,12 @@ class SSHTarget(Target):
             return files.result()
 
     def probe(self, python: str | None = None) -> dict[str, Any]:
-        """Run the stdlib-only probe with the device's Python; nothing is written there."""
+        """Run the stdlib-only probe with the device's Python; nothing is written there.
+        It tries the backend catalog's modules."""
         source = Path(probe_module.__file__).read_text()
+        modules = json.dumps(probe_modules())
         argv = [python or self.python(), "-c", source, "--root", self.deploy_root]
+        argv += ["--modules", modules]
         out = self.connection.run(argv, timeout=self.timeouts.command).stdout
         try:
             seen: dict[str, Any] = json.loads(out.decode())

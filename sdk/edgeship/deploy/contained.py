@@ -110,7 +110,8 @@ class Contained:
         return self.files.lstat(self.inside(path))
 
     def exists(self, path: str) -> bool:
-        return self._lstat(self.inside(path)) is not None
+        """Whether ``path`` (inside, or the root itself) is there; a link counts."""
+        return self._lstat(path if path == self.root else self.inside(path)) is not None
 
     def read_json(self, path: str) -> dict[str, Any]:
         """The JSON object in ``path``; {} when it is missing, unreadable or no object."""

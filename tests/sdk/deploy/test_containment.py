@@ -20,7 +20,7 @@ from edgeship.config import ConnectOptions, Timeouts
 from edgeship.deploy import DeployStore
 from edgeship.deploy.contained import LinkRefused
 from edgeship.deploy.local_files import LocalFiles
-from edgeship.errors import DeployError
+from edgeship.errors import DeployError, UsageError
 from edgeship.targets import SSHTarget, open_target
 
 
@@ -159,6 +159,8 @@ def test_a_current_that_points_outside_is_refused_never_followed(
 
 def test_paths_outside_the_root_are_refused(device: Device) -> None:
     files = device.store.files
-    for path in ("/etc/passwd", f"{device.root}/../x", f"{device.root}/a//b", str(device.root)):
-        with pytest.raises(Exception, match="refusing device path"):
+    for path in ("/etc/passwd", f"{device.root}/../x", f"{device.root}/a//b", "blobs"):
+        with pytest.raises(UsageError, match="refusing device path"):
             files.exists(path)
+    with pytest.raises(UsageError, match="refusing device path"):
+        files.remove_tree(str(device.root))  # the root itself is never removed

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from edgeship_runtime import __version__
 from edgeship_runtime.report import ProfileReport
 
-from .ab import ABConfig, ABReport, make_gate
-from .api import ab, compress, convert, deploy, info, profile, run
-from .compress import (
+from edgeship.ab import ABConfig, ABReport, make_gate
+from edgeship.api import ab, compress, convert, deploy, info, profile, run
+from edgeship.compress import (
     ChainConfig,
     ChannelPruneConfig,
     CompressionResult,
@@ -36,13 +36,13 @@ from .compress import (
     PruneConfig,
     QuantizeConfig,
 )
-from .config import ConnectOptions, ProfileConfig, Timeouts
-from .convert import ConversionResult, ConvertConfig
-from .errors import EdgeshipError
-from .targets import LocalTarget, Target, open_target
+from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts
+from edgeship.convert import ConversionResult, ConvertConfig
+from edgeship.core.errors import EdgeshipError
+from edgeship.targets import LocalTarget, Target, open_target
 
 if TYPE_CHECKING:
-    from .deploy import Deployment
+    from edgeship.deploy import Deployment
 
 __all__ = [
     "ABConfig",
@@ -83,7 +83,7 @@ def __getattr__(name: str) -> Any:
     """``Deployment``, imported on first use (PEP 562): :mod:`edgeship.deploy` loads
     paramiko, which ``import edgeship`` and ``local`` work should not pay for."""
     if name == "Deployment":
-        from .deploy import Deployment
+        from edgeship.deploy import Deployment
 
         return Deployment
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,10 +32,10 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
-from .ab.result import ABReport
-from .ab.runner import ABConfig, ABProgress, run_ab
-from .compress import compress
-from .config import (
+from edgeship.ab.result import ABReport
+from edgeship.ab.runner import ABConfig, ABProgress, run_ab
+from edgeship.compress import compress
+from edgeship.core.config import (
     DEFAULT_HEALTH,
     ConnectOptions,
     HealthPolicy,
@@ -43,17 +43,17 @@ from .config import (
     ProfileConfig,
     Signing,
 )
-from .convert import ConversionResult, ConvertConfig
-from .convert import convert as convert_on
-from .errors import BackendUnavailable, EdgeshipError, UsageError
-from .fleet import DEFAULT_FORKS
-from .shard import profile_parallel
-from .targets import Target, open_target
-from .targets.capabilities import SETUP, deployer
-from .targets.cooldown import CooldownPolicy
+from edgeship.convert import ConversionResult, ConvertConfig
+from edgeship.convert import convert as convert_on
+from edgeship.core.errors import BackendUnavailable, EdgeshipError, UsageError
+from edgeship.targets.fleet import DEFAULT_FORKS
+from edgeship.targets.shard import profile_parallel
+from edgeship.targets import Target, open_target
+from edgeship.targets.capabilities import SETUP, deployer
+from edgeship.targets.cooldown import CooldownPolicy
 
 if TYPE_CHECKING:
-    from .deploy import Deployment  # loads paramiko: not at `import edgeship`
+    from edgeship.deploy import Deployment  # loads paramiko: not at `import edgeship`
 
 TargetLike = str | Target
 PathLike = str | Path
@@ -96,7 +96,7 @@ def profile(
     ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
     ``shards`` (0: one per core) or ``pipeline`` (a directory from ``edgeship partition``)
     profile a stream of ``runs`` requests on worker processes instead, and fill the
-    report's ``parallel`` section (see :mod:`edgeship.shard` for more settings).
+    report's ``parallel`` section (see :mod:`edgeship.targets.shard` for more settings).
     ``ops``: also time each operator (the report's ``ops``); ``cooldown_c``: first wait
     (up to 300 s) until the device's hottest thermal zone is below it, in °C; ``steady``:
     ``warmup`` is a minimum and the warm-up goes on until the median settles. The report's

@@ -3,7 +3,7 @@
 A :class:`Pipe` is a started runtime process seen as streams (a local subprocess or an
 SSH channel); :class:`RuntimeClient` speaks :mod:`edgeship_runtime.protocol` over it with
 a timeout on every reply. On timeout the process is killed; on EOF the exit status and
-the tail of stderr become a :class:`~edgeship.errors.RuntimeCrashed`.
+the tail of stderr become a :class:`~edgeship.core.errors.RuntimeCrashed`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from edgeship_runtime import protocol
 
-from .errors import (
+from edgeship.core.errors import (
     ProtocolError,
     RemoteTimeout,
     RuntimeCrashed,

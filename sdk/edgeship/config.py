@@ -9,7 +9,7 @@ from pathlib import Path
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
 
-from .errors import UsageError
+from edgeship.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
-from .errors import UsageError
-from .quiet import quiet
+from edgeship.core.errors import UsageError
+from edgeship.core.quiet import quiet
 
 __all__ = ["EXTRA_OF", "MissingExtra", "import_optional", "missing_extras"]
 

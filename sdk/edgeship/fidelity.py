@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from edgeship.core.errors import UsageError
 
 __all__ = [
     "Fidelity",

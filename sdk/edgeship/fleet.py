@@ -8,9 +8,9 @@ whatever the fleet's size; wall time grows as devices / forks.
 
 Results are handed to ``on_result`` as each device finishes (in the calling thread, so a
 view can print them without locks), and returned in the order of ``targets``. A device is
-never waited for past its own timeouts (those of its :class:`~edgeship.config.Timeouts`);
+never waited for past its own timeouts (those of its :class:`~edgeship.core.config.Timeouts`);
 ``device_timeout`` adds a wall-clock limit on the whole operation per device, after which
-it is recorded as a :class:`~edgeship.errors.RemoteTimeout`, its session is closed and
+it is recorded as a :class:`~edgeship.core.errors.RemoteTimeout`, its session is closed and
 its slot goes to the next device.
 """
 
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import EdgeshipError, RemoteTimeout, UsageError
-from .targets import Target
+from edgeship.core.errors import EdgeshipError, RemoteTimeout, UsageError
+from edgeship.targets import Target
 
 T = TypeVar("T")
 

@@ -32,8 +32,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import ConfigError, UsageError
-from .hostnames import target_problem
+from edgeship.core.errors import ConfigError, UsageError
+from edgeship.core.hostnames import target_problem
 
 DEFAULT_FILES = (Path("edgeship.toml"), Path("~/.config/edgeship/targets.toml"))
 DEFAULT_DEPLOY_ROOT = "~/.edgeship"

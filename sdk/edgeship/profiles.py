@@ -35,7 +35,7 @@ else:  # pragma: no cover
 
 from edgeship_runtime.backends import backend_names
 
-from .errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 PROFILE_SCHEMA = "edgeship.target-profile/1"
 ANY_ARCH = "*"

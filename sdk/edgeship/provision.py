@@ -30,10 +30,10 @@ from typing import Any
 
 from edgeship_runtime import MIN_PYTHON
 
-from .errors import ConfigError, RemoteCommandError, TargetError
-from .profiles import BoardProfile, get_profile, match_profile
-from .targets.capabilities import Provisions
-from .targets.ssh import DEVICE_CONFIG
+from edgeship.core.errors import ConfigError, RemoteCommandError, TargetError
+from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
+from edgeship.targets.capabilities import Provisions
+from edgeship.targets.ssh import DEVICE_CONFIG
 
 BACKEND_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
 # what the runtime needs whatever the backend; anything else in a package list is a backend

@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_HEALTH, HealthPolicy, Signing
-from .deploy.layout import validate_name
-from .errors import UsageError
-from .fleet import DEFAULT_FORKS, run_each
-from .targets import Target
-from .targets.capabilities import deployer
+from edgeship.core.config import DEFAULT_HEALTH, HealthPolicy, Signing
+from edgeship.deploy.layout import validate_name
+from edgeship.core.errors import UsageError
+from edgeship.targets.fleet import DEFAULT_FORKS, run_each
+from edgeship.targets import Target
+from edgeship.targets.capabilities import deployer
 
 SCHEMA = "edgeship.rollout/1"
 ACTIVATED, UNCHANGED, FAILED = "activated", "unchanged", "failed"

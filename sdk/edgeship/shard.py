@@ -28,9 +28,9 @@ import numpy as np
 from edgeship_runtime.inputs import LABELS_KEY
 from edgeship_runtime.report import ProfileReport
 
-from .config import ParallelConfig, ProfileConfig
-from .errors import EdgeshipError, InputError, ModelError, TargetError, UsageError
-from .targets import Target
+from edgeship.core.config import ParallelConfig, ProfileConfig
+from edgeship.core.errors import EdgeshipError, InputError, ModelError, TargetError, UsageError
+from edgeship.targets import Target
 
 FATAL = (UsageError, InputError, ModelError)
 """Errors that are the request's fault, not the device's: re-running elsewhere is futile."""

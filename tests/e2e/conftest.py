@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from edgeship.config import ConnectOptions, Timeouts
+from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
 from tools.testbed import Testbed, missing_requirements, rootfs
 

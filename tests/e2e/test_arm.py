@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.config import ConnectOptions, Timeouts
+from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import EMULATED_S, cli_json, emulated_board
 from tools.testbed import Testbed

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.profiles import get_profile
+from edgeship.targets.profiles import get_profile
 from tests.e2e.conftest import EMULATED_S, cli, cli_json, emulated_board
 from tools.testbed import Testbed
 from tools.zoo.build import tflite_logits

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ConnectOptions, Timeouts
-from edgeship.errors import ConfigError, ConnectError, HostKeyError, TargetError
+from edgeship.core.config import ConnectOptions, Timeouts
+from edgeship.core.errors import ConfigError, ConnectError, HostKeyError, TargetError
 from edgeship.targets import SSHTarget, open_target
 from tools.testbed import Testbed
 

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeship.config import ConnectOptions
-from edgeship.errors import DeployError, ModelError, UsageError
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import DeployError, ModelError, UsageError
 from edgeship.targets import SSHTarget, open_target
 from tests import external_data
 from tests.e2e.conftest import cli

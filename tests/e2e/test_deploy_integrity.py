@@ -19,10 +19,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeship.config import ConnectOptions, HealthPolicy, Timeouts
+from edgeship.core.config import ConnectOptions, HealthPolicy, Timeouts
 from edgeship.deploy.health import HealthCheckFailed
 from edgeship.deploy.upload import TAIL
-from edgeship.errors import DeployError, ModelError, TargetError
+from edgeship.core.errors import DeployError, ModelError, TargetError
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import cli
 from tools.testbed import Testbed

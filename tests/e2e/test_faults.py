@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ConnectOptions, ProfileConfig, Timeouts
-from edgeship.errors import (
+from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts
+from edgeship.core.errors import (
     AuthenticationError,
     ConnectError,
     DeployError,

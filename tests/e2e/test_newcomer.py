@@ -9,7 +9,7 @@ from pathlib import Path
 
 import edgeship
 from edgeship.ab import Schedule
-from edgeship.config import ConnectOptions
+from edgeship.core.config import ConnectOptions
 from tests.e2e.conftest import cli
 from tools.testbed import Testbed
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgeship.config import ProfileConfig
+from edgeship.core.config import ProfileConfig
 from edgeship.partition import PartitionConfig, partition
-from edgeship.shard import ParallelConfig, profile_parallel
+from edgeship.targets.shard import ParallelConfig, profile_parallel
 from edgeship.targets import LocalTarget, SSHTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgeship.config import ConnectOptions, ProfileConfig
-from edgeship.fleet import run_each
-from edgeship.provision import setup_device
+from edgeship.core.config import ConnectOptions, ProfileConfig
+from edgeship.targets.fleet import run_each
+from edgeship.targets.provision import setup_device
 from edgeship.targets import SSHTarget, open_targets
 from edgeship_runtime.report import ProfileReport
 from tests.e2e.conftest import cli

@@ -9,8 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edgeship.config import ConnectOptions
-from edgeship.errors import UsageError
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import UsageError
 from edgeship.rollout import RolloutPlan, phase_sizes, rollout
 from edgeship.targets import SSHTarget, open_target, open_targets
 from tests.e2e.conftest import cli

@@ -15,7 +15,7 @@ import onnx
 import pytest
 
 from edgeship.cli.main import main
-from edgeship.config import ConnectOptions, Signing
+from edgeship.core.config import ConnectOptions, Signing
 from edgeship.deploy.files import model_files
 from edgeship.deploy.signing import (
     SignatureRefused,
@@ -25,7 +25,7 @@ from edgeship.deploy.signing import (
     sign_release,
     write_release,
 )
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import cli
 from tools.testbed import Testbed

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ConnectOptions, ProfileConfig, Timeouts
-from edgeship.errors import AuthenticationError, ConnectError, HostKeyError
+from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts
+from edgeship.core.errors import AuthenticationError, ConnectError, HostKeyError
 from edgeship.ssh.connection import Connection
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import cli

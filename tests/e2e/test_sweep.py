@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edgeship.config import ConnectOptions, Timeouts
+from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.sweep import LocalExecutor, SweepConfig, SweepEvent, SweepReport, run_sweep
 from edgeship.sweep.report import Policy
 from tests.e2e.conftest import cli

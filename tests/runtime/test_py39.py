@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edgeship import ProfileReport
-from edgeship.bundle import ensure_bundle
+from edgeship.targets.bundle import ensure_bundle
 from edgeship.targets.local import LocalTarget
 from edgeship_runtime.measure import MeasurePolicy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.bundle import ensure_bundle
+from edgeship.targets.bundle import ensure_bundle
 
 RUNTIME_ROOT = Path(__file__).resolve().parents[2] / "runtime"
 OLD_PYTHONS = [f"/root/.pyenv/versions/{v}/bin/python" for v in ("3.6.15", "3.7.16", "3.8.18")] + [

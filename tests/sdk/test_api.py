@@ -19,8 +19,8 @@ import pytest
 import edgeship
 from edgeship import LocalTarget, ProfileReport
 from edgeship.ab import Schedule, make_gate
-from edgeship.errors import BackendUnavailable, InputError, UsageError
-from edgeship.profiles import BoardProfile, get_profile
+from edgeship.core.errors import BackendUnavailable, InputError, UsageError
+from edgeship.targets.profiles import BoardProfile, get_profile
 from tests import models
 
 PUBLIC_API = {

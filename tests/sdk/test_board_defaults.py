@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeship.config import ProfileConfig
-from edgeship.profiles import BoardProfile, get_profile
+from edgeship.core.config import ProfileConfig
+from edgeship.targets.profiles import BoardProfile, get_profile
 from edgeship.targets import LocalTarget
 from edgeship_runtime.backends import SessionOptions
 

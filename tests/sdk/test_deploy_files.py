@@ -10,7 +10,7 @@ import pytest
 
 from edgeship.deploy.files import model_files
 from edgeship.deploy.layout import Layout
-from edgeship.errors import ModelError, UsageError
+from edgeship.core.errors import ModelError, UsageError
 from tests.external_data import external_data_model
 
 

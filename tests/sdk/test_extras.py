@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ConnectOptions
-from edgeship.extras import EXTRA_OF, MissingExtra, import_optional, missing_extras
+from edgeship.core.config import ConnectOptions
+from edgeship.core.extras import EXTRA_OF, MissingExtra, import_optional, missing_extras
 from tools.zoo import build
 
 
@@ -92,7 +92,7 @@ def _onnxslim(tmp_path: Path) -> object:
 
 
 def _fp16(tmp_path: Path) -> object:
-    from edgeship.compress.quantize_fp16 import convert_fp16
+    from edgeship.compress.quantize.onnx_fp16 import convert_fp16
 
     return convert_fp16(None, None, Path("unused.onnx"))  # type: ignore[arg-type]
 
@@ -100,7 +100,7 @@ def _fp16(tmp_path: Path) -> object:
 def _tflite_quantizer(tmp_path: Path) -> object:
     from edgeship.compress import QuantizeConfig
     from edgeship.compress.methods import Job
-    from edgeship.compress.quantize_tflite import quantize_tflite
+    from edgeship.compress.quantize.tflite_int8 import quantize_tflite
 
     config = QuantizeConfig("int8-dynamic")
     return quantize_tflite(Job(tmp_path / "m.tflite", config, None, tmp_path / "q.tflite"))
@@ -109,7 +109,7 @@ def _tflite_quantizer(tmp_path: Path) -> object:
 def _torch_pruning(tmp_path: Path) -> object:
     from torch import nn
 
-    from edgeship.compress.channels_torch import narrow
+    from edgeship.compress.prune.channels_torch import narrow
 
     return narrow(nn.Linear(2, 2), 0.5, "l1", None)  # type: ignore[arg-type]
 
@@ -170,7 +170,7 @@ def test_each_site_names_its_extra(
 
 
 def test_a_sweep_on_ray_without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgeship.errors import UsageError
+    from edgeship.core.errors import UsageError
     from edgeship.sweep.executor import open_executor
 
     hide(monkeypatch, "ray")

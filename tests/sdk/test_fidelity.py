@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeship.errors import UsageError
-from edgeship.fidelity import (
+from edgeship.core.errors import UsageError
+from edgeship.models.fidelity import (
     Fidelity,
     accuracy,
     class_labels,

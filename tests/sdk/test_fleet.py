@@ -13,9 +13,9 @@ import pytest
 
 from edgeship.cli import common
 from edgeship.cli.fleet_view import FleetTable
-from edgeship.client import Pipe
-from edgeship.errors import ConnectError, RemoteTimeout, UsageError
-from edgeship.fleet import DEFAULT_FORKS, DeviceResult, FleetProgress, run_each
+from edgeship.core.client import Pipe
+from edgeship.core.errors import ConnectError, RemoteTimeout, UsageError
+from edgeship.targets.fleet import DEFAULT_FORKS, DeviceResult, FleetProgress, run_each
 from edgeship.targets import Target
 
 

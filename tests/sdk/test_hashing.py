@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from edgeship.hashing import file_sha256
+from edgeship.core.hashing import file_sha256
 
 
 def test_digest_matches_hashlib_and_follows_edits(tmp_path: Path) -> None:

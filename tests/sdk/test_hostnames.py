@@ -13,9 +13,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from edgeship.errors import ConfigError
-from edgeship.hostnames import host_name_problem, target_problem, user_name_problem
-from edgeship.inventory import load_inventory
+from edgeship.core.errors import ConfigError
+from edgeship.core.hostnames import host_name_problem, target_problem, user_name_problem
+from edgeship.targets.devices import load_inventory
 from edgeship.ssh.hostconfig import resolve_host
 
 pytestmark = pytest.mark.filterwarnings(  # Match exec runs in-process: see the fixture

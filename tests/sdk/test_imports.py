@@ -34,7 +34,7 @@ print(rc, "paramiko" in sys.modules)
 # Port 1 refuses connections: constructing the target must not try it.
 REMOTE = """
 import sys
-from edgeship.config import ConnectOptions
+from edgeship.core.config import ConnectOptions
 from edgeship.targets import open_target
 target = open_target(sys.argv[1], ConnectOptions())
 print(target.kind, target.connection._client is None, "paramiko" in sys.modules)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.errors import UsageError
-from edgeship.inventory import Inventory, check_spelling, load_inventory, suggest
+from edgeship.core.errors import UsageError
+from edgeship.targets.devices import Inventory, check_spelling, load_inventory, suggest
 
 TARGETS = """
 [devices.pi-kitchen]

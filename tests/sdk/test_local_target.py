@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from edgeship import ProfileConfig, ProfileReport
-from edgeship.bundle import ensure_bundle
-from edgeship.config import Timeouts
-from edgeship.errors import InputError, ModelError, RemoteTimeout, RuntimeCrashed, TargetError
+from edgeship.targets.bundle import ensure_bundle
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import InputError, ModelError, RemoteTimeout, RuntimeCrashed, TargetError
 from edgeship.targets.local import LocalPipe, LocalTarget
 from edgeship_runtime.measure import MeasurePolicy
 from tests import external_data

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.errors import ConfigError
-from edgeship.profiles import load_profile, load_profiles
+from edgeship.core.errors import ConfigError
+from edgeship.targets.profiles import load_profile, load_profiles
 from edgeship_runtime.backends import backend_names
 
 PROFILE = """

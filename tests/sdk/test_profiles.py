@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from edgeship.errors import ConfigError
-from edgeship.profiles import get_profile, load_profile, load_profiles, match_profile
+from edgeship.core.errors import ConfigError
+from edgeship.targets.profiles import get_profile, load_profile, load_profiles, match_profile
 
 NO_DMI = {"sys_vendor": None, "product_name": None, "board_name": None}
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ProfileConfig
-from edgeship.profiles import get_profile
+from edgeship.core.config import ProfileConfig
+from edgeship.targets.profiles import get_profile
 from edgeship.targets import LocalTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy

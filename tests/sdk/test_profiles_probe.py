@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.profiles import match_profile
+from edgeship.targets.profiles import match_profile
 from edgeship_runtime import probe
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from edgeship.cli.fleet_view import FleetTable
 from edgeship.cli.output import print_stderr
-from edgeship.fleet import DeviceResult, FleetProgress
-from edgeship.progress import (
+from edgeship.targets.fleet import DeviceResult, FleetProgress
+from edgeship.core.progress import (
     CLEAR_LINE,
     StatusLine,
     TransferProgress,

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from edgeship import provision
-from edgeship.errors import ConfigError, RemoteCommandError, TargetError
-from edgeship.profiles import get_profile
-from edgeship.provision import _make_venv, _require_python, install_each, setup_device
+from edgeship.targets import provision
+from edgeship.core.errors import ConfigError, RemoteCommandError, TargetError
+from edgeship.targets.profiles import get_profile
+from edgeship.targets.provision import _make_venv, _require_python, install_each, setup_device
 
 
 def _installer(missing: set[str]) -> tuple[list[str], Any]:

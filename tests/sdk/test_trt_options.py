@@ -16,8 +16,8 @@ import onnxruntime
 import pytest
 
 from edgeship import ProfileReport
-from edgeship.config import ProfileConfig
-from edgeship.profiles import BoardProfile, get_profile
+from edgeship.core.config import ProfileConfig
+from edgeship.targets.profiles import BoardProfile, get_profile
 from edgeship.targets import LocalTarget, Target, wire
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.ops import Runtime

@@ -38,7 +38,7 @@ from edgeship.ab.result import NO_DIFFERENCE, ABReport  # noqa: E402
 from edgeship.ab.runner import ABConfig, run_ab  # noqa: E402
 from edgeship.ab.schedule import Schedule  # noqa: E402
 from edgeship.ab.stats import StatsPolicy, wilson  # noqa: E402
-from edgeship.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
+from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
 from edgeship.targets import Target, open_target  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import InterleavePolicy  # noqa: E402

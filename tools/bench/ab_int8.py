@@ -31,7 +31,7 @@ from edgeship.ab.runner import ABConfig, run_ab  # noqa: E402
 from edgeship.ab.schedule import Schedule  # noqa: E402
 from edgeship.ab.stats import StatsPolicy  # noqa: E402
 from edgeship.ab.table import render  # noqa: E402
-from edgeship.config import ConnectOptions, Timeouts  # noqa: E402
+from edgeship.core.config import ConnectOptions, Timeouts  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from tools.zoo.build import build_zoo  # noqa: E402
 

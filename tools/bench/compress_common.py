@@ -92,7 +92,8 @@ def measure(
     ns: argparse.Namespace,
     latency: bool = True,
 ) -> Line:
-    from edgeship.compress import evaluate, onnx_graph
+    from edgeship.models import onnx_graph
+    from edgeship.compress import evaluate
 
     lat = evaluate.latency(base, out, "local", ns.threads, ns.rounds, ns.runs) if latency else None
     b, m = onnx_graph.model_stats(base), onnx_graph.model_stats(out)
@@ -187,8 +188,8 @@ def train_wide(out: Path, train: Any, epochs: int = 3) -> Path:
     import torch
 
     from edgeship.compress.config import TrainConfig
-    from edgeship.compress.torch_model import export_onnx
-    from edgeship.compress.train import fit
+    from edgeship.compress.train.torch_model import export_onnx
+    from edgeship.compress.train.loop import fit
 
     torch.manual_seed(0)
     model = wide_cnn()

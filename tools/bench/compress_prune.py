@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         compress,
         load_dataset,
     )
-    from edgeship.compress.torch_model import TorchModel
+    from edgeship.compress.train.torch_model import TorchModel
 
     manifest = zoo()
     train = load_dataset(manifest.path("digits_train.npz"))

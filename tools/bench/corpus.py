@@ -209,7 +209,7 @@ def _resonate(x: np.ndarray, freq: float, bandwidth: float, rate: int) -> np.nda
 def _export(module: object, example: dict[str, np.ndarray], path: Path) -> Path:
     import torch
 
-    from edgeship.compress.torch_model import export_onnx
+    from edgeship.compress.train.torch_model import export_onnx
 
     assert isinstance(module, torch.nn.Module)
     return export_onnx(module, example, path, list(example))

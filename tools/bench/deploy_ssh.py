@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO))
 
 import onnx  # noqa: E402
 
-from edgeship.config import DEFAULT_HEALTH, ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
+from edgeship.core.config import DEFAULT_HEALTH, ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
 from edgeship.deploy.upload import CHUNK, TAIL  # noqa: E402
-from edgeship.errors import TargetError  # noqa: E402
-from edgeship.fleet import run_each  # noqa: E402
+from edgeship.core.errors import TargetError  # noqa: E402
+from edgeship.targets.fleet import run_each  # noqa: E402
 from edgeship.targets import SSHTarget, open_target, open_targets  # noqa: E402
 from edgeship_runtime.backends.base import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edgeship.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
-from edgeship.fleet import DeviceResult, FleetProgress, run_each  # noqa: E402
+from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
+from edgeship.targets.fleet import DeviceResult, FleetProgress, run_each  # noqa: E402
 from edgeship.targets import Target, open_targets  # noqa: E402
 from edgeship_runtime.backends.base import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402

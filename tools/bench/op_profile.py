@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edgeship.config import ProfileConfig  # noqa: E402
+from edgeship.core.config import ProfileConfig  # noqa: E402
 from edgeship.targets.local import LocalTarget  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402

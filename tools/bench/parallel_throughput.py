@@ -20,7 +20,7 @@ within a round, and the median over rounds is printed with the spread.
 
 Across devices (needs root, iproute2 and openssh-server; skipped otherwise): a testbed of
 two SSH devices pinned to cores 0 and 1, and ``edgeship run --shard``'s code
-(:func:`edgeship.shard.run_sharded`) running ``--device-samples`` samples as batch-1
+(:func:`edgeship.targets.shard.run_sharded`) running ``--device-samples`` samples as batch-1
 requests on one device against both; timed from the first chunk sent to the last back,
 with the devices connected and the model loaded.
 
@@ -205,8 +205,8 @@ def rounds(configs: dict[str, Measure], n: int, seed: int) -> dict[str, list[flo
 
 def device_configs(model: Path, data: Feeds, stack: contextlib.ExitStack) -> dict[str, Measure]:
     """One and two testbed devices on cores 0 and 1; {} (with a note) when unavailable."""
-    from edgeship.config import ConnectOptions, ProfileConfig, Timeouts
-    from edgeship.shard import run_sharded
+    from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts
+    from edgeship.targets.shard import run_sharded
     from edgeship.targets import open_targets
     from tools.testbed import Testbed, missing_requirements
 

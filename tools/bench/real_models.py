@@ -100,7 +100,7 @@ def _to_tflite(entry: Entry, out: Path) -> Path:
 
 def _judge_error(exc: Exception) -> tuple[str, str]:
     from edgeship.compress import NothingToPrune
-    from edgeship.errors import EdgeshipError, InputError
+    from edgeship.core.errors import EdgeshipError, InputError
 
     text = str(exc).strip()
     line = f"{type(exc).__name__}: {' '.join(text.split())}"
@@ -132,7 +132,7 @@ def check_feeds(entry: Entry) -> list[dict[str, np.ndarray]]:
 
 def _check(entry: Entry, result: Path) -> tuple[str, str]:
     from edgeship.compress.evaluate import predict_feeds
-    from edgeship.fidelity import compare
+    from edgeship.models.fidelity import compare
 
     feeds = check_feeds(entry)
     base = predict_feeds(entry.model, feeds)

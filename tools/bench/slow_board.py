@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edgeship.cli.main import main as edgeship_main  # noqa: E402
-from edgeship.config import ConnectOptions, Timeouts  # noqa: E402
+from edgeship.core.config import ConnectOptions, Timeouts  # noqa: E402
 from edgeship.targets import SSHTarget, open_target  # noqa: E402
 from tools.testbed import Testbed  # noqa: E402
 

@@ -43,7 +43,7 @@ from edgeship.ab.result import NO_DIFFERENCE  # noqa: E402
 from edgeship.ab.runner import ABConfig, run_ab  # noqa: E402
 from edgeship.ab.schedule import Schedule  # noqa: E402
 from edgeship.ab.stats import StatsPolicy, wilson  # noqa: E402
-from edgeship.config import ProfileConfig  # noqa: E402
+from edgeship.core.config import ProfileConfig  # noqa: E402
 from edgeship.targets.local import LocalTarget  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402

@@ -38,7 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edgeship.config import ProfileConfig  # noqa: E402
+from edgeship.core.config import ProfileConfig  # noqa: E402
 from edgeship.targets.local import LocalTarget  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from edgeship_runtime.errors import EdgeshipError  # noqa: E402

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeship.extras import MissingExtra, import_optional
-from edgeship.quiet import quiet
+from edgeship.core.extras import MissingExtra, import_optional
+from edgeship.core.quiet import quiet
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,7 +16,7 @@ with :mod:`.plots`. scipy and matplotlib are imported only when used (``edgeship
 
 from __future__ import annotations
 
-from .gates import (
+from edgeship.ab.gates import (
     GATES,
     Gate,
     MaxAccuracyDrop,
@@ -27,11 +27,11 @@ from .gates import (
     make_gate,
     parse_gate,
 )
-from .reports import ReportFiles, write_report
-from .result import AB_SCHEMA, FASTER, NO_DIFFERENCE, SLOWER, ABReport
-from .runner import ABConfig, run_ab
-from .schedule import Schedule
-from .stats import StatsPolicy
+from edgeship.ab.reports import ReportFiles, write_report
+from edgeship.ab.result import AB_SCHEMA, FASTER, NO_DIFFERENCE, SLOWER, ABReport
+from edgeship.ab.runner import ABConfig, run_ab
+from edgeship.ab.schedule import Schedule
+from edgeship.ab.stats import StatsPolicy
 
 __all__ = [
     "AB_SCHEMA",

@@ -20,9 +20,9 @@ from edgeship_runtime.report import (
 )
 from edgeship_runtime.signature import Signature
 
-from . import quality
-from .pareto import model_front
-from .result import (
+from edgeship.ab import quality
+from edgeship.ab.pareto import model_front
+from edgeship.ab.result import (
     Comparison,
     Conditions,
     DeviceAB,
@@ -34,8 +34,8 @@ from .result import (
     PooledComparison,
     SessionValidity,
 )
-from .schedule import Schedule, session_medians, split_sessions
-from .stats import (
+from edgeship.ab.schedule import Schedule, session_medians, split_sessions
+from edgeship.ab.stats import (
     MannWhitney,
     StatsPolicy,
     holm,

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..errors import UsageError
-from .result import Comparison, DeviceAB, GateResult
+from edgeship.core.errors import UsageError
+from edgeship.ab.result import Comparison, DeviceAB, GateResult
 
 
 @dataclass(frozen=True)

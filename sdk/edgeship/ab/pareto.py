@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .result import ModelResult
+from edgeship.ab.result import ModelResult
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..extras import import_optional
-from .gates import MinSpeedup
-from .result import ABReport, DeviceAB
-from .schedule import block_medians
-from .table import device_name
+from edgeship.core.extras import import_optional
+from edgeship.ab.gates import MinSpeedup
+from edgeship.ab.result import ABReport, DeviceAB
+from edgeship.ab.schedule import block_medians
+from edgeship.ab.table import device_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

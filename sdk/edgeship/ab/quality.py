@@ -3,16 +3,16 @@
 Outputs are the model's first output, one row per sample (``(N, C)`` logits or scores,
 any trailing shape is flattened); top-1 is the arg-max of a row. Labels are class
 indices ``(N,)`` or one-hot ``(N, C)``. The figures themselves are
-:mod:`edgeship.fidelity`'s; this module adds their Wilson intervals.
+:mod:`edgeship.models.fidelity`'s; this module adds their Wilson intervals.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..fidelity import class_labels, correct, cosine_rows, max_abs_diff, rows, top1
-from .result import Accuracy, Agreement
-from .stats import wilson
+from edgeship.models.fidelity import class_labels, correct, cosine_rows, max_abs_diff, rows, top1
+from edgeship.ab.result import Accuracy, Agreement
+from edgeship.ab.stats import wilson
 
 __all__ = ["accuracy", "agreement", "class_labels", "cosine_rows", "rows", "top1"]
 

@@ -12,10 +12,10 @@ import base64
 import html
 from collections.abc import Sequence
 
-from .plots import Plot, slug
-from .report_md import method_text
-from .result import ABReport, DeviceAB
-from .table import (
+from edgeship.ab.plots import Plot, slug
+from edgeship.ab.report_md import method_text
+from edgeship.ab.result import ABReport, DeviceAB
+from edgeship.ab.table import (
     TEXT_COLUMNS,
     VALIDITY_NOTE,
     Rows,

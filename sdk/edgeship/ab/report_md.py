@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .result import ABReport, DeviceAB
-from .table import (
+from edgeship.ab.result import ABReport, DeviceAB
+from edgeship.ab.table import (
     VALIDITY_NOTE,
     Rows,
     comparison_rows,

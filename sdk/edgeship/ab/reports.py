@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
-from . import report_html, report_md
-from .plots import all_plots
-from .result import ABReport
+from edgeship.core.errors import UsageError
+from edgeship.ab import report_html, report_md
+from edgeship.ab.plots import all_plots
+from edgeship.ab.result import ABReport
 
 
 @dataclass(frozen=True)

@@ -33,16 +33,16 @@ from edgeship_runtime.report import DeviceState, Environment, Validity
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
 
-from ..config import ConnectOptions, ProfileConfig
-from ..errors import EdgeshipError, ModelError, UsageError
-from ..extras import missing_extras
-from ..fleet import DEFAULT_FORKS, run_each
-from ..targets import Loaded, Target, open_targets, wire
-from .analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
-from .gates import Gate, check_all
-from .result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
-from .schedule import Schedule
-from .stats import StatsPolicy
+from edgeship.core.config import ConnectOptions, ProfileConfig
+from edgeship.core.errors import EdgeshipError, ModelError, UsageError
+from edgeship.core.extras import missing_extras
+from edgeship.targets.fleet import DEFAULT_FORKS, run_each
+from edgeship.targets import Loaded, Target, open_targets, wire
+from edgeship.ab.analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
+from edgeship.ab.gates import Gate, check_all
+from edgeship.ab.result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
+from edgeship.ab.schedule import Schedule
+from edgeship.ab.stats import StatsPolicy
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeship_runtime.measure import InterleavePolicy
 
-from ..errors import UsageError
+from edgeship.core.errors import UsageError
 
 MIN_SESSIONS = 4
 """With 4 sessions per model a two-sided Mann-Whitney test can reject at 0.05 (p = 2/70)

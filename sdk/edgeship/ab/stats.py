@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..extras import import_optional
-from .result import FASTER, NO_DIFFERENCE, SLOWER, Interval, LatencySummary
+from edgeship.core.errors import UsageError
+from edgeship.core.extras import import_optional
+from edgeship.ab.result import FASTER, NO_DIFFERENCE, SLOWER, Interval, LatencySummary
 
 _CHUNK_ELEMENTS = 4_000_000
 

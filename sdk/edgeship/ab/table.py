@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
 
-from .result import (
+from edgeship.ab.result import (
     ABReport,
     Comparison,
     Conditions,

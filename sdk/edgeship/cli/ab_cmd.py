@@ -18,18 +18,18 @@ from pathlib import Path
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.opprofile import OpsPolicy
 
-from ..ab.gates import GATES, Gate, make_gate, parse_gate
-from ..ab.reports import write_report
-from ..ab.result import ABReport
-from ..ab.runner import ABConfig, ABStep
-from ..ab.schedule import Schedule
-from ..ab.stats import StatsPolicy
-from ..ab.table import render
-from ..api import ab
-from ..hashing import file_sha256
-from ..progress import StatusLine
-from .common import connect_options, session_from_args, session_options, target_options
-from .output import print_json, print_stderr, status_line
+from edgeship.ab.gates import GATES, Gate, make_gate, parse_gate
+from edgeship.ab.reports import write_report
+from edgeship.ab.result import ABReport
+from edgeship.ab.runner import ABConfig, ABStep
+from edgeship.ab.schedule import Schedule
+from edgeship.ab.stats import StatsPolicy
+from edgeship.ab.table import render
+from edgeship.api import ab
+from edgeship.core.hashing import file_sha256
+from edgeship.core.progress import StatusLine
+from edgeship.cli.common import connect_options, session_from_args, session_options, target_options
+from edgeship.cli.output import print_json, print_stderr, status_line
 
 _GATE_HELP = {
     "min-speedup": "fail unless base median / variant median >= X",

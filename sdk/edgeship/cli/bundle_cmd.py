@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bundle import build_bundle
+from edgeship.targets.bundle import build_bundle
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 
 from edgeship_runtime.backends import SessionOptions
 
-from ..api import setup_hint
-from ..config import ConnectOptions, Timeouts
-from ..errors import UsageError
-from ..fleet import DEFAULT_FORKS, run_each
-from ..targets import Target, open_targets
-from .fleet_view import FleetTable
-from .output import print_json, print_stderr
+from edgeship.api import setup_hint
+from edgeship.core.config import ConnectOptions, Timeouts
+from edgeship.core.errors import UsageError
+from edgeship.targets.fleet import DEFAULT_FORKS, run_each
+from edgeship.targets import Target, open_targets
+from edgeship.cli.fleet_view import FleetTable
+from edgeship.cli.output import print_json, print_stderr
 
 T = TypeVar("T")
 

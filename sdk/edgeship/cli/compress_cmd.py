@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.inputs import parse_shape_overrides
 
-from ..compress.report import shapes_text
-from ..errors import UsageError
-from ..progress import StatusLine, bar
-from .common import connect_options, target_options
-from .output import print_json, status_line, table
+from edgeship.compress.report import shapes_text
+from edgeship.core.errors import UsageError
+from edgeship.core.progress import StatusLine, bar
+from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.output import print_json, status_line, table
 
 if TYPE_CHECKING:
-    from ..compress.train import EpochDone
+    from edgeship.compress.train.loop import EpochDone
 
 _TRAIN = (
     "epochs",
@@ -41,8 +41,8 @@ _TRAIN = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..compress import method_names
-    from ..compress.config import CALIBRATIONS, CHANNEL_IMPORTANCES, SCOPES, WEIGHT_IMPORTANCES
+    from edgeship.compress import method_names
+    from edgeship.compress.config import CALIBRATIONS, CHANNEL_IMPORTANCES, SCOPES, WEIGHT_IMPORTANCES
 
     p = sub.add_parser(
         "compress",
@@ -143,7 +143,7 @@ def config_from_args(ns: argparse.Namespace) -> Any:
     """The config of ``--method`` from the options its config class has (others are
     ignored); training options are passed whenever given (a method that does not train
     refuses them)."""
-    from ..compress import config_from_dict, get_method
+    from edgeship.compress import config_from_dict, get_method
 
     method = get_method(ns.method)
     given = {
@@ -173,7 +173,7 @@ def model_from_args(ns: argparse.Namespace) -> Any:
         if ns.model.endswith(".pt"):
             raise UsageError(f"{ns.model} is a torch state dict: say which module with --arch")
         return Path(ns.model)
-    from ..compress.torch_model import TorchModel
+    from edgeship.compress.train.torch_model import TorchModel
 
     state = None if ":" in ns.model and not Path(ns.model).exists() else Path(ns.model)
     return TorchModel(ns.arch, state)
@@ -181,9 +181,9 @@ def model_from_args(ns: argparse.Namespace) -> Any:
 
 def run(ns: argparse.Namespace) -> int:
     """One target, opened here and closed at the end, serves every check of the command."""
-    from ..compress import CompressOptions, compress, load_recipe, run_recipe
-    from ..compress.guard import GuardPolicy
-    from ..targets import open_target
+    from edgeship.compress import CompressOptions, compress, load_recipe, run_recipe
+    from edgeship.compress.guard import GuardPolicy
+    from edgeship.targets import open_target
 
     model = model_from_args(ns)
     shapes = parse_shape_overrides(ns.shape)

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgeship_runtime.inputs import parse_shape_overrides
 
-from ..convert import (
+from edgeship.convert import (
     FORMATS,
     ConversionReport,
     ConvertConfig,
@@ -26,10 +26,10 @@ from ..convert import (
     VerifyReport,
     convert,
 )
-from ..errors import VerificationError
-from ..targets import open_target
-from .common import connect_options, target_options
-from .output import print_json, table
+from edgeship.core.errors import VerificationError
+from edgeship.targets import open_target
+from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.output import print_json, table
 
 EXIT_NOT_EQUIVALENT = 1
 

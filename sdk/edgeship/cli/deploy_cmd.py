@@ -8,22 +8,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api import check_deploy_names, deploy
-from ..errors import DeployError
-from ..targets import Target
-from ..targets.capabilities import deployer
-from .common import on_targets, target_options
-from .deploy_options import (
+from edgeship.api import check_deploy_names, deploy
+from edgeship.core.errors import DeployError
+from edgeship.targets import Target
+from edgeship.targets.capabilities import deployer
+from edgeship.cli.common import on_targets, target_options
+from edgeship.cli.deploy_options import (
     health_options,
     health_policy,
     lock_wait_option,
     signing_from,
     signing_options,
 )
-from .output import table
+from edgeship.cli.output import table
 
 if TYPE_CHECKING:
-    from ..deploy import Deployment, ModelVersions
+    from edgeship.deploy import Deployment, ModelVersions
 
 
 def register(sub: argparse._SubParsersAction) -> None:

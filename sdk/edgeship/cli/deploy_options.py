@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edgeship_runtime.inputs import parse_shape_overrides
 
-from ..config import HealthPolicy, Signing
-from ..errors import UsageError
+from edgeship.core.config import HealthPolicy, Signing
+from edgeship.core.errors import UsageError
 
 
 def health_options(p: argparse.ArgumentParser, gate: bool = False) -> None:

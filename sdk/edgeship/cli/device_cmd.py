@@ -7,14 +7,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..profiles import match_profile
-from ..targets import Target
-from ..targets.capabilities import prober, provisioner
-from .common import on_targets, target_options
-from .output import table
+from edgeship.targets.profiles import match_profile
+from edgeship.targets import Target
+from edgeship.targets.capabilities import prober, provisioner
+from edgeship.cli.common import on_targets, target_options
+from edgeship.cli.output import table
 
 if TYPE_CHECKING:
-    from ..provision import SetupResult
+    from edgeship.targets.provision import SetupResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,8 +88,8 @@ def run_probe(ns: argparse.Namespace) -> int:
 
 
 def run_setup(ns: argparse.Namespace) -> int:
-    from ..deploy.signing import install_trust, read_public
-    from ..provision import setup_device  # imports the SSH target, hence paramiko
+    from edgeship.deploy.signing import install_trust, read_public
+    from edgeship.targets.provision import setup_device  # imports the SSH target, hence paramiko
 
     packages = [p for p in (ns.packages or "").split(",") if p] or None
     if ns.trust is not None:

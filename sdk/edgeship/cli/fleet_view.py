@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from ..fleet import DeviceResult, FleetProgress
-from ..progress import StatusLine, line_on
+from edgeship.targets.fleet import DeviceResult, FleetProgress
+from edgeship.core.progress import StatusLine, line_on
 
 INDENT = "    "
 COUNT = "fleet"

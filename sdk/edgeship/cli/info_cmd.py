@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import on_targets, target_options
-from .output import table
+from edgeship.cli.common import on_targets, target_options
+from edgeship.cli.output import table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

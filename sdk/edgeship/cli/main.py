@@ -1,6 +1,6 @@
 """``edgeship``: entry point. Each command module offers ``register(subparsers)``.
 
-User mistakes and device failures are :class:`~edgeship.errors.EdgeshipError`: they end
+User mistakes and device failures are :class:`~edgeship.core.errors.EdgeshipError`: they end
 as one ``error:`` line (and ``{"error": ...}`` with ``--json``) and a non-zero exit,
 never as a traceback.
 """
@@ -14,9 +14,9 @@ from typing import NoReturn
 
 from edgeship_runtime import __version__
 
-from ..errors import EdgeshipError, UsageError
-from ..extras import missing_extras
-from . import (
+from edgeship.core.errors import EdgeshipError, UsageError
+from edgeship.core.extras import missing_extras
+from edgeship.cli import (
     ab_cmd,
     bundle_cmd,
     compress_cmd,
@@ -33,8 +33,8 @@ from . import (
     sweep_cmd,
     tune_cmd,
 )
-from .common import global_options
-from .output import print_error
+from edgeship.cli.common import global_options
+from edgeship.cli.output import print_error
 
 COMMANDS = (
     profile_cmd,

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from edgeship_runtime.measure import MeasurePolicy
 
-from ..errors import VerificationError
-from ..optimize import LEVELS, OptimizeConfig, OptimizeReport, optimize
-from ..optimize.bench import measure_models
-from ..targets import open_target
-from .common import connect_options, target_options
-from .convert_cmd import add_verify_options, report_failure, verify_options, verify_table
-from .output import print_json, table
+from edgeship.core.errors import VerificationError
+from edgeship.optimize import LEVELS, OptimizeConfig, OptimizeReport, optimize
+from edgeship.optimize.bench import measure_models
+from edgeship.targets import open_target
+from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.convert_cmd import add_verify_options, report_failure, verify_options, verify_table
+from edgeship.cli.output import print_json, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

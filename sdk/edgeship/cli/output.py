@@ -12,8 +12,8 @@ from typing import Any
 
 from edgeship_runtime.report import ProfileReport
 
-from ..errors import EdgeshipError
-from ..progress import CLEAR_LINE, StatusLine, line_on
+from edgeship.core.errors import EdgeshipError
+from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
 
 
 def print_json(data: Any) -> None:

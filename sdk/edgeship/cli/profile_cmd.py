@@ -19,15 +19,15 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
-from ..config import ParallelConfig, ProfileConfig
-from ..errors import UsageError
-from ..progress import StatusLine
-from ..shard import describe_parallel, profile_parallel
-from ..targets import Target
-from ..targets.cooldown import CooldownPolicy
-from .common import input_options, on_targets, session_from_args, session_options, target_options
-from .measure_view import TOP_OPS, profile_notes
-from .output import profile_table, status_line
+from edgeship.core.config import ParallelConfig, ProfileConfig
+from edgeship.core.errors import UsageError
+from edgeship.core.progress import StatusLine
+from edgeship.targets.shard import describe_parallel, profile_parallel
+from edgeship.targets import Target
+from edgeship.targets.cooldown import CooldownPolicy
+from edgeship.cli.common import input_options, on_targets, session_from_args, session_options, target_options
+from edgeship.cli.measure_view import TOP_OPS, profile_notes
+from edgeship.cli.output import profile_table, status_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:

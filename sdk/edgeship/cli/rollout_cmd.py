@@ -6,17 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..rollout import RolloutPlan, RolloutReport, rollout
-from ..targets import open_targets
-from .common import connect_options, target_options
-from .deploy_options import (
+from edgeship.rollout import RolloutPlan, RolloutReport, rollout
+from edgeship.targets import open_targets
+from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.deploy_options import (
     health_options,
     health_policy,
     lock_wait_option,
     signing_from,
     signing_options,
 )
-from .output import print_json, print_stderr, table
+from edgeship.cli.output import print_json, print_stderr, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

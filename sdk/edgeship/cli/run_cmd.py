@@ -9,19 +9,19 @@ import numpy as np
 
 from edgeship_runtime.inputs import load_arrays
 
-from ..config import ProfileConfig
-from ..errors import UsageError
-from ..inventory import load_inventory
-from ..shard import run_sharded
-from ..targets import Target, open_targets
-from .common import (
+from edgeship.core.config import ProfileConfig
+from edgeship.core.errors import UsageError
+from edgeship.targets.devices import load_inventory
+from edgeship.targets.shard import run_sharded
+from edgeship.targets import Target, open_targets
+from edgeship.cli.common import (
     connect_options,
     on_targets,
     session_from_args,
     session_options,
     target_options,
 )
-from .output import print_json, print_stderr
+from edgeship.cli.output import print_json, print_stderr
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ import argparse
 import socket
 from pathlib import Path
 
-from .output import print_json
+from edgeship.cli.output import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_keygen(ns: argparse.Namespace) -> int:
-    from ..deploy.signing import key_id, keygen, read_public
+    from edgeship.deploy.signing import key_id, keygen, read_public
 
     private, public = keygen(ns.key, ns.comment if ns.comment is not None else socket.gethostname())
     found = {"private": str(private), "public": str(public), "key_id": key_id(read_public(public))}
@@ -48,9 +48,9 @@ def run_keygen(ns: argparse.Namespace) -> int:
 
 
 def run_sign(ns: argparse.Namespace) -> int:
-    from ..deploy.files import model_files
-    from ..deploy.layout import validate_name
-    from ..deploy.signing import sign_release, write_release
+    from edgeship.deploy.files import model_files
+    from edgeship.deploy.layout import validate_name
+    from edgeship.deploy.signing import sign_release, write_release
 
     name = validate_name(ns.name or ns.model.stem)
     release = sign_release(ns.key, name, model_files(ns.model), ns.release)

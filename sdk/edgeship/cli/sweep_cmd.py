@@ -17,10 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..sweep import Cell, Policy, SweepConfig, SweepEvent, VariantRecord, open_executor, run_sweep
-from ..sweep.view import event_line, to_markdown
-from .common import connect_options, target_options
-from .output import print_json, print_stderr
+from edgeship.sweep import Cell, Policy, SweepConfig, SweepEvent, VariantRecord, open_executor, run_sweep
+from edgeship.sweep.view import event_line, to_markdown
+from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.output import print_json, print_stderr
 
 _POLICY = Policy()
 
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from ..compress import load_recipe
+    from edgeship.compress import load_recipe
 
     connect = connect_options(ns)
     threads = ns.threads if ns.threads is not None else load_recipe(ns.recipe).threads

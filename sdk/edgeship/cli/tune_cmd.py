@@ -17,17 +17,17 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.measure import MeasurePolicy
 
-from ..optimize import TuneConfig, TuneReport, tune
-from ..optimize.tune import MODES
-from ..targets import Target
-from .common import (
+from edgeship.optimize import TuneConfig, TuneReport, tune
+from edgeship.optimize.tune import MODES
+from edgeship.targets import Target
+from edgeship.cli.common import (
     input_options,
     on_targets,
     target_options,
     tensorrt_from_args,
     tensorrt_options,
 )
-from .output import status_line, table
+from edgeship.cli.output import status_line, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

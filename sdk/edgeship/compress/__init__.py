@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .api import CompressOptions, compress
-from .config import (
+from edgeship.compress.api import CompressOptions, compress
+from edgeship.compress.config import (
     ChainConfig,
     ChannelPruneConfig,
     DistillConfig,
@@ -31,12 +31,12 @@ from .config import (
     config_from_dict,
     config_to_dict,
 )
-from .data import DataLike, Dataset, load_dataset
-from .errors import CompressionError, NothingToPrune, UnsupportedPattern, VerificationError
-from .guard import FidelityCollapse, GuardPolicy, NoChange
-from .methods import TORCH, Method, get_method, method_names, register_method
-from .recipe import Recipe, RecipeReport, RecipeResult, RecipeTable, load_recipe, run_recipe
-from .report import (
+from edgeship.compress.data import DataLike, Dataset, load_dataset
+from edgeship.core.errors import CompressionError, NothingToPrune, UnsupportedPattern, VerificationError
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
+from edgeship.compress.methods import TORCH, Method, get_method, method_names, register_method
+from edgeship.compress.recipe import Recipe, RecipeReport, RecipeResult, RecipeTable, load_recipe, run_recipe
+from edgeship.compress.report import (
     CompressionReport,
     CompressionResult,
     Fidelity,
@@ -45,7 +45,7 @@ from .report import (
 )
 
 if TYPE_CHECKING:
-    from .torch_model import TorchModel
+    from edgeship.compress.train.torch_model import TorchModel
 
 # The built-in methods (the registry: .methods). Runners are imported when first used.
 _QUANTIZE = {"onnx": ".quantize_onnx:quantize_onnx", "tflite": ".quantize_tflite:quantize_tflite"}
@@ -194,7 +194,7 @@ def distill(
 
 def __getattr__(name: str) -> object:
     if name == "TorchModel":  # imports torch: only when asked for
-        from .torch_model import TorchModel
+        from edgeship.compress.train.torch_model import TorchModel
 
         return TorchModel
     raise AttributeError(name)

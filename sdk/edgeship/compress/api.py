@@ -27,23 +27,24 @@ import numpy as np
 
 from edgeship_runtime.formats import detect_format
 
-from ..config import ConnectOptions
-from ..errors import EdgeshipError, InputError, UsageError
-from ..extras import missing_extras
-from ..targets import Target
-from . import evaluate, guard, onnx_graph
-from .config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
-from .data import DataLike, Dataset, EvalSplit, check_dataset, eval_split, load_dataset, require
-from .errors import CompressionError
-from .fallback import Fallback, Search
-from .guard import FidelityCollapse, GuardPolicy, NoChange
-from .methods import Job, MethodConfig, Outcome, method_for
-from .report import CompressionReport, CompressionResult
-from .source import ModelLike, base_model
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import EdgeshipError, InputError, UsageError
+from edgeship.core.extras import missing_extras
+from edgeship.targets import Target
+from edgeship.models import onnx_graph
+from edgeship.compress import evaluate, guard
+from edgeship.compress.config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
+from edgeship.compress.data import DataLike, Dataset, EvalSplit, check_dataset, eval_split, load_dataset, require
+from edgeship.core.errors import CompressionError
+from edgeship.compress.quantize.fallback import Fallback, Search
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
+from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
+from edgeship.compress.report import CompressionReport, CompressionResult
+from edgeship.compress.source import ModelLike, base_model
 
 if TYPE_CHECKING:
-    from .torch_model import TorchModel
-    from .train import EpochProgress
+    from edgeship.compress.train.torch_model import TorchModel
+    from edgeship.compress.train.loop import EpochProgress
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def run_method(
 ) -> Outcome:
     """Run one method, writing ``out``; its outcome (details and notes). An ONNX base is
     prepared first (:mod:`.prepare`)."""
-    from .prepare import prepared
+    from edgeship.models.prepare import prepared
 
     method = method_for(config)
     fmt = method.input_format(base, source)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import onnx_graph
+from edgeship.models import onnx_graph
 
 PASS_THROUGH = {
     "Relu",

@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import importance, onnx_graph
-from .channel_groups import Group, Slice, find_groups
-from .config import ChannelPruneConfig
-from .data import Dataset, require
-from .errors import NothingToPrune
-from .methods import Job, Outcome
-from .torch_graph import OnnxModule, to_tensors
-from .train import fit, predict_torch
+from edgeship.compress.prune import importance
+from edgeship.models import onnx_graph
+from edgeship.compress.prune.channel_groups import Group, Slice, find_groups
+from edgeship.compress.config import ChannelPruneConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.core.errors import NothingToPrune
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.train.torch_graph import OnnxModule, to_tensors
+from edgeship.compress.train.loop import fit, predict_torch
 
 
 def prune_channels_onnx(job: Job[ChannelPruneConfig]) -> Outcome:

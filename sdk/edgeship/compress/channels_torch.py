@@ -16,15 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from ..extras import import_optional
-from . import heads
-from .config import ChannelPruneConfig
-from .data import Dataset, require
-from .errors import CompressionError, NothingToPrune
-from .methods import Job, Outcome
-from .torch_model import count_parameters, export_onnx
-from .train import fit, predict_torch, predict_with_pre_hooks
+from edgeship.core.errors import UsageError
+from edgeship.core.extras import import_optional
+from edgeship.compress.prune import heads
+from edgeship.compress.config import ChannelPruneConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.core.errors import CompressionError, NothingToPrune
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.train.torch_model import count_parameters, export_onnx
+from edgeship.compress.train.loop import fit, predict_torch, predict_with_pre_hooks
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 Layer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
-from .methods import MethodConfig, get_method, method_for, method_names
+from edgeship.core.errors import UsageError
+from edgeship.compress.methods import MethodConfig, get_method, method_for, method_names
 
 QUANT_METHODS = ("int8-dynamic", "int8-static", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")

@@ -7,7 +7,7 @@ such as a sample rate, or a first dim the model fixes at more than 1, such as a 
 ``[2, batch, 128]``): those are given whole and go unchanged into every call, and a data
 set holding any runs one sample per call, so a state's batch dim is that of the value
 given. Everything is checked against the model's signature before any work starts, so a
-mismatch is one :class:`~edgeship.errors.InputError` naming the input.
+mismatch is one :class:`~edgeship.core.errors.InputError` naming the input.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from edgeship_runtime.inputs import (
 )
 from edgeship_runtime.signature import Signature, format_shape
 
-from ..errors import InputError
+from edgeship.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def load_dataset(data: DataLike | None, model: object = None) -> Dataset | None:
 
 
 def _signature(model: str | Path) -> Signature:
-    from .evaluate import signature  # evaluate imports this module
+    from edgeship.compress.evaluate import signature  # evaluate imports this module
 
     return signature(Path(model))
 

@@ -14,18 +14,18 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import UsageError
-from . import onnx_graph
-from .channels import shrink
-from .channels_torch import narrow
-from .config import DistillConfig
-from .data import Dataset, require
-from .errors import CompressionError, NothingToPrune
-from .evaluate import predict
-from .methods import Job, Outcome
-from .torch_graph import OnnxModule
-from .torch_model import TorchModel, count_parameters, export_onnx
-from .train import fit
+from edgeship.core.errors import UsageError
+from edgeship.models import onnx_graph
+from edgeship.compress.prune.channels import shrink
+from edgeship.compress.prune.channels_torch import narrow
+from edgeship.compress.config import DistillConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.core.errors import CompressionError, NothingToPrune
+from edgeship.compress.evaluate import predict
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.train.torch_graph import OnnxModule
+from edgeship.compress.train.torch_model import TorchModel, count_parameters, export_onnx
+from edgeship.compress.train.loop import fit
 
 
 def distill(job: Job[DistillConfig]) -> Outcome:
@@ -82,7 +82,7 @@ def _no_student(teacher: str, exc: NothingToPrune) -> CompressionError:
 
 
 def _check_outputs(module: nn.Module, data: Dataset, width: int) -> None:
-    from .train import predict_torch
+    from edgeship.compress.train.loop import predict_torch
 
     try:
         got = predict_torch(module, data.take(2)).shape[1]

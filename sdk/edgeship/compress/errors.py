@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from edgeship_runtime.errors import EdgeshipError
 
-from ..errors import VerificationError
+from edgeship.core.errors import VerificationError
 
 __all__ = ["CompressionError", "NothingToPrune", "UnsupportedPattern", "VerificationError"]
 

@@ -2,7 +2,7 @@
 every produced model must pass, and interleaved batch-1 latency.
 
 Predictions run in this process through the edgeship runtime's own backends (the same
-loading code the device uses); the figures are :mod:`edgeship.fidelity`'s. Verification
+loading code the device uses); the figures are :mod:`edgeship.models.fidelity`'s. Verification
 and latency go through a :class:`Target` the caller opened once for the whole run.
 """
 
@@ -21,21 +21,21 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import load_model
 from edgeship_runtime.signature import Signature
 
-from .. import fidelity as figures
-from ..config import ConnectOptions, ProfileConfig
-from ..errors import (
+from edgeship.models import fidelity as figures
+from edgeship.core.config import ConnectOptions, ProfileConfig
+from edgeship.core.errors import (
     AuthenticationError,
     ConnectError,
     EdgeshipError,
     HostKeyError,
     VerificationError,
 )
-from ..fidelity import Fidelity
-from ..targets import Target, open_target
-from . import onnx_graph
-from .data import Dataset
-from .onnx_graph import graphs
-from .report import Latency
+from edgeship.models.fidelity import Fidelity
+from edgeship.targets import Target, open_target
+from edgeship.models import onnx_graph
+from edgeship.compress.data import Dataset
+from edgeship.models.onnx_graph import graphs
+from edgeship.compress.report import Latency
 
 UNREACHABLE = (ConnectError, AuthenticationError, HostKeyError)
 """Errors that say nothing about the model: they propagate as they are."""
@@ -68,7 +68,7 @@ def generated_feeds(
     first_seed: int = 0,
 ) -> list[dict[str, np.ndarray]]:
     """Inputs generated at ``path``'s real shape, one set per seed from ``first_seed``:
-    dynamic non-batch dims from ``shapes`` or an :class:`~edgeship.errors.InputError`
+    dynamic non-batch dims from ``shapes`` or an :class:`~edgeship.core.errors.InputError`
     naming the dim."""
     sig = signature(path)
     return [generate_feeds(sig, shapes, seed=first_seed + i) for i in range(runs)]
@@ -199,13 +199,13 @@ def integer_io(path: Path, sig: Signature) -> IntegerIO:
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
-    """Top-1 accuracy (see :func:`edgeship.fidelity.accuracy`); None without labels."""
+    """Top-1 accuracy (see :func:`edgeship.models.fidelity.accuracy`); None without labels."""
     return figures.accuracy(logits, labels)
 
 
 def fidelity(base: np.ndarray, new: np.ndarray, labels: np.ndarray | None) -> Fidelity:
     """``new`` against ``base`` (first axis: samples); top-1 agreement only where the
-    outputs' own shape is that of class scores (:func:`edgeship.fidelity.is_class_scores`)."""
+    outputs' own shape is that of class scores (:func:`edgeship.models.fidelity.is_class_scores`)."""
     return figures.compare(base, new, labels)
 
 
@@ -253,7 +253,7 @@ def latency(
     (:func:`edgeship.optimize.bench.interleaved`), after one discarded round (a runtime's
     first sessions run slower: cold caches, clocks). A target spec is opened for the call.
     ``shapes``: of the inputs with dynamic dims (else they must have none but the batch)."""
-    from ..optimize.bench import interleaved, median_p50_ms  # optimize imports convert
+    from edgeship.optimize.bench import interleaved, median_p50_ms  # optimize imports convert
 
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs),

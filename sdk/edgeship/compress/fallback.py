@@ -33,9 +33,10 @@ import numpy as np
 
 from edgeship_runtime.signature import Signature
 
-from ..fidelity import Fidelity
-from . import evaluate, guard, onnx_graph
-from .guard import GuardPolicy
+from edgeship.models.fidelity import Fidelity
+from edgeship.models import onnx_graph
+from edgeship.compress import evaluate, guard
+from edgeship.compress.guard import GuardPolicy
 
 Calls = list[dict[str, np.ndarray]]
 Quantize = Callable[[Path, Sequence[str], Path, "Calls | None"], None]

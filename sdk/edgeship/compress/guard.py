@@ -7,7 +7,7 @@ graph's weights; :func:`~edgeship.compress.compress` raises what they find.
 A *collapse* is any of: outputs that are no longer finite, an output that is constant
 over the samples (all zeros included) where the base's varies, a weight of a
 Conv/Gemm/MatMul that is all zeros where the base's was not (a whole layer pruned away),
-and, by the kind of output (:func:`edgeship.fidelity.is_class_scores`):
+and, by the kind of output (:func:`edgeship.models.fidelity.is_class_scores`):
 
 * class scores: top-1 agreement with the base below :attr:`GuardPolicy.min_top1`, with
   labels an accuracy drop beyond :attr:`GuardPolicy.max_drop_pt`, and for a method that
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..fidelity import Fidelity
-from .errors import CompressionError
+from edgeship.core.errors import UsageError
+from edgeship.models.fidelity import Fidelity
+from edgeship.core.errors import CompressionError
 
 HINTS = {
     "prune": "--scope layer, a lower --sparsity, or --epochs N (fine-tuning on --data)",
@@ -126,7 +126,7 @@ def _constant(outputs: np.ndarray) -> bool:
 def zeroed_layers(base: Any, new: Any) -> list[str]:
     """Weights of ``new``'s Conv/Gemm/MatMul nodes (ONNX) that are all zeros where the
     same-named weight of ``base`` was not."""
-    from . import onnx_graph
+    from edgeship.models import onnx_graph
 
     before = onnx_graph.arrays(base)
     after = onnx_graph.arrays(new)

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import importance
-from .data import Dataset
-from .train import predict_with_pre_hooks
+from edgeship.compress.prune import importance
+from edgeship.compress.data import Dataset
+from edgeship.compress.train.loop import predict_with_pre_hooks
 
 
 class HeadAttention(nn.Module):

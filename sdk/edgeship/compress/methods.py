@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from edgeship_runtime.formats import detect_format, get_format
 
-from ..errors import UsageError
+from edgeship.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .fallback import Search
-    from .torch_model import TorchModel
-    from .train import EpochProgress
+    from edgeship.compress.data import Dataset
+    from edgeship.compress.quantize.fallback import Search
+    from edgeship.compress.train.torch_model import TorchModel
+    from edgeship.compress.train.loop import EpochProgress
 
 TORCH = "torch"
 """The pseudo-format of a runner that takes the user's torch model (``Job.source``)."""

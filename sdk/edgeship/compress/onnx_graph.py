@@ -14,8 +14,8 @@ import numpy as np
 
 from edgeship_runtime.formats import detect_format
 
-from .errors import CompressionError, NothingToPrune
-from .report import ModelStats
+from edgeship.core.errors import CompressionError, NothingToPrune
+from edgeship.compress.report import ModelStats
 
 WEIGHT_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1}
 """Op type → input index of the weight whose elements pruning removes."""

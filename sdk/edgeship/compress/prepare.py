@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..quiet import quiet
-from . import onnx_graph
-from .onnx_graph import graphs, subgraphs
+from edgeship.core.quiet import quiet
+from edgeship.models import onnx_graph
+from edgeship.models.onnx_graph import graphs, subgraphs
 
 
 @dataclass

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import importance, onnx_graph
-from .config import PruneConfig
-from .data import Dataset, require
-from .methods import Job, Outcome
-from .torch_graph import OnnxModule, to_tensors
-from .train import distill_loss, fit, metric, outputs_of, predict_torch
+from edgeship.compress.prune import importance
+from edgeship.models import onnx_graph
+from edgeship.compress.config import PruneConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.train.torch_graph import OnnxModule, to_tensors
+from edgeship.compress.train.loop import distill_loss, fit, metric, outputs_of, predict_torch
 
 SCORE_BATCH = 8
 

@@ -18,10 +18,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..extras import import_optional
-from . import onnx_graph
-from .config import QuantizeConfig
-from .onnx_graph import graphs, subgraphs
+from edgeship.core.extras import import_optional
+from edgeship.models import onnx_graph
+from edgeship.compress.config import QuantizeConfig
+from edgeship.models.onnx_graph import graphs, subgraphs
 
 
 def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:

@@ -27,15 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from . import fallback, onnx_graph
-from .config import QuantizeConfig
-from .data import Dataset, require
-from .errors import CompressionError, UnsupportedPattern
-from .fallback import Calls, Quantize
-from .methods import Job, Outcome
-from .onnx_graph import graphs, subgraphs
-from .quantize_fp16 import convert_fp16
+from edgeship.core.errors import UsageError
+from edgeship.compress.quantize import fallback
+from edgeship.models import onnx_graph
+from edgeship.compress.config import QuantizeConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.core.errors import CompressionError, UnsupportedPattern
+from edgeship.compress.quantize.fallback import Calls, Quantize
+from edgeship.compress.methods import Job, Outcome
+from edgeship.models.onnx_graph import graphs, subgraphs
+from edgeship.compress.quantize.onnx_fp16 import convert_fp16
 
 CALIBRATION_BATCH = 32
 

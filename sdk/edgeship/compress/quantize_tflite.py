@@ -22,14 +22,14 @@ from typing import Any
 
 from edgeship_runtime.inputs import named_as
 
-from ..errors import UsageError
-from ..extras import import_optional
-from ..quiet import quiet
-from .config import QuantizeConfig
-from .data import Dataset, require
-from .errors import CompressionError
-from .methods import Job, Outcome
-from .tflite_fp16 import float32_weights, hidden_weight
+from edgeship.core.errors import UsageError
+from edgeship.core.extras import import_optional
+from edgeship.core.quiet import quiet
+from edgeship.compress.config import QuantizeConfig
+from edgeship.compress.data import Dataset, require
+from edgeship.core.errors import CompressionError
+from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.quantize.tflite_fp16 import float32_weights, hidden_weight
 
 RECIPES = {
     "int8-dynamic": "dynamic_wi8_afp32",

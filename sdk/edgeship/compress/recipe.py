@@ -35,20 +35,20 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.formats import get_format
 
-from ..config import ConnectOptions
-from ..errors import InputError, UsageError, VerificationError
-from ..targets import Target
-from . import evaluate
-from .api import CompressOptions, compress
-from .config import AnyConfig, config_from_dict, data_needs, output_format
-from .data import DataLike, load_dataset
-from .errors import CompressionError
-from .guard import GuardPolicy
-from .report import CompressionReport, shapes_text
-from .source import base_format
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import InputError, UsageError, VerificationError
+from edgeship.targets import Target
+from edgeship.compress import evaluate
+from edgeship.compress.api import CompressOptions, compress
+from edgeship.compress.config import AnyConfig, config_from_dict, data_needs, output_format
+from edgeship.compress.data import DataLike, load_dataset
+from edgeship.core.errors import CompressionError
+from edgeship.compress.guard import GuardPolicy
+from edgeship.compress.report import CompressionReport, shapes_text
+from edgeship.compress.source import base_format
 
 if TYPE_CHECKING:
-    from .train import EpochProgress
+    from edgeship.compress.train.loop import EpochProgress
 
 TABLE_SCHEMA = "edgeship.compression-table/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -2,7 +2,7 @@
 
 :class:`CompressionReport` is the typed JSON record of one produced model;
 :class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
-and its report. Fidelity figures are :class:`edgeship.fidelity.Fidelity`.
+and its report. Fidelity figures are :class:`edgeship.models.fidelity.Fidelity`.
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -19,7 +19,7 @@ from typing import Any
 
 from edgeship_runtime.signature import format_dims
 
-from ..fidelity import Fidelity
+from edgeship.models.fidelity import Fidelity
 
 __all__ = [
     "SCHEMA",

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 from edgeship_runtime.formats import detect_format
 
-from ..errors import UsageError
-from .data import Dataset
+from edgeship.core.errors import UsageError
+from edgeship.compress.data import Dataset
 
 if TYPE_CHECKING:
-    from .torch_model import TorchModel
+    from edgeship.compress.train.torch_model import TorchModel
 
 ModelLike = str | Path
-"""A model file (.onnx/.tflite) or a :class:`~edgeship.compress.torch_model.TorchModel`."""
+"""A model file (.onnx/.tflite) or a :class:`~edgeship.compress.train.torch_model.TorchModel`."""
 
 
 def base_format(model: object) -> str:
@@ -31,7 +31,7 @@ def base_model(model: object, data: Dataset | None, out: Path) -> tuple[Path, To
         if path.resolve() == out.resolve():
             raise UsageError(f"--out {out} would overwrite the model itself")
         return path, None
-    from .torch_model import TorchModel, export_onnx
+    from edgeship.compress.train.torch_model import TorchModel, export_onnx
 
     if not isinstance(model, TorchModel):
         raise UsageError(f"model must be a file path or a TorchModel, not {type(model)}")

@@ -22,8 +22,8 @@ from onnx import helper
 from torch import nn
 from torch.nn import functional as F
 
-from . import onnx_graph
-from .errors import UnsupportedPattern
+from edgeship.models import onnx_graph
+from edgeship.core.errors import UnsupportedPattern
 
 Op = Callable[[Any, list[Any]], list[torch.Tensor]]
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelError, UsageError
-from .errors import CompressionError
+from edgeship.core.errors import ModelError, UsageError
+from edgeship.core.errors import CompressionError
 
 OPSET = 17
 OUTPUT_NAME = "output"
@@ -115,7 +115,7 @@ def export_onnx(
     except Exception as exc:  # the exporter raises many unrelated types
         raise CompressionError(f"could not export the torch model to ONNX: {exc}") from exc
     model = onnx.load_from_string(buffer.getvalue())
-    from . import onnx_graph
+    from edgeship.models import onnx_graph
 
     return onnx_graph.save(model, path)
 

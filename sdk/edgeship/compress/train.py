@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..fidelity import cosine_similarity, is_class_scores
-from .config import TrainConfig
-from .data import Dataset
-from .errors import CompressionError
+from edgeship.models.fidelity import cosine_similarity, is_class_scores
+from edgeship.compress.config import TrainConfig
+from edgeship.compress.data import Dataset
+from edgeship.core.errors import CompressionError
 
 
 @dataclass

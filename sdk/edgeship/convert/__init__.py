@@ -2,24 +2,24 @@
 
 Every conversion runs source and result on the same inputs and reports max abs
 difference, cosine similarity and top-1 agreement; beyond :class:`Tolerance` it raises
-:class:`~edgeship.errors.VerificationError` unless forced. The routes (source format →
+:class:`~edgeship.core.errors.VerificationError` unless forced. The routes (source format →
 result format → converter) are a registry: :mod:`.routes`; :func:`convert` returns a
 :class:`ConversionResult`, the file and its :class:`ConversionReport`.
 """
 
 from __future__ import annotations
 
-from .config import FORMATS, ConvertConfig, format_of
-from .errors import (
+from edgeship.convert.config import FORMATS, ConvertConfig, format_of
+from edgeship.core.errors import (
     ConversionError,
     PartitionError,
     UnsupportedOpError,
     VerificationError,
 )
-from .pipeline import convert, convert_module
-from .result import ConversionReport, ConversionResult, ModelRef
-from .routes import Route, get_route, register_route, registered_routes
-from .verify import OutputComparison, Tolerance, VerifyData, VerifyReport, verify
+from edgeship.convert.pipeline import convert, convert_module
+from edgeship.convert.result import ConversionReport, ConversionResult, ModelRef
+from edgeship.convert.routes import Route, get_route, register_route, registered_routes
+from edgeship.models.verify import OutputComparison, Tolerance, VerifyData, VerifyReport, verify
 
 __all__ = [
     "FORMATS",

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeship_runtime.signature import Dim, Signature, dims_compatible, format_shape
 
-from .errors import ConversionError
+from edgeship.core.errors import ConversionError
 
 _PREFIXES = ("serving_default_",)
 _SUFFIXES = (":0", "_output")

@@ -11,8 +11,8 @@ from pathlib import Path
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.formats import get_format
 
-from .routes import get_route
-from .verify import Tolerance, VerifyData
+from edgeship.convert.routes import get_route
+from edgeship.models.verify import Tolerance, VerifyData
 
 FORMATS = ("pytorch", "onnx", "tflite")
 # the model formats' canonical suffixes come from the runtime's format table (``.ort`` is

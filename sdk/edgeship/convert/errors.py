@@ -1,8 +1,8 @@
 """Errors of conversion, optimization and partitioning (leaves of edgeship's one tree).
 
 EdgeshipError
-├── UsageError                  (edgeship.errors) unknown suffix, bad option value
-├── VerificationError           (edgeship.errors) the result differs beyond tolerance, or
+├── UsageError                  (edgeship.core.errors) unknown suffix, bad option value
+├── VerificationError           (edgeship.core.errors) the result differs beyond tolerance, or
 │                               did not run (``report``: the conversion's, optimization's
 │                               or partition's report)
 └── ConversionError             a model could not be converted, optimized or split
@@ -17,7 +17,7 @@ from typing import Any
 
 from edgeship_runtime.errors import EdgeshipError
 
-from ..errors import VerificationError
+from edgeship.core.errors import VerificationError
 
 __all__ = [
     "ConversionError",

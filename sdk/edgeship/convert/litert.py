@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..extras import import_optional
-from ..quiet import quiet
-from .errors import ConversionError, UnsupportedOpError
+from edgeship.core.extras import import_optional
+from edgeship.core.quiet import quiet
+from edgeship.core.errors import ConversionError, UnsupportedOpError
 
 _ATEN_OP = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 _EXECUTING = re.compile(r"While executing %(\S+) : [^\n]*?target=([^\],]+)")

@@ -29,14 +29,14 @@ import numpy as np
 
 from edgeship_runtime.signature import Signature
 
-from ..extras import import_optional
-from .errors import ConversionError, UnsupportedOpError
-from .litert import export_tflite
-from .result import Converted
-from .torch_source import NamedOutputs, identifier
+from edgeship.core.extras import import_optional
+from edgeship.core.errors import ConversionError, UnsupportedOpError
+from edgeship.convert.litert import export_tflite
+from edgeship.convert.result import Converted
+from edgeship.convert.torch_source import NamedOutputs, identifier
 
 if TYPE_CHECKING:
-    from .routes import Job
+    from edgeship.convert.routes import Job
 
 CONVERTER = "onnx2torch"
 _TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
@@ -117,13 +117,13 @@ def example_inputs(
 def freeze(model: Any, example: Mapping[str, np.ndarray]) -> tuple[Any, str]:
     """``model`` with ``Constant`` weights folded and simplified at the example's static
     shapes (onnxslim, where installed); the model as it was when that fails. A note."""
-    from ..compress.prepare import fold_constants
+    from edgeship.models.prepare import fold_constants
 
     folded = fold_constants(model)
     try:
         import onnxslim
 
-        from ..quiet import quiet
+        from edgeship.core.quiet import quiet
 
         fixed = [f"{n}:{','.join(str(d) for d in a.shape)}" for n, a in example.items()]
         with quiet():

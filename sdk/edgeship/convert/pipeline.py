@@ -20,21 +20,21 @@ import numpy as np
 from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.inputs import LABELS_KEY, load_arrays, named_as
 
-from ..errors import VerificationError
-from ..extras import missing_extras
-from ..targets import LocalTarget, Target
-from .config import DEFAULT_OPSET, ConvertConfig
-from .result import ConversionReport, ConversionResult, ModelRef
-from .routes import Job, Route, get_route
-from .runners import Runner
-from .torch_source import (
+from edgeship.core.errors import VerificationError
+from edgeship.core.extras import missing_extras
+from edgeship.targets import LocalTarget, Target
+from edgeship.convert.config import DEFAULT_OPSET, ConvertConfig
+from edgeship.convert.result import ConversionReport, ConversionResult, ModelRef
+from edgeship.convert.routes import Job, Route, get_route
+from edgeship.models.runners import Runner
+from edgeship.convert.torch_source import (
     TorchRunner,
     TorchSource,
     build_module,
     forward_input_names,
     torch_source,
 )
-from .verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
 
 if TYPE_CHECKING:
     from torch import nn

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from edgeship_runtime.serde import JsonRecord
 
-from ..hashing import file_sha256
-from .verify import VerifyReport
+from edgeship.core.hashing import file_sha256
+from edgeship.models.verify import VerifyReport
 
 CONVERT_SCHEMA = "edgeship.convert/1"
 

@@ -27,9 +27,9 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.signature import Signature
 
 if TYPE_CHECKING:
-    from .config import ConvertConfig
-    from .result import Converted
-    from .torch_source import TorchSource
+    from edgeship.convert.config import ConvertConfig
+    from edgeship.convert.result import Converted
+    from edgeship.convert.torch_source import TorchSource
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.signature import Signature
 
-from ..extras import import_optional
-from ..quiet import quiet
-from .align import match_names
-from .errors import ConversionError, UnsupportedOpError
-from .result import Converted
+from edgeship.core.extras import import_optional
+from edgeship.core.quiet import quiet
+from edgeship.models.align import match_names
+from edgeship.core.errors import ConversionError, UnsupportedOpError
+from edgeship.convert.result import Converted
 
 if TYPE_CHECKING:
-    from .routes import Job
+    from edgeship.convert.routes import Job
 
 
 def run(job: Job) -> Converted:

@@ -10,12 +10,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConversionError, UnsupportedOpError
-from .result import Converted
-from .torch_source import TorchSource, positional
+from edgeship.core.errors import ConversionError, UnsupportedOpError
+from edgeship.convert.result import Converted
+from edgeship.convert.torch_source import TorchSource, positional
 
 if TYPE_CHECKING:
-    from .routes import Job
+    from edgeship.convert.routes import Job
 
 CONVERTER = "torch.onnx"
 

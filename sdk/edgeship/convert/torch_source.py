@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeship_runtime.signature import Signature, TensorSpec
 
-from .errors import ConversionError
+from edgeship.core.errors import ConversionError
 
 if TYPE_CHECKING:
     import torch

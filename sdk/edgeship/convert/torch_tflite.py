@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .litert import export_tflite
-from .result import Converted
-from .torch_source import TorchSource, identifier
+from edgeship.convert.litert import export_tflite
+from edgeship.convert.result import Converted
+from edgeship.convert.torch_source import TorchSource, identifier
 
 if TYPE_CHECKING:
-    from .routes import Job
+    from edgeship.convert.routes import Job
 
 
 def run(job: Job) -> Converted:

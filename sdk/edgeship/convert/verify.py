@@ -1,6 +1,6 @@
 """Verified equivalence: run source and result on the same inputs and compare outputs.
 
-Three figures per output (from :mod:`edgeship.fidelity`): the largest absolute difference,
+Three figures per output (from :mod:`edgeship.models.fidelity`): the largest absolute difference,
 the cosine similarity of the flattened tensors, and top-1 agreement (the share of rows
 whose arg-max over the last axis is the same; only for outputs shaped like class scores,
 ``[..., C]`` with ``C >= 2``).
@@ -32,9 +32,9 @@ from edgeship_runtime.inputs import (
 from edgeship_runtime.serde import from_jsonable, to_jsonable
 from edgeship_runtime.signature import Signature, TensorSpec
 
-from ..fidelity import cosine_similarity, max_abs_diff, top1_agreement
-from .align import align_inputs, align_outputs, match_names
-from .runners import Runner
+from edgeship.models.fidelity import cosine_similarity, max_abs_diff, top1_agreement
+from edgeship.models.align import align_inputs, align_outputs, match_names
+from edgeship.models.runners import Runner
 
 VERIFY_SCHEMA = "edgeship.verify/1"
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .layout import validate_name
+from edgeship.deploy.layout import validate_name
 
 if TYPE_CHECKING:
-    from .store import Deployment, DeployStore, ModelVersions
+    from edgeship.deploy.store import Deployment, DeployStore, ModelVersions
 
 __all__ = ["DeployStore", "Deployment", "ModelVersions", "validate_name"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("DeployStore", "Deployment", "ModelVersions"):
-        from . import store
+        from edgeship.deploy import store
 
         return getattr(store, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 import posixpath
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeployError
-from .files import ModelFiles
+from edgeship.core.errors import DeployError
+from edgeship.deploy.files import ModelFiles
 
 if TYPE_CHECKING:
-    from .store import DeployStore
+    from edgeship.deploy.store import DeployStore
 
 
 class BlobChecks:

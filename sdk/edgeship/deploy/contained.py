@@ -23,14 +23,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeployError, UsageError
-from .device_files import DeviceFiles, Entry, FileStat
-from .lock import holder_record
+from edgeship.core.errors import DeployError, UsageError
+from edgeship.deploy.device_files import DeviceFiles, Entry, FileStat
+from edgeship.deploy.lock import holder_record
 
 if TYPE_CHECKING:
-    from ..progress import Progress
-    from ..ssh.connection import CommandResult
-    from .upload import Sent
+    from edgeship.core.progress import Progress
+    from edgeship.ssh.connection import CommandResult
+    from edgeship.deploy.upload import Sent
 
 __all__ = ["Contained", "LinkRefused"]
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..progress import Progress
-    from ..ssh.connection import CommandResult
-    from .upload import Sent
+    from edgeship.core.progress import Progress
+    from edgeship.ssh.connection import CommandResult
+    from edgeship.deploy.upload import Sent
 
 __all__ = ["DeviceFiles", "Entry", "FileStat"]
 

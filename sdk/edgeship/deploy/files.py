@@ -16,8 +16,8 @@ from pathlib import Path
 
 from edgeship_runtime.formats import companion_files, detect_format, staged_suffix
 
-from ..errors import ModelError
-from ..hashing import file_sha256
+from edgeship.core.errors import ModelError
+from edgeship.core.hashing import file_sha256
 
 MAIN_STEM = "model"
 

@@ -21,12 +21,12 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeployError
-from .device_files import Entry
-from .layout import PART_SUFFIX, is_blob_name
+from edgeship.core.errors import DeployError
+from edgeship.deploy.device_files import Entry
+from edgeship.deploy.layout import PART_SUFFIX, is_blob_name
 
 if TYPE_CHECKING:
-    from .store import DeployStore
+    from edgeship.deploy.store import DeployStore
 
 STAGED_GRACE_S = 600.0
 PART_KEEP_S = 24 * 3600.0

@@ -12,13 +12,13 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DeployError
-from ..progress import Progress
-from .files import ModelFiles
-from .upload import progress_from
+from edgeship.core.errors import DeployError
+from edgeship.core.progress import Progress
+from edgeship.deploy.files import ModelFiles
+from edgeship.deploy.upload import progress_from
 
 if TYPE_CHECKING:
-    from .store import DeployStore
+    from edgeship.deploy.store import DeployStore
 
 
 class Installer:

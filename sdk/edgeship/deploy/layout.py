@@ -23,7 +23,7 @@ from __future__ import annotations
 import posixpath
 import re
 
-from ..errors import UsageError
+from edgeship.core.errors import UsageError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # what edgeship names a blob: a sha256, with the model's suffix for a one-file model

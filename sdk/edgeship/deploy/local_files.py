@@ -21,14 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ..errors import RemoteCommandError, RemoteTimeout
-from .device_files import Entry, FileStat
-from .lock import busy, lock_refused
-from .upload import Refused, Sent, read_offset, received, receiver_argv
+from edgeship.core.errors import RemoteCommandError, RemoteTimeout
+from edgeship.deploy.device_files import Entry, FileStat
+from edgeship.deploy.lock import busy, lock_refused
+from edgeship.deploy.upload import Refused, Sent, read_offset, received, receiver_argv
 
 if TYPE_CHECKING:
-    from ..progress import Progress
-    from ..ssh.connection import CommandResult
+    from edgeship.core.progress import Progress
+    from edgeship.ssh.connection import CommandResult
 
 __all__ = ["LocalFiles"]
 
@@ -90,7 +90,7 @@ class LocalFiles:
         check: bool = True,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        from ..ssh.connection import CommandResult
+        from edgeship.ssh.connection import CommandResult
 
         timeout = timeout or self.timeout
         try:

@@ -19,12 +19,12 @@ import queue
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..errors import DeployError
-from . import orphans
+from edgeship.core.errors import DeployError
+from edgeship.deploy import orphans
 
 if TYPE_CHECKING:
-    from ..ssh.connection import Connection
-    from ..ssh.pipe import SSHPipe
+    from edgeship.ssh.connection import Connection
+    from edgeship.ssh.pipe import SSHPipe
 
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.

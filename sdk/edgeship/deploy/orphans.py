@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from ..ssh.connection import Connection
+from edgeship.ssh.connection import Connection
 
 RECORD_VERSION = "v1"
 

@@ -9,15 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .device_files import Entry, FileStat
-from .lock import device_lock
-from .upload import Sent, stream_to_device
+from edgeship.deploy.device_files import Entry, FileStat
+from edgeship.deploy.lock import device_lock
+from edgeship.deploy.upload import Sent, stream_to_device
 
 if TYPE_CHECKING:
     import paramiko
 
-    from ..progress import Progress
-    from ..ssh.connection import CommandResult, Connection
+    from edgeship.core.progress import Progress
+    from edgeship.ssh.connection import CommandResult, Connection
 
 __all__ = ["SftpFiles"]
 

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Signing
-from ..errors import DeployError, UsageError
+from edgeship.core.config import Signing
+from edgeship.core.errors import DeployError, UsageError
 
 if TYPE_CHECKING:
-    from .files import ModelFiles
-    from .store import DeployStore
+    from edgeship.deploy.files import ModelFiles
+    from edgeship.deploy.store import DeployStore
 
 SCHEMA = "edgeship.release/1"
 PUBLIC_PREFIX = "edgeship-ed25519"

@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeployError, UsageError
-from ..hashing import file_sha256
-from ..progress import Progress
-from .checks import BlobChecks
-from .contained import Contained
-from .device_files import DeviceFiles
-from .files import MAIN_STEM, ModelFiles, model_files
-from .gc import STAGED_GRACE_S, Housekeeping
-from .health import HealthCheckFailed, HealthReport
-from .install import Installer
-from .layout import Layout, validate_name, version_id, version_number
-from .versions import FAILED, ModelVersions, Versions
+from edgeship.core.errors import DeployError, UsageError
+from edgeship.core.hashing import file_sha256
+from edgeship.core.progress import Progress
+from edgeship.deploy.checks import BlobChecks
+from edgeship.deploy.contained import Contained
+from edgeship.deploy.device_files import DeviceFiles
+from edgeship.deploy.files import MAIN_STEM, ModelFiles, model_files
+from edgeship.deploy.gc import STAGED_GRACE_S, Housekeeping
+from edgeship.deploy.health import HealthCheckFailed, HealthReport
+from edgeship.deploy.install import Installer
+from edgeship.deploy.layout import Layout, validate_name, version_id, version_number
+from edgeship.deploy.versions import FAILED, ModelVersions, Versions
 
 __all__ = ["STAGED_GRACE_S", "DeployStore", "Deployment", "ModelVersions"]
 

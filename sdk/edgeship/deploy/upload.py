@@ -26,9 +26,9 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import DeployError
-from ..progress import Progress
-from ..ssh.connection import Connection
+from edgeship.core.errors import DeployError
+from edgeship.core.progress import Progress
+from edgeship.ssh.connection import Connection
 
 # Runs on the device with its python3: with argv[3] == "1", keep what argv[1] holds but
 # its last TAIL bytes; refuse ("nospace FREE") unless argv[2] bytes, less those kept, fit; else

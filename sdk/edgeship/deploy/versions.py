@@ -26,11 +26,11 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .files import MAIN_STEM, ModelFiles
-from .layout import PART_SUFFIX, version_id, version_number
+from edgeship.deploy.files import MAIN_STEM, ModelFiles
+from edgeship.deploy.layout import PART_SUFFIX, version_id, version_number
 
 if TYPE_CHECKING:
-    from .store import DeployStore
+    from edgeship.deploy.store import DeployStore
 
 FAILED = "failed"
 

@@ -4,10 +4,10 @@ model (:mod:`edgeship.targets.settings`)."""
 
 from __future__ import annotations
 
-from .graph import OptimizeConfig, optimize
-from .policy import LEVELS, RuntimeFacts, allowed_level
-from .report import Measurement, OptimizeReport, StepRecord, Trial, TuneReport
-from .tune import TuneConfig, tune
+from edgeship.optimize.graph import OptimizeConfig, optimize
+from edgeship.optimize.policy import LEVELS, RuntimeFacts, allowed_level
+from edgeship.optimize.report import Measurement, OptimizeReport, StepRecord, Trial, TuneReport
+from edgeship.optimize.tune import TuneConfig, tune
 
 __all__ = [
     "LEVELS",

@@ -18,10 +18,10 @@ from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 
-from ..config import ProfileConfig
-from ..targets import Target
-from .report import Measurement
-from .tune import profile_as_given
+from edgeship.core.config import ProfileConfig
+from edgeship.targets import Target
+from edgeship.optimize.report import Measurement
+from edgeship.optimize.tune import profile_as_given
 
 Profile = Callable[[Path, ProfileConfig], ProfileReport]
 """Profiles one model with one config on a target, e.g. ``target.profile``."""

@@ -27,15 +27,15 @@ from typing import Any
 from edgeship_runtime.errors import ModelError, UsageError
 from edgeship_runtime.model import detect_format
 
-from ..convert.errors import ConversionError
-from ..convert.pipeline import staged
-from ..convert.result import ModelRef
-from ..convert.verify import Tolerance, VerifyData, failure_message, verify
-from ..errors import VerificationError
-from ..extras import import_optional, missing_extras
-from ..targets import Target
-from .policy import LEVELS, RuntimeFacts, allowed_level
-from .report import OptimizeReport, StepRecord
+from edgeship.core.errors import ConversionError
+from edgeship.convert.pipeline import staged
+from edgeship.convert.result import ModelRef
+from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.core.errors import VerificationError
+from edgeship.core.extras import import_optional, missing_extras
+from edgeship.targets import Target
+from edgeship.optimize.policy import LEVELS, RuntimeFacts, allowed_level
+from edgeship.optimize.report import OptimizeReport, StepRecord
 
 _ORT_LEVEL_NAMES = {
     "basic": "ORT_ENABLE_BASIC",
@@ -146,7 +146,7 @@ def convert_opset(proto: Any, opset: int) -> Any:
 
 def simplify(proto: Any) -> Any:
     """onnxslim: constant folding, dead-node and duplicate removal, fusions."""
-    from ..quiet import quiet
+    from edgeship.core.quiet import quiet
 
     onnxslim = import_optional("onnxslim", "the simplifier")
     try:

@@ -7,8 +7,8 @@ from typing import Any
 
 from edgeship_runtime.serde import JsonRecord
 
-from ..convert.result import ModelRef
-from ..convert.verify import VerifyReport
+from edgeship.convert.result import ModelRef
+from edgeship.models.verify import VerifyReport
 
 OPTIMIZE_SCHEMA = "edgeship.optimize/1"
 TUNE_SCHEMA = "edgeship.tune/1"

@@ -24,13 +24,13 @@ from edgeship_runtime.formats import default_backend, detect_format
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 
-from ..config import ProfileConfig
-from ..convert.result import ModelRef
-from ..errors import EdgeshipError, TargetError
-from ..profiles import BoardProfile, get_profile, match_profile
-from ..targets import Target
-from ..targets.settings import StoredSettings, now
-from .report import Trial, TuneReport
+from edgeship.core.config import ProfileConfig
+from edgeship.convert.result import ModelRef
+from edgeship.core.errors import EdgeshipError, TargetError
+from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
+from edgeship.targets import Target
+from edgeship.targets.settings import StoredSettings, now
+from edgeship.optimize.report import Trial, TuneReport
 
 MODES = ("sequential", "parallel")
 CPU = "CPUExecutionProvider"

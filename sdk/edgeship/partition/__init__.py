@@ -3,9 +3,9 @@ verified to reproduce the model, described by a manifest the pipeline runner rea
 
 from __future__ import annotations
 
-from .balance import balanced_cuts, bottleneck, stage_costs
-from .manifest import MANIFEST_NAME, PARTITION_SCHEMA, PartitionManifest, StageEntry
-from .split import PartitionConfig, partition
+from edgeship.partition.balance import balanced_cuts, bottleneck, stage_costs
+from edgeship.partition.manifest import MANIFEST_NAME, PARTITION_SCHEMA, PartitionManifest, StageEntry
+from edgeship.partition.split import PartitionConfig, partition
 
 __all__ = [
     "MANIFEST_NAME",

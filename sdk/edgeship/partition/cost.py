@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import GraphInfo
+from edgeship.partition.graph import GraphInfo
 
 Shapes = dict[str, tuple[int, ...]]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..convert.errors import PartitionError
+from edgeship.core.errors import PartitionError
 
 CONTROL_FLOW = ("If", "Loop", "Scan", "SequenceMap")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from edgeship_runtime.serde import JsonRecord
 
-from ..convert.result import ModelRef
-from ..convert.verify import VerifyReport
+from edgeship.convert.result import ModelRef
+from edgeship.models.verify import VerifyReport
 
 PARTITION_SCHEMA = "edgeship.partition/1"
 MANIFEST_NAME = "manifest.json"

@@ -20,15 +20,15 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.model import detect_format, sha256_file
 from edgeship_runtime.signature import Signature
 
-from ..convert.errors import PartitionError
-from ..convert.result import ModelRef
-from ..convert.verify import Tolerance, VerifyData, failure_message, verify
-from ..errors import VerificationError
-from ..extras import missing_extras
-from ..targets import Loaded, Target
-from .balance import balanced_cuts, stage_costs
-from .cost import bind_inputs, crossing_bytes, flop_costs, known_shapes, profile_costs
-from .graph import (
+from edgeship.core.errors import PartitionError
+from edgeship.convert.result import ModelRef
+from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
+from edgeship.core.errors import VerificationError
+from edgeship.core.extras import missing_extras
+from edgeship.targets import Loaded, Target
+from edgeship.partition.balance import balanced_cuts, stage_costs
+from edgeship.partition.cost import bind_inputs, crossing_bytes, flop_costs, known_shapes, profile_costs
+from edgeship.partition.graph import (
     GraphInfo,
     StagePlan,
     analyse,
@@ -37,7 +37,7 @@ from .graph import (
     stage_model,
     value_types,
 )
-from .manifest import MANIFEST_NAME, PartitionManifest, StageEntry
+from edgeship.partition.manifest import MANIFEST_NAME, PartitionManifest, StageEntry
 
 COST_MODELS = {"flops": "flop", "profile": "us"}
 

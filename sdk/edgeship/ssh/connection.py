@@ -17,17 +17,17 @@ from pathlib import Path
 
 import paramiko
 
-from ..config import Timeouts
-from ..errors import (
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import (
     AuthenticationError,
     ConnectError,
     HostKeyError,
     RemoteCommandError,
     RemoteTimeout,
 )
-from .agent import agent_has_keys
-from .hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
-from .hostkeys import (
+from edgeship.ssh.agent import agent_has_keys
+from edgeship.ssh.hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
+from edgeship.ssh.hostkeys import (
     AcceptNew,
     KnownHosts,
     RefuseUnknown,
@@ -35,8 +35,8 @@ from .hostkeys import (
     known_hosts_name,
     read_known_hosts,
 )
-from .pipe import SSHPipe, command_line
-from .transport import (
+from edgeship.ssh.pipe import SSHPipe, command_line
+from edgeship.ssh.transport import (
     AeadFirstTransport,
     WatchedSocket,
     handshake_failure,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import ConfigError
-from ..hostnames import target_problem
+from edgeship.core.errors import ConfigError
+from edgeship.core.hostnames import target_problem
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")

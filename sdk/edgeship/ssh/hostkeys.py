@@ -25,7 +25,7 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import ConfigError, HostKeyError
+from edgeship.core.errors import ConfigError, HostKeyError
 
 _REVOKED = "@revoked"
 _CERT_AUTHORITY = "@cert-authority"

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from ..client import Pipe
-from ..errors import TargetError
+from edgeship.core.client import Pipe
+from edgeship.core.errors import TargetError
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from edgeship.ssh.connection import Connection
 
 _EXIT = "edgeship-exit-status:"
 

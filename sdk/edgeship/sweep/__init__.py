@@ -21,10 +21,10 @@ Modules: :mod:`.plan` (fingerprints, what to redo; pure), :mod:`.store` (the dir
 
 from __future__ import annotations
 
-from .executor import Executor, open_executor, ray_installed
-from .local_executor import LocalExecutor
-from .plan import Resources
-from .report import (
+from edgeship.sweep.executor import Executor, open_executor, ray_installed
+from edgeship.sweep.local_executor import LocalExecutor
+from edgeship.sweep.plan import Resources
+from edgeship.sweep.report import (
     CELL_SCHEMA,
     SWEEP_SCHEMA,
     VARIANT_SCHEMA,
@@ -35,8 +35,8 @@ from .report import (
     SweepReport,
     VariantRecord,
 )
-from .runner import SweepConfig, SweepEvent, run_sweep
-from .view import to_markdown
+from edgeship.sweep.runner import SweepConfig, SweepEvent, run_sweep
+from edgeship.sweep.view import to_markdown
 
 __all__ = [
     "CELL_SCHEMA",

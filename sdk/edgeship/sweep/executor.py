@@ -18,11 +18,11 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Protocol, TypeVar
 
-from ..config import ConnectOptions
-from ..errors import UsageError
-from ..fleet import DEFAULT_FORKS
-from .report import CellRecord
-from .work import CompressJob, MeasureJob, VariantOutcome
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import UsageError
+from edgeship.targets.fleet import DEFAULT_FORKS
+from edgeship.sweep.report import CellRecord
+from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome
 
 OFF = "off"
 LOCAL = "local"
@@ -70,7 +70,7 @@ def open_executor(
     ``"auto"`` or an address, that cluster joined. ``cpus``: CPUs for compression here
     (default: all of this machine's); ``forks``: boards measured at once by threads."""
     if ray == OFF or (ray is None and not ray_installed()):
-        from .local_executor import LocalExecutor
+        from edgeship.sweep.local_executor import LocalExecutor
 
         return LocalExecutor(connect, cpus=cpus, forks=forks)
     if ray is not None and ray.startswith("ray://"):
@@ -83,6 +83,6 @@ def open_executor(
             f"--ray {ray}: Ray is not installed here (pip install 'edgeship[ray]'), "
             "or leave --ray out to run on threads"
         )
-    from .ray_executor import RayExecutor
+    from edgeship.sweep.ray_executor import RayExecutor
 
     return RayExecutor(connect, address=None if ray in (None, LOCAL) else ray, cpus=cpus)

@@ -15,8 +15,8 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 
-from ..ab.pareto import Objective, front
-from .report import AcrossBoards, BoardFront, Cell, FleetFront, VariantRecord
+from edgeship.ab.pareto import Objective, front
+from edgeship.sweep.report import AcrossBoards, BoardFront, Cell, FleetFront, VariantRecord
 
 BASE = "base"
 

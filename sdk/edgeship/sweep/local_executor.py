@@ -17,13 +17,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..config import ConnectOptions
-from ..errors import EdgeshipError
-from ..fleet import DEFAULT_FORKS
-from ..targets import Target, open_target
-from .executor import Executor
-from .report import FAILED, Cell, CellRecord, ErrorInfo
-from .work import CompressJob, MeasureJob, VariantOutcome, compress_variant, measure_cell, now_utc
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import EdgeshipError
+from edgeship.targets.fleet import DEFAULT_FORKS
+from edgeship.targets import Target, open_target
+from edgeship.sweep.executor import Executor
+from edgeship.sweep.report import FAILED, Cell, CellRecord, ErrorInfo
+from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome, compress_variant, measure_cell, now_utc
 
 T = TypeVar("T")
 

@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..compress.config import AnyConfig, config_to_dict, steps_of
-from ..compress.methods import method_for
-from .report import DONE, CellRecord, Policy, VariantRecord
+from edgeship.compress.config import AnyConfig, config_to_dict, steps_of
+from edgeship.compress.methods import method_for
+from edgeship.sweep.report import DONE, CellRecord, Policy, VariantRecord
 
 TRAIN_CPUS = 2.0
 """CPUs a variant that trains (fine-tuning, distillation) declares; others declare one."""

@@ -30,15 +30,15 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ..config import ConnectOptions
-from ..errors import EdgeshipError
-from ..hashing import file_sha256
-from ..targets import Target, open_target
-from .executor import Executor
-from .local_executor import failed_cell
-from .plan import Resources
-from .report import CellRecord
-from .work import CompressJob, MeasureJob, VariantOutcome, compress_variant, measure_cell
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import EdgeshipError
+from edgeship.core.hashing import file_sha256
+from edgeship.targets import Target, open_target
+from edgeship.sweep.executor import Executor
+from edgeship.sweep.local_executor import failed_cell
+from edgeship.sweep.plan import Resources
+from edgeship.sweep.report import CellRecord
+from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome, compress_variant, measure_cell
 
 CACHE = Path(tempfile.gettempdir()) / "edgeship-sweep-cache"
 CLOSE_WAIT_S = 5.0

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from edgeship_runtime.serde import JsonRecord
 
-from ..ab.result import Interval
+from edgeship.ab.result import Interval
 
 SWEEP_SCHEMA = "edgeship.sweep/1"
 VARIANT_SCHEMA = "edgeship.sweep-variant/1"

@@ -21,16 +21,16 @@ from typing import Any
 
 from edgeship_runtime.formats import detect_format, get_format
 
-from ..compress import Recipe, load_recipe
-from ..compress.config import AnyConfig, data_needs, output_format
-from ..config import ConnectOptions
-from ..errors import ModelError, UsageError
-from ..hashing import file_sha256
-from ..targets import open_targets
-from . import plan
-from .executor import Executor, open_executor
-from .fronts import across_boards, board_front
-from .report import (
+from edgeship.compress import Recipe, load_recipe
+from edgeship.compress.config import AnyConfig, data_needs, output_format
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import ModelError, UsageError
+from edgeship.core.hashing import file_sha256
+from edgeship.targets import open_targets
+from edgeship.sweep import plan
+from edgeship.sweep.executor import Executor, open_executor
+from edgeship.sweep.fronts import across_boards, board_front
+from edgeship.sweep.report import (
     DONE,
     FAILED,
     Cell,
@@ -41,9 +41,9 @@ from .report import (
     SweepReport,
     VariantRecord,
 )
-from .store import Store
-from .view import to_markdown
-from .work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
+from edgeship.sweep.store import Store
+from edgeship.sweep.view import to_markdown
+from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
 
 REUSED = "reused"
 

@@ -24,9 +24,9 @@ from typing import TypeVar
 
 from edgeship_runtime.serde import JsonRecord
 
-from ..errors import EdgeshipError, UsageError
-from ..hashing import file_sha256
-from .report import CellRecord, VariantRecord
+from edgeship.core.errors import EdgeshipError, UsageError
+from edgeship.core.hashing import file_sha256
+from edgeship.sweep.report import CellRecord, VariantRecord
 
 R = TypeVar("R", bound=JsonRecord)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .report import Cell, CellResult, SweepReport, VariantRecord
+from edgeship.sweep.report import Cell, CellResult, SweepReport, VariantRecord
 
 
 def to_markdown(report: SweepReport) -> str:

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from edgeship_runtime.backends import SessionOptions
 
-from ..ab import ABConfig, ABReport, Schedule, run_ab
-from ..compress import CompressOptions, compress
-from ..compress.config import AnyConfig
-from ..errors import EdgeshipError
-from ..hashing import file_sha256
-from ..targets import Target
-from .plan import Resources
-from .report import DONE, FAILED, Cell, CellRecord, CellResult, ErrorInfo, Policy, VariantRecord
+from edgeship.ab import ABConfig, ABReport, Schedule, run_ab
+from edgeship.compress import CompressOptions, compress
+from edgeship.compress.config import AnyConfig
+from edgeship.core.errors import EdgeshipError
+from edgeship.core.hashing import file_sha256
+from edgeship.targets import Target
+from edgeship.sweep.plan import Resources
+from edgeship.sweep.report import DONE, FAILED, Cell, CellRecord, CellResult, ErrorInfo, Policy, VariantRecord
 
 
 @dataclass(frozen=True)

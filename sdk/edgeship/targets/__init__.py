@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConnectOptions
-from ..errors import UsageError
-from ..inventory import DeviceEntry, check_spelling, load_inventory
-from ..progress import transfer_reporters
-from .base import Target
-from .kinds import OpenContext, open_entry, register_target_kind
-from .loaded import Loaded
-from .local import LocalTarget
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import UsageError
+from edgeship.targets.devices import DeviceEntry, check_spelling, load_inventory
+from edgeship.core.progress import transfer_reporters
+from edgeship.targets.base import Target
+from edgeship.targets.kinds import OpenContext, open_entry, register_target_kind
+from edgeship.targets.loaded import Loaded
+from edgeship.targets.local import LocalTarget
 
 if TYPE_CHECKING:
-    from .ssh import SSHTarget
+    from edgeship.targets.ssh import SSHTarget
 
 __all__ = [
     "Loaded",
@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
     """``SSHTarget``, imported on first use (PEP 562): it loads paramiko, a tenth of a
     second that ``local`` work (``import edgeship``, every CLI start) should not pay."""
     if name == "SSHTarget":
-        from .ssh import SSHTarget
+        from edgeship.targets.ssh import SSHTarget
 
         return SSHTarget
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

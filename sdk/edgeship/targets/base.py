@@ -25,14 +25,14 @@ from edgeship_runtime.measure import InterleavePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import Cooldown, DeviceState, ProfileReport
 
-from ..client import Pipe, RuntimeClient
-from ..config import ParallelConfig, ProfileConfig, Timeouts
-from ..errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
-from ..profiles import BoardProfile
-from . import wire
-from .cooldown import CooldownPolicy, CooldownProgress, wait_cool
-from .loaded import Loaded
-from .settings import LocalSettingsStore, SettingsStore, apply_stored
+from edgeship.core.client import Pipe, RuntimeClient
+from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts
+from edgeship.core.errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
+from edgeship.targets.profiles import BoardProfile
+from edgeship.targets import wire
+from edgeship.targets.cooldown import CooldownPolicy, CooldownProgress, wait_cool
+from edgeship.targets.loaded import Loaded
+from edgeship.targets.settings import LocalSettingsStore, SettingsStore, apply_stored
 
 _T = TypeVar("_T", bound="Target")
 

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ..errors import UsageError
-from .base import Target
+from edgeship.core.errors import UsageError
+from edgeship.targets.base import Target
 
 if TYPE_CHECKING:
-    from ..config import HealthPolicy, Signing
-    from ..deploy import Deployment, DeployStore
-    from ..ssh.connection import CommandResult
+    from edgeship.core.config import HealthPolicy, Signing
+    from edgeship.deploy import Deployment, DeployStore
+    from edgeship.ssh.connection import CommandResult
 
 DEPLOY = "deploy"
 PROBE = "probe"

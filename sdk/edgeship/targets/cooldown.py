@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from edgeship_runtime.report import Cooldown
 
-from ..errors import UsageError
+from edgeship.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from .base import Target
+    from edgeship.targets.base import Target
 
 CooldownProgress = Callable[[float, float, "CooldownPolicy"], None]
 """Called after each reading with (hottest zone °C, seconds waited so far, policy)."""

@@ -11,13 +11,13 @@ import abc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_HEALTH, HealthPolicy, Signing
-from .base import Target
+from edgeship.core.config import DEFAULT_HEALTH, HealthPolicy, Signing
+from edgeship.targets.base import Target
 
 if TYPE_CHECKING:
-    from ..deploy import Deployment, DeployStore
-    from ..deploy.files import ModelFiles
-    from ..deploy.health import HealthReport
+    from edgeship.deploy import Deployment, DeployStore
+    from edgeship.deploy.files import ModelFiles
+    from edgeship.deploy.health import HealthReport
 
 __all__ = ["DeployingTarget"]
 
@@ -31,7 +31,7 @@ class DeployingTarget(Target):
 
     def model_files(self, path: Path) -> ModelFiles:
         """``path`` and its companion files, hashed."""
-        from ..deploy.files import model_files
+        from edgeship.deploy.files import model_files
 
         return model_files(path)
 
@@ -47,9 +47,9 @@ class DeployingTarget(Target):
         :mod:`edgeship.deploy.health`); ``signing``: signed with that key, which a device
         that trusts a key checks (see :mod:`edgeship.deploy.signing`)."""
         # here, not at the top: `import edgeship` (which opens `local`) loads no deploy code
-        from ..deploy.layout import validate_name
-        from ..deploy.signing import admit, release_for
-        from .health import health_check
+        from edgeship.deploy.layout import validate_name
+        from edgeship.deploy.signing import admit, release_for
+        from edgeship.targets.health import health_check
 
         name = validate_name(name or path.stem)
         files = self.model_files(path)

@@ -12,9 +12,9 @@ import numpy as np
 from edgeship_runtime.inputs import generate_feeds
 from edgeship_runtime.measure import MeasurePolicy
 
-from ..config import HealthPolicy, ProfileConfig
-from ..deploy.health import HealthReport
-from ..errors import (
+from edgeship.core.config import HealthPolicy, ProfileConfig
+from edgeship.deploy.health import HealthReport
+from edgeship.core.errors import (
     BackendUnavailable,
     EdgeshipError,
     InferenceError,
@@ -25,8 +25,8 @@ from ..errors import (
     RuntimeCrashed,
     UsageError,
 )
-from .base import Target
-from .loaded import Loaded
+from edgeship.targets.base import Target
+from edgeship.targets.loaded import Loaded
 
 # what a model can be blamed for; anything else (a lost connection) is no verdict on it
 MODEL_FAILURES = (

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConnectOptions
-from ..errors import ConfigError
-from ..inventory import DEFAULT_DEPLOY_ROOT, DeviceEntry
-from ..progress import Progress
-from .base import Target
-from .local import LocalTarget
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import ConfigError
+from edgeship.targets.devices import DEFAULT_DEPLOY_ROOT, DeviceEntry
+from edgeship.core.progress import Progress
+from edgeship.targets.base import Target
+from edgeship.targets.local import LocalTarget
 
 if TYPE_CHECKING:
     import paramiko
@@ -36,7 +36,7 @@ class OpenContext:
     def ssh_config(self) -> paramiko.SSHConfig:
         """The ssh config (``--ssh-config`` or ~/.ssh/config), read on first use."""
         if self._ssh_config is None:
-            from ..ssh.hostconfig import load_ssh_config  # loads paramiko
+            from edgeship.ssh.hostconfig import load_ssh_config  # loads paramiko
 
             self._ssh_config = load_ssh_config(self.options.ssh_config)
         return self._ssh_config
@@ -95,8 +95,8 @@ def _local(entry: DeviceEntry, context: OpenContext) -> Target:
 
 def _ssh(entry: DeviceEntry, context: OpenContext) -> Target:
     # Here, not at the top: they load paramiko, and `local` alone needs none of it.
-    from ..ssh.hostconfig import resolve_host
-    from .ssh import SSHTarget
+    from edgeship.ssh.hostconfig import resolve_host
+    from edgeship.targets.ssh import SSHTarget
 
     options = context.options
     return SSHTarget(

@@ -19,13 +19,13 @@ from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import BackendUsage, ModelInfo, OpProfile, ProfileReport
 from edgeship_runtime.signature import Signature
 
-from ..config import ParallelConfig, ProfileConfig
-from ..errors import EdgeshipError
-from . import wire
+from edgeship.core.config import ParallelConfig, ProfileConfig
+from edgeship.core.errors import EdgeshipError
+from edgeship.targets import wire
 
 if TYPE_CHECKING:
-    from ..client import RuntimeClient
-    from .base import Target
+    from edgeship.core.client import RuntimeClient
+    from edgeship.targets.base import Target
 
 
 class Loaded:

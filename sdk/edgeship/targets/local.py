@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship_runtime.formats import companion_files
 
-from ..bundle import ensure_bundle
-from ..client import Pipe
-from ..config import Timeouts
-from ..errors import ModelError, TargetError
-from ..inventory import DEFAULT_DEPLOY_ROOT
-from ..progress import Progress
-from .capabilities import DEPLOY
-from .deploying import DeployingTarget
+from edgeship.targets.bundle import ensure_bundle
+from edgeship.core.client import Pipe
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import ModelError, TargetError
+from edgeship.targets.devices import DEFAULT_DEPLOY_ROOT
+from edgeship.core.progress import Progress
+from edgeship.targets.capabilities import DEPLOY
+from edgeship.targets.deploying import DeployingTarget
 
 if TYPE_CHECKING:
-    from ..deploy import DeployStore
+    from edgeship.deploy import DeployStore
 
 
 class LocalPipe(Pipe):
@@ -98,8 +98,8 @@ class LocalTarget(DeployingTarget):
         if self._store is None:
             # here, not at the top: the store loads paramiko (its upload's errors), which
             # `local` work that deploys nothing should not pay for
-            from ..deploy import DeployStore
-            from ..deploy.local_files import LocalFiles
+            from edgeship.deploy import DeployStore
+            from edgeship.deploy.local_files import LocalFiles
 
             files = LocalFiles(self.name, self.timeouts.command)
             self._store = DeployStore(

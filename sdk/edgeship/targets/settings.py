@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.serde import JsonRecord
 
-from ..bundle import cache_dir
-from ..config import ProfileConfig
-from ..errors import EdgeshipError
-from ..hashing import file_sha256
+from edgeship.targets.bundle import cache_dir
+from edgeship.core.config import ProfileConfig
+from edgeship.core.errors import EdgeshipError
+from edgeship.core.hashing import file_sha256
 
 if TYPE_CHECKING:
-    from ..deploy import DeployStore
+    from edgeship.deploy import DeployStore
 
 SETTINGS_SCHEMA = "edgeship.settings/1"
 SETTINGS_DIR = "settings"

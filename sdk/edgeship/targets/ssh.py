@@ -18,20 +18,20 @@ import paramiko
 from edgeship_runtime import probe as probe_module
 from edgeship_runtime.formats import companion_files
 
-from ..bundle import ensure_bundle, runtime_digest
-from ..config import Timeouts
-from ..deploy import DeployStore
-from ..deploy.files import ModelFiles, model_files
-from ..deploy.sftp_files import SftpFiles
-from ..errors import ProtocolError
-from ..profiles import BoardProfile, get_profile
-from ..progress import Progress
-from ..ssh.connection import CommandResult, Connection
-from ..ssh.hostconfig import HostSpec
-from ..ssh.pipe import SSHPipe
-from .capabilities import DEPLOY, PROBE, SETUP
-from .deploying import DeployingTarget
-from .settings import RemoteSettingsStore, SettingsStore
+from edgeship.targets.bundle import ensure_bundle, runtime_digest
+from edgeship.core.config import Timeouts
+from edgeship.deploy import DeployStore
+from edgeship.deploy.files import ModelFiles, model_files
+from edgeship.deploy.sftp_files import SftpFiles
+from edgeship.core.errors import ProtocolError
+from edgeship.targets.profiles import BoardProfile, get_profile
+from edgeship.core.progress import Progress
+from edgeship.ssh.connection import CommandResult, Connection
+from edgeship.ssh.hostconfig import HostSpec
+from edgeship.ssh.pipe import SSHPipe
+from edgeship.targets.capabilities import DEPLOY, PROBE, SETUP
+from edgeship.targets.deploying import DeployingTarget
+from edgeship.targets.settings import RemoteSettingsStore, SettingsStore
 
 DEVICE_CONFIG = "config.json"
 

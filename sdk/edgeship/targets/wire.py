@@ -31,8 +31,8 @@ from edgeship_runtime.report import (
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
 
-from ..config import ParallelConfig, ProfileConfig
-from ..errors import UsageError
+from edgeship.core.config import ParallelConfig, ProfileConfig
+from edgeship.core.errors import UsageError
 
 Arrays = Mapping[str, np.ndarray]
 

@@ -12,8 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeship.errors import InputError, TargetError
-from edgeship.shard import ShardError, chunk_bounds, run_sharded
+from edgeship.core.errors import InputError, TargetError
+from edgeship.targets.shard import ShardError, chunk_bounds, run_sharded
 from edgeship.targets import wire
 from edgeship.targets.local import LocalTarget
 from tests.runtime.parallel.helpers import requests

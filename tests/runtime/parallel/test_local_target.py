@@ -20,8 +20,8 @@ import onnxruntime as ort
 import pytest
 
 import edgeship
-from edgeship.config import ProfileConfig
-from edgeship.shard import ParallelConfig, describe_parallel, profile_parallel
+from edgeship.core.config import ProfileConfig
+from edgeship.targets.shard import ParallelConfig, describe_parallel, profile_parallel
 from edgeship.targets.local import LocalTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy

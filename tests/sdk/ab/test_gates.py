@@ -18,7 +18,7 @@ from edgeship.ab.gates import (
 )
 from edgeship.ab.result import Agreement, Comparison, Interval
 from edgeship.ab.runner import ABConfig
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from tests.sdk.ab import fakes
 
 

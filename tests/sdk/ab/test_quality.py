@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeship.ab.quality import accuracy, agreement, class_labels, cosine_rows, top1
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 
 
 def test_accuracy_from_logits_and_labels() -> None:

@@ -9,7 +9,7 @@ import pytest
 from edgeship.ab.reports import ReportFiles
 from edgeship.ab.result import AB_SCHEMA, FASTER, NO_DIFFERENCE, ABReport
 from edgeship.ab.table import render
-from edgeship.errors import ProtocolError
+from edgeship.core.errors import ProtocolError
 from tests.sdk.ab import fakes
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from edgeship.ab.gates import MaxAccuracyDrop
 from edgeship.ab.runner import ABConfig, Prepared, check_signatures, model_names, prepare
-from edgeship.errors import ModelError, UsageError
+from edgeship.core.errors import ModelError, UsageError
 from edgeship_runtime.signature import Signature, TensorSpec
 
 

@@ -12,7 +12,7 @@ from edgeship.ab.schedule import (
     session_medians,
     split_sessions,
 )
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 
 
 def test_sizes_round_up_to_whole_rounds() -> None:

@@ -20,7 +20,7 @@ from edgeship.ab.stats import (
     verdict,
     wilson,
 )
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from tests.sdk.ab.fakes import latencies
 
 

@@ -7,8 +7,8 @@ import io
 import pytest
 
 from edgeship.cli.output import CLEAR_LINE, print_error, print_stderr
-from edgeship.errors import UsageError
-from edgeship.progress import TransferProgress
+from edgeship.core.errors import UsageError
+from edgeship.core.progress import TransferProgress
 
 
 class Terminal(io.StringIO):

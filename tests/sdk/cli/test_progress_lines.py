@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeship.cli.main import main
-from edgeship.progress import CLEAR_LINE
+from edgeship.core.progress import CLEAR_LINE
 from tests.runtime.parallel import helpers
 
 Run = Callable[..., tuple[int, str]]

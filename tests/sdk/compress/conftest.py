@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.client import Pipe
+from edgeship.core.client import Pipe
 from edgeship.compress import Dataset
 from edgeship.targets import LocalTarget
 from tests.sdk.compress import models

@@ -14,8 +14,8 @@ from edgeship.compress import (
     VerificationError,
     compress,
 )
-from edgeship.compress.torch_model import TorchModel
-from edgeship.errors import InputError, ModelError, UsageError
+from edgeship.compress.train.torch_model import TorchModel
+from edgeship.core.errors import InputError, ModelError, UsageError
 from tests.sdk.compress.conftest import CountingTarget
 from tools.zoo.build import Manifest
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import onnx
 
-from edgeship.compress.channel_groups import find_groups
+from edgeship.compress.prune.channel_groups import find_groups
 from tools.zoo.build import Manifest
 
 

@@ -81,8 +81,8 @@ def test_zero_sparsity_on_a_residual_block_is_exact(
 ) -> None:
     feeds = models.sample_inputs()
     out = tmp_path / "same.onnx"
-    from edgeship.compress import onnx_graph
-    from edgeship.compress.channels import shrink
+    from edgeship.models import onnx_graph
+    from edgeship.compress.prune.channels import shrink
 
     model = onnx.load(str(patterns["residual"]))
     shrink(model, 0.0, "l1")

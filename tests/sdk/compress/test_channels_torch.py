@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edgeship.compress import ChannelPruneConfig, Dataset, TrainConfig, prune_channels
-from edgeship.compress.torch_model import TorchModel
+from edgeship.compress.train.torch_model import TorchModel
 from tests.sdk.compress.conftest import accuracy
 from tools.zoo.build import Manifest
 

@@ -13,7 +13,7 @@ import pytest
 
 from edgeship.cli import compress_cmd, main
 from edgeship.compress import CompressionReport
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from tools.zoo.build import Manifest
 
 

@@ -12,7 +12,7 @@ from edgeship.compress import (
     config_from_dict,
     config_to_dict,
 )
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 
 
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5])

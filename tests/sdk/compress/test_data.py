@@ -8,7 +8,7 @@ import pytest
 from edgeship.compress import Dataset, load_dataset
 from edgeship.compress.data import check_dataset
 from edgeship.compress.evaluate import signature
-from edgeship.errors import InputError
+from edgeship.core.errors import InputError
 from tools.zoo.build import Manifest
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from edgeship.compress import Dataset, DistillConfig, TrainConfig, distill
-from edgeship.compress.torch_model import TorchModel
-from edgeship.errors import UsageError
+from edgeship.compress.train.torch_model import TorchModel
+from edgeship.core.errors import UsageError
 from tests.sdk.compress.conftest import accuracy
 from tools.zoo.build import Manifest
 

@@ -1,4 +1,4 @@
-"""The INT8 fallback (:mod:`edgeship.compress.fallback`), the 7-bit default and batch-1
+"""The INT8 fallback (:mod:`edgeship.compress.quantize.fallback`), the 7-bit default and batch-1
 judging, on a model built here where one node's INT8 collapses the output: a MatMul whose
 input carries a channel of 1e4 beside channels of ~1 (one activation range for the whole
 tensor leaves the small channels at zero), which the model's output depends on."""
@@ -12,15 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.cli.main import build_parser
-from edgeship.compress import (
-    CompressOptions,
-    FidelityCollapse,
-    QuantizeConfig,
-    compress,
-    evaluate,
-    fallback,
-    onnx_graph,
-)
+from edgeship.compress.quantize import fallback
+from edgeship.models import onnx_graph
+from edgeship.compress import CompressOptions, FidelityCollapse, QuantizeConfig, compress, evaluate
 from edgeship.compress.data import Dataset
 from edgeship.compress.guard import GuardPolicy
 from tests.models import save_graph, scaled_weight

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import QuantizeConfig, compress
-from edgeship.compress.quantize_fp16 import batch_transposes
+from edgeship.compress.quantize.onnx_fp16 import batch_transposes
 from tests.models import save_graph
 from tests.sdk.compress import transformer
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
@@ -80,7 +80,7 @@ def test_fp16_transformer_encoder_loads_and_stays_close(tmp_path: Path) -> None:
     that crashed ONNX Runtime at load)."""
     import torch
 
-    from edgeship.compress.torch_model import export_onnx
+    from edgeship.compress.train.torch_model import export_onnx
 
     torch.manual_seed(0)
     ids = np.random.default_rng(5).integers(0, transformer.LEVELS, (32, transformer.LENGTH))

@@ -14,23 +14,12 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeship.compress import (
-    ChannelPruneConfig,
-    CompressOptions,
-    Dataset,
-    FidelityCollapse,
-    GuardPolicy,
-    NoChange,
-    PruneConfig,
-    QuantizeConfig,
-    compress,
-    guard,
-    quantize_fp16,
-    quantize_onnx,
-)
-from edgeship.compress.prepare import fold_constants
-from edgeship.errors import InputError
-from edgeship.fidelity import compare
+from edgeship.compress.quantize import onnx_fp16
+from edgeship.compress.quantize import onnx_int8
+from edgeship.compress import ChannelPruneConfig, CompressOptions, Dataset, FidelityCollapse, GuardPolicy, NoChange, PruneConfig, QuantizeConfig, compress, guard
+from edgeship.models.prepare import fold_constants
+from edgeship.core.errors import InputError
+from edgeship.models.fidelity import compare
 from tests import models
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
 from tools.zoo.build import Manifest
@@ -266,7 +255,7 @@ def test_diverging_fine_tuning_is_stopped_and_undone() -> None:
     import torch
 
     from edgeship.compress import TrainConfig
-    from edgeship.compress.train import fit
+    from edgeship.compress.train.loop import fit
 
     torch.manual_seed(0)
     module = torch.nn.Linear(4, 3)

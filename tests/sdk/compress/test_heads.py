@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from edgeship.compress import ChannelPruneConfig, Dataset, TrainConfig, prune_channels
-from edgeship.compress.channel_groups import find_groups
-from edgeship.compress.heads import HeadAttention, prune_heads
-from edgeship.compress.torch_model import TorchModel, export_onnx
+from edgeship.compress.prune.channel_groups import find_groups
+from edgeship.compress.prune.heads import HeadAttention, prune_heads
+from edgeship.compress.train.torch_model import TorchModel, export_onnx
 from tests.sdk.compress import transformer
 from tests.sdk.compress.conftest import accuracy
 from tools.zoo.build import Manifest

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeship.compress import importance
+from edgeship.compress.prune import importance
 
 
 def test_global_masks_remove_exactly_the_lowest_scores() -> None:

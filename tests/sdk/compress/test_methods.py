@@ -28,7 +28,7 @@ from edgeship.compress import (
 from edgeship.compress import methods as registry
 from edgeship.compress.config import data_needs, output_format
 from edgeship.compress.methods import TORCH, Job, Outcome, method_for
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 
 
 @dataclass(frozen=True)

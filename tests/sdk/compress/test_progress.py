@@ -10,8 +10,8 @@ import pytest
 
 from edgeship.cli.compress_cmd import _Variants
 from edgeship.cli.main import main
-from edgeship.compress.train import EpochDone
-from edgeship.progress import CLEAR_LINE, StatusLine
+from edgeship.compress.train.loop import EpochDone
+from edgeship.core.progress import CLEAR_LINE, StatusLine
 from tools.zoo.build import Manifest
 
 

@@ -8,8 +8,8 @@ import pytest
 from onnx import numpy_helper
 
 from edgeship.compress import Dataset, NothingToPrune, PruneConfig, TrainConfig, prune
-from edgeship.compress.onnx_graph import weight_names
-from edgeship.errors import InputError
+from edgeship.models.onnx_graph import weight_names
+from edgeship.core.errors import InputError
 from tests import models as tiny
 from tests.sdk.compress.conftest import accuracy
 from tools.zoo.build import Manifest

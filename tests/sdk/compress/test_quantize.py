@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from edgeship.compress import CompressionReport, Dataset, QuantizeConfig, quantize
-from edgeship.errors import InputError, UsageError
+from edgeship.core.errors import InputError, UsageError
 from tests.sdk.compress.conftest import HAS_AEQ, HAS_FP16, accuracy, ort_outputs
 from tools.zoo.build import Manifest
 

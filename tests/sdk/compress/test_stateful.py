@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import CompressOptions, QuantizeConfig, compress, load_dataset
 from edgeship.compress.evaluate import predict_feeds
-from edgeship.errors import InputError
+from edgeship.core.errors import InputError
 from edgeship_runtime.inputs import input_mapping, named_as
 from tests.models import save_graph, scaled_weight
 from tests.sdk.compress.conftest import ort_outputs

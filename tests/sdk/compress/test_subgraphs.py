@@ -13,8 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import QuantizeConfig, UnsupportedPattern, quantize
-from edgeship.compress.onnx_graph import count_parameters, graphs
-from edgeship.compress.prepare import fold_constants, prepared, sink_initializers
+from edgeship.models.onnx_graph import count_parameters, graphs
+from edgeship.models.prepare import fold_constants, prepared, sink_initializers
 from tests.models import save_graph
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
 

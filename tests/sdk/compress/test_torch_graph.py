@@ -7,10 +7,11 @@ import onnx
 import pytest
 import torch
 
-from edgeship.compress import Dataset, TrainConfig, UnsupportedPattern, onnx_graph
-from edgeship.compress.prepare import fold_constants
-from edgeship.compress.torch_graph import OnnxModule, fixed_initializers
-from edgeship.compress.train import fit, predict_torch
+from edgeship.models import onnx_graph
+from edgeship.compress import Dataset, TrainConfig, UnsupportedPattern
+from edgeship.models.prepare import fold_constants
+from edgeship.compress.train.torch_graph import OnnxModule, fixed_initializers
+from edgeship.compress.train.loop import fit, predict_torch
 from tests.models import field_cnn_model
 from tests.sdk.compress import models
 from tests.sdk.compress.conftest import ort_outputs

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from edgeship.compress import Dataset, TrainConfig
-from edgeship.compress.torch_graph import OnnxModule
-from edgeship.compress.train import fit, metric, outputs_of, predict_torch
+from edgeship.compress.train.torch_graph import OnnxModule
+from edgeship.compress.train.loop import fit, metric, outputs_of, predict_torch
 from tests.models import map_model
 from tools.zoo.models import mlp
 

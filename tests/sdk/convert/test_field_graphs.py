@@ -13,8 +13,8 @@ import pytest
 
 from edgeship.convert import ConvertConfig, VerifyData, convert, onnx_tflite
 from edgeship.convert.litert import translate
-from edgeship.convert.verify import Tolerance, compare_output, verification_feeds
-from edgeship.errors import InputError
+from edgeship.models.verify import Tolerance, compare_output, verification_feeds
+from edgeship.core.errors import InputError
 from edgeship_runtime.signature import Signature, TensorSpec
 from tests.sdk.convert import graphs
 

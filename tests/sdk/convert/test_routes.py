@@ -21,7 +21,7 @@ from edgeship.convert import (
     onnx_tflite,
     torch_onnx,
 )
-from edgeship.extras import MissingExtra
+from edgeship.core.extras import MissingExtra
 from edgeship.targets import LocalTarget
 from tests.sdk.convert import graphs
 from tools.zoo import models

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgeship.convert.errors import ConversionError
+from edgeship.core.errors import ConversionError
 from edgeship.convert.torch_source import (
     TorchRunner,
     build_module,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.convert.align import align_inputs, find_permutation, match_names, normalize_name
-from edgeship.convert.errors import ConversionError
-from edgeship.convert.verify import (
+from edgeship.models.align import align_inputs, find_permutation, match_names, normalize_name
+from edgeship.core.errors import ConversionError
+from edgeship.models.verify import (
     Tolerance,
     VerifyData,
     VerifyReport,

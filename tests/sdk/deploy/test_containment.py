@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ConnectOptions, Timeouts
+from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.deploy import DeployStore
 from edgeship.deploy.contained import LinkRefused
 from edgeship.deploy.local_files import LocalFiles
-from edgeship.errors import DeployError, UsageError
+from edgeship.core.errors import DeployError, UsageError
 from edgeship.targets import SSHTarget, open_target
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeship.config import HealthPolicy
-from edgeship.errors import UsageError
+from edgeship.core.config import HealthPolicy
+from edgeship.core.errors import UsageError
 from edgeship.rollout import RolloutPlan, phase_sizes
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import Signing
+from edgeship.core.config import Signing
 from edgeship.deploy.files import model_files
 from edgeship.deploy.signing import (
     VERIFY_SCRIPT,
@@ -23,7 +23,7 @@ from edgeship.deploy.signing import (
     sign_release,
     write_release,
 )
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from tests.models import add_model
 from tools.testbed import DEVICE_PYTHON
 

@@ -10,7 +10,7 @@ import pytest
 from edgeship.cli.main import main
 from edgeship.deploy import DeployStore
 from edgeship.deploy.local_files import LocalFiles
-from edgeship.errors import DeployError
+from edgeship.core.errors import DeployError
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeship.config import ProfileConfig
+from edgeship.core.config import ProfileConfig
 from edgeship.optimize.bench import interleaved, median_p50_ms
 
 

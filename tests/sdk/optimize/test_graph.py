@@ -9,8 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edgeship.convert.errors import ConversionError
-from edgeship.errors import VerificationError
+from edgeship.core.errors import ConversionError
+from edgeship.core.errors import VerificationError
 from edgeship.optimize import OptimizeConfig, OptimizeReport, optimize
 from edgeship.optimize import graph as graph_module
 from edgeship.targets import LocalTarget

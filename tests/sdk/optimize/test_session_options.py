@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.config import ProfileConfig
+from edgeship.core.config import ProfileConfig
 from edgeship.targets import wire
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edgeship.config import ProfileConfig
+from edgeship.core.config import ProfileConfig
 from edgeship.optimize import TuneConfig, TuneReport, tune
 from edgeship.optimize.report import Trial
 from edgeship.optimize.tune import candidates, choose, provider_chains, thread_counts

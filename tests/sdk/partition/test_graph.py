@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edgeship.convert.errors import PartitionError
+from edgeship.core.errors import PartitionError
 from edgeship.partition.cost import bind_inputs, crossing_bytes, flop_costs, known_shapes
 from edgeship.partition.graph import (
     analyse,

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 
 from edgeship.convert import VerifyData
-from edgeship.convert.errors import PartitionError
-from edgeship.errors import VerificationError
+from edgeship.core.errors import PartitionError
+from edgeship.core.errors import VerificationError
 from edgeship.partition import PartitionConfig, PartitionManifest, partition
 from edgeship.partition import split as split_module
 from edgeship.targets import LocalTarget

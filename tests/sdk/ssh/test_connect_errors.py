@@ -20,8 +20,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from edgeship.config import Timeouts
-from edgeship.errors import ConnectError
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import ConnectError
 from edgeship.ssh.connection import Connection
 from edgeship.ssh.hostconfig import HostSpec
 
@@ -134,8 +134,8 @@ def test_a_peer_that_is_no_ssh_server_is_one_clear_line(
 
 SCRIPT = """
 import sys
-from edgeship.config import Timeouts
-from edgeship.errors import EdgeshipError
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import EdgeshipError
 from edgeship.ssh.connection import Connection
 from edgeship.ssh.hostconfig import HostSpec
 port = int(sys.argv[1])

@@ -9,8 +9,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from edgeship.config import Timeouts
-from edgeship.errors import AuthenticationError, ConfigError
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import AuthenticationError, ConfigError
 from edgeship.ssh.connection import Connection
 from edgeship.ssh.hostconfig import HostSpec, resolve_host
 from edgeship.ssh.hostkeys import AcceptNew, RefuseUnknown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import paramiko
 import pytest
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.ssh.hostconfig import HostSpec, jump_chain, jump_host, resolve_host
 
 CONFIG = """

@@ -15,8 +15,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from edgeship.config import Timeouts
-from edgeship.errors import AuthenticationError, ConfigError, HostKeyError
+from edgeship.core.config import Timeouts
+from edgeship.core.errors import AuthenticationError, ConfigError, HostKeyError
 from edgeship.ssh.connection import Connection
 from edgeship.ssh.hostconfig import HostSpec
 from edgeship.ssh.hostkeys import host_matches, known_hosts_name, read_known_hosts

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from edgeship.compress import QuantizeConfig
-from edgeship.config import ConnectOptions
-from edgeship.errors import ConnectError, UsageError
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import ConnectError, UsageError
 from edgeship.sweep import executor as chooser
 from edgeship.sweep import local_executor
 from edgeship.sweep.local_executor import LocalExecutor, Slots

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ConnectOptions
-from edgeship.errors import UsageError
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import UsageError
 from edgeship.sweep import SweepConfig, SweepEvent, SweepReport, run_sweep
 from edgeship.sweep.report import Policy
 from tests import models

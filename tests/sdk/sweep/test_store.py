@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from edgeship.sweep.report import DONE, Cell, CellRecord, VariantRecord
 from edgeship.sweep.store import Store, board_slug
 

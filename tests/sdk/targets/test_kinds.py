@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import edgeship
-from edgeship.config import ConnectOptions
-from edgeship.errors import ConfigError, UsageError
+from edgeship.core.config import ConnectOptions
+from edgeship.core.errors import ConfigError, UsageError
 from edgeship.targets import open_target, register_target_kind
 from edgeship.targets.capabilities import deployer, prober, provisioner
 from edgeship.targets.kinds import target_kinds

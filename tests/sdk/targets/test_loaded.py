@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.config import ProfileConfig
-from edgeship.errors import RuntimeCrashed, UsageError
+from edgeship.core.config import ProfileConfig
+from edgeship.core.errors import RuntimeCrashed, UsageError
 from edgeship.targets import LocalTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import InterleavePolicy, MeasurePolicy

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.config import ProfileConfig
-from edgeship.errors import UsageError
+from edgeship.core.config import ProfileConfig
+from edgeship.core.errors import UsageError
 from edgeship.targets import wire
 from edgeship.targets.cooldown import CooldownPolicy, wait_cool
 from edgeship.targets.local import LocalTarget

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import edgeship
-from edgeship.errors import UsageError
+from edgeship.core.errors import UsageError
 from edgeship.targets import open_targets
 
 

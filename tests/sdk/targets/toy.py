@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgeship.bundle import ensure_bundle
-from edgeship.errors import ModelError
-from edgeship.inventory import DeviceEntry
+from edgeship.targets.bundle import ensure_bundle
+from edgeship.core.errors import ModelError
+from edgeship.targets.devices import DeviceEntry
 from edgeship.targets import Target, register_target_kind
 from edgeship.targets.kinds import OpenContext
 from edgeship.targets.local import LocalPipe

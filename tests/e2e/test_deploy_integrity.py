@@ -149,14 +149,14 @@ def test_an_interrupted_version_leaves_no_ghost(
     with _target(clean_testbed, connect) as target:
         target.deploy(first, "ghost")
         store = target.store()
-        real_write = store.write_file
+        real_write = store.files.write_file
 
         def dies_at_meta(path: str, data: bytes) -> None:
             if path.endswith("meta.json"):
                 raise DeployError("simulated: connection lost while writing meta.json")
             real_write(path, data)
 
-        store.write_file = dies_at_meta  # type: ignore[method-assign]
+        store.files.write_file = dies_at_meta  # type: ignore[method-assign]
         with pytest.raises(DeployError, match="simulated"):
             target.deploy(second, "ghost")
     versions = dev.deploy_path / "models" / "ghost" / "versions"

@@ -282,9 +282,11 @@ def test_deploy_refuses_models_that_would_share_a_name(tmp_path: Path, add_onnx:
         edgeship.deploy([add_onnx, twin], "never-opened")
 
 
-def test_deploy_needs_a_device(local: LocalTarget, add_onnx: Path) -> None:
-    with pytest.raises(UsageError, match="local: a local target cannot deploy"):
-        edgeship.deploy(add_onnx, local)
+def test_deploy_on_local(add_onnx: Path, tmp_path: Path) -> None:
+    with LocalTarget(deploy_root=str(tmp_path / "root")) as local:
+        (deployed,) = edgeship.deploy(add_onnx, local, health=None)
+    assert (deployed.name, deployed.version) == ("add", "v0001")
+    assert Path(deployed.path).read_bytes() == add_onnx.read_bytes()
 
 
 def test_ab_on_local(add_onnx: Path) -> None:

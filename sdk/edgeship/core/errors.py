@@ -29,7 +29,9 @@
         ├── RemoteCommandError    a remote command exited non-zero (command, status, stderr)
         └── DeployError           a deployment could not complete; the active one is intact
             ├── NoSpace           the device refused the upload: it would not fit (deploy/upload.py)
-            └── UploadFailed      the transfer broke off (deploy/upload.py)
+            ├── UploadFailed      the transfer broke off (deploy/upload.py)
+            └── LinkRefused       a symbolic link under the deploy root (names it and where
+                                  it points; deploy/contained.py)
 
 Device-side errors arrive over the pipe and are rebuilt as the same classes. A bad option
 or bad data raises at once, before any work; a produced model that fails to run is never

@@ -27,11 +27,13 @@ class BlobChecks:
         self.store = store
 
     def device_sha256(self, path: str) -> str:
-        out = self.store.conn.run(["sha256sum", "--", path]).stdout.decode()
+        files = self.store.files
+        out = files.run(["sha256sum", "--", files.real(path)]).stdout.decode()
         return out.split()[0] if out.strip() else ""
 
     def device_sha256_or_none(self, path: str) -> str | None:
-        out = self.store.conn.run(["sha256sum", "--", path], check=False).stdout.decode()
+        files = self.store.files
+        out = files.run(["sha256sum", "--", files.real(path)], check=False).stdout.decode()
         return out.split()[0] if out.strip() else None
 
     def recheck(
@@ -56,8 +58,8 @@ class BlobChecks:
         listing = files.listing() if files.multi_file else None
         repaired = uploaded
         if not uploaded and not self.intact(blob, files.digest, listing):
-            self.discard(blob, listing is not None)
-            repaired = self.store._ensure_blob(files, blob)
+            self.discard(blob)
+            repaired = self.store.ensure_blob(files, blob)
         self.store.versions.update(
             name, version, {"blob_stat": self.store.versions.blob_stat(blob, files)}
         )
@@ -68,26 +70,27 @@ class BlobChecks:
             return self.device_sha256(blob) == sha
         return self.device_listing(blob, listing) == listing
 
-    def discard(self, blob: str, directory: bool) -> None:
+    def discard(self, blob: str) -> None:
         """Remove a blob (and its pin first: a pin promises the blob is there)."""
         self.store.housekeeping.unpin(blob)
-        (self.store._rmtree if directory else self.store._remove)(blob)
+        self.store.files.remove_tree(blob)
 
     def verify(self, blob: str, sha: str, listing: dict[str, str] | None = None) -> None:
         """Check a stored blob against ``sha`` (a directory: each file against ``listing``,
         its {name: sha256}); a corrupted one is removed and refused."""
         if not self.intact(blob, sha, listing):
-            self.discard(blob, listing is not None)
+            self.discard(blob)
             raise DeployError(
-                f"{self.store.conn.label}: stored blob {posixpath.basename(blob)} is corrupted "
+                f"{self.store.label}: stored blob {posixpath.basename(blob)} is corrupted "
                 "(sha256 mismatch); removed it, nothing activated — deploy again to re-send",
-                target=self.store.conn.label,
+                target=self.store.label,
             )
 
     def device_listing(self, directory: str, listing: dict[str, str]) -> dict[str, str]:
         """{name: sha256} of ``listing``'s files in ``directory`` as the device hashes them
         (a missing file is left out)."""
-        paths = {self.store.layout.inside(directory, name): name for name in listing}
-        out = self.store.conn.run(["sha256sum", "--", *paths], check=False).stdout.decode()
+        files = self.store.files
+        paths = {files.real(self.store.layout.inside(directory, name)): name for name in listing}
+        out = files.run(["sha256sum", "--", *paths], check=False).stdout.decode()
         seen = (line.split("  ", 1) for line in out.splitlines() if "  " in line)
         return {paths[path]: sha for sha, path in seen if path in paths}

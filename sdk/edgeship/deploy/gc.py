@@ -2,7 +2,9 @@
 
 ROOT/tmp holds only our own ``*.part`` entries, and clearing it never follows a link: a
 ROOT/tmp that is itself a symbolic link is refused (clearing it would delete whatever it
-points to), and an entry that is a link or is not named ``*.part`` is left alone. An
+points to, see :mod:`.contained`), and an entry that is a link or is not named ``*.part``
+is left alone. So in ROOT/blobs and ROOT/pins: only entries named as edgeship names a
+blob (:func:`.layout.is_blob_name`), and no link, are ever removed. An
 upload's part (``<blob>.upload.part``) is kept :data:`PART_KEEP_S` so that a retry can
 resume it; any other part (a version being built, an older naming) goes at once.
 
@@ -15,12 +17,13 @@ once when a version was just removed, else once :data:`STAGED_GRACE_S` old.
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
 import stat
 from typing import TYPE_CHECKING, Any
 
 from edgeship.core.errors import DeployError
+from edgeship.deploy.device_files import Entry
+from edgeship.deploy.layout import PART_SUFFIX, is_blob_name
 
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 STAGED_GRACE_S = 600.0
 PART_KEEP_S = 24 * 3600.0
 UPLOAD_PART = ".upload.part"
+DIRECTORIES = ("blobs", "models", "pins", "runtime", "tmp")
 
 
 class Housekeeping:
@@ -37,40 +41,40 @@ class Housekeeping:
     def __init__(self, store: DeployStore) -> None:
         self.store = store
         self.layout = store.layout
+        self.files = store.files
 
     # -- ROOT/tmp ---------------------------------------------------------------------------
 
     def check_tmp(self) -> bool:
         """Whether ROOT/tmp exists as a real directory; a link or a file there is refused."""
-        tmp = self.layout.path("tmp")
+        tmp = self.files.real(self.layout.path("tmp"))
         try:
-            seen = self.store.conn.sftp().lstat(tmp)
+            mode = self.files.lstat(tmp).mode
         except FileNotFoundError:
             return False
-        mode = seen.st_mode or 0
-        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
-            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
-            label = self.store.conn.label
+        if not stat.S_ISDIR(mode):
+            label = self.store.label
             raise DeployError(
-                f"{label}: {tmp} is {what}; edgeship keeps its partial uploads there and "
-                f"will not follow or clear it: remove it (rm {tmp}) and retry",
+                f"{label}: {tmp} is not a directory; edgeship keeps its partial uploads there "
+                f"and will not clear it: remove it (rm {tmp}) and retry",
                 target=label,
             )
         return True
 
     def clear_tmp(self, now: float) -> None:
-        """Remove our dead partial entries from ROOT/tmp (see the module docstring)."""
+        """Remove our dead partial entries from ROOT/tmp (see the module docstring), once
+        the directories edgeship keeps its entries in are known to be no links: a locked
+        operation is refused before it changes anything, not half-way."""
+        for directory in DIRECTORIES:
+            self.files.real(self.layout.path(directory))
         if not self.check_tmp():
             return
-        tmp = self.layout.path("tmp")
-        for entry in self.store._listdir_attr(tmp):
-            mode = entry.st_mode or 0
-            if not entry.filename.endswith(".part") or stat.S_ISLNK(mode):
+        for entry in self.files.listdir(self.layout.path("tmp")):
+            if not entry.name.endswith(PART_SUFFIX) or not _ours(entry):
                 continue
-            if entry.filename.endswith(UPLOAD_PART) and (entry.st_mtime or 0) > now - PART_KEEP_S:
+            if entry.name.endswith(UPLOAD_PART) and entry.stat.mtime > now - PART_KEEP_S:
                 continue  # a retry may resume it
-            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-                self.store._remove_any(self.layout.path("tmp", entry.filename), mode)
+            self.files.remove_tree(self.layout.path("tmp", entry.name))
 
     def upload_part(self, dest: str) -> str:
         """Where the upload of ``dest`` is written before its rename: the same name for
@@ -85,19 +89,17 @@ class Housekeeping:
     def pin(self, blob: str) -> bool:
         """Mark ``blob`` as staged now; False when it has no pin yet."""
         try:
-            self.store.conn.sftp().utime(self._pin_path(blob), None)
+            self.files.touch(self._pin_path(blob))
             return True
         except OSError:
             return False
 
     def add_pin(self, blob: str) -> None:
-        self.store.makedirs("pins")
-        with self.store.conn.sftp().open(self._pin_path(blob), "w"):
-            pass
+        self.files.makedirs("pins")
+        self.files.write_file(self._pin_path(blob), b"")
 
     def unpin(self, blob: str) -> None:
-        with contextlib.suppress(OSError):
-            self.store.conn.sftp().remove(self._pin_path(blob))
+        self.files.remove(self._pin_path(blob))
 
     # -- blobs ------------------------------------------------------------------------------
 
@@ -105,21 +107,25 @@ class Housekeeping:
         """Remove blobs no version refers to (``referenced``: digests still in use) and no
         profile staged lately: at once those of the ``released`` (just removed) versions,
         others once unused for :data:`STAGED_GRACE_S`; then pins left without a blob."""
-        pins = {p.filename: p.st_mtime or 0 for p in self.store._listdir_attr(self._pins())}
-        blobs = self.layout.path("blobs")
+        listed = self.files.listdir(self.layout.path("pins"))
+        pins = {p.name: p.stat.mtime for p in listed if is_blob_name(p.name) and _ours(p)}
         present = set()
-        for entry in self.store._listdir_attr(blobs):
-            present.add(entry.filename)
-            sha = entry.filename.split(".")[0]
-            if sha in referenced or pins.get(entry.filename, 0) >= now - STAGED_GRACE_S:
+        for entry in self.files.listdir(self.layout.path("blobs")):
+            present.add(entry.name)
+            sha = entry.name.split(".")[0]
+            if not is_blob_name(entry.name) or not _ours(entry):
                 continue
-            if sha in released or (entry.st_mtime or 0) < now - STAGED_GRACE_S:
-                self.unpin(entry.filename)
-                self.store._remove_any(posixpath.join(blobs, entry.filename), entry.st_mode)
-                present.discard(entry.filename)
+            if sha in referenced or pins.get(entry.name, 0) >= now - STAGED_GRACE_S:
+                continue
+            if sha in released or entry.stat.mtime < now - STAGED_GRACE_S:
+                self.unpin(entry.name)
+                self.files.remove_tree(self.layout.path("blobs", entry.name))
+                present.discard(entry.name)
         for name, mtime in pins.items():
             if name not in present and mtime < now - STAGED_GRACE_S:
                 self.unpin(name)
 
-    def _pins(self) -> str:
-        return self.layout.path("pins")
+
+def _ours(entry: Entry) -> bool:
+    """Whether an entry could be one edgeship made: a file or a directory, not a link."""
+    return stat.S_ISREG(entry.stat.mode) or stat.S_ISDIR(entry.stat.mode)

@@ -26,7 +26,10 @@ import re
 from edgeship.core.errors import UsageError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# what edgeship names a blob: a sha256, with the model's suffix for a one-file model
+_BLOB = re.compile(r"^[0-9a-f]{64}(\.[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 VERSION_PREFIX = "v"
+PART_SUFFIX = ".part"
 
 
 def validate_name(name: str) -> str:
@@ -37,6 +40,12 @@ def validate_name(name: str) -> str:
             "(starting with a letter or digit); pass --name to choose one"
         )
     return name
+
+
+def is_blob_name(name: str) -> bool:
+    """Whether edgeship could have named an entry of ROOT/blobs (or ROOT/pins) so;
+    housekeeping removes nothing else there."""
+    return bool(_BLOB.match(name))
 
 
 def version_id(number: int) -> str:

@@ -3,7 +3,8 @@
 The holder is started over its own exec channel: it takes the flock, says so with the
 device's clock, and keeps it until its stdin closes — when we release it, or when this
 host crashes or the connection drops (the kernel then releases the flock). No stale lock
-file can outlive its owner.
+file can outlive its owner. This is the lock of :class:`.sftp_files.SftpFiles`; the
+``local`` target's :class:`.local_files.LocalFiles` holds the same flock in-process.
 
 The holder is util-linux's ``flock`` where the device has it (every Debian, Ubuntu and
 Raspberry Pi OS): a few small native processes, where a Python start costs seconds on a
@@ -16,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import queue
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from edgeship.core.errors import DeployError
 from edgeship.deploy import orphans
-from edgeship.ssh.connection import Connection
-from edgeship.ssh.pipe import SSHPipe
+
+if TYPE_CHECKING:
+    from edgeship.ssh.connection import Connection
+    from edgeship.ssh.pipe import SSHPipe
 
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.
@@ -77,7 +81,7 @@ def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator
     holder, and ending a holder whose connection is gone (see :mod:`.orphans`); yields
     the device's clock at the moment it was taken. ``what`` names the locked thing in
     errors."""
-    record, who = f"{path}.holder", orphans.identity(conn)
+    record, who = holder_record(path), orphans.identity(conn)
     first = min(wait, ORPHAN_CHECK_S)
     holder, answer = _take(conn, [path, f"{first:g}", LOCK_SCRIPT, record, who], first)
     if answer.strip() == b"busy" and wait > first:
@@ -91,22 +95,33 @@ def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator
     if said[:1] != [b"locked"]:
         holder.kill()
         if answer.strip() == b"busy":
-            reason = (
-                f"another deploy holds it (waited {wait:g} s; --lock-wait to wait longer); "
-                "retry later"
-            )
+            reason = busy(wait)
         elif said[:1] == [b"error"]:
             reason = answer.decode(errors="replace").strip()[len("error ") :]
         else:  # the last line the helper wrote, not a whole traceback
             lines = holder.stderr_tail().strip().splitlines()
             reason = lines[-1].strip() if lines else "the lock helper did not answer"
-        raise DeployError(f"{conn.label}: cannot lock {what}: {reason}", target=conn.label)
+        raise lock_refused(conn.label, what, reason)
     try:
         yield float(said[1])
     finally:
         holder.close()  # EOF on its stdin: the helper exits and the flock is released
         holder.exit_status(timeout=5.0)
         holder.channel.close()
+
+
+def holder_record(path: str) -> str:
+    """Where the holder of the lock on ``path`` says who it is (see :mod:`.orphans`)."""
+    return f"{path}.holder"
+
+
+def busy(wait: float) -> str:
+    """Why a lock still held by another after ``wait`` s was not taken, in words."""
+    return f"another deploy holds it (waited {wait:g} s; --lock-wait to wait longer); retry later"
+
+
+def lock_refused(label: str, what: str, reason: str) -> DeployError:
+    return DeployError(f"{label}: cannot lock {what}: {reason}", target=label)
 
 
 def _take(conn: Connection, args: list[str], wait: float) -> tuple[SSHPipe, bytes]:

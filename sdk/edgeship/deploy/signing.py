@@ -247,9 +247,9 @@ def install_trust(store: DeployStore, public: Path) -> str:
     """Make the device trust releases signed by ``public`` (from then on it takes no
     others); the device path of the installed key."""
     raw = read_public(public)
-    store.makedirs("trust")
+    store.files.makedirs("trust")
     path = trust_key_path(store)
-    store.write_file(path, f"{PUBLIC_PREFIX} {base64.b64encode(raw).decode()}\n".encode())
+    store.files.write_file(path, f"{PUBLIC_PREFIX} {base64.b64encode(raw).decode()}\n".encode())
     return path
 
 
@@ -263,8 +263,8 @@ def admit(
     """Check a new version of ``name`` whose bytes are ``blob`` against the device's trust
     key (call with the lock held); what its meta.json records of the signature. Raises
     :class:`SignatureRefused` when the device does not take it."""
-    label = store.conn.label
-    trusted = store.exists(trust_key_path(store))
+    label, files = store.label, store.files
+    trusted = files.exists(trust_key_path(store))
     if release is None:
         if trusted:
             raise SignatureRefused(
@@ -277,9 +277,9 @@ def admit(
     if not trusted:
         return {"signature": {**signature, "verified": False}}
     record = store.layout.path("trust", "releases.json")
-    argv = ["python3", "-c", VERIFY_SCRIPT, trust_key_path(store), record, blob, name]
-    allow = "1" if allow_downgrade else "0"
-    result = store.conn.run([*argv, allow], stdin=release.to_wire(), check=False)
+    paths = [files.real(p) for p in (trust_key_path(store), record, blob)]
+    argv = ["python3", "-c", VERIFY_SCRIPT, *paths, name, "1" if allow_downgrade else "0"]
+    result = files.run(argv, stdin=release.to_wire(), check=False)
     said = result.stdout.decode(errors="replace").strip()
     if not said.startswith("ok"):
         why = said.removeprefix("refused").strip() or (result.stderr.strip() or "no answer")

@@ -1,37 +1,36 @@
-"""A device's deploy root, driven over SFTP and quoted exec: upload, verify, activate.
+"""A device's deploy root: upload, verify, activate, over any :class:`.DeviceFiles`.
 
 Guarantees: a blob is hash-verified *on the device* before any version points to it;
 ``current`` changes only by one atomic rename; a failed or interrupted deploy leaves the
-active version as it was; a lock on the device serialises concurrent deploys. The bytes
-travel by :mod:`.upload`, the lock is :mod:`.lock`.
+active version as it was; a lock on the device serialises concurrent deploys; nothing
+outside the root is read, written or removed, and no link under it is followed
+(:mod:`.contained`, which every file operation here goes through). The transport —
+SFTP and exec for an SSH target, this machine's files for ``local`` — is the
+:class:`.DeviceFiles` the store is given (:mod:`.device_files`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import posixpath
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paramiko
-
 from edgeship.core.errors import DeployError, UsageError
 from edgeship.core.hashing import file_sha256
 from edgeship.core.progress import Progress
 from edgeship.deploy.checks import BlobChecks
+from edgeship.deploy.contained import Contained
+from edgeship.deploy.device_files import DeviceFiles
 from edgeship.deploy.files import MAIN_STEM, ModelFiles, model_files
 from edgeship.deploy.gc import STAGED_GRACE_S, Housekeeping
 from edgeship.deploy.health import HealthCheckFailed, HealthReport
 from edgeship.deploy.install import Installer
 from edgeship.deploy.layout import Layout, validate_name, version_id, version_number
-from edgeship.deploy.lock import device_lock
 from edgeship.deploy.versions import FAILED, ModelVersions, Versions
-from edgeship.ssh.connection import Connection
 
 __all__ = ["STAGED_GRACE_S", "DeployStore", "Deployment", "ModelVersions"]
 
@@ -50,11 +49,12 @@ class Deployment:
 
 
 class DeployStore:
-    """Deployments under ``root`` on the device behind ``conn``."""
+    """Deployments under ``root`` (``~/`` or relative: from the user's home) on the
+    device whose files are ``device``."""
 
     def __init__(
         self,
-        conn: Connection,
+        device: DeviceFiles,
         root: str,
         keep: int = 3,
         progress: Progress | None = None,
@@ -62,12 +62,12 @@ class DeployStore:
     ) -> None:
         if keep < 1:
             raise UsageError(f"keep must be at least 1 version, got {keep}")
-        self.conn = conn
-        self.layout = Layout(self._absolute(root))
+        self.label = device.label
+        self.layout = Layout(_absolute(root, device))
+        self.files = Contained(device, self.layout.root)
         self.keep = keep
         self.progress = progress
         self.lock_timeout = lock_timeout
-        self._present: set[str] = set()  # directories known to exist on the device
         self._locked_at = 0.0  # the device's clock when we took the lock
         self._runtimes_checked: set[str] = set()
         self._holding = False  # this store holds the device's lock now
@@ -84,13 +84,6 @@ class DeployStore:
     def root(self) -> str:
         return self.layout.root
 
-    def _absolute(self, root: str) -> str:
-        if posixpath.isabs(root):
-            return root
-        home = self.conn.sftp().normalize(".")
-        relative = root[2:] if root.startswith("~/") else root
-        return posixpath.join(home, relative)
-
     # -- blobs ------------------------------------------------------------------------------
 
     def put_blob(
@@ -105,11 +98,11 @@ class DeployStore:
         # pin saying it is in use (see gc.py), set before it is used
         if self.housekeeping.pin(blob):
             return self._main_in(blob, files), files.digest, False
-        if self.exists(blob):
+        if self.files.exists(blob):
             self.housekeeping.add_pin(blob)
             return self._main_in(blob, files), files.digest, False
         with self.locked():
-            uploaded = self._ensure_blob(files, blob)
+            uploaded = self.ensure_blob(files, blob)
             self.housekeeping.add_pin(blob)
             return self._main_in(blob, files), files.digest, uploaded
 
@@ -123,9 +116,9 @@ class DeployStore:
         """The device path of the model's main file inside ``blob``."""
         return self.layout.inside(blob, files.main_name) if files.multi_file else blob
 
-    def _ensure_blob(self, files: ModelFiles, blob: str) -> bool:
+    def ensure_blob(self, files: ModelFiles, blob: str) -> bool:
         """Upload unless present (call with the lock held); True when bytes were sent."""
-        if self.exists(blob):
+        if self.files.exists(blob):
             return False
         if files.multi_file:
             self.installer.install_dir(files, blob)
@@ -179,7 +172,7 @@ class DeployStore:
         if unchanged is not None:
             return unchanged
         with self.locked():
-            uploaded = self._ensure_blob(files, blob)
+            uploaded = self.ensure_blob(files, blob)
             # another deploy may have made it so meanwhile; not when we just sent the blob
             # (a fresh blob can carry the recorded whole-second mtime: it must be recorded)
             unchanged = None if uploaded else self._unchanged(name, blob, sha, files)
@@ -195,7 +188,7 @@ class DeployStore:
             if health is not None and not health.ok:
                 self._prune(name)
                 active = self.active_version(name)
-                raise HealthCheckFailed(self.conn.label, name, version, active, health)
+                raise HealthCheckFailed(self.label, name, version, active, health)
             self._activate(name, version)
             self._prune(name)
             return Deployment(name, version, sha, self._model_path(name, version), uploaded, True)
@@ -232,18 +225,16 @@ class DeployStore:
         """Point ``current`` at ``version`` with one rename: readers see old or new, never none."""
         current = self.layout.current(name)
         staged = f"{current}.{os.getpid()}.new"
-        sftp = self.conn.sftp()
-        with contextlib.suppress(OSError):
-            sftp.remove(staged)
-        sftp.symlink(posixpath.join("versions", version), staged)
-        sftp.posix_rename(staged, current)
+        self.files.remove(staged)
+        self.files.symlink(posixpath.join("versions", version), staged)
+        self.files.rename(staged, current)
 
     def _prune(self, name: str) -> None:
         """Keep the active version and the ``keep`` newest others, remove ghosts (see
         versions.py); drop blobs no longer used (see gc.py)."""
         doomed, released = self.versions.doomed(name, self.active_version(name), self.keep)
         for version in doomed:
-            self._rmtree(self.layout.version_dir(name, version))
+            self.files.remove_tree(self.layout.version_dir(name, version))
         if doomed:
             self._collect_blobs(released)
 
@@ -254,19 +245,26 @@ class DeployStore:
     # -- queries and other verbs ------------------------------------------------------------
 
     def names(self) -> list[str]:
-        return sorted(self._listdir(self.layout.path("models")))
+        return sorted(self.files.names(self.layout.path("models")))
 
     def active_version(self, name: str) -> str | None:
+        """The version ``current`` points to (None: no link); a link that points anywhere
+        but one of the deployment's versions is refused, never followed."""
+        current = self.layout.current(name)
         try:
-            return posixpath.basename(self.conn.sftp().readlink(self.layout.current(name)) or "")
+            link = self.files.readlink(current)
         except OSError:
             return None
+        version = posixpath.basename(link)
+        if link != posixpath.join("versions", version) or version_number(version) is None:
+            raise self.files.refuse_link(current, "edgeship points it only at its versions/")
+        return version
 
     def active_path(self, name: str) -> str:
         version = self.active_version(name)
         if not version:
             raise DeployError(
-                f"{self.conn.label}: no model named {name!r} is deployed", target=self.conn.label
+                f"{self.label}: no model named {name!r} is deployed", target=self.label
             )
         return self._model_path(name, version)
 
@@ -283,15 +281,13 @@ class DeployStore:
             target = to or _previous(numbers, active)
             why = listing.unusable(target)
             if why:
-                raise DeployError(
-                    f"{self.conn.label}: {name}: {target} {why}", target=self.conn.label
-                )
+                raise DeployError(f"{self.label}: {name}: {target} {why}", target=self.label)
             if target is None or version_number(target) not in numbers:
                 known = ", ".join(version_id(n) for n in numbers) or "none"
                 raise DeployError(
-                    f"{self.conn.label}: {name}: no version to roll back to "
+                    f"{self.label}: {name}: no version to roll back to "
                     f"(have: {known}; active: {active})",
-                    target=self.conn.label,
+                    target=self.label,
                 )
             meta = listing.metas[version_number(target) or 0]
             self.checks.verify(
@@ -304,13 +300,12 @@ class DeployStore:
 
     def remove(self, name: str) -> None:
         with self.locked():
-            if not self.exists(self.layout.model_dir(name)):
+            if not self.files.exists(self.layout.model_dir(name)):
                 raise DeployError(
-                    f"{self.conn.label}: no model named {name!r} is deployed",
-                    target=self.conn.label,
+                    f"{self.label}: no model named {name!r} is deployed", target=self.label
                 )
             released = {m.get("sha256") for m in self._all_meta(name)}
-            self._rmtree(self.layout.model_dir(name))
+            self.files.remove_tree(self.layout.model_dir(name))
             self._collect_blobs(released)
 
     # -- lock ----------------------------------------------------------------------------
@@ -323,8 +318,8 @@ class DeployStore:
         if self._holding:
             yield
             return
-        self.makedirs()
-        with device_lock(self.conn, self.layout.path("lock"), self.lock_timeout, self.root) as now:
+        self.files.makedirs()
+        with self.files.lock(self.layout.path("lock"), self.lock_timeout) as now:
             self._locked_at = now
             self.housekeeping.clear_tmp(now)
             self._holding = True
@@ -333,21 +328,18 @@ class DeployStore:
             finally:
                 self._holding = False
 
-    # -- small SFTP helpers ------------------------------------------------------------------
+    # -- small helpers ----------------------------------------------------------------------
 
     def _model_path(self, name: str, version: str) -> str:
         """The version's model file: ``model.<ext>``, or ``model/<main>`` for a model of
         several files (its main file's name is in meta.json)."""
         vdir = self.layout.version_dir(name, version)
-        models = [e for e in self._listdir(vdir) if e.startswith(MAIN_STEM + ".")]
+        models = [e for e in self.files.names(vdir) if e.startswith(MAIN_STEM + ".")]
         if models:
             return posixpath.join(vdir, models[0])
         main = self._meta(name, version).get("main")
         model = posixpath.join(vdir, MAIN_STEM)
         return self.layout.inside(model, main) if isinstance(main, str) else model
-
-    def _versions(self, name: str) -> list[int]:
-        return self.versions.numbers(name)
 
     def _meta(self, name: str, version: str) -> dict[str, Any]:
         return self.versions.meta(name, version)
@@ -356,71 +348,19 @@ class DeployStore:
         """The meta of every complete version (ghosts left out)."""
         return [m for _, m in sorted(self.versions.listing(name).metas.items())]
 
-    def _listdir(self, path: str) -> list[str]:
-        try:
-            return self.conn.sftp().listdir(path)
-        except OSError:
-            return []
-
-    def _listdir_attr(self, path: str) -> list[paramiko.SFTPAttributes]:
-        try:
-            return self.conn.sftp().listdir_attr(path)
-        except OSError:
-            return []
+    # -- files under the root, for callers outside deploy/ (settings, setup) ----------------
 
     def exists(self, path: str) -> bool:
-        try:
-            self.conn.sftp().stat(path)
-            return True
-        except OSError:
-            return False
+        return self.files.exists(path)
 
     def makedirs(self, *parts: str) -> None:
-        """``mkdir -p ROOT/parts...`` over SFTP; directories seen once are not asked again."""
-        sftp = self.conn.sftp()
-        for depth in range(len(parts) + 1):
-            path = self.layout.path(*parts[:depth]) if depth else self.root
-            if path in self._present:
-                continue
-            try:
-                sftp.mkdir(path)
-            except OSError as exc:
-                if not self.exists(path):
-                    raise DeployError(
-                        f"{self.conn.label}: cannot create {path}: {exc}", target=self.conn.label
-                    ) from None
-            self._present.add(path)
-
-    def _rmtree(self, path: str) -> None:
-        self.conn.run(["rm", "-rf", "--", path])
-        self._present = {p for p in self._present if p != path and not p.startswith(path + "/")}
-
-    def _remove(self, path: str) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.sftp().remove(path)
-
-    def _remove_any(self, path: str, mode: int | None) -> None:
-        """Remove a file, or a directory (a multi-file blob) with all in it."""
-        if mode is not None and stat.S_ISDIR(mode):
-            self._rmtree(path)
-        else:
-            self._remove(path)
+        self.files.makedirs(*parts)
 
     def read_json(self, path: str) -> dict[str, Any]:
-        try:
-            with self.conn.sftp().open(path, "rb") as f:
-                data = json.loads(f.read().decode())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return self.files.read_json(path)
 
     def write_file(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically: a reader sees the old file or the new."""
-        part = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.part")
-        sftp = self.conn.sftp()
-        with sftp.open(part, "wb") as f:
-            f.write(data)
-        sftp.posix_rename(part, path)
+        self.files.write_file(path, data)
 
 
 def _health_meta(health: HealthReport | None) -> dict[str, Any]:
@@ -428,6 +368,13 @@ def _health_meta(health: HealthReport | None) -> dict[str, Any]:
     if health is None:
         return {}
     return {"health": health.to_dict(), **({} if health.ok else {"state": FAILED})}
+
+
+def _absolute(root: str, device: DeviceFiles) -> str:
+    if posixpath.isabs(root):
+        return root
+    relative = root[2:] if root.startswith("~/") else root
+    return posixpath.join(device.home(), relative)
 
 
 def _model_files(local: Path | ModelFiles, sha256: str | None) -> ModelFiles:

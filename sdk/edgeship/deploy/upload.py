@@ -11,11 +11,15 @@ earlier, interrupted try (``offset N``: what is there, less the last :data:`TAIL
 sent again since a torn tail is never trusted), hashes that prefix from its disk, and
 appends the rest the host sends from there. The sha256 it answers covers the whole file,
 so a resumed upload is verified exactly as a fresh one.
+
+:func:`stream_to_device` drives the receiver over an SSH exec channel (the transport of
+:class:`.sftp_files.SftpFiles`); :class:`.local_files.LocalFiles` runs the very same
+receiver as a subprocess. Both read its answers with :func:`read_offset` and
+:func:`received`; the caller compares the sha256 (install.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +106,12 @@ class Sent:
     sent_bytes: int
 
 
+def receiver_argv(python: str, remote: str, need: int, resume: bool) -> list[str]:
+    """How to start the receiver (:data:`RECEIVE_SCRIPT`) with ``python``: ``need`` bytes
+    must fit, with room for the filesystem's overhead."""
+    return [python, "-c", RECEIVE_SCRIPT, remote, str(int(need * SPACE_MARGIN)), str(int(resume))]
+
+
 def stream_to_device(
     conn: Connection,
     local: Path,
@@ -118,12 +128,11 @@ def stream_to_device(
     several asks room for all of them)."""
     size = local.stat().st_size
     need = max(need, size)
-    argv = ["python3", "-c", RECEIVE_SCRIPT, remote, str(int(need * SPACE_MARGIN))]
-    receiver = conn.start([*argv, "1" if resume else "0"])
+    receiver = conn.start(receiver_argv("python3", remote, need, resume))
     receiver.channel.settimeout(conn.timeouts.command)  # a stalled device ends
     offset = sent = 0
     try:
-        offset = _offset(receiver.readline(timeout=conn.timeouts.command), size)
+        offset = read_offset(receiver.readline(timeout=conn.timeouts.command), size)
         with local.open("rb") as f:
             f.seek(offset)
             for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -134,14 +143,14 @@ def stream_to_device(
         receiver.close()
         status = receiver.exit_status(conn.timeouts.command)
         answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
-    except _Refused as refused:  # before a byte was sent: no space, or no receiver
+    except Refused as refused:  # before a byte was sent: no space, or no receiver
         receiver.exit_status(1.0)
         last = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
         receiver.channel.close()
         if refused.line.startswith(b"nospace"):
             raise NoSpace(conn.label, where, need, int(refused.line.split()[1])) from None
         reason = f"lost the connection: {conn.lost_reason()}" if conn.lost() else last
-        raise _failed(conn, local, remote, reason) from None
+        raise upload_failed(conn.label, local, remote, reason) from None
     except (OSError, paramiko.SSHException, EOFError, queue.Empty) as exc:
         answer = receiver.read_rest(timeout=1.0).decode(errors="replace").strip()
         receiver.channel.close()
@@ -152,17 +161,33 @@ def stream_to_device(
             if conn.lost()
             else str(exc) or "connection closed"
         )
-        raise _failed(conn, local, remote, reason) from None
+        raise upload_failed(conn.label, local, remote, reason) from None
     receiver.channel.close()
+    label, tail = conn.label, receiver.stderr_tail()
+    return Sent(received(label, local, remote, where, need, status, answer, tail), offset, sent)
+
+
+def received(
+    label: str,
+    local: Path,
+    remote: str,
+    where: str,
+    need: int,
+    status: int | None,
+    answer: str,
+    stderr: str,
+) -> str:
+    """The sha256 a receiver that ran to its end answered; a :class:`NoSpace` or an
+    :class:`UploadFailed` when it refused or failed instead."""
     if answer.startswith("nospace"):
-        raise NoSpace(conn.label, where, need, int(answer.split()[1]))
+        raise NoSpace(label, where, need, int(answer.split()[1]))
     if status != 0:
-        last = (receiver.stderr_tail().strip().splitlines() or ["no answer"])[-1]
-        raise _failed(conn, local, remote, last)
-    return Sent(answer, offset, sent)
+        last = (stderr.strip().splitlines() or ["no answer"])[-1]
+        raise upload_failed(label, local, remote, last)
+    return answer
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The receiver's first line was no ``offset N``."""
 
     def __init__(self, line: bytes) -> None:
@@ -170,36 +195,12 @@ class _Refused(Exception):
         self.line = line
 
 
-def _offset(line: bytes, size: int) -> int:
+def read_offset(line: bytes, size: int) -> int:
     """The ``offset N`` the receiver said first, bounded by the file's size."""
     said = line.split()
     if len(said) != 2 or said[0] != b"offset" or not said[1].isdigit():
-        raise _Refused(line.strip())
+        raise Refused(line.strip())
     return min(int(said[1]), size)
-
-
-def send_verified(
-    conn: Connection,
-    local: Path,
-    remote: str,
-    sha256: str,
-    where: str,
-    progress: Progress | None = None,
-    need: int = 0,
-    resume: bool = False,
-) -> Sent:
-    """:func:`stream_to_device`, then a DeployError unless the device wrote ``sha256``
-    (the partial file is removed then: a resumed try must not build on it)."""
-    sent = stream_to_device(conn, local, remote, where, progress, need, resume)
-    if sent.sha256 != sha256:
-        with contextlib.suppress(OSError):
-            conn.sftp().remove(remote)
-        raise DeployError(
-            f"{conn.label}: {local.name} arrived corrupted (sha256 mismatch on the device); "
-            "nothing was activated",
-            target=conn.label,
-        )
-    return sent
 
 
 def progress_from(progress: Progress | None, done: int, total: int) -> Progress | None:
@@ -210,9 +211,9 @@ def progress_from(progress: Progress | None, done: int, total: int) -> Progress 
     return lambda sent, _size: report(done + sent, total)
 
 
-def _failed(conn: Connection, local: Path, remote: str, reason: str) -> UploadFailed:
+def upload_failed(label: str, local: Path, remote: str, reason: str) -> UploadFailed:
     return UploadFailed(
-        f"{conn.label}: upload of {local.name} to {remote} failed ({reason}); the active "
+        f"{label}: upload of {local.name} to {remote} failed ({reason}); the active "
         "version is unchanged — if the disk is full, free space and retry",
-        target=conn.label,
+        target=label,
     )

@@ -22,11 +22,12 @@ import json
 import os
 import posixpath
 import socket
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgeship.deploy.files import MAIN_STEM, ModelFiles
-from edgeship.deploy.layout import version_id, version_number
+from edgeship.deploy.layout import PART_SUFFIX, version_id, version_number
 
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
@@ -80,13 +81,22 @@ class Versions:
         self.layout = store.layout
 
     def numbers(self, name: str) -> list[int]:
-        entries = self.store._listdir(posixpath.join(self.layout.model_dir(name), "versions"))
-        return sorted(n for n in (version_number(e) for e in entries) if n is not None)
+        """The numbers of the deployment's versions; a version that is a link (not one
+        edgeship made) is refused, never read or removed through."""
+        files, versions = self.store.files, posixpath.join(self.layout.model_dir(name), "versions")
+        numbers = []
+        for entry in files.listdir(versions):
+            number = version_number(entry.name)
+            if number is not None and stat.S_ISLNK(entry.stat.mode):
+                raise files.refuse_link(posixpath.join(versions, entry.name))
+            if number is not None:
+                numbers.append(number)
+        return sorted(numbers)
 
     def meta(self, name: str, version: str) -> dict[str, Any]:
         """The version's meta.json ({} for a ghost or an unreadable one)."""
         path = posixpath.join(self.layout.version_dir(name, version), "meta.json")
-        return self.store.read_json(path)
+        return self.store.files.read_json(path)
 
     def listing(self, name: str) -> Listing:
         metas, ghosts = {}, []
@@ -112,16 +122,16 @@ class Versions:
     ) -> str:
         """A new version of ``name`` pointing at ``blob`` (call with the lock held): link
         and meta.json built in ROOT/tmp, then renamed into place in one step."""
-        store, sftp = self.store, self.store.conn.sftp()
+        device = self.store.files
         version = version_id(max(self.numbers(name), default=0) + 1)
         final = self.layout.version_dir(name, version)
-        store.makedirs("models", name, "versions")
-        store.makedirs("tmp")
-        part = self.layout.path("tmp", f"{name}.{version}.{os.getpid()}.part")
-        sftp.mkdir(part)
+        device.makedirs("models", name, "versions")
+        device.makedirs("tmp")
+        part = self.layout.path("tmp", f"{name}.{version}.{os.getpid()}{PART_SUFFIX}")
+        device.mkdir(part)
         # one file: model.<ext> -> its blob; several: model/ -> their blob directory
         link = MAIN_STEM if files.multi_file else MAIN_STEM + files.suffix
-        sftp.symlink(posixpath.relpath(blob, final), posixpath.join(part, link))
+        device.symlink(posixpath.relpath(blob, final), posixpath.join(part, link))
         meta: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -137,27 +147,27 @@ class Versions:
         if files.multi_file:
             meta["main"] = files.main_name
             meta["files"] = files.listing()
-        store.write_file(posixpath.join(part, "meta.json"), _dump(meta))
-        sftp.posix_rename(part, final)
+        device.write_file(posixpath.join(part, "meta.json"), _dump(meta))
+        device.rename(part, final)
         return version
 
     def update(self, name: str, version: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Rewrite the version's meta.json with ``changes`` (atomically)."""
         meta = {**self.meta(name, version), **changes}
         path = posixpath.join(self.layout.version_dir(name, version), "meta.json")
-        self.store.write_file(path, _dump(meta))
+        self.store.files.write_file(path, _dump(meta))
         return meta
 
     def blob_stat(self, blob: str, files: ModelFiles) -> dict[str, list[int]]:
         """{file name in the blob ("" for a one-file blob): [size, mtime]} on the device."""
-        sftp = self.store.conn.sftp()
+        device = self.store.files
         if not files.multi_file:
-            st = sftp.stat(blob)
-            return {"": [st.st_size or 0, st.st_mtime or 0]}
+            st = device.lstat(blob)
+            return {"": [st.size, st.mtime]}
         stats = {}
         for name in files.listing():
-            st = sftp.stat(self.layout.inside(blob, name))
-            stats[name] = [st.st_size or 0, st.st_mtime or 0]
+            st = device.lstat(self.layout.inside(blob, name))
+            stats[name] = [st.size, st.mtime]
         return stats
 
     def doomed(self, name: str, active: str | None, keep: int) -> tuple[list[str], set[Any]]:

@@ -84,7 +84,13 @@ def open_entry(entry: DeviceEntry, context: OpenContext) -> Target:
 
 def _local(entry: DeviceEntry, context: OpenContext) -> Target:
     options = context.options
-    return LocalTarget(python=options.python or entry.python, timeouts=options.timeouts)
+    return LocalTarget(
+        python=options.python or entry.python,
+        timeouts=options.timeouts,
+        deploy_root=options.deploy_root or entry.deploy_root or DEFAULT_DEPLOY_ROOT,
+        keep_versions=options.keep_versions,
+        lock_wait=options.lock_wait,
+    )
 
 
 def _ssh(entry: DeviceEntry, context: OpenContext) -> Target:

@@ -1,4 +1,8 @@
-"""``local``: the runtime zipapp in a subprocess of this machine (the embedded default)."""
+"""``local``: the runtime zipapp in a subprocess of this machine (the embedded default).
+
+It keeps deployments too, as an SSH target does, under a deploy root on this machine
+(default ``~/.edgeship``, the SSH targets' default, here): the same store over
+:class:`~edgeship.deploy.local_files.LocalFiles`."""
 
 from __future__ import annotations
 
@@ -8,14 +12,20 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship.core.client import Pipe
 from edgeship.core.config import Timeouts
 from edgeship.core.errors import ModelError, TargetError
-from edgeship.targets.base import Target
+from edgeship.core.progress import Progress
 from edgeship.targets.bundle import ensure_bundle
+from edgeship.targets.capabilities import DEPLOY
+from edgeship.targets.deploying import DeployingTarget
+from edgeship.targets.devices import DEFAULT_DEPLOY_ROOT
 from edgeship_runtime.formats import companion_files
+
+if TYPE_CHECKING:
+    from edgeship.deploy import DeployStore
 
 
 class LocalPipe(Pipe):
@@ -59,14 +69,42 @@ class LocalPipe(Pipe):
                     stream.close()
 
 
-class LocalTarget(Target):
+class LocalTarget(DeployingTarget):
     """The runtime as a child process, speaking the same protocol an SSH target uses."""
 
     kind = "local"
+    capabilities = frozenset({DEPLOY})
 
-    def __init__(self, python: str | None = None, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self,
+        python: str | None = None,
+        timeouts: Timeouts | None = None,
+        *,
+        deploy_root: str = DEFAULT_DEPLOY_ROOT,
+        keep_versions: int = 3,
+        lock_wait: float = 60.0,
+        progress: Progress | None = None,
+    ) -> None:
         super().__init__("local", timeouts)
         self.python = python or sys.executable
+        self.deploy_root = deploy_root
+        self._keep = keep_versions
+        self._lock_wait = lock_wait
+        self._progress = progress
+        self._store: DeployStore | None = None
+
+    def store(self) -> DeployStore:
+        if self._store is None:
+            # here, not at the top: the store loads paramiko (its upload's errors), which
+            # `local` work that deploys nothing should not pay for
+            from edgeship.deploy import DeployStore
+            from edgeship.deploy.local_files import LocalFiles
+
+            files = LocalFiles(self.name, self.timeouts.command)
+            self._store = DeployStore(
+                files, self.deploy_root, self._keep, self._progress, self._lock_wait
+            )
+        return self._store
 
     def start_pipe(self) -> LocalPipe:
         argv = [self.python, str(ensure_bundle()), "serve"]

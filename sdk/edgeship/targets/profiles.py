@@ -1,6 +1,7 @@
 """Board profiles: the data in ``targets/*.toml``, and matching a device to one.
 
-A profile says what a board family prefers: backend order, ONNX Runtime providers,
+A profile says what a board family prefers: backend order, ONNX Runtime providers (both
+checked against the backend catalog, :mod:`edgeship_runtime.backends.catalog`),
 default threads, where temperature and power can be read, what to pip-install, and
 which of those the board's own Python must bring instead (``system_packages``: apt's
 ``python3-numpy`` on 32-bit ARM, where PyPI has no numpy wheel).
@@ -23,7 +24,7 @@ says, so setup can tell the user the board was not recognised.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,11 +35,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from edgeship.core.errors import ConfigError
-from edgeship_runtime.backends import backend_names
+from edgeship_runtime.backends.catalog import backend_names, get_entry
 
 PROFILE_SCHEMA = "edgeship.target-profile/1"
 ANY_ARCH = "*"
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the edgeship package
 
 
 class Fit(NamedTuple):
@@ -129,7 +130,9 @@ def load_profile(path: Path) -> BoardProfile:
         raise ConfigError(f"{path}: schema must be {PROFILE_SCHEMA!r}")
     runtime_table = data.get("runtime")
     if isinstance(runtime_table, dict):
-        _check_backends(path, runtime_table.get("backends"))
+        _check_names(path, runtime_table, "backends", "backend", backend_names())
+        providers = get_entry("onnxruntime").providers
+        _check_names(path, runtime_table, "onnxruntime_providers", "provider", providers)
     try:
         match, runtime = data.get("match", {}), data["runtime"]
         return BoardProfile(
@@ -161,14 +164,16 @@ def _system_packages(path: Path, runtime: dict[str, Any]) -> tuple[str, ...]:
     return system
 
 
-def _check_backends(path: Path, backends: object) -> None:
-    """A profile's backend order names runtime backends (``[runtime] backends``)."""
-    known = backend_names()
-    unknown = [b for b in backends if b not in known] if isinstance(backends, list) else []
+def _check_names(
+    path: Path, runtime: dict[str, Any], key: str, what: str, known: Sequence[str]
+) -> None:
+    """``[runtime] key`` names only ``known`` ones: the backend catalog's backends, or
+    ONNX Runtime's providers in it."""
+    names = runtime.get(key)
+    unknown = [n for n in names if n not in known] if isinstance(names, list) else []
     if unknown:
         raise ConfigError(
-            f"{path}: unknown backend {unknown[0]!r} in [runtime] backends "
-            f"(known: {', '.join(known)})"
+            f"{path}: unknown {what} {unknown[0]!r} in [runtime] {key} (known: {', '.join(known)})"
         )
 
 

@@ -10,9 +10,10 @@ Three ways, in order of preference for a given device:
   libc and Python (``pip download --platform ...``) and pushes them, for offline boards.
 
 Backends are installed one by one: a board for which one backend has no wheel (32-bit
-Raspberry Pi OS has no onnxruntime on PyPI) still gets the others, and LiteRT falls back
-to ``tflite-runtime`` where ``ai-edge-litert`` is not published. What was left out, and
-pip's reason, is in the result.
+Raspberry Pi OS has no onnxruntime on PyPI) still gets the others, and a backend falls
+back to its other packages, in the backend catalog's order (LiteRT to ``tflite-runtime``
+where ``ai-edge-litert`` is not published). What was left out, and pip's reason, is in
+the result.
 """
 
 from __future__ import annotations
@@ -33,11 +34,10 @@ from edgeship.targets.capabilities import Provisions
 from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
 from edgeship.targets.ssh import DEVICE_CONFIG
 from edgeship_runtime import MIN_PYTHON
+from edgeship_runtime.backends.catalog import BASE_IMPORTS, backend_modules, package_fallbacks
 
-BACKEND_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
 # what the runtime needs whatever the backend; anything else in a package list is a backend
-BASE_PACKAGES = frozenset({"numpy", "psutil"})
-FALLBACKS = {"ai-edge-litert": ("tflite-runtime",)}
+BASE_PACKAGES = frozenset(module.distribution for module in BASE_IMPORTS)
 PIP_TIMEOUT_S = 1800.0
 
 
@@ -144,10 +144,11 @@ def _require_backends(
     found = seen.get("backends", {})
     if not found.get("numpy", {}).get("available"):
         raise ConfigError(f"{label}: the device Python has no numpy")
-    if not any(found.get(m, {}).get("available") for m in BACKEND_MODULES):
+    modules = backend_modules()
+    if not any(found.get(m, {}).get("available") for m in modules):
         why = "; ".join(f"{p}: {reason}" for p, reason in (skipped or {}).items())
         raise ConfigError(
-            f"{label}: the device Python has none of {', '.join(BACKEND_MODULES)}"
+            f"{label}: the device Python has none of {', '.join(modules)}"
             + (f" ({why})" if why else "")
         )
 
@@ -166,7 +167,7 @@ def install_each(
             installed.append(package)
             continue
         reasons = []
-        for candidate in (package, *FALLBACKS.get(package, ())):
+        for candidate in (package, *package_fallbacks(package)):
             try:
                 install(candidate)
             except TargetError as exc:

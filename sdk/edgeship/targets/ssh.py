@@ -15,21 +15,18 @@ from typing import Any
 
 import paramiko
 
-from edgeship.core.config import DEFAULT_HEALTH, HealthPolicy, Signing, Timeouts
+from edgeship.core.config import Timeouts
 from edgeship.core.errors import ProtocolError
 from edgeship.core.progress import Progress
-from edgeship.deploy import Deployment, DeployStore
+from edgeship.deploy import DeployStore
 from edgeship.deploy.files import ModelFiles, model_files
-from edgeship.deploy.health import HealthReport
-from edgeship.deploy.layout import validate_name
-from edgeship.deploy.signing import admit, release_for
+from edgeship.deploy.sftp_files import SftpFiles
 from edgeship.ssh.connection import CommandResult, Connection
 from edgeship.ssh.hostconfig import HostSpec
 from edgeship.ssh.pipe import SSHPipe
-from edgeship.targets.base import Target
 from edgeship.targets.bundle import ensure_bundle, runtime_digest
 from edgeship.targets.capabilities import DEPLOY, PROBE, SETUP
-from edgeship.targets.health import health_check
+from edgeship.targets.deploying import DeployingTarget
 from edgeship.targets.profiles import BoardProfile, get_profile
 from edgeship.targets.settings import RemoteSettingsStore, SettingsStore
 from edgeship_runtime import probe as probe_module
@@ -39,7 +36,7 @@ from edgeship_runtime.formats import companion_files
 DEVICE_CONFIG = "config.json"
 
 
-class SSHTarget(Target):
+class SSHTarget(DeployingTarget):
     kind = "ssh"
     capabilities = frozenset({DEPLOY, PROBE, SETUP})
 
@@ -90,8 +87,9 @@ class SSHTarget(Target):
 
     def store(self) -> DeployStore:
         if self._store is None:
+            device = SftpFiles(self.connection)
             self._store = DeployStore(
-                self.connection, self.deploy_root, self._keep, self._progress, self._lock_wait
+                device, self.deploy_root, self._keep, self._progress, self._lock_wait
             )
         return self._store
 
@@ -135,7 +133,7 @@ class SSHTarget(Target):
         return self.connection.start(argv, report_exit=True)
 
     def stage_model(self, path: Path) -> str:
-        files = self._hash_while_connecting(path)  # first: store() would connect before it
+        files = self.model_files(path)  # first: store() would connect before it
         model, _, _ = self.store().put_blob(files)
         self._digests[model] = (files.sha256, {c.name: c.sha256 for c in files.companions})
         return model
@@ -143,37 +141,7 @@ class SSHTarget(Target):
     def staged_digests(self, device_path: str) -> tuple[str, dict[str, str]] | None:
         return self._digests.get(device_path)
 
-    def deploy(
-        self,
-        path: Path,
-        name: str | None = None,
-        health: HealthPolicy | None = DEFAULT_HEALTH,
-        signing: Signing | None = None,
-    ) -> Deployment:
-        """Upload and activate ``path`` as the next version of ``name``; with ``health``
-        (the default; None: skip), only once it loaded and ran on the device (see
-        :mod:`edgeship.deploy.health`); ``signing``: signed with that key, which a device
-        that trusts a key checks (see :mod:`edgeship.deploy.signing`)."""
-        name = validate_name(name or path.stem)
-        files = self._hash_while_connecting(path)
-        store = self.store()
-        release = release_for(signing, name, files) if signing else None
-        allow = bool(signing and signing.allow_downgrade)
-
-        def admitted(blob: str) -> dict[str, Any]:
-            return admit(store, name, blob, release, allow)
-
-        if health is None:
-            return store.deploy(files, name, admit=admitted)
-        digests = (files.sha256, {c.name: c.sha256 for c in files.companions})
-        policy = health
-
-        def check(device_path: str) -> HealthReport:
-            return health_check(self, device_path, digests, policy)
-
-        return store.deploy(files, name, check=check, admit=admitted)
-
-    def _hash_while_connecting(self, path: Path) -> ModelFiles:
+    def model_files(self, path: Path) -> ModelFiles:
         """``path`` and its companion files, hashed while the SSH handshake runs: for a
         large model both take about the same time, and neither needs the other."""
         # a missing, empty or unknown file, or a missing or unsafe companion, is a clear

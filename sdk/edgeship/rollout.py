@@ -29,6 +29,8 @@ from edgeship.targets import Target
 from edgeship.targets.capabilities import deployer
 from edgeship.targets.fleet import DEFAULT_FORKS, run_each
 
+__all__ = ["SCHEMA", "DeviceOutcome", "RolloutPlan", "RolloutReport", "phase_sizes", "rollout"]
+
 SCHEMA = "edgeship.rollout/1"
 ACTIVATED, UNCHANGED, FAILED = "activated", "unchanged", "failed"
 ROLLED_BACK, ROLLBACK_FAILED, SKIPPED = "rolled back", "rollback failed", "skipped"

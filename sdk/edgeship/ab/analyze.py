@@ -48,6 +48,19 @@ from edgeship_runtime.report import (
 )
 from edgeship_runtime.signature import Signature
 
+__all__ = [
+    "DeviceRun",
+    "ModelRun",
+    "analyze",
+    "compare",
+    "correct",
+    "fed_inputs",
+    "model_result",
+    "ops_comparison",
+    "pooled",
+    "session_validity",
+]
+
 
 @dataclass
 class ModelRun:

@@ -17,6 +17,19 @@ from typing import ClassVar
 from edgeship.ab.result import Comparison, DeviceAB, GateResult
 from edgeship.core.errors import UsageError
 
+__all__ = [
+    "GATES",
+    "Gate",
+    "MaxAccuracyDrop",
+    "MaxMemoryRatio",
+    "MaxSizeRatio",
+    "MinAgreement",
+    "MinSpeedup",
+    "check_all",
+    "make_gate",
+    "parse_gate",
+]
+
 
 @dataclass(frozen=True)
 class Gate(abc.ABC):

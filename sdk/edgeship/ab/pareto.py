@@ -7,6 +7,19 @@ from dataclasses import dataclass
 
 from edgeship.ab.result import ModelResult
 
+__all__ = [
+    "ACCURACY",
+    "LATENCY",
+    "MEMORY",
+    "SIZE",
+    "Objective",
+    "dominates",
+    "front",
+    "model_front",
+    "model_objectives",
+    "model_point",
+]
+
 
 @dataclass(frozen=True)
 class Objective:

@@ -20,6 +20,8 @@ from edgeship.core.extras import import_optional
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+__all__ = ["Plot", "all_plots", "drift_plot", "latency_plot", "pareto_plot", "ratio_plot", "slug"]
+
 _DPI = 100
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 

@@ -33,6 +33,8 @@ from edgeship.ab.table import (
     verdict,
 )
 
+__all__ = ["figure", "html_table", "ops_section", "render", "summary", "validity_section"]
+
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; padding: 0 1em; }

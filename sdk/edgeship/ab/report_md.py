@@ -22,6 +22,8 @@ from edgeship.ab.table import (
     verdict,
 )
 
+__all__ = ["md_table", "method_text", "ops_section", "render", "summary_line", "validity_section"]
+
 
 def md_table(rows: Rows) -> str:
     headers, body = rows

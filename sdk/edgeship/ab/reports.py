@@ -10,6 +10,8 @@ from edgeship.ab.plots import all_plots
 from edgeship.ab.result import ABReport
 from edgeship.core.errors import UsageError
 
+__all__ = ["ReportFiles", "write_report"]
+
 
 @dataclass(frozen=True)
 class ReportFiles:

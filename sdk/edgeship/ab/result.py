@@ -28,6 +28,32 @@ from edgeship_runtime.report import (
 )
 from edgeship_runtime.serde import JsonRecord, check_schema, from_jsonable
 
+__all__ = [
+    "AB_SCHEMA",
+    "AB_SCHEMA_MAJOR",
+    "FASTER",
+    "NO_DIFFERENCE",
+    "SLOWER",
+    "VERDICTS",
+    "ABReport",
+    "Accuracy",
+    "Agreement",
+    "Comparison",
+    "Conditions",
+    "Design",
+    "DeviceAB",
+    "DeviceFailure",
+    "GateResult",
+    "Interval",
+    "LatencySummary",
+    "MemorySummary",
+    "ModelResult",
+    "OpTypeDiff",
+    "OpsComparison",
+    "PooledComparison",
+    "SessionValidity",
+]
+
 AB_SCHEMA = "edgeship.ab/1.1"
 AB_SCHEMA_MAJOR = "edgeship.ab/1"
 """What a report is read as: this major version and every minor revision of it."""

@@ -43,6 +43,20 @@ from edgeship_runtime.report import DeviceState, Environment, Validity
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
 
+__all__ = [
+    "ABConfig",
+    "ABProgress",
+    "ABStep",
+    "Arrays",
+    "Prepared",
+    "build_report",
+    "check_signatures",
+    "measure_device",
+    "model_names",
+    "prepare",
+    "run_ab",
+]
+
 
 @dataclass(frozen=True)
 class ABConfig:

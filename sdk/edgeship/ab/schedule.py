@@ -23,6 +23,8 @@ import numpy as np
 from edgeship.core.errors import UsageError
 from edgeship_runtime.measure import InterleavePolicy
 
+__all__ = ["MIN_SESSIONS", "Schedule", "block_medians", "session_medians", "split_sessions"]
+
 MIN_SESSIONS = 4
 """With 4 sessions per model a two-sided Mann-Whitney test can reject at 0.05 (p = 2/70)
 only on complete separation; fewer can never reject."""

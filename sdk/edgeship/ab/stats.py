@@ -33,6 +33,24 @@ from edgeship.ab.result import FASTER, NO_DIFFERENCE, SLOWER, Interval, LatencyS
 from edgeship.core.errors import UsageError
 from edgeship.core.extras import import_optional
 
+__all__ = [
+    "MannWhitney",
+    "StatsPolicy",
+    "bootstrap_ratios",
+    "holm",
+    "latency_summary",
+    "mann_whitney",
+    "min_attainable_p",
+    "min_detectable_change",
+    "pooled_mann_whitney",
+    "pooled_ratio",
+    "ratio_ci",
+    "ratio_of_medians",
+    "tail_levels",
+    "verdict",
+    "wilson",
+]
+
 _CHUNK_ELEMENTS = 4_000_000
 
 

@@ -22,6 +22,35 @@ from edgeship.ab.result import (
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
 
+__all__ = [
+    "TEXT_COLUMNS",
+    "VALIDITY_NOTE",
+    "Rows",
+    "change_text",
+    "comparison_rows",
+    "detectable_note",
+    "detectable_text",
+    "device_heading",
+    "device_name",
+    "gate_rows",
+    "input_text",
+    "inputs_heading",
+    "inputs_text",
+    "model_rows",
+    "ops_heading",
+    "ops_lines",
+    "ops_rows",
+    "pooled_rows",
+    "render",
+    "size_text",
+    "text_table",
+    "unchecked_line",
+    "validity_lines",
+    "validity_rows",
+    "validity_summary",
+    "verdict",
+]
+
 Rows = tuple[list[str], list[list[str]]]
 
 TEXT_COLUMNS = frozenset(

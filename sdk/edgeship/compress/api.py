@@ -52,6 +52,16 @@ if TYPE_CHECKING:
     from edgeship.compress.training.loop import EpochProgress
     from edgeship.compress.training.torch_model import TorchModel
 
+__all__ = [
+    "SEARCH_CALLS",
+    "SEARCH_SEED",
+    "CompressOptions",
+    "compress",
+    "finish",
+    "run_method",
+    "verified_report",
+]
+
 
 @dataclass(frozen=True)
 class CompressOptions:

@@ -16,6 +16,28 @@ from typing import Any
 from edgeship.compress.methods import MethodConfig, get_method, method_for, method_names
 from edgeship.core.errors import UsageError
 
+__all__ = [
+    "CALIBRATIONS",
+    "CHANNEL_IMPORTANCES",
+    "QUANT_METHODS",
+    "SCOPES",
+    "WEIGHT_IMPORTANCES",
+    "AnyConfig",
+    "ChainConfig",
+    "ChannelPruneConfig",
+    "DistillConfig",
+    "PruneConfig",
+    "QuantizeConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "data_needs",
+    "data_used",
+    "fine_tuning",
+    "output_format",
+    "steps_of",
+]
+
 QUANT_METHODS = ("int8-dynamic", "int8-static", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 WEIGHT_IMPORTANCES = ("magnitude", "gradient", "perturbation")

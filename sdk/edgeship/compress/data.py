@@ -29,6 +29,17 @@ from edgeship_runtime.inputs import (
 )
 from edgeship_runtime.signature import Signature, format_shape
 
+__all__ = [
+    "HOLDOUT",
+    "DataLike",
+    "Dataset",
+    "EvalSplit",
+    "check_dataset",
+    "eval_split",
+    "load_dataset",
+    "require",
+]
+
 
 @dataclass(frozen=True)
 class Dataset:

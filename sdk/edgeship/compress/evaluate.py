@@ -36,6 +36,30 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import load_model
 from edgeship_runtime.signature import Signature
 
+__all__ = [
+    "BATCH_DEPENDENT",
+    "EVAL_BATCH",
+    "GENERATED_RUNS",
+    "UNREACHABLE",
+    "IntegerIO",
+    "accuracy",
+    "batch_dependent",
+    "describe_feeds",
+    "fidelity",
+    "first_sample",
+    "generated_feeds",
+    "input_names",
+    "integer_io",
+    "latency",
+    "latency_shapes",
+    "model_feeds",
+    "opened",
+    "predict",
+    "predict_feeds",
+    "signature",
+    "verify",
+]
+
 UNREACHABLE = (ConnectError, AuthenticationError, HostKeyError)
 """Errors that say nothing about the model: they propagate as they are."""
 

@@ -33,6 +33,19 @@ import numpy as np
 from edgeship.core.errors import CompressionError, UsageError
 from edgeship.models.fidelity import Fidelity
 
+__all__ = [
+    "HINTS",
+    "FidelityCollapse",
+    "GuardPolicy",
+    "NoChange",
+    "collapse_message",
+    "collapse_reasons",
+    "hint",
+    "is_no_op",
+    "larger_note",
+    "zeroed_layers",
+]
+
 HINTS = {
     "prune": "--scope layer, a lower --sparsity, or --epochs N (fine-tuning on --data)",
     "prune-channels": (

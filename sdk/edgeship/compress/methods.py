@@ -33,6 +33,20 @@ if TYPE_CHECKING:
     from edgeship.compress.training.loop import EpochProgress
     from edgeship.compress.training.torch_model import TorchModel
 
+__all__ = [
+    "TORCH",
+    "C",
+    "Job",
+    "Method",
+    "MethodConfig",
+    "Outcome",
+    "Runner",
+    "get_method",
+    "method_for",
+    "method_names",
+    "register_method",
+]
+
 TORCH = "torch"
 """The pseudo-format of a runner that takes the user's torch model (``Job.source``)."""
 

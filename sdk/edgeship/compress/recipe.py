@@ -48,6 +48,19 @@ from edgeship_runtime.formats import get_format
 if TYPE_CHECKING:
     from edgeship.compress.training.loop import EpochProgress
 
+__all__ = [
+    "TABLE_SCHEMA",
+    "Progress",
+    "Recipe",
+    "RecipeReport",
+    "RecipeResult",
+    "RecipeTable",
+    "Row",
+    "load_recipe",
+    "recipe_from_dict",
+    "run_recipe",
+]
+
 TABLE_SCHEMA = "edgeship.compression-table/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

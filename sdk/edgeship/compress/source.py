@@ -12,6 +12,8 @@ from edgeship.models.model_file import ModelFile
 if TYPE_CHECKING:
     from edgeship.compress.training.torch_model import TorchModel
 
+__all__ = ["ModelLike", "base_format", "base_model"]
+
 ModelLike = str | Path
 """A model file (.onnx/.tflite) or a :class:`~edgeship.compress.training.torch_model.TorchModel`."""
 

@@ -13,6 +13,8 @@ from edgeship.models.verify import Tolerance, VerifyData
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.formats import get_format
 
+__all__ = ["DEFAULT_OPSET", "FORMATS", "SUFFIXES", "ConvertConfig", "format_of", "is_factory_spec"]
+
 FORMATS = ("pytorch", "onnx", "tflite")
 # the model formats' canonical suffixes come from the runtime's format table (``.ort`` is
 # ONNX Runtime's own serialisation, which conversion neither reads nor writes)

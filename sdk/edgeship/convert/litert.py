@@ -19,6 +19,8 @@ from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
 from edgeship.core.quiet import quiet
 
+__all__ = ["export_tflite", "import_litert_torch", "litert_version", "translate"]
+
 _ATEN_OP = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 _EXECUTING = re.compile(r"While executing %(\S+) : [^\n]*?target=([^\],]+)")
 _DATA_DEPENDENT = re.compile(r"Could not guard on data-dependent expression [^\n]{0,120}")

@@ -37,6 +37,24 @@ from edgeship_runtime.signature import Signature
 if TYPE_CHECKING:
     from edgeship.convert.routes import Job
 
+__all__ = [
+    "CONVERTER",
+    "convert",
+    "data_shapes",
+    "example_inputs",
+    "freeze",
+    "gather_static",
+    "import_onnx2torch",
+    "reshape_static",
+    "resize_static",
+    "run",
+    "slice_static",
+    "squeeze_static",
+    "static_reshapes",
+    "unsqueeze_static",
+    "unsupported_ops",
+]
+
 CONVERTER = "onnx2torch"
 _TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
 

@@ -40,6 +40,8 @@ from edgeship_runtime.inputs import LABELS_KEY, load_arrays, named_as
 if TYPE_CHECKING:
     from torch import nn
 
+__all__ = ["EXPORT_ROWS", "convert", "convert_module", "torch_example"]
+
 EXPORT_ROWS = 2
 """Rows of example input traced for ONNX (2, so no size-1 batch gets specialised)."""
 

@@ -10,6 +10,8 @@ from edgeship.models.ref import ModelRef
 from edgeship.models.verify import VerifyReport
 from edgeship_runtime.serde import JsonRecord
 
+__all__ = ["CONVERT_SCHEMA", "ConversionReport", "ConversionResult", "Converted"]
+
 CONVERT_SCHEMA = "edgeship.convert/1"
 
 

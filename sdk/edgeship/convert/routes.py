@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from edgeship.convert.result import Converted
     from edgeship.convert.torch_source import TorchSource
 
+__all__ = ["Converter", "Job", "Route", "get_route", "register_route", "registered_routes"]
+
 
 @dataclass(frozen=True)
 class Job:

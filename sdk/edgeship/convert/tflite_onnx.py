@@ -25,6 +25,8 @@ from edgeship_runtime.signature import Signature
 if TYPE_CHECKING:
     from edgeship.convert.routes import Job
 
+__all__ = ["convert", "rename_io", "run"]
+
 
 def run(job: Job) -> Converted:
     """The ``tflite -> onnx`` route (see :mod:`.routes`)."""

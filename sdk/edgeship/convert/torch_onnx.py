@@ -17,6 +17,8 @@ from edgeship.core.errors import ConversionError, UnsupportedOpError
 if TYPE_CHECKING:
     from edgeship.convert.routes import Job
 
+__all__ = ["CONVERTER", "convert", "run"]
+
 CONVERTER = "torch.onnx"
 
 

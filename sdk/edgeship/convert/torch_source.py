@@ -31,6 +31,21 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+__all__ = [
+    "NamedOutputs",
+    "TorchRunner",
+    "TorchSource",
+    "build_module",
+    "flatten_outputs",
+    "forward_input_names",
+    "identifier",
+    "load_factory",
+    "load_weights",
+    "output_keys",
+    "positional",
+    "torch_source",
+]
+
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
 
 

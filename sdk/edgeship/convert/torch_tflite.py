@@ -12,6 +12,8 @@ from edgeship.convert.torch_source import TorchSource, identifier
 if TYPE_CHECKING:
     from edgeship.convert.routes import Job
 
+__all__ = ["convert", "run"]
+
 
 def run(job: Job) -> Converted:
     """The ``pytorch -> tflite`` route (see :mod:`.routes`)."""

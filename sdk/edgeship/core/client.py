@@ -28,6 +28,8 @@ from edgeship.core.errors import (
 )
 from edgeship_runtime import protocol
 
+__all__ = ["ByteSink", "LineSource", "Pipe", "RuntimeClient"]
+
 _STDERR_LINES = 200
 
 

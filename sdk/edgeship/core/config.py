@@ -10,6 +10,16 @@ from edgeship.core.errors import UsageError
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
 
+__all__ = [
+    "DEFAULT_HEALTH",
+    "ConnectOptions",
+    "HealthPolicy",
+    "ParallelConfig",
+    "ProfileConfig",
+    "Signing",
+    "Timeouts",
+]
+
 
 @dataclass(frozen=True)
 class Timeouts:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from edgeship_runtime.model import sha256_file
 
+__all__ = ["file_sha256"]
+
 
 def file_sha256(path: Path | str) -> str:
     st = os.stat(path)

@@ -9,6 +9,8 @@ without loading it.
 
 from __future__ import annotations
 
+__all__ = ["host_name_problem", "target_problem", "user_name_problem"]
+
 _HOST_REFUSED = frozenset("'`\"$\\;&<>|(){},")
 """What a shell gives a meaning to, and ``,`` (a list separator in ssh_config and targets)."""
 _USER_REFUSED = _HOST_REFUSED - frozenset("$\\,")

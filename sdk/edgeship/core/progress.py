@@ -26,6 +26,18 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TextIO
 
+__all__ = [
+    "CLEAR_LINE",
+    "UPLOAD",
+    "WIDTH",
+    "Progress",
+    "StatusLine",
+    "TransferProgress",
+    "bar",
+    "line_on",
+    "transfer_reporters",
+]
+
 Progress = Callable[[int, int], None]  # (bytes sent, bytes in all), per device
 WIDTH = 30
 

@@ -15,6 +15,8 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 
+__all__ = ["quiet"]
+
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:

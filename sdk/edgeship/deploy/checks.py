@@ -19,6 +19,8 @@ from edgeship.deploy.files import ModelFiles
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
 
+__all__ = ["BlobChecks"]
+
 
 class BlobChecks:
     """Checks of the blobs under one store's root."""

@@ -18,6 +18,8 @@ from edgeship.core.errors import ModelError
 from edgeship.core.hashing import file_sha256
 from edgeship_runtime.formats import companion_files, detect_format, staged_suffix
 
+__all__ = ["MAIN_STEM", "ModelFiles", "StagedFile", "listing_digest", "model_files"]
+
 MAIN_STEM = "model"
 
 

@@ -28,6 +28,8 @@ from edgeship.deploy.layout import PART_SUFFIX, is_blob_name
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
 
+__all__ = ["DIRECTORIES", "PART_KEEP_S", "STAGED_GRACE_S", "UPLOAD_PART", "Housekeeping"]
+
 STAGED_GRACE_S = 600.0
 PART_KEEP_S = 24 * 3600.0
 UPLOAD_PART = ".upload.part"

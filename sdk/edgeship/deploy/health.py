@@ -21,6 +21,8 @@ from typing import Any
 
 from edgeship.core.errors import DeployError
 
+__all__ = ["HealthCheckFailed", "HealthReport"]
+
 
 @dataclass
 class HealthReport:

@@ -20,6 +20,8 @@ from edgeship.deploy.upload import progress_from
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
 
+__all__ = ["Installer"]
+
 
 class Installer:
     """Uploads into one store's root (call with its lock held)."""

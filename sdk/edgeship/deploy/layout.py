@@ -25,6 +25,16 @@ import re
 
 from edgeship.core.errors import UsageError
 
+__all__ = [
+    "PART_SUFFIX",
+    "VERSION_PREFIX",
+    "Layout",
+    "is_blob_name",
+    "validate_name",
+    "version_id",
+    "version_number",
+]
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # what edgeship names a blob: a sha256, with the model's suffix for a one-file model
 _BLOB = re.compile(r"^[0-9a-f]{64}(\.[A-Za-z0-9][A-Za-z0-9._-]*)?$")

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from edgeship.ssh.connection import Connection
     from edgeship.ssh.pipe import SSHPipe
 
+__all__ = [
+    "HOLDER",
+    "LOCK_SCRIPT",
+    "ORPHAN_CHECK_S",
+    "busy",
+    "device_lock",
+    "holder_record",
+    "lock_refused",
+]
+
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.
 LOCK_SCRIPT = """

@@ -24,6 +24,17 @@ import psutil
 
 from edgeship.ssh.connection import Connection
 
+__all__ = [
+    "END_SESSION",
+    "RECORD_VERSION",
+    "SESSION_OF_SHELL",
+    "HolderRecord",
+    "end_session",
+    "identity",
+    "parse",
+    "read_record",
+]
+
 RECORD_VERSION = "v1"
 
 # Runs with sh on the device: end sshd session $1 if it still is the process that started

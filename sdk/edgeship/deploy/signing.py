@@ -45,6 +45,24 @@ if TYPE_CHECKING:
     from edgeship.deploy.files import ModelFiles
     from edgeship.deploy.store import DeployStore
 
+__all__ = [
+    "PUBLIC_PREFIX",
+    "SCHEMA",
+    "VERIFY_SCRIPT",
+    "SignatureRefused",
+    "SignedRelease",
+    "admit",
+    "install_trust",
+    "key_id",
+    "keygen",
+    "read_public",
+    "read_release",
+    "release_for",
+    "sign_release",
+    "trust_key_path",
+    "write_release",
+]
+
 SCHEMA = "edgeship.release/1"
 PUBLIC_PREFIX = "edgeship-ed25519"
 

@@ -30,6 +30,23 @@ from edgeship.core.errors import DeployError
 from edgeship.core.progress import Progress
 from edgeship.ssh.connection import Connection
 
+__all__ = [
+    "CHUNK",
+    "RECEIVE_SCRIPT",
+    "SPACE_MARGIN",
+    "TAIL",
+    "NoSpace",
+    "Refused",
+    "Sent",
+    "UploadFailed",
+    "progress_from",
+    "read_offset",
+    "received",
+    "receiver_argv",
+    "stream_to_device",
+    "upload_failed",
+]
+
 # Runs on the device with its python3: with argv[3] == "1", keep what argv[1] holds but
 # its last TAIL bytes; refuse ("nospace FREE") unless argv[2] bytes, less those kept, fit; else
 # take an flock on the file (a receiver of an interrupted try may still be draining its

@@ -32,6 +32,8 @@ from edgeship.deploy.layout import PART_SUFFIX, version_id, version_number
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
 
+__all__ = ["FAILED", "Listing", "ModelVersions", "Versions"]
+
 FAILED = "failed"
 
 

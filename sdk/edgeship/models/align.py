@@ -15,6 +15,15 @@ import numpy as np
 from edgeship.core.errors import ConversionError
 from edgeship_runtime.signature import Dim, Signature, dims_compatible, format_shape
 
+__all__ = [
+    "MAX_PERMUTED_RANK",
+    "align_inputs",
+    "align_outputs",
+    "find_permutation",
+    "match_names",
+    "normalize_name",
+]
+
 _PREFIXES = ("serving_default_",)
 _SUFFIXES = (":0", "_output")
 MAX_PERMUTED_RANK = 6

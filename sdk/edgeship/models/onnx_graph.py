@@ -13,6 +13,22 @@ import numpy as np
 
 from edgeship.core.errors import CompressionError, NothingToPrune
 
+__all__ = [
+    "WEIGHT_OPS",
+    "arrays",
+    "consumers",
+    "graphs",
+    "load",
+    "node_label",
+    "producers",
+    "prunable_weights",
+    "readers",
+    "save",
+    "set_array",
+    "subgraphs",
+    "weight_names",
+]
+
 WEIGHT_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1}
 """Op type → input index of the weight whose elements pruning removes."""
 

@@ -34,6 +34,8 @@ from edgeship.core.quiet import quiet
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
 
+__all__ = ["Prepared", "fold_constants", "node_count", "prepared", "sink_initializers"]
+
 
 @dataclass
 class Prepared:

@@ -14,6 +14,8 @@ import numpy as np
 
 from edgeship_runtime.signature import Signature
 
+__all__ = ["Runner"]
+
 
 class Runner(Protocol):
     """Runs a batch: arrays by input name in, arrays by output name out."""

@@ -35,6 +35,18 @@ from edgeship_runtime.inputs import (
 from edgeship_runtime.serde import from_jsonable, to_jsonable
 from edgeship_runtime.signature import Signature, TensorSpec
 
+__all__ = [
+    "VERIFY_SCHEMA",
+    "OutputComparison",
+    "Tolerance",
+    "VerifyData",
+    "VerifyReport",
+    "compare_output",
+    "failure_message",
+    "verification_feeds",
+    "verify",
+]
+
 VERIFY_SCHEMA = "edgeship.verify/1"
 
 

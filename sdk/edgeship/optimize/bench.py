@@ -20,6 +20,8 @@ from edgeship.targets.interleave import interleaved, median_p50_ms
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import MeasurePolicy
 
+__all__ = ["measure_models"]
+
 
 def measure_models(
     target: Target,

@@ -35,6 +35,18 @@ from edgeship.optimize.report import OptimizeReport, StepRecord
 from edgeship.targets import Target
 from edgeship_runtime.errors import ModelError, UsageError
 
+__all__ = [
+    "OptimizeConfig",
+    "convert_opset",
+    "host_facts",
+    "node_count",
+    "op_histogram",
+    "optimize",
+    "ort_offline",
+    "simplify",
+    "target_facts",
+]
+
 _ORT_LEVEL_NAMES = {
     "basic": "ORT_ENABLE_BASIC",
     "extended": "ORT_ENABLE_EXTENDED",

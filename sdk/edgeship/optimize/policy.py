@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from edgeship_runtime.errors import UsageError
 
+__all__ = ["CPU", "LEVELS", "RuntimeFacts", "allowed_level", "version_tuple"]
+
 LEVELS = ("none", "basic", "extended", "all")
 """``auto`` asks for ``all`` and takes what the target allows."""
 CPU = "CPUExecutionProvider"

@@ -9,6 +9,16 @@ from edgeship.models.ref import ModelRef
 from edgeship.models.verify import VerifyReport
 from edgeship_runtime.serde import JsonRecord
 
+__all__ = [
+    "OPTIMIZE_SCHEMA",
+    "TUNE_SCHEMA",
+    "Measurement",
+    "OptimizeReport",
+    "StepRecord",
+    "Trial",
+    "TuneReport",
+]
+
 OPTIMIZE_SCHEMA = "edgeship.optimize/1"
 TUNE_SCHEMA = "edgeship.tune/1"
 

@@ -31,6 +31,21 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.report import ProfileReport
 
+__all__ = [
+    "CPU",
+    "MODES",
+    "TuneConfig",
+    "TuneProgress",
+    "board_profile",
+    "candidates",
+    "choose",
+    "measure",
+    "profile_as_given",
+    "provider_chains",
+    "thread_counts",
+    "tune",
+]
+
 MODES = ("sequential", "parallel")
 CPU = "CPUExecutionProvider"
 

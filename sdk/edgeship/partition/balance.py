@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = ["balanced_cuts", "bottleneck", "stage_costs"]
+
 
 def bottleneck(costs: Sequence[float], k: int) -> float:
     """The smallest possible largest-stage cost of ``k`` non-empty contiguous stages."""

@@ -26,6 +26,16 @@ import numpy as np
 
 from edgeship.partition.graph import GraphInfo
 
+__all__ = [
+    "Shapes",
+    "bind_inputs",
+    "crossing_bytes",
+    "flop_costs",
+    "known_shapes",
+    "node_flops",
+    "profile_costs",
+]
+
 Shapes = dict[str, tuple[int, ...]]
 
 

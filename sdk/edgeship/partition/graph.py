@@ -22,6 +22,19 @@ from typing import Any
 
 from edgeship.core.errors import PartitionError
 
+__all__ = [
+    "CONTROL_FLOW",
+    "GraphInfo",
+    "StagePlan",
+    "analyse",
+    "check_stages",
+    "max_stages",
+    "outer_references",
+    "plan_stages",
+    "stage_model",
+    "value_types",
+]
+
 CONTROL_FLOW = ("If", "Loop", "Scan", "SequenceMap")
 
 

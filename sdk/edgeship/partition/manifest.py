@@ -24,6 +24,8 @@ from edgeship.models.ref import ModelRef
 from edgeship.models.verify import VerifyReport
 from edgeship_runtime.serde import JsonRecord
 
+__all__ = ["MANIFEST_NAME", "PARTITION_SCHEMA", "PartitionManifest", "StageEntry"]
+
 PARTITION_SCHEMA = "edgeship.partition/1"
 MANIFEST_NAME = "manifest.json"
 

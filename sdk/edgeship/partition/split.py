@@ -44,6 +44,8 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.model import sha256_file
 from edgeship_runtime.signature import Signature
 
+__all__ = ["COST_MODELS", "ChainRunner", "PartitionConfig", "partition"]
+
 COST_MODELS = {"flops": "flop", "profile": "us"}
 
 

@@ -8,6 +8,8 @@ import socket
 import struct
 import sys
 
+__all__ = ["agent_has_keys"]
+
 _AGENT_LIST_KEYS = struct.pack(">IB", 1, 11)  # SSH2_AGENTC_REQUEST_IDENTITIES
 _AGENT_KEY_LIST = 12  # SSH2_AGENT_IDENTITIES_ANSWER
 

@@ -44,6 +44,8 @@ from edgeship.ssh.transport import (
     open_tcp,
 )
 
+__all__ = ["CommandResult", "Connection"]
+
 _OPT_IN = ("accept-new", "no", "off")  # StrictHostKeyChecking values that add unknown keys
 
 

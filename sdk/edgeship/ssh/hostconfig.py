@@ -13,6 +13,16 @@ import paramiko
 from edgeship.core.errors import ConfigError
 from edgeship.core.hostnames import target_problem
 
+__all__ = [
+    "DEFAULT_KNOWN_HOSTS",
+    "DEFAULT_SSH_CONFIG",
+    "HostSpec",
+    "jump_chain",
+    "jump_host",
+    "load_ssh_config",
+    "resolve_host",
+]
+
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 _SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s]+)(?::(?P<port>\d+))?$")

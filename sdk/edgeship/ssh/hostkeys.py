@@ -27,6 +27,17 @@ import paramiko
 
 from edgeship.core.errors import ConfigError, HostKeyError
 
+__all__ = [
+    "AcceptNew",
+    "KnownHosts",
+    "RefuseUnknown",
+    "changed_key_error",
+    "fingerprint",
+    "host_matches",
+    "known_hosts_name",
+    "read_known_hosts",
+]
+
 _REVOKED = "@revoked"
 _CERT_AUTHORITY = "@cert-authority"
 

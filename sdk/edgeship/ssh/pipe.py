@@ -20,6 +20,8 @@ from edgeship.core.errors import TargetError
 if TYPE_CHECKING:
     from edgeship.ssh.connection import Connection
 
+__all__ = ["SSHPipe", "command_line"]
+
 _EXIT = "edgeship-exit-status:"
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import paramiko
 
+__all__ = ["AeadFirstTransport", "WatchedSocket", "handshake_failure", "lost_reason", "open_tcp"]
+
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")

@@ -24,6 +24,8 @@ from edgeship.sweep.report import CellRecord
 from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome
 from edgeship.targets.fleet import DEFAULT_FORKS
 
+__all__ = ["LOCAL", "OFF", "E", "Executor", "open_executor", "ray_installed"]
+
 OFF = "off"
 LOCAL = "local"
 

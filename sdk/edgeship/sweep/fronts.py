@@ -18,6 +18,20 @@ from collections.abc import Iterable, Sequence
 from edgeship.ab.pareto import Objective, front
 from edgeship.sweep.report import AcrossBoards, BoardFront, Cell, FleetFront, VariantRecord
 
+__all__ = [
+    "ACCURACY",
+    "ACCURACY_DROP",
+    "BASE",
+    "LATENCY",
+    "MEMORY",
+    "MEMORY_RATIO",
+    "SIZE",
+    "SPEEDUP",
+    "Point",
+    "across_boards",
+    "board_front",
+]
+
 BASE = "base"
 
 LATENCY = Objective("p50_ms", minimize=True)

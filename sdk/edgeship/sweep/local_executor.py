@@ -32,6 +32,8 @@ from edgeship.sweep.work import (
 from edgeship.targets import Target, open_target
 from edgeship.targets.fleet import DEFAULT_FORKS
 
+__all__ = ["LocalExecutor", "Slots", "T", "Workers", "failed_cell"]
+
 T = TypeVar("T")
 
 

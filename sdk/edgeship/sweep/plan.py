@@ -25,6 +25,20 @@ from edgeship.compress.config import AnyConfig, config_to_dict, steps_of
 from edgeship.compress.methods import method_for
 from edgeship.sweep.report import DONE, CellRecord, Policy, VariantRecord
 
+__all__ = [
+    "TRAIN_CPUS",
+    "CellPlan",
+    "Resources",
+    "cell_fingerprint",
+    "cell_reusable",
+    "digest",
+    "plan_cells",
+    "resources_for",
+    "trains",
+    "variant_fingerprint",
+    "variant_reusable",
+]
+
 TRAIN_CPUS = 2.0
 """CPUs a variant that trains (fine-tuning, distillation) declares; others declare one."""
 

@@ -46,6 +46,8 @@ from edgeship.sweep.work import (
 )
 from edgeship.targets import Target, open_target
 
+__all__ = ["CACHE", "CLOSE_WAIT_S", "Blob", "RayExecutor"]
+
 CACHE = Path(tempfile.gettempdir()) / "edgeship-sweep-cache"
 CLOSE_WAIT_S = 5.0
 

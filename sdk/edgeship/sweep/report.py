@@ -26,6 +26,25 @@ from typing import Any, Optional
 from edgeship.ab.result import Interval
 from edgeship_runtime.serde import JsonRecord
 
+__all__ = [
+    "CELL_SCHEMA",
+    "DONE",
+    "FAILED",
+    "SWEEP_SCHEMA",
+    "VARIANT_SCHEMA",
+    "AcrossBoards",
+    "BoardFront",
+    "Cell",
+    "CellRecord",
+    "CellResult",
+    "ErrorInfo",
+    "FleetFront",
+    "Policy",
+    "RunCounts",
+    "SweepReport",
+    "VariantRecord",
+]
+
 SWEEP_SCHEMA = "edgeship.sweep/1"
 VARIANT_SCHEMA = "edgeship.sweep-variant/1"
 CELL_SCHEMA = "edgeship.sweep-cell/1"

@@ -45,6 +45,8 @@ from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome, ab_conf
 from edgeship.targets import open_targets
 from edgeship_runtime.formats import get_format
 
+__all__ = ["REUSED", "OnEvent", "SweepConfig", "SweepEvent", "run_sweep"]
+
 REUSED = "reused"
 
 

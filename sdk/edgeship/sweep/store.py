@@ -27,6 +27,8 @@ from edgeship.core.hashing import file_sha256
 from edgeship.sweep.report import CellRecord, VariantRecord
 from edgeship_runtime.serde import JsonRecord
 
+__all__ = ["R", "Store", "board_slug"]
+
 R = TypeVar("R", bound=JsonRecord)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")

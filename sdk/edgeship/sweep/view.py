@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from edgeship.sweep.report import Cell, CellResult, SweepReport, VariantRecord
 
+__all__ = ["describe", "event_line", "to_markdown"]
+
 
 def to_markdown(report: SweepReport) -> str:
     n_done = sum(c.ok for c in report.cells)

@@ -38,6 +38,18 @@ from edgeship.sweep.report import (
 from edgeship.targets import Target
 from edgeship_runtime.backends import SessionOptions
 
+__all__ = [
+    "CompressJob",
+    "MeasureJob",
+    "VariantOutcome",
+    "ab_config",
+    "cell_result",
+    "compress_variant",
+    "measure_cell",
+    "now_utc",
+    "worker_name",
+]
+
 
 @dataclass(frozen=True)
 class CompressJob:

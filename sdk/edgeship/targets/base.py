@@ -33,6 +33,8 @@ from edgeship_runtime.measure import InterleavePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import Cooldown, DeviceState, ProfileReport
 
+__all__ = ["Target"]
+
 _T = TypeVar("_T", bound="Target")
 
 

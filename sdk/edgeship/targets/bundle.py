@@ -16,6 +16,16 @@ from pathlib import Path
 
 import edgeship_runtime
 
+__all__ = [
+    "INTERPRETER",
+    "RUNTIME_DIR",
+    "build_bundle",
+    "cache_dir",
+    "ensure_bundle",
+    "runtime_digest",
+    "runtime_sources",
+]
+
 RUNTIME_DIR = Path(edgeship_runtime.__file__).resolve().parent
 INTERPRETER = "/usr/bin/env python3"
 

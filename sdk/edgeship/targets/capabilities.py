@@ -22,6 +22,19 @@ if TYPE_CHECKING:
     from edgeship.deploy import Deployment, DeployStore
     from edgeship.ssh.connection import CommandResult
 
+__all__ = [
+    "DEPLOY",
+    "PROBE",
+    "SETUP",
+    "Deploys",
+    "Probes",
+    "Provisions",
+    "deployer",
+    "prober",
+    "provisioner",
+    "require",
+]
+
 DEPLOY = "deploy"
 PROBE = "probe"
 SETUP = "setup"

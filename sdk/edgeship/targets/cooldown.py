@@ -17,6 +17,8 @@ from edgeship_runtime.report import Cooldown
 if TYPE_CHECKING:
     from edgeship.targets.base import Target
 
+__all__ = ["CooldownPolicy", "CooldownProgress", "wait_cool"]
+
 CooldownProgress = Callable[[float, float, "CooldownPolicy"], None]
 """Called after each reading with (hottest zone °C, seconds waited so far, policy)."""
 

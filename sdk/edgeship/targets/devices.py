@@ -27,6 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+__all__ = [
+    "DEFAULT_DEPLOY_ROOT",
+    "DEFAULT_FILES",
+    "DeviceEntry",
+    "Inventory",
+    "check_spelling",
+    "find_inventory_file",
+    "load_inventory",
+    "suggest",
+]
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

@@ -28,6 +28,8 @@ from typing import Any, Generic, TypeVar
 from edgeship.core.errors import EdgeshipError, RemoteTimeout, UsageError
 from edgeship.targets import Target
 
+__all__ = ["DEFAULT_FORKS", "DeviceResult", "FleetProgress", "OnResult", "T", "run_each"]
+
 T = TypeVar("T")
 
 DEFAULT_FORKS = 20

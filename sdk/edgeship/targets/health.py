@@ -27,6 +27,8 @@ from edgeship.targets.loaded import Loaded
 from edgeship_runtime.inputs import generate_feeds
 from edgeship_runtime.measure import MeasurePolicy
 
+__all__ = ["MODEL_FAILURES", "health_check"]
+
 # what a model can be blamed for; anything else (a lost connection) is no verdict on it
 MODEL_FAILURES = (
     BackendUnavailable,

@@ -24,6 +24,8 @@ from edgeship.targets.local import LocalTarget
 if TYPE_CHECKING:
     import paramiko
 
+__all__ = ["OpenContext", "TargetFactory", "open_entry", "register_target_kind", "target_kinds"]
+
 
 @dataclass
 class OpenContext:

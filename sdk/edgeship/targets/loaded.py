@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from edgeship.core.client import RuntimeClient
     from edgeship.targets.base import Target
 
+__all__ = ["Loaded"]
+
 
 class Loaded:
     """``model`` loaded on ``target`` with ``config``'s session; satisfies the ``Runner``

@@ -27,6 +27,8 @@ from edgeship_runtime.formats import companion_files
 if TYPE_CHECKING:
     from edgeship.deploy import DeployStore
 
+__all__ = ["LocalPipe", "LocalTarget"]
+
 
 class LocalPipe(Pipe):
     def __init__(self, process: subprocess.Popen[bytes]) -> None:

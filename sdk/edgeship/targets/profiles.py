@@ -29,6 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+__all__ = [
+    "ANY_ARCH",
+    "NO_FIT",
+    "PROFILE_SCHEMA",
+    "BoardProfile",
+    "Fit",
+    "device_names",
+    "get_profile",
+    "load_profile",
+    "load_profiles",
+    "match_profile",
+    "profiles_dir",
+]
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

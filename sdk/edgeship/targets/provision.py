@@ -36,6 +36,16 @@ from edgeship.targets.ssh import DEVICE_CONFIG
 from edgeship_runtime import MIN_PYTHON
 from edgeship_runtime.backends.catalog import BASE_IMPORTS, backend_modules, package_fallbacks
 
+__all__ = [
+    "BASE_PACKAGES",
+    "PIP_TIMEOUT_S",
+    "SetupResult",
+    "download_wheels",
+    "install_each",
+    "setup_device",
+    "wheel_platforms",
+]
+
 # what the runtime needs whatever the backend; anything else in a package list is a backend
 BASE_PACKAGES = frozenset(module.distribution for module in BASE_IMPORTS)
 PIP_TIMEOUT_S = 1800.0

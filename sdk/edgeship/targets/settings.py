@@ -28,6 +28,17 @@ from edgeship_runtime.serde import JsonRecord
 if TYPE_CHECKING:
     from edgeship.deploy import DeployStore
 
+__all__ = [
+    "SETTINGS_DIR",
+    "SETTINGS_SCHEMA",
+    "LocalSettingsStore",
+    "RemoteSettingsStore",
+    "SettingsStore",
+    "StoredSettings",
+    "apply_stored",
+    "now",
+]
+
 SETTINGS_SCHEMA = "edgeship.settings/1"
 SETTINGS_DIR = "settings"
 

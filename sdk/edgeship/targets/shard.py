@@ -31,6 +31,18 @@ from edgeship.targets import Target
 from edgeship_runtime.inputs import LABELS_KEY
 from edgeship_runtime.report import ProfileReport
 
+__all__ = [
+    "CHUNKS_PER_DEVICE",
+    "FATAL",
+    "DeviceShare",
+    "ShardError",
+    "ShardedRun",
+    "chunk_bounds",
+    "describe_parallel",
+    "profile_parallel",
+    "run_sharded",
+]
+
 FATAL = (UsageError, InputError, ModelError)
 """Errors that are the request's fault, not the device's: re-running elsewhere is futile."""
 

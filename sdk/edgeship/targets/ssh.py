@@ -33,6 +33,8 @@ from edgeship_runtime import probe as probe_module
 from edgeship_runtime.backends.catalog import probe_modules
 from edgeship_runtime.formats import companion_files
 
+__all__ = ["DEVICE_CONFIG", "SSHTarget"]
+
 DEVICE_CONFIG = "config.json"
 
 

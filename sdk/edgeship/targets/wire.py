@@ -33,6 +33,27 @@ from edgeship_runtime.report import (
 from edgeship_runtime.serde import from_jsonable
 from edgeship_runtime.signature import Signature
 
+__all__ = [
+    "Arrays",
+    "Conditions",
+    "Interleaved",
+    "LoadReply",
+    "Request",
+    "conditions",
+    "device_state",
+    "info",
+    "interleave",
+    "load",
+    "op_profile",
+    "outputs",
+    "parallel",
+    "profile",
+    "profile_ops",
+    "profile_report",
+    "run",
+    "unload",
+]
+
 Arrays = Mapping[str, np.ndarray]
 
 

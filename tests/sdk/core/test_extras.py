@@ -60,7 +60,7 @@ def test_missing_extras_maps_known_packages_and_passes_others(
 def test_every_extra_named_exists_in_pyproject() -> None:
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
     assert set(EXTRA_OF.values()) <= set(extras)
 
@@ -213,7 +213,7 @@ def _cli(hidden: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-c", CLI, hidden, *map(str, args)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
         timeout=300,
     )
 

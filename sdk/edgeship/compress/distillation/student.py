@@ -27,6 +27,8 @@ from edgeship.core.errors import CompressionError, NothingToPrune, UsageError
 from edgeship.models import onnx_graph
 from edgeship.models.model_file import ModelFile
 
+__all__ = ["distill"]
+
 
 def distill(job: Job[DistillConfig]) -> Outcome:
     """``job.base`` is the teacher, a runnable model file (for a torch teacher: its ONNX

@@ -21,6 +21,8 @@ import numpy as np
 
 from edgeship.models import onnx_graph
 
+__all__ = ["ELEMENTWISE", "LINEAR", "PASS_THROUGH", "Group", "Slice", "find_groups"]
+
 PASS_THROUGH = {
     "Relu",
     "LeakyRelu",

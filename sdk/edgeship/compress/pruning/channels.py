@@ -26,6 +26,8 @@ from edgeship.compress.training.torch_graph import OnnxModule, to_tensors
 from edgeship.core.errors import NothingToPrune
 from edgeship.models import onnx_graph
 
+__all__ = ["prune_channels_onnx", "shrink"]
+
 
 def prune_channels_onnx(job: Job[ChannelPruneConfig]) -> Outcome:
     config, data = job.config, job.data

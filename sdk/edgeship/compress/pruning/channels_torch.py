@@ -25,6 +25,8 @@ from edgeship.compress.training.torch_model import count_parameters, export_onnx
 from edgeship.core.errors import CompressionError, NothingToPrune, UsageError
 from edgeship.core.extras import import_optional
 
+__all__ = ["PRUNABLE", "Layer", "narrow", "prune_channels_torch"]
+
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 Layer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
 

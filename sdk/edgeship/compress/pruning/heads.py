@@ -26,6 +26,8 @@ from edgeship.compress.data import Dataset
 from edgeship.compress.pruning import importance
 from edgeship.compress.training.loop import predict_with_pre_hooks
 
+__all__ = ["HeadAttention", "attention_layers", "prune_heads", "unsupported"]
+
 
 class HeadAttention(nn.Module):
     """``nn.MultiheadAttention``'s computation with its own head count: ``embed_dim``

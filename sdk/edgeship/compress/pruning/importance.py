@@ -6,6 +6,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
+__all__ = [
+    "block_norm",
+    "channel_norm",
+    "keep_count",
+    "magnitude",
+    "spread_over_rows",
+    "top_indices",
+    "weight_masks",
+]
+
 
 def magnitude(weight: np.ndarray) -> np.ndarray:
     return np.abs(weight)

@@ -26,6 +26,8 @@ from edgeship.compress.training.loop import distill_loss, fit, metric, outputs_o
 from edgeship.compress.training.torch_graph import OnnxModule, to_tensors
 from edgeship.models import onnx_graph
 
+__all__ = ["SCORE_BATCH", "prune_weights", "row_axis"]
+
 SCORE_BATCH = 8
 
 

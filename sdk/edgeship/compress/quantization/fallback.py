@@ -37,6 +37,23 @@ from edgeship.models import onnx_graph
 from edgeship.models.fidelity import Fidelity
 from edgeship_runtime.signature import Signature
 
+__all__ = [
+    "MAX_BISECTIONS",
+    "MAX_SIZE",
+    "NAMED",
+    "RANKING_CALLS",
+    "UNRANKED",
+    "Calls",
+    "Fallback",
+    "Quantize",
+    "Search",
+    "activations",
+    "hold",
+    "local_errors",
+    "rank",
+    "with_margin",
+]
+
 Calls = list[dict[str, np.ndarray]]
 Quantize = Callable[[Path, Sequence[str], Path, "Calls | None"], None]
 """``(model, nodes kept in float, out, calibration calls)``: quantize as the job says;

@@ -23,6 +23,15 @@ from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
 
+__all__ = [
+    "FP16_MAX",
+    "FP16_RETRIES",
+    "MATMULS",
+    "batch_transposes",
+    "convert_fp16",
+    "out_of_range_nodes",
+]
+
 
 def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
     """``model`` in float16 with float32 inputs and outputs, written to ``out``; the nodes

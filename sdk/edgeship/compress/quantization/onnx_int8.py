@@ -37,6 +37,15 @@ from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageErro
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
 
+__all__ = [
+    "CALIBRATION_BATCH",
+    "ORT_DEFAULT_SEVERITY",
+    "QDQ_OPSET",
+    "SUBGRAPH_REFUSAL",
+    "describe",
+    "quantize_onnx",
+]
+
 CALIBRATION_BATCH = 32
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["float32_weights", "hidden_weight"]
+
 
 def float32_weights(data: bytes) -> tuple[bytes, int]:
     """``data`` (a ``.tflite``) with its FLOAT16 constant + DEQUANTIZE pairs replaced by

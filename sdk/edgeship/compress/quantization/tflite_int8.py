@@ -29,6 +29,8 @@ from edgeship.core.extras import import_optional
 from edgeship.core.quiet import quiet
 from edgeship_runtime.inputs import named_as
 
+__all__ = ["RECIPES", "prepared", "quantize_tflite", "with_signature"]
+
 RECIPES = {
     "int8-dynamic": "dynamic_wi8_afp32",
     "int8-static": "static_wi8_ai8",

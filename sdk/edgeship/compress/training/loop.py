@@ -28,6 +28,21 @@ from edgeship.compress.data import Dataset
 from edgeship.core.errors import CompressionError
 from edgeship.models.fidelity import cosine_similarity, is_class_scores
 
+__all__ = [
+    "LOSSES",
+    "EpochDone",
+    "EpochProgress",
+    "FitLog",
+    "Outputs",
+    "distill_loss",
+    "fit",
+    "metric",
+    "output_loss",
+    "outputs_of",
+    "predict_torch",
+    "predict_with_pre_hooks",
+]
+
 
 @dataclass
 class FitLog:

@@ -25,6 +25,8 @@ from torch.nn import functional as F
 from edgeship.core.errors import UnsupportedPattern
 from edgeship.models import onnx_graph
 
+__all__ = ["OPS", "OnnxModule", "Op", "fixed_initializers", "to_tensors"]
+
 Op = Callable[[Any, list[Any]], list[torch.Tensor]]
 
 

@@ -23,6 +23,8 @@ from torch import nn
 
 from edgeship.core.errors import CompressionError, ModelError, UsageError
 
+__all__ = ["OPSET", "OUTPUT_NAME", "TorchModel", "count_parameters", "export_onnx", "load_factory"]
+
 OPSET = 17
 OUTPUT_NAME = "output"
 

@@ -50,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "compress",
-        help="quantize, prune or distill a model, measured",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[target_options()],

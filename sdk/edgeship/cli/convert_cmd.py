@@ -36,7 +36,6 @@ EXIT_NOT_EQUIVALENT = 1
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert a model between formats, verified",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -29,7 +29,6 @@ from edgeship_runtime.measure import MeasurePolicy
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "optimize",
-        help="optimize an ONNX graph for a target, verified",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,

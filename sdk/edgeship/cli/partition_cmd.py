@@ -28,7 +28,6 @@ from edgeship_runtime.inputs import parse_shape_overrides
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "partition",
-        help="split an ONNX graph into K balanced stages",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,

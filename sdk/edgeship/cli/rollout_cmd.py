@@ -22,7 +22,6 @@ from edgeship.targets import open_targets
 def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "rollout",
-        help="deploy to a group in phases, each gated on the last; roll back on a failed gate",
         parents=[target_options(default_target=None)],
     )
     r.add_argument("model", type=Path, metavar="MODEL")

@@ -24,9 +24,7 @@ from edgeship_runtime.inputs import load_arrays
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run", help="run a model on inputs and bring the outputs back", parents=[target_options()]
-    )
+    p = sub.add_parser("run", parents=[target_options()])
     p.add_argument("model", type=Path)
     p.add_argument("--inputs", type=Path, required=True, help=".npz by input name, or .npy")
     p.add_argument(

@@ -193,6 +193,21 @@ def connect_options(ns: argparse.Namespace) -> ConnectOptions:
     )
 
 
+def target_from_args(ns: argparse.Namespace) -> Target:
+    """The one target ``--target`` names, with the connection options given; unopened
+    (a ``with`` opens and closes it)."""
+    from edgeship.targets import open_target
+
+    return open_target(ns.target, connect_options(ns))
+
+
+def targets_from_args(ns: argparse.Namespace) -> list[Target]:
+    """Every target of ``--target`` (a device, a group, a comma list), unopened."""
+    from edgeship.targets import open_targets
+
+    return open_targets(ns.target, connect_options(ns))
+
+
 def on_targets(
     ns: argparse.Namespace,
     operation: Callable[[Target], T],
@@ -203,12 +218,11 @@ def on_targets(
     CLI's handler), several concurrently, each result or error reported, exit 1 if any failed."""
     from edgeship.api import setup_hint
     from edgeship.cli.fleet_view import FleetTable
-    from edgeship.targets import open_targets
     from edgeship.targets.fleet import run_each
 
     if not ns.target:
         raise UsageError(f"edgeship {ns.command}: which device? give a TARGET (or --target)")
-    targets = open_targets(ns.target, connect_options(ns))
+    targets = targets_from_args(ns)
 
     def hinted(target: Target) -> T:
         with setup_hint(target):

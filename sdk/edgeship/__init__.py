@@ -18,30 +18,31 @@ subpackages of the same names are reached with ``from edgeship.deploy import ...
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from edgeship.ab import ABConfig, ABReport, make_gate
-from edgeship.api import ab, compress, convert, deploy, info, profile, run
-from edgeship.compress import (
-    ChainConfig,
-    ChannelPruneConfig,
-    CompressionResult,
-    CompressOptions,
-    DistillConfig,
-    PruneConfig,
-    QuantizeConfig,
-)
-from edgeship.convert import ConversionResult, ConvertConfig
-from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts
-from edgeship.core.errors import EdgeshipError
-from edgeship.targets import LocalTarget, Target, open_target
 from edgeship_runtime import __version__
-from edgeship_runtime.report import ProfileReport
 
 if TYPE_CHECKING:
+    from edgeship.ab import ABConfig, ABReport, make_gate
+    from edgeship.api import ab, compress, convert, deploy, info, profile, run
+    from edgeship.compress import (
+        ChainConfig,
+        ChannelPruneConfig,
+        CompressionResult,
+        CompressOptions,
+        DistillConfig,
+        PruneConfig,
+        QuantizeConfig,
+    )
+    from edgeship.convert import ConversionResult, ConvertConfig
+    from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts
+    from edgeship.core.errors import EdgeshipError
     from edgeship.deploy import Deployment
+    from edgeship.targets import LocalTarget, Target, open_target
+    from edgeship_runtime.report import ProfileReport
 
 __all__ = [
     "ABConfig",
@@ -77,15 +78,43 @@ __all__ = [
 
 _FUNCTIONS = frozenset({"ab", "compress", "convert", "deploy"})
 
+# Where each public name lives. They are imported on first use (PEP 562): the modules
+# behind them load numpy, and edgeship.deploy paramiko, which `import edgeship`, the
+# CLI's start and `local` work should not pay for.
+_HOMES = {
+    "edgeship.ab": ("ABConfig", "ABReport", "make_gate"),
+    "edgeship.api": ("ab", "compress", "convert", "deploy", "info", "profile", "run"),
+    "edgeship.compress": (
+        "ChainConfig",
+        "ChannelPruneConfig",
+        "CompressionResult",
+        "CompressOptions",
+        "DistillConfig",
+        "PruneConfig",
+        "QuantizeConfig",
+    ),
+    "edgeship.convert": ("ConversionResult", "ConvertConfig"),
+    "edgeship.core.config": ("ConnectOptions", "ProfileConfig", "Timeouts"),
+    "edgeship.core.errors": ("EdgeshipError",),
+    "edgeship.deploy": ("Deployment",),
+    "edgeship.targets": ("LocalTarget", "Target", "open_target"),
+    "edgeship_runtime.report": ("ProfileReport",),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+
 
 def __getattr__(name: str) -> Any:
-    """``Deployment``, imported on first use (PEP 562): :mod:`edgeship.deploy` loads
-    paramiko, which ``import edgeship`` and ``local`` work should not pay for."""
-    if name == "Deployment":
-        from edgeship.deploy import Deployment
+    """A public name, imported from its module on first use and kept."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # past _Package.__setattr__: the function, not the subpackage
+    return value
 
-        return Deployment
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 class _Package(types.ModuleType):

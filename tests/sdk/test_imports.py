@@ -75,3 +75,20 @@ def test_ssh_target_is_still_importable_from_the_package() -> None:
     from edgeship.targets.ssh import SSHTarget as Defined
 
     assert SSHTarget is Defined
+
+
+HELP = """
+import contextlib, io, sys
+import edgeship.cli.main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    edgeship.cli.main.main(sys.argv[1:])
+print(*{m.partition(".")[0] for m in sys.modules})
+"""
+
+HEAVY = {"numpy", "onnx", "onnxruntime", "paramiko", "torch", "matplotlib", "scipy", "ray"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"]])
+def test_help_imports_no_heavy_library(home: Path, args: list[str]) -> None:
+    """`edgeship --help` lists the commands without importing them, nor what they use."""
+    assert not HEAVY & set(_python(HELP, home, *args))

@@ -42,7 +42,6 @@ _GATE_HELP = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ab",
-        help="A/B models on a device: interleaved latency, memory, quality, gates",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,

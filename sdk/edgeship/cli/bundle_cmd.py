@@ -9,7 +9,7 @@ from edgeship.targets.bundle import build_bundle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bundle", help="build the device runtime zipapp", description=__doc__)
+    p = sub.add_parser("bundle", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("edgeship-runtime.pyz"))
     p.set_defaults(handler=run)
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from edgeship.api import setup_hint
-from edgeship.cli.fleet_view import FleetTable
 from edgeship.cli.output import print_json, print_stderr
-from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.core.errors import UsageError
-from edgeship.targets import Target, open_targets
-from edgeship.targets.fleet import DEFAULT_FORKS, run_each
-from edgeship_runtime.backends import SessionOptions
+
+# What opens and measures targets is imported where it is used: `edgeship --help` imports
+# this module for global_options, and must not pay for numpy and the SSH machinery.
+if TYPE_CHECKING:
+    from edgeship.core.config import ConnectOptions
+    from edgeship.targets import Target
+    from edgeship_runtime.backends import SessionOptions
 
 T = TypeVar("T")
 
@@ -39,6 +40,8 @@ def target_options(
     ``edgeship ls pi``), for commands whose subject is the device; commands whose
     arguments are models or deployment names take ``--target`` only.
     """
+    from edgeship.targets.fleet import DEFAULT_FORKS
+
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("target")
     if positional:
@@ -151,6 +154,8 @@ def session_from_args(ns: argparse.Namespace) -> SessionOptions:
     """The session :func:`session_options` asked for; TensorRT's flags with ``--providers``
     that leave TensorRT out are a mistake (without ``--providers`` they refine the
     board's own providers)."""
+    from edgeship_runtime.backends import SessionOptions
+
     providers = tuple(p for p in ns.providers.split(",") if p)
     trt_cache, trt_fp16 = tensorrt_from_args(ns, providers)
     return SessionOptions(
@@ -167,6 +172,8 @@ def tensorrt_from_args(ns: argparse.Namespace, providers: Sequence[str]) -> tupl
 
 
 def connect_options(ns: argparse.Namespace) -> ConnectOptions:
+    from edgeship.core.config import ConnectOptions, Timeouts
+
     return ConnectOptions(
         ssh_config=ns.ssh_config,
         targets_file=ns.targets,
@@ -186,6 +193,21 @@ def connect_options(ns: argparse.Namespace) -> ConnectOptions:
     )
 
 
+def target_from_args(ns: argparse.Namespace) -> Target:
+    """The one target ``--target`` names, with the connection options given; unopened
+    (a ``with`` opens and closes it)."""
+    from edgeship.targets import open_target
+
+    return open_target(ns.target, connect_options(ns))
+
+
+def targets_from_args(ns: argparse.Namespace) -> list[Target]:
+    """Every target of ``--target`` (a device, a group, a comma list), unopened."""
+    from edgeship.targets import open_targets
+
+    return open_targets(ns.target, connect_options(ns))
+
+
 def on_targets(
     ns: argparse.Namespace,
     operation: Callable[[Target], T],
@@ -194,9 +216,13 @@ def on_targets(
 ) -> int:
     """Run ``operation`` on ``--target``: one device directly (errors propagate to the
     CLI's handler), several concurrently, each result or error reported, exit 1 if any failed."""
+    from edgeship.api import setup_hint
+    from edgeship.cli.fleet_view import FleetTable
+    from edgeship.targets.fleet import run_each
+
     if not ns.target:
         raise UsageError(f"edgeship {ns.command}: which device? give a TARGET (or --target)")
-    targets = open_targets(ns.target, connect_options(ns))
+    targets = targets_from_args(ns)
 
     def hinted(target: Target) -> T:
         with setup_hint(target):

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.common import target_from_args, target_options
 from edgeship.cli.output import print_json, status_line, table
 from edgeship.compress.report import shapes_text
 from edgeship.core.errors import UsageError
@@ -50,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "compress",
-        help="quantize, prune or distill a model, measured",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[target_options()],
@@ -187,7 +186,6 @@ def run(ns: argparse.Namespace) -> int:
     """One target, opened here and closed at the end, serves every check of the command."""
     from edgeship.compress import CompressOptions, compress, load_recipe, run_recipe
     from edgeship.compress.guard import GuardPolicy
-    from edgeship.targets import open_target
 
     model = model_from_args(ns)
     shapes = parse_shape_overrides(ns.shape)
@@ -196,7 +194,7 @@ def run(ns: argparse.Namespace) -> int:
         recipe = dataclasses.replace(
             load_recipe(ns.recipe), allow_degraded=ns.allow_degraded, shapes=shapes
         )
-        with open_target(ns.target, connect_options(ns)) as target, status_line(ns.json) as line:
+        with target_from_args(ns) as target, status_line(ns.json) as line:
             variants = _Variants(line)
             result = run_recipe(
                 model,
@@ -210,7 +208,7 @@ def run(ns: argparse.Namespace) -> int:
             )
         return _print_table(result.report, ns)
     config = config_from_args(ns)
-    with open_target(ns.target, connect_options(ns)) as target, status_line(ns.json) as line:
+    with target_from_args(ns) as target, status_line(ns.json) as line:
         options = CompressOptions(
             target=target,
             latency=ns.latency,

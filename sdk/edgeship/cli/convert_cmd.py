@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.common import target_from_args, target_options
 from edgeship.cli.output import print_json, table
 from edgeship.convert import (
     FORMATS,
@@ -27,16 +28,22 @@ from edgeship.convert import (
     convert,
 )
 from edgeship.core.errors import VerificationError
-from edgeship.targets import open_target
+from edgeship.targets import Target
 from edgeship_runtime.inputs import parse_shape_overrides
 
 EXIT_NOT_EQUIVALENT = 1
 
 
+class _Report(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Report)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert a model between formats, verified",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -144,15 +151,24 @@ def config_from_args(ns: argparse.Namespace) -> ConvertConfig:
 
 def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
-    with open_target(ns.target, connect_options(ns)) as target:
+    return run_verified(ns, lambda target: convert(config, target).report, render)
+
+
+def run_verified(
+    ns: argparse.Namespace, work: Callable[[Target], R], view: Callable[[R], str]
+) -> int:
+    """``work`` on the one target of ``--target`` (closed after it), then its report; a
+    result not equivalent to its source is :func:`report_failure`'s (shared by convert,
+    optimize and partition)."""
+    with target_from_args(ns) as target:
         try:
-            report = convert(config, target).report
+            report = work(target)
         except VerificationError as exc:
-            return report_failure(exc, ns.json, render)
+            return report_failure(exc, ns.json, view)
     if ns.json:
         print_json(report.to_dict())
     else:
-        print(render(report))
+        print(view(report))
     return 0
 
 

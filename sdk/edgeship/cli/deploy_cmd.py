@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser(
         "deploy",
-        help="upload models and activate them atomically",
         parents=[target_options(default_target=None)],
     )
     d.add_argument("models", nargs="+", metavar="MODEL")
@@ -41,13 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=run_deploy)
     ls = sub.add_parser(
         "ls",
-        help="deployed models and their versions",
         parents=[target_options(default_target=None, positional=True)],
     )
     ls.set_defaults(handler=run_ls)
     rb = sub.add_parser(
         "rollback",
-        help="activate an earlier version",
         parents=[target_options(default_target=None)],
     )
     rb.add_argument("name")
@@ -56,7 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb.set_defaults(handler=run_rollback)
     rm = sub.add_parser(
         "rm",
-        help="remove a deployed model and its versions",
         parents=[target_options(default_target=None)],
     )
     rm.add_argument("name")

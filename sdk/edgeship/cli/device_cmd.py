@@ -20,13 +20,11 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "probe",
-        help="what a device has: arch, OS, Python, backends, GPU",
         parents=[target_options(default_target=None, positional=True)],
     )
     p.set_defaults(handler=run_probe)
     s = sub.add_parser(
         "setup",
-        help="install the runtime (and a venv with backends) on a device",
         parents=[target_options(default_target=None, positional=True)],
     )
     s.add_argument(

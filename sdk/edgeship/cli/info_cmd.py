@@ -13,7 +13,6 @@ from edgeship.cli.output import table
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info",
-        help="backends, versions and environment of a target",
         description=__doc__,
         parents=[target_options(positional=True)],
     )

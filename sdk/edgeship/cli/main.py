@@ -8,50 +8,46 @@ never as a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from edgeship.cli import (
-    ab_cmd,
-    bundle_cmd,
-    compress_cmd,
-    convert_cmd,
-    deploy_cmd,
-    device_cmd,
-    info_cmd,
-    optimize_cmd,
-    partition_cmd,
-    profile_cmd,
-    rollout_cmd,
-    run_cmd,
-    sign_cmd,
-    sweep_cmd,
-    tune_cmd,
-)
 from edgeship.cli.common import global_options
 from edgeship.cli.output import print_error
 from edgeship.core.errors import EdgeshipError, UsageError
 from edgeship.core.extras import missing_extras
 from edgeship_runtime import __version__
 
-COMMANDS = (
-    profile_cmd,
-    run_cmd,
-    info_cmd,
-    device_cmd,
-    deploy_cmd,
-    rollout_cmd,
-    sign_cmd,
-    compress_cmd,
-    convert_cmd,
-    optimize_cmd,
-    tune_cmd,
-    partition_cmd,
-    ab_cmd,
-    sweep_cmd,
-    bundle_cmd,
-)
+# Each command: the module under edgeship.cli that registers it, and its line in
+# `edgeship --help`. A module is imported, and its commands' options built, only when one
+# of its commands is given: `edgeship --help` and `--version` import none of them, and so
+# none of numpy, onnx or paramiko that their work needs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "profile": ("profile_cmd", "profile models on a target"),
+    "run": ("run_cmd", "run a model on inputs and bring the outputs back"),
+    "info": ("info_cmd", "backends, versions and environment of a target"),
+    "probe": ("device_cmd", "what a device has: arch, OS, Python, backends, GPU"),
+    "setup": ("device_cmd", "install the runtime (and a venv with backends) on a device"),
+    "deploy": ("deploy_cmd", "upload models and activate them atomically"),
+    "ls": ("deploy_cmd", "deployed models and their versions"),
+    "rollback": ("deploy_cmd", "activate an earlier version"),
+    "rm": ("deploy_cmd", "remove a deployed model and its versions"),
+    "rollout": (
+        "rollout_cmd",
+        "deploy to a group in phases, each gated on the last; roll back on a failed gate",
+    ),
+    "keygen": ("sign_cmd", "make an Ed25519 key pair to sign releases with"),
+    "sign": ("sign_cmd", "sign a model as a release (for deploy --signature)"),
+    "compress": ("compress_cmd", "quantize, prune or distill a model, measured"),
+    "convert": ("convert_cmd", "convert a model between formats, verified"),
+    "optimize": ("optimize_cmd", "optimize an ONNX graph for a target, verified"),
+    "tune": ("tune_cmd", "pick the fastest session settings on the device"),
+    "partition": ("partition_cmd", "split an ONNX graph into K balanced stages"),
+    "ab": ("ab_cmd", "A/B models on a device: interleaved latency, memory, quality, gates"),
+    "sweep": ("sweep_cmd", "make a recipe's variants and A/B each on every board, resumable"),
+    "bundle": ("bundle_cmd", "build the device runtime zipapp"),
+}
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -64,6 +60,36 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+class _Commands(argparse._SubParsersAction):
+    """Subcommands listed from :data:`COMMANDS`, each parser built by its module's
+    ``register(subparsers)`` when its command is the one given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registered: set[str] = set()
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name not in self._name_parser_map:  # a placeholder, for the list in --help
+            return super().add_parser(name, help=COMMANDS[name][1], **kwargs)
+        kwargs.setdefault("prog", f"{self._prog_prefix} {name}")
+        parser: argparse.ArgumentParser = self._parser_class(**kwargs)
+        self._name_parser_map[name] = parser  # the module's parser replaces the placeholder
+        return parser
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        module = COMMANDS.get(values[0], ("",))[0]
+        if module and module not in self._registered:
+            self._registered.add(module)
+            importlib.import_module(f"edgeship.cli.{module}").register(self)
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="edgeship",
@@ -71,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
     global_options(parser)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action=_Commands)
+    for name in COMMANDS:
+        sub.add_parser(name)
     return parser
 
 

@@ -11,25 +11,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.common import target_options
 from edgeship.cli.convert_cmd import (
     add_verify_options,
-    report_failure,
+    run_verified,
     verify_options,
     verify_table,
 )
-from edgeship.cli.output import print_json, table
-from edgeship.core.errors import VerificationError
+from edgeship.cli.output import table
 from edgeship.optimize import LEVELS, OptimizeConfig, OptimizeReport, optimize
 from edgeship.optimize.bench import measure_models
-from edgeship.targets import open_target
+from edgeship.targets import Target
 from edgeship_runtime.measure import MeasurePolicy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "optimize",
-        help="optimize an ONNX graph for a target, verified",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -65,21 +63,17 @@ def run(ns: argparse.Namespace) -> int:
         tolerance=tolerance,
         force=ns.force,
     )
-    with open_target(ns.target, connect_options(ns)) as target:
-        try:
-            report = optimize(ns.model, ns.output, target, config)
-        except VerificationError as exc:
-            return report_failure(exc, ns.json, render)
+
+    def work(target: Target) -> OptimizeReport:
+        report = optimize(ns.model, ns.output, target, config)
         if ns.measure:
             policy = MeasurePolicy(warmup=10, runs=ns.runs)
             report.measurements = measure_models(
                 target, {"source": ns.model, "optimized": ns.output}, policy, ns.rounds
             )
-    if ns.json:
-        print_json(report.to_dict())
-    else:
-        print(render(report))
-    return 0
+        return report
+
+    return run_verified(ns, work, render)
 
 
 def render(report: OptimizeReport) -> str:

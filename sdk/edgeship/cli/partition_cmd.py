@@ -11,24 +11,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.common import target_options
 from edgeship.cli.convert_cmd import (
     add_verify_options,
-    report_failure,
+    run_verified,
     verify_options,
     verify_table,
 )
-from edgeship.cli.output import print_json, table
-from edgeship.core.errors import VerificationError
+from edgeship.cli.output import table
 from edgeship.partition import PartitionConfig, PartitionManifest, partition
-from edgeship.targets import open_target
 from edgeship_runtime.inputs import parse_shape_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "partition",
-        help="split an ONNX graph into K balanced stages",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,16 +76,7 @@ def run(ns: argparse.Namespace) -> int:
         tolerance=tolerance,
         force=ns.force,
     )
-    with open_target(ns.target, connect_options(ns)) as target:
-        try:
-            manifest = partition(ns.model, ns.out, target, config)
-        except VerificationError as exc:
-            return report_failure(exc, ns.json, render)
-    if ns.json:
-        print_json(manifest.to_dict())
-    else:
-        print(render(manifest))
-    return 0
+    return run_verified(ns, lambda target: partition(ns.model, ns.out, target, config), render)
 
 
 def render(manifest: PartitionManifest) -> str:

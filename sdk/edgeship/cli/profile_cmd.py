@@ -38,7 +38,6 @@ from edgeship_runtime.report import ProfileReport
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
-        help="profile models on a target",
         description=__doc__,
         parents=[target_options()],
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgeship.cli.common import connect_options, target_options
+from edgeship.cli.common import target_options, targets_from_args
 from edgeship.cli.deploy_options import (
     health_options,
     health_policy,
@@ -16,13 +16,11 @@ from edgeship.cli.deploy_options import (
 )
 from edgeship.cli.output import print_json, print_stderr, table
 from edgeship.rollout import RolloutPlan, RolloutReport, rollout
-from edgeship.targets import open_targets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "rollout",
-        help="deploy to a group in phases, each gated on the last; roll back on a failed gate",
         parents=[target_options(default_target=None)],
     )
     r.add_argument("model", type=Path, metavar="MODEL")
@@ -58,8 +56,7 @@ def run_rollout(ns: argparse.Namespace) -> int:
         max_failures=ns.max_failures,
         forks=ns.forks,
     )
-    targets = open_targets(ns.target, connect_options(ns))
-    report = rollout(ns.model, targets, plan)
+    report = rollout(ns.model, targets_from_args(ns), plan)
     if ns.json:
         print_json(report.to_dict())
     else:

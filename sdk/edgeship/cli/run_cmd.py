@@ -8,25 +8,23 @@ from pathlib import Path
 import numpy as np
 
 from edgeship.cli.common import (
-    connect_options,
     on_targets,
     session_from_args,
     session_options,
     target_options,
+    targets_from_args,
 )
 from edgeship.cli.output import print_json, print_stderr
 from edgeship.core.config import ProfileConfig
 from edgeship.core.errors import UsageError
-from edgeship.targets import Target, open_targets
+from edgeship.targets import Target
 from edgeship.targets.devices import load_inventory
 from edgeship.targets.shard import run_sharded
 from edgeship_runtime.inputs import load_arrays
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run", help="run a model on inputs and bring the outputs back", parents=[target_options()]
-    )
+    p = sub.add_parser("run", parents=[target_options()])
     p.add_argument("model", type=Path)
     p.add_argument("--inputs", type=Path, required=True, help=".npz by input name, or .npy")
     p.add_argument(
@@ -70,7 +68,7 @@ def run(ns: argparse.Namespace) -> int:
 
 def run_shard(ns: argparse.Namespace, arrays: dict[str, np.ndarray], config: ProfileConfig) -> int:
     """``--shard``: one data set across every device of ``--target``, one OUT."""
-    done = run_sharded(ns.model, open_targets(ns.target, connect_options(ns)), arrays, config)
+    done = run_sharded(ns.model, targets_from_args(ns), arrays, config)
     np.savez(ns.out, **done.outputs)  # type: ignore[arg-type]
     for device in done.devices:
         if device.error:

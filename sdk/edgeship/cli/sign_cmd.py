@@ -15,12 +15,12 @@ from edgeship.cli.output import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    k = sub.add_parser("keygen", help="make an Ed25519 key pair to sign releases with")
+    k = sub.add_parser("keygen")
     k.add_argument("key", type=Path, metavar="KEYFILE", help="the private key to write")
     k.add_argument("--comment", default=None, help="kept in KEYFILE.pub (default: this host)")
     k.add_argument("--json", action="store_true", help="print JSON only")
     k.set_defaults(handler=run_keygen)
-    s = sub.add_parser("sign", help="sign a model as a release (for deploy --signature)")
+    s = sub.add_parser("sign")
     s.add_argument("model", type=Path, metavar="MODEL")
     s.add_argument("--key", type=Path, required=True, metavar="KEYFILE")
     s.add_argument("--name", help="the deployment name it is for (default: the file's stem)")

@@ -36,7 +36,6 @@ _POLICY = Policy()
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="make a recipe's variants and A/B each on every board, resumable",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[target_options(default_target=None)],

@@ -32,7 +32,6 @@ from edgeship_runtime.measure import MeasurePolicy
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
-        help="pick the fastest session settings on the device",
         description=__doc__,
         parents=[target_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -30,6 +30,8 @@ from edgeship.core.progress import StatusLine
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.opprofile import OpsPolicy
 
+__all__ = ["config_from_args", "gates_from_args", "register", "run", "same_as_base"]
+
 _GATE_HELP = {
     "min-speedup": "fail unless base median / variant median >= X",
     "max-accuracy-drop": "fail if accuracy drops by more than X percentage points (needs labels)",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from edgeship.targets.bundle import build_bundle
 
+__all__ = ["register", "run"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bundle", description=__doc__)

@@ -17,6 +17,22 @@ if TYPE_CHECKING:
     from edgeship.targets import Target
     from edgeship_runtime.backends import SessionOptions
 
+__all__ = [
+    "TENSORRT",
+    "T",
+    "connect_options",
+    "global_options",
+    "input_options",
+    "on_targets",
+    "session_from_args",
+    "session_options",
+    "target_from_args",
+    "target_options",
+    "targets_from_args",
+    "tensorrt_from_args",
+    "tensorrt_options",
+]
+
 T = TypeVar("T")
 
 

@@ -27,6 +27,8 @@ from edgeship_runtime.inputs import parse_shape_overrides
 if TYPE_CHECKING:
     from edgeship.compress.training.loop import EpochDone
 
+__all__ = ["config_from_args", "model_from_args", "register", "run", "summary"]
+
 _TRAIN = (
     "epochs",
     "lr",

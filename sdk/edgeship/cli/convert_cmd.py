@@ -31,6 +31,20 @@ from edgeship.core.errors import VerificationError
 from edgeship.targets import Target
 from edgeship_runtime.inputs import parse_shape_overrides
 
+__all__ = [
+    "EXIT_NOT_EQUIVALENT",
+    "R",
+    "add_verify_options",
+    "config_from_args",
+    "register",
+    "render",
+    "report_failure",
+    "run",
+    "run_verified",
+    "verify_options",
+    "verify_table",
+]
+
 EXIT_NOT_EQUIVALENT = 1
 
 

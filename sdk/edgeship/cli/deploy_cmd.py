@@ -25,6 +25,8 @@ from edgeship.targets.capabilities import deployer
 if TYPE_CHECKING:
     from edgeship.deploy import Deployment, ModelVersions
 
+__all__ = ["register", "rollback", "run_deploy", "run_ls", "run_rm", "run_rollback"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser(

@@ -9,6 +9,8 @@ from edgeship.core.config import HealthPolicy, Signing
 from edgeship.core.errors import UsageError
 from edgeship_runtime.inputs import parse_shape_overrides
 
+__all__ = ["health_options", "health_policy", "lock_wait_option", "signing_from", "signing_options"]
+
 
 def health_options(p: argparse.ArgumentParser, gate: bool = False) -> None:
     """How a new version is checked on the device before it becomes active (``gate``:

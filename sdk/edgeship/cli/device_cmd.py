@@ -16,6 +16,8 @@ from edgeship.targets.profiles import match_profile
 if TYPE_CHECKING:
     from edgeship.targets.provision import SetupResult
 
+__all__ = ["probe", "register", "render_probe", "run_probe", "run_setup"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from edgeship.core.progress import StatusLine, line_on
 from edgeship.targets.fleet import DeviceResult, FleetProgress
 
+__all__ = ["COUNT", "INDENT", "FleetTable"]
+
 INDENT = "    "
 COUNT = "fleet"
 """The status line's key of the fleet's count (shown without a prefix)."""

@@ -9,6 +9,8 @@ from typing import Any
 from edgeship.cli.common import on_targets, target_options
 from edgeship.cli.output import table
 
+__all__ = ["register", "render", "run"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

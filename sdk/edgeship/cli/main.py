@@ -19,6 +19,8 @@ from edgeship.core.errors import EdgeshipError, UsageError
 from edgeship.core.extras import missing_extras
 from edgeship_runtime import __version__
 
+__all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_USAGE", "build_parser", "main"]
+
 # Each command: the module under edgeship.cli that registers it, and its line in
 # `edgeship --help`. A module is imported, and its commands' options built, only when one
 # of its commands is given: `edgeship --help` and `--version` import none of them, and so

@@ -8,6 +8,16 @@ from collections.abc import Sequence
 from edgeship_runtime.opprofile import summary_line
 from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
 
+__all__ = [
+    "TOP_OPS",
+    "energy_line",
+    "fallback_line",
+    "model_name",
+    "ops_view",
+    "profile_notes",
+    "validity_line",
+]
+
 TOP_OPS = 10
 """Nodes shown in the per-operator table (all of them are in the JSON)."""
 

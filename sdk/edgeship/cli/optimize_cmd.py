@@ -24,6 +24,8 @@ from edgeship.optimize.bench import measure_models
 from edgeship.targets import Target
 from edgeship_runtime.measure import MeasurePolicy
 
+__all__ = ["register", "render", "run"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

@@ -14,6 +14,16 @@ from edgeship.core.errors import EdgeshipError
 from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
 from edgeship_runtime.report import ProfileReport
 
+__all__ = [
+    "print_error",
+    "print_json",
+    "print_stderr",
+    "profile_row",
+    "profile_table",
+    "status_line",
+    "table",
+]
+
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))

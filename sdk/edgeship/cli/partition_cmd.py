@@ -22,6 +22,8 @@ from edgeship.cli.output import table
 from edgeship.partition import PartitionConfig, PartitionManifest, partition
 from edgeship_runtime.inputs import parse_shape_overrides
 
+__all__ = ["register", "render", "run"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

@@ -34,6 +34,16 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
+__all__ = [
+    "config_from_args",
+    "input_shapes",
+    "measurement_options",
+    "parallel_one",
+    "profile_one",
+    "register",
+    "run",
+]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

@@ -17,6 +17,8 @@ from edgeship.cli.deploy_options import (
 from edgeship.cli.output import print_json, print_stderr, table
 from edgeship.rollout import RolloutPlan, RolloutReport, rollout
 
+__all__ = ["register", "render", "run_rollout"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(

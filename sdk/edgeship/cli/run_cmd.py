@@ -22,6 +22,8 @@ from edgeship.targets.devices import load_inventory
 from edgeship.targets.shard import run_sharded
 from edgeship_runtime.inputs import load_arrays
 
+__all__ = ["out_path", "register", "run", "run_shard"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", parents=[target_options()])

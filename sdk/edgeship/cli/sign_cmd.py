@@ -13,6 +13,8 @@ from pathlib import Path
 
 from edgeship.cli.output import print_json
 
+__all__ = ["register", "run_keygen", "run_sign"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("keygen")

@@ -30,6 +30,8 @@ from edgeship.sweep import (
 )
 from edgeship.sweep.view import event_line, to_markdown
 
+__all__ = ["register", "run"]
+
 _POLICY = Policy()
 
 

@@ -28,6 +28,8 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.inputs import parse_shape_overrides
 from edgeship_runtime.measure import MeasurePolicy
 
+__all__ = ["config_from_args", "register", "render", "run"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

@@ -22,13 +22,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from edgeship.ab.result import ABReport
-from edgeship.ab.runner import ABConfig, ABProgress, run_ab
-from edgeship.compress import compress
-from edgeship.convert import ConversionResult, ConvertConfig
-from edgeship.convert import convert as convert_on
 from edgeship.core.config import (
     DEFAULT_HEALTH,
     ConnectOptions,
@@ -52,6 +45,13 @@ from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
 if TYPE_CHECKING:
+    # Loaded where used, so that a command pays only for its own (`edgeship deploy`
+    # imports neither A/B nor compression nor conversion: tools/bench/startup.py).
+    import numpy as np
+
+    from edgeship.ab.result import ABReport
+    from edgeship.ab.runner import ABConfig, ABProgress
+    from edgeship.convert import ConversionResult, ConvertConfig
     from edgeship.deploy import Deployment  # loads paramiko: not at `import edgeship`
 
 TargetLike = str | Target
@@ -59,7 +59,7 @@ PathLike = str | Path
 
 __all__ = [
     "ab",
-    "compress",
+    "compress",  # noqa: F822 (a module __getattr__ imports it on first use)
     "convert",
     "deploy",
     "info",
@@ -149,6 +149,8 @@ def convert(config: ConvertConfig, target: TargetLike = "local") -> ConversionRe
     """Convert ``config.source`` to ``config.output``, verified on ``target``: the result
     is run beside its source on the same inputs (max |Δ|, cosine, top-1) and published
     only when it matches. See :class:`~edgeship.convert.ConvertConfig` for the routes."""
+    from edgeship.convert import convert as convert_on
+
     with _target(target) as tgt:
         return convert_on(config, tgt)
 
@@ -217,6 +219,8 @@ def ab(
     one device its error is raised. ``forks``: devices measured at once (the rest queue).
     ``progress`` hears of each device's steps (:class:`~edgeship.ab.runner.ABStep`).
     """
+    from edgeship.ab.runner import run_ab
+
     return run_ab(base, list(variants), target, config, options, forks=forks, progress=progress)
 
 
@@ -267,3 +271,12 @@ def _shapes(
     if isinstance(shapes, Mapping):
         return {k: tuple(int(d) for d in v) for k, v in shapes.items()}
     return parse_shape_overrides(list(shapes))
+
+
+def __getattr__(name: str) -> Any:
+    """``compress`` is :func:`edgeship.compress.compress`, imported when first asked for."""
+    if name == "compress":
+        from edgeship.compress import compress
+
+        return compress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import os
 import platform
@@ -313,7 +314,8 @@ def test_convert_runs_on_the_named_target(
         seen.append(target)
         return "converted"
 
-    monkeypatch.setattr(edgeship.api, "convert_on", fake)
+    # the API imports the conversion package when convert() is called
+    monkeypatch.setattr(importlib.import_module("edgeship.convert"), "convert", fake)
     config = edgeship.ConvertConfig(source=str(add_onnx), output=str(tmp_path / "add.tflite"))
     assert edgeship.convert(config) == "converted"
     assert [t.kind for t in seen] == ["local"]

@@ -12,7 +12,7 @@ import pytest
 
 from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.sweep import LocalExecutor, SweepConfig, SweepEvent, SweepReport, run_sweep
-from edgeship.sweep.report import Policy
+from edgeship.sweep._report import Policy
 from tests.e2e.conftest import cli
 from tools.testbed import Testbed
 
@@ -118,7 +118,7 @@ def test_the_same_sweep_on_a_local_ray_cluster(
     quick_connect: ConnectOptions,
     tmp_path: Path,
 ) -> None:
-    from edgeship.sweep.ray_executor import RayExecutor
+    from edgeship.sweep._ray_executor import RayExecutor
 
     with RayExecutor(quick_connect, cpus=2) as executor:
         report = run_sweep(_config(zoo, recipe, tmp_path, quick_connect), executor)

@@ -92,7 +92,7 @@ def measure(
     ns: argparse.Namespace,
     latency: bool = True,
 ) -> Line:
-    from edgeship.compress import evaluate
+    from edgeship.compress import _evaluate as evaluate
     from edgeship.models import stats
 
     lat = evaluate.latency(base, out, "local", ns.threads, ns.rounds, ns.runs) if latency else None

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edgeship.convert import ConversionError, ConvertConfig, VerifyData, convert  # noqa: E402
-from edgeship.convert.torch_source import TorchRunner, build_module, torch_source  # noqa: E402
+from edgeship.convert._torch_source import TorchRunner, build_module, torch_source  # noqa: E402
 from edgeship.core.errors import VerificationError  # noqa: E402
 from edgeship.targets import LocalTarget  # noqa: E402
 from tools.zoo.build import build_zoo, load_split  # noqa: E402

@@ -20,7 +20,7 @@ A case is
 * **n/a**: refused, clearly, because the method has nothing to act on (no prunable weight
   in the main graph) or the model's inputs need real values that the corpus has no data
   for; not counted as applicable. Silero's data gives its state and sample rate once, as
-  per-call inputs (:mod:`edgeship.compress.data`).
+  per-call inputs (:mod:`edgeship.compress._data`).
 
 Settings: ``prune`` at 0.5 per layer (``--scope layer``: global magnitude ranking zeroes
 whole layers of BatchNorm-folded graphs, which the guard refuses), ``prune`` and
@@ -119,7 +119,7 @@ def check_feeds(entry: Entry) -> list[dict[str, np.ndarray]]:
     inputs), else inputs generated at the model's shape with seeds the tool does not use
     (100+)."""
     from edgeship.compress import load_dataset
-    from edgeship.compress.evaluate import signature
+    from edgeship.compress._evaluate import signature
     from edgeship_runtime.inputs import generate_feeds
 
     data = load_dataset(entry.data, entry.model)
@@ -131,7 +131,7 @@ def check_feeds(entry: Entry) -> list[dict[str, np.ndarray]]:
 
 
 def _check(entry: Entry, result: Path) -> tuple[str, str]:
-    from edgeship.compress.evaluate import predict_feeds
+    from edgeship.compress._evaluate import predict_feeds
     from edgeship.models.fidelity import compare
 
     feeds = check_feeds(entry)

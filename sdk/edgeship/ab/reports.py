@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeship.ab import report_html, report_md
-from edgeship.ab.plots import all_plots
+from edgeship.ab import _report_html as report_html
+from edgeship.ab import _report_md as report_md
+from edgeship.ab._plots import all_plots
 from edgeship.ab.result import ABReport
 from edgeship.core.errors import UsageError
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship.ab.analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
+from edgeship.ab._analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
 from edgeship.ab.gates import Gate, check_all
 from edgeship.ab.result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
 from edgeship.ab.schedule import Schedule

@@ -20,7 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeship.compress.api import CompressOptions, compress
+from edgeship.compress._api import CompressOptions, compress
+from edgeship.compress._data import DataLike, Dataset, load_dataset
+from edgeship.compress._recipe import (
+    Recipe,
+    RecipeReport,
+    RecipeResult,
+    RecipeTable,
+    load_recipe,
+    run_recipe,
+)
 from edgeship.compress.config import (
     ChainConfig,
     ChannelPruneConfig,
@@ -31,17 +40,8 @@ from edgeship.compress.config import (
     config_from_dict,
     config_to_dict,
 )
-from edgeship.compress.data import DataLike, Dataset, load_dataset
 from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
 from edgeship.compress.methods import TORCH, Method, get_method, method_names, register_method
-from edgeship.compress.recipe import (
-    Recipe,
-    RecipeReport,
-    RecipeResult,
-    RecipeTable,
-    load_recipe,
-    run_recipe,
-)
 from edgeship.compress.report import (
     CompressionReport,
     CompressionResult,

@@ -28,7 +28,7 @@ from edgeship.models.model_file import ModelFile
 from edgeship_runtime.formats import get_format
 
 if TYPE_CHECKING:
-    from edgeship.compress.data import Dataset
+    from edgeship.compress._data import Dataset
     from edgeship.compress.quantization.fallback import Search
     from edgeship.compress.training.loop import EpochProgress
     from edgeship.compress.training.torch_model import TorchModel

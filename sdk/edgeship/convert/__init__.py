@@ -9,10 +9,10 @@ result format → converter) are a registry: :mod:`.routes`; :func:`convert` ret
 
 from __future__ import annotations
 
-from edgeship.convert.config import FORMATS, ConvertConfig, format_of
-from edgeship.convert.pipeline import convert, convert_module
-from edgeship.convert.result import ConversionReport, ConversionResult
-from edgeship.convert.routes import Route, get_route, register_route, registered_routes
+from edgeship.convert._config import FORMATS, ConvertConfig, format_of
+from edgeship.convert._pipeline import convert, convert_module
+from edgeship.convert._result import ConversionReport, ConversionResult
+from edgeship.convert._routes import Route, get_route, register_route, registered_routes
 from edgeship.core.errors import (
     ConversionError,
     PartitionError,

@@ -4,9 +4,9 @@ model (:mod:`edgeship.targets.settings`)."""
 
 from __future__ import annotations
 
-from edgeship.optimize.graph import OptimizeConfig, optimize
-from edgeship.optimize.policy import LEVELS, RuntimeFacts, allowed_level
-from edgeship.optimize.report import Measurement, OptimizeReport, StepRecord, Trial, TuneReport
+from edgeship.optimize._graph import OptimizeConfig, optimize
+from edgeship.optimize._policy import LEVELS, RuntimeFacts, allowed_level
+from edgeship.optimize._report import Measurement, OptimizeReport, StepRecord, Trial, TuneReport
 from edgeship.optimize.tune import TuneConfig, tune
 
 __all__ = [

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeship.core.config import ProfileConfig
-from edgeship.optimize.report import Measurement
+from edgeship.optimize._report import Measurement
 from edgeship.optimize.tune import profile_as_given
 from edgeship.targets import Target
 from edgeship.targets.interleave import interleaved, median_p50_ms

@@ -22,7 +22,7 @@ from edgeship.core.config import ProfileConfig
 from edgeship.core.errors import EdgeshipError, TargetError
 from edgeship.models.model_file import ModelFile
 from edgeship.models.ref import ModelRef
-from edgeship.optimize.report import Trial, TuneReport
+from edgeship.optimize._report import Trial, TuneReport
 from edgeship.targets import Target
 from edgeship.targets.profiles import BoardProfile, get_profile, match_profile
 from edgeship.targets.settings import StoredSettings, now

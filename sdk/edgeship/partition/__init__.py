@@ -3,14 +3,14 @@ verified to reproduce the model, described by a manifest the pipeline runner rea
 
 from __future__ import annotations
 
-from edgeship.partition.balance import balanced_cuts, bottleneck, stage_costs
-from edgeship.partition.manifest import (
+from edgeship.partition._balance import balanced_cuts, bottleneck, stage_costs
+from edgeship.partition._manifest import (
     MANIFEST_NAME,
     PARTITION_SCHEMA,
     PartitionManifest,
     StageEntry,
 )
-from edgeship.partition.split import PartitionConfig, partition
+from edgeship.partition._split import PartitionConfig, partition
 
 __all__ = [
     "MANIFEST_NAME",

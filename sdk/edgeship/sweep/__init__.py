@@ -21,10 +21,10 @@ Modules: :mod:`.plan` (fingerprints, what to redo; pure), :mod:`.store` (the dir
 
 from __future__ import annotations
 
-from edgeship.sweep.executor import Executor, open_executor, ray_installed
-from edgeship.sweep.local_executor import LocalExecutor
-from edgeship.sweep.plan import Resources
-from edgeship.sweep.report import (
+from edgeship.sweep._executor import Executor, open_executor, ray_installed
+from edgeship.sweep._local_executor import LocalExecutor
+from edgeship.sweep._plan import Resources
+from edgeship.sweep._report import (
     CELL_SCHEMA,
     SWEEP_SCHEMA,
     VARIANT_SCHEMA,
@@ -35,7 +35,7 @@ from edgeship.sweep.report import (
     SweepReport,
     VariantRecord,
 )
-from edgeship.sweep.runner import SweepConfig, SweepEvent, run_sweep
+from edgeship.sweep._runner import SweepConfig, SweepEvent, run_sweep
 from edgeship.sweep.view import to_markdown
 
 __all__ = [

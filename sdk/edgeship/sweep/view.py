@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeship.sweep.report import Cell, CellResult, SweepReport, VariantRecord
+from edgeship.sweep._report import Cell, CellResult, SweepReport, VariantRecord
 
 __all__ = ["describe", "event_line", "to_markdown"]
 

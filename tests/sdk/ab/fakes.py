@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeship.ab.analyze import DeviceRun, ModelRun
+from edgeship.ab._analyze import DeviceRun, ModelRun
 from edgeship.ab.result import ABReport, Conditions, MemorySummary
 from edgeship.ab.runner import ABConfig, Prepared, build_report
 from edgeship_runtime.report import (

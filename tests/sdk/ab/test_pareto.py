@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeship.ab.analyze import analyze
+from edgeship.ab._analyze import analyze
 from edgeship.ab.pareto import ACCURACY, LATENCY, MEMORY, SIZE, dominates, front, model_front
 from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy

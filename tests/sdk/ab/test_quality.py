@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeship.ab.quality import accuracy, agreement, class_labels, cosine_rows, top1
+from edgeship.ab._quality import accuracy, agreement, class_labels, cosine_rows, top1
 from edgeship.core.errors import UsageError
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.ab import report_html, report_md
-from edgeship.ab.analyze import fed_inputs
+from edgeship.ab import _report_html as report_html
+from edgeship.ab import _report_md as report_md
+from edgeship.ab._analyze import fed_inputs
 from edgeship.ab.result import ABReport, ModelResult
 from edgeship.ab.table import (
     input_text,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgeship.ab import report_html, report_md
+from edgeship.ab import _report_html as report_html
+from edgeship.ab import _report_md as report_md
 from edgeship.ab.result import ABReport, DeviceFailure
 from edgeship.ab.table import model_rows, render, verdict
 from tests.sdk.ab import fakes

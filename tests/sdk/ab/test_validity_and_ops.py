@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from edgeship.ab.analyze import analyze, ops_comparison, session_validity
-from edgeship.ab.report_md import render as render_md
+from edgeship.ab._analyze import analyze, ops_comparison, session_validity
+from edgeship.ab._report_md import render as render_md
 from edgeship.ab.result import ABReport
 from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import (

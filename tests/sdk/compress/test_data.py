@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edgeship.compress import Dataset, load_dataset
-from edgeship.compress.data import check_dataset
-from edgeship.compress.evaluate import signature
+from edgeship.compress._data import check_dataset
+from edgeship.compress._evaluate import signature
 from edgeship.core.errors import InputError
 from tools.zoo.build import Manifest
 

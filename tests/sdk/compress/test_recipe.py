@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgeship.compress import ChainConfig, Dataset, RecipeReport, load_recipe, run_recipe
-from edgeship.compress.recipe import Recipe, recipe_from_dict
+from edgeship.compress._recipe import Recipe, recipe_from_dict
 from edgeship.core.errors import UsageError
 from tests.sdk.compress.conftest import CountingTarget, ort_outputs
 from tools.zoo.build import Manifest

@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import CompressOptions, QuantizeConfig, compress, load_dataset
-from edgeship.compress.evaluate import predict_feeds
+from edgeship.compress._evaluate import predict_feeds
 from edgeship.core.errors import InputError
 from edgeship_runtime.inputs import input_mapping, named_as
 from tests.models import save_graph, scaled_weight

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.convert.config import ConvertConfig, format_of, is_factory_spec
+from edgeship.convert._config import ConvertConfig, format_of, is_factory_spec
 from edgeship_runtime.errors import UsageError
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.convert import ConvertConfig, VerifyData, convert, onnx_tflite
-from edgeship.convert.litert import translate
+from edgeship.convert import ConvertConfig, VerifyData, convert
+from edgeship.convert import _onnx_tflite as onnx_tflite
+from edgeship.convert._litert import translate
 from edgeship.core.errors import InputError
 from edgeship.models.verify import Tolerance, compare_output, verification_feeds
 from edgeship_runtime.signature import Signature, TensorSpec

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from edgeship.convert import ConvertConfig, Route, get_route, register_route, registered_routes
-from edgeship.convert import routes as registry
-from edgeship.convert.result import Converted
-from edgeship.convert.routes import Job
+from edgeship.convert import _routes as registry
+from edgeship.convert._result import Converted
+from edgeship.convert._routes import Job
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.signature import Signature
 
@@ -65,7 +65,7 @@ def test_a_registered_route_runs_its_converter(scratch_registry: None, tmp_path:
 def test_routes_import_no_converter() -> None:
     code = (
         "import sys, edgeship.convert; "
-        "print(sorted(m for m in ('torch', 'tensorflow', 'edgeship.convert.onnx_tflite') "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'edgeship.convert._onnx_tflite') "
         "if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

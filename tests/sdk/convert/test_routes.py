@@ -18,9 +18,9 @@ from edgeship.convert import (
     VerifyData,
     convert,
     convert_module,
-    onnx_tflite,
-    torch_onnx,
 )
+from edgeship.convert import _onnx_tflite as onnx_tflite
+from edgeship.convert import _torch_onnx as torch_onnx
 from edgeship.core.extras import MissingExtra
 from edgeship.targets import LocalTarget
 from tests.sdk.convert import graphs

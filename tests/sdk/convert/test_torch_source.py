@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgeship.convert.torch_source import (
+from edgeship.convert._torch_source import (
     TorchRunner,
     build_module,
     flatten_outputs,

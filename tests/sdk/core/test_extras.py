@@ -68,25 +68,25 @@ def test_every_extra_named_exists_in_pyproject() -> None:
 # One case per site that imports an optional package (each takes a scratch directory):
 # (package hidden, call, message start).
 def _litert(tmp_path: Path) -> object:
-    from edgeship.convert.litert import import_litert_torch
+    from edgeship.convert._litert import import_litert_torch
 
     return import_litert_torch()
 
 
 def _onnx2torch(tmp_path: Path) -> object:
-    from edgeship.convert.onnx_tflite import import_onnx2torch
+    from edgeship.convert._onnx_tflite import import_onnx2torch
 
     return import_onnx2torch()
 
 
 def _tf2onnx(tmp_path: Path) -> object:
-    from edgeship.convert.tflite_onnx import _import_tf2onnx
+    from edgeship.convert._tflite_onnx import _import_tf2onnx
 
     return _import_tf2onnx()
 
 
 def _onnxslim(tmp_path: Path) -> object:
-    from edgeship.optimize.graph import simplify
+    from edgeship.optimize._graph import simplify
 
     return simplify(None)
 
@@ -115,7 +115,7 @@ def _torch_pruning(tmp_path: Path) -> object:
 
 
 def _matplotlib(tmp_path: Path) -> object:
-    from edgeship.ab.plots import _figure
+    from edgeship.ab._plots import _figure
 
     return _figure(1, 1)
 
@@ -171,7 +171,7 @@ def test_each_site_names_its_extra(
 
 def test_a_sweep_on_ray_without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     from edgeship.core.errors import UsageError
-    from edgeship.sweep.executor import open_executor
+    from edgeship.sweep._executor import open_executor
 
     hide(monkeypatch, "ray")
     with pytest.raises(

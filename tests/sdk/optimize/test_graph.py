@@ -11,7 +11,7 @@ import pytest
 
 from edgeship.core.errors import ConversionError, VerificationError
 from edgeship.optimize import OptimizeConfig, OptimizeReport, optimize
-from edgeship.optimize import graph as graph_module
+from edgeship.optimize import _graph as graph_module
 from edgeship.targets import LocalTarget
 from edgeship_runtime.errors import UsageError
 from tests.sdk.convert import graphs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeship.optimize.policy import RuntimeFacts, allowed_level, version_tuple
+from edgeship.optimize._policy import RuntimeFacts, allowed_level, version_tuple
 from edgeship_runtime.errors import UsageError
 
 CPU = ("CPUExecutionProvider",)

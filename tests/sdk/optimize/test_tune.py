@@ -12,7 +12,7 @@ import pytest
 
 from edgeship.core.config import ProfileConfig
 from edgeship.optimize import TuneConfig, TuneReport, tune
-from edgeship.optimize.report import Trial
+from edgeship.optimize._report import Trial
 from edgeship.optimize.tune import candidates, choose, provider_chains, thread_counts
 from edgeship.targets import LocalTarget
 from edgeship.targets.settings import (

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from edgeship.partition.balance import balanced_cuts, bottleneck, stage_costs
+from edgeship.partition._balance import balanced_cuts, bottleneck, stage_costs
 
 
 def _brute(costs: list[float], k: int) -> float:

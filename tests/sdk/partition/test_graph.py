@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 
 from edgeship.core.errors import PartitionError
-from edgeship.partition.cost import bind_inputs, crossing_bytes, flop_costs, known_shapes
-from edgeship.partition.graph import (
+from edgeship.partition._cost import bind_inputs, crossing_bytes, flop_costs, known_shapes
+from edgeship.partition._graph import (
     analyse,
     check_stages,
     outer_references,

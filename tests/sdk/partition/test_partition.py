@@ -13,7 +13,7 @@ import pytest
 from edgeship.convert import VerifyData
 from edgeship.core.errors import PartitionError, VerificationError
 from edgeship.partition import PartitionConfig, PartitionManifest, partition
-from edgeship.partition import split as split_module
+from edgeship.partition import _split as split_module
 from edgeship.targets import LocalTarget
 from edgeship_runtime.errors import UsageError
 from tests.sdk.convert import graphs

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from edgeship.ab.result import Interval
-from edgeship.sweep.executor import Executor
-from edgeship.sweep.report import (
+from edgeship.sweep._executor import Executor
+from edgeship.sweep._report import (
     DONE,
     FAILED,
     Cell,
@@ -22,7 +22,7 @@ from edgeship.sweep.report import (
     ErrorInfo,
     VariantRecord,
 )
-from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome
+from edgeship.sweep._work import CompressJob, MeasureJob, VariantOutcome
 
 T = TypeVar("T")
 

@@ -14,12 +14,12 @@ import pytest
 from edgeship.compress import QuantizeConfig
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import ConnectError, UsageError
-from edgeship.sweep import executor as chooser
-from edgeship.sweep import local_executor
-from edgeship.sweep.local_executor import LocalExecutor, Slots
-from edgeship.sweep.plan import Resources
-from edgeship.sweep.report import DONE, FAILED, Cell, CellRecord, Policy, VariantRecord
-from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome
+from edgeship.sweep import _executor as chooser
+from edgeship.sweep import _local_executor as local_executor
+from edgeship.sweep._local_executor import LocalExecutor, Slots
+from edgeship.sweep._plan import Resources
+from edgeship.sweep._report import DONE, FAILED, Cell, CellRecord, Policy, VariantRecord
+from edgeship.sweep._work import CompressJob, MeasureJob, VariantOutcome
 
 
 class Busy:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeship.sweep.fronts import across_boards, board_front
-from edgeship.sweep.report import DONE, FAILED, Cell, ErrorInfo, VariantRecord
+from edgeship.sweep._fronts import across_boards, board_front
+from edgeship.sweep._report import DONE, FAILED, Cell, ErrorInfo, VariantRecord
 from tests.sdk.sweep.fakes import result
 
 

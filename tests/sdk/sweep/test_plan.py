@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from edgeship.compress import ChannelPruneConfig, PruneConfig, QuantizeConfig, TrainConfig
 from edgeship.compress.config import ChainConfig
-from edgeship.sweep.plan import (
+from edgeship.sweep._plan import (
     Resources,
     cell_fingerprint,
     cell_reusable,
@@ -16,7 +16,7 @@ from edgeship.sweep.plan import (
     variant_fingerprint,
     variant_reusable,
 )
-from edgeship.sweep.report import DONE, FAILED, Cell, CellRecord, Policy, VariantRecord
+from edgeship.sweep._report import DONE, FAILED, Cell, CellRecord, Policy, VariantRecord
 
 INT8 = QuantizeConfig("int8-static")
 

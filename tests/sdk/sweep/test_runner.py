@@ -10,7 +10,7 @@ import pytest
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import UsageError
 from edgeship.sweep import SweepConfig, SweepEvent, SweepReport, run_sweep
-from edgeship.sweep.report import Policy
+from edgeship.sweep._report import Policy
 from tests import models
 from tests.sdk.sweep.fakes import FakeExecutor
 

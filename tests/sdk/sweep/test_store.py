@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from edgeship.core.errors import UsageError
-from edgeship.sweep.report import DONE, Cell, CellRecord, VariantRecord
-from edgeship.sweep.store import Store, board_slug
+from edgeship.sweep._report import DONE, Cell, CellRecord, VariantRecord
+from edgeship.sweep._store import Store, board_slug
 
 
 def test_records_round_trip(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 from torch import nn
 
+from edgeship.compress._data import Dataset, require
+from edgeship.compress._evaluate import predict
 from edgeship.compress.config import DistillConfig
-from edgeship.compress.data import Dataset, require
-from edgeship.compress.evaluate import predict
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning.channels import shrink
 from edgeship.compress.pruning.channels_torch import narrow

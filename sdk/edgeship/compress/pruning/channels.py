@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import ChannelPruneConfig
-from edgeship.compress.data import Dataset, require
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import importance
 from edgeship.compress.pruning.channel_groups import Group, Slice, find_groups

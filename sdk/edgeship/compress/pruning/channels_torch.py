@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import ChannelPruneConfig
-from edgeship.compress.data import Dataset, require
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import heads
 from edgeship.compress.training.loop import fit, predict_torch, predict_with_pre_hooks

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgeship.compress.data import Dataset
+from edgeship.compress._data import Dataset
 from edgeship.compress.pruning import importance
 from edgeship.compress.training.loop import predict_with_pre_hooks
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import PruneConfig
-from edgeship.compress.data import Dataset, require
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import importance
 from edgeship.compress.training.loop import distill_loss, fit, metric, outputs_of, predict_torch

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.compress import evaluate, guard
+from edgeship.compress import _evaluate as evaluate
+from edgeship.compress import guard
 from edgeship.compress.guard import GuardPolicy
 from edgeship.models import onnx_graph
 from edgeship.models.fidelity import Fidelity

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
-from edgeship.compress.data import Dataset, require
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization import fallback
 from edgeship.compress.quantization.fallback import Calls, Quantize

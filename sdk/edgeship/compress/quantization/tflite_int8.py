@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
-from edgeship.compress.data import Dataset, require
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization.tflite_fp16 import float32_weights, hidden_weight
 from edgeship.core.errors import CompressionError, UsageError

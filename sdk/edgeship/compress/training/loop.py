@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edgeship.compress._data import Dataset
 from edgeship.compress.config import TrainConfig
-from edgeship.compress.data import Dataset
 from edgeship.core.errors import CompressionError
 from edgeship.models.fidelity import cosine_similarity, is_class_scores
 

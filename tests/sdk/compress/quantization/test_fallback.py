@@ -12,8 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.cli.main import build_parser
-from edgeship.compress import CompressOptions, FidelityCollapse, QuantizeConfig, compress, evaluate
-from edgeship.compress.data import Dataset
+from edgeship.compress import CompressOptions, FidelityCollapse, QuantizeConfig, compress
+from edgeship.compress import _evaluate as evaluate
+from edgeship.compress._data import Dataset
 from edgeship.compress.guard import GuardPolicy
 from edgeship.compress.quantization import fallback
 from edgeship.models import onnx_graph

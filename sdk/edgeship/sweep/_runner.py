@@ -25,10 +25,10 @@ from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import ModelError, UsageError
 from edgeship.core.hashing import file_sha256
 from edgeship.models.model_file import ModelFile
-from edgeship.sweep import plan
-from edgeship.sweep.executor import Executor, open_executor
-from edgeship.sweep.fronts import across_boards, board_front
-from edgeship.sweep.report import (
+from edgeship.sweep import _plan as plan
+from edgeship.sweep._executor import Executor, open_executor
+from edgeship.sweep._fronts import across_boards, board_front
+from edgeship.sweep._report import (
     DONE,
     FAILED,
     Cell,
@@ -39,9 +39,9 @@ from edgeship.sweep.report import (
     SweepReport,
     VariantRecord,
 )
-from edgeship.sweep.store import Store
+from edgeship.sweep._store import Store
+from edgeship.sweep._work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
 from edgeship.sweep.view import to_markdown
-from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
 from edgeship.targets import open_targets
 from edgeship_runtime.formats import get_format
 

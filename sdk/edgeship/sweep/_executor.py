@@ -20,8 +20,8 @@ from typing import Protocol, TypeVar
 
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import UsageError
-from edgeship.sweep.report import CellRecord
-from edgeship.sweep.work import CompressJob, MeasureJob, VariantOutcome
+from edgeship.sweep._report import CellRecord
+from edgeship.sweep._work import CompressJob, MeasureJob, VariantOutcome
 from edgeship.targets.fleet import DEFAULT_FORKS
 
 __all__ = ["LOCAL", "OFF", "E", "Executor", "open_executor", "ray_installed"]
@@ -72,7 +72,7 @@ def open_executor(
     ``"auto"`` or an address, that cluster joined. ``cpus``: CPUs for compression here
     (default: all of this machine's); ``forks``: boards measured at once by threads."""
     if ray == OFF or (ray is None and not ray_installed()):
-        from edgeship.sweep.local_executor import LocalExecutor
+        from edgeship.sweep._local_executor import LocalExecutor
 
         return LocalExecutor(connect, cpus=cpus, forks=forks)
     if ray is not None and ray.startswith("ray://"):
@@ -85,6 +85,6 @@ def open_executor(
             f"--ray {ray}: Ray is not installed here (pip install 'edgeship[ray]'), "
             "or leave --ray out to run on threads"
         )
-    from edgeship.sweep.ray_executor import RayExecutor
+    from edgeship.sweep._ray_executor import RayExecutor
 
     return RayExecutor(connect, address=None if ray in (None, LOCAL) else ray, cpus=cpus)

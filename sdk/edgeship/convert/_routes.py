@@ -27,9 +27,9 @@ from edgeship_runtime.errors import UsageError
 from edgeship_runtime.signature import Signature
 
 if TYPE_CHECKING:
-    from edgeship.convert.config import ConvertConfig
-    from edgeship.convert.result import Converted
-    from edgeship.convert.torch_source import TorchSource
+    from edgeship.convert._config import ConvertConfig
+    from edgeship.convert._result import Converted
+    from edgeship.convert._torch_source import TorchSource
 
 __all__ = ["Converter", "Job", "Route", "get_route", "register_route", "registered_routes"]
 
@@ -115,11 +115,11 @@ def get_route(source: str, result: str) -> Route:
 
 
 for _route in (
-    Route("pytorch", "onnx", ".torch_onnx:run", "torch.onnx, named inputs/outputs, dynamic batch"),
-    Route("pytorch", "tflite", ".torch_tflite:run", "litert-torch, static shapes"),
-    Route("onnx", "tflite", ".onnx_tflite:run", "onnx2torch, then litert-torch (no TensorFlow)"),
+    Route("pytorch", "onnx", "._torch_onnx:run", "torch.onnx, named inputs/outputs, dynamic batch"),
+    Route("pytorch", "tflite", "._torch_tflite:run", "litert-torch, static shapes"),
+    Route("onnx", "tflite", "._onnx_tflite:run", "onnx2torch, then litert-torch (no TensorFlow)"),
     Route(
-        "tflite", "onnx", ".tflite_onnx:run", "tf2onnx (needs TensorFlow: the tflite-onnx extra)"
+        "tflite", "onnx", "._tflite_onnx:run", "tf2onnx (needs TensorFlow: the tflite-onnx extra)"
     ),
 ):
     register_route(_route)

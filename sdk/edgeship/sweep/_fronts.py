@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from edgeship.ab.pareto import Objective, front
-from edgeship.sweep.report import AcrossBoards, BoardFront, Cell, FleetFront, VariantRecord
+from edgeship.sweep._report import AcrossBoards, BoardFront, Cell, FleetFront, VariantRecord
 
 __all__ = [
     "ACCURACY",

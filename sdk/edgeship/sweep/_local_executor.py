@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import EdgeshipError
-from edgeship.sweep.executor import Executor
-from edgeship.sweep.report import FAILED, Cell, CellRecord, ErrorInfo
-from edgeship.sweep.work import (
+from edgeship.sweep._executor import Executor
+from edgeship.sweep._report import FAILED, Cell, CellRecord, ErrorInfo
+from edgeship.sweep._work import (
     CompressJob,
     MeasureJob,
     VariantOutcome,

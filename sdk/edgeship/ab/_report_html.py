@@ -12,8 +12,8 @@ import base64
 import html
 from collections.abc import Sequence
 
-from edgeship.ab.plots import Plot, slug
-from edgeship.ab.report_md import method_text
+from edgeship.ab._plots import Plot, slug
+from edgeship.ab._report_md import method_text
 from edgeship.ab.result import ABReport, DeviceAB
 from edgeship.ab.table import (
     TEXT_COLUMNS,

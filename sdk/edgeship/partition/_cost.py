@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.partition.graph import GraphInfo
+from edgeship.partition._graph import GraphInfo
 
 __all__ = [
     "Shapes",

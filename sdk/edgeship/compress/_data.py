@@ -148,7 +148,7 @@ def load_dataset(data: DataLike | None, model: object = None) -> Dataset | None:
 
 
 def _signature(model: str | Path) -> Signature:
-    from edgeship.compress.evaluate import signature  # evaluate imports this module
+    from edgeship.compress._evaluate import signature  # evaluate imports this module
 
     return signature(Path(model))
 

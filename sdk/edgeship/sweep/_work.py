@@ -24,8 +24,8 @@ from edgeship.compress import CompressOptions, compress
 from edgeship.compress.config import AnyConfig
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.hashing import file_sha256
-from edgeship.sweep.plan import Resources
-from edgeship.sweep.report import (
+from edgeship.sweep._plan import Resources
+from edgeship.sweep._report import (
     DONE,
     FAILED,
     Cell,

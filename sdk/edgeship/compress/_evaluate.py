@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship.compress.data import Dataset
+from edgeship.compress._data import Dataset
 from edgeship.compress.report import Latency
 from edgeship.core.config import ConnectOptions, ProfileConfig
 from edgeship.core.errors import (

@@ -33,13 +33,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeship.compress import evaluate
-from edgeship.compress.api import CompressOptions, compress
+from edgeship.compress import _evaluate as evaluate
+from edgeship.compress._api import CompressOptions, compress
+from edgeship.compress._data import DataLike, load_dataset
+from edgeship.compress._source import base_format
 from edgeship.compress.config import AnyConfig, config_from_dict, data_needs, output_format
-from edgeship.compress.data import DataLike, load_dataset
 from edgeship.compress.guard import GuardPolicy
 from edgeship.compress.report import CompressionReport, shapes_text
-from edgeship.compress.source import base_format
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import CompressionError, InputError, UsageError, VerificationError
 from edgeship.targets import Target

@@ -23,7 +23,7 @@ from typing import Any
 
 from edgeship.compress.config import AnyConfig, config_to_dict, steps_of
 from edgeship.compress.methods import method_for
-from edgeship.sweep.report import DONE, CellRecord, Policy, VariantRecord
+from edgeship.sweep._report import DONE, CellRecord, Policy, VariantRecord
 
 __all__ = [
     "TRAIN_CPUS",

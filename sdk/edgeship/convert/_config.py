@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeship.convert.routes import get_route
+from edgeship.convert._routes import get_route
 from edgeship.models.verify import Tolerance, VerifyData
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.formats import get_format

@@ -15,7 +15,7 @@ import importlib.metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeship.convert.result import Converted
+from edgeship.convert._result import Converted
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
 from edgeship.core.quiet import quiet
@@ -23,7 +23,7 @@ from edgeship.models.align import match_names
 from edgeship_runtime.signature import Signature
 
 if TYPE_CHECKING:
-    from edgeship.convert.routes import Job
+    from edgeship.convert._routes import Job
 
 __all__ = ["convert", "rename_io", "run"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeship.compress.data import Dataset
+from edgeship.compress._data import Dataset
 from edgeship.core.errors import UsageError
 from edgeship.models.model_file import ModelFile
 

@@ -33,11 +33,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.hashing import file_sha256
-from edgeship.sweep.executor import Executor
-from edgeship.sweep.local_executor import failed_cell
-from edgeship.sweep.plan import Resources
-from edgeship.sweep.report import CellRecord
-from edgeship.sweep.work import (
+from edgeship.sweep._executor import Executor
+from edgeship.sweep._local_executor import failed_cell
+from edgeship.sweep._plan import Resources
+from edgeship.sweep._report import CellRecord
+from edgeship.sweep._work import (
     CompressJob,
     MeasureJob,
     VariantOutcome,

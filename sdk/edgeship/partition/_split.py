@@ -21,15 +21,15 @@ from edgeship.core.extras import missing_extras
 from edgeship.models.model_file import ModelFile
 from edgeship.models.ref import ModelRef
 from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
-from edgeship.partition.balance import balanced_cuts, stage_costs
-from edgeship.partition.cost import (
+from edgeship.partition._balance import balanced_cuts, stage_costs
+from edgeship.partition._cost import (
     bind_inputs,
     crossing_bytes,
     flop_costs,
     known_shapes,
     profile_costs,
 )
-from edgeship.partition.graph import (
+from edgeship.partition._graph import (
     GraphInfo,
     StagePlan,
     analyse,
@@ -38,7 +38,7 @@ from edgeship.partition.graph import (
     stage_model,
     value_types,
 )
-from edgeship.partition.manifest import MANIFEST_NAME, PartitionManifest, StageEntry
+from edgeship.partition._manifest import MANIFEST_NAME, PartitionManifest, StageEntry
 from edgeship.targets import Loaded, Target
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.model import sha256_file

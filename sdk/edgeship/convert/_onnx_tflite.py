@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeship.convert.litert import export_tflite
-from edgeship.convert.result import Converted
-from edgeship.convert.torch_source import NamedOutputs, identifier
+from edgeship.convert._litert import export_tflite
+from edgeship.convert._result import Converted
+from edgeship.convert._torch_source import NamedOutputs, identifier
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
 from edgeship_runtime.signature import Signature
 
 if TYPE_CHECKING:
-    from edgeship.convert.routes import Job
+    from edgeship.convert._routes import Job
 
 __all__ = [
     "CONVERTER",

@@ -30,8 +30,8 @@ from edgeship.models.model_file import ModelFile
 from edgeship.models.output import staged
 from edgeship.models.ref import ModelRef
 from edgeship.models.verify import Tolerance, VerifyData, failure_message, verify
-from edgeship.optimize.policy import LEVELS, RuntimeFacts, allowed_level
-from edgeship.optimize.report import OptimizeReport, StepRecord
+from edgeship.optimize._policy import LEVELS, RuntimeFacts, allowed_level
+from edgeship.optimize._report import OptimizeReport, StepRecord
 from edgeship.targets import Target
 from edgeship_runtime.errors import ModelError, UsageError
 

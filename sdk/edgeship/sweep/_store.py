@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from edgeship.core.errors import EdgeshipError, UsageError
 from edgeship.core.hashing import file_sha256
-from edgeship.sweep.report import CellRecord, VariantRecord
+from edgeship.sweep._report import CellRecord, VariantRecord
 from edgeship_runtime.serde import JsonRecord
 
 __all__ = ["R", "Store", "board_slug"]

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeship.convert.config import DEFAULT_OPSET, ConvertConfig
-from edgeship.convert.result import ConversionReport, ConversionResult
-from edgeship.convert.routes import Job, Route, get_route
-from edgeship.convert.torch_source import (
+from edgeship.convert._config import DEFAULT_OPSET, ConvertConfig
+from edgeship.convert._result import ConversionReport, ConversionResult
+from edgeship.convert._routes import Job, Route, get_route
+from edgeship.convert._torch_source import (
     TorchRunner,
     TorchSource,
     build_module,

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeship.compress import evaluate, guard
-from edgeship.compress.config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
-from edgeship.compress.data import (
+from edgeship.compress import _evaluate as evaluate
+from edgeship.compress import guard
+from edgeship.compress._data import (
     DataLike,
     Dataset,
     EvalSplit,
@@ -36,11 +36,12 @@ from edgeship.compress.data import (
     load_dataset,
     require,
 )
+from edgeship.compress._source import ModelLike, base_model
+from edgeship.compress.config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
 from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
 from edgeship.compress.quantization.fallback import Fallback, Search
 from edgeship.compress.report import CompressionReport, CompressionResult
-from edgeship.compress.source import ModelLike, base_model
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import CompressionError, EdgeshipError, InputError, UsageError
 from edgeship.core.extras import missing_extras

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.ab import quality
+from edgeship.ab import _quality as quality
 from edgeship.ab.pareto import model_front
 from edgeship.ab.result import (
     Comparison,

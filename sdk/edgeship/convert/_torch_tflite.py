@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeship.convert.litert import export_tflite
-from edgeship.convert.result import Converted
-from edgeship.convert.torch_source import TorchSource, identifier
+from edgeship.convert._litert import export_tflite
+from edgeship.convert._result import Converted
+from edgeship.convert._torch_source import TorchSource, identifier
 
 if TYPE_CHECKING:
-    from edgeship.convert.routes import Job
+    from edgeship.convert._routes import Job
 
 __all__ = ["convert", "run"]
 

@@ -10,12 +10,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeship.convert.result import Converted
-from edgeship.convert.torch_source import TorchSource, positional
+from edgeship.convert._result import Converted
+from edgeship.convert._torch_source import TorchSource, positional
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 
 if TYPE_CHECKING:
-    from edgeship.convert.routes import Job
+    from edgeship.convert._routes import Job
 
 __all__ = ["CONVERTER", "convert", "run"]
 

@@ -212,7 +212,7 @@ def _namespace(**given: Any) -> argparse.Namespace:
 def test_on_targets_streams_rows_and_says_which_failed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(common, "open_targets", lambda spec, options: fakes(3))
+    monkeypatch.setattr(common, "targets_from_args", lambda ns: fakes(3))
 
     def op(target: Target) -> str:
         if target.name == "dev2":
@@ -234,7 +234,7 @@ def test_on_targets_json_is_one_document(
 ) -> None:
     import json
 
-    monkeypatch.setattr(common, "open_targets", lambda spec, options: fakes(3))
+    monkeypatch.setattr(common, "targets_from_args", lambda ns: fakes(3))
     rc = common.on_targets(_namespace(target="lab", json=True), lambda t: t.name, str, str)
     out, _ = capsys.readouterr()
     assert rc == 0

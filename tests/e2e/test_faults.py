@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from edgeship.core.errors import (
 )
 from edgeship.targets import SSHTarget, open_target
 from edgeship_runtime.measure import MeasurePolicy
+from tests.e2e.conftest import cli
 from tools.testbed import Testbed
 
 
@@ -134,6 +136,31 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
             target.deploy(_big_model(tmp_path, zoo, 16), "full", health=None)
         assert target.store().describe("full").active == good.version
     assert _active_sha(clean_testbed, "full", 2) == good.sha256
+
+
+def test_a_disk_full_after_the_upload_is_one_line_and_leaves_no_half_made_version(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
+) -> None:
+    """The blob is on the device; only the version's small files are left to write when the
+    disk fills (SFTP says no more than "Failure"): one NoSpace line naming the device and
+    the space, a non-zero exit, the active version as it was, nothing half-made."""
+    dev = clean_testbed.devices[2]
+    clean_testbed.small_disk(dev, 8192)
+    model = _big_model(tmp_path, zoo, 1)
+    with _target(clean_testbed, connect, 2) as target:
+        good = target.deploy(zoo / "mlp.onnx", "fill", health=None)
+        target.store().put_blob(model)
+    filler = dev.deploy_path / "filler"
+    clean_testbed.run_as(dev, ["sh", "-c", f"cat /dev/zero > {filler}"])  # until ENOSPC
+    done = cli(clean_testbed, "deploy", str(model), "--name", "fill", "--target", dev.name,
+               "--no-health-check")  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(rf"{dev.name}: not enough space under .*: need .*, .* free", done.stderr)
+    with _target(clean_testbed, connect, 2) as target:
+        listed = target.store().describe("fill")
+        assert listed.active == good.version and len(listed.versions) == 1
+    assert not list((dev.deploy_path / "tmp").glob("*.part"))
+    assert not list((dev.deploy_path / "models" / "fill" / "versions").glob("*.part"))
 
 
 def test_unknown_host_key_is_refused_naming_the_fingerprint(

@@ -232,8 +232,12 @@ class DeployStore:
         current = self.layout.current(name)
         staged = f"{current}.{os.getpid()}.new"
         self.files.remove(staged)
-        self.files.symlink(posixpath.join("versions", version), staged)
-        self.files.rename(staged, current)
+        try:
+            self.files.symlink(posixpath.join("versions", version), staged)
+            self.files.rename(staged, current)
+        except BaseException:
+            self.files.remove(staged)
+            raise
 
     def _prune(self, name: str) -> None:
         """Keep the active version and the ``keep`` newest others, remove ghosts (see

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from edgeship.core.errors import (
 )
 from edgeship.targets import SSHTarget, open_target
 from edgeship_runtime.measure import MeasurePolicy
+from tests.e2e.conftest import cli
 from tools.testbed import Testbed
 
 
@@ -134,6 +136,31 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
             target.deploy(_big_model(tmp_path, zoo, 16), "full", health=None)
         assert target.store().describe("full").active == good.version
     assert _active_sha(clean_testbed, "full", 2) == good.sha256
+
+
+def test_a_disk_full_after_the_upload_is_one_line_and_leaves_no_half_made_version(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
+) -> None:
+    """The blob is on the device; only the version's small files are left to write when the
+    disk fills (SFTP says no more than "Failure"): one NoSpace line naming the device and
+    the space, a non-zero exit, the active version as it was, nothing half-made."""
+    dev = clean_testbed.devices[2]
+    clean_testbed.small_disk(dev, 8192)
+    model = _big_model(tmp_path, zoo, 1)
+    with _target(clean_testbed, connect, 2) as target:
+        good = target.deploy(zoo / "mlp.onnx", "fill", health=None)
+        target.store().put_blob(model)
+    filler = dev.deploy_path / "filler"
+    clean_testbed.run_as(dev, ["sh", "-c", f"cat /dev/zero > {filler}"])  # until ENOSPC
+    done = cli(clean_testbed, "deploy", str(model), "--name", "fill", "--target", dev.name,
+               "--no-health-check")  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(rf"{dev.name}: not enough space under .*: need .*, .* free", done.stderr)
+    with _target(clean_testbed, connect, 2) as target:
+        listed = target.store().describe("fill")
+        assert listed.active == good.version and len(listed.versions) == 1
+    assert not list((dev.deploy_path / "tmp").glob("*.part"))
+    assert not list((dev.deploy_path / "models" / "fill" / "versions").glob("*.part"))
 
 
 def test_unknown_host_key_is_refused_naming_the_fingerprint(
@@ -337,3 +364,63 @@ def test_a_device_without_sftp_gets_a_clear_error(
         config.write_text(original)
         os.kill(listener, signal.SIGHUP)
         time.sleep(0.5)
+
+
+def _stop_group(testbed: Testbed, dev: object, group: int) -> None:
+    testbed.run_as(dev, ["kill", "-STOP", "--", f"-{group}"], check=True)  # type: ignore[arg-type]
+
+
+def _group_alive(testbed: Testbed, dev: object, group: int) -> bool:
+    done = testbed.run_as(dev, ["kill", "-0", "--", f"-{group}"])  # type: ignore[arg-type]
+    return done.returncode == 0
+
+
+def test_a_stopped_lock_holder_is_taken_over_within_the_unresponsive_time(
+    clean_testbed: Testbed,
+    connect: ConnectOptions,
+    zoo: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A deploy's lock holder stopped on the device (SIGSTOP: SIGTERM stays pending) is
+    taken over by the next deploy once it has been stopped for ``--unresponsive`` s, with
+    one line saying so, long before ``--lock-wait`` runs out."""
+    dev = clean_testbed.devices[1]
+    timeouts = Timeouts(connect=2, auth=2, command=60, unresponsive=3)
+    with _target(clean_testbed, connect, 1) as holder, holder.store().locked():
+        record = (dev.deploy_path / "lock.holder").read_text().split()
+        group = int(record[3])
+        _stop_group(clean_testbed, dev, group)
+        with _target(clean_testbed, connect, 1, timeouts=timeouts, lock_wait=60) as target:
+            started = time.monotonic()
+            done = target.deploy(zoo / "mlp.onnx", "frozen-lock", health=None)
+            took = time.monotonic() - started
+        assert done.activated and took < 3 + 10, took
+        assert not _group_alive(clean_testbed, dev, group)
+    assert "took over the lock" in caplog.text and "stopped for over 3 s" in caplog.text
+    with _target(clean_testbed, connect, 1) as target:
+        target.store().remove("frozen-lock")
+
+
+def test_a_deploy_with_a_frozen_runtime_ends_within_the_unresponsive_time(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path
+) -> None:
+    """The runtime stopped on the device answers nothing: the health check gives up after
+    ``--unresponsive`` s (not ``--timeout``), ends the runtime (SIGCONT, SIGTERM, SIGKILL)
+    and the lock, and the active version is as it was; the next deploy goes through."""
+    dev = clean_testbed.devices[1]
+    timeouts = Timeouts(connect=2, auth=2, command=120, unresponsive=3)
+    with _target(clean_testbed, connect, 1, timeouts=timeouts) as target:
+        good = target.deploy(zoo / "mlp.onnx", "frozen-rt")
+        group = target.client().pipe.process_group
+        assert group
+        _stop_group(clean_testbed, dev, group)
+        started = time.monotonic()
+        with pytest.raises(DeployError, match="stopped"):
+            target.deploy(zoo / "cnn.onnx", "frozen-rt")
+        took = time.monotonic() - started
+        assert took < 3 + 10, took
+        assert not _group_alive(clean_testbed, dev, group)
+    with _target(clean_testbed, connect, 1) as target:
+        assert target.store().describe("frozen-rt").active == good.version
+        assert target.deploy(zoo / "cnn.onnx", "frozen-rt").activated
+        target.store().remove("frozen-rt")

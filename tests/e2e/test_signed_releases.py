@@ -29,6 +29,7 @@ from edgeship.deploy.signing import (
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import cli
 from tools.testbed import Testbed
+from tools.testbed.pyenv import DEVICE_PYTHON
 
 DEVICE = 3
 
@@ -49,13 +50,32 @@ def keys(tmp_path: Path) -> tuple[Path, Path]:
     return release, stranger
 
 
+@pytest.fixture(scope="module")
+def signing_python(testbed: Testbed) -> str:
+    """A device Python that can check signatures: the testbed's device venv (numpy, the
+    backends) with the system's ``cryptography`` as well, made in the device user's home.
+    The testbed's own device venv has no ``cryptography``: it stands for a board whose
+    Python cannot check signatures."""
+    dev = testbed.devices[DEVICE]
+    venv = dev.home / "signing-python"
+    made = ["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages", str(venv)]
+    testbed.run_as(dev, made, check=True)
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = testbed.run_as(dev, [str(venv / "bin" / "python"), "-c", where], check=True)
+    device_venv = testbed.run_as(dev, [str(DEVICE_PYTHON), "-c", where], check=True)
+    pth = Path(site.stdout.strip()) / "edgeship-testbed.pth"
+    testbed.run_as(dev, ["tee", str(pth)], input=device_venv.stdout, check=True)
+    return str(venv / "bin" / "python")
+
+
 @pytest.fixture
 def trusting(
-    clean_testbed: Testbed, connect: ConnectOptions, keys: tuple[Path, Path]
+    clean_testbed: Testbed, connect: ConnectOptions, keys: tuple[Path, Path], signing_python: str
 ) -> Iterator[SSHTarget]:
-    """A device that trusts the release key (and nothing else while the test runs)."""
+    """A device that trusts the release key (and nothing else while the test runs), worked
+    on with a Python that can check signatures."""
     dev = clean_testbed.devices[DEVICE]
-    target = open_target(dev.name, connect)
+    target = open_target(dev.name, dataclasses.replace(connect, python=signing_python))
     assert isinstance(target, SSHTarget)
     with target:
         install_trust(target.store(), keys[0].with_name("release.key.pub"))
@@ -155,3 +175,70 @@ def test_cli_deploy_sign_and_a_device_without_trust(
     bad = cli(clean_testbed, "deploy", str(model), "--target", dev, "--allow-downgrade")
     assert bad.returncode == 2 and "--sign" in bad.stderr
     assert cli(clean_testbed, "rm", "cli-signed", "--target", dev).returncode == 0
+
+
+def test_rollback_to_a_version_without_a_valid_signature_is_refused(
+    clean_testbed: Testbed,
+    connect: ConnectOptions,
+    keys: tuple[Path, Path],
+    zoo: Path,
+    tmp_path: Path,
+    signing_python: str,
+) -> None:
+    """A version deployed before the device trusted a key (or one whose meta.json claims a
+    signature it does not have) is never made active again: not by rollback, not by the
+    CLI's rollback, whose exit says so."""
+    dev = clean_testbed.devices[DEVICE]
+    options = dataclasses.replace(connect, python=signing_python)
+    with open_target(dev.name, options) as target:
+        assert isinstance(target, SSHTarget)
+        store = target.store()
+        unsigned = target.deploy(_model(zoo, tmp_path, "before-trust"), "rb")
+        install_trust(store, keys[0].with_name("release.key.pub"))
+        try:
+            signed = target.deploy(
+                _model(zoo, tmp_path, "after-trust"), "rb", signing=Signing(keys[0])
+            )
+            refused = f"activate rb {unsigned.version}: it carries no signature"
+            with pytest.raises(SignatureRefused, match=refused):
+                store.rollback("rb")
+            # a forged meta.json: the newer version's manifest and signature, copied over
+            meta_of = dev.deploy_path / "models" / "rb" / "versions"
+            new_meta = json.loads((meta_of / signed.version / "meta.json").read_text())
+            old_path = meta_of / unsigned.version / "meta.json"
+            forged = {**json.loads(old_path.read_text()), "signature": new_meta["signature"]}
+            clean_testbed.run_as(dev, ["tee", str(old_path)], input=json.dumps(forged), check=True)
+            with pytest.raises(SignatureRefused, match="not the one signed"):
+                store.rollback("rb", unsigned.version)
+            done = cli(clean_testbed, "rollback", "rb", "--target", dev.name, "--python",
+                       signing_python)  # fmt: skip
+            assert done.returncode != 0
+            assert f"refused to activate rb {unsigned.version}" in done.stderr
+            assert store.describe("rb").active == signed.version
+            # a signed version is rolled back to: checked, and made active
+            again = target.deploy(_model(zoo, tmp_path, "third"), "rb", signing=Signing(keys[0]))
+            assert store.rollback("rb").version == signed.version != again.version
+        finally:
+            clean_testbed.run_as(dev, ["rm", "-rf", str(dev.deploy_path / "trust")])
+            store.remove("rb")
+
+
+def test_signatures_are_checked_with_the_device_python_and_setup_trust_probes_it(
+    clean_testbed: Testbed, connect: ConnectOptions, keys: tuple[Path, Path], zoo: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The testbed's device venv has no ``cryptography`` (the system python3 has): a check
+    with the device's Python cannot run there, and says so; ``setup --trust`` finds it out
+    before it installs the key, and fails."""
+    dev = clean_testbed.devices[DEVICE]
+    public = keys[0].with_name("release.key.pub")
+    done = cli(clean_testbed, "setup", dev.name, "--python", str(DEVICE_PYTHON), "--trust",
+               str(public))  # fmt: skip
+    assert done.returncode != 0
+    assert "no 'cryptography' module" in done.stderr and str(DEVICE_PYTHON) in done.stderr
+    assert not (dev.deploy_path / "trust" / "ed25519.pub").exists()
+    assert not (dev.deploy_path / "trust" / "ed25519.pub.new").exists()
+    with open_target(dev.name, connect) as target:
+        assert isinstance(target, SSHTarget) and target.python() == str(DEVICE_PYTHON)
+        with pytest.raises(SignatureRefused, match="no 'cryptography' module"):
+            install_trust(target.store(), public)

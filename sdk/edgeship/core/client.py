@@ -104,6 +104,10 @@ class Pipe(abc.ABC):
         """The error to report when the way to the runtime, not the runtime, broke."""
         return None
 
+    def frozen(self) -> bool:
+        """Whether the runtime is stopped (SIGSTOP: it can answer nothing until continued)."""
+        return False
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._stdin.close()
@@ -128,10 +132,15 @@ def _drain(stream: LineSource, sink: Callable[[bytes], None], name: str) -> thre
 class RuntimeClient:
     """Request/reply over a :class:`Pipe`, after checking the runtime's hello."""
 
-    def __init__(self, pipe: Pipe, label: str, timeout: float) -> None:
+    def __init__(
+        self, pipe: Pipe, label: str, timeout: float, unresponsive: float | None = None
+    ) -> None:
         self.pipe = pipe
         self.label = label
         self.timeout = timeout
+        self.unresponsive = unresponsive
+        """Seconds after which a reply still missing makes us look whether the runtime is
+        frozen (:meth:`Pipe.frozen`); a frozen one is ended then, not waited for."""
         self._ids = itertools.count(1)
         self.hello: dict[str, Any] = {}
 
@@ -176,7 +185,7 @@ class RuntimeClient:
 
     def _read(self, during: str, timeout: float) -> dict[str, Any]:
         try:
-            line = self.pipe.readline(timeout)
+            line = self._readline(during, timeout)
         except queue.Empty:
             self.pipe.kill()
             raise RemoteTimeout(
@@ -189,6 +198,25 @@ class RuntimeClient:
             return protocol.decode(line)
         except ProtocolError as exc:
             raise ProtocolError(f"{self.label}: {exc}") from None
+
+    def _readline(self, during: str, timeout: float) -> bytes:
+        """The next line within ``timeout`` s, looking every ``unresponsive`` s whether
+        the runtime is frozen: one that is was ended, and raises :class:`RemoteTimeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self.pipe.readline(max(0.0, min(left, self.unresponsive or left)))
+            except queue.Empty:
+                if left <= (self.unresponsive or left):
+                    raise
+            if self.pipe.frozen():
+                self.pipe.kill()
+                raise RemoteTimeout(
+                    f"{self.label}: the runtime is stopped (frozen) and answered nothing to "
+                    f"{during} for {self.unresponsive:g} s (--unresponsive); it was ended",
+                    target=self.label,
+                )
 
     def _ended(self, during: str) -> TargetError:
         """Why the runtime's output ended: the connection to it was lost, or it died."""

@@ -27,7 +27,9 @@ class Timeouts:
     the runtime's start until its hello (imports on a slow board take a few seconds);
     ``unresponsive``: a device that acknowledges nothing for this long (TCP keepalive probes
     included, so an idle wait counts too) is taken as gone — powered off, unplugged —
-    instead of being waited for until ``command`` runs out."""
+    instead of being waited for until ``command`` runs out; a runtime that has answered
+    nothing for this long is looked at, and ended if it is stopped (frozen); a lock
+    holder stopped for this long is ended, and its lock taken over."""
 
     connect: float = 10.0
     auth: float = 15.0

@@ -30,6 +30,9 @@
         └── DeployError           a deployment could not complete; the active one is intact
             ├── NoSpace           the device refused the upload: it would not fit (deploy/upload.py)
             ├── UploadFailed      the transfer broke off (deploy/upload.py)
+            ├── SignatureRefused  the device's trust key does not admit a version: unsigned,
+            │                     wrongly signed, tampered, a downgrade, or no way to check
+            │                     (deploy/signing.py)
             └── LinkRefused       a symbolic link under the deploy root (names it and where
                                   it points; deploy/contained.py)
 

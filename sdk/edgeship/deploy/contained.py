@@ -15,11 +15,12 @@ above it, is the user's choice: a root that is a link is taken as given.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import posixpath
 import shlex
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,10 +31,13 @@ from edgeship.deploy.lock import holder_record
 
 if TYPE_CHECKING:
     from edgeship.core.progress import Progress
-    from edgeship.deploy.upload import Sent
+    from edgeship.deploy.upload import NoSpace, Sent
     from edgeship.ssh.connection import CommandResult
 
-__all__ = ["Contained", "LinkRefused"]
+__all__ = ["BLOCK", "Contained", "LinkRefused"]
+
+BLOCK = 4096
+"""Bytes a small write (a directory, a link, a file's last block) needs at least."""
 
 
 class LinkRefused(DeployError):
@@ -139,10 +143,16 @@ class Contained:
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` atomically: a reader sees the old file or the new
-        (written beside it under a temporary name, then renamed over it)."""
+        (written beside it under a temporary name, then renamed over it; the temporary
+        file removed if that fails)."""
         part = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.part")
-        self.files.write(self.real(part), data)
-        self.files.rename(part, self.inside(path))
+        try:
+            with self._writing(len(data) + BLOCK):
+                self.files.write(self.real(part), data)
+                self.files.rename(part, self.inside(path))
+        except BaseException:
+            self.remove(part)
+            raise
 
     def touch(self, path: str) -> None:
         self.files.touch(self.real(path))
@@ -158,7 +168,7 @@ class Contained:
             except OSError as exc:
                 seen = self._lstat(path)
                 if seen is None:
-                    raise DeployError(
+                    raise self._short_of_space(BLOCK) or DeployError(
                         f"{self.label}: cannot create {path}: {exc}", target=self.label
                     ) from None
                 if depth:
@@ -166,14 +176,38 @@ class Contained:
             self._present.add(path)
 
     def mkdir(self, path: str) -> None:
-        self.files.mkdir(self.inside(path))
+        with self._writing(BLOCK):
+            self.files.mkdir(self.inside(path))
 
     def symlink(self, target: str, path: str) -> None:
         """A link at ``path`` (inside) with the text ``target``, which edgeship composed."""
-        self.files.symlink(target, self.inside(path))
+        with self._writing(BLOCK):
+            self.files.symlink(target, self.inside(path))
 
     def rename(self, source: str, dest: str) -> None:
-        self.files.rename(self.inside(source), self.inside(dest))
+        with self._writing(BLOCK):
+            self.files.rename(self.inside(source), self.inside(dest))
+
+    @contextlib.contextmanager
+    def _writing(self, need: int) -> Iterator[None]:
+        """A write that fails for want of space raises :class:`.upload.NoSpace` (over
+        SFTP a full disk is only "Failure": the free space says it); any other failure
+        stays what it was."""
+        try:
+            yield
+        except OSError as exc:
+            full = exc.errno == errno.ENOSPC
+            raise self._short_of_space(need, full) or exc from None
+
+    def _short_of_space(self, need: int, full: bool = False) -> NoSpace | None:
+        """The error for a write of ``need`` bytes that failed, if the disk lacks them."""
+        from edgeship.deploy.upload import NoSpace
+
+        try:
+            free = self.files.free_bytes(self.root)
+        except OSError:
+            return NoSpace(self.label, self.root, need, 0) if full else None
+        return NoSpace(self.label, self.root, need, free) if full or free < need else None
 
     def remove(self, path: str) -> None:
         """Remove a file or a link, if it is there."""

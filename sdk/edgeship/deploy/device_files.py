@@ -8,7 +8,8 @@ connection) and :class:`.local_files.LocalFiles` (this machine, the ``local`` ta
 
 Paths are absolute POSIX paths on the device. Operations act on the entry they name and
 never follow a link there (``lstat``, ``remove``, ``rename``, ``readlink``); a missing
-entry raises :class:`FileNotFoundError`, any other failure :class:`OSError`. What the
+entry raises :class:`FileNotFoundError`, any other failure :class:`OSError` (SFTP says
+no more than "Failure" for a full disk: ``free_bytes`` tells the cause). What the
 store cannot do as plain file operations — hashing, signature checks, the deploy lock,
 the hashed upload — runs as a command (``run``) or a dedicated, bounded operation
 (``lock``, ``receive``) that each transport does its own way.
@@ -82,6 +83,10 @@ class DeviceFiles(Protocol):
     def symlink(self, target: str, path: str) -> None: ...
 
     def readlink(self, path: str) -> str: ...
+
+    def free_bytes(self, path: str) -> int:
+        """Bytes an unprivileged user may still write on the file system of ``path``
+        (``statvfs``: ``f_bavail * f_frsize``)."""
 
     def run(
         self,

@@ -83,6 +83,10 @@ class LocalFiles:
     def readlink(self, path: str) -> str:
         return os.readlink(path)
 
+    def free_bytes(self, path: str) -> int:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
+
     def run(
         self,
         argv: Sequence[str],

@@ -15,12 +15,15 @@ slow board. Elsewhere (BusyBox's flock lacks ``-w``) it is python3 running
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from edgeship.core.errors import DeployError
+from edgeship.core.errors import DeployError, TargetError
 from edgeship.deploy import orphans
+from edgeship.ssh.procs import end_group, stopped
 
 if TYPE_CHECKING:
     from edgeship.ssh.connection import Connection
@@ -39,7 +42,7 @@ __all__ = [
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
 # seconds), say "locked" and the device's clock, then hold it until stdin closes.
 LOCK_SCRIPT = """
-import fcntl, sys, time
+import fcntl, os, sys, time
 try:
     f = open(sys.argv[1], "a")
 except OSError as e:
@@ -58,7 +61,7 @@ while True:
 if len(sys.argv) > 4:  # the holder record (see orphans.py)
     with open(sys.argv[3], "w") as r:
         r.write(sys.argv[4] + "\\n")
-print("locked", time.time(), flush=True)
+print("locked", time.time(), os.getpgid(0), flush=True)
 sys.stdin.read()
 """
 
@@ -71,16 +74,19 @@ HOLDER = """
 lock=$1 wait=$2 script=$3 record=$4 who=$5
 session=$PPID started=-
 stat=$(cat "/proc/$session/stat" 2>/dev/null) && rest=${stat##*) } && set -- $rest && started=${20}
-line="v1 $session $started $who"
+line="v2 $session $started $$ $who"
 if command -v flock >/dev/null 2>&1; then
     flock -x -w "$wait" -E 3 "$lock" sh -c \
-        'echo "$2" > "$1"; echo locked "$(date +%s)"; exec cat >/dev/null' sh "$record" "$line"
+        'echo "$2" > "$1"; echo locked "$(date +%s)" "$3"; exec cat >/dev/null' \
+        sh "$record" "$line" "$$"
     status=$?
     if [ "$status" = 3 ]; then echo busy; exit 3; fi
     if [ "$status" = 0 ]; then exit 0; fi
 fi
 exec python3 -c "$script" "$lock" "$wait" "$record" "$line"
 """
+_log = logging.getLogger("edgeship")
+
 ORPHAN_CHECK_S = 1.0
 """A lock still busy after this long is checked for an orphaned holder (orphans.py)."""
 
@@ -88,19 +94,24 @@ ORPHAN_CHECK_S = 1.0
 @contextlib.contextmanager
 def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator[float]:
     """Hold the flock on ``path`` for the block, waiting up to ``wait`` s for another
-    holder, and ending a holder whose connection is gone (see :mod:`.orphans`); yields
-    the device's clock at the moment it was taken. ``what`` names the locked thing in
-    errors."""
+    holder, ending a holder whose connection is gone (see :mod:`.orphans`) or that stayed
+    stopped for ``--unresponsive`` s (:func:`_frozen_holder`); yields the device's clock
+    at the moment it was taken. ``what`` names the locked thing in errors. A holder of
+    ours that does not let go when the block ends is ended too (it may be frozen)."""
     record, who = holder_record(path), orphans.identity(conn)
-    first = min(wait, ORPHAN_CHECK_S)
-    holder, answer = _take(conn, [path, f"{first:g}", LOCK_SCRIPT, record, who], first)
-    if answer.strip() == b"busy" and wait > first:
+    deadline = time.monotonic() + wait
+    step, frozen_since = min(wait, ORPHAN_CHECK_S), None
+    while True:
+        holder, answer = _take(conn, [path, f"{step:g}", LOCK_SCRIPT, record, who], step)
+        left = deadline - time.monotonic()
+        if answer.strip() != b"busy" or left <= 0:
+            break
         holder.channel.close()  # it said busy and exited
         seen = orphans.read_record(conn, record)
         if seen is not None and seen.orphaned():
             orphans.end_session(conn, seen)
-        rest = f"{wait - first:g}"
-        holder, answer = _take(conn, [path, rest, LOCK_SCRIPT, record, who], wait - first)
+        frozen_since = _frozen_holder(conn, seen, frozen_since, what)
+        step = min(left, max(ORPHAN_CHECK_S, conn.timeouts.unresponsive / 4))
     said = answer.split()
     if said[:1] != [b"locked"]:
         holder.kill()
@@ -116,8 +127,33 @@ def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator
         yield float(said[1])
     finally:
         holder.close()  # EOF on its stdin: the helper exits and the flock is released
-        holder.exit_status(timeout=5.0)
+        if holder.exit_status(timeout=5.0) is None and said[2:3] and said[2].isdigit():
+            with contextlib.suppress(TargetError):  # stopped under us: end it
+                end_group(conn, int(said[2]), conn.timeouts.unresponsive)
         holder.channel.close()
+
+
+def _frozen_holder(
+    conn: Connection, seen: orphans.HolderRecord | None, since: float | None, what: str
+) -> float | None:
+    """When the lock's holder was first seen stopped (None: it is not); once it has been
+    for ``--unresponsive`` s it is ended (SIGCONT, SIGTERM, SIGKILL), which frees the
+    lock for the next try, and a line on the ``edgeship`` logger says so."""
+    if seen is None or seen.group is None:
+        return None
+    unresponsive = conn.timeouts.unresponsive
+    if not stopped(conn, seen.group, unresponsive):
+        return None
+    now = time.monotonic()
+    if since is None or now - since < unresponsive:
+        return since or now
+    end_group(conn, seen.group, unresponsive)
+    _log.warning(
+        "%s: took over the lock on %s: its holder (process group %d, from %s) was stopped "
+        "for over %g s (--unresponsive) and was ended",
+        conn.label, what, seen.group, seen.host, unresponsive,
+    )  # fmt: skip
+    return None
 
 
 def holder_record(path: str) -> str:

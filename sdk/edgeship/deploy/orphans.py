@@ -35,7 +35,7 @@ __all__ = [
     "read_record",
 ]
 
-RECORD_VERSION = "v1"
+RECORD_VERSION = "v2"
 
 # Runs with sh on the device: end sshd session $1 if it still is the process that started
 # at $2 (clock ticks since boot, /proc/PID/stat field 22) and runs as us; a reused pid is
@@ -63,6 +63,7 @@ class HolderRecord:
 
     session_pid: int
     session_started: str  # clock ticks since boot; "-" where the device has no /proc
+    group: int | None  # the holder's process group (None: a v1 record, which has none)
     host: str
     local: tuple[str, int]  # the host's end of the connection
     remote: tuple[str, int]  # the device's end, as the host saw it
@@ -91,17 +92,21 @@ def identity(conn: Connection) -> str:
 
 
 def parse(text: str) -> HolderRecord | None:
-    """A record as the holder wrote it: ``v1 SESSION STARTED`` and :func:`identity`."""
+    """A record as the holder wrote it: ``v2 SESSION STARTED GROUP`` (``v1``: no GROUP,
+    as an older edgeship wrote it) and :func:`identity`."""
     fields = text.split()
-    if len(fields) != 8 or fields[0] != RECORD_VERSION:
+    if fields[:1] == ["v1"] and len(fields) == 8:
+        fields.insert(3, "-")
+    elif len(fields) != 9 or fields[0] != RECORD_VERSION:
         return None
     try:
         return HolderRecord(
             session_pid=int(fields[1]),
             session_started=fields[2],
-            host=fields[3],
-            local=(fields[4], int(fields[5])),
-            remote=(fields[6], int(fields[7])),
+            group=int(fields[3]) if fields[3].isdigit() else None,
+            host=fields[4],
+            local=(fields[5], int(fields[6])),
+            remote=(fields[7], int(fields[8])),
         )
     except ValueError:
         return None

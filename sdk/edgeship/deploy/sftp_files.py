@@ -68,6 +68,17 @@ class SftpFiles:
     def readlink(self, path: str) -> str:
         return self.conn.sftp().readlink(path) or ""
 
+    def free_bytes(self, path: str) -> int:
+        # OpenSSH's statvfs@openssh.com extension, which paramiko has no method for: a
+        # reply of eleven uint64 (f_bsize, f_frsize, f_blocks, f_bfree, f_bavail, ...)
+        from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+        kind, reply = self.conn.sftp()._request(CMD_EXTENDED, "statvfs@openssh.com", path)
+        if kind != CMD_EXTENDED_REPLY or reply is None:
+            raise OSError(f"{self.label}: the SFTP server does not say how much space is free")
+        fields = [reply.get_int64() for _ in range(5)]
+        return fields[4] * fields[1]
+
     def run(
         self,
         argv: Sequence[str],

@@ -8,14 +8,19 @@ release number, the signing time in ns, which only grows.
 
 On a device with a trust key, every new version must come with a manifest signed by that
 key, and the check runs **on the device** (:data:`VERIFY_SCRIPT`, with the device's
-python3, under the deploy lock, after the upload, before the version exists): it
+Python — ``--python``, or setup's venv — under the deploy lock, after the upload, before
+the version exists): it
 verifies the signature with the installed key, hashes the uploaded bytes itself and
 compares them with the signed digest, checks the name, and refuses a release older than
 the newest it accepted for that name (ROOT/trust/releases.json) unless
-``--allow-downgrade``. A device whose python3 has no ``cryptography`` refuses every
-deploy while it has a trust key, saying so (install python3-cryptography). A device
-without a trust key takes unsigned and signed models alike (a signature is then recorded
-in the version's meta.json, marked unverified).
+``--allow-downgrade``. The manifest and signature are kept in the version's meta.json,
+and every later activation of that version (``rollback``, a rollout's undo) checks them
+again on the device (:func:`readmit`): a version without a valid signature is never made
+active there, whatever its meta.json claims. ``setup --trust`` runs the check once with
+the device's Python before it installs the key (:func:`install_trust`), so a board that
+cannot check signatures (no ``cryptography``) is refused at setup, not at its first
+deploy. A device without a trust key takes unsigned and signed models alike (a signature
+is then recorded in the version's meta.json, marked unverified).
 
 Trust model, honestly: this keeps any edgeship host from activating a model that was not
 signed by the release key, or was changed after signing (a swapped file in an artifact
@@ -24,7 +29,8 @@ live on the device, not on the host that deploys. It does not stand against some
 can log in as the device's user: they can replace the trust key, the releases record or
 the ``current`` link by hand, as they could replace the model. Install the key as another
 user (root) and keep the deploy user from writing it, if that matters. ``rollback``, an
-explicit operator action on versions already accepted, is not a downgrade.
+explicit operator action on versions already accepted, is not a downgrade (but it is
+checked, as above).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ __all__ = [
     "keygen",
     "read_public",
     "read_release",
+    "readmit",
     "release_for",
     "sign_release",
     "trust_key_path",
@@ -66,9 +73,10 @@ __all__ = [
 SCHEMA = "edgeship.release/1"
 PUBLIC_PREFIX = "edgeship-ed25519"
 
-# Runs on the device with its python3 (reads {"manifest": b64, "signature": b64} on stdin).
+# Runs on the device with its Python (reads {"manifest": b64, "signature": b64} on stdin).
 # argv: trust key, releases record, blob (file or directory), name, allow downgrade (0/1).
-# Prints "ok RELEASE" or "refused WHY" (exit 3).
+# Prints "ok RELEASE" or "refused WHY" (exit 3). With an empty blob (setup's probe) it
+# only loads the key and checks a signature, which must come out invalid: "ok probe".
 VERIFY_SCRIPT = r"""
 import base64, hashlib, json, os, sys
 key_path, record, blob, name, allow = sys.argv[1:6]
@@ -79,8 +87,9 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 except ImportError:
-    refuse("this device trusts signed releases only, but its python3 has no 'cryptography' "
-           "module to check them: install python3-cryptography (or pip install cryptography)")
+    refuse("this device trusts signed releases only, but its Python (%s) has no "
+           "'cryptography' module to check them: install python3-cryptography, or pip "
+           "install cryptography into it" % sys.executable)
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -92,6 +101,13 @@ try:
     key = Ed25519PublicKey.from_public_bytes(raw)
 except Exception as exc:
     refuse("cannot read the trusted key %s: %s" % (key_path, exc))
+if not blob:
+    try:
+        key.verify(bytes(64), b"edgeship probe")
+    except InvalidSignature:
+        print("ok probe", flush=True)
+        sys.exit(0)
+    refuse("a signature that cannot be valid checked out as valid")
 try:
     given = json.loads(sys.stdin.read())
     manifest = base64.b64decode(given["manifest"])
@@ -263,11 +279,20 @@ def trust_key_path(store: DeployStore) -> str:
 
 def install_trust(store: DeployStore, public: Path) -> str:
     """Make the device trust releases signed by ``public`` (from then on it takes no
-    others); the device path of the installed key."""
+    others), once the device's Python has checked a signature with it (the key is written
+    beside its place and moved there only then); the device path of the installed key.
+    Raises :class:`SignatureRefused` when the device cannot check signatures."""
     raw = read_public(public)
     store.files.makedirs("trust")
     path = trust_key_path(store)
-    store.files.write_file(path, f"{PUBLIC_PREFIX} {base64.b64encode(raw).decode()}\n".encode())
+    trying = store.layout.path("trust", "ed25519.pub.new")
+    store.files.write_file(trying, f"{PUBLIC_PREFIX} {base64.b64encode(raw).decode()}\n".encode())
+    try:
+        _verify(store, trying, "", "", "0", b"", "cannot trust signed releases")
+    except BaseException:
+        store.files.remove(trying)
+        raise
+    store.files.rename(trying, path)
     return path
 
 
@@ -279,27 +304,62 @@ def admit(
     allow_downgrade: bool = False,
 ) -> dict[str, Any]:
     """Check a new version of ``name`` whose bytes are ``blob`` against the device's trust
-    key (call with the lock held); what its meta.json records of the signature. Raises
+    key (call with the lock held); what its meta.json records of the signature (the
+    manifest and signature with it, for :func:`readmit`). Raises
     :class:`SignatureRefused` when the device does not take it."""
-    label, files = store.label, store.files
-    trusted = files.exists(trust_key_path(store))
+    trusted = store.files.exists(trust_key_path(store))
     if release is None:
         if trusted:
             raise SignatureRefused(
-                f"{label}: refused {name}: this device trusts signed releases only; sign it "
-                "with --sign KEY (the key its trusted public key belongs to)",
-                target=label,
+                f"{store.label}: refused {name}: this device trusts signed releases only; sign "
+                "it with --sign KEY (the key its trusted public key belongs to)",
+                target=store.label,
             )
         return {}
-    signature = {"key_id": release.key_id, "release": release.fields["release"]}
-    if not trusted:
-        return {"signature": {**signature, "verified": False}}
-    record = store.layout.path("trust", "releases.json")
-    paths = [files.real(p) for p in (trust_key_path(store), record, blob)]
-    argv = ["python3", "-c", VERIFY_SCRIPT, *paths, name, "1" if allow_downgrade else "0"]
-    result = files.run(argv, stdin=release.to_wire(), check=False)
+    wire = json.loads(release.to_wire())
+    signature = {"key_id": release.key_id, "release": release.fields["release"], **wire}
+    if trusted:
+        allow = "1" if allow_downgrade else "0"
+        key, wire_bytes = trust_key_path(store), release.to_wire()
+        _verify(store, key, blob, name, allow, wire_bytes, f"refused {name}")
+    return {"signature": {**signature, "verified": trusted}}
+
+
+def readmit(store: DeployStore, name: str, version: str, meta: dict[str, Any]) -> None:
+    """Check, before ``version`` of ``name`` is made active again (a rollback), that the
+    device would take it: on a device with a trust key, its signature (kept in ``meta``)
+    is checked there as a new release's is (call with the lock held). Raises
+    :class:`SignatureRefused` for a version without a valid one."""
+    if not store.files.exists(trust_key_path(store)):
+        return
+    kept = meta.get("signature")
+    wire = {k: kept.get(k) for k in ("manifest", "signature")} if isinstance(kept, dict) else {}
+    why = f"refused to activate {name} {version}"
+    if not wire or not all(isinstance(v, str) for v in wire.values()):
+        raise SignatureRefused(
+            f"{store.label}: {why}: it carries no signature, and this device trusts signed "
+            "releases only",
+            target=store.label,
+        )
+    blob = store.layout.path("blobs", str(meta.get("blob")))
+    _verify(store, trust_key_path(store), blob, name, "1", json.dumps(wire).encode(), why)
+
+
+def _verify(
+    store: DeployStore, key: str, blob: str, name: str, allow: str, wire: bytes, why: str
+) -> None:
+    """Run :data:`VERIFY_SCRIPT` with the device's Python against the trust key ``key``
+    (``blob`` "": setup's probe of that key); :class:`SignatureRefused` unless it says ok."""
+    files = store.files
+    paths = [files.real(p) for p in (key, store.layout.path("trust", "releases.json"))]
+    argv = [store.python(), "-c", VERIFY_SCRIPT, *paths, blob and files.real(blob), name, allow]
+    result = files.run(argv, stdin=wire, check=False)
     said = result.stdout.decode(errors="replace").strip()
     if not said.startswith("ok"):
-        why = said.removeprefix("refused").strip() or (result.stderr.strip() or "no answer")
-        raise SignatureRefused(f"{label}: refused {name}: {why}", target=label)
-    return {"signature": {**signature, "verified": True}}
+        why_not = said.removeprefix("refused").strip() or _last(result.stderr, result.status)
+        raise SignatureRefused(f"{store.label}: {why}: {why_not}", target=store.label)
+
+
+def _last(stderr: str, status: int) -> str:
+    lines = stderr.strip().splitlines()
+    return lines[-1].strip() if lines else f"the check exited with status {status}, saying nothing"

@@ -22,6 +22,7 @@ from typing import Any
 from edgeship.core.errors import DeployError, UsageError
 from edgeship.core.hashing import file_sha256
 from edgeship.core.progress import Progress
+from edgeship.deploy import signing
 from edgeship.deploy.checks import BlobChecks
 from edgeship.deploy.contained import Contained
 from edgeship.deploy.device_files import DeviceFiles
@@ -59,6 +60,7 @@ class DeployStore:
         keep: int = 3,
         progress: Progress | None = None,
         lock_timeout: float = 60.0,
+        python: Callable[[], str] | None = None,
     ) -> None:
         if keep < 1:
             raise UsageError(f"keep must be at least 1 version, got {keep}")
@@ -68,6 +70,9 @@ class DeployStore:
         self.keep = keep
         self.progress = progress
         self.lock_timeout = lock_timeout
+        self.python = python or _python3
+        """The device's Python, for the checks that run there (signatures): asked when
+        needed, since a target knows it only once it has read what setup recorded."""
         self._locked_at = 0.0  # the device's clock when we took the lock
         self._runtimes_checked: set[str] = set()
         self._holding = False  # this store holds the device's lock now
@@ -160,7 +165,8 @@ class DeployStore:
         device path before activation (see :mod:`.health`); a failed check records the
         version as failed and raises :class:`.health.HealthCheckFailed`. ``admit``: run
         on the blob's device path before that (see :mod:`.signing`): raises to refuse the
-        model, else returns what the version's meta.json records of it."""
+        model, else returns what the version's meta.json records of it; without it, a
+        device that trusts signed releases only refuses the model (see :mod:`.signing`)."""
         main = local.main if isinstance(local, ModelFiles) else local
         name = validate_name(name or main.stem)
         if not main.is_file():
@@ -182,7 +188,7 @@ class DeployStore:
                 return unchanged
             if not uploaded:
                 self.checks.verify(blob, sha, files.listing() if files.multi_file else None)
-            admitted = admit(blob) if admit is not None else {}
+            admitted = admit(blob) if admit is not None else signing.admit(self, name, blob, None)
             health = check(self._main_in(blob, files)) if check is not None else None
             version = self.versions.create(name, files, blob, {**admitted, **_health_meta(health)})
             if health is not None and not health.ok:
@@ -226,8 +232,12 @@ class DeployStore:
         current = self.layout.current(name)
         staged = f"{current}.{os.getpid()}.new"
         self.files.remove(staged)
-        self.files.symlink(posixpath.join("versions", version), staged)
-        self.files.rename(staged, current)
+        try:
+            self.files.symlink(posixpath.join("versions", version), staged)
+            self.files.rename(staged, current)
+        except BaseException:
+            self.files.remove(staged)
+            raise
 
     def _prune(self, name: str) -> None:
         """Keep the active version and the ``keep`` newest others, remove ghosts (see
@@ -272,7 +282,8 @@ class DeployStore:
         return self.versions.describe(name, self.active_version(name))
 
     def rollback(self, name: str, to: str | None = None) -> Deployment:
-        """Activate ``to`` (default: the newest version older than the active one)."""
+        """Activate ``to`` (default: the newest version older than the active one); on a
+        device that trusts signed releases only, once its signature checks out there."""
         validate_name(name)
         with self.locked():
             active = self.active_version(name)
@@ -293,6 +304,7 @@ class DeployStore:
             self.checks.verify(
                 self.layout.path("blobs", meta["blob"]), meta["sha256"], meta.get("files")
             )
+            signing.readmit(self, name, target, meta)
             self._activate(name, target)
             return Deployment(
                 name, target, meta["sha256"], self._model_path(name, target), False, True
@@ -375,6 +387,10 @@ def _absolute(root: str, device: DeviceFiles) -> str:
         return root
     relative = root[2:] if root.startswith("~/") else root
     return posixpath.join(device.home(), relative)
+
+
+def _python3() -> str:
+    return "python3"
 
 
 def _model_files(local: Path | ModelFiles, sha256: str | None) -> ModelFiles:

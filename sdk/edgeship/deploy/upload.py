@@ -99,14 +99,22 @@ SPACE_MARGIN = 1.05  # room asked for beyond the file itself (filesystem overhea
 
 
 class NoSpace(DeployError):
-    """The device refused the upload before writing: the file would not fit."""
+    """The device's disk cannot take what was to be written there: refused by the upload
+    before a byte was written, or a write under the deploy root that failed for want of
+    space (see :class:`.contained.Contained`) and was undone."""
 
     def __init__(self, label: str, where: str, size: int, free: int) -> None:
         super().__init__(
-            f"{label}: not enough space under {where}: need {size / 2**20:.1f} MiB, "
-            f"{free / 2**20:.1f} MiB free; nothing was changed",
+            f"{label}: not enough space under {where}: need {_amount(size)}, "
+            f"{_amount(free)} free; nothing was changed",
             target=label,
         )
+        self.size_bytes = size
+        self.free_bytes = free
+
+
+def _amount(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
 class UploadFailed(DeployError):

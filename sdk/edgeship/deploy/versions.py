@@ -123,13 +123,31 @@ class Versions:
         self, name: str, files: ModelFiles, blob: str, extra: dict[str, Any] | None = None
     ) -> str:
         """A new version of ``name`` pointing at ``blob`` (call with the lock held): link
-        and meta.json built in ROOT/tmp, then renamed into place in one step."""
+        and meta.json built in ROOT/tmp, then renamed into place in one step; removed
+        again if any of that fails (a full disk), so no half-made version stays."""
         device = self.store.files
         version = version_id(max(self.numbers(name), default=0) + 1)
-        final = self.layout.version_dir(name, version)
         device.makedirs("models", name, "versions")
         device.makedirs("tmp")
         part = self.layout.path("tmp", f"{name}.{version}.{os.getpid()}{PART_SUFFIX}")
+        try:
+            self._build(name, version, files, blob, part, extra)
+        except BaseException:
+            device.remove_tree(part)
+            raise
+        return version
+
+    def _build(
+        self,
+        name: str,
+        version: str,
+        files: ModelFiles,
+        blob: str,
+        part: str,
+        extra: dict[str, Any] | None,
+    ) -> None:
+        device = self.store.files
+        final = self.layout.version_dir(name, version)
         device.mkdir(part)
         # one file: model.<ext> -> its blob; several: model/ -> their blob directory
         link = MAIN_STEM if files.multi_file else MAIN_STEM + files.suffix
@@ -151,7 +169,6 @@ class Versions:
             meta["files"] = files.listing()
         device.write_file(posixpath.join(part, "meta.json"), _dump(meta))
         device.rename(part, final)
-        return version
 
     def update(self, name: str, version: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Rewrite the version's meta.json with ``changes`` (atomically)."""

@@ -16,6 +16,7 @@ import paramiko
 
 from edgeship.core.client import Pipe
 from edgeship.core.errors import TargetError
+from edgeship.ssh.procs import end_group, stopped
 
 if TYPE_CHECKING:
     from edgeship.ssh.connection import Connection
@@ -105,16 +106,26 @@ class SSHPipe(Pipe):
         return "".join(line for line in lines if not line.startswith(_EXIT))
 
     def kill(self) -> None:
-        """Kill the remote process group from a second channel, then drop this one.
+        """End the remote process group from a second channel, then drop this one.
 
-        Closing a channel does not reliably signal the remote process, so the pid/pgid
-        from the runtime's hello is used to leave no orphan on the device.
+        Closing a channel does not reliably signal the remote process, so the pgid from
+        the runtime's hello is used to leave no orphan on the device; a stopped runtime is
+        continued first, so that it gets the SIGTERM (see :mod:`.procs`).
         """
         if self.process_group and not self.channel.exit_status_ready():
             # the connection itself may be what failed: then the channel close is all we have
             with contextlib.suppress(Exception):
-                self.connection.run(["kill", "-KILL", "--", f"-{self.process_group}"], timeout=10)
+                end_group(self.connection, self.process_group, timeout=10)
         self.channel.close()
+
+    def frozen(self) -> bool:
+        if not self.process_group or self.channel.exit_status_ready():
+            return False
+        timeout = self.connection.timeouts.unresponsive
+        try:
+            return bool(stopped(self.connection, self.process_group, timeout))
+        except TargetError:  # no answer to that either: the connection's watch decides
+            return False
 
     def close(self) -> None:
         super().close()

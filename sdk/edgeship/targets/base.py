@@ -77,7 +77,8 @@ class Target(abc.ABC):
     def client(self) -> RuntimeClient:
         """The runtime session, started on first use and kept for later requests."""
         if self._client is None:
-            client = RuntimeClient(self.start_pipe(), self.name, self.timeouts.command)
+            t = self.timeouts
+            client = RuntimeClient(self.start_pipe(), self.name, t.command, t.unresponsive)
             self.runtime_starts += 1
             try:
                 client.start(self.timeouts.startup)

@@ -104,7 +104,12 @@ class LocalTarget(DeployingTarget):
 
             files = LocalFiles(self.name, self.timeouts.command)
             self._store = DeployStore(
-                files, self.deploy_root, self._keep, self._progress, self._lock_wait
+                files,
+                self.deploy_root,
+                self._keep,
+                self._progress,
+                self._lock_wait,
+                lambda: self.python,
             )
         return self._store
 

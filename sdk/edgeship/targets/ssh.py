@@ -91,7 +91,7 @@ class SSHTarget(DeployingTarget):
         if self._store is None:
             device = SftpFiles(self.connection)
             self._store = DeployStore(
-                device, self.deploy_root, self._keep, self._progress, self._lock_wait
+                device, self.deploy_root, self._keep, self._progress, self._lock_wait, self.python
             )
         return self._store
 

@@ -8,13 +8,18 @@ from edgeship.deploy import orphans
 from edgeship.deploy.orphans import HolderRecord, parse
 
 
-def _record(host: str = "laptop", started: str = "12345", port: int = 50000) -> HolderRecord:
-    return HolderRecord(77, started, host, ("10.0.0.1", port), ("10.0.0.2", 22))
+def _record(
+    host: str = "laptop", started: str = "12345", port: int = 50000, group: int | None = 80
+) -> HolderRecord:
+    return HolderRecord(77, started, group, host, ("10.0.0.1", port), ("10.0.0.2", 22))
 
 
 def test_records_parse_as_the_holder_writes_them() -> None:
-    record = parse("v1 77 12345 laptop 10.0.0.1 50000 10.0.0.2 22\n")
+    record = parse("v2 77 12345 80 laptop 10.0.0.1 50000 10.0.0.2 22\n")
     assert record == _record()
+    # an older edgeship's holder: no process group to end if it is frozen
+    assert parse("v1 77 12345 laptop 10.0.0.1 50000 10.0.0.2 22\n") == _record(group=None)
+    assert parse("v2 77 12345 laptop 10.0.0.1 50000 10.0.0.2 22") is None
     assert parse("v1 77 12345 laptop") is None
     assert parse("v0 77 12345 laptop 10.0.0.1 50000 10.0.0.2 22") is None
     assert parse("v1 x 12345 laptop 10.0.0.1 50000 10.0.0.2 22") is None

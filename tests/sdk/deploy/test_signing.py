@@ -13,10 +13,15 @@ import pytest
 
 from edgeship.core.config import Signing
 from edgeship.core.errors import UsageError
+from edgeship.deploy import DeployStore
 from edgeship.deploy.files import model_files
+from edgeship.deploy.local_files import LocalFiles
 from edgeship.deploy.signing import (
     VERIFY_SCRIPT,
+    SignatureRefused,
     SignedRelease,
+    admit,
+    install_trust,
     keygen,
     read_public,
     read_release,
@@ -72,6 +77,42 @@ def test_a_device_python_without_cryptography_refuses_clearly(tmp_path: Path) ->
     release = sign_release(private, "m", model_files(model))
     said = _verify(str(DEVICE_PYTHON), tmp_path, public, model, "m", release)
     assert said.startswith("refused") and "install python3-cryptography" in said
+
+
+def _store(tmp_path: Path, python: str) -> DeployStore:
+    return DeployStore(LocalFiles(), str(tmp_path / "root"), python=lambda: python)
+
+
+def test_a_local_store_rolls_back_only_to_signed_versions_once_it_trusts_a_key(
+    tmp_path: Path, python3: str
+) -> None:
+    private, public = keygen(tmp_path / "k")
+    store = _store(tmp_path, python3)
+    old = store.deploy(add_model(tmp_path / "old.onnx"), "m")  # before the device trusted
+    install_trust(store, public)
+    model = add_model(tmp_path / "new.onnx", width=5)
+    release = sign_release(private, "m", model_files(model))
+    with pytest.raises(SignatureRefused, match="trusts signed releases only"):
+        store.deploy(model, "m")  # the store's own deploy keeps the policy too
+    new = store.deploy(model, "m", admit=lambda blob: admit(store, "m", blob, release))
+    with pytest.raises(SignatureRefused, match=f"refused to activate m {old.version}: it carries"):
+        store.rollback("m")
+    assert store.describe("m").active == new.version
+    third = add_model(tmp_path / "third.onnx", width=6)
+    again = sign_release(private, "m", model_files(third))
+    store.deploy(third, "m", admit=lambda blob: admit(store, "m", blob, again))
+    assert store.rollback("m").version == new.version  # signed: checked again, and taken
+
+
+def test_trust_is_installed_only_where_the_device_python_can_check(tmp_path: Path) -> None:
+    if not DEVICE_PYTHON.exists():
+        pytest.skip("no testbed device Python here")
+    _, public = keygen(tmp_path / "k")
+    store = _store(tmp_path, str(DEVICE_PYTHON))
+    with pytest.raises(SignatureRefused, match=r"cannot trust signed releases: .*'cryptography'"):
+        install_trust(store, public)
+    assert not (tmp_path / "root" / "trust" / "ed25519.pub").exists()
+    assert not (tmp_path / "root" / "trust" / "ed25519.pub.new").exists()
 
 
 def test_release_files_round_trip_and_bad_inputs_are_usage_errors(tmp_path: Path) -> None:

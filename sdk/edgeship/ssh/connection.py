@@ -243,14 +243,15 @@ class Connection:
                 target=self.label,
             ) from None
 
-    def start(self, argv: list[str], report_exit: bool = False) -> SSHPipe:
-        """Start ``argv`` on the device, ``exec``'d unless ``report_exit``.
+    def start(self, argv: list[str], report_exit: bool = False, private: bool = False) -> SSHPipe:
+        """Start ``argv`` on the device, ``exec``'d unless ``report_exit``; with ``private``,
+        what it creates is private to the device user (umask 077).
 
         SSH reports a signal death as "exit-signal", which paramiko ignores; with
         ``report_exit`` a shell waits for the command and prints its status (128+signal)
         on stderr, so a segfault reads as 139 rather than "unknown".
         """
-        command = command_line(argv, report_exit)
+        command = command_line(argv, report_exit, private)
         transport = self.open().get_transport()
         assert transport is not None
         try:
@@ -273,10 +274,12 @@ class Connection:
         timeout: float | None = None,
         check: bool = True,
         stdin: bytes | None = None,
+        private: bool = False,
     ) -> CommandResult:
-        """Run ``argv`` to completion within ``timeout`` seconds and collect its output."""
+        """Run ``argv`` to completion within ``timeout`` seconds and collect its output
+        (``private``: see :meth:`start`)."""
         timeout = timeout or self.timeouts.command
-        pipe = self.start(argv)
+        pipe = self.start(argv, private=private)
         if stdin:
             pipe.write(stdin)
         pipe.close()

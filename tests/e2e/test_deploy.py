@@ -143,6 +143,23 @@ def test_hostile_file_names_deploy_safely_under_a_chosen_name(
     device_target.store().remove("safe")
 
 
+def test_ls_says_a_version_whose_blob_is_gone_is_missing(
+    device_target: SSHTarget, clean_testbed: Testbed, zoo: Path, tmp_path: Path
+) -> None:
+    dev = clean_testbed.devices[0]
+    first = device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx", "gone1"), "gone")
+    device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx", "gone2"), "gone")
+    blob = dev.deploy_path / "blobs" / f"{first.sha256}.onnx"
+    clean_testbed.run_as(dev, ["rm", str(blob)], check=True)
+    listed = json.loads(cli(clean_testbed, "ls", "--target", dev.name, "--json").stdout)
+    (entry,) = [e for e in listed if e["name"] == "gone"]
+    assert entry["missing"] == {"v0001": "blob missing"}
+    table = cli(clean_testbed, "ls", "--target", dev.name).stdout.splitlines()
+    rows = {line.split()[1]: line for line in table if line.startswith("gone ")}
+    assert rows["v0001"].endswith("blob missing") and rows["*v0002"].endswith("ok")
+    device_target.store().remove("gone")
+
+
 def test_cli_deploy_ls_rollback_rm(clean_testbed: Testbed, zoo: Path) -> None:
     dev = clean_testbed.devices[1].name
     for model in ("mlp.onnx", "cnn.onnx"):

@@ -148,7 +148,8 @@ def _store(root: str, path: str, key: Key, sha: str) -> None:
     partial = f"{target}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        with open(partial, "w") as f:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(partial, flags, 0o600), "w") as f:  # the user's alone
             json.dump(entries, f)
         os.replace(partial, target)
     except OSError:

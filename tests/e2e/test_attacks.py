@@ -206,6 +206,31 @@ def test_hashed_and_wildcard_known_hosts_lines_are_honoured(
     _run_true(_known_hosts_config(clean_testbed, tmp_path / "wildcard", [line]), clean_testbed)
 
 
+def test_a_stale_line_beside_the_right_one_connects_as_with_openssh(
+    clean_testbed: Testbed, tmp_path: Path
+) -> None:
+    """Two lines of one key type for the device, the stale one first (another device's
+    key): OpenSSH connects, since one of them matches, and so does edgeship."""
+    dev = clean_testbed.devices[0]
+    right = [
+        line
+        for line in clean_testbed.known_hosts.read_text().splitlines()
+        if dev.address in line.split()[0]
+    ]
+    stale = [f"{line.split()[0]} {_device_key(clean_testbed, 1)}" for line in right]
+    assert {line.split()[1] for line in stale} == {line.split()[1] for line in right}
+    options = _known_hosts_config(clean_testbed, tmp_path, [*stale, *right])
+    openssh = subprocess.run(
+        ["ssh", "-F", str(tmp_path / "ssh_config"), dev.name, "true"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert openssh.returncode == 0, openssh.stderr
+    _run_true(options, clean_testbed)
+    only_stale = _known_hosts_config(clean_testbed, tmp_path / "stale", stale)
+    with pytest.raises(HostKeyError, match="host key CHANGED"):
+        _run_true(only_stale, clean_testbed)
+
+
 @pytest.mark.parametrize("accept_new", [False, True], ids=["strict", "accept-new"])
 def test_a_revoked_host_key_is_refused_with_a_clear_message(
     clean_testbed: Testbed, tmp_path: Path, accept_new: bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import DeployError, ModelError, UsageError
 from edgeship.targets import SSHTarget, open_target
+from edgeship.targets.provision import setup_device
 from tests import external_data
 from tests.e2e.conftest import cli
 from tools.testbed import DEVICE_PYTHON, Testbed
@@ -139,6 +141,23 @@ def test_hostile_file_names_deploy_safely_under_a_chosen_name(
     found = clean_testbed.run_as(dev, ["find", str(dev.home), "-name", "pwned"]).stdout
     assert found == ""
     device_target.store().remove("safe")
+
+
+def test_ls_says_a_version_whose_blob_is_gone_is_missing(
+    device_target: SSHTarget, clean_testbed: Testbed, zoo: Path, tmp_path: Path
+) -> None:
+    dev = clean_testbed.devices[0]
+    first = device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx", "gone1"), "gone")
+    device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx", "gone2"), "gone")
+    blob = dev.deploy_path / "blobs" / f"{first.sha256}.onnx"
+    clean_testbed.run_as(dev, ["rm", str(blob)], check=True)
+    listed = json.loads(cli(clean_testbed, "ls", "--target", dev.name, "--json").stdout)
+    (entry,) = [e for e in listed if e["name"] == "gone"]
+    assert entry["missing"] == {"v0001": "blob missing"}
+    table = cli(clean_testbed, "ls", "--target", dev.name).stdout.splitlines()
+    rows = {line.split()[1]: line for line in table if line.startswith("gone ")}
+    assert rows["v0001"].endswith("blob missing") and rows["*v0002"].endswith("ok")
+    device_target.store().remove("gone")
 
 
 def test_cli_deploy_ls_rollback_rm(clean_testbed: Testbed, zoo: Path) -> None:
@@ -294,3 +313,36 @@ def test_a_model_of_several_files_must_fit_as_a_whole(
         assert target.store().describe("whole").active is None
     leftovers = clean_testbed.run_as(dev, ["find", str(dev.deploy_path), "-name", "*.bin"])
     assert leftovers.stdout == ""
+
+
+def _not_private(root: Path) -> dict[str, str]:
+    """Entries under ``root`` (and itself) that are no link and not 0700 or 0600."""
+    wrong = {}
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        want = 0o700 if stat.S_ISDIR(mode) else 0o600
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) != want:
+            wrong[str(path.relative_to(root))] = oct(stat.S_IMODE(mode))
+    return wrong
+
+
+def test_what_edgeship_keeps_on_the_device_is_its_users_alone(
+    device_target: SSHTarget, clean_testbed: Testbed, zoo: Path, tmp_path: Path
+) -> None:
+    """A root an older edgeship left readable, in a home others may enter: after setup
+    and a deploy, every entry is 0700 or 0600 and another user of the board reads none."""
+    dev, other = clean_testbed.devices[0], clean_testbed.devices[1]
+    root, home_mode = dev.deploy_path, dev.home.stat().st_mode
+    older = 'mkdir -p "$1" && touch "$1/lock" && chmod -R go+rX "$1" && chmod go+rx "$HOME"'
+    clean_testbed.run_as(dev, ["sh", "-c", older, "sh", str(root)], check=True)
+    try:
+        assert _not_private(root)
+        setup_device(device_target, python="/opt/edgeship-testbed/venv/bin/python")
+        device_target.deploy(_fresh(zoo, tmp_path, "mlp.onnx"), "private")
+        assert _not_private(root) == {}
+        meta = root / "models" / "private" / "current" / "meta.json"
+        for argv in (["cat", str(meta)], ["cat", str(root / "config.json")], ["ls", str(root)]):
+            denied = clean_testbed.run_as(other, argv)
+            assert denied.returncode != 0 and "Permission denied" in denied.stderr, argv
+    finally:
+        dev.home.chmod(stat.S_IMODE(home_mode))

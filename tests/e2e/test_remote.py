@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 from edgeship.core.config import ConnectOptions, ProfileConfig
 from edgeship.targets import SSHTarget, open_targets
@@ -14,6 +15,7 @@ from edgeship.targets.fleet import run_each
 from edgeship.targets.provision import setup_device
 from edgeship_runtime.report import ProfileReport
 from tests.e2e.conftest import cli
+from tests.models import add_model
 from tools.testbed import DEVICE_PYTHON, Testbed
 
 
@@ -184,3 +186,27 @@ def test_proxyjump_from_ssh_config_is_honoured(
         info = target.info()
         assert target.connection._jump is not None  # the hop was really used
     assert info["runtime"]["protocol"] == 1
+
+
+@pytest.mark.parametrize("given", ["inputs", "shape"])
+def test_profile_reports_the_shapes_it_ran_on_every_target(
+    clean_testbed: Testbed, tmp_path: Path, given: str
+) -> None:
+    """A (3, 7) input, from a file or ``--shape``, is what local and an SSH device both
+    run, and both report: inputs, batch and outputs alike."""
+    model = add_model(tmp_path / "add7.onnx", width=7)
+    inputs = tmp_path / "x.npz"
+    np.savez(inputs, x=np.ones((3, 7), np.float32))
+    how = ["--inputs", str(inputs)] if given == "inputs" else ["--shape", "x=3,7"]
+    seen = {}
+    for target in ("local", clean_testbed.devices[0].name):
+        done = cli(clean_testbed, "profile", str(model), "--target", target, *how,
+                   "--runs", "3", "--json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        (report,) = json.loads(done.stdout)
+        seen[target] = (
+            [i["shape"] for i in report["inputs"]],
+            report["batch_size"],
+            [o["shape"] for o in report["outputs"]],
+        )
+    assert list(seen.values()) == [([[3, 7]], 3, [[3, 7]])] * 2, seen

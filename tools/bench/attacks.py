@@ -69,6 +69,12 @@ ATTACKS = (
            E2E + "test_attacks.py::test_a_connection_dropped_early_says_so_not_no_answer"),
     Attack("an address that black-holes packets", "connect", "times out instead of hanging",
            E2E + "test_faults.py::test_unreachable_host_times_out_instead_of_hanging"),
+    Attack("known_hosts with a stale and the right line of one key type", "connect (OpenSSH connects)",
+           "connects as OpenSSH does; only the stale line: CHANGED", E2E + "test_attacks.py::test_a_stale_line_beside_the_right_one_connects_as_with_openssh"),
+    Attack("a host that offers a key no known_hosts line names", "slip in a new key (strict and accept-new)",
+           "refused as CHANGED; nothing recorded", "tests/sdk/ssh/test_hostkeys.py::test_a_key_no_line_names_is_changed_when_the_host_is_known"),
+    Attack("host names with `%u`, `a%rb`, `%%` on the command line or in the targets file", "have them expanded into another host or key path",
+           "taken literally; ssh_config's own tokens still expand", "tests/sdk/ssh/test_hostconfig.py::test_a_host_name_is_never_token_expanded"),
     # cuts, black holes and silence
     Attack("an upload in flight", "the connection is cut",
            "the active version intact; nothing activated", E2E + "test_faults.py::test_dropped_connection_mid_upload_leaves_the_active_version_intact"),
@@ -111,6 +117,13 @@ ATTACKS = (
            "refused, never followed", "tests/sdk/deploy/test_containment.py::test_a_version_dir_that_is_a_link_is_refused"),
     Attack("`current` pointed outside the root", "rollback, profile (SFTP and local)",
            "refused, never followed", "tests/sdk/deploy/test_containment.py::test_a_current_that_points_outside_is_refused_never_followed"),
+    # other users of the board
+    Attack("a board with other local users", "read meta.json, the trust key, list the root",
+           "0700 directories, 0600 files: Permission denied", E2E + "test_deploy.py::test_what_edgeship_keeps_on_the_device_is_its_users_alone"),
+    Attack("a root left readable by an older edgeship, with links to the user's files in it", "tighten it through the links",
+           "made private once; links not followed; the user's own files untouched", "tests/sdk/deploy/test_containment.py::test_an_older_readable_root_is_made_private_once_and_nothing_else_is_touched"),
+    Attack("a version whose blob was removed on the board", "edgeship ls",
+           "says `blob missing`, not ok", E2E + "test_deploy.py::test_ls_says_a_version_whose_blob_is_gone_is_missing"),
     # signatures
     Attack("a board that trusts a release key", "deploy unsigned or with another key",
            "refused on the board", E2E + "test_signed_releases.py::test_a_trusting_device_takes_only_what_its_key_signed"),
@@ -188,7 +201,9 @@ def markdown(attacks: tuple[Attack, ...]) -> str:
     rows = ["| # | arrangement | attack | what must hold | test |", "|---|---|---|---|---|"]
     for i, a in enumerate(attacks, 1):
         path, name = a.test.split("::")
-        rows.append(f"| {i} | {a.arrangement} | {a.attack} | {a.holds} | `{Path(path).name}::{name}` |")
+        rows.append(
+            f"| {i} | {a.arrangement} | {a.attack} | {a.holds} | `{Path(path).name}::{name}` |"
+        )
     return "\n".join(rows)
 
 

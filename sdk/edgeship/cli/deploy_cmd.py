@@ -109,7 +109,7 @@ def _render_ls(items: list[ModelVersions]) -> str:
                     f"{meta.get('size_bytes') or 0:,}",
                     str(meta.get("source") or "-"),
                     str(meta.get("deployed_at") or "-"),
-                    _state(meta),
+                    _state(meta, item.missing.get(str(meta.get("version")))),
                 ]
             )
         notes += [f"{item.name}: {note}" for note in item.notes]
@@ -120,10 +120,11 @@ def _render_ls(items: list[ModelVersions]) -> str:
     return "\n".join([shown, *(f"note: {n}" for n in notes)])
 
 
-def _state(meta: dict[str, Any]) -> str:
-    """``ok``, or ``failed: <why>`` for a version whose health check failed."""
+def _state(meta: dict[str, Any], missing: str | None) -> str:
+    """``ok``; ``failed: <why>`` for a version whose health check failed; else what of
+    its files is ``missing`` on the device (``blob missing``)."""
     if meta.get("state") != "failed":
-        return "ok"
+        return missing or "ok"
     error = str((meta.get("health") or {}).get("error") or "health check")
     return f"failed: {error[:60]}"
 

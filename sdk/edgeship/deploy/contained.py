@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from edgeship.deploy.upload import NoSpace, Sent
     from edgeship.ssh.connection import CommandResult
 
-__all__ = ["BLOCK", "Contained", "LinkRefused"]
+__all__ = ["BLOCK", "GROUP_OTHER", "Contained", "LinkRefused"]
 
 BLOCK = 4096
 """Bytes a small write (a directory, a link, a file's last block) needs at least."""
+GROUP_OTHER = 0o077
+"""The permission bits edgeship's entries never carry (see :meth:`Contained.make_private`)."""
 
 
 class LinkRefused(DeployError):
@@ -179,6 +181,36 @@ class Contained:
         with self._writing(BLOCK):
             self.files.mkdir(self.inside(path))
 
+    def make_private(self, names: Sequence[str]) -> int:
+        """Take the group's and others' access away from the entries ``names`` of the root,
+        everything in them, and the root itself (an older edgeship made them readable to
+        every user of the device): links are neither followed nor changed, nothing else
+        is touched, and nothing is walked once the root and ``names`` are private (the
+        walk changes them last). Returns the number of entries changed."""
+        root = self._lstat(self.root)
+        if root is None:
+            return 0
+        top = [e for e in self.files.listdir(self.root) if e.name in names]
+        if all(_private(e.stat) for e in [*top, Entry("", root)]):
+            return 0
+        changed = sum(self._tighten(posixpath.join(self.root, e.name), e.stat) for e in top)
+        return changed + self._tighten(self.root, root, walk=False)
+
+    def _tighten(self, path: str, seen: FileStat, walk: bool = True) -> int:
+        """Make ``path`` private, and (``walk``) what a directory holds, its entries first."""
+        if stat.S_ISLNK(seen.mode):
+            return 0
+        changed = 0
+        if walk and stat.S_ISDIR(seen.mode):
+            with contextlib.suppress(OSError):  # one we cannot list is left as it is
+                for entry in self.files.listdir(path):
+                    changed += self._tighten(posixpath.join(path, entry.name), entry.stat)
+        if not _private(seen):
+            with contextlib.suppress(OSError):  # not ours to change (another owner)
+                self.files.chmod(path, stat.S_IMODE(seen.mode) & ~GROUP_OTHER)
+                changed += 1
+        return changed
+
     def symlink(self, target: str, path: str) -> None:
         """A link at ``path`` (inside) with the text ``target``, which edgeship composed."""
         with self._writing(BLOCK):
@@ -251,3 +283,8 @@ class Contained:
         resume: bool = False,
     ) -> Sent:
         return self.files.receive(local, self.real(remote), self.root, progress, need, resume)
+
+
+def _private(seen: FileStat) -> bool:
+    """Whether no one but the owner may use the entry (a link's own bits mean nothing)."""
+    return stat.S_ISLNK(seen.mode) or not seen.mode & GROUP_OTHER

@@ -13,6 +13,11 @@ no more than "Failure" for a full disk: ``free_bytes`` tells the cause). What th
 store cannot do as plain file operations — hashing, signature checks, the deploy lock,
 the hashed upload — runs as a command (``run``) or a dedicated, bounded operation
 (``lock``, ``receive``) that each transport does its own way.
+
+Whatever a transport creates is private to the device user: directories
+:data:`PRIVATE_DIR` (0700), files :data:`PRIVATE_FILE` (0600), the mode given when the
+entry is made (a umask only narrows it), set again where the transport cannot give it
+then or the file was there before.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ if TYPE_CHECKING:
     from edgeship.deploy.upload import Sent
     from edgeship.ssh.connection import CommandResult
 
-__all__ = ["DeviceFiles", "Entry", "FileStat"]
+__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "DeviceFiles", "Entry", "FileStat"]
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 @dataclass(frozen=True)
@@ -62,14 +70,20 @@ class DeviceFiles(Protocol):
     def read(self, path: str) -> bytes: ...
 
     def write(self, path: str, data: bytes) -> None:
-        """Create or truncate ``path`` and write ``data`` (not atomic: see Contained)."""
+        """Create or truncate ``path``, mode :data:`PRIVATE_FILE`, and write ``data`` (not
+        atomic: see Contained)."""
 
     def touch(self, path: str) -> None:
         """Set an existing file's mtime to now."""
 
     def listdir(self, path: str) -> list[Entry]: ...
 
-    def mkdir(self, path: str) -> None: ...
+    def mkdir(self, path: str) -> None:
+        """Create the directory ``path``, mode :data:`PRIVATE_DIR`."""
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of ``path``, which must be no link (it would be
+        followed)."""
 
     def remove(self, path: str) -> None:
         """Remove a file or a link (not what it points to)."""

@@ -16,6 +16,11 @@ ROOT/trust/ed25519.pub, releases.json             signed releases (deploy/signin
 ROOT/lock, ROOT/lock.holder                       the deploy flock and who holds it
                                                  (deploy/lock.py, deploy/orphans.py)
 ROOT/config.json                                  device settings written by setup
+ROOT/settings/                                    stored target settings (targets/settings.py)
+ROOT/venv/, ROOT/wheelhouse/                      the venv setup makes, and its offline wheels
+
+All of it is private to the device user: directories 0700, files 0600 (device_files.py);
+a root an older edgeship left readable is tightened once (contained.py, make_private).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import re
 from edgeship.core.errors import UsageError
 
 __all__ = [
+    "OWNED",
     "PART_SUFFIX",
     "VERSION_PREFIX",
     "Layout",
@@ -40,6 +46,22 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _BLOB = re.compile(r"^[0-9a-f]{64}(\.[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 VERSION_PREFIX = "v"
 PART_SUFFIX = ".part"
+OWNED = (
+    "blobs",
+    "cache",
+    "config.json",
+    "lock",
+    "lock.holder",
+    "models",
+    "pins",
+    "runtime",
+    "settings",
+    "tmp",
+    "trust",
+    "venv",
+    "wheelhouse",
+)
+"""The entries edgeship makes directly under the root (see the module docstring)."""
 
 
 def validate_name(name: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from edgeship.core.errors import RemoteCommandError, RemoteTimeout
-from edgeship.deploy.device_files import Entry, FileStat
+from edgeship.deploy.device_files import PRIVATE_DIR, PRIVATE_FILE, Entry, FileStat
 from edgeship.deploy.lock import busy, lock_refused
 from edgeship.deploy.upload import Refused, Sent, read_offset, received, receiver_argv
 
@@ -56,7 +56,8 @@ class LocalFiles:
 
     def write(self, path: str, data: bytes) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        with os.fdopen(os.open(path, flags, 0o644), "wb") as f:
+        with os.fdopen(os.open(path, flags, PRIVATE_FILE), "wb") as f:
+            os.fchmod(f.fileno(), PRIVATE_FILE)  # a file that was there keeps its mode
             f.write(data)
 
     def touch(self, path: str) -> None:
@@ -66,7 +67,10 @@ class LocalFiles:
         return [Entry(name, self.lstat(os.path.join(path, name))) for name in os.listdir(path)]
 
     def mkdir(self, path: str) -> None:
-        os.mkdir(path)
+        os.mkdir(path, PRIVATE_DIR)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode, follow_symlinks=False)
 
     def remove(self, path: str) -> None:
         os.remove(path)
@@ -111,7 +115,7 @@ class LocalFiles:
     @contextmanager
     def lock(self, path: str, wait: float, what: str) -> Iterator[float]:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, PRIVATE_FILE)
         except OSError as exc:
             raise lock_refused(self.label, what, str(exc.strerror or exc)) from None
         try:

@@ -69,8 +69,10 @@ sys.stdin.read()
 # Runs with sh: util-linux flock when it works (exit 3 = timed out waiting), else python3.
 # $1 lock file, $2 seconds to wait, $3 LOCK_SCRIPT, $4 the holder record to write once
 # locked, $5 the host's half of it (orphans.identity); the device's half is the sshd
-# session running this shell (its parent) and that session's start time.
+# session running this shell (its parent) and that session's start time. The lock and
+# the record are made private (umask 077: 0600).
 HOLDER = """
+umask 077
 lock=$1 wait=$2 script=$3 record=$4 who=$5
 session=$PPID started=-
 stat=$(cat "/proc/$session/stat" 2>/dev/null) && rest=${stat##*) } && set -- $rest && started=${20}

@@ -1,6 +1,9 @@
 """:class:`~.device_files.DeviceFiles` over an SSH target's one connection: its memoized
 SFTP session for files, quoted exec for commands, the lock and the upload of
-:mod:`.lock` and :mod:`.upload`. Opens no connection of its own."""
+:mod:`.lock` and :mod:`.upload`. Opens no connection of its own.
+
+paramiko's ``open`` sends no mode (the server then creates 0666 less its umask): a file
+is made private on its handle before a byte is written to it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeship.deploy.device_files import Entry, FileStat
+from edgeship.deploy.device_files import PRIVATE_DIR, PRIVATE_FILE, Entry, FileStat
 from edgeship.deploy.lock import device_lock
 from edgeship.deploy.upload import Sent, stream_to_device
 
@@ -41,6 +44,7 @@ class SftpFiles:
 
     def write(self, path: str, data: bytes) -> None:
         with self.conn.sftp().open(path, "wb") as f:
+            f.chmod(PRIVATE_FILE)
             f.write(data)
 
     def touch(self, path: str) -> None:
@@ -50,7 +54,10 @@ class SftpFiles:
         return [Entry(a.filename, _stat(a)) for a in self.conn.sftp().listdir_attr(path)]
 
     def mkdir(self, path: str) -> None:
-        self.conn.sftp().mkdir(path)
+        self.conn.sftp().mkdir(path, PRIVATE_DIR)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self.conn.sftp().chmod(path, mode)
 
     def remove(self, path: str) -> None:
         self.conn.sftp().remove(path)

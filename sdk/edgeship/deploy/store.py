@@ -30,7 +30,7 @@ from edgeship.deploy.files import MAIN_STEM, ModelFiles, model_files
 from edgeship.deploy.gc import STAGED_GRACE_S, Housekeeping
 from edgeship.deploy.health import HealthCheckFailed, HealthReport
 from edgeship.deploy.install import Installer
-from edgeship.deploy.layout import Layout, validate_name, version_id, version_number
+from edgeship.deploy.layout import OWNED, Layout, validate_name, version_id, version_number
 from edgeship.deploy.versions import FAILED, ModelVersions, Versions
 
 __all__ = ["STAGED_GRACE_S", "DeployStore", "Deployment", "ModelVersions"]
@@ -76,6 +76,7 @@ class DeployStore:
         self._locked_at = 0.0  # the device's clock when we took the lock
         self._runtimes_checked: set[str] = set()
         self._holding = False  # this store holds the device's lock now
+        self._private = False  # the root was found private, or made so (make_private)
         self.bytes_sent = 0
         """Bytes uploaded through this store, and bytes an upload found already on the
         device from an interrupted earlier try (resumed, not sent again)."""
@@ -173,6 +174,7 @@ class DeployStore:
             raise UsageError(f"{main}: no such model file")
         files = _model_files(local, sha256)
         blob, sha = self._blob_path(files), files.digest
+        self.make_private()
         # already active: a few SFTP reads say so, with no lock (a device process) taken
         unchanged = self._unchanged(name, blob, sha, files)
         if unchanged is not None:
@@ -331,6 +333,7 @@ class DeployStore:
             yield
             return
         self.files.makedirs()
+        self.make_private()
         with self.files.lock(self.layout.path("lock"), self.lock_timeout) as now:
             self._locked_at = now
             self.housekeeping.clear_tmp(now)
@@ -339,6 +342,13 @@ class DeployStore:
                 yield
             finally:
                 self._holding = False
+
+    def make_private(self) -> None:
+        """Take other users' access away from what an older edgeship left readable under
+        the root (see :meth:`.contained.Contained.make_private`); once per store."""
+        if not self._private:
+            self.files.make_private(OWNED)
+            self._private = True
 
     # -- small helpers ----------------------------------------------------------------------
 

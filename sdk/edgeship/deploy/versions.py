@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgeship.deploy.files import MAIN_STEM, ModelFiles
-from edgeship.deploy.layout import PART_SUFFIX, version_id, version_number
+from edgeship.deploy.layout import PART_SUFFIX, is_blob_name, version_id, version_number
 
 if TYPE_CHECKING:
     from edgeship.deploy.store import DeployStore
@@ -40,12 +40,14 @@ FAILED = "failed"
 @dataclass
 class ModelVersions:
     """A deployment as ``ls`` shows it: the active version, every complete version's
-    meta (oldest first), and notes on what was skipped."""
+    meta (oldest first), notes on what was skipped, and the versions whose files are
+    gone from the device (``missing``: version -> what, in words)."""
 
     name: str
     active: str | None
     versions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,25 @@ class Versions:
             "skipped, and removed by the next deploy"
             for n in listing.ghosts
         ]
-        return ModelVersions(name, active, [m for _, m in sorted(listing.metas.items())], notes)
+        metas = [m for _, m in sorted(listing.metas.items())]
+        missing = {m["version"]: gone for m in metas if (gone := self.missing(name, m))}
+        return ModelVersions(name, active, metas, notes, missing)
+
+    def missing(self, name: str, meta: dict[str, Any]) -> str | None:
+        """What of a complete version's files is gone (``"model link missing"``, ``"blob
+        missing"``), or None: its model link, its blob and (several files) the main file
+        in it, each looked at with lstat, no link followed."""
+        files, blob_name = self.store.files, str(meta.get("blob") or "")
+        vdir = self.layout.version_dir(name, str(meta["version"]))
+        # model.<ext> for one file, model for several (see create)
+        if not files.exists(posixpath.join(vdir, MAIN_STEM + posixpath.splitext(blob_name)[1])):
+            return "model link missing"
+        if not is_blob_name(blob_name):
+            return "blob missing"
+        blob = self.layout.path("blobs", blob_name)
+        main = meta.get("main")
+        wanted = [blob, *([self.layout.inside(blob, main)] if isinstance(main, str) else [])]
+        return None if all(files.exists(path) for path in wanted) else "blob missing"
 
     def create(
         self, name: str, files: ModelFiles, blob: str, extra: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
@@ -26,12 +27,11 @@ from edgeship.core.errors import (
     RemoteTimeout,
 )
 from edgeship.ssh.agent import agent_has_keys
-from edgeship.ssh.hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, jump_chain
+from edgeship.ssh.hostconfig import DEFAULT_KNOWN_HOSTS, HostSpec, SSHConfig, jump_chain
 from edgeship.ssh.hostkeys import (
     AcceptNew,
     KnownHosts,
     RefuseUnknown,
-    changed_key_error,
     known_hosts_name,
     read_known_hosts,
 )
@@ -80,7 +80,7 @@ class Connection:
         # "no"/"off" in the user's ssh_config is an opt-in too, honoured as "accept-new": a
         # changed key is refused whatever the config says; "ask" cannot ask here, so refuses
         self.accept_new = accept_new_host_keys or host.strict_host_key_checking in _OPT_IN
-        self.ssh_config = ssh_config or paramiko.SSHConfig()
+        self.ssh_config = ssh_config or SSHConfig()
         self._client: paramiko.SSHClient | None = None
         self._jump: Connection | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -106,7 +106,6 @@ class Connection:
         # ~/.ssh/known_hosts too, as paramiko's load_system_host_keys() did before
         read = [*files, *[p for p in [DEFAULT_KNOWN_HOSTS.expanduser()] if p not in files]]
         self._known = read_known_hosts(read, known_hosts_name(self.host.hostname, self.host.port))
-        self._known.add_to(client)
         policy = (
             AcceptNew(files[0], self._known, self.label)
             if self.accept_new
@@ -141,13 +140,10 @@ class Connection:
                 sock=self._socket(),
                 allow_agent=not (h.identities_only and h.identity_files) and agent_has_keys(t.auth),
                 look_for_keys=not h.identity_files,
-                transport_factory=AeadFirstTransport,
+                transport_factory=self._transport,
             )
         except HostKeyError:
             raise
-        except paramiko.BadHostKeyException as exc:
-            revoked = self._known.revoked_error(self.label, exc.key)
-            raise revoked or changed_key_error(self.label, exc) from None
         except paramiko.AuthenticationException as exc:
             raise self._auth_error(exc) from None
         except TimeoutError as exc:
@@ -166,6 +162,14 @@ class Connection:
                 f"{h.hostname}:{h.port}", t.connect, client.get_transport(), exc, kernel_error
             )
             raise ConnectError(f"{self.label}: {failure}", target=self.label) from None
+
+    def _transport(self, *args: Any, **kwargs: Any) -> AeadFirstTransport:
+        """paramiko's transport for ``connect``, asking first for the host key types
+        known_hosts has for this host, as OpenSSH does (paramiko is given no host key to
+        order them by: see :mod:`.hostkeys`)."""
+        transport = AeadFirstTransport(*args, **kwargs)
+        transport.prefer_host_keys(self._known.algorithms())
+        return transport
 
     def _auth_error(self, exc: Exception) -> AuthenticationError:
         h = self.host
@@ -243,14 +247,15 @@ class Connection:
                 target=self.label,
             ) from None
 
-    def start(self, argv: list[str], report_exit: bool = False) -> SSHPipe:
-        """Start ``argv`` on the device, ``exec``'d unless ``report_exit``.
+    def start(self, argv: list[str], report_exit: bool = False, private: bool = False) -> SSHPipe:
+        """Start ``argv`` on the device, ``exec``'d unless ``report_exit``; with ``private``,
+        what it creates is private to the device user (umask 077).
 
         SSH reports a signal death as "exit-signal", which paramiko ignores; with
         ``report_exit`` a shell waits for the command and prints its status (128+signal)
         on stderr, so a segfault reads as 139 rather than "unknown".
         """
-        command = command_line(argv, report_exit)
+        command = command_line(argv, report_exit, private)
         transport = self.open().get_transport()
         assert transport is not None
         try:
@@ -273,10 +278,12 @@ class Connection:
         timeout: float | None = None,
         check: bool = True,
         stdin: bytes | None = None,
+        private: bool = False,
     ) -> CommandResult:
-        """Run ``argv`` to completion within ``timeout`` seconds and collect its output."""
+        """Run ``argv`` to completion within ``timeout`` seconds and collect its output
+        (``private``: see :meth:`start`)."""
         timeout = timeout or self.timeouts.command
-        pipe = self.start(argv)
+        pipe = self.start(argv, private=private)
         if stdin:
             pipe.write(stdin)
         pipe.close()

@@ -1,14 +1,26 @@
-"""Resolve a target string (an ssh_config alias or ``user@host[:port]``) like OpenSSH does."""
+"""Resolve a target string (an ssh_config alias or ``user@host[:port]``) like OpenSSH does.
+
+A host name is taken as written: OpenSSH expands ``%`` tokens in ssh_config's values
+(``HostName %h.lan``, ``ProxyCommand nc %h %p``), in one pass, never in what a token
+stood for. paramiko replaces one token after another in the growing string, so a host
+named ``a%rb`` had its ``%r`` expanded once ``%h`` had put it in: :class:`SSHConfig`
+expands in one pass.
+"""
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import paramiko
+from paramiko.config import LazyFqdn
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.hostnames import target_problem
@@ -17,6 +29,7 @@ __all__ = [
     "DEFAULT_KNOWN_HOSTS",
     "DEFAULT_SSH_CONFIG",
     "HostSpec",
+    "SSHConfig",
     "jump_chain",
     "jump_host",
     "load_ssh_config",
@@ -25,6 +38,7 @@ __all__ = [
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+_TOKEN = re.compile(r"%.|~")  # what paramiko's tokenizer replaces, one at a time
 _SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s]+)(?::(?P<port>\d+))?$")
 
 
@@ -48,15 +62,60 @@ class HostSpec:
         return f"{self.user}@{self.hostname}{port}"
 
 
-def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
+class SSHConfig(paramiko.SSHConfig):
+    """paramiko's ssh_config, its ``%`` tokens expanded in one pass as OpenSSH does
+    (``%%`` is a ``%``): what a token stands for, a host name above all, is never
+    expanded again. The tokens and what they stand for are paramiko's."""
+
+    def _tokenize(self, config: dict[str, Any], target_hostname: str, key: str, value: str) -> str:
+        allowed = self._allowed_tokens(key)
+        if not allowed or (key == "hostname" and value == target_hostname):
+            return value  # paramiko puts the name given in when there is no HostName
+        values = _token_values(config, target_hostname, key)
+
+        def one(token: re.Match[str]) -> str:
+            if token[0] == "%%":
+                return "%"
+            return values[token[0]]() if token[0] in allowed and token[0] in values else token[0]
+
+        return _TOKEN.sub(one, value)
+
+
+def _token_values(
+    config: dict[str, Any], target_hostname: str, key: str
+) -> dict[str, Callable[[], str]]:
+    """What each ssh_config token stands for when ``key`` of ``target_hostname``'s entry
+    is expanded (paramiko's table; each computed only when used)."""
+    configured = target_hostname if key == "hostname" else config.get("hostname", target_hostname)
+    port = str(config.get("port", 22))
+    user = getpass.getuser()
+    remote_user = str(config.get("user", user))
+    local = socket.gethostname().split(".")[0]
+    home = os.path.expanduser("~")
+    mixed = local + target_hostname + repr(config.get("port", 22)) + remote_user
+    return {
+        "%C": lambda: hashlib.sha1(mixed.encode()).hexdigest(),
+        "%d": lambda: home,
+        "%h": lambda: configured,
+        "%L": lambda: local,
+        "%l": lambda: str(LazyFqdn(config, local)),
+        "%n": lambda: target_hostname,
+        "%p": lambda: port,
+        "%r": lambda: remote_user,
+        "%u": lambda: user,
+        "~": lambda: home,
+    }
+
+
+def load_ssh_config(path: Path | None) -> SSHConfig:
     """The user's ssh_config (``path`` or ~/.ssh/config); empty when there is none."""
     path = (path or DEFAULT_SSH_CONFIG).expanduser()
     if not path.exists():
         if path != DEFAULT_SSH_CONFIG.expanduser():
             raise ConfigError(f"{path}: no such ssh config file")
-        return paramiko.SSHConfig()
+        return SSHConfig()
     try:
-        return paramiko.SSHConfig.from_path(str(path))
+        return SSHConfig.from_path(str(path))
     except Exception as exc:  # paramiko raises assorted errors for bad syntax
         raise ConfigError(f"{path}: unreadable ssh config ({exc})") from exc
 

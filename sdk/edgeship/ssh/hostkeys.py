@@ -2,7 +2,13 @@
 
 Like OpenSSH's ``StrictHostKeyChecking``: ``yes`` (default) refuses an unknown key,
 ``accept-new`` records it in the first known_hosts file; a *changed* key is always refused,
-and so is a key that a ``@revoked`` line names, whatever else the files say.
+and so is a key that a ``@revoked`` line names, whatever else the files say. As OpenSSH,
+a host is accepted when ANY of its known keys matches: a stale line beside the right
+one (two keys of one type) changes nothing, and a key is *changed* only when none of the
+lines for the host names it. paramiko checks one key per type, so no key is handed to
+it: the policy (:class:`RefuseUnknown`, :class:`AcceptNew`) sees every host key and
+decides, and the connection asks for the host's known key types first
+(:meth:`KnownHosts.algorithms`), as OpenSSH does.
 
 known_hosts files are read here, line by line, for the one host being connected to
 (paramiko's loader fails on marker lines and knows no wildcards): host patterns with
@@ -40,6 +46,7 @@ __all__ = [
 
 _REVOKED = "@revoked"
 _CERT_AUTHORITY = "@cert-authority"
+_RSA = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")  # what an ssh-rsa key signs with
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -67,15 +74,29 @@ class KnownHosts:
     revoked: tuple[tuple[paramiko.PKey, str], ...] = ()
     authorities: tuple[str, ...] = ()
 
-    def add_to(self, client: paramiko.SSHClient) -> None:
-        """Let ``client`` trust ``keys`` (the first of each key type, as paramiko checks
-        only one key per type)."""
-        host_keys = client.get_host_keys()
-        seen: set[str] = set()
+    def algorithms(self) -> list[str]:
+        """The host key algorithms of ``keys``, in file order (an RSA key: its SHA-2
+        signatures first), for the connection to ask for first."""
+        names: list[str] = []
         for key in self.keys:
-            if key.get_name() not in seen:
-                seen.add(key.get_name())
-                host_keys.add(self.name, key.get_name(), key)
+            for name in _RSA if key.get_name() == "ssh-rsa" else (key.get_name(),):
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def check(self, label: str, key: paramiko.PKey) -> bool:
+        """Whether ``key`` is one of ``keys`` (True) or the host is unknown (False);
+        a :class:`HostKeyError` when a ``@revoked`` line names it, or when the host is
+        known with other keys only (changed)."""
+        revoked = self.revoked_error(label, key)
+        if revoked is not None:
+            raise revoked
+        if any(key == known for known in self.keys):
+            return True
+        same_type = [k for k in self.keys if k.get_name() == key.get_name()]
+        if same_type or self.keys:
+            raise changed_key_error(label, (same_type or list(self.keys))[0], key)
+        return False
 
     def revoked_error(self, label: str, key: paramiko.PKey) -> HostKeyError | None:
         """The error for ``key`` if a ``@revoked`` line names it, else None."""
@@ -183,8 +204,8 @@ def _hashed_match(name: str, hashed: str) -> bool:
 
 
 class RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    """The default: an unknown host key is an error that names host and fingerprint; a
-    revoked one an error that says so."""
+    """The default: a known key is accepted; an unknown host key is an error that names
+    host and fingerprint; a revoked or changed one an error that says so."""
 
     def __init__(self, label: str, known: KnownHosts | None = None) -> None:
         self.label = label
@@ -193,9 +214,8 @@ class RefuseUnknown(paramiko.MissingHostKeyPolicy):
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        revoked = self.known.revoked_error(self.label, key)
-        if revoked is not None:
-            raise revoked
+        if self.known.check(self.label, key):
+            return
         fp = fingerprint(key)
         authority = (
             f"; known_hosts trusts it through {_CERT_AUTHORITY} "
@@ -213,8 +233,8 @@ class RefuseUnknown(paramiko.MissingHostKeyPolicy):
 
 
 class AcceptNew(paramiko.MissingHostKeyPolicy):
-    """Trust a host seen for the first time and append its key to ``known_hosts``; never
-    a revoked key."""
+    """Trust a host seen for the first time and append its key to ``known_hosts``; a
+    known key is accepted; never a revoked or changed key."""
 
     def __init__(self, known_hosts: Path, known: KnownHosts | None = None, label: str = "") -> None:
         self.known_hosts = known_hosts
@@ -224,9 +244,8 @@ class AcceptNew(paramiko.MissingHostKeyPolicy):
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        revoked = self.known.revoked_error(self.label or hostname, key)
-        if revoked is not None:
-            raise revoked
+        if self.known.check(self.label or hostname, key):
+            return
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # paramiko passes the known_hosts form already: "host" or "[host]:port"
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
@@ -236,11 +255,11 @@ class AcceptNew(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-def changed_key_error(label: str, exc: paramiko.BadHostKeyException) -> HostKeyError:
+def changed_key_error(label: str, known: paramiko.PKey, offered: paramiko.PKey) -> HostKeyError:
     return HostKeyError(
-        f"{label}: host key CHANGED: known_hosts has {fingerprint(exc.expected_key)}, the host "
-        f"offered {fingerprint(exc.key)}; if the device was reinstalled, remove its old line "
+        f"{label}: host key CHANGED: known_hosts has {fingerprint(known)}, the host "
+        f"offered {fingerprint(offered)}; if the device was reinstalled, remove its old line "
         "from known_hosts (ssh-keygen -R)",
         target=label,
-        fingerprint=fingerprint(exc.key),
+        fingerprint=fingerprint(offered),
     )

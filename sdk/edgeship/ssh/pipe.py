@@ -26,12 +26,14 @@ __all__ = ["SSHPipe", "command_line"]
 _EXIT = "edgeship-exit-status:"
 
 
-def command_line(argv: list[str], report_exit: bool) -> str:
+def command_line(argv: list[str], report_exit: bool, private: bool = False) -> str:
     """The shell line for an exec channel: ``argv`` quoted and ``exec``'d, or, with
     ``report_exit``, run by a shell that then prints its status (128+signal for a signal
-    death) on stderr behind the marker that :meth:`SSHPipe.exit_status` reads."""
+    death) on stderr behind the marker that :meth:`SSHPipe.exit_status` reads. With
+    ``private``, what the command creates is the device user's alone (umask 077)."""
     command = shlex.join(argv)
-    return f"{command}; echo {_EXIT}$? >&2" if report_exit else f"exec {command}"
+    line = f"{command}; echo {_EXIT}$? >&2" if report_exit else f"exec {command}"
+    return f"umask 077 && {line}" if private else line
 
 
 class _ChannelLines:

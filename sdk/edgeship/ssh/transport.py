@@ -38,6 +38,12 @@ class AeadFirstTransport(paramiko.Transport):
     )
     peer_greeting: str | None = None
 
+    def prefer_host_keys(self, algorithms: list[str]) -> None:
+        """Ask for these host key ``algorithms`` first, then the others, in our order."""
+        options = self.get_security_options()
+        first = [name for name in algorithms if name in options.key_types]
+        options.key_types = first + [n for n in options.key_types if n not in first]
+
     def _log(self, level: int, msg: Any, *args: Any) -> None:
         if self.peer_greeting is None and isinstance(msg, str) and msg.startswith("Banner: "):
             self.peer_greeting = msg.removeprefix("Banner: ")

@@ -78,9 +78,11 @@ class Provisions(Probes, Protocol):
 
     def install_runtime(self) -> str: ...
 
-    def run_command(self, argv: Sequence[str], timeout: float) -> CommandResult: ...
+    def run_command(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        """Run ``argv`` on the device; what it creates is the device user's alone."""
 
-    def put_file(self, local: Path, remote: str) -> None: ...
+    def put_file(self, local: Path, remote: str) -> None:
+        """Copy ``local`` to ``remote`` on the device, private to the device user."""
 
     def use_python(self, python: str) -> None: ...
 

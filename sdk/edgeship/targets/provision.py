@@ -73,6 +73,7 @@ def setup_device(
 ) -> SetupResult:
     seen = target.probe(python or "python3")
     _require_python(target.name, seen)
+    target.store().make_private()
     board, notes = _board(target, seen, profile, need=not (python or packages))
     if wheelhouse and board is not None and board.system_packages and not python:
         # the host's pip download cannot see the board's own numpy, so it cannot pick the

@@ -19,6 +19,7 @@ from edgeship.core.config import Timeouts
 from edgeship.core.errors import ProtocolError
 from edgeship.core.progress import Progress
 from edgeship.deploy import DeployStore
+from edgeship.deploy.device_files import PRIVATE_FILE
 from edgeship.deploy.files import ModelFiles, model_files
 from edgeship.deploy.sftp_files import SftpFiles
 from edgeship.ssh.connection import CommandResult, Connection
@@ -121,11 +122,14 @@ class SSHTarget(DeployingTarget):
         self._python = python
 
     def run_command(self, argv: Sequence[str], timeout: float) -> CommandResult:
-        """Run a command on the device (quoted, bounded by ``timeout`` seconds)."""
-        return self.connection.run(list(argv), timeout=timeout)
+        """Run a command on the device (quoted, bounded by ``timeout`` seconds); what it
+        creates is private to the device user."""
+        return self.connection.run(list(argv), timeout=timeout, private=True)
 
     def put_file(self, local: Path, remote: str) -> None:
-        self.connection.sftp().put(str(local), remote)
+        sftp = self.connection.sftp()
+        sftp.put(str(local), remote)
+        sftp.chmod(remote, PRIVATE_FILE)
 
     def install_runtime(self) -> str:
         return self.store().put_runtime(ensure_bundle(), runtime_digest())

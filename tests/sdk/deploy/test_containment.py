@@ -1,5 +1,6 @@
 """Containment, tested once for both transports: a symbolic link under the deploy root is
-refused, named, and nothing it points to is read, changed or removed.
+refused, named, and nothing it points to is read, changed or removed; what edgeship makes
+there is private (0700, 0600), and an older root is made so without touching anything else.
 
 ``local`` runs on a tmp directory; ``sftp`` against a real sshd (a one-device testbed:
 needs root, iproute2 and openssh-server; skipped without them, failed in CI).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,8 +22,11 @@ from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.core.errors import DeployError, UsageError
 from edgeship.deploy import DeployStore
 from edgeship.deploy.contained import LinkRefused
+from edgeship.deploy.layout import OWNED
 from edgeship.deploy.local_files import LocalFiles
+from edgeship.deploy.signing import install_trust, keygen
 from edgeship.targets import SSHTarget, open_target
+from edgeship.targets.bundle import ensure_bundle, runtime_digest
 
 
 @dataclass
@@ -164,3 +169,63 @@ def test_paths_outside_the_root_are_refused(device: Device) -> None:
             files.exists(path)
     with pytest.raises(UsageError, match="refusing device path"):
         files.remove_tree(str(device.root))  # the root itself is never removed
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """The permission bits of the root and of every entry under it that is no link."""
+    seen = {".": stat.S_IMODE(root.lstat().st_mode)}
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            seen[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
+    return seen
+
+
+def _private(root: Path) -> dict[str, int]:
+    """The entries under ``root`` that are not 0700 (directories) or 0600 (files)."""
+    return {
+        name: mode
+        for name, mode in _modes(root).items()
+        if mode != (0o700 if (root / name).is_dir() else 0o600)
+    }
+
+
+def test_everything_edgeship_makes_under_the_root_is_private(
+    device: Device, add_onnx: Path, tmp_path: Path
+) -> None:
+    umask = os.umask(0)  # the mode given at creation keeps it private, not the umask
+    try:
+        device.store.deploy(add_onnx, "a")
+        device.store.deploy(_variant(add_onnx, tmp_path, "b"), "a")
+        device.store.rollback("a")
+        device.store.put_runtime(ensure_bundle(), runtime_digest())
+        _, public = keygen(tmp_path / "release.key")
+        install_trust(device.store, public)
+    finally:
+        os.umask(umask)
+    made = _modes(device.root)
+    assert {"blobs", "models/a/versions/v0002/meta.json", "lock", "trust/ed25519.pub"} <= set(made)
+    assert any(name.startswith("runtime/") for name in made)
+    assert _private(device.root) == {}
+
+
+def test_an_older_readable_root_is_made_private_once_and_nothing_else_is_touched(
+    device: Device, add_onnx: Path
+) -> None:
+    """An older edgeship left the root readable to all: the next deploy takes that back,
+    from what edgeship owns only, following no link to the user's files."""
+    device.store.deploy(add_onnx, "a")
+    names = _mine(device)
+    root, mine = device.root, device.mine
+    device.sh(
+        f"chmod -R go+rX {root} && chmod 0755 {mine} && chmod 0644 {mine}/notes.txt && "
+        f"ln -s {mine}/notes.txt {root}/blobs/notes && ln -s {mine} {root}/tmp/mine && "
+        f"echo keep > {root}/README && chmod 0644 {root}/README"
+    )
+    assert _private(root)
+    again = DeployStore(device.store.files.files, str(root), lock_timeout=5)
+    assert again.deploy(add_onnx, "a").version == "v0001"
+    assert _private(root) == {"README": 0o644}  # not edgeship's: left as it is
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755
+    assert stat.S_IMODE((mine / "notes.txt").stat().st_mode) == 0o644
+    _survived(device, names)
+    assert again.files.make_private(OWNED) == 0  # once private, nothing is walked again

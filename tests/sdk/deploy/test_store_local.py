@@ -93,3 +93,29 @@ def test_cli_deploy_ls_rollback_on_local(
     assert '"active": "v0002"' in listed and '"v0001"' in listed
     assert "v0001" in json.dumps(edgeship("rollback", "x", *local))
     assert DeployStore(LocalFiles(), root).active_version("x") == "v0001"
+
+
+def test_ls_says_which_versions_files_are_gone(
+    add_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version whose blob or model link was removed on the device is no ``ok`` row:
+    ``ls`` says what is missing, in its table and in its JSON."""
+    root = tmp_path / "root"
+    store = DeployStore(LocalFiles(), str(root), keep=3, lock_timeout=5.0)
+    store.deploy(add_onnx, "add")
+    store.deploy(_variant(add_onnx, tmp_path, "b"), "add")
+    store.deploy(_variant(add_onnx, tmp_path, "c"), "add")
+    blob = json.loads((root / "models/add/versions/v0001/meta.json").read_text())["blob"]
+    (root / "blobs" / blob).unlink()
+    (root / "models/add/versions/v0002/model.onnx").unlink()
+    assert store.describe("add").missing == {
+        "v0001": "blob missing",
+        "v0002": "model link missing",
+    }
+    assert main(["ls", "local", "--deploy-root", str(root), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["missing"] == {"v0001": "blob missing", "v0002": "model link missing"}
+    assert main(["ls", "local", "--deploy-root", str(root)]) == 0
+    rows = {line.split()[1].lstrip("*"): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["v0001"].endswith("blob missing") and rows["v0002"].endswith("link missing")
+    assert rows["v0003"].endswith("ok")

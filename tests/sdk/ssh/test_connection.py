@@ -14,6 +14,7 @@ from edgeship.core.errors import AuthenticationError, ConfigError
 from edgeship.ssh.connection import Connection
 from edgeship.ssh.hostconfig import HostSpec, resolve_host
 from edgeship.ssh.hostkeys import AcceptNew, RefuseUnknown
+from edgeship.ssh.pipe import command_line
 
 CONFIG = """
 Host a
@@ -177,3 +178,11 @@ def test_a_proxyjump_loop_fails_before_connecting(network: Network) -> None:
 def test_strict_host_key_checking_of_the_ssh_config(setting: str, accepts: bool) -> None:
     spec = HostSpec("b", "10.0.0.9", 22, "pi", strict_host_key_checking=setting)
     assert Connection(spec, TIMEOUTS).accept_new is accepts
+
+
+def test_a_private_command_runs_under_umask_077_its_arguments_quoted() -> None:
+    argv = ["python3", "-m", "venv", "/r/my venv"]
+    assert command_line(argv, False) == "exec python3 -m venv '/r/my venv'"
+    assert command_line(argv, False, private=True) == (
+        "umask 077 && exec python3 -m venv '/r/my venv'"
+    )

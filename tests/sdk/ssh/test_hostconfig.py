@@ -1,12 +1,21 @@
-"""ProxyJump chains resolved like OpenSSH does (no network)."""
+"""ProxyJump chains and ``%`` tokens resolved like OpenSSH does (no network)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import paramiko
 import pytest
 
 from edgeship.core.errors import ConfigError
-from edgeship.ssh.hostconfig import HostSpec, jump_chain, jump_host, resolve_host
+from edgeship.ssh.hostconfig import (
+    HostSpec,
+    SSHConfig,
+    jump_chain,
+    jump_host,
+    load_ssh_config,
+    resolve_host,
+)
 
 CONFIG = """
 Host a
@@ -108,3 +117,42 @@ def test_a_proxyjump_loop_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         jump_chain(resolve_host("loop1", config), config)
     assert str(caught.value) == "loop1: ProxyJump loops in ssh_config: loop1 via loop2 via loop1"
+
+
+# ------------------------------------------------------------ host names taken as written
+
+TOKENS = """
+Host *.lan
+    ProxyCommand nc %h %p
+Host *
+    User pi
+    IdentityFile ~/.ssh/id-%r@%h
+"""
+
+
+@pytest.mark.parametrize("name", ["%u", "a%rb", "%d.lan", "%%", "~x"])
+def test_a_host_name_is_never_token_expanded(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As OpenSSH: ``edgeship probe '%u'`` connects to a host named ``%u``, and ssh_config's
+    own ``%h`` puts the name in as written, its ``%`` and ``~`` left alone."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = SSHConfig.from_text(TOKENS)
+    host = resolve_host(name, config)
+    assert host.hostname == name
+    assert host.identity_files == (f"{tmp_path}/.ssh/id-pi@{name}",)
+    if name.endswith(".lan"):
+        assert config.lookup(name)["proxycommand"] == f"nc {name} 22"
+
+
+def test_ssh_configs_own_tokens_still_expand_as_openssh_does() -> None:
+    config = SSHConfig.from_text("Host pi\n    HostName %h.lan\n    ProxyCommand nc %h %p 100%%\n")
+    found = config.lookup("pi")
+    assert found["hostname"] == "pi.lan"
+    assert found["proxycommand"] == "nc pi.lan 22 100%"
+
+
+def test_ssh_config_files_are_read_with_openssh_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(TOKENS)
+    assert isinstance(load_ssh_config(path), SSHConfig)

@@ -19,7 +19,7 @@ from edgeship.core.config import Timeouts
 from edgeship.core.errors import AuthenticationError, ConfigError, HostKeyError
 from edgeship.ssh.connection import Connection
 from edgeship.ssh.hostconfig import HostSpec
-from edgeship.ssh.hostkeys import host_matches, known_hosts_name, read_known_hosts
+from edgeship.ssh.hostkeys import fingerprint, host_matches, known_hosts_name, read_known_hosts
 
 HOST = "board.lan"
 TIMEOUTS = Timeouts(connect=5, auth=5, command=5)
@@ -123,10 +123,11 @@ def test_missing_files_are_skipped_and_unreadable_ones_named(tmp_path: Path) -> 
 class _Peer:
     """An SSH server with ``key`` on one end of a socket pair; it lets nobody log in."""
 
-    def __init__(self, key: paramiko.PKey) -> None:
+    def __init__(self, *keys: paramiko.PKey) -> None:
         self.client_sock, server_sock = socket.socketpair()
         self.transport = paramiko.Transport(server_sock)
-        self.transport.add_server_key(key)
+        for key in keys:
+            self.transport.add_server_key(key)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -152,8 +153,8 @@ def connect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[P
     monkeypatch.setattr(Connection, "_tcp_socket", tcp)
 
     class Peer(_Peer):
-        def __init__(self, key: paramiko.PKey) -> None:
-            super().__init__(key)
+        def __init__(self, *keys: paramiko.PKey) -> None:
+            super().__init__(*keys)
             peers.append(self)
 
     yield tmp_path / "known_hosts", Peer
@@ -215,3 +216,85 @@ def test_a_revoked_key_in_place_of_a_known_one_is_revoked_not_changed(
     peer(key)
     with pytest.raises(HostKeyError, match="REVOKED"):
         _open(known_hosts)
+
+
+@pytest.mark.parametrize("stale_first", [True, False], ids=["stale-first", "stale-last"])
+@pytest.mark.parametrize("accept_new", [False, True], ids=["strict", "accept-new"])
+def test_any_of_the_hosts_keys_of_one_type_is_accepted_as_openssh_does(
+    connect: tuple[Path, type[_Peer]],
+    key: paramiko.PKey,
+    other_key: paramiko.PKey,
+    stale_first: bool,
+    accept_new: bool,
+) -> None:
+    """Two ECDSA lines for the host, one stale: the host offers the other, and connects."""
+    known_hosts, peer = connect
+    lines = [_line(HOST, other_key), _line(HOST, key)]
+    _file(known_hosts.parent, *(lines if stale_first else lines[::-1]))
+    peer(key)
+    with pytest.raises(AuthenticationError):  # past the host-key check
+        _open(known_hosts, accept_new)
+    assert known_hosts.read_text().count("\n") == 2  # nothing was added
+
+
+def test_a_hashed_line_beside_a_stale_plain_one_is_accepted(
+    connect: tuple[Path, type[_Peer]], key: paramiko.PKey, other_key: paramiko.PKey
+) -> None:
+    known_hosts, peer = connect
+    _file(known_hosts.parent, _line(HOST, other_key), _line(_hashed(HOST), key))
+    peer(key)
+    with pytest.raises(AuthenticationError):
+        _open(known_hosts)
+
+
+@pytest.mark.parametrize("accept_new", [False, True], ids=["strict", "accept-new"])
+def test_a_key_no_line_names_is_changed_when_the_host_is_known(
+    connect: tuple[Path, type[_Peer]],
+    key: paramiko.PKey,
+    other_key: paramiko.PKey,
+    accept_new: bool,
+) -> None:
+    known_hosts, peer = connect
+    _file(known_hosts.parent, _line(HOST, other_key), _line("other.lan", key))
+    peer(key)
+    with pytest.raises(HostKeyError) as caught:
+        _open(known_hosts, accept_new)
+    message = str(caught.value)
+    assert f"host key CHANGED: known_hosts has {fingerprint(other_key)}" in message
+    assert f"the host offered {fingerprint(key)}" in message
+    assert known_hosts.read_text().count("\n") == 2  # nothing was added
+
+
+def test_the_key_type_known_hosts_has_is_asked_for_first(
+    connect: tuple[Path, type[_Peer]], key: paramiko.PKey
+) -> None:
+    """The host has an Ed25519 key too, which paramiko would ask for first; known_hosts
+    has its ECDSA key: as OpenSSH, that is the one asked for, and it matches."""
+    known_hosts, peer = connect
+    _file(known_hosts.parent, _line(HOST, key))
+    peer(paramiko.Ed25519Key.from_private_key_file(str(_ed25519(known_hosts.parent))), key)
+    with pytest.raises(AuthenticationError):
+        _open(known_hosts)
+
+
+def test_an_rsa_key_asks_for_its_sha2_signatures_first(key: paramiko.PKey) -> None:
+    rsa = paramiko.RSAKey.generate(1024)
+    known = read_known_hosts([], HOST)
+    assert known.algorithms() == []
+    known = type(known)(HOST, (rsa, key, rsa))
+    assert known.algorithms() == ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", key.get_name()]
+
+
+def _ed25519(directory: Path) -> Path:
+    """A new Ed25519 private key file (paramiko cannot generate one)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = directory / "ed25519"
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(pem)
+    return path

@@ -123,7 +123,9 @@ class FakeBoard:
             self.recorded = json.loads(data)
 
         return SimpleNamespace(
-            layout=SimpleNamespace(path=lambda *p: "/r/" + "/".join(p)), write_file=write_file
+            layout=SimpleNamespace(path=lambda *p: "/r/" + "/".join(p)),
+            write_file=write_file,
+            make_private=lambda: None,
         )
 
 

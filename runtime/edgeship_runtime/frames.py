@@ -80,11 +80,13 @@ def pack(message: Dict[str, Any]) -> List[Buffer]:
     JSON cannot carry."""
     frames: List[Buffer] = []
     size = 0
+    framed = False
 
     def describe(value: Any) -> Dict[str, Any]:
-        nonlocal size
+        nonlocal size, framed
         if not isinstance(value, Tensors):
             raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        framed = True  # even with no bytes (no arrays, or empty ones): the receiver unpacks
         described = []
         for name, array in value.items():
             pad = -size % ALIGN
@@ -105,7 +107,7 @@ def pack(message: Dict[str, Any]) -> List[Buffer]:
         return {"tensors": described}
 
     body = json.dumps(message, separators=(",", ":"), allow_nan=False, default=describe)
-    if frames:
+    if framed:
         body = f'{{"binary":{size}' + ("," + body[1:] if body != "{}" else "}")
     return [(body + "\n").encode("utf-8"), *frames]
 

@@ -38,6 +38,11 @@ def test_every_numeric_dtype_crosses_exactly(dtype: str) -> None:
         np.testing.assert_array_equal(back[name], sent)
 
 
+def test_an_empty_set_of_arrays_is_still_framed() -> None:
+    """A model without inputs (ONNX's test_constant) is run with none."""
+    assert round_trip({}) == {}
+
+
 def test_strings_cross_as_fixed_width_arrays_from_objects_or_not() -> None:
     words = np.array([["Monday", "été"], ["", "日曜日"]], dtype=object)  # as ONNX Runtime gives
     back = round_trip({"o": words, "u": words.astype(str), "b": np.array([b"a\xff", b""])})

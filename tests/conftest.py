@@ -56,6 +56,11 @@ def truncated_onnx(model_dir: Path, multi_input_onnx: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def stopwords_onnx(model_dir: Path) -> Path:
+    return models.stopwords_model(model_dir / "stopwords.onnx")
+
+
+@pytest.fixture(scope="session")
 def text_onnx(model_dir: Path) -> Path:
     return models.text_file(model_dir / "notes.onnx")
 

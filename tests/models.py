@@ -83,6 +83,20 @@ def add_model(
     return save_graph(graph, path)
 
 
+def stopwords_model(path: str | os.PathLike[str]) -> Path:
+    """``y = StringNormalizer(x)`` dropping the stopword "the": strings in and out,
+    ``[1, n]``; locale C.UTF-8 (ONNX Runtime's default, en_US.UTF-8, is missing on many
+    machines, and it fails to load without it)."""
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], stopwords=["the"], locale="C.UTF-8")
+    graph = helper.make_graph(
+        [node],
+        "stopwords",
+        [_value("x", TensorProto.STRING, [1, "n"])],
+        [_value("y", TensorProto.STRING, [1, "m"])],
+    )
+    return save_graph(graph, path)
+
+
 def multi_input_model(path: str | os.PathLike[str]) -> Path:
     """Two inputs of two dtypes, two outputs, symbolic ``batch`` and ``seq`` dims.
 

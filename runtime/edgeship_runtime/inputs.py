@@ -6,7 +6,6 @@ input and both shapes/dtypes rather than a backend stack trace mid-benchmark.
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -58,30 +57,31 @@ def parse_shape_overrides(items: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
 
 
 def load_arrays(path: str) -> Feeds:
-    """Arrays of an .npz (by key) or .npy (key ``""``: the model's only input)."""
+    """Arrays of an .npz (by key) or .npy (key ``""``: the model's only input). Never
+    unpickles: an object array is refused, saying how to save strings instead."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such inputs file", path=path)
+    key = ""
     try:
         if path.endswith(".npy"):
-            return {"": np.load(path, allow_pickle=False)}
+            return {key: np.load(path, allow_pickle=False)}
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            arrays = {}
+            for key in data.files:
+                arrays[key] = data[key]
+            return arrays
+    except ValueError as exc:
+        if "Object arrays" not in str(exc):
+            raise InputError(f"{path}: not a readable .npz/.npy file ({exc})", path=path) from exc
+        raise InputError(
+            f"{path}: array {key!r} is an object array, which numpy saves by pickling and "
+            "edgeship never unpickles; save strings as a fixed-width array: "
+            f"np.savez(path, {key or 'x'}=np.asarray(values, dtype=str))",
+            path=path,
+            input=key,
+        ) from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npz/.npy file ({exc})", path=path) from exc
-
-
-def arrays_from_npz_bytes(payload: bytes) -> Feeds:
-    try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"inputs payload is not a readable .npz ({exc})") from exc
-
-
-def arrays_to_npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]
-    return buffer.getvalue()
 
 
 def feeds_from_arrays(signature: Signature, arrays: Mapping[str, np.ndarray]) -> Feeds:
@@ -156,12 +156,13 @@ def validate_feeds(signature: Signature, feeds: Mapping[str, np.ndarray]) -> Non
 
 
 def _check_one(spec: TensorSpec, array: np.ndarray) -> None:
-    if array.dtype.name != spec.dtype:
+    given = dtype_name(array.dtype)
+    if given != spec.dtype:
         raise InputError(
-            f"input {spec.name!r}: dtype {array.dtype.name}, expected {spec.dtype}",
+            f"input {spec.name!r}: dtype {given}, expected {spec.dtype}",
             input=spec.name,
             expected=spec.dtype,
-            given=array.dtype.name,
+            given=given,
         )
     if not dims_compatible(spec.shape, array.shape):
         raise InputError(
@@ -170,6 +171,11 @@ def _check_one(spec: TensorSpec, array: np.ndarray) -> None:
             expected=list(spec.shape),
             given=list(array.shape),
         )
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """A dtype as signatures name it: ``float32``...; ``str`` for fixed-width strings."""
+    return "str" if dtype.kind in "US" else dtype.name
 
 
 def generate_feeds(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 _MB = 1024.0 * 1024.0
 _STATUS = "/proc/self/status"
@@ -70,3 +70,18 @@ class PeakRss:
             if value is not None:
                 return value
         return max(_ru_maxrss_mb(), current_rss_mb())
+
+
+def available_memory() -> Tuple[Optional[int], Optional[int]]:
+    """The system's memory available for a new allocation and its total, in bytes
+    (``/proc/meminfo``: MemAvailable, MemTotal); None where unreadable."""
+    found: Dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("MemAvailable", "MemTotal"):
+                    found[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return found.get("MemAvailable"), found.get("MemTotal")

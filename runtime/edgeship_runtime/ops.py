@@ -6,7 +6,6 @@ Models stay loaded by handle between requests, so one process can hold several m
 
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 import platform
@@ -20,10 +19,9 @@ import numpy as np
 from . import __version__, environment, guards, integrity
 from .backends import SessionOptions, backend_names, get_backend
 from .errors import UsageError
+from .frames import Tensors
 from .inputs import (
     Feeds,
-    arrays_from_npz_bytes,
-    arrays_to_npz_bytes,
     feeds_from_arrays,
     generate_feeds,
     load_arrays,
@@ -39,16 +37,19 @@ from .report import Validity
 from .serde import to_jsonable
 
 
-def encode_tensors(arrays: Mapping[str, np.ndarray]) -> Dict[str, str]:
-    return {"npz_b64": base64.b64encode(arrays_to_npz_bytes(arrays)).decode("ascii")}
+def encode_tensors(arrays: Mapping[str, np.ndarray]) -> Tensors:
+    """Arrays to send: they travel as frames after the message's line (see :mod:`.frames`)."""
+    return Tensors(arrays)
 
 
-def decode_tensors(payload: Mapping[str, Any]) -> Feeds:
-    if "npz_b64" in payload:
-        return arrays_from_npz_bytes(base64.b64decode(payload["npz_b64"]))
-    if "path" in payload:
+def decode_tensors(payload: Any) -> Feeds:
+    """The arrays a message carries (its frames), or those of the file it names on the
+    device (``{"path": ...}``)."""
+    if isinstance(payload, Tensors):
+        return dict(payload)
+    if isinstance(payload, Mapping) and "path" in payload:
         return load_arrays(str(payload["path"]))
-    raise UsageError("tensors must be given as {'npz_b64': ...} or {'path': ...}")
+    raise UsageError("tensors must be sent as frames ({'tensors': [...]}) or {'path': ...}")
 
 
 def _conditions() -> Dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The runtime's stdio protocol, version 1 — the contract between host and device.
+"""The runtime's stdio protocol, version 2 — the contract between host and device.
 
 The host starts the runtime (``python3 edgeship-runtime.pyz serve``) in a local
 subprocess or over an SSH channel and talks to it with exactly these bytes. The device's
@@ -6,18 +6,22 @@ half of each operation is :mod:`.ops`; the host's is ``sdk/edgeship/targets/wire
 a protocol change touches those two modules and this text.
 
 Framing
-    UTF-8 JSON, one object per line (``\\n``), on the runtime's stdin and stdout.
-    stderr is free-form diagnostics and is never parsed; the host keeps its tail for
-    error reports. Native libraries that print to fd 1 are redirected to stderr, so
-    stdout carries protocol lines only.
+    UTF-8 JSON, one object per line (``\\n``), on the runtime's stdin and stdout; a
+    message that carries arrays starts ``{"binary": N,`` and its line is followed by N
+    raw bytes, the arrays' frames (see Tensors below). stderr is free-form diagnostics
+    and is never parsed; the host keeps its tail for error reports. Native libraries that
+    print to fd 1 are redirected to stderr, so stdout carries protocol bytes only.
 
 Handshake
     On start the runtime writes one hello line before reading anything::
 
-        {"edgeship": "runtime", "protocol": 1, "version": "0.1.0", "pid": 4242, "pgid": 4242,
-         "max_line_bytes": 268435456}
+        {"edgeship": "runtime", "protocol": 2, "version": "0.1.0", "pid": 4242, "pgid": 4242,
+         "max_line_bytes": 16777216}
 
-    The host refuses a runtime whose ``protocol`` differs from its own. ``pid``/``pgid``
+    The host refuses a runtime whose ``protocol`` differs from its own, before sending
+    anything, with a message to deploy a matching runtime (``edgeship setup``); an older
+    host, which knows only its own version, does the same with a newer runtime. Version 2
+    moved tensors from base64 inside the line (1) to frames after it. ``pid``/``pgid``
     let the host kill a hung runtime (and its workers) from a second channel;
     ``max_line_bytes`` is the request-line limit below (absent from older runtimes).
 
@@ -36,11 +40,10 @@ Malformed requests and limits
     (``NaN``/``Infinity`` included: JSON has no such values), not an object, an unknown
     ``op``, a bad ``id`` or non-object ``args`` gets a ``ProtocolError`` reply, with the
     request's ``id`` where it could be read and null otherwise. A request line (without
-    its ``\\n``) may hold at most ``max_line_bytes`` bytes: 256 MiB by default, set by
+    its ``\\n``) may hold at most ``max_line_bytes`` bytes: 16 MiB by default, set by
     ``serve --max-line-bytes N`` or the environment variable ``EDGESHIP_MAX_LINE_BYTES``
-    (the option wins). Inputs travel inside the line as base64 (4/3 of the .npz), so the
-    default carries about 190 MiB of tensors; larger data sets go as a file on the
-    device (``{"path": ...}``). A longer line is never held whole: the runtime reads up to
+    (the option wins). Tensors are not in the line (they follow it as frames), so the
+    limit bounds JSON only. A longer line is never held whole: the runtime reads up to
     the limit, discards the rest up to its newline in bounded chunks, and replies with a
     ``ProtocolError`` naming the limit (``details``: ``limit_bytes``, ``line_bytes``),
     with the ``id`` when the line starts with ``{"id": <integer>`` as the host writes it.
@@ -100,9 +103,21 @@ Operations (args → result)
     unload    {handle} → {}
     shutdown  {} → {} and the runtime exits 0
 
-    Tensors travel as ``{"npz_b64": <base64 of an .npz>}``; inputs may instead name a
-    file on the device, ``{"path": "..."}``. ``shapes`` maps input names to dims for
-    generated inputs, e.g. ``{"input": [1, 3, 224, 224]}``.
+Tensors (:mod:`edgeship_runtime.frames`)
+    A set of arrays (``inputs``, ``feeds[h]``, ``outputs``) is a descriptor
+    ``{"tensors": [{"name": "x", "dtype": "<f4", "shape": [2, 3], "offset": 0,
+    "nbytes": 24}, ...]}``: each array's C-order bytes at ``offset`` (a multiple of 64)
+    of the N bytes that follow the message's line (``"binary": N``, the line's first
+    key). Dtype kinds ``b i u f c`` and fixed-width strings (``<U8``, ``|S8``) travel;
+    string tensors go as ``U`` arrays; nothing is pickled. The receiver reads the N bytes
+    straight into one buffer and the arrays are views on it. Frames larger than the memory
+    the runtime's machine has available (``MemAvailable``) are read and dropped without
+    being held, and the request gets an ``InputError`` naming that memory (``details``:
+    ``needed_bytes``, ``available_bytes``, ``total_bytes``); a descriptor with a bad dtype
+    or shape, or outside the N bytes, gets a ``ProtocolError``; serving goes on either
+    way. Inputs may instead name an .npz/.npy file on the device, ``{"path": "..."}``
+    (object arrays refused). ``shapes`` maps input names to dims for generated inputs,
+    e.g. ``{"input": [1, 3, 224, 224]}``.
 
 End
     The runtime exits when stdin closes (after answering what it has read) or after
@@ -120,8 +135,8 @@ from typing import Any, Dict, Optional, Union
 from . import __version__
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 1
-DEFAULT_MAX_LINE_BYTES = 256 << 20
+PROTOCOL_VERSION = 2
+DEFAULT_MAX_LINE_BYTES = 16 << 20
 """The longest request line the runtime reads (bytes, without the newline)."""
 MAX_LINE_BYTES_ENV = "EDGESHIP_MAX_LINE_BYTES"
 

@@ -9,7 +9,7 @@ import threading
 import traceback
 from typing import Any, BinaryIO, Dict, Iterator, Union
 
-from . import protocol
+from . import frames, protocol
 from .errors import EdgeshipError, ProtocolError
 from .ops import Runtime
 
@@ -42,7 +42,7 @@ def serve(
             elif not line.strip():
                 continue
             else:
-                reply = handle_line(runtime, line)
+                reply = handle_line(runtime, line, stdin)
             _send(stdout, reply)
             if reply.get("result", {}).get("shutdown"):
                 break
@@ -88,11 +88,20 @@ def _bytes(count: int) -> str:
     return f"{count} bytes" + (f" ({count / (1 << 20):.4g} MiB)" if count >= 1 << 20 else "")
 
 
-def handle_line(runtime: Runtime, line: bytes) -> Dict[str, Any]:
+def handle_line(runtime: Runtime, line: bytes, stdin: BinaryIO) -> Dict[str, Any]:
+    """The reply to one request line; its frames, if it has any, are read from ``stdin``
+    first, even when the request is refused, so that the next line is a line."""
     request_id: protocol.RequestId = None
     try:
-        message = protocol.decode(line)
-        request_id = protocol.message_id(message)
+        size = frames.binary_size(line)
+        try:
+            message = protocol.decode(line)
+            request_id = protocol.message_id(message)
+        except ProtocolError:
+            frames.skip(stdin, size or 0)
+            raise
+        if size is not None:
+            message = frames.unpack(message, frames.read_blob(stdin, size))
         op = message.get("op")
         if op == "shutdown":
             return protocol.reply_ok(request_id, {"shutdown": True})
@@ -117,19 +126,18 @@ def handle_line(runtime: Runtime, line: bytes) -> Dict[str, Any]:
 
 def _send(stdout: BinaryIO, message: Dict[str, Any]) -> None:
     try:
-        data = protocol.encode(message)
+        parts = frames.pack(message)
     except (ValueError, TypeError) as exc:  # NaN or another value JSON cannot carry
         request_id = message.get("id")
         if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
             request_id = None
-        data = protocol.encode(
+        parts = frames.pack(
             protocol.reply_error(
                 request_id,
                 {"type": "ProtocolError", "message": f"reply not encodable: {exc}", "details": {}},
             )
         )
-    stdout.write(data)
-    stdout.flush()
+    frames.write(stdout, parts)
 
 
 def protected_stdout() -> BinaryIO:

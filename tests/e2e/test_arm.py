@@ -21,11 +21,20 @@ import pytest
 from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
 from tests.e2e.conftest import EMULATED_S, cli_json, emulated_board
+from tools.bench.onnx_backend_cases import cases, run_cases
 from tools.testbed import Testbed
 from tools.zoo.build import load_split, onnx_logits
 
 pytestmark = pytest.mark.arm
 ARCH = "aarch64"
+ONNX_CASES = [  # strings both ways, and a handful of dtypes (tests/tools runs more locally)
+    "test_strnormalizer_export_monday_casesensintive_upper",
+    "test_strnormalizer_export_monday_empty_output",
+    "test_and2d",
+    "test_add_int8",
+    "test_add_uint64",
+    "test_einsum_sum",
+]
 BOARD_SAMPLES = 180  # of the 360 test digits: qemu runs the CNN at about 8 samples/s
 
 
@@ -104,6 +113,19 @@ def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(
     with open_target(board.devices[0].name, options) as target:
         target.deploy(zoo / "mlp.tflite", "unchanged")
         assert target.process_starts == 1  # a fresh connection: its SFTP session only
+
+
+def test_onnx_backend_cases_give_the_reference_outputs_on_the_board(
+    board: Testbed, setup_json: dict[str, Any], tmp_path: Path
+) -> None:
+    options = ConnectOptions(
+        ssh_config=board.ssh_config,
+        targets_file=board.targets,
+        timeouts=Timeouts(connect=30, auth=30, command=EMULATED_S),
+    )
+    with open_target(board.devices[0].name, options) as target:
+        tally = run_cases(target, cases(ONNX_CASES), tmp_path)
+    assert tally.failed == {} and sorted(tally.passed) == sorted(ONNX_CASES)
 
 
 def test_ab_on_the_board(board: Testbed, setup_json: dict[str, Any], zoo: Path) -> None:

@@ -133,7 +133,7 @@ def test_a_tampered_runtime_is_replaced_before_it_runs(
     (dev.home / "evil.pyz").chmod(0o644)
     clean_testbed.run_as(dev, ["mv", "-f", str(dev.home / "evil.pyz"), pyz], check=True)
     with _target(clean_testbed, connect, 1) as target:
-        assert target.info()["runtime"]["protocol"] == 1
+        assert target.info()["runtime"]["protocol"] == 2
     assert clean_testbed.run_as(dev, ["test", "-e", str(marker)]).returncode != 0
 
 

@@ -181,10 +181,10 @@ def test_unknown_host_key_is_refused_naming_the_fingerprint(
     assert "host key" in str(caught.value) and dev.host_key_fingerprint in str(caught.value)
     assert dev.name in str(caught.value)
     with _target(clean_testbed, connect, ssh_config=config, accept_new_host_keys=True) as target:
-        assert target.info()["runtime"]["protocol"] == 1
+        assert target.info()["runtime"]["protocol"] == 2
     assert dev.address in empty.read_text()
     with _target(clean_testbed, connect, ssh_config=config) as target:  # now known
-        assert target.info()["runtime"]["protocol"] == 1
+        assert target.info()["runtime"]["protocol"] == 2
 
 
 def test_changed_host_key_is_refused_even_with_accept_new(

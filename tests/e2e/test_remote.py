@@ -185,7 +185,7 @@ def test_proxyjump_from_ssh_config_is_honoured(
         assert target.host.proxy_jump == dev.name
         info = target.info()
         assert target.connection._jump is not None  # the hop was really used
-    assert info["runtime"]["protocol"] == 1
+    assert info["runtime"]["protocol"] == 2
 
 
 @pytest.mark.parametrize("given", ["inputs", "shape"])

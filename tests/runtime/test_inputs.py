@@ -10,8 +10,6 @@ import pytest
 from edgeship_runtime.errors import InputError, UsageError
 from edgeship_runtime.inputs import (
     LABELS_KEY,
-    arrays_from_npz_bytes,
-    arrays_to_npz_bytes,
     feeds_from_arrays,
     generate_feeds,
     load_arrays,
@@ -27,6 +25,7 @@ IDS = TensorSpec("ids", ("batch", "seq"), "int64")
 MASK = TensorSpec("mask", (None, 4), "bool")
 SMALL = TensorSpec("small", (2, 2), "uint8")
 OUT = TensorSpec("out", ("batch", 10), "float32")
+STRINGS = Signature((TensorSpec("words", (1, None), "str"),), ())
 
 ONE = Signature((IMAGE,), (OUT,))
 MANY = Signature((IMAGE, IDS, MASK, SMALL), (OUT,))
@@ -195,18 +194,26 @@ def test_unreadable_inputs_file(tmp_path: Path) -> None:
         load_arrays(str(path))
 
 
-def test_npz_bytes_round_trip() -> None:
-    arrays = generate_feeds(MANY, {"ids": (1, 3)})
-    back = arrays_from_npz_bytes(arrays_to_npz_bytes(arrays))
-    assert back.keys() == arrays.keys()
-    for name in arrays:
-        np.testing.assert_array_equal(back[name], arrays[name])
-        assert back[name].dtype == arrays[name].dtype
+def test_a_string_array_file_is_read_and_feeds_a_string_input(tmp_path: Path) -> None:
+    path = tmp_path / "words.npz"
+    np.savez(path, words=np.array([["monday", "tuesday"]], dtype=str))
+    feeds = feeds_from_arrays(STRINGS, load_arrays(str(path)))
+    assert feeds["words"].tolist() == [["monday", "tuesday"]]
 
 
-def test_garbage_npz_bytes() -> None:
-    with pytest.raises(InputError, match=r"not a readable \.npz"):
-        arrays_from_npz_bytes(b"garbage")
+def test_an_object_array_file_is_refused_saying_how_to_save_it(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npz"
+    np.savez(path, words=np.array(["monday", "tuesday"], dtype=object))  # pickled inside
+    with pytest.raises(InputError) as caught:
+        load_arrays(str(path))
+    message = str(caught.value)
+    assert "array 'words' is an object array" in message and "never unpickles" in message
+    assert "np.savez(path, words=np.asarray(values, dtype=str))" in message
+
+
+def test_a_number_array_for_a_string_input_names_both_dtypes() -> None:
+    with pytest.raises(InputError, match="input 'words': dtype float32, expected str"):
+        validate_feeds(Signature((STRINGS.inputs[0],), ()), {"words": np.ones((1, 2), "f4")})
 
 
 # ------------------------------------------------------------------------------ --shape

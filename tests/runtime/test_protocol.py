@@ -19,17 +19,18 @@ from edgeship_runtime.errors import ProtocolError
 from edgeship_runtime.ops import decode_tensors, encode_tensors
 from edgeship_runtime.report import REPORT_SCHEMA, ProfileReport
 
+from .framed import message_bytes, read_messages
+
 
 def serve(
     *messages: dict[str, Any] | bytes, max_line_bytes: int = protocol.DEFAULT_MAX_LINE_BYTES
 ) -> list[dict[str, Any]]:
-    """Feed ``messages`` (dicts, or raw lines) to a fresh service; every line it wrote."""
-    lines = [m if isinstance(m, bytes) else protocol.encode(m) for m in messages]
-    stdin, stdout = io.BytesIO(b"".join(lines)), io.BytesIO()
+    """Feed ``messages`` (dicts, or raw bytes) to a fresh service; every message it wrote."""
+    data = [m if isinstance(m, bytes) else message_bytes(m) for m in messages]
+    stdin, stdout = io.BytesIO(b"".join(data)), io.BytesIO()
     assert service.serve(stdin, stdout, max_line_bytes) == 0
-    out = stdout.getvalue()
-    assert out.endswith(b"\n")
-    return [json.loads(line) for line in out.splitlines()]
+    stdout.seek(0)
+    return read_messages(stdout)
 
 
 def req(request_id: int, op: str, **args: Any) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def test_hello_comes_first_with_protocol_and_pid() -> None:
     hello, *rest = serve()
     assert rest == []
     assert hello["edgeship"] == "runtime"
-    assert hello["protocol"] == protocol.PROTOCOL_VERSION == 1
+    assert hello["protocol"] == protocol.PROTOCOL_VERSION == 2
     assert hello["version"] == __version__
     assert hello["pid"] == os.getpid()
     assert hello["pgid"] == os.getpgid(0)
@@ -51,7 +52,7 @@ def test_info() -> None:
     _, reply = serve(req(1, "info"))
     assert reply["id"] == 1 and reply["ok"] is True
     result = reply["result"]
-    assert result["runtime"]["protocol"] == 1
+    assert result["runtime"]["protocol"] == 2
     assert result["runtime"]["pid"] == os.getpid()
     assert [b["name"] for b in result["backends"]] == ["onnxruntime", "tflite"]
     assert result["environment"]["logical_cores"] >= 1
@@ -269,8 +270,8 @@ def test_shutdown_ends_the_service() -> None:
 
 def test_check_hello_rejects_another_protocol() -> None:
     hello = protocol.hello()
-    hello["protocol"] = 2
-    with pytest.raises(ProtocolError, match="runtime speaks protocol 2, this host speaks 1"):
+    hello["protocol"] = 1  # a runtime from before tensors were framed
+    with pytest.raises(ProtocolError, match="runtime speaks protocol 1, this host speaks 2"):
         protocol.check_hello(hello)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import subprocess
@@ -19,6 +18,8 @@ import pytest
 from edgeship_runtime.ops import encode_tensors
 from edgeship_runtime.service import EXIT_UNHEARD
 
+from .framed import message_bytes, read_message, read_messages
+
 RUNTIME_ROOT = Path(__file__).resolve().parents[2] / "runtime"
 
 
@@ -33,12 +34,13 @@ def _start(*options: str, **env: str) -> subprocess.Popen[bytes]:
 
 
 def _send(stdin: IO[bytes], request_id: int, op: str, **args: Any) -> None:
-    stdin.write(json.dumps({"id": request_id, "op": op, "args": args}).encode() + b"\n")
+    stdin.write(message_bytes({"id": request_id, "op": op, "args": args}))
     stdin.flush()
 
 
 def _reply(stdout: IO[bytes]) -> dict[str, Any]:
-    reply: dict[str, Any] = json.loads(stdout.readline())
+    reply = read_message(stdout)
+    assert reply is not None
     return reply
 
 
@@ -74,7 +76,7 @@ def test_answers_still_come_when_stdin_closes_after_the_last_request(add_onnx: P
     _send(proc.stdin, 3, "run", handle="m1", inputs=x)
     proc.stdin.close()
     with proc.stdout:
-        replies = [json.loads(line) for line in proc.stdout.read().splitlines()]
+        replies = read_messages(proc.stdout)
     assert proc.wait(timeout=60) == 0
     assert [r.get("id") for r in replies] == [None, 1, 2, 3]  # the hello, then every answer
     assert all(r["ok"] for r in replies[1:])

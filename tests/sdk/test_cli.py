@@ -139,7 +139,7 @@ def test_info(cli: Callable[..., Result]) -> None:
     assert "onnxruntime" in result.stdout and "tflite" in result.stdout
     data = cli("info", "--json").json()
     assert isinstance(data, dict)
-    assert data["runtime"]["protocol"] == 1
+    assert data["runtime"]["protocol"] == 2
     assert {b["name"] for b in data["backends"]} == {"onnxruntime", "tflite"}
 
 
@@ -154,7 +154,7 @@ def test_bundle_then_run_the_zipapp(
         [sys.executable, str(out), "info"], capture_output=True, text=True, timeout=60
     )
     assert info.returncode == 0, info.stderr
-    assert json.loads(info.stdout)["runtime"]["protocol"] == 1
+    assert json.loads(info.stdout)["runtime"]["protocol"] == 2
     profile = subprocess.run(
         [sys.executable, str(out), "profile", str(add_onnx), "--runs", "3"],
         capture_output=True,

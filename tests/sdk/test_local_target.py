@@ -43,7 +43,7 @@ def cmdline(pid: int) -> list[str]:
 def test_the_zipapp_is_what_runs(target: LocalTarget) -> None:
     info = target.info()
     runtime = info["runtime"]
-    assert runtime["protocol"] == 1
+    assert runtime["protocol"] == 2
     assert info["target"] == {"name": "local", "kind": "local", "python": target.python}
     pipe = runtime_pipe(target)
     assert runtime["pid"] == pipe.process.pid == target.client().hello["pid"]

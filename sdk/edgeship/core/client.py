@@ -2,7 +2,8 @@
 
 A :class:`Pipe` is a started runtime process seen as streams (a local subprocess or an
 SSH channel); :class:`RuntimeClient` speaks :mod:`edgeship_runtime.protocol` over it with
-a timeout on every reply. On timeout the process is killed; on EOF the exit status and
+a timeout on every reply, tensors framed after its lines
+(:mod:`edgeship_runtime.frames`). On timeout the process is killed; on EOF the exit status and
 the tail of stderr become a :class:`~edgeship.core.errors.RuntimeCrashed`.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from edgeship.core.errors import (
+    EdgeshipError,
     ProtocolError,
     RemoteTimeout,
     RuntimeCrashed,
@@ -26,7 +28,7 @@ from edgeship.core.errors import (
     UsageError,
     error_from_wire,
 )
-from edgeship_runtime import protocol
+from edgeship_runtime import frames, protocol
 
 __all__ = ["ByteSink", "LineSource", "Pipe", "RuntimeClient"]
 
@@ -40,7 +42,7 @@ class LineSource(Protocol):
 
 
 class ByteSink(Protocol):
-    def write(self, data: bytes) -> Any: ...
+    def write(self, data: frames.Buffer) -> Any: ...
 
     def flush(self) -> None: ...
 
@@ -55,23 +57,56 @@ class Pipe(abc.ABC):
 
     process_group: int | None = None
     """The remote runtime's process group, from its hello; lets :meth:`kill` reach workers."""
+    framed = False
+    """Whether stdout carries the runtime's protocol, whose lines may be followed by
+    frames (set by :class:`RuntimeClient`); plain command output never is."""
 
     def __init__(self, stdin: ByteSink, stdout: LineSource, stderr: LineSource) -> None:
         self._stdin = stdin
-        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._stdout = stdout
+        self._lines: queue.Queue[bytes | bytearray | EdgeshipError] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._readers = [
-            _drain(stdout, self._lines.put, "stdout"),
+            _drain(stdout, self._take_line, "stdout"),
             _drain(stderr, lambda b: self._stderr.append(b.decode("utf-8", "replace")), "stderr"),
         ]
+
+    def _take_line(self, line: bytes) -> None:
+        """Queue a stdout line, and the frames that follow it (read here, in the reader
+        thread); frames over this host's available memory are dropped for an error."""
+        self._lines.put(line)
+        size = frames.binary_size(line) if self.framed else None
+        if size is not None:
+            stream: Any = self._stdout  # a file or the channel's reader: both have readinto
+            try:
+                self._lines.put(frames.read_blob(stream, size, side="host"))
+            except EdgeshipError as exc:
+                self._lines.put(exc)
 
     def write(self, data: bytes) -> None:
         self._stdin.write(data)
         self._stdin.flush()
 
+    def write_parts(self, parts: list[frames.Buffer]) -> None:
+        """A message's line and frames (:func:`~edgeship_runtime.frames.pack`), in one flush."""
+        for part in parts:
+            self._stdin.write(part)
+        self._stdin.flush()
+
     def readline(self, timeout: float | None) -> bytes:
         """The next stdout line, ``b""`` at EOF; ``queue.Empty`` after ``timeout`` seconds."""
-        return self._lines.get(timeout=timeout)
+        item = self._lines.get(timeout=timeout)
+        if not isinstance(item, bytes):
+            raise ProtocolError("frames arrived where a line was expected")
+        return item
+
+    def read_frames(self, timeout: float | None) -> bytearray | None:
+        """The frames after the last line read; None at EOF; the error when they were
+        refused; ``queue.Empty`` after ``timeout`` seconds."""
+        item = self._lines.get(timeout=timeout)
+        if isinstance(item, EdgeshipError):
+            raise item
+        return item if isinstance(item, bytearray) else None
 
     def read_rest(self, timeout: float) -> bytes:
         """All stdout up to EOF, or what arrived within ``timeout`` seconds."""
@@ -79,7 +114,7 @@ class Pipe(abc.ABC):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self.readline(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if not line:
@@ -136,6 +171,7 @@ class RuntimeClient:
         self, pipe: Pipe, label: str, timeout: float, unresponsive: float | None = None
     ) -> None:
         self.pipe = pipe
+        pipe.framed = True
         self.label = label
         self.timeout = timeout
         self.unresponsive = unresponsive
@@ -153,15 +189,15 @@ class RuntimeClient:
 
     def call(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
         request_id = next(self._ids)
-        line = protocol.encode(protocol.request(request_id, op, args))
+        parts = frames.pack(protocol.request(request_id, op, args))
         limit = self.hello.get("max_line_bytes")
-        if isinstance(limit, int) and len(line) > limit:
+        if isinstance(limit, int) and len(parts[0]) > limit:
             raise UsageError(
-                f"{self.label}: the {op} request is {len(line):,} bytes, over the runtime's "
-                f"limit of {limit:,} (serve --max-line-bytes); send fewer or smaller inputs"
+                f"{self.label}: the {op} request is {len(parts[0]):,} bytes, over the "
+                f"runtime's limit of {limit:,} (serve --max-line-bytes)"
             )
         try:
-            self.pipe.write(line)
+            self.pipe.write_parts(parts)
         except OSError:
             raise self._ended(op) from None
         reply = self._read(op, timeout or self.timeout)
@@ -184,18 +220,25 @@ class RuntimeClient:
             self.pipe.kill()
 
     def _read(self, during: str, timeout: float) -> dict[str, Any]:
+        """The next message, its frames unpacked (:func:`~edgeship_runtime.frames.unpack`)."""
         try:
             line = self._readline(during, timeout)
+            if not line:
+                raise self._ended(during)
+            message = protocol.decode(line)
+            if frames.binary_size(line) is None:
+                return message
+            blob = self.pipe.read_frames(timeout)
+            if blob is None:
+                raise self._ended(during)
+            unpacked: dict[str, Any] = frames.unpack(message, blob)
+            return unpacked
         except queue.Empty:
             self.pipe.kill()
             raise RemoteTimeout(
                 f"{self.label}: {during} took longer than {timeout:g} s; the runtime was killed",
                 target=self.label,
             ) from None
-        if not line:
-            raise self._ended(during)
-        try:
-            return protocol.decode(line)
         except ProtocolError as exc:
             raise ProtocolError(f"{self.label}: {exc}") from None
 

@@ -37,7 +37,8 @@ def command_line(argv: list[str], report_exit: bool, private: bool = False) -> s
 
 
 class _ChannelLines:
-    """``readline`` over a channel's stdout or stderr; ``b""`` at EOF.
+    """``readline`` (and ``readinto``, for the frames after a line) over a channel's
+    stdout or stderr; ``b""`` at EOF.
 
     Used instead of paramiko's file objects, whose ``__del__`` may flush into a closed
     buffer at interpreter exit and print spurious tracebacks.
@@ -57,6 +58,15 @@ class _ChannelLines:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line + b"\n"
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Up to ``len(buffer)`` bytes into ``buffer``, what is buffered first; 0 at EOF."""
+        if not self._buffer:
+            self._buffer = self._recv(max(65536, min(len(buffer), 1 << 20)))
+        count = min(len(buffer), len(self._buffer))
+        buffer[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
     def close(self) -> None:
         self._buffer = b""
 
@@ -65,7 +75,7 @@ class _ChannelStdin:
     def __init__(self, channel: paramiko.Channel) -> None:
         self._channel = channel
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         # paramiko's sendall re-slices what is left after every 32 KiB packet; a memoryview
         # makes those slices free instead of copying the rest of a 1 MiB upload chunk each time
         self._channel.sendall(memoryview(data))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,16 @@ from edgeship_runtime.measure import InterleavePolicy, interleave_runs
 from edgeship_runtime.model import load_model
 from edgeship_runtime.ops import encode_tensors
 from tests.runtime.fake_sysfs import FakeSys
+from tests.runtime.framed import message_bytes, read_messages
 
 
 def serve(*messages: dict[str, Any]) -> list[dict[str, Any]]:
     """Feed ``messages`` to a fresh service; its replies (the hello dropped)."""
-    stdin = io.BytesIO(b"".join(protocol.encode(m) for m in messages))
+    stdin = io.BytesIO(b"".join(message_bytes(m) for m in messages))
     stdout = io.BytesIO()
     assert service.serve(stdin, stdout) == 0
-    return [json.loads(line) for line in stdout.getvalue().splitlines()][1:]
+    stdout.seek(0)
+    return read_messages(stdout)[1:]
 
 
 def req(request_id: int, op: str, **args: Any) -> dict[str, Any]:

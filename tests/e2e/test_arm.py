@@ -20,7 +20,7 @@ import pytest
 
 from edgeship.core.config import ConnectOptions, Timeouts
 from edgeship.targets import SSHTarget, open_target
-from tests.e2e.conftest import EMULATED_S, cli_json, emulated_board
+from tests.e2e.conftest import EMULATED_S, cli, cli_json, emulated_board
 from tools.bench.onnx_backend_cases import cases, run_cases
 from tools.testbed import Testbed
 from tools.zoo.build import load_split, onnx_logits
@@ -93,6 +93,36 @@ def test_deploy_profile_and_rollback_on_the_board(
     assert back["version"] == "v0001" and back["sha256"] == first[0]["sha256"]
     (listed,) = cli_json(board, "ls", name)
     assert listed["active"] == "v0001" and len(listed["versions"]) == 2
+
+
+def test_a_link_under_the_root_is_refused_on_the_board_and_the_users_files_survive(
+    board: Testbed, setup_json: dict[str, Any], zoo: Path
+) -> None:
+    """The attack table's link row on the board itself: ROOT/blobs pointed at a directory
+    of the board user's holding an old file (what housekeeping would collect)."""
+    dev = board.devices[0]
+    root = "$HOME/" + dev.deploy_root.removeprefix("~/")
+    first = cli(board, "deploy", str(zoo / "mlp.tflite"), "--target", dev.name, "--name", "linked",
+                "--no-health-check", timeout=EMULATED_S)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    plant = (
+        f'mkdir -p "$HOME/precious" && echo mine > "$HOME/precious/notes" && '
+        f'touch -d "2 hours ago" "$HOME/precious/notes" && '
+        f'mv "{root}/blobs" "{root}/blobs.moved" && ln -s "$HOME/precious" "{root}/blobs"'
+    )
+    board.run_as(dev, ["sh", "-c", plant], check=True)
+    try:
+        done = cli(board, "deploy", str(zoo / "cnn.tflite"), "--target", dev.name, "--name",
+                   "linked", timeout=EMULATED_S)  # fmt: skip
+        assert done.returncode != 0
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("error: ") and "is a symbolic link" in line, done.stderr
+        kept = board.run_as(dev, ["sh", "-c", 'cat "$HOME/precious/notes"'], check=True)
+        assert kept.stdout == "mine\n"
+    finally:
+        board.run_as(
+            dev, ["sh", "-c", f'rm "{root}/blobs" && mv "{root}/blobs.moved" "{root}/blobs"']
+        )
 
 
 def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(

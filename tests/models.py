@@ -365,6 +365,29 @@ def tiny_matmul_model(path: str | os.PathLike[str]) -> Path:
     return save_graph(graph, path)
 
 
+def two_output_model(path: str | os.PathLike[str], features: int = 16) -> Path:
+    """``scores = x @ Wa`` (10 classes, unit-scale weights) and ``mask = x @ Wb`` (8 values,
+    weights 1000× smaller): global magnitude pruning at 50 % zeroes all of ``Wb`` and none
+    of ``Wa``, so the second output collapses while the first is untouched."""
+    rng = np.random.default_rng(11)
+    wa = rng.standard_normal((features, 10)).astype(np.float32)
+    wb = (rng.standard_normal((features, 10)) * 1e-3).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "wa"], ["scores"], name="head_a"),
+            helper.make_node("MatMul", ["x", "wb"], ["mask"], name="head_b"),
+        ],
+        "two_outputs",
+        [_value("x", TensorProto.FLOAT, ["batch", features])],
+        [
+            _value("scores", TensorProto.FLOAT, ["batch", 10]),
+            _value("mask", TensorProto.FLOAT, ["batch", 10]),
+        ],
+        initializer=[numpy_helper.from_array(wa, "wa"), numpy_helper.from_array(wb, "wb")],
+    )
+    return save_graph(graph, path)
+
+
 def _main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "tflite":
         print("usage: python -m tests.models tflite OUT.tflite", file=sys.stderr)

@@ -131,8 +131,10 @@ def check_feeds(entry: Entry) -> list[dict[str, np.ndarray]]:
 
 
 def _check(entry: Entry, result: Path) -> tuple[str, str]:
+    """Every output of the result judged against the base's by its kind, independently of
+    what the tool reported: usable when none collapsed."""
     from edgeship.compress._evaluate import predict_feeds
-    from edgeship.models.fidelity import compare
+    from edgeship.models.kinds import judge_outputs, worst
 
     feeds = check_feeds(entry)
     base = predict_feeds(entry.model, feeds)
@@ -140,20 +142,17 @@ def _check(entry: Entry, result: Path) -> tuple[str, str]:
         got = predict_feeds(result, feeds)
     except Exception as exc:  # reported a success, yet does not run here
         return "wrong", f"the result does not run: {str(exc)[:200]}"
-    if base.shape != got.shape:
-        return "wrong", f"output shape {list(got.shape)} != base {list(base.shape)}"
-    fid = compare(base, got)
+    shapes = [list(a.shape) for a in base.values()], [list(a.shape) for a in got.values()]
+    if shapes[0] != shapes[1]:
+        return "wrong", f"output shapes {shapes[1]} != base {shapes[0]}"
     size = f"size {result.stat().st_size / entry.model.stat().st_size:.2f}×"
-    if not np.isfinite(got).all():
-        return "wrong", f"non-finite outputs ({size})"
-    flat = got.reshape(len(got), -1)
-    if np.all(flat == flat[:1]) and not np.all(base.reshape(len(base), -1) == base[:1].ravel()):
-        return "wrong", f"constant output ({size})"
-    if fid.top1_agreement is not None:
-        ok, figure = fid.top1_agreement >= 0.7, f"top-1 {fid.top1_agreement:.0%}"
-    else:
-        ok, figure = (fid.cosine or 0.0) >= 0.9, f"cosine {fid.cosine:.4f}"
-    return ("usable" if ok else "wrong"), f"{figure}, {size}"
+    verdicts = judge_outputs(base, got)
+    collapsed = [f"output {v.label}: {'; '.join(v.reasons)}" for v in verdicts if v.collapsed]
+    if collapsed:
+        return "wrong", f"{'; '.join(collapsed)} ({size})"
+    least = worst(verdicts)
+    figure = "" if least is None else f"{least.label} {least.figures()}"
+    return "usable", f"{figure}, {size}"
 
 
 def methods_for(entry: Entry) -> tuple[str, ...]:

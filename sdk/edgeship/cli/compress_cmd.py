@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship.cli.common import target_from_args, target_options
 from edgeship.cli.output import print_json, status_line, table
-from edgeship.compress.report import shapes_text
+from edgeship.compress.report import shapes_text, speed_text
 from edgeship.core.errors import UsageError
 from edgeship.core.progress import StatusLine, bar
 from edgeship_runtime.inputs import parse_shape_overrides
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         SCOPES,
         WEIGHT_IMPORTANCES,
     )
+    from edgeship.models.kinds import KINDS
 
     p = sub.add_parser(
         "compress",
@@ -78,8 +79,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-degraded",
         action="store_true",
-        help="keep a result whose outputs collapsed against the base (cosine < 0.9, "
-        "constant output, a layer pruned to zero) instead of failing",
+        help="keep a result whose outputs collapsed against the base (any output, by the "
+        "rules of its kind: constant, cosine < 0.9, top-1 agreement < 70 %%, ...; a layer "
+        "pruned to zero) or that is larger than its base, instead of failing",
+    )
+    p.add_argument(
+        "--output-kind",
+        action="append",
+        default=[],
+        metavar="NAME=KIND",
+        help=f"judge output NAME as KIND ({', '.join(KINDS)}) instead of the kind inferred "
+        "from its name, shape and values (repeatable)",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="output file (a directory with --recipe)"
@@ -107,6 +117,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="never keep collapsing nodes in float (default: INT8 that collapses the model "
         "keeps the fewest nodes in float that hold it)",
+    )
+    q.add_argument(
+        "--int8-io",
+        action="store_true",
+        help="TFLite int8-static: int8 inputs and outputs (default: float32 ones, as the base has)",
     )
     q.add_argument("--exclude-node", action="append", default=[], metavar="NAME")
     q.add_argument("--exclude-op", action="append", default=[], metavar="OP_TYPE")
@@ -156,6 +171,7 @@ def config_from_args(ns: argparse.Namespace) -> Any:
         "per_channel": not ns.per_tensor,
         "reduce_range": not ns.full_range,
         "fallback": not ns.no_fallback,
+        "int8_io": ns.int8_io,
         "exclude_nodes": ns.exclude_node,
         "exclude_op_types": ns.exclude_op,
         "calibration_samples": ns.calibration_samples,
@@ -188,10 +204,12 @@ def run(ns: argparse.Namespace) -> int:
     """One target, opened here and closed at the end, serves every check of the command."""
     from edgeship.compress import CompressOptions, compress, load_recipe, run_recipe
     from edgeship.compress.guard import GuardPolicy
+    from edgeship.models.kinds import parse_kinds
 
     model = model_from_args(ns)
     shapes = parse_shape_overrides(ns.shape)
-    guard = GuardPolicy(allow_degraded=ns.allow_degraded)
+    kinds = parse_kinds(ns.output_kind)
+    guard = GuardPolicy(allow_degraded=ns.allow_degraded, output_kinds=kinds)
     if ns.recipe is not None:
         recipe = dataclasses.replace(
             load_recipe(ns.recipe), allow_degraded=ns.allow_degraded, shapes=shapes
@@ -279,21 +297,30 @@ def summary(report: Any) -> str:
                 f"p50 latency, batch 1 ({shapes_text(lat.input_shapes) or 'inputs as generated'})",
                 f"{lat.base_p50_ms:.4f} ms",
                 f"{lat.model_p50_ms:.4f} ms",
-                f"{lat.speedup:.2f}× faster",
+                speed_text(lat.speedup),
             ]
         )
     lines = [
         f"{report.method}: {m.path} (ran on {report.verified_on})",
         table(["", "base", "compressed", "ratio"], rows),
     ]
-    if f is not None:
+    if f is not None and not report.outputs:  # a report of schema 1: the first output only
         agree = "" if f.top1_agreement is None else f"top-1 agreement {f.top1_agreement:.2%}, "
         cosine = "" if f.cosine is None else f"cosine {f.cosine:.4f}, "
         lines.append(f"{agree}{cosine}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
-        if report.evaluation:
-            lines.append(f"measured on {report.evaluation}")
+    lines += [_output_line(v) for v in report.outputs]
+    if f is not None and report.evaluation:
+        lines.append(f"measured on {f.samples} samples: {report.evaluation}")
+    lines += [f"interface: {c}" for c in report.interface]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def _output_line(verdict: Any) -> str:
+    """``output 'y' (scores, inferred): top-1 agreement 98.0%, ... — holds``."""
+    how = "inferred" if verdict.inferred else "set"
+    state = f"COLLAPSED: {'; '.join(verdict.reasons)}" if verdict.collapsed else "holds"
+    return f"output {verdict.label} [{verdict.kind}, {how}]: {verdict.figures()} — {state}"
 
 
 def _epoch(done: EpochDone) -> str:

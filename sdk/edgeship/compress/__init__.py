@@ -4,8 +4,9 @@ One entry point, :func:`compress`, runs any method of the registry (:mod:`.metho
 the built-in ones are registered below) as its config says; the method functions below
 are the same call with the config type fixed. Every call writes a new model file and
 returns a :class:`CompressionResult`: the file and its :class:`CompressionReport`
-(schema ``edgeship.compression/1``) with the method, its parameters, size, parameter
-count, sparsity, and with data accuracy and fidelity against the base. Every produced
+(schema ``edgeship.compression/2``) with the method, its parameters, size, parameter
+count, sparsity, and with data accuracy and fidelity against the base: a verdict for
+every output, judged for what it is, and every change of the interface. Every produced
 model has been loaded and run once on the target before the call returns.
 
 >>> from edgeship.compress import QuantizeConfig, quantize
@@ -40,7 +41,7 @@ from edgeship.compress.config import (
     config_from_dict,
     config_to_dict,
 )
-from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange
 from edgeship.compress.methods import TORCH, Method, get_method, method_names, register_method
 from edgeship.compress.report import (
     CompressionReport,
@@ -124,6 +125,7 @@ __all__ = [
     "Fidelity",
     "FidelityCollapse",
     "GuardPolicy",
+    "Larger",
     "Latency",
     "Method",
     "ModelStats",

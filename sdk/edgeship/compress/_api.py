@@ -4,10 +4,12 @@ An ONNX base is first made ready for the methods (:mod:`.prepare`: ``Constant`` 
 folded, simplified). Every method writes its model to ``out``; then, shared here: the
 model is loaded and run once on the target (never a silently broken model), its
 size/parameters/sparsity are measured, and its fidelity against the base on held-out
-data (:func:`~.data.eval_split`) or on inputs generated at the model's real shape. The
-guards (:mod:`.guard`) then refuse a collapsed model (unless ``allow_degraded``) and a
-no-op, and flag a result larger than its base. A torch model is exported to ONNX beside
-``out`` (``<out stem>.base.onnx``) to serve as the base.
+data (:func:`~.data.eval_split`) or on inputs generated at the model's real shape: every
+output judged for what it is (:func:`edgeship.models.kinds.judge_outputs`), and every
+change of the interface listed. The guards (:mod:`.guard`) then refuse a no-op, a
+collapse of any output and a result larger than its base (the last two unless
+``allow_degraded``). A torch model is exported to ONNX beside ``out`` (``<out
+stem>.base.onnx``) to serve as the base.
 
 One target serves the whole call: every verification and latency round (and, through
 :func:`~edgeship.compress.run_recipe`, every variant) runs in the one runtime session it
@@ -38,7 +40,7 @@ from edgeship.compress._data import (
 )
 from edgeship.compress._source import ModelLike, base_model
 from edgeship.compress.config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
-from edgeship.compress.guard import FidelityCollapse, GuardPolicy, NoChange
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
 from edgeship.compress.quantization.fallback import Fallback, Search
 from edgeship.compress.report import CompressionReport, CompressionResult
@@ -46,6 +48,7 @@ from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import CompressionError, EdgeshipError, InputError, UsageError
 from edgeship.core.extras import missing_extras
 from edgeship.models import stats
+from edgeship.models.kinds import judge_outputs
 from edgeship.models.model_file import ModelFile
 from edgeship.targets import Target
 
@@ -226,7 +229,11 @@ def finish(
         base_out, new_out = evaluate.predict_feeds(base, feeds), evaluate.predict_feeds(out, feeds)
         labels, report.evaluation = None, evaluate.describe_feeds(feeds)
     report.fidelity = evaluate.fidelity(base_out, new_out, labels)
-    _guard(report, base_out, new_out, config, options.guard)
+    report.interface = evaluate.interface(base, out)
+    policy = options.guard
+    trained = any(_trains(s) for s in steps_of(config))
+    report.outputs = judge_outputs(base_out, new_out, policy.output_kinds, policy.limits, trained)
+    _guard(report, config, policy)
     structured = any(method_for(s).structured for s in steps_of(config))
     if structured and report.model.parameters >= report.base.parameters:
         raise CompressionError(
@@ -251,26 +258,19 @@ def finish(
     return report
 
 
-def _guard(
-    report: CompressionReport,
-    base_out: np.ndarray,
-    new_out: np.ndarray,
-    config: AnyConfig,
-    policy: GuardPolicy,
-) -> None:
-    """Refuse a no-op and a collapse (removing ``out``), or note a kept collapse; flag a
-    result larger than its base."""
+def _guard(report: CompressionReport, config: AnyConfig, policy: GuardPolicy) -> None:
+    """Refuse a no-op, a collapse of any output and a result larger than its base
+    (removing ``out``), or note a kept collapse or larger result."""
     fid, out = report.fidelity, Path(report.model.path)
     assert fid is not None
     base_size, size = report.base.size_bytes, report.model.size_bytes
-    if guard.is_no_op(base_size, size, fid):
+    if guard.is_no_op(base_size, size, report.outputs):
         out.unlink(missing_ok=True)
         raise NoChange(
             f"{config.method} changed nothing: the same size ({size / base_size:.3f}×) and "
             f"identical outputs on {report.evaluation}; {_no_op_hint(report)}"
         )
-    trained = any(_trains(s) for s in steps_of(config))
-    reasons = guard.collapse_reasons(base_out, new_out, fid, policy, trained)
+    reasons = guard.collapse_reasons(report.outputs, fid, policy)
     if report.model.format == "onnx" and report.base.format == "onnx":
         zeroed = guard.zeroed_layers(ModelFile.of(report.base.path).graph, ModelFile.of(out).graph)
         reasons += [f"layer weight {name!r} is all zeros" for name in zeroed[:3]]
@@ -285,9 +285,14 @@ def _guard(
             raise FidelityCollapse(message, reasons)
         report.degraded = "; ".join(reasons)
         report.notes.insert(0, f"DEGRADED (kept: --allow-degraded): {report.degraded}")
-    larger = guard.larger_note(base_size, size)
-    if larger is not None:
-        report.notes.insert(0, larger)
+    larger = guard.larger_message(base_size, size)
+    if larger is None:
+        return
+    if not policy.allow_degraded:
+        out.unlink(missing_ok=True)
+        raise Larger(f"{config.method}: {larger}; --allow-degraded keeps it anyway")
+    report.degraded = "; ".join(filter(None, [report.degraded, larger]))
+    report.notes.insert(0, f"warning: {larger} (kept: --allow-degraded)")
 
 
 def _trains(config: MethodConfig) -> bool:

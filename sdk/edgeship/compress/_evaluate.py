@@ -1,6 +1,9 @@
 """Running produced models: batch predictions for fidelity, the one run on a target that
 every produced model must pass, and interleaved batch-1 latency.
 
+Predictions are every output of the model, by name (:data:`Outputs`): each is judged for
+what it is (:mod:`edgeship.models.kinds`), not only the first.
+
 Predictions run in this process through the edgeship runtime's own backends (the same
 loading code the device uses); the figures are :mod:`edgeship.models.fidelity`'s. Verification
 and latency go through a :class:`Target` the caller opened once for the whole run.
@@ -26,6 +29,7 @@ from edgeship.core.errors import (
 )
 from edgeship.models import fidelity as figures
 from edgeship.models.fidelity import Fidelity
+from edgeship.models.interface import InterfaceChange, interface_changes
 from edgeship.models.model_file import ModelFile
 from edgeship.models.onnx_graph import graphs
 from edgeship.targets import Target, open_target
@@ -42,14 +46,17 @@ __all__ = [
     "GENERATED_RUNS",
     "UNREACHABLE",
     "IntegerIO",
+    "Outputs",
     "accuracy",
     "batch_dependent",
     "describe_feeds",
     "fidelity",
+    "first",
     "first_sample",
     "generated_feeds",
     "input_names",
     "integer_io",
+    "interface",
     "latency",
     "latency_shapes",
     "model_feeds",
@@ -59,6 +66,9 @@ __all__ = [
     "signature",
     "verify",
 ]
+
+Outputs = dict[str, np.ndarray]
+"""A model's outputs by name, in the model's order; first axis: samples."""
 
 UNREACHABLE = (ConnectError, AuthenticationError, HostKeyError)
 """Errors that say nothing about the model: they propagate as they are."""
@@ -104,21 +114,35 @@ def describe_feeds(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
 
 def predict_feeds(
     path: Path, feeds: Sequence[Mapping[str, np.ndarray]], threads: int = 2
-) -> np.ndarray:
-    """The first output of ``path`` on each set of ``feeds`` (by name, or by position when
-    the names differ: :func:`edgeship_runtime.inputs.input_mapping`; integers and floats
-    cast to the model's widths, as a converted model may take int32 token ids),
+) -> Outputs:
+    """Every output of ``path`` on each set of ``feeds`` (by name, or by position when the
+    names differ: :func:`edgeship_runtime.inputs.input_mapping`; integers and floats cast
+    to the model's widths, as a converted model may take int32 token ids), each
     concatenated along the first axis."""
     loaded = load_model(str(path), options=SessionOptions(threads=threads))
     try:
         sig = loaded.session.signature
         io = integer_io(path, sig)
-        outs = [io.dequantize(loaded.run(io.quantize(model_feeds(sig, f)))[0]) for f in feeds]
+        calls = [io.dequantize(loaded.run(io.quantize(model_feeds(sig, f)))) for f in feeds]
     finally:
         loaded.close()
-    return np.concatenate([np.asarray(o).reshape(-1, *np.shape(o)[1:]) for o in outs]).astype(
-        np.float32
-    )
+    return _joined(sig, calls)
+
+
+def _joined(sig: Signature, calls: Sequence[Sequence[np.ndarray]]) -> Outputs:
+    """Each output of ``sig`` over ``calls`` (one list of outputs per call), concatenated
+    along the first axis as float32 (a 0-d output becomes one row per call)."""
+    return {
+        spec.name: np.concatenate(
+            [np.asarray(c[i]).reshape(-1, *np.shape(c[i])[1:]) for c in calls]
+        ).astype(np.float32)
+        for i, spec in enumerate(sig.outputs)
+    }
+
+
+def first(outputs: Outputs) -> np.ndarray:
+    """The first output (what labels and a classifier's accuracy are about)."""
+    return next(iter(outputs.values()))
 
 
 def model_feeds(sig: Signature, call: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -149,8 +173,8 @@ def latency_shapes(path: Path, data: Dataset | None) -> dict[str, tuple[int, ...
     }
 
 
-def predict(path: Path, data: Dataset, threads: int = 2) -> np.ndarray:
-    """The first output of ``path`` on all of ``data``, batched (per sample when the model's
+def predict(path: Path, data: Dataset, threads: int = 2) -> Outputs:
+    """Every output of ``path`` on all of ``data``, batched (per sample when the model's
     batch dim is fixed, as in TFLite, or when a sample's result depends on its batch:
     :data:`BATCH_DEPENDENT`)."""
     loaded = load_model(str(path), options=SessionOptions(threads=threads))
@@ -165,10 +189,10 @@ def predict(path: Path, data: Dataset, threads: int = 2) -> np.ndarray:
             else data
         )
         io = integer_io(path, sig)
-        outs = [io.dequantize(loaded.run(io.quantize(batch))[0]) for batch in feeds.batches(size)]
+        calls = [io.dequantize(loaded.run(io.quantize(batch))) for batch in feeds.batches(size)]
     finally:
         loaded.close()
-    return np.concatenate(outs).astype(np.float32)
+    return _joined(sig, calls)
 
 
 def batch_dependent(path: Path) -> bool:
@@ -180,10 +204,14 @@ def batch_dependent(path: Path) -> bool:
 
 
 class IntegerIO:
-    """Float data in and out of a fully integer TFLite model, with its own scales."""
+    """Float data in and out of a fully integer TFLite model, with its own scales: each
+    integer input's ``(scale, zero point, dtype)`` by name, each output's ``(scale, zero
+    point)`` in order (scale 0: a float output)."""
 
-    def __init__(self, inputs: dict[str, tuple[float, int, str]], output: tuple[float, int]):
-        self.inputs, self.output = inputs, output
+    def __init__(
+        self, inputs: dict[str, tuple[float, int, str]], outputs: Sequence[tuple[float, int]]
+    ):
+        self.inputs, self.outputs = inputs, list(outputs)
 
     def quantize(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = {}
@@ -196,19 +224,20 @@ class IntegerIO:
             out[name] = value
         return out
 
-    def dequantize(self, value: np.ndarray) -> np.ndarray:
-        scale, zero = self.output
-        if value.dtype.kind in "iu" and scale:
-            return (value.astype(np.float32) - zero) * scale
-        return value
+    def dequantize(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        scales = self.outputs + [(0.0, 0)] * (len(values) - len(self.outputs))
+        return [
+            (v.astype(np.float32) - zero) * scale if v.dtype.kind in "iu" and scale else v
+            for v, (scale, zero) in zip(values, scales, strict=True)
+        ]
 
 
 def integer_io(path: Path, sig: Signature) -> IntegerIO:
     """Scales of integer inputs/outputs (TFLite full INT8); identity for everything else."""
     if not any(s.dtype in ("int8", "uint8", "int16") for s in (*sig.inputs, *sig.outputs)):
-        return IntegerIO({}, (0.0, 0))
+        return IntegerIO({}, [])
     if path.suffix != ".tflite":
-        return IntegerIO({}, (0.0, 0))
+        return IntegerIO({}, [])
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
@@ -217,20 +246,28 @@ def integer_io(path: Path, sig: Signature) -> IntegerIO:
         scale, zero = detail["quantization"]
         if scale:
             ins[spec.name] = (float(scale), int(zero), np.dtype(detail["dtype"]).name)
-    scale, zero = interp.get_output_details()[0]["quantization"]
-    return IntegerIO(ins, (float(scale), int(zero)))
+    details = interp.get_output_details()
+    outs = [(float(d["quantization"][0]), int(d["quantization"][1])) for d in details]
+    return IntegerIO(ins, outs)
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
-    """Top-1 accuracy (see :func:`edgeship.models.fidelity.accuracy`); None without labels."""
-    return figures.accuracy(logits, labels)
+def interface(base: Path, model: Path) -> list[InterfaceChange]:
+    """Each input and output whose dtype or shape differs between ``base`` and ``model``."""
+    return interface_changes(signature(base), signature(model))
 
 
-def fidelity(base: np.ndarray, new: np.ndarray, labels: np.ndarray | None) -> Fidelity:
-    """``new`` against ``base`` (first axis: samples); top-1 agreement only where the
-    outputs' own shape is that of class scores
-    (:func:`edgeship.models.fidelity.is_class_scores`)."""
-    return figures.compare(base, new, labels)
+def accuracy(outputs: Outputs, labels: np.ndarray | None) -> float | None:
+    """Top-1 accuracy of the first output (see :func:`edgeship.models.fidelity.accuracy`);
+    None without labels."""
+    return figures.accuracy(first(outputs), labels)
+
+
+def fidelity(base: Outputs, new: Outputs, labels: np.ndarray | None) -> Fidelity:
+    """The first output of ``new`` against ``base``'s (first axis: samples): the report's
+    top-level figures, and accuracy on ``labels``; top-1 agreement only where the output's
+    own shape is that of class scores (:func:`edgeship.models.fidelity.is_class_scores`).
+    Every output's verdict is :func:`edgeship.models.kinds.judge_outputs`'."""
+    return figures.compare(first(base), first(new), labels)
 
 
 def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> str:

@@ -39,7 +39,7 @@ from edgeship.compress._data import DataLike, load_dataset
 from edgeship.compress._source import base_format
 from edgeship.compress.config import AnyConfig, config_from_dict, data_needs, output_format
 from edgeship.compress.guard import GuardPolicy
-from edgeship.compress.report import CompressionReport, shapes_text
+from edgeship.compress.report import CompressionReport, shapes_text, speed_text
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import CompressionError, InputError, UsageError, VerificationError
 from edgeship.targets import Target
@@ -181,7 +181,7 @@ class RecipeReport:
             "cosine",
             "max abs diff",
             "p50 ms",
-            "speedup",
+            "speed",
         ]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.rows:
@@ -200,7 +200,7 @@ class RecipeReport:
                 _num(r.cosine, ".4f"),
                 _num(r.max_abs_diff, ".4g"),
                 _num(r.latency_ms, ".4f"),
-                _num(r.speedup, ".2f", "×"),
+                "-" if r.speedup is None else speed_text(r.speedup),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"

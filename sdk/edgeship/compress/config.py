@@ -111,7 +111,9 @@ class QuantizeConfig:
     ``percentile`` is used by the ``percentile`` calibration only. ONNX INT8:
     ``reduce_range`` quantizes weights to 7 bits (x86 CPUs without VNNI saturate 8-bit
     products; ``False`` for ARM or VNNI boards only); ``fallback`` keeps the nodes that
-    collapse the model in float (:mod:`.fallback`).
+    collapse the model in float (:mod:`.fallback`). ``int8_io``: TFLite ``int8-static``
+    only, int8 inputs and outputs (default: float ones, quantized and dequantized inside
+    the model, so that callers feeding float32 keep working).
     """
 
     method: str = "int8-static"
@@ -123,9 +125,12 @@ class QuantizeConfig:
     percentile: float = 99.999
     reduce_range: bool = True
     fallback: bool = True
+    int8_io: bool = False
 
     def __post_init__(self) -> None:
         _choice("quantization method", self.method, QUANT_METHODS)
+        if self.int8_io and self.method != "int8-static":
+            raise UsageError(f"int8 inputs and outputs need int8-static, not {self.method}")
         _choice("calibration", self.calibration, CALIBRATIONS)
         _positive("calibration_samples", self.calibration_samples)
         if not 50.0 < self.percentile <= 100.0:

@@ -1,8 +1,13 @@
-"""The compression report: what was done and what it cost, as data (``edgeship.compression/1``).
+"""The compression report: what was done and what it cost, as data (``edgeship.compression/2``).
 
 :class:`CompressionReport` is the typed JSON record of one produced model;
 :class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
-and its report. Fidelity figures are :class:`edgeship.models.fidelity.Fidelity`.
+and its report. The top-level fidelity figures (:class:`edgeship.models.fidelity.Fidelity`)
+are the first output's, kept for the readers of schema 1; every output's (and packed
+part's) verdict is in ``outputs`` (:class:`~edgeship.models.kinds.OutputVerdict`), every
+change of an input's or output's dtype or shape in ``interface``
+(:class:`~edgeship.models.interface.InterfaceChange`). Schema 1 reports (without either)
+still read.
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -18,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.models.fidelity import Fidelity
+from edgeship.models.interface import InterfaceChange
+from edgeship.models.kinds import OutputVerdict
 from edgeship.models.stats import ModelStats
 from edgeship_runtime.signature import format_dims
 
@@ -26,16 +33,27 @@ __all__ = [
     "CompressionReport",
     "CompressionResult",
     "Fidelity",
+    "InterfaceChange",
     "Latency",
     "ModelStats",
+    "OutputVerdict",
+    "speed_text",
 ]
 
-SCHEMA = "edgeship.compression/1"
+SCHEMA = "edgeship.compression/2"
+_READS = (SCHEMA, "edgeship.compression/1")
 
 
 def shapes_text(shapes: Mapping[str, Sequence[int]]) -> str:
     """``x 1×1×8×8, mask 1×16``: the shapes a latency was measured on."""
     return ", ".join(f"{n} {format_dims(s)}" for n, s in shapes.items())
+
+
+def speed_text(speedup: float) -> str:
+    """``2.10× faster`` or ``3.20× slower``: a slowdown never reads as "0.31× faster"."""
+    if speedup <= 0:
+        return "n/a"
+    return f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower"
 
 
 @dataclass
@@ -78,7 +96,9 @@ class CompressionReport:
     training history); ``steps`` holds a chain's own records.
     ``evaluation`` says which inputs ``fidelity`` was measured on (held-out data, never the
     data the method calibrated or trained on, or inputs generated at the model's shape);
-    ``degraded`` is the collapse that ``allow_degraded`` let through ("" for none).
+    ``degraded`` is the collapse that ``allow_degraded`` let through ("" for none);
+    ``outputs`` the verdict of each output (each part of a packed one); ``interface`` each
+    input or output whose dtype or shape changed.
     """
 
     method: str
@@ -94,6 +114,8 @@ class CompressionReport:
     steps: list[CompressionReport] = field(default_factory=list)
     evaluation: str = ""
     degraded: str = ""
+    outputs: list[OutputVerdict] = field(default_factory=list)
+    interface: list[InterfaceChange] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,11 +134,13 @@ class CompressionReport:
             "steps": [s.to_dict() for s in self.steps],
             "evaluation": self.evaluation,
             "degraded": self.degraded,
+            "outputs": [v.to_dict() for v in self.outputs],
+            "interface": [c.to_dict() for c in self.interface],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompressionReport:
-        if data.get("schema") != SCHEMA:
+        if data.get("schema") not in _READS:
             raise ValueError(f"not a compression report of schema {SCHEMA}: {data.get('schema')}")
         fid, lat = data.get("fidelity"), data.get("latency")
         return cls(
@@ -133,6 +157,8 @@ class CompressionReport:
             steps=[cls.from_dict(s) for s in data.get("steps", [])],
             evaluation=str(data.get("evaluation", "")),
             degraded=str(data.get("degraded", "")),
+            outputs=[OutputVerdict.from_dict(v) for v in data.get("outputs", [])],
+            interface=[InterfaceChange.from_dict(c) for c in data.get("interface", [])],
         )
 
     def to_json(self) -> str:

@@ -13,7 +13,8 @@
     │   ├── NothingToPrune        no layer of the model can be pruned (says why for each)
     │   ├── FidelityCollapse      (compress/guard.py) the result no longer computes what its
     │   │                         base does
-    │   └── NoChange              (compress/guard.py) the method changed nothing
+    │   ├── NoChange              (compress/guard.py) the method changed nothing
+    │   └── Larger                (compress/guard.py) the result is larger than its base
     ├── ConversionError           a model could not be converted, optimized or split
     │   ├── UnsupportedOpError    the graph uses ops the converter lacks (names them)
     │   └── PartitionError        the graph cannot be cut as asked (control flow, too few nodes)

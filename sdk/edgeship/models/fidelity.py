@@ -14,6 +14,11 @@ Conventions:
   max |Δ| only, since an arg-max over a probability map or a row of near-equal values
   flips on noise that changes nothing;
 * differences are computed in float64; accuracies and agreements are fractions in [0, 1].
+
+The figures by kind of output (:mod:`edgeship.models.kinds` picks them): top-k agreement
+and KL divergence for class scores, relative L2 for boxes and regressions, the IoU of
+thresholded masks, nearest-neighbour agreement for embeddings, the landmark error relative
+to the landmarks' spread, and the agreement of thresholded decisions for flags.
 """
 
 from __future__ import annotations
@@ -33,12 +38,21 @@ __all__ = [
     "correct",
     "cosine_rows",
     "cosine_similarity",
+    "decision_agreement",
+    "decision_threshold",
     "is_class_scores",
+    "is_probabilities",
+    "kl_divergence",
+    "landmark_error",
+    "mask_iou",
     "max_abs_diff",
     "mean_abs_diff",
+    "nn_agreement",
+    "relative_l2",
     "rows",
     "top1",
     "top1_agreement",
+    "topk_agreement",
 ]
 
 
@@ -109,6 +123,107 @@ def top1_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
     ra, rb = rows(a), rows(b)
     picked = ra[np.arange(len(ra)), np.argmax(rb, axis=1)]
     return float(np.mean(picked == ra.max(axis=1)))
+
+
+def topk_agreement(a: np.ndarray, b: np.ndarray, k: int = 5) -> float | None:
+    """Share of samples whose reference top-1 class is among ``b``'s top ``k`` (``k``
+    capped at one less than the classes, so it never agrees by construction); None
+    unless :func:`is_class_scores` with at least 3 classes."""
+    if a.size == 0 or not is_class_scores(a.shape):
+        return None
+    ra, rb = rows(a), rows(b)
+    k = min(k, ra.shape[1] - 1)
+    if k < 2:
+        return None
+    best = np.argmax(ra, axis=1)
+    top = np.argsort(-rb, axis=1)[:, :k]
+    return float(np.mean(np.any(top == best[:, None], axis=1)))
+
+
+def is_probabilities(a: np.ndarray, atol: float = 1e-3) -> bool:
+    """Rows of non-negative values summing to 1 (a softmax), within ``atol``."""
+    r = rows(a)
+    return bool(r.size and np.all(r >= 0) and np.allclose(r.sum(axis=1), 1.0, atol=atol))
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean over samples of KL(p ‖ q) in nats, for probability rows (``q`` clipped at
+    ``eps``: a quantized zero where the reference is not would be infinite)."""
+    rp, rq = rows(p), np.clip(rows(q), eps, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(rp > 0, rp * np.log(rp / rq), 0.0)
+    return float(np.mean(np.sum(terms, axis=1)))
+
+
+def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
+    """``‖b − a‖ / ‖a‖`` over the whole tensor (0 when both are zero, inf when only the
+    reference is)."""
+    diff = float(np.linalg.norm(_f64(b) - _f64(a)))
+    norm = float(np.linalg.norm(_f64(a)))
+    if norm == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return diff / norm
+
+
+def decision_threshold(reference: np.ndarray) -> float:
+    """0.5 for probabilities, 0 for logits (values outside [0, 1]): the same decision,
+    since sigmoid(0) = 0.5."""
+    x = _f64(reference)
+    return 0.5 if x.size and x.min() >= 0.0 and x.max() <= 1.0 else 0.0
+
+
+def decision_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Share of values whose decision at :func:`decision_threshold` (the reference
+    ``a``'s, for both) agrees; None for empty arrays."""
+    if np.asarray(a).size == 0:
+        return None
+    t = decision_threshold(a)
+    return float(np.mean((_f64(a) > t) == (_f64(b) > t)))
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the masks thresholded at :func:`decision_threshold` (the reference's, for
+    both); two empty masks are identical (1.0)."""
+    t = decision_threshold(a)
+    ma, mb = _f64(a) > t, _f64(b) > t
+    union = int(np.count_nonzero(ma | mb))
+    return 1.0 if union == 0 else int(np.count_nonzero(ma & mb)) / union
+
+
+def nn_agreement(a: np.ndarray, b: np.ndarray, k: int = 3) -> float | None:
+    """Share of samples whose nearest other sample in ``b`` (by cosine of rows) is among
+    its ``k`` nearest in ``a``: whether a search over the embeddings still finds a match
+    the reference found (among near-equal neighbours, say faces of one person, the very
+    nearest flips on noise that changes no answer). None below ``k + 2`` samples, where
+    almost any neighbour would count."""
+    ra, rb = rows(a), rows(b)
+    if len(ra) < k + 2:
+        return None
+    near = np.argsort(-_similarities(ra), axis=1)[:, :k]
+    found = np.argmax(_similarities(rb), axis=1)
+    return float(np.mean(np.any(near == found[:, None], axis=1)))
+
+
+def _similarities(r: np.ndarray) -> np.ndarray:
+    """Cosine of every pair of rows, a row with itself at -inf (never its own neighbour)."""
+    norms = np.linalg.norm(r, axis=1, keepdims=True)
+    unit = r / np.where(norms > 0, norms, 1.0)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    return sim
+
+
+def landmark_error(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Mean ``|Δ|`` relative to the landmarks' spread: ``a`` is ``(N, K, D)`` (K points of
+    D coordinates); the spread is each sample's standard deviation of its points around
+    their centre, averaged (the size of the hand or face), so the figure means the same
+    in pixels, normalised or world units. None when the points do not spread."""
+    x = _f64(a).reshape(len(a), -1, np.shape(a)[-1])
+    centred = x - x.mean(axis=1, keepdims=True)
+    spread = float(np.mean(np.sqrt(np.mean(np.sum(centred**2, axis=2), axis=1))))
+    if spread == 0.0:
+        return None
+    return mean_abs_diff(a, b) / spread
 
 
 def class_labels(labels: np.ndarray, n: int) -> np.ndarray:

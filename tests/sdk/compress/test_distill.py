@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.compress import Dataset, DistillConfig, TrainConfig, distill
+from edgeship.compress import (
+    CompressOptions,
+    Dataset,
+    DistillConfig,
+    GuardPolicy,
+    TrainConfig,
+    distill,
+)
 from edgeship.compress.training.torch_model import TorchModel
 from edgeship.core.errors import UsageError
 from tests.sdk.compress.conftest import accuracy
@@ -34,7 +41,9 @@ def test_user_student_on_unlabelled_data_with_early_stop(
         student="tools.zoo.models:mlp",
         train=TrainConfig(epochs=20, lr=3e-3, target_accuracy=0.8, val_fraction=0.2),
     )
-    rec = distill(teacher, config, unlabelled, tmp_path / "s.onnx").report
+    keep = CompressOptions(guard=GuardPolicy(allow_degraded=True))  # the MLP student is
+    rec = distill(teacher, config, unlabelled, tmp_path / "s.onnx", keep).report  # larger
+    assert any(n.startswith("warning: the result is LARGER than its base") for n in rec.notes)
     training = rec.details["training"]
     assert training["metric"] == "agreement" and training["stopped"] == "target"
     assert training["epochs"] < 20 and training["history"][-1] >= 0.8

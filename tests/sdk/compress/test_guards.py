@@ -1,6 +1,6 @@
 """The guards against a silent wrong result (issue 12), each on a small model built here:
 a collapse fails with one line naming it and what to try, a no-op fails, a larger result
-is flagged, a dynamic non-batch dim is never guessed, maps are not judged by an arg-max,
+fails unless kept, a dynamic non-batch dim is never guessed, maps are not judged by an arg-max,
 and accuracy is measured on data the method never saw."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from edgeship.compress import (
     Dataset,
     FidelityCollapse,
     GuardPolicy,
+    Larger,
     NoChange,
     PruneConfig,
     QuantizeConfig,
@@ -29,6 +30,7 @@ from edgeship.compress import (
 from edgeship.compress.quantization import onnx_fp16, onnx_int8
 from edgeship.core.errors import InputError
 from edgeship.models.fidelity import compare
+from edgeship.models.kinds import judge
 from edgeship.models.prepare import fold_constants
 from tests import models
 from tests.sdk.compress.conftest import HAS_FP16, ort_outputs
@@ -85,7 +87,7 @@ def test_the_clamped_batchnorm_seen_in_the_field_is_a_collapse(tmp_path: Path) -
         ort_outputs(tmp_path / "field.onnx", feeds),
         ort_outputs(tmp_path / "bad.onnx", feeds),
     )
-    reasons = guard.collapse_reasons(base, bad, compare(base, bad), GuardPolicy())
+    reasons = guard.collapse_reasons(judge("y", base, bad), None, GuardPolicy())
     assert reasons and "the base's mean |output|" in reasons[0]  # logits 70× off
 
 
@@ -139,11 +141,16 @@ def test_a_compression_that_changes_nothing_fails(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_a_result_larger_than_its_base_is_flagged(tmp_path: Path) -> None:
+def test_a_result_larger_than_its_base_fails_unless_allowed(tmp_path: Path) -> None:
     base = models.tiny_matmul_model(tmp_path / "mm.onnx")
-    rec = compress(base, QuantizeConfig("int8-dynamic"), None, tmp_path / "q.onnx").report
+    out = tmp_path / "q.onnx"
+    with pytest.raises(Larger, match=r"the result is LARGER than its base \(.* bytes, .*×\)"):
+        compress(base, QuantizeConfig("int8-dynamic"), None, out)
+    assert not out.exists()
+    rec = compress(base, QuantizeConfig("int8-dynamic"), None, out, KEEP).report
     assert rec.model.size_bytes > rec.base.size_bytes
     assert rec.notes[0].startswith("warning: the result is LARGER than its base")
+    assert "LARGER" in rec.degraded
 
 
 def test_constant_weights_are_quantized_not_skipped(tmp_path: Path) -> None:
@@ -165,21 +172,25 @@ def test_a_dynamic_non_batch_dim_is_refused_naming_it(tmp_path: Path) -> None:
 
 def test_dynamic_dims_from_shape_and_from_data(tmp_path: Path) -> None:
     base = models.map_model(tmp_path / "map.onnx", side="height")
-    shaped = CompressOptions(shapes={"x": (1, 3, 12, 12)}, latency=True, latency_runs=5)
+    shaped = CompressOptions(  # INT8 of so small a model is larger than its base: kept
+        shapes={"x": (1, 3, 12, 12)}, latency=True, latency_runs=5, guard=KEEP.guard
+    )
     rec = compress(base, QuantizeConfig("int8-dynamic"), None, tmp_path / "a.onnx", shaped).report
     assert "x [1, 3, 12, 12]" in rec.evaluation
     assert rec.latency is not None and rec.latency.input_shapes == {"x": [1, 3, 12, 12]}
     data = _images(8, side=10, channels=3)
-    timed = CompressOptions(latency=True, latency_runs=5, latency_rounds=1)
+    timed = CompressOptions(latency=True, latency_runs=5, latency_rounds=1, guard=KEEP.guard)
     rec = compress(base, QuantizeConfig("int8-dynamic"), data, tmp_path / "b.onnx", timed).report
     assert rec.latency is not None and rec.latency.input_shapes == {"x": [1, 3, 10, 10]}
 
 
 def test_maps_are_judged_by_cosine_not_by_an_arg_max(tmp_path: Path) -> None:
     base = models.map_model(tmp_path / "map.onnx", side=8)
-    rec = compress(base, QuantizeConfig("int8-dynamic"), None, tmp_path / "q.onnx").report
+    rec = compress(base, QuantizeConfig("int8-dynamic"), None, tmp_path / "q.onnx", KEEP).report
     assert rec.fidelity is not None and rec.fidelity.top1_agreement is None
     assert rec.fidelity.cosine is not None and rec.fidelity.cosine > 0.99
+    [verdict] = rec.outputs
+    assert verdict.kind == "map" and not verdict.collapsed
     assert rec.evaluation.startswith("inputs generated at the model's shape (8 seeds")
 
 
@@ -297,7 +308,7 @@ def test_class_scores_that_moved_are_a_collapse_though_most_arg_maxes_agree() ->
     fid = compare(base, new)
     assert fid.top1_agreement is not None and fid.top1_agreement >= 0.7
     assert fid.cosine is not None and fid.cosine < 0.9
-    reasons = guard.collapse_reasons(base, new, fid, GuardPolicy())
-    assert reasons == [f"cosine {fid.cosine:.3f} < 0.9 against the base"]
+    reasons = guard.collapse_reasons(judge("y", base, new), fid, GuardPolicy())
+    assert reasons == [f"output 'y': cosine {fid.cosine:.4f} < 0.9 against the base"]
     # a trained model's scores may differ in scale and offset: no cosine there
-    assert guard.collapse_reasons(base, new, fid, GuardPolicy(), trained=True) == []
+    assert guard.collapse_reasons(judge("y", base, new, trained=True), fid, GuardPolicy()) == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from edgeship.compress import CompressionReport, Fidelity, Latency, ModelStats
-from edgeship.compress.report import SCHEMA
+from edgeship.compress.report import SCHEMA, InterfaceChange, OutputVerdict
 
 
 def _record() -> CompressionReport:
@@ -28,7 +28,7 @@ def _record() -> CompressionReport:
 def test_json_round_trip_and_derived_fields() -> None:
     record = _record()
     data = record.to_dict()
-    assert data["schema"] == SCHEMA == "edgeship.compression/1"
+    assert data["schema"] == SCHEMA == "edgeship.compression/2"
     assert data["model"]["sparsity"] == pytest.approx(0.6)
     assert data["fidelity"]["accuracy_drop_pt"] == pytest.approx(5.0)
     assert data["latency"]["speedup"] == pytest.approx(2.0)
@@ -47,3 +47,19 @@ def test_reports_written_before_cosine_and_the_old_names_still_read() -> None:
     assert data["fidelity"]["cosine"] is None
     del data["fidelity"]["cosine"]
     assert CompressionReport.from_dict(data) == _record()
+
+
+def test_output_verdicts_and_interface_changes_round_trip_and_schema_1_still_reads() -> None:
+    record = _record()
+    record.outputs = [
+        OutputVerdict("y", "scores", True, {"top1_agreement": 0.9, "kl_divergence": None}),
+        OutputVerdict("out0", "scores", False, {"cosine": 0.0}, ["all zeros"], 0.0, "scores"),
+    ]
+    record.interface = [InterfaceChange("input", "x", "float32", [1, 3], "int8", [1, 3])]
+    data = record.to_dict()
+    assert [v["collapsed"] for v in data["outputs"]] == [False, True]
+    assert CompressionReport.from_json(record.to_json()) == record
+    old = _record().to_dict()
+    old["schema"] = "edgeship.compression/1"
+    del old["outputs"], old["interface"]
+    assert CompressionReport.from_dict(old) == _record()

@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.compress import CompressOptions, QuantizeConfig, compress, load_dataset
-from edgeship.compress._evaluate import predict_feeds
+from edgeship.compress._evaluate import first, predict_feeds
 from edgeship.core.errors import InputError
 from edgeship_runtime.inputs import input_mapping, named_as
 from tests.models import save_graph, scaled_weight
@@ -140,7 +140,9 @@ def test_data_in_another_order_than_the_inputs_goes_by_name(
     with np.load(data) as npz:  # in the file's order: sr, input, state
         feeds = {k: npz[k][:1] if k == "input" else npz[k] for k in npz.files}
     assert list(feeds) == ["sr", "input", "state"]
-    assert np.allclose(predict_feeds(out, [feeds]), predict_feeds(cell, [feeds]), atol=0.1)
+    assert np.allclose(
+        first(predict_feeds(out, [feeds])), first(predict_feeds(cell, [feeds])), atol=0.1
+    )
 
 
 def test_differently_named_data_goes_by_position() -> None:

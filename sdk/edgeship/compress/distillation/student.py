@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from edgeship.compress._data import Dataset, require
-from edgeship.compress._evaluate import predict
+from edgeship.compress._evaluate import first, predict
 from edgeship.compress.config import DistillConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning.channels import shrink
@@ -35,7 +35,7 @@ def distill(job: Job[DistillConfig]) -> Outcome:
     export, with the torch model itself in ``job.source``)."""
     teacher, source, config, out = job.base, job.source, job.config, job.out
     data = require(job.data, "distillation")
-    soft = predict(teacher, data).reshape(len(data), -1)
+    soft = first(predict(teacher, data)).reshape(len(data), -1)
     details: dict[str, Any] = {"temperature": config.train.temperature, "alpha": config.train.alpha}
     if config.student is not None:
         module: nn.Module = TorchModel(config.student).build()

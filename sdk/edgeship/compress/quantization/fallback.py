@@ -5,8 +5,9 @@ What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps
 
 1. the fully quantized model is judged against its base on the *search* inputs (rows of
    ``--data`` that the final judgement never sees, or inputs generated with other seeds),
-   with the guard's thresholds at half the loss they allow (:func:`with_margin`); when it
-   holds, nothing more happens;
+   every output by its kind, with the guard's thresholds at half the loss they allow
+   (:func:`with_margin`); when every output holds, nothing more happens: the search is
+   driven by the worst output, not the first;
 2. the quantized nodes of the main graph are ranked by the error each adds on its own:
    the node alone, quantized the same way, fed the base's float activations (a tensor's
    error in the quantized model also carries what its inputs brought: ranked by that,
@@ -25,7 +26,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from edgeship.compress import _evaluate as evaluate
 from edgeship.compress import guard
 from edgeship.compress.guard import GuardPolicy
 from edgeship.models import onnx_graph
-from edgeship.models.fidelity import Fidelity
+from edgeship.models.kinds import Limits, OutputVerdict, judge_outputs, worst
 from edgeship_runtime.signature import Signature
 
 __all__ = [
@@ -181,28 +182,42 @@ def _size(path: Path) -> int:
 
 
 def with_margin(policy: GuardPolicy) -> GuardPolicy:
-    """The guard's thresholds with half the loss they allow: a model that barely holds on
-    the search rows may not on held-out ones (PaddleOCR's recogniser held cosine 0.9 on
-    the search rows and gave 0.893 on the held-out ones)."""
-    return replace(
-        policy,
-        min_cosine=1 - (1 - policy.min_cosine) / 2,
-        min_top1=1 - (1 - policy.min_top1) / 2,
-    )
+    """The guard's thresholds with half the loss they allow (a floor ``x`` of a figure
+    at most 1 becomes ``1 - (1 - x) / 2``, a ceiling ``x`` becomes ``x / 2``): a model that
+    barely holds on the search rows may not on held-out ones (PaddleOCR's recogniser held
+    cosine 0.9 on the search rows and gave 0.893 on the held-out ones)."""
+    limits = policy.limits
+    halved = {
+        f.name: (1 - (1 - value) / 2) if f.name.startswith("min_") else value / 2
+        for f in fields(Limits)
+        for value in [getattr(limits, f.name)]
+    }
+    return replace(policy, limits=Limits(**halved))
 
 
-def _judge(expected: np.ndarray, path: Path, search: Search) -> tuple[list[str], Fidelity]:
+Judged = tuple[list[str], list[OutputVerdict]]
+
+
+def _judge(expected: evaluate.Outputs, path: Path, search: Search) -> Judged:
     """``path`` run on the search inputs once: what collapsed (the guard's reasons at the
-    search's thresholds) and its fidelity against the base."""
+    search's thresholds, any output) and every output's verdict."""
     got = evaluate.predict_feeds(path, search.calls)
-    fidelity = evaluate.fidelity(expected, got, None)
-    return guard.collapse_reasons(expected, got, fidelity, search.policy), fidelity
+    policy = search.policy
+    verdicts = judge_outputs(expected, got, policy.output_kinds, policy.limits)
+    return guard.collapse_reasons(verdicts, None, policy), verdicts
 
 
-def _figure(fid: Fidelity) -> str:
-    if fid.top1_agreement is not None:
-        return f"top-1 agreement {fid.top1_agreement:.1%}, cosine {fid.cosine:.3f}"
-    return f"cosine {fid.cosine:.4f}"
+def _figure(verdicts: list[OutputVerdict]) -> str:
+    """The worst output's figures (what a kept-in-float search held at)."""
+    v = worst(verdicts)
+    if v is None:
+        return ""
+    return v.figures() if len(verdicts) == 1 else f"worst output {v.label}: {v.figures()}"
+
+
+def _health(verdicts: list[OutputVerdict]) -> float:
+    v = worst(verdicts)
+    return 1.0 if v is None else v.health
 
 
 class _Trials:
@@ -214,12 +229,12 @@ class _Trials:
         tmp: Path,
         quantize: Quantize,
         search: Search,
-        expected: np.ndarray,
+        expected: evaluate.Outputs,
         units: list[list[str]],
     ) -> None:
         self.base, self.tmp, self.quantize = base, tmp, quantize
         self.search, self.expected, self.units = search, expected, units
-        self.judged: dict[int, tuple[bool, Fidelity]] = {}
+        self.judged: dict[int, tuple[bool, list[OutputVerdict]]] = {}
 
     @property
     def tries(self) -> int:
@@ -232,8 +247,8 @@ class _Trials:
         if count not in self.judged:
             kept = [n for unit in self.units[:count] for n in unit]
             self.quantize(self.base, kept, self.path(count), None)
-            reasons, fidelity = _judge(self.expected, self.path(count), self.search)
-            self.judged[count] = (not reasons, fidelity)
+            reasons, verdicts = _judge(self.expected, self.path(count), self.search)
+            self.judged[count] = (not reasons, verdicts)
         return self.judged[count][0]
 
     def fewest(self) -> tuple[int, str]:
@@ -256,7 +271,7 @@ def rank(
     quantized: Sequence[str],
     quantize: Quantize,
     search: Search,
-    expected: np.ndarray,
+    expected: evaluate.Outputs,
 ) -> list[list[str]]:
     """The units to keep in float, most harmful first: op-type groups of nested nodes
     (by the fidelity each restores), then main-graph nodes (by their own error)."""
@@ -276,7 +291,7 @@ def _groups_by_gain(
     base: Path,
     quantize: Quantize,
     search: Search,
-    expected: np.ndarray,
+    expected: evaluate.Outputs,
 ) -> list[list[str]]:
     """``names`` (nested nodes) grouped by op type, the group whose keeping in float
     restores the most fidelity first."""
@@ -291,8 +306,7 @@ def _groups_by_gain(
         for op, members in groups.items():
             path = Path(tmp) / f"{op}.onnx"
             quantize(base, members, path, None)
-            _, fid = _judge(expected, path, search)
-            gain[op] = fid.top1_agreement if fid.top1_agreement is not None else fid.cosine or 0.0
+            gain[op] = _health(_judge(expected, path, search)[1])
     return [groups[op] for op in sorted(groups, key=lambda op: -gain[op])]
 
 

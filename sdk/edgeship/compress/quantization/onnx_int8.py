@@ -51,6 +51,8 @@ CALIBRATION_BATCH = 32
 
 def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     src, config, data, out = job.base, job.config, job.data, job.out
+    if config.int8_io:
+        raise UsageError("--int8-io is for TFLite static INT8; ONNX INT8 keeps float I/O (QDQ)")
     model = onnx_graph.load(src)
     _check_exclusions(model, config)
     kept: list[str] = []

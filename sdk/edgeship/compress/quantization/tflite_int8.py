@@ -2,8 +2,11 @@
 
 ``int8-dynamic`` is dynamic-range quantization (INT8 weights, float activations quantized
 on the fly); ``int8-static`` is full INT8 with activation ranges from calibration data
-(MinMax); ``fp16`` stores the Conv/FullyConnected/embedding weights as FLOAT16 behind
-DEQUANTIZE ops (compute stays float32). Exclusions and other calibration methods are
+(MinMax), its inputs and outputs kept float32 (quantized and dequantized inside the
+model: the quantizer's own recipe would make them int8, silently breaking every caller
+that feeds float) unless ``int8_io`` asks for int8 ones; ``fp16`` stores the
+Conv/FullyConnected/embedding weights as FLOAT16 behind DEQUANTIZE ops (compute stays
+float32). Exclusions and other calibration methods are
 ONNX-only and refused here.
 
 Two preparations come first, each a note in the report: a model without a SignatureDef
@@ -46,7 +49,7 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
     with quiet():
         try:
             model, notes = prepared(src)
-            q = quantizer.Quantizer(model, _recipe(config.method))
+            q = quantizer.Quantizer(model, _recipe(config.method, config.int8_io))
             calibration = (
                 _calibrate(q, model, require(data, config.needs_data() or ""), config)
                 if static
@@ -59,7 +62,11 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
         raise CompressionError(f"{src}: the quantizer produced no model")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(bytes(result.quantized_model))
-    details = {"recipe": RECIPES[config.method], "tool": "ai-edge-quantizer"}
+    details = {
+        "recipe": RECIPES[config.method],
+        "tool": "ai-edge-quantizer",
+        "int8_io": config.int8_io,
+    }
     return Outcome(details=details, notes=notes)
 
 
@@ -77,14 +84,24 @@ def prepared(src: Path) -> tuple[bytes, list[str]]:
     return model, notes
 
 
-def _recipe(method: str) -> object:
-    from ai_edge_quantizer import recipe, recipe_manager
+def _recipe(method: str, int8_io: bool = False) -> object:
+    from ai_edge_quantizer import qtyping, recipe, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
     if method == "fp16":
         manager = recipe_manager.RecipeManager()
         manager.add_weight_only_config(".*", "*", 16, algorithm_key="float_casting")
         return manager.get_quantization_recipe()
-    return recipe.static_wi8_ai8() if method == "int8-static" else recipe.dynamic_wi8_afp32()
+    if method != "int8-static":
+        return recipe.dynamic_wi8_afp32()
+    if int8_io:
+        return recipe.static_wi8_ai8()
+    manager = recipe_manager.RecipeManager()
+    op = qtyping.TFLOperationName
+    manager.add_static_config(".*", op.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
+    for boundary in (op.INPUT, op.OUTPUT):  # the model's own inputs and outputs stay float
+        manager.add_quantization_config(".*", boundary, algorithm_key=AlgorithmName.NO_QUANTIZE)
+    return manager.get_quantization_recipe()
 
 
 def with_signature(src: Path) -> tuple[bytes, bool]:

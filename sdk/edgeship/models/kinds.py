@@ -1,0 +1,433 @@
+"""Every output judged for what it is: its kind, its figures, its collapse rule.
+
+A model's outputs are not one flat tensor: a detector packs boxes in pixels beside class
+scores in [0, 1], a hand-landmark model gives points, world points and a handedness
+flag. Judged as one tensor by its cosine, a detector whose class scores all rounded to 0
+still scores 0.999 (the boxes dominate the norm). So each output gets a kind
+(:data:`KINDS`), inferred from its name, shape and values (:func:`infer_kind`) or set by
+the user, figures of that kind (:mod:`.fidelity`, :mod:`.detection`) and a verdict
+(:class:`OutputVerdict`) by that kind's rules at :class:`Limits`. A packed YOLO-style
+head (:func:`packed_axis`) is split into its ``boxes`` and ``scores`` parts, each judged
+by its kind, plus its ``detections``: the task figure (:func:`~.detection.agreement`).
+
+Whatever the kind, an output (or part) is collapsed when its values are no longer finite
+or when it is constant over the samples (all zeros included) where the base's varies.
+Pure functions on arrays; the first axis is the samples.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from edgeship.core.errors import UsageError
+from edgeship.models import detection
+from edgeship.models import fidelity as fig
+
+__all__ = [
+    "KINDS",
+    "Limits",
+    "OutputVerdict",
+    "infer_kind",
+    "judge",
+    "judge_outputs",
+    "packed_axis",
+    "parse_kinds",
+    "split_packed",
+    "worst",
+]
+
+KINDS = ("scores", "boxes", "map", "embedding", "landmarks", "flags", "detections", "tensor")
+"""Class scores or probabilities; boxes and other regressions; maps and masks;
+embeddings; landmarks; flags (presence, handedness); a packed detection head; any other
+tensor (cosine only)."""
+
+_NAMED = (  # a name says more than a shape: ``(N, 4)`` is boxes or 4 class scores
+    ("landmarks", r"landmark|keypoint|kpt|pose"),
+    ("flags", r"handed|presence|flag|visib|is_"),
+    ("embedding", r"embed|descriptor|feature|feat\b"),
+    ("boxes", r"box|bbox|regress|loc\b|offset"),
+    ("map", r"mask|seg|heatmap|depth|density"),
+    ("scores", r"logit|prob|class|cls|softmax"),
+)
+
+BOX_ROWS = 4
+CONFIDENT = detection.SCORE_THRESHOLD
+"""A packed head's anchors whose best base score is below this are background; their
+arg-max flips on noise that changes no detection, so top-1 agreement skips them."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Where each kind's figures count as a collapse (fractions in [0, 1] unless said).
+
+    ``max_relative_error``: class scores' mean |Δ| over the base's mean |output| (logits
+    100× off keep their arg-max, not their meaning); ``max_box_error``: boxes' relative
+    L2; ``max_landmark_error``: landmarks' mean |Δ| over their spread.
+    """
+
+    min_cosine: float = 0.9
+    min_top1: float = 0.7
+    max_relative_error: float = 1.0
+    max_box_error: float = 0.1
+    min_mask_iou: float = 0.5
+    min_row_cosine: float = 0.9
+    min_nn_agreement: float = 0.7
+    max_landmark_error: float = 0.1
+    min_decision_agreement: float = 0.9
+    min_detection_f1: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.min_cosine <= 1.0 or not -1.0 <= self.min_row_cosine <= 1.0:
+            raise UsageError("min_cosine and min_row_cosine must lie in [-1, 1]")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("max_") and value < 0:
+                raise UsageError(f"{f.name} must be >= 0, got {value}")
+            if f.name.startswith("min_") and "cosine" not in f.name and not 0 <= value <= 1:
+                raise UsageError(f"{f.name} must lie in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    figure: str
+    limit: str  # a field of Limits: min_* a floor, max_* a ceiling
+    scale_bound: bool = False  # judges the scale of class scores: not for a trained model
+
+
+_RULES: dict[str, tuple[_Rule, ...]] = {
+    "scores": (
+        _Rule("top1_agreement", "min_top1"),
+        _Rule("relative_error", "max_relative_error", scale_bound=True),
+        _Rule("cosine", "min_cosine", scale_bound=True),
+    ),
+    "boxes": (_Rule("relative_l2", "max_box_error"),),
+    "map": (_Rule("cosine", "min_cosine"), _Rule("mask_iou", "min_mask_iou")),
+    "embedding": (
+        _Rule("row_cosine", "min_row_cosine"),
+        _Rule("nn_agreement", "min_nn_agreement"),
+    ),
+    "landmarks": (_Rule("landmark_error", "max_landmark_error"),),
+    "flags": (_Rule("decision_agreement", "min_decision_agreement"),),
+    "detections": (_Rule("detection_f1", "min_detection_f1"),),
+    "tensor": (_Rule("cosine", "min_cosine"),),
+}
+
+_LABELS = {
+    "top1_agreement": ("top-1 agreement", "{:.1%}"),
+    "topk_agreement": ("top-k agreement", "{:.1%}"),
+    "kl_divergence": ("KL", "{:.4g}"),
+    "relative_error": ("mean |Δ| / the base's mean |output|", "{:.3g}"),
+    "cosine": ("cosine", "{:.4f}"),
+    "relative_l2": ("relative L2", "{:.4f}"),
+    "max_abs_diff": ("max |Δ|", "{:.4g}"),
+    "mask_iou": ("mask IoU", "{:.3f}"),
+    "row_cosine": ("mean row cosine", "{:.4f}"),
+    "nn_agreement": ("nearest-neighbour agreement", "{:.1%}"),
+    "landmark_error": ("mean |Δ| / spread", "{:.4f}"),
+    "decision_agreement": ("decision agreement", "{:.1%}"),
+    "detection_f1": ("detection F1", "{:.1%}"),
+    "detection_ap50": ("AP50 against the base", "{:.1%}"),
+}
+
+
+@dataclass
+class OutputVerdict:
+    """One output (or one ``part`` of a packed one) against the base's: its ``kind``
+    (``inferred``, or set by the user), its figures (``metrics``, by name; None where a
+    figure is not defined), what collapsed (``reasons``; none: it holds) and ``health``,
+    the least of its figures over their limits (below 1: a rule failed; 0: broken)."""
+
+    output: str
+    kind: str
+    inferred: bool
+    metrics: dict[str, float | None]
+    reasons: list[str] = field(default_factory=list)
+    health: float = 1.0
+    part: str = ""
+
+    @property
+    def collapsed(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def label(self) -> str:
+        return f"{self.output!r}" + (f" ({self.part})" if self.part else "")
+
+    def figures(self) -> str:
+        """``top-1 agreement 98.0%, cosine 0.9990, ...``: the figures that are defined."""
+        shown = [
+            f"{_LABELS[k][0]} {_LABELS[k][1].format(v)}"
+            for k, v in self.metrics.items()
+            if v is not None and k in _LABELS
+        ]
+        return ", ".join(shown)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "collapsed": self.collapsed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputVerdict:
+        return cls(
+            output=str(data["output"]),
+            kind=str(data["kind"]),
+            inferred=bool(data["inferred"]),
+            metrics={k: None if v is None else float(v) for k, v in data["metrics"].items()},
+            reasons=[str(r) for r in data.get("reasons", [])],
+            health=float(data.get("health", 1.0)),
+            part=str(data.get("part", "")),
+        )
+
+
+def parse_kinds(specs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["out=embedding", ...]`` (``--output-kind``) as ``{"out": "embedding"}``."""
+    kinds: dict[str, str] = {}
+    for spec in specs:
+        name, sep, kind = spec.rpartition("=")
+        if not sep or not name:
+            raise UsageError(f"--output-kind wants NAME=KIND, got {spec!r}")
+        kinds[name] = check_kind(kind, name)
+    return kinds
+
+
+def check_kind(kind: str, output: str) -> str:
+    if kind not in KINDS:
+        raise UsageError(f"output {output!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    return kind
+
+
+def packed_axis(values: np.ndarray) -> int | None:
+    """The channel axis of a packed YOLO-style head ``(B, 4+C, N)`` or ``(B, N, 4+C)``:
+    more anchors than channels, the first 4 channels coordinates reaching beyond [0, 1]
+    and the rest in [0, 1]; None for anything else."""
+    a = np.asarray(values)
+    if a.ndim != 3 or not a.size:
+        return None
+    for axis in (1, 2):
+        channels, anchors = a.shape[axis], a.shape[3 - axis]
+        if channels <= BOX_ROWS or anchors <= channels:
+            continue
+        rows = np.moveaxis(a, axis, -1)
+        boxes, scores = rows[..., :BOX_ROWS], rows[..., BOX_ROWS:]
+        wide = float(np.max(np.abs(boxes))) > 1.5
+        if wide and scores.min() >= 0.0 and scores.max() <= 1.0:
+            return axis
+    return None
+
+
+def split_packed(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """A packed head as its boxes ``(B, N, 4)`` and scores ``(B, N, C)``."""
+    rows = np.moveaxis(np.asarray(values), axis, -1)
+    return rows[..., :BOX_ROWS], rows[..., BOX_ROWS:]
+
+
+def infer_kind(name: str, values: np.ndarray) -> str:
+    """The kind of output ``name`` from its values ``(N, ...)``: a packed head, else what
+    its name says, else what its shape and values say."""
+    a = np.asarray(values)
+    if packed_axis(a) is not None:
+        return "detections"
+    for kind, pattern in _NAMED:
+        if re.search(pattern, name.lower()):
+            return kind
+    wide = [d for d in a.shape[1:] if d != 1]
+    if not wide:  # one value per sample
+        return "flags" if a.size and a.min() >= 0.0 and a.max() <= 1.0 else "boxes"
+    if len(wide) == 1 and wide[0] >= 2:
+        norms = np.linalg.norm(fig.rows(a), axis=1)
+        return "embedding" if np.allclose(norms, 1.0, atol=1e-3) else "scores"
+    if len(wide) == 2 and wide[-1] in (2, 3) and wide[0] >= 4:
+        return "landmarks"
+    if len(wide) >= 2 and min(wide[-2:]) >= 4:
+        return "map"
+    return "tensor"
+
+
+def judge_outputs(
+    base: Mapping[str, np.ndarray],
+    new: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
+    trained: bool = False,
+) -> list[OutputVerdict]:
+    """A verdict per output of ``base`` (by name; by position when the names differ, as a
+    converted model may rename them), per part of a packed one; ``kinds`` set by the user."""
+    kinds, limits = dict(kinds or {}), limits or Limits()
+    unknown = set(kinds) - set(base)
+    if unknown:
+        raise UsageError(
+            f"--output-kind names {sorted(unknown)}, not outputs of the model ({list(base)})"
+        )
+    same = set(new) == set(base)
+    paired = [new[n] for n in base] if same else list(new.values())[: len(base)]
+    verdicts: list[OutputVerdict] = []
+    for (name, ref), got in zip(base.items(), paired, strict=False):
+        verdicts += judge(name, ref, got, kinds.get(name), limits, trained)
+    return verdicts
+
+
+def judge(
+    name: str,
+    base: np.ndarray,
+    new: np.ndarray,
+    kind: str | None = None,
+    limits: Limits | None = None,
+    trained: bool = False,
+) -> list[OutputVerdict]:
+    """The verdicts of output ``name``: one, or its parts' for a packed head. ``kind``:
+    set by the user (None: inferred); ``trained``: the method trained the result
+    (fine-tuning, distillation), whose class scores may legitimately change scale."""
+    limits = limits or Limits()
+    ref, got = np.asarray(base), np.asarray(new)
+    if ref.shape != got.shape:
+        raise UsageError(f"output {name!r}: shapes {list(got.shape)} and {list(ref.shape)} differ")
+    inferred = kind is None
+    kind = infer_kind(name, ref) if kind is None else check_kind(kind, name)
+    if kind != "detections":
+        return [_verdict(name, "", kind, inferred, ref, got, limits, trained)]
+    axis = packed_axis(ref)
+    if axis is None:
+        raise UsageError(
+            f"output {name!r} of shape {list(ref.shape)} is not a packed head "
+            "(B, 4+C, N) or (B, N, 4+C) with coordinates then scores in [0, 1]"
+        )
+    (ref_boxes, ref_scores), (got_boxes, got_scores) = (
+        split_packed(ref, axis),
+        split_packed(got, axis),
+    )
+    sure = _confident(ref_scores)
+    ref_rows, got_rows = (s.reshape(-1, s.shape[-1])[sure] for s in (ref_scores, got_scores))
+    task = detection.agreement(
+        detection.decode(ref_boxes, ref_scores), detection.decode(got_boxes, got_scores)
+    )
+    found = task.base + task.variant > 0  # no detection on either side: nothing to agree on
+    metrics: dict[str, float | None] = {
+        "detection_f1": task.f1 if found else None,
+        "detection_ap50": task.ap50 if found else None,
+        "base_detections": float(task.base),
+        "variant_detections": float(task.variant),
+    }
+    return [
+        _verdict(name, "boxes", "boxes", inferred, ref_boxes, got_boxes, limits, trained),
+        _verdict(name, "scores", "scores", inferred, ref_rows, got_rows, limits, trained),
+        _ruled(
+            OutputVerdict(name, "detections", inferred, metrics, part="detections"), limits, trained
+        ),
+    ]
+
+
+def _confident(scores: np.ndarray) -> np.ndarray:
+    """The anchors (rows of ``scores`` flattened to ``(B·N, C)``) the base is sure of;
+    all of them when it is sure of none (generated inputs)."""
+    best = scores.reshape(-1, scores.shape[-1]).max(axis=1)
+    sure = best >= CONFIDENT
+    return sure if sure.any() else np.ones_like(sure)
+
+
+def _verdict(
+    name: str,
+    part: str,
+    kind: str,
+    inferred: bool,
+    ref: np.ndarray,
+    got: np.ndarray,
+    limits: Limits,
+    trained: bool,
+) -> OutputVerdict:
+    verdict = _ruled(
+        OutputVerdict(name, kind, inferred, _figures(kind, ref, got), part=part), limits, trained
+    )
+    broken = _broken(ref, got)
+    if broken:
+        verdict.reasons.insert(0, broken)
+        verdict.health = 0.0
+    return verdict
+
+
+def _ruled(verdict: OutputVerdict, limits: Limits, trained: bool) -> OutputVerdict:
+    """``verdict`` with the reasons and health from its kind's rules."""
+    ratios = []
+    for rule in _RULES[verdict.kind]:
+        value = verdict.metrics.get(rule.figure)
+        if value is None or (trained and rule.scale_bound):
+            continue
+        bound = getattr(limits, rule.limit)
+        floor = rule.limit.startswith("min_")
+        ratios.append(_ratio(value, bound, floor))
+        if (value < bound) if floor else (value > bound):
+            label, form = _LABELS[rule.figure]
+            shown = form.format(bound) if "%" in form else f"{bound:g}"
+            verdict.reasons.append(
+                f"{label} {form.format(value)} {'<' if floor else '>'} {shown} against the base"
+            )
+    verdict.health = min(ratios, default=1.0)
+    return verdict
+
+
+def _ratio(value: float, bound: float, floor: bool) -> float:
+    """How far ``value`` is inside its bound: 1 on it, below 1 past it."""
+    if floor:
+        return value / bound if bound > 0 else (1.0 if value >= bound else 0.0)
+    return bound / value if value > 0 else float("inf")
+
+
+def _broken(ref: np.ndarray, got: np.ndarray) -> str:
+    """What no kind survives: values no longer finite, or constant where the base's vary."""
+    if np.isfinite(ref).all() and not np.isfinite(got).all():
+        return "NaN/inf values"
+    if len(got) > 1 and _constant(got) and not _constant(ref):
+        what = "all zeros" if not np.any(got) else "constant"
+        return f"{what} over the {len(got)} samples (the base's varies)"
+    return ""
+
+
+def _constant(a: np.ndarray) -> bool:
+    flat = a.reshape(len(a), -1)
+    return bool(np.all(flat == flat[:1]))
+
+
+def _figures(kind: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float | None]:
+    """The figures of ``kind`` (and max |Δ| in the output's own units, for every kind)."""
+    out: dict[str, float | None] = {}
+    if kind == "scores":
+        scale = float(np.mean(np.abs(ref))) if ref.size else 0.0
+        out = {
+            "top1_agreement": fig.top1_agreement(ref, got),
+            "topk_agreement": fig.topk_agreement(ref, got),
+            "kl_divergence": fig.kl_divergence(ref, got) if fig.is_probabilities(ref) else None,
+            "cosine": fig.cosine_similarity(ref, got),
+            "relative_error": fig.mean_abs_diff(ref, got) / scale if scale > 0 else None,
+        }
+    elif kind == "boxes":
+        out = {"relative_l2": fig.relative_l2(ref, got)}
+    elif kind == "map":
+        out = {"cosine": fig.cosine_similarity(ref, got), "mask_iou": fig.mask_iou(ref, got)}
+    elif kind == "embedding":
+        row = fig.cosine_rows(fig.rows(ref), fig.rows(got))
+        out = {"row_cosine": float(np.mean(row)), "nn_agreement": fig.nn_agreement(ref, got)}
+    elif kind == "landmarks":
+        points = _points(ref)
+        out = {"landmark_error": fig.landmark_error(ref.reshape(points), got.reshape(points))}
+    elif kind == "flags":
+        out = {"decision_agreement": fig.decision_agreement(ref, got)}
+    else:
+        out = {"cosine": fig.cosine_similarity(ref, got)}
+    return {**out, "max_abs_diff": fig.max_abs_diff(ref, got)}
+
+
+def _points(a: np.ndarray) -> tuple[int, int, int]:
+    """``a``'s shape as ``(N, K, D)`` points: D the last axis when it is 2 or 3, else 3
+    (or 2) coordinates per point when the sample's values divide so (MediaPipe's 63)."""
+    per = int(np.prod(a.shape[1:]))
+    dims = a.shape[-1] if a.ndim > 2 and a.shape[-1] in (2, 3) else (3 if per % 3 == 0 else 2)
+    dims = dims if per % dims == 0 else 1
+    return (a.shape[0], per // dims, dims)
+
+
+def worst(verdicts: list[OutputVerdict]) -> OutputVerdict | None:
+    """The verdict with the least health (a collapse before any that holds)."""
+    return min(verdicts, key=lambda v: v.health, default=None)

@@ -1,0 +1,257 @@
+"""Every output judged for what it is (issue 24): kinds inferred and set, each kind's
+figures and collapse rule, packed detection heads split and their detections compared,
+and interface changes listed. Pure functions on synthetic arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeship.compress import guard
+from edgeship.compress.guard import GuardPolicy
+from edgeship.compress.report import speed_text
+from edgeship.core.errors import UsageError
+from edgeship.models import detection
+from edgeship.models.interface import interface_changes
+from edgeship.models.kinds import (
+    OutputVerdict,
+    infer_kind,
+    judge,
+    judge_outputs,
+    packed_axis,
+    parse_kinds,
+    worst,
+)
+from edgeship_runtime.signature import Signature, TensorSpec
+
+RNG = np.random.default_rng(0)
+
+
+def _packed(n: int = 4, classes: int = 3, anchors: int = 50) -> np.ndarray:
+    """A YOLOv8-style head ``(n, 4 + classes, anchors)``: boxes in pixels, a few sure
+    anchors among background ones."""
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(40, 280, (n, 2, anchors))
+    sizes = rng.uniform(20, 60, (n, 2, anchors))
+    scores = rng.uniform(0.0, 0.05, (n, classes, anchors))
+    for i in range(n):
+        for a in range(0, anchors, 7):  # every 7th anchor is an object of some class
+            scores[i, a % classes, a] = rng.uniform(0.6, 0.95)
+    return np.concatenate([centres, sizes, scores], axis=1).astype(np.float32)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------------ kinds
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "kind"),
+    [
+        ("output0", _packed(), "detections"),
+        ("logits", RNG.standard_normal((8, 10)), "scores"),
+        ("y", RNG.standard_normal((8, 10)), "scores"),
+        ("y", _unit(RNG.standard_normal((8, 128))), "embedding"),
+        ("y", RNG.uniform(0, 1, (8, 1)), "flags"),
+        ("y", RNG.standard_normal((8, 1)) * 50, "boxes"),
+        ("y", RNG.standard_normal((8, 21, 3)), "landmarks"),
+        ("Identity_1", RNG.standard_normal((8, 63)), "scores"),
+        ("world_landmarks", RNG.standard_normal((8, 63)), "landmarks"),
+        ("handedness", RNG.uniform(0, 1, (8, 1)), "flags"),
+        ("y", RNG.standard_normal((8, 1, 16, 16)), "map"),
+        ("bbox", RNG.standard_normal((8, 4)), "boxes"),
+        ("y", RNG.standard_normal((8, 2, 3)), "tensor"),
+    ],
+)
+def test_a_kind_is_inferred_from_name_shape_and_values(
+    name: str, values: np.ndarray, kind: str
+) -> None:
+    assert infer_kind(name, values) == kind
+
+
+def test_a_packed_head_is_found_on_either_axis_and_not_in_other_tensors() -> None:
+    head = _packed()
+    assert packed_axis(head) == 1
+    assert packed_axis(np.swapaxes(head, 1, 2)) == 2
+    assert packed_axis(RNG.standard_normal((4, 7, 50))) is None  # scores not in [0, 1]
+    assert packed_axis(RNG.uniform(0, 1, (4, 7, 50))) is None  # no wide coordinates
+
+
+def test_output_kinds_are_parsed_and_checked() -> None:
+    assert parse_kinds(["emb=embedding", "a=b=flags"]) == {"emb": "embedding", "a=b": "flags"}
+    with pytest.raises(UsageError, match="NAME=KIND"):
+        parse_kinds(["embedding"])
+    with pytest.raises(UsageError, match="unknown kind 'vector'"):
+        parse_kinds(["emb=vector"])
+    with pytest.raises(UsageError, match="unknown kind"):
+        GuardPolicy(output_kinds={"y": "vector"})
+    with pytest.raises(UsageError, match=r"not outputs of the model \(\['y'\]\)"):
+        judge_outputs({"y": np.ones((2, 2))}, {"y": np.ones((2, 2))}, {"z": "flags"})
+
+
+# --------------------------------------------------------------- verdicts by kind
+
+
+def test_the_second_output_collapsing_is_named_though_the_first_holds() -> None:
+    base = {"scores": RNG.standard_normal((16, 10)), "mask": RNG.uniform(0, 1, (16, 1, 8, 8))}
+    new = {"scores": base["scores"] + 0.01, "mask": np.zeros_like(base["mask"])}
+    verdicts = judge_outputs(base, new)
+    assert [v.collapsed for v in verdicts] == [False, True]
+    reasons = guard.collapse_reasons(verdicts, None, GuardPolicy())
+    assert reasons[0] == "output 'mask': all zeros over the 16 samples (the base's varies)"
+    assert all(r.startswith("output 'mask': ") for r in reasons)
+    least = worst(verdicts)
+    assert least is not None and least.output == "mask" and least.health == 0.0
+
+
+def test_a_packed_head_whose_scores_are_zeroed_collapses_naming_the_part() -> None:
+    base = _packed()
+    new = base.copy()
+    new[:, 4:, :] = 0.0  # int8 rounding every class score to 0, boxes intact
+    verdicts = judge("output0", base, new)
+    by_part = {v.part: v for v in verdicts}
+    assert set(by_part) == {"boxes", "scores", "detections"}
+    assert not by_part["boxes"].collapsed
+    assert by_part["scores"].reasons[0].startswith("all zeros over")
+    assert by_part["detections"].metrics["detection_f1"] == 0.0
+    assert by_part["detections"].collapsed
+    reasons = guard.collapse_reasons(verdicts, None, GuardPolicy())
+    assert any(r.startswith("output 'output0' (scores): all zeros") for r in reasons)
+    # the flat cosine that used to be reported hardly moves
+    from edgeship.models.fidelity import cosine_similarity
+
+    assert cosine_similarity(base, new) > 0.999
+
+
+def test_a_packed_head_that_holds_is_kept() -> None:
+    base = _packed()
+    noise = np.random.default_rng(2).normal(0, 1, base.shape).astype(np.float32)
+    new = base + noise * np.array([0.5, 0.5, 0.5, 0.5, 0.004, 0.004, 0.004])[None, :, None]
+    verdicts = judge("output0", base, new)
+    assert not any(v.collapsed for v in verdicts), [v.reasons for v in verdicts]
+    task = next(v for v in verdicts if v.part == "detections")
+    assert task.metrics["detection_f1"] == 1.0 and task.metrics["base_detections"] > 0
+
+
+def test_an_embedding_that_keeps_its_rows_is_kept_though_its_arg_max_moves() -> None:
+    rng = np.random.default_rng(3)
+    people = _unit(rng.standard_normal((8, 64)))  # 8 people, 4 faces each
+    base = _unit(np.repeat(people, 4, axis=0) + 0.3 * _unit(rng.standard_normal((32, 64))))
+    noise = np.random.default_rng(4).standard_normal(base.shape)
+    new = _unit(base + 0.3 * _unit(noise))  # each row turned by about 17 degrees
+    [verdict] = judge("y", base, new)
+    assert verdict.kind == "embedding" and verdict.inferred
+    row_cosine = verdict.metrics["row_cosine"]
+    assert row_cosine is not None and 0.94 < row_cosine < 0.97
+    assert not verdict.collapsed and verdict.metrics["nn_agreement"] == 1.0
+    # judged as class scores (the old rule), its arg-max agreement would refuse it
+    [as_scores] = judge("y", base, new, kind="scores")
+    assert not as_scores.inferred and as_scores.collapsed
+    assert as_scores.reasons[0].startswith("top-1 agreement")
+
+
+def test_an_embedding_whose_neighbours_change_collapses() -> None:
+    base = _unit(np.random.default_rng(5).standard_normal((16, 8)))
+    new = _unit(np.random.default_rng(6).standard_normal((16, 8)))
+    [verdict] = judge("embedding", base, new)
+    assert any(r.startswith("mean row cosine") for r in verdict.reasons)
+
+
+def test_a_flag_is_judged_by_its_decisions() -> None:
+    base = np.array([[0.9], [0.1], [0.8], [0.2], [0.7], [0.3], [0.95], [0.05], [0.6], [0.4]])
+    close = base + 0.05
+    [held] = judge("handedness", base, close)
+    assert held.kind == "flags" and held.metrics["decision_agreement"] == 1.0
+    assert not held.collapsed
+    near_constant = np.full_like(base, 0.55) + np.linspace(0, 0.01, len(base))[:, None]
+    [lost] = judge("handedness", base, near_constant)
+    assert lost.metrics["decision_agreement"] == 0.5
+    assert lost.reasons == ["decision agreement 50.0% < 90.0% against the base"]
+
+
+def test_landmarks_are_judged_against_their_spread() -> None:
+    base = np.random.default_rng(7).uniform(0, 200, (8, 21, 3))
+    [held] = judge("y", base, base + 1.0)
+    assert held.kind == "landmarks" and not held.collapsed
+    [lost] = judge("y", base, base + 30.0)
+    assert lost.reasons and lost.reasons[0].startswith("mean |Δ| / spread")
+
+
+def test_boxes_are_judged_by_relative_l2_in_their_own_units() -> None:
+    base = np.random.default_rng(8).uniform(0, 320, (8, 4))
+    [held] = judge("boxes", base, base + 2.0)
+    assert held.metrics["max_abs_diff"] == pytest.approx(2.0)
+    assert not held.collapsed
+    [lost] = judge("boxes", base, base * 1.5)
+    assert lost.reasons[0].startswith("relative L2")
+
+
+def test_a_map_is_judged_by_cosine_and_mask_iou() -> None:
+    base = np.zeros((4, 1, 8, 8))
+    base[:, :, 2:6, 2:6] = 0.9
+    shifted = np.roll(base, 3, axis=3)
+    [verdict] = judge("y", base, shifted)
+    assert verdict.kind == "map" and verdict.metrics["mask_iou"] == pytest.approx(1 / 7)
+    assert any(r.startswith("mask IoU") for r in verdict.reasons)
+
+
+def test_a_set_kind_overrides_the_inferred_one() -> None:
+    base = {"y": RNG.uniform(0, 1, (8, 1))}
+    new = {"y": base["y"] * 1.01}
+    [inferred] = judge_outputs(base, new)
+    [set_] = judge_outputs(base, new, {"y": "boxes"})
+    assert (inferred.kind, inferred.inferred) == ("flags", True)
+    assert (set_.kind, set_.inferred) == ("boxes", False)
+    with pytest.raises(UsageError, match="not a packed head"):
+        judge_outputs(base, new, {"y": "detections"})
+
+
+def test_a_verdict_round_trips() -> None:
+    [verdict] = judge("logits", RNG.standard_normal((8, 10)), RNG.standard_normal((8, 10)))
+    assert OutputVerdict.from_dict(verdict.to_dict()) == verdict
+    assert verdict.to_dict()["collapsed"] is True
+
+
+# ------------------------------------------------------------------- detections
+
+
+def test_detection_agreement_is_one_for_identical_detections_and_lower_when_shifted() -> None:
+    head = _packed()
+    boxes, scores = np.moveaxis(head[:, :4], 1, 2), np.moveaxis(head[:, 4:], 1, 2)
+    found = detection.decode(boxes, scores)
+    assert sum(len(d) for d in found) > 0
+    same = detection.agreement(found, detection.decode(boxes, scores))
+    assert (same.f1, same.ap50, same.precision, same.recall) == (1.0, 1.0, 1.0, 1.0)
+    moved = boxes.copy()
+    moved[:, ::2, 0] += 40  # every other anchor's box 40 px to the right
+    shifted = detection.agreement(found, detection.decode(moved, scores))
+    assert 0.0 < shifted.f1 < 1.0 and shifted.ap50 < 1.0
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_of_one_class() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float64)
+    assert list(detection.nms(boxes, np.array([0.5, 0.9, 0.7]))) == [1, 2]
+
+
+# -------------------------------------------------------------- interface, words
+
+
+def test_a_dtype_change_of_an_input_or_output_is_listed() -> None:
+    base = Signature(
+        (TensorSpec("x", (1, 3), "float32"),),
+        (TensorSpec("y", (1, 2), "float32"), TensorSpec("z", (1,), "float32")),
+    )
+    new = Signature(
+        (TensorSpec("x", (1, 3), "int8"),),
+        (TensorSpec("y", (1, 2), "float32"), TensorSpec("z", (1,), "float32")),
+    )
+    [change] = interface_changes(base, new)
+    assert str(change) == "input 'x' changed: float32 1×3 → int8 1×3"
+    assert interface_changes(base, base) == []
+
+
+def test_a_slowdown_reads_as_slower() -> None:
+    assert speed_text(2.1) == "2.10× faster"
+    assert speed_text(1 / 3.2) == "3.20× slower"

@@ -35,7 +35,7 @@ def test_the_built_in_routes() -> None:
         "onnx->tflite",
         "tflite->onnx",
     ]
-    assert get_route("onnx", "tflite").converter == ".onnx_tflite:run"
+    assert get_route("onnx", "tflite").converter == "._onnx_tflite:run"
 
 
 def test_an_unknown_route_names_the_known_ones() -> None:
@@ -47,7 +47,7 @@ def test_an_unknown_route_names_the_known_ones() -> None:
 
 def test_a_route_is_registered_once(scratch_registry: None) -> None:
     with pytest.raises(ValueError, match="onnx->tflite is already registered"):
-        register_route(Route("onnx", "tflite", ".onnx_tflite:run"))
+        register_route(Route("onnx", "tflite", "._onnx_tflite:run"))
     with pytest.raises(ValueError, match="module:function"):
         Route("onnx", "x", "nothing")
 

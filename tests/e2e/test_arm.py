@@ -45,6 +45,16 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 
 @pytest.fixture(scope="module")
+def options(board: Testbed) -> ConnectOptions:
+    """The board's connection from the Python API, with an emulated board's patience."""
+    return ConnectOptions(
+        ssh_config=board.ssh_config,
+        targets_file=board.targets,
+        timeouts=Timeouts(connect=30, auth=30, command=EMULATED_S),
+    )
+
+
+@pytest.fixture(scope="module")
 def setup_json(board: Testbed) -> dict[str, Any]:
     """``edgeship setup BOARD``, as the README writes it: no --python, wheels from PyPI."""
     result: dict[str, Any] = cli_json(board, "setup", board.devices[0].name)
@@ -126,13 +136,8 @@ def test_a_link_under_the_root_is_refused_on_the_board_and_the_users_files_survi
 
 
 def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(
-    board: Testbed, setup_json: dict[str, Any], zoo: Path
+    board: Testbed, options: ConnectOptions, setup_json: dict[str, Any], zoo: Path
 ) -> None:
-    options = ConnectOptions(
-        ssh_config=board.ssh_config,
-        targets_file=board.targets,
-        timeouts=Timeouts(connect=30, auth=30, command=EMULATED_S),
-    )
     with open_target(board.devices[0].name, options) as target:
         assert isinstance(target, SSHTarget)
         target.deploy(zoo / "mlp.tflite", "unchanged")  # sftp, lock, receiver
@@ -146,13 +151,8 @@ def test_an_unchanged_redeploy_starts_no_device_process_but_sftp(
 
 
 def test_onnx_backend_cases_give_the_reference_outputs_on_the_board(
-    board: Testbed, setup_json: dict[str, Any], tmp_path: Path
+    board: Testbed, options: ConnectOptions, setup_json: dict[str, Any], tmp_path: Path
 ) -> None:
-    options = ConnectOptions(
-        ssh_config=board.ssh_config,
-        targets_file=board.targets,
-        timeouts=Timeouts(connect=30, auth=30, command=EMULATED_S),
-    )
     with open_target(board.devices[0].name, options) as target:
         tally = run_cases(target, cases(ONNX_CASES), tmp_path)
     assert tally.failed == {} and sorted(tally.passed) == sorted(ONNX_CASES)

@@ -424,3 +424,52 @@ def test_a_deploy_with_a_frozen_runtime_ends_within_the_unresponsive_time(
         assert target.store().describe("frozen-rt").active == good.version
         assert target.deploy(zoo / "cnn.onnx", "frozen-rt").activated
         target.store().remove("frozen-rt")
+
+
+def test_a_deploy_whose_upload_receiver_is_stopped_ends_within_the_unresponsive_time(
+    clean_testbed: Testbed, connect: ConnectOptions, zoo: Path, tmp_path: Path
+) -> None:
+    """The upload's receiver stopped on the device takes nothing more: once the channel's
+    window is full, the upload looks after ``--unresponsive`` s, finds it stopped, ends it
+    and says so in one line (not after ``--timeout``); the active version is as it was."""
+    dev = clean_testbed.devices[1]
+    with _target(clean_testbed, connect, 1) as target:
+        good = target.deploy(zoo / "mlp.onnx", "frozen-up")
+    big = _big_model(tmp_path, zoo, 200)
+    stopped: list[int] = []
+
+    def stop_when_transfer_started(done: int, total: int) -> None:
+        if done > (8 << 20) and not stopped:
+            # the receiver is exec'd by the session's shell: its pid is its group
+            found = clean_testbed.run_as(dev, ["pgrep", "-u", dev.user, "-f", "F_SETPIPE_SZ"])
+            stopped.extend(int(pid) for pid in found.stdout.split())
+            assert len(stopped) == 1, found
+            _stop_group(clean_testbed, dev, stopped[0])
+
+    timeouts = Timeouts(connect=2, auth=2, command=120, unresponsive=3)
+    with _target(clean_testbed, connect, 1, timeouts=timeouts) as target:
+        target.store().progress = stop_when_transfer_started
+        started = time.monotonic()
+        with pytest.raises(
+            TargetError, match=r"`python3` is stopped \(frozen\) .* 3 s \(--unresponsive\)"
+        ) as info:
+            target.deploy(big, "frozen-up", health=None)
+        took = time.monotonic() - started
+        assert took < 3 + 10, took
+        assert "\n" not in str(info.value)
+        assert not _group_alive(clean_testbed, dev, stopped[0])
+    assert _active_sha(clean_testbed, "frozen-up", 1) == good.sha256
+    with _target(clean_testbed, connect, 1) as target:
+        target.store().remove("frozen-up")
+
+
+def test_a_slow_running_remote_command_is_not_ended(
+    clean_testbed: Testbed, connect: ConnectOptions
+) -> None:
+    """A command that prints nothing for longer than ``--unresponsive`` but runs (not
+    stopped) is looked at and left to finish."""
+    timeouts = Timeouts(connect=2, auth=2, command=30, unresponsive=1)
+    with _target(clean_testbed, connect, 2, timeouts=timeouts) as t:
+        started = time.monotonic()
+        assert t.connection.run(["sleep", "3.5"]).status == 0
+        assert time.monotonic() - started >= 3.5

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,3 +217,17 @@ def test_missing_external_data_is_named(target: LocalTarget, tmp_path: Path) -> 
     (tmp_path / "big.onnx.data").unlink()
     with pytest.raises(ModelError, match=r"companion file big\.onnx\.data is missing"):
         target.profile(model, QUICK)
+
+
+def test_a_stopped_runtime_is_ended_within_the_unresponsive_time() -> None:
+    """Stopped (SIGSTOP), the runtime answers nothing: after ``--unresponsive`` s of
+    silence the client looks, finds it stopped and ends it, long before ``--timeout``."""
+    with LocalTarget(timeouts=Timeouts(command=60.0, unresponsive=1.0)) as target:
+        pipe = runtime_pipe(target)
+        os.kill(pipe.process.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(RemoteTimeout, match=r"stopped \(frozen\).* 1 s \(--unresponsive\)"):
+            target.client().call("info", {})  # the raw client: no fresh start
+        took = time.monotonic() - started
+        assert took < 1 + 2, took
+        assert pipe.process.poll() == -signal.SIGKILL

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from edgeship.core.errors import (
     EdgeshipError,
@@ -33,6 +33,7 @@ from edgeship_runtime import frames, protocol
 __all__ = ["ByteSink", "LineSource", "Pipe", "RuntimeClient"]
 
 _STDERR_LINES = 200
+_T = TypeVar("_T")
 
 
 class LineSource(Protocol):
@@ -56,7 +57,8 @@ class Pipe(abc.ABC):
     """
 
     process_group: int | None = None
-    """The remote runtime's process group, from its hello; lets :meth:`kill` reach workers."""
+    """The remote process group (a runtime's from its hello); lets :meth:`kill` reach
+    workers and :meth:`frozen` look at it."""
     framed = False
     """Whether stdout carries the runtime's protocol, whose lines may be followed by
     frames (set by :class:`RuntimeClient`); plain command output never is."""
@@ -68,8 +70,11 @@ class Pipe(abc.ABC):
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._readers = [
             _drain(stdout, self._take_line, "stdout"),
-            _drain(stderr, lambda b: self._stderr.append(b.decode("utf-8", "replace")), "stderr"),
+            _drain(stderr, self._take_stderr, "stderr"),
         ]
+
+    def _take_stderr(self, line: bytes) -> None:
+        self._stderr.append(line.decode("utf-8", "replace"))
 
     def _take_line(self, line: bytes) -> None:
         """Queue a stdout line, and the frames that follow it (read here, in the reader
@@ -99,6 +104,13 @@ class Pipe(abc.ABC):
         if not isinstance(item, bytes):
             raise ProtocolError("frames arrived where a line was expected")
         return item
+
+    def next_line(self, timeout: float) -> bytes | None:
+        """The next stdout line (``b""`` at EOF), or None after ``timeout`` seconds."""
+        try:
+            return self.readline(timeout)
+        except queue.Empty:
+            return None
 
     def read_frames(self, timeout: float | None) -> bytearray | None:
         """The frames after the last line read; None at EOF; the error when they were
@@ -142,6 +154,32 @@ class Pipe(abc.ABC):
     def frozen(self) -> bool:
         """Whether the runtime is stopped (SIGSTOP: it can answer nothing until continued)."""
         return False
+
+    def watch(
+        self,
+        wait: Callable[[float], _T | None],
+        timeout: float,
+        unresponsive: float | None,
+        label: str,
+        what: str,
+    ) -> _T | None:
+        """``wait(seconds)`` until it gives something, for up to ``timeout`` s (then
+        None), looking every ``unresponsive`` s it gave nothing whether the process is
+        frozen (:meth:`frozen`): one that is is killed, and :class:`RemoteTimeout` says
+        that ``what`` ("the runtime", a command) answered nothing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            got = wait(max(0.0, min(left, unresponsive or left)))
+            if got is not None or left <= (unresponsive or left):
+                return got
+            if self.frozen():
+                self.kill()
+                raise RemoteTimeout(
+                    f"{label}: {what} is stopped (frozen) and answered nothing for "
+                    f"{unresponsive:g} s (--unresponsive); it was ended",
+                    target=label,
+                )
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -243,23 +281,12 @@ class RuntimeClient:
             raise ProtocolError(f"{self.label}: {exc}") from None
 
     def _readline(self, during: str, timeout: float) -> bytes:
-        """The next line within ``timeout`` s, looking every ``unresponsive`` s whether
-        the runtime is frozen: one that is was ended, and raises :class:`RemoteTimeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                return self.pipe.readline(max(0.0, min(left, self.unresponsive or left)))
-            except queue.Empty:
-                if left <= (self.unresponsive or left):
-                    raise
-            if self.pipe.frozen():
-                self.pipe.kill()
-                raise RemoteTimeout(
-                    f"{self.label}: the runtime is stopped (frozen) and answered nothing to "
-                    f"{during} for {self.unresponsive:g} s (--unresponsive); it was ended",
-                    target=self.label,
-                )
+        """The next line within ``timeout`` s; a frozen runtime is ended (:meth:`Pipe.watch`)."""
+        what = f"the runtime (during {during})"
+        line = self.pipe.watch(self.pipe.next_line, timeout, self.unresponsive, self.label, what)
+        if line is None:
+            raise queue.Empty
+        return line
 
     def _ended(self, during: str) -> TargetError:
         """Why the runtime's output ended: the connection to it was lost, or it died."""

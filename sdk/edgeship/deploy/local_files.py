@@ -3,9 +3,10 @@ for files (no link followed: ``O_NOFOLLOW``, ``lstat``), subprocesses for comman
 
 The deploy lock is the same flock the SSH transport's holder takes (:mod:`.lock`), held
 here by this process: the kernel releases it when the block ends or the process dies,
-so no holder can be orphaned. The upload runs the SSH transport's receiver
-(:data:`.upload.RECEIVE_SCRIPT`) with this Python, so a local deploy is hashed, resumed
-and refused for space exactly as a remote one.
+so no holder can be orphaned. It writes its pid to the holder record, so that a holder
+stopped for ``--unresponsive`` s is ended, as an SSH one is. The upload runs the SSH
+transport's receiver (:data:`.upload.RECEIVE_SCRIPT`) with this Python, so a local
+deploy is hashed, resumed and refused for space exactly as a remote one.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from edgeship.core import procs
 from edgeship.core.errors import RemoteCommandError, RemoteTimeout
 from edgeship.deploy.device_files import PRIVATE_DIR, PRIVATE_FILE, Entry, FileStat
-from edgeship.deploy.lock import busy, lock_refused
+from edgeship.deploy.lock import busy, holder_record, lock_refused, take_over_frozen
 from edgeship.deploy.upload import Refused, Sent, read_offset, received, receiver_argv
+from edgeship.ssh.procs import GRACE_S
 
 if TYPE_CHECKING:
     from edgeship.core.progress import Progress
@@ -37,11 +40,15 @@ LOCK_POLL_S = 0.1
 
 
 class LocalFiles:
-    """This machine's files; ``timeout``: seconds a command may run."""
+    """This machine's files; ``timeout``: seconds a command may run; ``unresponsive``:
+    seconds a stopped lock holder is waited for."""
 
-    def __init__(self, label: str = "local", timeout: float = 600.0) -> None:
+    def __init__(
+        self, label: str = "local", timeout: float = 600.0, unresponsive: float = 30.0
+    ) -> None:
         self.label = label
         self.timeout = timeout
+        self.unresponsive = unresponsive
 
     def home(self) -> str:
         return os.path.expanduser("~")
@@ -114,19 +121,44 @@ class LocalFiles:
 
     @contextmanager
     def lock(self, path: str, wait: float, what: str) -> Iterator[float]:
+        """The flock on ``path``, held by this process (see the module docstring); a
+        holder stopped for ``unresponsive`` s is ended (:meth:`_frozen_holder`)."""
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, PRIVATE_FILE)
         except OSError as exc:
             raise lock_refused(self.label, what, str(exc.strerror or exc)) from None
         try:
-            deadline = time.monotonic() + wait
+            deadline, frozen_since = time.monotonic() + wait, None
             while not _try_flock(fd):
                 if time.monotonic() > deadline:
                     raise lock_refused(self.label, what, busy(wait))
+                frozen_since = self._frozen_holder(path, frozen_since, what)
                 time.sleep(LOCK_POLL_S)
+            self.write(
+                holder_record(path), f"{os.getpid()} {procs.started(os.getpid())}\n".encode()
+            )
             yield time.time()
         finally:
             os.close(fd)  # releases the flock
+
+    def _frozen_holder(self, path: str, since: float | None, what: str) -> float | None:
+        """:func:`.lock.take_over_frozen` for the process the holder record names, when it
+        still is that process (not a reused pid)."""
+        try:
+            pid, start = self.read(holder_record(path)).decode().split()
+        except (OSError, ValueError):
+            return None
+        if not pid.isdigit() or procs.started(int(pid)) != start:
+            return None
+        return take_over_frozen(
+            self.label,
+            what,
+            f"process {pid}",
+            since,
+            self.unresponsive,
+            lambda: procs.is_stopped(int(pid)),
+            lambda: procs.end(int(pid), GRACE_S),
+        )
 
     def receive(
         self,

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from edgeship.core.errors import DeployError, TargetError
@@ -37,6 +37,7 @@ __all__ = [
     "device_lock",
     "holder_record",
     "lock_refused",
+    "take_over_frozen",
 ]
 
 # Runs on the device with its python3: take an exclusive flock (waiting up to argv[2]
@@ -138,22 +139,44 @@ def device_lock(conn: Connection, path: str, wait: float, what: str) -> Iterator
 def _frozen_holder(
     conn: Connection, seen: orphans.HolderRecord | None, since: float | None, what: str
 ) -> float | None:
-    """When the lock's holder was first seen stopped (None: it is not); once it has been
-    for ``--unresponsive`` s it is ended (SIGCONT, SIGTERM, SIGKILL), which frees the
-    lock for the next try, and a line on the ``edgeship`` logger says so."""
+    """:func:`take_over_frozen` for the holder in record ``seen`` (a process group on the
+    device); none in a record of an older edgeship."""
     if seen is None or seen.group is None:
         return None
-    unresponsive = conn.timeouts.unresponsive
-    if not stopped(conn, seen.group, unresponsive):
+    group, unresponsive = seen.group, conn.timeouts.unresponsive
+    return take_over_frozen(
+        conn.label,
+        what,
+        f"process group {group}, from {seen.host}",
+        since,
+        unresponsive,
+        lambda: bool(stopped(conn, group, unresponsive)),
+        lambda: end_group(conn, group, unresponsive),
+    )
+
+
+def take_over_frozen(
+    label: str,
+    what: str,
+    holder: str,
+    since: float | None,
+    unresponsive: float,
+    is_stopped: Callable[[], bool],
+    end: Callable[[], object],
+) -> float | None:
+    """When the lock's ``holder`` was first seen stopped (None: it is not); once it has
+    been for ``unresponsive`` s it is ended (``end``: SIGCONT, SIGTERM, SIGKILL), which
+    frees the lock for the next try, and a line on the ``edgeship`` logger says so."""
+    if not is_stopped():
         return None
     now = time.monotonic()
     if since is None or now - since < unresponsive:
         return since or now
-    end_group(conn, seen.group, unresponsive)
+    end()
     _log.warning(
-        "%s: took over the lock on %s: its holder (process group %d, from %s) was stopped "
-        "for over %g s (--unresponsive) and was ended",
-        conn.label, what, seen.group, seen.host, unresponsive,
+        "%s: took over the lock on %s: its holder (%s) was stopped for over %g s "
+        "(--unresponsive) and was ended",
+        label, what, holder, unresponsive,
     )  # fmt: skip
     return None
 

@@ -157,7 +157,10 @@ def stream_to_device(
     receiver.channel.settimeout(conn.timeouts.command)  # a stalled device ends
     offset = sent = 0
     try:
-        offset = read_offset(receiver.readline(timeout=conn.timeouts.command), size)
+        first = receiver.watched(receiver.next_line, conn.timeouts.command)
+        if first is None:
+            raise queue.Empty
+        offset = read_offset(first, size)
         with local.open("rb") as f:
             f.seek(offset)
             for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -166,7 +169,7 @@ def stream_to_device(
                 if progress:
                     progress(offset + sent, size)
         receiver.close()
-        status = receiver.exit_status(conn.timeouts.command)
+        status = receiver.finished(conn.timeouts.command)
         answer = receiver.read_rest(timeout=5.0).decode(errors="replace").strip()
     except Refused as refused:  # before a byte was sent: no space, or no receiver
         receiver.exit_status(1.0)

@@ -266,7 +266,7 @@ class Connection:
             raise ConnectError(
                 f"{self.label}: cannot start a command: {exc}", target=self.label
             ) from None
-        return SSHPipe(self, channel)
+        return SSHPipe(self, channel, argv[0])
 
     def _count_start(self) -> None:
         with self._starts_lock:
@@ -281,13 +281,14 @@ class Connection:
         private: bool = False,
     ) -> CommandResult:
         """Run ``argv`` to completion within ``timeout`` seconds and collect its output
-        (``private``: see :meth:`start`)."""
+        (``private``: see :meth:`start`); one stopped on the device for
+        ``timeouts.unresponsive`` s is ended (:meth:`.SSHPipe.watched`)."""
         timeout = timeout or self.timeouts.command
         pipe = self.start(argv, private=private)
         if stdin:
             pipe.write(stdin)
         pipe.close()
-        status = pipe.exit_status(timeout)
+        status = pipe.finished(timeout)
         if status is None and self.lost():
             raise self.lost_error(f"`{shlex.join(argv)}`")
         if status is None:

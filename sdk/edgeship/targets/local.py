@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeship.core import procs
 from edgeship.core.client import Pipe
 from edgeship.core.config import Timeouts
 from edgeship.core.errors import ModelError, TargetError
@@ -49,6 +50,9 @@ class LocalPipe(Pipe):
             return None
         self._release()
         return status
+
+    def frozen(self) -> bool:
+        return self.process.poll() is None and bool(procs.stopped(self.process.pid))
 
     def kill(self) -> None:
         """Kill the runtime's whole process group (it may have started workers)."""
@@ -102,7 +106,7 @@ class LocalTarget(DeployingTarget):
             from edgeship.deploy import DeployStore
             from edgeship.deploy.local_files import LocalFiles
 
-            files = LocalFiles(self.name, self.timeouts.command)
+            files = LocalFiles(self.name, self.timeouts.command, self.timeouts.unresponsive)
             self._store = DeployStore(
                 files,
                 self.deploy_root,

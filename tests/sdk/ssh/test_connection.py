@@ -182,7 +182,8 @@ def test_strict_host_key_checking_of_the_ssh_config(setting: str, accepts: bool)
 
 def test_a_private_command_runs_under_umask_077_its_arguments_quoted() -> None:
     argv = ["python3", "-m", "venv", "/r/my venv"]
-    assert command_line(argv, False) == "exec python3 -m venv '/r/my venv'"
+    group = "echo edgeship-group:$$ >&2; "  # its process group, for SSHPipe.frozen
+    assert command_line(argv, False) == f"{group}exec python3 -m venv '/r/my venv'"
     assert command_line(argv, False, private=True) == (
-        "umask 077 && exec python3 -m venv '/r/my venv'"
+        f"umask 077 && {group}exec python3 -m venv '/r/my venv'"
     )

@@ -203,7 +203,7 @@ def run(attacks: tuple[Attack, ...]) -> int:
         print(f"{outcome:>9}  {seconds:6.1f} s  {attack.arrangement}: {attack.attack}")
     faults = sum(a.fault for a in attacks)
     print(f"\n{held} of {len(attacks)} attacks held")
-    print(f"slowest clean exit after a fault ({faults} rows break something mid-operation; ")
+    print(f"slowest clean exit after a fault ({faults} rows break something mid-operation;")
     print(f"the whole test, arrangement included): {slowest[1]:.1f} s, {slowest[0]}")
     return 0 if held == len(attacks) else 1
 

@@ -65,7 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="timing inputs .npz/.npy; once, or once per model (needed when the models' "
         "input signatures differ); default: generated from --seed",
     )
-    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=D1,D2,...",
+        help="dims for a generated input with dynamic dims (repeatable)",
+    )
     p.add_argument("--runs", type=int, default=300, help="timed runs per model (default 300)")
     p.add_argument("--sessions", type=int, default=10, help="fresh loads per model (default 10)")
     p.add_argument("--block", type=int, default=10, help="consecutive runs per block (default 10)")

@@ -12,7 +12,12 @@ __all__ = ["register", "run"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bundle", description=__doc__)
-    p.add_argument("--out", type=Path, default=Path("edgeship-runtime.pyz"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("edgeship-runtime.pyz"),
+        help="where to write the zipapp (default edgeship-runtime.pyz)",
+    )
     p.set_defaults(handler=run)
 
 

@@ -89,7 +89,13 @@ def target_options(
         action="store_true",
         help="trust and record unknown host keys (like StrictHostKeyChecking=accept-new)",
     )
-    g.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+    g.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to reach the device and log in (default 10)",
+    )
     g.add_argument(
         "--timeout",
         type=float,

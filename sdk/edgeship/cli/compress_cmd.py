@@ -59,7 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL", help=".onnx, .tflite, or .pt with --arch")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--method", choices=method_names())
+    how.add_argument(
+        "--method", choices=method_names(), help="one compression method (or --recipe)"
+    )
     how.add_argument("--recipe", type=Path, metavar="R.toml", help="several variants and a table")
     p.add_argument("--data", type=Path, metavar="D.npz", help="inputs by name (+ labels)")
     p.add_argument(
@@ -102,7 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds (default 3)")
     p.add_argument("--runs", type=int, default=200, help="timed runs per round (default 200)")
     q = p.add_argument_group("quantization")
-    q.add_argument("--calibration", choices=CALIBRATIONS, default="minmax")
+    q.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        default="minmax",
+        help="int8-static: how activation ranges are set from --data (default minmax)",
+    )
     q.add_argument(
         "--per-tensor", action="store_true", help="per-tensor weights (default per channel)"
     )
@@ -123,9 +130,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="TFLite int8-static: int8 inputs and outputs (default: float32 ones, as the base has)",
     )
-    q.add_argument("--exclude-node", action="append", default=[], metavar="NAME")
-    q.add_argument("--exclude-op", action="append", default=[], metavar="OP_TYPE")
-    q.add_argument("--calibration-samples", type=int, default=256)
+    q.add_argument(
+        "--exclude-node",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="keep this node in float (repeatable)",
+    )
+    q.add_argument(
+        "--exclude-op",
+        action="append",
+        default=[],
+        metavar="OP_TYPE",
+        help="keep every node of this op type in float (repeatable)",
+    )
+    q.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=256,
+        help="int8-static: rows of --data used for calibration (default 256)",
+    )
     r = p.add_argument_group("pruning")
     r.add_argument(
         "--sparsity",
@@ -147,13 +171,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t = p.add_argument_group("training (fine-tuning and distillation)")
     t.add_argument("--epochs", type=int, help="fine-tuning epochs (default 0) / distillation (30)")
-    t.add_argument("--lr", type=float)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--temperature", type=float)
+    t.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows per training step (default 8 when fine-tuning a pruned model, 32 to distill)",
+    )
+    t.add_argument(
+        "--temperature", type=float, help="distill: softmax temperature of the KL term (default 4)"
+    )
     t.add_argument("--alpha", type=float, help="weight of the KL term against cross-entropy")
     t.add_argument("--target-accuracy", type=float, help="stop early at this held-out metric")
     t.add_argument("--max-seconds", type=float, help="stop training after this long")
-    t.add_argument("--val-fraction", type=float)
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        help="share of the training rows held out to judge each epoch (default 0; distill 0.2)",
+    )
     t.add_argument("--student", metavar="MODULE:FACTORY", help="distill: the student's factory")
     t.add_argument("--width", type=float, default=0.5, help="distill: derived student's width")
     p.set_defaults(handler=run)

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "deploy",
         parents=[target_options(default_target=None)],
     )
-    d.add_argument("models", nargs="+", metavar="MODEL")
+    d.add_argument("models", nargs="+", metavar="MODEL", help="model file(s) to deploy")
     d.add_argument("--name", help="deployment name (default: the file's stem; one model only)")
     d.add_argument("--keep", type=int, default=3, help="older versions to keep (default 3)")
     health_options(d)
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rollback",
         parents=[target_options(default_target=None)],
     )
-    rb.add_argument("name")
+    rb.add_argument("name", help="the deployed model's name (--name at deploy)")
     rb.add_argument("--to", metavar="VERSION", help="e.g. v0002 (default: the previous one)")
     lock_wait_option(rb)
     rb.set_defaults(handler=run_rollback)
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rm",
         parents=[target_options(default_target=None)],
     )
-    rm.add_argument("name")
+    rm.add_argument("name", help="the deployed model's name (--name at deploy)")
     lock_wait_option(rm)
     rm.set_defaults(handler=run_rm)
 

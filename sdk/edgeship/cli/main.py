@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -19,7 +20,7 @@ from edgeship.core.errors import EdgeshipError, UsageError
 from edgeship.core.extras import missing_extras
 from edgeship_runtime import __version__
 
-__all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_USAGE", "build_parser", "main", "plain_text"]
 
 # Each command: the module under edgeship.cli that registers it, and its line in
 # `edgeship --help`. A module is imported, and its commands' options built, only when one
@@ -62,6 +63,19 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`<]+?)(?: <[^>]+>)?`")
+_LITERAL = re.compile(r"``(.+?)``", re.S)
+
+
+def plain_text(doc: str) -> str:
+    """``doc`` without reStructuredText markup: ``:func:`~a.b.c``` reads ``c``, a
+    ``literal`` reads literal, for a terminal's --help."""
+    text = _ROLE.sub(
+        lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), doc
+    )
+    return _LITERAL.sub(r"\1", text)
+
+
 class _Commands(argparse._SubParsersAction):
     """Subcommands listed from :data:`COMMANDS`, each parser built by its module's
     ``register(subparsers)`` when its command is the one given."""
@@ -73,6 +87,8 @@ class _Commands(argparse._SubParsersAction):
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         if name not in self._name_parser_map:  # a placeholder, for the list in --help
             return super().add_parser(name, help=COMMANDS[name][1], **kwargs)
+        if "description" in kwargs:  # a module's docstring, read as plain text in --help
+            kwargs["description"] = plain_text(kwargs["description"])
         kwargs.setdefault("prog", f"{self._prog_prefix} {name}")
         parser: argparse.ArgumentParser = self._parser_class(**kwargs)
         self._name_parser_map[name] = parser  # the module's parser replaces the placeholder

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rollout",
         parents=[target_options(default_target=None)],
     )
-    r.add_argument("model", type=Path, metavar="MODEL")
+    r.add_argument("model", type=Path, metavar="MODEL", help="the model file to roll out")
     r.add_argument("--name", help="deployment name (default: the file's stem)")
     r.add_argument(
         "--phases",

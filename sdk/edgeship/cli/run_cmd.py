@@ -27,7 +27,7 @@ __all__ = ["out_path", "register", "run", "run_shard"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", parents=[target_options()])
-    p.add_argument("model", type=Path)
+    p.add_argument("model", type=Path, help=".onnx or .tflite file")
     p.add_argument("--inputs", type=Path, required=True, help=".npz by input name, or .npy")
     p.add_argument(
         "--out",
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="outputs .npz (with several targets: OUT with the target name added)",
     )
-    p.add_argument("--backend")
+    p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
     session_options(p)
     p.add_argument(
         "--shard",

@@ -23,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--json", action="store_true", help="print JSON only")
     k.set_defaults(handler=run_keygen)
     s = sub.add_parser("sign")
-    s.add_argument("model", type=Path, metavar="MODEL")
-    s.add_argument("--key", type=Path, required=True, metavar="KEYFILE")
+    s.add_argument("model", type=Path, metavar="MODEL", help="the model file to sign")
+    s.add_argument(
+        "--key", type=Path, required=True, metavar="KEYFILE", help="the private release key"
+    )
     s.add_argument("--name", help="the deployment name it is for (default: the file's stem)")
     s.add_argument("--release", type=int, help="its release number (default: the time now, in ns)")
     s.add_argument("--out", type=Path, help="the release file (default: MODEL.release)")

@@ -23,7 +23,13 @@ from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy
 from edgeship.ab.table import render
 from edgeship.api import ab
-from edgeship.cli.common import connect_options, session_from_args, session_options, target_options
+from edgeship.cli.common import (
+    connect_options,
+    session_from_args,
+    session_options,
+    shape_option,
+    target_options,
+)
 from edgeship.cli.output import print_json, print_stderr, status_line
 from edgeship.core.hashing import file_sha256
 from edgeship.core.progress import StatusLine
@@ -65,13 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="timing inputs .npz/.npy; once, or once per model (needed when the models' "
         "input signatures differ); default: generated from --seed",
     )
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="dims for a generated input with dynamic dims (repeatable)",
-    )
+    shape_option(p)
     p.add_argument("--runs", type=int, default=300, help="timed runs per model (default 300)")
     p.add_argument("--sessions", type=int, default=10, help="fresh loads per model (default 10)")
     p.add_argument("--block", type=int, default=10, help="consecutive runs per block (default 10)")

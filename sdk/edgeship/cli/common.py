@@ -26,6 +26,7 @@ __all__ = [
     "on_targets",
     "session_from_args",
     "session_options",
+    "shape_option",
     "target_from_args",
     "target_options",
     "targets_from_args",
@@ -124,16 +125,18 @@ def target_options(
     return p
 
 
+GENERATED_SHAPE = "dims for a generated input with dynamic dims (repeatable)"
+
+
+def shape_option(p: argparse.ArgumentParser, help: str = GENERATED_SHAPE) -> None:
+    """``--shape NAME=D1,D2,...`` (repeatable); ``help`` says what the dims are for."""
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...", help=help)
+
+
 def input_options(p: argparse.ArgumentParser) -> None:
     """``--inputs`` or generated inputs (``--shape`` for dynamic dims, ``--seed``)."""
     p.add_argument("--inputs", type=Path, help=".npz (by input name) or .npy; default: generated")
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="dims for a generated input with dynamic dims (repeatable)",
-    )
+    shape_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
 
 

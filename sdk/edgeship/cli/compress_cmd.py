@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeship.cli.common import target_from_args, target_options
+from edgeship.cli.common import shape_option, target_from_args, target_options
 from edgeship.cli.output import print_json, status_line, table
 from edgeship.compress.report import shapes_text, speed_text
 from edgeship.core.errors import UsageError
@@ -71,13 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="held-out inputs (+ labels) the result is measured on (default: a random 20 %% "
         "of --data that calibration/training never see; all of it for a method using none)",
     )
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="the size of an input's dynamic dims where no data gives it (repeatable)",
-    )
+    shape_option(p, "the size of an input's dynamic dims where no data gives it (repeatable)")
     p.add_argument(
         "--allow-degraded",
         action="store_true",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from edgeship.cli.common import target_from_args, target_options
+from edgeship.cli.common import shape_option, target_from_args, target_options
 from edgeship.cli.output import print_json, table
 from edgeship.convert import (
     FORMATS,
@@ -74,13 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--weights", type=Path, metavar="FILE", help="state dict for a module:factory source"
     )
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="example input of a PyTorch source (float32; repeatable), or a static "
-        "shape for an ONNX input going to TFLite",
+    shape_option(
+        p,
+        "example input of a PyTorch source (float32; repeatable), or a static shape for an "
+        "ONNX input going to TFLite",
     )
     p.add_argument("--input-names", default="", help="comma-separated names of PyTorch inputs")
     p.add_argument("--output-names", default="", help="comma-separated names of PyTorch outputs")

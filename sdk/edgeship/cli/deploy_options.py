@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeship.cli.common import shape_option
 from edgeship.core.config import HealthPolicy, Signing
 from edgeship.core.errors import UsageError
 from edgeship_runtime.inputs import parse_shape_overrides
@@ -27,13 +28,7 @@ def health_options(p: argparse.ArgumentParser, gate: bool = False) -> None:
         metavar="MS",
         help="the health check also fails when the median latency is above MS",
     )
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="dims for a generated health-check input with dynamic dims (repeatable)",
-    )
+    shape_option(p, "dims for a generated health-check input with dynamic dims (repeatable)")
 
 
 def health_policy(ns: argparse.Namespace) -> HealthPolicy | None:

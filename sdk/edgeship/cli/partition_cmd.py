@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgeship.cli.common import target_options
+from edgeship.cli.common import shape_option, target_options
 from edgeship.cli.convert_cmd import (
     add_verify_options,
     run_verified,
@@ -47,13 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="flops",
         help="node cost: estimated FLOPs (default) or profiled time",
     )
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=D1,D2,...",
-        help="bind a dynamic input's dims for costing (default 1)",
-    )
+    shape_option(p, "bind a dynamic input's dims for costing (default 1)")
     p.add_argument(
         "--slack",
         type=float,

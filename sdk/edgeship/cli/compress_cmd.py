@@ -330,7 +330,7 @@ def summary(report: Any) -> str:
         )
     lines = [
         f"{report.method}: {m.path} (ran on {report.verified_on})",
-        table(["", "base", "compressed", "ratio"], rows),
+        table(["metric", "base", "compressed", "ratio"], rows),
     ]
     if f is not None and not report.outputs:  # a report of schema 1: the first output only
         agree = "" if f.top1_agreement is None else f"top-1 agreement {f.top1_agreement:.2%}, "

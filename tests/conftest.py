@@ -1,4 +1,5 @@
-"""Session-wide fixtures: tiny models built once per session, and a private bundle cache.
+"""Session-wide fixtures: tiny models built once per session, a private bundle cache, and
+the browser that opens the reports.
 
 Builders live in :mod:`tests.models`; this file only caches their output per session.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import models
+from tests.browser import find_chromium
 
 HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
 
@@ -23,6 +25,12 @@ def bundle_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDGESHIP_CACHE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, for the tests that open a report in a real browser."""
+    return find_chromium()
 
 
 @pytest.fixture(scope="session")

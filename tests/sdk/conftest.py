@@ -21,3 +21,11 @@ def edgeship(capsys: pytest.CaptureFixture[str]) -> Run:
         return rc, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def zoo() -> Path:
+    """The demo zoo (trained from scikit-learn's digits), built once and cached."""
+    from tools.zoo.build import build_zoo
+
+    return build_zoo().root

@@ -88,7 +88,10 @@ def test_profile_several_models_prints_one_table(
     assert "onnxruntime (CPU)" in rows[0]
     assert "tflite (XNNPACK)" in rows[2]
     assert "5 timed runs after 1 warm-up" in result.stdout
-    assert result.stderr == ""
+    assert (
+        result.stderr
+        == f"next: edgeship ab {add_onnx} {state_onnx} {tiny_tflite} (is the difference real?)\n"
+    )
 
 
 def test_profile_json_of_one_model_is_a_list_of_one_report(
@@ -401,7 +404,8 @@ def test_ab_of_a_model_against_itself_says_it_is_an_a_a_comparison(
     assert result.rc == 0, result.stderr
     assert result.stderr.splitlines() == [
         f"note: {add_onnx} is the base model itself: an A/A comparison (it measures the "
-        "noise; expect no significant difference)"
+        "noise; expect no significant difference)",
+        f"next: an A/A run measures the noise; compare a variant: edgeship ab {add_onnx} VARIANT",
     ]
     assert result.stdout.splitlines()[-1] == "no gates set"
     assert "peak RSS MiB" in result.stdout

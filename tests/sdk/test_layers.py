@@ -3,7 +3,8 @@
 Layers, bottom up (a module may import its own package and the layers below it):
 
 0. runtime    ``edgeship_runtime``: the device side, imports nothing of the host
-1. core       errors, config, progress, extras, quiet, hashing, host names, the stdio client
+1. core       errors, config, progress, extras, quiet, hashing, host names, the stdio client,
+              the reports' shared views
 2. models     the model as a value: formats, graph helpers, preparation, fidelity, verify
 3. ssh        connections, host keys, ssh_config
 4. deploy     a device's deploy root (content-addressed blobs, versions, activation)

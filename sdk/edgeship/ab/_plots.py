@@ -1,54 +1,20 @@
-"""The report's figures, drawn with matplotlib's Agg renderer into PNG bytes.
-
-Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot), so nothing
-global is touched and no display is needed. matplotlib is imported only here, only when
-a report is written (``pip install 'edgeship[ab]'``).
+"""The A/B report's figures, drawn with matplotlib's Agg renderer into PNG bytes
+(:func:`edgeship.core.views.new_figure`: matplotlib imported only when a report is
+written, ``pip install 'edgeship[ab]'``).
 """
 
 from __future__ import annotations
-
-import io
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from edgeship.ab.gates import MinSpeedup
 from edgeship.ab.result import ABReport, DeviceAB
 from edgeship.ab.schedule import block_medians
 from edgeship.ab.table import device_name
-from edgeship.core.extras import import_optional
+from edgeship.core.views import COLORS as _COLORS
+from edgeship.core.views import Plot, new_figure, png, slug
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+__all__ = ["all_plots", "drift_plot", "latency_plot", "pareto_plot", "ratio_plot"]
 
-__all__ = ["Plot", "all_plots", "drift_plot", "latency_plot", "pareto_plot", "ratio_plot", "slug"]
-
-_DPI = 100
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One figure: a file-safe ``name``, a ``title`` and its PNG bytes."""
-
-    name: str
-    title: str
-    png: bytes
-
-
-def _figure(width: float, height: float) -> Figure:
-    figure = import_optional("matplotlib.figure", "writing an A/B report")
-    return figure.Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    return buffer.getvalue()
-
-
-def slug(text: str) -> str:
-    """``text`` safe as a file name and an HTML id: other characters become ``-``."""
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+_PURPOSE = "writing an A/B report"
 
 
 def latency_plot(device: DeviceAB) -> Plot:
@@ -56,7 +22,7 @@ def latency_plot(device: DeviceAB) -> Plot:
     import numpy as np
 
     models = device.models
-    fig = _figure(8, 3.6)
+    fig = new_figure(8, 3.6, _PURPOSE)
     ax = fig.add_subplot()
     for m, color in zip(models, _COLORS * len(models), strict=False):
         a = np.sort(np.asarray(m.samples_ms))
@@ -72,12 +38,12 @@ def latency_plot(device: DeviceAB) -> Plot:
     ax.legend(fontsize="small", loc="lower right")
     ax.grid(alpha=0.3)
     name = device_name(device)
-    return Plot(f"latency-{slug(name)}", f"Latency distribution on {name}", _png(fig))
+    return Plot(f"latency-{slug(name)}", f"Latency distribution on {name}", png(fig))
 
 
 def drift_plot(device: DeviceAB, block: int, sessions: int) -> Plot:
     """Per model: block medians in run order, sessions marked, to show drift."""
-    fig = _figure(8, 3.2)
+    fig = new_figure(8, 3.2, _PURPOSE)
     ax = fig.add_subplot()
     for m, color in zip(device.models, _COLORS * len(device.models), strict=False):
         medians = block_medians(m.samples_ms, block)
@@ -91,7 +57,7 @@ def drift_plot(device: DeviceAB, block: int, sessions: int) -> Plot:
     ax.legend(fontsize="small", ncol=min(4, len(device.models)))
     ax.grid(alpha=0.3)
     name = device_name(device)
-    return Plot(f"drift-{slug(name)}", f"Latency over the run on {name}", _png(fig))
+    return Plot(f"drift-{slug(name)}", f"Latency over the run on {name}", png(fig))
 
 
 def ratio_plot(report: ABReport) -> Plot:
@@ -104,7 +70,7 @@ def ratio_plot(report: ABReport) -> Plot:
     for p in report.pooled:
         ci = p.speedup_ci
         rows.append((f"{p.variant} pooled", p.speedup, ci.low, ci.high, p.verdict))
-    fig = _figure(8, 1.2 + 0.45 * max(1, len(rows)))
+    fig = new_figure(8, 1.2 + 0.45 * max(1, len(rows)), _PURPOSE)
     ax = fig.add_subplot()
     colors = {"faster": "#2ca02c", "slower": "#d62728"}
     for y, (_, est, low, high, verdict) in enumerate(reversed(rows)):
@@ -119,14 +85,14 @@ def ratio_plot(report: ABReport) -> Plot:
     ax.set_xlabel(f"speedup = base median / variant median ({report.design.confidence:.0%} CI)")
     ax.set_title("Speedup with its confidence interval (green: faster, red: slower)")
     ax.grid(axis="x", alpha=0.3)
-    return Plot("speedup", "Speedup and its interval", _png(fig))
+    return Plot("speedup", "Speedup and its interval", png(fig))
 
 
 def pareto_plot(device: DeviceAB) -> Plot:
     """Latency against accuracy (or size, without labels); marker area ~ peak RSS."""
     models = device.models
     with_accuracy = all(m.accuracy is not None for m in models)
-    fig = _figure(7, 4.2)
+    fig = new_figure(7, 4.2, _PURPOSE)
     ax = fig.add_subplot()
     xs = [m.latency.p50_ms for m in models]
     if with_accuracy:
@@ -153,7 +119,7 @@ def pareto_plot(device: DeviceAB) -> Plot:
     ax.set_title(f"{device_name(device)}: Pareto front (green; marker area ~ peak RSS)")
     ax.grid(alpha=0.3)
     name = device_name(device)
-    return Plot(f"pareto-{slug(name)}", f"Pareto front on {name}", _png(fig))
+    return Plot(f"pareto-{slug(name)}", f"Pareto front on {name}", png(fig))
 
 
 def all_plots(report: ABReport) -> list[Plot]:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from edgeship.ab.result import ABReport, DeviceAB
 from edgeship.ab.table import (
     VALIDITY_NOTE,
-    Rows,
     comparison_rows,
     device_heading,
     device_name,
@@ -21,16 +20,9 @@ from edgeship.ab.table import (
     validity_summary,
     verdict,
 )
+from edgeship.core.views import md_table
 
-__all__ = ["md_table", "method_text", "ops_section", "render", "summary_line", "validity_section"]
-
-
-def md_table(rows: Rows) -> str:
-    headers, body = rows
-    esc = [[c.replace("|", "\\|") for c in row] for row in [headers, *body]]
-    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in esc[1:]]
-    return "\n".join(lines)
+__all__ = ["method_text", "ops_section", "render", "summary_line", "validity_section"]
 
 
 def summary_line(report: ABReport) -> str:

@@ -19,6 +19,7 @@ from edgeship.ab.result import (
     OpTypeDiff,
     SessionValidity,
 )
+from edgeship.core.views import Rows, check_columns
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
 
@@ -50,8 +51,6 @@ __all__ = [
     "validity_summary",
     "verdict",
 ]
-
-Rows = tuple[list[str], list[list[str]]]
 
 TEXT_COLUMNS = frozenset(
     [
@@ -385,6 +384,7 @@ def gate_rows(report: ABReport) -> Rows:
 
 def text_table(rows: Rows) -> str:
     headers, body = rows
+    check_columns(headers)
     widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))

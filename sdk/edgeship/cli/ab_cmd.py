@@ -30,6 +30,7 @@ from edgeship.cli.common import (
     shape_option,
     target_options,
 )
+from edgeship.cli.next_step import after_ab, print_next
 from edgeship.cli.output import print_json, print_stderr, status_line
 from edgeship.core.hashing import file_sha256
 from edgeship.core.progress import StatusLine
@@ -146,7 +147,8 @@ def same_as_base(base: Path, variants: Sequence[Path]) -> list[Path]:
 
 def run(ns: argparse.Namespace) -> int:
     config = config_from_args(ns)
-    for variant in same_as_base(ns.base, ns.variants):
+    same = same_as_base(ns.base, ns.variants)
+    for variant in same:
         print_stderr(
             f"note: {variant} is the base model itself: an A/A comparison (it measures the "
             "noise; expect no significant difference)"
@@ -170,6 +172,7 @@ def run(ns: argparse.Namespace) -> int:
     else:
         print(render(report))
     _explain_failures(report)
+    print_next(ns, after_ab(report, ns.base, ns.variants, ns.target, ns.sessions, same))
     return 0 if report.passed else 1
 
 

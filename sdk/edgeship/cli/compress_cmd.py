@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeship.cli.common import shape_option, target_from_args, target_options
+from edgeship.cli.next_step import after_compress, print_next
 from edgeship.cli.output import print_json, status_line, table
 from edgeship.compress.report import shapes_text, speed_text
 from edgeship.core.errors import UsageError
@@ -254,7 +255,10 @@ def run(ns: argparse.Namespace) -> int:
                 eval_data=ns.eval_data,
                 on_epoch=variants.epoch,
             )
-        return _print_table(result.report, ns)
+        status = _print_table(result.report, ns)
+        made = [Path(r.path) for r in result.report.rows if r.error is None and r.name != "base"]
+        print_next(ns, after_compress(Path(ns.model), made, ns.target))
+        return status
     config = config_from_args(ns)
     with target_from_args(ns) as target, status_line(ns.json) as line:
         options = CompressOptions(
@@ -272,6 +276,7 @@ def run(ns: argparse.Namespace) -> int:
         print_json(report.to_dict())
     else:
         print(summary(report))
+    print_next(ns, after_compress(Path(ns.model), [Path(report.model.path)], ns.target))
     return 0
 
 
@@ -330,7 +335,7 @@ def summary(report: Any) -> str:
         )
     lines = [
         f"{report.method}: {m.path} (ran on {report.verified_on})",
-        table(["", "base", "compressed", "ratio"], rows),
+        table(["metric", "base", "compressed", "ratio"], rows),
     ]
     if f is not None and not report.outputs:  # a report of schema 1: the first output only
         agree = "" if f.top1_agreement is None else f"top-1 agreement {f.top1_agreement:.2%}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edgeship.core.views import Rows, check_columns
 from edgeship_runtime.opprofile import summary_line
 from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
 
@@ -12,7 +13,11 @@ __all__ = [
     "TOP_OPS",
     "energy_line",
     "fallback_line",
+    "input_shapes",
     "model_name",
+    "ops_heading",
+    "ops_node_rows",
+    "ops_type_rows",
     "ops_view",
     "profile_notes",
     "validity_line",
@@ -24,6 +29,7 @@ TOP_OPS = 10
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
     """Columns padded to width: those in ``numeric`` aligned right, text left."""
+    check_columns(headers)
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -38,6 +44,15 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
 
 def model_name(report: ProfileReport) -> str:
     return report.model.path.rsplit("/", 1)[-1]
+
+
+def input_shapes(reports: Sequence[ProfileReport]) -> str:
+    """The inputs each model was measured on (``inputs: cnn.onnx x [1, 1, 8, 8]``)."""
+    return "\n".join(
+        f"inputs: {r.model.path.rsplit('/', 1)[-1]} "
+        + ", ".join(f"{t.name} {t.shape} {t.dtype}" for t in r.inputs)
+        for r in reports
+    )
 
 
 def validity_line(name: str, validity: Validity | None) -> str | None:
@@ -77,13 +92,10 @@ def energy_line(name: str, energy: EnergyReport | None) -> str | None:
     return text
 
 
-def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None:
-    """The slowest nodes, every op type, and the reconciliation line."""
-    if ops is None:
-        return None
-    if not ops.available:
-        return f"{name}: {summary_line(ops)}"
-    nodes = [
+def ops_node_rows(ops: OpProfile, top: int = TOP_OPS) -> Rows:
+    """The ``top`` slowest nodes of the per-operator profile, as the report has them."""
+    headers = ["node", "op type", "provider", "median ms", "share %", "input shapes"]
+    rows = [
         [
             n.name,
             n.op_type,
@@ -94,17 +106,34 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
         ]
         for n in ops.nodes[:top]
     ]
-    types = [
+    return headers, rows
+
+
+def ops_type_rows(ops: OpProfile) -> Rows:
+    """Every op type of the per-operator profile, as the report has them."""
+    headers = ["op type", "nodes", "total ms", "share %"]
+    rows = [
         [t.op_type, str(t.nodes), f"{t.total_ms:.4f}", f"{100 * t.share:.1f}"] for t in ops.op_types
     ]
+    return headers, rows
+
+
+def ops_heading(name: str, ops: OpProfile, top: int = TOP_OPS) -> str:
     shown = f"top {min(top, len(ops.nodes))} of {len(ops.nodes)} nodes"
+    return f"{name}: per operator, median of {ops.runs} profiled runs ({shown})"
+
+
+def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None:
+    """The slowest nodes, every op type, and the reconciliation line."""
+    if ops is None:
+        return None
+    if not ops.available:
+        return f"{name}: {summary_line(ops)}"
     parts = [
-        f"{name}: per operator, median of {ops.runs} profiled runs ({shown})",
-        _table(
-            ["node", "op type", "provider", "median ms", "share %", "input shapes"], nodes, {3, 4}
-        ),
+        ops_heading(name, ops, top),
+        _table(*ops_node_rows(ops, top), {3, 4}),
         "",
-        _table(["op type", "nodes", "total ms", "share %"], types, {1, 2, 3}),
+        _table(*ops_type_rows(ops), {1, 2, 3}),
         summary_line(ops),
     ]
     if ops.note:

@@ -12,13 +12,17 @@ from typing import Any
 
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
+from edgeship.core.views import Rows, check_columns
 from edgeship_runtime.report import ProfileReport
 
 __all__ = [
     "print_error",
     "print_json",
     "print_stderr",
+    "profile_footer",
+    "profile_heading",
     "profile_row",
+    "profile_rows",
     "profile_table",
     "status_line",
     "table",
@@ -56,6 +60,8 @@ def print_error(exc: EdgeshipError, as_json: bool) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to width, the first aligned left; every column has a name."""
+    check_columns(headers)
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -101,7 +107,13 @@ def profile_row(report: ProfileReport) -> list[str]:
     ]
 
 
-def profile_table(reports: Sequence[ProfileReport]) -> str:
+def profile_rows(reports: Sequence[ProfileReport]) -> Rows:
+    """The profile table's rows, one per model (the terminal's and the HTML report's)."""
+    return list(_PROFILE_HEADERS), [profile_row(r) for r in reports]
+
+
+def profile_heading(reports: Sequence[ProfileReport]) -> str:
+    """The device the models were profiled on, as its report describes it."""
     env = reports[0].environment
     target = (reports[0].target or {}).get("name", "?")
     head = (
@@ -111,10 +123,18 @@ def profile_table(reports: Sequence[ProfileReport]) -> str:
     )
     if env.temperature_c is not None:
         head += f" · {env.temperature_c:.1f} °C"
+    return head
+
+
+def profile_footer(reports: Sequence[ProfileReport]) -> str:
+    """How the figures were measured."""
     runs = reports[0].policy
-    foot = (
+    return (
         f"{runs.runs} timed runs after {runs.warmup} warm-up, batch {reports[0].batch_size}; "
         f"peak RSS by {reports[0].memory_mb.method}"
     )
-    body = table(_PROFILE_HEADERS, [profile_row(r) for r in reports])
-    return f"{head}\n{body}\n{foot}"
+
+
+def profile_table(reports: Sequence[ProfileReport]) -> str:
+    body = table(*profile_rows(reports))
+    return f"{profile_heading(reports)}\n{body}\n{profile_footer(reports)}"

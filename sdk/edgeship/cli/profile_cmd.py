@@ -20,8 +20,9 @@ from edgeship.cli.common import (
     session_options,
     target_options,
 )
-from edgeship.cli.measure_view import TOP_OPS, profile_notes
-from edgeship.cli.output import profile_table, status_line
+from edgeship.cli.measure_view import TOP_OPS, input_shapes, profile_notes
+from edgeship.cli.next_step import after_profile, print_next
+from edgeship.cli.output import print_stderr, profile_table, status_line
 from edgeship.core.config import ParallelConfig, ProfileConfig
 from edgeship.core.errors import UsageError
 from edgeship.core.progress import StatusLine
@@ -36,7 +37,6 @@ from edgeship_runtime.report import ProfileReport
 
 __all__ = [
     "config_from_args",
-    "input_shapes",
     "measurement_options",
     "parallel_one",
     "profile_one",
@@ -64,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     session_options(p)
     input_options(p)
     p.add_argument("--samples", action="store_true", help="include every run's latency")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write profile.json, profile.md and profile.html (latency distribution of "
+        "every run, per-operator bars with --ops, validity) into DIR",
+    )
     p.add_argument(
         "--shards",
         type=int,
@@ -134,7 +141,7 @@ def config_from_args(ns: argparse.Namespace) -> ProfileConfig:
         inputs=ns.inputs,
         shapes=parse_shape_overrides(ns.shape),
         seed=ns.seed,
-        samples=ns.samples,
+        samples=ns.samples or getattr(ns, "report", None) is not None,
     )
 
 
@@ -155,11 +162,17 @@ def run(ns: argparse.Namespace) -> int:
         cooldown = CooldownPolicy(below_c=ns.cooldown, timeout_s=ns.cooldown_timeout)
 
     line = status_line(ns.json)
+    profiled: dict[str, list[ProfileReport]] = {}
 
     def profile_all(target: Target) -> list[ProfileReport]:
         if parallel is not None:
-            return [parallel_one(target, model, config, parallel, line) for model in models]
-        return [profile_one(ns, target, model, config, ops, cooldown, line) for model in models]
+            reports = [parallel_one(target, model, config, parallel, line) for model in models]
+        else:
+            reports = [
+                profile_one(ns, target, model, config, ops, cooldown, line) for model in models
+            ]
+        profiled[target.name] = reports
+        return reports
 
     def render(reports: list[ProfileReport]) -> str:
         views = [profile_table(reports), input_shapes(reports)]
@@ -171,16 +184,15 @@ def run(ns: argparse.Namespace) -> int:
         return [r.to_dict() for r in reports]
 
     with line:
-        return on_targets(ns, profile_all, to_json, render)
+        status = on_targets(ns, profile_all, to_json, render)
+    if ns.report is not None and profiled:
+        from edgeship.cli.profile_report import write_report
 
-
-def input_shapes(reports: list[ProfileReport]) -> str:
-    """The inputs each model was measured on (``inputs: cnn.onnx x [1, 1, 8, 8]``)."""
-    return "\n".join(
-        f"inputs: {r.model.path.rsplit('/', 1)[-1]} "
-        + ", ".join(f"{t.name} {t.shape} {t.dtype}" for t in r.inputs)
-        for r in reports
-    )
+        files = write_report(sorted(profiled.items()), ns.report, ns.top)
+        if not ns.json:
+            print_stderr(f"report: {files.html} {files.markdown} {files.json}")
+    print_next(ns, after_profile(models, ns.target))
+    return status
 
 
 def profile_one(

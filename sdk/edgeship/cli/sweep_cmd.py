@@ -4,11 +4,14 @@ Each variant of the recipe (the format: docs/recipes.md) is made from MODEL, the
 against MODEL on every device of ``--target`` (a group, a device, a comma list), one
 measurement at a time per board. Results are stored in DIR as they arrive; running the
 same command again skips what is done and redoes what failed. The report (sweep.md,
-sweep.json: schema edgeship.sweep/1) has a Pareto front per board and across boards.
+sweep.json: schema edgeship.sweep/1, and sweep.html with its Pareto plots) has a Pareto
+front per board and across boards.
 
-Where the work runs: a local Ray started for the sweep when Ray is installed
-(``edgeship[ray]``), else threads here; ``--ray auto`` or ``--ray ADDRESS`` joins a
-running cluster, ``--ray off`` stays on threads. How to run one: docs/sweeps.md.
+Where the work runs: threads here, which start at once; Ray (``edgeship[ray]``) where it
+pays: ``--ray local`` starts one here, ``--ray auto`` or ``--ray ADDRESS`` joins a running
+cluster (as does ``RAY_ADDRESS`` set), and without ``--ray`` a local Ray when there are
+more boards than ``--forks``; ``--ray off``: threads always. How to run one:
+docs/sweeps.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from edgeship.sweep import (
     SweepConfig,
     SweepEvent,
     VariantRecord,
+    board_names,
     open_executor,
     run_sweep,
 )
@@ -57,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ray",
         metavar="ADDRESS",
         help="auto or an address: join that Ray cluster; local: start one here; off: threads "
-        "(default: local when Ray is installed, else threads)",
+        "(default: threads, or Ray when RAY_ADDRESS is set or there are more boards than "
+        "--forks and Ray is installed)",
     )
     w.add_argument("--cpus", type=int, metavar="N", help="CPUs for compression here (default all)")
     m = p.add_argument_group("measurement of each cell (an A/B against the base)")
@@ -101,13 +106,17 @@ def run(ns: argparse.Namespace) -> int:
         policy=policy,
         connect=connect,
     )
-    with open_executor(ns.ray, connect, cpus=ns.cpus, forks=ns.forks) as executor:
+    boards = len(board_names(ns.target, connect))
+    with open_executor(ns.ray, connect, cpus=ns.cpus, forks=ns.forks, boards=boards) as executor:
         report = run_sweep(config, executor, _Progress(ns.json))
     if ns.json:
         print_json(report.to_dict())
     else:
         print(to_markdown(report))
-        print(f"report: {ns.out / 'sweep.md'} {ns.out / 'sweep.json'}", file=sys.stderr)
+        print(
+            f"report: {ns.out / 'sweep.html'} {ns.out / 'sweep.md'} {ns.out / 'sweep.json'}",
+            file=sys.stderr,
+        )
     for cell in report.failed():
         print_stderr(f"error: {event_line(cell)}")
     return 0 if report.complete else 1

@@ -148,7 +148,7 @@ def render(report: TuneReport) -> str:
     lines = [
         f"{report.model.path} ({report.backend}) on {report.target.get('name', '?')}, "
         f"profile {report.profile or '(none)'}: {report.rounds} rounds × {report.runs} runs",
-        table(["settings", "p50 ms", "per round", ""], rows),
+        table(["settings", "p50 ms", "per round", "note"], rows),
         f"pick: {report.best.label()} — {report.best.p50_ms:.4f} ms vs default "
         f"{report.default.p50_ms:.4f} ms: {report.gain:.3f}x",
     ]

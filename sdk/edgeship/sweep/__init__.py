@@ -8,15 +8,16 @@
     report.across.front                    # the variants no other beats on every objective
 
 Variants are made as compression tasks and measured by whoever holds each board, one cell
-at a time per board, through an :class:`~.executor.Executor`: on Ray when it is installed
-(``edgeship[ray]``: a local Ray started here, or a cluster joined), else on threads here;
-the report is the same either way. Every result is stored as it arrives, and a re-run
-does only what is missing or failed. How to run one: ``docs/sweeps.md``.
+at a time per board, through an :class:`~.executor.Executor`: on threads here, or on Ray
+(``edgeship[ray]``) where it pays: asked for, a cluster joined, or more boards than the
+threads measure at once; the report is the same either way. Every result is stored as
+it arrives, and a re-run does only what is missing or failed. How to run one: ``docs/sweeps.md``.
 
 Modules: :mod:`.plan` (fingerprints, what to redo; pure), :mod:`.store` (the directory),
 :mod:`.work` (the two jobs), :mod:`.executor` with :mod:`.local_executor` and
 :mod:`.ray_executor`, :mod:`.runner` (the driver), :mod:`.report` (the typed records),
-:mod:`.fronts` (Pareto fronts), :mod:`.view` (Markdown).
+:mod:`.fronts` (Pareto fronts), :mod:`.view` (the tables' rows, Markdown),
+:mod:`.report_html` (HTML).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from edgeship.sweep._report import (
     SweepReport,
     VariantRecord,
 )
-from edgeship.sweep._runner import SweepConfig, SweepEvent, run_sweep
+from edgeship.sweep._runner import SweepConfig, SweepEvent, board_names, run_sweep
 from edgeship.sweep.view import to_markdown
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "SweepEvent",
     "SweepReport",
     "VariantRecord",
+    "board_names",
     "open_executor",
     "ray_installed",
     "run_sweep",

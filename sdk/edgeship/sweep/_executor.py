@@ -14,6 +14,7 @@ and one actor per board on a Ray cluster, embedded or joined) and
 from __future__ import annotations
 
 import importlib.util
+import os
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Protocol, TypeVar
@@ -24,10 +25,21 @@ from edgeship.sweep._report import CellRecord
 from edgeship.sweep._work import CompressJob, MeasureJob, VariantOutcome
 from edgeship.targets.fleet import DEFAULT_FORKS
 
-__all__ = ["LOCAL", "OFF", "E", "Executor", "open_executor", "ray_installed"]
+__all__ = [
+    "LOCAL",
+    "OFF",
+    "RAY_ADDRESS",
+    "E",
+    "Executor",
+    "open_executor",
+    "ray_installed",
+    "use_ray",
+]
 
 OFF = "off"
 LOCAL = "local"
+RAY_ADDRESS = "RAY_ADDRESS"
+"""The environment variable that names a running Ray cluster (Ray's own)."""
 
 
 E = TypeVar("E", bound="Executor")
@@ -61,17 +73,31 @@ def ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
+def use_ray(ray: str | None, boards: int = 0, forks: int = DEFAULT_FORKS) -> bool:
+    """Whether the sweep runs on Ray: where it pays for its start (seconds, and a local
+    cluster's processes): asked for (``--ray local|auto|ADDRESS``), a cluster named by
+    ``RAY_ADDRESS``, or more ``boards`` than the threads measure at once (``forks``), when
+    Ray is installed. Otherwise threads start in a blink and do the same work."""
+    if ray is not None:
+        return ray != OFF
+    if not ray_installed():
+        return False
+    return bool(os.environ.get(RAY_ADDRESS)) or boards > forks
+
+
 def open_executor(
     ray: str | None,
     connect: ConnectOptions,
     cpus: int | None = None,
     forks: int = DEFAULT_FORKS,
+    boards: int = 0,
 ) -> Executor:
-    """The executor ``ray`` names: None, a local Ray started here when Ray is installed,
-    else threads; ``"off"``, threads; ``"local"``, a local Ray (an error without Ray);
-    ``"auto"`` or an address, that cluster joined. ``cpus``: CPUs for compression here
+    """The executor ``ray`` names: ``"off"``, threads; ``"local"``, a local Ray (an error
+    without Ray); ``"auto"`` or an address, that cluster joined; None, Ray where it pays
+    (:func:`use_ray`: the cluster ``RAY_ADDRESS`` names, or a local Ray for more
+    ``boards`` than ``forks``), else threads. ``cpus``: CPUs for compression here
     (default: all of this machine's); ``forks``: boards measured at once by threads."""
-    if ray == OFF or (ray is None and not ray_installed()):
+    if not use_ray(ray, boards, forks):
         from edgeship.sweep._local_executor import LocalExecutor
 
         return LocalExecutor(connect, cpus=cpus, forks=forks)
@@ -87,4 +113,6 @@ def open_executor(
         )
     from edgeship.sweep._ray_executor import RayExecutor
 
+    if ray is None and os.environ.get(RAY_ADDRESS):
+        ray = "auto"
     return RayExecutor(connect, address=None if ray in (None, LOCAL) else ray, cpus=cpus)

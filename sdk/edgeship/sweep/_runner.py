@@ -39,13 +39,15 @@ from edgeship.sweep._report import (
     SweepReport,
     VariantRecord,
 )
+from edgeship.sweep._report_html import all_plots
+from edgeship.sweep._report_html import render as render_html
 from edgeship.sweep._store import Store
 from edgeship.sweep._work import CompressJob, MeasureJob, VariantOutcome, ab_config, now_utc
 from edgeship.sweep.view import to_markdown
 from edgeship.targets import open_targets
 from edgeship_runtime.formats import get_format
 
-__all__ = ["REUSED", "OnEvent", "SweepConfig", "SweepEvent", "run_sweep"]
+__all__ = ["REUSED", "OnEvent", "SweepConfig", "SweepEvent", "board_names", "run_sweep"]
 
 REUSED = "reused"
 
@@ -105,17 +107,24 @@ def run_sweep(
     recipe = load_recipe(config.recipe)
     _check_inputs(config, recipe)
     policy = config.policy or Policy(threads=recipe.threads)
-    boards = list(dict.fromkeys(t.name for t in open_targets(config.targets, config.connect)))
+    boards = board_names(config.targets, config.connect)
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(open_executor(None, config.connect))
+            executor = stack.enter_context(open_executor(None, config.connect, boards=len(boards)))
         run = _Run(config, recipe, policy, boards, Store(config.out), executor, on_event)
         run.go()
     run.counts.wall_s = round(time.monotonic() - started, 3)
     report = run.report()
     run.store.write_text(run.store.root / "sweep.json", report.to_json() + "\n")
     run.store.write_text(run.store.root / "sweep.md", to_markdown(report))
+    run.store.write_text(run.store.root / "sweep.html", render_html(report, all_plots(report)))
     return report
+
+
+def board_names(targets: str, connect: ConnectOptions) -> list[str]:
+    """The boards ``targets`` names (a group, a device, a comma list), each once, in order;
+    none is contacted."""
+    return list(dict.fromkeys(t.name for t in open_targets(targets, connect)))
 
 
 def _check_inputs(config: SweepConfig, recipe: Recipe) -> None:

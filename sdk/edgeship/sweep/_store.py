@@ -6,7 +6,7 @@
     OUT/models/NAME.json        its compression report (edgeship.compression/2)
     OUT/variants/NAME.json      its record (edgeship.sweep-variant/1)
     OUT/cells/NAME@BOARD.json   one variant measured on one board (edgeship.sweep-cell/1)
-    OUT/sweep.json, sweep.md    the report, rewritten at the end of every run
+    OUT/sweep.json, sweep.md, sweep.html   the report, rewritten at the end of every run
 
 Every file is written whole or not at all (a temporary file renamed over it), so a sweep
 killed at any moment leaves only complete records; an unreadable one counts as missing.

@@ -1,71 +1,45 @@
-"""Human views of a sweep (the JSON is the data): the Markdown report and one-line events."""
+"""Human views of a sweep (the JSON is the data): the rows of its tables, the Markdown
+report built from them (the HTML one is :mod:`.report_html`), and one-line events."""
 
 from __future__ import annotations
 
+from edgeship.core.views import Rows, md_table
 from edgeship.sweep._report import Cell, CellResult, SweepReport, VariantRecord
 
-__all__ = ["describe", "event_line", "to_markdown"]
+__all__ = [
+    "SPEEDUP_NOTE",
+    "across_notes",
+    "across_rows",
+    "describe",
+    "event_line",
+    "speedup_rows",
+    "summary",
+    "to_markdown",
+    "variant_rows",
+]
 
 
 def to_markdown(report: SweepReport) -> str:
-    n_done = sum(c.ok for c in report.cells)
     lines = [
         f"# Sweep of {report.model}: {len(report.variants)} variants × {len(report.boards)} boards",
         "",
-        f"{len(report.cells)} cells: {n_done} done, {len(report.cells) - n_done} failed "
-        f"({report.executor}; this run measured {report.run.measured}, reused "
-        f"{report.run.cells_reused}, made {report.run.compressed} variants, reused "
-        f"{report.run.variants_reused}, in {report.run.wall_s:.1f} s).",
+        summary(report),
         "",
         "## Variants",
         "",
-        "| variant | method | size KB | params | sparsity | accuracy (host) | made in | error |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [_variant_row(v) for v in report.variants]
-    lines += [
+        md_table(variant_rows(report)),
         "",
         "## Speedup on each board",
         "",
-        "Base median latency over the variant's, with its 95 % interval; "
-        "★: on that board's Pareto front.",
+        SPEEDUP_NOTE,
         "",
-        "| variant | " + " | ".join(report.boards) + " |",
-        "|---|" + "---|" * len(report.boards),
+        md_table(speedup_rows(report)),
+        "",
+        "## Across boards",
+        "",
     ]
-    fronts = {f.board: set(f.front) for f in report.fronts}
-    for v in report.variants:
-        cells = [report.cell(v.name, b) for b in report.boards]
-        lines.append(
-            f"| {v.name} | " + " | ".join(_cell_text(c, fronts[c.board]) for c in cells) + " |"
-        )
-    base_row = [
-        "-" if f.base_p50_ms is None else f"p50 {f.base_p50_ms:.4f} ms" for f in report.fronts
-    ]
-    lines.append("| base | " + " | ".join(base_row) + " |")
-    lines += ["", "## Across boards", ""]
-    across = report.across
-    if not across.points:
-        lines.append("No variant was measured on every board.")
-    else:
-        lines += [
-            "| variant | boards | speedup (geo-mean) | range | size KB | memory ratio "
-            "| accuracy drop pp | front |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for p in across.points:
-            lines.append(
-                f"| {p.variant} | {p.boards} | {p.speedup_geomean:.2f}× | "
-                f"{p.speedup_min:.2f}–{p.speedup_max:.2f} | {p.size_bytes / 1024:.1f} | "
-                f"{_num(p.memory_ratio_geomean, '.2f')} | {_num(p.accuracy_drop_pp_mean, '+.2f')}"
-                f" | {'★' if p.variant in across.front else ''} |"
-            )
-        lines.append("")
-        lines.append(
-            f"Front across boards ({', '.join(across.objectives)}): {', '.join(across.front)}."
-        )
-    if across.excluded:
-        lines.append(f"Not on every board, left out: {', '.join(across.excluded)}.")
+    lines += [md_table(across_rows(report)), ""] if report.across.points else []
+    lines += across_notes(report)
     failed = report.failed()
     if failed:
         lines += ["", "## Failed cells", ""]
@@ -73,13 +47,92 @@ def to_markdown(report: SweepReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _variant_row(v: VariantRecord) -> str:
-    if not v.ok:
-        return f"| {v.name} | {v.method} | | | | | {v.compress_s:.1f} s | {_error_of(v)} |"
+SPEEDUP_NOTE = (
+    "Base median latency over the variant's, with its 95 % interval; "
+    "★: on that board's Pareto front."
+)
+"""What the speedup matrix shows, said under its heading in every view."""
+
+
+def summary(report: SweepReport) -> str:
+    """How many cells are done, what ran them, and this run's share of the work."""
+    n_done = sum(c.ok for c in report.cells)
     return (
-        f"| {v.name} | {v.method} | {v.size_bytes / 1024:.1f} | {v.parameters:,} | "
-        f"{v.sparsity:.1%} | {_pct(v.accuracy)} | {v.compress_s:.1f} s | |"
+        f"{len(report.cells)} cells: {n_done} done, {len(report.cells) - n_done} failed "
+        f"({report.executor}; this run measured {report.run.measured}, reused "
+        f"{report.run.cells_reused}, made {report.run.compressed} variants, reused "
+        f"{report.run.variants_reused}, in {report.run.wall_s:.1f} s)."
     )
+
+
+def variant_rows(report: SweepReport) -> Rows:
+    headers = ["variant", "method", "size KB", "params", "sparsity", "accuracy (host)",
+               "made in", "error"]  # fmt: skip
+    return headers, [_variant_row(v) for v in report.variants]
+
+
+def _variant_row(v: VariantRecord) -> list[str]:
+    if not v.ok:
+        return [v.name, v.method, "", "", "", "", f"{v.compress_s:.1f} s", _error_of(v)]
+    return [
+        v.name,
+        v.method,
+        f"{v.size_bytes / 1024:.1f}",
+        f"{v.parameters:,}",
+        f"{v.sparsity:.1%}",
+        _pct(v.accuracy),
+        f"{v.compress_s:.1f} s",
+        "",
+    ]
+
+
+def speedup_rows(report: SweepReport) -> Rows:
+    """Per variant its speedup on each board (a column per board), then the base's p50."""
+    fronts = {f.board: set(f.front) for f in report.fronts}
+    rows = [
+        [v.name]
+        + [_cell_text(c, fronts[c.board]) for c in (report.cell(v.name, b) for b in report.boards)]
+        for v in report.variants
+    ]
+    base_row = [
+        "-" if f.base_p50_ms is None else f"p50 {f.base_p50_ms:.4f} ms" for f in report.fronts
+    ]
+    return ["variant", *report.boards], [*rows, ["base", *base_row]]
+
+
+def across_rows(report: SweepReport) -> Rows:
+    """Per variant measured on every board: its relative figures across them."""
+    across = report.across
+    headers = ["variant", "boards", "speedup (geo-mean)", "range", "size KB", "memory ratio",
+               "accuracy drop pp", "front"]  # fmt: skip
+    rows = [
+        [
+            p.variant,
+            str(p.boards),
+            f"{p.speedup_geomean:.2f}×",
+            f"{p.speedup_min:.2f}–{p.speedup_max:.2f}",
+            f"{p.size_bytes / 1024:.1f}",
+            _num(p.memory_ratio_geomean, ".2f"),
+            _num(p.accuracy_drop_pp_mean, "+.2f"),
+            "★" if p.variant in across.front else "",
+        ]
+        for p in across.points
+    ]
+    return headers, rows
+
+
+def across_notes(report: SweepReport) -> list[str]:
+    """The front across boards, or why there is none; the variants left out."""
+    across = report.across
+    if not across.points:
+        lines = ["No variant was measured on every board."]
+    else:
+        lines = [
+            f"Front across boards ({', '.join(across.objectives)}): {', '.join(across.front)}."
+        ]
+    if across.excluded:
+        lines.append(f"Not on every board, left out: {', '.join(across.excluded)}.")
+    return lines
 
 
 def _cell_text(cell: Cell, front: set[str]) -> str:

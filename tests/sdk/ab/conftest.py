@@ -1,8 +1,6 @@
-"""Fixtures of the A/B tests: a synthetic two-device report (and its files), the zoo."""
+"""Fixtures of the A/B tests: a synthetic two-device report (and its files)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -20,11 +18,3 @@ def fake_report() -> ABReport:
 @pytest.fixture(scope="session")
 def report_files(fake_report: ABReport, tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
     return write_report(fake_report, tmp_path_factory.mktemp("ab-report"))
-
-
-@pytest.fixture(scope="session")
-def zoo() -> Path:
-    """The demo zoo (trained from scikit-learn's digits), built once and cached."""
-    from tools.zoo.build import build_zoo
-
-    return build_zoo().root

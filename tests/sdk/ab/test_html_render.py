@@ -1,18 +1,11 @@
-"""The HTML report in a real headless browser (Debian's chromium): it renders, with its
-figures, its tables, the sessions' validity and the per-op-type diffs.
-
-Skips when chromium is not installed, except in CI (``CI`` set), where it fails: CI
-installs chromium, and a skip there would hide a broken report.
+"""The HTML report in a real headless browser (Debian's chromium, :mod:`tests.browser`):
+it renders, with its figures, its tables, the sessions' validity and the per-op-type diffs.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,41 +13,8 @@ import pytest
 
 from edgeship.ab.reports import ReportFiles
 from edgeship.ab.result import ABReport
+from tests.browser import browse, dom_of, table_rows
 from tests.sdk.ab import fakes
-
-BROWSERS = ("chromium", "chromium-browser")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = next((path for b in BROWSERS if (path := shutil.which(b))), None)
-    if found is None:
-        reason = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found
-
-
-def browse(chromium: str, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="edgeship-chromium-") as profile:
-        return subprocess.run(
-            [chromium, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +24,7 @@ def page(report_files: ReportFiles) -> Path:
 
 @pytest.fixture(scope="module")
 def dom(chromium: str, page: Path) -> str:
-    """The page's DOM as the browser holds it after load (its script has run)."""
-    done = browse(chromium, page, "--dump-dom")
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-def table_rows(dom: str, table_id: str) -> list[list[str]]:
-    """The cells' text of each row of the table ``table_id`` (its header row first)."""
-    table = re.search(rf'<table id="{table_id}">(.*?)</table>', dom, re.S)
-    assert table is not None, f"no table {table_id}"
-    rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
-    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in rows]
+    return dom_of(chromium, page)
 
 
 def test_the_page_and_its_figures_render(dom: str) -> None:

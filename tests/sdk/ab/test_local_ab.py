@@ -45,7 +45,7 @@ def test_ab_on_local_with_data_gates_json_and_report(
     assert speed.passed and speed.margin is not None and speed.margin > 0
     assert not accuracy.passed and accuracy.margin == pytest.approx(0.1 - c.accuracy_drop_pp)
     assert f"gate failed: max-accuracy-drop: mlp on local: {c.accuracy_drop_pp:.4g} pp" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "next:" not in out + err  # not with --json
     html = (tmp_path / "report" / "ab.html").read_text()
     assert html.count("data:image/png;base64,") == 4
 
@@ -53,8 +53,9 @@ def test_ab_on_local_with_data_gates_json_and_report(
 def test_ab_table_and_a_passing_gate_exit_0(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["ab", str(zoo / "cnn.onnx"), str(zoo / "mlp.onnx"), *FAST, "--no-memory"]
     assert edgeship([*argv, "--min-speedup", "1.3"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "mlp" in out and "faster" in out and out.rstrip().endswith("1/1 gate checks passed")
+    assert err.rstrip().splitlines()[-1] == f"next: deploy mlp: edgeship deploy {zoo / 'mlp.onnx'}"
 
 
 def test_different_input_signatures_need_inputs_per_model(

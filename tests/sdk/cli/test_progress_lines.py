@@ -42,6 +42,13 @@ def _frames(err: str) -> list[str]:
     return [f for f in err.split(CLEAR_LINE) if f]
 
 
+def _before_next(err: str) -> str:
+    """``err`` up to the command's last line, ``next: ...`` (on a line of its own)."""
+    rest, sep, last = err.rpartition("next: ")
+    assert sep and last.endswith("\n") and last.count("\n") == 1, err
+    return rest.removesuffix(CLEAR_LINE)
+
+
 def _live(request: pytest.FixtureRequest) -> bool:
     return "terminal" in request.node.callspec.id
 
@@ -70,6 +77,7 @@ def test_profile_shows_its_plan_and_the_time_waited(
     args = [add_onnx, *options, "--warmup", "1", "--threads", "1"]
     rc, err = edgeship("profile", *args)
     assert rc == 0, err
+    err = _before_next(err)
     if not _live(request):
         assert err == ""
         return
@@ -98,7 +106,7 @@ def test_ab_shows_each_latency_session_and_memory_run(
     if not _live(request):
         assert "latency session" not in err
         return
-    shown = [f.split(" · ")[0] for f in _frames(err) if not f.startswith("note: ")]
+    shown = [f.split(" · ")[0] for f in _frames(_before_next(err)) if not f.startswith("note: ")]
     assert [f"local: latency session {i} of 4" for i in range(1, 5)] == shown[:4]
     assert "local: memory: add.onnx (1 of 2)" in shown
     assert "local: memory: add.onnx#2 (2 of 2)" in shown

@@ -87,7 +87,9 @@ def test_handler_prints_the_record_as_json(
         "--json",
     )
     assert ns.handler(ns) == 0
-    report = CompressionReport.from_dict(json.loads(capsys.readouterr().out))
+    out, err = capsys.readouterr()
+    report = CompressionReport.from_dict(json.loads(out))
+    assert "next:" not in err  # not with --json
     assert report.method == "prune" and report.model.path == str(tmp_path / "p.onnx")
 
 
@@ -104,6 +106,8 @@ def test_subprocess_round_trip_and_errors(zoo: Manifest, test_npz: Path, tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert "int8-dynamic:" in done.stdout and "accuracy" in done.stdout and out.is_file()
+    next_line = f"next: edgeship ab {zoo.path('mlp.onnx')} {out}"
+    assert done.stderr.rstrip().splitlines()[-1] == next_line
 
     bad = _cli(
         str(zoo.path("cnn.onnx")),
@@ -157,5 +161,7 @@ def test_recipe_through_the_handler(
     captured = capsys.readouterr()
     assert "| half | int8-dynamic |" in captured.out
     assert "[1/1] half" in captured.err  # not a terminal: one progress line per variant
+    variant = tmp_path / "variants" / "half.onnx"
+    assert f"next: edgeship ab {zoo.path('mlp.onnx')} {variant}\n" in captured.err
     assert (tmp_path / "variants" / "table.md").is_file()
     assert (tmp_path / "variants" / "half.onnx").is_file()

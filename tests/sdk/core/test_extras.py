@@ -115,9 +115,10 @@ def _torch_pruning(tmp_path: Path) -> object:
 
 
 def _matplotlib(tmp_path: Path) -> object:
-    from edgeship.ab._plots import _figure
+    from edgeship.ab._plots import _PURPOSE
+    from edgeship.core.views import new_figure
 
-    return _figure(1, 1)
+    return new_figure(1, 1, _PURPOSE)
 
 
 def _scipy(tmp_path: Path) -> object:

@@ -3,6 +3,8 @@ at a time per board, boards in parallel, compression within the declared CPUs)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -117,9 +119,11 @@ def test_slots_hand_out_at_most_the_total() -> None:
     assert slots.free == 2.0
 
 
-def test_the_default_is_ray_when_installed_else_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_ray_installed_threads_and_asking_for_ray_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(chooser, "ray_installed", lambda: False)
-    with chooser.open_executor(None, ConnectOptions()) as executor:
+    with chooser.open_executor(None, ConnectOptions(), boards=100) as executor:
         assert executor.name == "threads"
     with chooser.open_executor("off", ConnectOptions()) as executor:
         assert executor.name == "threads"
@@ -128,3 +132,43 @@ def test_the_default_is_ray_when_installed_else_threads(monkeypatch: pytest.Monk
             chooser.open_executor(asked, ConnectOptions())
     with pytest.raises(UsageError, match="Ray Client"):
         chooser.open_executor("ray://head:10001", ConnectOptions())
+
+
+def test_ray_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chooser, "ray_installed", lambda: True)
+    monkeypatch.delenv(chooser.RAY_ADDRESS, raising=False)
+    assert not chooser.use_ray(None, boards=1, forks=16)  # a local sweep: threads
+    assert not chooser.use_ray(None, boards=16, forks=16)
+    assert chooser.use_ray(None, boards=17, forks=16)  # more boards than threads at once
+    assert not chooser.use_ray("off", boards=100, forks=1)
+    assert all(chooser.use_ray(asked) for asked in ("local", "auto", "head:6379"))
+    monkeypatch.setenv(chooser.RAY_ADDRESS, "head:6379")  # a cluster named
+    assert chooser.use_ray(None, boards=1)
+
+
+SWEEP_ON_LOCAL = """
+import sys
+from edgeship.cli.main import main
+status = main(sys.argv[1:])
+print("ray imported:", "ray" in sys.modules)
+sys.exit(status)
+"""
+
+
+def test_a_sweep_on_local_starts_threads_without_importing_ray(zoo: Path, tmp_path: Path) -> None:
+    """The real command on the zoo's MLP: one variant, one board (``local``)."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[variants.half]\nmethod = "fp16"\n')
+    argv = ["sweep", zoo / "mlp.onnx", recipe, "--target", "local", "--out", tmp_path / "out"]
+    argv += ["--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "2", "--no-memory"]
+    done = subprocess.run(
+        [sys.executable, "-c", SWEEP_ON_LOCAL, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("ray imported: False")
+    assert "(threads;" in done.stdout  # the report names its executor
+    assert "warning" not in done.stderr.lower(), done.stderr
+    assert (tmp_path / "out" / "sweep.html").is_file()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgeship_runtime.opprofile import summary_line
+from edgeship_runtime.opprofile import statistic, summary_line
 from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
 
 __all__ = [
@@ -88,7 +88,7 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
             n.name,
             n.op_type,
             (n.provider or "-").replace("ExecutionProvider", ""),
-            f"{n.median_ms:.4f}",
+            f"{n.time_ms:.4f}",
             f"{100 * n.share:.1f}",
             " ".join("x".join(str(d) for d in s) for s in n.input_shapes) or "-",
         ]
@@ -97,12 +97,11 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
     types = [
         [t.op_type, str(t.nodes), f"{t.total_ms:.4f}", f"{100 * t.share:.1f}"] for t in ops.op_types
     ]
+    types.append(["all operators", str(len(ops.nodes)), f"{ops.ops_ms or 0.0:.4f}", "100.0"])
     shown = f"top {min(top, len(ops.nodes))} of {len(ops.nodes)} nodes"
     parts = [
-        f"{name}: per operator, median of {ops.runs} profiled runs ({shown})",
-        _table(
-            ["node", "op type", "provider", "median ms", "share %", "input shapes"], nodes, {3, 4}
-        ),
+        f"{name}: per operator, ms per run ({statistic(ops)}; {shown})",
+        _table(["node", "op type", "provider", "ms", "share %", "input shapes"], nodes, {3, 4}),
         "",
         _table(["op type", "nodes", "total ms", "share %"], types, {1, 2, 3}),
         summary_line(ops),

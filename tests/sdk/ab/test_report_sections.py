@@ -20,6 +20,7 @@ from edgeship.ab.table import (
     input_text,
     inputs_heading,
     model_rows,
+    ops_reconciliation,
     ops_rows,
     render,
     validity_rows,
@@ -78,6 +79,32 @@ def test_both_reports_hold_the_op_type_diff(fake_report: ABReport) -> None:
     for row in rows:
         assert md_row(row) in md
         assert all(cell in page for cell in html_cells(row))
+
+
+def test_every_view_reconciles_each_model_s_operators(fake_report: ABReport) -> None:
+    device = fake_report.devices[0]
+    lines = ops_reconciliation(device)
+    assert [line.split(":")[0] for line in lines] == [m.name for m in device.models]
+    fp32 = device.models[0].ops
+    assert fp32 is not None and fp32.ops_ms is not None and fp32.plain_ms is not None
+    total = fp32.ops_ms + fakes.OUTSIDE_OPS_MS
+    assert lines[0] == (
+        f"fp32: operators {fp32.ops_ms:.4f} + outside them {fakes.OUTSIDE_OPS_MS:.4f} = "
+        f"{total:.4f} ms end-to-end with the profiler; {fp32.plain_ms:.4f} ms without: "
+        f"profiler overhead +{100 * fakes.PROFILER_OVERHEAD:.1f} % (within 10 %) "
+        "(means of the middle 20 of 40 runs)"
+    )
+    md, page, text = (
+        report_md.render(fake_report),
+        report_html.render(fake_report),
+        render(fake_report),
+    )
+    for line in lines:
+        assert f"- {line}" in md and f"<li>{html.escape(line)}</li>" in page
+        assert f"  {line}" in text
+    _, rows = ops_rows(device.op_diffs[0], "fp32")
+    assert rows[-1][:2] == ["all operators", f"{fp32.ops_ms:.4f}"]
+    assert sum(float(r[1]) for r in rows[:-1]) == pytest.approx(fp32.ops_ms, abs=1e-3)
 
 
 def test_a_backend_without_per_op_times_says_so_in_the_reports(fake_report: ABReport) -> None:

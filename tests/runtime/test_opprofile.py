@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.backends.base import TracedNode, TracedRun
 from edgeship_runtime.backends.onnxruntime import trace_runs
 from edgeship_runtime.errors import UsageError
@@ -16,6 +17,7 @@ from edgeship_runtime.inputs import generate_feeds
 from edgeship_runtime.model import load_model
 from edgeship_runtime.opprofile import (
     NOT_EXPOSED,
+    RECONCILED,
     OpsPolicy,
     central_mean,
     central_runs,
@@ -207,6 +209,66 @@ def test_onnx_runtime_operators_in_a_session_of_their_own(state_onnx: Path) -> N
     after = model.session.run(feeds)  # the timed session was not touched
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def reconcile(path: Path, shapes: dict[str, tuple[int, ...]]) -> OpProfile:
+    """``profile_ops`` on one thread, 200 runs, as ``profile --ops`` does it."""
+    model = load_model(str(path), options=SessionOptions(threads=1))
+    try:
+        feeds = generate_feeds(model.session.signature, shapes)
+        return profile_ops(model, feeds, OpsPolicy(runs=200, warmup=20))
+    finally:
+        model.close()
+
+
+def assert_adds_up(ops: OpProfile) -> None:
+    """Op types sum to the operators' total within 2 %, operators plus outside to the
+    end-to-end time with the profiler."""
+    assert ops.available and ops.ops_ms and ops.profiled_ms and ops.plain_ms
+    assert ops.outside_ops_ms is not None and ops.profiler_overhead is not None
+    types = sum(t.total_ms for t in ops.op_types)
+    assert abs(types - ops.ops_ms) <= 0.02 * ops.ops_ms
+    assert ops.ops_ms + ops.outside_ops_ms == pytest.approx(ops.profiled_ms, rel=1e-9)
+    assert ops.profiler_overhead == pytest.approx(ops.profiled_ms / ops.plain_ms - 1)
+
+
+def assert_reconciled(ops: OpProfile) -> None:
+    """Operators plus outside within 10 % of the end-to-end time without the profiler."""
+    assert_adds_up(ops)
+    assert ops.plain_ms is not None and ops.outside_ops_ms is not None
+    assert ops.ops_ms is not None
+    gap = abs(ops.ops_ms + ops.outside_ops_ms - ops.plain_ms) / ops.plain_ms
+    assert gap <= RECONCILED, summary_line(ops)
+    assert "(within 10 %)" in summary_line(ops)
+
+
+@pytest.fixture(scope="module")
+def zoo_cnn() -> Path:
+    from tools.zoo.build import build_zoo
+
+    return build_zoo().path("cnn.onnx")
+
+
+@pytest.mark.slow
+def test_the_zoo_cnn_reconciles(zoo_cnn: Path) -> None:
+    one = reconcile(zoo_cnn, {})
+    assert_adds_up(one)  # at batch 1 the profiler's ~5-15 µs per operator is 10-30 %:
+    line = summary_line(one)  # the line says which, and the cost per operator when beyond
+    assert one.profiler_overhead is not None
+    if abs(one.profiler_overhead) > RECONCILED:
+        assert "(beyond 10 %: about " in line and " µs per operator of the profiler" in line
+    assert_reconciled(reconcile(zoo_cnn, {"input": (64, 1, 8, 8)}))
+
+
+@pytest.mark.slow
+def test_a_third_party_graph_reconciles(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from tools.bench.op_profile import export_onnx, mobilenet_v2
+
+    path = export_onnx(*mobilenet_v2(128), tmp_path / "mobilenet_v2.onnx")
+    ops = reconcile(path, {})
+    assert len(ops.nodes) >= 50 and {"Conv", "Gemm"} <= {t.op_type for t in ops.op_types}
+    assert_reconciled(ops)
 
 
 def test_the_trace_stays_home_unless_asked(add_onnx: Path) -> None:

@@ -26,6 +26,7 @@ from edgeship.ab.table import (
     validity_rows,
 )
 from edgeship.cli.main import main as edgeship
+from edgeship_runtime.opprofile import NOT_EXPOSED
 from edgeship_runtime.report import TensorSummary
 from edgeship_runtime.signature import Signature, TensorSpec
 from tests.sdk.ab import fakes
@@ -256,9 +257,32 @@ def test_a_real_ab_with_ops_shows_inputs_validity_and_op_diff(
         assert md_row(row) in md
         assert all(cell in page for cell in html_cells(row))
     assert "Conv" in {r.op_type for r in diff.rows}
+    # one computation: the op types sum to the operators' total, shown with each
+    # model's reconciliation against its end-to-end time without the profiler
+    assert sum(r.base_ms for r in diff.rows) == pytest.approx(diff.base_ops_ms, rel=0.02)
+    assert sum(r.variant_ms for r in diff.rows) == pytest.approx(diff.variant_ops_ms, rel=0.02)
+    for line in ops_reconciliation(device):
+        assert f"  {line}" in table and f"- {line}" in md and html.escape(line) in page
     # the device's state around each window, from the runtime, through ab.json
     for v in device.validity:
         assert v.before is not None and v.after is not None
         assert v.before.device is not None and v.after.device is not None
         assert v.after.device.preemptions is not None  # getrusage: readable on any Linux
         assert v.after.device.preemptions >= (v.before.device.preemptions or 0)
+
+
+def test_a_real_ab_says_litert_gives_no_per_op_times(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ab", str(zoo / "mlp.onnx"), str(zoo / "mlp.tflite"), *FAST, "--no-memory", "--ops"]
+    assert edgeship([*argv, "--report", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    md, page = (tmp_path / "ab.md").read_text(), (tmp_path / "ab.html").read_text()
+    note = NOT_EXPOSED["tflite"]
+    [device] = ABReport.from_json((tmp_path / "ab.json").read_text()).devices
+    [diff] = device.op_diffs
+    assert diff.rows == [] and diff.note == note
+    tflite = device.models[1]
+    assert tflite.ops is not None and not tflite.ops.available and tflite.ops.nodes == []
+    assert f"  {tflite.name}: {note}" in table and f"- {tflite.name}: {note}" in md
+    assert html.escape(note) in page

@@ -4,6 +4,10 @@ reconciliation with end-to-end times, and the one line for a backend without per
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,7 @@ from edgeship_runtime.opprofile import (
 )
 from edgeship_runtime.ops import Runtime
 from edgeship_runtime.report import OpProfile
+from tests.models import REPO_ROOT
 
 
 def kernel(name: str, op: str, ts: int, dur: int) -> dict[str, object]:
@@ -233,8 +238,13 @@ def assert_adds_up(ops: OpProfile) -> None:
 
 
 def assert_reconciled(ops: OpProfile) -> None:
-    """Operators plus outside within 10 % of the end-to-end time without the profiler."""
+    """Operators plus outside within 10 % of the end-to-end time without the profiler:
+    checked on a machine with fewer runnable processes than cores (on a busy one, two
+    plain sessions in turn differ by more than that)."""
     assert_adds_up(ops)
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load >= cores:
+        pytest.skip(f"load average {load:.1f} on {cores} cores: too busy to time within 10 %")
     assert ops.plain_ms is not None and ops.outside_ops_ms is not None
     assert ops.ops_ms is not None
     gap = abs(ops.ops_ms + ops.outside_ops_ms - ops.plain_ms) / ops.plain_ms
@@ -260,12 +270,24 @@ def test_the_zoo_cnn_reconciles(zoo_cnn: Path) -> None:
     assert_reconciled(reconcile(zoo_cnn, {"input": (64, 1, 8, 8)}))
 
 
-@pytest.mark.slow
-def test_a_third_party_graph_reconciles(tmp_path: Path) -> None:
-    pytest.importorskip("transformers")
-    from tools.bench.op_profile import export_onnx, mobilenet_v2
+EXPORT_MOBILENET = (
+    "import sys; from pathlib import Path; "
+    "from tools.bench.op_profile import export_onnx, mobilenet_v2; "
+    "export_onnx(*mobilenet_v2(128), Path(sys.argv[1]))"
+)
 
-    path = export_onnx(*mobilenet_v2(128), tmp_path / "mobilenet_v2.onnx")
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_spec("transformers") is None, reason="needs transformers")
+def test_a_third_party_graph_reconciles(tmp_path: Path) -> None:
+    path = tmp_path / "mobilenet_v2.onnx"  # exported in a child: transformers stays out
+    subprocess.run(
+        [sys.executable, "-c", EXPORT_MOBILENET, str(path)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     ops = reconcile(path, {})
     assert len(ops.nodes) >= 50 and {"Conv", "Gemm"} <= {t.op_type for t in ops.op_types}
     assert_reconciled(ops)

@@ -273,7 +273,7 @@ def test_the_zoo_cnn_reconciles(zoo_cnn: Path) -> None:
 EXPORT_MOBILENET = (
     "import sys; from pathlib import Path; "
     "from tools.bench.op_profile import export_onnx, mobilenet_v2; "
-    "export_onnx(*mobilenet_v2(128), Path(sys.argv[1]))"
+    "export_onnx(*mobilenet_v2(224), Path(sys.argv[1]))"
 )
 
 

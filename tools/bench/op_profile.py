@@ -9,7 +9,7 @@ against the operators' total (must be within 2 %), operators + outside (= end-to
 the profiler) against the plain session's end-to-end time: the profiler's overhead, and
 its cost per operator ((profiled - plain) / nodes). Models: the zoo CNN at batch 1 and 64
 and the MLP; a third-party graph, transformers' MobileNetV2 (random weights, 10 classes,
-128x128; a thousand exported nodes, TensorFlow-style padding; skipped without
+224x224; a thousand exported nodes, TensorFlow-style padding; skipped without
 transformers); a stack of 3x3 convolutions (64 channels, 56x56), a small transformer
 encoder (torch.nn.TransformerEncoder, 2 layers, d_model 128, 4 heads, 32 tokens) and the
 conv stack as TFLite (litert_torch; skipped without it), whose report must say per-op
@@ -77,7 +77,7 @@ def transformer() -> tuple[object, tuple[int, ...]]:
     return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval(), (1, 32, 128)
 
 
-def mobilenet_v2(side: int = 128) -> tuple[object, tuple[int, ...]]:
+def mobilenet_v2(side: int = 224) -> tuple[object, tuple[int, ...]]:
     """transformers' MobileNetV2 for image classification (random weights, 10 classes) at
     ``side`` x ``side``, returning logits: a graph as third parties export it."""
     import torch
@@ -219,9 +219,9 @@ def main() -> int:
         "zoo mlp.onnx": (zoo / "mlp.onnx", 1),
     }
     if importlib.util.find_spec("transformers") is not None:
-        path = args.out / "mobilenet_v2-128.onnx"
-        models["MobileNetV2 (transformers), 128x128"] = (
-            path if path.exists() else export_onnx(*mobilenet_v2(128), path),
+        path = args.out / "mobilenet_v2-224.onnx"
+        models["MobileNetV2 (transformers), 224x224"] = (
+            path if path.exists() else export_onnx(*mobilenet_v2(224), path),
             1,
         )
     models["conv stack"] = (export_onnx(stack, stack_shape, args.out / "convstack.onnx"), 1)

@@ -3,10 +3,15 @@
 As trtexec's ``--separateProfileRun``: the model's timed session is never profiled. The
 backend opens a second session of the same file with the same options and its profiler
 on (:class:`~.backends.base.OpProfiling`); both are warmed up, then run in turn, so the
-plain session's end-to-end median measured here gives the profiler's overhead. Per node
-the median over the profiled runs, per op type the sum of its nodes' medians; the
-operators' summed time per run is reconciled with the end-to-end time of the same runs,
-the gap reported as time outside the operators.
+plain session's end-to-end time measured here gives the profiler's overhead.
+
+One computation for every view (profile's and ab's tables, JSON, HTML): each figure is
+a mean over the same central runs, the middle half of the profiled runs ranked by
+end-to-end time. Means add up, so nodes sum to their op type, op types to the
+operators' total, and operators plus the time outside them to the end-to-end time with
+the profiler; a median per node would not (summed over a few hundred nodes, medians fell
+a third short of the runs' own totals). :func:`summary_line` sets that sum against the
+plain session's end-to-end time, the gap being the profiler's overhead.
 
 A backend without per-operator timing (LiteRT's Python interpreter exposes none) gets a
 report that says so in one line, never invented numbers.
@@ -30,8 +35,20 @@ from .errors import UsageError
 from .model import LoadedModel
 from .report import NodeTime, OpProfile, OpTypeTime
 
-NOT_EXPOSED = {"tflite": "per-op timing: not exposed by LiteRT's Python interpreter"}
-"""Why a backend without the capability has no per-operator times, by backend name."""
+RECONCILED = 0.10
+"""Operators plus the time outside them should come within this fraction of the plain
+session's end-to-end time (the profiler's overhead); beyond it the line says so."""
+
+NOT_EXPOSED = {
+    "tflite": (
+        "per-op timing: not exposed by LiteRT's Python API (its op profiler is C++ only: "
+        "benchmark_model --enable_op_profiling)"
+    )
+}
+"""Why a backend without the capability has no per-operator times, by backend name.
+ai_edge_litert 2.3's ``Interpreter`` and ``CompiledModel`` wrap no profiler (the flag
+``experimental_force_delegate_node_profiling`` records delegate nodes, with no call
+that reads them back)."""
 
 Run = Callable[[Mapping[str, np.ndarray]], Any]
 
@@ -79,9 +96,10 @@ def profile_ops(
     notes = []
     if options.execution_mode == "parallel":
         notes.append("operators ran in parallel: their sum can exceed the run's time")
-    report = summarize(
-        trace.runs[-policy.runs :], plain, profiled, name, policy.warmup, "; ".join(notes)
-    )
+    timed = trace.runs[policy.warmup :][: len(profiled)]
+    if len(timed) < len(profiled):  # ONNX Runtime stops recording at a million events
+        notes.append(f"the profiler recorded {len(timed)} of the {len(profiled)} runs")
+    report = summarize(timed, plain, profiled[: len(timed)], name, policy.warmup, "; ".join(notes))
     report.trace = trace.events if policy.trace else None
     return report
 
@@ -119,34 +137,63 @@ def summarize(
     warmup: int = 0,
     note: str = "",
 ) -> OpProfile:
-    """Per node and per op type, and the reconciliation with end-to-end times (pure)."""
+    """Per node and per op type, and the reconciliation with end-to-end times (pure).
+
+    ``profiled_ms[i]`` is the end-to-end time of ``runs[i]`` (an empty list: unknown).
+    Every figure is a mean over the same central runs (:func:`central_runs`, ranked by
+    end-to-end time, or by the operators' total when that is unknown), so nodes sum to
+    their op type, op types to ``ops_ms``, and ``ops_ms + outside_ops_ms`` to
+    ``profiled_ms``; ``plain_ms`` is the same statistic over the plain session's runs.
+    """
     if not runs:
         return OpProfile(available=False, backend=backend, note="the profiler recorded no runs")
-    per_node, first = _per_node_us(runs)
-    medians = {name: float(np.median(values)) for name, values in per_node.items()}
-    total_us = sum(medians.values()) or 1.0
+    if profiled_ms and len(profiled_ms) != len(runs):
+        raise ValueError(f"{len(profiled_ms)} end-to-end times for {len(runs)} traced runs")
+    totals_ms = [sum(n.dur_us for n in run.nodes) / 1000.0 for run in runs]
+    central = central_runs(profiled_ms or totals_ms)
+    per_node, first = _per_node_us([runs[i] for i in central])
+    means_ms = {name: float(np.mean(values)) / 1000.0 for name, values in per_node.items()}
+    ops_ms = sum(means_ms.values())
     nodes = [
-        _node_time(first[name], us / 1000.0, us / total_us)
-        for name, us in sorted(medians.items(), key=lambda item: -item[1])
+        _node_time(first[name], ms, ms / ops_ms if ops_ms else 0.0)
+        for name, ms in sorted(means_ms.items(), key=lambda item: -item[1])
     ]
-    ops_ms = float(np.median([sum(n.dur_us for n in run.nodes) for run in runs])) / 1000.0
-    profiled = float(np.median(profiled_ms)) if len(profiled_ms) else None
-    plain = float(np.median(plain_ms)) if len(plain_ms) else None
+    profiled = _mean_of(profiled_ms, central) if profiled_ms else None
+    plain = central_mean(plain_ms) if len(plain_ms) else None
     return OpProfile(
         available=True,
         backend=backend,
         runs=len(runs),
+        central_runs=len(central),
         warmup=warmup,
         note=note or None,
         nodes=nodes,
         op_types=op_types(nodes),
         ops_ms=ops_ms,
-        session_ms=float(np.median([run.dur_us for run in runs])) / 1000.0,
+        session_ms=_mean_of([run.dur_us / 1000.0 for run in runs], central),
         profiled_ms=profiled,
         plain_ms=plain,
         outside_ops_ms=None if profiled is None else profiled - ops_ms,
         profiler_overhead=profiled / plain - 1.0 if profiled and plain else None,
     )
+
+
+def central_runs(values: Sequence[float]) -> List[int]:
+    """Indices of the middle half of ``values`` (a quarter of them dropped at each end, the
+    rest in run order): the runs an interquartile mean averages over; all of them when
+    there are fewer than four."""
+    drop = len(values) // 4
+    ranked = sorted(range(len(values)), key=lambda i: values[i])
+    return sorted(ranked[drop : len(values) - drop])
+
+
+def central_mean(values: Sequence[float]) -> float:
+    """The interquartile mean: the mean of the middle half of ``values``."""
+    return _mean_of(values, central_runs(values))
+
+
+def _mean_of(values: Sequence[float], indices: Sequence[int]) -> float:
+    return float(np.mean([values[i] for i in indices]))
 
 
 def _per_node_us(
@@ -167,11 +214,11 @@ def _per_node_us(
     return per_node, first
 
 
-def _node_time(node: TracedNode, median_ms: float, share: float) -> NodeTime:
+def _node_time(node: TracedNode, ms: float, share: float) -> NodeTime:
     return NodeTime(
         name=node.name,
         op_type=node.op_type,
-        median_ms=median_ms,
+        time_ms=ms,
         share=share,
         provider=node.provider,
         input_shapes=[list(s) for s in node.input_shapes],
@@ -180,17 +227,16 @@ def _node_time(node: TracedNode, median_ms: float, share: float) -> NodeTime:
 
 
 def op_types(nodes: Sequence[NodeTime]) -> List[OpTypeTime]:
-    """Nodes grouped by op type, the slowest type first."""
+    """Nodes grouped by op type (their times and shares summed), the slowest type first."""
     groups: Dict[str, List[NodeTime]] = {}
     for node in nodes:
         groups.setdefault(node.op_type, []).append(node)
-    total = sum(n.median_ms for n in nodes) or 1.0
     types = [
         OpTypeTime(
             op_type=op_type,
             nodes=len(members),
-            total_ms=sum(n.median_ms for n in members),
-            share=sum(n.median_ms for n in members) / total,
+            total_ms=sum(n.time_ms for n in members),
+            share=sum(n.share for n in members),
         )
         for op_type, members in groups.items()
     ]
@@ -209,18 +255,32 @@ def op_type_diff(
 
 
 def summary_line(ops: Optional[OpProfile]) -> str:
-    """One line: the reconciliation, or why there are no per-operator times."""
+    """One line: the reconciliation (operators + outside = end-to-end with the profiler,
+    against the plain session's end-to-end time), or why there are no per-operator times."""
     if ops is None:
         return ""
     if not ops.available:
         return ops.note or "per-op timing: not available"
-    parts = [f"operators {ops.ops_ms:.3f} ms of {ops.profiled_ms:.3f} ms end-to-end"]
-    if ops.outside_ops_ms is not None and ops.profiled_ms:
-        share = 100 * ops.outside_ops_ms / ops.profiled_ms
-        parts.append(f"outside operators {ops.outside_ops_ms:.3f} ms ({share:.0f} %)")
-    if ops.profiler_overhead is not None:
-        parts.append(
-            f"profiler overhead {100 * ops.profiler_overhead:+.1f} % "
-            f"(plain session {ops.plain_ms:.3f} ms)"
-        )
-    return "; ".join(parts)
+    if ops.profiled_ms is None or ops.outside_ops_ms is None:
+        return f"operators {ops.ops_ms:.4f} ms"
+    parts = [
+        f"operators {ops.ops_ms:.4f} + outside them {ops.outside_ops_ms:.4f} = "
+        f"{ops.profiled_ms:.4f} ms end-to-end with the profiler"
+    ]
+    if ops.plain_ms is not None and ops.profiler_overhead is not None:
+        overhead = f"profiler overhead {100 * ops.profiler_overhead:+.1f} %"
+        if abs(ops.profiler_overhead) <= RECONCILED:
+            verdict = f"within {100 * RECONCILED:.0f} %"
+        else:
+            per_op_us = 1000 * (ops.profiled_ms - ops.plain_ms) / max(len(ops.nodes), 1)
+            verdict = (
+                f"beyond {100 * RECONCILED:.0f} %: about {per_op_us:.1f} µs per operator of "
+                "the profiler's own is in these times, compare shares"
+            )
+        parts.append(f"{ops.plain_ms:.4f} ms without: {overhead} ({verdict})")
+    return "; ".join(parts) + f" ({statistic(ops)})"
+
+
+def statistic(ops: OpProfile) -> str:
+    """What every figure of ``ops`` is, in words."""
+    return f"means of the middle {ops.central_runs} of {ops.runs} runs"

@@ -266,13 +266,14 @@ class EnergyReport:
 
 @dataclass
 class NodeTime:
-    """One operator (graph node) in a per-operator profile: its median time over the
-    profiled runs, its share of the operators' total, the execution provider (or
-    delegate) that ran it and, where the profiler gives them, its tensor shapes."""
+    """One operator (graph node) in a per-operator profile: its time per run (the mean over
+    the profile's central runs, see :class:`OpProfile`), its share of the operators'
+    total, the execution provider (or delegate) that ran it and, where the profiler gives
+    them, its tensor shapes."""
 
     name: str
     op_type: str
-    median_ms: float
+    time_ms: float
     share: float
     provider: Optional[str] = None
     input_shapes: List[List[int]] = field(default_factory=list)
@@ -281,7 +282,7 @@ class NodeTime:
 
 @dataclass
 class OpTypeTime:
-    """The nodes of one op type together: the sum of their medians, and its share."""
+    """The nodes of one op type together: the sum of their times and of their shares."""
 
     op_type: str
     nodes: int
@@ -294,19 +295,25 @@ class OpProfile:
     """Which operators take the time, measured in a profiling session of its own (opened
     beside the timed one, so the timed figures stay unaffected).
 
-    ``ops_ms``: median over runs of the operators' summed time; ``profiled_ms``: the
-    end-to-end median of those same runs (``perf_counter_ns`` around the call) and
-    ``outside_ops_ms`` their difference (binding, input/output copies, the executor);
-    ``session_ms``: the backend's own median time per run (ONNX Runtime's ``model_run``);
-    ``plain_ms``: the end-to-end median of the model's plain session, timed in turn with
-    the profiled one, and ``profiler_overhead`` = profiled_ms / plain_ms - 1. Where the
-    backend exposes no per-operator timing, ``available`` is false and ``note`` says so.
+    One statistic for every figure: the mean over the profile's central runs, the middle
+    half of its ``runs`` ranked by end-to-end time (``central_runs`` of them; an
+    interquartile mean). Means add up where medians do not, so the nodes sum to their
+    op type's ``total_ms``, the op types to ``ops_ms`` (the operators' summed time per
+    run), and ``ops_ms + outside_ops_ms`` to ``profiled_ms`` (end-to-end with the
+    profiler, ``perf_counter_ns`` around the call; outside the operators: binding,
+    input/output copies, the executor, the profiler's own bookkeeping).
+    ``session_ms``: the backend's own time per run (ONNX Runtime's ``model_run``);
+    ``plain_ms``: the same statistic over the model's plain session, timed in turn with
+    the profiled one, and ``profiler_overhead`` = profiled_ms / plain_ms - 1: how far
+    operators plus outside stand from the time without the profiler. Where the backend
+    exposes no per-operator timing, ``available`` is false and ``note`` says so.
     ``trace``: the profiler's Chrome trace events (load it in Perfetto), when asked for.
     """
 
     available: bool
     backend: str
     runs: int = 0
+    central_runs: int = 0
     warmup: int = 0
     note: Optional[str] = None
     nodes: List[NodeTime] = field(default_factory=list)

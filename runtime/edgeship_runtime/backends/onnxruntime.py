@@ -144,7 +144,9 @@ def _open(path: str, options: SessionOptions, extra: Optional[Callable[[Any], No
 
 def trace_runs(events: List[Dict[str, Any]]) -> List[TracedRun]:
     """The runs of an ONNX Runtime profile in order: each ``model_run`` event with the
-    ``Node`` kernel events that fall inside it."""
+    ``Node`` kernel events that fall inside it (``ts``, ``dur``: µs from the profiler's
+    start). A kernel inside another on the same thread (a subgraph's node, within its
+    ``If``/``Loop``/``Scan``) is left out: its parent's time already holds it."""
     runs = sorted(
         (e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
         key=lambda e: e["ts"],
@@ -155,17 +157,21 @@ def trace_runs(events: List[Dict[str, Any]]) -> List[TracedRun]:
             for e in events
             if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")
         ),
-        key=lambda e: e["ts"],
+        key=lambda e: (e["ts"], -e["dur"]),
     )
     traced, k = [], 0
     for run in runs:
         start, end = run["ts"], run["ts"] + run["dur"]
-        nodes = []
+        nodes: List[TracedNode] = []
+        busy_until: Dict[Any, float] = {}  # per thread: the end of the kernel it is inside
         while k < len(kernels) and kernels[k]["ts"] < start:
             k += 1  # a kernel outside any run (none expected)
         while k < len(kernels) and kernels[k]["ts"] <= end:
-            nodes.append(_node(kernels[k]))
-            k += 1
+            event, k = kernels[k], k + 1
+            if event["ts"] < busy_until.get(event.get("tid"), event["ts"]):
+                continue
+            busy_until[event.get("tid")] = event["ts"] + event["dur"]
+            nodes.append(_node(event))
         traced.append(TracedRun(dur_us=float(run["dur"]), nodes=tuple(nodes)))
     return traced
 

@@ -17,6 +17,7 @@ from edgeship.ab.table import (
     gate_rows,
     model_rows,
     ops_heading,
+    ops_reconciliation,
     ops_rows,
     pooled_rows,
     unchecked_line,
@@ -62,7 +63,8 @@ def validity_section(device: DeviceAB) -> list[str]:
 def ops_section(device: DeviceAB) -> list[str]:
     """Per variant, its op types against the base's (``--ops``), or why there are none."""
     base = device.models[0].name
-    out = []
+    checks = "".join(f"<li>{_e(c)}</li>" for c in ops_reconciliation(device))
+    out = ["<h3>Per-operator profiles, ms per run</h3>", f"<ul>{checks}</ul>"] if checks else []
     for diff in device.op_diffs:
         key = slug(f"{device_name(device)}-{diff.variant}")
         heading = ops_heading(diff, base)

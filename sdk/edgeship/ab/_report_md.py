@@ -13,6 +13,7 @@ from edgeship.ab.table import (
     gate_rows,
     model_rows,
     ops_heading,
+    ops_reconciliation,
     ops_rows,
     pooled_rows,
     unchecked_line,
@@ -56,7 +57,8 @@ def validity_section(device: DeviceAB) -> list[str]:
 def ops_section(device: DeviceAB) -> list[str]:
     """Per variant, its op types against the base's (``--ops``), or why there are none."""
     base = device.models[0].name
-    out = []
+    checks = [f"- {c}" for c in ops_reconciliation(device)]
+    out = ["### Per-operator profiles, ms per run", "", *checks, ""] if checks else []
     for diff in device.op_diffs:
         heading = ops_heading(diff, base)
         out += [f"### {heading[0].upper()}{heading[1:]}", ""]

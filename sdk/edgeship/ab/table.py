@@ -20,6 +20,7 @@ from edgeship.ab.result import (
     SessionValidity,
 )
 from edgeship.core.views import Rows, check_columns
+from edgeship_runtime.opprofile import summary_line as ops_summary
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
 
@@ -40,6 +41,7 @@ __all__ = [
     "model_rows",
     "ops_heading",
     "ops_lines",
+    "ops_reconciliation",
     "ops_rows",
     "pooled_rows",
     "render",
@@ -305,7 +307,8 @@ def detectable_note(device: DeviceAB) -> list[str]:
 
 
 def ops_rows(diff: OpsComparison, base: str) -> Rows:
-    """Per op type: its time and share of the operators' time in each model, the change."""
+    """Per op type: its time and share of the operators' time in each model, the change;
+    last, all operators together (the op types sum to it: see :class:`OpProfile`)."""
     v = diff.variant
     headers = ["op type", f"{base} ms", f"{base} %", f"{v} ms", f"{v} %", "Δ ms", "change"]
     rows = [
@@ -320,6 +323,11 @@ def ops_rows(diff: OpsComparison, base: str) -> Rows:
         ]
         for r in diff.rows
     ]
+    if diff.base_ops_ms is not None and diff.variant_ops_ms is not None:
+        delta = diff.variant_ops_ms - diff.base_ops_ms
+        change = "slower" if delta > 0 else "faster" if delta < 0 else "same"
+        total = [f"{diff.base_ops_ms:.4f}", "100.0", f"{diff.variant_ops_ms:.4f}", "100.0"]
+        rows.append(["all operators", *total, f"{delta:+.4f}", change])
     return headers, rows
 
 
@@ -340,10 +348,17 @@ def ops_heading(diff: OpsComparison, base: str) -> str:
     return f"{head} (operators {diff.base_ops_ms:.4f} → {diff.variant_ops_ms:.4f} ms)"
 
 
+def ops_reconciliation(device: DeviceAB) -> list[str]:
+    """Per model profiled (``--ops``): its operators plus the time outside them against
+    its end-to-end time without the profiler, or why it has no per-operator times."""
+    return [f"{m.name}: {ops_summary(m.ops)}" for m in device.models if m.ops is not None]
+
+
 def ops_lines(device: DeviceAB) -> list[str]:
     """Per variant, where its time went against the base's, per op type."""
     base = device.models[0].name
-    lines: list[str] = []
+    checks = [f"  {c}" for c in ops_reconciliation(device)]
+    lines = ["per-operator profiles, ms per run:", *checks, ""] if checks else []
     for diff in device.op_diffs:
         table = [text_table(ops_rows(diff, base))] if diff.rows else []
         lines += [ops_heading(diff, base) + (":" if diff.rows else ""), *table, ""]

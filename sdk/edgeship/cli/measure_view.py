@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgeship.core.views import Rows, check_columns
-from edgeship_runtime.opprofile import summary_line
+from edgeship_runtime.opprofile import statistic, summary_line
 from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
 
 __all__ = [
@@ -94,13 +94,13 @@ def energy_line(name: str, energy: EnergyReport | None) -> str | None:
 
 def ops_node_rows(ops: OpProfile, top: int = TOP_OPS) -> Rows:
     """The ``top`` slowest nodes of the per-operator profile, as the report has them."""
-    headers = ["node", "op type", "provider", "median ms", "share %", "input shapes"]
+    headers = ["node", "op type", "provider", "ms", "share %", "input shapes"]
     rows = [
         [
             n.name,
             n.op_type,
             (n.provider or "-").replace("ExecutionProvider", ""),
-            f"{n.median_ms:.4f}",
+            f"{n.time_ms:.4f}",
             f"{100 * n.share:.1f}",
             " ".join("x".join(str(d) for d in s) for s in n.input_shapes) or "-",
         ]
@@ -115,12 +115,13 @@ def ops_type_rows(ops: OpProfile) -> Rows:
     rows = [
         [t.op_type, str(t.nodes), f"{t.total_ms:.4f}", f"{100 * t.share:.1f}"] for t in ops.op_types
     ]
+    rows.append(["all operators", str(len(ops.nodes)), f"{ops.ops_ms or 0.0:.4f}", "100.0"])
     return headers, rows
 
 
 def ops_heading(name: str, ops: OpProfile, top: int = TOP_OPS) -> str:
     shown = f"top {min(top, len(ops.nodes))} of {len(ops.nodes)} nodes"
-    return f"{name}: per operator, median of {ops.runs} profiled runs ({shown})"
+    return f"{name}: per operator, ms per run ({statistic(ops)}; {shown})"
 
 
 def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None:

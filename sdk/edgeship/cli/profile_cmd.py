@@ -96,7 +96,8 @@ def measurement_options(p: argparse.ArgumentParser) -> None:
         "--ops",
         action="store_true",
         help="also time each operator, in a profiling session of its own after the timed "
-        "runs (ONNX Runtime; LiteRT's Python interpreter exposes no per-op timing)",
+        "runs: ms per run per node and op type, adding up to the operators' total, and the "
+        "profiler's overhead (ONNX Runtime; LiteRT's Python API has no op profiler)",
     )
     g.add_argument(
         "--top", type=int, default=TOP_OPS, metavar="N", help="nodes in the --ops table (10)"

@@ -221,7 +221,7 @@ def ops_plot(target: str, report: ProfileReport, top: int = TOP_OPS) -> Plot | N
     by_type.barh([t.op_type for t in types][::-1], [t.total_ms for t in types][::-1],
                  color=COLORS[0])  # fmt: skip
     by_type.set_xlabel("ms per run, summed over the op type's nodes")
-    by_node.barh([_short(n.name) for n in nodes][::-1], [n.median_ms for n in nodes][::-1],
+    by_node.barh([_short(n.name) for n in nodes][::-1], [n.time_ms for n in nodes][::-1],
                  color=COLORS[1])  # fmt: skip
     by_node.set_xlabel(f"median ms per run of the {len(nodes)} slowest nodes")
     for ax in (by_type, by_node):

@@ -20,11 +20,13 @@ from edgeship.ab.table import (
     input_text,
     inputs_heading,
     model_rows,
+    ops_reconciliation,
     ops_rows,
     render,
     validity_rows,
 )
 from edgeship.cli.main import main as edgeship
+from edgeship_runtime.opprofile import NOT_EXPOSED
 from edgeship_runtime.report import TensorSummary
 from edgeship_runtime.signature import Signature, TensorSpec
 from tests.sdk.ab import fakes
@@ -78,6 +80,32 @@ def test_both_reports_hold_the_op_type_diff(fake_report: ABReport) -> None:
     for row in rows:
         assert md_row(row) in md
         assert all(cell in page for cell in html_cells(row))
+
+
+def test_every_view_reconciles_each_model_s_operators(fake_report: ABReport) -> None:
+    device = fake_report.devices[0]
+    lines = ops_reconciliation(device)
+    assert [line.split(":")[0] for line in lines] == [m.name for m in device.models]
+    fp32 = device.models[0].ops
+    assert fp32 is not None and fp32.ops_ms is not None and fp32.plain_ms is not None
+    total = fp32.ops_ms + fakes.OUTSIDE_OPS_MS
+    assert lines[0] == (
+        f"fp32: operators {fp32.ops_ms:.4f} + outside them {fakes.OUTSIDE_OPS_MS:.4f} = "
+        f"{total:.4f} ms end-to-end with the profiler; {fp32.plain_ms:.4f} ms without: "
+        f"profiler overhead +{100 * fakes.PROFILER_OVERHEAD:.1f} % (within 10 %) "
+        "(means of the middle 20 of 40 runs)"
+    )
+    md, page, text = (
+        report_md.render(fake_report),
+        report_html.render(fake_report),
+        render(fake_report),
+    )
+    for line in lines:
+        assert f"- {line}" in md and f"<li>{html.escape(line)}</li>" in page
+        assert f"  {line}" in text
+    _, rows = ops_rows(device.op_diffs[0], "fp32")
+    assert rows[-1][:2] == ["all operators", f"{fp32.ops_ms:.4f}"]
+    assert sum(float(r[1]) for r in rows[:-1]) == pytest.approx(fp32.ops_ms, abs=1e-3)
 
 
 def test_a_backend_without_per_op_times_says_so_in_the_reports(fake_report: ABReport) -> None:
@@ -229,9 +257,32 @@ def test_a_real_ab_with_ops_shows_inputs_validity_and_op_diff(
         assert md_row(row) in md
         assert all(cell in page for cell in html_cells(row))
     assert "Conv" in {r.op_type for r in diff.rows}
+    # one computation: the op types sum to the operators' total, shown with each
+    # model's reconciliation against its end-to-end time without the profiler
+    assert sum(r.base_ms for r in diff.rows) == pytest.approx(diff.base_ops_ms, rel=0.02)
+    assert sum(r.variant_ms for r in diff.rows) == pytest.approx(diff.variant_ops_ms, rel=0.02)
+    for line in ops_reconciliation(device):
+        assert f"  {line}" in table and f"- {line}" in md and html.escape(line) in page
     # the device's state around each window, from the runtime, through ab.json
     for v in device.validity:
         assert v.before is not None and v.after is not None
         assert v.before.device is not None and v.after.device is not None
         assert v.after.device.preemptions is not None  # getrusage: readable on any Linux
         assert v.after.device.preemptions >= (v.before.device.preemptions or 0)
+
+
+def test_a_real_ab_says_litert_gives_no_per_op_times(
+    zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ab", str(zoo / "mlp.onnx"), str(zoo / "mlp.tflite"), *FAST, "--no-memory", "--ops"]
+    assert edgeship([*argv, "--report", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    md, page = (tmp_path / "ab.md").read_text(), (tmp_path / "ab.html").read_text()
+    note = NOT_EXPOSED["tflite"]
+    [device] = ABReport.from_json((tmp_path / "ab.json").read_text()).devices
+    [diff] = device.op_diffs
+    assert diff.rows == [] and diff.note == note
+    tflite = device.models[1]
+    assert tflite.ops is not None and not tflite.ops.available and tflite.ops.nodes == []
+    assert f"  {tflite.name}: {note}" in table and f"- {tflite.name}: {note}" in md
+    assert html.escape(note) in page

@@ -15,9 +15,9 @@ QUICK = ["--runs", "5", "--warmup", "1", "--threads", "1"]
 def test_profile_ops_table_and_verdict(edgeship: Run, state_onnx: Path) -> None:
     rc, out, err = edgeship("profile", state_onnx, *QUICK, "--ops", "--top", "2")
     assert rc == 0, err
-    assert "state.onnx: per operator, median of 5 profiled runs (top 2 of" in out
-    assert "op type" in out and "share %" in out
-    assert "outside operators" in out and "profiler overhead" in out
+    assert "state.onnx: per operator, ms per run (means of the middle 3 of 5 runs; top 2 of" in out
+    assert "op type" in out and "share %" in out and "all operators" in out
+    assert "outside them" in out and "ms without: profiler overhead" in out
     assert ("state.onnx: stable (" in out) or ("warning: state.onnx: unstable: " in out)
     assert "energy: " in out
 
@@ -48,7 +48,7 @@ def test_one_model_one_trace_file(edgeship: Run, add_onnx: Path, tmp_path: Path)
 def test_litert_ops_say_so_in_one_line(edgeship: Run, tiny_tflite: Path) -> None:
     rc, out, err = edgeship("profile", tiny_tflite, *QUICK, "--ops")
     assert rc == 0, err
-    assert "tiny.tflite: per-op timing: not exposed by LiteRT's Python interpreter" in out
+    assert "tiny.tflite: per-op timing: not exposed by LiteRT's Python API" in out
 
 
 def test_fixed_warmup_and_cooldown(edgeship: Run, add_onnx: Path) -> None:
@@ -77,3 +77,5 @@ def test_ab_ops_shows_where_the_time_went(
     assert rc == 0, err
     assert "validity: " in out and "sessions stable" in out
     assert "per op type, add.onnx#2 against add.onnx (operators" in out
+    assert "per-operator profiles, ms per run:\n  add.onnx: operators " in out
+    assert "add.onnx#2: operators " in out and "all operators" in out

@@ -59,7 +59,7 @@ def test_the_files_hold_every_run_and_the_figures(
     assert f"report: {directory / 'profile.html'} {directory / 'profile.md'}" in err
     markdown = (directory / "profile.md").read_text()
     assert "![Latency distribution on local](figures/latency-local.png)" in markdown
-    assert "per-op timing: not exposed by LiteRT's Python interpreter" in markdown
+    assert "per-op timing: not exposed by LiteRT's Python API" in markdown
 
 
 def _cells(rows: Rows) -> list[list[str]]:

@@ -234,6 +234,9 @@ def finish(
     trained = any(_trains(s) for s in steps_of(config))
     report.outputs = judge_outputs(base_out, new_out, policy.output_kinds, policy.limits, trained)
     _guard(report, config, policy)
+    report.notes += evaluate.estimate_notes(
+        report.fidelity, report.outputs, split.given, generated=split.held is None
+    )
     structured = any(method_for(s).structured for s in steps_of(config))
     if structured and report.model.parameters >= report.base.parameters:
         raise CompressionError(

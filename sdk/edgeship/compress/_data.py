@@ -174,11 +174,13 @@ HOLDOUT = 0.2
 @dataclass(frozen=True)
 class EvalSplit:
     """What the method gets (``train``), what fidelity is measured on (``held``; None:
-    inputs generated at the model's shape), and a phrase saying which (``evaluation``)."""
+    inputs generated at the model's shape), and a phrase saying which (``evaluation``);
+    ``given``: ``held`` is the user's ``--eval-data`` (not a part of ``--data``)."""
 
     train: Dataset | None
     held: Dataset | None
     evaluation: str
+    given: bool = False
 
 
 def eval_split(
@@ -188,7 +190,7 @@ def eval_split(
     given, else a seeded random ``fraction`` of ``data`` held out from the method (all of
     it when the method uses none)."""
     if eval_data is not None:
-        return EvalSplit(data, eval_data, f"--eval-data ({len(eval_data)} samples)")
+        return EvalSplit(data, eval_data, f"--eval-data ({len(eval_data)} samples)", given=True)
     if data is None:
         return EvalSplit(None, None, "")
     n = len(data)

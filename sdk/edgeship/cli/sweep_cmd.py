@@ -4,7 +4,7 @@ Each variant of the recipe (the format: docs/recipes.md) is made from MODEL, the
 against MODEL on every device of ``--target`` (a group, a device, a comma list), one
 measurement at a time per board. Results are stored in DIR as they arrive; running the
 same command again skips what is done and redoes what failed. The report (sweep.md,
-sweep.json: schema edgeship.sweep/1) has a Pareto front per board and across boards.
+sweep.json: schema edgeship.sweep/1.1) has a Pareto front per board and across boards.
 
 Where the work runs: a local Ray started for the sweep when Ray is installed
 (``edgeship[ray]``), else threads here; ``--ray auto`` or ``--ray ADDRESS`` joins a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgeship.models.estimate import Interval, share_text
 from edgeship.sweep._report import Cell, CellResult, SweepReport, VariantRecord
 
 __all__ = ["describe", "event_line", "to_markdown"]
@@ -19,7 +20,8 @@ def to_markdown(report: SweepReport) -> str:
         "",
         "## Variants",
         "",
-        "| variant | method | size KB | params | sparsity | accuracy (host) | made in | error |",
+        "| variant | method | size KB | params | sparsity | accuracy vs labels (host) | made in "
+        "| error |",
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_variant_row(v) for v in report.variants]
@@ -78,7 +80,8 @@ def _variant_row(v: VariantRecord) -> str:
         return f"| {v.name} | {v.method} | | | | | {v.compress_s:.1f} s | {_error_of(v)} |"
     return (
         f"| {v.name} | {v.method} | {v.size_bytes / 1024:.1f} | {v.parameters:,} | "
-        f"{v.sparsity:.1%} | {_pct(v.accuracy)} | {v.compress_s:.1f} s | |"
+        f"{v.sparsity:.1%} | {_share(v.accuracy, v.samples, v.accuracy_ci)} | "
+        f"{v.compress_s:.1f} s | |"
     )
 
 
@@ -102,7 +105,10 @@ def describe(r: CellResult) -> str:
     if r.peak_rss_mb is not None:
         parts.append(f"peak {r.peak_rss_mb:.1f} MiB")
     if r.accuracy is not None:
-        parts.append(f"accuracy {_pct(r.accuracy)}")
+        parts.append(f"accuracy vs labels {_share(r.accuracy, r.samples, r.accuracy_ci)}")
+    elif r.top1_agreement is not None:
+        agreement = _share(r.top1_agreement, r.samples, r.top1_agreement_ci)
+        parts.append(f"top-1 agreement vs base {agreement}")
     return ", ".join(parts)
 
 
@@ -114,8 +120,9 @@ def _error_of(v: VariantRecord) -> str:
     return "" if v.error is None else f"{v.error.type}: {v.error.message}"
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f} %"
+def _share(v: float | None, n: int | None, ci: Interval | None) -> str:
+    """``99.2 % [98.0, 99.7] n=540``; a record written before intervals: the bare share."""
+    return "-" if v is None else share_text(v, n, ci)
 
 
 def _num(v: float | None, fmt: str) -> str:

@@ -107,7 +107,8 @@ def test_run_writes_models_records_and_tables(
     assert RecipeReport.from_dict(data) == table
     markdown = (tmp_path / "out" / "table.md").read_text()
     assert "| slim-int8 | prune-channels+int8-static |" in markdown
-    held = round(len(small_train) * 0.2)  # the held-out fifth every figure is judged on
+    held = len(small_train) - 64  # all the 64-row calibration leaves, to judge int8 on
+    assert slim.samples == round(len(small_train) * 0.2)  # training reads all it gets
     assert int8.samples == held and int8.accuracy is not None and int8.top1_agreement is not None
     assert int8.accuracy_ci == wilson(round(int8.accuracy * held), held)
     assert int8.top1_agreement_ci == wilson(round(int8.top1_agreement * held), held)

@@ -82,7 +82,8 @@ class JsonRecord:
     """Mixin for dataclasses that round-trip to versioned JSON.
 
     The dataclass's ``schema`` field default names its schema: :meth:`from_dict` accepts
-    that schema and its minor revisions, and ignores fields it does not know.
+    every revision of its major version (``edgeship.sweep/1.1`` reads ``/1`` and
+    ``/1.2`` too), and ignores fields it does not know.
     """
 
     def to_dict(self) -> Dict[str, Any]:
@@ -95,7 +96,8 @@ class JsonRecord:
     @classmethod
     def from_dict(cls: Type[R], data: Dict[str, Any]) -> R:
         fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
-        check_schema(data, fields["schema"].default)
+        name, _, version = str(fields["schema"].default).rpartition("/")
+        check_schema(data, f"{name}/{version.split('.')[0]}")
         return from_jsonable(cls, data)
 
     @classmethod

@@ -37,8 +37,9 @@ sys.path.insert(0, str(REPO))
 from edgeship.ab.result import NO_DIFFERENCE, ABReport  # noqa: E402
 from edgeship.ab.runner import ABConfig, run_ab  # noqa: E402
 from edgeship.ab.schedule import Schedule  # noqa: E402
-from edgeship.ab.stats import StatsPolicy, wilson  # noqa: E402
+from edgeship.ab.stats import StatsPolicy  # noqa: E402
 from edgeship.core.config import ConnectOptions, ProfileConfig, Timeouts  # noqa: E402
+from edgeship.models.estimate import wilson  # noqa: E402
 from edgeship.targets import Target, open_target  # noqa: E402
 from edgeship_runtime.backends import SessionOptions  # noqa: E402
 from edgeship_runtime.measure import InterleavePolicy  # noqa: E402

@@ -12,7 +12,7 @@ from edgeship.ab.table import device_name
 from edgeship.core.views import COLORS as _COLORS
 from edgeship.core.views import Plot, new_figure, png, slug
 
-__all__ = ["all_plots", "drift_plot", "latency_plot", "pareto_plot", "ratio_plot"]
+__all__ = ["all_plots", "drift_plot", "latency_plot", "pareto_plot", "percent_axis", "ratio_plot"]
 
 _PURPOSE = "writing an A/B report"
 
@@ -97,7 +97,6 @@ def pareto_plot(device: DeviceAB) -> Plot:
     xs = [m.latency.p50_ms for m in models]
     if with_accuracy:
         ys = [100 * m.accuracy.accuracy for m in models if m.accuracy is not None]
-        ax.set_ylabel("accuracy (%)")
     else:
         ys = [m.size_bytes / 2**20 for m in models]
         ax.set_ylabel("size on disk (MiB)")
@@ -106,7 +105,9 @@ def pareto_plot(device: DeviceAB) -> Plot:
     sizes = [40 + 260 * (mem / top) ** 2 for mem in mems]
     on_front = [m.name in device.pareto_front for m in models]
     colors = ["#2ca02c" if f else "0.6" for f in on_front]
-    ax.scatter(xs, ys, s=sizes, c=colors, alpha=0.8, edgecolors="black", linewidths=0.5)
+    ax.scatter(
+        xs, ys, s=sizes, c=colors, alpha=0.8, edgecolors="black", linewidths=0.5, clip_on=False
+    )
     for m, x, y in zip(models, xs, ys, strict=True):
         ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize="small")
     front = sorted((x, y) for x, y, f in zip(xs, ys, on_front, strict=True) if f)
@@ -115,11 +116,22 @@ def pareto_plot(device: DeviceAB) -> Plot:
     if min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
     ax.margins(0.15)
+    if with_accuracy:
+        percent_axis(ax, "accuracy vs labels (%)")
     ax.set_xlabel("median latency (ms)")
     ax.set_title(f"{device_name(device)}: Pareto front (green; marker area ~ peak RSS)")
     ax.grid(alpha=0.3)
     name = device_name(device)
     return Plot(f"pareto-{slug(name)}", f"Pareto front on {name}", png(fig))
+
+
+def percent_axis(ax: Any, label: str) -> None:
+    """Name the y axis of a share in percent (accuracy vs labels, agreement vs base) and
+    bound it to [0, 100] %: the margins that keep markers off the frame would otherwise
+    carry the axis past 100 %. Call it after the points are drawn."""
+    ax.set_ylabel(label)
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(0.0, low), min(100.0, high))
 
 
 def all_plots(report: ABReport) -> list[Plot]:

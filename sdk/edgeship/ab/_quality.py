@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeship.ab.result import Accuracy, Agreement
-from edgeship.ab.stats import wilson
+from edgeship.models.estimate import wilson
 from edgeship.models.fidelity import class_labels, correct, cosine_rows, max_abs_diff, rows, top1
 
 __all__ = ["accuracy", "agreement", "class_labels", "cosine_rows", "rows", "top1"]

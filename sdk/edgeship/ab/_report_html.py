@@ -14,6 +14,7 @@ from edgeship.ab.table import (
     comparison_rows,
     device_heading,
     device_name,
+    front_line,
     gate_rows,
     model_rows,
     ops_heading,
@@ -91,7 +92,7 @@ def render(report: ABReport, plots: Sequence[Plot] = ()) -> str:
             f'<p class="muted">{_e(device_heading(device, report))}</p>',
         ]
         body += [html_table(model_rows(device)), html_table(comparison_rows(device))]
-        body.append(f"<p>Pareto front: {_e(', '.join(device.pareto_front))}</p>")
+        body.append(f"<p>{_e(front_line(device))}</p>")
         body += validity_section(device) + ops_section(device)
         body += [figure_html(p) for p in plots if p.title.endswith(f" on {name}")]
     if report.pooled:

@@ -10,6 +10,7 @@ from edgeship.ab.table import (
     comparison_rows,
     device_heading,
     device_name,
+    front_line,
     gate_rows,
     model_rows,
     ops_heading,
@@ -81,7 +82,7 @@ def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
         name = device_name(device)
         out += [f"## {name}", "", device_heading(device, report), ""]
         out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
-        out += [f"Pareto front: {', '.join(device.pareto_front)}", ""]
+        out += [front_line(device), ""]
         out += validity_section(device) + ops_section(device)
         out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]
         out.append("")

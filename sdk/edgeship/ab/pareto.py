@@ -1,4 +1,4 @@
-"""The Pareto front over latency, size, memory and accuracy (pure)."""
+"""The Pareto front over latency, size, memory and accuracy against labels (pure)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Objective:
+    """A figure of a point (``name``), which way is better, and how a report names it."""
+
     name: str
     minimize: bool
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
 
 
-LATENCY = Objective("p50_ms", minimize=True)
-SIZE = Objective("size_bytes", minimize=True)
-MEMORY = Objective("peak_rss_mb", minimize=True)
-ACCURACY = Objective("accuracy", minimize=False)
+LATENCY = Objective("p50_ms", minimize=True, label="latency")
+SIZE = Objective("size_bytes", minimize=True, label="size")
+MEMORY = Objective("peak_rss_mb", minimize=True, label="memory")
+ACCURACY = Objective("accuracy", minimize=False, label="accuracy vs labels")
 
 
 def dominates(a: Sequence[float], b: Sequence[float], objectives: Sequence[Objective]) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from edgeship.models.estimate import Interval
 from edgeship_runtime.report import (
     BackendUsage,
     DeviceState,
@@ -62,17 +63,6 @@ FASTER = "faster"
 SLOWER = "slower"
 NO_DIFFERENCE = "no significant difference"
 VERDICTS = (FASTER, SLOWER, NO_DIFFERENCE)
-
-
-@dataclass
-class Interval:
-    """A two-sided confidence interval at the report's ``design.confidence``."""
-
-    low: float
-    high: float
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
 
 
 @dataclass

@@ -48,7 +48,6 @@ __all__ = [
     "ratio_of_medians",
     "tail_levels",
     "verdict",
-    "wilson",
 ]
 
 _CHUNK_ELEMENTS = 4_000_000
@@ -248,22 +247,6 @@ def min_detectable_change(
     q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
     delta = q * pooled_sd * math.sqrt(1 / n1 + 1 / n2) / math.sqrt(3 / math.pi)
     return math.expm1(delta)
-
-
-def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
-    """Wilson score interval of a proportion (sound near 0 and 1, unlike the Wald one)."""
-    if n <= 0:
-        raise ValueError("a proportion needs n > 0")
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes {successes} not in [0, {n}]")
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return Interval(low, high)
 
 
 def _scipy_stats() -> Any:

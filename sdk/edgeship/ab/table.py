@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edgeship.ab.pareto import model_objectives
 from edgeship.ab.result import (
     ABReport,
     Comparison,
@@ -21,6 +22,7 @@ from edgeship.ab.result import (
 )
 from edgeship.core.views import Rows, check_columns
 from edgeship_runtime.opprofile import summary_line as ops_summary
+from edgeship.models.estimate import share_text
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
 
@@ -34,6 +36,7 @@ __all__ = [
     "detectable_text",
     "device_heading",
     "device_name",
+    "front_line",
     "gate_rows",
     "input_text",
     "inputs_heading",
@@ -142,12 +145,12 @@ def device_heading(device: DeviceAB, report: ABReport) -> str:
 
 def model_rows(device: DeviceAB) -> Rows:
     headers = ["model", "role", "inputs", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MiB",
-               "load Δ MiB", "accuracy [CI]"]  # fmt: skip
+               "load Δ MiB", "accuracy (vs labels)"]  # fmt: skip
     rows = []
     for m in device.models:
         acc = "-"
         if m.accuracy is not None:
-            acc = f"{100 * m.accuracy.accuracy:.2f}% {_ci(_pct(m.accuracy.ci), '.2f')}"
+            acc = share_text(m.accuracy.accuracy, m.accuracy.n, m.accuracy.ci)
         rows.append(
             [
                 m.name,
@@ -165,13 +168,9 @@ def model_rows(device: DeviceAB) -> Rows:
     return headers, rows
 
 
-def _pct(ci: Interval) -> Interval:
-    return Interval(100 * ci.low, 100 * ci.high)
-
-
 def comparison_rows(device: DeviceAB) -> Rows:
     headers = ["variant", "speedup [CI]", "p", "p Holm", "verdict", "detectable", "size ×",
-               "memory ×", "acc. drop pp", "top-1 agree", "max |Δ|", "cosine"]  # fmt: skip
+               "memory ×", "acc. drop pp", "agreement (vs base)", "max |Δ|", "cosine"]  # fmt: skip
     rows = []
     for c in device.comparisons:
         a = c.agreement
@@ -186,12 +185,19 @@ def comparison_rows(device: DeviceAB) -> Rows:
                 f"{c.size_ratio:.3f}",
                 _num(c.memory_ratio),
                 _num(c.accuracy_drop_pp, ".2f"),
-                "-" if a is None else f"{100 * a.top1:.2f}%",
+                "-" if a is None else share_text(a.top1, a.n, a.top1_ci),
                 "-" if a is None else f"{a.max_abs_diff:.3g}",
                 "-" if a is None else f"{a.cosine_mean:.5f}",
             ]
         )
     return headers, rows
+
+
+def front_line(device: DeviceAB) -> str:
+    """``Pareto front (latency, size, memory): a, b``: the objectives it was taken over
+    (accuracy only where every model has labelled accuracy) and the models on it."""
+    objectives = ", ".join(o.label for o in model_objectives(device.models))
+    return f"Pareto front ({objectives}): {', '.join(device.pareto_front)}"
 
 
 def detectable_text(c: Comparison) -> str:
@@ -421,7 +427,7 @@ def render(report: ABReport) -> str:
             text_table(model_rows(device)),
             "",
             text_table(comparison_rows(device)),
-            f"Pareto front (latency, size, memory, accuracy): {', '.join(device.pareto_front)}",
+            front_line(device),
             *detectable_note(device),
             *validity_lines(device),
             "",

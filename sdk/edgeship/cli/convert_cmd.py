@@ -217,7 +217,7 @@ def verify_table(report: VerifyReport) -> str:
             f"{o.max_abs_diff:.3g}",
             f"{o.max_abs_allowed:.3g}",
             f"{o.cosine:.6f}",
-            "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%",
+            o.agreement_text(),
             "ok" if o.passed else "FAIL",
         ]
         for o in report.outputs
@@ -225,7 +225,7 @@ def verify_table(report: VerifyReport) -> str:
     head = f"verified on {report.samples} samples of {report.data}: " + (
         "equivalent" if report.passed else "NOT equivalent"
     )
-    body = table(["output", "shape", "max|Δ|", "allowed", "cosine", "top-1", "result"], rows)
+    body = table(["output", "shape", "max|Δ|", "allowed", "cosine", "top-1 agreement", "result"], rows)
     notes = [f"  {n}" for n in report.notes]
     return "\n".join([head, body, *notes])
 

@@ -4,7 +4,7 @@ Each variant of the recipe (the format: docs/recipes.md) is made from MODEL, the
 against MODEL on every device of ``--target`` (a group, a device, a comma list), one
 measurement at a time per board. Results are stored in DIR as they arrive; running the
 same command again skips what is done and redoes what failed. The report (sweep.md,
-sweep.json: schema edgeship.sweep/1, and sweep.html with its Pareto plots) has a Pareto
+sweep.json: schema edgeship.sweep/1.1, and sweep.html with its Pareto plots) has a Pareto
 front per board and across boards.
 
 Where the work runs: threads here, which start at once; Ray (``edgeship[ray]``) where it

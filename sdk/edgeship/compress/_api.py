@@ -39,7 +39,14 @@ from edgeship.compress._data import (
     require,
 )
 from edgeship.compress._source import ModelLike, base_model
-from edgeship.compress.config import AnyConfig, config_to_dict, data_needs, data_used, steps_of
+from edgeship.compress.config import (
+    AnyConfig,
+    QuantizeConfig,
+    config_to_dict,
+    data_needs,
+    data_used,
+    steps_of,
+)
 from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
 from edgeship.compress.quantization.fallback import Fallback, Search
@@ -127,7 +134,7 @@ def compress(
     if evalset is not None:
         check_dataset(sig, evalset, "--eval-data")
     uses = bool(data_needs(config)) or (data_used(config) and ModelFile.of(base).format == "onnx")
-    split = eval_split(dataset, evalset, uses)
+    split = eval_split(dataset, evalset, uses, reads=_rows_read(config))
     feeds = None if split.held is not None else _generated(base, options.shapes)
     some = split.train if split.train is not None else split.held
     sample = evaluate.first_sample(some) if feeds is None else feeds[0]
@@ -160,6 +167,18 @@ def _generated(base: Path, shapes: Mapping[str, tuple[int, ...]]) -> list[dict[s
 
 SEARCH_CALLS = 16
 """Calls the INT8 fallback judges each try on (one sample each, as a device runs them)."""
+
+
+def _rows_read(config: AnyConfig) -> int | None:
+    """The most rows of ``--data`` a one-step quantization reads (its calibration's and
+    the fallback search's); None for a method that reads all it gets (training, scoring)."""
+    steps = steps_of(config)
+    if len(steps) != 1 or not isinstance(steps[0], QuantizeConfig):
+        return None
+    calibration = steps[0].calibration_samples if steps[0].needs_data() else 0
+    return max(calibration, SEARCH_CALLS)
+
+
 SEARCH_SEED = 1000
 """The first seed of generated search inputs (the judgement's start at 0)."""
 
@@ -234,6 +253,9 @@ def finish(
     trained = any(_trains(s) for s in steps_of(config))
     report.outputs = judge_outputs(base_out, new_out, policy.output_kinds, policy.limits, trained)
     _guard(report, config, policy)
+    report.notes += evaluate.estimate_notes(
+        report.fidelity, report.outputs, split.given, generated=split.held is None
+    )
     structured = any(method_for(s).structured for s in steps_of(config))
     if structured and report.model.parameters >= report.base.parameters:
         raise CompressionError(

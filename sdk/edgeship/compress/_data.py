@@ -30,6 +30,7 @@ from edgeship_runtime.inputs import (
 from edgeship_runtime.signature import Signature, format_shape
 
 __all__ = [
+    "HELD_MORE",
     "HOLDOUT",
     "DataLike",
     "Dataset",
@@ -174,21 +175,34 @@ HOLDOUT = 0.2
 @dataclass(frozen=True)
 class EvalSplit:
     """What the method gets (``train``), what fidelity is measured on (``held``; None:
-    inputs generated at the model's shape), and a phrase saying which (``evaluation``)."""
+    inputs generated at the model's shape), and a phrase saying which (``evaluation``);
+    ``given``: ``held`` is the user's ``--eval-data`` (not a part of ``--data``)."""
 
     train: Dataset | None
     held: Dataset | None
     evaluation: str
+    given: bool = False
+
+
+HELD_MORE = 1000
+"""Up to how many samples are held out beyond ``HOLDOUT`` from a method that reads only a
+few rows (a calibration): past that, more samples narrow an interval little."""
 
 
 def eval_split(
-    data: Dataset | None, eval_data: Dataset | None, uses_data: bool, fraction: float = HOLDOUT
+    data: Dataset | None,
+    eval_data: Dataset | None,
+    uses_data: bool,
+    fraction: float = HOLDOUT,
+    reads: int | None = None,
 ) -> EvalSplit:
     """Never measure on what the method calibrated or trained on: ``eval_data`` when
     given, else a seeded random ``fraction`` of ``data`` held out from the method (all of
-    it when the method uses none)."""
+    it when the method uses none). ``reads``: the most rows the method reads (a
+    calibration's; None: all it gets), so that every row past them up to
+    :data:`HELD_MORE` is held out too, the more samples the narrower the intervals."""
     if eval_data is not None:
-        return EvalSplit(data, eval_data, f"--eval-data ({len(eval_data)} samples)")
+        return EvalSplit(data, eval_data, f"--eval-data ({len(eval_data)} samples)", given=True)
     if data is None:
         return EvalSplit(None, None, "")
     n = len(data)
@@ -199,10 +213,14 @@ def eval_split(
         why = "the one sample of --data, also used by the method (no accuracy: --eval-data)"
         return EvalSplit(data, unlabelled, why)
     held_n = min(n - 1, max(1, round(n * fraction)))
+    share = f"{fraction:.0%}"
+    if reads is not None and min(n - reads, HELD_MORE) > held_n:
+        held_n = min(n - reads, HELD_MORE)
+        share = f"all the method does not read, up to {HELD_MORE}"
     order = np.random.default_rng(0).permutation(n)
     train, held = data.pick(order[held_n:]), data.pick(order[:held_n])
     why = (
-        f"{held_n} of {n} samples of --data held out at random ({fraction:.0%}), never used "
+        f"{held_n} of {n} samples of --data held out at random ({share}), never used "
         f"to calibrate or train (--eval-data gives others)"
     )
     return EvalSplit(train, held, why)

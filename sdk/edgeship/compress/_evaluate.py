@@ -28,8 +28,10 @@ from edgeship.core.errors import (
     VerificationError,
 )
 from edgeship.models import fidelity as figures
+from edgeship.models.estimate import Interval, share_text, width_pp
 from edgeship.models.fidelity import Fidelity
 from edgeship.models.interface import InterfaceChange, interface_changes
+from edgeship.models.kinds import OutputVerdict, figure_label
 from edgeship.models.model_file import ModelFile
 from edgeship.models.onnx_graph import graphs
 from edgeship.targets import Target, open_target
@@ -45,11 +47,13 @@ __all__ = [
     "EVAL_BATCH",
     "GENERATED_RUNS",
     "UNREACHABLE",
+    "WIDE_PP",
     "IntegerIO",
     "Outputs",
     "accuracy",
     "batch_dependent",
     "describe_feeds",
+    "estimate_notes",
     "fidelity",
     "first",
     "first_sample",
@@ -268,6 +272,41 @@ def fidelity(base: Outputs, new: Outputs, labels: np.ndarray | None) -> Fidelity
     own shape is that of class scores (:func:`edgeship.models.fidelity.is_class_scores`).
     Every output's verdict is :func:`edgeship.models.kinds.judge_outputs`'."""
     return figures.compare(first(base), first(new), labels)
+
+
+WIDE_PP = 5.0
+"""A share whose 95 % interval is wider than this many points rests on too few samples to
+be read to the point: the report says so."""
+
+
+def estimate_notes(
+    fid: Fidelity, outputs: Sequence[OutputVerdict], held_given: bool, generated: bool
+) -> list[str]:
+    """What the report's shares rest on, where a reader could misread them: the widest
+    interval when it is wider than :data:`WIDE_PP` points (few samples), and accuracy on
+    labels of ``--data`` (the base may have been trained on those very samples)."""
+    shares: list[tuple[str, float, int, Interval]] = [
+        (f"{figure_label(k)} of output {v.label}", float(v.metrics[k] or 0.0), v.samples, ci)
+        for v in outputs
+        for k, ci in v.intervals.items()
+    ]
+    if fid.accuracy is not None and fid.accuracy_ci is not None:
+        shares.append(("accuracy", fid.accuracy, fid.samples, fid.accuracy_ci))
+    notes = []
+    widest = max(shares, key=lambda share: width_pp(share[3]), default=None)
+    if widest is not None and width_pp(widest[3]) > WIDE_PP:
+        label, value, n, ci = widest
+        more = "generated inputs" if generated else "held-out samples (--eval-data)"
+        notes.append(
+            f"judged on only {n} samples: {label} {share_text(value, n, ci)} (95 % Wilson "
+            f"interval, {width_pp(ci):.1f} points wide); more {more} would narrow it"
+        )
+    if fid.accuracy is not None and not held_given:
+        notes.append(
+            "accuracy is on labels of --data: if the base was trained on these samples it "
+            "reads high; --eval-data with a test split gives a fair figure"
+        )
+    return notes
 
 
 def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> str:

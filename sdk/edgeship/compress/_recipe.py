@@ -42,6 +42,7 @@ from edgeship.compress.guard import GuardPolicy
 from edgeship.compress.report import CompressionReport, shapes_text, speed_text
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import CompressionError, InputError, UsageError, VerificationError
+from edgeship.models.estimate import Interval, share_text
 from edgeship.targets import Target
 from edgeship_runtime.formats import get_format
 
@@ -61,7 +62,8 @@ __all__ = [
     "run_recipe",
 ]
 
-TABLE_SCHEMA = "edgeship.compression-table/1"
+TABLE_SCHEMA = "edgeship.compression-table/1.1"
+"""1.1 added each row's ``samples`` and the Wilson intervals of its shares (``*_ci``)."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 if sys.version_info >= (3, 11):
@@ -119,7 +121,11 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
 
 @dataclass
 class Row:
-    """One line of the table. Sizes bytes, accuracy fractions, latency milliseconds."""
+    """One line of the table. Sizes bytes, accuracy fractions, latency milliseconds.
+
+    ``accuracy`` is against the labels, ``top1_agreement`` against the base's top-1 (the
+    base's own row: 1), both over ``samples``, each with its 95 % Wilson interval
+    (``*_ci``; None for the base's agreement with itself, which is no estimate)."""
 
     name: str
     method: str
@@ -135,6 +141,17 @@ class Row:
     latency_ms: float | None = None
     speedup: float | None = None
     error: str | None = None
+    samples: int | None = None
+    accuracy_ci: Interval | None = None
+    top1_agreement_ci: Interval | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Row:
+        cis = {k: None if data.get(k) is None else Interval(**data[k]) for k in _CIS}
+        return cls(**{**data, **cis})
+
+
+_CIS = ("accuracy_ci", "top1_agreement_ci")
 
 
 @dataclass
@@ -159,14 +176,14 @@ class RecipeReport:
     def from_dict(cls, data: dict[str, Any]) -> RecipeReport:
         return cls(
             str(data["model"]),
-            [Row(**r) for r in data["rows"]],
+            [Row.from_dict(r) for r in data["rows"]],
             str(data["schema"]),
             {k: list(v) for k, v in data.get("input_shapes", {}).items()},
         )
 
     def to_markdown(self) -> str:
         measured = f"p50 ms at batch 1 on {shapes_text(self.input_shapes)}\n\n"
-        return (measured if self.input_shapes else "") + self._table()
+        return (measured if self.input_shapes else "") + self._table() + _SHARES_NOTE
 
     def _table(self) -> str:
         head = [
@@ -176,8 +193,8 @@ class RecipeReport:
             "deflated KB",
             "params",
             "sparsity",
-            "accuracy",
-            "agreement",
+            "accuracy (vs labels)",
+            "agreement (vs base)",
             "cosine",
             "max abs diff",
             "p50 ms",
@@ -195,8 +212,8 @@ class RecipeReport:
                 f"{r.compressed_size_bytes / 1024:.1f}",
                 f"{r.parameters:,}",
                 f"{r.sparsity:.1%}",
-                _pct(r.accuracy),
-                _pct(r.top1_agreement),
+                _share(r.accuracy, r.samples, r.accuracy_ci),
+                _share(r.top1_agreement, r.samples, r.top1_agreement_ci),
                 _num(r.cosine, ".4f"),
                 _num(r.max_abs_diff, ".4g"),
                 _num(r.latency_ms, ".4f"),
@@ -206,8 +223,16 @@ class RecipeReport:
         return "\n".join(lines) + "\n"
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
+_SHARES_NOTE = (
+    "\naccuracy: top-1 against the labels; agreement: top-1 against the base's; "
+    "[low, high]: the 95 % Wilson interval over the n samples judged.\n"
+)
+
+
+def _share(v: float | None, n: int | None, ci: Interval | None) -> str:
+    """``96.7 % [94.8, 97.9] n=540``; a figure without an interval (the base's agreement
+    with itself, a table written before intervals) as a bare percentage."""
+    return "-" if v is None else share_text(v, n if ci is not None else None, ci)
 
 
 def _num(v: float | None, fmt: str, unit: str = "") -> str:
@@ -315,6 +340,9 @@ def _row(name: str, rec: CompressionReport) -> Row:
         max_abs_diff=None if fid is None else fid.max_abs_diff,
         latency_ms=None if lat is None else lat.model_p50_ms,
         speedup=None if lat is None else lat.speedup,
+        samples=None if fid is None else fid.samples,
+        accuracy_ci=None if fid is None else fid.accuracy_ci,
+        top1_agreement_ci=None if fid is None else fid.top1_agreement_ci,
     )
 
 
@@ -339,4 +367,6 @@ def _base_row(records: list[CompressionReport]) -> Row:
         max_abs_diff=None if fid is None else 0.0,
         latency_ms=statistics.median(lats) if lats else None,
         speedup=1.0 if lats else None,
+        samples=None if fid is None else fid.samples,
+        accuracy_ci=None if fid is None else fid.base_accuracy_ci,
     )

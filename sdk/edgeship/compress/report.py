@@ -1,4 +1,4 @@
-"""The compression report: what was done and what it cost, as data (``edgeship.compression/2``).
+"""The compression report: what was done and what it cost, as data (``edgeship.compression/2.1``).
 
 :class:`CompressionReport` is the typed JSON record of one produced model;
 :class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
@@ -7,7 +7,9 @@ are the first output's, kept for the readers of schema 1; every output's (and pa
 part's) verdict is in ``outputs`` (:class:`~edgeship.models.kinds.OutputVerdict`), every
 change of an input's or output's dtype or shape in ``interface``
 (:class:`~edgeship.models.interface.InterfaceChange`). Schema 1 reports (without either)
-still read.
+still read, and every revision of schema 2: 2.1 added each share's Wilson interval
+(``fidelity.top1_agreement_ci``, ``accuracy_ci``, ``base_accuracy_ci``; an output's
+``samples`` and ``intervals``), which a 2.0 file's figures and sample count give again.
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -30,6 +32,7 @@ from edgeship_runtime.signature import format_dims
 
 __all__ = [
     "SCHEMA",
+    "SCHEMA_MAJOR",
     "CompressionReport",
     "CompressionResult",
     "Fidelity",
@@ -40,8 +43,10 @@ __all__ = [
     "speed_text",
 ]
 
-SCHEMA = "edgeship.compression/2"
-_READS = (SCHEMA, "edgeship.compression/1")
+SCHEMA = "edgeship.compression/2.1"
+SCHEMA_MAJOR = "edgeship.compression/2"
+"""What a report is read as: this major version and every minor revision of it (and 1)."""
+_OLDER = "edgeship.compression/1"
 
 
 def shapes_text(shapes: Mapping[str, Sequence[int]]) -> str:
@@ -140,7 +145,8 @@ class CompressionReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompressionReport:
-        if data.get("schema") not in _READS:
+        schema = str(data.get("schema"))
+        if schema not in (_OLDER, SCHEMA_MAJOR) and not schema.startswith(SCHEMA_MAJOR + "."):
             raise ValueError(f"not a compression report of schema {SCHEMA}: {data.get('schema')}")
         fid, lat = data.get("fidelity"), data.get("latency")
         return cls(

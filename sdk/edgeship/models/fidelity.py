@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.core.errors import UsageError
+from edgeship.models.estimate import Interval, share_interval
 
 __all__ = [
     "Fidelity",
@@ -259,7 +260,8 @@ class Fidelity:
 
     ``top1_agreement`` is None for outputs that are not class scores; ``accuracy`` and
     ``base_accuracy`` (the reference's) only with labels; ``cosine`` of the flattened
-    outputs (None in reports written before it was recorded).
+    outputs (None in reports written before it was recorded). Each share is of the
+    ``samples``: its Wilson interval at 95 % is ``*_ci`` (in the JSON too).
     """
 
     samples: int
@@ -277,9 +279,33 @@ class Fidelity:
             return None
         return 100.0 * (self.base_accuracy - self.accuracy)
 
+    @property
+    def top1_agreement_ci(self) -> Interval | None:
+        return share_interval(self.top1_agreement, self.samples)
+
+    @property
+    def accuracy_ci(self) -> Interval | None:
+        return share_interval(self.accuracy, self.samples)
+
+    @property
+    def base_accuracy_ci(self) -> Interval | None:
+        return share_interval(self.base_accuracy, self.samples)
+
     def to_dict(self) -> dict[str, Any]:
         drop = self.accuracy_drop_pt
-        return {**asdict(self), "accuracy_drop_pt": None if drop is None else round(drop, 4)}
+        intervals = {
+            name: None if ci is None else asdict(ci)
+            for name, ci in (
+                ("top1_agreement_ci", self.top1_agreement_ci),
+                ("accuracy_ci", self.accuracy_ci),
+                ("base_accuracy_ci", self.base_accuracy_ci),
+            )
+        }
+        return {
+            **asdict(self),
+            **intervals,
+            "accuracy_drop_pt": None if drop is None else round(drop, 4),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fidelity:

@@ -17,11 +17,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from edgeship.models.align import align_inputs, align_outputs, match_names
+from edgeship.models.estimate import Interval, share_interval, share_text
 from edgeship.models.fidelity import cosine_similarity, max_abs_diff, top1_agreement
 from edgeship.models.runners import Runner
 from edgeship_runtime.errors import UsageError
@@ -47,7 +48,8 @@ __all__ = [
     "verify",
 ]
 
-VERIFY_SCHEMA = "edgeship.verify/1"
+VERIFY_SCHEMA = "edgeship.verify/1.1"
+"""1.1 added each output's ``rows`` and the Wilson interval of its top-1 agreement."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,14 @@ class OutputComparison:
     top1_agreement: float | None
     passed: bool
     note: str = ""
+    top1_agreement_ci: Optional[Interval] = None  # noqa: UP045 (serde reads Optional)
+    rows: int = 0
+
+    def agreement_text(self) -> str:
+        """``100 % [89.3, 100] n=32`` (``-``: not class scores)."""
+        if self.top1_agreement is None:
+            return "-"
+        return share_text(self.top1_agreement, self.rows, self.top1_agreement_ci)
 
 
 @dataclass
@@ -141,13 +151,15 @@ class VerifyReport:
         return failing[0] if failing else None
 
     def summary(self) -> str:
-        """``max|Δ| 1.2e-06, cosine 1.000000, top-1 100.0% on 32 samples``."""
+        """``max|Δ| 1.2e-06, cosine 1.000000, top-1 agreement 100 % [89.3, 100] n=32 on 32
+        samples``."""
         if not self.outputs:
             return "no outputs compared"
         diff = max(o.max_abs_diff for o in self.outputs)
         cos = min(o.cosine for o in self.outputs)
-        tops = [o.top1_agreement for o in self.outputs if o.top1_agreement is not None]
-        top = f", top-1 {100 * min(tops):.1f}%" if tops else ""
+        tops = [o for o in self.outputs if o.top1_agreement is not None]
+        worst = min(tops, key=lambda o: o.top1_agreement or 0.0, default=None)
+        top = "" if worst is None else f", top-1 agreement {worst.agreement_text()}"
         return f"max|Δ| {diff:.3g}, cosine {cos:.6f}{top} on {self.samples} samples"
 
 
@@ -181,7 +193,19 @@ def compare_output(
         and cos >= tolerance.min_cosine
         and (top1 is None or top1 >= tolerance.min_top1)
     )
-    return OutputComparison(name, result_name, list(ref.shape), diff, allowed, cos, top1, passed)
+    rows = int(ref.shape[0]) if ref.ndim else 1
+    return OutputComparison(
+        name,
+        result_name,
+        list(ref.shape),
+        diff,
+        allowed,
+        cos,
+        top1,
+        passed,
+        top1_agreement_ci=share_interval(top1, rows),
+        rows=rows,
+    )
 
 
 # ---------------------------------------------------------------------------- inputs

@@ -4,7 +4,7 @@
 
     config = SweepConfig("cnn.onnx", "variants.toml", "lab", "sweep-out",
                          data="train.npz", eval_data="test.npz")
-    report = run_sweep(config)             # SweepReport (edgeship.sweep/1), also in sweep-out/
+    report = run_sweep(config)             # SweepReport (edgeship.sweep/1.1), also in sweep-out/
     report.across.front                    # the variants no other beats on every objective
 
 Variants are made as compression tasks and measured by whoever holds each board, one cell

@@ -2,10 +2,10 @@
 
 Three schemas, one per file a sweep writes (see :mod:`.store`):
 
-- ``edgeship.sweep-variant/1`` (:class:`VariantRecord`): one variant made (or not).
-- ``edgeship.sweep-cell/1`` (:class:`CellRecord`): one variant measured on one board, with
+- ``edgeship.sweep-variant/1.1`` (:class:`VariantRecord`): one variant made (or not).
+- ``edgeship.sweep-cell/1.1`` (:class:`CellRecord`): one variant measured on one board, with
   the whole ``edgeship.ab/1`` report of that A/B against the base.
-- ``edgeship.sweep/1`` (:class:`SweepReport`): every variant and cell of the sweep, the
+- ``edgeship.sweep/1.1`` (:class:`SweepReport`): every variant and cell of the sweep, the
   Pareto front on each board and across boards.
 
 Units are in the field names (``*_ms`` milliseconds, ``*_mb`` MiB, ``*_bytes`` bytes,
@@ -45,9 +45,11 @@ __all__ = [
     "VariantRecord",
 ]
 
-SWEEP_SCHEMA = "edgeship.sweep/1"
-VARIANT_SCHEMA = "edgeship.sweep-variant/1"
-CELL_SCHEMA = "edgeship.sweep-cell/1"
+SWEEP_SCHEMA = "edgeship.sweep/1.1"
+VARIANT_SCHEMA = "edgeship.sweep-variant/1.1"
+CELL_SCHEMA = "edgeship.sweep-cell/1.1"
+"""1.1 of each added the samples accuracy and agreement were judged on and their Wilson
+intervals (``samples``, ``*_ci``); a 1.0 file reads, without them."""
 
 DONE = "done"
 FAILED = "failed"
@@ -69,9 +71,11 @@ class ErrorInfo:
 class VariantRecord(JsonRecord):
     """One variant: made from the base as its recipe entry says, checked on the host.
 
-    ``path`` is relative to the sweep's directory; ``accuracy`` and ``top1_agreement`` are
-    the compression's own figures on ``--data`` (on the host); ``cpus``/``gpus`` what its
-    task declared; ``worker`` where it ran (host name, process id).
+    ``path`` is relative to the sweep's directory; ``accuracy`` (against labels) and
+    ``top1_agreement`` (against the base) are the compression's own figures on ``--data``
+    (on the host), over ``samples`` with their 95 % Wilson intervals (``*_ci``);
+    ``cpus``/``gpus`` what its task declared; ``worker`` where it ran (host name, process
+    id).
     """
 
     name: str
@@ -90,6 +94,9 @@ class VariantRecord(JsonRecord):
     gpus: float = 0.0
     worker: str = ""
     error: Optional[ErrorInfo] = None
+    samples: Optional[int] = None
+    accuracy_ci: Optional[Interval] = None
+    top1_agreement_ci: Optional[Interval] = None
     schema: str = VARIANT_SCHEMA
 
     @property
@@ -103,7 +110,9 @@ class CellResult:
 
     ``speedup_ci``: the A/B's interval at its confidence; ``verdict``: faster, slower or no
     significant difference. Memory (peak RSS in a fresh runtime per model) and accuracy
-    (on ``--eval-data``, on the board) are None when not measured.
+    (against the labels of ``--eval-data``, on the board) are None when not measured;
+    ``top1_agreement`` is against the base on the same data; the shares are over
+    ``samples``, with their intervals at the A/B's confidence (``*_ci``).
     """
 
     p50_ms: float
@@ -122,6 +131,10 @@ class CellResult:
     base_accuracy: Optional[float] = None
     accuracy_drop_pp: Optional[float] = None
     top1_agreement: Optional[float] = None
+    samples: Optional[int] = None
+    accuracy_ci: Optional[Interval] = None
+    base_accuracy_ci: Optional[Interval] = None
+    top1_agreement_ci: Optional[Interval] = None
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.ab import ABConfig, ABReport, Schedule, run_ab
+from edgeship.ab.result import Accuracy, Agreement
 from edgeship.compress import CompressOptions, compress
 from edgeship.compress.config import AnyConfig
 from edgeship.core.errors import EdgeshipError
@@ -125,6 +126,9 @@ def compress_variant(job: CompressJob) -> VariantOutcome:
     record.sparsity = round(report.model.sparsity, 6)
     record.accuracy = None if fid is None else fid.accuracy
     record.top1_agreement = None if fid is None else fid.top1_agreement
+    record.samples = None if fid is None else fid.samples
+    record.accuracy_ci = None if fid is None else fid.accuracy_ci
+    record.top1_agreement_ci = None if fid is None else fid.top1_agreement_ci
     record.compress_s = round(time.monotonic() - started, 3)
     return VariantOutcome(record, report.to_json())
 
@@ -193,4 +197,13 @@ def cell_result(ab: ABReport) -> CellResult:
         base_accuracy=base_acc,
         accuracy_drop_pp=cmp.accuracy_drop_pp,
         top1_agreement=None if cmp.agreement is None else cmp.agreement.top1,
+        samples=_samples(variant.accuracy, cmp.agreement),
+        accuracy_ci=None if variant.accuracy is None else variant.accuracy.ci,
+        base_accuracy_ci=None if base.accuracy is None else base.accuracy.ci,
+        top1_agreement_ci=None if cmp.agreement is None else cmp.agreement.top1_ci,
     )
+
+
+def _samples(accuracy: Accuracy | None, agreement: Agreement | None) -> int | None:
+    """The samples both shares were judged on (the one data set of the A/B)."""
+    return accuracy.n if accuracy is not None else None if agreement is None else agreement.n

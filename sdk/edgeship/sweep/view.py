@@ -4,6 +4,7 @@ report built from them (the HTML one is :mod:`.report_html`), and one-line event
 from __future__ import annotations
 
 from edgeship.core.views import Rows, md_table
+from edgeship.models.estimate import Interval, share_text
 from edgeship.sweep._report import Cell, CellResult, SweepReport, VariantRecord
 
 __all__ = [
@@ -66,7 +67,7 @@ def summary(report: SweepReport) -> str:
 
 
 def variant_rows(report: SweepReport) -> Rows:
-    headers = ["variant", "method", "size KB", "params", "sparsity", "accuracy (host)",
+    headers = ["variant", "method", "size KB", "params", "sparsity", "accuracy vs labels (host)",
                "made in", "error"]  # fmt: skip
     return headers, [_variant_row(v) for v in report.variants]
 
@@ -80,7 +81,7 @@ def _variant_row(v: VariantRecord) -> list[str]:
         f"{v.size_bytes / 1024:.1f}",
         f"{v.parameters:,}",
         f"{v.sparsity:.1%}",
-        _pct(v.accuracy),
+        _share(v.accuracy, v.samples, v.accuracy_ci),
         f"{v.compress_s:.1f} s",
         "",
     ]
@@ -155,7 +156,10 @@ def describe(r: CellResult) -> str:
     if r.peak_rss_mb is not None:
         parts.append(f"peak {r.peak_rss_mb:.1f} MiB")
     if r.accuracy is not None:
-        parts.append(f"accuracy {_pct(r.accuracy)}")
+        parts.append(f"accuracy vs labels {_share(r.accuracy, r.samples, r.accuracy_ci)}")
+    elif r.top1_agreement is not None:
+        agreement = _share(r.top1_agreement, r.samples, r.top1_agreement_ci)
+        parts.append(f"top-1 agreement vs base {agreement}")
     return ", ".join(parts)
 
 
@@ -167,8 +171,9 @@ def _error_of(v: VariantRecord) -> str:
     return "" if v.error is None else f"{v.error.type}: {v.error.message}"
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f} %"
+def _share(v: float | None, n: int | None, ci: Interval | None) -> str:
+    """``99.2 % [98.0, 99.7] n=540``; a record written before intervals: the bare share."""
+    return "-" if v is None else share_text(v, n, ci)
 
 
 def _num(v: float | None, fmt: str) -> str:

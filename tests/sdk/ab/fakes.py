@@ -148,11 +148,15 @@ def device_state(i: int, last: bool) -> DeviceState:
 
 
 def report(
-    devices: int = 1, config: ABConfig | None = None, seed: int = 0, gates: bool = True
+    devices: int = 1,
+    config: ABConfig | None = None,
+    seed: int = 0,
+    gates: bool = True,
+    labelled: bool = True,
 ) -> ABReport:
     """A base and two variants (faster & smaller, and the same) on ``devices`` devices,
-    with quality data and operator profiles (int8's convolutions quantized); analysed by
-    the real code."""
+    with quality data (``labelled``: with labels) and operator profiles (int8's
+    convolutions quantized); analysed by the real code."""
     from edgeship.ab.gates import make_gate
     from edgeship.ab.schedule import Schedule
 
@@ -164,6 +168,7 @@ def report(
     labels = rng.integers(0, 10, size=200)
     logits = rng.normal(size=(200, 10))
     logits[np.arange(200), labels] += 3.0
+    given = labels if labelled else None
     runs = []
     for d in range(devices):
         drift = 1 + 0.1 * np.linspace(0, 1, 10) + d
@@ -178,7 +183,7 @@ def report(
                         4000,
                         120.0,
                         logits,
-                        labels,
+                        given,
                     ),
                     model_run(
                         "int8",
@@ -187,7 +192,7 @@ def report(
                         1000,
                         100.0,
                         logits + rng.normal(0, 0.3, logits.shape),
-                        labels,
+                        given,
                     ),
                     model_run(
                         "same",
@@ -196,7 +201,7 @@ def report(
                         4000,
                         121.0,
                         logits,
-                        labels,
+                        given,
                     ),
                 ],
             )

@@ -1,4 +1,4 @@
-"""The pure statistics: summaries, bootstrap coverage, Mann-Whitney, verdicts, Wilson."""
+"""The pure statistics: summaries, bootstrap coverage, Mann-Whitney, verdicts."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from edgeship.ab.stats import (
     ratio_of_medians,
     tail_levels,
     verdict,
-    wilson,
 )
 from edgeship.core.errors import UsageError
 from tests.sdk.ab.fakes import latencies
@@ -158,17 +157,6 @@ def test_false_positive_rate_on_session_medians_stays_at_or_below_alpha() -> Non
             per_run_rejections += scipy_stats.mannwhitneyu(a.ravel(), b.ravel()).pvalue < 0.05
     assert rejections / trials <= 0.05
     assert per_run_rejections / 200 > 0.2  # why the unit is a session
-
-
-def test_wilson_interval() -> None:
-    ci = wilson(5, 10)
-    assert ci.low == pytest.approx(0.2366, abs=1e-4) and ci.high == pytest.approx(0.7634, abs=1e-4)
-    assert wilson(0, 20).low == 0.0 and wilson(20, 20).high == 1.0
-    assert 0.8 < wilson(20, 20).low < 1.0
-    with pytest.raises(ValueError):
-        wilson(3, 2)
-    with pytest.raises(ValueError):
-        wilson(0, 0)
 
 
 def test_stats_policy_validates() -> None:

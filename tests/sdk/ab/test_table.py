@@ -1,4 +1,5 @@
-"""The views' verdict line and units: "no gates set" rather than "PASS: 0/0", MiB columns."""
+"""The views' verdict line and units: "no gates set" rather than "PASS: 0/0", MiB columns,
+accuracy against labels and agreement against the base, each with n and its interval."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import dataclasses
 from edgeship.ab import _report_html as report_html
 from edgeship.ab import _report_md as report_md
 from edgeship.ab.result import ABReport, DeviceFailure
-from edgeship.ab.table import model_rows, render, verdict
+from edgeship.ab.table import comparison_rows, front_line, model_rows, render, verdict
+from edgeship.models.estimate import share_text
 from tests.sdk.ab import fakes
 
 
@@ -41,3 +43,32 @@ def test_memory_columns_say_mib(fake_report: ABReport) -> None:
     headers, _ = model_rows(fake_report.devices[0])
     assert "peak RSS MiB" in headers and "load Δ MiB" in headers
     assert not any(h.endswith(" MB") for h in headers)
+
+
+def test_accuracy_is_against_labels_and_agreement_against_the_base_with_n_and_interval(
+    fake_report: ABReport,
+) -> None:
+    device = fake_report.devices[0]
+    headers, rows = model_rows(device)
+    base = device.models[0]
+    assert base.accuracy is not None
+    column = headers.index("accuracy (vs labels)")
+    assert rows[0][column] == share_text(base.accuracy.accuracy, base.accuracy.n, base.accuracy.ci)
+    assert rows[0][column].endswith(f"] n={base.accuracy.n}")
+    headers, rows = comparison_rows(device)
+    agreement = device.comparisons[0].agreement
+    assert agreement is not None
+    column = headers.index("agreement (vs base)")
+    assert rows[0][column] == share_text(agreement.top1, agreement.n, agreement.top1_ci)
+    assert not any("accuracy" in h and "labels" not in h and "drop" not in h for h in headers)
+
+
+def test_the_front_names_only_the_objectives_it_was_taken_over() -> None:
+    labelled = fakes.report(gates=False)
+    assert front_line(labelled.devices[0]).startswith(
+        "Pareto front (latency, size, memory, accuracy vs labels): "
+    )
+    unlabelled = fakes.report(gates=False, labelled=False)
+    line = front_line(unlabelled.devices[0])
+    assert line.startswith("Pareto front (latency, size, memory): ")
+    assert line in render(unlabelled) and "accuracy" not in line

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeship.cli import compress_cmd, main
 from edgeship.compress import CompressionReport
+from edgeship.compress._api import SEARCH_CALLS
 from edgeship.core.errors import UsageError
 from tools.zoo.build import Manifest
 
@@ -122,8 +124,6 @@ def test_subprocess_round_trip_and_errors(zoo: Manifest, test_npz: Path, tmp_pat
     assert bad.stderr.strip() == "error: sparsity must be in [0, 1); got 1.0"
 
     wrong = tmp_path / "wrong.npz"
-    import numpy as np
-
     np.savez(wrong, image=np.zeros((2, 1, 8, 8), np.float32))
     bad = _cli(
         str(zoo.path("cnn.onnx")),
@@ -165,3 +165,41 @@ def test_recipe_through_the_handler(
     assert f"next: edgeship ab {zoo.path('mlp.onnx')} {variant}\n" in captured.err
     assert (tmp_path / "variants" / "table.md").is_file()
     assert (tmp_path / "variants" / "half.onnx").is_file()
+
+
+def _summary(zoo: Manifest, tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    ns = _parse(str(zoo.path("mlp.onnx")), "--out", str(tmp_path / "c.onnx"), *argv)
+    assert ns.handler(ns) == 0
+    return capsys.readouterr().out
+
+
+def test_accuracy_is_said_only_against_labels_agreement_against_the_base(
+    zoo: Manifest, test_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with np.load(test_npz) as npz:
+        inputs, labels = npz["input"], npz["labels"]
+    labelled = _summary(zoo, tmp_path, capsys, "--method", "int8-dynamic", "--data", str(test_npz))
+    n = len(labels) - SEARCH_CALLS  # all but the rows the fallback's search reads
+    assert f"measured on {n} samples: {n} of {len(labels)} samples of --data" in labelled
+    row = next(line for line in labelled.splitlines() if line.startswith("accuracy (vs labels)"))
+    assert row.count(f"] n={n}") == 2  # base and compressed, each with its interval
+    assert "vs base: top-1 agreement " in labelled and f"] n={n}" in labelled
+    assert "accuracy is on labels of --data" in labelled  # --data, not --eval-data
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, input=inputs)
+    unlabelled = _summary(zoo, tmp_path, capsys, "--method", "int8-dynamic", "--data", str(bare))
+    assert "accuracy" not in unlabelled.replace(str(tmp_path), "")  # the path has the word
+    assert "vs base: top-1 agreement " in unlabelled
+
+
+def test_few_held_out_samples_are_said_with_their_interval(
+    zoo: Manifest, test_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with np.load(test_npz) as npz:
+        few = tmp_path / "few.npz"
+        np.savez(few, input=npz["input"][:100], labels=npz["labels"][:100])
+    text = _summary(zoo, tmp_path, capsys, "--method", "int8-static", "--data", str(few))
+    held = round(100 * 0.2)
+    assert f"measured on {held} samples" in text
+    note = next(line for line in text.splitlines() if "judged on only" in line)
+    assert note.startswith(f"note: judged on only {held} samples: ") and "Wilson" in note

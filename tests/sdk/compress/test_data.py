@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeship.compress import Dataset, load_dataset
-from edgeship.compress._data import check_dataset
+from edgeship.compress._data import HELD_MORE, HOLDOUT, check_dataset, eval_split
 from edgeship.compress._evaluate import signature
 from edgeship.core.errors import InputError
 from tools.zoo.build import Manifest
@@ -41,3 +41,27 @@ def test_bad_labels_and_ragged_arrays() -> None:
         Dataset({"x": x}, np.zeros(4, np.float32))
     with pytest.raises(InputError, match="first axis"):
         Dataset({"x": x, "y": np.zeros((5, 2), np.float32)})
+
+
+def _rows(n: int) -> Dataset:
+    return Dataset({"x": np.arange(n, dtype=np.float32)[:, None]}, np.arange(n) % 3)
+
+
+@pytest.mark.parametrize(
+    ("n", "reads", "held"),
+    [
+        (1257, None, round(1257 * HOLDOUT)),  # a method that reads all it gets: a fifth
+        (1257, 256, HELD_MORE),  # a calibration of 256 rows: the rest, up to HELD_MORE
+        (400, 256, 400 - 256),  # the rest, more than a fifth
+        (300, 256, round(300 * HOLDOUT)),  # the rest would be fewer than a fifth
+    ],
+)
+def test_a_method_reading_few_rows_leaves_the_rest_to_judge_it(
+    n: int, reads: int | None, held: int
+) -> None:
+    split = eval_split(_rows(n), None, uses_data=True, reads=reads)
+    assert split.train is not None and split.held is not None and not split.given
+    assert len(split.held) == held and len(split.train) == n - held
+    seen = set(split.train.feeds["x"][:, 0]) & set(split.held.feeds["x"][:, 0])
+    assert not seen  # no row both calibrates and judges
+    assert split.evaluation.startswith(f"{held} of {n} samples of --data held out at random")

@@ -21,6 +21,7 @@ from edgeship.compress import (
     compress,
 )
 from edgeship.core.errors import UsageError
+from edgeship.models.estimate import percent, wilson
 from tests import models
 from tests.sdk.compress.conftest import HAS_AEQ
 from tools.zoo.build import Manifest
@@ -51,9 +52,13 @@ def test_the_second_output_collapsing_refuses_the_model_naming_it(tmp_path: Path
     assert kept.fidelity is not None and kept.fidelity.max_abs_diff == 0.0  # first output
     assert "output 'mask'" in kept.degraded
     text = compress_cmd.summary(kept)
-    assert "output 'scores' [scores, inferred]: top-1 agreement 100.0%" in text
+    ci = wilson(32, 32)
     assert (
-        "output 'mask' [map, inferred]:" in text
+        f"output 'scores' [scores, inferred] vs base: top-1 agreement 100 % "
+        f"[{percent(ci.low)}, 100] n=32" in text
+    )
+    assert (
+        "output 'mask' [map, inferred] vs base:" in text
     )  # its name says what it is and "COLLAPSED: all zeros" in text
 
 

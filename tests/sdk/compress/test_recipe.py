@@ -9,6 +9,7 @@ import pytest
 from edgeship.compress import ChainConfig, Dataset, RecipeReport, load_recipe, run_recipe
 from edgeship.compress._recipe import Recipe, recipe_from_dict
 from edgeship.core.errors import UsageError
+from edgeship.models.estimate import share_text, wilson
 from tests.sdk.compress.conftest import CountingTarget, ort_outputs
 from tools.zoo.build import Manifest
 
@@ -106,6 +107,15 @@ def test_run_writes_models_records_and_tables(
     assert RecipeReport.from_dict(data) == table
     markdown = (tmp_path / "out" / "table.md").read_text()
     assert "| slim-int8 | prune-channels+int8-static |" in markdown
+    held = len(small_train) - 64  # all the 64-row calibration leaves, to judge int8 on
+    assert slim.samples == round(len(small_train) * 0.2)  # training reads all it gets
+    assert int8.samples == held and int8.accuracy is not None and int8.top1_agreement is not None
+    assert int8.accuracy_ci == wilson(round(int8.accuracy * held), held)
+    assert int8.top1_agreement_ci == wilson(round(int8.top1_agreement * held), held)
+    assert base.top1_agreement == 1.0 and base.top1_agreement_ci is None  # no estimate
+    assert "| accuracy (vs labels) | agreement (vs base) |" in markdown
+    assert share_text(int8.top1_agreement, held, int8.top1_agreement_ci) in markdown
+    assert "95 % Wilson interval" in markdown
     assert table.input_shapes == {"input": [1, 1, 8, 8]}  # what the latencies were measured on
     assert markdown.startswith("p50 ms at batch 1 on input 1×1×8×8\n")
 

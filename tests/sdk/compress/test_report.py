@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from edgeship.compress import CompressionReport, Fidelity, Latency, ModelStats
 from edgeship.compress.report import SCHEMA, InterfaceChange, OutputVerdict
+from edgeship.models.estimate import wilson
 
 
 def _record() -> CompressionReport:
@@ -28,7 +31,7 @@ def _record() -> CompressionReport:
 def test_json_round_trip_and_derived_fields() -> None:
     record = _record()
     data = record.to_dict()
-    assert data["schema"] == SCHEMA == "edgeship.compression/2"
+    assert data["schema"] == SCHEMA == "edgeship.compression/2.1"
     assert data["model"]["sparsity"] == pytest.approx(0.6)
     assert data["fidelity"]["accuracy_drop_pt"] == pytest.approx(5.0)
     assert data["latency"]["speedup"] == pytest.approx(2.0)
@@ -63,3 +66,27 @@ def test_output_verdicts_and_interface_changes_round_trip_and_schema_1_still_rea
     old["schema"] = "edgeship.compression/1"
     del old["outputs"], old["interface"]
     assert CompressionReport.from_dict(old) == _record()
+
+
+def test_each_share_carries_its_sample_count_and_wilson_interval_in_the_json() -> None:
+    data = _record().to_dict()["fidelity"]
+    assert data["samples"] == 10
+    assert data["accuracy_ci"] == asdict(wilson(8, 10))
+    assert data["base_accuracy_ci"] == asdict(wilson(round(0.85 * 10), 10))
+    assert data["top1_agreement_ci"] == asdict(wilson(9, 10))
+    verdict = OutputVerdict(
+        "y", "scores", True, {"top1_agreement": 0.9, "cosine": 0.99}, samples=10
+    )
+    out = verdict.to_dict()
+    assert out["samples"] == 10 and out["intervals"] == {"top1_agreement": asdict(wilson(9, 10))}
+    assert OutputVerdict.from_dict(out) == verdict
+
+
+def test_a_report_of_schema_2_0_reads_and_gets_its_intervals_back() -> None:
+    data = _record().to_dict()
+    data["schema"] = "edgeship.compression/2"
+    for key in ("accuracy_ci", "base_accuracy_ci", "top1_agreement_ci"):
+        del data["fidelity"][key]
+    read = CompressionReport.from_dict(data)
+    assert read == _record()
+    assert read.fidelity is not None and read.fidelity.accuracy_ci == wilson(8, 10)

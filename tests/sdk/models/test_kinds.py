@@ -12,6 +12,7 @@ from edgeship.compress.guard import GuardPolicy
 from edgeship.compress.report import speed_text
 from edgeship.core.errors import UsageError
 from edgeship.models import detection
+from edgeship.models.estimate import share_text, wilson
 from edgeship.models.interface import interface_changes
 from edgeship.models.kinds import (
     OutputVerdict,
@@ -212,6 +213,30 @@ def test_a_verdict_round_trips() -> None:
     [verdict] = judge("logits", RNG.standard_normal((8, 10)), RNG.standard_normal((8, 10)))
     assert OutputVerdict.from_dict(verdict.to_dict()) == verdict
     assert verdict.to_dict()["collapsed"] is True
+
+
+def test_a_share_of_samples_carries_their_count_and_wilson_interval() -> None:
+    base = RNG.standard_normal((40, 10))
+    new = base.copy()
+    new[:3] = -new[:3]  # three samples flip their top-1 class
+    [verdict] = judge("logits", base, new)
+    agreement = verdict.metrics["top1_agreement"]
+    assert verdict.samples == 40 and agreement == 37 / 40
+    assert verdict.intervals["top1_agreement"] == wilson(37, 40)
+    assert f"top-1 agreement {share_text(37 / 40, 40)}" in verdict.figures()
+    assert "cosine" not in verdict.intervals  # not a share of samples
+    assert verdict.to_dict()["intervals"]["top1_agreement"] == {
+        "low": wilson(37, 40).low,
+        "high": wilson(37, 40).high,
+    }
+
+
+def test_the_parts_of_a_packed_head_get_no_interval_over_anchors() -> None:
+    base = _packed()
+    verdicts = judge("output0", base, base.copy())
+    scores = next(v for v in verdicts if v.part == "scores")
+    assert scores.metrics["top1_agreement"] == 1.0 and scores.intervals == {}
+    assert "n=" not in scores.figures()  # its rows are anchors, not independent samples
 
 
 # ------------------------------------------------------------------- detections

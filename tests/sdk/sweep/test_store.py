@@ -1,7 +1,10 @@
-"""The sweep's directory: whole files only, unreadable records as missing, safe names."""
+"""The sweep's directory: whole files only, unreadable records as missing, safe names;
+older revisions of its records read."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,15 @@ def test_out_must_be_a_directory(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match="not a directory"):
         Store(tmp_path / "file")
+
+
+def test_a_record_written_before_intervals_still_reads(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    variant = VariantRecord("int8", "int8-static", "f", DONE, accuracy=0.97)
+    data = variant.to_dict()
+    data["schema"] = "edgeship.sweep-variant/1"  # the revision without samples and intervals
+    for key in ("samples", "accuracy_ci", "top1_agreement_ci"):
+        del data[key]
+    store.variant_path("int8").parent.mkdir(parents=True)
+    store.variant_path("int8").write_text(json.dumps(data))
+    assert store.variant("int8") == dataclasses.replace(variant, schema=data["schema"])

@@ -5,6 +5,8 @@ written, ``pip install 'edgeship[ab]'``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgeship.ab.gates import MinSpeedup
 from edgeship.ab.result import ABReport, DeviceAB
 from edgeship.ab.schedule import block_medians

@@ -21,8 +21,8 @@ from edgeship.ab.result import (
     SessionValidity,
 )
 from edgeship.core.views import Rows, check_columns
-from edgeship_runtime.opprofile import summary_line as ops_summary
 from edgeship.models.estimate import share_text
+from edgeship_runtime.opprofile import summary_line as ops_summary
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
 

@@ -225,7 +225,9 @@ def verify_table(report: VerifyReport) -> str:
     head = f"verified on {report.samples} samples of {report.data}: " + (
         "equivalent" if report.passed else "NOT equivalent"
     )
-    body = table(["output", "shape", "max|Δ|", "allowed", "cosine", "top-1 agreement", "result"], rows)
+    body = table(
+        ["output", "shape", "max|Δ|", "allowed", "cosine", "top-1 agreement", "result"], rows
+    )
     notes = [f"  {n}" for n in report.notes]
     return "\n".join([head, body, *notes])
 

@@ -65,7 +65,7 @@ def test_model_front_without_accuracy() -> None:
 def _drawn(monkeypatch: pytest.MonkeyPatch, device: DeviceAB) -> Any:
     """The Pareto figure of ``device``, as drawn (before it becomes a PNG)."""
     drawn: list[Any] = []
-    monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or b"")
+    monkeypatch.setattr(plots, "png", lambda fig: drawn.append(fig) or b"")
     plots.pareto_plot(device)
     return drawn[0].axes[0]
 

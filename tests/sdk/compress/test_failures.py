@@ -72,9 +72,9 @@ def test_the_cli_prints_the_library_error_as_one_line(tmp_path: Path) -> None:
     data = tmp_path / "d.npz"
     np.savez(data, **_rows(40, 6))
     out = tmp_path / "q.onnx"
+    argv = [str(base), "--method", "int8-static", "--data", str(data), "--out", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "edgeship.cli.main", "compress", str(base)]
-        + ["--method", "int8-static", "--data", str(data), "--out", str(out)],
+        [sys.executable, "-m", "edgeship.cli.main", "compress", *argv],
         capture_output=True,
         text=True,
         timeout=300,

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from edgeship.ab._analyze import analyze
-from edgeship.ab.pareto import ACCURACY, LATENCY, MEMORY, SIZE, dominates, front, model_front
+from edgeship.ab.pareto import (
+    ACCURACY,
+    LATENCY,
+    MEMORY,
+    SIZE,
+    dominates,
+    front,
+    model_front,
+    slower_and_larger,
+)
 from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy
 from tests.sdk.ab import fakes
@@ -55,3 +64,18 @@ def test_model_front_without_accuracy() -> None:
     models[1].memory = None
     assert MEMORY.name == "peak_rss_mb"
     assert model_front(models) == ["small", "fast"]
+
+
+def test_a_variant_slower_and_larger_than_its_base_is_never_on_the_front() -> None:
+    """It uses the least memory, so no other model dominates it; it is still no way to
+    deploy the model."""
+    rng = np.random.default_rng(1)
+    runs = [
+        fakes.model_run("base", fakes.latencies(rng, 10.0), "base", 4000, 120.0),
+        fakes.model_run("bloated", fakes.latencies(rng, 14.0), "variant", 5000, 60.0),
+        fakes.model_run("fast", fakes.latencies(rng, 4.0), "variant", 2000, 130.0),
+    ]
+    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    assert model_front(device.models) == ["base", "fast"]
+    assert slower_and_larger(14.0, 5000, 10.0, 4000)
+    assert not slower_and_larger(14.0, 3000, 10.0, 4000)  # a trade-off: smaller

@@ -239,8 +239,12 @@ def run(ns: argparse.Namespace) -> int:
     kinds = parse_kinds(ns.output_kind)
     guard = GuardPolicy(allow_degraded=ns.allow_degraded, output_kinds=kinds)
     if ns.recipe is not None:
+        loaded = load_recipe(ns.recipe)
         recipe = dataclasses.replace(
-            load_recipe(ns.recipe), allow_degraded=ns.allow_degraded, shapes=shapes
+            loaded,
+            allow_degraded=ns.allow_degraded or loaded.allow_degraded,
+            shapes=shapes,
+            output_kinds={**loaded.output_kinds, **kinds},
         )
         with target_from_args(ns) as target, status_line(ns.json) as line:
             variants = _Variants(line)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from edgeship.cli.main import main
 from edgeship.compress import ChainConfig, Dataset, RecipeReport, load_recipe, run_recipe
 from edgeship.compress._recipe import Recipe, recipe_from_dict
 from edgeship.core.errors import UsageError
+from tests import models
 from tests.sdk.compress.conftest import CountingTarget, ort_outputs
 from tools.zoo.build import Manifest
 
@@ -108,6 +110,31 @@ def test_run_writes_models_records_and_tables(
     assert "| slim-int8 | prune-channels+int8-static |" in markdown
     assert table.input_shapes == {"input": [1, 1, 8, 8]}  # what the latencies were measured on
     assert markdown.startswith("p50 ms at batch 1 on input 1×1×8×8\n")
+
+
+def test_output_kinds_reach_every_variant_from_the_recipe_and_the_command_line(
+    tmp_path: Path,
+) -> None:
+    base = models.two_output_model(tmp_path / "two.onnx")
+    variants = {"pruned": {"method": "prune", "sparsity": 0.5}}
+    options = {"latency_rounds": 1, "latency_runs": 5}
+    recipe = recipe_from_dict(
+        {"options": {**options, "output_kinds": {"mask": "flags"}}, "variants": variants}
+    )
+    assert recipe.guard().output_kinds == {"mask": "flags"}
+    report = run_recipe(base, recipe, None, tmp_path / "out").report
+    assert "collapsed" in str(report.rows[0].error)  # the mask is all zeros: refused
+    with pytest.raises(UsageError, match="unknown kind 'blob'"):
+        recipe_from_dict({"options": {"output_kinds": {"mask": "blob"}}, "variants": variants})
+    path = tmp_path / "r.toml"
+    path.write_text(
+        '[options]\nlatency_rounds = 1\nlatency_runs = 5\n[variants.pruned]\nmethod = "prune"\n'
+    )
+    argv = ["compress", str(base), "--recipe", str(path), "--allow-degraded"]
+    assert main([*argv, "--output-kind", "mask=flags", "--out", str(tmp_path / "cli")]) == 0
+    written = json.loads((tmp_path / "cli" / "pruned.json").read_text())
+    mask = next(v for v in written["outputs"] if v["output"] == "mask")
+    assert (mask["kind"], mask["inferred"]) == ("flags", False)
 
 
 def test_empty_recipe_object_refused() -> None:

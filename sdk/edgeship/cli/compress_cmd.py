@@ -340,19 +340,12 @@ def summary(report: Any) -> str:
         agree = "" if f.top1_agreement is None else f"top-1 agreement {f.top1_agreement:.2%}, "
         cosine = "" if f.cosine is None else f"cosine {f.cosine:.4f}, "
         lines.append(f"{agree}{cosine}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
-    lines += [_output_line(v) for v in report.outputs]
+    lines += [v.line() for v in report.outputs]
     if f is not None and report.evaluation:
         lines.append(f"measured on {f.samples} samples: {report.evaluation}")
     lines += [f"interface: {c}" for c in report.interface]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
-
-
-def _output_line(verdict: Any) -> str:
-    """``output 'y' (scores, inferred): top-1 agreement 98.0%, ... — holds``."""
-    how = "inferred" if verdict.inferred else "set"
-    state = f"COLLAPSED: {'; '.join(verdict.reasons)}" if verdict.collapsed else "holds"
-    return f"output {verdict.label} [{verdict.kind}, {how}]: {verdict.figures()} — {state}"
 
 
 def _epoch(done: EpochDone) -> str:

@@ -167,6 +167,12 @@ class OutputVerdict:
         ]
         return ", ".join(shown)
 
+    def line(self) -> str:
+        """``output 'y' [scores, inferred]: top-1 agreement 98.0%, ... — holds``."""
+        how = "inferred" if self.inferred else "set"
+        state = f"COLLAPSED: {'; '.join(self.reasons)}" if self.collapsed else "holds"
+        return f"output {self.label} [{self.kind}, {how}]: {self.figures()} — {state}"
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "collapsed": self.collapsed}
 

@@ -187,7 +187,10 @@ def test_the_shipped_recipe_runs(zoo: Manifest, train_npz: Path, tmp_path: Path)
     recipe = dataclasses.replace(load_recipe(SHIPPED), latency_rounds=1, latency_runs=20)
     report = run_recipe(zoo.path("cnn.onnx"), recipe, train_npz, tmp_path).report
     assert [r.name for r in report.rows] == ["base", *(n for n, _ in recipe.variants)]
-    assert all(r.error is None for r in report.rows), report.to_markdown()
-    rows = {r.name: r for r in report.rows}
+    # a variant slower than the base on this CPU is refused, saying so (int8-dynamic on
+    # x86 without VNNI); nothing else may fail
+    refused = [r.error for r in report.rows if r.error is not None]
+    assert all("× slower than its base on local" in e for e in refused), report.to_markdown()
+    rows = {r.name: r for r in report.rows if r.error is None}
     assert rows["slim"].parameters < rows["base"].parameters
-    assert all(r.accuracy is not None and r.accuracy > 0.8 for r in report.rows)
+    assert all(r.accuracy is not None and r.accuracy > 0.8 for r in rows.values())

@@ -33,7 +33,7 @@ from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization import fallback
 from edgeship.compress.quantization.fallback import Calls, Quantize
 from edgeship.compress.quantization.onnx_fp16 import convert_fp16
-from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError
+from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError, cause_of
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
 
@@ -173,9 +173,8 @@ def _inside(folder: Path) -> Iterator[None]:
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: first line`` of an exception, never an empty string."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+    """``Type: message`` of an exception (its first lines), never an empty string."""
+    return cause_of(exc).text
 
 
 QDQ_OPSET = 13

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -365,10 +366,13 @@ def tiny_matmul_model(path: str | os.PathLike[str]) -> Path:
     return save_graph(graph, path)
 
 
-def two_output_model(path: str | os.PathLike[str], features: int = 16) -> Path:
+def two_output_model(
+    path: str | os.PathLike[str], features: int = 16, batch: int | str = "batch"
+) -> Path:
     """``scores = x @ Wa`` (10 classes, unit-scale weights) and ``mask = x @ Wb`` (8 values,
     weights 1000× smaller): global magnitude pruning at 50 % zeroes all of ``Wb`` and none
-    of ``Wa``, so the second output collapses while the first is untouched."""
+    of ``Wa``, so the second output collapses while the first is untouched. ``batch``: the
+    first dim, dynamic (a name) or fixed (an int, as a batch-1 export has it)."""
     rng = np.random.default_rng(11)
     wa = rng.standard_normal((features, 10)).astype(np.float32)
     wb = (rng.standard_normal((features, 10)) * 1e-3).astype(np.float32)
@@ -378,14 +382,61 @@ def two_output_model(path: str | os.PathLike[str], features: int = 16) -> Path:
             helper.make_node("MatMul", ["x", "wb"], ["mask"], name="head_b"),
         ],
         "two_outputs",
-        [_value("x", TensorProto.FLOAT, ["batch", features])],
+        [_value("x", TensorProto.FLOAT, [batch, features])],
         [
-            _value("scores", TensorProto.FLOAT, ["batch", 10]),
-            _value("mask", TensorProto.FLOAT, ["batch", 10]),
+            _value("scores", TensorProto.FLOAT, [batch, 10]),
+            _value("mask", TensorProto.FLOAT, [batch, 10]),
         ],
         initializer=[numpy_helper.from_array(wa, "wa"), numpy_helper.from_array(wb, "wb")],
     )
     return save_graph(graph, path)
+
+
+# The audio front-end: SAMPLES of audio → log-mel frames of MELS bands, as a wake-word
+# model's front-end computes them (an STFT as two strided convolutions).
+SAMPLES, N_FFT, HOP, MELS = 1600, 64, 16, 8
+
+
+def log_mel_model(path: str | os.PathLike[str]) -> Path:
+    """``audio [1, SAMPLES]`` → STFT (convolutions with the windowed cosines and sines) →
+    power → mel filterbank (MatMul) → 10·log10 → floored at 80 dB below the peak (a final
+    ``Max``, an op onnxconverter-common keeps in float32) → ``mel [1, frames, MELS]``;
+    exported from torch."""
+    import torch
+
+    class LogMel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            n, k = np.arange(N_FFT), np.arange(N_FFT // 2 + 1)[:, None]
+            window = np.hanning(N_FFT)
+            real = (np.cos(2 * np.pi * k * n / N_FFT) * window)[:, None, :]
+            imag = (-np.sin(2 * np.pi * k * n / N_FFT) * window)[:, None, :]
+            self.register_buffer("real", torch.tensor(real, dtype=torch.float32))
+            self.register_buffer("imag", torch.tensor(imag, dtype=torch.float32))
+            bank = np.random.default_rng(9).random((N_FFT // 2 + 1, MELS))
+            self.register_buffer("bank", torch.tensor(bank, dtype=torch.float32))
+
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            x = audio[:, None, :]
+            re = torch.nn.functional.conv1d(x, self.real, stride=HOP)
+            im = torch.nn.functional.conv1d(x, self.imag, stride=HOP)
+            mel = torch.matmul((re**2 + im**2).transpose(1, 2), self.bank)
+            db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
+            return torch.maximum(db, db.max() - 80.0)
+
+    example = torch.randn(1, SAMPLES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LogMel().eval(),
+            (example,),
+            str(path),
+            input_names=["audio"],
+            output_names=["mel"],
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return Path(path)
 
 
 def _main(argv: list[str]) -> int:

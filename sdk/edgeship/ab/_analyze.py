@@ -65,8 +65,9 @@ __all__ = [
 @dataclass
 class ModelRun:
     """What a device measured for one model. ``outputs`` is its first output on the data
-    set (None without data), ``labels`` the data set's labels if it has them; ``inputs``
-    what its timed runs were fed (see :func:`fed_inputs`)."""
+    set (None without data), ``named_outputs`` every output by name, ``labels`` the data
+    set's labels if it has them; ``inputs`` what its timed runs were fed (see
+    :func:`fed_inputs`)."""
 
     name: str
     role: str
@@ -78,6 +79,7 @@ class ModelRun:
     outputs: np.ndarray | None = None
     labels: np.ndarray | None = None
     ops: OpProfile | None = None
+    named_outputs: dict[str, np.ndarray] | None = None
     inputs: list[TensorSummary] = field(default_factory=list)
 
 
@@ -272,6 +274,10 @@ def compare(
     if base_run.outputs is not None and variant_run.outputs is not None:
         comparison.agreement = quality.agreement(
             base_run.outputs, variant_run.outputs, stats.confidence
+        )
+    if comparison.agreement is not None and base_run.named_outputs and variant_run.named_outputs:
+        comparison.agreement.outputs = quality.verdicts(
+            base_run.named_outputs, variant_run.named_outputs
         )
     return comparison
 

@@ -1,6 +1,7 @@
 """Quality on the device's own outputs: accuracy against labels, agreement with the base.
 
-Outputs are the model's first output, one row per sample (``(N, C)`` logits or scores,
+Every output is judged for what it is (:func:`verdicts`); the figures below are the
+first output's, one row per sample (``(N, C)`` logits or scores,
 any trailing shape is flattened); top-1 is the arg-max of a row. Labels are class
 indices ``(N,)`` or one-hot ``(N, C)``. The figures themselves are
 :mod:`edgeship.models.fidelity`'s; this module adds their Wilson intervals.
@@ -8,13 +9,17 @@ indices ``(N,)`` or one-hot ``(N, C)``. The figures themselves are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from edgeship.ab.result import Accuracy, Agreement
+from edgeship.core.errors import UsageError
 from edgeship.models.estimate import wilson
 from edgeship.models.fidelity import class_labels, correct, cosine_rows, max_abs_diff, rows, top1
+from edgeship.models.kinds import OutputVerdict, judge_outputs
 
-__all__ = ["accuracy", "agreement", "class_labels", "cosine_rows", "rows", "top1"]
+__all__ = ["accuracy", "agreement", "class_labels", "cosine_rows", "rows", "top1", "verdicts"]
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray, confidence: float = 0.95) -> Accuracy:
@@ -40,3 +45,15 @@ def agreement(base: np.ndarray, variant: np.ndarray, confidence: float = 0.95) -
         cosine_min=float(np.min(cos)),
         n=n,
     )
+
+
+def verdicts(
+    base: Mapping[str, np.ndarray], variant: Mapping[str, np.ndarray]
+) -> list[OutputVerdict]:
+    """Every output of ``variant`` against the base's on the same data (by name, else by
+    position), each part of a packed head apart, judged by its kind; none when an
+    output's shape differs (the variant computes something else)."""
+    try:
+        return judge_outputs(base, variant)
+    except UsageError:
+        return []

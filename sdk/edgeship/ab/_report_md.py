@@ -24,7 +24,14 @@ from edgeship.ab.table import (
 )
 from edgeship.core.views import md_table
 
-__all__ = ["method_text", "ops_section", "render", "summary_line", "validity_section"]
+__all__ = [
+    "method_text",
+    "ops_section",
+    "outputs_section",
+    "render",
+    "summary_line",
+    "validity_section",
+]
 
 
 def summary_line(report: ABReport) -> str:
@@ -43,6 +50,17 @@ def method_text(report: ABReport) -> str:
         "a fresh runtime process. Seed "
         f"{d.seed}."
     )
+
+
+def outputs_section(device: DeviceAB) -> list[str]:
+    """Every output of each variant against the base's, judged by its kind."""
+    lines = [
+        f"- {c.variant}: {v.line()}"
+        for c in device.comparisons
+        if c.agreement is not None
+        for v in c.agreement.outputs
+    ]
+    return ["Every output against the base's, by its kind:", "", *lines, ""] if lines else []
 
 
 def validity_section(device: DeviceAB) -> list[str]:
@@ -82,6 +100,7 @@ def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
         name = device_name(device)
         out += [f"## {name}", "", device_heading(device, report), ""]
         out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
+        out += outputs_section(device)
         out += [front_line(device), ""]
         out += validity_section(device) + ops_section(device)
         out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]

@@ -1,4 +1,8 @@
-"""The Pareto front over latency, size, memory and accuracy against labels (pure)."""
+"""The Pareto front over latency, size, memory and accuracy against labels (pure).
+
+A variant both slower and larger than its base is never on a front, whatever else it
+offers (less memory, a tie on accuracy): it is no way to deploy that model
+(:func:`slower_and_larger`)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ __all__ = [
     "model_front",
     "model_objectives",
     "model_point",
+    "slower_and_larger",
 ]
 
 
@@ -82,8 +87,28 @@ def model_point(model: ModelResult, objectives: Sequence[Objective]) -> list[flo
     return [values[o.name] for o in objectives]
 
 
+def slower_and_larger(
+    p50_ms: float, size_bytes: float, base_p50_ms: float, base_size: float
+) -> bool:
+    """Whether a variant is both slower and larger than its base: never recommended."""
+    return p50_ms > base_p50_ms and size_bytes > base_size
+
+
 def model_front(models: Sequence[ModelResult]) -> list[str]:
-    """Names of the models on the front."""
+    """Names of the models on the front; the first model is the base, and a variant both
+    slower and larger than it is never on the front."""
     objectives = model_objectives(models)
     points = [model_point(m, objectives) for m in models]
-    return [models[i].name for i in front(points, objectives)]
+    base = models[0] if models else None
+    return [
+        models[i].name
+        for i in front(points, objectives)
+        if base is None
+        or i == 0
+        or not slower_and_larger(
+            models[i].latency.p50_ms,
+            models[i].size_bytes,
+            base.latency.p50_ms,
+            base.size_bytes,
+        )
+    ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from edgeship.models.estimate import Interval
+from edgeship.models.kinds import OutputVerdict
 from edgeship_runtime.report import (
     BackendUsage,
     DeviceState,
@@ -97,7 +98,9 @@ class Accuracy:
 
 @dataclass
 class Agreement:
-    """A variant's outputs against the base's on the same data (first output of each)."""
+    """A variant's outputs against the base's on the same data: the figures of the first
+    output of each, and ``outputs``, a verdict for every output (each part of a packed
+    one) judged by its kind (:mod:`edgeship.models.kinds`)."""
 
     top1: float
     top1_ci: Interval
@@ -105,6 +108,7 @@ class Agreement:
     cosine_mean: float
     cosine_min: float
     n: int
+    outputs: list[OutputVerdict] = field(default_factory=list)
 
 
 @dataclass

@@ -342,6 +342,7 @@ def _quality(
         report("quality", i, len(runs), run.name)
         with target.load(path, load_cfg) as loaded:
             outputs = loaded.run(_for_model(arrays, loaded.signature))
+        run.named_outputs = dict(outputs)
         run.outputs = next(iter(outputs.values()))
         run.labels = arrays.get(LABELS_KEY)
 

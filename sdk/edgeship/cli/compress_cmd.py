@@ -241,8 +241,12 @@ def run(ns: argparse.Namespace) -> int:
     kinds = parse_kinds(ns.output_kind)
     guard = GuardPolicy(allow_degraded=ns.allow_degraded, output_kinds=kinds)
     if ns.recipe is not None:
+        loaded = load_recipe(ns.recipe)
         recipe = dataclasses.replace(
-            load_recipe(ns.recipe), allow_degraded=ns.allow_degraded, shapes=shapes
+            loaded,
+            allow_degraded=ns.allow_degraded or loaded.allow_degraded,
+            shapes=shapes,
+            output_kinds={**loaded.output_kinds, **kinds},
         )
         with target_from_args(ns) as target, status_line(ns.json) as line:
             variants = _Variants(line)
@@ -346,20 +350,12 @@ def summary(report: Any) -> str:
         )
         cosine = "" if f.cosine is None else f"cosine {f.cosine:.4f}, "
         lines.append(f"{agree}{cosine}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
-    lines += [_output_line(v) for v in report.outputs]
+    lines += [v.line() for v in report.outputs]
     if f is not None and report.evaluation:
         lines.append(f"measured on {f.samples} samples: {report.evaluation}")
     lines += [f"interface: {c}" for c in report.interface]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
-
-
-def _output_line(verdict: Any) -> str:
-    """``output 'y' [scores, inferred] vs base: top-1 agreement 98.0 % [93.0, 99.4]
-    n=100, ... — holds``."""
-    how = "inferred" if verdict.inferred else "set"
-    state = f"COLLAPSED: {'; '.join(verdict.reasons)}" if verdict.collapsed else "holds"
-    return f"output {verdict.label} [{verdict.kind}, {how}] vs base: {verdict.figures()} — {state}"
 
 
 def _epoch(done: EpochDone) -> str:

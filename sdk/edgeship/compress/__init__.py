@@ -41,7 +41,7 @@ from edgeship.compress.config import (
     config_from_dict,
     config_to_dict,
 )
-from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange, Slower
 from edgeship.compress.methods import TORCH, Method, get_method, method_names, register_method
 from edgeship.compress.report import (
     CompressionReport,
@@ -137,6 +137,7 @@ __all__ = [
     "RecipeReport",
     "RecipeResult",
     "RecipeTable",
+    "Slower",
     "TorchModel",
     "TrainConfig",
     "UnsupportedPattern",

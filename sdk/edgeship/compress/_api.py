@@ -1,15 +1,17 @@
 """The one entry point, :func:`compress`, running any registered method, and its helpers.
 
 An ONNX base is first made ready for the methods (:mod:`.prepare`: ``Constant`` weights
-folded, simplified). Every method writes its model to ``out``; then, shared here: the
-model is loaded and run once on the target (never a silently broken model), its
-size/parameters/sparsity are measured, and its fidelity against the base on held-out
-data (:func:`~.data.eval_split`) or on inputs generated at the model's real shape: every
-output judged for what it is (:func:`edgeship.models.kinds.judge_outputs`), and every
-change of the interface listed. The guards (:mod:`.guard`) then refuse a no-op, a
-collapse of any output and a result larger than its base (the last two unless
-``allow_degraded``). A torch model is exported to ONNX beside ``out`` (``<out
-stem>.base.onnx``) to serve as the base.
+folded, simplified). Every method writes its model under a temporary name beside ``out``
+(:func:`edgeship.models.output.staged`), moved to ``out`` only once accepted, so a failed
+run leaves nothing there; then, shared here: the model is loaded and run once on the
+target (never a silently broken model), its size/parameters/sparsity are measured, and
+its fidelity against the base on held-out data (:func:`~.data.eval_split`) or on inputs
+generated at the model's real shape: every output judged for what it is
+(:func:`edgeship.models.kinds.judge_outputs`), and every change of the interface listed.
+The guards (:mod:`.guard`) then refuse a no-op, a collapse of any output, a result
+larger than its base and one slower on the target where its latency was measured (the
+last three unless ``allow_degraded``). A torch model is exported to ONNX beside ``out``
+(``<out stem>.base.onnx``) to serve as the base.
 
 One target serves the whole call: every verification and latency round (and, through
 :func:`~edgeship.compress.run_recipe`, every variant) runs in the one runtime session it
@@ -18,6 +20,7 @@ opens, instead of a fresh runtime per check.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -47,16 +50,24 @@ from edgeship.compress.config import (
     data_used,
     steps_of,
 )
-from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange
+from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange, Slower
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
 from edgeship.compress.quantization.fallback import Fallback, Search
 from edgeship.compress.report import CompressionReport, CompressionResult
 from edgeship.core.config import ConnectOptions
-from edgeship.core.errors import CompressionError, EdgeshipError, InputError, UsageError
+from edgeship.core.errors import (
+    Cause,
+    CompressionError,
+    EdgeshipError,
+    InputError,
+    UsageError,
+    cause_of,
+)
 from edgeship.core.extras import missing_extras
-from edgeship.models import stats
+from edgeship.models import onnx_graph, stats
 from edgeship.models.kinds import judge_outputs
 from edgeship.models.model_file import ModelFile
+from edgeship.models.output import staged
 from edgeship.targets import Target
 
 if TYPE_CHECKING:
@@ -139,11 +150,14 @@ def compress(
     some = split.train if split.train is not None else split.held
     sample = evaluate.first_sample(some) if feeds is None else feeds[0]
     search = _search(base, split, options) if uses and len(steps) == 1 else None
-    with evaluate.opened(options.target, options.connect) as target:
+    with staged(out) as tmp, evaluate.opened(options.target, options.connect) as target:
         step_reports, outcome = _run_steps(
-            base, source, steps, split.train, out, target, sample, options.on_epoch, search
+            base, source, steps, split.train, tmp, target, sample, options.on_epoch, search
         )
-        report = finish(base, out, config, split, outcome, options, target, feeds, sample)
+        report = finish(base, tmp, config, split, outcome, options, target, feeds, sample)
+        for done in (report, *step_reports[-1:]):
+            done.model.path = str(out)
+        os.replace(tmp, out)  # accepted: only now is there a file at ``out``
     report.steps = step_reports
     if source is not None:
         report.notes.insert(0, f"torch model {source.factory} exported to {base} as the base")
@@ -190,9 +204,15 @@ def _search(base: Path, split: EvalSplit, options: CompressOptions) -> Search:
     if split.train is not None:
         calls = list(split.train.take(SEARCH_CALLS).batches(1))
         return Search(calls, options.guard, f"{len(calls)} samples of --data the method gets")
-    shapes = {**evaluate.latency_shapes(base, split.train), **options.shapes}
-    calls = evaluate.generated_feeds(base, shapes, first_seed=SEARCH_SEED)
+    calls = evaluate.generated_feeds(base, _shapes(base, split, options), first_seed=SEARCH_SEED)
     return Search(calls, options.guard, f"{len(calls)} generated inputs (seeds {SEARCH_SEED}+)")
+
+
+def _shapes(base: Path, split: EvalSplit, options: CompressOptions) -> dict[str, tuple[int, ...]]:
+    """The batch-1 shapes of ``base``'s inputs with dynamic dims: as the data given (the
+    method's, else ``--eval-data``) has them, ``--shape`` over those."""
+    some = split.train if split.train is not None else split.held
+    return {**evaluate.latency_shapes(base, some), **options.shapes}
 
 
 def run_method(
@@ -205,7 +225,9 @@ def run_method(
     search: Search | None = None,
 ) -> Outcome:
     """Run one method, writing ``out``; its outcome (details and notes). An ONNX base is
-    prepared first (:mod:`.prepare`)."""
+    prepared first (:mod:`.prepare`). Here compression meets the libraries it drives: an
+    exception of theirs (not an edgeship error) becomes one :class:`CompressionError`
+    line naming the model, method, library, node and op type when known, and what to try."""
     from edgeship.models.prepare import prepared
 
     method = method_for(config)
@@ -214,14 +236,40 @@ def run_method(
     if out.suffix != suffix:
         raise UsageError(f"--out {out}: this method writes a {suffix} file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt != "onnx":
-        return method.run(Job(base, config, data, out, source, on_epoch))
-    keep_names = bool(getattr(config, "exclude_nodes", ()))
-    with prepared(base, simplify=not keep_names) as ready:
-        outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))
+    try:
+        if fmt != "onnx":
+            return method.run(Job(base, config, data, out, source, on_epoch))
+        keep_names = bool(getattr(config, "exclude_nodes", ()))
+        with prepared(base, simplify=not keep_names) as ready:
+            outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))
+    except EdgeshipError:
+        raise
+    except Exception as exc:  # the quantizers, converters, trainers it drives: one line
+        raise _failed(config, base, cause_of(exc)) from exc
     if ready.note:
         outcome.notes.insert(0, ready.note)
     return outcome
+
+
+def _failed(config: MethodConfig, base: Path, cause: Cause) -> CompressionError:
+    """The one line of a method that a library failed under: the model, the method, the
+    library, the node and op type when known, and what to try."""
+    tips = []
+    if hasattr(config, "exclude_nodes") and ModelFile.of(base).format == "onnx":
+        node = onnx_graph.owner_node(ModelFile.of(base).graph, cause.node)
+        tips += [f"--exclude-node {node}"] if node else []
+        tips += [f"--exclude-op {cause.op_type}"] if node == cause.node and cause.op_type else []
+    where = f" {cause.where()}" if cause.where() else ""
+    trained = [config.method] if _trains(config) else []
+    return CompressionError(
+        f"{base.name}: {config.method} failed{where}: {cause.text}; "
+        f"try {'; '.join([*tips, guard.hint([config.method], trained)])}",
+        model=str(base),
+        method=config.method,
+        library=cause.library,
+        node=cause.node,
+        op_type=cause.op_type,
+    )
 
 
 def finish(
@@ -238,7 +286,6 @@ def finish(
     """Verify on ``target`` (running ``sample``), measure, compare, guard: the report of
     one produced model. ``feeds``: generated inputs for the comparison when ``split``
     holds no data."""
-    some = split.train if split.train is not None else split.held
     report = verified_report(base, out, config, sample, outcome, target)
     if split.held is not None:
         base_out, new_out = evaluate.predict(base, split.held), evaluate.predict(out, split.held)
@@ -262,7 +309,7 @@ def finish(
             f"channel pruning removed nothing ({report.model.parameters} parameters)"
         )
     if options.latency or structured:
-        shapes = {**evaluate.latency_shapes(base, some), **options.shapes}
+        shapes = _shapes(base, split, options)
         report.latency = evaluate.latency(
             base,
             out,
@@ -272,7 +319,10 @@ def finish(
             options.latency_runs,
             shapes,
         )
-        if structured and report.latency.speedup <= 1.0:
+        slower = guard.slower_message(report.latency, options.guard)
+        if slower is not None:
+            _fail_or_keep(report, config, options.guard, slower, Slower)
+        elif structured and report.latency.speedup <= 1.0:
             report.notes.append(
                 f"warning: not faster on {target.name} "
                 f"({report.latency.model_p50_ms:.4f} vs {report.latency.base_p50_ms:.4f} ms)"
@@ -281,13 +331,12 @@ def finish(
 
 
 def _guard(report: CompressionReport, config: AnyConfig, policy: GuardPolicy) -> None:
-    """Refuse a no-op, a collapse of any output and a result larger than its base
-    (removing ``out``), or note a kept collapse or larger result."""
+    """Refuse a no-op, a collapse of any output and a result larger than its base, or
+    note a kept collapse or larger result."""
     fid, out = report.fidelity, Path(report.model.path)
     assert fid is not None
     base_size, size = report.base.size_bytes, report.model.size_bytes
     if guard.is_no_op(base_size, size, report.outputs):
-        out.unlink(missing_ok=True)
         raise NoChange(
             f"{config.method} changed nothing: the same size ({size / base_size:.3f}×) and "
             f"identical outputs on {report.evaluation}; {_no_op_hint(report)}"
@@ -298,23 +347,35 @@ def _guard(report: CompressionReport, config: AnyConfig, policy: GuardPolicy) ->
         reasons += [f"layer weight {name!r} is all zeros" for name in zeroed[:3]]
     if reasons:
         methods = [s.method for s in steps_of(config)]
-        message = guard.collapse_message(config.method, reasons, report.evaluation, methods)
+        trained = [s.method for s in steps_of(config) if _trains(s)]
+        message = guard.collapse_message(
+            config.method, reasons, report.evaluation, methods, trained
+        )
         tried = report.details.get("fallback")
         if tried:
             message += f"; {Fallback.from_dict(tried).refusal}"
         if not policy.allow_degraded:
-            out.unlink(missing_ok=True)
             raise FidelityCollapse(message, reasons)
         report.degraded = "; ".join(reasons)
         report.notes.insert(0, f"DEGRADED (kept: --allow-degraded): {report.degraded}")
     larger = guard.larger_message(base_size, size)
-    if larger is None:
-        return
+    if larger is not None:
+        _fail_or_keep(report, config, policy, larger, Larger)
+
+
+def _fail_or_keep(
+    report: CompressionReport,
+    config: AnyConfig,
+    policy: GuardPolicy,
+    problem: str,
+    error: type[CompressionError],
+) -> None:
+    """Refuse a result for ``problem`` (larger, slower), or note it when the policy keeps
+    degraded results."""
     if not policy.allow_degraded:
-        out.unlink(missing_ok=True)
-        raise Larger(f"{config.method}: {larger}; --allow-degraded keeps it anyway")
-    report.degraded = "; ".join(filter(None, [report.degraded, larger]))
-    report.notes.insert(0, f"warning: {larger} (kept: --allow-degraded)")
+        raise error(f"{config.method}: {problem}; --allow-degraded keeps it anyway")
+    report.degraded = "; ".join(filter(None, [report.degraded, problem]))
+    report.notes.insert(0, f"warning: {problem} (kept: --allow-degraded)")
 
 
 def _trains(config: MethodConfig) -> bool:
@@ -379,7 +440,8 @@ def _run_steps(
             path = out if last else Path(tmp) / f"step{i}{suffix}"
             outcome = run_method(current, source if i == 0 else None, step, data, path, on_epoch)
             report = verified_report(current, path, step, sample, outcome, target)
-            report.model.path = str(path) if last else f"(step {i + 1})"
+            if not last:
+                report.model.path = f"(step {i + 1})"
             reports.append(report)
             current = path
     return reports, Outcome(notes=[n for r in reports for n in r.notes])

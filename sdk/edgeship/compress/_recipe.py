@@ -74,8 +74,10 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Recipe:
-    """Variants and options; ``allow_degraded`` keeps collapsed variants (noted), and
-    ``shapes`` fill dynamic dims where no data gives them (see :class:`CompressOptions`)."""
+    """Variants and options; ``allow_degraded`` keeps collapsed, larger or slower variants
+    (noted), ``shapes`` fill dynamic dims where no data gives them (see
+    :class:`CompressOptions`) and ``output_kinds`` set the kind of outputs by name
+    (``--output-kind``; the others' are inferred)."""
 
     variants: tuple[tuple[str, AnyConfig], ...]
     threads: int = 1
@@ -83,13 +85,19 @@ class Recipe:
     latency_runs: int = 200
     allow_degraded: bool = False
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    output_kinds: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.variants:
             raise UsageError("the recipe lists no variants ([variants.NAME] tables)")
+        self.guard()  # the kinds' names, at once
         for name, _ in self.variants:
             if not _NAME.match(name) or name == "base":
                 raise UsageError(f"variant name {name!r}: letters, digits, _ . - (not 'base')")
+
+    def guard(self) -> GuardPolicy:
+        """The guard every variant is judged by."""
+        return GuardPolicy(allow_degraded=self.allow_degraded, output_kinds=self.output_kinds)
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -286,7 +294,7 @@ def run_recipe(
             latency_rounds=recipe.latency_rounds,
             latency_runs=recipe.latency_runs,
             shapes=recipe.shapes,
-            guard=GuardPolicy(allow_degraded=recipe.allow_degraded),
+            guard=recipe.guard(),
             on_epoch=on_epoch,
         )
         for i, (name, config) in enumerate(recipe.variants):

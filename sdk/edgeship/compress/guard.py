@@ -13,18 +13,21 @@ Conv/Gemm/MatMul that is all zeros where the base's was not (a whole layer prune
 The decision is the worst output's: one collapsed output refuses the model, however well
 the first one holds.
 
-A *no-op* is identical outputs at the same size; a result *larger* than its base is a
-failure too (:class:`Larger`) unless ``allow_degraded`` keeps it.
+A *no-op* is identical outputs at the same size; a result *larger* than its base, or
+*slower* on the target its latency was measured on (beyond
+:attr:`GuardPolicy.max_slowdown`, the noise of interleaved medians), is a failure too
+(:class:`Larger`, :class:`Slower`) unless ``allow_degraded`` keeps it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from edgeship.compress.report import Latency, speed_text
 from edgeship.core.errors import CompressionError, UsageError
 from edgeship.models.fidelity import Fidelity
 from edgeship.models.kinds import Limits, OutputVerdict, check_kind
@@ -35,18 +38,20 @@ __all__ = [
     "GuardPolicy",
     "Larger",
     "NoChange",
+    "Slower",
     "collapse_message",
     "collapse_reasons",
     "hint",
     "is_no_op",
     "larger_message",
+    "slower_message",
     "zeroed_layers",
 ]
 
 HINTS = {
-    "prune": "--scope layer, a lower --sparsity, or --epochs N (fine-tuning on --data)",
+    "prune": "--scope layer, a lower --sparsity, or {epochs} (fine-tuning on --data)",
     "prune-channels": (
-        "--epochs N (fine-tuning on --data), --importance activation (channels scored on "
+        "{epochs} (fine-tuning on --data), --importance activation (channels scored on "
         "--data, not by their weights' norms) or a lower --sparsity"
     ),
     "int8-static": "fp16, --exclude-op OP (keep those op types in float) or --calibration entropy",
@@ -60,17 +65,22 @@ HINTS = {
 class GuardPolicy:
     """When a produced model counts as collapsed: each kind's ``limits``, the accuracy drop
     allowed with labels (``max_drop_pt``, percentage points); ``output_kinds`` sets the
-    kind of outputs by name (the others' are inferred); ``allow_degraded`` keeps a
-    collapsed or larger result anyway (with a note) instead of failing."""
+    kind of outputs by name (the others' are inferred); ``max_slowdown``: how much longer
+    (a fraction of the base's median latency) a result may run before it counts as
+    slower; ``allow_degraded`` keeps a collapsed, larger or slower result anyway (with a
+    note) instead of failing."""
 
     limits: Limits = field(default_factory=Limits)
     max_drop_pt: float = 20.0
     allow_degraded: bool = False
     output_kinds: Mapping[str, str] = field(default_factory=dict)
+    max_slowdown: float = 0.05
 
     def __post_init__(self) -> None:
         if self.max_drop_pt < 0:
             raise UsageError(f"max_drop_pt must be >= 0, got {self.max_drop_pt}")
+        if self.max_slowdown < 0:
+            raise UsageError(f"max_slowdown must be >= 0, got {self.max_slowdown}")
         for name, kind in self.output_kinds.items():
             check_kind(kind, name)
 
@@ -89,6 +99,10 @@ class NoChange(CompressionError):
 
 class Larger(CompressionError):
     """The "compressed" result is larger than its base."""
+
+
+class Slower(CompressionError):
+    """The result runs slower than its base on the target it was measured on."""
 
 
 def collapse_reasons(
@@ -125,16 +139,27 @@ def zeroed_layers(base: Any, new: Any) -> list[str]:
     ]
 
 
-def hint(methods: Sequence[str]) -> str:
-    """What to try, for the methods of a result (a chain: all of them)."""
-    tips = list(dict.fromkeys(HINTS[m] for m in methods if m in HINTS))
-    return "; ".join(tips) if tips else "other settings"
+def hint(methods: Sequence[str], trained: Collection[str] = ()) -> str:
+    """What to try, for the methods of a result (a chain: all of them); a method in
+    ``trained`` was given ``--epochs`` already, so more of them are suggested."""
+    tips = [
+        HINTS[m].format(epochs="more --epochs" if m in trained else "--epochs N")
+        for m in methods
+        if m in HINTS
+    ]
+    return "; ".join(dict.fromkeys(tips)) if tips else "other settings"
 
 
-def collapse_message(method: str, reasons: Sequence[str], on: str, methods: Sequence[str]) -> str:
+def collapse_message(
+    method: str,
+    reasons: Sequence[str],
+    on: str,
+    methods: Sequence[str],
+    trained: Collection[str] = (),
+) -> str:
     return (
         f"{method} collapsed the model: {'; '.join(reasons)} (on {on}); try "
-        f"{hint(methods)}; --allow-degraded keeps it anyway"
+        f"{hint(methods, trained)}; --allow-degraded keeps it anyway"
     )
 
 
@@ -151,4 +176,16 @@ def larger_message(base_size: int, new_size: int) -> str | None:
     return (
         f"the result is LARGER than its base ({new_size:,} vs {base_size:,} bytes, "
         f"{new_size / base_size:.3f}×)"
+    )
+
+
+def slower_message(latency: Latency, policy: GuardPolicy) -> str | None:
+    """The line naming the latencies of a result slower than its base beyond the policy's
+    margin; None when it is not."""
+    base, model = latency.base_p50_ms, latency.model_p50_ms
+    if base <= 0 or model <= base * (1.0 + policy.max_slowdown):
+        return None
+    return (
+        f"the result is {speed_text(latency.speedup)} than its base on {latency.target} "
+        f"(p50 {model:.4f} vs {base:.4f} ms)"
     )

@@ -37,8 +37,11 @@ def import_litert_torch() -> Any:
     return import_optional("litert_torch", "TFLite output")
 
 
-def export_tflite(module: Any, example: Mapping[str, np.ndarray], out: Path) -> str:
-    """Convert ``module`` (``forward(**inputs) -> {name: tensor}``) to ``out``."""
+def export_tflite(
+    module: Any, example: Mapping[str, np.ndarray], out: Path, dynamic: bool = False
+) -> str:
+    """Convert ``module`` (``forward(**inputs) -> {name: tensor}``) to ``out``;
+    ``dynamic``: the source declares dynamic input dims (which ``--shape`` fixes)."""
     import torch
 
     litert_torch = import_litert_torch()
@@ -48,13 +51,14 @@ def export_tflite(module: Any, example: Mapping[str, np.ndarray], out: Path) -> 
             edge = litert_torch.convert(module.eval(), sample_kwargs=kwargs)
             edge.export(str(out))
     except Exception as exc:
-        raise translate(exc) from exc
+        raise translate(exc, dynamic) from exc
     return f"litert-torch {litert_version()}"
 
 
-def translate(exc: Exception) -> ConversionError:
+def translate(exc: Exception, dynamic: bool = False) -> ConversionError:
     """Name the ATen op LiteRT could not lower when its message says which; name a shape
-    computed from tensor values (torch.export's data-dependent guards) as such."""
+    computed from tensor values (torch.export's data-dependent guards) as such, with
+    ``--shape`` among what to try only for a source with ``dynamic`` input dims."""
     text = str(exc)
     ops = sorted(set(_ATEN_OP.findall(text)))
     lowered = text.lower()
@@ -68,7 +72,8 @@ def translate(exc: Exception) -> ConversionError:
         return ConversionError(
             "litert-torch cannot export a shape computed from tensor values (a data-dependent "
             f"expression, e.g. NonZero, a mask-dependent Reshape or a value-driven Resize){at}: "
-            "fix the input shapes with --shape, or simplify the graph first",
+            f"{'fix the input shapes with --shape, or ' if dynamic else ''}"
+            "simplify the graph first",
             step="convert",
         )
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")

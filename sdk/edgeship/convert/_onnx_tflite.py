@@ -103,7 +103,9 @@ def convert(
     static_reshapes(graph_module)
     renamed = {identifier(n): a for n, a in example.items()}
     outputs = [s.name for s in signature.outputs]
-    converter = export_tflite(NamedOutputs(graph_module, list(renamed), outputs), renamed, out)
+    dynamic = any(s.is_dynamic for s in signature.inputs)
+    module = NamedOutputs(graph_module, list(renamed), outputs)
+    converter = export_tflite(module, renamed, out, dynamic)
     notes = [f"static shapes { {n: list(a.shape) for n, a in example.items()} }"]
     if frozen:
         notes.append(frozen)

@@ -44,7 +44,10 @@ reported as a success.
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from edgeship_runtime.errors import (
@@ -62,6 +65,7 @@ from edgeship_runtime.errors import (
 __all__ = [
     "AuthenticationError",
     "BackendUnavailable",
+    "Cause",
     "CompressionError",
     "ConfigError",
     "ConnectError",
@@ -83,6 +87,7 @@ __all__ = [
     "UnsupportedPattern",
     "UsageError",
     "VerificationError",
+    "cause_of",
     "error_from_wire",
 ]
 
@@ -241,3 +246,59 @@ class UnsupportedOpError(ConversionError):
 
 class PartitionError(ConversionError):
     """The graph cannot be split as asked."""
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Where a third-party library's exception came from, to say in one line.
+
+    ``library``: the top-level package of the outermost frame outside edgeship (the one
+    edgeship called; ``""``: none); ``node`` and ``op_type``: the ONNX node a frame was handling
+    (a local named ``node`` holding a NodeProto: the loops of ONNX Runtime's quantizer
+    and of onnxconverter-common; or as ONNX Runtime's message names it), ``""`` when
+    none was; ``text``: ``Type: message`` (its first lines, joined).
+    """
+
+    library: str
+    node: str
+    op_type: str
+    text: str
+
+    def where(self) -> str:
+        """``in onnxruntime at node 'conv1' (Conv)``, as much of it as is known."""
+        parts = [f"in {self.library}"] if self.library else []
+        if self.node or self.op_type:
+            name = f"node {self.node!r}" if self.node else "a node"
+            parts.append(f"at {name}" + (f" ({self.op_type})" if self.op_type else ""))
+        return " ".join(parts)
+
+
+def cause_of(exc: BaseException) -> Cause:
+    """The :class:`Cause` of ``exc``, read from its message and traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    said = " ".join(lines[:_LINES])  # ONNX Runtime says the dims on the second line
+    said = said if len(said) <= _CHARS else said[: _CHARS - 1] + "…"
+    text = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+    node, op_type = "", ""
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]  # outermost first
+    packages = [str(f.f_globals.get("__name__", "")).partition(".")[0] for f in frames]
+    library = next((p for p in packages if p not in _OURS), "")
+    for frame in reversed(frames):
+        held: Any = frame.f_locals.get("node")
+        if not op_type and hasattr(held, "op_type") and hasattr(held, "name"):
+            node, op_type = str(held.name), str(held.op_type)
+    named = next(filter(None, (p.search(str(exc)) for p in _NODE_OP)), None)
+    if not op_type and named:
+        node, op_type = named.group("node").strip(), named.group("op").strip()
+    return Cause(library, node, op_type, text)
+
+
+_LINES, _CHARS = 3, 400
+"""How much of a library's message the line keeps: its first lines, this many characters."""
+_OURS = ("", "edgeship", "edgeship_runtime", "builtins")
+_NODE_OP = (
+    re.compile(r"Node \((?P<node>[^)]*)\) Op \((?P<op>[^)]*)\)"),
+    re.compile(r"running (?P<op>\w+) node\. Name:'(?P<node>[^']*)'"),
+)
+"""How ONNX Runtime names a node in its errors: ``Node (conv1) Op (Conv)`` when it loads
+a model, ``running Conv node. Name:'conv1'`` when it runs one."""

@@ -193,6 +193,13 @@ class OutputVerdict:
         ]
         return ", ".join(shown)
 
+    def line(self) -> str:
+        """``output 'y' [scores, inferred] vs base: top-1 agreement 98.0 % [93.0, 99.4]
+        n=100, ... — holds``."""
+        how = "inferred" if self.inferred else "set"
+        state = f"COLLAPSED: {'; '.join(self.reasons)}" if self.collapsed else "holds"
+        return f"output {self.label} [{self.kind}, {how}] vs base: {self.figures()} — {state}"
+
     def to_dict(self) -> dict[str, Any]:
         intervals = {k: asdict(ci) for k, ci in self.intervals.items()}
         return {**asdict(self), "collapsed": self.collapsed, "intervals": intervals}

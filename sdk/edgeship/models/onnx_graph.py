@@ -20,6 +20,7 @@ __all__ = [
     "graphs",
     "load",
     "node_label",
+    "owner_node",
     "producers",
     "prunable_weights",
     "readers",
@@ -134,3 +135,14 @@ def graphs(graph: Any) -> Iterator[Any]:
     for node in graph.node:
         for sub in subgraphs(node):
             yield from graphs(sub)
+
+
+def owner_node(model: Any, named: str) -> str | None:
+    """The node of ``model`` (any of its graphs) that a tool's message names: ``named``
+    itself, or the node whose name begins the name of one the tool made for it (a
+    converter's ``<node>_output_cast0``, ``<node>_cast_to_<output>``); None for none."""
+    names = [n.name for g in graphs(model.graph) for n in g.node if n.name]
+    if not named or named in names:
+        return named or None
+    owners = [n for n in names if named.startswith(n) and named[len(n) :].startswith("_")]
+    return max(owners, key=len, default=None)

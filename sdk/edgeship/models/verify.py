@@ -1,11 +1,18 @@
 """Verified equivalence: run source and result on the same inputs and compare outputs.
 
-Three figures per output (from :mod:`edgeship.models.fidelity`): the largest absolute difference,
-the cosine similarity of the flattened tensors, and top-1 agreement (the share of rows
-whose arg-max over the last axis is the same; only for outputs shaped like class scores,
-``[..., C]`` with ``C >= 2``).
-A result passes when every output is within :class:`Tolerance`; otherwise the caller
-fails loudly unless told to keep it (``--force``).
+Both models run one sample per call (or the source's fixed batch), as a device runs
+them, and each call's outputs are compared shape for shape: an output whose size depends
+on the call (detections after NMS, a reduction over the batch) is never judged by
+concatenated batches. Every output is judged for what it is (its kind,
+:mod:`edgeship.models.kinds`), a packed detection head part by part (boxes in pixels and
+scores in [0, 1] each against a tolerance in their own units). Three figures per output
+or part (from :mod:`edgeship.models.fidelity`): the largest absolute difference, the
+cosine similarity of the flattened tensors, and, for class scores only, top-1 agreement
+(the share of rows whose arg-max over the last axis is the same); with them, the figures
+of its kind and what collapsed by its kind's rules (a constant or all-zero output where
+the source's varies, whatever the tolerance says).
+A result passes when every output is within :class:`Tolerance` and none collapsed;
+otherwise the caller fails loudly unless told to keep it (``--force``).
 
 ONNX and TFLite models are run through the edgeship runtime on a target (local by
 default), so what is verified is what ships; PyTorch sources run in this process.
@@ -23,13 +30,15 @@ import numpy as np
 
 from edgeship.models.align import align_inputs, align_outputs, match_names
 from edgeship.models.estimate import Interval, share_interval, share_text
-from edgeship.models.fidelity import cosine_similarity, max_abs_diff, top1_agreement
+from edgeship.models.fidelity import cosine_similarity, max_abs_diff
+from edgeship.models.kinds import OutputVerdict, judge, packed_axis, split_packed
 from edgeship.models.runners import Runner
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.inputs import (
     LABELS_KEY,
     batch_symbols,
     load_arrays,
+    per_call_inputs,
     random_array,
     resolve_shape,
 )
@@ -104,7 +113,9 @@ class VerifyData:
 
 @dataclass
 class OutputComparison:
-    """One output: ``name`` in the source, ``result_name`` in the converted model."""
+    """One output (or one ``part`` of a packed one): ``name`` in the source,
+    ``result_name`` in the converted model; its ``kind``, the figures of that kind
+    (``figures``) and what collapsed by its rules (``reasons``)."""
 
     name: str
     result_name: str
@@ -115,6 +126,10 @@ class OutputComparison:
     top1_agreement: float | None
     passed: bool
     note: str = ""
+    kind: str = ""
+    part: str = ""
+    figures: dict[str, float | None] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
     top1_agreement_ci: Optional[Interval] = None  # noqa: UP045 (serde reads Optional)
     rows: int = 0
 
@@ -123,6 +138,10 @@ class OutputComparison:
         if self.top1_agreement is None:
             return "-"
         return share_text(self.top1_agreement, self.rows, self.top1_agreement_ci)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name!r}" + (f" ({self.part})" if self.part else "")
 
 
 @dataclass
@@ -167,33 +186,70 @@ class VerifyReport:
 
 
 def compare_output(
-    name: str, result_name: str, ref: np.ndarray, got: np.ndarray, tolerance: Tolerance
-) -> OutputComparison:
+    name: str,
+    result_name: str,
+    ref: np.ndarray,
+    got: np.ndarray,
+    tolerance: Tolerance,
+    kind: str | None = None,
+) -> list[OutputComparison]:
+    """Output ``name`` of the result against the source's (first axis: samples), judged
+    as ``kind`` (None: inferred from its name, shape and values): one comparison, or one
+    per part of a packed detection head."""
     if ref.shape != got.shape:
-        return OutputComparison(
-            name,
-            result_name,
-            list(ref.shape),
-            float("inf"),
-            0.0,
-            0.0,
-            None,
-            False,
-            note=f"shape {list(got.shape)} differs from the source's {list(ref.shape)}",
-        )
+        note = f"shape {list(got.shape)} differs from the source's {list(ref.shape)}"
+        return [_unequal(name, result_name, ref, note)]
+    judged = bool(ref.ndim) and bool(np.isfinite(ref).all() and np.isfinite(got).all())
+    verdicts = judge(name, ref, got, kind) if judged else []
+    if len(verdicts) == 1 or not verdicts:
+        return [_compare(name, result_name, ref, got, tolerance, verdicts[:1])]
+    axis = packed_axis(ref)
+    assert axis is not None
+    (ref_boxes, ref_scores), (got_boxes, got_scores) = (
+        split_packed(ref, axis),
+        split_packed(got, axis),
+    )
+    boxes, scores, found = verdicts
+    scores.metrics.update(found.metrics)  # the task figures go with the scores
+    scores.reasons += found.reasons
+    return [
+        _compare(name, result_name, ref_boxes, got_boxes, tolerance, [boxes]),
+        _compare(name, result_name, ref_scores, got_scores, tolerance, [scores]),
+    ]
+
+
+def _unequal(name: str, result_name: str, ref: np.ndarray, note: str) -> OutputComparison:
+    inf = float("inf")
+    return OutputComparison(name, result_name, list(ref.shape), inf, 0.0, 0.0, None, False, note)
+
+
+def _compare(
+    name: str,
+    result_name: str,
+    ref: np.ndarray,
+    got: np.ndarray,
+    tolerance: Tolerance,
+    verdict: list[OutputVerdict],
+) -> OutputComparison:
+    """The tolerance's figures of one output or part, with its kind's ``verdict`` (none
+    for a tensor that is not finite or not samples-first)."""
     finite = np.isfinite(ref) & np.isfinite(got)
     same_pattern = bool(np.array_equal(np.isfinite(ref), np.isfinite(got)))
     diff = max_abs_diff(ref[finite], got[finite])
     allowed = tolerance.max_abs_allowed(ref[finite])
     cos = cosine_similarity(ref[finite], got[finite])
-    top1 = top1_agreement(ref, got)
+    judged = verdict[0] if verdict else None
+    scores = judged is not None and judged.kind == "scores"
+    top1 = judged.metrics.get("top1_agreement") if judged is not None and scores else None
+    reasons = list(judged.reasons) if judged is not None else []
+    rows = int(ref.shape[0]) if ref.ndim else 1
     passed = (
         same_pattern
         and diff <= allowed
         and cos >= tolerance.min_cosine
         and (top1 is None or top1 >= tolerance.min_top1)
+        and not reasons
     )
-    rows = int(ref.shape[0]) if ref.ndim else 1
     return OutputComparison(
         name,
         result_name,
@@ -203,6 +259,10 @@ def compare_output(
         cos,
         top1,
         passed,
+        kind=judged.kind if judged is not None else "",
+        part=judged.part if judged is not None else "",
+        figures=dict(judged.metrics) if judged is not None else {},
+        reasons=reasons,
         top1_agreement_ci=share_interval(top1, rows),
         rows=rows,
     )
@@ -270,27 +330,36 @@ def verify(
     data: VerifyData | None = None,
     tolerance: Tolerance | None = None,
 ) -> VerifyReport:
-    """Run both on the same inputs and compare every output of the source."""
+    """Run both on the same inputs, one sample per call (or the source's fixed batch),
+    and compare every output of the source, call by call (see the module)."""
     data = data or VerifyData()
     tolerance = tolerance or Tolerance()
     feeds = verification_feeds(source.signature, data)
-    reference = source.run(feeds)
-    result_feeds, notes = align_inputs(feeds, source.signature, result.signature)
-    produced = result.run(result_feeds)
     report = VerifyReport(
-        samples=_rows(feeds),
-        data=data.describe(),
-        tolerance=to_jsonable(tolerance),
-        notes=notes,
+        samples=_rows(feeds), data=data.describe(), tolerance=to_jsonable(tolerance)
     )
     source_outputs = [s.name for s in source.signature.outputs]
     pairs = match_names(source_outputs, [s.name for s in result.signature.outputs], "output")
-    aligned, out_notes = align_outputs(reference, produced, pairs)
-    report.notes += out_notes
+    calls: list[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]] = []
+    for call in _calls(source.signature, feeds):
+        result_feeds, notes = align_inputs(call, source.signature, result.signature)
+        reference = source.run(call)
+        aligned, out_notes = align_outputs(reference, result.run(result_feeds), pairs)
+        report.notes += [n for n in notes + out_notes if n not in report.notes]
+        calls.append((reference, aligned))
     for name, result_name in pairs:
-        report.outputs.append(
-            compare_output(name, result_name, reference[name], aligned[name], tolerance)
-        )
+        refs = [ref[name] for ref, _ in calls]
+        gots = [got[name] for _, got in calls]
+        shaped = enumerate(zip(refs, gots, strict=True))
+        odd = next((i for i, (r, g) in shaped if r.shape != g.shape), None)
+        if odd is not None:
+            note = (
+                f"sample {odd}: shape {list(gots[odd].shape)} differs from the source's "
+                f"{list(refs[odd].shape)}"
+            )
+            report.outputs.append(_unequal(name, result_name, refs[odd], note))
+            continue
+        report.outputs += compare_output(name, result_name, _pooled(refs), _pooled(gots), tolerance)
     report.passed = all(o.passed for o in report.outputs)
     return report
 
@@ -301,7 +370,7 @@ def failure_message(report: VerifyReport, what: str) -> str:
     if worst is None:
         return f"{what}: verification passed"
     if worst.note:
-        return f"{what}: output {worst.name!r}: {worst.note}"
+        return f"{what}: output {worst.label}: {worst.note}"
     parts = []
     if worst.max_abs_diff > worst.max_abs_allowed:
         parts.append(f"max|Δ| {worst.max_abs_diff:.3g} > {worst.max_abs_allowed:.3g}")
@@ -311,11 +380,38 @@ def failure_message(report: VerifyReport, what: str) -> str:
     min_top = report.tolerance.get("min_top1", 1.0)
     if worst.top1_agreement is not None and worst.top1_agreement < min_top:
         parts.append(f"top-1 agreement {100 * worst.top1_agreement:.1f}% < {100 * min_top:.1f}%")
+    parts += worst.reasons
     detail = "; ".join(parts) or "non-finite values"
+    kind = f" [{worst.kind}]" if worst.kind else ""
     return (
-        f"{what} is not equivalent to its source: output {worst.name!r}: {detail} "
+        f"{what} is not equivalent to its source: output {worst.label}{kind}: {detail} "
         f"on {report.samples} samples (--force keeps it anyway)"
     )
+
+
+def _calls(signature: Signature, feeds: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """``feeds`` as calls of one sample each, or of the model's fixed batch; the inputs a
+    model takes once per call (:func:`~edgeship_runtime.inputs.per_call_inputs`) go whole
+    into every call."""
+    whole = per_call_inputs(signature, feeds)
+    rows = [a for n, a in feeds.items() if n not in whole and a.ndim]
+    if not rows:
+        return [dict(feeds)]
+    fixed = {s.shape[0] for s in signature.inputs if s.name not in whole and s.shape}
+    (first,) = fixed if len(fixed) == 1 else (None,)
+    size = first if isinstance(first, int) and first > 1 else 1
+    return [
+        {n: a if n in whole or not a.ndim else a[i : i + size] for n, a in feeds.items()}
+        for i in range(0, len(rows[0]), size)
+    ]
+
+
+def _pooled(calls: list[np.ndarray]) -> np.ndarray:
+    """One output over every call: stacked along the samples axis, or flattened and
+    joined when its shape depends on the call."""
+    if len({c.shape for c in calls}) == 1:
+        return np.concatenate(calls) if calls[0].ndim else np.stack(calls)
+    return np.concatenate([c.reshape(-1) for c in calls])
 
 
 def _rows(feeds: Mapping[str, np.ndarray]) -> int:

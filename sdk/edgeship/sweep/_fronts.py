@@ -6,7 +6,8 @@ on-device accuracy), with the base as one more point (its median over the board'
 each cell's A/B measured it afresh). Across boards latencies are not comparable, so a
 variant's point is relative: the geometric mean of its speedups, its size, the geometric
 mean of its memory ratios and the mean of its accuracy drops; the base is speedup 1,
-ratio 1, drop 0.
+ratio 1, drop 0. A variant both slower and larger than the base is never on a front
+(:func:`edgeship.ab.pareto.slower_and_larger`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 
-from edgeship.ab.pareto import Objective, front
+from edgeship.ab.pareto import Objective, front, slower_and_larger
 from edgeship.sweep._report import AcrossBoards, BoardFront, Cell, FleetFront, VariantRecord
 
 __all__ = [
@@ -67,7 +68,16 @@ def board_front(board: str, cells: Sequence[Cell]) -> BoardFront:
             "accuracy": r.accuracy,
         }
     objectives = _present([LATENCY, SIZE], [MEMORY, ACCURACY], points.values())
-    names = _front(points, objectives)
+    names = [
+        n
+        for n in _front(points, objectives)
+        if not slower_and_larger(
+            float(points[n]["p50_ms"] or 0.0),
+            float(points[n]["size_bytes"] or 0.0),
+            float(base["p50_ms"] or 0.0),
+            float(base["size_bytes"] or 0.0),
+        )
+    ]
     return BoardFront(board, [o.name for o in objectives], names, base["p50_ms"], len(done), failed)
 
 
@@ -117,7 +127,14 @@ def across_boards(
             "accuracy_drop_pp_mean": p.accuracy_drop_pp_mean,
         }
     objectives = _present([SPEEDUP, SIZE], [MEMORY_RATIO, ACCURACY_DROP], table.values())
-    return FleetFront([o.name for o in objectives], points, _front(table, objectives), excluded)
+    slow_and_large = {
+        p.variant
+        for p in points
+        if p.speedup_geomean > 0
+        and slower_and_larger(1.0 / p.speedup_geomean, p.size_bytes, 1.0, base_size)
+    }
+    names = [n for n in _front(table, objectives) if n not in slow_and_large]
+    return FleetFront([o.name for o in objectives], points, names, excluded)
 
 
 def _present(

@@ -199,6 +199,7 @@ class _Run:
             path=self.store.relative(out),
             fingerprint=plan.variant_fingerprint(self.base_sha, variant, self.data_sha),
             resources=plan.resources_for(variant),
+            guard=self.recipe.guard(),
         )
 
     def _made(self, job: CompressJob, outcome: VariantOutcome) -> None:

@@ -16,13 +16,14 @@ import datetime
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeship.ab import ABConfig, ABReport, Schedule, run_ab
 from edgeship.ab.result import Accuracy, Agreement
 from edgeship.compress import CompressOptions, compress
 from edgeship.compress.config import AnyConfig
+from edgeship.compress.guard import GuardPolicy
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.hashing import file_sha256
 from edgeship.sweep._plan import Resources
@@ -55,7 +56,7 @@ __all__ = [
 @dataclass(frozen=True)
 class CompressJob:
     """Make ``variant`` from ``base`` into ``out`` (``path``: ``out`` relative to the
-    sweep's directory, as the record states it)."""
+    sweep's directory, as the record states it), judged by ``guard``."""
 
     variant: str
     config: AnyConfig
@@ -65,6 +66,8 @@ class CompressJob:
     path: str
     fingerprint: str
     resources: Resources
+    guard: GuardPolicy = field(default_factory=GuardPolicy)
+    """The recipe's: the kinds of the outputs, whether degraded variants are kept."""
 
 
 @dataclass
@@ -112,7 +115,8 @@ def compress_variant(job: CompressJob) -> VariantOutcome:
     )
     started = time.monotonic()
     try:
-        result = compress(job.base, job.config, job.data, job.out, CompressOptions("local"))
+        options = CompressOptions("local", guard=job.guard)
+        result = compress(job.base, job.config, job.data, job.out, options)
     except EdgeshipError as exc:
         record.error = ErrorInfo.of(exc)
         record.compress_s = round(time.monotonic() - started, 3)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pytest
 
-from edgeship.ab import _plots as plots
 from edgeship.ab._analyze import analyze
-from edgeship.ab.pareto import ACCURACY, LATENCY, MEMORY, SIZE, dominates, front, model_front
-from edgeship.ab.result import DeviceAB
+from edgeship.ab.pareto import (
+    ACCURACY,
+    LATENCY,
+    MEMORY,
+    SIZE,
+    dominates,
+    front,
+    model_front,
+    slower_and_larger,
+)
 from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy
 from tests.sdk.ab import fakes
@@ -62,39 +66,16 @@ def test_model_front_without_accuracy() -> None:
     assert model_front(models) == ["small", "fast"]
 
 
-def _drawn(monkeypatch: pytest.MonkeyPatch, device: DeviceAB) -> Any:
-    """The Pareto figure of ``device``, as drawn (before it becomes a PNG)."""
-    drawn: list[Any] = []
-    monkeypatch.setattr(plots, "png", lambda fig: drawn.append(fig) or b"")
-    plots.pareto_plot(device)
-    return drawn[0].axes[0]
-
-
-def test_an_accuracy_axis_is_named_so_and_never_passes_100_percent(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pytest.importorskip("matplotlib")
-    perfect = fakes.report(gates=False).devices[0]
-    for m in perfect.models:  # every model right on every sample: the points sit at 100 %
-        assert m.accuracy is not None
-        m.accuracy.accuracy = 1.0
-    ax = _drawn(monkeypatch, perfect)
-    assert ax.get_ylabel() == "accuracy vs labels (%)"
-    low, high = ax.get_ylim()
-    assert 0.0 <= low < 100.0 and high == 100.0  # margins alone would carry it to ~100.0x
-
-
-def test_percent_axis_bounds_any_share_to_0_100() -> None:
-    figure = pytest.importorskip("matplotlib.figure")
-    ax = figure.Figure().add_subplot()
-    ax.scatter([1.0, 2.0, 3.0], [0.0, 50.0, 100.0])
-    ax.margins(0.3)
-    assert ax.get_ylim()[0] < 0.0 and ax.get_ylim()[1] > 100.0
-    plots.percent_axis(ax, "top-1 agreement vs base (%)")
-    assert ax.get_ylim() == (0.0, 100.0) and ax.get_ylabel() == "top-1 agreement vs base (%)"
-
-
-def test_without_labels_the_axis_is_size_not_accuracy(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("matplotlib")
-    ax = _drawn(monkeypatch, fakes.report(gates=False, labelled=False).devices[0])
-    assert ax.get_ylabel() == "size on disk (MiB)"
+def test_a_variant_slower_and_larger_than_its_base_is_never_on_the_front() -> None:
+    """It uses the least memory, so no other model dominates it; it is still no way to
+    deploy the model."""
+    rng = np.random.default_rng(1)
+    runs = [
+        fakes.model_run("base", fakes.latencies(rng, 10.0), "base", 4000, 120.0),
+        fakes.model_run("bloated", fakes.latencies(rng, 14.0), "variant", 5000, 60.0),
+        fakes.model_run("fast", fakes.latencies(rng, 4.0), "variant", 2000, 130.0),
+    ]
+    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    assert model_front(device.models) == ["base", "fast"]
+    assert slower_and_larger(14.0, 5000, 10.0, 4000)
+    assert not slower_and_larger(14.0, 3000, 10.0, 4000)  # a trade-off: smaller

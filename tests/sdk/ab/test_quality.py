@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeship.ab._quality import accuracy, agreement, class_labels, cosine_rows, top1
+from edgeship.ab._analyze import analyze
+from edgeship.ab._quality import accuracy, agreement, class_labels, cosine_rows, top1, verdicts
+from edgeship.ab._report_md import outputs_section
+from edgeship.ab.schedule import Schedule
+from edgeship.ab.stats import StatsPolicy
 from edgeship.core.errors import UsageError
+from tests.sdk.ab import fakes
 
 
 def test_accuracy_from_logits_and_labels() -> None:
@@ -55,3 +60,36 @@ def test_cosine_of_zero_rows() -> None:
     a = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     b = np.array([[0.0, 0.0], [0.0, 0.0], [-1.0, 0.0]])
     assert list(cosine_rows(a, b)) == [1.0, 0.0, -1.0]
+
+
+def test_every_output_is_judged_by_its_kind() -> None:
+    """The first output holds; the second (a mask) is all zeros in the variant."""
+    rng = np.random.default_rng(1)
+    base = {
+        "logits": rng.normal(size=(40, 10)).astype(np.float32),
+        "mask": rng.uniform(0, 1, (40, 1, 8, 8)).astype(np.float32),
+    }
+    variant = {"logits": base["logits"] + 0.01, "mask": np.zeros_like(base["mask"])}
+    logits, mask = verdicts(base, variant)
+    assert (logits.kind, logits.collapsed) == ("scores", False)
+    assert mask.kind == "map" and "all zeros over the 40 samples" in mask.reasons[0]
+    assert mask.line().startswith("output 'mask' [map, inferred]: cosine")
+    assert verdicts(base, {**variant, "mask": variant["mask"][:, :, :4]}) == []  # other shapes
+
+
+def test_an_ab_report_judges_and_shows_every_output() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.normal(size=(30, 5)).astype(np.float32)
+    mask = rng.uniform(0, 1, (30, 1, 8, 8)).astype(np.float32)
+    runs = [
+        fakes.model_run("base", fakes.latencies(rng, 10.0), "base", outputs=scores),
+        fakes.model_run("int8", fakes.latencies(rng, 8.0), outputs=scores + 0.01),
+    ]
+    runs[0].named_outputs = {"scores": scores, "mask": mask}
+    runs[1].named_outputs = {"scores": scores + 0.01, "mask": np.zeros_like(mask)}
+    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    [comparison] = device.comparisons
+    assert comparison.agreement is not None
+    assert [v.collapsed for v in comparison.agreement.outputs] == [False, True]
+    text = "\n".join(outputs_section(device))
+    assert "- int8: output 'mask' [map, inferred]:" in text and "COLLAPSED: all zeros" in text

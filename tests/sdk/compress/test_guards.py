@@ -24,6 +24,7 @@ from edgeship.compress import (
     NoChange,
     PruneConfig,
     QuantizeConfig,
+    TrainConfig,
     compress,
     guard,
 )
@@ -222,7 +223,11 @@ def test_accuracy_is_measured_on_held_out_data(
 def test_error_lines_name_the_cause() -> None:
     describe = onnx_int8.describe
     assert describe(RuntimeError("")) == "RuntimeError"
-    assert describe(ValueError("bad\nmore")) == "ValueError: bad"
+    assert describe(ValueError("bad\nmore")) == "ValueError: bad more"  # ONNX Runtime's dims
+    assert (
+        describe(ValueError("x" * 500)).endswith("x…")
+        and len(describe(ValueError("x" * 500))) < 420
+    )
 
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -312,3 +317,31 @@ def test_class_scores_that_moved_are_a_collapse_though_most_arg_maxes_agree() ->
     assert reasons == [f"output 'y': cosine {fid.cosine:.4f} < 0.9 against the base"]
     # a trained model's scores may differ in scale and offset: no cosine there
     assert guard.collapse_reasons(judge("y", base, new, trained=True), fid, GuardPolicy()) == []
+
+
+def test_eval_data_fixes_dynamic_dims_for_int8_dynamic(tmp_path: Path) -> None:
+    """No --data: the fallback's search inputs are generated at the shape --eval-data has."""
+    base = models.map_model(tmp_path / "map.onnx", side="height")
+    held = _images(8, side=10, channels=3)
+    rec = compress(
+        base, QuantizeConfig("int8-dynamic"), None, tmp_path / "q.onnx", KEEP, eval_data=held
+    ).report
+    assert rec.evaluation == "--eval-data (8 samples)"
+    assert rec.fidelity is not None and rec.fidelity.samples == 8
+
+
+def test_hints_fit_what_was_given() -> None:
+    assert "--epochs N" in guard.hint(["prune"])
+    given = guard.hint(["prune"], trained=["prune"])
+    assert "more --epochs" in given and "--epochs N" not in given
+    chain = guard.hint(["prune-channels", "int8-static"], trained=["prune-channels"])
+    assert chain.startswith("more --epochs") and "--exclude-op" in chain
+
+
+def test_a_collapse_after_fine_tuning_suggests_more_epochs(tmp_path: Path) -> None:
+    base = models.small_head_model(tmp_path / "head.onnx")
+    data = {"x": np.random.default_rng(2).standard_normal((32, 16)).astype(np.float32)}
+    config = PruneConfig(0.5, fine_tune=TrainConfig(epochs=1))
+    with pytest.raises(FidelityCollapse) as info:
+        compress(base, config, data, tmp_path / "p.onnx")
+    assert "more --epochs" in str(info.value) and "--epochs N" not in str(info.value)

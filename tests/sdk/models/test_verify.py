@@ -45,17 +45,18 @@ def spec(name: str, shape: tuple, dtype: str = "float32") -> TensorSpec:  # type
 
 def test_compare_output_checks_each_figure() -> None:
     ref = np.eye(4, dtype=np.float32) * 10
-    ok = compare_output("y", "y", ref, ref + 1e-3, Tolerance())
+    [ok] = compare_output("y", "y", ref, ref + 1e-3, Tolerance())
     assert ok.passed and ok.max_abs_allowed == pytest.approx(1e-4 + 1e-2)
-    far = compare_output("y", "y", ref, ref + 1.0, Tolerance())
+    assert ok.kind == "scores"
+    [far] = compare_output("y", "y", ref, ref + 1.0, Tolerance())
     assert not far.passed
-    swapped = compare_output("y", "y", ref, ref[::-1].copy(), Tolerance(atol=100))
+    [swapped] = compare_output("y", "y", ref, ref[::-1].copy(), Tolerance(atol=100))
     assert not swapped.passed and swapped.top1_agreement == 0.0
-    shape = compare_output("y", "y", ref, ref[:2], Tolerance())
+    [shape] = compare_output("y", "y", ref, ref[:2], Tolerance())
     assert not shape.passed and "shape [2, 4]" in shape.note
     nan = ref.copy()
     nan[0, 0] = np.nan
-    assert not compare_output("y", "y", ref, nan, Tolerance()).passed
+    assert not compare_output("y", "y", ref, nan, Tolerance())[0].passed
 
 
 @pytest.mark.parametrize(
@@ -185,3 +186,64 @@ def test_report_round_trips_json() -> None:
     again = VerifyReport.from_dict(report.to_dict())
     assert again == report
     assert "max|Δ|" in report.summary()
+
+
+# ------------------------------------------------------------ per sample, by kind
+
+
+class OneAtATime(FnRunner):
+    """A batch-1 model as the runtime runs a data set through it: one call per row, the
+    outputs concatenated."""
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        (name,) = feeds
+        rows = [
+            super(OneAtATime, self).run({name: feeds[name][i : i + 1]})
+            for i in range(len(feeds[name]))
+        ]
+        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def test_outputs_are_compared_per_sample_not_over_concatenated_batches() -> None:
+    """A reduction over the batch axis, bit-identical in both models: one call of 8 rows
+    gives [1, 4], eight calls of one row [8, 4]; sample by sample both give [1, 4]."""
+
+    def peak(x: np.ndarray) -> np.ndarray:
+        return x.max(axis=0, keepdims=True)
+
+    source = FnRunner(peak, [spec("x", ("batch", 4))], [spec("y", (1, 4))])
+    batch_1 = OneAtATime(peak, [spec("x", (1, 4))], [spec("y", (1, 4))])
+    report = verify(source, batch_1, VerifyData(samples=8))
+    assert report.passed and report.samples == 8
+    [y] = report.outputs
+    assert y.shape == [8, 4] and y.max_abs_diff == 0.0
+
+
+def _packed(rng: np.random.Generator) -> np.ndarray:
+    """A YOLO-style head ``[2, 4+3, 64]``: boxes in pixels (0-320), scores in [0, 1]."""
+    boxes = rng.uniform(0, 320, (2, 4, 64))
+    scores = rng.uniform(0, 1, (2, 3, 64)) ** 4
+    return np.concatenate([boxes, scores], axis=1).astype(np.float32)
+
+
+def test_a_packed_head_is_judged_part_by_part_in_its_own_units() -> None:
+    ref = _packed(np.random.default_rng(3))
+    shifted = ref.copy()
+    shifted[:, 4:] += 0.05  # every score off by 0.05: nothing next to boxes of 320 px
+    boxes, scores = compare_output("head", "head", ref, shifted, Tolerance())
+    assert (boxes.part, boxes.kind, boxes.passed) == ("boxes", "boxes", True)
+    assert (scores.part, scores.kind, scores.passed) == ("scores", "scores", False)
+    assert scores.max_abs_allowed < 0.01 < boxes.max_abs_allowed  # each in its own units
+    assert "detection_f1" in scores.figures
+    report = VerifyReport(2, "generated", {"min_cosine": 0.9999}, [boxes, scores], passed=False)
+    message = failure_message(report, "out.tflite")
+    assert "output 'head' (scores) [scores]: max|Δ| 0.05" in message
+
+
+def test_an_output_that_collapsed_fails_within_the_tolerance() -> None:
+    """A map of tiny values all zero in the result: every |Δ| is under atol, but the
+    output is constant where the source's varies."""
+    ref = np.random.default_rng(4).uniform(0, 1e-5, (4, 1, 8, 8)).astype(np.float32)
+    [row] = compare_output("mask", "mask", ref, np.zeros_like(ref), Tolerance(min_cosine=-1.0))
+    assert row.max_abs_diff <= row.max_abs_allowed and not row.passed
+    assert row.kind == "map" and "all zeros over the 4 samples" in row.reasons[0]

@@ -50,10 +50,12 @@ class FakeExecutor(Executor):
     def __init__(self, failing: tuple[str, ...] = (), broken: tuple[str, ...] = ()) -> None:
         self.failing, self.broken = set(failing), set(broken)
         self.made: list[str] = []
+        self.jobs: list[CompressJob] = []
         self.measured: list[tuple[str, str]] = []
 
     def compress(self, job: CompressJob) -> Future[VariantOutcome]:
         self.made.append(job.variant)
+        self.jobs.append(job)
         record = VariantRecord(job.variant, job.config.method, job.fingerprint, FAILED)
         record.path = job.path
         if job.variant in self.broken:

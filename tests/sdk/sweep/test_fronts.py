@@ -65,3 +65,17 @@ def test_a_board_with_no_result_at_all_does_not_exclude_everyone() -> None:
     cells = [_done("a", "x", 2.0), Cell("a", "dead", FAILED, error=ErrorInfo("E", "m"))]
     fleet = across_boards(["x", "dead"], [_variant("a", 10)], cells)
     assert fleet.excluded == [] and fleet.front == ["a"]
+
+
+def test_a_variant_slower_and_larger_than_the_base_is_never_on_a_front() -> None:
+    """Most accurate of all, so nothing dominates it; slower and larger, it is left out,
+    on a board and across boards."""
+    cells = [_done("bloated", "b", 0.5, size=500, acc=0.99), _done("fast", "b", 2.0, acc=0.9)]
+    for c in cells:
+        assert c.result is not None
+        c.result.base_accuracy = 0.95
+    front = board_front("b", cells)
+    assert front.objectives == ["p50_ms", "size_bytes", "accuracy"]
+    assert front.front == ["base", "fast"]
+    fleet = across_boards(["b"], [_variant("bloated", 500), _variant("fast", 100)], cells)
+    assert fleet.front == ["fast"]

@@ -69,6 +69,13 @@ def test_every_variant_is_made_once_and_measured_on_every_board(config: SweepCon
     assert (out / "sweep.md").read_text().startswith("# Sweep of")
 
 
+def test_the_recipes_output_kinds_judge_every_variant(config: SweepConfig) -> None:
+    config.recipe.write_text('[options]\noutput_kinds = { y = "map" }\n' + RECIPE)
+    executor = FakeExecutor()
+    run_sweep(config, executor)
+    assert [dict(j.guard.output_kinds) for j in executor.jobs] == [{"y": "map"}] * 3
+
+
 def test_fronts_per_board_and_across_boards(config: SweepConfig) -> None:
     report = run_sweep(config, FakeExecutor())
     for front in report.fronts:

@@ -7,8 +7,10 @@ outer scope are cast for them (the converter casts them for top-level nodes only
 leaves an ``If`` branch mixing float32 and float16). A ``Transpose`` that moves the
 leading axis behind the other batch axes and feeds a ``MatMul`` (the ``[1, 0, 2]`` that a
 batch-first ``nn.MultiheadAttention`` export starts with) stays float32 too, else ONNX
-Runtime crashes loading the model: see :func:`batch_transposes`. A node that ONNX's type
-check rejects after conversion is kept float32, one at a time.
+Runtime crashes loading the model: see :func:`batch_transposes`. A node that the
+converter fails on, or that ONNX's type check rejects after conversion, is kept float32,
+one at a time; an output computed by a node kept float32 reaches the graph through an
+``Identity`` (the converter fails on it otherwise).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.compress.config import QuantizeConfig
+from edgeship.core.errors import cause_of
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
@@ -41,7 +44,14 @@ def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
     nodes += [n for n in batch_transposes(model) if n not in nodes]
     for _ in range(FP16_RETRIES):
-        converted = _convert_fp16(float16, model, block, nodes)
+        try:
+            converted = _convert_fp16(float16, model, block, nodes)
+        except Exception as exc:  # the converter failing on a node: keep that one float32
+            failed = onnx_graph.owner_node(model, cause_of(exc).node)
+            if failed is None or failed in nodes:
+                raise
+            nodes.append(failed)
+            continue
         rejected = _rejected_node(converted)
         if rejected is None or rejected in nodes:
             break
@@ -51,7 +61,28 @@ def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
 
 
 FP16_RETRIES = 16
-"""Nodes that ONNX Runtime's type check rejects after conversion, kept float32 one by one."""
+"""Nodes that the converter fails on, or that ONNX's type check rejects after conversion,
+kept float32 one by one."""
+
+
+def _float_outputs_apart(graph: Any, block: list[str], nodes: list[str]) -> None:
+    """Put an ``Identity`` between each graph output and its producer when the producer
+    stays float32: the converter casts such an output to float16 after the node and back
+    to float32 for the graph, then fails removing that pair of casts ("The downstream
+    node of the second cast node should be graph output": onnxconverter-common 1.16, a
+    log-mel front-end ending in ``Max``). The ``Identity`` runs in float16 between them."""
+    from onnx import helper
+
+    outputs = {o.name for o in graph.output}
+    for node in list(graph.node):
+        if node.op_type not in block and node.name not in nodes:
+            continue
+        for k, name in enumerate(node.output):
+            if name in outputs:
+                node.output[k] = f"{name}_fp32"
+                graph.node.append(
+                    helper.make_node("Identity", [node.output[k]], [name], name=f"{name}_fp16")
+                )
 
 
 def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) -> Any:
@@ -59,6 +90,7 @@ def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) 
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    _float_outputs_apart(copy.graph, block, nodes)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module="onnxconverter_common")
         converted = float16.convert_float_to_float16(

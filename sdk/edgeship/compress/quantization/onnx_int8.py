@@ -33,7 +33,7 @@ from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization import fallback
 from edgeship.compress.quantization.fallback import Calls, Quantize
 from edgeship.compress.quantization.onnx_fp16 import convert_fp16
-from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError
+from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError, cause_of
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
 
@@ -42,6 +42,7 @@ __all__ = [
     "ORT_DEFAULT_SEVERITY",
     "QDQ_OPSET",
     "SUBGRAPH_REFUSAL",
+    "calibration_batch",
     "describe",
     "quantize_onnx",
 ]
@@ -65,7 +66,7 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
             quantize(graph, (), out, None)
         details = _what_changed(model, onnx_graph.load(out), config)
         if not details["quantized_nodes"]:
-            _weights_in_subgraphs(model, config, out)
+            _weights_in_subgraphs(model, config)
         if config.method != "fp16" and config.fallback and job.search is not None:
             # by the names of the graph the quantizer saw (pre-processing fuses nodes)
             seen = _what_changed(onnx_graph.load(graph), onnx_graph.load(out), config)
@@ -101,13 +102,12 @@ SUBGRAPH_REFUSAL = {
 }
 
 
-def _weights_in_subgraphs(model: Any, config: QuantizeConfig, out: Path) -> None:
+def _weights_in_subgraphs(model: Any, config: QuantizeConfig) -> None:
     """With no node quantized, refuse a model whose weights lie in an ``If``/``Loop``
     subgraph (the result would be a copy, often a smaller one after preparation, which
-    the no-op guard would miss), naming that node; the copy at ``out`` is removed."""
+    the no-op guard would miss), naming that node."""
     nested = next((n for n in model.graph.node if any(g.node for g in subgraphs(n))), None)
     if nested is not None:
-        out.unlink(missing_ok=True)
         why = SUBGRAPH_REFUSAL.get(
             config.method, "the weights lie in its subgraphs, where no node was quantized"
         )
@@ -173,9 +173,8 @@ def _inside(folder: Path) -> Iterator[None]:
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: first line`` of an exception, never an empty string."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+    """``Type: message`` of an exception (its first lines), never an empty string."""
+    return cause_of(exc).text
 
 
 QDQ_OPSET = 13
@@ -203,11 +202,29 @@ def _opset13(src: Path, config: QuantizeConfig) -> Path:
     return src
 
 
-class _Reader:
-    """Calibration batches for ONNX Runtime (its ``CalibrationDataReader`` protocol)."""
+def calibration_batch(model: Any, data: Dataset) -> tuple[int, bool]:
+    """The batch calibration feeds ``model`` and whether the model fixes it: the first dim
+    of its samples-first inputs when the graph fixes it (a batch-1 export takes one sample
+    per call, never 32), else :data:`CALIBRATION_BATCH`."""
+    firsts = {
+        i.type.tensor_type.shape.dim[0].dim_value if i.type.tensor_type.shape.dim else 0
+        for i in model.graph.input
+        if i.name in data.feeds and i.name not in data.fixed
+    }
+    (first,) = firsts if len(firsts) == 1 else (0,)
+    return (first, True) if first > 0 else (CALIBRATION_BATCH, False)
 
-    def __init__(self, data: Dataset, limit: int) -> None:
-        self._batches: Iterator[dict[str, Any]] = data.take(limit).batches(CALIBRATION_BATCH)
+
+class _Reader:
+    """Calibration batches for ONNX Runtime (its ``CalibrationDataReader`` protocol), at
+    the model's own batch (:func:`calibration_batch`); with a fixed batch B, whole calls
+    of B only."""
+
+    def __init__(self, model: Any, data: Dataset, limit: int) -> None:
+        size, fixed = calibration_batch(model, data)
+        n = min(limit, len(data))
+        n -= n % size if fixed else 0
+        self._batches: Iterator[dict[str, Any]] = data.take(n).batches(size)
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._batches, None)
@@ -236,23 +253,20 @@ def _static(
         "percentile": q.CalibrationMethod.Percentile,
     }
     extra = {"CalibPercentile": config.percentile} if config.calibration == "percentile" else {}
-    try:
-        q.quantize_static(
-            str(src),
-            str(out),
-            _Reader(data, config.calibration_samples),
-            quant_format=q.QuantFormat.QDQ,
-            per_channel=config.per_channel,
-            reduce_range=config.reduce_range,
-            activation_type=q.QuantType.QUInt8,
-            weight_type=q.QuantType.QInt8,
-            calibrate_method=methods[config.calibration],
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=list(config.exclude_nodes),
-            extra_options=extra,
-        )
-    except Exception as exc:  # onnxruntime raises untyped errors
-        raise CompressionError(f"static INT8 quantization failed: {describe(exc)}") from exc
+    q.quantize_static(  # its errors: one line where compress runs a method
+        str(src),
+        str(out),
+        _Reader(onnx_graph.load(src), data, config.calibration_samples),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        activation_type=q.QuantType.QUInt8,
+        weight_type=q.QuantType.QInt8,
+        calibrate_method=methods[config.calibration],
+        op_types_to_quantize=op_types,
+        nodes_to_exclude=list(config.exclude_nodes),
+        extra_options=extra,
+    )
 
 
 def _int8(
@@ -285,19 +299,16 @@ def _int8(
 def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] | None) -> None:
     from onnxruntime import quantization as q
 
-    try:
-        q.quantize_dynamic(
-            str(src),
-            str(out),
-            weight_type=q.QuantType.QInt8,
-            per_channel=config.per_channel,
-            reduce_range=config.reduce_range,
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=list(config.exclude_nodes),
-            extra_options={"EnableSubgraph": True},
-        )
-    except Exception as exc:
-        raise CompressionError(f"dynamic INT8 quantization failed: {describe(exc)}") from exc
+    q.quantize_dynamic(  # its errors: one line where compress runs a method
+        str(src),
+        str(out),
+        weight_type=q.QuantType.QInt8,
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        op_types_to_quantize=op_types,
+        nodes_to_exclude=list(config.exclude_nodes),
+        extra_options={"EnableSubgraph": True},
+    )
 
 
 def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]:

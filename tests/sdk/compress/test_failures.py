@@ -1,0 +1,127 @@
+"""What a failed compression leaves and says (issue 24): nothing at ``--out`` and no
+temporary file beside it, a library's error as one line naming the model, the method, the
+node and what to try, and a result slower than its base on the target refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeship.compress import (
+    CompressOptions,
+    GuardPolicy,
+    Latency,
+    PruneConfig,
+    QuantizeConfig,
+    Slower,
+    compress,
+)
+from edgeship.compress import _evaluate as evaluate
+from edgeship.core.errors import CompressionError
+from tests import models
+
+KEEP = GuardPolicy(allow_degraded=True)
+
+
+def _one_sample_only(path: Path) -> Path:
+    """``x [batch, 6]`` → MatMul → Reshape to a fixed ``[2, 3]``: declared for any batch,
+    it runs at batch 1 only, so ONNX Runtime fails inside calibration at batch 32."""
+    w = np.random.default_rng(0).standard_normal((6, 6)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+            helper.make_node("Reshape", ["h", "shape"], ["y"], name="reshape"),
+        ],
+        "one_sample_only",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(np.array([2, 3], np.int64), "shape"),
+        ],
+    )
+    return models.save_graph(graph, path)
+
+
+def _rows(n: int, width: int) -> dict[str, np.ndarray]:
+    return {"x": np.random.default_rng(3).standard_normal((n, width)).astype(np.float32)}
+
+
+def test_a_library_error_is_one_line_naming_model_method_node_and_what_to_try(
+    tmp_path: Path,
+) -> None:
+    base = _one_sample_only(tmp_path / "one.onnx")
+    out = tmp_path / "out" / "one.int8.onnx"
+    with pytest.raises(CompressionError) as info:
+        compress(base, QuantizeConfig("int8-static"), _rows(40, 6), out)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("one.onnx: int8-static failed in onnxruntime at node 'reshape'")
+    assert "(Reshape)" in message and "try --exclude-node reshape" in message
+    assert info.value.details["node"] == "reshape"
+    assert not out.exists() and list(out.parent.iterdir()) == []  # no debris either
+
+
+def test_the_cli_prints_the_library_error_as_one_line(tmp_path: Path) -> None:
+    base = _one_sample_only(tmp_path / "one.onnx")
+    data = tmp_path / "d.npz"
+    np.savez(data, **_rows(40, 6))
+    out = tmp_path / "q.onnx"
+    argv = [str(base), "--method", "int8-static", "--data", str(data), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli.main", "compress", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: one.onnx: int8-static failed in onnxruntime")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "one.onnx"]
+
+
+def test_a_refused_result_leaves_nothing_at_out(tmp_path: Path) -> None:
+    base = models.two_output_model(tmp_path / "two.onnx")
+    out = tmp_path / "out" / "pruned.onnx"
+    out.parent.mkdir()
+    out.write_bytes(b"an older result")  # replaced only by an accepted one
+    with pytest.raises(CompressionError, match="collapsed"):
+        compress(base, PruneConfig(0.5), _rows(32, 16), out)
+    assert out.read_bytes() == b"an older result"
+    assert [p.name for p in out.parent.iterdir()] == ["pruned.onnx"]
+    kept = compress(base, PruneConfig(0.5), _rows(32, 16), out, CompressOptions(guard=KEEP))
+    assert kept.path == out and kept.report.model.path == str(out)
+    assert out.read_bytes() != b"an older result"
+    assert [p.name for p in out.parent.iterdir()] == ["pruned.onnx"]
+
+
+def _slower(monkeypatch: pytest.MonkeyPatch, factor: float) -> None:
+    """Latency measured as ``factor`` times the base's (the comparison is what is tested
+    here; real interleaved timing: tests/sdk/compress/test_guards.py)."""
+
+    def measured(base: Path, model: Path, target: object, threads: int, *_: object) -> Latency:
+        return Latency("local", threads, 1.0, factor, 3, {"x": [1, 64]})
+
+    monkeypatch.setattr(evaluate, "latency", measured)
+
+
+def test_a_result_slower_than_its_base_fails_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = models.two_output_model(tmp_path / "two.onnx", features=64)
+    out = tmp_path / "q.onnx"
+    config = QuantizeConfig("int8-dynamic", fallback=False)
+    _slower(monkeypatch, 3.2)
+    with pytest.raises(Slower, match=r"the result is 3\.20× slower than its base on local"):
+        compress(base, config, None, out, CompressOptions(latency=True))
+    assert not out.exists()
+    kept = compress(base, config, None, out, CompressOptions(latency=True, guard=KEEP)).report
+    assert kept.notes[0].startswith("warning: the result is 3.20× slower than its base")
+    assert "slower" in kept.degraded and out.exists()
+    _slower(monkeypatch, 1.01)  # within the noise of interleaved medians: no failure
+    assert compress(base, config, None, out, CompressOptions(latency=True)).report.latency

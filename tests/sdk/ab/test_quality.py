@@ -73,7 +73,7 @@ def test_every_output_is_judged_by_its_kind() -> None:
     logits, mask = verdicts(base, variant)
     assert (logits.kind, logits.collapsed) == ("scores", False)
     assert mask.kind == "map" and "all zeros over the 40 samples" in mask.reasons[0]
-    assert mask.line().startswith("output 'mask' [map, inferred]: cosine")
+    assert mask.line().startswith("output 'mask' [map, inferred] vs base: cosine")
     assert verdicts(base, {**variant, "mask": variant["mask"][:, :, :4]}) == []  # other shapes
 
 

@@ -1,6 +1,7 @@
 """paramiko (a tenth of a second to import) loads only when an SSH target is opened:
-``import edgeship``, the CLI and ``local`` work never pay for it. Each check runs in a
-fresh interpreter, as this one has long imported everything."""
+``import edgeship``, the CLI and ``local`` work never pay for it; a deploy loads no numpy
+and none of the code that measures. Each check runs in a fresh interpreter, as this one
+has long imported everything."""
 
 from __future__ import annotations
 
@@ -92,3 +93,47 @@ HEAVY = {"numpy", "onnx", "onnxruntime", "paramiko", "torch", "matplotlib", "sci
 def test_help_imports_no_heavy_library(home: Path, args: list[str]) -> None:
     """`edgeship --help` lists the commands without importing them, nor what they use."""
     assert not HEAVY & set(_python(HELP, home, *args))
+
+
+# A deploy connects and moves files: what loads and measures models is not its business.
+MEASURING = {
+    "numpy",
+    "psutil",
+    "edgeship.targets.wire",
+    "edgeship.targets.loaded",
+    "edgeship.targets.health",
+    "edgeship_runtime.frames",
+    "edgeship_runtime.guards",
+    "edgeship_runtime.inputs",
+    "edgeship_runtime.measure",
+    "edgeship_runtime.model",
+    "edgeship_runtime.opprofile",
+    "edgeship_runtime.report",
+    "edgeship_runtime.stats",
+}
+
+# `edgeship deploy` twice to `local` (the second finds the model unchanged, as a re-deploy
+# over SSH does), then what an SSH target adds: its class, its files over SFTP.
+DEPLOY = """
+import contextlib, io, sys
+import edgeship.cli.main
+model, root = sys.argv[1:]
+deploy = ["deploy", model, "--target", "local", "--deploy-root", root, "--json"]
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    first = edgeship.cli.main.main([*deploy, "--no-health-check"])
+    again = edgeship.cli.main.main(deploy)
+from edgeship.core.config import ConnectOptions
+from edgeship.targets import open_target
+import edgeship.deploy.sftp_files
+open_target("user@127.0.0.1:1", ConnectOptions())
+print(first, again, out.getvalue().count('"activated": false'), *sys.modules)
+"""
+
+
+def test_a_deploy_loads_no_numpy_nor_the_measuring_code(
+    home: Path, add_onnx: Path, tmp_path: Path
+) -> None:
+    first, again, unchanged, *modules = _python(DEPLOY, home, add_onnx, tmp_path / "root")
+    assert (first, again, unchanged) == ("0", "0", "1")
+    assert {"edgeship.deploy.store", "edgeship.targets.ssh", "paramiko"} <= set(modules)
+    assert not MEASURING & {*modules, *(m.partition(".")[0] for m in modules)}

@@ -113,27 +113,33 @@ MEASURING = {
 }
 
 # `edgeship deploy` twice to `local` (the second finds the model unchanged, as a re-deploy
-# over SSH does), then what an SSH target adds: its class, its files over SFTP.
+# over SSH does), `ls` and `rm`, then what an SSH target adds: its class, its SFTP files.
 DEPLOY = """
 import contextlib, io, sys
 import edgeship.cli.main
 model, root = sys.argv[1:]
-deploy = ["deploy", model, "--target", "local", "--deploy-root", root, "--json"]
+where = ["--target", "local", "--deploy-root", root, "--json"]
+deploy = ["deploy", model, "--name", "m", *where]
 with contextlib.redirect_stdout(io.StringIO()) as out:
     first = edgeship.cli.main.main([*deploy, "--no-health-check"])
     again = edgeship.cli.main.main(deploy)
+    listed = edgeship.cli.main.main(["ls", *where])
+    removed = edgeship.cli.main.main(["rm", "m", *where])
 from edgeship.core.config import ConnectOptions
 from edgeship.targets import open_target
 import edgeship.deploy.sftp_files
 open_target("user@127.0.0.1:1", ConnectOptions())
-print(first, again, out.getvalue().count('"activated": false'), *sys.modules)
+unchanged = out.getvalue().count('"activated": false')
+print(first, again, listed, removed, unchanged, *sys.modules)
 """
 
 
-def test_a_deploy_loads_no_numpy_nor_the_measuring_code(
+def test_deploy_ls_rm_load_no_numpy_nor_the_measuring_code(
     home: Path, add_onnx: Path, tmp_path: Path
 ) -> None:
-    first, again, unchanged, *modules = _python(DEPLOY, home, add_onnx, tmp_path / "root")
-    assert (first, again, unchanged) == ("0", "0", "1")
+    first, again, listed, removed, unchanged, *modules = _python(
+        DEPLOY, home, add_onnx, tmp_path / "root"
+    )
+    assert [first, again, listed, removed] == ["0"] * 4 and unchanged == "1"
     assert {"edgeship.deploy.store", "edgeship.targets.ssh", "paramiko"} <= set(modules)
     assert not MEASURING & {*modules, *(m.partition(".")[0] for m in modules)}

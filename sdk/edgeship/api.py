@@ -34,8 +34,6 @@ from edgeship.core.errors import BackendUnavailable, EdgeshipError, UsageError
 from edgeship.targets import Target, open_target
 from edgeship.targets.capabilities import SETUP, deployer
 from edgeship.targets.fleet import DEFAULT_FORKS
-from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.backends.base import backends_for_format
 
 if TYPE_CHECKING:
     # Loaded where used, so that a command pays only for its own: `edgeship deploy`
@@ -99,6 +97,7 @@ def profile(
     """
     from edgeship.targets.cooldown import CooldownPolicy
     from edgeship.targets.shard import profile_parallel
+    from edgeship_runtime.backends import SessionOptions
     from edgeship_runtime.guards import with_cooldown
     from edgeship_runtime.measure import MeasurePolicy
     from edgeship_runtime.opprofile import OpsPolicy
@@ -141,6 +140,8 @@ def run(
     threads: int = 0,
 ) -> dict[str, np.ndarray]:
     """Run ``model`` once on ``inputs`` (arrays by input name); outputs by name."""
+    from edgeship_runtime.backends import SessionOptions
+
     config = ProfileConfig(session=SessionOptions(threads=threads), backend=backend)
     with _target(target) as tgt, setup_hint(tgt):
         return tgt.run(Path(model), inputs, config)
@@ -239,6 +240,8 @@ def setup_hint(target: Target) -> Iterator[None]:
 
 
 def _backend_advice(target: Target, fmt: object) -> str:
+    from edgeship_runtime.backends.base import backends_for_format
+
     try:
         board = target.board_profile()
     except EdgeshipError:  # the device cannot say: the usual advice

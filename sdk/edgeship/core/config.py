@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeship.core.errors import UsageError
-from edgeship_runtime.backends import SessionOptions
 
 if TYPE_CHECKING:
+    from edgeship_runtime.backends import SessionOptions
     from edgeship_runtime.measure import MeasurePolicy
 
 __all__ = [
@@ -46,12 +46,18 @@ class Timeouts:
                 raise UsageError(f"{name} timeout must be positive, got {getattr(self, name)}")
 
 
+# A profile's defaults are imported when one is configured: what connects and deploys
+# (this module's other classes) loads neither numpy nor the measuring code.
 def _measure_policy() -> MeasurePolicy:
-    """The default policy, imported when a profile is configured: what connects and
-    deploys (this module's other classes) loads neither numpy nor the measuring code."""
     from edgeship_runtime.measure import MeasurePolicy
 
     return MeasurePolicy()
+
+
+def _session() -> SessionOptions:
+    from edgeship_runtime.backends import SessionOptions
+
+    return SessionOptions()
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class ProfileConfig:
     """
 
     policy: MeasurePolicy = field(default_factory=_measure_policy)
-    session: SessionOptions = field(default_factory=SessionOptions)
+    session: SessionOptions = field(default_factory=_session)
     backend: str | None = None
     inputs: Path | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)

@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from edgeship.core.client import Pipe, RuntimeClient
 from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts
 from edgeship.core.errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
-from edgeship.targets.profiles import BoardProfile
-from edgeship.targets.settings import LocalSettingsStore, SettingsStore, apply_stored
-from edgeship_runtime.backends import SessionOptions
 
 # What loads and measures models (the requests and replies, numpy, the runtime's measuring
-# and report modules) is imported in the methods that do: a deploy, which only connects
-# and moves files, loads none of it (tests/sdk/test_imports.py).
+# and report modules, tuned settings and board defaults) is imported in the methods that
+# do: a deploy, which only connects and moves files, loads none of it
+# (tests/sdk/test_imports.py).
 if TYPE_CHECKING:
     import numpy as np
 
     from edgeship.targets import wire
     from edgeship.targets.cooldown import CooldownPolicy, CooldownProgress
     from edgeship.targets.loaded import Loaded
+    from edgeship.targets.profiles import BoardProfile
+    from edgeship.targets.settings import SettingsStore
     from edgeship_runtime.measure import InterleavePolicy
     from edgeship_runtime.opprofile import OpsPolicy
     from edgeship_runtime.report import Cooldown, DeviceState, ProfileReport
@@ -68,6 +68,8 @@ class Target(abc.ABC):
 
     def settings_store(self) -> SettingsStore:
         """Where settings tuned on this target are kept (default: the host's cache)."""
+        from edgeship.targets.settings import LocalSettingsStore
+
         return LocalSettingsStore()
 
     def board_profile(self) -> BoardProfile | None:
@@ -192,6 +194,9 @@ class Target(abc.ABC):
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:
         """``config`` as given when it names a session; else the session ``edgeship tune``
         stored for this model on this target; else the board profile's defaults."""
+        from edgeship.targets.settings import apply_stored
+        from edgeship_runtime.backends import SessionOptions
+
         config = apply_stored(self.settings_store(), model, config)
         board = self.board_profile()
         if board is None or config.session.chooses_session():

@@ -113,33 +113,37 @@ MEASURING = {
 }
 
 # `edgeship deploy` twice to `local` (the second finds the model unchanged, as a re-deploy
-# over SSH does), `ls` and `rm`, then what an SSH target adds: its class, its SFTP files.
+# over SSH does), a second version, `ls`, `rollback` and `rm`, then what an SSH target
+# adds: its class, its files over SFTP. Each command's exit status, then the modules.
 DEPLOY = """
 import contextlib, io, sys
 import edgeship.cli.main
-model, root = sys.argv[1:]
+model, other, root = sys.argv[1:]
 where = ["--target", "local", "--deploy-root", root, "--json"]
-deploy = ["deploy", model, "--name", "m", *where]
+commands = [
+    ["deploy", model, "--name", "m", "--no-health-check", *where],
+    ["deploy", model, "--name", "m", *where],
+    ["deploy", other, "--name", "m", "--no-health-check", *where],
+    ["ls", *where],
+    ["rollback", "m", *where],
+    ["rm", "m", *where],
+]
 with contextlib.redirect_stdout(io.StringIO()) as out:
-    first = edgeship.cli.main.main([*deploy, "--no-health-check"])
-    again = edgeship.cli.main.main(deploy)
-    listed = edgeship.cli.main.main(["ls", *where])
-    removed = edgeship.cli.main.main(["rm", "m", *where])
+    done = [edgeship.cli.main.main(argv) for argv in commands]
 from edgeship.core.config import ConnectOptions
 from edgeship.targets import open_target
 import edgeship.deploy.sftp_files
 open_target("user@127.0.0.1:1", ConnectOptions())
 unchanged = out.getvalue().count('"activated": false')
-print(first, again, listed, removed, unchanged, *sys.modules)
+print("".join(map(str, done)), unchanged, *sys.modules)
 """
 
 
-def test_deploy_ls_rm_load_no_numpy_nor_the_measuring_code(
-    home: Path, add_onnx: Path, tmp_path: Path
+def test_deploy_ls_rollback_rm_load_no_numpy_nor_the_measuring_code(
+    home: Path, add_onnx: Path, multi_input_onnx: Path, tmp_path: Path
 ) -> None:
-    first, again, listed, removed, unchanged, *modules = _python(
-        DEPLOY, home, add_onnx, tmp_path / "root"
-    )
-    assert [first, again, listed, removed] == ["0"] * 4 and unchanged == "1"
+    root = tmp_path / "root"
+    done, unchanged, *modules = _python(DEPLOY, home, add_onnx, multi_input_onnx, root)
+    assert done == "000000" and unchanged == "1"
     assert {"edgeship.deploy.store", "edgeship.targets.ssh", "paramiko"} <= set(modules)
     assert not MEASURING & {*modules, *(m.partition(".")[0] for m in modules)}

@@ -95,7 +95,8 @@ def test_help_imports_no_heavy_library(home: Path, args: list[str]) -> None:
     assert not HEAVY & set(_python(HELP, home, *args))
 
 
-# A deploy connects and moves files: what loads and measures models is not its business.
+# A deploy connects and moves files: what loads and measures models is not its business,
+# nor psutil, which only a busy lock asks.
 MEASURING = {
     "numpy",
     "psutil",

@@ -33,26 +33,19 @@ from edgeship.core.config import (
 from edgeship.core.errors import BackendUnavailable, EdgeshipError, UsageError
 from edgeship.targets import Target, open_target
 from edgeship.targets.capabilities import SETUP, deployer
-from edgeship.targets.cooldown import CooldownPolicy
 from edgeship.targets.fleet import DEFAULT_FORKS
-from edgeship.targets.shard import profile_parallel
-from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.backends.base import backends_for_format
-from edgeship_runtime.guards import with_cooldown
-from edgeship_runtime.inputs import parse_shape_overrides
-from edgeship_runtime.measure import MeasurePolicy
-from edgeship_runtime.opprofile import OpsPolicy
-from edgeship_runtime.report import ProfileReport
 
 if TYPE_CHECKING:
-    # Loaded where used, so that a command pays only for its own (`edgeship deploy`
-    # imports neither A/B nor compression nor conversion: tools/bench/startup.py).
+    # Loaded where used, so that a command pays only for its own: `edgeship deploy`
+    # imports neither A/B nor compression nor conversion, nor numpy and the measuring
+    # code (tools/bench/startup.py; tests/sdk/test_imports.py).
     import numpy as np
 
     from edgeship.ab.result import ABReport
     from edgeship.ab.runner import ABConfig, ABProgress
     from edgeship.convert import ConversionResult, ConvertConfig
     from edgeship.deploy import Deployment  # loads paramiko: not at `import edgeship`
+    from edgeship_runtime.report import ProfileReport
 
 TargetLike = str | Target
 PathLike = str | Path
@@ -102,6 +95,13 @@ def profile(
     ``validity`` says whether its figures can be trusted, ``energy`` what power sensors
     measured.
     """
+    from edgeship.targets.cooldown import CooldownPolicy
+    from edgeship.targets.shard import profile_parallel
+    from edgeship_runtime.backends import SessionOptions
+    from edgeship_runtime.guards import with_cooldown
+    from edgeship_runtime.measure import MeasurePolicy
+    from edgeship_runtime.opprofile import OpsPolicy
+
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=min_seconds, steady=steady),
         session=SessionOptions(threads=threads, providers=tuple(providers)),
@@ -140,6 +140,8 @@ def run(
     threads: int = 0,
 ) -> dict[str, np.ndarray]:
     """Run ``model`` once on ``inputs`` (arrays by input name); outputs by name."""
+    from edgeship_runtime.backends import SessionOptions
+
     config = ProfileConfig(session=SessionOptions(threads=threads), backend=backend)
     with _target(target) as tgt, setup_hint(tgt):
         return tgt.run(Path(model), inputs, config)
@@ -238,6 +240,8 @@ def setup_hint(target: Target) -> Iterator[None]:
 
 
 def _backend_advice(target: Target, fmt: object) -> str:
+    from edgeship_runtime.backends.base import backends_for_format
+
     try:
         board = target.board_profile()
     except EdgeshipError:  # the device cannot say: the usual advice
@@ -270,6 +274,8 @@ def _shapes(
         return {}
     if isinstance(shapes, Mapping):
         return {k: tuple(int(d) for d in v) for k, v in shapes.items()}
+    from edgeship_runtime.inputs import parse_shape_overrides
+
     return parse_shape_overrides(list(shapes))
 
 

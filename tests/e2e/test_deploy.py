@@ -20,6 +20,7 @@ from edgeship.targets import SSHTarget, open_target
 from edgeship.targets.provision import setup_device
 from tests import external_data
 from tests.e2e.conftest import cli
+from tests.sdk.test_imports import MEASURING
 from tools.testbed import DEVICE_PYTHON, Testbed
 
 
@@ -176,6 +177,25 @@ def test_cli_deploy_ls_rollback_rm(clean_testbed: Testbed, zoo: Path) -> None:
     assert cli(clean_testbed, "rm", "cli", "--target", dev).returncode == 0
     done = cli(clean_testbed, "rm", "cli", "--target", dev)
     assert done.returncode == 1 and "no model named 'cli'" in done.stderr
+
+
+def test_an_unchanged_cli_redeploy_imports_no_measuring_code(
+    clean_testbed: Testbed, zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an SSH re-deploy from the command line imports (PYTHONPROFILEIMPORTTIME lists
+    every module on stderr): paramiko and the store, not numpy nor the measuring code."""
+    dev = clean_testbed.devices[1].name
+    deploy = ("deploy", str(_fresh(zoo, tmp_path, "mlp.onnx")), "--target", dev, "--name", "again")
+    assert cli(clean_testbed, *deploy).returncode == 0
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    done = cli(clean_testbed, *deploy, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["activated"] is False  # unchanged: nothing sent or run
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines}
+    assert {"paramiko", "edgeship.deploy.sftp_files", "edgeship.deploy.store"} <= imported
+    assert not MEASURING & {*imported, *(m.partition(".")[0] for m in imported)}
+    assert cli(clean_testbed, "rm", "again", "--target", dev).returncode == 0
 
 
 def test_rollback_of_unknown_model_is_a_clear_error(device_target: SSHTarget) -> None:

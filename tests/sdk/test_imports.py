@@ -1,6 +1,7 @@
 """paramiko (a tenth of a second to import) loads only when an SSH target is opened:
-``import edgeship``, the CLI and ``local`` work never pay for it. Each check runs in a
-fresh interpreter, as this one has long imported everything."""
+``import edgeship``, the CLI and ``local`` work never pay for it; a deploy loads no numpy
+and none of the code that measures. Each check runs in a fresh interpreter, as this one
+has long imported everything."""
 
 from __future__ import annotations
 
@@ -92,3 +93,58 @@ HEAVY = {"numpy", "onnx", "onnxruntime", "paramiko", "torch", "matplotlib", "sci
 def test_help_imports_no_heavy_library(home: Path, args: list[str]) -> None:
     """`edgeship --help` lists the commands without importing them, nor what they use."""
     assert not HEAVY & set(_python(HELP, home, *args))
+
+
+# A deploy connects and moves files: what loads and measures models is not its business,
+# nor psutil, which only a busy lock asks.
+MEASURING = {
+    "numpy",
+    "psutil",
+    "edgeship.targets.wire",
+    "edgeship.targets.loaded",
+    "edgeship.targets.health",
+    "edgeship_runtime.frames",
+    "edgeship_runtime.guards",
+    "edgeship_runtime.inputs",
+    "edgeship_runtime.measure",
+    "edgeship_runtime.model",
+    "edgeship_runtime.opprofile",
+    "edgeship_runtime.report",
+    "edgeship_runtime.stats",
+}
+
+# `edgeship deploy` twice to `local` (the second finds the model unchanged, as a re-deploy
+# over SSH does), a second version, `ls`, `rollback` and `rm`, then what an SSH target
+# adds: its class, its files over SFTP. Each command's exit status, then the modules.
+DEPLOY = """
+import contextlib, io, sys
+import edgeship.cli.main
+model, other, root = sys.argv[1:]
+where = ["--target", "local", "--deploy-root", root, "--json"]
+commands = [
+    ["deploy", model, "--name", "m", "--no-health-check", *where],
+    ["deploy", model, "--name", "m", *where],
+    ["deploy", other, "--name", "m", "--no-health-check", *where],
+    ["ls", *where],
+    ["rollback", "m", *where],
+    ["rm", "m", *where],
+]
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    done = [edgeship.cli.main.main(argv) for argv in commands]
+from edgeship.core.config import ConnectOptions
+from edgeship.targets import open_target
+import edgeship.deploy.sftp_files
+open_target("user@127.0.0.1:1", ConnectOptions())
+unchanged = out.getvalue().count('"activated": false')
+print("".join(map(str, done)), unchanged, *sys.modules)
+"""
+
+
+def test_deploy_ls_rollback_rm_load_no_numpy_nor_the_measuring_code(
+    home: Path, add_onnx: Path, multi_input_onnx: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    done, unchanged, *modules = _python(DEPLOY, home, add_onnx, multi_input_onnx, root)
+    assert done == "000000" and unchanged == "1"
+    assert {"edgeship.deploy.store", "edgeship.targets.ssh", "paramiko"} <= set(modules)
+    assert not MEASURING & {*modules, *(m.partition(".")[0] for m in modules)}

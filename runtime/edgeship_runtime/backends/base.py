@@ -19,14 +19,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 from ..errors import BackendUnavailable, UsageError
 from ..probe import check_module
 from ..signature import Signature
 from .catalog import BackendEntry, get_entry, readers
+
+if TYPE_CHECKING:  # arrays only in the protocol's types: the host's deploy path loads no numpy
+    import numpy as np
 
 EXECUTION_MODES = ("sequential", "parallel")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")

@@ -8,7 +8,6 @@ from pathlib import Path
 from edgeship.cli.common import shape_option
 from edgeship.core.config import HealthPolicy, Signing
 from edgeship.core.errors import UsageError
-from edgeship_runtime.inputs import parse_shape_overrides
 
 __all__ = ["health_options", "health_policy", "lock_wait_option", "signing_from", "signing_options"]
 
@@ -36,7 +35,12 @@ def health_policy(ns: argparse.Namespace) -> HealthPolicy | None:
         if ns.max_latency is not None:
             raise UsageError("--max-latency is a health check: drop --no-health-check")
         return None
-    shapes = parse_shape_overrides(ns.shape) if ns.shape else {}
+    if ns.shape:
+        from edgeship_runtime.inputs import parse_shape_overrides  # numpy: only when given
+
+        shapes = parse_shape_overrides(ns.shape)
+    else:
+        shapes = {}
     return HealthPolicy(max_latency_ms=ns.max_latency, shapes=shapes)
 
 

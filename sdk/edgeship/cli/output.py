@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
 from edgeship.core.views import Rows, check_columns
-from edgeship_runtime.report import ProfileReport
+
+if TYPE_CHECKING:  # every command prints through here; only profile's tables read reports
+    from edgeship_runtime.report import ProfileReport
 
 __all__ = [
     "print_error",

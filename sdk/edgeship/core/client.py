@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from edgeship.core.errors import (
     EdgeshipError,
@@ -28,7 +28,12 @@ from edgeship.core.errors import (
     UsageError,
     error_from_wire,
 )
-from edgeship_runtime import frames, protocol
+from edgeship_runtime import protocol
+
+# Frames carry arrays (numpy): they are imported where a runtime's output is read, so that
+# a Pipe running a plain command (a deploy's lock, its checks) loads no numpy.
+if TYPE_CHECKING:
+    from edgeship_runtime import frames
 
 __all__ = ["ByteSink", "LineSource", "Pipe", "RuntimeClient"]
 
@@ -80,7 +85,11 @@ class Pipe(abc.ABC):
         """Queue a stdout line, and the frames that follow it (read here, in the reader
         thread); frames over this host's available memory are dropped for an error."""
         self._lines.put(line)
-        size = frames.binary_size(line) if self.framed else None
+        if not self.framed:
+            return
+        from edgeship_runtime import frames
+
+        size = frames.binary_size(line)
         if size is not None:
             stream: Any = self._stdout  # a file or the channel's reader: both have readinto
             try:
@@ -226,6 +235,8 @@ class RuntimeClient:
         return self
 
     def call(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
+        from edgeship_runtime import frames
+
         request_id = next(self._ids)
         parts = frames.pack(protocol.request(request_id, op, args))
         limit = self.hello.get("max_line_bytes")
@@ -259,6 +270,8 @@ class RuntimeClient:
 
     def _read(self, during: str, timeout: float) -> dict[str, Any]:
         """The next message, its frames unpacked (:func:`~edgeship_runtime.frames.unpack`)."""
+        from edgeship_runtime import frames
+
         try:
             line = self._readline(during, timeout)
             if not line:

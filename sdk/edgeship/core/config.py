@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeship.core.errors import UsageError
-from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.measure import MeasurePolicy
+
+if TYPE_CHECKING:
+    from edgeship_runtime.backends import SessionOptions
+    from edgeship_runtime.measure import MeasurePolicy
 
 __all__ = [
     "DEFAULT_HEALTH",
@@ -43,6 +46,20 @@ class Timeouts:
                 raise UsageError(f"{name} timeout must be positive, got {getattr(self, name)}")
 
 
+# A profile's defaults are imported when one is configured: what connects and deploys
+# (this module's other classes) loads neither numpy nor the measuring code.
+def _measure_policy() -> MeasurePolicy:
+    from edgeship_runtime.measure import MeasurePolicy
+
+    return MeasurePolicy()
+
+
+def _session() -> SessionOptions:
+    from edgeship_runtime.backends import SessionOptions
+
+    return SessionOptions()
+
+
 @dataclass(frozen=True)
 class ProfileConfig:
     """One profile: how to open the session, how to measure, which inputs.
@@ -51,8 +68,8 @@ class ProfileConfig:
     from the model's signature with ``seed`` and the ``shapes`` of dynamic dims.
     """
 
-    policy: MeasurePolicy = field(default_factory=MeasurePolicy)
-    session: SessionOptions = field(default_factory=SessionOptions)
+    policy: MeasurePolicy = field(default_factory=_measure_policy)
+    session: SessionOptions = field(default_factory=_session)
     backend: str | None = None
     inputs: Path | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)

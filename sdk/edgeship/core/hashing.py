@@ -12,7 +12,7 @@ import functools
 import os
 from pathlib import Path
 
-from edgeship_runtime.model import sha256_file
+from edgeship_runtime.integrity import sha256_file
 
 __all__ = ["file_sha256"]
 

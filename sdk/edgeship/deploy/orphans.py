@@ -20,8 +20,6 @@ import contextlib
 import socket
 from dataclasses import dataclass
 
-import psutil
-
 from edgeship.ssh.connection import Connection
 
 __all__ = [
@@ -139,6 +137,8 @@ def _address(raw: tuple[object, ...]) -> tuple[str, int]:
 
 def _established() -> set[tuple[tuple[str, int], tuple[str, int]]] | None:
     """This host's established TCP connections as (local, remote); None if unreadable."""
+    import psutil  # asked only of a busy lock: a deploy that finds it free never loads it
+
     try:
         connections = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):

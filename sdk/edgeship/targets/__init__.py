@@ -11,10 +11,10 @@ from edgeship.core.progress import transfer_reporters
 from edgeship.targets.base import Target
 from edgeship.targets.devices import DeviceEntry, check_spelling, load_inventory
 from edgeship.targets.kinds import OpenContext, open_entry, register_target_kind
-from edgeship.targets.loaded import Loaded
 from edgeship.targets.local import LocalTarget
 
 if TYPE_CHECKING:
+    from edgeship.targets.loaded import Loaded
     from edgeship.targets.ssh import SSHTarget
 
 __all__ = [
@@ -29,12 +29,18 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``SSHTarget``, imported on first use (PEP 562): it loads paramiko, a tenth of a
-    second that ``local`` work (``import edgeship``, every CLI start) should not pay."""
+    """``SSHTarget`` and ``Loaded``, imported on first use (PEP 562): the first loads
+    paramiko, a tenth of a second that ``local`` work (``import edgeship``, every CLI
+    start) should not pay; the second numpy and the runtime's reports, which a deploy
+    does not use."""
     if name == "SSHTarget":
         from edgeship.targets.ssh import SSHTarget
 
         return SSHTarget
+    if name == "Loaded":
+        from edgeship.targets.loaded import Loaded
+
+        return Loaded
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -16,22 +16,27 @@ import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from edgeship.core.client import Pipe, RuntimeClient
 from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts
 from edgeship.core.errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
-from edgeship.targets import wire
-from edgeship.targets.cooldown import CooldownPolicy, CooldownProgress, wait_cool
-from edgeship.targets.loaded import Loaded
-from edgeship.targets.profiles import BoardProfile
-from edgeship.targets.settings import LocalSettingsStore, SettingsStore, apply_stored
-from edgeship_runtime.backends import SessionOptions
-from edgeship_runtime.measure import InterleavePolicy
-from edgeship_runtime.opprofile import OpsPolicy
-from edgeship_runtime.report import Cooldown, DeviceState, ProfileReport
+
+# What loads and measures models (the requests and replies, numpy, the runtime's measuring
+# and report modules, tuned settings and board defaults) is imported in the methods that
+# do: a deploy, which only connects and moves files, loads none of it
+# (tests/sdk/test_imports.py).
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgeship.targets import wire
+    from edgeship.targets.cooldown import CooldownPolicy, CooldownProgress
+    from edgeship.targets.loaded import Loaded
+    from edgeship.targets.profiles import BoardProfile
+    from edgeship.targets.settings import SettingsStore
+    from edgeship_runtime.measure import InterleavePolicy
+    from edgeship_runtime.opprofile import OpsPolicy
+    from edgeship_runtime.report import Cooldown, DeviceState, ProfileReport
 
 __all__ = ["Target"]
 
@@ -63,6 +68,8 @@ class Target(abc.ABC):
 
     def settings_store(self) -> SettingsStore:
         """Where settings tuned on this target are kept (default: the host's cache)."""
+        from edgeship.targets.settings import LocalSettingsStore
+
         return LocalSettingsStore()
 
     def board_profile(self) -> BoardProfile | None:
@@ -116,6 +123,8 @@ class Target(abc.ABC):
 
     def info(self) -> dict[str, Any]:
         """Runtime version, backends with versions, and the device's environment."""
+        from edgeship.targets import wire
+
         result: dict[str, Any] = self.request(wire.info())
         result["target"] = self.identity()
         return result
@@ -139,6 +148,9 @@ class Target(abc.ABC):
         """Load a file already on the device (``digests``: the sha256 it and its companion
         files must have, see :meth:`staged_digests`); ``model`` is the user's name for it
         (default: the device path)."""
+        from edgeship.targets import wire
+        from edgeship.targets.loaded import Loaded
+
         client = self.client()
         request = wire.load(device_path, config, *(digests or (None, None)))
         reply = wire.LoadReply.parse(self.request(request))
@@ -171,6 +183,8 @@ class Target(abc.ABC):
     ) -> wire.Interleaved:
         """Time loaded models interleaved in randomized blocks, in one process (the A/B
         design); ``feeds``: one set of inputs per model, else generated on the device."""
+        from edgeship.targets import wire
+
         handles = [m.handle for m in models]
         if any(m.target is not self for m in models):
             raise UsageError("interleave: every model must be loaded on this target")
@@ -180,6 +194,9 @@ class Target(abc.ABC):
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:
         """``config`` as given when it names a session; else the session ``edgeship tune``
         stored for this model on this target; else the board profile's defaults."""
+        from edgeship.targets.settings import apply_stored
+        from edgeship_runtime.backends import SessionOptions
+
         config = apply_stored(self.settings_store(), model, config)
         board = self.board_profile()
         if board is None or config.session.chooses_session():
@@ -213,6 +230,8 @@ class Target(abc.ABC):
 
     def conditions(self) -> DeviceState:
         """The device's heat, CPU clocks and throttling state now."""
+        from edgeship.targets import wire
+
         return wire.device_state(self.request(wire.conditions()))
 
     def cooldown(
@@ -220,6 +239,8 @@ class Target(abc.ABC):
     ) -> Cooldown:
         """Wait until the device is below ``policy.below_c`` °C (or the timeout passes);
         ``progress`` is called after each reading that is still too hot."""
+        from edgeship.targets.cooldown import wait_cool
+
         return wait_cool(self, policy, progress)
 
     def run(

@@ -49,7 +49,6 @@ class DeployingTarget(Target):
         # here, not at the top: `import edgeship` (which opens `local`) loads no deploy code
         from edgeship.deploy.layout import validate_name
         from edgeship.deploy.signing import admit, release_for
-        from edgeship.targets.health import health_check
 
         name = validate_name(name or path.stem)
         files = self.model_files(path)
@@ -66,6 +65,9 @@ class DeployingTarget(Target):
         policy = health
 
         def check(device_path: str) -> HealthReport:
+            # here: it loads numpy and the measuring code, which an unchanged model skips
+            from edgeship.targets.health import health_check
+
             return health_check(self, device_path, digests, policy)
 
         return store.deploy(files, name, check=check, admit=admitted)

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 
@@ -28,11 +28,11 @@ from edgeship.ssh.pipe import SSHPipe
 from edgeship.targets.bundle import ensure_bundle, runtime_digest
 from edgeship.targets.capabilities import DEPLOY, PROBE, SETUP
 from edgeship.targets.deploying import DeployingTarget
-from edgeship.targets.profiles import BoardProfile, get_profile
-from edgeship.targets.settings import RemoteSettingsStore, SettingsStore
-from edgeship_runtime import probe as probe_module
-from edgeship_runtime.backends.catalog import probe_modules
 from edgeship_runtime.formats import companion_files
+
+if TYPE_CHECKING:  # imported where used: a deploy reads no board profile, settings or probe
+    from edgeship.targets.profiles import BoardProfile
+    from edgeship.targets.settings import SettingsStore
 
 __all__ = ["DEVICE_CONFIG", "SSHTarget"]
 
@@ -111,10 +111,14 @@ class SSHTarget(DeployingTarget):
 
     def board_profile(self) -> BoardProfile | None:
         """The targets file's ``profile``, else the one ``setup`` detected."""
+        from edgeship.targets.profiles import get_profile
+
         name = self.board_name or self.device_config().get("profile")
         return get_profile(str(name)) if name else None
 
     def settings_store(self) -> SettingsStore:
+        from edgeship.targets.settings import RemoteSettingsStore
+
         return RemoteSettingsStore(self.store())
 
     def use_python(self, python: str) -> None:
@@ -161,6 +165,9 @@ class SSHTarget(DeployingTarget):
     def probe(self, python: str | None = None) -> dict[str, Any]:
         """Run the stdlib-only probe with the device's Python; nothing is written there.
         It tries the backend catalog's modules."""
+        from edgeship_runtime import probe as probe_module
+        from edgeship_runtime.backends.catalog import probe_modules
+
         source = Path(probe_module.__file__).read_text()
         modules = json.dumps(probe_modules())
         argv = [python or self.python(), "-c", source, "--root", self.deploy_root]

@@ -1,22 +1,27 @@
 """The statistics of an A/B comparison: pure functions over arrays of milliseconds.
 
-The unit of the test and of the interval is a *session* (a fresh load of every model,
-see :mod:`.schedule`): runs inside a session share their load's memory placement and the
-moment's clock and heat, so they are neither independent nor exchangeable with runs of
-another session. Pairs of (base, variant) arrays are shaped (sessions, runs per session),
-and row s of both was measured in the same session, interleaved.
+The unit of the test, the estimate and the interval is a *session* (a fresh load of every
+model, see :mod:`.schedule`): runs inside a session share their load's memory placement
+and the moment's clock and heat, so they are neither independent nor exchangeable with
+runs of another session. Each session gives one median per model (over thousands of runs
+for a fast model); base and variant medians of session s were measured in the same
+session, interleaved. Every figure below is computed from those session medians, so the
+test, the interval and the detectable change speak of the same numbers.
 
+- Estimate: the ratio of the geometric means of the session medians (variant / base).
 - Test: two-sided Mann-Whitney U (scipy) on per-session medians. Across sessions the
   medians are close to independent, so its false-positive rate stays at or below alpha.
-- Interval: percentile bootstrap of the ratio of medians resampling whole sessions
-  (pairs kept together), expanded for the small number of sessions (Hesterberg 2015:
-  the tail levels come from ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a
-  plain percentile interval over ~10 clusters covers about 90 %, not 95 %.
+- Interval: percentile bootstrap of that ratio resampling whole sessions (pairs kept
+  together), expanded for the small number of sessions (Hesterberg 2015: the tail
+  levels come from ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a plain
+  percentile interval over ~10 clusters covers about 90 %, not 95 %.
 - Several variants: Holm's step-down correction of the variants' p-values, so the chance
   of calling any one of them different by luck stays at alpha.
 - Minimum detectable effect: the smallest ratio of medians the test would catch with 80 %
   power at the level used, from the spread of the session medians (normal approximation
   with t quantiles and the Mann-Whitney test's efficiency 3/π; checked by simulation).
+- Planning (``--precision``): the fewest sessions whose detectable change, at the spread
+  the first sessions showed, is at most the precision asked for.
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ __all__ = [
     "MannWhitney",
     "StatsPolicy",
     "bootstrap_ratios",
+    "detectable_change",
     "holm",
     "latency_summary",
+    "log_spread",
     "mann_whitney",
     "min_attainable_p",
     "min_detectable_change",
+    "plan_sessions",
     "pooled_mann_whitney",
     "pooled_ratio",
     "ratio_ci",
@@ -50,8 +58,6 @@ __all__ = [
     "verdict",
     "wilson",
 ]
-
-_CHUNK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -98,29 +104,23 @@ def latency_summary(samples_ms: Sequence[float]) -> LatencySummary:
     )
 
 
-def ratio_of_medians(base: np.ndarray, variant: np.ndarray) -> float:
-    """median(variant) / median(base) over all samples: below 1 means the variant is faster."""
-    return float(np.median(variant) / np.median(base))
+def ratio_of_medians(base_medians: np.ndarray, variant_medians: np.ndarray) -> float:
+    """The variant's typical session median over the base's (geometric means of the
+    session medians): below 1 means the variant is faster."""
+    b, v = np.log(np.asarray(base_medians, float)), np.log(np.asarray(variant_medians, float))
+    return math.exp(float(v.mean() - b.mean()))
 
 
 def bootstrap_ratios(
-    base: np.ndarray, variant: np.ndarray, resamples: int, rng: np.random.Generator
+    base_medians: np.ndarray, variant_medians: np.ndarray, resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Ratios of medians over ``resamples`` resamplings of whole sessions (rows), the
-    base's and the variant's row s kept together."""
-    base, variant = np.atleast_2d(base), np.atleast_2d(variant)
-    sessions = base.shape[0]
-    if variant.shape[0] != sessions:
-        raise ValueError(f"{sessions} base sessions but {variant.shape[0]} variant sessions")
-    chunk = max(1, _CHUNK_ELEMENTS // max(base.size, variant.size))
-    out = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        n = min(chunk, resamples - start)
-        idx = rng.integers(0, sessions, size=(n, sessions))
-        b = np.median(base[idx].reshape(n, -1), axis=1)
-        v = np.median(variant[idx].reshape(n, -1), axis=1)
-        out[start : start + n] = v / b
-    return out
+    """:func:`ratio_of_medians` over ``resamples`` resamplings of whole sessions, the
+    base's and the variant's session s kept together."""
+    b, v = np.log(np.asarray(base_medians, float)), np.log(np.asarray(variant_medians, float))
+    if b.shape != v.shape:
+        raise ValueError(f"{b.size} base sessions but {v.size} variant sessions")
+    idx = rng.integers(0, b.size, size=(resamples, b.size))
+    return np.exp(v[idx].mean(axis=1) - b[idx].mean(axis=1))
 
 
 def tail_levels(clusters: int, confidence: float) -> tuple[float, float]:
@@ -136,26 +136,29 @@ def tail_levels(clusters: int, confidence: float) -> tuple[float, float]:
 
 
 def ratio_ci(
-    base: np.ndarray, variant: np.ndarray, policy: StatsPolicy, seed_offset: int = 0
+    base_medians: np.ndarray,
+    variant_medians: np.ndarray,
+    policy: StatsPolicy,
+    seed_offset: int = 0,
 ) -> Interval:
-    """Interval of median(variant) / median(base); arrays are (sessions, runs)."""
+    """Interval of :func:`ratio_of_medians` over the sessions' medians."""
     rng = np.random.default_rng([policy.seed, seed_offset])
-    ratios = bootstrap_ratios(base, variant, policy.bootstrap, rng)
-    low, high = np.quantile(ratios, tail_levels(np.atleast_2d(base).shape[0], policy.confidence))
+    ratios = bootstrap_ratios(base_medians, variant_medians, policy.bootstrap, rng)
+    low, high = np.quantile(ratios, tail_levels(len(base_medians), policy.confidence))
     return Interval(float(low), float(high))
 
 
 def pooled_ratio(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], policy: StatsPolicy, seed_offset: int = 0
 ) -> tuple[float, Interval]:
-    """Over devices: the geometric mean of per-device ratios of medians, and its interval
-    by a stratified bootstrap (sessions resampled within each device)."""
+    """Over devices (pairs of session medians): the geometric mean of per-device ratios,
+    and its interval by a stratified bootstrap (sessions resampled within each device)."""
     rng = np.random.default_rng([policy.seed, seed_offset, len(pairs)])
     estimate = math.exp(float(np.mean([math.log(ratio_of_medians(b, v)) for b, v in pairs])))
     logs = np.mean(
         [np.log(bootstrap_ratios(b, v, policy.bootstrap, rng)) for b, v in pairs], axis=0
     )
-    clusters = sum(np.atleast_2d(b).shape[0] for b, _ in pairs) - len(pairs) + 1
+    clusters = sum(len(b) for b, _ in pairs) - len(pairs) + 1
     low, high = np.exp(np.quantile(logs, tail_levels(clusters, policy.confidence)))
     return estimate, Interval(float(low), float(high))
 
@@ -180,7 +183,9 @@ def mann_whitney(
     )
 
 
-def pooled_mann_whitney(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> MannWhitney:
+def pooled_mann_whitney(
+    pairs: Sequence[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]],
+) -> MannWhitney:
     """Mann-Whitney over devices on log session medians centred per device (by the
     median of both groups together, which is symmetric under the null), so a fast device
     and a slow one do not pass for a difference between the models."""
@@ -221,33 +226,60 @@ def min_attainable_p(n_base: int, n_variant: int) -> float:
     return min(1.0, 2.0 / math.comb(n_base + n_variant, n_base))
 
 
+def log_spread(units: Sequence[Sequence[float] | np.ndarray]) -> float:
+    """The pooled standard deviation of the log session medians of several models (each
+    with at least two): the spread every detectable change and plan rests on."""
+    logs = [np.log(np.asarray(u, dtype=np.float64)) for u in units]
+    df = sum(x.size - 1 for x in logs)
+    if df < 1 or any(x.size < 2 for x in logs):
+        raise ValueError("the spread needs at least two sessions per model")
+    return math.sqrt(sum((x.size - 1) * x.var(ddof=1) for x in logs) / df)
+
+
+def detectable_change(
+    spread: float, n_base: int, n_variant: int, alpha: float, power: float = 0.8
+) -> float | None:
+    """The smallest relative change of the median (0.03: 3 %) the two-sided Mann-Whitney
+    test on ``n_base`` and ``n_variant`` session medians detects with probability
+    ``power`` at level ``alpha``, when their logs spread by ``spread`` (a standard
+    deviation); None when the exact test cannot reach ``alpha`` with so few.
+
+    Normal approximation: t quantiles with n1 + n2 - 2 degrees of freedom, and the
+    test's asymptotic efficiency against the t-test on normal data (3/π).
+    """
+    if n_base < 2 or n_variant < 2 or min_attainable_p(n_base, n_variant) >= alpha:
+        return None
+    stats = _scipy_stats()
+
+    df = n_base + n_variant - 2
+    q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
+    delta = q * spread * math.sqrt(1 / n_base + 1 / n_variant) / math.sqrt(3 / math.pi)
+    return math.expm1(delta)
+
+
 def min_detectable_change(
     base_units: Sequence[float] | np.ndarray,
     variant_units: Sequence[float] | np.ndarray,
     alpha: float,
     power: float = 0.8,
 ) -> float | None:
-    """The smallest relative change of the median (0.03: 3 %) that the two-sided
-    Mann-Whitney test on these units (session medians) detects with probability
-    ``power`` at level ``alpha``; None when no change at all can be detected (the exact
-    test cannot reach ``alpha`` with so few units).
-
-    Normal approximation on the log units: their pooled standard deviation, t quantiles
-    with n1 + n2 - 2 degrees of freedom, and the test's asymptotic efficiency against the
-    t-test on normal data (3/π).
-    """
-    stats = _scipy_stats()
-
-    b = np.log(np.asarray(base_units, dtype=np.float64))
-    v = np.log(np.asarray(variant_units, dtype=np.float64))
-    n1, n2 = b.size, v.size
-    if n1 < 2 or n2 < 2 or min_attainable_p(n1, n2) >= alpha:
+    """:func:`detectable_change` at the spread of these units (session medians)."""
+    n1, n2 = len(base_units), len(variant_units)
+    if n1 < 2 or n2 < 2:
         return None
-    df = n1 + n2 - 2
-    pooled_sd = math.sqrt(((n1 - 1) * b.var(ddof=1) + (n2 - 1) * v.var(ddof=1)) / df)
-    q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
-    delta = q * pooled_sd * math.sqrt(1 / n1 + 1 / n2) / math.sqrt(3 / math.pi)
-    return math.expm1(delta)
+    return detectable_change(log_spread([base_units, variant_units]), n1, n2, alpha, power)
+
+
+def plan_sessions(
+    spread: float, precision: float, alpha: float, least: int, most: int, power: float = 0.8
+) -> int | None:
+    """The fewest sessions (at least ``least``, at most ``most``) whose detectable change
+    at ``spread`` is at most ``precision``; None when even ``most`` do not reach it."""
+    for n in range(max(least, 2), most + 1):
+        change = detectable_change(spread, n, n, alpha, power)
+        if change is not None and change <= precision:
+            return n
+    return None
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:

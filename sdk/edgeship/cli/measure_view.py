@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edgeship_runtime.guards import explain
 from edgeship_runtime.opprofile import summary_line
-from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
+from edgeship_runtime.report import (
+    BackendUsage,
+    EnergyReport,
+    LatencyStats,
+    OpProfile,
+    PolicyRecord,
+    ProfileReport,
+    Validity,
+)
 
 __all__ = [
     "TOP_OPS",
@@ -16,6 +25,7 @@ __all__ = [
     "ops_view",
     "profile_notes",
     "validity_line",
+    "window_text",
 ]
 
 TOP_OPS = 10
@@ -40,17 +50,35 @@ def model_name(report: ProfileReport) -> str:
     return report.model.path.rsplit("/", 1)[-1]
 
 
-def validity_line(name: str, validity: Validity | None) -> str | None:
-    """``warning: NAME: unstable: reason; reason`` or ``NAME: stable (...)``."""
+def window_text(policy: PolicyRecord) -> str:
+    """What a profile was asked to time: ``at least 1 s and 100 timed runs``."""
+    if policy.min_seconds:
+        return f"at least {policy.min_seconds:g} s and {policy.runs} timed runs"
+    return f"{policy.runs} timed runs"
+
+
+def validity_line(
+    name: str, validity: Validity | None, latency: LatencyStats | None = None
+) -> str | None:
+    """One line per model: ``NAME: stable (1.02 s of timed runs: 6231 runs after 17
+    warm-up runs, settled)``, or ``warning: NAME: unstable: the cause in words (its
+    first reason) → the remedy``; every reason is in the JSON."""
     if validity is None:
         return None
-    warm = f"warm-up {validity.warmup_runs} runs"
+    warm = f"after {validity.warmup_runs} warm-up runs"
     if validity.warmup_settled:
         warm += ", settled"
+    if latency is not None:
+        warm = f"{latency.n * latency.mean / 1000:.2f} s of timed runs: {latency.n} runs {warm}"
     if validity.verdict == "stable":
         unchecked = f"; unchecked: {', '.join(validity.unchecked)}" if validity.unchecked else ""
         return f"{name}: stable ({warm}{unchecked})"
-    return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
+    why = explain(validity.causes)
+    first = validity.reasons[0] if validity.reasons else ""
+    if not why:  # a report from a runtime that gives no causes
+        return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
+    words, _, remedy = why.partition(" → ")
+    return f"warning: {name}: unstable ({warm}): {words} ({first}) → {remedy}"
 
 
 def fallback_line(name: str, backend: BackendUsage) -> str | None:
@@ -115,7 +143,7 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
 def profile_notes(reports: Sequence[ProfileReport], top: int = TOP_OPS) -> str:
     """Every model's verdict, energy and per-operator profile, as lines after the table."""
     lines = [fallback_line(model_name(r), r.backend) or "" for r in reports]
-    lines += [validity_line(model_name(r), r.validity) or "" for r in reports]
+    lines += [validity_line(model_name(r), r.validity, r.latency_ms) or "" for r in reports]
     for report in reports:  # a note every model shares (no sensor) once
         energy = report.energy
         if energy is not None and energy.sensors:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from edgeship.cli.measure_view import window_text
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
 from edgeship_runtime.report import ProfileReport
@@ -111,10 +112,12 @@ def profile_table(reports: Sequence[ProfileReport]) -> str:
     )
     if env.temperature_c is not None:
         head += f" · {env.temperature_c:.1f} °C"
-    runs = reports[0].policy
+    policy = reports[0].policy
+    warmup = f"at least {policy.warmup}" if policy.steady is not False else f"{policy.warmup}"
     foot = (
-        f"{runs.runs} timed runs after {runs.warmup} warm-up, batch {reports[0].batch_size}; "
-        f"peak RSS by {reports[0].memory_mb.method}"
+        f"each model: {window_text(policy)} after {warmup} warm-up runs (the counts each "
+        f"really ran are on its validity line), batch {reports[0].batch_size}; std of "
+        f"single runs; peak RSS by {reports[0].memory_mb.method}"
     )
     body = table(_PROFILE_HEADERS, [profile_row(r) for r in reports])
     return f"{head}\n{body}\n{foot}"

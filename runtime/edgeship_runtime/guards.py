@@ -83,11 +83,11 @@ STEADY_TOLERANCE = 0.05
 
 CAUSES: Dict[str, Tuple[str, str]] = {
     "noise": (
-        "the runs' times spread or moved (other work on the machine, or too short a window)",
+        "the runs' times spread or moved",
         "close other work, or time longer with --min-seconds",
     ),
     "contention": (
-        "another process competed for the runtime's CPUs",
+        "other processes took the runtime's CPUs",
         "close other work, or pin the runtime to free CPUs with --cpus",
     ),
     "governor": (
@@ -421,8 +421,8 @@ def explain(causes: Sequence[str]) -> str:
     if not known:
         return ""
     words = "; ".join(CAUSES[c][0] for c in known)
-    remedies = "; ".join(dict.fromkeys(CAUSES[c][1] for c in known))
-    return f"{words} → {remedies}"
+    remedies = dict.fromkeys(part for c in known for part in CAUSES[c][1].split(", or "))
+    return f"{words} → {', or '.join(remedies)}"
 
 
 def drift(samples_ms: Sequence[float], window: int = STEADY_WINDOW) -> Optional[float]:

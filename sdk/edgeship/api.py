@@ -40,7 +40,7 @@ from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.backends.base import backends_for_format
 from edgeship_runtime.guards import with_cooldown
 from edgeship_runtime.inputs import parse_shape_overrides
-from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.measure import DEFAULT_MIN_SECONDS, MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
@@ -76,7 +76,7 @@ def profile(
     backend: str | None = None,
     runs: int = 100,
     warmup: int = 10,
-    min_seconds: float = 0.0,
+    min_seconds: float = DEFAULT_MIN_SECONDS,
     threads: int = 0,
     providers: Sequence[str] = (),
     inputs: PathLike | None = None,
@@ -91,8 +91,9 @@ def profile(
 ) -> ProfileReport:
     """Profile ``model`` on ``target`` and return its typed report.
 
-    ``shapes`` gives dynamic dims for generated inputs, as a mapping or as CLI-style
-    ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
+    Each figure rests on at least ``min_seconds`` of timed runs (1 s by default) and at
+    least ``runs`` runs. ``shapes`` gives dynamic dims for generated inputs, as a mapping
+    or as CLI-style ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
     ``shards`` (0: one per core) or ``pipeline`` (a directory from ``edgeship partition``)
     profile a stream of ``runs`` requests on worker processes instead, and fill the
     report's ``parallel`` section (see :mod:`edgeship.targets.shard` for more settings).

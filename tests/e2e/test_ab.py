@@ -12,7 +12,8 @@ from edgeship.ab.result import FASTER, ABReport
 from edgeship.cli.main import main as edgeship
 from tools.testbed import Testbed
 
-FAST = ("--threads", "1", "--sessions", "4", "--block", "5", "--runs", "40", "--warmup", "5")
+FAST = ("--threads", "1", "--sessions", "6", "--block", "5", "--runs", "40", "--warmup", "5",
+        "--min-seconds", "0.02")  # fmt: skip
 
 
 def ab(bed: Testbed, *args: str) -> list[str]:

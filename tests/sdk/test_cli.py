@@ -18,7 +18,7 @@ from edgeship import ProfileReport
 from edgeship.cli.main import build_parser, main
 from tests import models
 
-QUICK = ["--runs", "5", "--warmup", "1"]
+QUICK = ["--runs", "5", "--warmup", "1", "--min-seconds", "0"]
 
 
 @dataclass
@@ -156,7 +156,7 @@ def test_bundle_then_run_the_zipapp(
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["runtime"]["protocol"] == 2
     profile = subprocess.run(
-        [sys.executable, str(out), "profile", str(add_onnx), "--runs", "3"],
+        [sys.executable, str(out), "profile", str(add_onnx), "--runs", "3", "--min-seconds", "0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -397,7 +397,18 @@ def test_deploying_two_models_of_one_name_is_refused_before_connecting(
 def test_ab_of_a_model_against_itself_says_it_is_an_a_a_comparison(
     main_: Callable[..., Result], add_onnx: Path
 ) -> None:
-    result = main_("ab", add_onnx, add_onnx, "--runs", "40", "--sessions", "4", "--no-memory")
+    result = main_(
+        "ab",
+        add_onnx,
+        add_onnx,
+        "--runs",
+        "40",
+        "--sessions",
+        "6",
+        "--no-memory",
+        "--min-seconds",
+        "0.01",
+    )
     assert result.rc == 0, result.stderr
     assert result.stderr.splitlines() == [
         f"note: {add_onnx} is the base model itself: an A/A comparison (it measures the "

@@ -25,17 +25,17 @@ from edgeship.ab.result import (
 )
 from edgeship.ab.schedule import session_medians
 from edgeship.ab.stats import (
-    MannWhitney,
+    SignedRank,
     StatsPolicy,
     holm,
     latency_summary,
     log_spread,
-    mann_whitney,
     min_detectable_change,
-    pooled_mann_whitney,
     pooled_ratio,
+    pooled_signed_rank,
     ratio_ci,
     ratio_of_medians,
+    signed_rank,
     verdict,
 )
 from edgeship_runtime.measure import summarize_tensor
@@ -167,7 +167,9 @@ def correct(comparisons: Sequence[Comparison], stats: StatsPolicy) -> None:
     adjusted = holm([c.p_value for c in comparisons])
     for c, p in zip(comparisons, adjusted, strict=True):
         c.p_value_holm = p
-        c.verdict = verdict(MannWhitney(u=0.0, p_value=p, prob_greater=c.prob_slower), stats.alpha)
+        c.verdict = verdict(
+            SignedRank(statistic=0.0, p_value=p, prob_greater=c.prob_slower), stats.alpha
+        )
 
 
 def session_validity(
@@ -271,7 +273,7 @@ def model_result(run: ModelRun, stats: StatsPolicy) -> ModelResult:
         ops=run.ops,
         inputs=list(run.inputs),
         session_runs=list(run.session_runs),
-        session_spread=log_spread([medians]) if medians.size > 1 else None,
+        session_spread=log_spread(medians) if medians.size > 1 else None,
     )
 
 
@@ -287,7 +289,7 @@ def compare(
     b, v = np.asarray(base.session_medians_ms), np.asarray(variant.session_medians_ms)
     ratio = ratio_of_medians(b, v)
     ci = ratio_ci(b, v, stats, seed_offset=offset)
-    test = mann_whitney(b, v)
+    test = signed_rank(b, v)
     comparison = Comparison(
         variant=variant.name,
         latency_ratio=ratio,
@@ -298,9 +300,8 @@ def compare(
         prob_slower=test.prob_greater,
         verdict=verdict(test, stats.alpha),
         size_ratio=variant.size_bytes / base.size_bytes,
-        min_detectable_change=min_detectable_change(
-            base.session_medians_ms, variant.session_medians_ms, stats.alpha / max(variants, 1)
-        ),
+        min_detectable_change=min_detectable_change(b, v, stats.alpha / max(variants, 1)),
+        ratio_spread=log_spread(v / b) if b.size > 1 else None,
     )
     if base.memory is not None and variant.memory is not None:
         comparison.memory_ratio = variant.memory.peak_rss_mb / base.memory.peak_rss_mb
@@ -330,7 +331,7 @@ def pooled(devices: Sequence[DeviceAB], stats: StatsPolicy) -> list[PooledCompar
             for d in devices
         ]
         ratio, ci = pooled_ratio(pairs, stats, seed_offset=offset)
-        test = pooled_mann_whitney(pairs)
+        test = pooled_signed_rank(pairs)
         tests.append(test)
         results.append(
             PooledComparison(

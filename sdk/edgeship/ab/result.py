@@ -156,10 +156,15 @@ class ModelResult:
 class Comparison:
     """A variant against the base: latency (test and interval), memory, size, quality.
 
-    ``p_value_holm``: ``p_value`` corrected over the report's variants (Holm), the one
-    ``verdict`` rests on. ``min_detectable_change``: the smallest relative change of the
-    median (0.03: 3 %) the test would detect with 80 % power at alpha / variants, from the
-    spread of these sessions; None when these sessions cannot show any difference.
+    ``latency_ratio``: the geometric mean of the session ratios (variant median over
+    base median, both timed in the same session); ``p_value``: the two-sided Wilcoxon
+    signed-rank test of the log session ratios, ``prob_slower`` the share of sessions in
+    which the variant was the slower. ``p_value_holm``: ``p_value`` corrected over the
+    report's variants (Holm), the one ``verdict`` rests on. ``ratio_spread``: the
+    standard deviation of the log session ratios (0.01: about 1 %), and
+    ``min_detectable_change`` the smallest relative change of the median (0.03: 3 %) the
+    test would detect with 80 % power at alpha / variants at that spread; None when
+    these sessions cannot show any difference.
     """
 
     variant: str
@@ -176,6 +181,7 @@ class Comparison:
     agreement: Optional[Agreement] = None
     p_value_holm: Optional[float] = None
     min_detectable_change: Optional[float] = None
+    ratio_spread: Optional[float] = None
 
 
 @dataclass
@@ -266,7 +272,8 @@ class DeviceAB:
 @dataclass
 class PooledComparison:
     """A variant against the base over several devices: the geometric mean of the
-    per-device ratios, a stratified bootstrap interval, a test on device-centred blocks."""
+    per-device ratios, a stratified bootstrap interval, the signed-rank test of every
+    device's session ratios together."""
 
     variant: str
     devices: list[str]
@@ -293,10 +300,12 @@ class Design:
     confidence: float
     bootstrap: int
     threads: int
-    test: str = "two-sided Mann-Whitney U on per-session medians, Holm-corrected across variants"
+    test: str = (
+        "two-sided Wilcoxon signed-rank on the log session ratios (variant median over base "
+        "median, timed in the same session), Holm-corrected across variants"
+    )
     interval: str = (
-        "expanded percentile bootstrap over sessions of the ratio of the geometric means "
-        "of the session medians"
+        "expanded percentile bootstrap over sessions of the geometric mean of the session ratios"
     )
     min_seconds: Optional[float] = None
     """Timed running per model and session (rounds go on until each model has it)."""

@@ -328,18 +328,19 @@ def _plan(
     seconds_per_session: float,
 ) -> tuple[int, str]:
     """(sessions in all, the plan in words) for ``config.schedule.precision`` from the
-    sessions so far: the spread of every model's session medians, tested at alpha over
-    the variants (Holm's strictest level)."""
+    sessions so far: the widest spread of a variant's log session ratios, tested at
+    alpha over the variants (Holm's strictest level)."""
     schedule, done = config.schedule, len(session_runs)
     precision = schedule.precision or 0.0
-    spread = log_spread([session_medians(s, session_runs) for s in samples])
-    alpha = config.stats.alpha / max(len(samples) - 1, 1)
+    base, *variants = [session_medians(s, session_runs) for s in samples]
+    spread = max(log_spread(v / base) for v in variants)
+    alpha = config.stats.alpha / max(len(variants), 1)
     needed = plan_sessions(spread, precision, alpha, least=schedule.sessions, most=MAX_SESSIONS)
     total = needed or MAX_SESSIONS
     more = total - done
-    seen = f"the first {done} sessions' medians spread by {100 * spread:.2f} %"
+    seen = f"the first {done} sessions' ratios spread by {100 * spread:.2f} %"
     if needed is None:
-        reach = detectable_change(spread, total, total, alpha)
+        reach = detectable_change(spread, total, alpha)
         return total, (
             f"precision {100 * precision:g} %: {seen}; even {MAX_SESSIONS} sessions resolve "
             f"only ±{100 * (reach or 0.0):.1f} %: running {more} more, about "

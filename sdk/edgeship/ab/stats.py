@@ -8,18 +8,25 @@ for a fast model); base and variant medians of session s were measured in the sa
 session, interleaved. Every figure below is computed from those session medians, so the
 test, the interval and the detectable change speak of the same numbers.
 
-- Estimate: the ratio of the geometric means of the session medians (variant / base).
-- Test: two-sided Mann-Whitney U (scipy) on per-session medians. Across sessions the
-  medians are close to independent, so its false-positive rate stays at or below alpha.
-- Interval: percentile bootstrap of that ratio resampling whole sessions (pairs kept
-  together), expanded for the small number of sessions (Hesterberg 2015: the tail
-  levels come from ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a plain
-  percentile interval over ~10 clusters covers about 90 %, not 95 %.
+- The unit: the session's ratio, variant median over base median. Both were timed in
+  the same window, block by block, so what the machine did meanwhile (another process,
+  a clock step) falls on both and cancels; what is left is each load's own offset and
+  the medians' noise. Across sessions the ratios are close to independent.
+- Estimate: the geometric mean of the session ratios.
+- Test: two-sided Wilcoxon signed-rank (scipy, exact for few sessions) on the log
+  session ratios: under no difference they are symmetric around 0 (every load order
+  and round order is drawn at random), so its false-positive rate stays at or below
+  alpha.
+- Interval: percentile bootstrap of the estimate resampling whole sessions, expanded for
+  the small number of sessions (Hesterberg 2015: the tail levels come from
+  ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a plain percentile
+  interval over ~10 clusters covers about 90 %, not 95 %.
 - Several variants: Holm's step-down correction of the variants' p-values, so the chance
   of calling any one of them different by luck stays at alpha.
-- Minimum detectable effect: the smallest ratio of medians the test would catch with 80 %
-  power at the level used, from the spread of the session medians (normal approximation
-  with t quantiles and the Mann-Whitney test's efficiency 3/π; checked by simulation).
+- Minimum detectable effect: the smallest change of the median the test would catch with
+  80 % power at the level used, from the spread (standard deviation) of the log session
+  ratios (normal approximation with t quantiles and the signed-rank test's efficiency
+  3/π; checked by simulation).
 - Planning (``--precision``): the fewest sessions whose detectable change, at the spread
   the first sessions showed, is at most the precision asked for.
 """
@@ -39,21 +46,22 @@ from edgeship.core.errors import UsageError
 from edgeship.core.extras import import_optional
 
 __all__ = [
-    "MannWhitney",
+    "SignedRank",
     "StatsPolicy",
     "bootstrap_ratios",
     "detectable_change",
     "holm",
     "latency_summary",
+    "log_ratios",
     "log_spread",
-    "mann_whitney",
     "min_attainable_p",
     "min_detectable_change",
     "plan_sessions",
-    "pooled_mann_whitney",
     "pooled_ratio",
+    "pooled_signed_rank",
     "ratio_ci",
     "ratio_of_medians",
+    "signed_rank",
     "tail_levels",
     "verdict",
     "wilson",
@@ -79,11 +87,12 @@ class StatsPolicy:
 
 
 @dataclass(frozen=True)
-class MannWhitney:
-    """Mann-Whitney U of the variant's units against the base's: ``u`` counts pairs where
-    the variant's is larger (ties half); ``prob_greater = u / (n_variant * n_base)``."""
+class SignedRank:
+    """Wilcoxon signed-rank test of the log session ratios (variant over base):
+    ``statistic`` as scipy gives it; ``prob_greater``: the share of sessions in which the
+    variant's median was the larger (ties half)."""
 
-    u: float
+    statistic: float
     p_value: float
     prob_greater: float
 
@@ -105,22 +114,18 @@ def latency_summary(samples_ms: Sequence[float]) -> LatencySummary:
 
 
 def ratio_of_medians(base_medians: np.ndarray, variant_medians: np.ndarray) -> float:
-    """The variant's typical session median over the base's (geometric means of the
-    session medians): below 1 means the variant is faster."""
-    b, v = np.log(np.asarray(base_medians, float)), np.log(np.asarray(variant_medians, float))
-    return math.exp(float(v.mean() - b.mean()))
+    """The geometric mean of the session ratios (variant median over base median):
+    below 1 means the variant is faster."""
+    return math.exp(float(log_ratios(base_medians, variant_medians).mean()))
 
 
 def bootstrap_ratios(
     base_medians: np.ndarray, variant_medians: np.ndarray, resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """:func:`ratio_of_medians` over ``resamples`` resamplings of whole sessions, the
-    base's and the variant's session s kept together."""
-    b, v = np.log(np.asarray(base_medians, float)), np.log(np.asarray(variant_medians, float))
-    if b.shape != v.shape:
-        raise ValueError(f"{b.size} base sessions but {v.size} variant sessions")
-    idx = rng.integers(0, b.size, size=(resamples, b.size))
-    return np.exp(v[idx].mean(axis=1) - b[idx].mean(axis=1))
+    """:func:`ratio_of_medians` over ``resamples`` resamplings of whole sessions."""
+    d = log_ratios(base_medians, variant_medians)
+    idx = rng.integers(0, d.size, size=(resamples, d.size))
+    return np.exp(d[idx].mean(axis=1))
 
 
 def tail_levels(clusters: int, confidence: float) -> tuple[float, float]:
@@ -163,42 +168,48 @@ def pooled_ratio(
     return estimate, Interval(float(low), float(high))
 
 
-def mann_whitney(
-    base_units: Sequence[float] | np.ndarray, variant_units: Sequence[float] | np.ndarray
-) -> MannWhitney:
-    """Two-sided Mann-Whitney U (scipy's ``auto`` method: exact for small samples
-    without ties, else the normal approximation with tie and continuity correction)."""
+def log_ratios(
+    base_medians: Sequence[float] | np.ndarray, variant_medians: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """Per session, log(variant median / base median)."""
+    b = np.asarray(base_medians, dtype=np.float64)
+    v = np.asarray(variant_medians, dtype=np.float64)
+    if b.shape != v.shape or b.size == 0:
+        raise ValueError(f"{b.size} base sessions but {v.size} variant sessions")
+    return np.log(v / b)
+
+
+def signed_rank(
+    base_medians: Sequence[float] | np.ndarray, variant_medians: Sequence[float] | np.ndarray
+) -> SignedRank:
+    """Two-sided Wilcoxon signed-rank test of the log session ratios (scipy's ``auto``
+    method: exact for few sessions without ties or zeros, else the normal
+    approximation); sessions with equal medians are dropped, as Wilcoxon's test does."""
+    return _signed_rank(log_ratios(base_medians, variant_medians))
+
+
+def _signed_rank(d: np.ndarray) -> SignedRank:
     stats = _scipy_stats()
 
-    x = np.asarray(variant_units, dtype=np.float64)
-    y = np.asarray(base_units, dtype=np.float64)
-    if x.size == 0 or y.size == 0:
-        raise ValueError("Mann-Whitney needs at least one unit per group")
-    result = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")
+    prob = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+    if not np.any(d != 0):
+        return SignedRank(statistic=0.0, p_value=1.0, prob_greater=0.5)
+    result = stats.wilcoxon(d, alternative="two-sided", zero_method="wilcox", method="auto")
     p = float(result.pvalue)
-    return MannWhitney(
-        u=float(result.statistic),
+    return SignedRank(
+        statistic=float(result.statistic),
         p_value=1.0 if math.isnan(p) else min(p, 1.0),
-        prob_greater=float(result.statistic) / (x.size * y.size),
+        prob_greater=prob,
     )
 
 
-def pooled_mann_whitney(
-    pairs: Sequence[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]],
-) -> MannWhitney:
-    """Mann-Whitney over devices on log session medians centred per device (by the
-    median of both groups together, which is symmetric under the null), so a fast device
-    and a slow one do not pass for a difference between the models."""
-    base_all, variant_all = [], []
-    for base, variant in pairs:
-        b, v = np.log(np.asarray(base, float)), np.log(np.asarray(variant, float))
-        centre = float(np.median(np.concatenate([b, v])))
-        base_all.append(b - centre)
-        variant_all.append(v - centre)
-    return mann_whitney(np.concatenate(base_all), np.concatenate(variant_all))
+def pooled_signed_rank(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> SignedRank:
+    """The signed-rank test over devices: every device's log session ratios together
+    (a ratio is within one session, so a fast device and a slow one cancel out)."""
+    return _signed_rank(np.concatenate([log_ratios(b, v) for b, v in pairs]))
 
 
-def verdict(test: MannWhitney, alpha: float, p_value: float | None = None) -> str:
+def verdict(test: SignedRank, alpha: float, p_value: float | None = None) -> str:
     """faster / slower at ``alpha`` (two-sided), else no significant difference;
     ``p_value`` replaces the test's own (a corrected one)."""
     p = test.p_value if p_value is None else p_value
@@ -220,63 +231,62 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def min_attainable_p(n_base: int, n_variant: int) -> float:
-    """The smallest two-sided p-value an exact Mann-Whitney test reaches with these group
-    sizes (complete separation, no ties)."""
-    return min(1.0, 2.0 / math.comb(n_base + n_variant, n_base))
+def min_attainable_p(sessions: int) -> float:
+    """The smallest two-sided p-value the exact signed-rank test reaches with this many
+    sessions (every ratio on one side)."""
+    return min(1.0, 2.0 / 2**sessions)
 
 
-def log_spread(units: Sequence[Sequence[float] | np.ndarray]) -> float:
-    """The pooled standard deviation of the log session medians of several models (each
-    with at least two): the spread every detectable change and plan rests on."""
-    logs = [np.log(np.asarray(u, dtype=np.float64)) for u in units]
-    df = sum(x.size - 1 for x in logs)
-    if df < 1 or any(x.size < 2 for x in logs):
-        raise ValueError("the spread needs at least two sessions per model")
-    return math.sqrt(sum((x.size - 1) * x.var(ddof=1) for x in logs) / df)
+def log_spread(medians: Sequence[float] | np.ndarray) -> float:
+    """The standard deviation of the logs (0.01: about 1 %), of a model's session
+    medians or of the log session ratios."""
+    x = np.log(np.asarray(medians, dtype=np.float64))
+    if x.size < 2:
+        raise ValueError("a spread needs at least two sessions")
+    return float(x.std(ddof=1))
 
 
 def detectable_change(
-    spread: float, n_base: int, n_variant: int, alpha: float, power: float = 0.8
+    spread: float, sessions: int, alpha: float, power: float = 0.8
 ) -> float | None:
-    """The smallest relative change of the median (0.03: 3 %) the two-sided Mann-Whitney
-    test on ``n_base`` and ``n_variant`` session medians detects with probability
-    ``power`` at level ``alpha``, when their logs spread by ``spread`` (a standard
-    deviation); None when the exact test cannot reach ``alpha`` with so few.
+    """The smallest relative change of the median (0.03: 3 %) the two-sided signed-rank
+    test on ``sessions`` session ratios detects with probability ``power`` at level
+    ``alpha``, when their logs spread by ``spread`` (a standard deviation); None when
+    the exact test cannot reach ``alpha`` with so few sessions.
 
-    Normal approximation: t quantiles with n1 + n2 - 2 degrees of freedom, and the
+    Normal approximation: t quantiles with sessions - 1 degrees of freedom, and the
     test's asymptotic efficiency against the t-test on normal data (3/π).
     """
-    if n_base < 2 or n_variant < 2 or min_attainable_p(n_base, n_variant) >= alpha:
+    if sessions < 2 or min_attainable_p(sessions) >= alpha:
         return None
     stats = _scipy_stats()
 
-    df = n_base + n_variant - 2
+    df = sessions - 1
     q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
-    delta = q * spread * math.sqrt(1 / n_base + 1 / n_variant) / math.sqrt(3 / math.pi)
-    return math.expm1(delta)
+    return math.expm1(q * spread / math.sqrt(sessions) / math.sqrt(3 / math.pi))
 
 
 def min_detectable_change(
-    base_units: Sequence[float] | np.ndarray,
-    variant_units: Sequence[float] | np.ndarray,
+    base_medians: Sequence[float] | np.ndarray,
+    variant_medians: Sequence[float] | np.ndarray,
     alpha: float,
     power: float = 0.8,
 ) -> float | None:
-    """:func:`detectable_change` at the spread of these units (session medians)."""
-    n1, n2 = len(base_units), len(variant_units)
-    if n1 < 2 or n2 < 2:
+    """:func:`detectable_change` at the spread of these sessions' log ratios."""
+    d = log_ratios(base_medians, variant_medians)
+    if d.size < 2:
         return None
-    return detectable_change(log_spread([base_units, variant_units]), n1, n2, alpha, power)
+    return detectable_change(float(d.std(ddof=1)), d.size, alpha, power)
 
 
 def plan_sessions(
     spread: float, precision: float, alpha: float, least: int, most: int, power: float = 0.8
 ) -> int | None:
     """The fewest sessions (at least ``least``, at most ``most``) whose detectable change
-    at ``spread`` is at most ``precision``; None when even ``most`` do not reach it."""
+    at ``spread`` (of the log session ratios) is at most ``precision``; None when even
+    ``most`` do not reach it."""
     for n in range(max(least, 2), most + 1):
-        change = detectable_change(spread, n, n, alpha, power)
+        change = detectable_change(spread, n, alpha, power)
         if change is not None and change <= precision:
             return n
     return None

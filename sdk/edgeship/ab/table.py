@@ -339,12 +339,14 @@ def detectable_note(device: DeviceAB) -> list[str]:
     could detect no difference at all, when one could not; the plan, if one was made."""
     comparisons = device.comparisons
     lines = [f"plan: {device.plan}"] if device.plan else []
-    found = [c.min_detectable_change for c in comparisons if c.min_detectable_change is not None]
+    found = [c for c in comparisons if c.min_detectable_change is not None]
     if found:
+        widest = max(found, key=lambda c: c.min_detectable_change or 0.0)
         sessions = len(device.models[0].session_medians_ms)
+        spread = "" if widest.ratio_spread is None else f" {100 * widest.ratio_spread:.2f} %"
         lines.append(
-            f"smallest detectable change ±{100 * max(found):.1f} % (80 % power, from the std "
-            f"of {sessions} session medians per model; --precision plans for a smaller one)"
+            f"smallest detectable change ±{100 * (widest.min_detectable_change or 0.0):.1f} % "
+            f"(80 % power; from the std of the {sessions} session ratios{spread})"
         )
     if any(c.min_detectable_change is None and c.p_value_holm is not None for c in comparisons):
         lines.append(

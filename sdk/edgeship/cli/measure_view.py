@@ -61,8 +61,8 @@ def validity_line(
     name: str, validity: Validity | None, latency: LatencyStats | None = None
 ) -> str | None:
     """One line per model: ``NAME: stable (1.02 s of timed runs: 6231 runs after 17
-    warm-up runs, settled)``, or ``warning: NAME: unstable: the cause in words (its
-    first reason) → the remedy``; every reason is in the JSON."""
+    warm-up runs, settled)``, or ``warning: NAME: unstable: the causes in words → the
+    remedy (the window; the first reason)``; every reason is in the JSON."""
     if validity is None:
         return None
     warm = f"after {validity.warmup_runs} warm-up runs"
@@ -74,11 +74,10 @@ def validity_line(
         unchecked = f"; unchecked: {', '.join(validity.unchecked)}" if validity.unchecked else ""
         return f"{name}: stable ({warm}{unchecked})"
     why = explain(validity.causes)
-    first = validity.reasons[0] if validity.reasons else ""
     if not why:  # a report from a runtime that gives no causes
         return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
-    words, _, remedy = why.partition(" → ")
-    return f"warning: {name}: unstable ({warm}): {words} ({first}) → {remedy}"
+    first = f"; {len(validity.reasons)} reasons, the first: {validity.reasons[0]}"
+    return f"warning: {name}: unstable: {why} ({warm}{first})"
 
 
 def fallback_line(name: str, backend: BackendUsage) -> str | None:

@@ -79,7 +79,7 @@ _PROFILE_HEADERS = (
     "p50 ms",
     "p90 ms",
     "p99 ms",
-    "mean±std ms",
+    "mean±std of runs ms",
     "inf/s",
     "peak MiB",
 )
@@ -116,8 +116,8 @@ def profile_table(reports: Sequence[ProfileReport]) -> str:
     warmup = f"at least {policy.warmup}" if policy.steady is not False else f"{policy.warmup}"
     foot = (
         f"each model: {window_text(policy)} after {warmup} warm-up runs (the counts each "
-        f"really ran are on its validity line), batch {reports[0].batch_size}; std of "
-        f"single runs; peak RSS by {reports[0].memory_mb.method}"
+        f"really ran are on its validity line), batch {reports[0].batch_size}; peak RSS by "
+        f"{reports[0].memory_mb.method}"
     )
     body = table(_PROFILE_HEADERS, [profile_row(r) for r in reports])
     return f"{head}\n{body}\n{foot}"

@@ -162,6 +162,8 @@ def run(ns: argparse.Namespace) -> int:
     ops = OpsPolicy(runs=ns.runs, warmup=ns.warmup) if ns.ops or ns.trace else None
     if ops is not None and parallel is not None:
         raise UsageError("--ops/--trace go without --shards/--pipeline")
+    if ns.cpus and parallel is not None:
+        raise UsageError("--cpus goes without --shards/--pipeline (each worker has its cores)")
     cooldown = None
     if ns.cooldown is not None:
         cooldown = CooldownPolicy(below_c=ns.cooldown, timeout_s=ns.cooldown_timeout)

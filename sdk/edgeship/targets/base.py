@@ -22,7 +22,13 @@ import numpy as np
 
 from edgeship.core.client import Pipe, RuntimeClient
 from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts
-from edgeship.core.errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
+from edgeship.core.errors import (
+    ConnectError,
+    RemoteTimeout,
+    RuntimeCrashed,
+    TargetError,
+    UsageError,
+)
 from edgeship.targets import wire
 from edgeship.targets.cooldown import CooldownPolicy, CooldownProgress, wait_cool
 from edgeship.targets.loaded import Loaded
@@ -175,6 +181,12 @@ class Target(abc.ABC):
         if any(m.target is not self for m in models):
             raise UsageError("interleave: every model must be loaded on this target")
         result = self.request(wire.interleave(handles, policy, feeds, shapes))
+        if policy.min_seconds and "min_seconds" not in (result.get("policy") or {}):
+            raise TargetError(
+                f"the runtime on {self.name} predates sessions sized by time (it ignored "
+                "min_seconds): deploy a matching runtime (edgeship setup)",
+                target=self.name,
+            )
         return wire.Interleaved.parse(handles, result)
 
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:

@@ -45,7 +45,9 @@ def test_interleave_runs_models_in_seeded_random_blocks(add_onnx: Path) -> None:
     assert first["ok"], first
     result = first["result"]
     assert result["handles"] == ["m1", "m2", "m3"]
-    assert result["policy"] == {"warmup": 2, "block": 4, "blocks": 6, "seed": 7}
+    assert result["policy"] == {
+        "warmup": 2, "block": 4, "blocks": 6, "seed": 7, "min_seconds": 0.0, "cpus": []
+    }  # fmt: skip
     assert set(result["samples_ms"]) == {"m1", "m2", "m3"}
     assert all(len(s) == 24 and min(s) > 0 for s in result["samples_ms"].values())
     assert len(result["rounds"]) == 6

@@ -6,7 +6,6 @@ import numpy as np
 
 from edgeship.ab._analyze import analyze
 from edgeship.ab.pareto import ACCURACY, LATENCY, MEMORY, SIZE, dominates, front, model_front
-from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy
 from tests.sdk.ab import fakes
 
@@ -39,7 +38,7 @@ def _models(accuracy: bool) -> list:
     if not accuracy:
         for run in runs:
             run.labels = None
-    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    device = analyze(fakes.device_run("pi", runs), StatsPolicy())
     return device.models
 
 

@@ -51,10 +51,10 @@ def _live(request: pytest.FixtureRequest) -> bool:
     [
         (
             ["--runs", "5", "--min-seconds", "0.2"],
-            "warm-up until steady, then 5 timed runs, at least 0.2 s",
+            "warm-up until steady, then at least 0.2 s and 5 timed runs",
         ),
         (
-            ["--shards", "2", "--runs", "20"],
+            ["--shards", "2", "--runs", "20", "--min-seconds", "0"],
             "one shard alone, then a stream of 20 requests over 2 shards",
         ),
     ],
@@ -83,7 +83,9 @@ def test_profile_shows_its_plan_and_the_time_waited(
 def test_profile_with_ops_shows_the_operator_phase(
     edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
 ) -> None:
-    rc, err = edgeship("profile", add_onnx, "--runs", "3", "--warmup", "1", "--ops")
+    rc, err = edgeship(
+        "profile", add_onnx, "--runs", "3", "--warmup", "1", "--ops", "--min-seconds", "0"
+    )
     assert rc == 0, err
     phase = "local: add.onnx: per-operator profile, 3 runs · "
     assert any(f.startswith(phase) for f in _frames(err)) == _live(request)
@@ -92,7 +94,8 @@ def test_profile_with_ops_shows_the_operator_phase(
 def test_ab_shows_each_latency_session_and_memory_run(
     edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
 ) -> None:
-    common = ["--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "1"]
+    common = ["--runs", "20", "--sessions", "6", "--block", "5", "--warmup", "1",
+              "--min-seconds", "0.01"]  # fmt: skip
     rc, err = edgeship("ab", add_onnx, add_onnx, *common)
     assert rc == 0, err
     if not _live(request):
@@ -133,7 +136,18 @@ def test_profile_of_a_pipeline_shows_its_stages_directory(
 ) -> None:
     chain = helpers.chain_model(tmp_path / "chain.onnx")
     stages = helpers.cut_model(chain, tmp_path / "chain-2", helpers.CUTS_2)
-    rc, err = edgeship("profile", chain, "--pipeline", stages, "--runs", "20", "--threads", "1")
+    rc, err = edgeship(
+        "profile",
+        chain,
+        "--pipeline",
+        stages,
+        "--runs",
+        "20",
+        "--threads",
+        "1",
+        "--min-seconds",
+        "0",
+    )
     assert rc == 0, err
     plan = f"local: chain.onnx: a stream of 20 requests through the stages in {stages}, then "
     assert any(f.startswith(plan + "the unsplit model · ") for f in _frames(err)) == _live(request)

@@ -87,7 +87,7 @@ def test_profile_several_models_prints_one_table(
     assert [r.split()[0] for r in rows] == ["add.onnx", "state.onnx", "tiny.tflite"]
     assert "onnxruntime (CPU)" in rows[0]
     assert "tflite (XNNPACK)" in rows[2]
-    assert "5 timed runs after 1 warm-up" in result.stdout
+    assert "each model: 5 timed runs after at least 1 warm-up runs" in result.stdout
     assert result.stderr == ""
 
 
@@ -414,5 +414,5 @@ def test_ab_of_a_model_against_itself_says_it_is_an_a_a_comparison(
         f"note: {add_onnx} is the base model itself: an A/A comparison (it measures the "
         "noise; expect no significant difference)"
     ]
-    assert result.stdout.splitlines()[-1] == "no gates set"
+    assert result.stdout.splitlines()[-1].startswith("no gates set")  # with a caveat if unstable
     assert "peak RSS MiB" in result.stdout

@@ -116,7 +116,8 @@ def _command(name: str, model: Path, tmp_path: Path, with_trt: bool = True) -> l
     np.savez(tmp_path / "x.npz", x=np.ones((2, 4), np.float32))
     quick_ab = ["--runs", "8", "--sessions", "6", "--block", "2", "--warmup", "1", "--no-memory",
                 "--min-seconds", "0"]  # fmt: skip
-    quick_tune = ["--threads", "1", "--modes", "sequential", "--rounds", "1", "--no-store"]
+    quick_tune = ["--threads", "1", "--modes", "sequential", "--rounds", "1", "--no-store",
+                  "--min-seconds", "0"]  # fmt: skip
     return {
         "profile": ["profile", model, *QUICK],
         "ab": ["ab", model, model, *quick_ab],

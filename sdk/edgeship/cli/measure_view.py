@@ -12,7 +12,6 @@ from edgeship_runtime.report import (
     EnergyReport,
     LatencyStats,
     OpProfile,
-    PolicyRecord,
     ProfileReport,
     Validity,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "ops_view",
     "profile_notes",
     "validity_line",
-    "window_text",
 ]
 
 TOP_OPS = 10
@@ -48,13 +46,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
 
 def model_name(report: ProfileReport) -> str:
     return report.model.path.rsplit("/", 1)[-1]
-
-
-def window_text(policy: PolicyRecord) -> str:
-    """What a profile was asked to time: ``at least 1 s and 100 timed runs``."""
-    if policy.min_seconds:
-        return f"at least {policy.min_seconds:g} s and {policy.runs} timed runs"
-    return f"{policy.runs} timed runs"
 
 
 def validity_line(

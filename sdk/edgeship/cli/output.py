@@ -10,10 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edgeship.cli.measure_view import window_text
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
-from edgeship_runtime.report import ProfileReport
+from edgeship_runtime.report import PolicyRecord, ProfileReport
 
 __all__ = [
     "print_error",
@@ -23,6 +22,7 @@ __all__ = [
     "profile_table",
     "status_line",
     "table",
+    "window_text",
 ]
 
 
@@ -83,6 +83,13 @@ _PROFILE_HEADERS = (
     "inf/s",
     "peak MiB",
 )
+
+
+def window_text(policy: PolicyRecord) -> str:
+    """What a profile was asked to time: ``at least 1 s and 100 timed runs``."""
+    if policy.min_seconds:
+        return f"at least {policy.min_seconds:g} s and {policy.runs} timed runs"
+    return f"{policy.runs} timed runs"
 
 
 def profile_row(report: ProfileReport) -> list[str]:

@@ -21,8 +21,8 @@ from edgeship.cli.common import (
     session_options,
     target_options,
 )
-from edgeship.cli.measure_view import TOP_OPS, profile_notes, window_text
-from edgeship.cli.output import profile_table, status_line
+from edgeship.cli.measure_view import TOP_OPS, profile_notes
+from edgeship.cli.output import profile_table, status_line, window_text
 from edgeship.core.config import ParallelConfig, ProfileConfig
 from edgeship.core.errors import UsageError
 from edgeship.core.progress import StatusLine

@@ -204,7 +204,7 @@ class Policy:
     runtime ``threads``, and peak memory over ``memory_runs`` runs in a fresh runtime per
     model when ``memory``."""
 
-    runs: int = 100
+    runs: int = 200
     sessions: int = 6
     block: int = 10
     warmup: int = 10

@@ -60,6 +60,17 @@ def test_interleave_runs_models_in_seeded_random_blocks(add_onnx: Path) -> None:
     assert result["wall_s"] > 0
 
 
+def test_interleave_runs_rounds_until_every_model_has_min_seconds(add_onnx: Path) -> None:
+    args = {"handles": ["m1", "m2"], "block": 3, "blocks": 1, "warmup": 1, "min_seconds": 0.02}
+    *_, reply = serve(*loads(add_onnx, 2), req(3, "interleave", **args, cpus=[]))
+    assert reply["ok"], reply
+    result = reply["result"]
+    assert result["policy"]["min_seconds"] == 0.02
+    samples = list(result["samples_ms"].values())
+    assert all(sum(s) >= 20.0 and len(s) == 3 * len(result["rounds"]) for s in samples)
+    assert len(result["rounds"]) > 1
+
+
 def test_interleave_with_one_feed_set_or_feeds_per_handle(add_onnx: Path) -> None:
     x = np.ones((3, 4), dtype=np.float32)
     shared = {"handles": ["m1", "m2"], "block": 2, "blocks": 2, "inputs": encode_tensors({"x": x})}

@@ -202,6 +202,8 @@ def test_cli_tune(
             "--rounds",
             "1",
             "--no-store",
+            "--min-seconds",
+            "0",
         )
         == 0
     )

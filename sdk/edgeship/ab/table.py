@@ -235,19 +235,19 @@ def validity_summary(device: DeviceAB) -> str:
 
 
 def model_validity_lines(device: DeviceAB) -> list[str]:
-    """One line per model judged unstable in some session: in how many, the causes in
-    words and the remedy (the sessions' every reason is in the reports)."""
-    lines = []
+    """One line per model judged unstable in some session (models that share the very
+    same account share a line): in how many, the causes in words and the remedy (the
+    sessions' every reason is in the reports)."""
+    by_text: dict[str, list[str]] = {}
     for m in device.models:
         sessions = [v for v in device.validity if v.models.get(m.name, "stable") != "stable"]
         if not sessions:
             continue
         causes = [c for v in sessions for c in v.causes.get(m.name, [])]
         why = explain(causes) or "; ".join(sessions[0].reasons[:1])
-        lines.append(
-            f"{m.name}: unstable in {len(sessions)}/{len(device.validity)} sessions: {why}"
-        )
-    return lines
+        text = f"unstable in {len(sessions)}/{len(device.validity)} sessions: {why}"
+        by_text.setdefault(text, []).append(m.name)
+    return [f"{', '.join(names)}: {text}" for text, names in by_text.items()]
 
 
 def unchecked_line(device: DeviceAB) -> str | None:

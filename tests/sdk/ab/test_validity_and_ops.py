@@ -200,10 +200,12 @@ def test_a_pass_over_an_unstable_measurement_says_so_in_every_view_and_the_json(
 
 
 def test_one_line_per_unstable_model_with_the_cause_and_the_remedy() -> None:
+    """Every model of the fake device is unstable in its last session, for the same
+    reason (the governor): one line for the three."""
     report = fakes.report(gates=False)
     (device,) = report.devices
     lines = [line.strip() for line in validity_lines(device)]
     assert lines[0].startswith("validity: 9/10 sessions stable: the measurement is stable")
     governor = "the CPU clock follows the load (governor not 'performance') → set the governor"
-    assert [line.split(": ", 1)[0] for line in lines[1:4]] == ["fp32", "int8", "same"]
-    assert all("unstable in 1/10 sessions: " + governor in line for line in lines[1:4])
+    assert lines[1].startswith("fp32, int8, same: unstable in 1/10 sessions: " + governor)
+    assert len(lines) == 3 and lines[2].startswith("unchecked on this device: ")

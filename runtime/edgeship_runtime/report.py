@@ -39,6 +39,10 @@ class BackendUsage:
 
 @dataclass
 class LatencyStats:
+    """Statistics of single runs, in ms: ``n`` runs, their mean and sample standard
+    deviation (``std``: of single runs; the validity verdict judges the spread of means
+    of consecutive runs instead, and says so), min, percentiles and max."""
+
     n: int
     mean: float
     std: float

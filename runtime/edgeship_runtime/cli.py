@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from .errors import EdgeshipError
 from .inputs import parse_shape_overrides
+from .measure import DEFAULT_MIN_SECONDS
 from .ops import Runtime, decode_tensors
 from .protocol import DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES_ENV
 
@@ -33,9 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="backends, versions and environment of this device")
     prof = sub.add_parser("profile", help="profile one model")
     _model_args(prof)
-    prof.add_argument("--runs", type=int, default=100)
+    prof.add_argument("--runs", type=int, default=100, help="at least this many timed runs")
     prof.add_argument("--warmup", type=int, default=10)
-    prof.add_argument("--min-seconds", type=float, default=0.0)
+    prof.add_argument(
+        "--min-seconds",
+        type=float,
+        default=DEFAULT_MIN_SECONDS,
+        help=f"at least this much timed running, in seconds (default {DEFAULT_MIN_SECONDS:g})",
+    )
     prof.add_argument("--samples", action="store_true", help="include per-run samples")
     run = sub.add_parser("run", help="run one model on inputs, write the outputs")
     _model_args(run)

@@ -6,12 +6,15 @@ fake tree; :mod:`.guards` reads the clock and throttling state around a timed wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
+from collections.abc import Iterator, Sequence
 from typing import Dict, Optional
 
 from . import sysfs
+from .errors import UsageError
 from .report import Environment
 
 
@@ -57,6 +60,46 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def pinned(cpus: Sequence[int]) -> Iterator[None]:
+    """Every thread of this process (the backend's pool too) pinned to ``cpus`` inside
+    the block, and back where each was after it; nothing done for an empty ``cpus``.
+    Threads started inside the block inherit the pinning of the thread that starts them."""
+    if not cpus:
+        yield
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise UsageError("this device cannot pin a process to CPUs (no sched_setaffinity)")
+    allowed = set(os.sched_getaffinity(0))
+    wanted = set(cpus)
+    if not wanted <= allowed:
+        raise UsageError(
+            f"CPUs {sorted(wanted - allowed)} are not usable here (usable: "
+            f"{','.join(map(str, sorted(allowed)))})"
+        )
+    was: Dict[int, set] = {}
+    for tid in _threads():
+        try:
+            was[tid] = set(os.sched_getaffinity(tid))
+            os.sched_setaffinity(tid, wanted)
+        except OSError:  # a thread that ended meanwhile
+            was.pop(tid, None)
+    try:
+        yield
+    finally:
+        for tid, mask in was.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, mask)
+
+
+def _threads() -> list:
+    """This process's thread ids (Linux), else 0: the calling thread."""
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
 
 
 def thermal_zones() -> Dict[str, float]:

@@ -27,7 +27,10 @@ and after the window); :func:`judge` turns the samples and the two snapshots int
 - the timer: a median run shorter than 100 steps of the clock's measured resolution;
 - the warm-up: the rolling median had not settled when timing began.
 
-What cannot be read here is listed as unchecked, never taken as fine.
+Every reason has a cause (:data:`CAUSES`: ``noise``, ``contention``, ``governor``,
+``heat``, ``timer``, ``warmup``), which the views turn into one line per model: the cause
+in words and what to do about it. What cannot be read here is listed as unchecked, never
+taken as fine.
 """
 
 from __future__ import annotations
@@ -77,6 +80,31 @@ STEADY_WINDOW = 5
 """Warm-up runs per window: settled when two consecutive windows' medians agree."""
 STEADY_TOLERANCE = 0.05
 """How closely (relative) the medians of the last two warm-up windows must agree."""
+
+CAUSES: Dict[str, Tuple[str, str]] = {
+    "noise": (
+        "the runs' times spread or moved",
+        "close other work, or time longer with --min-seconds",
+    ),
+    "contention": (
+        "other processes took the runtime's CPUs",
+        "close other work, or pin the runtime to free CPUs with --cpus",
+    ),
+    "governor": (
+        "the CPU clock follows the load (governor not 'performance')",
+        "set the governor to performance (cpupower frequency-set -g performance)",
+    ),
+    "heat": (
+        "the device throttled, or its clock or power mode changed",
+        "let it cool first with --cooldown TEMP_C, or cool it better",
+    ),
+    "timer": ("one run is too short for the clock", "time a bigger batch per run (--shape)"),
+    "warmup": ("the warm-up did not settle", "a longer warm-up (--warmup N)"),
+}
+"""Cause → (what happened, in words; the remedy)."""
+
+Judged = List[Tuple[str, str]]
+"""(cause, reason) pairs: the reason with its key in :data:`CAUSES`."""
 
 _RPI_NOW = {0: "under-voltage", 1: "ARM clock capped", 2: "throttled", 3: "soft temperature limit"}
 _COMMAND_TIMEOUT_S = 2.0
@@ -210,26 +238,36 @@ def clock_resolution_ns() -> float:
 
 def sample_reasons(samples_ms: Sequence[float], resolution_ns: float) -> List[str]:
     """Why these samples do not make a trustworthy figure (none: they do)."""
+    return [reason for _, reason in _judge_samples(samples_ms, resolution_ns)]
+
+
+def _judge_samples(samples_ms: Sequence[float], resolution_ns: float) -> Judged:
     a = np.asarray(samples_ms, dtype=np.float64)
     if a.size == 0:
-        return ["no samples"]
-    reasons = spread_reasons(a)
+        return [("noise", "no samples")]
+    found = [("noise", r) for r in spread_reasons(a)]
     median = float(np.median(a))
     tail = float(np.mean(a > TAIL_FACTOR * median))
     if a.size >= 2 * VALUES and tail >= TAIL_LIMIT:
-        reasons.append(
-            f"{100 * tail:.0f} % of the runs took over {TAIL_FACTOR:g}× the median "
-            f"{median:.3g} ms (limit {100 * TAIL_LIMIT:.0f} %)"
+        found.append(
+            (
+                "noise",
+                f"{100 * tail:.0f} % of the runs took over {TAIL_FACTOR:g}× the median "
+                f"{median:.3g} ms (limit {100 * TAIL_LIMIT:.0f} %)",
+            )
         )
     if a.size >= 2 * VALUES:
-        reasons += shift_reasons(a)
+        found += [("noise", r) for r in shift_reasons(a)]
     median_ns = median * 1e6
     if median_ns < MIN_CLOCK_STEPS * resolution_ns:
-        reasons.append(
-            f"median run {median_ns / 1000:.3g} µs is under {MIN_CLOCK_STEPS} steps of the "
-            f"clock ({resolution_ns:.0f} ns each): too short to time one run at a time"
+        found.append(
+            (
+                "timer",
+                f"median run {median_ns / 1000:.3g} µs is under {MIN_CLOCK_STEPS} steps of "
+                f"the clock ({resolution_ns:.0f} ns each): too short to time one run at a time",
+            )
         )
-    return reasons
+    return found
 
 
 def spread_reasons(a: np.ndarray) -> List[str]:
@@ -239,14 +277,14 @@ def spread_reasons(a: np.ndarray) -> List[str]:
     mean = float(values.mean())
     if values.size < 2 or mean <= 0:
         return []
-    of = "" if per_value == 1 else f" over {values.size} means of {per_value} consecutive runs"
+    of = "runs" if per_value == 1 else f"{values.size} means of {per_value} consecutive runs"
     what = "run" if per_value == 1 else f"{per_value}-run mean"
     reasons = []
     std = float(values.std(ddof=1))
     if std >= STD_LIMIT * mean:
         reasons.append(
-            f"std {std:.3g} ms is {100 * std / mean:.0f} % of the mean {mean:.3g} ms "
-            f"(limit {100 * STD_LIMIT:.0f} %{of})"
+            f"the std of {of} is {std:.3g} ms, {100 * std / mean:.0f} % of their mean "
+            f"{mean:.3g} ms (limit {100 * STD_LIMIT:.0f} %)"
         )
     high, low = float(values.max()), float(values.min())
     if high - mean >= SPREAD_LIMIT * mean:
@@ -283,18 +321,25 @@ def _notch(x: np.ndarray) -> float:
 def state_reasons(before: DeviceState, after: DeviceState) -> Tuple[List[str], List[str]]:
     """(reasons the device's state makes the window untrustworthy, what could not be
     checked here)."""
-    reasons: List[str] = []
+    found, unchecked = _judge_state(before, after)
+    return [reason for _, reason in found], unchecked
+
+
+def _judge_state(before: DeviceState, after: DeviceState) -> Tuple[Judged, List[str]]:
+    found: Judged = []
     unchecked: List[str] = []
     governors = sorted(set(before.governors) | set(after.governors))
     if not governors:
         unchecked.append("CPU governor (no cpufreq in /sys)")
     elif governors != ["performance"]:
         names = ", ".join(repr(g) for g in governors if g != "performance")
-        reasons.append(f"CPU governor is {names}, not 'performance' (the clock follows the load)")
+        found.append(
+            ("governor", f"CPU governor is {names}, not 'performance' (the clock follows the load)")
+        )
     if not before.cur_freq_mhz or not after.cur_freq_mhz:
         unchecked.append("CPU clock (no scaling_cur_freq)")
-    reasons += _moved("CPU clock", before.cur_freq_mhz, after.cur_freq_mhz)
-    reasons += _moved("CPU clock cap", before.max_freq_mhz, after.max_freq_mhz)
+    heat = _moved("CPU clock", before.cur_freq_mhz, after.cur_freq_mhz)
+    heat += _moved("CPU clock cap", before.max_freq_mhz, after.max_freq_mhz)
     rose = {
         k: v - before.throttle_counts[k]
         for k, v in after.throttle_counts.items()
@@ -302,23 +347,24 @@ def state_reasons(before: DeviceState, after: DeviceState) -> Tuple[List[str], L
     }
     if rose:
         which = ", ".join(f"{k} +{n}" for k, n in sorted(rose.items())[:3])
-        reasons.append(f"the CPU was thermally throttled during the window ({which})")
-    reasons += _rpi_reasons(before.rpi_throttled, after.rpi_throttled)
+        heat.append(f"the CPU was thermally throttled during the window ({which})")
+    heat += _rpi_reasons(before.rpi_throttled, after.rpi_throttled)
     if not after.throttle_counts and after.rpi_throttled is None:
         unchecked.append("throttling (no thermal_throttle counters, no vcgencmd)")
     if before.jetson_power_mode != after.jetson_power_mode:
-        reasons.append(
+        heat.append(
             f"the power mode changed during the window "
             f"({before.jetson_power_mode} → {after.jetson_power_mode})"
         )
+    found += [("heat", r) for r in heat]
     if before.temperature_c is None:
         unchecked.append("temperature (no thermal zone)")
     contention = _contention(before, after)
     if contention is None:
         unchecked.append("CPU contention (no getrusage)")
     elif contention:
-        reasons.append(contention)
-    return reasons, unchecked
+        found.append(("contention", contention))
+    return found, unchecked
 
 
 def _contention(before: DeviceState, after: DeviceState) -> Optional[str]:
@@ -368,6 +414,17 @@ def _rpi_reasons(before: Optional[int], after: Optional[int]) -> List[str]:
     return reasons
 
 
+def explain(causes: Sequence[str]) -> str:
+    """The causes in words and what to do about them, in one line:
+    ``another process competed for the runtime's CPUs → close other work, or ...``."""
+    known = [c for c in dict.fromkeys(causes) if c in CAUSES]
+    if not known:
+        return ""
+    words = "; ".join(CAUSES[c][0] for c in known)
+    remedies = dict.fromkeys(part for c in known for part in CAUSES[c][1].split(", or "))
+    return f"{words} → {', or '.join(remedies)}"
+
+
 def drift(samples_ms: Sequence[float], window: int = STEADY_WINDOW) -> Optional[float]:
     """Relative change between the medians of the last two ``window``-run windows; None
     until there are two windows."""
@@ -388,17 +445,18 @@ def judge(
 ) -> Validity:
     """The verdict on one timed window."""
     resolution = clock_resolution_ns()
-    reasons = sample_reasons(samples_ms, resolution)
-    device, unchecked = state_reasons(before, after)
-    reasons += device
+    found = _judge_samples(samples_ms, resolution)
+    device, unchecked = _judge_state(before, after)
+    found += device
     if warmup_settled is False:
         moved = (
             f": its rolling median still moved {100 * warmup_drift:.0f} %" if warmup_drift else ""
         )
-        reasons.append(f"the warm-up did not settle in {warmup_runs} runs{moved}")
+        found.append(("warmup", f"the warm-up did not settle in {warmup_runs} runs{moved}"))
     return Validity(
-        verdict=UNSTABLE if reasons else STABLE,
-        reasons=reasons,
+        verdict=UNSTABLE if found else STABLE,
+        reasons=[reason for _, reason in found],
+        causes=[cause for cause, _ in found],
         unchecked=unchecked,
         warmup_runs=warmup_runs,
         warmup_settled=warmup_settled,
@@ -416,6 +474,7 @@ def with_cooldown(validity: Validity, cooldown: Cooldown) -> Validity:
             f"the cooldown below {cooldown.below_c:g} °C was not reached in "
             f"{cooldown.timeout_s:g} s (still {cooldown.end_c:.1f} °C)"
         )
+        validity.causes.append("heat")
         validity.verdict = UNSTABLE
     elif cooldown.reached is None:
         validity.unchecked.append("cooldown (no thermal zone to read)")

@@ -3,6 +3,12 @@
 A profile warms the model up until its rolling median settles (at least ``warmup`` runs),
 snapshots the device's clock and heat, times the window (with any power sensors read
 over exactly that window), snapshots again, and judges the result (:mod:`.guards`).
+
+Windows are sized by time, not by a count: a figure rests on at least ``min_seconds`` of
+timed running (one second by default, as TFLite's ``benchmark_model``) and at least
+``runs`` runs, whichever ends later; an interleaved A/B session runs rounds until every
+model has its ``min_seconds``. The time counted is the runs' own (the sum of the
+samples), so the figure rests on that much measured time whatever the loop costs.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Callable, List, Optional, Protocol, Tuple
 import numpy as np
 
 from . import __version__, environment, guards
+from .environment import pinned
 from .errors import UsageError
 from .memory import PeakRss
 from .model import LoadedModel
@@ -32,25 +39,35 @@ from .report import (
 )
 from .stats import summarize_ms, throughput_ips
 
+DEFAULT_MIN_SECONDS = 1.0
+"""Timed running behind one figure by default, in seconds (TFLite's benchmark_model runs
+at least one second too): 100 runs of a 0.2 ms model are 20 ms, which one preemption
+can flip."""
+
+Clock = Callable[[], int]
+"""A monotonic clock in nanoseconds (``time.perf_counter_ns``; tests give a fake)."""
+
 
 @dataclass(frozen=True)
 class MeasurePolicy:
     """How to measure: ``warmup`` untimed runs, then at least ``runs`` timed runs and
-    at least ``min_seconds`` of timed running (whichever ends later).
+    at least ``min_seconds`` of timed running (whichever ends later; 0: a count alone).
 
     ``steady``: ``warmup`` is a minimum and the warm-up goes on until the rolling median
     settles (at most ``max_warmup_runs`` runs, or ``warmup`` if more, or
     ``max_warmup_seconds`` past ``warmup``); ``energy``: read
-    the device's power sensors over the timed window.
+    the device's power sensors over the timed window; ``cpus``: pin the runtime's
+    threads to these CPUs while measuring (empty: where the system puts them).
     """
 
     warmup: int = 10
     runs: int = 100
-    min_seconds: float = 0.0
+    min_seconds: float = DEFAULT_MIN_SECONDS
     steady: bool = True
     energy: bool = True
     max_warmup_runs: int = 200
     max_warmup_seconds: float = 10.0
+    cpus: Tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -63,7 +80,13 @@ class MeasurePolicy:
             raise UsageError(f"max_warmup_seconds must be 0 or more, got {self.max_warmup_seconds}")
 
     def record(self) -> PolicyRecord:
-        return PolicyRecord(warmup=self.warmup, runs=self.runs, min_seconds=self.min_seconds)
+        return PolicyRecord(
+            warmup=self.warmup,
+            runs=self.runs,
+            min_seconds=self.min_seconds,
+            steady=self.steady,
+            cpus=list(self.cpus),
+        )
 
 
 class Window(Protocol):
@@ -127,8 +150,10 @@ def time_runs(
     policy: MeasurePolicy,
     warmed: bool = False,
     window: Optional[Window] = None,
+    clock: Clock = time.perf_counter_ns,
 ) -> Tuple[List[float], List[np.ndarray]]:
-    """Per-run latencies in ms (``perf_counter_ns`` around the backend call) and last outputs.
+    """Per-run latencies in ms (``clock`` around the backend call) and last outputs: at
+    least ``policy.runs`` runs and at least ``policy.min_seconds`` of them summed.
 
     Without ``warmed``, the first inference and ``policy.warmup - 1`` untimed runs come
     first. ``window`` is started right before the first timed run and stopped right
@@ -143,16 +168,18 @@ def time_runs(
     run = model.session.run
     samples_ns: List[int] = []
     min_ns = int(policy.min_seconds * 1e9)
+    timed_ns = 0
     gc_was_enabled = gc.isenabled()
     gc.disable()
     if window is not None:
         window.start()
     try:
-        started = time.perf_counter_ns()
-        while len(samples_ns) < policy.runs or time.perf_counter_ns() - started < min_ns:
-            t0 = time.perf_counter_ns()
+        while len(samples_ns) < policy.runs or timed_ns < min_ns:
+            t0 = clock()
             outputs = run(feeds)
-            samples_ns.append(time.perf_counter_ns() - t0)
+            took = clock() - t0
+            samples_ns.append(took)
+            timed_ns += took
     finally:
         if window is not None:
             window.stop()
@@ -164,13 +191,18 @@ def time_runs(
 @dataclass(frozen=True)
 class InterleavePolicy:
     """Interleaved timing of several models (the A/B design): ``warmup`` untimed runs per
-    model, then ``blocks`` rounds; each round runs every model once, in a fresh random
-    order drawn from ``seed``, for ``block`` consecutive timed runs."""
+    model, then rounds; each round runs every model once, in a fresh random order drawn
+    from ``seed``, for ``block`` consecutive timed runs. Rounds go on until there have
+    been at least ``blocks`` and every model's timed runs add up to ``min_seconds``
+    (0: ``blocks`` rounds exactly). ``cpus``: pin the runtime's threads to these CPUs
+    while timing."""
 
     warmup: int = 10
     block: int = 10
     blocks: int = 20
     seed: int = 0
+    min_seconds: float = 0.0
+    cpus: Tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
@@ -179,19 +211,23 @@ class InterleavePolicy:
             raise UsageError(f"block must be at least 1, got {self.block}")
         if self.blocks < 1:
             raise UsageError(f"blocks must be at least 1, got {self.blocks}")
+        if self.min_seconds < 0:
+            raise UsageError(f"min_seconds must be 0 or more, got {self.min_seconds}")
 
 
 def interleave_runs(
     models: Sequence[LoadedModel],
     feeds: Sequence[Mapping[str, np.ndarray]],
     policy: InterleavePolicy,
+    clock: Clock = time.perf_counter_ns,
 ) -> Tuple[List[List[float]], List[List[int]]]:
     """Per-model latencies in ms, in run order, and each round's order of model indices.
 
     Block ``k`` of model ``i`` is ``samples[i][k * block:(k + 1) * block]``, run in round
-    ``k``. Each run is timed as :func:`time_runs` does (``perf_counter_ns`` around the
-    backend call, the garbage collector paused), so drift over the rounds (heat, clock,
-    other load) falls on every model alike.
+    ``k``. Each run is timed as :func:`time_runs` does (``clock`` around the backend
+    call, the garbage collector paused), so drift over the rounds (heat, clock, other
+    load) falls on every model alike. Every model runs the same number of rounds: as
+    many as the slowest to reach ``policy.min_seconds`` needs.
     """
     if len(models) != len(feeds):
         raise UsageError(f"{len(models)} models but {len(feeds)} feed sets")
@@ -201,20 +237,24 @@ def interleave_runs(
             model.session.run(model_feeds)
     rng = random.Random(policy.seed)
     samples_ns: List[List[int]] = [[] for _ in models]
+    timed_ns = [0] * len(models)
+    min_ns = int(policy.min_seconds * 1e9)
     rounds: List[List[int]] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(policy.blocks):
+        while len(rounds) < policy.blocks or min(timed_ns) < min_ns:
             order = list(range(len(models)))
             rng.shuffle(order)
             rounds.append(order)
             for i in order:
                 run, model_feeds, out = models[i].session.run, feeds[i], samples_ns[i]
                 for _ in range(policy.block):
-                    t0 = time.perf_counter_ns()
+                    t0 = clock()
                     run(model_feeds)
-                    out.append(time.perf_counter_ns() - t0)
+                    took = clock() - t0
+                    out.append(took)
+                    timed_ns[i] += took
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -229,11 +269,12 @@ def profile(
 ) -> ProfileReport:
     peak = PeakRss()
     peak.start()
-    warm = warm_up(model, feeds, policy)
-    meter = EnergyMeter.discover() if policy.energy else None
-    before = guards.snapshot()
-    samples, outputs = time_runs(model, feeds, policy, warmed=True, window=meter)
-    after = guards.snapshot()
+    with pinned(policy.cpus):
+        warm = warm_up(model, feeds, policy)
+        meter = EnergyMeter.discover() if policy.energy else None
+        before = guards.snapshot()
+        samples, outputs = time_runs(model, feeds, policy, warmed=True, window=meter)
+        after = guards.snapshot()
     validity = guards.judge(samples, before, after, warm.runs, warm.settled, warm.drift)
     energy = meter.report(len(samples)) if meter is not None else None
     return build_report(

@@ -12,12 +12,13 @@ import platform
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
 from . import __version__, environment, guards, integrity
 from .backends import SessionOptions, backend_names, get_backend
+from .environment import pinned
 from .errors import UsageError
 from .frames import Tensors
 from .inputs import (
@@ -29,7 +30,13 @@ from .inputs import (
     split_batches,
     validate_feeds,
 )
-from .measure import InterleavePolicy, MeasurePolicy, interleave_runs, profile
+from .measure import (
+    DEFAULT_MIN_SECONDS,
+    InterleavePolicy,
+    MeasurePolicy,
+    interleave_runs,
+    profile,
+)
 from .model import LoadedModel, load_model
 from .opprofile import OpsPolicy, profile_ops
 from .protocol import PROTOCOL_VERSION
@@ -68,6 +75,11 @@ def _verdict(validity: Validity) -> Dict[str, Any]:
     validity.before = validity.after = None
     result: Dict[str, Any] = to_jsonable(validity)
     return result
+
+
+def _cpus(args: Mapping[str, Any]) -> Tuple[int, ...]:
+    """The ``cpus`` argument: CPU numbers to pin to (absent or empty: no pinning)."""
+    return tuple(int(c) for c in args.get("cpus") or ())
 
 
 class Runtime:
@@ -118,9 +130,10 @@ class Runtime:
         policy = MeasurePolicy(
             warmup=int(args.get("warmup", 10)),
             runs=int(args.get("runs", 100)),
-            min_seconds=float(args.get("min_seconds", 0.0)),
+            min_seconds=float(args.get("min_seconds", DEFAULT_MIN_SECONDS)),
             steady=bool(args.get("steady", True)),
             energy=bool(args.get("energy", True)),
+            cpus=_cpus(args),
         )
         feeds = self._feeds(model, args)
         if args.get("shards") is not None or args.get("pipeline"):
@@ -191,12 +204,15 @@ class Runtime:
             block=int(args.get("block", 10)),
             blocks=int(args.get("blocks", 20)),
             seed=int(args.get("seed", 0)),
+            min_seconds=float(args.get("min_seconds", 0.0)),
+            cpus=_cpus(args),
         )
-        before, state_before = _conditions(), guards.snapshot()
-        t0 = time.perf_counter_ns()
-        samples, rounds = interleave_runs(models, feeds, policy)
-        wall_s = (time.perf_counter_ns() - t0) / 1e9
-        state_after, after = guards.snapshot(), _conditions()
+        with pinned(policy.cpus):
+            before, state_before = _conditions(), guards.snapshot()
+            t0 = time.perf_counter_ns()
+            samples, rounds = interleave_runs(models, feeds, policy)
+            wall_s = (time.perf_counter_ns() - t0) / 1e9
+            state_after, after = guards.snapshot(), _conditions()
         return {
             "handles": handles,
             "policy": to_jsonable(policy),

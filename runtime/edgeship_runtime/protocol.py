@@ -58,8 +58,12 @@ Operations (args → result)
               root (``ROOT/cache/trt/<sha256>/``); ``trt_fp16`` (default false).
               ``backend.providers_not_run``: providers asked for that did not run.
     profile   {handle, warmup?, runs?, min_seconds?, samples?, inputs?, shapes?, seed?,
-               steady?, energy?} →
+               steady?, energy?, cpus?} →
                   ProfileReport (schema edgeship.report/1)
+              At least ``runs`` (default 100) timed runs and at least ``min_seconds``
+              (default 1.0) of them summed. ``cpus``: pin every thread of the runtime to
+              these CPU numbers while measuring (absent: no pinning; a CPU the process
+              may not use is a UsageError).
               ``steady`` (default true): ``warmup`` is a minimum, the warm-up goes on
               until the rolling median settles. ``energy`` (default true): read the
               power sensors over the timed window (report ``energy``). The report's
@@ -73,14 +77,19 @@ Operations (args → result)
                   {outputs: Tensors, latency_ms, calls, parallel?}
               ``shards``: the data set over N worker processes, outputs in order;
               ``request_batch``: run it as requests of that many samples.
-    interleave {handles, inputs?, feeds?, shapes?, seed?, warmup?, block?, blocks?} →
+    interleave {handles, inputs?, feeds?, shapes?, seed?, warmup?, block?, blocks?,
+               min_seconds?, cpus?} →
                   {handles, policy, samples_ms: {handle: [ms...]}, rounds: [[handle...]],
                    conditions: {before, after}, device: {before, after}, wall_s,
                    validity: {handle: Validity}}
               Several loaded models timed in one process (the A/B design): ``warmup``
               untimed runs each, then ``blocks`` rounds, each a random permutation of the
               handles (seeded by ``seed``) in which every model makes ``block``
-              consecutive timed runs. ``inputs`` feed every model; ``feeds`` maps a
+              consecutive timed runs; rounds go on past ``blocks`` until every model's
+              timed runs add up to ``min_seconds`` (default 0: ``blocks`` rounds; a
+              runtime older than the argument ignores it, and its reply's ``policy``
+              has no ``min_seconds``). ``cpus`` as for ``profile``.
+              ``inputs`` feed every model; ``feeds`` maps a
               handle to its own; else inputs are generated per model from ``seed``.
               Block k of a model is ``samples_ms[h][k*block:(k+1)*block]``, run in
               round k. ``before``/``after`` hold ``temperature_c`` (hottest zone),

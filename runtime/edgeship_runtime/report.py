@@ -39,6 +39,10 @@ class BackendUsage:
 
 @dataclass
 class LatencyStats:
+    """Statistics of single runs, in ms: ``n`` runs, their mean and sample standard
+    deviation (``std``: of single runs; the validity verdict judges the spread of means
+    of consecutive runs instead, and says so), min, percentiles and max."""
+
     n: int
     mean: float
     std: float
@@ -86,10 +90,17 @@ class TensorSummary:
 
 @dataclass
 class PolicyRecord:
+    """How a profile was asked to measure: at least ``warmup`` untimed runs (more until
+    the median settled, with ``steady``), then at least ``runs`` timed runs and at least
+    ``min_seconds`` of timed running; ``cpus``: the CPUs it was pinned to (empty: none).
+    What the window really held is ``latency_ms.n`` and the validity's ``warmup_runs``."""
+
     warmup: int
     runs: int
     min_seconds: float
     timer: str = "time.perf_counter_ns"
+    steady: Optional[bool] = None
+    cpus: List[int] = field(default_factory=list)
 
 
 @dataclass
@@ -217,6 +228,9 @@ class Validity:
     ``unstable``, with every reason; ``unchecked`` names what this device did not let us
     check (an unreadable governor is not taken as a good one).
 
+    ``causes``: each reason's cause, in the order of ``reasons`` (``noise``,
+    ``contention``, ``governor``, ``heat``, ``timer``, ``warmup``: see
+    :data:`edgeship_runtime.guards.CAUSES` for their words and remedies);
     ``warmup_runs``: untimed runs before timing (the first inference included);
     ``warmup_settled``: whether the rolling median had settled by then (None: a fixed
     warm-up was asked for); ``clock_resolution_ns``: the smallest step of the timer,
@@ -225,6 +239,7 @@ class Validity:
 
     verdict: str
     reasons: List[str] = field(default_factory=list)
+    causes: List[str] = field(default_factory=list)
     unchecked: List[str] = field(default_factory=list)
     warmup_runs: int = 0
     warmup_settled: Optional[bool] = None

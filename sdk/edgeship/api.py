@@ -69,7 +69,7 @@ def profile(
     backend: str | None = None,
     runs: int = 100,
     warmup: int = 10,
-    min_seconds: float = 0.0,
+    min_seconds: float | None = None,
     threads: int = 0,
     providers: Sequence[str] = (),
     inputs: PathLike | None = None,
@@ -84,8 +84,10 @@ def profile(
 ) -> ProfileReport:
     """Profile ``model`` on ``target`` and return its typed report.
 
-    ``shapes`` gives dynamic dims for generated inputs, as a mapping or as CLI-style
-    ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
+    Each figure rests on at least ``min_seconds`` of timed runs (None: the runtime's
+    default, 1 s) and at
+    least ``runs`` runs. ``shapes`` gives dynamic dims for generated inputs, as a mapping
+    or as CLI-style ``"name=1,3,224,224"`` strings. Latencies in the report are milliseconds.
     ``shards`` (0: one per core) or ``pipeline`` (a directory from ``edgeship partition``)
     profile a stream of ``runs`` requests on worker processes instead, and fill the
     report's ``parallel`` section (see :mod:`edgeship.targets.shard` for more settings).
@@ -99,11 +101,12 @@ def profile(
     from edgeship.targets.shard import profile_parallel
     from edgeship_runtime.backends import SessionOptions
     from edgeship_runtime.guards import with_cooldown
-    from edgeship_runtime.measure import MeasurePolicy
+    from edgeship_runtime.measure import DEFAULT_MIN_SECONDS, MeasurePolicy
     from edgeship_runtime.opprofile import OpsPolicy
 
+    budget = DEFAULT_MIN_SECONDS if min_seconds is None else min_seconds
     config = ProfileConfig(
-        policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=min_seconds, steady=steady),
+        policy=MeasurePolicy(warmup=warmup, runs=runs, min_seconds=budget, steady=steady),
         session=SessionOptions(threads=threads, providers=tuple(providers)),
         backend=backend,
         inputs=Path(inputs) if inputs is not None else None,

@@ -171,7 +171,9 @@ def test_ab_on_the_board(board: Testbed, setup_json: dict[str, Any], zoo: Path) 
         "--runs",
         "40",
         "--sessions",
-        "4",
+        "6",
+        "--min-seconds",
+        "0.05",
     )
     (device,) = report["devices"]
     assert [m["name"] for m in device["models"]] == ["mlp.onnx", "mlp.tflite"]
@@ -195,7 +197,8 @@ def test_int8_compressed_on_the_host_keeps_its_accuracy_on_the_board(
     np.savez(data, input=images, labels=labels)
     report = cli_json(
         board, "ab", str(base), str(int8), "--target", board.devices[0].name, "--data", str(data),
-        "--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "1", "--no-memory",
+        "--runs", "20", "--sessions", "6", "--block", "5", "--warmup", "1", "--no-memory",
+        "--min-seconds", "0.01",
     )  # fmt: skip
     assert report["failures"] == []
     (device,) = report["devices"]

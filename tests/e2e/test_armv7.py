@@ -66,7 +66,9 @@ def test_deploy_profile_and_run_a_tflite_model(
     name, model = board.devices[0].name, zoo / "mlp.tflite"
     (deployed,) = cli_json(board, "deploy", str(model), "--target", name, "--name", "digits")
     assert deployed["uploaded"] and deployed["version"] == "v0001"
-    (report,) = cli_json(board, "profile", str(model), "--target", name, "--runs", "20")
+    (report,) = cli_json(
+        board, "profile", str(model), "--target", name, "--runs", "20", "--min-seconds", "0"
+    )
     assert report["environment"]["arch"] == ARCH
     assert report["environment"]["python"].startswith("3.9.")
     assert report["backend"]["name"] == "tflite"

@@ -137,7 +137,7 @@ def test_hostile_file_names_deploy_safely_under_a_chosen_name(
         device_target.deploy(hostile)  # the stem is not a valid name: say so
     done = device_target.deploy(hostile, "safe")
     report = device_target.profile(hostile)
-    assert done.activated and report.latency_ms.n == 100
+    assert done.activated and report.latency_ms.n >= 100
     dev = clean_testbed.devices[0]
     found = clean_testbed.run_as(dev, ["find", str(dev.home), "-name", "pwned"]).stdout
     assert found == ""
@@ -264,7 +264,7 @@ def test_onnx_with_external_data_deploys_profiles_and_rolls_back(
     again = device_target.deploy(model, "ext")
     assert not again.uploaded and not again.activated
     report = device_target.profile(model)  # stages into the very same directory
-    assert report.latency_ms.n == 100 and report.target is not None
+    assert report.latency_ms.n >= 100 and report.target is not None
     assert report.target["model_path"] == str(blob / "model.onnx")
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     outputs = device_target.run(model, {"x": x})

@@ -307,9 +307,9 @@ def test_rm_spares_a_blob_a_profile_just_staged(
     with _target(clean_testbed, connect) as deployer:
         deployer.deploy(model, "race")
         with _target(clean_testbed, connect) as profiler:
-            assert profiler.profile(model).latency_ms.n == 100  # staged the blob
+            assert profiler.profile(model).latency_ms.n >= 100  # staged the blob
             deployer.store().remove("race")  # a concurrent rm releases it
-            assert profiler.profile(model).latency_ms.n == 100  # staged moments ago: spared
+            assert profiler.profile(model).latency_ms.n >= 100  # staged moments ago: spared
 
 
 def test_profiles_racing_deploy_and_rm_never_lose_their_model(

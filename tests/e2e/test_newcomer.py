@@ -38,7 +38,9 @@ def test_api_deploy_then_ls_by_positional_target(
 
 def test_api_ab_on_a_device(clean_testbed: Testbed, connect: ConnectOptions, zoo: Path) -> None:
     dev = clean_testbed.devices[2].name
-    config = edgeship.ABConfig(schedule=Schedule(runs=40, sessions=4, block=10), memory=False)
+    config = edgeship.ABConfig(
+        schedule=Schedule(runs=40, sessions=6, block=10, min_seconds=0.01), memory=False
+    )
     report = edgeship.ab(
         zoo / "mlp.onnx", [zoo / "mlp.tflite"], dev, config=config, options=connect
     )

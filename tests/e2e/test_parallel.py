@@ -26,7 +26,7 @@ def test_shards_and_a_pipeline_on_a_device(
     with LocalTarget() as local:  # the stages that `edgeship partition` makes, verified
         partition(model, stages, local, PartitionConfig(stages=2))
     config = ProfileConfig(
-        policy=MeasurePolicy(runs=300, warmup=2), session=SessionOptions(threads=1)
+        policy=MeasurePolicy(runs=300, warmup=2, min_seconds=0), session=SessionOptions(threads=1)
     )
     for parallel in (ParallelConfig(shards=2), ParallelConfig(pipeline=stages)):
         report = profile_parallel(device_target, model, config, parallel)

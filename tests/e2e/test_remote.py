@@ -56,7 +56,7 @@ def test_profile_over_ssh_matches_the_local_report_schema(
     assert report.target and report.target["kind"] == "ssh"
     assert report.target["model_path"].startswith("/home/")
     assert report.model.path == str(zoo / "cnn.onnx")
-    assert report.latency_ms.n == 100 and len(report.samples_ms or []) == 100
+    assert report.latency_ms.n >= 100 and len(report.samples_ms or []) == report.latency_ms.n
     assert report.backend.providers == ["CPUExecutionProvider"]
     assert report.environment.python.startswith("3.")
     assert report.memory_mb.peak_rss >= report.memory_mb.rss_after_load > 0
@@ -103,7 +103,7 @@ def test_fleet_profile_keeps_going_when_one_device_is_down(
     failed = [r for r in results if not r.ok]
     assert [r.target for r in failed] == [down.name]
     assert "timed out" in str(failed[0].error)
-    assert all(r.value is not None and r.value.latency_ms.n == 100 for r in results if r.ok)
+    assert all(r.value is not None and r.value.latency_ms.n >= 100 for r in results if r.ok)
 
 
 def test_cli_fleet_exit_status_says_whether_all_succeeded(

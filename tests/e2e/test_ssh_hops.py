@@ -149,7 +149,7 @@ def test_two_hop_proxyjump_goes_through_each_hop_and_close_ends_them_all(
             conn = conn._jump
             hops.append(conn)
     assert seen[0] == middle.address and seen[2] == last.address
-    assert report.latency_ms.n == 100 and report.target and report.target["kind"] == "ssh"
+    assert report.latency_ms.n >= 100 and report.target and report.target["kind"] == "ssh"
     assert [hop.host.hostname for hop in hops] == [middle.address, first.address]
 
     # each device was logged into once, from the device before it (the first from here)
@@ -332,7 +332,7 @@ def test_the_agent_key_logs_in_runs_deploys_and_profiles(
             target.store().remove("agent")
         done = _probe_cli(clean_testbed, dev)
     assert deployed.activated
-    assert report.latency_ms.n == 100
+    assert report.latency_ms.n >= 100
     assert done.returncode == 0, done.stderr
     accepted = re.findall(rf"Accepted publickey for {dev.user} .* (SHA256:\S+)", log.text())
     assert accepted and set(accepted) == {_key_fingerprint(clean_testbed)}

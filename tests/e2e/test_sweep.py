@@ -30,9 +30,10 @@ method = "prune"
 sparsity = 0.5
 """
 
-QUICK = Policy(runs=40, sessions=4, block=5, warmup=2, memory_runs=5)
+QUICK = Policy(runs=40, sessions=6, block=5, warmup=2, memory_runs=5, min_seconds=0.02)
 QUICK_ARGS = [
-    "--runs", "40", "--sessions", "4", "--block", "5", "--warmup", "2", "--memory-runs", "5",
+    "--runs", "40", "--sessions", "6", "--block", "5", "--warmup", "2", "--memory-runs", "5",
+    "--min-seconds", "0.02",
 ]  # fmt: skip
 
 

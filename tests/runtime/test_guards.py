@@ -46,7 +46,8 @@ def test_a_spread_over_10_percent_is_a_reason() -> None:
     rng = np.random.default_rng(0)
     drifting = np.linspace(0.8, 1.2, 500) + 0.05 * rng.standard_normal(500)
     (reason,) = [r for r in guards.sample_reasons(drifting, 50.0) if "std" in r]
-    assert "% of the mean" in reason and "limit 10 %" in reason
+    assert reason.startswith("the std of 20 means of 25 consecutive runs is ")
+    assert "% of their mean" in reason and "limit 10 %" in reason
 
 
 def test_noise_that_averages_out_is_no_reason_but_a_heavy_tail_is() -> None:
@@ -61,7 +62,7 @@ def test_the_issues_example_is_judged_unstable() -> None:
     """p50 0.48 ms, p90 4.5 ms, a std larger than the mean (seen under load)."""
     samples = [0.48] * 85 + [4.5] * 15
     reasons = guards.sample_reasons(samples, 50.0)
-    assert any(r.startswith("std ") for r in reasons)
+    assert any(r.startswith("the std of 20 means of 5 consecutive runs is ") for r in reasons)
     assert any(r.startswith("max 4.5 ms is") and "above the mean" in r for r in reasons)
 
 
@@ -84,7 +85,7 @@ def test_one_stall_among_thousands_of_runs_is_no_reason() -> None:
 def test_a_slower_second_half_is_a_reason() -> None:
     """A disturbance from half-way (a CPU hog, a quota cut) moves whole values."""
     spread, shift = guards.sample_reasons([0.4] * 3000 + [0.6] * 3000, 50.0)
-    assert spread.startswith("std ") and "over 20 means of 300 consecutive runs" in spread
+    assert spread.startswith("the std of 20 means of 300 consecutive runs is ")
     assert shift.startswith("the median moved +50 % between the window's halves (0.4 → 0.6")
 
 
@@ -234,7 +235,7 @@ def test_a_warm_up_that_never_settles_stops_at_its_limit() -> None:
 def test_a_profile_carries_its_verdict(add_onnx: Path) -> None:
     model = load_model(str(add_onnx))
     feeds = generate_feeds(model.session.signature, {"x": (64, 4)})
-    report = profile(model, feeds, MeasurePolicy(warmup=10, runs=50))
+    report = profile(model, feeds, MeasurePolicy(warmup=10, runs=50, min_seconds=0))
     validity = report.validity
     assert validity is not None and validity.verdict in ("stable", "unstable")
     assert validity.warmup_runs >= 10 and validity.before is not None

@@ -62,7 +62,7 @@ def test_load_profile_run_unload(add_onnx: Path) -> None:
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     _, load, prof, run, unload, again = serve(
         req(1, "load", path=str(add_onnx), threads=1),
-        req(2, "profile", handle="m1", runs=5, warmup=1, samples=True),
+        req(2, "profile", handle="m1", runs=5, warmup=1, samples=True, min_seconds=0),
         req(3, "run", handle="m1", inputs=encode_tensors({"x": x})),
         req(4, "unload", handle="m1"),
         req(5, "run", handle="m1", inputs=encode_tensors({"x": x})),
@@ -109,7 +109,7 @@ def test_input_error_over_the_wire(add_onnx: Path) -> None:
 def test_inference_error_over_the_wire(failing_onnx: Path) -> None:
     _, _, reply = serve(
         req(1, "load", path=str(failing_onnx)),
-        req(2, "profile", handle="m1", runs=1, warmup=0, shapes={"x": [2, 6]}),
+        req(2, "profile", handle="m1", runs=1, warmup=0, shapes={"x": [2, 6]}, min_seconds=0),
     )
     assert reply["error"]["type"] == "InferenceError"
 

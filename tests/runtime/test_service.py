@@ -72,7 +72,7 @@ def test_answers_still_come_when_stdin_closes_after_the_last_request(add_onnx: P
     assert proc.stdin is not None and proc.stdout is not None
     x = encode_tensors({"x": np.ones((2, 4), np.float32)})
     _send(proc.stdin, 1, "load", path=str(add_onnx))
-    _send(proc.stdin, 2, "profile", handle="m1", runs=200, warmup=10)
+    _send(proc.stdin, 2, "profile", handle="m1", runs=200, warmup=10, min_seconds=0)
     _send(proc.stdin, 3, "run", handle="m1", inputs=x)
     proc.stdin.close()
     with proc.stdout:

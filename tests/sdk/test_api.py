@@ -137,7 +137,9 @@ def test_a_subpackage_imported_later_does_not_replace_its_function() -> None:
 
 
 def test_profile_report_has_every_required_field(add_onnx: Path) -> None:
-    report = edgeship.profile(add_onnx, runs=20, warmup=2, samples=True)  # target "local"
+    report = edgeship.profile(
+        add_onnx, runs=20, warmup=2, samples=True, min_seconds=0
+    )  # target "local"
     assert isinstance(report, ProfileReport)
     assert report.model.sha256 == hashlib.sha256(add_onnx.read_bytes()).hexdigest()
     assert report.model.format == "onnx"
@@ -178,7 +180,7 @@ def test_profile_report_has_every_required_field(add_onnx: Path) -> None:
 
 
 def test_no_samples_unless_asked(local: LocalTarget, add_onnx: Path) -> None:
-    assert edgeship.profile(add_onnx, local, runs=3).samples_ms is None
+    assert edgeship.profile(add_onnx, local, runs=3, min_seconds=0).samples_ms is None
 
 
 def test_run_equals_onnxruntime(local: LocalTarget, multi_input_onnx: Path) -> None:
@@ -220,7 +222,7 @@ def test_run_checks_inputs(local: LocalTarget, add_onnx: Path) -> None:
 
 def test_multi_input_dynamic_int64_model(local: LocalTarget, multi_input_onnx: Path) -> None:
     shapes = {"features": [4, 6, models.WIDTH], "token_ids": [4, 6]}
-    report = edgeship.profile(multi_input_onnx, local, runs=5, shapes=shapes)
+    report = edgeship.profile(multi_input_onnx, local, runs=5, shapes=shapes, min_seconds=0)
     assert [(t.name, t.shape, t.dtype) for t in report.inputs] == [
         ("features", [4, 6, models.WIDTH], "float32"),
         ("token_ids", [4, 6], "int64"),
@@ -233,7 +235,9 @@ def test_multi_input_dynamic_int64_model(local: LocalTarget, multi_input_onnx: P
 
 
 def test_state_model_with_cli_style_shapes(local: LocalTarget, state_onnx: Path) -> None:
-    report = edgeship.profile(state_onnx, local, runs=5, shapes=["x=3,4", "h_in=3,8"])
+    report = edgeship.profile(
+        state_onnx, local, runs=5, shapes=["x=3,4", "h_in=3,8"], min_seconds=0
+    )
     assert [t.shape for t in report.inputs] == [[3, 4], [3, 8]]
     assert [t.shape for t in report.outputs] == [[3, 2], [3, 8]]
 
@@ -241,12 +245,12 @@ def test_state_model_with_cli_style_shapes(local: LocalTarget, state_onnx: Path)
 def test_inputs_file(local: LocalTarget, state_onnx: Path, tmp_path: Path) -> None:
     path = tmp_path / "state.npz"
     np.savez(path, x=np.ones((5, 4), np.float32), h_in=np.zeros((5, 8), np.float32))
-    report = edgeship.profile(state_onnx, local, runs=3, inputs=path)
+    report = edgeship.profile(state_onnx, local, runs=3, inputs=path, min_seconds=0)
     assert report.batch_size == 5
 
 
 def test_tflite_model(local: LocalTarget, tiny_tflite: Path) -> None:
-    report = edgeship.profile(tiny_tflite, local, runs=5, threads=1, shapes=None)
+    report = edgeship.profile(tiny_tflite, local, runs=5, threads=1, shapes=None, min_seconds=0)
     assert report.model.format == "tflite"
     assert report.backend.name == "tflite"
     assert report.backend.delegates == ["XNNPACK"]
@@ -263,12 +267,12 @@ def test_info(local: LocalTarget) -> None:
 
 def test_bad_policy_is_refused_before_any_device_work(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="runs must be at least 1"):
-        edgeship.profile(tmp_path / "never-read.onnx", runs=0)
+        edgeship.profile(tmp_path / "never-read.onnx", runs=0, min_seconds=0)
 
 
 def test_borrowed_target_stays_open(local: LocalTarget, add_onnx: Path) -> None:
     pid = edgeship.info(local)["runtime"]["pid"]
-    edgeship.profile(add_onnx, local, runs=1)
+    edgeship.profile(add_onnx, local, runs=1, min_seconds=0)
     assert edgeship.info(local)["runtime"]["pid"] == pid
 
 
@@ -292,7 +296,7 @@ def test_deploy_on_local(add_onnx: Path, tmp_path: Path) -> None:
 
 def test_ab_on_local(add_onnx: Path) -> None:
     config = edgeship.ABConfig(
-        schedule=Schedule(runs=40, sessions=4, block=10, warmup=2),
+        schedule=Schedule(runs=40, sessions=6, block=10, warmup=2, min_seconds=0.01),
         gates=(make_gate("max-size-ratio", 1.0),),
         memory=False,
     )
@@ -347,7 +351,7 @@ def test_no_backend_on_a_device_says_to_set_it_up(
 ) -> None:
     device = _Device(python=str(python_without_onnxruntime))
     with device, pytest.raises(BackendUnavailable) as caught:
-        edgeship.profile(add_onnx, device, runs=1)
+        edgeship.profile(add_onnx, device, runs=1, min_seconds=0)
     message = str(caught.value)
     assert message.startswith("local: no installed backend can run onnx models (onnxruntime: ")
     assert message.endswith(
@@ -367,7 +371,7 @@ def test_a_board_whose_profile_has_no_backend_for_the_format_is_not_told_to_set_
 ) -> None:
     device = _Armv7Board(python=str(python_without_onnxruntime))
     with device, pytest.raises(BackendUnavailable) as caught:
-        edgeship.profile(add_onnx, device, runs=1)
+        edgeship.profile(add_onnx, device, runs=1, min_seconds=0)
     message = str(caught.value)
     assert message.endswith(
         "; the board profile generic-armv7l has no backend for onnx models (it installs "
@@ -379,6 +383,6 @@ def test_a_board_whose_profile_has_no_backend_for_the_format_is_not_told_to_set_
 def test_no_backend_here_is_left_as_it_is(python_without_onnxruntime: Path, add_onnx: Path) -> None:
     here = LocalTarget(python=str(python_without_onnxruntime))
     with here, pytest.raises(BackendUnavailable) as caught:
-        edgeship.profile(add_onnx, here, runs=1)
+        edgeship.profile(add_onnx, here, runs=1, min_seconds=0)
     assert str(caught.value).startswith("local: no installed backend can run onnx models")
     assert "edgeship setup" not in str(caught.value)

@@ -18,7 +18,7 @@ from edgeship import ProfileReport
 from edgeship.cli.main import build_parser, main
 from tests import models
 
-QUICK = ["--runs", "5", "--warmup", "1"]
+QUICK = ["--runs", "5", "--warmup", "1", "--min-seconds", "0"]
 
 
 @dataclass
@@ -87,7 +87,7 @@ def test_profile_several_models_prints_one_table(
     assert [r.split()[0] for r in rows] == ["add.onnx", "state.onnx", "tiny.tflite"]
     assert "onnxruntime (CPU)" in rows[0]
     assert "tflite (XNNPACK)" in rows[2]
-    assert "5 timed runs after 1 warm-up" in result.stdout
+    assert "each model: 5 timed runs after at least 1 warm-up runs" in result.stdout
     assert (
         result.stderr
         == f"next: edgeship ab {add_onnx} {state_onnx} {tiny_tflite} (is the difference real?)\n"
@@ -159,7 +159,7 @@ def test_bundle_then_run_the_zipapp(
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["runtime"]["protocol"] == 2
     profile = subprocess.run(
-        [sys.executable, str(out), "profile", str(add_onnx), "--runs", "3"],
+        [sys.executable, str(out), "profile", str(add_onnx), "--runs", "3", "--min-seconds", "0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -400,12 +400,23 @@ def test_deploying_two_models_of_one_name_is_refused_before_connecting(
 def test_ab_of_a_model_against_itself_says_it_is_an_a_a_comparison(
     main_: Callable[..., Result], add_onnx: Path
 ) -> None:
-    result = main_("ab", add_onnx, add_onnx, "--runs", "40", "--sessions", "4", "--no-memory")
+    result = main_(
+        "ab",
+        add_onnx,
+        add_onnx,
+        "--runs",
+        "40",
+        "--sessions",
+        "6",
+        "--no-memory",
+        "--min-seconds",
+        "0.01",
+    )
     assert result.rc == 0, result.stderr
     assert result.stderr.splitlines() == [
         f"note: {add_onnx} is the base model itself: an A/A comparison (it measures the "
         "noise; expect no significant difference)",
         f"next: an A/A run measures the noise; compare a variant: edgeship ab {add_onnx} VARIANT",
     ]
-    assert result.stdout.splitlines()[-1] == "no gates set"
+    assert result.stdout.splitlines()[-1].startswith("no gates set")  # with a caveat if unstable
     assert "peak RSS MiB" in result.stdout

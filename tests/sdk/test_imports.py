@@ -27,8 +27,10 @@ import contextlib, io, sys
 import edgeship, edgeship.cli.main
 edgeship.cli.main.build_parser()
 with contextlib.redirect_stdout(io.StringIO()):
-    rc = edgeship.cli.main.main(["profile", sys.argv[1], "--runs", "3", "--warmup", "1"])
-edgeship.profile(sys.argv[1], runs=3, warmup=1)
+    rc = edgeship.cli.main.main([
+        "profile", sys.argv[1], "--runs", "3", "--warmup", "1", "--min-seconds", "0"
+    ])
+edgeship.profile(sys.argv[1], runs=3, warmup=1, min_seconds=0)
 print(rc, "paramiko" in sys.modules)
 """
 

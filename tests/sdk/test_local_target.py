@@ -21,7 +21,7 @@ from edgeship.targets.local import LocalPipe, LocalTarget
 from edgeship_runtime.measure import MeasurePolicy
 from tests import external_data
 
-QUICK = ProfileConfig(policy=MeasurePolicy(warmup=1, runs=5))
+QUICK = ProfileConfig(policy=MeasurePolicy(warmup=1, runs=5, min_seconds=0))
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.cuda
 UNPROVEN = "no CUDA device: the CUDA/TensorRT execution-provider path is unproven here"
 TRT = "TensorrtExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-QUICK = MeasurePolicy(warmup=2, runs=10, steady=False)
+QUICK = MeasurePolicy(warmup=2, runs=10, steady=False, min_seconds=0)
 
 
 def _gpu_present() -> bool:

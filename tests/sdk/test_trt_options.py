@@ -26,7 +26,7 @@ from tests.sdk.conftest import Run
 TRT = "TensorrtExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-QUICK = ["--runs", "3", "--warmup", "1", "--fixed-warmup", "--threads", "1"]
+QUICK = ["--runs", "3", "--warmup", "1", "--fixed-warmup", "--threads", "1", "--min-seconds", "0"]
 cpu_only = pytest.mark.skipif(
     bool({TRT, CUDA} & set(onnxruntime.get_available_providers())),
     reason="this onnxruntime has GPU providers: there is no fallback to show",
@@ -114,8 +114,10 @@ def _command(name: str, model: Path, tmp_path: Path, with_trt: bool = True) -> l
     """A command that opens sessions, at its quickest, with TensorRT first or CPU alone."""
     chain = f"{TRT},{CPU}" if with_trt else CPU
     np.savez(tmp_path / "x.npz", x=np.ones((2, 4), np.float32))
-    quick_ab = ["--runs", "8", "--sessions", "4", "--block", "2", "--warmup", "1", "--no-memory"]
-    quick_tune = ["--threads", "1", "--modes", "sequential", "--rounds", "1", "--no-store"]
+    quick_ab = ["--runs", "8", "--sessions", "6", "--block", "2", "--warmup", "1", "--no-memory",
+                "--min-seconds", "0"]  # fmt: skip
+    quick_tune = ["--threads", "1", "--modes", "sequential", "--rounds", "1", "--no-store",
+                  "--min-seconds", "0"]  # fmt: skip
     return {
         "profile": ["profile", model, *QUICK],
         "ab": ["ab", model, model, *quick_ab],

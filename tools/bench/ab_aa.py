@@ -3,7 +3,8 @@
 The zoo CNN (FP32) is A/B-tested against itself ``--repeats`` times (each with its own
 seed, so its own load orders, round orders and bootstrap) on ``local`` and on one device
 of a fresh SSH testbed (``--no-testbed`` skips it). Every repeat is a full ``edgeship ab``
-run: 10 sessions, 300 timed runs per model, one thread, no memory runs (not the question).
+run: 10 sessions of at least 0.5 s per model (the default) and at least 300 timed runs per
+model, one thread, no memory runs (not the question).
 
 Check (exit 1 when it fails): on each target at least 95 % of the repeats say "no
 significant difference". Prints every repeat's ratio, interval and p-value, the share of

@@ -9,7 +9,8 @@ On ``local`` (the runtime in a subprocess), the zoo CNN on one thread:
    allowed 2 cores, cut to 0.2 core half-way through the window (needs root; skipped
    otherwise).
 4. A/A: ``edgeship ab`` of the model against itself, ``--repeats`` times (each its own
-   seed; 10 sessions, ``--ab-runs`` timed runs per model): how often it says "different"
+   seed; 10 sessions of at least 0.5 s per model, at least ``--ab-runs`` timed runs per
+   model): how often it says "different"
    (the false-positive rate, with its Wilson 95 % interval), how many sessions the guards
    judged stable, and the rate over the repeats whose every session was stable.
 5. The energy meter's cost: a runtime pointed (``EDGESHIP_SYSFS_ROOT``) at a fake /sys

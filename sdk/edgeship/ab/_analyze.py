@@ -11,6 +11,7 @@ import numpy as np
 from edgeship.ab import _quality as quality
 from edgeship.ab.pareto import model_front
 from edgeship.ab.result import (
+    UNSTABLE_SHARE,
     Comparison,
     Conditions,
     DeviceAB,
@@ -22,18 +23,19 @@ from edgeship.ab.result import (
     PooledComparison,
     SessionValidity,
 )
-from edgeship.ab.schedule import Schedule, session_medians, split_sessions
+from edgeship.ab.schedule import session_medians
 from edgeship.ab.stats import (
-    MannWhitney,
+    SignedRank,
     StatsPolicy,
     holm,
     latency_summary,
-    mann_whitney,
+    log_spread,
     min_detectable_change,
-    pooled_mann_whitney,
     pooled_ratio,
+    pooled_signed_rank,
     ratio_ci,
     ratio_of_medians,
+    signed_rank,
     verdict,
 )
 from edgeship_runtime.measure import summarize_tensor
@@ -52,9 +54,11 @@ __all__ = [
     "DeviceRun",
     "ModelRun",
     "analyze",
+    "caveat",
     "compare",
     "correct",
     "fed_inputs",
+    "measurement_stable",
     "model_result",
     "ops_comparison",
     "pooled",
@@ -81,6 +85,8 @@ class ModelRun:
     ops: OpProfile | None = None
     named_outputs: dict[str, np.ndarray] | None = None
     inputs: list[TensorSummary] = field(default_factory=list)
+    session_runs: list[int] = field(default_factory=list)
+    """Timed runs in each session, in order (every model of a device has the same)."""
 
 
 @dataclass
@@ -98,18 +104,24 @@ class DeviceRun:
     """Per session, per model (in ``models`` order) the runtime's verdict on its window."""
     conditions: list[Conditions] = field(default_factory=list)
     """The device before and after each session's window: before 1, after 1, before 2..."""
+    plan: str | None = None
+    """With ``--precision``: the sessions the first ones' spread called for, in words."""
 
 
-def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
-    models = [model_result(m, schedule, stats) for m in run.models]
+def analyze(run: DeviceRun, stats: StatsPolicy) -> DeviceAB:
+    models = [model_result(m, stats) for m in run.models]
     base_run, base = run.models[0], models[0]
     variants = len(models) - 1
     comparisons = [
-        compare(base_run, base, v_run, v, schedule, stats, offset=i, variants=variants)
+        compare(base_run, base, v_run, v, stats, offset=i, variants=variants)
         for i, (v_run, v) in enumerate(zip(run.models[1:], models[1:], strict=True), start=1)
     ]
     correct(comparisons, stats)
     names = [m.name for m in run.models]
+    validity = [
+        session_validity(k, names, v, *_window(run.conditions, k))
+        for k, v in enumerate(run.validity)
+    ]
     return DeviceAB(
         target=run.target,
         models=models,
@@ -120,13 +132,35 @@ def analyze(run: DeviceRun, schedule: Schedule, stats: StatsPolicy) -> DeviceAB:
         after=run.after,
         wall_s=run.wall_s,
         environment=run.environment,
-        validity=[
-            session_validity(k, names, v, *_window(run.conditions, k))
-            for k, v in enumerate(run.validity)
-        ],
+        validity=validity,
         unchecked=_unchecked(run.validity),
         op_diffs=[ops_comparison(base, v) for v in models[1:]] if base.ops else [],
+        plan=run.plan,
+        stable=measurement_stable(validity),
     )
+
+
+def caveat(devices: Sequence[DeviceAB]) -> str | None:
+    """``but the measurement on pi was UNSTABLE (6/10 sessions): not to be trusted``,
+    or None when every device's measurement was stable (or none was judged)."""
+    bad = [d for d in devices if d.stable is False]
+    if not bad:
+        return None
+    where = ", ".join(
+        f"{d.target.get('name', '?')} ({sum(v.verdict != 'stable' for v in d.validity)}/"
+        f"{len(d.validity)} sessions)"
+        for d in bad
+    )
+    return f"but the measurement was UNSTABLE on {where}: not to be trusted"
+
+
+def measurement_stable(sessions: Sequence[SessionValidity]) -> bool | None:
+    """Whether a device's sessions make a measurement to trust: at most
+    :data:`~edgeship.ab.result.UNSTABLE_SHARE` of them unstable (None: none judged)."""
+    if not sessions:
+        return None
+    unstable = sum(v.verdict != "stable" for v in sessions)
+    return unstable <= UNSTABLE_SHARE * len(sessions)
 
 
 def correct(comparisons: Sequence[Comparison], stats: StatsPolicy) -> None:
@@ -135,7 +169,9 @@ def correct(comparisons: Sequence[Comparison], stats: StatsPolicy) -> None:
     adjusted = holm([c.p_value for c in comparisons])
     for c, p in zip(comparisons, adjusted, strict=True):
         c.p_value_holm = p
-        c.verdict = verdict(MannWhitney(u=0.0, p_value=p, prob_greater=c.prob_slower), stats.alpha)
+        c.verdict = verdict(
+            SignedRank(statistic=0.0, p_value=p, prob_greater=c.prob_slower), stats.alpha
+        )
 
 
 def session_validity(
@@ -153,6 +189,7 @@ def session_validity(
     for name, v in known:
         reasons += [f"{name}: {r}" for r in v.reasons if r not in shared]
     stable = all(v.verdict == "stable" for _, v in known)
+    causes = {n: list(dict.fromkeys(v.causes)) for n, v in known if v.verdict != "stable"}
     return SessionValidity(
         session=session,
         verdict="stable" if stable and known else "unstable",
@@ -161,6 +198,7 @@ def session_validity(
         warmup_runs=max((v.warmup_runs for _, v in known), default=None),
         before=before,
         after=after,
+        causes=causes,
     )
 
 
@@ -216,7 +254,8 @@ def ops_comparison(base: ModelResult, variant: ModelResult) -> OpsComparison:
     )
 
 
-def model_result(run: ModelRun, schedule: Schedule, stats: StatsPolicy) -> ModelResult:
+def model_result(run: ModelRun, stats: StatsPolicy) -> ModelResult:
+    medians = session_medians(run.samples_ms, run.session_runs)
     accuracy = None
     if run.outputs is not None and run.labels is not None:
         accuracy = quality.accuracy(run.outputs, run.labels, stats.confidence)
@@ -229,12 +268,14 @@ def model_result(run: ModelRun, schedule: Schedule, stats: StatsPolicy) -> Model
         size_bytes=run.info.size_bytes,
         backend=run.backend,
         latency=latency_summary(run.samples_ms),
-        session_medians_ms=[float(x) for x in session_medians(run.samples_ms, schedule.sessions)],
+        session_medians_ms=[float(x) for x in medians],
         samples_ms=list(run.samples_ms),
         memory=run.memory,
         accuracy=accuracy,
         ops=run.ops,
         inputs=list(run.inputs),
+        session_runs=list(run.session_runs),
+        session_spread=log_spread(medians) if medians.size > 1 else None,
     )
 
 
@@ -243,16 +284,14 @@ def compare(
     base: ModelResult,
     variant_run: ModelRun,
     variant: ModelResult,
-    schedule: Schedule,
     stats: StatsPolicy,
     offset: int = 0,
     variants: int = 1,
 ) -> Comparison:
-    b = split_sessions(base_run.samples_ms, schedule.sessions)
-    v = split_sessions(variant_run.samples_ms, schedule.sessions)
+    b, v = np.asarray(base.session_medians_ms), np.asarray(variant.session_medians_ms)
     ratio = ratio_of_medians(b, v)
     ci = ratio_ci(b, v, stats, seed_offset=offset)
-    test = mann_whitney(base.session_medians_ms, variant.session_medians_ms)
+    test = signed_rank(b, v)
     comparison = Comparison(
         variant=variant.name,
         latency_ratio=ratio,
@@ -263,9 +302,8 @@ def compare(
         prob_slower=test.prob_greater,
         verdict=verdict(test, stats.alpha),
         size_ratio=variant.size_bytes / base.size_bytes,
-        min_detectable_change=min_detectable_change(
-            base.session_medians_ms, variant.session_medians_ms, stats.alpha / max(variants, 1)
-        ),
+        min_detectable_change=min_detectable_change(b, v, stats.alpha / max(variants, 1)),
+        ratio_spread=log_spread(v / b) if b.size > 1 else None,
     )
     if base.memory is not None and variant.memory is not None:
         comparison.memory_ratio = variant.memory.peak_rss_mb / base.memory.peak_rss_mb
@@ -282,9 +320,7 @@ def compare(
     return comparison
 
 
-def pooled(
-    devices: Sequence[DeviceAB], schedule: Schedule, stats: StatsPolicy
-) -> list[PooledComparison]:
+def pooled(devices: Sequence[DeviceAB], stats: StatsPolicy) -> list[PooledComparison]:
     """Per variant, over every device that measured it (needs at least two devices)."""
     if len(devices) < 2:
         return []
@@ -295,14 +331,13 @@ def pooled(
         name = comparison.variant
         pairs = [
             (
-                split_sessions(d.model(base_name).samples_ms, schedule.sessions),
-                split_sessions(d.model(name).samples_ms, schedule.sessions),
+                np.asarray(d.model(base_name).session_medians_ms),
+                np.asarray(d.model(name).session_medians_ms),
             )
             for d in devices
         ]
         ratio, ci = pooled_ratio(pairs, stats, seed_offset=offset)
-        units = [(d.model(base_name), d.model(name)) for d in devices]
-        test = pooled_mann_whitney([(b.session_medians_ms, v.session_medians_ms) for b, v in units])
+        test = pooled_signed_rank(pairs)
         tests.append(test)
         results.append(
             PooledComparison(

@@ -12,11 +12,13 @@ from edgeship.ab.table import (
     VALIDITY_NOTE,
     Rows,
     comparison_rows,
+    detectable_note,
     device_heading,
     device_name,
     front_line,
     gate_rows,
     model_rows,
+    model_validity_lines,
     ops_heading,
     ops_reconciliation,
     ops_rows,
@@ -55,6 +57,7 @@ def validity_section(device: DeviceAB) -> list[str]:
     return [
         f'<h3 id="validity-{slug(name)}">Validity on {_e(name)}</h3>',
         f"<p>{_e(validity_summary(device))}</p>",
+        *(f"<p>{_e(line)}</p>" for line in model_validity_lines(device)),
         html_table(validity_rows(device), f"validity-table-{slug(name)}"),
         f'<p class="muted">{_e(VALIDITY_NOTE)}</p>',
         *([f'<p class="muted">{_e(unchecked)}</p>'] if unchecked else []),
@@ -92,6 +95,7 @@ def render(report: ABReport, plots: Sequence[Plot] = ()) -> str:
             f'<p class="muted">{_e(device_heading(device, report))}</p>',
         ]
         body += [html_table(model_rows(device)), html_table(comparison_rows(device))]
+        body += [f"<p>{_e(line)}</p>" for line in detectable_note(device)]
         body.append(f"<p>{_e(front_line(device))}</p>")
         body += validity_section(device) + ops_section(device)
         body += [figure_html(p) for p in plots if p.title.endswith(f" on {name}")]

@@ -8,11 +8,13 @@ from edgeship.ab.result import ABReport, DeviceAB
 from edgeship.ab.table import (
     VALIDITY_NOTE,
     comparison_rows,
+    detectable_note,
     device_heading,
     device_name,
     front_line,
     gate_rows,
     model_rows,
+    model_validity_lines,
     ops_heading,
     ops_reconciliation,
     ops_rows,
@@ -41,11 +43,19 @@ def summary_line(report: ABReport) -> str:
 
 def method_text(report: ABReport) -> str:
     d = report.design
+    rounds = (
+        f"rounds (at least {d.rounds}) until every model had {d.min_seconds:g} s of timed runs"
+        if d.min_seconds
+        else f"{d.rounds} rounds"
+    )
+    planned = f" (planned for a detectable change of {d.precision:.1%})" if d.precision else ""
     return (
-        f"Every model ran in one runtime process per device, in {d.sessions} sessions (a "
-        f"fresh load of every model, in random order); each session ran {d.rounds} rounds, "
-        f"each a random order of the models making {d.block} consecutive timed runs after "
-        f"{d.warmup} warm-up runs. Test: {d.test} (alpha {d.alpha:g}). Interval: "
+        f"Every model ran in one runtime process per device, in {d.sessions} or more "
+        f"sessions{planned} (a fresh load of every model, in random order); each session "
+        f"ran {rounds}, each round a random order of the models making {d.block} "
+        f"consecutive timed runs, after {d.warmup} warm-up runs. Test: {d.test} (alpha "
+        f"{d.alpha:g}); the detectable change comes from the std of the session medians. "
+        "Interval: "
         f"{d.interval} ({d.confidence:.0%}, {d.bootstrap} resamples). Memory: each model in "
         "a fresh runtime process. Seed "
         f"{d.seed}."
@@ -68,6 +78,8 @@ def validity_section(device: DeviceAB) -> list[str]:
     if not device.validity:
         return []
     out = [f"### Validity on {device_name(device)}", "", validity_summary(device) + ".", ""]
+    out += [f"- {line}" for line in model_validity_lines(device)]
+    out += [""] if model_validity_lines(device) else []
     out += [md_table(validity_rows(device)), "", VALIDITY_NOTE, ""]
     unchecked = unchecked_line(device)
     return out + ([f"{unchecked[0].upper()}{unchecked[1:]}.", ""] if unchecked else [])
@@ -101,6 +113,11 @@ def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
         out += [f"## {name}", "", device_heading(device, report), ""]
         out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
         out += outputs_section(device)
+        out += (
+            [*(f"{line}." for line in detectable_note(device)), ""]
+            if detectable_note(device)
+            else []
+        )
         out += [front_line(device), ""]
         out += validity_section(device) + ops_section(device)
         out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]

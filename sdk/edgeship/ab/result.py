@@ -1,9 +1,12 @@
 """The A/B report: typed dataclasses that round-trip to versioned JSON.
 
-Schema ``edgeship.ab/1.1``; every ``edgeship.ab/1`` revision stays readable (1.1 added the
+Schema ``edgeship.ab/1.2``; every ``edgeship.ab/1`` revision stays readable (1.1 added the
 inputs each model was fed, each session's conditions and warm-up, and the op types'
-shares and node counts, later the device's state in each conditions: absent from an
-older file, they read as empty or None).
+shares and node counts, later the device's state in each conditions; 1.2 windows sized
+by time: the runs of each session, the spread of the session medians, the per-session
+time budget and precision asked for, each device's plan, the causes of an unstable
+session, and whether the measurement as a whole was stable. Absent from an older file,
+they read as empty or None; an older file's sessions are equal parts of its runs).
 
 Units are in the field names: ``*_ms`` milliseconds, ``*_mb`` mebibytes, ``*_bytes`` bytes,
 ``*_pp`` percentage points; ratios and fractions are plain numbers (``latency_ratio`` =
@@ -36,6 +39,7 @@ __all__ = [
     "FASTER",
     "NO_DIFFERENCE",
     "SLOWER",
+    "UNSTABLE_SHARE",
     "VERDICTS",
     "ABReport",
     "Accuracy",
@@ -56,9 +60,13 @@ __all__ = [
     "SessionValidity",
 ]
 
-AB_SCHEMA = "edgeship.ab/1.1"
+AB_SCHEMA = "edgeship.ab/1.2"
 AB_SCHEMA_MAJOR = "edgeship.ab/1"
 """What a report is read as: this major version and every minor revision of it."""
+
+UNSTABLE_SHARE = 0.1
+"""A device's measurement is unstable when more than this share of its sessions is (one
+disturbed session among ten moves the test by one rank; two or more are a pattern)."""
 
 FASTER = "faster"
 SLOWER = "slower"
@@ -114,9 +122,11 @@ class Agreement:
 @dataclass
 class ModelResult:
     """One model on one device. ``samples_ms`` are every timed run in run order, session
-    after session (``design.rounds`` rounds of ``design.block`` runs each);
-    ``session_medians_ms`` are the test's units. ``inputs``: the arrays every timed run
-    was fed (given with ``--inputs`` or generated), by the model's input names."""
+    after session (``session_runs`` runs in each: whole rounds of ``design.block``);
+    ``session_medians_ms`` are the test's units and ``session_spread`` their spread (the
+    standard deviation of their logs: 0.01 is about 1 %), the figure the detectable
+    change rests on. ``inputs``: the arrays every timed run was fed (given with
+    ``--inputs`` or generated), by the model's input names."""
 
     name: str
     role: str
@@ -132,16 +142,23 @@ class ModelResult:
     accuracy: Optional[Accuracy] = None
     ops: Optional[OpProfile] = None
     inputs: list[TensorSummary] = field(default_factory=list)
+    session_runs: list[int] = field(default_factory=list)
+    session_spread: Optional[float] = None
 
 
 @dataclass
 class Comparison:
     """A variant against the base: latency (test and interval), memory, size, quality.
 
-    ``p_value_holm``: ``p_value`` corrected over the report's variants (Holm), the one
-    ``verdict`` rests on. ``min_detectable_change``: the smallest relative change of the
-    median (0.03: 3 %) the test would detect with 80 % power at alpha / variants, from the
-    spread of these sessions; None when these sessions cannot show any difference.
+    ``latency_ratio``: the geometric mean of the session ratios (variant median over
+    base median, both timed in the same session); ``p_value``: the two-sided Wilcoxon
+    signed-rank test of the log session ratios, ``prob_slower`` the share of sessions in
+    which the variant was the slower. ``p_value_holm``: ``p_value`` corrected over the
+    report's variants (Holm), the one ``verdict`` rests on. ``ratio_spread``: the
+    standard deviation of the log session ratios (0.01: about 1 %), and
+    ``min_detectable_change`` the smallest relative change of the median (0.03: 3 %) the
+    test would detect with 80 % power at alpha / variants at that spread; None when
+    these sessions cannot show any difference.
     """
 
     variant: str
@@ -158,6 +175,7 @@ class Comparison:
     agreement: Optional[Agreement] = None
     p_value_holm: Optional[float] = None
     min_detectable_change: Optional[float] = None
+    ratio_spread: Optional[float] = None
 
 
 @dataclass
@@ -203,8 +221,10 @@ class Conditions:
 @dataclass
 class SessionValidity:
     """The validity verdict on one session's interleaved window (``stable`` or
-    ``unstable``), with its reasons; a reason about one model names it. ``models``: each
-    model's own verdict (a model the runtime gave none is missing); ``warmup_runs``: the
+    ``unstable``), with its reasons; a reason about one model names it. ``causes``: per
+    model, the causes of its unstable verdict (keys of ``edgeship_runtime.guards.CAUSES``).
+    ``models``: each model's own verdict (a model the runtime gave none is missing);
+    ``warmup_runs``: the
     untimed runs of each model before the window; ``before``/``after``: the device around
     the window. The runtime judges the CPU governor and throttle counters on the window
     itself: a governor other than ``performance`` or a throttle event is a reason."""
@@ -216,6 +236,7 @@ class SessionValidity:
     warmup_runs: Optional[int] = None
     before: Optional[Conditions] = None
     after: Optional[Conditions] = None
+    causes: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,6 +253,11 @@ class DeviceAB:
     validity: list[SessionValidity] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
     op_diffs: list[OpsComparison] = field(default_factory=list)
+    plan: Optional[str] = None
+    """With ``design.precision``: how many sessions the first ones' spread called for."""
+    stable: Optional[bool] = None
+    """Whether the measurement can be trusted: at most :data:`UNSTABLE_SHARE` of the
+    sessions unstable (None: the runtime judged none)."""
 
     def model(self, name: str) -> ModelResult:
         return next(m for m in self.models if m.name == name)
@@ -240,7 +266,8 @@ class DeviceAB:
 @dataclass
 class PooledComparison:
     """A variant against the base over several devices: the geometric mean of the
-    per-device ratios, a stratified bootstrap interval, a test on device-centred blocks."""
+    per-device ratios, a stratified bootstrap interval, the signed-rank test of every
+    device's session ratios together."""
 
     variant: str
     devices: list[str]
@@ -267,8 +294,18 @@ class Design:
     confidence: float
     bootstrap: int
     threads: int
-    test: str = "two-sided Mann-Whitney U on per-session medians, Holm-corrected across variants"
-    interval: str = "expanded percentile bootstrap of the ratio of medians over sessions"
+    test: str = (
+        "two-sided Wilcoxon signed-rank on the log session ratios (variant median over base "
+        "median, timed in the same session), Holm-corrected across variants"
+    )
+    interval: str = (
+        "expanded percentile bootstrap over sessions of the geometric mean of the session ratios"
+    )
+    min_seconds: Optional[float] = None
+    """Timed running per model and session (rounds go on until each model has it)."""
+    precision: Optional[float] = None
+    """The detectable change the sessions were planned for (``--precision``)."""
+    cpus: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -305,6 +342,11 @@ class ABReport(JsonRecord):
     gates: list[GateResult] = field(default_factory=list)
     failures: list[DeviceFailure] = field(default_factory=list)
     passed: bool = True
+    stable: Optional[bool] = None
+    """Whether every device's measurement was stable (None: no device was judged)."""
+    caveat: Optional[str] = None
+    """What a verdict rests on that cannot be trusted (an unstable measurement), said on
+    the verdict's line in every view."""
     schema: str = AB_SCHEMA
 
     def failed_gates(self) -> list[GateResult]:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship.ab._analyze import DeviceRun, ModelRun, analyze, fed_inputs, pooled
+from edgeship.ab._analyze import DeviceRun, ModelRun, analyze, caveat, fed_inputs, pooled
 from edgeship.ab.gates import Gate, check_all
 from edgeship.ab.result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
-from edgeship.ab.schedule import Schedule
-from edgeship.ab.stats import StatsPolicy
+from edgeship.ab.schedule import MAX_SESSIONS, Schedule, session_medians
+from edgeship.ab.stats import StatsPolicy, detectable_change, log_spread, plan_sessions
 from edgeship.core.config import ConnectOptions, ProfileConfig
 from edgeship.core.errors import EdgeshipError, ModelError, UsageError
 from edgeship.core.extras import missing_extras
@@ -93,7 +93,7 @@ class ABConfig:
     def design(self) -> Design:
         s, st = self.schedule, self.stats
         return Design(
-            runs=s.timed_runs,
+            runs=s.runs,
             sessions=s.sessions,
             rounds=s.rounds,
             block=s.block,
@@ -103,6 +103,9 @@ class ABConfig:
             confidence=st.confidence,
             bootstrap=st.bootstrap,
             threads=self.session.threads,
+            min_seconds=s.min_seconds,
+            precision=s.precision,
+            cpus=list(s.cpus),
         )
 
     def profile_config(self) -> ProfileConfig:
@@ -112,9 +115,10 @@ class ABConfig:
 @dataclass(frozen=True)
 class ABStep:
     """Where one device's A/B stands, as it starts a step: ``phase`` is ``latency``
-    (session ``index`` of ``total``, every model loaded and interleaved), ``quality``,
-    ``ops`` or ``memory`` (model ``index`` of ``total``, named ``model``), or ``done``
-    (the device finished or failed)."""
+    (session ``index`` of ``total``, every model loaded and interleaved), ``plan`` (with
+    ``--precision``: ``total`` sessions planned, ``model`` says why and how long),
+    ``quality``, ``ops`` or ``memory`` (model ``index`` of ``total``, named ``model``), or
+    ``done`` (the device finished or failed)."""
 
     target: str
     phase: str
@@ -224,6 +228,7 @@ def measure_device(
         environment=environment,
         validity=timing.validity,
         conditions=timing.conditions,
+        plan=timing.plan,
     )
 
 
@@ -247,33 +252,36 @@ class _Timing:
     rounds: list[list[str]] = field(default_factory=list)
     conditions: list[Conditions] = field(default_factory=list)
     validity: list[list[Validity | None]] = field(default_factory=list)
+    plan: str | None = None
 
 
 def _timing(target: Target, prep: Prepared, config: ABConfig, report: _Report) -> _Timing:
-    schedule, load_cfg = config.schedule, config.profile_config()
+    """Every session: the pilot ones, then (with ``--precision``) as many more as their
+    spread calls for."""
+    schedule = config.schedule
     samples: list[list[float]] = [[] for _ in prep.paths]
-    loads: list[Loaded | None] = [None] * len(prep.paths)
+    session_runs: list[int] = []
     timing = _Timing(runs=[], feeds=[])
-    orders = schedule.load_orders(len(prep.paths))
-    for session, order in enumerate(orders):
-        report("latency", session, len(orders), "")
-        with contextlib.ExitStack() as stack:
-            for i in order:
-                loads[i] = stack.enter_context(target.load(prep.paths[i], load_cfg))
-            loaded = [m for m in loads if m is not None]
-            if session == 0:
-                signatures = [m.signature for m in loaded]
-                check_signatures(prep, signatures)
-                timing.feeds = _timing_feeds(prep, signatures, config)
-            result = target.interleave(loaded, schedule.policy(session), timing.feeds)
+    infos: list[Loaded | None] = [None] * len(prep.paths)
+    total, started = schedule.pilot, time.monotonic()
+    session = 0
+    while session < total:
+        report("latency", session, total, "")
+        result = _session(target, prep, config, session, timing, infos)
         for i, runs in enumerate(result.samples_ms):
             samples[i].extend(runs)
+        session_runs.append(len(result.samples_ms[0]))
         timing.rounds += [[prep.names[i] for i in r] for r in result.rounds]
         timing.conditions += [
             _conditions(result.before, result.device_before),
             _conditions(result.after, result.device_after),
         ]
         timing.validity.append(result.validity)
+        session += 1
+        if session == schedule.pilot and schedule.precision is not None:
+            per_session = (time.monotonic() - started) / session
+            total, timing.plan = _plan(samples, session_runs, config, per_session)
+            report("plan", 0, total, timing.plan)
     timing.runs = [
         ModelRun(
             name=name,
@@ -283,11 +291,71 @@ def _timing(target: Target, prep: Prepared, config: ABConfig, report: _Report) -
             backend=m.backend,
             samples_ms=samples[i],
             inputs=fed_inputs(timing.feeds[i], m.signature),
+            session_runs=list(session_runs),
         )
-        for i, (name, m) in enumerate(zip(prep.names, loads, strict=True))
+        for i, (name, m) in enumerate(zip(prep.names, infos, strict=True))
         if m is not None
     ]
     return timing
+
+
+def _session(
+    target: Target,
+    prep: Prepared,
+    config: ABConfig,
+    session: int,
+    timing: _Timing,
+    infos: list[Loaded | None],
+) -> wire.Interleaved:
+    """One session: every model loaded afresh (in the session's order), interleaved,
+    unloaded; the first session checks the signatures and makes the timing inputs."""
+    schedule = config.schedule
+    with contextlib.ExitStack() as stack:
+        for i in schedule.load_order(session, len(prep.paths)):
+            infos[i] = stack.enter_context(target.load(prep.paths[i], config.profile_config()))
+        loaded = [m for m in infos if m is not None]
+        if session == 0:
+            signatures = [m.signature for m in loaded]
+            check_signatures(prep, signatures)
+            timing.feeds = _timing_feeds(prep, signatures, config)
+        return target.interleave(loaded, schedule.policy(session), timing.feeds)
+
+
+def _plan(
+    samples: Sequence[Sequence[float]],
+    session_runs: Sequence[int],
+    config: ABConfig,
+    seconds_per_session: float,
+) -> tuple[int, str]:
+    """(sessions in all, the plan in words) for ``config.schedule.precision`` from the
+    sessions so far: the widest spread of a variant's log session ratios, tested at
+    alpha over the variants (Holm's strictest level)."""
+    schedule, done = config.schedule, len(session_runs)
+    precision = schedule.precision or 0.0
+    base, *variants = [session_medians(s, session_runs) for s in samples]
+    spread = max(log_spread(v / base) for v in variants)
+    alpha = config.stats.alpha / max(len(variants), 1)
+    needed = plan_sessions(spread, precision, alpha, least=schedule.sessions, most=MAX_SESSIONS)
+    total = needed or MAX_SESSIONS
+    more = total - done
+    seen = f"the first {done} sessions' ratios spread by {100 * spread:.2f} %"
+    if needed is None:
+        reach = detectable_change(spread, total, alpha)
+        return total, (
+            f"precision {100 * precision:g} %: {seen}; even {MAX_SESSIONS} sessions resolve "
+            f"only ±{100 * (reach or 0.0):.1f} %: running {more} more, about "
+            f"{_duration(more * seconds_per_session)} (cut the noise: close other work, "
+            "--cpus, --min-seconds)"
+        )
+    return total, (
+        f"precision {100 * precision:g} %: {seen}; {total} sessions resolve it: running "
+        f"{more} more, about {_duration(more * seconds_per_session)}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``40 s`` or ``3.5 min``."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _timing_feeds(
@@ -366,7 +434,7 @@ def _ops(
 def _memory(target: Target, config: ABConfig, path: Path, feeds: Arrays) -> MemorySummary:
     """Peak RSS and load delta of one model in a runtime process of its own."""
     target.restart()
-    policy = MeasurePolicy(warmup=1, runs=config.memory_runs)
+    policy = MeasurePolicy(warmup=1, runs=config.memory_runs, min_seconds=0.0)
     with target.load(path, config.profile_config()) as loaded:
         report = loaded.profile(ProfileConfig(policy=policy), inputs=feeds)
     target.restart()
@@ -462,16 +530,19 @@ def _failure(target: str, error: EdgeshipError) -> DeviceFailure:
 def build_report(
     prep: Prepared, runs: Sequence[DeviceRun], failures: list[DeviceFailure], config: ABConfig
 ) -> ABReport:
-    devices = [analyze(run, config.schedule, config.stats) for run in runs]
+    devices = [analyze(run, config.stats) for run in runs]
     gates = check_all(config.gates, devices)
+    judged = [d.stable for d in devices if d.stable is not None]
     return ABReport(
         base=prep.names[0],
         variants=prep.names[1:],
         design=config.design(),
         devices=devices,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        pooled=pooled(devices, config.schedule, config.stats),
+        pooled=pooled(devices, config.stats),
         gates=gates,
         failures=failures,
         passed=not failures and bool(devices) and all(g.passed for g in gates),
+        stable=all(judged) if judged else None,
+        caveat=caveat(devices),
     )

@@ -1,22 +1,34 @@
 """The statistics of an A/B comparison: pure functions over arrays of milliseconds.
 
-The unit of the test and of the interval is a *session* (a fresh load of every model,
-see :mod:`.schedule`): runs inside a session share their load's memory placement and the
-moment's clock and heat, so they are neither independent nor exchangeable with runs of
-another session. Pairs of (base, variant) arrays are shaped (sessions, runs per session),
-and row s of both was measured in the same session, interleaved.
+The unit of the test, the estimate and the interval is a *session* (a fresh load of every
+model, see :mod:`.schedule`): runs inside a session share their load's memory placement
+and the moment's clock and heat, so they are neither independent nor exchangeable with
+runs of another session. Each session gives one median per model (over thousands of runs
+for a fast model); base and variant medians of session s were measured in the same
+session, interleaved. Every figure below is computed from those session medians, so the
+test, the interval and the detectable change speak of the same numbers.
 
-- Test: two-sided Mann-Whitney U (scipy) on per-session medians. Across sessions the
-  medians are close to independent, so its false-positive rate stays at or below alpha.
-- Interval: percentile bootstrap of the ratio of medians resampling whole sessions
-  (pairs kept together), expanded for the small number of sessions (Hesterberg 2015:
-  the tail levels come from ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a
-  plain percentile interval over ~10 clusters covers about 90 %, not 95 %.
+- The unit: the session's ratio, variant median over base median. Both were timed in
+  the same window, block by block, so what the machine did meanwhile (another process,
+  a clock step) falls on both and cancels; what is left is each load's own offset and
+  the medians' noise. Across sessions the ratios are close to independent.
+- Estimate: the geometric mean of the session ratios.
+- Test: two-sided Wilcoxon signed-rank (scipy, exact for few sessions) on the log
+  session ratios: under no difference they are symmetric around 0 (every load order
+  and round order is drawn at random), so its false-positive rate stays at or below
+  alpha.
+- Interval: percentile bootstrap of the estimate resampling whole sessions, expanded for
+  the small number of sessions (Hesterberg 2015: the tail levels come from
+  ``sqrt(S / (S - 1)) * t(S - 1)`` instead of ``z``), since a plain percentile
+  interval over ~10 clusters covers about 90 %, not 95 %.
 - Several variants: Holm's step-down correction of the variants' p-values, so the chance
   of calling any one of them different by luck stays at alpha.
-- Minimum detectable effect: the smallest ratio of medians the test would catch with 80 %
-  power at the level used, from the spread of the session medians (normal approximation
-  with t quantiles and the Mann-Whitney test's efficiency 3/π; checked by simulation).
+- Minimum detectable effect: the smallest change of the median the test would catch with
+  80 % power at the level used, from the spread (standard deviation) of the log session
+  ratios (normal approximation with t quantiles and the signed-rank test's efficiency
+  3/π; checked by simulation).
+- Planning (``--precision``): the fewest sessions whose detectable change, at the spread
+  the first sessions showed, is at most the precision asked for.
 """
 
 from __future__ import annotations
@@ -34,23 +46,25 @@ from edgeship.core.errors import UsageError
 from edgeship.core.extras import import_optional
 
 __all__ = [
-    "MannWhitney",
+    "SignedRank",
     "StatsPolicy",
     "bootstrap_ratios",
+    "detectable_change",
     "holm",
     "latency_summary",
-    "mann_whitney",
+    "log_ratios",
+    "log_spread",
     "min_attainable_p",
     "min_detectable_change",
-    "pooled_mann_whitney",
+    "plan_sessions",
     "pooled_ratio",
+    "pooled_signed_rank",
     "ratio_ci",
     "ratio_of_medians",
+    "signed_rank",
     "tail_levels",
     "verdict",
 ]
-
-_CHUNK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -72,11 +86,12 @@ class StatsPolicy:
 
 
 @dataclass(frozen=True)
-class MannWhitney:
-    """Mann-Whitney U of the variant's units against the base's: ``u`` counts pairs where
-    the variant's is larger (ties half); ``prob_greater = u / (n_variant * n_base)``."""
+class SignedRank:
+    """Wilcoxon signed-rank test of the log session ratios (variant over base):
+    ``statistic`` as scipy gives it; ``prob_greater``: the share of sessions in which the
+    variant's median was the larger (ties half)."""
 
-    u: float
+    statistic: float
     p_value: float
     prob_greater: float
 
@@ -97,29 +112,19 @@ def latency_summary(samples_ms: Sequence[float]) -> LatencySummary:
     )
 
 
-def ratio_of_medians(base: np.ndarray, variant: np.ndarray) -> float:
-    """median(variant) / median(base) over all samples: below 1 means the variant is faster."""
-    return float(np.median(variant) / np.median(base))
+def ratio_of_medians(base_medians: np.ndarray, variant_medians: np.ndarray) -> float:
+    """The geometric mean of the session ratios (variant median over base median):
+    below 1 means the variant is faster."""
+    return math.exp(float(log_ratios(base_medians, variant_medians).mean()))
 
 
 def bootstrap_ratios(
-    base: np.ndarray, variant: np.ndarray, resamples: int, rng: np.random.Generator
+    base_medians: np.ndarray, variant_medians: np.ndarray, resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Ratios of medians over ``resamples`` resamplings of whole sessions (rows), the
-    base's and the variant's row s kept together."""
-    base, variant = np.atleast_2d(base), np.atleast_2d(variant)
-    sessions = base.shape[0]
-    if variant.shape[0] != sessions:
-        raise ValueError(f"{sessions} base sessions but {variant.shape[0]} variant sessions")
-    chunk = max(1, _CHUNK_ELEMENTS // max(base.size, variant.size))
-    out = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        n = min(chunk, resamples - start)
-        idx = rng.integers(0, sessions, size=(n, sessions))
-        b = np.median(base[idx].reshape(n, -1), axis=1)
-        v = np.median(variant[idx].reshape(n, -1), axis=1)
-        out[start : start + n] = v / b
-    return out
+    """:func:`ratio_of_medians` over ``resamples`` resamplings of whole sessions."""
+    d = log_ratios(base_medians, variant_medians)
+    idx = rng.integers(0, d.size, size=(resamples, d.size))
+    return np.exp(d[idx].mean(axis=1))
 
 
 def tail_levels(clusters: int, confidence: float) -> tuple[float, float]:
@@ -135,64 +140,75 @@ def tail_levels(clusters: int, confidence: float) -> tuple[float, float]:
 
 
 def ratio_ci(
-    base: np.ndarray, variant: np.ndarray, policy: StatsPolicy, seed_offset: int = 0
+    base_medians: np.ndarray,
+    variant_medians: np.ndarray,
+    policy: StatsPolicy,
+    seed_offset: int = 0,
 ) -> Interval:
-    """Interval of median(variant) / median(base); arrays are (sessions, runs)."""
+    """Interval of :func:`ratio_of_medians` over the sessions' medians."""
     rng = np.random.default_rng([policy.seed, seed_offset])
-    ratios = bootstrap_ratios(base, variant, policy.bootstrap, rng)
-    low, high = np.quantile(ratios, tail_levels(np.atleast_2d(base).shape[0], policy.confidence))
+    ratios = bootstrap_ratios(base_medians, variant_medians, policy.bootstrap, rng)
+    low, high = np.quantile(ratios, tail_levels(len(base_medians), policy.confidence))
     return Interval(float(low), float(high))
 
 
 def pooled_ratio(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], policy: StatsPolicy, seed_offset: int = 0
 ) -> tuple[float, Interval]:
-    """Over devices: the geometric mean of per-device ratios of medians, and its interval
-    by a stratified bootstrap (sessions resampled within each device)."""
+    """Over devices (pairs of session medians): the geometric mean of per-device ratios,
+    and its interval by a stratified bootstrap (sessions resampled within each device)."""
     rng = np.random.default_rng([policy.seed, seed_offset, len(pairs)])
     estimate = math.exp(float(np.mean([math.log(ratio_of_medians(b, v)) for b, v in pairs])))
     logs = np.mean(
         [np.log(bootstrap_ratios(b, v, policy.bootstrap, rng)) for b, v in pairs], axis=0
     )
-    clusters = sum(np.atleast_2d(b).shape[0] for b, _ in pairs) - len(pairs) + 1
+    clusters = sum(len(b) for b, _ in pairs) - len(pairs) + 1
     low, high = np.exp(np.quantile(logs, tail_levels(clusters, policy.confidence)))
     return estimate, Interval(float(low), float(high))
 
 
-def mann_whitney(
-    base_units: Sequence[float] | np.ndarray, variant_units: Sequence[float] | np.ndarray
-) -> MannWhitney:
-    """Two-sided Mann-Whitney U (scipy's ``auto`` method: exact for small samples
-    without ties, else the normal approximation with tie and continuity correction)."""
+def log_ratios(
+    base_medians: Sequence[float] | np.ndarray, variant_medians: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """Per session, log(variant median / base median)."""
+    b = np.asarray(base_medians, dtype=np.float64)
+    v = np.asarray(variant_medians, dtype=np.float64)
+    if b.shape != v.shape or b.size == 0:
+        raise ValueError(f"{b.size} base sessions but {v.size} variant sessions")
+    return np.log(v / b)
+
+
+def signed_rank(
+    base_medians: Sequence[float] | np.ndarray, variant_medians: Sequence[float] | np.ndarray
+) -> SignedRank:
+    """Two-sided Wilcoxon signed-rank test of the log session ratios (scipy's ``auto``
+    method: exact for few sessions without ties or zeros, else the normal
+    approximation); sessions with equal medians are dropped, as Wilcoxon's test does."""
+    return _signed_rank(log_ratios(base_medians, variant_medians))
+
+
+def _signed_rank(d: np.ndarray) -> SignedRank:
     stats = _scipy_stats()
 
-    x = np.asarray(variant_units, dtype=np.float64)
-    y = np.asarray(base_units, dtype=np.float64)
-    if x.size == 0 or y.size == 0:
-        raise ValueError("Mann-Whitney needs at least one unit per group")
-    result = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")
+    prob = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+    if not np.any(d != 0):
+        return SignedRank(statistic=0.0, p_value=1.0, prob_greater=0.5)
+    result = stats.wilcoxon(d, alternative="two-sided", zero_method="wilcox", method="auto")
     p = float(result.pvalue)
-    return MannWhitney(
-        u=float(result.statistic),
+    return SignedRank(
+        statistic=float(result.statistic),
         p_value=1.0 if math.isnan(p) else min(p, 1.0),
-        prob_greater=float(result.statistic) / (x.size * y.size),
+        prob_greater=prob,
     )
 
 
-def pooled_mann_whitney(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> MannWhitney:
-    """Mann-Whitney over devices on log session medians centred per device (by the
-    median of both groups together, which is symmetric under the null), so a fast device
-    and a slow one do not pass for a difference between the models."""
-    base_all, variant_all = [], []
-    for base, variant in pairs:
-        b, v = np.log(np.asarray(base, float)), np.log(np.asarray(variant, float))
-        centre = float(np.median(np.concatenate([b, v])))
-        base_all.append(b - centre)
-        variant_all.append(v - centre)
-    return mann_whitney(np.concatenate(base_all), np.concatenate(variant_all))
+def pooled_signed_rank(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> SignedRank:
+    """The signed-rank test over devices: every device's log session ratios together
+    (a ratio is within one session, so a fast device and a slow one cancel out)."""
+    return _signed_rank(np.concatenate([log_ratios(b, v) for b, v in pairs]))
 
 
-def verdict(test: MannWhitney, alpha: float, p_value: float | None = None) -> str:
+def verdict(test: SignedRank, alpha: float, p_value: float | None = None) -> str:
     """faster / slower at ``alpha`` (two-sided), else no significant difference;
     ``p_value`` replaces the test's own (a corrected one)."""
     p = test.p_value if p_value is None else p_value
@@ -214,39 +230,65 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def min_attainable_p(n_base: int, n_variant: int) -> float:
-    """The smallest two-sided p-value an exact Mann-Whitney test reaches with these group
-    sizes (complete separation, no ties)."""
-    return min(1.0, 2.0 / math.comb(n_base + n_variant, n_base))
+def min_attainable_p(sessions: int) -> float:
+    """The smallest two-sided p-value the exact signed-rank test reaches with this many
+    sessions (every ratio on one side)."""
+    return min(1.0, 2.0 / 2**sessions)
+
+
+def log_spread(medians: Sequence[float] | np.ndarray) -> float:
+    """The standard deviation of the logs (0.01: about 1 %), of a model's session
+    medians or of the log session ratios."""
+    x = np.log(np.asarray(medians, dtype=np.float64))
+    if x.size < 2:
+        raise ValueError("a spread needs at least two sessions")
+    return float(x.std(ddof=1))
+
+
+def detectable_change(
+    spread: float, sessions: int, alpha: float, power: float = 0.8
+) -> float | None:
+    """The smallest relative change of the median (0.03: 3 %) the two-sided signed-rank
+    test on ``sessions`` session ratios detects with probability ``power`` at level
+    ``alpha``, when their logs spread by ``spread`` (a standard deviation); None when
+    the exact test cannot reach ``alpha`` with so few sessions.
+
+    Normal approximation: t quantiles with sessions - 1 degrees of freedom, and the
+    test's asymptotic efficiency against the t-test on normal data (3/π).
+    """
+    if sessions < 2 or min_attainable_p(sessions) >= alpha:
+        return None
+    stats = _scipy_stats()
+
+    df = sessions - 1
+    q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
+    return math.expm1(q * spread / math.sqrt(sessions) / math.sqrt(3 / math.pi))
 
 
 def min_detectable_change(
-    base_units: Sequence[float] | np.ndarray,
-    variant_units: Sequence[float] | np.ndarray,
+    base_medians: Sequence[float] | np.ndarray,
+    variant_medians: Sequence[float] | np.ndarray,
     alpha: float,
     power: float = 0.8,
 ) -> float | None:
-    """The smallest relative change of the median (0.03: 3 %) that the two-sided
-    Mann-Whitney test on these units (session medians) detects with probability
-    ``power`` at level ``alpha``; None when no change at all can be detected (the exact
-    test cannot reach ``alpha`` with so few units).
-
-    Normal approximation on the log units: their pooled standard deviation, t quantiles
-    with n1 + n2 - 2 degrees of freedom, and the test's asymptotic efficiency against the
-    t-test on normal data (3/π).
-    """
-    stats = _scipy_stats()
-
-    b = np.log(np.asarray(base_units, dtype=np.float64))
-    v = np.log(np.asarray(variant_units, dtype=np.float64))
-    n1, n2 = b.size, v.size
-    if n1 < 2 or n2 < 2 or min_attainable_p(n1, n2) >= alpha:
+    """:func:`detectable_change` at the spread of these sessions' log ratios."""
+    d = log_ratios(base_medians, variant_medians)
+    if d.size < 2:
         return None
-    df = n1 + n2 - 2
-    pooled_sd = math.sqrt(((n1 - 1) * b.var(ddof=1) + (n2 - 1) * v.var(ddof=1)) / df)
-    q = float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
-    delta = q * pooled_sd * math.sqrt(1 / n1 + 1 / n2) / math.sqrt(3 / math.pi)
-    return math.expm1(delta)
+    return detectable_change(float(d.std(ddof=1)), d.size, alpha, power)
+
+
+def plan_sessions(
+    spread: float, precision: float, alpha: float, least: int, most: int, power: float = 0.8
+) -> int | None:
+    """The fewest sessions (at least ``least``, at most ``most``) whose detectable change
+    at ``spread`` (of the log session ratios) is at most ``precision``; None when even
+    ``most`` do not reach it."""
+    for n in range(max(least, 2), most + 1):
+        change = detectable_change(spread, n, alpha, power)
+        if change is not None and change <= precision:
+            return n
+    return None
 
 
 def _scipy_stats() -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from edgeship.ab.pareto import model_objectives
 from edgeship.ab.result import (
+    UNSTABLE_SHARE,
     ABReport,
     Comparison,
     Conditions,
@@ -22,6 +23,7 @@ from edgeship.ab.result import (
 )
 from edgeship.core.views import Rows, check_columns
 from edgeship.models.estimate import share_text
+from edgeship_runtime.guards import explain
 from edgeship_runtime.opprofile import summary_line as ops_summary
 from edgeship_runtime.report import DeviceState, TensorSummary
 from edgeship_runtime.signature import format_dims
@@ -42,12 +44,14 @@ __all__ = [
     "inputs_heading",
     "inputs_text",
     "model_rows",
+    "model_validity_lines",
     "ops_heading",
     "ops_lines",
     "ops_reconciliation",
     "ops_rows",
     "pooled_rows",
     "render",
+    "sessions_text",
     "size_text",
     "text_table",
     "unchecked_line",
@@ -137,15 +141,30 @@ def device_heading(device: DeviceAB, report: ABReport) -> str:
     env = device.environment
     where = f"{env.hostname} · {env.arch} · {env.cpu_model}" if env else "?"
     return (
-        f"{device_name(device)}: {where}; {d.sessions} sessions × {d.rounds} rounds × "
-        f"{d.block} runs per model ({d.runs} timed runs), threads {d.threads or 'default'}; "
-        f"{inputs_heading(device)}; {_conditions(device.before, device.after)}"
+        f"{device_name(device)}: {where}; {sessions_text(device, report)}, threads "
+        f"{d.threads or 'default'}; {inputs_heading(device)}; "
+        f"{_conditions(device.before, device.after)}"
     )
 
 
+def sessions_text(device: DeviceAB, report: ABReport) -> str:
+    """``10 sessions, each at least 1 s per model in blocks of 10 (5230-6110 runs per
+    model and session)``: what the sessions asked for and what they held."""
+    d = report.design
+    runs = device.models[0].session_runs if device.models else []
+    sessions = len(device.models[0].session_medians_ms) if device.models else d.sessions
+    each = f"at least {d.min_seconds:g} s per model" if d.min_seconds else f"{d.rounds} rounds"
+    held = ""
+    if runs:
+        low, high = min(runs), max(runs)
+        held = f" ({low if low == high else f'{low}-{high}'} runs per model and session)"
+    return f"{sessions} sessions, each {each} in blocks of {d.block}{held}"
+
+
 def model_rows(device: DeviceAB) -> Rows:
-    headers = ["model", "role", "inputs", "size", "p50 ms", "p90 ms", "p99 ms", "peak RSS MiB",
-               "load Δ MiB", "accuracy (vs labels)"]  # fmt: skip
+    headers = ["model", "role", "inputs", "size", "p50 ms", "p90 ms", "p99 ms",
+               "session medians std %", "peak RSS MiB", "load Δ MiB",
+               "accuracy (vs labels)"]  # fmt: skip
     rows = []
     for m in device.models:
         acc = "-"
@@ -160,6 +179,7 @@ def model_rows(device: DeviceAB) -> Rows:
                 f"{m.latency.p50_ms:.4f}",
                 f"{m.latency.p90_ms:.4f}",
                 f"{m.latency.p99_ms:.4f}",
+                _num(None if m.session_spread is None else 100 * m.session_spread, ".2f"),
                 _num(m.memory.peak_rss_mb if m.memory else None, ".1f"),
                 _num(m.memory.load_delta_mb if m.memory else None, ".1f"),
                 acc,
@@ -201,16 +221,40 @@ def front_line(device: DeviceAB) -> str:
 
 
 def detectable_text(c: Comparison) -> str:
-    """The smallest change of the median the test could have caught (80 % power)."""
+    """The smallest change of the median the test could have caught (80 % power), from
+    the std of the session medians."""
     if c.min_detectable_change is None:
         return "none" if c.p_value_holm is not None else "-"
     return f"±{100 * c.min_detectable_change:.1f}%"
 
 
 def validity_summary(device: DeviceAB) -> str:
-    """``validity: 9/10 sessions stable``."""
+    """``validity: 9/10 sessions stable: the measurement is stable``."""
     stable = sum(v.verdict == "stable" for v in device.validity)
-    return f"validity: {stable}/{len(device.validity)} sessions stable"
+    text = f"validity: {stable}/{len(device.validity)} sessions stable"
+    if device.stable is None:
+        return text
+    verdict = "stable" if device.stable else "UNSTABLE"
+    return (
+        f"{text}: the measurement is {verdict} (unstable when more than "
+        f"{UNSTABLE_SHARE:.0%} of the sessions are)"
+    )
+
+
+def model_validity_lines(device: DeviceAB) -> list[str]:
+    """One line per model judged unstable in some session (models that share the very
+    same account share a line): in how many, the causes in words and the remedy (the
+    sessions' every reason is in the reports)."""
+    by_text: dict[str, list[str]] = {}
+    for m in device.models:
+        sessions = [v for v in device.validity if v.models.get(m.name, "stable") != "stable"]
+        if not sessions:
+            continue
+        causes = [c for v in sessions for c in v.causes.get(m.name, [])]
+        why = explain(causes) or "; ".join(sessions[0].reasons[:1])
+        text = f"unstable in {len(sessions)}/{len(device.validity)} sessions: {why}"
+        by_text.setdefault(text, []).append(m.name)
+    return [f"{', '.join(names)}: {text}" for text, names in by_text.items()]
 
 
 def unchecked_line(device: DeviceAB) -> str | None:
@@ -288,28 +332,35 @@ def _moved(v: SessionValidity, what: str, fmt: str) -> str:
 
 
 def validity_lines(device: DeviceAB) -> list[str]:
-    """Per session its verdict: one line when all are stable, else one per unstable one
-    (its first three reasons; the JSON has them all)."""
+    """The device's verdict, then one line per model judged unstable in some session
+    (its causes and the remedy); the reports list every session."""
     if not device.validity:
         return []
-    bad = [v for v in device.validity if v.verdict != "stable"]
-    lines = [validity_summary(device)]
-    for v in bad:
-        more = f"; and {len(v.reasons) - 3} more" if len(v.reasons) > 3 else ""
-        lines.append(f"  session {v.session + 1} unstable: {'; '.join(v.reasons[:3])}{more}")
+    lines = [validity_summary(device), *(f"  {line}" for line in model_validity_lines(device))]
     unchecked = unchecked_line(device)
     return [*lines, f"  {unchecked}"] if unchecked else lines
 
 
 def detectable_note(device: DeviceAB) -> list[str]:
-    """Why a comparison could detect no difference at all, when one could not."""
+    """The smallest change these sessions resolve, and what it rests on; why a comparison
+    could detect no difference at all, when one could not; the plan, if one was made."""
     comparisons = device.comparisons
-    if not any(c.min_detectable_change is None and c.p_value_holm is not None for c in comparisons):
-        return []
-    return [
-        "detectable 'none': with these sessions the test cannot reach its level (after "
-        "Holm's correction over the variants): give more --sessions"
-    ]
+    lines = [f"plan: {device.plan}"] if device.plan else []
+    found = [c for c in comparisons if c.min_detectable_change is not None]
+    if found:
+        widest = max(found, key=lambda c: c.min_detectable_change or 0.0)
+        sessions = len(device.models[0].session_medians_ms)
+        spread = "" if widest.ratio_spread is None else f" {100 * widest.ratio_spread:.2f} %"
+        lines.append(
+            f"smallest detectable change ±{100 * (widest.min_detectable_change or 0.0):.1f} % "
+            f"(80 % power; from the std of the {sessions} session ratios{spread})"
+        )
+    if any(c.min_detectable_change is None and c.p_value_holm is not None for c in comparisons):
+        lines.append(
+            "detectable 'none': with these sessions the test cannot reach its level (after "
+            "Holm's correction over the variants): give more --sessions"
+        )
+    return lines
 
 
 def ops_rows(diff: OpsComparison, base: str) -> Rows:
@@ -441,13 +492,16 @@ def render(report: ABReport) -> str:
 
 def verdict(report: ABReport) -> tuple[str | None, str]:
     """The run's verdict for every view: (``"PASS"``/``"FAIL"``, what it rests on), or
-    (None, ``"no gates set"``) when there was nothing to pass or fail."""
+    (None, ``"no gates set"``) when there was nothing to pass or fail; a verdict over an
+    unstable measurement says so (the report's ``caveat``)."""
     checks, failed = len(report.gates), len(report.failed_gates())
     parts = [f"{checks - failed}/{checks} gate checks passed" if checks else "no gates set"]
     if report.failures:
         parts.append(f"{len(report.failures)} device(s) failed")
+    if report.caveat:
+        parts.append(report.caveat)
     if not checks and not report.failures:
-        return None, parts[0]
+        return None, ", ".join(parts)
     return ("PASS" if report.passed else "FAIL"), ", ".join(parts)
 
 

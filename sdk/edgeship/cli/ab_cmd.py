@@ -19,12 +19,13 @@ from edgeship.ab.gates import GATES, Gate, make_gate, parse_gate
 from edgeship.ab.reports import write_report
 from edgeship.ab.result import ABReport
 from edgeship.ab.runner import ABConfig, ABStep
-from edgeship.ab.schedule import Schedule
+from edgeship.ab.schedule import DEFAULT_SESSION_SECONDS, Schedule
 from edgeship.ab.stats import StatsPolicy
 from edgeship.ab.table import render
 from edgeship.api import ab
 from edgeship.cli.common import (
     connect_options,
+    cpus_option,
     session_from_args,
     session_options,
     shape_option,
@@ -73,10 +74,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "input signatures differ); default: generated from --seed",
     )
     shape_option(p)
-    p.add_argument("--runs", type=int, default=300, help="timed runs per model (default 300)")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=DEFAULT_SESSION_SECONDS,
+        metavar="S",
+        help="timed running per model in each session: rounds go on until every model "
+        f"has it (default {DEFAULT_SESSION_SECONDS:g})",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=100,
+        help="at least this many timed runs per model over all sessions (default 100)",
+    )
     p.add_argument("--sessions", type=int, default=10, help="fresh loads per model (default 10)")
+    p.add_argument(
+        "--precision",
+        type=float,
+        metavar="FRACTION",
+        help="plan the sessions from the first ones' spread so that a change this small "
+        "(0.02: 2 %%) is detected; says how many and how long before running them "
+        "(--sessions is then the least)",
+    )
     p.add_argument("--block", type=int, default=10, help="consecutive runs per block (default 10)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs per session (default 10)")
+    cpus_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of orders, inputs, bootstrap")
     p.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
@@ -115,7 +138,14 @@ def gates_from_args(ns: argparse.Namespace) -> tuple[Gate, ...]:
 def config_from_args(ns: argparse.Namespace) -> ABConfig:
     return ABConfig(
         schedule=Schedule(
-            runs=ns.runs, sessions=ns.sessions, block=ns.block, warmup=ns.warmup, seed=ns.seed
+            runs=ns.runs,
+            sessions=ns.sessions,
+            block=ns.block,
+            warmup=ns.warmup,
+            seed=ns.seed,
+            min_seconds=ns.min_seconds,
+            precision=ns.precision,
+            cpus=ns.cpus,
         ),
         stats=StatsPolicy(alpha=ns.alpha, bootstrap=ns.bootstrap, seed=ns.seed),
         session=session_from_args(ns),
@@ -182,6 +212,8 @@ def _show(line: StatusLine, step: ABStep) -> None:
         line.done(step.target)
     elif step.phase == "latency":
         line.show(step.target, f"latency session {step.index} of {step.total}", ticking=True)
+    elif step.phase == "plan":
+        print_stderr(f"{step.target}: {step.model}")
     else:
         what = f"{step.phase}: {step.model} ({step.index} of {step.total})"
         line.show(step.target, what, ticking=True)

@@ -21,6 +21,7 @@ __all__ = [
     "TENSORRT",
     "T",
     "connect_options",
+    "cpus_option",
     "global_options",
     "input_options",
     "on_targets",
@@ -141,6 +142,32 @@ def input_options(p: argparse.ArgumentParser) -> None:
 
 
 TENSORRT = "TensorrtExecutionProvider"
+
+
+def cpus_option(p: argparse.ArgumentParser) -> None:
+    """``--cpus LIST``: pin the device's runtime to these CPUs while timing."""
+    p.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        default=(),
+        metavar="LIST",
+        help="pin the runtime's threads to these CPUs of the device while timing, e.g. "
+        "2,3 or 2-3 (keeps other work off the measured cores; default: no pinning)",
+    )
+
+
+def _cpu_list(text: str) -> tuple[int, ...]:
+    """``2,3`` or ``0-3`` or ``0,2-3`` as CPU numbers."""
+    cpus: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus += range(int(low), int(high or low) + 1)
+    except ValueError:
+        cpus = []
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError(f"expected CPU numbers like 2,3 or 0-3, got {text!r}")
+    return tuple(sorted(set(cpus)))
 
 
 def session_options(p: argparse.ArgumentParser) -> None:

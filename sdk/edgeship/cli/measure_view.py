@@ -6,8 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgeship.core.views import Rows, check_columns
+from edgeship_runtime.guards import explain
 from edgeship_runtime.opprofile import statistic, summary_line
-from edgeship_runtime.report import BackendUsage, EnergyReport, OpProfile, ProfileReport, Validity
+from edgeship_runtime.report import (
+    BackendUsage,
+    EnergyReport,
+    LatencyStats,
+    OpProfile,
+    ProfileReport,
+    Validity,
+)
 
 __all__ = [
     "TOP_OPS",
@@ -55,17 +63,27 @@ def input_shapes(reports: Sequence[ProfileReport]) -> str:
     )
 
 
-def validity_line(name: str, validity: Validity | None) -> str | None:
-    """``warning: NAME: unstable: reason; reason`` or ``NAME: stable (...)``."""
+def validity_line(
+    name: str, validity: Validity | None, latency: LatencyStats | None = None
+) -> str | None:
+    """One line per model: ``NAME: stable (1.02 s of timed runs: 6231 runs after 17
+    warm-up runs, settled)``, or ``warning: NAME: unstable: the causes in words → the
+    remedy (the window; the first reason)``; every reason is in the JSON."""
     if validity is None:
         return None
-    warm = f"warm-up {validity.warmup_runs} runs"
+    warm = f"after {validity.warmup_runs} warm-up runs"
     if validity.warmup_settled:
         warm += ", settled"
+    if latency is not None:
+        warm = f"{latency.n * latency.mean / 1000:.2f} s of timed runs: {latency.n} runs {warm}"
     if validity.verdict == "stable":
         unchecked = f"; unchecked: {', '.join(validity.unchecked)}" if validity.unchecked else ""
         return f"{name}: stable ({warm}{unchecked})"
-    return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
+    why = explain(validity.causes)
+    if not why:  # a report from a runtime that gives no causes
+        return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
+    first = f"; {len(validity.reasons)} reasons, the first: {validity.reasons[0]}"
+    return f"warning: {name}: unstable: {why} ({warm}{first})"
 
 
 def fallback_line(name: str, backend: BackendUsage) -> str | None:
@@ -145,7 +163,7 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
 def profile_notes(reports: Sequence[ProfileReport], top: int = TOP_OPS) -> str:
     """Every model's verdict, energy and per-operator profile, as lines after the table."""
     lines = [fallback_line(model_name(r), r.backend) or "" for r in reports]
-    lines += [validity_line(model_name(r), r.validity) or "" for r in reports]
+    lines += [validity_line(model_name(r), r.validity, r.latency_ms) or "" for r in reports]
     for report in reports:  # a note every model shares (no sensor) once
         energy = report.energy
         if energy is not None and energy.sensors:

@@ -15,7 +15,7 @@ from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
 from edgeship.core.views import Rows, check_columns
 
 if TYPE_CHECKING:  # every command prints through here; only profile's tables read reports
-    from edgeship_runtime.report import ProfileReport
+    from edgeship_runtime.report import PolicyRecord, ProfileReport
 
 __all__ = [
     "print_error",
@@ -28,6 +28,7 @@ __all__ = [
     "profile_table",
     "status_line",
     "table",
+    "window_text",
 ]
 
 
@@ -86,10 +87,17 @@ _PROFILE_HEADERS = (
     "p50 ms",
     "p90 ms",
     "p99 ms",
-    "mean±std ms",
+    "mean±std of runs ms",
     "inf/s",
     "peak MiB",
 )
+
+
+def window_text(policy: PolicyRecord) -> str:
+    """What a profile was asked to time: ``at least 1 s and 100 timed runs``."""
+    if policy.min_seconds:
+        return f"at least {policy.min_seconds:g} s and {policy.runs} timed runs"
+    return f"{policy.runs} timed runs"
 
 
 def profile_row(report: ProfileReport) -> list[str]:
@@ -129,11 +137,14 @@ def profile_heading(reports: Sequence[ProfileReport]) -> str:
 
 
 def profile_footer(reports: Sequence[ProfileReport]) -> str:
-    """How the figures were measured."""
-    runs = reports[0].policy
+    """How the figures were measured (the counts each model really ran are on its
+    validity line)."""
+    policy = reports[0].policy
+    warmup = f"at least {policy.warmup}" if policy.steady is not False else f"{policy.warmup}"
     return (
-        f"{runs.runs} timed runs after {runs.warmup} warm-up, batch {reports[0].batch_size}; "
-        f"peak RSS by {reports[0].memory_mb.method}"
+        f"each model: {window_text(policy)} after {warmup} warm-up runs (the counts each "
+        f"really ran are on its validity line), batch {reports[0].batch_size}; peak RSS by "
+        f"{reports[0].memory_mb.method}"
     )
 
 

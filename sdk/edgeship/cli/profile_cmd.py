@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.cli.common import (
+    cpus_option,
     input_options,
     on_targets,
     session_from_args,
@@ -22,7 +23,7 @@ from edgeship.cli.common import (
 )
 from edgeship.cli.measure_view import TOP_OPS, input_shapes, profile_notes
 from edgeship.cli.next_step import after_profile, print_next
-from edgeship.cli.output import print_stderr, profile_table, status_line
+from edgeship.cli.output import print_stderr, profile_table, status_line, window_text
 from edgeship.core.config import ParallelConfig, ProfileConfig
 from edgeship.core.errors import UsageError
 from edgeship.core.progress import StatusLine
@@ -31,7 +32,7 @@ from edgeship.targets.cooldown import CooldownPolicy
 from edgeship.targets.shard import describe_parallel, profile_parallel
 from edgeship_runtime.guards import with_cooldown
 from edgeship_runtime.inputs import parse_shape_overrides
-from edgeship_runtime.measure import MeasurePolicy
+from edgeship_runtime.measure import DEFAULT_MIN_SECONDS, MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import ProfileReport
 
@@ -53,15 +54,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .tflite file(s)")
     p.add_argument("--backend", help="onnxruntime or tflite (default: by model format)")
-    p.add_argument("--runs", type=int, default=100, help="timed runs (default 100)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     p.add_argument(
         "--min-seconds",
         type=float,
-        default=0.0,
-        help="keep running until this much timed time has passed",
+        default=DEFAULT_MIN_SECONDS,
+        metavar="S",
+        help="time at least this many seconds of runs per model (default "
+        f"{DEFAULT_MIN_SECONDS:g}, as TFLite's benchmark_model); with --shards, of the stream",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=100,
+        help="and at least this many timed runs (default 100); with --shards, the requests",
+    )
+    p.add_argument(
+        "--warmup", type=int, default=10, help="untimed runs first, at least (default 10)"
     )
     session_options(p)
+    cpus_option(p)
     input_options(p)
     p.add_argument("--samples", action="store_true", help="include every run's latency")
     p.add_argument(
@@ -136,6 +147,7 @@ def config_from_args(ns: argparse.Namespace) -> ProfileConfig:
             runs=ns.runs,
             min_seconds=ns.min_seconds,
             steady=not getattr(ns, "fixed_warmup", False),
+            cpus=getattr(ns, "cpus", ()),
         ),
         session=session_from_args(ns),
         backend=ns.backend,
@@ -158,6 +170,8 @@ def run(ns: argparse.Namespace) -> int:
     ops = OpsPolicy(runs=ns.runs, warmup=ns.warmup) if ns.ops or ns.trace else None
     if ops is not None and parallel is not None:
         raise UsageError("--ops/--trace go without --shards/--pipeline")
+    if ns.cpus and parallel is not None:
+        raise UsageError("--cpus goes without --shards/--pipeline (each worker has its cores)")
     cooldown = None
     if ns.cooldown is not None:
         cooldown = CooldownPolicy(below_c=ns.cooldown, timeout_s=ns.cooldown_timeout)
@@ -287,8 +301,7 @@ def _profile_progress(
     its report, so the host shows the plan and the seconds waited."""
     policy = config.policy
     warmup = "warm-up until steady" if policy.steady else f"{policy.warmup} warm-up runs"
-    window = f", at least {policy.min_seconds:g} s" if policy.min_seconds else ""
-    timing = f"{warmup}, then {policy.runs} timed runs{window}"
+    timing = f"{warmup}, then {window_text(policy.record())}"
     operators = f"per-operator profile, {ops.runs} runs" if ops else ""
 
     def show(phase: str) -> None:

@@ -76,6 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ):
         default = getattr(_POLICY, name.replace("-", "_"))
         m.add_argument(f"--{name}", type=int, default=default, help=f"{help} (default {default})")
+    m.add_argument(
+        "--min-seconds",
+        type=float,
+        default=_POLICY.min_seconds,
+        metavar="S",
+        help=f"timed running per model in each session (default {_POLICY.min_seconds:g})",
+    )
     m.add_argument("--threads", type=int, help="runtime threads (default: the recipe's)")
     m.add_argument("--no-memory", action="store_true", help="skip peak memory per model")
     p.set_defaults(handler=run)
@@ -95,6 +102,7 @@ def run(ns: argparse.Namespace) -> int:
         threads=threads,
         memory=not ns.no_memory,
         memory_runs=ns.memory_runs,
+        min_seconds=ns.min_seconds,
     )
     config = SweepConfig(
         model=ns.model,

@@ -22,7 +22,7 @@ from edgeship.cli.common import (
 )
 from edgeship.cli.output import status_line, table
 from edgeship.optimize import TuneConfig, TuneReport, tune
-from edgeship.optimize.tune import MODES
+from edgeship.optimize.tune import MODES, TRIAL_SECONDS
 from edgeship.targets import Target
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.inputs import parse_shape_overrides
@@ -57,7 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ONNX Runtime execution modes to try (default: sequential,parallel)",
     )
     p.add_argument("--profile", help="board profile to use (default: the device's match)")
-    p.add_argument("--runs", type=int, default=30, help="timed runs per candidate and round")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=TRIAL_SECONDS,
+        metavar="S",
+        help=f"timed running per candidate and round (default {TRIAL_SECONDS:g})",
+    )
+    p.add_argument(
+        "--runs", type=int, default=30, help="and at least this many timed runs (default 30)"
+    )
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument(
@@ -98,7 +107,7 @@ def config_from_args(ns: argparse.Namespace) -> TuneConfig:
         trt_cache=trt_cache,
         trt_fp16=trt_fp16,
         modes=tuple(m.strip() for m in ns.modes.split(",") if m.strip()),
-        policy=MeasurePolicy(warmup=ns.warmup, runs=ns.runs),
+        policy=MeasurePolicy(warmup=ns.warmup, runs=ns.runs, min_seconds=ns.min_seconds),
         rounds=ns.rounds,
         profile=ns.profile,
         inputs=ns.inputs,

@@ -321,7 +321,7 @@ def verify(path: Path, sample: dict[str, np.ndarray] | None, target: Target) -> 
     """
     try:
         if sample is None:
-            policy = MeasurePolicy(warmup=0, runs=1)
+            policy = MeasurePolicy(warmup=0, runs=1, min_seconds=0.0)
             target.profile(path, ProfileConfig(policy=policy, session=SessionOptions(threads=1)))
         else:  # the signature from the target too: a malformed model may crash a runtime
             with target.load(path, ProfileConfig(session=SessionOptions(threads=1))) as loaded:
@@ -355,7 +355,7 @@ def latency(
     ``shapes``: of the inputs with dynamic dims (else they must have none but the batch)."""
 
     config = ProfileConfig(
-        policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs),
+        policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs, min_seconds=0.0),
         session=SessionOptions(threads=threads),
         shapes=dict(shapes or {}),
     )

@@ -34,6 +34,7 @@ from edgeship_runtime.report import ProfileReport
 __all__ = [
     "CPU",
     "MODES",
+    "TRIAL_SECONDS",
     "TuneConfig",
     "TuneProgress",
     "board_profile",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 MODES = ("sequential", "parallel")
+TRIAL_SECONDS = 0.25
+"""Timed running per candidate and round by default, in seconds: a tune tries up to
+dozens of settings, each in every round."""
 CPU = "CPUExecutionProvider"
 
 TuneProgress = Callable[[int, int, str], None]
@@ -65,7 +69,9 @@ class TuneConfig:
     trt_cache: bool = True
     trt_fp16: bool = False
     modes: tuple[str, ...] = MODES
-    policy: MeasurePolicy = field(default_factory=lambda: MeasurePolicy(warmup=5, runs=30))
+    policy: MeasurePolicy = field(
+        default_factory=lambda: MeasurePolicy(warmup=5, runs=30, min_seconds=TRIAL_SECONDS)
+    )
     rounds: int = 3
     profile: str | None = None
     inputs: Path | None = None

@@ -212,18 +212,20 @@ class FleetFront:
 @dataclass(frozen=True)
 class Policy:
     """How every cell is measured (part of each cell's fingerprint): the A/B's schedule
-    (``runs`` timed runs per model over ``sessions`` fresh loads, in blocks of ``block``,
-    after ``warmup``), runtime ``threads``, and peak memory over ``memory_runs`` runs in
-    a fresh runtime per model when ``memory``."""
+    (``sessions`` fresh loads, each timing every model for ``min_seconds`` and at least
+    ``runs`` timed runs per model in all, in blocks of ``block``, after ``warmup``),
+    runtime ``threads``, and peak memory over ``memory_runs`` runs in a fresh runtime per
+    model when ``memory``."""
 
     runs: int = 200
-    sessions: int = 5
+    sessions: int = 6
     block: int = 10
     warmup: int = 10
     seed: int = 0
     threads: int = 1
     memory: bool = True
     memory_runs: int = 20
+    min_seconds: float = 0.25
 
 
 @dataclass

@@ -145,6 +145,7 @@ def ab_config(policy: Policy, eval_data: Path | None) -> ABConfig:
         block=policy.block,
         warmup=policy.warmup,
         seed=policy.seed,
+        min_seconds=policy.min_seconds,
     )
     return ABConfig(
         schedule=schedule,

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from edgeship.core.client import Pipe, RuntimeClient
 from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts
-from edgeship.core.errors import ConnectError, RemoteTimeout, RuntimeCrashed, UsageError
+from edgeship.core.errors import (
+    ConnectError,
+    RemoteTimeout,
+    RuntimeCrashed,
+    TargetError,
+    UsageError,
+)
 
 # What loads and measures models (the requests and replies, numpy, the runtime's measuring
 # and report modules, tuned settings and board defaults) is imported in the methods that
@@ -189,6 +195,12 @@ class Target(abc.ABC):
         if any(m.target is not self for m in models):
             raise UsageError("interleave: every model must be loaded on this target")
         result = self.request(wire.interleave(handles, policy, feeds, shapes))
+        if policy.min_seconds and "min_seconds" not in (result.get("policy") or {}):
+            raise TargetError(
+                f"the runtime on {self.name} predates sessions sized by time (it ignored "
+                "min_seconds): deploy a matching runtime (edgeship setup)",
+                target=self.name,
+            )
         return wire.Interleaved.parse(handles, result)
 
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:

@@ -120,6 +120,8 @@ def profile(
         "steady": config.policy.steady,
         "energy": config.policy.energy,
     }
+    if config.policy.cpus:
+        args["cpus"] = list(config.policy.cpus)
     _add_inputs(args, config, inputs)
     return Request("profile", {**args, **(parallel or {})})
 
@@ -183,6 +185,10 @@ def interleave(
         "seed": policy.seed,
         "shapes": _shapes(shapes or {}),
     }
+    if policy.min_seconds:
+        args["min_seconds"] = policy.min_seconds
+    if policy.cpus:
+        args["cpus"] = list(policy.cpus)
     if feeds is not None:
         if len(feeds) != len(handles):
             raise UsageError(f"{len(feeds)} input sets for {len(handles)} models")

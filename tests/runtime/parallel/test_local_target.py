@@ -32,7 +32,7 @@ from tests.runtime.test_py39 import python39  # noqa: F401  (a fixture)
 
 
 def test_profile_with_shards_reports_the_stream(chain_onnx: Path) -> None:
-    report = edgeship.profile(chain_onnx, shards=2, runs=300, warmup=2, threads=1)
+    report = edgeship.profile(chain_onnx, shards=2, runs=300, warmup=2, threads=1, min_seconds=0)
     p = report.parallel
     assert p is not None and p.mode == "shards" and p.n_workers == 2
     assert p.requests == 300 == sum(w.requests for w in p.workers)
@@ -51,7 +51,9 @@ def test_profile_with_shards_reports_the_stream(chain_onnx: Path) -> None:
 def test_profile_a_pipeline_from_a_partition_directory(
     chain_onnx: Path, chain_stages: Path
 ) -> None:
-    report = edgeship.profile(chain_onnx, pipeline=chain_stages, runs=200, warmup=2, threads=1)
+    report = edgeship.profile(
+        chain_onnx, pipeline=chain_stages, runs=200, warmup=2, threads=1, min_seconds=0
+    )
     p = report.parallel
     assert p is not None and p.mode == "pipeline" and [w.role for w in p.workers] == ["stage"] * 2
     assert [Path(w.model_path).name for w in p.workers] == ["stage_0.onnx", "stage_1.onnx"]
@@ -111,7 +113,7 @@ def test_a_killed_worker_fails_the_profile_and_the_runtime_lives_on(chain_onnx: 
 
 def test_shards_on_python39_from_the_zipapp(python39: str, chain_onnx: Path) -> None:  # noqa: F811
     with LocalTarget(python=python39) as target:
-        config = ProfileConfig(policy=MeasurePolicy(runs=100, warmup=1))
+        config = ProfileConfig(policy=MeasurePolicy(runs=100, warmup=1, min_seconds=0))
         report = profile_parallel(target, chain_onnx, config, ParallelConfig(shards=2))
     assert report.environment.python.startswith("3.9.")
     assert report.parallel is not None and report.parallel.check is not None
@@ -122,7 +124,8 @@ def test_cli_profile_shards_and_run_shard(chain_onnx: Path, tmp_path: Path) -> N
     base = [sys.executable, "-m", "edgeship.cli.main"]
     env = {**os.environ, "HOME": str(tmp_path)}
     done = subprocess.run(
-        [*base, "profile", str(chain_onnx), "--shards", "2", "--runs", "50", "--threads", "1"],
+        [*base, "profile", str(chain_onnx), "--shards", "2", "--runs", "50", "--threads", "1",
+         "--min-seconds", "0"],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -64,6 +64,7 @@ def model_run(
         outputs=outputs,
         labels=labels,
         inputs=[TensorSummary("x", list(SHAPE), "float32")],
+        session_runs=[samples.shape[1]] * samples.shape[0] if samples.ndim == 2 else [samples.size],
     )
 
 
@@ -91,9 +92,11 @@ def op_profile(**totals_ms: float) -> OpProfile:
 
 
 def validity(verdict: str, *reasons: str, warmup_runs: int = 10) -> Validity:
+    """A verdict whose causes follow from its reasons (a governor's, or noise)."""
     return Validity(
         verdict=verdict,
         reasons=list(reasons),
+        causes=["governor" if "governor" in r else "noise" for r in reasons],
         unchecked=["throttling (no thermal_throttle counters, no vcgencmd)"],
         warmup_runs=warmup_runs,
     )

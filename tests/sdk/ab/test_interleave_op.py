@@ -45,7 +45,9 @@ def test_interleave_runs_models_in_seeded_random_blocks(add_onnx: Path) -> None:
     assert first["ok"], first
     result = first["result"]
     assert result["handles"] == ["m1", "m2", "m3"]
-    assert result["policy"] == {"warmup": 2, "block": 4, "blocks": 6, "seed": 7}
+    assert result["policy"] == {
+        "warmup": 2, "block": 4, "blocks": 6, "seed": 7, "min_seconds": 0.0, "cpus": []
+    }  # fmt: skip
     assert set(result["samples_ms"]) == {"m1", "m2", "m3"}
     assert all(len(s) == 24 and min(s) > 0 for s in result["samples_ms"].values())
     assert len(result["rounds"]) == 6
@@ -56,6 +58,17 @@ def test_interleave_runs_models_in_seeded_random_blocks(add_onnx: Path) -> None:
         seen = result["conditions"][moment]
         assert set(seen) == {"temperature_c", "thermal_zones", "cpu_freq_mhz"}
     assert result["wall_s"] > 0
+
+
+def test_interleave_runs_rounds_until_every_model_has_min_seconds(add_onnx: Path) -> None:
+    args = {"handles": ["m1", "m2"], "block": 3, "blocks": 1, "warmup": 1, "min_seconds": 0.02}
+    *_, reply = serve(*loads(add_onnx, 2), req(3, "interleave", **args, cpus=[]))
+    assert reply["ok"], reply
+    result = reply["result"]
+    assert result["policy"]["min_seconds"] == 0.02
+    samples = list(result["samples_ms"].values())
+    assert all(sum(s) >= 20.0 and len(s) == 3 * len(result["rounds"]) for s in samples)
+    assert len(result["rounds"]) > 1
 
 
 def test_interleave_with_one_feed_set_or_feeds_per_handle(add_onnx: Path) -> None:

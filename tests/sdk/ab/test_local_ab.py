@@ -15,7 +15,9 @@ import pytest
 from edgeship.ab.result import FASTER, ABReport
 from edgeship.cli.main import main as edgeship
 
-FAST = ("--threads", "1", "--sessions", "4", "--block", "5", "--runs", "40", "--warmup", "5")
+FAST = ("--threads", "1", "--sessions", "6", "--block", "5", "--runs", "40", "--warmup", "5",
+        "--min-seconds", "0")  # fmt: skip
+"""Sessions of a fixed count: 2 rounds of 5 runs per model each, 60 runs in all."""
 
 
 def test_ab_on_local_with_data_gates_json_and_report(
@@ -32,7 +34,8 @@ def test_ab_on_local_with_data_gates_json_and_report(
     assert device.target["name"] == "local" and device.environment is not None
     cnn, mlp = device.models
     assert (cnn.name, cnn.role, mlp.role) == ("cnn", "base", "variant")
-    assert cnn.latency.n == mlp.latency.n == 40 == len(cnn.samples_ms)
+    assert cnn.latency.n == mlp.latency.n == 60 == len(cnn.samples_ms)
+    assert cnn.session_runs == mlp.session_runs == [10] * 6
     assert cnn.memory and cnn.memory.peak_rss_mb > cnn.memory.load_delta_mb > 0
     assert cnn.accuracy and cnn.accuracy.n == 360 and cnn.accuracy.accuracy > 0.95
     assert cnn.size_bytes == (zoo / "cnn.onnx").stat().st_size
@@ -40,7 +43,7 @@ def test_ab_on_local_with_data_gates_json_and_report(
     assert c.verdict == FASTER and c.speedup_ci.low > 1.3 and c.latency_ratio_ci.high < 1
     assert c.agreement is not None and 0.9 < c.agreement.top1 < 1.0
     assert c.accuracy_drop_pp is not None and c.accuracy_drop_pp > 0.1
-    assert len(device.rounds) == 8 and all(sorted(r) == ["cnn", "mlp"] for r in device.rounds)
+    assert len(device.rounds) == 12 and all(sorted(r) == ["cnn", "mlp"] for r in device.rounds)
     speed, accuracy = report.gates
     assert speed.passed and speed.margin is not None and speed.margin > 0
     assert not accuracy.passed and accuracy.margin == pytest.approx(0.1 - c.accuracy_drop_pp)
@@ -50,11 +53,34 @@ def test_ab_on_local_with_data_gates_json_and_report(
     assert html.count("data:image/png;base64,") == 4
 
 
+def test_every_session_times_every_model_for_min_seconds(
+    zoo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The time budget on real models: each session's runs of each model add up to at
+    least --min-seconds, in whole blocks, as many for the fast model as for the slow one;
+    the JSON states the detectable change and the spread it rests on."""
+    argv = ["ab", str(zoo / "cnn.onnx"), str(zoo / "mlp.onnx"), "--threads", "1"]
+    argv += ["--sessions", "6", "--block", "5", "--runs", "1", "--min-seconds", "0.05"]
+    assert edgeship([*argv, "--no-memory", "--json"]) in (0, 1)
+    report = ABReport.from_json(capsys.readouterr().out)
+    [device] = report.devices
+    cnn, mlp = device.models
+    assert cnn.session_runs == mlp.session_runs and len(cnn.session_runs) == 6
+    assert all(n % 5 == 0 for n in cnn.session_runs)
+    for model in (cnn, mlp):
+        sessions = np.split(np.asarray(model.samples_ms), np.cumsum(model.session_runs)[:-1])
+        assert all(s.sum() >= 50.0 for s in sessions)
+    [c] = device.comparisons
+    assert c.ratio_spread is not None and c.min_detectable_change is not None
+    assert report.design.min_seconds == 0.05 and report.stable is device.stable
+
+
 def test_ab_table_and_a_passing_gate_exit_0(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["ab", str(zoo / "cnn.onnx"), str(zoo / "mlp.onnx"), *FAST, "--no-memory"]
     assert edgeship([*argv, "--min-speedup", "1.3"]) == 0
     out, err = capsys.readouterr()
-    assert "mlp" in out and "faster" in out and out.rstrip().endswith("1/1 gate checks passed")
+    assert "mlp" in out and "faster" in out
+    assert out.rstrip().splitlines()[-1].startswith("PASS: 1/1 gate checks passed")
     assert err.rstrip().splitlines()[-1] == f"next: deploy mlp: edgeship deploy {zoo / 'mlp.onnx'}"
 
 
@@ -97,7 +123,9 @@ def unlabelled(tmp_path: Path) -> Path:
         (["--max-accuracy-drop", "0.5"], "error: gate max-accuracy-drop needs a data set with"),
         (["--data", "{unlabelled}", "--max-accuracy-drop", "0.5"], "but {unlabelled} has no"),
         (["--inputs", "{unlabelled}"] * 2, "error: --inputs given 2 times for 3 models"),
-        (["--sessions", "2"], "error: --sessions must be at least 4"),
+        (["--sessions", "2"], "error: --sessions must be at least 6"),
+        (["--precision", "5"], "error: --precision is a fraction of the median (0.02 for 2 %)"),
+        (["--cpus", "x"], "argument --cpus: expected CPU numbers like 2,3 or 0-3"),
         (["--min-speedup", "fast"], "argument --min-speedup: invalid float value: 'fast'"),
         (["--alpha", "0.7"], "error: --alpha must be in (0, 0.5), got 0.7"),
     ],

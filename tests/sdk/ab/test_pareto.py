@@ -48,7 +48,7 @@ def _models(accuracy: bool) -> list:
     if not accuracy:
         for run in runs:
             run.labels = None
-    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    device = analyze(fakes.device_run("pi", runs), StatsPolicy())
     return device.models
 
 

@@ -23,7 +23,7 @@ def test_json_round_trip(report: ABReport) -> None:
     again = ABReport.from_json(text)
     assert again == report
     data = json.loads(text)
-    assert data["schema"] == AB_SCHEMA == "edgeship.ab/1.1"
+    assert data["schema"] == AB_SCHEMA == "edgeship.ab/1.2"
     assert data["devices"][0]["models"][0]["latency"]["p50_ms"] > 0
     assert data["devices"][0]["environment"]["cpu_model"] == "Cortex-A76"
 
@@ -70,7 +70,10 @@ def test_gates_in_the_report(report: ABReport) -> None:
 
 def test_table_view(report: ABReport) -> None:
     text = render(report)
-    assert "pi-0: pi-0 · aarch64 · Cortex-A76; 10 sessions × 3 rounds × 10 runs" in text
+    assert (
+        "pi-0: pi-0 · aarch64 · Cortex-A76; 10 sessions, each at least 0.5 s per model in "
+        "blocks of 10 (30 runs per model and session)"
+    ) in text
     assert "45.0 → 52.5 °C, 1800 → 1500 MHz" in text
     assert "int8" in text and "faster" in text and "no significant difference" in text
     assert "pooled over devices:" in text

@@ -51,7 +51,10 @@ def test_both_reports_hold_every_sessions_verdict_and_reasons(fake_report: ABRep
         assert last.verdict == "unstable" and last.reasons == [fakes.GOVERNOR]
         assert set(last.models) == {"fp32", "int8", "same"} and last.warmup_runs == 10
         assert last.after is not None and last.after.temperature_c == device.after.temperature_c
-        assert f"### Validity on {name}" in md and "validity: 9/10 sessions stable." in md
+        assert (
+            f"### Validity on {name}" in md
+            and "validity: 9/10 sessions stable: the measurement is stable" in md
+        )
         assert f'<h3 id="validity-{name}">' in page
         for row in rows:
             assert md_row(row) in md

@@ -1,4 +1,5 @@
-"""The runner's host-side checks: names, inputs and data per model, signatures."""
+"""The runner's host-side checks: names, inputs and data per model, signatures; the plan
+of sessions for a precision."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import pytest
 
 from edgeship.ab.gates import MaxAccuracyDrop
-from edgeship.ab.runner import ABConfig, Prepared, check_signatures, model_names, prepare
+from edgeship.ab.runner import (
+    ABConfig,
+    Prepared,
+    _plan,
+    check_signatures,
+    model_names,
+    prepare,
+)
+from edgeship.ab.schedule import MAX_SESSIONS, Schedule
+from edgeship.ab.stats import plan_sessions
 from edgeship.core.errors import ModelError, UsageError
 from edgeship_runtime.signature import Signature, TensorSpec
 
@@ -88,3 +98,30 @@ def test_several_inputs_must_match_by_name() -> None:
     b = sig(("y", (1, 4), "float32"), ("x", (1, 4), "float32"))
     with pytest.raises(UsageError, match=r"base: x float32 \[1, 4\], y float32 \[1, 4\]"):
         check_signatures(prep(), [a, b])
+
+
+def pilot(spread: float, sessions: int = 6, runs: int = 20) -> list[list[float]]:
+    """Base and variant samples of ``sessions`` sessions whose log session ratios have
+    standard deviation ``spread`` exactly (every run of a session alike)."""
+    z = np.random.default_rng(0).standard_normal(sessions)
+    ratios = np.exp(spread * (z - z.mean()) / z.std(ddof=1))
+    level = np.exp(np.random.default_rng(1).normal(0, 0.05, sessions))  # cancels out
+    return [
+        [float(x) for x in np.repeat(level, runs)],
+        [float(x) for x in np.repeat(level * ratios, runs)],
+    ]
+
+
+def test_precision_plans_from_the_pilots_ratios_and_says_how_long() -> None:
+    config = ABConfig(schedule=Schedule(sessions=10, precision=0.02))
+    total, text = _plan(pilot(0.02), [20] * 6, config, seconds_per_session=3.0)
+    assert total == plan_sessions(0.02, 0.02, 0.05, least=10, most=MAX_SESSIONS)
+    assert text == (
+        f"precision 2 %: the first 6 sessions' ratios spread by 2.00 %; {total} sessions "
+        f"resolve it: running {total - 6} more, about {3 * (total - 6):.0f} s"
+    )
+    quiet, _ = _plan(pilot(0.001), [20] * 6, config, seconds_per_session=3.0)
+    assert quiet == 10  # never fewer than --sessions
+    most, text = _plan(pilot(0.5), [20] * 6, config, seconds_per_session=3.0)
+    assert most == MAX_SESSIONS and "even 200 sessions resolve only ±" in text
+    assert f"running {MAX_SESSIONS - 6} more, about 9.7 min" in text

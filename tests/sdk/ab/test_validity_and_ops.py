@@ -8,18 +8,26 @@ import math
 import numpy as np
 import pytest
 
-from edgeship.ab._analyze import analyze, ops_comparison, session_validity
+from edgeship.ab._analyze import (
+    analyze,
+    caveat,
+    measurement_stable,
+    ops_comparison,
+    session_validity,
+)
 from edgeship.ab._report_md import render as render_md
+from edgeship.ab.gates import make_gate
 from edgeship.ab.result import ABReport
+from edgeship.ab.runner import ABConfig
 from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import (
     StatsPolicy,
     holm,
-    mann_whitney,
     min_attainable_p,
     min_detectable_change,
+    signed_rank,
 )
-from edgeship.ab.table import render
+from edgeship.ab.table import render, validity_lines
 from edgeship_runtime.report import OpProfile, OpTypeTime, Validity
 from tests.sdk.ab import fakes
 
@@ -31,14 +39,15 @@ def test_holm_adjusts_step_down_and_keeps_the_order() -> None:
 
 
 def test_the_smallest_p_of_an_exact_test() -> None:
-    assert min_attainable_p(4, 4) == pytest.approx(2 / 70)
-    assert min_attainable_p(10, 10) < 1e-4
+    assert min_attainable_p(6) == pytest.approx(2 / 64)
+    assert min_attainable_p(10) < 0.002
 
 
 def test_too_few_sessions_can_detect_nothing() -> None:
-    units = [1.0, 1.01, 0.99, 1.02]
-    assert min_detectable_change(units, units, alpha=0.05) is not None  # 2/70 < 0.05
-    assert min_detectable_change(units, units, alpha=0.05 / 2) is None  # Holm over 2 variants
+    base = [1.0, 1.01, 0.99, 1.02, 1.0, 0.98]
+    variant = [1.01, 1.0, 1.0, 1.01, 0.99, 0.99]
+    assert min_detectable_change(base, variant, alpha=0.05) is not None  # 2/64 < 0.05
+    assert min_detectable_change(base, variant, alpha=0.05 / 2) is None  # Holm over 2 variants
 
 
 def test_the_detectable_change_is_detected_four_times_in_five() -> None:
@@ -46,14 +55,14 @@ def test_the_detectable_change_is_detected_four_times_in_five() -> None:
     rng = np.random.default_rng(1)
     sessions, sd, reps = 10, 0.02, 400
     z = rng.standard_normal(sessions)
-    units = np.exp(sd * (z - z.mean()) / z.std(ddof=1))  # log units with sd exactly `sd`
-    change = min_detectable_change(units, units, alpha=0.05)
+    ratios = np.exp(sd * (z - z.mean()) / z.std(ddof=1))  # log ratios with sd exactly `sd`
+    change = min_detectable_change(np.ones(sessions), ratios, alpha=0.05)
     assert change is not None and 0.01 < change < 0.06
     hits = 0
     for _ in range(reps):
-        b = np.exp(rng.normal(0, sd, sessions))
-        v = np.exp(rng.normal(math.log1p(change), sd, sessions))
-        hits += mann_whitney(b, v).p_value < 0.05
+        b = np.exp(rng.normal(0, 0.05, sessions))  # the sessions' own level cancels out
+        v = b * np.exp(rng.normal(math.log1p(change), sd, sessions))
+        hits += signed_rank(b, v).p_value < 0.05
     assert 0.7 < hits / reps < 0.9
 
 
@@ -70,18 +79,16 @@ def test_several_variants_are_holm_corrected() -> None:
 
 def test_a_borderline_p_is_no_longer_significant_after_correction() -> None:
     rng = np.random.default_rng(3)
-    base = fakes.latencies(rng, 10.0, sessions=4, runs=10)
+    base = fakes.latencies(rng, 10.0, sessions=6, runs=10)
     runs = [
         fakes.model_run("base", base, "base"),
-        fakes.model_run("a", base * 0.5),  # completely separated: p = 2/70
+        fakes.model_run("a", base * 0.5),  # every session on one side: p = 2/64
         fakes.model_run("b", base * 0.5),
     ]
-    device = analyze(
-        fakes.device_run("d", runs, block=10), Schedule(runs=40, sessions=4), StatsPolicy()
-    )
+    device = analyze(fakes.device_run("d", runs, block=10, sessions=6), StatsPolicy())
     a, _ = device.comparisons
-    assert a.p_value == pytest.approx(2 / 70)
-    assert a.p_value_holm == pytest.approx(4 / 70)
+    assert a.p_value == pytest.approx(2 / 64)
+    assert a.p_value_holm == pytest.approx(4 / 64)
     assert a.verdict == "no significant difference" and a.min_detectable_change is None
     text = render(_report(device))
     assert "detectable 'none'" in text and "give more --sessions" in text
@@ -94,7 +101,8 @@ def _report(device: object) -> ABReport:
 
 
 def validity(verdict: str, *reasons: str) -> Validity:
-    return Validity(verdict=verdict, reasons=list(reasons), unchecked=["CPU governor (x)"])
+    causes = ["noise" for _ in reasons]
+    return Validity(verdict, list(reasons), causes, unchecked=["CPU governor (x)"])
 
 
 def test_a_session_verdict_names_the_model_a_reason_is_about() -> None:
@@ -120,14 +128,17 @@ def test_sessions_verdicts_reach_the_report_and_its_views() -> None:
     device_run = fakes.device_run("pi", runs)
     device_run.validity = [[validity("stable"), validity("stable")] for _ in range(10)]
     device_run.validity[3] = [validity("unstable", "max 9 ms is 80 % above the mean"), None]
-    device = analyze(device_run, Schedule(runs=300, sessions=10, block=10), StatsPolicy())
+    device = analyze(device_run, StatsPolicy())
     assert [v.verdict for v in device.validity].count("unstable") == 1
     assert device.unchecked == ["CPU governor (x)"]
     report = _report(device)
     text = render(report)
-    assert "validity: 9/10 sessions stable" in text
-    assert "session 4 unstable: fp32: max 9 ms is 80 % above the mean" in text
-    assert "validity: 9/10 sessions stable" in render_md(report)
+    assert "validity: 9/10 sessions stable: the measurement is stable" in text
+    assert "fp32: unstable in 1/10 sessions: the runs' times spread or moved → close" in text
+    assert "session 4" not in text  # one line per model, not per session
+    markdown = render_md(report)
+    assert "validity: 9/10 sessions stable" in markdown
+    assert "fp32: max 9 ms is 80 % above the mean" in markdown  # every reason in the table
     again = ABReport.from_json(report.to_json())
     assert again.devices[0].validity == device.validity
 
@@ -147,7 +158,7 @@ def test_the_op_type_diff_explains_a_slower_int8_model() -> None:
     int8 = fakes.model_run("int8", fakes.latencies(rng, 6.0))
     base.ops = op_profile(Conv=0.8, Gemm=0.1)
     int8.ops = op_profile(ConvInteger=5.0, DynamicQuantizeLinear=0.6, MatMulInteger=0.2)
-    device = analyze(fakes.device_run("pi", [base, int8]), Schedule(runs=300), StatsPolicy())
+    device = analyze(fakes.device_run("pi", [base, int8]), StatsPolicy())
     (diff,) = device.op_diffs
     assert [r.op_type for r in diff.rows][:2] == ["ConvInteger", "Conv"]
     assert diff.rows[0].delta_ms == pytest.approx(5.0)
@@ -162,7 +173,39 @@ def test_no_per_op_times_is_said_in_the_diff() -> None:
     base.ops = op_profile(Conv=1.0)
     other.ops = OpProfile(available=False, backend="tflite", note="per-op timing: not exposed")
     result = ops_comparison(
-        analyze(fakes.device_run("d", [base, other]), Schedule(), StatsPolicy()).models[0],
-        analyze(fakes.device_run("d", [base, other]), Schedule(), StatsPolicy()).models[1],
+        analyze(fakes.device_run("d", [base, other]), StatsPolicy()).models[0],
+        analyze(fakes.device_run("d", [base, other]), StatsPolicy()).models[1],
     )
     assert result.rows == [] and result.note == "per-op timing: not exposed"
+
+
+def test_a_pass_over_an_unstable_measurement_says_so_in_every_view_and_the_json() -> None:
+    config = ABConfig(schedule=Schedule(sessions=10), gates=(make_gate("max-size-ratio", 1.0),))
+    report = fakes.report(config=config)  # the last of 10 sessions unstable: tolerated
+    assert report.passed and report.stable is True and report.caveat is None
+    assert render(report).splitlines()[-1] == "PASS: 2/2 gate checks passed"
+    for device in report.devices:  # a hog through 3 of its 10 sessions
+        for session in device.validity[:3]:
+            session.verdict = "unstable"
+        device.stable = measurement_stable(device.validity)
+    report.stable, report.caveat = False, caveat(report.devices)
+    line = (
+        "PASS: 2/2 gate checks passed, but the measurement was UNSTABLE on pi-0 "
+        "(4/10 sessions): not to be trusted"
+    )
+    assert render(report).splitlines()[-1] == line
+    assert line.split(": ", 1)[1] in render_md(report)
+    again = ABReport.from_json(report.to_json())
+    assert (again.passed, again.stable, again.caveat) == (True, False, report.caveat)
+
+
+def test_one_line_per_unstable_model_with_the_cause_and_the_remedy() -> None:
+    """Every model of the fake device is unstable in its last session, for the same
+    reason (the governor): one line for the three."""
+    report = fakes.report(gates=False)
+    (device,) = report.devices
+    lines = [line.strip() for line in validity_lines(device)]
+    assert lines[0].startswith("validity: 9/10 sessions stable: the measurement is stable")
+    governor = "the CPU clock follows the load (governor not 'performance') → set the governor"
+    assert lines[1].startswith("fp32, int8, same: unstable in 1/10 sessions: " + governor)
+    assert len(lines) == 3 and lines[2].startswith("unchecked on this device: ")

@@ -9,7 +9,7 @@ from pathlib import Path
 from edgeship import ProfileReport
 from tests.sdk.conftest import Run
 
-QUICK = ["--runs", "5", "--warmup", "1", "--threads", "1"]
+QUICK = ["--runs", "5", "--warmup", "1", "--threads", "1", "--min-seconds", "0"]
 
 
 def test_profile_ops_table_and_verdict(edgeship: Run, state_onnx: Path) -> None:
@@ -71,7 +71,8 @@ def test_ab_ops_shows_where_the_time_went(
     edgeship: Run, add_onnx: Path, state_onnx: Path, tmp_path: Path
 ) -> None:
     rc, out, err = edgeship(
-        "ab", add_onnx, add_onnx, "--runs", "40", "--sessions", "4", "--block", "5",
+        "ab", add_onnx, add_onnx, "--runs", "40", "--sessions", "6", "--block", "5",
+        "--min-seconds", "0.01",
         "--warmup", "2", "--threads", "1", "--no-memory", "--ops", "--shape", "x=2,4",
     )  # fmt: skip
     assert rc == 0, err
@@ -79,3 +80,23 @@ def test_ab_ops_shows_where_the_time_went(
     assert "per op type, add.onnx#2 against add.onnx (operators" in out
     assert "per-operator profiles, ms per run:\n  add.onnx: operators " in out
     assert "add.onnx#2: operators " in out and "all operators" in out
+
+
+def test_profile_times_a_zoo_model_for_its_min_seconds(edgeship: Run) -> None:
+    """The time budget on a real trained model: --min-seconds 0.3 gives at least 0.3 s
+    of samples, however few --runs asked for; the line says what the window held."""
+    from tools.zoo.build import build_zoo
+
+    mlp = build_zoo().path("mlp.onnx")
+    args = ["--min-seconds", "0.3", "--runs", "1", "--warmup", "1", "--threads", "1"]
+    rc, out, err = edgeship("profile", mlp, *args, "--samples", "--json")
+    assert rc == 0, err
+    (report,) = json.loads(out)
+    samples = report["samples_ms"]
+    assert sum(samples) >= 300.0 and report["latency_ms"]["n"] == len(samples) > 1
+    assert report["policy"]["min_seconds"] == 0.3 and report["policy"]["steady"] is True
+    rc, out, err = edgeship("profile", mlp, *args)
+    assert rc == 0, err
+    assert "each model: at least 0.3 s and 1 timed runs after at least 1 warm-up runs" in out
+    line = next(x for x in out.splitlines() if "mlp.onnx: " in x and "stable" in x)
+    assert " s of timed runs: " in line and " runs after " in line

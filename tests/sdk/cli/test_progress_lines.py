@@ -58,10 +58,10 @@ def _live(request: pytest.FixtureRequest) -> bool:
     [
         (
             ["--runs", "5", "--min-seconds", "0.2"],
-            "warm-up until steady, then 5 timed runs, at least 0.2 s",
+            "warm-up until steady, then at least 0.2 s and 5 timed runs",
         ),
         (
-            ["--shards", "2", "--runs", "20"],
+            ["--shards", "2", "--runs", "20", "--min-seconds", "0"],
             "one shard alone, then a stream of 20 requests over 2 shards",
         ),
     ],
@@ -91,7 +91,9 @@ def test_profile_shows_its_plan_and_the_time_waited(
 def test_profile_with_ops_shows_the_operator_phase(
     edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
 ) -> None:
-    rc, err = edgeship("profile", add_onnx, "--runs", "3", "--warmup", "1", "--ops")
+    rc, err = edgeship(
+        "profile", add_onnx, "--runs", "3", "--warmup", "1", "--ops", "--min-seconds", "0"
+    )
     assert rc == 0, err
     phase = "local: add.onnx: per-operator profile, 3 runs · "
     assert any(f.startswith(phase) for f in _frames(err)) == _live(request)
@@ -100,14 +102,16 @@ def test_profile_with_ops_shows_the_operator_phase(
 def test_ab_shows_each_latency_session_and_memory_run(
     edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
 ) -> None:
-    common = ["--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "1"]
+    common = ["--runs", "20", "--sessions", "6", "--block", "5", "--warmup", "1",
+              "--min-seconds", "0.01"]  # fmt: skip
     rc, err = edgeship("ab", add_onnx, add_onnx, *common)
     assert rc == 0, err
     if not _live(request):
         assert "latency session" not in err
         return
     shown = [f.split(" · ")[0] for f in _frames(_before_next(err)) if not f.startswith("note: ")]
-    assert [f"local: latency session {i} of 4" for i in range(1, 5)] == shown[:4]
+    sessions = [f for f in dict.fromkeys(shown) if "latency session" in f]  # ticks redraw
+    assert [f"local: latency session {i} of 6" for i in range(1, 7)] == sessions
     assert "local: memory: add.onnx (1 of 2)" in shown
     assert "local: memory: add.onnx#2 (2 of 2)" in shown
     rc, err = edgeship("ab", add_onnx, add_onnx, *common, "--json")
@@ -118,7 +122,7 @@ def test_tune_shows_each_trial_and_its_settings(
     edgeship: Run, add_onnx: Path, request: pytest.FixtureRequest
 ) -> None:
     args = ["--threads", "1", "--modes", "sequential", "--providers", "CPUExecutionProvider"]
-    quick = ["--runs", "3", "--warmup", "1", "--rounds", "2", "--no-store"]
+    quick = ["--runs", "3", "--warmup", "1", "--rounds", "2", "--no-store", "--min-seconds", "0"]
     rc, err = edgeship("tune", add_onnx, *args, *quick)
     assert rc == 0, err
     if not _live(request):
@@ -141,7 +145,18 @@ def test_profile_of_a_pipeline_shows_its_stages_directory(
 ) -> None:
     chain = helpers.chain_model(tmp_path / "chain.onnx")
     stages = helpers.cut_model(chain, tmp_path / "chain-2", helpers.CUTS_2)
-    rc, err = edgeship("profile", chain, "--pipeline", stages, "--runs", "20", "--threads", "1")
+    rc, err = edgeship(
+        "profile",
+        chain,
+        "--pipeline",
+        stages,
+        "--runs",
+        "20",
+        "--threads",
+        "1",
+        "--min-seconds",
+        "0",
+    )
     assert rc == 0, err
     plan = f"local: chain.onnx: a stream of 20 requests through the stages in {stages}, then "
     assert any(f.startswith(plan + "the unsplit model · ") for f in _frames(err)) == _live(request)

@@ -27,7 +27,7 @@ from edgeship_runtime.measure import MeasurePolicy
 from edgeship_runtime.model import sha256_file
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
-QUICK = TuneConfig(policy=MeasurePolicy(warmup=1, runs=3), rounds=1, threads=(1,))
+QUICK = TuneConfig(policy=MeasurePolicy(warmup=1, runs=3, min_seconds=0), rounds=1, threads=(1,))
 
 
 def test_thread_counts() -> None:
@@ -202,6 +202,8 @@ def test_cli_tune(
             "--rounds",
             "1",
             "--no-store",
+            "--min-seconds",
+            "0",
         )
         == 0
     )

@@ -30,7 +30,7 @@ def test_a_kind_added_in_one_module_profiles_through_the_public_api(
     options = ConnectOptions(targets_file=_targets_file(tmp_path, "toy"))
     with open_target("toybox", options) as target:
         assert isinstance(target, toy.DirectoryTarget)
-        report = edgeship.profile(add_onnx, target=target, runs=5, warmup=1)
+        report = edgeship.profile(add_onnx, target=target, runs=5, warmup=1, min_seconds=0)
         outputs = target.run(add_onnx, {"x": np.zeros((2, 4), np.float32)})
         assert target.runtime_starts == 1  # profile and run shared one runtime
     assert report.latency_ms.n == 5

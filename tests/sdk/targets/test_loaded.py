@@ -15,7 +15,9 @@ from edgeship.targets import LocalTarget
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.measure import InterleavePolicy, MeasurePolicy
 
-QUICK = ProfileConfig(policy=MeasurePolicy(warmup=1, runs=5), session=SessionOptions(threads=1))
+QUICK = ProfileConfig(
+    policy=MeasurePolicy(warmup=1, runs=5, min_seconds=0), session=SessionOptions(threads=1)
+)
 
 
 def test_load_describes_the_model_and_runs_it(add_onnx: Path) -> None:

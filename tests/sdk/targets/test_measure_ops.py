@@ -18,7 +18,9 @@ from edgeship_runtime.measure import InterleavePolicy, MeasurePolicy
 from edgeship_runtime.opprofile import OpsPolicy
 from edgeship_runtime.report import DeviceState
 
-QUICK = ProfileConfig(policy=MeasurePolicy(warmup=2, runs=10), session=SessionOptions(threads=1))
+QUICK = ProfileConfig(
+    policy=MeasurePolicy(warmup=2, runs=10, min_seconds=0), session=SessionOptions(threads=1)
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from edgeship.ab.pareto import (
     model_front,
     slower_and_larger,
 )
-from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy
 from tests.sdk.ab import fakes
 
@@ -75,7 +74,7 @@ def test_a_variant_slower_and_larger_than_its_base_is_never_on_the_front() -> No
         fakes.model_run("bloated", fakes.latencies(rng, 14.0), "variant", 5000, 60.0),
         fakes.model_run("fast", fakes.latencies(rng, 4.0), "variant", 2000, 130.0),
     ]
-    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    device = analyze(fakes.device_run("pi", runs), StatsPolicy())
     assert model_front(device.models) == ["base", "fast"]
     assert slower_and_larger(14.0, 5000, 10.0, 4000)
     assert not slower_and_larger(14.0, 3000, 10.0, 4000)  # a trade-off: smaller

@@ -8,7 +8,6 @@ import pytest
 from edgeship.ab._analyze import analyze
 from edgeship.ab._quality import accuracy, agreement, class_labels, cosine_rows, top1, verdicts
 from edgeship.ab._report_md import outputs_section
-from edgeship.ab.schedule import Schedule
 from edgeship.ab.stats import StatsPolicy
 from edgeship.core.errors import UsageError
 from tests.sdk.ab import fakes
@@ -87,9 +86,9 @@ def test_an_ab_report_judges_and_shows_every_output() -> None:
     ]
     runs[0].named_outputs = {"scores": scores, "mask": mask}
     runs[1].named_outputs = {"scores": scores + 0.01, "mask": np.zeros_like(mask)}
-    device = analyze(fakes.device_run("pi", runs), Schedule(runs=300), StatsPolicy())
+    device = analyze(fakes.device_run("pi", runs), StatsPolicy())
     [comparison] = device.comparisons
     assert comparison.agreement is not None
     assert [v.collapsed for v in comparison.agreement.outputs] == [False, True]
     text = "\n".join(outputs_section(device))
-    assert "- int8: output 'mask' [map, inferred]:" in text and "COLLAPSED: all zeros" in text
+    assert "- int8: output 'mask' [map, inferred] vs base:" in text and "COLLAPSED: all zeros" in text

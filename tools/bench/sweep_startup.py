@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "edgeship.cli.main"]
-QUICK = ["--runs", "20", "--sessions", "4", "--block", "5", "--warmup", "2", "--no-memory"]
+QUICK = ["--runs", "20", "--sessions", "6", "--block", "5", "--warmup", "2", "--no-memory"]
 
 OPEN = """
 import sys, time

@@ -261,7 +261,7 @@ def test_corrupted_file_triggers_rebuild(
 
     rebuilt = zoo.build_zoo(copy)  # now a cache hit, so the files verify
     assert rebuilt.root == copy.resolve()
-    # Seeded, deterministic, 2-thread training: byte-identical artifacts.
+    # Seeded, deterministic, single-thread training: byte-identical artifacts.
     assert _hashes(rebuilt) == _hashes(manifest)
 
 

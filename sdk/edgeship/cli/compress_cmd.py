@@ -253,6 +253,7 @@ def run(ns: argparse.Namespace) -> int:
                 progress=None if ns.json else variants.start,
                 eval_data=ns.eval_data,
                 on_epoch=variants.epoch,
+                on_step=variants.step,
             )
         return _print_table(result.report, ns)
     config = config_from_args(ns)
@@ -266,6 +267,7 @@ def run(ns: argparse.Namespace) -> int:
             shapes=shapes,
             guard=guard,
             on_epoch=lambda done: line.show(ns.method, _epoch(done)),
+            on_step=lambda text: line.show(ns.method, f"{text}...", ticking=True),
         )
         report = compress(model, config, ns.data, ns.out, options, eval_data=ns.eval_data).report
     if ns.json:
@@ -377,3 +379,6 @@ class _Variants:
 
     def epoch(self, done: EpochDone) -> None:
         self.line.show("", f"{self.current}: {_epoch(done)}")
+
+    def step(self, text: str) -> None:
+        self.line.show("", f"{self.current}: {text}...", ticking=True)

@@ -35,7 +35,7 @@ def test_distill_shows_each_epoch_and_its_loss(
     if stderr == "json":
         assert "epoch" not in err.getvalue()
         return
-    frames = [f for f in err.getvalue().split(CLEAR_LINE) if f.startswith("distill: ")]
+    frames = [f for f in err.getvalue().split(CLEAR_LINE) if f.startswith("distill: epoch")]
     assert [f.split(":")[1] for f in frames] == [" epoch 1 of 2", " epoch 2 of 2"]
     losses = [float(f.split("loss ")[1].split(",")[0]) for f in frames]
     assert all(loss > 0 for loss in losses)  # real cross-entropy/KL of a real student
@@ -55,9 +55,24 @@ def test_fine_tuning_after_pruning_shows_each_epoch(
     rc = main(["compress", *args, "--out", str(tmp_path / "p.onnx")])
     assert rc == 0, err.getvalue()
     frames = [f for f in err.getvalue().split(CLEAR_LINE) if f.startswith(f"{method}: ")]
-    assert [f.split(":")[1] for f in frames] == [" epoch 1 of 2", " epoch 2 of 2"]
+    epochs = [f for f in frames if f.startswith(f"{method}: epoch")]
+    assert [f.split(":")[1] for f in epochs] == [" epoch 1 of 2", " epoch 2 of 2"]
     # fine-tuning holds nothing out by default: its metric is not called held-out
-    assert "training-set accuracy " in frames[-1] and frames[-1].endswith("%\n")
+    assert "training-set accuracy " in epochs[-1]
+    # the minute around the epochs has its steps, in order, each ticking its seconds
+    expected = [
+        f"{method}: running {method}...",
+        f"{method}: epoch 1 of 2",
+        f"{method}: epoch 2 of 2",
+        f"{method}: verifying p.onnx on local...",
+        f"{method}: comparing its outputs with the base's on ",
+    ]
+    if method == "prune-channels":  # structured: always timed
+        expected.append(f"{method}: timing batch-1 latency on local (3 rounds of 200 runs")
+    shown = [next((e for e in expected if f.startswith(e)), f) for f in frames]
+    assert [s for i, s in enumerate(shown) if i == 0 or s != shown[i - 1]] == expected
+    assert " · " in next(f for f in frames if "verifying" in f)  # its seconds, ticking
+    assert frames[-1].endswith("\n")
 
 
 def test_a_recipe_bar_carries_the_training_variants_epochs() -> None:

@@ -266,7 +266,7 @@ def run(ns: argparse.Namespace) -> int:
             latency_runs=ns.runs,
             shapes=shapes,
             guard=guard,
-            on_epoch=lambda done: line.show(ns.method, _epoch(done)),
+            on_epoch=lambda done: line.show(ns.method, _epoch(done), ticking=True),
             on_step=lambda text: line.show(ns.method, f"{text}...", ticking=True),
         )
         report = compress(model, config, ns.data, ns.out, options, eval_data=ns.eval_data).report
@@ -354,9 +354,12 @@ def _output_line(verdict: Any) -> str:
 
 
 def _epoch(done: EpochDone) -> str:
+    """The epoch's figures, and the next one's number while it runs (the line ticks its
+    seconds: an epoch of a convolutional model can take a minute)."""
     value = f"{done.value:.4f}" if done.metric == "cosine" else f"{done.value:.2%}"
     on = "held-out" if done.held_out else "training-set"
-    return f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, {on} {done.metric} {value}"
+    text = f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, {on} {done.metric} {value}"
+    return text if done.epoch == done.epochs else f"{text}; epoch {done.epoch + 1} running"
 
 
 class _Variants:
@@ -378,7 +381,7 @@ class _Variants:
             self.line.done("")
 
     def epoch(self, done: EpochDone) -> None:
-        self.line.show("", f"{self.current}: {_epoch(done)}")
+        self.line.show("", f"{self.current}: {_epoch(done)}", ticking=True)
 
     def step(self, text: str) -> None:
         self.line.show("", f"{self.current}: {text}...", ticking=True)

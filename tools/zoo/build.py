@@ -45,7 +45,7 @@ TEST_FRACTION = 0.2
 NUM_THREADS = 1
 """Threads of the build's torch, ONNX Runtime and LiteRT: one. Its models are small, and
 with two threads on a 2-core machine busy with anything else each operator waits for the
-second thread to be scheduled: a training step took 10x as long as with one."""
+second thread to be scheduled: a training step took ten times as long as with one."""
 OPSET = 17
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"

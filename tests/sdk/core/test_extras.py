@@ -185,6 +185,7 @@ def test_zoo_build_without_sklearn_is_one_line(
     hide(monkeypatch, "sklearn")
     assert build.main(["--out", str(tmp_path), "--force"]) == 2
     assert capsys.readouterr().err == (
+        "zoo: importing torch, ONNX and scikit-learn...\n"  # its progress, then one error
         "error: building the zoo needs scikit-learn: pip install 'edgeship[zoo]' "
         f"{halted('sklearn')}\n"
     )

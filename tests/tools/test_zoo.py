@@ -7,6 +7,7 @@ corrupted-file test rebuilds a copy through the CLI (~15 s more).
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -261,7 +262,7 @@ def test_corrupted_file_triggers_rebuild(
 
     rebuilt = zoo.build_zoo(copy)  # now a cache hit, so the files verify
     assert rebuilt.root == copy.resolve()
-    # Seeded, deterministic, 2-thread training: byte-identical artifacts.
+    # Seeded, deterministic, single-thread training: byte-identical artifacts.
     assert _hashes(rebuilt) == _hashes(manifest)
 
 
@@ -289,3 +290,31 @@ def test_file_lock_excludes_second_builder(tmp_path: Path) -> None:
         assert not acquired.wait(0.3)
     assert acquired.wait(5.0)
     thread.join(5.0)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_a_long_step_says_it_is_still_running() -> None:
+    out = io.StringIO()
+    with zoo._Progress(out, heartbeat_s=0.05) as log:
+        log.step("exporting cnn.tflite")
+        deadline = time.monotonic() + 5.0
+        while "still" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log.line("exported cnn.tflite")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "zoo: exporting cnn.tflite..."
+    assert lines[1].startswith("zoo: still exporting cnn.tflite (") and lines[1].endswith(" s)")
+    assert lines[-1] == "zoo: exported cnn.tflite"
+
+
+def test_progress_passes_the_converters_muted_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    """The TFLite export mutes descriptor 2 (quiet()); the build's lines still show."""
+    from edgeship.core.quiet import quiet
+
+    with zoo._Progress() as log, quiet():
+        os.write(2, b"converter chatter from C++\n")
+        log.line("mlp epoch 1/30: loss 0.9474, training accuracy 75.37%")
+    err = capfd.readouterr().err
+    assert err == "zoo: mlp epoch 1/30: loss 0.9474, training accuracy 75.37%\n"

@@ -2,7 +2,7 @@
 
 The zoo is the shared fixture for profiling, quantization, pruning, distillation,
 conversion and partitioning work, so it must be real (trained, accurate),
-reproducible (seeded, deterministic, 2 threads) and cheap to reuse (cached by a
+reproducible (seeded, deterministic, 1 thread) and cheap to reuse (cached by a
 build key, verified by file hashes, written atomically under a file lock).
 
 Usage: ``python tools/zoo/build.py [--out DIR] [--force]`` or
@@ -18,12 +18,13 @@ import importlib.metadata
 import json
 import os
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from edgeship.core.extras import MissingExtra, import_optional
 from edgeship.core.quiet import quiet
@@ -41,7 +42,10 @@ INPUT_SHAPE = ("batch", 1, 8, 8)
 NUM_CLASSES = 10
 SEED = 0
 TEST_FRACTION = 0.2
-NUM_THREADS = 2
+NUM_THREADS = 1
+"""Threads of the build's torch, ONNX Runtime and LiteRT: one. Its models are small, and
+with two threads on a 2-core machine busy with anything else each operator waits for the
+second thread to be scheduled: a training step took ten times as long as with one."""
 OPSET = 17
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
@@ -322,7 +326,7 @@ def _save_split(path: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 @contextlib.contextmanager
 def _torch_repro() -> Iterator[None]:
-    """Deterministic 2-thread torch for the build, restoring the caller's settings."""
+    """Deterministic single-thread torch for the build, restoring the caller's settings."""
     import torch
 
     threads = torch.get_num_threads()
@@ -341,8 +345,10 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(axis=1) == labels).mean())
 
 
-def _train(name: str, x: np.ndarray, y: np.ndarray) -> nn.Module:
-    """Seeded Adam minibatch training; returns the model in eval mode."""
+def _train(name: str, x: np.ndarray, y: np.ndarray, log: _Progress) -> nn.Module:
+    """Seeded Adam minibatch training; returns the model in eval mode. A line per epoch:
+    its mean loss and the training rows' accuracy, counted from the batches as they went
+    (so it costs nothing and leaves the test split to the exported files' scores)."""
     import torch
     from torch.nn import functional
 
@@ -355,14 +361,22 @@ def _train(name: str, x: np.ndarray, y: np.ndarray) -> nn.Module:
     gen = torch.Generator().manual_seed(SEED)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model.train()
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         perm = torch.randperm(len(xt), generator=gen)
+        summed, right = 0.0, 0
         for start in range(0, len(xt), cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            loss = functional.cross_entropy(model(xt[idx]), yt[idx])
+            logits = model(xt[idx])
+            loss = functional.cross_entropy(logits, yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            summed += loss.detach().item() * len(idx)
+            right += int((logits.argmax(1) == yt[idx]).sum())
+        log.line(
+            f"{name} epoch {epoch + 1}/{cfg.epochs}: loss {summed / len(xt):.4f}, "
+            f"training accuracy {right / len(xt):.2%}"
+        )
     return model.eval()
 
 
@@ -475,24 +489,27 @@ def _build_model(
     splits: dict[str, tuple[np.ndarray, np.ndarray]],
     out_dir: Path,
     litert_torch: Any,
+    log: _Progress,
 ) -> ModelEntry:
     """Train one model, export every format, and score each exported file."""
     x_tr, y_tr = splits["train"]
     x_te, y_te = splits["test"]
     t0 = time.perf_counter()
-    _progress(f"training {name} ({TRAIN_CONFIG[name].epochs} epochs)")
-    model = _train(name, x_tr, y_tr)
+    log.step(f"training {name} ({TRAIN_CONFIG[name].epochs} epochs)")
+    model = _train(name, x_tr, y_tr, log)
     train_seconds = time.perf_counter() - t0
-    _progress(f"exporting {name} ({train_seconds:.0f} s of training)")
 
     paths = {"onnx": out_dir / f"{name}.onnx", "state_dict": out_dir / f"{name}.pt"}
-    _export_onnx(model, x_te[:2], paths["onnx"])
-    _export_state_dict(model, paths["state_dict"])
-    accuracy = {"onnxruntime": _accuracy(onnx_logits(paths["onnx"], x_te), y_te)}
+    accuracy = {}
+    with _exporting(log, paths["onnx"]) as scored:
+        _export_onnx(model, x_te[:2], paths["onnx"])
+        _export_state_dict(model, paths["state_dict"])
+        accuracy["onnxruntime"] = scored("onnxruntime", onnx_logits(paths["onnx"], x_te), y_te)
     if litert_torch is not None:
         paths["tflite"] = out_dir / f"{name}.tflite"
-        _export_tflite(litert_torch, model, x_te, paths["tflite"])
-        accuracy["litert"] = _accuracy(tflite_logits(paths["tflite"], x_te), y_te)
+        with _exporting(log, paths["tflite"]) as scored:
+            _export_tflite(litert_torch, model, x_te, paths["tflite"])
+            accuracy["litert"] = scored("litert", tflite_logits(paths["tflite"], x_te), y_te)
     for runtime, acc in accuracy.items():
         _check_accuracy(name, runtime, acc)
 
@@ -509,9 +526,91 @@ def _build_model(
     )
 
 
-def _progress(step: str) -> None:
-    """A line on stderr per step: a first build takes minutes and should not look hung."""
-    print(f"zoo: {step}...", file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def _exporting(log: _Progress, path: Path) -> Iterator[Callable[[str, Any, Any], float]]:
+    """A step exporting ``path``; the block scores the file with the function it gets
+    (runtime, logits, labels → accuracy), and its line says the score and the time."""
+    t0 = time.perf_counter()
+    log.step(f"exporting {path.name}")
+    scores: list[str] = []
+
+    def scored(runtime: str, logits: np.ndarray, labels: np.ndarray) -> float:
+        acc = _accuracy(logits, labels)
+        scores.append(f"{runtime} test accuracy {acc:.2%}")
+        return acc
+
+    yield scored
+    log.line(f"exported {path.name}: {', '.join(scores)} ({time.perf_counter() - t0:.1f} s)")
+
+
+HEARTBEAT_S = 10.0
+"""The longest the build stays silent: a step still running says so this often."""
+
+
+class _Progress:
+    """The build's lines on stderr, ``zoo: ...``: one as each step starts (:meth:`step`),
+    others as work within it finishes (:meth:`line`: an epoch, an export), and, when a step
+    has printed nothing for :data:`HEARTBEAT_S`, ``zoo: still <step> (N s)`` from a thread
+    of its own, since one call (an import, a TFLite conversion) can take half a minute.
+
+    It writes to its own copy of stderr's descriptor, taken when it opens: the converters'
+    chatter is swallowed by redirecting descriptor 2 (:func:`quiet`), the progress is not.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
+        self._given = stream
+        self.heartbeat_s = heartbeat_s
+        self._out: IO[str] = sys.stderr
+        self._own = False
+        self._step = ""
+        self._step_at = self._line_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="zoo-progress", daemon=True)
+
+    def __enter__(self) -> _Progress:
+        self._out = self._given or _own_stderr() or sys.stderr
+        self._own = self._given is None and self._out is not sys.stderr
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._own:
+            self._out.close()
+
+    def step(self, text: str) -> None:
+        """``zoo: text...``, the step the heartbeat names until the next one starts."""
+        with self._lock:
+            self._step, self._step_at = text, time.monotonic()
+            self._write(f"{text}...")
+
+    def line(self, text: str) -> None:
+        """``zoo: text``: a result within the current step."""
+        with self._lock:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        self._out.write(f"zoo: {text}\n")
+        self._out.flush()
+        self._line_at = time.monotonic()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.heartbeat_s)):
+            with self._lock:
+                now = time.monotonic()
+                if self._step and now - self._line_at >= self.heartbeat_s:
+                    self._write(f"still {self._step} ({now - self._step_at:.0f} s)")
+
+
+def _own_stderr() -> IO[str] | None:
+    """A file on a duplicate of stderr's descriptor, or None when stderr has none."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return os.fdopen(os.dup(fd), "w", encoding="utf-8", errors="replace")
 
 
 def _versions() -> dict[str, str]:
@@ -531,19 +630,24 @@ def _clean_stale(out_dir: Path) -> None:
 def _build(out_dir: Path, key: str) -> Manifest:
     """Full build; caller holds the lock."""
     t0 = time.perf_counter()
-    for module in _NEEDS:
-        import_optional(module, "building the zoo", extra="zoo")
-    _clean_stale(out_dir)
-    splits = _load_digits()
-    data = {}
-    for split, (x, y) in splits.items():
-        path = out_dir / f"digits_{split}.npz"
-        _save_split(path, x, y)
-        data[split] = _file_entry(path)
+    with _Progress() as log:
+        log.step("importing torch, ONNX and scikit-learn")
+        for module in _NEEDS:
+            import_optional(module, "building the zoo", extra="zoo")
+        _clean_stale(out_dir)
+        splits = _load_digits()
+        data = {}
+        for split, (x, y) in splits.items():
+            path = out_dir / f"digits_{split}.npz"
+            _save_split(path, x, y)
+            data[split] = _file_entry(path)
 
-    litert_torch, tflite_skipped = _import_litert_torch()
-    with _torch_repro():
-        models = {name: _build_model(name, splits, out_dir, litert_torch) for name in MODEL_NAMES}
+        log.step("importing litert-torch (with JAX) for the TFLite export")
+        litert_torch, tflite_skipped = _import_litert_torch()
+        with _torch_repro():
+            models = {
+                name: _build_model(name, splits, out_dir, litert_torch, log) for name in MODEL_NAMES
+            }
 
     manifest = Manifest(
         schema=SCHEMA,

@@ -259,6 +259,7 @@ def run(ns: argparse.Namespace) -> int:
                 progress=None if ns.json else variants.start,
                 eval_data=ns.eval_data,
                 on_epoch=variants.epoch,
+                on_step=variants.step,
             )
         status = _print_table(result.report, ns)
         made = [Path(r.path) for r in result.report.rows if r.error is None and r.name != "base"]
@@ -274,7 +275,8 @@ def run(ns: argparse.Namespace) -> int:
             latency_runs=ns.runs,
             shapes=shapes,
             guard=guard,
-            on_epoch=lambda done: line.show(ns.method, _epoch(done)),
+            on_epoch=lambda done: line.show(ns.method, _epoch(done), ticking=True),
+            on_step=lambda text: line.show(ns.method, f"{text}...", ticking=True),
         )
         report = compress(model, config, ns.data, ns.out, options, eval_data=ns.eval_data).report
     if ns.json:
@@ -359,9 +361,12 @@ def summary(report: Any) -> str:
 
 
 def _epoch(done: EpochDone) -> str:
+    """The epoch's figures, and the next one's number while it runs (the line ticks its
+    seconds: an epoch of a convolutional model can take a minute)."""
     value = f"{done.value:.4f}" if done.metric == "cosine" else f"{done.value:.2%}"
     on = "held-out" if done.held_out else "training-set"
-    return f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, {on} {done.metric} {value}"
+    text = f"epoch {done.epoch} of {done.epochs}: loss {done.loss:.4f}, {on} {done.metric} {value}"
+    return text if done.epoch == done.epochs else f"{text}; epoch {done.epoch + 1} running"
 
 
 class _Variants:
@@ -383,4 +388,7 @@ class _Variants:
             self.line.done("")
 
     def epoch(self, done: EpochDone) -> None:
-        self.line.show("", f"{self.current}: {_epoch(done)}")
+        self.line.show("", f"{self.current}: {_epoch(done)}", ticking=True)
+
+    def step(self, text: str) -> None:
+        self.line.show("", f"{self.current}: {text}...", ticking=True)

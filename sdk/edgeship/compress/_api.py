@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,7 +96,9 @@ class CompressOptions:
     interleaved rounds of ``latency_runs`` timed runs. ``shapes`` (by input name) fill
     dynamic non-batch dims where no data gives them (generated inputs, latency); ``guard``
     says when a result counts as collapsed and whether to keep it anyway. ``on_epoch``
-    hears of each finished epoch of a method that trains (distillation).
+    hears of each finished epoch of a method that trains (distillation); ``on_step`` of
+    each step as it starts (``verifying on local``, ``timing batch-1 latency ...``), so
+    that a caller can show what a minute without epochs is spent on.
     """
 
     target: str | Target = "local"
@@ -108,6 +110,7 @@ class CompressOptions:
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     guard: GuardPolicy = field(default_factory=GuardPolicy)
     on_epoch: EpochProgress | None = None
+    on_step: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.threads < 0 or self.latency_rounds < 1 or self.latency_runs < 1:
@@ -150,6 +153,7 @@ def compress(
     some = split.train if split.train is not None else split.held
     sample = evaluate.first_sample(some) if feeds is None else feeds[0]
     search = _search(base, split, options) if uses and len(steps) == 1 else None
+    _step(options, f"running {config.method}")
     with staged(out) as tmp, evaluate.opened(options.target, options.connect) as target:
         step_reports, outcome = _run_steps(
             base, source, steps, split.train, tmp, target, sample, options.on_epoch, search
@@ -286,7 +290,10 @@ def finish(
     """Verify on ``target`` (running ``sample``), measure, compare, guard: the report of
     one produced model. ``feeds``: generated inputs for the comparison when ``split``
     holds no data."""
+    _step(options, f"verifying the result on {target.name}")
     report = verified_report(base, out, config, sample, outcome, target)
+    on = "generated inputs" if split.held is None else f"{len(split.held)} samples"
+    _step(options, f"comparing its outputs with the base's on {on}")
     if split.held is not None:
         base_out, new_out = evaluate.predict(base, split.held), evaluate.predict(out, split.held)
         labels, report.evaluation = split.held.labels, split.evaluation
@@ -309,6 +316,11 @@ def finish(
             f"channel pruning removed nothing ({report.model.parameters} parameters)"
         )
     if options.latency or structured:
+        _step(
+            options,
+            f"timing batch-1 latency on {target.name} ({options.latency_rounds} rounds of "
+            f"{options.latency_runs} runs of each model)",
+        )
         shapes = _shapes(base, split, options)
         report.latency = evaluate.latency(
             base,
@@ -328,6 +340,11 @@ def finish(
                 f"({report.latency.model_p50_ms:.4f} vs {report.latency.base_p50_ms:.4f} ms)"
             )
     return report
+
+
+def _step(options: CompressOptions, text: str) -> None:
+    if options.on_step is not None:
+        options.on_step(text)
 
 
 def _guard(report: CompressionReport, config: AnyConfig, policy: GuardPolicy) -> None:

@@ -273,11 +273,13 @@ def run_recipe(
     connect: ConnectOptions | None = None,
     eval_data: DataLike | None = None,
     on_epoch: EpochProgress | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> RecipeResult:
     """Make every variant of ``model`` into ``out_dir``, each verified and timed against
     the base on ``target`` (a spec is opened once, with ``connect``, for all of them) and
     measured on ``eval_data`` or held-out data (see :func:`compress`). ``progress`` hears
-    of each variant as it starts, ``on_epoch`` of a training variant's epochs."""
+    of each variant as it starts, ``on_epoch`` of a training variant's epochs, ``on_step``
+    of each variant's steps (see :class:`CompressOptions`)."""
     dataset, evalset = load_dataset(data, model), load_dataset(eval_data, model)
     if dataset is None:
         _no_data_needed(recipe)
@@ -296,6 +298,7 @@ def run_recipe(
             shapes=recipe.shapes,
             guard=recipe.guard(),
             on_epoch=on_epoch,
+            on_step=on_step,
         )
         for i, (name, config) in enumerate(recipe.variants):
             if progress:

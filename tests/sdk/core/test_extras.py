@@ -5,8 +5,6 @@ in a fresh interpreter, where nothing heavy was imported before the package was 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 
 from edgeship.core.config import ConnectOptions
 from edgeship.core.extras import EXTRA_OF, MissingExtra, import_optional, missing_extras
+from tests.hidden import run_cli
 from tools.zoo import build
 
 
@@ -187,6 +186,7 @@ def test_zoo_build_without_sklearn_is_one_line(
     hide(monkeypatch, "sklearn")
     assert build.main(["--out", str(tmp_path), "--force"]) == 2
     assert capsys.readouterr().err == (
+        "zoo: importing torch, ONNX and scikit-learn...\n"  # its progress, then one error
         "error: building the zoo needs scikit-learn: pip install 'edgeship[zoo]' "
         f"{halted('sklearn')}\n"
     )
@@ -201,28 +201,10 @@ def test_zoo_without_litert_torch_says_what_to_install(monkeypatch: pytest.Monke
     )
 
 
-CLI = """
-import sys
-sys.modules[sys.argv[1]] = None
-from edgeship.cli.main import main
-sys.exit(main(sys.argv[2:]))
-"""
-
-
-def _cli(hidden: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", CLI, hidden, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
-        timeout=300,
-    )
-
-
 def test_cli_compress_without_torch(add_onnx: Path, tmp_path: Path) -> None:
     """prune's runner imports torch at its top: the boundary translates it."""
-    done = _cli(
-        "torch", "compress", add_onnx, "--method", "prune", "--sparsity", "0.5",
+    done = run_cli(
+        ["torch"], "compress", add_onnx, "--method", "prune", "--sparsity", "0.5",
         "--out", tmp_path / "pruned.onnx",
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
@@ -232,7 +214,7 @@ def test_cli_compress_without_torch(add_onnx: Path, tmp_path: Path) -> None:
 
 
 def test_cli_convert_to_tflite_without_onnx2torch(add_onnx: Path, tmp_path: Path) -> None:
-    done = _cli("onnx2torch", "convert", add_onnx, tmp_path / "add.tflite")
+    done = run_cli(["onnx2torch"], "convert", add_onnx, tmp_path / "add.tflite")
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
         "error: ONNX → TFLite needs onnx2torch: pip install 'edgeship[convert]' "

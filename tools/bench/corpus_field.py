@@ -58,7 +58,7 @@ def photo_crops(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
         side = int(min(photo.shape[:2]) * rng.uniform(0.33, 1.0))
         y = int(rng.integers(0, photo.shape[0] - side + 1))
         x = int(rng.integers(0, photo.shape[1] - side + 1))
-        crop = Image.fromarray(photo[y : y + side, x : x + side]).resize((w, h), Image.BILINEAR)
+        crop = Image.fromarray(photo[y : y + side, x : x + side]).resize((w, h), Image.Resampling.BILINEAR)
         out[i] = np.asarray(crop, np.float32) / 255.0
     return out
 

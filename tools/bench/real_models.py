@@ -1,33 +1,38 @@
 """Real-model corpus benchmark: every compression method and ONNX→TFLite on models nobody
-here exported (issue 12), each case judged usable / clear refusal / wrong.
+here exported (issues 12 and 24), each case judged usable / clear refusal / wrong.
 
-The corpus (:mod:`corpus`): PaddleOCR's detector, classifier and recogniser and Silero's
-VAD as their pip packages ship them (``pip install -e '.[corpus]'``; a missing package
-skips its models), a MobileNetV3-like CNN with SE blocks and a transformer encoder with
-int64 ids built here with calibrated random weights, the zoo CNN (ONNX and TFLite), a
-TFLite model without SignatureDef and one with FP16 weights. No download happens at run
-time.
+The corpus (:mod:`corpus`, :mod:`corpus_field`): model files that pip packages ship in
+their wheels (PaddleOCR's three, Silero's VAD in four exports, NudeNet's YOLOv8n,
+MediaPipe's detectors, landmark models and segmenter, openWakeWord's front-end, embedding
+and classifier, Magika; a missing package skips its models), and architectures built here
+(a MobileNetV3-like CNN, also stored with FP16 weights, a transformer encoder, the zoo's
+CNN as ONNX and TFLite, with and without SignatureDef, and with FP16 weights). No download
+happens at run time.
 
-A case is
+Each result is judged by the benchmark's own code, written apart from edgeship's (which
+it must be able to catch): its own runner (:mod:`_run`), its own verdict for every output
+and every part of a packed head by the kind the corpus declares (:mod:`_judge`), its own
+decode, NMS and AP against the base for detectors (:mod:`_detect`). Inputs: the data's
+last rows, one call each. A case is
 
-* **usable**: the command succeeded and an independent check agrees: base and result
-  run on inputs the method never saw (the data's last rows, or inputs generated at the
-  model's shape with other seeds) keep cosine ≥ 0.9 (maps, sequences) or top-1 agreement
-  ≥ 70 % (class scores), with finite, non-constant outputs;
-* **refused**: an edgeship error, one non-empty line that names the cause (a guard that
-  refuses a collapsed result counts here: nothing wrong was written);
-* **wrong**: a success that the check contradicts, or any other exception (a traceback);
-* **n/a**: refused, clearly, because the method has nothing to act on (no prunable weight
-  in the main graph) or the model's inputs need real values that the corpus has no data
-  for; not counted as applicable. Silero's data gives its state and sample rate once, as
-  per-call inputs (:mod:`edgeship.compress._data`).
+* **usable**: the command succeeded and every output, part and the task figure pass
+  their bars; the result keeps the base's input and output dtypes and shapes, and a
+  compressed result is not larger than its base. Its size and latency against the base
+  (single-threaded, the two in turn, here) are printed; a slower one is counted apart;
+* **refused**: an edgeship error, one non-empty line that names the cause (a file left
+  at ``--out`` is noted as debris);
+* **wrong**: a success the judge contradicts (*silently wrong*), or any other exception
+  (a crash);
+* **n/a**: refused, clearly, because the method has nothing to act on or the inputs need
+  real values the corpus has no data for; not counted as applicable.
 
-Settings: ``prune`` at 0.5 per layer (``--scope layer``: global magnitude ranking zeroes
-whole layers of BatchNorm-folded graphs, which the guard refuses), ``prune`` and
-``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data (the defaults
-otherwise: batches of 8, learning rate 1e-3), ONNX→TFLite at the data's shape.
+Settings: ``prune`` at 0.5 per layer (``--scope layer``), ``prune`` and
+``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data, ONNX→TFLite at
+the data's shape.
 
-Usage: ``python tools/bench/real_models.py [--out DIR] [--only NAME ...] [--json FILE]``
+Usage: ``python tools/bench/real_models.py [--out DIR] [--only NAME ...] [--skip NAME ...]
+[--methods M ...] [--json FILE]``; ``--merge A.json B.json`` prints the matrix of runs
+made apart (two processes on parts of the corpus).
 """
 
 from __future__ import annotations
@@ -295,9 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = p.parse_args(argv)
     if ns.merge:
         runs = [json.loads(f.read_text()) for f in ns.merge]
-        cases = [Case(**c) for run in runs for c in run["cases"]]
-        kinds = [tuple(k) for run in runs for k in run["kinds"]]
-        return _print(cases, kinds)  # type: ignore[arg-type]
+        merged = [Case(**c) for run in runs for c in run["cases"]]
+        return _print(merged, [(k[0], k[1]) for run in runs for k in run["kinds"]])
     entries = [
         e for e in build(ns.out) if (not ns.only or e.name in ns.only) and e.name not in ns.skip
     ]

@@ -74,6 +74,7 @@ class Case:
     size_ratio: float = 0.0
     latency_ratio: float = 0.0
     interface: list[str] = field(default_factory=list)
+    kept_anyway: str = ""  # a refused result made with allow_degraded, as the judge finds it
 
 
 def run_case(entry: Entry, method: str, out: Path, second_opinion: bool = False) -> Case:
@@ -92,7 +93,7 @@ def run_case(entry: Entry, method: str, out: Path, second_opinion: bool = False)
         case = Case(entry.name, method, status, detail, 0.0)
         trains = method in ("prune", "prune-channels")  # a second fine-tuning: too long
         if second_opinion and not trains and type(exc).__name__ == "FidelityCollapse":
-            case.detail += f" [the judge, kept anyway: {_kept_anyway(entry, method, path)}]"
+            case.kept_anyway = _kept_anyway(entry, method, path)
         case.seconds = round(time.perf_counter() - t0, 1)
         return case
     case = Case(entry.name, method, "usable", "", 0.0)
@@ -109,7 +110,7 @@ def _kept_anyway(entry: Entry, method: str, path: Path) -> str:
     kept = Case(entry.name, method, "usable", "", 0.0)
     _check(entry, path, kept)
     path.unlink(missing_ok=True)
-    verdict = "usable" if kept.status == "usable" else f"broken: {kept.detail[:200]}"
+    verdict = "usable" if kept.status == "usable" else f"broken: {kept.detail}"
     return f"{verdict}; {kept.task}".rstrip("; ")
 
 
@@ -274,6 +275,7 @@ def summary(cases: list[Case]) -> str:
     silent = sum(c.status == "wrong" and not c.detail.startswith("crash") for c in cases)
     debris = sum("[debris" in c.detail for c in cases)
     slower = sum(c.status == "usable" and c.latency_ratio > 1 for c in cases)
+    over = sum(c.kept_anyway.startswith("usable") for c in cases)
     best: dict[str, float] = {}
     for c in cases:
         if c.status == "usable" and c.latency_ratio > 0:
@@ -284,6 +286,7 @@ def summary(cases: list[Case]) -> str:
         f"{count['refused']} clear refusals, {count['wrong']} wrong ({silent} silently: "
         f"exit 0 and an output the judge finds broken); {len(cases) - len(applicable)} n/a; "
         f"{slower} usable but slower than the base here; {debris} refusals left debris; "
+        f"{over} refused as collapsed that the judge finds usable; "
         f"median speed-up of the best usable variant over {len(best)} models: {median}"
     )
 
@@ -301,6 +304,8 @@ def report(case: Case) -> str:
     lines = [head] + [f"    {line}" for line in case.outputs]
     if case.detail:
         lines.append(f"    {case.detail[:400]}")
+    if case.kept_anyway:
+        lines.append(f"    the judge, on the result kept anyway: {case.kept_anyway[:300]}")
     return "\n".join(lines)
 
 

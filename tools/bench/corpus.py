@@ -416,13 +416,30 @@ def tflite_fp16_weights(out: Path) -> list[Entry]:
     return [Entry("fp16w.tflite", "TFLite with FP16 weights", path, data)]
 
 
-def build(out: Path) -> list[Entry]:
-    """Every entry whose source is available here (a missing package skips its models)."""
-    out.mkdir(parents=True, exist_ok=True)
-    entries: list[Entry] = []
-    makers = (paddle, silero, mobilenet, transformer, zoo, tflite_without_signature)
+MADE_BY = {
+    "paddle": ("paddle-det", "paddle-cls", "paddle-rec"),
+    "silero": ("silero-vad", "silero-vad-op18"),
+    "mobilenet": ("mobilenet-se", "mobilenet-fp16w"),
+    "transformer": ("transformer",),
+    "zoo": ("zoo-cnn", "zoo-cnn.tflite"),
+    "tflite_without_signature": ("nosig.tflite",),
+    "tflite_fp16_weights": ("fp16w.tflite",),
+}
+"""The entries each maker of this module makes (``mobilenet``'s FP16 copy is made by
+:mod:`corpus_field` from it); :func:`build` skips the makers of no wanted entry."""
+
+
+def build(out: Path, only: tuple[str, ...] = ()) -> list[Entry]:
+    """Every entry whose source is available here (a missing package skips its models),
+    or those of ``only``: the makers of none of them are skipped (their entries may come
+    along)."""
     from tools.bench import corpus_field
 
+    out.mkdir(parents=True, exist_ok=True)
+    makers = (paddle, silero, mobilenet, transformer, zoo, tflite_without_signature)
+    made_by = {**MADE_BY, **corpus_field.MADE_BY}
+    entries: list[Entry] = []
     for make in (*makers, tflite_fp16_weights, *corpus_field.MAKERS):
-        entries += make(out)
+        if not only or set(made_by[make.__name__]) & set(only):
+            entries += make(out)
     return entries

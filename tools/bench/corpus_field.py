@@ -42,7 +42,7 @@ from tools.bench.corpus import (
     speech_chunks,
 )
 
-__all__ = ["MAKERS", "audio_clips", "photo_crops"]
+__all__ = ["MADE_BY", "MAKERS", "audio_clips", "photo_crops"]
 
 
 def photo_crops(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
@@ -58,7 +58,9 @@ def photo_crops(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
         side = int(min(photo.shape[:2]) * rng.uniform(0.33, 1.0))
         y = int(rng.integers(0, photo.shape[0] - side + 1))
         x = int(rng.integers(0, photo.shape[1] - side + 1))
-        crop = Image.fromarray(photo[y : y + side, x : x + side]).resize((w, h), Image.Resampling.BILINEAR)
+        crop = Image.fromarray(photo[y : y + side, x : x + side]).resize(
+            (w, h), Image.Resampling.BILINEAR
+        )
         out[i] = np.asarray(crop, np.float32) / 255.0
     return out
 
@@ -342,3 +344,12 @@ def onnx_fp16_weights(out: Path) -> list[Entry]:
 
 
 MAKERS = (nudenet, mediapipe, openwakeword, magika, silero_variants, onnx_fp16_weights)
+MADE_BY = {
+    "nudenet": ("yolov8n-det",),
+    "mediapipe": tuple(m[0] for m in MEDIAPIPE),
+    "openwakeword": ("oww-melspec", "oww-embedding", "oww-alexa"),
+    "magika": ("magika",),
+    "silero_variants": ("silero-lstm", "silero-b1"),
+    "onnx_fp16_weights": ("mobilenet-fp16w",),
+}
+"""The entries each maker makes (see ``corpus.MADE_BY``)."""

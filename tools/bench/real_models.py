@@ -334,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         merged = [Case(**c) for run in runs for c in run["cases"]]
         return _print(merged, [(k[0], k[1]) for run in runs for k in run["kinds"]])
     entries = [
-        e for e in build(ns.out) if (not ns.only or e.name in ns.only) and e.name not in ns.skip
+        e
+        for e in build(ns.out, tuple(ns.only))
+        if (not ns.only or e.name in ns.only) and e.name not in ns.skip
     ]
     entries.sort(key=lambda e: ns.only.index(e.name) if ns.only else 0)  # in --only's order
     cases: list[Case] = []

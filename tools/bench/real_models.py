@@ -326,13 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         type=Path,
         default=[],
-        help="print the matrix of these JSON files (cases and kinds) and exit",
+        help="print the matrix of these JSON files (a case run twice: the last) and exit",
     )
     ns = p.parse_args(argv)
     if ns.merge:
         runs = [json.loads(f.read_text()) for f in ns.merge]
-        merged = [Case(**c) for run in runs for c in run["cases"]]
-        return _print(merged, [(k[0], k[1]) for run in runs for k in run["kinds"]])
+        merged = {(c["model"], c["method"]): Case(**c) for run in runs for c in run["cases"]}
+        kinds = dict.fromkeys((k[0], k[1]) for run in runs for k in run["kinds"])
+        return _print(list(merged.values()), list(kinds))
     entries = [
         e
         for e in build(ns.out, tuple(ns.only))

@@ -31,16 +31,24 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.bench._detect import Detector
+
 SAMPLES = 40
 
 
 @dataclass
 class Entry:
+    """A corpus model: its file, its data, ``--shape`` overrides, and what its outputs
+    mean to the benchmark's judge (:mod:`_judge` specs by output name; an output not
+    named is guessed) and, for a detector, how to decode it (:mod:`_detect`)."""
+
     name: str
     kind: str
     model: Path
     data: Path | None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    detector: Detector | None = None
 
 
 def package_file(package: str, *parts: str) -> Path | None:
@@ -134,11 +142,17 @@ def paddle(out: Path) -> list[Entry]:
     rng = np.random.default_rng(0)
     found = []
     specs = [
-        ("paddle-det", "ch_PP-OCRv4_det_infer.onnx", "map (Paddle, Constant weights)", (96, 96)),
-        ("paddle-cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", "classifier (Paddle)", (48, 192)),
-        ("paddle-rec", "ch_PP-OCRv4_rec_infer.onnx", "sequence (Paddle, CTC)", (48, 160)),
+        ("paddle-det", "ch_PP-OCRv4_det_infer.onnx", "text map (Paddle)", (96, 96), "mask@0.3"),
+        (
+            "paddle-cls",
+            "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            "classifier (Paddle)",
+            (48, 192),
+            "scores",
+        ),
+        ("paddle-rec", "ch_PP-OCRv4_rec_infer.onnx", "sequence (Paddle, CTC)", (48, 160), "ctc:0"),
     ]
-    for name, file, kind, (h, w) in specs:
+    for name, file, kind, (h, w), spec in specs:
         model = package_file("rapidocr_onnxruntime", "models", file)
         if model is None:
             continue
@@ -149,7 +163,8 @@ def paddle(out: Path) -> list[Entry]:
         else:
             x = paddle_input(text_images(rng, SAMPLES, h, w), name == "paddle-det")
             data = _save(out / f"{name}.npz", x=x)
-        found.append(Entry(name, kind, model, data, {"x": (1, 3, h, w)}))
+        outputs = {_first_output(model): spec}
+        found.append(Entry(name, kind, model, data, {"x": (1, 3, h, w)}, outputs))
     return found
 
 
@@ -169,9 +184,12 @@ def silero(out: Path) -> list[Entry]:
         model = package_file("silero_vad", "data", file)
         if model is not None:
             data = _save(out / f"{name}.npz", input=chunks, state=state, sr=np.array(16000))
-            found.append(Entry(name, kind, model, data))
+            found.append(Entry(name, kind, model, data, outputs=SILERO_OUTPUTS))
     return found
 
+
+SILERO_OUTPUTS = {"output": "flag", "stateN": "state", "hn": "state", "cn": "state"}
+"""Silero's speech probability (a flag at 0.5) and its recurrent state."""
 
 CHUNK = 64 + 512
 """Silero v5's input: 512 new samples after the previous chunk's last 64, as its
@@ -204,6 +222,12 @@ def _resonate(x: np.ndarray, freq: float, bandwidth: float, rate: int) -> np.nda
     for k, v in enumerate(x):
         y[k + 2] = (1 - r) * v + a1 * y[k + 1] + a2 * y[k]
     return y[2:]
+
+
+def _first_output(model: Path) -> str:
+    import onnx
+
+    return str(onnx.load(str(model), load_external_data=False).graph.output[0].name)
 
 
 def _export(module: object, example: dict[str, np.ndarray], path: Path) -> Path:
@@ -392,11 +416,30 @@ def tflite_fp16_weights(out: Path) -> list[Entry]:
     return [Entry("fp16w.tflite", "TFLite with FP16 weights", path, data)]
 
 
-def build(out: Path) -> list[Entry]:
-    """Every entry whose source is available here (a missing package skips its models)."""
+MADE_BY = {
+    "paddle": ("paddle-det", "paddle-cls", "paddle-rec"),
+    "silero": ("silero-vad", "silero-vad-op18"),
+    "mobilenet": ("mobilenet-se", "mobilenet-fp16w"),
+    "transformer": ("transformer",),
+    "zoo": ("zoo-cnn", "zoo-cnn.tflite"),
+    "tflite_without_signature": ("nosig.tflite",),
+    "tflite_fp16_weights": ("fp16w.tflite",),
+}
+"""The entries each maker of this module makes (``mobilenet``'s FP16 copy is made by
+:mod:`corpus_field` from it); :func:`build` skips the makers of no wanted entry."""
+
+
+def build(out: Path, only: tuple[str, ...] = ()) -> list[Entry]:
+    """Every entry whose source is available here (a missing package skips its models),
+    or those of ``only``: the makers of none of them are skipped (their entries may come
+    along)."""
+    from tools.bench import corpus_field
+
     out.mkdir(parents=True, exist_ok=True)
-    entries: list[Entry] = []
     makers = (paddle, silero, mobilenet, transformer, zoo, tflite_without_signature)
-    for make in (*makers, tflite_fp16_weights):
-        entries += make(out)
+    made_by = {**MADE_BY, **corpus_field.MADE_BY}
+    entries: list[Entry] = []
+    for make in (*makers, tflite_fp16_weights, *corpus_field.MAKERS):
+        if not only or set(made_by[make.__name__]) & set(only):
+            entries += make(out)
     return entries

@@ -246,7 +246,7 @@ def run_method(
         keep_names = bool(getattr(config, "exclude_nodes", ()))
         with prepared(base, simplify=not keep_names) as ready:
             outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))
-    except EdgeshipError:
+    except (EdgeshipError, ImportError):  # a missing extra: the CLI's boundary names it
         raise
     except Exception as exc:  # the quantizers, converters, trainers it drives: one line
         raise _failed(config, base, cause_of(exc)) from exc

@@ -96,7 +96,9 @@ def test_deploy_profile_and_rollback_on_the_board(
         (report,) = cli_json(board, "profile", str(zoo / model), "--target", name)
         assert report["backend"]["name"] == backend
         assert report["environment"]["arch"] == ARCH
-        assert report["latency_ms"]["n"] == 100 and report["latency_ms"]["p50"] > 0
+        latency = report["latency_ms"]  # the default window: >= 100 runs and >= 1 s of them
+        assert latency["n"] >= 100 and latency["n"] * latency["mean"] >= 999.0
+        assert latency["p50"] > 0
     second = cli_json(board, "deploy", str(zoo / "cnn.onnx"), "--target", name, "--name", "digits")
     assert second[0]["version"] == "v0002" and second[0]["activated"]
     back = cli_json(board, "rollback", "digits", "--target", name)

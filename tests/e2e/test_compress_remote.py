@@ -93,7 +93,8 @@ def test_a_recipe_on_a_device_runs_every_variant_in_one_runtime_without_data(
     python = counting_python(clean_testbed, dev)
     recipe = tmp_path / "variants.toml"
     recipe.write_text(
-        "[options]\nlatency_rounds = 1\nlatency_runs = 20\n\n"
+        # 20 runs time nothing reliably: a variant slower by noise is kept, not refused
+        "[options]\nlatency_rounds = 1\nlatency_runs = 20\nallow_degraded = true\n\n"
         '[variants.half]\nmethod = "fp16"\n\n'
         '[variants.dyn]\nmethod = "int8-dynamic"\n'
     )

@@ -31,6 +31,7 @@ import numpy as np
 from edgeship.models.align import align_inputs, align_outputs, match_names
 from edgeship.models.estimate import Interval, share_interval, share_text
 from edgeship.models.fidelity import cosine_similarity, max_abs_diff
+from edgeship.models.interface import InterfaceChange, interface_changes
 from edgeship.models.kinds import OutputVerdict, judge, packed_axis, split_packed
 from edgeship.models.runners import Runner
 from edgeship_runtime.errors import UsageError
@@ -153,6 +154,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     passed: bool = True
     schema: str = VERIFY_SCHEMA
+    interface: list[InterfaceChange] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = to_jsonable(self)
@@ -336,7 +338,10 @@ def verify(
     tolerance = tolerance or Tolerance()
     feeds = verification_feeds(source.signature, data)
     report = VerifyReport(
-        samples=_rows(feeds), data=data.describe(), tolerance=to_jsonable(tolerance)
+        samples=_rows(feeds),
+        data=data.describe(),
+        tolerance=to_jsonable(tolerance),
+        interface=interface_changes(source.signature, result.signature),
     )
     source_outputs = [s.name for s in source.signature.outputs]
     pairs = match_names(source_outputs, [s.name for s in result.signature.outputs], "output")

@@ -12,7 +12,9 @@ cosine similarity of the flattened tensors, and, for class scores only, top-1 ag
 of its kind and what collapsed by its kind's rules (a constant or all-zero output where
 the source's varies, whatever the tolerance says).
 A result passes when every output is within :class:`Tolerance` and none collapsed;
-otherwise the caller fails loudly unless told to keep it (``--force``).
+otherwise the caller fails loudly unless told to keep it (``--force``). Every input and
+output whose dtype or shape changed (TFLite takes int64 ids as int32) is listed in
+``interface``, as compress lists them, never silent.
 
 ONNX and TFLite models are run through the edgeship runtime on a target (local by
 default), so what is verified is what ships; PyTorch sources run in this process.

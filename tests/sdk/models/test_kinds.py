@@ -195,23 +195,25 @@ def test_a_map_is_judged_by_cosine_and_mask_iou() -> None:
     shifted = np.roll(base, 3, axis=3)
     [verdict] = judge("y", base, shifted)
     assert verdict.kind == "map" and verdict.metrics["mask_iou"] == pytest.approx(1 / 7)
-    assert verdict.metrics["worst_mask_iou"] == pytest.approx(1 / 7)
-    assert any(r.startswith("worst sample's mask IoU") for r in verdict.reasons)
+    assert verdict.metrics["sample_mask_iou"] == pytest.approx(1 / 7)
+    assert any(r.startswith("mask IoU per sample") for r in verdict.reasons)
 
 
 def test_a_map_is_judged_sample_by_sample() -> None:
-    """Two masks of eight lost: the pooled figures still pass, the worst sample does not."""
+    """Six masks of eight lost, the two kept large: the pooled pixels still pass, the
+    samples do not."""
     base = np.zeros((8, 1, 16, 16))
-    base[:, :, 2:14, 2:14] = 0.9
+    base[:2, :, :, :] = 0.9  # two large masks
+    base[2:, :, 6:9, 6:9] = 0.9  # six small ones
     new = base.copy()
-    new[:2] = 0.1  # every pixel of two masks falls under 0.5
+    new[2:] = 0.1  # every pixel of the six small masks falls under 0.5
     [verdict] = judge("y", base, new)
-    pooled, worst_iou = verdict.metrics["mask_iou"], verdict.metrics["worst_mask_iou"]
+    pooled, per_sample = verdict.metrics["mask_iou"], verdict.metrics["sample_mask_iou"]
     assert pooled is not None and pooled >= 0.5  # the pooled figure would hold
-    assert worst_iou == 0.0 and verdict.collapsed
-    assert any(r.startswith("worst sample's mask IoU 0.000") for r in verdict.reasons)
+    assert per_sample == pytest.approx(2 / 8) and verdict.collapsed
+    assert any(r.startswith("mask IoU per sample 0.250") for r in verdict.reasons)
     [held] = judge("y", base, base * 0.98)
-    assert held.metrics["worst_mask_iou"] == 1.0 and not held.collapsed
+    assert held.metrics["sample_mask_iou"] == 1.0 and not held.collapsed
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

@@ -229,7 +229,8 @@ def verify_table(report: VerifyReport) -> str:
         ["output", "shape", "max|Δ|", "allowed", "cosine", "top-1 agreement", "result"], rows
     )
     notes = [f"  {n}" for n in report.notes]
-    return "\n".join([head, body, *notes])
+    changes = [f"interface: {c}" for c in report.interface]
+    return "\n".join([head, body, *notes, *changes])
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -46,11 +46,13 @@ __all__ = [
     "kl_divergence",
     "landmark_error",
     "mask_iou",
+    "mask_ious",
     "max_abs_diff",
     "mean_abs_diff",
     "nn_agreement",
     "relative_l2",
     "rows",
+    "spread_ratio",
     "top1",
     "top1_agreement",
     "topk_agreement",
@@ -189,6 +191,28 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     ma, mb = _f64(a) > t, _f64(b) > t
     union = int(np.count_nonzero(ma | mb))
     return 1.0 if union == 0 else int(np.count_nonzero(ma & mb)) / union
+
+
+def mask_ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`mask_iou` of each sample (the first axis), at the whole reference's
+    threshold: a mask lost on one sample is not hidden by the others' pixels."""
+    t = decision_threshold(a)
+    ma, mb = (m.reshape(len(m), -1) for m in (_f64(a) > t, _f64(b) > t))
+    inter, union = np.sum(ma & mb, axis=1), np.sum(ma | mb, axis=1)
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+
+
+def spread_ratio(a: np.ndarray, b: np.ndarray) -> float | None:
+    """How much of the reference's spread over the samples ``b`` keeps: the mean over the
+    columns of the standard deviation over the samples, ``b``'s over ``a``'s. Class
+    probabilities squeezed towards one value for every sample (0.5/0.5) keep their arg-max
+    but no threshold on them fires any more. None under 2 samples or where the
+    reference's hardly varies."""
+    ra, rb = rows(a), rows(b)
+    if len(ra) < 2:
+        return None
+    base = float(np.mean(np.std(ra, axis=0)))
+    return float(np.mean(np.std(rb, axis=0))) / base if base > 1e-6 else None
 
 
 def nn_agreement(a: np.ndarray, b: np.ndarray, k: int = 3) -> float | None:

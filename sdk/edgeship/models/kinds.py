@@ -70,11 +70,16 @@ class Limits:
 
     ``max_relative_error``: class scores' mean |Δ| over the base's mean |output| (logits
     100× off keep their arg-max, not their meaning); ``max_box_error``: boxes' relative
-    L2; ``max_landmark_error``: landmarks' mean |Δ| over their spread.
+    L2; ``max_landmark_error``: landmarks' mean |Δ| over their spread; ``min_spread``:
+    class probabilities' spread over the samples against the base's (squeezed towards
+    one value, they keep their top-1 but no threshold fires); ``min_mask_iou``
+    holds for a map's mean over the samples of each sample's mask IoU (the worst sample's,
+    or each sample's cosine, would refuse a result for a near-empty map's noisy pixels).
     """
 
     min_cosine: float = 0.9
     min_top1: float = 0.7
+    min_spread: float = 0.25
     max_relative_error: float = 1.0
     max_box_error: float = 0.1
     min_mask_iou: float = 0.5
@@ -105,11 +110,12 @@ class _Rule:
 _RULES: dict[str, tuple[_Rule, ...]] = {
     "scores": (
         _Rule("top1_agreement", "min_top1"),
+        _Rule("spread_ratio", "min_spread"),
         _Rule("relative_error", "max_relative_error", scale_bound=True),
         _Rule("cosine", "min_cosine", scale_bound=True),
     ),
     "boxes": (_Rule("relative_l2", "max_box_error"),),
-    "map": (_Rule("cosine", "min_cosine"), _Rule("mask_iou", "min_mask_iou")),
+    "map": (_Rule("cosine", "min_cosine"), _Rule("sample_mask_iou", "min_mask_iou")),
     "embedding": (
         _Rule("row_cosine", "min_row_cosine"),
         _Rule("nn_agreement", "min_nn_agreement"),
@@ -124,11 +130,13 @@ _LABELS = {
     "top1_agreement": ("top-1 agreement", "{:.1%}"),
     "topk_agreement": ("top-k agreement", "{:.1%}"),
     "kl_divergence": ("KL", "{:.4g}"),
+    "spread_ratio": ("spread over the samples / the base's", "{:.3g}"),
     "relative_error": ("mean |Δ| / the base's mean |output|", "{:.3g}"),
     "cosine": ("cosine", "{:.4f}"),
     "relative_l2": ("relative L2", "{:.4f}"),
     "max_abs_diff": ("max |Δ|", "{:.4g}"),
     "mask_iou": ("mask IoU", "{:.3f}"),
+    "sample_mask_iou": ("mask IoU per sample", "{:.3f}"),
     "row_cosine": ("mean row cosine", "{:.4f}"),
     "nn_agreement": ("nearest-neighbour agreement", "{:.1%}"),
     "landmark_error": ("mean |Δ| / spread", "{:.4f}"),
@@ -440,17 +448,23 @@ def _figures(kind: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float | N
     out: dict[str, float | None] = {}
     if kind == "scores":
         scale = float(np.mean(np.abs(ref))) if ref.size else 0.0
+        probabilities = fig.is_probabilities(ref)
         out = {
             "top1_agreement": fig.top1_agreement(ref, got),
             "topk_agreement": fig.topk_agreement(ref, got),
-            "kl_divergence": fig.kl_divergence(ref, got) if fig.is_probabilities(ref) else None,
+            "kl_divergence": fig.kl_divergence(ref, got) if probabilities else None,
+            "spread_ratio": fig.spread_ratio(ref, got) if probabilities else None,
             "cosine": fig.cosine_similarity(ref, got),
             "relative_error": fig.mean_abs_diff(ref, got) / scale if scale > 0 else None,
         }
     elif kind == "boxes":
         out = {"relative_l2": fig.relative_l2(ref, got)}
     elif kind == "map":
-        out = {"cosine": fig.cosine_similarity(ref, got), "mask_iou": fig.mask_iou(ref, got)}
+        out = {  # masks lost on a few samples hide in the pooled pixels of the others
+            "cosine": fig.cosine_similarity(ref, got),
+            "mask_iou": fig.mask_iou(ref, got),
+            "sample_mask_iou": float(np.mean(fig.mask_ious(ref, got))) if len(ref) else None,
+        }
     elif kind == "embedding":
         row = fig.cosine_rows(fig.rows(ref), fig.rows(got))
         out = {"row_cosine": float(np.mean(row)), "nn_agreement": fig.nn_agreement(ref, got)}

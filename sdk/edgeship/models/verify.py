@@ -12,7 +12,9 @@ cosine similarity of the flattened tensors, and, for class scores only, top-1 ag
 of its kind and what collapsed by its kind's rules (a constant or all-zero output where
 the source's varies, whatever the tolerance says).
 A result passes when every output is within :class:`Tolerance` and none collapsed;
-otherwise the caller fails loudly unless told to keep it (``--force``).
+otherwise the caller fails loudly unless told to keep it (``--force``). Every input and
+output whose dtype or shape changed (TFLite takes int64 ids as int32) is listed in
+``interface``, as compress lists them, never silent.
 
 ONNX and TFLite models are run through the edgeship runtime on a target (local by
 default), so what is verified is what ships; PyTorch sources run in this process.
@@ -31,6 +33,7 @@ import numpy as np
 from edgeship.models.align import align_inputs, align_outputs, match_names
 from edgeship.models.estimate import Interval, share_interval, share_text
 from edgeship.models.fidelity import cosine_similarity, max_abs_diff
+from edgeship.models.interface import InterfaceChange, interface_changes
 from edgeship.models.kinds import OutputVerdict, judge, packed_axis, split_packed
 from edgeship.models.runners import Runner
 from edgeship_runtime.errors import UsageError
@@ -153,6 +156,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     passed: bool = True
     schema: str = VERIFY_SCHEMA
+    interface: list[InterfaceChange] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = to_jsonable(self)
@@ -336,7 +340,10 @@ def verify(
     tolerance = tolerance or Tolerance()
     feeds = verification_feeds(source.signature, data)
     report = VerifyReport(
-        samples=_rows(feeds), data=data.describe(), tolerance=to_jsonable(tolerance)
+        samples=_rows(feeds),
+        data=data.describe(),
+        tolerance=to_jsonable(tolerance),
+        interface=interface_changes(source.signature, result.signature),
     )
     source_outputs = [s.name for s in source.signature.outputs]
     pairs = match_names(source_outputs, [s.name for s in result.signature.outputs], "output")

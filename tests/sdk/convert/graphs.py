@@ -61,6 +61,20 @@ def foldable_model(path: str | os.PathLike[str], width: int = WIDTH) -> Path:
     return save(graph, path)
 
 
+def int64_ids_model(path: str | os.PathLike[str], width: int = 4) -> Path:
+    """``y = float(ids) @ W`` on int64 token ids, as a text model takes them (TFLite
+    takes int32 instead)."""
+    nodes = [
+        helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT, name="cast"),
+        helper.make_node("MatMul", ["f", "W"], ["y"], name="matmul"),
+    ]
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", width])
+    graph = helper.make_graph(
+        nodes, "ids", [ids], [_v("y", ["batch", width])], initializer=[_w("W", (width, width), 4)]
+    )
+    return save(graph, path)
+
+
 def residual_model(path: str | os.PathLike[str], width: int = WIDTH) -> Path:
     """Six nodes with a skip connection over three of them and an early second output:
 

@@ -127,3 +127,14 @@ def test_unsupported_op_is_named(
     assert cli("convert", model, tmp_path / "h.tflite") == 1
     line = _one_error_line(capsys.readouterr().err)
     assert "cannot convert op(s): Hardmax (opset 17)" in line
+
+
+def test_an_interface_change_is_a_line_of_its_own(
+    cli: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if importlib.util.find_spec("onnx2torch") is None:
+        pytest.skip("onnx2torch not installed")
+    model = graphs.int64_ids_model(tmp_path / "ids.onnx")
+    assert cli("convert", model, tmp_path / "ids.tflite", "--shape", "ids=1,4") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "interface: input 'ids' changed: int64 batch×4 → int32 1×4" in lines

@@ -195,7 +195,48 @@ def test_a_map_is_judged_by_cosine_and_mask_iou() -> None:
     shifted = np.roll(base, 3, axis=3)
     [verdict] = judge("y", base, shifted)
     assert verdict.kind == "map" and verdict.metrics["mask_iou"] == pytest.approx(1 / 7)
-    assert any(r.startswith("mask IoU") for r in verdict.reasons)
+    assert verdict.metrics["sample_mask_iou"] == pytest.approx(1 / 7)
+    assert any(r.startswith("mask IoU per sample") for r in verdict.reasons)
+
+
+def test_a_map_is_judged_sample_by_sample() -> None:
+    """Six masks of eight lost, the two kept large: the pooled pixels still pass, the
+    samples do not."""
+    base = np.zeros((8, 1, 16, 16))
+    base[:2, :, :, :] = 0.9  # two large masks
+    base[2:, :, 6:9, 6:9] = 0.9  # six small ones
+    new = base.copy()
+    new[2:] = 0.1  # every pixel of the six small masks falls under 0.5
+    [verdict] = judge("y", base, new)
+    pooled, per_sample = verdict.metrics["mask_iou"], verdict.metrics["sample_mask_iou"]
+    assert pooled is not None and pooled >= 0.5  # the pooled figure would hold
+    assert per_sample == pytest.approx(2 / 8) and verdict.collapsed
+    assert any(r.startswith("mask IoU per sample 0.250") for r in verdict.reasons)
+    [held] = judge("y", base, base * 0.98)
+    assert held.metrics["sample_mask_iou"] == 1.0 and not held.collapsed
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_probabilities_squeezed_to_one_value_collapse_though_top1_holds() -> None:
+    """PaddleOCR's direction classifier pruned: each row still has the right arg-max, but
+    at about 0.5/0.5, so its 0.9 threshold never fires."""
+    logits = np.zeros((16, 2))
+    logits[np.arange(16), np.arange(16) % 2] = 6.0
+    base = probabilities(logits)
+    squeezed = probabilities(logits / 60)  # 0.55/0.45 where the base said 0.995/0.005
+    [verdict] = judge("softmax", base, squeezed, trained=True)  # fine-tuned: no scale rules
+    assert verdict.metrics["top1_agreement"] == 1.0
+    spread = verdict.metrics["spread_ratio"]
+    assert spread is not None and spread < 0.25 and verdict.collapsed
+    assert any(r.startswith("spread over the samples") for r in verdict.reasons)
+    [held] = judge("softmax", base, probabilities(logits * 0.8), trained=True)
+    assert not held.collapsed
+    [logit] = judge("logits", logits, logits / 60, trained=True)  # a logit's scale may move
+    assert logit.metrics["spread_ratio"] is None
 
 
 def test_a_set_kind_overrides_the_inferred_one() -> None:

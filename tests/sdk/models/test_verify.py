@@ -180,6 +180,27 @@ def test_verify_reports_a_layout_change() -> None:
     assert len(layout) == 2  # the input and the output
 
 
+def test_verify_lists_every_dtype_and_shape_change_of_the_interface() -> None:
+    source = FnRunner(
+        lambda ids: (ids % 4).astype(np.float32),
+        [spec("ids", ("batch", 4), "int64")],
+        [spec("y", ("batch", 4))],
+    )
+    narrowed = FnRunner(
+        lambda ids: (ids % 4).astype(np.float32),
+        [spec("ids", (1, 4), "int32")],
+        [spec("y", (1, 4))],
+    )
+    report = verify(source, narrowed, VerifyData(samples=3))
+    assert report.passed
+    assert [str(c) for c in report.interface] == [
+        "input 'ids' changed: int64 batch×4 → int32 1×4",
+        "output 'y' changed: float32 batch×4 → float32 1×4",
+    ]
+    _, same = _pair(lambda x: x * 3)
+    assert verify(_pair(lambda x: x)[0], same, VerifyData(samples=3)).interface == []
+
+
 def test_report_round_trips_json() -> None:
     source, same = _pair(lambda x: x * 3)
     report = verify(source, same, VerifyData(samples=3))

@@ -88,4 +88,7 @@ def load_model(
         rss_after_load_mb=current_rss_mb(),
         load_peak_mb=peak.peak_mb(),
         memory_method=peak.method,
+        # a profiling session, shards and pipeline stages open the file with the same
+        # options (a profiler on default threads would time another session)
+        extra={"session_options": options},
     )

@@ -114,7 +114,6 @@ class Runtime:
         if args.get("sha256"):  # what the host deployed: a changed file is refused
             integrity.verify(str(args["path"]), str(args["sha256"]), args.get("companions"))
         model = load_model(str(args["path"]), args.get("backend"), options)
-        model.extra["session_options"] = options  # shards and pipeline stages open the same
         handle = f"m{next(self._ids)}"
         self._models[handle] = model
         return {

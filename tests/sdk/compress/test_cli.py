@@ -145,7 +145,7 @@ def test_recipe_through_the_handler(
 ) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text(
-        "[options]\nlatency_rounds = 1\nlatency_runs = 10\n\n"
+        "[options]\nlatency_rounds = 1\nlatency_runs = 10\nallow_degraded = true\n\n"
         '[variants.half]\nmethod = "int8-dynamic"\n'
     )
     ns = _parse(

@@ -157,7 +157,8 @@ def test_a_recipe_that_needs_no_data_runs_without_it_in_one_runtime(
 ) -> None:
     recipe = recipe_from_dict(
         {
-            "options": {"latency_rounds": 1, "latency_runs": 10},
+            # 10 runs time nothing reliably: a variant slower by noise is kept, not refused
+            "options": {"latency_rounds": 1, "latency_runs": 10, "allow_degraded": True},
             "variants": {"half": {"method": "fp16"}, "dyn": {"method": "int8-dynamic"}},
         }
     )

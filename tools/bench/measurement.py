@@ -40,8 +40,9 @@ sys.path.insert(0, str(REPO))
 from edgeship.ab.result import NO_DIFFERENCE  # noqa: E402
 from edgeship.ab.runner import ABConfig, run_ab  # noqa: E402
 from edgeship.ab.schedule import Schedule  # noqa: E402
-from edgeship.ab.stats import StatsPolicy, wilson  # noqa: E402
+from edgeship.ab.stats import StatsPolicy  # noqa: E402
 from edgeship.core.config import ProfileConfig  # noqa: E402
+from edgeship.models.estimate import wilson  # noqa: E402
 from edgeship.targets.local import LocalTarget  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402
 from tools.zoo.build import build_zoo  # noqa: E402

@@ -113,11 +113,8 @@ def render(report: ABReport, figures: Mapping[str, str] | None = None) -> str:
         out += [f"## {name}", "", device_heading(device, report), ""]
         out += [md_table(model_rows(device)), "", md_table(comparison_rows(device)), ""]
         out += outputs_section(device)
-        out += (
-            [*(f"{line}." for line in detectable_note(device)), ""]
-            if detectable_note(device)
-            else []
-        )
+        detectable = [f"{line}." for line in detectable_note(device)]
+        out += [*detectable, ""] if detectable else []
         out += [front_line(device), ""]
         out += validity_section(device) + ops_section(device)
         out += [f"![{t}]({p})" for t, p in figures.items() if t.endswith(f" on {name}")]

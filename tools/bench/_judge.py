@@ -114,10 +114,20 @@ def guess_spec(base: np.ndarray) -> str:
     return "map"
 
 
+def _per_sample(a: np.ndarray) -> np.ndarray:
+    """``a`` as float64 rows, one per sample."""
+    return a.astype(np.float64).reshape(len(a), -1)
+
+
+def _relative_l2(b: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Per row, |g - b| over |b| (over 1 where the base's row is all zeros)."""
+    norm = np.linalg.norm(b, axis=1)
+    return np.linalg.norm(g - b, axis=1) / np.where(norm == 0, 1.0, norm)
+
+
 def collapse(base: np.ndarray, got: np.ndarray, bars: Bars = BARS) -> list[str]:
     """Why ``got`` (``[samples, ...]``) is broken whatever its kind; empty when it is not."""
-    b = base.astype(np.float64).reshape(len(base), -1)
-    g = got.astype(np.float64).reshape(len(got), -1)
+    b, g = _per_sample(base), _per_sample(got)
     if not np.all(np.isfinite(g)) and np.all(np.isfinite(b)):
         return [f"non-finite values ({int(np.sum(~np.isfinite(g)))} of {g.size})"]
     if np.ptp(g) == 0 and np.ptp(b) > 0:
@@ -219,10 +229,8 @@ def _flag(base: np.ndarray, got: np.ndarray, param: str, bars: Bars) -> Figures:
 
 
 def _boxes(base: np.ndarray, got: np.ndarray, param: str, bars: Bars) -> Figures:
-    b = base.astype(np.float64).reshape(len(base), -1)
-    g = got.astype(np.float64).reshape(len(got), -1)
-    norm = np.linalg.norm(b, axis=1)
-    rel = np.linalg.norm(g - b, axis=1) / np.where(norm == 0, 1.0, norm)
+    b, g = _per_sample(base), _per_sample(got)
+    rel = _relative_l2(b, g)
     return {
         "rel_l2": (float(rel.mean()), bars.box_error, False),
         "max_abs": (float(np.abs(g - b).max()), None, False),
@@ -291,10 +299,8 @@ def levenshtein(a: list[int], b: list[int]) -> int:
 
 
 def _map(base: np.ndarray, got: np.ndarray, param: str, bars: Bars) -> Figures:
-    b = base.astype(np.float64).reshape(len(base), -1)
-    g = got.astype(np.float64).reshape(len(got), -1)
-    norm = np.linalg.norm(b, axis=1)
-    rel = np.linalg.norm(g - b, axis=1) / np.where(norm == 0, 1.0, norm)
+    b, g = _per_sample(base), _per_sample(got)
+    rel = _relative_l2(b, g)
     return {
         "cosine": (float(_cosines(b, g).mean()), bars.cosine, True),
         "rel_l2": (float(rel.mean()), None, False),

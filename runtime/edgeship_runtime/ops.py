@@ -110,6 +110,7 @@ class Runtime:
             graph_optimization=str(args.get("graph_optimization") or "all"),
             trt_cache=bool(args.get("trt_cache", True)),
             trt_fp16=bool(args.get("trt_fp16", False)),
+            idle_spin=bool(args.get("idle_spin", True)),
         )
         if args.get("sha256"):  # what the host deployed: a changed file is refused
             integrity.verify(str(args["path"]), str(args["sha256"]), args.get("companions"))

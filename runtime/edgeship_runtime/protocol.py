@@ -52,10 +52,11 @@ Operations (args → result)
     info      {} → {"runtime": {version, protocol, python, executable},
                     "backends": [BackendInfo...], "environment": Environment}
     load      {path, backend?, threads?, providers?, execution_mode?, graph_optimization?,
-               trt_cache?, trt_fp16?} →
+               trt_cache?, trt_fp16?, idle_spin?} →
                   {handle, model: ModelInfo, backend: BackendUsage, signature, load_ms}
               ``trt_cache`` (default true): TensorRT's engines kept under the deploy
-              root (``ROOT/cache/trt/<sha256>/``); ``trt_fp16`` (default false).
+              root (``ROOT/cache/trt/<sha256>/``); ``trt_fp16`` (default false);
+              ``idle_spin`` (default true): false, the threads sleep as a run ends.
               ``backend.providers_not_run``: providers asked for that did not run.
     profile   {handle, warmup?, runs?, min_seconds?, samples?, inputs?, shapes?, seed?,
                steady?, energy?, cpus?} →

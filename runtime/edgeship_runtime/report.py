@@ -189,7 +189,7 @@ class DeviceState:
     ``throttle_counts``: the kernel's ``thermal_throttle/*_count`` per CPU (x86);
     ``rpi_throttled``: the bits of ``vcgencmd get_throttled`` (Raspberry Pi);
     ``devfreq_mhz``: devfreq devices' current clock (a Jetson's GPU and memory, Mali GPUs).
-    ``preemptions`` and ``at_s`` are about the runtime process, not the board.
+    ``preemptions``, ``run_delay_s`` and ``at_s`` are about the runtime process, not the board.
     """
 
     temperature_c: Optional[float] = None
@@ -205,6 +205,12 @@ class DeviceState:
     preemptions: Optional[int] = None
     """The runtime process's involuntary context switches so far (``getrusage``): each
     one a moment another process took its CPU."""
+    run_delay_s: Optional[float] = None
+    """Seconds the runtime's threads have waited for a CPU so far (their run-queue delay,
+    ``/proc/self/task/*/schedstat``)."""
+    steal_s: Optional[float] = None
+    """Seconds of steal time on the runtime's CPUs so far (``/proc/stat``: the hypervisor
+    running other guests)."""
     at_s: Optional[float] = None
     """When it was read (a monotonic clock, seconds): for rates between two snapshots."""
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 
 from edgeship_runtime.backends import (
     SessionOptions,
@@ -30,7 +32,7 @@ from edgeship_runtime.backends.onnxruntime import (
 from edgeship_runtime.errors import BackendUnavailable, InferenceError, UsageError
 from edgeship_runtime.inputs import generate_feeds
 from edgeship_runtime.integrity import sha256_file
-from edgeship_runtime.model import load_model
+from edgeship_runtime.model import LoadedModel, load_model
 from tests import models
 
 CUDA = "CUDAExecutionProvider"
@@ -423,3 +425,33 @@ def test_a_missing_tflite_backend_does_not_stop_onnx(
 def test_a_malformed_entry_is_refused(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"backend 'onnxruntime': {message}"):
         replace(get_entry("onnxruntime"), **change)
+
+
+def test_idle_spin_off_lets_the_threads_sleep_as_a_run_ends(tmp_path: Path) -> None:
+    """An A/B's idle model must not spin on the timed one's CPUs: ONNX Runtime's pool is
+    told to stop spinning at the end of each run, and uses no CPU while idle."""
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "wide_matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])],
+        initializer=[models.scaled_weight(rng, "w", 256, 256)],
+    )
+    path = str(models.save_graph(graph, tmp_path / "wide.onnx"))
+    feeds = {"x": rng.standard_normal((64, 256)).astype(np.float32)}
+    sleeps = load_model(path, options=SessionOptions(threads=2, idle_spin=False))
+    assert _config_entry(sleeps, "session.force_spinning_stop") == "1"
+    for _ in range(20):
+        sleeps.session.run(feeds)
+    started = time.process_time()
+    time.sleep(0.2)
+    assert time.process_time() - started < 0.005
+    spins = load_model(path, options=SessionOptions(threads=2))
+    with pytest.raises(Exception, match="does not have configuration"):  # ORT's default: spin
+        _config_entry(spins, "session.force_spinning_stop")
+
+
+def _config_entry(model: LoadedModel, key: str) -> str:
+    options = model.session._session.get_session_options()  # type: ignore[attr-defined]
+    return str(options.get_session_config_entry(key))

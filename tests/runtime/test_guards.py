@@ -50,12 +50,23 @@ def test_a_spread_over_10_percent_is_a_reason() -> None:
     assert "% of their mean" in reason and "limit 10 %" in reason
 
 
-def test_noise_that_averages_out_is_no_reason_but_a_heavy_tail_is() -> None:
+def test_noise_that_averages_out_is_no_reason_nor_a_bimodal_window() -> None:
+    """A sub-millisecond model's runs on a quiet machine: a quarter of them slow (a thread
+    pool's wake-ups) all through the window; contention is judged from the run queue."""
     rng = np.random.default_rng(0)
     assert guards.sample_reasons(1.0 + 0.15 * rng.standard_normal(6000), 50.0) == []
-    stalled = np.where(rng.random(6000) < 0.08, 2.5, 1.0)  # 8 % of runs stalled, spread out
-    (reason,) = guards.sample_reasons(stalled, 50.0)
-    assert reason.startswith("8 % of the runs took over 1.5× the median 1 ms (limit 5 %)")
+    bimodal = np.where(rng.random(6000) < 0.25, 2.5, 1.0)
+    assert guards.sample_reasons(bimodal, 50.0) == []
+
+
+def test_a_median_flipping_between_modes_is_no_shift() -> None:
+    """45 % slow runs in the first half, 55 % in the second: the median jumps from one mode
+    to the other (+100 %), the mean moves 10 %."""
+    rng = np.random.default_rng(2)
+    slow = np.concatenate([rng.random(3000) < 0.45, rng.random(3000) < 0.55])
+    samples = np.where(slow, 0.2, 0.1)
+    assert np.median(samples[3000:]) / np.median(samples[:3000]) == 2.0
+    assert guards.sample_reasons(samples, 50.0) == []
 
 
 def test_the_issues_example_is_judged_unstable() -> None:
@@ -86,7 +97,7 @@ def test_a_slower_second_half_is_a_reason() -> None:
     """A disturbance from half-way (a CPU hog, a quota cut) moves whole values."""
     spread, shift = guards.sample_reasons([0.4] * 3000 + [0.6] * 3000, 50.0)
     assert spread.startswith("the std of 20 means of 300 consecutive runs is ")
-    assert shift.startswith("the median moved +50 % between the window's halves (0.4 → 0.6")
+    assert shift.startswith("the mean moved +50 % between the window's halves (0.4 → 0.6")
 
 
 def test_runs_too_short_for_the_clock() -> None:
@@ -120,6 +131,38 @@ def test_a_quiet_device_has_no_reason() -> None:
 def test_state_reasons(after: DeviceState, needle: str) -> None:
     reasons, _ = guards.state_reasons(QUIET, after)
     assert any(needle in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    ("after", "needle"),
+    [
+        (state(run_delay_s=0.08, at_s=101.0), "threads waited 0.07 s for a CPU in the 1.0 s"),
+        (state(steal_s=10.5, at_s=101.0), "other guests for "),
+    ],
+)
+def test_contention_from_the_run_queue_and_steal(after: DeviceState, needle: str) -> None:
+    reasons, _ = guards.state_reasons(state(run_delay_s=0.01, steal_s=10.0), after)
+    assert any(needle in r for r in reasons), reasons
+
+
+def test_waits_under_5_percent_are_no_contention_nor_are_preemptions_with_schedstat() -> None:
+    """A quiet 2-core VM: under 1 % waited, yet 39 preemptions a second from a spinning
+    thread pool; the run queue says the CPUs were free."""
+    quiet = state(run_delay_s=0.048, preemptions=46, at_s=101.0)
+    assert guards.state_reasons(state(run_delay_s=0.01), quiet) == ([], [])
+
+
+def test_preemptions_stand_in_where_there_is_no_schedstat() -> None:
+    assert guards.state_reasons(QUIET, state(preemptions=46, at_s=101.0)) == ([], [])
+    reasons, _ = guards.state_reasons(QUIET, state(preemptions=207, at_s=101.0))
+    assert any("preempted 200 times in the 1.0 s window (200/s, limit 50/s)" in r for r in reasons)
+
+
+def test_snapshot_reads_this_process_run_queue_delay() -> None:
+    seen = guards.snapshot()
+    if not os.path.exists(f"/proc/self/task/{os.getpid()}/schedstat"):
+        pytest.skip("this kernel keeps no schedstat")
+    assert seen.run_delay_s is not None and seen.run_delay_s >= 0
 
 
 def test_a_small_clock_wobble_is_no_change() -> None:
@@ -249,7 +292,7 @@ def test_a_median_that_moves_between_the_halves_is_a_reason() -> None:
     before = 0.4 + 0.03 * rng.standard_normal(5000)
     after = 0.48 + 0.03 * rng.standard_normal(5000)
     (reason,) = guards.sample_reasons(np.concatenate([before, after]), 50.0)
-    assert reason.startswith("the median moved +20 % between the window's halves (0.4 → 0.48")
+    assert reason.startswith("the mean moved +20 % between the window's halves (0.4 → 0.48")
     assert reason.endswith("limit 15 %)")
     wander = np.concatenate([before, 0.44 + 0.03 * rng.standard_normal(5000)])  # +10 %: a VM's
     assert guards.sample_reasons(wander, 50.0) == []
@@ -258,26 +301,26 @@ def test_a_median_that_moves_between_the_halves_is_a_reason() -> None:
 def test_a_move_inside_the_noise_of_a_short_window_is_no_reason() -> None:
     rng = np.random.default_rng(3)
     noisy = np.concatenate([1.0 + 3 * rng.random(20), 1.5 + 3 * rng.random(20)])  # +20 %
-    assert not [r for r in guards.sample_reasons(noisy, 50.0) if "median moved" in r]
+    assert not [r for r in guards.sample_reasons(noisy, 50.0) if "mean moved" in r]
 
 
 def test_a_runtime_preempted_often_in_its_window_was_contended() -> None:
-    """A CPU hog per core for half a 4 s window on this VM (tools/bench/validity.py): 50-83
-    involuntary switches (quiet: 16), the p50 unchanged — the hog took throughput."""
+    """Without schedstat: a CPU hog per core on a 2-core VM, 64-254 involuntary switches a
+    second; quiet, with ONNX Runtime's pool spinning on both cores, up to 39."""
     before = state(preemptions=100, at_s=10.0)
-    (reason,) = guards.state_reasons(before, state(preemptions=280, at_s=14.0))[0]
+    (reason,) = guards.state_reasons(before, state(preemptions=1100, at_s=14.0))[0]
     assert reason == (
-        "the runtime was preempted 180 times in the 4.0 s window (45/s, limit 10/s): "
+        "the runtime was preempted 1000 times in the 4.0 s window (250/s, limit 50/s): "
         "another process competed for its CPUs"
     )
-    assert guards.state_reasons(before, state(preemptions=112, at_s=14.0)) == ([], [])
-    assert guards.state_reasons(before, state(preemptions=115, at_s=10.5))[0] == []  # < 20
+    assert guards.state_reasons(before, state(preemptions=256, at_s=14.0)) == ([], [])
+    assert guards.state_reasons(before, state(preemptions=115, at_s=10.1))[0] == []  # < 20
 
 
 def test_contention_cannot_be_told_without_getrusage() -> None:
     unread = state(preemptions=None, at_s=None)
     reasons, unchecked = guards.state_reasons(unread, unread)
-    assert reasons == [] and unchecked == ["CPU contention (no getrusage)"]
+    assert reasons == [] and unchecked == ["CPU contention (no schedstat, no getrusage)"]
 
 
 def test_the_snapshot_counts_this_process_preemptions() -> None:

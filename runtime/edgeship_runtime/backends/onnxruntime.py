@@ -132,6 +132,8 @@ def _open(path: str, options: SessionOptions, extra: Optional[Callable[[Any], No
         ort.GraphOptimizationLevel, _ORT_LEVELS[options.graph_optimization]
     )
     so.log_severity_level = 3
+    if not options.idle_spin:
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     if extra is not None:
         extra(so)
     chosen = select_providers(options.providers, ort.get_available_providers())

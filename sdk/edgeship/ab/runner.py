@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +110,11 @@ class ABConfig:
 
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(session=self.session, backend=self.backend)
+
+    def interleave_config(self) -> ProfileConfig:
+        """How an interleaved session loads its models: with thread pools that sleep as a
+        run ends, so a model idle between its blocks leaves the CPUs to the timed one."""
+        return ProfileConfig(session=replace(self.session, idle_spin=False), backend=self.backend)
 
 
 @dataclass(frozen=True)
@@ -312,7 +317,7 @@ def _session(
     schedule = config.schedule
     with contextlib.ExitStack() as stack:
         for i in schedule.load_order(session, len(prep.paths)):
-            infos[i] = stack.enter_context(target.load(prep.paths[i], config.profile_config()))
+            infos[i] = stack.enter_context(target.load(prep.paths[i], config.interleave_config()))
         loaded = [m for m in infos if m is not None]
         if session == 0:
             signatures = [m.signature for m in loaded]

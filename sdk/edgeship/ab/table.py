@@ -263,11 +263,12 @@ def unchecked_line(device: DeviceAB) -> str | None:
 
 def validity_rows(device: DeviceAB) -> Rows:
     """Per session: its verdict, the models judged unstable, the warm-up, the device
-    around the window (heat, clock, CPU governors, throttling, the runtime's preemptions)
-    and every reason (the reports show them all, the terminal three)."""
+    around the window (heat, clock, CPU governors, throttling, the runtime's preemptions
+    and its threads' wait for a CPU) and every reason (the reports show them all, the
+    terminal three)."""
     headers = ["session", "verdict", "unstable models", "warm-up runs", "°C before → after",
                "MHz before → after", "governor", "throttling", "preemptions",
-               "reasons"]  # fmt: skip
+               "waited for a CPU", "reasons"]  # fmt: skip
     rows = [
         [
             str(v.session + 1),
@@ -285,13 +286,18 @@ def validity_rows(device: DeviceAB) -> Rows:
 
 
 def _device_cells(v: SessionValidity) -> list[str]:
-    """The governor(s), throttling and preemptions around the window; ``-`` each where
-    the report has no device state (an older runtime or file)."""
+    """The governor(s), throttling, preemptions and the wait for a CPU around the window;
+    ``-`` each where the report has no device state (an older runtime or file)."""
     before = v.before.device if v.before else None
     after = v.after.device if v.after else None
     if before is None or after is None:
-        return ["-", "-", "-"]
-    return [_governors(before, after), _throttling(before, after), _preemptions(before, after)]
+        return ["-", "-", "-", "-"]
+    return [
+        _governors(before, after),
+        _throttling(before, after),
+        _preemptions(before, after),
+        _waited(before, after),
+    ]
 
 
 def _governors(before: DeviceState, after: DeviceState) -> str:
@@ -323,6 +329,16 @@ def _preemptions(before: DeviceState, after: DeviceState) -> str:
         return "-"
     moved = after.preemptions - before.preemptions
     return f"{before.preemptions} → {after.preemptions} (+{moved})"
+
+
+def _waited(before: DeviceState, after: DeviceState) -> str:
+    """``0.004 s (0.4 %)``: how long the runtime's threads waited for a CPU in the window
+    (their run-queue delay), and its share of the window."""
+    if None in (before.run_delay_s, after.run_delay_s, before.at_s, after.at_s):
+        return "-"
+    waited = max(after.run_delay_s - before.run_delay_s, 0.0)  # type: ignore[operator]
+    seconds = after.at_s - before.at_s  # type: ignore[operator]
+    return f"{waited:.3f} s ({100 * waited / seconds:.1f} %)" if seconds > 0 else "-"
 
 
 def _moved(v: SessionValidity, what: str, fmt: str) -> str:

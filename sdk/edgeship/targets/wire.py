@@ -91,6 +91,8 @@ def load(
         "trt_cache": session.trt_cache,
         "trt_fp16": session.trt_fp16,
     }
+    if not session.idle_spin:
+        args["idle_spin"] = False
     if sha256:
         args["sha256"] = sha256
     if companions:

@@ -139,14 +139,16 @@ def device_run(name: str, models: list[ModelRun], block: int = 10, sessions: int
 
 
 def device_state(i: int, last: bool) -> DeviceState:
-    """The ``i``-th snapshot (before 1, after 1, before 2...): 40 preemptions and one
-    throttle event a window; at the very end the governor is ``powersave`` and the Pi's
-    bits say it throttled."""
+    """The ``i``-th snapshot (before 1, after 1, before 2...): 40 preemptions, 0.01 s
+    waited for a CPU in 2 s and one throttle event a window; at the very end the governor
+    is ``powersave`` and the Pi's bits say it throttled."""
     return DeviceState(
         governors=["powersave" if last else "performance"],
         throttle_counts={"cpu0/core_throttle_count": (i + 1) // 2},
         rpi_throttled=0x50000 if last else 0,
         preemptions=1000 + 40 * i,
+        run_delay_s=0.01 * i,
+        at_s=2.0 * i,
     )
 
 

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeship.ab.runner import ABConfig
 from edgeship.targets import wire
 from edgeship_runtime import protocol, service
+from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.errors import UsageError
 from edgeship_runtime.measure import InterleavePolicy, interleave_runs
 from edgeship_runtime.model import load_model
-from edgeship_runtime.ops import encode_tensors
+from edgeship_runtime.ops import Runtime, encode_tensors
 from tests.runtime.fake_sysfs import FakeSys
 from tests.runtime.framed import message_bytes, read_messages
 
@@ -161,3 +163,17 @@ def test_a_reply_from_an_older_runtime_has_no_device_state(add_onnx: Path) -> No
     result = {k: v for k, v in reply["result"].items() if k != "device"}
     parsed = wire.Interleaved.parse(["m1", "m2"], result)
     assert parsed.device_before is None and parsed.device_after is None
+
+
+def test_an_ab_session_loads_its_models_with_sleeping_thread_pools(add_onnx: Path) -> None:
+    config = ABConfig(session=SessionOptions(threads=2))
+    args = wire.load(str(add_onnx), config.interleave_config()).args
+    assert args["idle_spin"] is False
+    assert "idle_spin" not in wire.load(str(add_onnx), config.profile_config()).args
+    runtime = Runtime()
+    try:
+        handle = runtime.load(args)["handle"]
+        opened = runtime._models[handle].extra["session_options"]
+        assert opened == SessionOptions(threads=2, idle_spin=False)
+    finally:
+        runtime.close()

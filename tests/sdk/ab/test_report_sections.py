@@ -159,17 +159,23 @@ def test_inputs_and_validity_round_trip_through_json(fake_report: ABReport) -> N
     assert again.devices[0].op_diffs == fake_report.devices[0].op_diffs
 
 
-def test_both_reports_show_each_sessions_governor_throttling_and_preemptions(
+def test_both_reports_show_each_sessions_governor_throttling_preemptions_and_wait(
     fake_report: ABReport,
 ) -> None:
     md, page = report_md.render(fake_report), report_html.render(fake_report)
     headers, rows = validity_rows(fake_report.devices[0])
-    cells = slice(headers.index("governor"), headers.index("preemptions") + 1)
-    assert rows[0][cells] == ["performance", "events +1, Pi 0x0 → 0x0", "1000 → 1040 (+40)"]
+    cells = slice(headers.index("governor"), headers.index("waited for a CPU") + 1)
+    assert rows[0][cells] == [
+        "performance",
+        "events +1, Pi 0x0 → 0x0",
+        "1000 → 1040 (+40)",
+        "0.010 s (0.5 %)",
+    ]
     assert rows[-1][cells] == [
         "performance → powersave",
         "events +1, Pi 0x0 → 0x50000",
         "1720 → 1760 (+40)",
+        "0.010 s (0.5 %)",
     ]
     for row in rows:
         assert md_row(row) in md
@@ -186,8 +192,8 @@ def test_a_report_without_device_states_reads_and_shows_dashes(fake_report: ABRe
             del session["before"]["device"], session["after"]["device"]
     old = ABReport.from_dict(json.loads(json.dumps(data)))
     headers, rows = validity_rows(old.devices[0])
-    cells = slice(headers.index("governor"), headers.index("preemptions") + 1)
-    assert all(row[cells] == ["-", "-", "-"] for row in rows)
+    cells = slice(headers.index("governor"), headers.index("waited for a CPU") + 1)
+    assert all(row[cells] == ["-", "-", "-", "-"] for row in rows)
     assert "### Validity on pi-0" in report_md.render(old)
 
 

@@ -21,7 +21,7 @@ from edgeship.ab.result import (
     OpTypeDiff,
     SessionValidity,
 )
-from edgeship.core.views import Rows, check_columns
+from edgeship.core.views import Rows, text_table
 from edgeship.models.estimate import share_text
 from edgeship_runtime.guards import explain
 from edgeship_runtime.opprofile import summary_line as ops_summary
@@ -53,7 +53,6 @@ __all__ = [
     "render",
     "sessions_text",
     "size_text",
-    "text_table",
     "unchecked_line",
     "validity_lines",
     "validity_rows",
@@ -433,7 +432,7 @@ def ops_lines(device: DeviceAB) -> list[str]:
     checks = [f"  {c}" for c in ops_reconciliation(device)]
     lines = ["per-operator profiles, ms per run:", *checks, ""] if checks else []
     for diff in device.op_diffs:
-        table = [text_table(ops_rows(diff, base))] if diff.rows else []
+        table = [text_table(ops_rows(diff, base), TEXT_COLUMNS)] if diff.rows else []
         lines += [ops_heading(diff, base) + (":" if diff.rows else ""), *table, ""]
     return lines
 
@@ -470,30 +469,15 @@ def gate_rows(report: ABReport) -> Rows:
     return headers, rows
 
 
-def text_table(rows: Rows) -> str:
-    headers, body = rows
-    check_columns(headers)
-    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in body:
-        cells = [
-            c.ljust(w) if h in TEXT_COLUMNS else c.rjust(w)
-            for h, c, w in zip(headers, r, widths, strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
 def render(report: ABReport) -> str:
     """The terminal view: per device its models and comparisons, then pooled and gates."""
     parts: list[str] = []
     for device in report.devices:
         parts += [
             device_heading(device, report),
-            text_table(model_rows(device)),
+            text_table(model_rows(device), TEXT_COLUMNS),
             "",
-            text_table(comparison_rows(device)),
+            text_table(comparison_rows(device), TEXT_COLUMNS),
             front_line(device),
             *detectable_note(device),
             *validity_lines(device),
@@ -501,7 +485,7 @@ def render(report: ABReport) -> str:
             *ops_lines(device),
         ]
     if report.pooled:
-        parts += ["pooled over devices:", text_table(pooled_rows(report)), ""]
+        parts += ["pooled over devices:", text_table(pooled_rows(report), TEXT_COLUMNS), ""]
     parts += _failures_and_gates(report)
     return "\n".join(parts).rstrip()
 
@@ -524,7 +508,7 @@ def verdict(report: ABReport) -> tuple[str | None, str]:
 def _failures_and_gates(report: ABReport) -> Sequence[str]:
     lines = [f"device {f.target} failed: {f.type}: {f.message}" for f in report.failures]
     if report.gates:
-        lines += [text_table(gate_rows(report))]
+        lines += [text_table(gate_rows(report), TEXT_COLUMNS)]
     state, detail = verdict(report)
     lines.append(f"{state}: {detail}" if state else detail)
     return lines

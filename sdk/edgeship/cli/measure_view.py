@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgeship.core.views import Rows, check_columns
+from edgeship.core.views import Rows, text_table
 from edgeship_runtime.guards import explain
 from edgeship_runtime.opprofile import statistic, summary_line
 from edgeship_runtime.report import (
@@ -18,6 +18,7 @@ from edgeship_runtime.report import (
 )
 
 __all__ = [
+    "TEXT_COLUMNS",
     "TOP_OPS",
     "energy_line",
     "fallback_line",
@@ -31,23 +32,10 @@ __all__ = [
     "validity_line",
 ]
 
+TEXT_COLUMNS = frozenset(["model", "backend", "node", "op type", "provider", "input shapes"])
+"""Columns aligned left (terminal and HTML); the others hold numbers."""
 TOP_OPS = 10
 """Nodes shown in the per-operator table (all of them are in the JSON)."""
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
-    """Columns padded to width: those in ``numeric`` aligned right, text left."""
-    check_columns(headers)
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def model_name(report: ProfileReport) -> str:
@@ -150,9 +138,9 @@ def ops_view(name: str, ops: OpProfile | None, top: int = TOP_OPS) -> str | None
         return f"{name}: {summary_line(ops)}"
     parts = [
         ops_heading(name, ops, top),
-        _table(*ops_node_rows(ops, top), {3, 4}),
+        text_table(ops_node_rows(ops, top), TEXT_COLUMNS),
         "",
-        _table(*ops_type_rows(ops), {1, 2, 3}),
+        text_table(ops_type_rows(ops), TEXT_COLUMNS),
         summary_line(ops),
     ]
     if ops.note:

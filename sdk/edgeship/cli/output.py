@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeship.core.errors import EdgeshipError
 from edgeship.core.progress import CLEAR_LINE, StatusLine, line_on
-from edgeship.core.views import Rows, check_columns
+from edgeship.core.views import Rows, text_table
 
 if TYPE_CHECKING:  # every command prints through here; only profile's tables read reports
     from edgeship_runtime.report import PolicyRecord, ProfileReport
@@ -64,19 +64,7 @@ def print_error(exc: EdgeshipError, as_json: bool) -> None:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to width, the first aligned left; every column has a name."""
-    check_columns(headers)
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(
-            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    return "\n".join(lines)
+    return text_table((list(headers), [list(r) for r in rows]))
 
 
 _PROFILE_HEADERS = (

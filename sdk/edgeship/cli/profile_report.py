@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.cli.measure_view import (
+    TEXT_COLUMNS,
     TOP_OPS,
     energy_line,
     fallback_line,
@@ -59,9 +60,6 @@ __all__ = [
 
 Profiled = Sequence[tuple[str, Sequence[ProfileReport]]]
 """Each target's name and the reports of the models profiled on it, in order."""
-
-TEXT_COLUMNS = frozenset(["model", "backend", "node", "op type", "provider", "input shapes"])
-"""Columns aligned left in HTML; the others hold numbers."""
 
 _PURPOSE = "writing a profile report"
 

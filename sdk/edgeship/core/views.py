@@ -44,6 +44,7 @@ __all__ = [
     "page",
     "png",
     "slug",
+    "text_table",
     "write_report_files",
 ]
 
@@ -109,6 +110,25 @@ def check_columns(headers: Sequence[str]) -> None:
     unnamed = [i for i, h in enumerate(headers) if not h.strip()]
     if unnamed:
         raise ValueError(f"table columns {unnamed} have no name: {list(headers)}")
+
+
+def text_table(rows: Rows, text_columns: Collection[str] | None = None) -> str:
+    """``rows`` padded to width for a terminal: the ``text_columns`` aligned left, the
+    numbers right (None: the first column left, the rest right)."""
+    headers, body = rows
+    check_columns(headers)
+    left = set(headers[:1]) if text_columns is None else set(text_columns)
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            c.ljust(w) if h in left else c.rjust(w)
+            for h, c, w in zip(headers, cells, widths, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    heading = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    return "\n".join([heading, "  ".join("-" * w for w in widths), *map(line, body)])
 
 
 def md_table(rows: Rows) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeship.core.errors import ConversionError
+from edgeship.core.errors import ConversionError, said_by
 from edgeship_runtime.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -228,8 +228,8 @@ def load_weights(module: nn.Module, path: Path) -> None:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ConversionError(
-            f"{path}: not a readable state-dict checkpoint ({_first_line(exc)}); pickled whole "
-            "modules are not loaded: save model.state_dict()",
+            f"{path}: not a readable state-dict checkpoint ({said_by(exc, lines=2)}); pickled "
+            "whole modules are not loaded: save model.state_dict()",
             step="load",
         ) from exc
     for key in _CHECKPOINT_KEYS:
@@ -243,13 +243,8 @@ def load_weights(module: nn.Module, path: Path) -> None:
         module.load_state_dict(state)
     except RuntimeError as exc:
         raise ConversionError(
-            f"{path} does not fit the factory's module: {_first_line(exc)}", step="load"
+            f"{path} does not fit the factory's module: {said_by(exc, lines=2)}", step="load"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------- names
@@ -292,7 +287,7 @@ def torch_source(
         except Exception as exc:
             raise ConversionError(
                 f"{description} failed on the example inputs "
-                f"{ {k: list(v.shape) for k, v in example.items()} }: {_first_line(exc)}",
+                f"{ {k: list(v.shape) for k, v in example.items()} }: {said_by(exc, lines=2)}",
                 step="load",
             ) from exc
     flat = flatten_outputs(outputs)

@@ -89,6 +89,7 @@ __all__ = [
     "VerificationError",
     "cause_of",
     "error_from_wire",
+    "said_by",
 ]
 
 
@@ -273,12 +274,20 @@ class Cause:
         return " ".join(parts)
 
 
+def said_by(exc: BaseException, lines: int = 1, limit: int = 300) -> str:
+    """What ``exc`` said, for one line of ours: its first ``lines`` non-blank lines joined,
+    cut to ``limit`` characters; its type's name where it said nothing."""
+    kept = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(kept[:lines])
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def cause_of(exc: BaseException) -> Cause:
     """The :class:`Cause` of ``exc``, read from its message and traceback."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    said = " ".join(lines[:_LINES])  # ONNX Runtime says the dims on the second line
-    said = said if len(said) <= _CHARS else said[: _CHARS - 1] + "…"
-    text = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+    said = said_by(exc, _LINES, _CHARS)  # ONNX Runtime says the dims on the second line
+    text = f"{type(exc).__name__}: {said}" if str(exc).strip() else said
     node, op_type = "", ""
     frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]  # outermost first
     packages = [str(f.f_globals.get("__name__", "")).partition(".")[0] for f in frames]

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
-from edgeship.core.errors import UsageError
+from edgeship.core.errors import UsageError, said_by
 from edgeship.core.quiet import quiet
 
 __all__ = ["EXTRA_OF", "MissingExtra", "import_optional", "missing_extras"]
@@ -99,6 +99,5 @@ def missing_extras(purpose: str = "") -> Iterator[None]:
 
 
 def _cause(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    return first if isinstance(exc, ImportError) else f"{type(exc).__name__}: {first}"
+    said = said_by(exc)
+    return said if isinstance(exc, ImportError) else f"{type(exc).__name__}: {said}"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.core.errors import ConversionError, VerificationError
+from edgeship.core.errors import ConversionError, VerificationError, said_by
 from edgeship.core.extras import import_optional, missing_extras
 from edgeship.models.model_file import ModelFile
 from edgeship.models.output import staged
@@ -149,7 +149,7 @@ def convert_opset(proto: Any, opset: int) -> Any:
         onnx.checker.check_model(converted)
     except Exception as exc:
         raise ConversionError(
-            f"cannot convert to opset {opset}: {_first_line(exc)}", step="opset"
+            f"cannot convert to opset {opset}: {said_by(exc)}", step="opset"
         ) from exc
     return converted
 
@@ -163,7 +163,7 @@ def simplify(proto: Any) -> Any:
         with quiet():
             slimmed = onnxslim.slim(proto)
     except Exception as exc:
-        raise ConversionError(f"onnxslim failed: {_first_line(exc)}", step="simplify") from exc
+        raise ConversionError(f"onnxslim failed: {said_by(exc)}", step="simplify") from exc
     if slimmed is None:
         raise ConversionError("onnxslim returned no model", step="simplify")
     return slimmed
@@ -183,7 +183,7 @@ def ort_offline(source: Path, out: Path, level: str) -> None:
         os.replace(written, out)
     except Exception as exc:
         raise ConversionError(
-            f"ONNX Runtime could not optimize the model: {_first_line(exc)}", step="onnxruntime"
+            f"ONNX Runtime could not optimize the model: {said_by(exc)}", step="onnxruntime"
         ) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -227,11 +227,6 @@ def _ref(path: Path) -> ModelRef:
     if not path.is_file():
         raise ModelError(f"{path}: no such model file", path=str(path))
     return ModelRef.of_file(path, "onnx")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
 
 
 def _version(dist: str) -> str:

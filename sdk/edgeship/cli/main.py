@@ -20,7 +20,15 @@ from edgeship.core.errors import EdgeshipError, UsageError
 from edgeship.core.extras import missing_extras
 from edgeship_runtime import __version__
 
-__all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_USAGE", "build_parser", "main", "plain_text"]
+__all__ = [
+    "COMMANDS",
+    "EXAMPLES",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+    "plain_text",
+]
 
 # Each command: the module under edgeship.cli that registers it, and its line in
 # `edgeship --help`. A module is imported, and its commands' options built, only when one
@@ -50,6 +58,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ab": ("ab_cmd", "A/B models on a device: interleaved latency, memory, quality, gates"),
     "sweep": ("sweep_cmd", "make a recipe's variants and A/B each on every board, resumable"),
     "bundle": ("bundle_cmd", "build the device runtime zipapp"),
+}
+
+# One example per command, shown at the end of its --help (tests/sdk/cli/test_help.py
+# parses each with the command's own parser, so they cannot drift).
+EXAMPLES: dict[str, str] = {
+    "profile": "edgeship profile model.onnx --target pi --min-seconds 2 --report prof/",
+    "run": "edgeship run model.onnx --target pi --inputs x.npz --out y.npz",
+    "info": "edgeship info pi",
+    "probe": "edgeship probe pi",
+    "setup": "edgeship setup pi --wheelhouse",
+    "deploy": "edgeship deploy model.onnx --target pi --name detector",
+    "ls": "edgeship ls pi",
+    "rollback": "edgeship rollback detector --target pi",
+    "rm": "edgeship rm detector --target pi",
+    "rollout": "edgeship rollout model.onnx --target lab --name detector --phases 1,25%,100%",
+    "keygen": "edgeship keygen release.key",
+    "sign": "edgeship sign model.onnx --key release.key --name detector --release 3",
+    "compress": (
+        "edgeship compress cnn.onnx --method int8-static --data train.npz --out cnn-int8.onnx"
+    ),
+    "convert": "edgeship convert cnn.onnx cnn.tflite --data test.npz",
+    "optimize": "edgeship optimize cnn.onnx cnn-opt.onnx --target pi",
+    "tune": "edgeship tune cnn.onnx --target pi",
+    "partition": "edgeship partition cnn.onnx --stages 2 --out stages/",
+    "ab": (
+        "edgeship ab cnn.onnx cnn-int8.onnx --target pi --data test.npz --min-speedup 1.3 "
+        "--report ab-report/"
+    ),
+    "sweep": "edgeship sweep cnn.onnx variants.toml --target lab --out sweep/ --data train.npz",
+    "bundle": "edgeship bundle --out edgeship-runtime.pyz",
 }
 
 EXIT_FAILURE = 1
@@ -90,6 +128,7 @@ class _Commands(argparse._SubParsersAction):
         if "description" in kwargs:  # a module's docstring, read as plain text in --help
             kwargs["description"] = plain_text(kwargs["description"])
         kwargs.setdefault("prog", f"{self._prog_prefix} {name}")
+        kwargs.setdefault("epilog", f"example: {EXAMPLES[name]}")
         parser: argparse.ArgumentParser = self._parser_class(**kwargs)
         self._name_parser_map[name] = parser  # the module's parser replaces the placeholder
         return parser

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from edgeship.cli.main import COMMANDS, build_parser, plain_text
+from edgeship.cli.main import COMMANDS, EXAMPLES, build_parser, plain_text
 
 MARKUP = re.compile(r":(func|class|mod|meth|attr|data):|``")
 
@@ -32,6 +32,17 @@ def test_every_option_is_explained_in_plain_text(name: str) -> None:
     ]
     assert not unexplained, f"edgeship {name}: {unexplained} have no help"
     assert not [a.help for a in command._actions if a.help and MARKUP.search(a.help)]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_ends_its_help_with_an_example_that_parses(name: str) -> None:
+    command = _commands()[name]
+    example = EXAMPLES[name]
+    assert command.format_help().rstrip().endswith(f"example: {example}".split()[-1])
+    assert f"example: {example}" in " ".join(command.format_help().split())
+    program, given, *args = example.split()
+    assert (program, given) == ("edgeship", name)
+    command.parse_args(args)  # a UsageError (not SystemExit) if the example went stale
 
 
 def test_markup_reads_as_plain_text() -> None:

@@ -76,12 +76,17 @@ def show(label: str, report: ProfileReport) -> bool:
 
 
 def _preempted(before: DeviceState | None, after: DeviceState | None) -> str:
-    """The runtime's involuntary context switches over the window, as the guard reads them."""
+    """The runtime's involuntary context switches and its threads' wait for a CPU over the
+    window, as the guard reads them."""
     if before is None or after is None:
         return "preemptions unread"
-    if before.preemptions is None or after.preemptions is None:
-        return "preemptions unread"
-    return f"preempted {after.preemptions - before.preemptions} times"
+    said = []
+    if before.preemptions is not None and after.preemptions is not None:
+        said.append(f"preempted {after.preemptions - before.preemptions} times")
+    if None not in (before.run_delay_s, after.run_delay_s):
+        waited = after.run_delay_s - before.run_delay_s  # type: ignore[operator]
+        said.append(f"waited {waited:.3f} s for a CPU")
+    return ", ".join(said) or "preemptions unread"
 
 
 @contextmanager

@@ -7,6 +7,7 @@ Builders live in :mod:`tests.models`; this file only caches their output per ses
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from tests import models
 from tests.browser import find_chromium
 
 HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
+
+# torch (and numpy's BLAS) on one thread, here and in the CLI subprocesses the tests start.
+# The tests' models are small and the test process shares the cores with the runtime it
+# starts: OpenMP's second thread spin-waits, and a busy 2-core machine made the training
+# tests 4-7x slower in wall time and 5x in CPU time (docs/benchmarks.md, "Test tiers").
+# Set before anything imports torch; a value the caller set is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)

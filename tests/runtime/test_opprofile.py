@@ -285,6 +285,7 @@ EXPORT_MOBILENET = (
 )
 
 
+@pytest.mark.e2e  # MobileNetV2 exported from transformers, a real model: .ci/run's second tier
 @pytest.mark.slow
 @pytest.mark.skipif(find_spec("transformers") is None, reason="needs transformers")
 def test_a_third_party_graph_reconciles(tmp_path: Path) -> None:

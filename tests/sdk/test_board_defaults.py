@@ -8,6 +8,7 @@ from edgeship.core.config import ProfileConfig
 from edgeship.targets import LocalTarget
 from edgeship.targets.profiles import BoardProfile, get_profile
 from edgeship_runtime.backends import SessionOptions
+from edgeship_runtime.measure import MeasurePolicy
 
 
 class JetsonLike(LocalTarget):
@@ -32,5 +33,5 @@ def test_local_has_no_board_defaults(add_onnx: Path) -> None:
 
 def test_jetson_profile_on_a_cpu_only_machine_still_runs_on_the_cpu(add_onnx: Path) -> None:
     with JetsonLike() as target:
-        report = target.profile(add_onnx, ProfileConfig())
+        report = target.profile(add_onnx, ProfileConfig(policy=MeasurePolicy(min_seconds=0)))
     assert report.backend.providers == ["CPUExecutionProvider"]

@@ -1,7 +1,9 @@
 """Tests for the demo model zoo builder (tools/zoo).
 
-The zoo is built once per module into a temp dir (~15 s on 2 cores); the
-corrupted-file test rebuilds a copy through the CLI (~15 s more).
+The zoo under test is the one every other test uses (``<repo>/.zoo``, built once and
+cached by its build key). The corrupted-file test builds a copy from scratch through the
+CLI and checks it is byte-identical: the one whole build here, in the end-to-end tier
+(``pytest -m e2e``, which .ci/run runs after the fast tier).
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("zoo")
+def manifest() -> zoo.Manifest:
+    return zoo.build_zoo()
 
 
 @pytest.fixture(scope="module")
-def manifest(zoo_dir: Path) -> zoo.Manifest:
-    return zoo.build_zoo(zoo_dir)
+def zoo_dir(manifest: zoo.Manifest) -> Path:
+    assert manifest.root is not None
+    return manifest.root
 
 
 @pytest.fixture(scope="module")
@@ -238,15 +241,29 @@ def test_cli_cache_hit(manifest: zoo.Manifest, zoo_dir: Path, entry: list[str]) 
     assert proc.stderr == ""
 
 
-def test_corrupted_file_triggers_rebuild(
-    manifest: zoo.Manifest, zoo_dir: Path, tmp_path: Path
-) -> None:
+def _corrupted_copy(zoo_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the zoo with one byte of cnn.onnx flipped (same size)."""
     copy = tmp_path / "zoo"
     shutil.copytree(zoo_dir, copy)
     target = copy / "cnn.onnx"
     data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size: only the hash check can catch it
+    data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
+    return copy
+
+
+def test_a_corrupted_file_is_no_cache_hit(
+    manifest: zoo.Manifest, zoo_dir: Path, tmp_path: Path
+) -> None:
+    copy = _corrupted_copy(zoo_dir, tmp_path)  # same size: only the hash check can catch it
+    assert zoo._valid_cache(copy, manifest.build_key) is None
+
+
+@pytest.mark.e2e  # a whole zoo build (training both models) through the CLI: .ci/run's second tier
+def test_corrupted_file_triggers_rebuild(
+    manifest: zoo.Manifest, zoo_dir: Path, tmp_path: Path
+) -> None:
+    copy = _corrupted_copy(zoo_dir, tmp_path)
     assert zoo._valid_cache(copy, manifest.build_key) is None
     untouched = copy / "mlp.onnx"
     before = untouched.stat().st_mtime_ns

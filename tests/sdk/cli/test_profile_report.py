@@ -21,7 +21,7 @@ from tests.browser import dom_of, rendered, table_rows
 from tests.sdk.conftest import Run
 
 RUNS = 60
-QUICK = ["--runs", str(RUNS), "--warmup", "2", "--threads", "1"]
+QUICK = ["--runs", str(RUNS), "--warmup", "2", "--threads", "1", "--min-seconds", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -161,6 +161,7 @@ def test_a_sweep_on_local_starts_threads_without_importing_ray(zoo: Path, tmp_pa
     recipe.write_text('[variants.half]\nmethod = "fp16"\n')
     argv = ["sweep", zoo / "mlp.onnx", recipe, "--target", "local", "--out", tmp_path / "out"]
     argv += ["--runs", "20", "--sessions", "6", "--block", "5", "--warmup", "2", "--no-memory"]
+    argv += ["--min-seconds", "0"]  # 20 runs a session: no 0.25 s window per model
     done = subprocess.run(
         [sys.executable, "-c", SWEEP_ON_LOCAL, *map(str, argv)],
         capture_output=True,

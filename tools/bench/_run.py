@@ -53,10 +53,12 @@ class Session:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs by name for one call; ``feeds`` by this model's names or, where they
-        differ, by position."""
+        differ, by position, each as the dtype this model declares (a conversion that said
+        it changed an input's dtype is fed as the user it told would feed it)."""
         names = [p[0] for p in self.inputs]
         if set(feeds) != set(names):
             feeds = dict(zip(names, feeds.values(), strict=True))
+        feeds = {n: np.asarray(feeds[n]).astype(dtype, copy=False) for n, dtype, _ in self.inputs}
         if self.path.suffix != ".tflite":
             values = self._ort.run(None, feeds)
             return {p[0]: np.asarray(v) for p, v in zip(self.outputs, values, strict=True)}

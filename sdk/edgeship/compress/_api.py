@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -240,33 +240,73 @@ def run_method(
     if out.suffix != suffix:
         raise UsageError(f"--out {out}: this method writes a {suffix} file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if fmt != "onnx":
-            return method.run(Job(base, config, data, out, source, on_epoch))
-        keep_names = bool(getattr(config, "exclude_nodes", ()))
-        with prepared(base, simplify=not keep_names) as ready:
-            outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))
-    except (EdgeshipError, ImportError):  # a missing extra: the CLI's boundary names it
-        raise
-    except Exception as exc:  # the quantizers, converters, trainers it drives: one line
-        raise _failed(config, base, cause_of(exc)) from exc
+    kept: list[str] = []
+    while True:
+        try:
+            if fmt != "onnx":
+                return method.run(Job(base, config, data, out, source, on_epoch))
+            keep_names = bool(getattr(config, "exclude_nodes", ()))
+            with prepared(base, simplify=not keep_names) as ready:
+                outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))
+            break
+        except (EdgeshipError, ImportError):  # a missing extra: the CLI's boundary names it
+            raise
+        except Exception as exc:  # the quantizers, converters, trainers it drives: one line
+            cause = cause_of(exc)
+            node = _node_to_keep(config, base, cause, len(kept))
+            if node is None:
+                raise _failed(config, base, cause) from exc
+            config = _keeping(config, node)
+            kept.append(
+                f"node {node!r}{f' ({cause.op_type})' if cause.op_type else ''} kept in float: "
+                f"{cause.library or 'the quantizer'} failed on it ({cause.text})"
+            )
     if ready.note:
         outcome.notes.insert(0, ready.note)
+    outcome.notes[:0] = kept
     return outcome
+
+
+MAX_NODES_KEPT_FOR_FAILURES = 3
+"""How many nodes a method may keep in float, one per retry, because a library failed on
+each (an ONNX Runtime quantizer bug on one odd node need not cost the whole model)."""
+
+
+def _node_to_keep(config: MethodConfig, base: Path, cause: Cause, kept: int) -> str | None:
+    """The base's node a library failed at, to keep out of the method and retry; None where
+    the method cannot exclude nodes, none is named, it is excluded already, or enough were."""
+    excluded = getattr(config, "exclude_nodes", None)
+    if excluded is None or not cause.node or kept >= MAX_NODES_KEPT_FOR_FAILURES:
+        return None
+    model = ModelFile.of(base)
+    if model.format != "onnx":
+        return None
+    node = onnx_graph.owner_node(model.graph, cause.node)
+    return node if node and node not in excluded else None
+
+
+def _keeping(config: MethodConfig, node: str) -> MethodConfig:
+    """``config`` (a dataclass with ``exclude_nodes``) with ``node`` excluded too."""
+    excluded: tuple[str, ...] = getattr(config, "exclude_nodes")  # noqa: B009
+    return replace(config, exclude_nodes=(*excluded, node))  # type: ignore[type-var]
 
 
 def _failed(config: MethodConfig, base: Path, cause: Cause) -> CompressionError:
     """The one line of a method that a library failed under: the model, the method, the
     library, the node and op type when known, and what to try."""
-    tips = []
+    tips, tried = [], ""
     if hasattr(config, "exclude_nodes") and ModelFile.of(base).format == "onnx":
         node = onnx_graph.owner_node(ModelFile.of(base).graph, cause.node)
-        tips += [f"--exclude-node {node}"] if node else []
-        tips += [f"--exclude-op {cause.op_type}"] if node == cause.node and cause.op_type else []
+        if node and node in getattr(config, "exclude_nodes"):  # noqa: B009
+            tried = f" (with node {node} kept in float too)"
+        elif node:
+            tips.append(f"--exclude-node {node}")
+            if node == cause.node and cause.op_type:
+                tips.append(f"--exclude-op {cause.op_type}")
     where = f" {cause.where()}" if cause.where() else ""
     trained = [config.method] if _trains(config) else []
     return CompressionError(
-        f"{base.name}: {config.method} failed{where}: {cause.text}; "
+        f"{base.name}: {config.method} failed{where}: {cause.text}{tried}; "
         f"try {'; '.join([*tips, guard.hint([config.method], trained)])}",
         model=str(base),
         method=config.method,

@@ -22,6 +22,7 @@ from edgeship.compress import (
     compress,
 )
 from edgeship.compress import _evaluate as evaluate
+from edgeship.compress.methods import Job, Method, Outcome
 from edgeship.core.errors import CompressionError
 from tests import models
 
@@ -62,7 +63,9 @@ def test_a_library_error_is_one_line_naming_model_method_node_and_what_to_try(
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("one.onnx: int8-static failed in onnxruntime at node 'reshape'")
-    assert "(Reshape)" in message and "try --exclude-node reshape" in message
+    assert "(Reshape)" in message
+    # kept in float and retried, it failed the same way: no tip to exclude it again
+    assert "(with node reshape kept in float too); try fp16" in message
     assert info.value.details["node"] == "reshape"
     assert not out.exists() and list(out.parent.iterdir()) == []  # no debris either
 
@@ -125,3 +128,27 @@ def test_a_result_slower_than_its_base_fails_unless_allowed(
     assert "slower" in kept.degraded and out.exists()
     _slower(monkeypatch, 1.01)  # within the noise of interleaved medians: no failure
     assert compress(base, config, None, out, CompressOptions(latency=True)).report.latency
+
+
+def test_a_node_a_library_fails_on_is_kept_in_float_and_the_method_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quantizer bug on one odd node (ONNX Runtime's on Magika's Div) costs that node,
+    not the model: kept in float, the method runs again and says so."""
+    real = Method.run
+
+    def fails_at_mm(self: Method, job: Job) -> Outcome:  # type: ignore[type-arg]
+        if "mm" not in job.config.exclude_nodes:
+            node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")  # noqa: F841
+            raise ValueError("The truth value of an array with more than one element")
+        return real(self, job)
+
+    monkeypatch.setattr(Method, "run", fails_at_mm)
+    base = models.tiny_matmul_model(tmp_path / "mm.onnx")
+    out = tmp_path / "mm.int8.onnx"
+    options = CompressOptions(guard=KEEP, latency_runs=5, latency_rounds=1)
+    result = compress(base, QuantizeConfig("int8-static"), _rows(40, 3), out, options)
+    (note,) = [n for n in result.report.notes if "kept in float" in n]
+    assert note.startswith("node 'mm' (MatMul) kept in float: ")
+    assert "failed on it (ValueError: The truth value of an array" in note
+    assert "mm" in result.report.details["excluded_nodes"] and out.is_file()

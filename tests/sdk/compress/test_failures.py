@@ -152,3 +152,25 @@ def test_a_node_a_library_fails_on_is_kept_in_float_and_the_method_retried(
     assert note.startswith("node 'mm' (MatMul) kept in float: ")
     assert "failed on it (ValueError: The truth value of an array" in note
     assert "mm" in result.report.details["excluded_nodes"] and out.is_file()
+
+
+def test_a_bias_of_two_dimensions_is_quantized_without_the_scale_widening(
+    tmp_path: Path,
+) -> None:
+    """ONNX Runtime's per-channel step that widens weight scales for int32 biases fails on a
+    Gemm bias shaped [1, N] (Magika's logits): quantized without that step, and said."""
+    rng = np.random.default_rng(0)
+    bias = numpy_helper.from_array(rng.standard_normal((1, 8)).astype(np.float32), "c")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="fc", transB=1)],
+        "gemm_2d_bias",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        initializer=[models.scaled_weight(rng, "w", 8, 16), bias],
+    )
+    base = models.save_graph(graph, tmp_path / "gemm.onnx")
+    options = CompressOptions(guard=KEEP, latency_runs=5, latency_rounds=1)
+    out = tmp_path / "q.onnx"
+    result = compress(base, QuantizeConfig("int8-static"), _rows(64, 16), out, options)
+    assert any("quantized without that adjustment" in n for n in result.report.notes)
+    assert "fc" in result.report.details["quantized_nodes"]

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -62,7 +63,7 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         if config.method == "fp16":
             kept = convert_fp16(model, config, out)
         else:
-            quantize, graph = _int8(src, model, config, data, Path(tmp))
+            quantize, graph, said = _int8(src, model, config, data, Path(tmp))
             quantize(graph, (), out, None)
         details = _what_changed(model, onnx_graph.load(out), config)
         if not details["quantized_nodes"]:
@@ -74,6 +75,8 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
             if done is not None:
                 details = _after_fallback(model, out, config, done)
                 notes.append(done.note)
+    if config.method != "fp16":
+        notes += list(dict.fromkeys(said))
     if kept:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
         details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
@@ -242,8 +245,36 @@ class _Reader:
         raise NotImplementedError
 
 
+BIAS_ADJUSTMENT = "_adjust_weight_scale_for_int32_bias"
+"""ONNX Runtime's step that widens a weight's per-channel scale so its bias fits int32; it
+fails on a bias of more than one dimension (comparing an array as a truth value)."""
+
+
 def _static(
     src: Path, config: QuantizeConfig, data: Dataset, out: Path, op_types: list[str] | None
+) -> list[str]:
+    """Static INT8 of ``src`` into ``out``; what it had to do differently (notes)."""
+    try:
+        _quantize_static(src, config, data, out, op_types, {})
+        return []
+    except ValueError as exc:
+        functions = {frame.f_code.co_name for frame, _ in traceback.walk_tb(exc.__traceback__)}
+        if BIAS_ADJUSTMENT not in functions:
+            raise
+    _quantize_static(src, config, data, out, op_types, {"QDQDisableWeightAdjustForInt32Bias": True})
+    return [
+        "ONNX Runtime's quantizer failed widening weight scales for their int32 biases (a bias "
+        "of more than one dimension): quantized without that adjustment"
+    ]
+
+
+def _quantize_static(
+    src: Path,
+    config: QuantizeConfig,
+    data: Dataset,
+    out: Path,
+    op_types: list[str] | None,
+    options: dict[str, Any],
 ) -> None:
     from onnxruntime import quantization as q
 
@@ -265,13 +296,13 @@ def _static(
         calibrate_method=methods[config.calibration],
         op_types_to_quantize=op_types,
         nodes_to_exclude=list(config.exclude_nodes),
-        extra_options=extra,
+        extra_options={**extra, **options},
     )
 
 
 def _int8(
     src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, tmp: Path
-) -> tuple[Quantize, Path]:
+) -> tuple[Quantize, Path, list[str]]:
     """INT8 as ``config`` says, keeping some nodes in float (:data:`fallback.Quantize`; a
     single-node model is calibrated on the calls it is given), and the graph it takes:
     ``src``, pre-processed for static INT8."""
@@ -287,13 +318,14 @@ def _int8(
         else:
             calibration = Dataset({k: np.concatenate([c[k] for c in calls]) for k in calls[0]})
             graph = _opset13(graph, settings)
-        _static(graph, settings, calibration, out, op_types)
+        said.extend(_static(graph, settings, calibration, out, op_types))
 
+    said: list[str] = []
     if dynamic:
-        return quantize, src
+        return quantize, src, said
     pre = tmp / "pre.onnx"
     _preprocess(src, pre)
-    return quantize, _opset13(pre, config)
+    return quantize, _opset13(pre, config), said
 
 
 def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] | None) -> None:

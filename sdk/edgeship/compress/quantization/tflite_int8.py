@@ -9,9 +9,11 @@ Conv/FullyConnected/embedding weights as FLOAT16 behind DEQUANTIZE ops (compute 
 float32). Exclusions and other calibration methods are
 ONNX-only and refused here.
 
-Two preparations come first, each a note in the report: a model without a SignatureDef
+Three preparations come first, each a note in the report: a model without a SignatureDef
 (as MediaPipe ships them) is given one, ``serving_default`` over its main subgraph's
-inputs and outputs, since the quantizer works by signature; FP16 weights (an earlier
+inputs and outputs, since the quantizer works by signature; operator codes an older
+converter left in the schema's deprecated field are moved to the current one
+(:func:`current_op_codes`), since the quantizer reads that one only; FP16 weights (an earlier
 ``fp16``, the TFLite converter's float16 option) are made FLOAT32 again
 (:mod:`.tflite_fp16`), since the quantizer sees constant weights only. A weight still
 hidden behind a DEQUANTIZE (already INT8, or sparse) is refused: quantizing around it
@@ -32,7 +34,7 @@ from edgeship.core.extras import import_optional
 from edgeship.core.quiet import quiet
 from edgeship_runtime.inputs import named_as
 
-__all__ = ["RECIPES", "prepared", "quantize_tflite", "with_signature"]
+__all__ = ["RECIPES", "current_op_codes", "prepared", "quantize_tflite", "with_signature"]
 
 RECIPES = {
     "int8-dynamic": "dynamic_wi8_afp32",
@@ -71,10 +73,17 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
 
 
 def prepared(src: Path) -> tuple[bytes, list[str]]:
-    """``src``'s bytes as the quantizer can use them (a signature, FLOAT32 weights) and a
-    note for each thing done; a weight it still cannot see is a :class:`UsageError`."""
+    """``src``'s bytes as the quantizer can use them (a signature, current operator codes,
+    FLOAT32 weights) and a note for each thing done; a weight it still cannot see is a
+    :class:`UsageError`."""
     model, added = with_signature(src)
     notes = ["the model had no SignatureDef: one was added over subgraph 0"] if added else []
+    model, upgraded = current_op_codes(model)
+    if upgraded:
+        notes.append(
+            f"{upgraded} operator code(s) read from the schema's deprecated field "
+            "(an older converter's file)"
+        )
     model, folded = float32_weights(model)
     if folded:
         notes.append(f"{folded} FLOAT16 weight(s) behind DEQUANTIZE made FLOAT32 first")
@@ -82,6 +91,29 @@ def prepared(src: Path) -> tuple[bytes, list[str]]:
     if hidden is not None:
         raise UsageError(f"{src}: cannot quantize around {hidden}; start from the float model")
     return model, notes
+
+
+def current_op_codes(data: bytes) -> tuple[bytes, int]:
+    """``data`` (a ``.tflite``) with every operator code in ``builtin_code``; how many
+    were moved there (0: ``data`` itself).
+
+    Files of older converters (MediaPipe's face detector, face landmark and iris models)
+    leave ``builtin_code`` at 0 (ADD) and keep the op in ``deprecated_builtin_code``; the
+    runtime reads the larger of the two, but ai-edge-quantizer reads ``builtin_code``
+    only: it would take every CONV_2D for an ADD, quantize nothing (int8-dynamic, fp16)
+    or give a convolution's weights a zero point the kernel refuses (int8-static).
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    moved = 0
+    for code in model.operatorCodes:
+        if code.deprecatedBuiltinCode > code.builtinCode:
+            code.builtinCode = code.deprecatedBuiltinCode
+            moved += 1
+    if not moved:
+        return data, 0
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), moved
 
 
 def _recipe(method: str, int8_io: bool = False) -> object:

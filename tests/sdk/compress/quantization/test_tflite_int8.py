@@ -1,0 +1,88 @@
+"""TFLite quantization of files as older converters write them (MediaPipe's face detector,
+face landmark and iris models): operator codes in the schema's deprecated field only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeship.compress import Dataset, QuantizeConfig, quantize
+from edgeship.compress.quantization.tflite_int8 import current_op_codes
+from tests.sdk.compress.conftest import HAS_AEQ
+from tools.zoo.build import Manifest
+
+pytestmark = pytest.mark.skipif(not HAS_AEQ, reason="ai-edge-quantizer is not installed")
+
+
+def _codes(data: bytes) -> list[tuple[int, int]]:
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    return [(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+
+
+@pytest.fixture(scope="module")
+def old_schema(zoo: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo CNN's TFLite with every operator code in ``deprecated_builtin_code`` and
+    ``builtin_code`` left at 0, as MediaPipe's older exports have them."""
+    if "tflite" not in zoo.models["cnn"].files:
+        pytest.skip("the zoo was built without litert-torch")
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(zoo.path("cnn.tflite")))
+    for code in model.operatorCodes:
+        assert code.builtinCode < 127  # the deprecated field holds codes up to 127 only
+        code.deprecatedBuiltinCode, code.builtinCode = code.builtinCode, 0
+    out = tmp_path_factory.mktemp("old") / "cnn.old.tflite"
+    out.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return out
+
+
+def _outputs(path: Path | bytes, images: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    source = {"model_content": path} if isinstance(path, bytes) else {"model_path": str(path)}
+    interp = Interpreter(**source)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    found = []
+    for x in images:
+        interp.set_tensor(inp["index"], x[None])
+        interp.invoke()
+        found.append(interp.get_tensor(out["index"]))
+    return np.concatenate(found)
+
+
+def test_current_op_codes_moves_the_deprecated_ones(
+    zoo: Manifest, old_schema: Path, test_data: Dataset
+) -> None:
+    data, moved = current_op_codes(old_schema.read_bytes())
+    current = [b for b, _ in _codes(zoo.path("cnn.tflite").read_bytes())]
+    assert [b for b, _ in _codes(data)] == current
+    assert moved == sum(b > 0 for b in current) > 0  # ADD is 0 in both fields
+    images = test_data.feeds["input"][:4]
+    assert np.array_equal(_outputs(data, images), _outputs(old_schema, images))
+
+
+def test_current_op_codes_leaves_a_current_file_as_it_is(zoo: Manifest) -> None:
+    data = zoo.path("cnn.tflite").read_bytes()
+    assert current_op_codes(data) == (data, 0)
+
+
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static", "fp16"])
+def test_an_old_schema_model_is_quantized(
+    old_schema: Path, test_data: Dataset, tmp_path: Path, method: str
+) -> None:
+    """Read by ``builtin_code`` alone, every op was an ADD: nothing quantized (int8-dynamic
+    and fp16: a no-op), or convolution weights with a zero point the kernel refuses
+    (int8-static: a file that does not load)."""
+    config = QuantizeConfig(method, calibration_samples=32)
+    out = tmp_path / "q.tflite"
+    report = quantize(old_schema, config, test_data.take(64), out).report
+    assert any("read from the schema's deprecated field" in n for n in report.notes)
+    assert report.model.size_bytes < (0.55 if method == "fp16" else 0.35) * report.base.size_bytes
+    assert report.fidelity is not None and report.fidelity.top1_agreement >= 0.95
+    predicted = _outputs(out, test_data.feeds["input"][:64]).argmax(1)
+    assert (predicted == test_data.labels[:64]).mean() >= 0.9

@@ -52,6 +52,7 @@ from edgeship.compress.report import (
 )
 from edgeship.core.errors import (
     CompressionError,
+    NothingToDo,
     NothingToPrune,
     UnsupportedPattern,
     VerificationError,
@@ -130,6 +131,7 @@ __all__ = [
     "Method",
     "ModelStats",
     "NoChange",
+    "NothingToDo",
     "NothingToPrune",
     "PruneConfig",
     "QuantizeConfig",

@@ -22,6 +22,7 @@ would write a model no smaller than its base.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,20 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization.tflite_fp16 import float32_weights, hidden_weight
-from edgeship.core.errors import CompressionError, UsageError
+from edgeship.core.errors import CompressionError, NothingToDo, UsageError
 from edgeship.core.extras import import_optional
 from edgeship.core.quiet import quiet
 from edgeship_runtime.inputs import named_as
 
-__all__ = ["RECIPES", "current_op_codes", "prepared", "quantize_tflite", "with_signature"]
+__all__ = [
+    "RECIPES",
+    "Prepared",
+    "as_unsigned",
+    "current_op_codes",
+    "prepared",
+    "quantize_tflite",
+    "with_signature",
+]
 
 RECIPES = {
     "int8-dynamic": "dynamic_wi8_afp32",
@@ -50,10 +59,10 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
     static = config.method == "int8-static"
     with quiet():
         try:
-            model, notes = prepared(src)
-            q = quantizer.Quantizer(model, _recipe(config.method, config.int8_io))
+            ready = prepared(src)
+            q = quantizer.Quantizer(ready.model, _recipe(config.method, config.int8_io))
             calibration = (
-                _calibrate(q, model, require(data, config.needs_data() or ""), config)
+                _calibrate(q, ready.model, require(data, config.needs_data() or ""), config)
                 if static
                 else None
             )
@@ -62,8 +71,9 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
             raise CompressionError(f"{src}: TFLite quantization failed: {_describe(exc)}") from exc
     if result.quantized_model is None:
         raise CompressionError(f"{src}: the quantizer produced no model")
+    written, notes = _finished(src, config.method, ready, bytes(result.quantized_model))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(bytes(result.quantized_model))
+    out.write_bytes(written)
     details = {
         "recipe": RECIPES[config.method],
         "tool": "ai-edge-quantizer",
@@ -72,10 +82,36 @@ def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
     return Outcome(details=details, notes=notes)
 
 
-def prepared(src: Path) -> tuple[bytes, list[str]]:
-    """``src``'s bytes as the quantizer can use them (a signature, current operator codes,
-    FLOAT32 weights) and a note for each thing done; a weight it still cannot see is a
-    :class:`UsageError`."""
+@dataclass(frozen=True)
+class Prepared:
+    """A model as the quantizer can use it: its bytes, a note for each thing done, whether
+    a SignatureDef was added (the result loses it again) and how many FLOAT16 weights
+    were made FLOAT32."""
+
+    model: bytes
+    notes: list[str]
+    signature_added: bool
+    fp16_weights: int
+
+
+def _finished(src: Path, method: str, ready: Prepared, written: bytes) -> tuple[bytes, list[str]]:
+    """The quantizer's model with the base's interface, and the notes; fp16 that cast no
+    weight beyond those the base already stored as FLOAT16 is :class:`NothingToDo`."""
+    if method == "fp16" and ready.fp16_weights >= max(float32_weights(written)[1], 1):
+        raise NothingToDo(
+            f"{src.name}: fp16 has nothing to do: the model already stores its weights as "
+            f"FLOAT16 ({ready.fp16_weights} behind DEQUANTIZE); int8-dynamic or int8-static "
+            "make it smaller"
+        )
+    if not ready.signature_added:
+        return written, list(ready.notes)
+    note = "the SignatureDef added for the quantizer is not kept: none, as in the base"
+    return as_unsigned(written, src.read_bytes()), [*ready.notes, note]
+
+
+def prepared(src: Path) -> Prepared:
+    """``src`` as the quantizer can use it (a signature, current operator codes, FLOAT32
+    weights); a weight it still cannot see is a :class:`UsageError`."""
     model, added = with_signature(src)
     notes = ["the model had no SignatureDef: one was added over subgraph 0"] if added else []
     model, upgraded = current_op_codes(model)
@@ -90,7 +126,7 @@ def prepared(src: Path) -> tuple[bytes, list[str]]:
     hidden = hidden_weight(model)
     if hidden is not None:
         raise UsageError(f"{src}: cannot quantize around {hidden}; start from the float model")
-    return model, notes
+    return Prepared(model, notes, added, folded)
 
 
 def current_op_codes(data: bytes) -> tuple[bytes, int]:
@@ -159,6 +195,33 @@ def with_signature(src: Path) -> tuple[bytes, bool]:
         )
     ]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), True
+
+
+def as_unsigned(data: bytes, base: bytes) -> bytes:
+    """``data`` (the quantizer's ``.tflite``) with the interface of ``base``, a model
+    without SignatureDef: none kept (a signature lists outputs by name, alphabetically:
+    MediaPipe's face detector would list its scores before its boxes), and the main
+    graph's inputs and outputs named as the base's (static INT8 ends each float output
+    in a DEQUANTIZE whose tensor it names ``<output>_dequant``); a tensor inside that
+    held such a name is renamed ``<name>_inner``."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    graph = model.subgraphs[0]
+    was = flatbuffer_utils.read_model_from_bytearray(bytearray(base)).subgraphs[0]
+    wanted = {
+        int(now): was.tensors[old].name
+        for ports, old_ports in ((graph.inputs, was.inputs), (graph.outputs, was.outputs))
+        for now, old in zip(ports, old_ports, strict=True)
+    }
+    taken = set(wanted.values())
+    for i, tensor in enumerate(graph.tensors):
+        if i not in wanted and tensor.name in taken:
+            tensor.name = bytes(tensor.name) + b"_inner"
+    for i, name in wanted.items():
+        graph.tensors[i].name = name
+    model.signatureDefs = []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _name(raw: bytes | str | None) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.compress import Dataset, QuantizeConfig, quantize
+from edgeship.compress import Dataset, NothingToDo, QuantizeConfig, quantize
 from edgeship.compress.quantization.tflite_int8 import current_op_codes
 from tests.sdk.compress.conftest import HAS_AEQ
 from tools.zoo.build import Manifest
@@ -86,3 +86,56 @@ def test_an_old_schema_model_is_quantized(
     assert report.fidelity is not None and report.fidelity.top1_agreement >= 0.95
     predicted = _outputs(out, test_data.feeds["input"][:64]).argmax(1)
     assert (predicted == test_data.labels[:64]).mean() >= 0.9
+
+
+@pytest.fixture(scope="module")
+def two_outputs(zoo: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo CNN's TFLite without a SignatureDef (as MediaPipe ships models) and a second
+    output, the first convolution's, named to sort before ``logits``: outputs in an
+    order that is not alphabetical, as MediaPipe's face detector (boxes, then scores)."""
+    if "tflite" not in zoo.models["cnn"].files:
+        pytest.skip("the zoo was built without litert-torch")
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(zoo.path("cnn.tflite")))
+    model.signatureDefs = []
+    graph = model.subgraphs[0]
+    first = int(graph.operators[0].outputs[0])
+    graph.tensors[first].name = b"a_features"
+    graph.outputs = [*graph.outputs, first]
+    out = tmp_path_factory.mktemp("two") / "cnn.two.tflite"
+    out.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return out
+
+
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_a_model_without_signature_keeps_its_interface(
+    two_outputs: Path, test_data: Dataset, tmp_path: Path, method: str
+) -> None:
+    """The signature added for the quantizer is dropped again: a signature lists outputs
+    by name (alphabetically), so keeping it would swap them for a caller by position."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from edgeship.compress._evaluate import signature
+
+    out = tmp_path / "q.tflite"
+    config = QuantizeConfig(method, calibration_samples=32)
+    data = {"serving_default_input": test_data.feeds["input"][:64]}  # its tensor's name
+    report = quantize(two_outputs, config, data, out).report
+    assert not flatbuffer_utils.read_model(str(out)).signatureDefs
+    assert report.interface == []
+    base, got = signature(two_outputs), signature(out)
+    assert [o.name for o in got.outputs] == [o.name for o in base.outputs]
+    assert [o.name for o in base.outputs][-1] == "a_features"
+
+
+def test_fp16_of_fp16_weights_has_nothing_to_do(
+    zoo: Manifest, test_data: Dataset, tmp_path: Path
+) -> None:
+    if "tflite" not in zoo.models["cnn"].files:
+        pytest.skip("the zoo was built without litert-torch")
+    fp16w = quantize(zoo.path("cnn.tflite"), QuantizeConfig("fp16"), None, tmp_path / "w.tflite")
+    out = tmp_path / "again.tflite"
+    with pytest.raises(NothingToDo, match=r"already stores its weights as FLOAT16 \(\d+ behind"):
+        quantize(fp16w.path, QuantizeConfig("fp16"), test_data.take(16), out)
+    assert not out.exists()

@@ -10,12 +10,11 @@
     ├── ConfigError               a targets file or board profile is invalid
     ├── CompressionError          a compression method could not produce a sound model
     │   ├── UnsupportedPattern    the graph has a construct the method refuses (names the node)
-    │   ├── NothingToDo           the model holds nothing the method acts on (its weights
-    │   │   │                     already FLOAT16, for fp16)
-    │   │   └── NothingToPrune    no layer of the model can be pruned (says why for each)
+    │   ├── NothingToPrune        no layer of the model can be pruned (says why for each)
     │   ├── FidelityCollapse      (compress/guard.py) the result no longer computes what its
     │   │                         base does
     │   ├── NoChange              (compress/guard.py) the method changed nothing
+    │   │   └── NothingToConvert  the model holds nothing the method converts
     │   └── Larger                (compress/guard.py) the result is larger than its base
     ├── ConversionError           a model could not be converted, optimized or split
     │   ├── UnsupportedOpError    the graph uses ops the converter lacks (names them)
@@ -78,7 +77,6 @@ __all__ = [
     "InferenceError",
     "InputError",
     "ModelError",
-    "NothingToDo",
     "NothingToPrune",
     "PartitionError",
     "ProtocolError",
@@ -215,12 +213,7 @@ class UnsupportedPattern(CompressionError):
         self.op_type = op_type
 
 
-class NothingToDo(CompressionError):
-    """The model holds nothing the method acts on: it is already in the form the method
-    writes (fp16 on FLOAT16 weights), or has no layer it changes."""
-
-
-class NothingToPrune(NothingToDo):
+class NothingToPrune(CompressionError):
     """Every candidate layer was ruled out; ``reasons`` maps layer → why."""
 
     def __init__(self, reasons: dict[str, str]) -> None:

@@ -28,9 +28,10 @@ from typing import Any
 
 from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
+from edgeship.compress.guard import NothingToConvert
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization.tflite_fp16 import float32_weights, hidden_weight
-from edgeship.core.errors import CompressionError, NothingToDo, UsageError
+from edgeship.core.errors import CompressionError, UsageError
 from edgeship.core.extras import import_optional
 from edgeship.core.quiet import quiet
 from edgeship_runtime.inputs import named_as
@@ -96,12 +97,12 @@ class Prepared:
 
 def _finished(src: Path, method: str, ready: Prepared, written: bytes) -> tuple[bytes, list[str]]:
     """The quantizer's model with the base's interface, and the notes; fp16 that cast no
-    weight beyond those the base already stored as FLOAT16 is :class:`NothingToDo`."""
+    weight beyond those the base already stored as FLOAT16 is :class:`NothingToConvert`."""
     if method == "fp16" and ready.fp16_weights >= max(float32_weights(written)[1], 1):
-        raise NothingToDo(
-            f"{src.name}: fp16 has nothing to do: the model already stores its weights as "
-            f"FLOAT16 ({ready.fp16_weights} behind DEQUANTIZE); int8-dynamic or int8-static "
-            "make it smaller"
+        raise NothingToConvert(
+            f"{src.name}: fp16: nothing to convert, the model's weights are FLOAT16 already "
+            f"({ready.fp16_weights} behind DEQUANTIZE); int8-dynamic or int8-static "
+            "quantizes them"
         )
     if not ready.signature_added:
         return written, list(ready.notes)

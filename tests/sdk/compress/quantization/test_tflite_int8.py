@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.compress import Dataset, NothingToDo, QuantizeConfig, quantize
+from edgeship.compress import Dataset, NothingToConvert, QuantizeConfig, quantize
 from edgeship.compress.quantization.tflite_int8 import current_op_codes
 from tests.sdk.compress.conftest import HAS_AEQ
 from tools.zoo.build import Manifest
@@ -129,13 +129,13 @@ def test_a_model_without_signature_keeps_its_interface(
     assert [o.name for o in base.outputs][-1] == "a_features"
 
 
-def test_fp16_of_fp16_weights_has_nothing_to_do(
+def test_fp16_of_fp16_weights_has_nothing_to_convert(
     zoo: Manifest, test_data: Dataset, tmp_path: Path
 ) -> None:
     if "tflite" not in zoo.models["cnn"].files:
         pytest.skip("the zoo was built without litert-torch")
     fp16w = quantize(zoo.path("cnn.tflite"), QuantizeConfig("fp16"), None, tmp_path / "w.tflite")
     out = tmp_path / "again.tflite"
-    with pytest.raises(NothingToDo, match=r"already stores its weights as FLOAT16 \(\d+ behind"):
+    with pytest.raises(NothingToConvert, match=r"weights are FLOAT16 already \(\d+ behind"):
         quantize(fp16w.path, QuantizeConfig("fp16"), test_data.take(16), out)
     assert not out.exists()

@@ -22,6 +22,8 @@ would write a model no smaller than its base.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.guard import NothingToConvert
 from edgeship.compress.methods import Job, Outcome
+from edgeship.compress.quantization import fallback
 from edgeship.compress.quantization.tflite_fp16 import float32_weights, hidden_weight
 from edgeship.core.errors import CompressionError, UsageError
 from edgeship.core.extras import import_optional
@@ -56,31 +59,91 @@ RECIPES = {
 def quantize_tflite(job: Job[QuantizeConfig]) -> Outcome:
     src, config, data, out = job.base, job.config, job.data, job.out
     _check_supported(config)
-    quantizer = import_optional("ai_edge_quantizer.quantizer", "TFLite quantization")
-    static = config.method == "int8-static"
+    import_optional("ai_edge_quantizer.quantizer", "TFLite quantization")
     with quiet():
-        try:
-            ready = prepared(src)
-            q = quantizer.Quantizer(ready.model, _recipe(config.method, config.int8_io))
-            calibration = (
-                _calibrate(q, ready.model, require(data, config.needs_data() or ""), config)
-                if static
-                else None
-            )
-            result = q.quantize(calibration, enable_progress_report=False)
-        except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as exc:
-            raise CompressionError(f"{src}: TFLite quantization failed: {_describe(exc)}") from exc
-    if result.quantized_model is None:
-        raise CompressionError(f"{src}: the quantizer produced no model")
-    written, notes = _finished(src, config.method, ready, bytes(result.quantized_model))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(written)
-    details = {
-        "recipe": RECIPES[config.method],
-        "tool": "ai-edge-quantizer",
-        "int8_io": config.int8_io,
-    }
+        ready = _run(src, lambda: prepared(src))
+        quantize = _quantizer(src, ready, config, data)
+        quantize(src, (), out, None)
+        details: dict[str, Any] = {
+            "recipe": RECIPES[config.method],
+            "tool": "ai-edge-quantizer",
+            "int8_io": config.int8_io,
+        }
+        notes = list(ready.notes)
+        if config.method != "fp16" and config.fallback and job.search is not None:
+            layers = _scopes(ready.model, config.method)
+            done = fallback.hold(src, out, layers, quantize, job.search, fallback.rank_alone)
+            if done is not None:
+                details["fallback"] = done.to_dict()
+                notes.append(done.note)
+    if ready.signature_added:  # once, at the end: reading the flatbuffer back is slow
+        out.write_bytes(as_unsigned(out.read_bytes(), src.read_bytes()))
+        notes.append("the SignatureDef added for the quantizer is not kept: none, as in the base")
     return Outcome(details=details, notes=notes)
+
+
+def _quantizer(
+    src: Path, ready: Prepared, config: QuantizeConfig, data: Dataset | None
+) -> fallback.Quantize:
+    """:data:`fallback.Quantize` for ``ready`` (the model the first argument names,
+    prepared), calibrated once for ``int8-static``: it writes the model quantized as
+    ``config`` says, the ops whose scopes (output tensor names) it is given kept in float
+    (with the signature :func:`prepared` may have added)."""
+    from ai_edge_quantizer import quantizer
+
+    calibration = None
+    if config.method == "int8-static":
+        q = quantizer.Quantizer(ready.model, _recipe(config.method, config.int8_io))
+        calibration = _run(src, lambda: _calibrate(q, ready.model, _data(data, config), config))
+
+    def quantize(_: Path, kept: Sequence[str], out: Path, calls: fallback.Calls | None) -> None:
+        q = quantizer.Quantizer(ready.model, _recipe(config.method, config.int8_io, kept))
+        result = _run(src, lambda: q.quantize(calibration, enable_progress_report=False))
+        if result.quantized_model is None:
+            raise CompressionError(f"{src}: the quantizer produced no model")
+        written = bytes(result.quantized_model)
+        if config.method == "fp16":
+            _check_cast(src, ready, written)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(written)
+
+    return quantize
+
+
+def _run(src: Path, step: Callable[[], Any]) -> Any:
+    """``step()``, a quantizer's error as one :class:`CompressionError` line."""
+    try:
+        return step()
+    except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as exc:
+        raise CompressionError(f"{src}: TFLite quantization failed: {_describe(exc)}") from exc
+
+
+def _data(data: Dataset | None, config: QuantizeConfig) -> Dataset:
+    return require(data, config.needs_data() or "")
+
+
+WEIGHTED = frozenset(
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
+)
+"""The ops dynamic-range INT8 quantizes (their weights); static INT8 quantizes every op."""
+
+
+def _scopes(model: bytes, method: str) -> list[str]:
+    """The scopes (as ai-edge-quantizer names an op: its output tensors' names, each
+    followed by ``;``) of the main graph's ops ``method`` quantizes, in graph order."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
+
+    read = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    graph = read.subgraphs[0]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return [
+        get_op_scope(op, graph.tensors)
+        for op in graph.operators
+        if method == "int8-static"
+        or names.get(read.operatorCodes[op.opcodeIndex].builtinCode) in WEIGHTED
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,19 +158,15 @@ class Prepared:
     fp16_weights: int
 
 
-def _finished(src: Path, method: str, ready: Prepared, written: bytes) -> tuple[bytes, list[str]]:
-    """The quantizer's model with the base's interface, and the notes; fp16 that cast no
-    weight beyond those the base already stored as FLOAT16 is :class:`NothingToConvert`."""
-    if method == "fp16" and ready.fp16_weights >= max(float32_weights(written)[1], 1):
+def _check_cast(src: Path, ready: Prepared, written: bytes) -> None:
+    """fp16 that cast no weight beyond those the base already stored as FLOAT16 is
+    :class:`NothingToConvert`."""
+    if ready.fp16_weights >= max(float32_weights(written)[1], 1):
         raise NothingToConvert(
             f"{src.name}: fp16: nothing to convert, the model's weights are FLOAT16 already "
             f"({ready.fp16_weights} behind DEQUANTIZE); int8-dynamic or int8-static "
             "quantizes them"
         )
-    if not ready.signature_added:
-        return written, list(ready.notes)
-    note = "the SignatureDef added for the quantizer is not kept: none, as in the base"
-    return as_unsigned(written, src.read_bytes()), [*ready.notes, note]
 
 
 def prepared(src: Path) -> Prepared:
@@ -153,23 +212,27 @@ def current_op_codes(data: bytes) -> tuple[bytes, int]:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), moved
 
 
-def _recipe(method: str, int8_io: bool = False) -> object:
+def _recipe(method: str, int8_io: bool = False, kept: Sequence[str] = ()) -> object:
+    """The quantizer's recipe for ``method``, the ops of the scopes ``kept`` in float."""
     from ai_edge_quantizer import qtyping, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    if method == "fp16":
-        manager = recipe_manager.RecipeManager()
-        manager.add_weight_only_config(".*", "*", 16, algorithm_key="float_casting")
-        return manager.get_quantization_recipe()
-    if method != "int8-static":
-        return recipe.dynamic_wi8_afp32()
-    if int8_io:
-        return recipe.static_wi8_ai8()
     manager = recipe_manager.RecipeManager()
     op = qtyping.TFLOperationName
-    manager.add_static_config(".*", op.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
-    for boundary in (op.INPUT, op.OUTPUT):  # the model's own inputs and outputs stay float
-        manager.add_quantization_config(".*", boundary, algorithm_key=AlgorithmName.NO_QUANTIZE)
+    if method == "fp16":
+        manager.add_weight_only_config(".*", "*", 16, algorithm_key="float_casting")
+    elif method != "int8-static":
+        manager.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    elif int8_io:
+        manager.load_quantization_recipe(recipe.static_wi8_ai8())
+    else:
+        manager.add_static_config(".*", op.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
+        for boundary in (op.INPUT, op.OUTPUT):  # the model's own inputs and outputs stay float
+            manager.add_quantization_config(".*", boundary, algorithm_key=AlgorithmName.NO_QUANTIZE)
+    for scope in kept:  # the latest config that matches an op wins
+        manager.add_quantization_config(
+            f"^{re.escape(scope)}$", op.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+        )
     return manager.get_quantization_recipe()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.compress import Dataset, NothingToConvert, QuantizeConfig, quantize
+from edgeship.compress import Dataset, FidelityCollapse, NothingToConvert, QuantizeConfig, quantize
 from edgeship.compress.quantization.tflite_int8 import current_op_codes
 from tests.sdk.compress.conftest import HAS_AEQ
 from tools.zoo.build import Manifest
@@ -139,3 +139,38 @@ def test_fp16_of_fp16_weights_has_nothing_to_convert(
     with pytest.raises(NothingToConvert, match=r"weights are FLOAT16 already \(\d+ behind"):
         quantize(fp16w.path, QuantizeConfig("fp16"), test_data.take(16), out)
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def outlier(zoo: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo CNN's TFLite with 1000 added to one column of its last layer's weights:
+    the same shift of every logit (the class it picks is unchanged), but one INT8 scale a
+    row rounds every other weight of the layer to 0, and the classes with them."""
+    if "tflite" not in zoo.models["cnn"].files:
+        pytest.skip("the zoo was built without litert-torch")
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(zoo.path("cnn.tflite")))
+    graph = model.subgraphs[0]
+    weights = graph.tensors[graph.operators[-1].inputs[1]]
+    buffer = model.buffers[weights.buffer]
+    w = np.frombuffer(bytes(buffer.data), np.float32).reshape(list(weights.shape)).copy()
+    w[:, 0] += 1000.0
+    buffer.data = w.view(np.uint8).ravel()
+    out = tmp_path_factory.mktemp("outlier") / "cnn.outlier.tflite"
+    out.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return out
+
+
+def test_the_fallback_keeps_the_layer_that_collapses_the_model_in_float(
+    outlier: Path, test_data: Dataset, tmp_path: Path
+) -> None:
+    data = test_data.take(80)
+    with pytest.raises(FidelityCollapse, match="top-1 agreement"):
+        quantize(outlier, QuantizeConfig(fallback=False), data, tmp_path / "all.tflite")
+    report = quantize(outlier, QuantizeConfig(), data, tmp_path / "q.tflite").report
+    kept = report.details["fallback"]["kept_float"]
+    assert kept and "logits" in kept[0]  # the last layer, ranked first
+    assert any(n.startswith("fallback: the fully quantized model collapsed") for n in report.notes)
+    assert report.fidelity is not None and report.fidelity.top1_agreement >= 0.95
+    assert report.model.size_bytes < 0.5 * report.base.size_bytes

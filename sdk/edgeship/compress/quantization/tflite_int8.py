@@ -97,7 +97,8 @@ def _quantizer(
         calibration = _run(src, lambda: _calibrate(q, ready.model, _data(data, config), config))
 
     def quantize(_: Path, kept: Sequence[str], out: Path, calls: fallback.Calls | None) -> None:
-        q = quantizer.Quantizer(ready.model, _recipe(config.method, config.int8_io, kept))
+        half = bool(ready.fp16_weights)
+        q = quantizer.Quantizer(ready.model, _recipe(config.method, config.int8_io, kept, half))
         result = _run(src, lambda: q.quantize(calibration, enable_progress_report=False))
         if result.quantized_model is None:
             raise CompressionError(f"{src}: the quantizer produced no model")
@@ -212,8 +213,12 @@ def current_op_codes(data: bytes) -> tuple[bytes, int]:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), moved
 
 
-def _recipe(method: str, int8_io: bool = False, kept: Sequence[str] = ()) -> object:
-    """The quantizer's recipe for ``method``, the ops of the scopes ``kept`` in float."""
+def _recipe(
+    method: str, int8_io: bool = False, kept: Sequence[str] = (), half: bool = False
+) -> object:
+    """The quantizer's recipe for ``method``, the ops of the scopes ``kept`` in float:
+    their weights FLOAT16 where ``half`` (a base that stores its weights so: kept as they
+    were, not widened to twice their size), else FLOAT32."""
     from ai_edge_quantizer import qtyping, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -229,10 +234,15 @@ def _recipe(method: str, int8_io: bool = False, kept: Sequence[str] = ()) -> obj
         manager.add_static_config(".*", op.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
         for boundary in (op.INPUT, op.OUTPUT):  # the model's own inputs and outputs stay float
             manager.add_quantization_config(".*", boundary, algorithm_key=AlgorithmName.NO_QUANTIZE)
-    for scope in kept:  # the latest config that matches an op wins
+    for scope in kept:  # the latest config that matches an op (and fits it) wins
+        regex = f"^{re.escape(scope)}$"
         manager.add_quantization_config(
-            f"^{re.escape(scope)}$", op.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+            regex, op.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
         )
+        if half:  # ops without weights stay as the line above says
+            manager.add_weight_only_config(
+                regex, op.ALL_SUPPORTED, 16, algorithm_key="float_casting"
+            )
     return manager.get_quantization_recipe()
 
 

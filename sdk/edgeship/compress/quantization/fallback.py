@@ -13,7 +13,9 @@ What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps
    error in the quantized model also carries what its inputs brought: ranked by that,
    PaddleOCR's detector needed 32 of 64 convolutions in float, ranked by its own error
    12). Nodes inside ``If``/``Loop`` branches, whose activations cannot be read out, are
-   ranked by op type: how well the model holds with that type alone kept in float;
+   ranked by op type: how well the model holds with that type alone kept in float; a
+   TFLite model's layers, each by how well the model holds with it alone quantized
+   (:func:`rank_alone`);
 3. the first 1, 2, 4, ... of that ranking are kept in float until the model holds, then
    the count is bisected between the last two tries;
 4. what it kept is in the result, unless the result is hardly smaller than its base

@@ -18,6 +18,12 @@ converter left in the schema's deprecated field are moved to the current one
 (:mod:`.tflite_fp16`), since the quantizer sees constant weights only. A weight still
 hidden behind a DEQUANTIZE (already INT8, or sparse) is refused: quantizing around it
 would write a model no smaller than its base.
+
+INT8 that collapses an output runs the accuracy-aware fallback (:mod:`.fallback`): the
+layers, each ranked by what it does quantized alone (:func:`.fallback.rank_alone`: a
+TFLite activation cannot be read out), are kept in float, as few as hold the model, with
+FLOAT16 weights where the base stores its weights so. A signature added for the quantizer
+is dropped from the result, whose inputs and outputs keep the base's names and order.
 """
 
 from __future__ import annotations

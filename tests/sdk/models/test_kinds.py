@@ -202,6 +202,40 @@ def test_scores_per_anchor_are_judged_by_the_positives_too() -> None:
     assert gone.reasons == ["mask IoU per sample 0.000 < 0.5 against the base"]
 
 
+def _ssd(n: int = 6, anchors: int = 512) -> dict[str, np.ndarray]:
+    """An SSD head as MediaPipe's: ``boxes`` ``(n, anchors, 8)`` (a box, two keypoints;
+    background anchors' values up to thousands of pixels) and ``scores`` ``(n, anchors,
+    1)`` logits, a few anchors of each sample positive."""
+    rng = np.random.default_rng(5)
+    boxes = rng.normal(0, 1000, (n, anchors, 8))
+    scores = rng.normal(-20, 3, (n, anchors, 1))
+    for i in range(n):
+        sure = rng.choice(anchors, 3, replace=False)
+        scores[i, sure] = rng.uniform(1, 4, (3, 1))
+        boxes[i, sure] = rng.uniform(20, 80, (3, 8))
+    return {"boxes": boxes, "scores": scores}
+
+
+def test_an_ssd_head_s_boxes_are_judged_on_the_base_s_best_anchors() -> None:
+    """The detections' boxes moved by a third: over every anchor, the background's
+    thousands of pixels hide it; on the best anchors (the detections and each sample's
+    five best), the box part collapses."""
+    base = _ssd()
+    moved = {k: v.copy() for k, v in base.items()}
+    best = np.argsort(-base["scores"][..., 0], axis=1)[:, :5]
+    rows = np.arange(len(best))[:, None]
+    moved["boxes"][rows, best, :4] *= 1.33
+    [flat] = judge("boxes", base["boxes"], moved["boxes"])
+    assert not flat.collapsed  # what judging every anchor would say
+    box, keypoints, scores = judge_outputs(base, moved)
+    assert (box.part, keypoints.part) == (
+        "box of the base's best anchors",
+        "keypoints of the base's best anchors",
+    )
+    assert box.collapsed and box.reasons[0].startswith("relative L2")
+    assert not keypoints.collapsed and scores.kind == "flags" and not scores.collapsed
+
+
 def test_flat_landmarks_are_judged_as_points() -> None:
     base = _hand()
     [held] = judge("Identity", base, base + 0.5)

@@ -135,6 +135,11 @@ WEIGHTED = frozenset(
 """The ops dynamic-range INT8 quantizes (their weights); static INT8 quantizes every op."""
 
 
+_CAST = ("CONV_2D", "CONV_2D_TRANSPOSE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+"""The quantizer's names of the ops whose weights a layer kept in float keeps FLOAT16
+(on ops without weights, such a config made static INT8 quantize their activations)."""
+
+
 def _scopes(model: bytes, method: str) -> list[str]:
     """The scopes (as ai-edge-quantizer names an op: its output tensors' names, each
     followed by ``;``) of the main graph's ops ``method`` quantizes, in graph order."""
@@ -245,10 +250,8 @@ def _recipe(
         manager.add_quantization_config(
             regex, op.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
         )
-        if half:  # ops without weights stay as the line above says
-            manager.add_weight_only_config(
-                regex, op.ALL_SUPPORTED, 16, algorithm_key="float_casting"
-            )
+        for name in _CAST if half else ():  # a weight-only config elsewhere quantizes
+            manager.add_weight_only_config(regex, op[name], 16, algorithm_key="float_casting")
     return manager.get_quantization_recipe()
 
 

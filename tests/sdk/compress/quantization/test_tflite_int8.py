@@ -177,14 +177,16 @@ def test_the_fallback_keeps_the_layer_that_collapses_the_model_in_float(
     assert report.model.size_bytes < 0.5 * report.base.size_bytes
 
 
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
 def test_layers_kept_in_float_of_a_float16_model_stay_float16(
-    outlier: Path, test_data: Dataset, tmp_path: Path
+    outlier: Path, test_data: Dataset, tmp_path: Path, method: str
 ) -> None:
     """A base that stores FLOAT16 weights keeps them so in the layers the fallback keeps:
     widened to FLOAT32, MediaPipe's face detector held at 1.02× its base's size."""
     half = quantize(outlier, QuantizeConfig("fp16"), None, tmp_path / "half.tflite").path
     out = tmp_path / "q.tflite"
-    report = quantize(half, QuantizeConfig(), test_data.take(80), out).report
+    config = QuantizeConfig(method, calibration_samples=32)
+    report = quantize(half, config, test_data.take(80), out).report
     assert report.details["fallback"]["kept_float"]
     assert float32_weights(out.read_bytes())[1] >= 1  # a FLOAT16 weight behind DEQUANTIZE
     assert report.fidelity is not None and report.fidelity.top1_agreement >= 0.95

@@ -147,7 +147,7 @@ def compress(
         check_dataset(sig, dataset)
     if evalset is not None:
         check_dataset(sig, evalset, "--eval-data")
-    uses = bool(data_needs(config)) or (data_used(config) and ModelFile.of(base).format == "onnx")
+    uses = data_used(config)
     split = eval_split(dataset, evalset, uses, reads=_rows_read(config))
     feeds = None if split.held is not None else _generated(base, options.shapes)
     some = split.train if split.train is not None else split.held
@@ -244,7 +244,7 @@ def run_method(
     while True:
         try:
             if fmt != "onnx":
-                return method.run(Job(base, config, data, out, source, on_epoch))
+                return method.run(Job(base, config, data, out, source, on_epoch, search))
             keep_names = bool(getattr(config, "exclude_nodes", ()))
             with prepared(base, simplify=not keep_names) as ready:
                 outcome = method.run(Job(ready.path, config, data, out, source, on_epoch, search))

@@ -41,6 +41,16 @@ def _packed(n: int = 4, classes: int = 3, anchors: int = 50) -> np.ndarray:
     return np.concatenate([centres, sizes, scores], axis=1).astype(np.float32)
 
 
+def _hand(n: int = 8) -> np.ndarray:
+    """``(n, 63)``: 21 points of x, y, z flattened as MediaPipe's hand landmarks: five
+    fingers of four joints, each a step from the last, in pixels of a 224-pixel crop."""
+    rng = np.random.default_rng(2)
+    wrist = rng.uniform(60, 160, (n, 1, 3)) * [1, 1, 0]
+    steps = rng.normal(0, 1, (n, 5, 4, 3)) * [12, 12, 3] + [0, -15, 0]
+    joints = (wrist[:, :, None] + np.cumsum(steps, axis=2)).reshape(n, 20, 3)
+    return np.concatenate([wrist, joints], axis=1).reshape(n, 63)
+
+
 def _unit(a: np.ndarray) -> np.ndarray:
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
@@ -64,6 +74,12 @@ def _unit(a: np.ndarray) -> np.ndarray:
         ("y", RNG.standard_normal((8, 1, 16, 16)), "map"),
         ("bbox", RNG.standard_normal((8, 4)), "boxes"),
         ("y", RNG.standard_normal((8, 2, 3)), "tensor"),
+        ("classificators", RNG.standard_normal((8, 896, 1)) * 20, "flags"),
+        ("Identity", RNG.standard_normal((8, 2016, 18)) * 100, "boxes"),
+        ("Identity", _hand(), "landmarks"),
+        ("Identity", _hand().reshape(8, 1, 1, 63), "landmarks"),
+        ("y", RNG.standard_normal((8, 96)) * 10, "scores"),
+        ("y", RNG.standard_normal((8, 20, 6625)), "map"),
     ],
 )
 def test_a_kind_is_inferred_from_name_shape_and_values(
@@ -172,12 +188,79 @@ def test_a_flag_is_judged_by_its_decisions() -> None:
     assert lost.reasons == ["decision agreement 50.0% < 90.0% against the base"]
 
 
+def test_scores_per_anchor_are_judged_by_the_positives_too() -> None:
+    """An SSD head's 2016 score logits: nearly all anchors background, so the decisions
+    agree even when every detection is lost; the positives' IoU per sample says so."""
+    base = np.full((4, 2016, 1), -20.0) + RNG.normal(0, 1, (4, 2016, 1))
+    base[:, 100:104] = 5.0
+    [held] = judge("classificators", base, base + 0.5)
+    assert held.kind == "flags" and not held.collapsed
+    lost = base.copy()
+    lost[:, 100:104] = -5.0
+    [gone] = judge("classificators", base, lost)
+    assert gone.metrics["decision_agreement"] > 0.99
+    assert gone.reasons == ["mask IoU per sample 0.000 < 0.5 against the base"]
+
+
+def _ssd(n: int = 6, anchors: int = 512) -> dict[str, np.ndarray]:
+    """An SSD head as MediaPipe's: ``boxes`` ``(n, anchors, 8)`` (a box, two keypoints;
+    background anchors' values up to thousands of pixels) and ``scores`` ``(n, anchors,
+    1)`` logits, a few anchors of each sample positive."""
+    rng = np.random.default_rng(5)
+    boxes = rng.normal(0, 1000, (n, anchors, 8))
+    scores = rng.normal(-20, 3, (n, anchors, 1))
+    for i in range(n):
+        sure = rng.choice(anchors, 3, replace=False)
+        scores[i, sure] = rng.uniform(1, 4, (3, 1))
+        boxes[i, sure] = rng.uniform(20, 80, (3, 8))
+    return {"boxes": boxes, "scores": scores}
+
+
+def test_an_ssd_head_s_boxes_are_judged_on_the_base_s_best_anchors() -> None:
+    """The detections' boxes moved by a third: over every anchor, the background's
+    thousands of pixels hide it; on the best anchors (the detections and each sample's
+    five best), the box part collapses."""
+    base = _ssd()
+    moved = {k: v.copy() for k, v in base.items()}
+    best = np.argsort(-base["scores"][..., 0], axis=1)[:, :5]
+    rows = np.arange(len(best))[:, None]
+    moved["boxes"][rows, best, :4] *= 1.33
+    [flat] = judge("boxes", base["boxes"], moved["boxes"])
+    assert not flat.collapsed  # what judging every anchor would say
+    box, keypoints, scores = judge_outputs(base, moved)
+    assert (box.part, keypoints.part) == (
+        "box of the base's best anchors",
+        "keypoints of the base's best anchors",
+    )
+    assert box.collapsed and box.reasons[0].startswith("relative L2")
+    assert not keypoints.collapsed and scores.kind == "flags" and not scores.collapsed
+
+
+def test_flat_landmarks_are_judged_as_points() -> None:
+    base = _hand()
+    [held] = judge("Identity", base, base + 0.5)
+    assert held.kind == "landmarks" and not held.collapsed
+    moved = base + np.random.default_rng(3).normal(0, 8, base.shape)
+    [lost] = judge("Identity", base, moved)
+    assert lost.reasons and lost.reasons[0].startswith("mean |Δ| / spread")
+
+
 def test_landmarks_are_judged_against_their_spread() -> None:
     base = np.random.default_rng(7).uniform(0, 200, (8, 21, 3))
     [held] = judge("y", base, base + 1.0)
     assert held.kind == "landmarks" and not held.collapsed
     [lost] = judge("y", base, base + 30.0)
     assert lost.reasons and lost.reasons[0].startswith("mean |Δ| / spread")
+
+
+def test_the_landmark_spread_is_per_coordinate_as_the_error_is() -> None:
+    """Points spread 1 along each of 3 axes, each coordinate off by 0.12: 0.12 of the
+    spread (a radius over the 3 axes, √3 larger, would make it 0.07 and keep it)."""
+    base = np.random.default_rng(9).standard_normal((8, 400, 3))
+    [lost] = judge("y", base, base + 0.12)
+    spread = float(np.mean(base.std(axis=1)))
+    assert lost.metrics["landmark_error"] == pytest.approx(0.12 / spread)
+    assert lost.collapsed
 
 
 def test_boxes_are_judged_by_relative_l2_in_their_own_units() -> None:

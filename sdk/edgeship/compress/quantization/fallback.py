@@ -13,7 +13,9 @@ What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps
    error in the quantized model also carries what its inputs brought: ranked by that,
    PaddleOCR's detector needed 32 of 64 convolutions in float, ranked by its own error
    12). Nodes inside ``If``/``Loop`` branches, whose activations cannot be read out, are
-   ranked by op type: how well the model holds with that type alone kept in float;
+   ranked by op type: how well the model holds with that type alone kept in float; a
+   TFLite model's layers, each by how well the model holds with it alone quantized
+   (:func:`rank_alone`);
 3. the first 1, 2, 4, ... of that ranking are kept in float until the model holds, then
    the count is bisected between the last two tries;
 4. what it kept is in the result, unless the result is hardly smaller than its base
@@ -48,11 +50,13 @@ __all__ = [
     "Calls",
     "Fallback",
     "Quantize",
+    "Ranker",
     "Search",
     "activations",
     "hold",
     "local_errors",
     "rank",
+    "rank_alone",
     "with_margin",
 ]
 
@@ -153,17 +157,23 @@ def _tries(n: int) -> str:
 
 
 def hold(
-    base: Path, out: Path, quantized: Sequence[str], quantize: Quantize, search: Search
+    base: Path,
+    out: Path,
+    quantized: Sequence[str],
+    quantize: Quantize,
+    search: Search,
+    ranker: Ranker | None = None,
 ) -> Fallback | None:
     """None when ``out`` (``base`` with ``quantized`` nodes quantized) holds on the search
     inputs; else ``out`` is rewritten with the fewest ranked nodes in float that hold it
-    (left as it was when none does), and what was done is returned."""
+    (left as it was when none does), and what was done is returned. ``ranker``: how the
+    nodes are ranked (:func:`rank`, an ONNX graph's, by default)."""
     search = replace(search, policy=with_margin(search.policy))
     expected = evaluate.predict_feeds(base, search.calls)
     reasons, _ = _judge(expected, out, search)
     if not reasons:
         return None
-    units = rank(base, quantized, quantize, search, expected)
+    units = (ranker or rank)(base, quantized, quantize, search, expected)
     with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
         trial = _Trials(base, Path(tmp), quantize, search, expected, units)
         count, figure = trial.fewest()
@@ -220,6 +230,32 @@ def _health(verdicts: list[OutputVerdict]) -> float:
     return 1.0 if v is None else v.health
 
 
+Ranker = Callable[[Path, Sequence[str], Quantize, Search, evaluate.Outputs], list[list[str]]]
+"""``(base, quantized nodes, quantize, search, the base's outputs on it)``: the units to
+keep in float, most harmful first."""
+
+
+def rank_alone(
+    base: Path,
+    quantized: Sequence[str],
+    quantize: Quantize,
+    search: Search,
+    expected: evaluate.Outputs,
+) -> list[list[str]]:
+    """Each node quantized alone, every other kept in float, judged on the search inputs:
+    the nodes by the health of the worst output each leaves, the most harmful first.
+    For a format whose
+    activations cannot be read out to rank nodes by their own error (TFLite): one
+    quantization and one judgement per node."""
+    health: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeship-rank-") as tmp:
+        path = Path(tmp) / f"alone{base.suffix}"
+        for name in quantized:
+            quantize(base, [n for n in quantized if n != name], path, None)
+            health[name] = _health(_judge(expected, path, search)[1])
+    return [[n] for n in sorted(health, key=lambda n: health[n])]
+
+
 class _Trials:
     """Quantizations keeping the first ``count`` ranked units in float, each judged once."""
 
@@ -241,7 +277,7 @@ class _Trials:
         return len(self.judged)
 
     def path(self, count: int) -> Path:
-        return self.tmp / f"keep{count}.onnx"
+        return self.tmp / f"keep{count}{self.base.suffix}"
 
     def holds(self, count: int) -> bool:
         if count not in self.judged:

@@ -182,7 +182,7 @@ _DTYPES = {
     6: torch.int32,
     7: torch.int64,
     9: torch.bool,
-    10: torch.float16,
+    10: torch.float32,  # float16 computes in float32 here, as its weights train (see below)
     11: torch.float64,
 }
 
@@ -325,14 +325,14 @@ class OnnxModule(nn.Module):
                 self.index[name] = len(params)
                 params.append(nn.Parameter(torch.from_numpy(value.astype(np.float32).copy())))
             else:
-                self.constants[name] = torch.from_numpy(value.copy())
+                self.constants[name] = torch.from_numpy(_widened(value))
         for node in graph.node:
             if node.op_type == "Constant":
                 value = helper.get_attribute_value(node.attribute[0])
                 from onnx import numpy_helper
 
                 self.constants[node.output[0]] = torch.from_numpy(
-                    numpy_helper.to_array(value).copy()
+                    _widened(numpy_helper.to_array(value))
                 )
         self.weights = nn.ParameterList(params)
 
@@ -363,6 +363,12 @@ class OnnxModule(nn.Module):
             dtype = values[name].dtype
             onnx_graph.set_array(model, name, self.weights[i].detach().numpy().astype(dtype))
         return model
+
+
+def _widened(value: np.ndarray) -> np.ndarray:
+    """A copy of ``value``, float16 as float32: a graph stored with float16 weights trains
+    and scores in float32 here (its trained weights are written back as float16)."""
+    return value.astype(np.float32) if value.dtype == np.float16 else value.copy()
 
 
 # Inputs that set how an op computes: BatchNormalization's stored statistics (used as they

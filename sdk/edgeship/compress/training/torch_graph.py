@@ -234,11 +234,31 @@ def _conv_transpose(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     ]
 
 
-def _reduce_mean(node: Any, xs: list[Any]) -> list[torch.Tensor]:
-    x, axes = xs[0], _ints(node, xs, 1, "axes")
-    keep = bool(_attrs(node).get("keepdims", 1))
-    dims = tuple(range(x.dim())) if not axes else tuple(a % x.dim() for a in axes)
-    return [x.mean(dim=dims, keepdim=keep)]
+def _reduce(how: str) -> Op:
+    """ReduceMean / ReduceMax over the ``axes`` input or attribute (all when absent)."""
+
+    def op(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+        x, axes = xs[0], _ints(node, xs, 1, "axes")
+        keep = bool(_attrs(node).get("keepdims", 1))
+        dims = tuple(range(x.dim())) if not axes else tuple(a % x.dim() for a in axes)
+        if how == "mean":
+            return [x.mean(dim=dims, keepdim=keep)]
+        return [torch.amax(x, dim=dims, keepdim=keep)]
+
+    return op
+
+
+def _split(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    """Split by the ``split`` sizes (input or attribute), else into ``num_outputs`` (or as
+    many as the node has outputs) equal parts, the last one smaller when uneven."""
+    x = xs[0]
+    axis = _attrs(node).get("axis", 0) % x.dim()
+    sizes = _ints(node, xs, 1, "split")
+    if sizes is None:
+        parts = _attrs(node).get("num_outputs", len(node.output))
+        sizes = [-(-x.shape[axis] // parts)] * parts
+        sizes[-1] = x.shape[axis] - sum(sizes[:-1])
+    return list(torch.split(x, sizes, dim=axis))
 
 
 def _layer_norm(node: Any, xs: list[Any]) -> list[torch.Tensor]:
@@ -284,7 +304,10 @@ OPS: dict[str, Op] = {
     "Cast": _cast,
     "Resize": _resize,
     "ConvTranspose": _conv_transpose,
-    "ReduceMean": _reduce_mean,
+    "ReduceMean": _reduce("mean"),
+    "ReduceMax": _reduce("max"),
+    "Split": _split,
+    "Log": _unary(torch.log),
     "Pow": _binary(torch.pow),
     "Sqrt": _unary(torch.sqrt),
     "Erf": _unary(torch.erf),

@@ -23,8 +23,9 @@ last rows, one call each. A case is
   at ``--out`` is noted as debris);
 * **wrong**: a success the judge contradicts (*silently wrong*), or any other exception
   (a crash);
-* **n/a**: refused, clearly, because the method has nothing to act on or the inputs need
-  real values the corpus has no data for; not counted as applicable.
+* **n/a**: refused, clearly, because the method has nothing to act on (no layer to prune;
+  nothing to convert: fp16 of a model whose float weights are float16 already) or the
+  inputs need real values the corpus has no data for; not counted as applicable.
 
 Settings: ``prune`` at 0.5 per layer (``--scope layer``), ``prune`` and
 ``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data, ONNX→TFLite at
@@ -146,12 +147,12 @@ def _to_tflite(entry: Entry, path: Path) -> None:
 
 
 def _judge_error(exc: Exception) -> tuple[str, str]:
-    from edgeship.compress import NothingToPrune
+    from edgeship.compress import NothingToConvert, NothingToPrune
     from edgeship.core.errors import EdgeshipError, InputError
 
     text = str(exc).strip()
     line = f"{type(exc).__name__}: {' '.join(text.split())}"
-    if isinstance(exc, NothingToPrune) or (
+    if isinstance(exc, NothingToPrune | NothingToConvert) or (
         isinstance(exc, InputError) and ("needs data" in text or "need real values" in text)
     ):
         return "n/a", line  # nothing the method acts on, or inputs only real data can give

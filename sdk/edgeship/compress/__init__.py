@@ -41,7 +41,14 @@ from edgeship.compress.config import (
     config_from_dict,
     config_to_dict,
 )
-from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange, Slower
+from edgeship.compress.guard import (
+    FidelityCollapse,
+    GuardPolicy,
+    Larger,
+    NoChange,
+    NothingToConvert,
+    Slower,
+)
 from edgeship.compress.methods import TORCH, Method, get_method, method_names, register_method
 from edgeship.compress.report import (
     CompressionReport,
@@ -130,6 +137,7 @@ __all__ = [
     "Method",
     "ModelStats",
     "NoChange",
+    "NothingToConvert",
     "NothingToPrune",
     "PruneConfig",
     "QuantizeConfig",

@@ -38,6 +38,7 @@ __all__ = [
     "GuardPolicy",
     "Larger",
     "NoChange",
+    "NothingToConvert",
     "Slower",
     "collapse_message",
     "collapse_reasons",
@@ -95,6 +96,11 @@ class FidelityCollapse(CompressionError):
 
 class NoChange(CompressionError):
     """The method changed nothing: same size, identical outputs."""
+
+
+class NothingToConvert(NoChange):
+    """The model holds nothing the method converts (``fp16`` of a model whose float
+    weights are float16 already): refused before anything runs."""
 
 
 class Larger(CompressionError):

@@ -14,6 +14,7 @@
     │   ├── FidelityCollapse      (compress/guard.py) the result no longer computes what its
     │   │                         base does
     │   ├── NoChange              (compress/guard.py) the method changed nothing
+    │   │   └── NothingToConvert  the model holds nothing the method converts
     │   └── Larger                (compress/guard.py) the result is larger than its base
     ├── ConversionError           a model could not be converted, optimized or split
     │   ├── UnsupportedOpError    the graph uses ops the converter lacks (names them)

@@ -92,6 +92,7 @@ def convert(
     if unsupported:
         raise UnsupportedOpError(f"onnx2torch {_version()}", unsupported, step="convert")
     model, frozen = freeze(model, example)  # Shape/Gather arithmetic becomes constants
+    computed_clips(model)
     try:
         with warnings.catch_warnings():  # its notes on modes it maps approximately
             warnings.simplefilter("ignore")
@@ -150,6 +151,33 @@ def freeze(model: Any, example: Mapping[str, np.ndarray]) -> tuple[Any, str]:
     except Exception:  # absent, or a graph the simplifier does not understand
         return model, f"{folded} Constant weight(s) folded" if folded else ""
     return slim, f"graph frozen at the static shapes with onnxslim ({folded} Constants folded)"
+
+
+def computed_clips(model: Any) -> int:
+    """Replace each ``Clip`` whose bound is computed (not an initializer) with ``Max`` and
+    ``Min`` of its bounds, in place; how many. onnx2torch takes constant bounds only, and
+    a log-mel front-end clips at its spectrogram's maximum less 80 dB."""
+    from onnx import helper
+
+    graph = model.graph
+    known = {t.name for t in graph.initializer}
+    nodes, count = [], 0
+    for node in graph.node:
+        bounds = list(node.input[1:])
+        if node.op_type != "Clip" or all(not b or b in known for b in bounds):
+            nodes.append(node)
+            continue
+        value = node.input[0]
+        for op, bound in zip(("Max", "Min"), bounds, strict=False):
+            if bound:
+                out = f"{node.output[0]}_{op.lower()}"
+                nodes.append(helper.make_node(op, [value, bound], [out], name=f"{node.name}_{op}"))
+                value = out
+        nodes[-1].output[0] = node.output[0]
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return count
 
 
 def static_reshapes(graph_module: Any) -> int:

@@ -248,6 +248,24 @@ def _reduce(how: str) -> Op:
     return op
 
 
+def _expand(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    """ONNX's Expand broadcasts both ways: a dim of 1 in the shape keeps the input's."""
+    shape = torch.broadcast_shapes(tuple(xs[0].shape), tuple(int(d) for d in xs[1].tolist()))
+    return [xs[0].expand(shape)]
+
+
+def _constant_of_shape(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    value = _attrs(node).get("value")
+    fill = torch.zeros(1) if value is None else torch.from_numpy(_widened(_array(value)))
+    return [fill.reshape(()).expand([int(d) for d in xs[0].tolist()]).clone()]
+
+
+def _array(tensor: Any) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return np.asarray(numpy_helper.to_array(tensor))
+
+
 def _split(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     """Split by the ``split`` sizes (input or attribute), else into ``num_outputs`` (or as
     many as the node has outputs) equal parts, the last one smaller when uneven."""
@@ -307,6 +325,11 @@ OPS: dict[str, Op] = {
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
     "Split": _split,
+    "Expand": _expand,
+    "ConstantOfShape": _constant_of_shape,
+    "Range": lambda n, xs: [
+        torch.arange(xs[0].item(), xs[1].item(), xs[2].item(), dtype=xs[0].dtype)
+    ],
     "Log": _unary(torch.log),
     "Pow": _binary(torch.pow),
     "Sqrt": _unary(torch.sqrt),
@@ -352,11 +375,7 @@ class OnnxModule(nn.Module):
         for node in graph.node:
             if node.op_type == "Constant":
                 value = helper.get_attribute_value(node.attribute[0])
-                from onnx import numpy_helper
-
-                self.constants[node.output[0]] = torch.from_numpy(
-                    _widened(numpy_helper.to_array(value))
-                )
+                self.constants[node.output[0]] = torch.from_numpy(_widened(_array(value)))
         self.weights = nn.ParameterList(params)
 
     def param(self, name: str) -> torch.Tensor:

@@ -130,3 +130,52 @@ def test_split_log_and_reduce_max_match_onnxruntime(tmp_path: Path) -> None:
     with torch.no_grad():
         got = OnnxModule(onnx.load(str(path)))(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+def _anchors(path: Path) -> Path:
+    """YOLOv8's anchor arithmetic at a dynamic side: ``Range`` over the width of ``x``,
+    ``ConstantOfShape`` of its shape, ``Expand`` of the row to ``[n, 1, w]``, added to ``x``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(value, name)
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "last"], ["w"], name="w", axis=0),
+        helper.make_node("Range", ["zero", "w", "one"], ["steps"], name="range"),
+        helper.make_node("Cast", ["steps"], ["row"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Expand", ["row", "shape"], ["grid"], name="expand"),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shape"],
+            ["half"],
+            name="fill",
+            value=const("v", np.array([0.5], np.float32)),
+        ),
+        helper.make_node("Add", ["x", "grid"], ["s"], name="add"),
+        helper.make_node("Add", ["s", "half"], ["y"], name="add_half"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "anchors",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "w"])],
+        [
+            const("last", np.array(2, np.int64)),
+            const("zero", np.array(0, np.int64)),
+            const("one", np.array(1, np.int64)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_range_expand_and_constant_of_shape_match_onnxruntime(tmp_path: Path) -> None:
+    path = _anchors(tmp_path / "anchors.onnx")
+    x = np.random.default_rng(5).standard_normal((2, 1, 7)).astype(np.float32)
+    with torch.no_grad():
+        got = OnnxModule(onnx.load(str(path)))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-6, atol=1e-6)

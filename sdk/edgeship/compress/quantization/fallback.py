@@ -335,9 +335,7 @@ def local_errors(
                 onnx.save(_single(model, node, inits, values), str(single))
                 quantize(single, (), Path(tmp) / "node.q.onnx", calls)
                 parts = _parts(node, inits, calls[0])
-                errors[node.name] = _relative_error(
-                    single, Path(tmp) / "node.q.onnx", calls, parts
-                )
+                errors[node.name] = _relative_error(single, Path(tmp) / "node.q.onnx", calls, parts)
             except Exception:  # a node that does not stand alone (say, an output of
                 errors[node.name] = UNRANKED  # another type): ranked after the others
     return errors

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeship.cli.main import build_parser

@@ -56,6 +56,7 @@ _NAMED = (  # a name says more than a shape: ``(N, 4)`` is boxes or 4 class scor
     ("boxes", r"box|bbox|regress|loc\b|offset"),
     ("map", r"mask|seg|heatmap|depth|density"),
     ("scores", r"logit|prob|class|cls|softmax"),
+    ("tensor", r"state|hidden|^[hc]n$|^[hc]_?out"),  # a recurrent state: no class leads
 )
 
 BOX_ROWS = 4

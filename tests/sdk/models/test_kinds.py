@@ -64,6 +64,8 @@ def _unit(a: np.ndarray) -> np.ndarray:
         ("y", RNG.standard_normal((8, 1, 16, 16)), "map"),
         ("bbox", RNG.standard_normal((8, 4)), "boxes"),
         ("y", RNG.standard_normal((8, 2, 3)), "tensor"),
+        ("hn", RNG.standard_normal((8, 1, 128)), "tensor"),  # an LSTM's state out
+        ("stateN", RNG.standard_normal((8, 2, 1, 128)), "tensor"),
     ],
 )
 def test_a_kind_is_inferred_from_name_shape_and_values(

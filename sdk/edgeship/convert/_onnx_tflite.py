@@ -32,6 +32,8 @@ from edgeship.convert._result import Converted
 from edgeship.convert._torch_source import NamedOutputs, identifier
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
+from edgeship.models import onnx_graph
+from edgeship.models.verify import Tolerance
 from edgeship_runtime.signature import Signature
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONVERTER",
+    "FLOAT16_SOURCE",
+    "computed_clips",
     "convert",
     "data_shapes",
     "example_inputs",
@@ -91,6 +95,7 @@ def convert(
     unsupported = unsupported_ops(model, missing_vision)
     if unsupported:
         raise UnsupportedOpError(f"onnx2torch {_version()}", unsupported, step="convert")
+    widened = onnx_graph.widen_float16(model)  # LiteRT cannot lower float16 ops
     model, frozen = freeze(model, example)  # Shape/Gather arithmetic becomes constants
     computed_clips(model)
     try:
@@ -110,12 +115,20 @@ def convert(
     notes = [f"static shapes { {n: list(a.shape) for n, a in example.items()} }"]
     if frozen:
         notes.append(frozen)
+    if widened:
+        notes.append(f"{widened} float16 weight(s) widened to float32 (computed in float32)")
     notes += [
         f"input {n!r} is {identifier(n)!r} in the LiteRT signature"
         for n in example
         if identifier(n) != n
     ]
-    return Converted(f"onnx2torch {_version()} + {converter}", notes)
+    tolerance = FLOAT16_SOURCE if widened else None
+    return Converted(f"onnx2torch {_version()} + {converter}", notes, tolerance)
+
+
+FLOAT16_SOURCE = Tolerance(atol=1e-3, rtol=1e-2)
+"""How close a result computed in float32 comes to a source computed in float16: the
+source's own rounding (float16 keeps 11 bits) is the difference."""
 
 
 def example_inputs(

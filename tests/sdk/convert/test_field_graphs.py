@@ -17,6 +17,7 @@ from edgeship.convert._litert import translate
 from edgeship.core.errors import InputError
 from edgeship.models.verify import Tolerance, compare_output, verification_feeds
 from edgeship_runtime.signature import Signature, TensorSpec
+from tests.sdk.compress import models
 from tests.sdk.convert import graphs
 
 HAS_CONVERT = all(
@@ -125,3 +126,18 @@ def test_a_clip_at_a_computed_bound_converts_to_tflite(tmp_path: Path) -> None:
     verify = VerifyData(samples=4)
     report = convert(ConvertConfig(str(source), tmp_path / "clip.tflite", verify=verify)).report
     assert report.passed
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+def test_a_model_stored_with_float16_weights_converts_to_tflite(tmp_path: Path) -> None:
+    pytest.importorskip("onnxconverter_common")
+    from edgeship.compress import QuantizeConfig, quantize
+
+    half = tmp_path / "half.onnx"
+    quantize(models.residual(tmp_path / "residual.onnx"), QuantizeConfig("fp16"), None, half)
+    shapes = {"x": (1, models.IN_CHANNELS, models.SIDE, models.SIDE)}  # padded 3×3 convs
+    verify = VerifyData(samples=4, shapes=shapes)
+    config = ConvertConfig(str(half), tmp_path / "half.tflite", shapes=shapes, verify=verify)
+    report = convert(config).report
+    assert report.passed
+    assert any("float16 weight(s) widened to float32" in n for n in report.notes)

@@ -62,7 +62,7 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         if config.method == "fp16":
             kept = convert_fp16(model, config, out)
         else:
-            widened = _float32_compute(model)
+            widened = onnx_graph.widen_float16(model)
             if widened:
                 src = onnx_graph.save(model, Path(tmp) / "float32.onnx")
                 notes.append(
@@ -101,38 +101,6 @@ def _after_fallback(
     details = _what_changed(model, onnx_graph.load(out), config)
     details["fallback"] = done.to_dict()
     return details
-
-
-def _float32_compute(model: Any) -> int:
-    """Make a graph stored with float16 weights and float32 inputs and outputs (as
-    ``fp16`` writes them) compute in float32, in place: its float16 initializers and
-    constants widened, its casts to float16 made casts to float32. ONNX Runtime's quantizer
-    takes float32 weights only, and left such a model as it was. The count widened (0,
-    and nothing changed, for a model with float16 inputs or outputs)."""
-    from onnx import TensorProto, numpy_helper
-
-    half = TensorProto.FLOAT16
-    ports = [*model.graph.input, *model.graph.output]
-    if any(p.type.tensor_type.elem_type == half for p in ports):
-        return 0
-    count = 0
-    for graph in graphs(model.graph):
-        for tensor in graph.initializer:
-            if tensor.data_type == half:
-                wide = numpy_helper.to_array(tensor).astype(np.float32)
-                tensor.CopyFrom(numpy_helper.from_array(wide, tensor.name))
-                count += 1
-        for node in graph.node:
-            for attr in node.attribute:
-                if node.op_type == "Cast" and attr.name == "to" and attr.i == half:
-                    attr.i = TensorProto.FLOAT
-                elif attr.HasField("t") and attr.t.data_type == half:
-                    wide = numpy_helper.to_array(attr.t).astype(np.float32)
-                    attr.t.CopyFrom(numpy_helper.from_array(wide, attr.t.name))
-    if count:
-        for graph in graphs(model.graph):
-            del graph.value_info[:]  # float16 types of tensors now float32
-    return count
 
 
 SUBGRAPH_REFUSAL = {

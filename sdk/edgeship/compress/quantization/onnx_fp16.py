@@ -10,7 +10,8 @@ batch-first ``nn.MultiheadAttention`` export starts with) stays float32 too, els
 Runtime crashes loading the model: see :func:`batch_transposes`. A node that the
 converter fails on, or that ONNX's type check rejects after conversion, is kept float32,
 one at a time; an output computed by a node kept float32 reaches the graph through an
-``Identity`` (the converter fails on it otherwise).
+``Identity`` (the converter fails on it otherwise). A model whose float weights are all
+float16 already has nothing to convert (:class:`~edgeship.compress.guard.NothingToConvert`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@
 * ``fp16``: weights and compute in float16, inputs and outputs kept float32
   (:mod:`.onnx_fp16`).
 
+A model stored with float16 weights is widened to float32 compute before INT8
+(:func:`~edgeship.models.onnx_graph.widen_float16`): the quantizer takes float32 only.
+
 The outcome lists which nodes were quantized, which were excluded and which stayed float.
 """
 

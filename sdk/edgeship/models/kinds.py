@@ -348,7 +348,7 @@ def judge(
         split_packed(ref, axis),
         split_packed(got, axis),
     )
-    sure, detected = _confident(ref_scores)
+    sure = _confident(ref_scores)
     ref_rows, got_rows = (s.reshape(-1, s.shape[-1])[sure] for s in (ref_scores, got_scores))
     task = detection.agreement(
         detection.decode(ref_boxes, ref_scores), detection.decode(got_boxes, got_scores)
@@ -362,10 +362,7 @@ def judge(
     }
     return [
         _verdict(name, "boxes", "boxes", inferred, ref_boxes, got_boxes, limits, trained),
-        # on sub-threshold anchors, only which class leads (and a collapse) is judged
-        _verdict(
-            name, "scores", "scores", inferred, ref_rows, got_rows, limits, trained or not detected
-        ),
+        _verdict(name, "scores", "scores", inferred, ref_rows, got_rows, limits, trained),
         _ruled(
             OutputVerdict(
                 name, "detections", inferred, metrics, part="detections", samples=len(ref)
@@ -376,24 +373,21 @@ def judge(
     ]
 
 
-def _confident(scores: np.ndarray) -> tuple[np.ndarray, bool]:
+def _confident(scores: np.ndarray) -> np.ndarray:
     """The anchors (rows of ``scores`` ``(B, N, C)`` flattened to ``(B·N, C)``) the base
-    is sure of, and True; where it is sure of none (generated inputs, or photographs with
-    nothing it detects), each sample's :data:`SUREST` best, the ones a lower threshold
-    would make detections first, and False: the other anchors are background, scores near
-    0 whose arg-max is noise (NudeNet's detector on landscapes, a faithful INT8: top-1
-    agreement 12 % over every anchor), and so is the scale of these."""
+    is sure of; in a sample where it is sure of none, its :data:`SUREST` best: the ones a
+    lower threshold would make detections first. The others are background, scores near
+    0 whose arg-max and relative error are noise (NudeNet's detector on photographs with
+    nothing it detects: top-1 agreement 12 % over every anchor of a faithful INT8)."""
     best = scores.max(axis=-1).reshape(len(scores), -1)
     sure = best >= CONFIDENT
-    if sure.any():
-        return sure.reshape(-1), True
-    for i in range(len(best)):
+    for i in np.flatnonzero(~sure.any(axis=1)):
         sure[i, np.argsort(-best[i], kind="stable")[:SUREST]] = True
-    return sure.reshape(-1), False
+    return sure.reshape(-1)
 
 
 SUREST = 5
-"""Anchors a sample is judged on where the base is sure of none."""
+"""Anchors judged in a sample where the base is sure of none."""
 
 
 def _verdict(

@@ -159,9 +159,6 @@ def test_a_packed_head_sure_of_nothing_is_judged_on_its_surest_anchors() -> None
     scores = next(v for v in verdicts if v.part == "scores")
     assert scores.samples < base.shape[-1]  # a few anchors a sample, not every one
     assert scores.metrics["top1_agreement"] == 1.0
-    tripled = base.copy()
-    tripled[:, 4:] *= 3.0  # their scale is not judged: they stay under the threshold
-    assert not any(v.collapsed for v in judge("output0", base, tripled))
     zeroed = base.copy()
     zeroed[:, 4:] = 0.0  # one scale with the boxes' pixels: every score 0
     by_part = {v.part: v for v in judge("output0", base, zeroed)}

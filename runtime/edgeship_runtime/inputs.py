@@ -105,17 +105,25 @@ def named_feeds(signature: Signature, arrays: Mapping[str, np.ndarray]) -> Feeds
 def per_call_inputs(signature: Signature, feeds: Mapping[str, np.ndarray]) -> List[str]:
     """The inputs of ``feeds`` given once for every call rather than one row per sample:
     those whose array fits the model's input as it is and whose first dim cannot be the
-    samples axis, i.e. a scalar (a sample rate) or a first dim the model fixes at more
-    than 1 (a state ``[2, batch, 128]``). Every other input is samples-first."""
-    fixed = []
+    samples axis, i.e. a scalar (a sample rate), a first dim the model fixes at more than
+    1 (a state ``[2, batch, 128]``), or one it fixes at 1 where the array's one row stands
+    beside other inputs of more samples (an LSTM's ``h`` ``[1, 1, 128]`` beside 40 chunks).
+    Every other input is samples-first."""
+    fixed: Set[str] = set()
+    ones: Set[str] = set()
     for name, array in feeds.items():
         spec = signature.input(name)
         if spec is None or not dims_compatible(spec.shape, array.shape):
             continue
         first = spec.shape[0] if spec.shape else None
         if not spec.shape or (isinstance(first, int) and first > 1):
-            fixed.append(name)
-    return fixed
+            fixed.add(name)
+        elif first == 1:
+            ones.add(name)
+    rows = [a.shape[0] for k, a in feeds.items() if k not in fixed | ones and a.ndim]
+    if rows and min(rows) > 1:
+        fixed |= ones
+    return [name for name in feeds if name in fixed]
 
 
 def split_batches(signature: Signature, feeds: Feeds) -> List[Feeds]:

@@ -258,6 +258,17 @@ def test_scalars_and_fixed_first_dims_are_per_call() -> None:
     assert per_call_inputs(STATEFUL, _stateful_feeds(4)) == ["state", "sr"]
 
 
+def test_a_state_fixed_at_1_beside_more_samples_is_per_call() -> None:
+    sequence = TensorSpec("input", ("steps", 512), "float32")
+    h, c = TensorSpec("h", (1, 1, 128), "float32"), TensorSpec("c", (1, 1, 128), "float32")
+    lstm = Signature((sequence, h, c), (OUT,))
+    state = np.zeros((1, 1, 128), np.float32)
+    feeds = {"input": np.zeros((40, 512), np.float32), "h": state, "c": state}
+    assert per_call_inputs(lstm, feeds) == ["h", "c"]
+    one_row = {**feeds, "input": np.zeros((1, 512), np.float32)}  # one sample: batch-first
+    assert per_call_inputs(lstm, one_row) == []
+
+
 def test_batch_1_and_dynamic_first_dims_are_samples_first() -> None:
     feeds = {"image": np.zeros((3, 3, 8, 8), np.float32), "small": np.zeros((2, 2), np.uint8)}
     # SMALL fixes its first dim at 2 and the array fits: per call; IMAGE is batch-first

@@ -80,3 +80,13 @@ def test_speed_words_and_summary_counts() -> None:
     assert "4 applicable cases: 2 usable (50%)" in text
     assert "1 wrong (1 silently" in text and "1 usable but slower" in text
     assert "1 refusals left debris" in text and "over 1 models: 2.00×" in text
+
+
+def test_nothing_to_convert_is_not_applicable_and_a_collapse_is_refused() -> None:
+    from edgeship.compress import NothingToConvert
+    from edgeship.compress.guard import FidelityCollapse
+    from tools.bench.real_models import _judge_error
+
+    status, line = _judge_error(NothingToConvert("fp16: nothing to convert, float16 already"))
+    assert status == "n/a" and line.startswith("NothingToConvert: fp16: nothing to convert")
+    assert _judge_error(FidelityCollapse("int8-static collapsed the model", []))[0] == "refused"

@@ -32,6 +32,8 @@ from edgeship.convert._result import Converted
 from edgeship.convert._torch_source import NamedOutputs, identifier
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
+from edgeship.models import onnx_graph
+from edgeship.models.verify import Tolerance
 from edgeship_runtime.signature import Signature
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONVERTER",
+    "FLOAT16_SOURCE",
+    "computed_clips",
     "convert",
     "data_shapes",
     "example_inputs",
@@ -91,7 +95,9 @@ def convert(
     unsupported = unsupported_ops(model, missing_vision)
     if unsupported:
         raise UnsupportedOpError(f"onnx2torch {_version()}", unsupported, step="convert")
+    widened = onnx_graph.widen_float16(model)  # LiteRT cannot lower float16 ops
     model, frozen = freeze(model, example)  # Shape/Gather arithmetic becomes constants
+    computed_clips(model)
     try:
         with warnings.catch_warnings():  # its notes on modes it maps approximately
             warnings.simplefilter("ignore")
@@ -109,12 +115,20 @@ def convert(
     notes = [f"static shapes { {n: list(a.shape) for n, a in example.items()} }"]
     if frozen:
         notes.append(frozen)
+    if widened:
+        notes.append(f"{widened} float16 weight(s) widened to float32 (computed in float32)")
     notes += [
         f"input {n!r} is {identifier(n)!r} in the LiteRT signature"
         for n in example
         if identifier(n) != n
     ]
-    return Converted(f"onnx2torch {_version()} + {converter}", notes)
+    tolerance = FLOAT16_SOURCE if widened else None
+    return Converted(f"onnx2torch {_version()} + {converter}", notes, tolerance)
+
+
+FLOAT16_SOURCE = Tolerance(atol=1e-3, rtol=1e-2)
+"""How close a result computed in float32 comes to a source computed in float16: the
+source's own rounding (float16 keeps 11 bits) is the difference."""
 
 
 def example_inputs(
@@ -150,6 +164,33 @@ def freeze(model: Any, example: Mapping[str, np.ndarray]) -> tuple[Any, str]:
     except Exception:  # absent, or a graph the simplifier does not understand
         return model, f"{folded} Constant weight(s) folded" if folded else ""
     return slim, f"graph frozen at the static shapes with onnxslim ({folded} Constants folded)"
+
+
+def computed_clips(model: Any) -> int:
+    """Replace each ``Clip`` whose bound is computed (not an initializer) with ``Max`` and
+    ``Min`` of its bounds, in place; how many. onnx2torch takes constant bounds only, and
+    a log-mel front-end clips at its spectrogram's maximum less 80 dB."""
+    from onnx import helper
+
+    graph = model.graph
+    known = {t.name for t in graph.initializer}
+    nodes, count = [], 0
+    for node in graph.node:
+        bounds = list(node.input[1:])
+        if node.op_type != "Clip" or all(not b or b in known for b in bounds):
+            nodes.append(node)
+            continue
+        value = node.input[0]
+        for op, bound in zip(("Max", "Min"), bounds, strict=False):
+            if bound:
+                out = f"{node.output[0]}_{op.lower()}"
+                nodes.append(helper.make_node(op, [value, bound], [out], name=f"{node.name}_{op}"))
+                value = out
+        nodes[-1].output[0] = node.output[0]
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return count
 
 
 def static_reshapes(graph_module: Any) -> int:

@@ -121,7 +121,10 @@ def _finish(
         converted = route.run(Job(model, source.signature, tmp, config))
         convert_s = time.perf_counter() - t0
         with target.load(tmp) as result:
-            report = verify(source, result, config.verify, config.tolerance)
+            tolerance = config.tolerance
+            if converted.tolerance is not None and tolerance == Tolerance():  # not the user's
+                tolerance = converted.tolerance
+            report = verify(source, result, config.verify, tolerance)
         verify_s = time.perf_counter() - t0 - convert_s
         passed = report.passed or config.force
         if passed:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeship.models.ref import ModelRef
-from edgeship.models.verify import VerifyReport
+from edgeship.models.verify import Tolerance, VerifyReport
 from edgeship_runtime.serde import JsonRecord
 
 __all__ = ["CONVERT_SCHEMA", "ConversionReport", "ConversionResult", "Converted"]
@@ -17,10 +17,13 @@ CONVERT_SCHEMA = "edgeship.convert/1"
 
 @dataclass
 class Converted:
-    """A converter's own account: its name and version, and what it changed."""
+    """A converter's own account: its name and version, what it changed, and how close
+    to its source the result can be where it computes otherwise (``tolerance``: in float32
+    what the source computed in float16; None: as the conversion asks)."""
 
     converter: str
     notes: list[str] = field(default_factory=list)
+    tolerance: Tolerance | None = None
 
 
 @dataclass

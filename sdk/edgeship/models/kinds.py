@@ -56,6 +56,7 @@ _NAMED = (  # a name says more than a shape: ``(N, 4)`` is boxes or 4 class scor
     ("boxes", r"box|bbox|regress|loc\b|offset"),
     ("map", r"mask|seg|heatmap|depth|density"),
     ("scores", r"logit|prob|class|cls|softmax"),
+    ("tensor", r"state|hidden|^[hc]n$|^[hc]_?out"),  # a recurrent state: no class leads
 )
 
 BOX_ROWS = 4
@@ -457,11 +458,20 @@ def judge(
 
 
 def _confident(scores: np.ndarray) -> np.ndarray:
-    """The anchors (rows of ``scores`` flattened to ``(B·N, C)``) the base is sure of;
-    all of them when it is sure of none (generated inputs)."""
-    best = scores.reshape(-1, scores.shape[-1]).max(axis=1)
+    """The anchors (rows of ``scores`` ``(B, N, C)`` flattened to ``(B·N, C)``) the base
+    is sure of; in a sample where it is sure of none, its :data:`SUREST` best: the ones a
+    lower threshold would make detections first. The others are background, scores near
+    0 whose arg-max and relative error are noise (NudeNet's detector on photographs with
+    nothing it detects: top-1 agreement 12 % over every anchor of a faithful INT8)."""
+    best = scores.max(axis=-1).reshape(len(scores), -1)
     sure = best >= CONFIDENT
-    return sure if sure.any() else np.ones_like(sure)
+    for i in np.flatnonzero(~sure.any(axis=1)):
+        sure[i, np.argsort(-best[i], kind="stable")[:SUREST]] = True
+    return sure.reshape(-1)
+
+
+SUREST = 5
+"""Anchors judged in a sample where the base is sure of none."""
 
 
 def _verdict(

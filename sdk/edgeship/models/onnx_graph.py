@@ -28,6 +28,7 @@ __all__ = [
     "set_array",
     "subgraphs",
     "weight_names",
+    "widen_float16",
 ]
 
 WEIGHT_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1}
@@ -146,3 +147,36 @@ def owner_node(model: Any, named: str) -> str | None:
         return named or None
     owners = [n for n in names if named.startswith(n) and named[len(n) :].startswith("_")]
     return max(owners, key=len, default=None)
+
+
+def widen_float16(model: Any) -> int:
+    """Make a graph stored with float16 weights and float32 inputs and outputs (as
+    ``fp16`` writes them) compute in float32, in place: its float16 initializers and
+    constants widened, its casts to float16 made casts to float32. ONNX Runtime's quantizer
+    takes float32 weights only (it left such a model as it was), and LiteRT's converter
+    cannot lower float16 ops. The count widened (0, and nothing changed, for a model with
+    float16 inputs or outputs)."""
+    from onnx import TensorProto, numpy_helper
+
+    half = TensorProto.FLOAT16
+    ports = [*model.graph.input, *model.graph.output]
+    if any(p.type.tensor_type.elem_type == half for p in ports):
+        return 0
+    count = 0
+    for graph in graphs(model.graph):
+        for tensor in graph.initializer:
+            if tensor.data_type == half:
+                wide = numpy_helper.to_array(tensor).astype(np.float32)
+                tensor.CopyFrom(numpy_helper.from_array(wide, tensor.name))
+                count += 1
+        for node in graph.node:
+            for attr in node.attribute:
+                if node.op_type == "Cast" and attr.name == "to" and attr.i == half:
+                    attr.i = TensorProto.FLOAT
+                elif attr.HasField("t") and attr.t.data_type == half:
+                    wide = numpy_helper.to_array(attr.t).astype(np.float32)
+                    attr.t.CopyFrom(numpy_helper.from_array(wide, attr.t.name))
+    if count:
+        for graph in graphs(model.graph):
+            del graph.value_info[:]  # float16 types of tensors now float32
+    return count

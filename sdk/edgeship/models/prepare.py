@@ -13,8 +13,9 @@ or larger when tied weights are copied). Here, before any method runs:
    too): Silero's opset-18 export keeps its branches' weights in the main graph;
 3. a graph that had such weights or computes shapes (``Shape`` nodes) is simplified with
    onnxslim where installed (constant folding, ``Shape``/``Gather`` arithmetic, dead
-   nodes, standard fusions); a simplifier failure keeps the prepared graph. A graph exported
-   the usual way is left as it is, so node names (``--exclude-node``) stay valid;
+   nodes, standard fusions), without the shape annotations it adds (a result no larger for
+   them); a simplifier failure keeps the prepared graph. A graph exported the usual way is
+   left as it is, so node names (``--exclude-node``) stay valid;
 4. the result is checked by ONNX Runtime (it must load), else the unsimplified one is used.
 
 What was done is one line for the report's notes.
@@ -170,7 +171,19 @@ def _simplify(model: Any) -> tuple[Any | None, str]:
     except Exception:  # the simplifier fails on graphs it does not understand: keep going
         return None, ""
     sink_initializers(slim)  # onnxslim lifts what several branches read to the main graph
+    _keep_annotations(model, slim)
     return slim, f"onnxslim {importlib.metadata.version('onnxslim')}"
+
+
+def _keep_annotations(base: Any, slim: Any) -> None:
+    """Drop the shape annotations (``value_info``) onnxslim adds for tensors the base did
+    not annotate: on PaddleOCR's detector 605 of them, 123 KB, which made a pruned copy
+    1.02× its base's size; ONNX Runtime and the quantizers infer shapes themselves."""
+    had = {v.name for g in graphs(base.graph) for v in g.value_info}
+    for graph in graphs(slim.graph):
+        kept = [v for v in graph.value_info if v.name in had]
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
 
 
 def _loads(model: Any, path: Path) -> bool:

@@ -7,7 +7,15 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgeship.compress import Dataset, NothingToPrune, PruneConfig, TrainConfig, prune
+from edgeship.compress import (
+    Dataset,
+    NothingToPrune,
+    PruneConfig,
+    QuantizeConfig,
+    TrainConfig,
+    prune,
+    quantize,
+)
 from edgeship.core.errors import InputError
 from edgeship.models.onnx_graph import weight_names
 from tests import models as tiny
@@ -101,3 +109,17 @@ def test_data_driven_importance_needs_data(zoo: Manifest, tmp_path: Path) -> Non
         prune(
             zoo.path("mlp.onnx"), PruneConfig(0.5, importance="gradient"), None, tmp_path / "p.onnx"
         )
+
+
+def test_a_model_stored_with_float16_weights_is_pruned_and_tuned_in_float16(
+    zoo: Manifest, small_train: Dataset, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxconverter_common")
+    half = tmp_path / "half.onnx"
+    quantize(zoo.path("mlp.onnx"), QuantizeConfig("fp16"), None, half)
+    config = PruneConfig(0.5, fine_tune=TrainConfig(epochs=1))
+    pruned = prune(half, config, small_train, tmp_path / "p.onnx")  # trained in float32
+    weights = onnx.load(str(pruned.path)).graph.initializer
+    assert {t.data_type for t in weights} == {onnx.TensorProto.FLOAT16}  # written back so
+    assert pruned.report.details["weight_sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert pruned.report.model.size_bytes <= pruned.report.base.size_bytes

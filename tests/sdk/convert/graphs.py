@@ -194,3 +194,25 @@ def field_reshape_model(path: str | os.PathLike[str], side: int | str = "side") 
         [_v("m", ["batch", 2, None, None]), _v("y", ["batch", 3])],
     )
     return save(graph, path)
+
+
+def computed_clip_model(path: str | os.PathLike[str], width: int = WIDTH) -> Path:
+    """``h = x·W``, clipped below at its maximum less 3 (a computed bound, as a log-mel
+    front-end's top-dB floor) and above at a constant 2: ``y [1, width]``."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+            helper.make_node("ReduceMax", ["h"], ["top"], name="top", keepdims=0),
+            helper.make_node("Sub", ["top", "db"], ["floor"], name="floor"),
+            helper.make_node("Clip", ["h", "floor", "ceiling"], ["y"], name="clip"),
+        ],
+        "computed_clip",
+        [_v("x", [1, width])],
+        [_v("y", [1, width])],
+        [
+            _w("w", (width, width), 7),
+            numpy_helper.from_array(np.array(3.0, np.float32), "db"),
+            numpy_helper.from_array(np.array(2.0, np.float32), "ceiling"),
+        ],
+    )
+    return save(graph, path)

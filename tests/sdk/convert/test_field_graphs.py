@@ -17,6 +17,7 @@ from edgeship.convert._litert import translate
 from edgeship.core.errors import InputError
 from edgeship.models.verify import Tolerance, compare_output, verification_feeds
 from edgeship_runtime.signature import Signature, TensorSpec
+from tests.sdk.compress import models
 from tests.sdk.convert import graphs
 
 HAS_CONVERT = all(
@@ -102,3 +103,41 @@ def test_static_rewrites_follow_onnx_semantics() -> None:
     assert onnx_tflite.gather_static(x, 2, [[0, 1], [3, 3]]).shape == (2, 3, 2, 2)
     up = onnx_tflite.resize_static(x[None], "nearest", None, [1, 1, 2, 2], None)
     assert up.shape == (1, 2, 6, 8)
+
+
+def test_a_clip_at_a_computed_bound_becomes_max_and_min(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    source = graphs.computed_clip_model(tmp_path / "clip.onnx")
+    model = onnx.load(str(source))
+    assert onnx_tflite.computed_clips(model) == 1
+    assert [n.op_type for n in model.graph.node][-2:] == ["Max", "Min"]
+    rewritten = tmp_path / "max_min.onnx"
+    onnx.save(model, str(rewritten))
+    x = {"x": np.random.default_rng(2).standard_normal((1, graphs.WIDTH)).astype(np.float32)}
+    want, got = (ort.InferenceSession(str(p)).run(None, x)[0] for p in (source, rewritten))
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+def test_a_clip_at_a_computed_bound_converts_to_tflite(tmp_path: Path) -> None:
+    source = graphs.computed_clip_model(tmp_path / "clip.onnx")
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "clip.tflite", verify=verify)).report
+    assert report.passed
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+def test_a_model_stored_with_float16_weights_converts_to_tflite(tmp_path: Path) -> None:
+    pytest.importorskip("onnxconverter_common")
+    from edgeship.compress import QuantizeConfig, quantize
+
+    half = tmp_path / "half.onnx"
+    quantize(models.residual(tmp_path / "residual.onnx"), QuantizeConfig("fp16"), None, half)
+    shapes = {"x": (1, models.IN_CHANNELS, models.SIDE, models.SIDE)}  # padded 3×3 convs
+    verify = VerifyData(samples=4, shapes=shapes)
+    config = ConvertConfig(str(half), tmp_path / "half.tflite", shapes=shapes, verify=verify)
+    report = convert(config).report
+    assert report.passed
+    assert any("float16 weight(s) widened to float32" in n for n in report.notes)

@@ -80,6 +80,8 @@ def _unit(a: np.ndarray) -> np.ndarray:
         ("Identity", _hand().reshape(8, 1, 1, 63), "landmarks"),
         ("y", RNG.standard_normal((8, 96)) * 10, "scores"),
         ("y", RNG.standard_normal((8, 20, 6625)), "map"),
+        ("hn", RNG.standard_normal((8, 1, 128)), "tensor"),  # an LSTM's state out
+        ("stateN", RNG.standard_normal((8, 2, 1, 128)), "tensor"),
     ],
 )
 def test_a_kind_is_inferred_from_name_shape_and_values(
@@ -150,6 +152,33 @@ def test_a_packed_head_that_holds_is_kept() -> None:
     assert not any(v.collapsed for v in verdicts), [v.reasons for v in verdicts]
     task = next(v for v in verdicts if v.part == "detections")
     assert task.metrics["detection_f1"] == 1.0 and task.metrics["base_detections"] > 0
+
+
+def _background(n: int = 4, classes: int = 18, anchors: int = 300) -> np.ndarray:
+    """A packed head on inputs with nothing to detect: every score under 0.05, most near
+    1e-4, a few anchors a little surer than the rest (a detector shown a landscape)."""
+    rng = np.random.default_rng(5)
+    boxes = rng.uniform(20, 300, (n, 4, anchors))
+    scores = rng.uniform(0.0, 2e-4, (n, classes, anchors))
+    for i in range(n):
+        scores[i, i % classes, 10 * i : 10 * i + 5] = rng.uniform(0.02, 0.05, 5)
+    return np.concatenate([boxes, scores], axis=1).astype(np.float32)
+
+
+def test_a_packed_head_sure_of_nothing_is_judged_on_its_surest_anchors() -> None:
+    base = _background()
+    step = 2e-4  # INT8 of the scores at their own scale: background rounded, arg-max noise
+    new = base.copy()
+    new[:, 4:] = np.round(base[:, 4:] / step) * step
+    verdicts = judge("output0", base, new)
+    assert not any(v.collapsed for v in verdicts), [v.reasons for v in verdicts]
+    scores = next(v for v in verdicts if v.part == "scores")
+    assert scores.samples < base.shape[-1]  # a few anchors a sample, not every one
+    assert scores.metrics["top1_agreement"] == 1.0
+    zeroed = base.copy()
+    zeroed[:, 4:] = 0.0  # one scale with the boxes' pixels: every score 0
+    by_part = {v.part: v for v in judge("output0", base, zeroed)}
+    assert by_part["scores"].collapsed and by_part["scores"].reasons[0].startswith("all zeros")
 
 
 def test_an_embedding_that_keeps_its_rows_is_kept_though_its_arg_max_moves() -> None:

@@ -10,7 +10,8 @@ batch-first ``nn.MultiheadAttention`` export starts with) stays float32 too, els
 Runtime crashes loading the model: see :func:`batch_transposes`. A node that the
 converter fails on, or that ONNX's type check rejects after conversion, is kept float32,
 one at a time; an output computed by a node kept float32 reaches the graph through an
-``Identity`` (the converter fails on it otherwise).
+``Identity`` (the converter fails on it otherwise). A model whose float weights are all
+float16 already has nothing to convert (:class:`~edgeship.compress.guard.NothingToConvert`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.compress.config import QuantizeConfig
+from edgeship.compress.guard import NothingToConvert
 from edgeship.core.errors import cause_of
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
@@ -39,6 +41,7 @@ __all__ = [
 def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
     """``model`` in float16 with float32 inputs and outputs, written to ``out``; the nodes
     kept in float32 beyond ``config``'s exclusions."""
+    _check_float32_weights(model)
     float16 = import_optional("onnxconverter_common.float16", "fp16")
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
@@ -58,6 +61,20 @@ def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
         nodes.append(rejected)  # a type the converter could not reconcile: keep it float32
     onnx_graph.save(converted, out)
     return [n for n in nodes if n not in config.exclude_nodes]
+
+
+def _check_float32_weights(model: Any) -> None:
+    """Refuse a model whose float weights are all float16 already: fp16 has nothing to
+    convert (onnxconverter-common's own refusal was a traceback)."""
+    from onnx import TensorProto
+
+    kinds = [t.data_type for g in graphs(model.graph) for t in g.initializer]
+    half = kinds.count(TensorProto.FLOAT16)
+    if half and TensorProto.FLOAT not in kinds:
+        raise NothingToConvert(
+            f"fp16: nothing to convert, the model's float weights are float16 already "
+            f"({half} of {half}); int8-dynamic or int8-static quantizes them"
+        )
 
 
 FP16_RETRIES = 16

@@ -11,6 +11,9 @@
 * ``fp16``: weights and compute in float16, inputs and outputs kept float32
   (:mod:`.onnx_fp16`).
 
+A model stored with float16 weights is widened to float32 compute before INT8
+(:func:`~edgeship.models.onnx_graph.widen_float16`): the quantizer takes float32 only.
+
 The outcome lists which nodes were quantized, which were excluded and which stayed float.
 """
 
@@ -63,6 +66,13 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         if config.method == "fp16":
             kept = convert_fp16(model, config, out)
         else:
+            widened = onnx_graph.widen_float16(model)
+            if widened:
+                src = onnx_graph.save(model, Path(tmp) / "float32.onnx")
+                notes.append(
+                    f"{widened} float16 weight(s) widened to float32 for INT8 (ONNX Runtime's "
+                    "quantizer takes float32)"
+                )
             quantize, graph, said = _int8(src, model, config, data, Path(tmp))
             quantize(graph, (), out, None)
         details = _what_changed(model, onnx_graph.load(out), config)

@@ -182,7 +182,7 @@ _DTYPES = {
     6: torch.int32,
     7: torch.int64,
     9: torch.bool,
-    10: torch.float16,
+    10: torch.float32,  # float16 computes in float32 here, as its weights train (see below)
     11: torch.float64,
 }
 
@@ -234,11 +234,49 @@ def _conv_transpose(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     ]
 
 
-def _reduce_mean(node: Any, xs: list[Any]) -> list[torch.Tensor]:
-    x, axes = xs[0], _ints(node, xs, 1, "axes")
-    keep = bool(_attrs(node).get("keepdims", 1))
-    dims = tuple(range(x.dim())) if not axes else tuple(a % x.dim() for a in axes)
-    return [x.mean(dim=dims, keepdim=keep)]
+def _reduce(how: str) -> Op:
+    """ReduceMean / ReduceMax over the ``axes`` input or attribute (all when absent)."""
+
+    def op(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+        x, axes = xs[0], _ints(node, xs, 1, "axes")
+        keep = bool(_attrs(node).get("keepdims", 1))
+        dims = tuple(range(x.dim())) if not axes else tuple(a % x.dim() for a in axes)
+        if how == "mean":
+            return [x.mean(dim=dims, keepdim=keep)]
+        return [torch.amax(x, dim=dims, keepdim=keep)]
+
+    return op
+
+
+def _expand(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    """ONNX's Expand broadcasts both ways: a dim of 1 in the shape keeps the input's."""
+    shape = torch.broadcast_shapes(tuple(xs[0].shape), tuple(int(d) for d in xs[1].tolist()))
+    return [xs[0].expand(shape)]
+
+
+def _constant_of_shape(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    value = _attrs(node).get("value")
+    fill = torch.zeros(1) if value is None else torch.from_numpy(_widened(_array(value)))
+    return [fill.reshape(()).expand([int(d) for d in xs[0].tolist()]).clone()]
+
+
+def _array(tensor: Any) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return np.asarray(numpy_helper.to_array(tensor))
+
+
+def _split(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    """Split by the ``split`` sizes (input or attribute), else into ``num_outputs`` (or as
+    many as the node has outputs) equal parts, the last one smaller when uneven."""
+    x = xs[0]
+    axis = _attrs(node).get("axis", 0) % x.dim()
+    sizes = _ints(node, xs, 1, "split")
+    if sizes is None:
+        parts = _attrs(node).get("num_outputs", len(node.output))
+        sizes = [-(-x.shape[axis] // parts)] * parts
+        sizes[-1] = x.shape[axis] - sum(sizes[:-1])
+    return list(torch.split(x, sizes, dim=axis))
 
 
 def _layer_norm(node: Any, xs: list[Any]) -> list[torch.Tensor]:
@@ -284,7 +322,15 @@ OPS: dict[str, Op] = {
     "Cast": _cast,
     "Resize": _resize,
     "ConvTranspose": _conv_transpose,
-    "ReduceMean": _reduce_mean,
+    "ReduceMean": _reduce("mean"),
+    "ReduceMax": _reduce("max"),
+    "Split": _split,
+    "Expand": _expand,
+    "ConstantOfShape": _constant_of_shape,
+    "Range": lambda n, xs: [
+        torch.arange(xs[0].item(), xs[1].item(), xs[2].item(), dtype=xs[0].dtype)
+    ],
+    "Log": _unary(torch.log),
     "Pow": _binary(torch.pow),
     "Sqrt": _unary(torch.sqrt),
     "Erf": _unary(torch.erf),
@@ -325,15 +371,11 @@ class OnnxModule(nn.Module):
                 self.index[name] = len(params)
                 params.append(nn.Parameter(torch.from_numpy(value.astype(np.float32).copy())))
             else:
-                self.constants[name] = torch.from_numpy(value.copy())
+                self.constants[name] = torch.from_numpy(_widened(value))
         for node in graph.node:
             if node.op_type == "Constant":
                 value = helper.get_attribute_value(node.attribute[0])
-                from onnx import numpy_helper
-
-                self.constants[node.output[0]] = torch.from_numpy(
-                    numpy_helper.to_array(value).copy()
-                )
+                self.constants[node.output[0]] = torch.from_numpy(_widened(_array(value)))
         self.weights = nn.ParameterList(params)
 
     def param(self, name: str) -> torch.Tensor:
@@ -363,6 +405,12 @@ class OnnxModule(nn.Module):
             dtype = values[name].dtype
             onnx_graph.set_array(model, name, self.weights[i].detach().numpy().astype(dtype))
         return model
+
+
+def _widened(value: np.ndarray) -> np.ndarray:
+    """A copy of ``value``, float16 as float32: a graph stored with float16 weights trains
+    and scores in float32 here (its trained weights are written back as float16)."""
+    return value.astype(np.float32) if value.dtype == np.float16 else value.copy()
 
 
 # Inputs that set how an op computes: BatchNormalization's stored statistics (used as they

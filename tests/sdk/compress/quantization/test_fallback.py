@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -175,3 +176,60 @@ def test_a_refusal_after_the_fallback_says_what_it_kept_and_where_it_held() -> N
     assert fallback.Fallback.from_dict(held.to_dict()) == held
     failed = fallback.Fallback(("a",), 10, 3, "cosine 0.5 < 0.95", "", "16 rows")
     assert failed.refusal.startswith("the INT8 fallback kept up to 1 of 10 quantized nodes")
+
+
+ANCHORS, CLASSES = 64, 3
+
+
+def packed_head_model(path: Path) -> Path:
+    """A YOLOv8-style packed head ``[N, 4 + C, anchors]`` on two 1×1 convolutions: one
+    convolution's boxes in pixels (about 0–320) and another's sigmoid class scores (0–1),
+    concatenated on the channel axis, as the export's last node does."""
+    rng = np.random.default_rng(2)
+
+    def conv(name: str, out: int, inp: int, scale: float) -> onnx.TensorProto:
+        w = rng.standard_normal((out, inp, 1)) * scale / np.sqrt(inp)
+        return numpy_helper.from_array(w.astype(np.float32), name)
+
+    consts = [
+        conv("W1", HIDDEN, FEATURES, 1.0),
+        conv("W2", HIDDEN, HIDDEN, 1.0),
+        conv("Wb", 4, HIDDEN, 60.0),
+        numpy_helper.from_array(np.full(4, 160.0, np.float32), "Bb"),
+        conv("Ws", CLASSES, HIDDEN, 2.0),
+        numpy_helper.from_array(np.full(CLASSES, -2.0, np.float32), "Bs"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "W1"], ["h1"], name="conv1"),
+        helper.make_node("Tanh", ["h1"], ["t1"], name="tanh1"),
+        helper.make_node("Conv", ["t1", "W2"], ["h2"], name="conv2"),
+        helper.make_node("Tanh", ["h2"], ["t2"], name="tanh2"),
+        helper.make_node("Conv", ["t2", "Wb", "Bb"], ["boxes"], name="box_conv"),
+        helper.make_node("Conv", ["t2", "Ws", "Bs"], ["logits"], name="score_conv"),
+        helper.make_node("Sigmoid", ["logits"], ["scores"], name="score_sigmoid"),
+        helper.make_node("Concat", ["boxes", "scores"], ["output0"], name="join", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "packed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, FEATURES, ANCHORS])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [None, 4 + CLASSES, None])],
+        consts,
+    )
+    return save_graph(graph, path)
+
+
+def test_a_packed_heads_join_is_kept_in_float_so_its_scores_keep_their_own_scale(
+    tmp_path: Path,
+) -> None:
+    model = packed_head_model(tmp_path / "packed.onnx")
+    x = np.random.default_rng(3).standard_normal((SAMPLES, FEATURES, ANCHORS)).astype(np.float32)
+    out = tmp_path / "packed.int8.onnx"
+    rec = compress(model, QuantizeConfig("int8-static"), {"x": x}, out).report
+    done = rec.details["fallback"]
+    assert "scores" in done["collapsed"]  # one scale for pixels and scores rounds the scores
+    assert done["kept_float"] == ["join"]  # the join, found by its parts' error
+    assert {"conv2", "box_conv", "score_conv"} <= set(rec.details["quantized_nodes"])
+    got = evaluate.predict(out, Dataset({"x": x[-8:]}))["output0"]
+    want = evaluate.predict(model, Dataset({"x": x[-8:]}))["output0"]
+    assert np.abs(got[:, 4:] - want[:, 4:]).max() < 0.05  # the scores, at their own scale

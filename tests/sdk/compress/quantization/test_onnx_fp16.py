@@ -1,5 +1,6 @@
 """FP16 keeps in float32 what onnxconverter-common cannot convert, instead of failing:
-an audio front-end (STFT as convolutions, mel filterbank, log, a final ``Max``)."""
+an audio front-end (STFT as convolutions, mel filterbank, log, a final ``Max``); a model
+whose weights are float16 already is refused in one line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeship.compress import QuantizeConfig, compress
+from edgeship.compress import NothingToConvert, QuantizeConfig, compress
 from edgeship.compress.quantization import onnx_fp16
 from tests import models
 from tests.sdk.compress.conftest import HAS_FP16
@@ -48,3 +49,12 @@ def test_a_node_the_converter_fails_on_is_kept_in_float32(
     monkeypatch.setattr(float16, "convert_float_to_float16", fails_on_relu)
     kept = onnx_fp16.convert_fp16(model, QuantizeConfig("fp16"), tmp_path / "half.onnx")
     assert kept == ["relu"]
+
+
+def test_fp16_of_float16_weights_has_nothing_to_convert(tmp_path: Path) -> None:
+    half = tmp_path / "mel.fp16.onnx"
+    compress(models.log_mel_model(tmp_path / "mel.onnx"), QuantizeConfig("fp16"), None, half)
+    again = tmp_path / "again.onnx"
+    with pytest.raises(NothingToConvert, match="float16 already") as err:
+        compress(half, QuantizeConfig("fp16"), None, again)
+    assert "\n" not in str(err.value) and not again.exists()

@@ -1,5 +1,6 @@
 """INT8 calibration runs at the model's own batch (issue 24): a batch-1 export is fed one
-sample per call, not the 32 a dynamic batch gets."""
+sample per call, not the 32 a dynamic batch gets; a model stored with float16 weights is
+quantized from them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
+from onnx import TensorProto, helper
 
 from edgeship.compress import CompressOptions, Dataset, GuardPolicy, QuantizeConfig, compress
 from edgeship.compress.quantization import onnx_int8
@@ -32,3 +35,35 @@ def test_int8_static_of_a_batch_1_model(tmp_path: Path) -> None:
     assert report.details["quantized_nodes"] == ["head_a", "head_b"]
     assert report.interface == [] and report.fidelity is not None
     assert report.fidelity.samples == 10  # the held-out rows, one call each
+
+
+def _mlp(path: Path) -> Path:
+    """``x [batch, 64]`` → MatMul 64×256 → Relu → MatMul 256×10: weights enough that INT8
+    is smaller than float16 beside its quantization parameters."""
+    rng = np.random.default_rng(6)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["r", "w2"], ["y"], name="fc2"),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+        [models.scaled_weight(rng, "w1", 64, 256), models.scaled_weight(rng, "w2", 256, 10)],
+    )
+    return models.save_graph(graph, path)
+
+
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_int8_of_a_model_stored_with_float16_weights(tmp_path: Path, method: str) -> None:
+    pytest.importorskip("onnxconverter_common")
+    half = tmp_path / "half.onnx"
+    compress(_mlp(tmp_path / "mlp.onnx"), QuantizeConfig("fp16"), None, half)
+    kinds = {t.data_type for t in onnx.load(str(half)).graph.initializer}
+    assert kinds == {TensorProto.FLOAT16}  # as such files ship: float16 weights, float32 I/O
+    report = compress(half, QuantizeConfig(method), _rows(48), tmp_path / "q.onnx").report
+    assert {"fc1", "fc2"} <= set(report.details["quantized_nodes"])
+    assert "2 float16 weight(s) widened to float32 for INT8" in " ".join(report.notes)
+    assert report.model.size_bytes < 0.75 * report.base.size_bytes
+    assert report.interface == []

@@ -136,7 +136,7 @@ def test_state_reasons(after: DeviceState, needle: str) -> None:
 @pytest.mark.parametrize(
     ("after", "needle"),
     [
-        (state(run_delay_s=0.08, at_s=101.0), "threads waited 0.07 s for a CPU in the 1.0 s"),
+        (state(run_delay_s=0.22, at_s=101.0), "threads waited 0.21 s for a CPU in the 1.0 s"),
         (state(steal_s=10.5, at_s=101.0), "other guests for "),
     ],
 )
@@ -146,9 +146,9 @@ def test_contention_from_the_run_queue_and_steal(after: DeviceState, needle: str
 
 
 def test_waits_under_5_percent_are_no_contention_nor_are_preemptions_with_schedstat() -> None:
-    """A quiet 2-core VM: under 1 % waited, yet 39 preemptions a second from a spinning
-    thread pool; the run queue says the CPUs were free."""
-    quiet = state(run_delay_s=0.048, preemptions=46, at_s=101.0)
+    """A quiet 2-core VM: up to 5.6 % waited, and 39 preemptions a second from a spinning
+    thread pool; the run queue says the CPUs were (nearly) free."""
+    quiet = state(run_delay_s=0.066, preemptions=46, at_s=101.0)
     assert guards.state_reasons(state(run_delay_s=0.01), quiet) == ([], [])
 
 

@@ -6,18 +6,17 @@ and after the window); :func:`judge` turns the samples and the two snapshots int
 ``stable``/``unstable`` verdict with every reason, the way pyperf judges its runs:
 
 - the spread: std ≥ 10 % of the mean, or min or max ≥ 50 % away from the mean, judged
-  as pyperf does on values that are means of consecutive runs (:data:`VALUES` of
-  them), not on single runs: one scheduler stall among thousands of sub-millisecond
-  runs does not move the figure, a slower half of the window does;
+  as pyperf judges its values, on :data:`VALUES` values each of consecutive runs, not
+  on single runs; each value the *median* of its runs, as the headline figure is: on a
+  quiet 2-core VM one stall of the whole VM (~35 ms) inside a value of 50 ms of the
+  zoo MLP's runs moved that value's mean by 70 % and the window's p50 not at all (4 in
+  10 windows were flagged so), while a slower half of the window moves the medians too;
 - a shift: the mean of the window's second half of values is 15 % or more away from the
   first half's, beyond the noise of either (three standard errors of their difference:
   many windows are judged, few may be flagged by chance): something changed mid-window
   that no clock reading showed (a step of 15-20 % leaves the std of the values under
-  10 %). Means, not medians: a
-  sub-millisecond model's runs are often bimodal (a thread pool's wake-ups), and a
-  median flips between the modes when their shares cross one half, a move of 30 % on a
-  quiet machine whose means moved 3 %. Not tighter: a quiet shared 2-core VM's
-  half-second figures wander ±9 %, its window halves up to 10-12 % apart;
+  10 %). Not tighter: a quiet shared 2-core VM's half-second figures wander ±9 %, its
+  window halves up to 10-12 % apart;
 - the clock: the governor is not ``performance``; a CPU's clock or its cap moved by more
   than 10 % between the two snapshots; the power mode changed (Jetson ``nvpmodel``);
 - throttling: a kernel ``thermal_throttle`` counter rose, or ``vcgencmd get_throttled``
@@ -66,7 +65,7 @@ outlier that moves the mean."""
 SHIFT_LIMIT = 0.15
 """Relative move of the mean between the window's halves taken as a shift."""
 VALUES = 20
-"""How many values the spread is judged on: each the mean of ``n // VALUES`` consecutive
+"""How many values the spread is judged on: each the median of ``n // VALUES`` consecutive
 runs (single runs when there are fewer than two per value)."""
 CLOCK_CHANGE_LIMIT = 0.10
 """Relative change of a CPU's clock (or its cap) between the snapshots taken as a change."""
@@ -310,20 +309,21 @@ def _judge_samples(samples_ms: Sequence[float], resolution_ns: float) -> Judged:
 
 
 def _values(a: np.ndarray) -> Tuple[np.ndarray, int]:
-    """The window as :data:`VALUES` means of consecutive runs (the single runs when there are
-    fewer than two per value), and how many runs each value is the mean of."""
+    """The window as :data:`VALUES` medians of consecutive runs (the single runs when there
+    are fewer than two per value), and how many runs each value is the median of."""
     per_value = a.size // VALUES if a.size >= 2 * VALUES else 1
-    return a[: a.size - a.size % per_value].reshape(-1, per_value).mean(axis=1), per_value
+    chunks = a[: a.size - a.size % per_value].reshape(-1, per_value)
+    return np.median(chunks, axis=1), per_value
 
 
 def spread_reasons(a: np.ndarray) -> List[str]:
-    """The spread of the window's values (means of consecutive runs) around their mean."""
+    """The spread of the window's values (medians of consecutive runs) around their mean."""
     values, per_value = _values(a)
     mean = float(values.mean())
     if values.size < 2 or mean <= 0:
         return []
-    of = "runs" if per_value == 1 else f"{values.size} means of {per_value} consecutive runs"
-    what = "run" if per_value == 1 else f"{per_value}-run mean"
+    of = "runs" if per_value == 1 else f"{values.size} medians of {per_value} consecutive runs"
+    what = "run" if per_value == 1 else f"{per_value}-run median"
     reasons = []
     std = float(values.std(ddof=1))
     if std >= STD_LIMIT * mean:

@@ -46,7 +46,7 @@ def test_a_spread_over_10_percent_is_a_reason() -> None:
     rng = np.random.default_rng(0)
     drifting = np.linspace(0.8, 1.2, 500) + 0.05 * rng.standard_normal(500)
     (reason,) = [r for r in guards.sample_reasons(drifting, 50.0) if "std" in r]
-    assert reason.startswith("the std of 20 means of 25 consecutive runs is ")
+    assert reason.startswith("the std of 20 medians of 25 consecutive runs is ")
     assert "% of their mean" in reason and "limit 10 %" in reason
 
 
@@ -59,13 +59,13 @@ def test_noise_that_averages_out_is_no_reason_nor_a_bimodal_window() -> None:
     assert guards.sample_reasons(bimodal, 50.0) == []
 
 
-def test_a_median_flipping_between_modes_is_no_shift() -> None:
-    """45 % slow runs in the first half, 55 % in the second: the median jumps from one mode
-    to the other (+100 %), the mean moves 10 %."""
-    rng = np.random.default_rng(2)
-    slow = np.concatenate([rng.random(3000) < 0.45, rng.random(3000) < 0.55])
-    samples = np.where(slow, 0.2, 0.1)
-    assert np.median(samples[3000:]) / np.median(samples[:3000]) == 2.0
+def test_a_stall_of_the_whole_vm_inside_one_value_is_no_reason() -> None:
+    """The zoo MLP on a quiet 2-core VM: ~920 runs of 0.054 ms a value, one of them held up
+    35 ms (the VM descheduled). That value's mean rose 70 %; its median, like the p50, did
+    not move."""
+    rng = np.random.default_rng(4)
+    samples = 0.054 + 0.004 * rng.standard_normal(18_400)
+    samples[5000] = 35.0
     assert guards.sample_reasons(samples, 50.0) == []
 
 
@@ -73,13 +73,14 @@ def test_the_issues_example_is_judged_unstable() -> None:
     """p50 0.48 ms, p90 4.5 ms, a std larger than the mean (seen under load)."""
     samples = [0.48] * 85 + [4.5] * 15
     reasons = guards.sample_reasons(samples, 50.0)
-    assert any(r.startswith("the std of 20 means of 5 consecutive runs is ") for r in reasons)
+    assert any(r.startswith("the std of 20 medians of 5 consecutive runs is ") for r in reasons)
     assert any(r.startswith("max 4.5 ms is") and "above the mean" in r for r in reasons)
 
 
-def test_one_outlier_far_from_the_mean_is_a_reason_in_a_short_window() -> None:
-    reasons = guards.sample_reasons([1.0] * 99 + [60.0], 50.0)  # 20 values of 5 runs
-    assert any(r.startswith("max 12.8 ms") and "(slowest 5-run mean)" in r for r in reasons)
+def test_one_outlier_moves_no_median_but_a_short_window_is_judged_run_by_run() -> None:
+    assert guards.sample_reasons([1.0] * 99 + [60.0], 50.0) == []  # 20 medians of 5 runs
+    slow = guards.sample_reasons([1.0] * 90 + [3.0] * 10, 50.0)  # its last two values
+    assert any(r.startswith("max 3 ms") and "(slowest 5-run median)" in r for r in slow)
     low = guards.sample_reasons([1.0] * 30 + [0.01], 50.0)  # too few runs: judged one by one
     assert any(r.startswith("min 0.01 ms") and "(fastest run)" in r for r in low)
 
@@ -96,7 +97,7 @@ def test_one_stall_among_thousands_of_runs_is_no_reason() -> None:
 def test_a_slower_second_half_is_a_reason() -> None:
     """A disturbance from half-way (a CPU hog, a quota cut) moves whole values."""
     spread, shift = guards.sample_reasons([0.4] * 3000 + [0.6] * 3000, 50.0)
-    assert spread.startswith("the std of 20 means of 300 consecutive runs is ")
+    assert spread.startswith("the std of 20 medians of 300 consecutive runs is ")
     assert shift.startswith("the mean moved +50 % between the window's halves (0.4 → 0.6")
 
 

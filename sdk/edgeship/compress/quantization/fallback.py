@@ -243,10 +243,9 @@ def rank_alone(
     expected: evaluate.Outputs,
 ) -> list[list[str]]:
     """Each node quantized alone, every other kept in float, judged on the search inputs:
-    the nodes by the health of the worst output each leaves, the most harmful first.
-    For a format whose
-    activations cannot be read out to rank nodes by their own error (TFLite): one
-    quantization and one judgement per node."""
+    the nodes by the health of the worst output each leaves, the most harmful first. For
+    a format whose activations cannot be read out to rank nodes by their own error
+    (TFLite): one quantization and one judgement per node."""
     health: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edgeship-rank-") as tmp:
         path = Path(tmp) / f"alone{base.suffix}"

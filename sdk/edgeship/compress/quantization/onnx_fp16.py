@@ -41,8 +41,8 @@ __all__ = [
 def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
     """``model`` in float16 with float32 inputs and outputs, written to ``out``; the nodes
     kept in float32 beyond ``config``'s exclusions."""
-    _check_float32_weights(model)
     float16 = import_optional("onnxconverter_common.float16", "fp16")
+    _check_float32_weights(model)
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
     nodes += [n for n in batch_transposes(model) if n not in nodes]

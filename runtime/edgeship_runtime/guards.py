@@ -173,22 +173,23 @@ def _run_delay_s() -> Optional[float]:
 
 
 def _steal_s() -> Optional[float]:
-    """Seconds of steal (the hypervisor running other guests) on this process's CPUs so far,
-    from ``/proc/stat``; None where it has no steal column."""
+    """Seconds of steal (the hypervisor running other guests) so far per CPU this process
+    may use, their mean, from ``/proc/stat``; None where it has no steal column. Per CPU
+    when read, so a judge outside a ``--cpus`` pinning compares like with like."""
     wanted = {f"cpu{i}" for i in _cpus()}
     total = 0
-    found = False
+    found = 0
     try:
         with open("/proc/stat") as f:
             for line in f:
                 fields = line.split()
                 if fields and fields[0] in wanted and len(fields) > 8:
                     total += int(fields[8])
-                    found = True
+                    found += 1
     except (OSError, ValueError):
         return None
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    return total / ticks if found else None
+    return total / ticks / found if found else None
 
 
 def _cpus() -> List[int]:
@@ -421,14 +422,15 @@ def _contention(before: DeviceState, after: DeviceState) -> Optional[str]:
         return ""
     reasons = []
     if before.steal_s is not None and after.steal_s is not None:
-        share = max(after.steal_s - before.steal_s, 0.0) / (seconds * max(len(_cpus()), 1))
+        share = max(after.steal_s - before.steal_s, 0.0) / seconds
         if share >= STEAL_LIMIT:
             reasons.append(
                 f"the hypervisor gave the CPUs to other guests for {100 * share:.0f} % of the "
                 f"{seconds:.1f} s window (steal time; limit {100 * STEAL_LIMIT:.0f} %)"
             )
-    if before.run_delay_s is not None and after.run_delay_s is not None:
-        waited = max(after.run_delay_s - before.run_delay_s, 0.0)
+    wait = after.cpu_wait_since(before)
+    if wait is not None:
+        waited, seconds = wait
         if waited >= WAIT_LIMIT * seconds:
             reasons.append(
                 f"the runtime's threads waited {waited:.2f} s for a CPU in the {seconds:.1f} s "

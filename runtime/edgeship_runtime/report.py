@@ -8,7 +8,7 @@ A reader accepts any ``edgeship.report/1.x`` and ignores fields it does not know
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .serde import JsonRecord
 
@@ -209,10 +209,20 @@ class DeviceState:
     """Seconds the runtime's threads have waited for a CPU so far (their run-queue delay,
     ``/proc/self/task/*/schedstat``)."""
     steal_s: Optional[float] = None
-    """Seconds of steal time on the runtime's CPUs so far (``/proc/stat``: the hypervisor
-    running other guests)."""
+    """Seconds of steal time so far per CPU the runtime may use, their mean (``/proc/stat``:
+    the hypervisor running other guests)."""
     at_s: Optional[float] = None
     """When it was read (a monotonic clock, seconds): for rates between two snapshots."""
+
+    def cpu_wait_since(self, before: DeviceState) -> Optional[Tuple[float, float]]:
+        """(seconds the runtime's threads waited for a CPU, seconds of window) between
+        ``before`` and this snapshot; None where either is unread or the window is empty."""
+        if None in (self.run_delay_s, before.run_delay_s, self.at_s, before.at_s):
+            return None
+        window = self.at_s - before.at_s  # type: ignore[operator]
+        if window <= 0:
+            return None
+        return max(self.run_delay_s - before.run_delay_s, 0.0), window  # type: ignore[operator]
 
 
 @dataclass

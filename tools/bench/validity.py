@@ -83,9 +83,9 @@ def _preempted(before: DeviceState | None, after: DeviceState | None) -> str:
     said = []
     if before.preemptions is not None and after.preemptions is not None:
         said.append(f"preempted {after.preemptions - before.preemptions} times")
-    if None not in (before.run_delay_s, after.run_delay_s):
-        waited = after.run_delay_s - before.run_delay_s  # type: ignore[operator]
-        said.append(f"waited {waited:.3f} s for a CPU")
+    wait = after.cpu_wait_since(before)
+    if wait is not None:
+        said.append(f"waited {wait[0]:.3f} s for a CPU")
     return ", ".join(said) or "preemptions unread"
 
 

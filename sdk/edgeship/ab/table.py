@@ -333,11 +333,11 @@ def _preemptions(before: DeviceState, after: DeviceState) -> str:
 def _waited(before: DeviceState, after: DeviceState) -> str:
     """``0.004 s (0.4 %)``: how long the runtime's threads waited for a CPU in the window
     (their run-queue delay), and its share of the window."""
-    if None in (before.run_delay_s, after.run_delay_s, before.at_s, after.at_s):
+    wait = after.cpu_wait_since(before)
+    if wait is None:
         return "-"
-    waited = max(after.run_delay_s - before.run_delay_s, 0.0)  # type: ignore[operator]
-    seconds = after.at_s - before.at_s  # type: ignore[operator]
-    return f"{waited:.3f} s ({100 * waited / seconds:.1f} %)" if seconds > 0 else "-"
+    waited, seconds = wait
+    return f"{waited:.3f} s ({100 * waited / seconds:.1f} %)"
 
 
 def _moved(v: SessionValidity, what: str, fmt: str) -> str:

@@ -20,6 +20,7 @@ opens, instead of a fresh runtime per check.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -53,7 +54,7 @@ from edgeship.compress.config import (
 from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange, Slower
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
 from edgeship.compress.quantization.fallback import Fallback, Search
-from edgeship.compress.report import CompressionReport, CompressionResult
+from edgeship.compress.report import CompressionReport, CompressionResult, Latency
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import (
     Cause,
@@ -361,25 +362,44 @@ def finish(
             f"timing batch-1 latency on {target.name} ({options.latency_rounds} rounds of "
             f"{options.latency_runs} runs of each model)",
         )
-        shapes = _shapes(base, split, options)
-        report.latency = evaluate.latency(
-            base,
-            out,
-            target,
-            options.threads,
-            options.latency_rounds,
-            options.latency_runs,
-            shapes,
-        )
+        report.latency = _timed(base, out, target, options, _shapes(base, split, options))
         slower = guard.slower_message(report.latency, options.guard)
         if slower is not None:
             _fail_or_keep(report, config, options.guard, slower, Slower)
         elif structured and report.latency.speedup <= 1.0:
+            lat = report.latency
             report.notes.append(
-                f"warning: not faster on {target.name} "
-                f"({report.latency.model_p50_ms:.4f} vs {report.latency.base_p50_ms:.4f} ms)"
+                f"warning: not faster on {target.name} ({lat.model_p50_ms:.4f} vs "
+                f"{lat.base_p50_ms:.4f} ms; slower in {lat.rounds_slower} of {lat.rounds} "
+                "interleaved rounds)"
             )
     return report
+
+
+def _timed(
+    base: Path,
+    out: Path,
+    target: Target,
+    options: CompressOptions,
+    shapes: dict[str, tuple[int, ...]],
+) -> Latency:
+    """Both models' latency in ``options.latency_rounds`` rounds, and in more when the
+    result is slower at the median but too few rounds tell that from noise."""
+    timed = functools.partial(
+        evaluate.latency,
+        base,
+        out,
+        target,
+        options.threads,
+        runs=options.latency_runs,
+        shapes=shapes,
+    )
+    lat = timed(rounds=options.latency_rounds)
+    if guard.slowdown_unsettled(lat, options.guard):
+        more = guard.SLOWER_ROUNDS - lat.rounds
+        _step(options, f"slower at the median of {lat.rounds} rounds: timing {more} more")
+        lat = lat.extended(timed(rounds=more))
+    return lat
 
 
 def _step(options: CompressOptions, text: str) -> None:

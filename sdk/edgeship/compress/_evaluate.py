@@ -35,7 +35,7 @@ from edgeship.models.kinds import OutputVerdict, figure_label
 from edgeship.models.model_file import ModelFile
 from edgeship.models.onnx_graph import graphs
 from edgeship.targets import Target, open_target
-from edgeship.targets.interleave import interleaved, median_p50_ms
+from edgeship.targets.interleave import interleaved
 from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.inputs import generate_feeds, named_as
 from edgeship_runtime.measure import MeasurePolicy
@@ -349,10 +349,11 @@ def latency(
     runs: int = 200,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Latency:
-    """Median of per-round p50s (batch 1) of ``base`` and ``model`` measured interleaved
-    (:func:`edgeship.targets.interleave.interleaved`), after one discarded round (a runtime's
-    first sessions run slower: cold caches, clocks). A target spec is opened for the call.
-    ``shapes``: of the inputs with dynamic dims (else they must have none but the batch)."""
+    """Per-round p50s (batch 1) of ``base`` and ``model``, and their medians, measured
+    interleaved (:func:`edgeship.targets.interleave.interleaved`), after one discarded round
+    (a runtime's first sessions run slower: cold caches, clocks). A target spec is opened
+    for the call. ``shapes``: of the inputs with dynamic dims (else they must have none
+    but the batch)."""
 
     config = ProfileConfig(
         policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs, min_seconds=0.0),
@@ -364,13 +365,12 @@ def latency(
             tgt.profile, [(base, config), (model, config)], rounds, discard=1
         )
         name = tgt.name
-    return Latency(
-        target=name,
-        threads=threads,
-        base_p50_ms=median_p50_ms(base_reports),
-        model_p50_ms=median_p50_ms(model_reports),
-        rounds=rounds,
-        input_shapes={t.name: list(t.shape) for t in base_reports[0].inputs},
+    return Latency.of_rounds(
+        name,
+        threads,
+        [r.latency_ms.p50 for r in base_reports],
+        [r.latency_ms.p50 for r in model_reports],
+        {t.name: t.shape for t in base_reports[0].inputs},
     )
 
 

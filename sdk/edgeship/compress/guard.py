@@ -14,13 +14,17 @@ The decision is the worst output's: one collapsed output refuses the model, howe
 the first one holds.
 
 A *no-op* is identical outputs at the same size; a result *larger* than its base, or
-*slower* on the target its latency was measured on (beyond
-:attr:`GuardPolicy.max_slowdown`, the noise of interleaved medians), is a failure too
-(:class:`Larger`, :class:`Slower`) unless ``allow_degraded`` keeps it.
+*slower* on the target its latency was measured on, is a failure too (:class:`Larger`,
+:class:`Slower`) unless ``allow_degraded`` keeps it. Slower means both: a median beyond
+:attr:`GuardPolicy.max_slowdown`, and slower in so many of the paired interleaved rounds
+that equal speeds would give as many with a chance below :data:`SLOWER_P` (a one-sided
+sign test). Each round is a fresh session, and at tens of microseconds sessions differ
+by ±20 %: three rounds cannot tell that from a slowdown, :data:`SLOWER_ROUNDS` can.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +38,8 @@ from edgeship.models.kinds import Limits, OutputVerdict, check_kind
 
 __all__ = [
     "HINTS",
+    "SLOWER_P",
+    "SLOWER_ROUNDS",
     "FidelityCollapse",
     "GuardPolicy",
     "Larger",
@@ -45,9 +51,18 @@ __all__ = [
     "hint",
     "is_no_op",
     "larger_message",
+    "sign_test_p",
+    "slowdown_unsettled",
+    "slower_at_median",
     "slower_message",
     "zeroed_layers",
 ]
+
+#: A slowdown is refused when equal speeds would show as many slower rounds with a
+#: smaller chance than this; at least 7 rounds are needed (1/128), and 11 of 12 do.
+SLOWER_P = 0.01
+#: The rounds a slowdown at the median is measured in before it is judged.
+SLOWER_ROUNDS = 12
 
 HINTS = {
     "prune": "--scope layer, a lower --sparsity, or {epochs} (fine-tuning on --data)",
@@ -185,13 +200,34 @@ def larger_message(base_size: int, new_size: int) -> str | None:
     )
 
 
+def slower_at_median(latency: Latency, policy: GuardPolicy) -> bool:
+    """Whether the result's median latency exceeds its base's by more than the margin."""
+    base = latency.base_p50_ms
+    return base > 0 and latency.model_p50_ms > base * (1.0 + policy.max_slowdown)
+
+
+def sign_test_p(slower: int, rounds: int) -> float:
+    """The chance that at least ``slower`` of ``rounds`` paired rounds come out slower
+    when both models run equally fast (each round a coin toss)."""
+    return sum(math.comb(rounds, k) for k in range(slower, rounds + 1)) / 2.0**rounds
+
+
+def slowdown_unsettled(latency: Latency, policy: GuardPolicy) -> bool:
+    """Slower at the median, but measured in too few rounds for the sign test to say so:
+    :data:`SLOWER_ROUNDS` rounds would."""
+    return slower_at_median(latency, policy) and latency.rounds < SLOWER_ROUNDS
+
+
 def slower_message(latency: Latency, policy: GuardPolicy) -> str | None:
-    """The line naming the latencies of a result slower than its base beyond the policy's
-    margin; None when it is not."""
-    base, model = latency.base_p50_ms, latency.model_p50_ms
-    if base <= 0 or model <= base * (1.0 + policy.max_slowdown):
+    """The line naming the latencies of a result slower than its base (beyond the policy's
+    margin at the median, and in enough paired rounds); None when it is not."""
+    if not slower_at_median(latency, policy):
         return None
+    if sign_test_p(latency.rounds_slower, latency.rounds) >= SLOWER_P:
+        return None
+    base, model = latency.base_p50_ms, latency.model_p50_ms
     return (
         f"the result is {speed_text(latency.speedup)} than its base on {latency.target} "
-        f"(p50 {model:.4f} vs {base:.4f} ms)"
+        f"(p50 {model:.4f} vs {base:.4f} ms; slower in {latency.rounds_slower} of "
+        f"{latency.rounds} interleaved rounds)"
     )

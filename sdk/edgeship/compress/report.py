@@ -1,4 +1,4 @@
-"""The compression report: what was done and what it cost, as data (``edgeship.compression/2.1``).
+"""The compression report: what was done and what it cost, as data (``edgeship.compression/2.2``).
 
 :class:`CompressionReport` is the typed JSON record of one produced model;
 :class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
@@ -9,7 +9,9 @@ change of an input's or output's dtype or shape in ``interface``
 (:class:`~edgeship.models.interface.InterfaceChange`). Schema 1 reports (without either)
 still read, and every revision of schema 2: 2.1 added each share's Wilson interval
 (``fidelity.top1_agreement_ci``, ``accuracy_ci``, ``base_accuracy_ci``; an output's
-``samples`` and ``intervals``), which a 2.0 file's figures and sample count give again.
+``samples`` and ``intervals``), which a 2.0 file's figures and sample count give again;
+2.2 added each interleaved round's p50 of both models (``latency.base_rounds_ms``,
+``latency.model_rounds_ms``; empty in older files).
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -19,6 +21,7 @@ pruned model cost nothing there, unlike on the raw file.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +46,7 @@ __all__ = [
     "speed_text",
 ]
 
-SCHEMA = "edgeship.compression/2.1"
+SCHEMA = "edgeship.compression/2.2"
 SCHEMA_MAJOR = "edgeship.compression/2"
 """What a report is read as: this major version and every minor revision of it (and 1)."""
 _OLDER = "edgeship.compression/1"
@@ -64,7 +67,9 @@ def speed_text(speedup: float) -> str:
 @dataclass
 class Latency:
     """Median batch-1 latency of both models on ``target``, measured interleaved, on
-    inputs of ``input_shapes`` (by name)."""
+    inputs of ``input_shapes`` (by name); ``base_rounds_ms`` and ``model_rounds_ms``: each
+    round's p50, paired by round (a fresh session each: at tens of microseconds, sessions
+    differ by more than a round's runs do)."""
 
     target: str
     threads: int
@@ -72,10 +77,48 @@ class Latency:
     model_p50_ms: float
     rounds: int
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    base_rounds_ms: list[float] = field(default_factory=list)
+    model_rounds_ms: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of_rounds(
+        cls,
+        target: str,
+        threads: int,
+        base_rounds_ms: Sequence[float],
+        model_rounds_ms: Sequence[float],
+        input_shapes: Mapping[str, Sequence[int]],
+    ) -> Latency:
+        """The medians of paired rounds."""
+        return cls(
+            target=target,
+            threads=threads,
+            base_p50_ms=float(statistics.median(base_rounds_ms)),
+            model_p50_ms=float(statistics.median(model_rounds_ms)),
+            rounds=len(base_rounds_ms),
+            input_shapes={k: list(v) for k, v in input_shapes.items()},
+            base_rounds_ms=[float(v) for v in base_rounds_ms],
+            model_rounds_ms=[float(v) for v in model_rounds_ms],
+        )
+
+    def extended(self, more: Latency) -> Latency:
+        """This measurement and ``more`` rounds of the same models, as one."""
+        return Latency.of_rounds(
+            self.target,
+            self.threads,
+            self.base_rounds_ms + more.base_rounds_ms,
+            self.model_rounds_ms + more.model_rounds_ms,
+            self.input_shapes,
+        )
 
     @property
     def speedup(self) -> float:
         return self.base_p50_ms / self.model_p50_ms if self.model_p50_ms > 0 else 0.0
+
+    @property
+    def rounds_slower(self) -> int:
+        """In how many paired rounds the model ran slower than its base."""
+        return sum(m > b for b, m in zip(self.base_rounds_ms, self.model_rounds_ms, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "speedup": round(self.speedup, 4)}
@@ -89,6 +132,8 @@ class Latency:
             model_p50_ms=float(data["model_p50_ms"]),
             rounds=int(data["rounds"]),
             input_shapes={k: list(v) for k, v in data.get("input_shapes", {}).items()},
+            base_rounds_ms=[float(v) for v in data.get("base_rounds_ms", [])],
+            model_rounds_ms=[float(v) for v in data.get("model_rounds_ms", [])],
         )
 
 

@@ -345,3 +345,9 @@ def test_a_collapse_after_fine_tuning_suggests_more_epochs(tmp_path: Path) -> No
     with pytest.raises(FidelityCollapse) as info:
         compress(base, config, data, tmp_path / "p.onnx")
     assert "more --epochs" in str(info.value) and "--epochs N" not in str(info.value)
+
+
+def test_the_sign_test_needs_eleven_slower_rounds_of_twelve() -> None:
+    assert guard.sign_test_p(3, 3) == 1 / 8  # three rounds can never say "slower"
+    assert guard.sign_test_p(11, 12) < guard.SLOWER_P < guard.sign_test_p(10, 12)
+    assert guard.sign_test_p(0, 12) == 1.0

@@ -19,7 +19,7 @@ def _record() -> CompressionReport:
         base=base,
         model=model,
         fidelity=Fidelity(10, 0.9, 1.5, 0.1, accuracy=0.8, base_accuracy=0.85),
-        latency=Latency("local", 1, 2.0, 1.0, 3),
+        latency=Latency.of_rounds("local", 1, [2.0, 2.2, 1.9], [1.0, 0.9, 1.1], {"x": [1, 4]}),
         verified_on="local",
         seconds=1.25,
         details={"layers": {"x": {"kept": 1}}},
@@ -31,10 +31,11 @@ def _record() -> CompressionReport:
 def test_json_round_trip_and_derived_fields() -> None:
     record = _record()
     data = record.to_dict()
-    assert data["schema"] == SCHEMA == "edgeship.compression/2.1"
+    assert data["schema"] == SCHEMA == "edgeship.compression/2.2"
     assert data["model"]["sparsity"] == pytest.approx(0.6)
     assert data["fidelity"]["accuracy_drop_pt"] == pytest.approx(5.0)
     assert data["latency"]["speedup"] == pytest.approx(2.0)
+    assert data["latency"]["model_rounds_ms"] == [1.0, 0.9, 1.1]
     assert CompressionReport.from_json(record.to_json()) == record
 
 

@@ -1,13 +1,13 @@
 """The runtime zipapp on Python 3.9, the oldest Python a board ships (JetPack 5, Pi OS 11).
 
 A 3.9 virtual environment with numpy and ONNX Runtime (their last releases with 3.9 wheels)
-is created once and cached under pytest's cache directory. Without a 3.9 interpreter the
-tests skip; if the packages cannot be installed (offline) they skip and say so.
+is created once per machine under /opt/edgeship-testbed, as the testbed's device Python is.
+Without a 3.9 interpreter the tests skip; if the packages cannot be installed (offline)
+they skip and say so.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import subprocess
@@ -22,9 +22,12 @@ from edgeship.core.config import ProfileConfig
 from edgeship.targets.bundle import ensure_bundle
 from edgeship.targets.local import LocalTarget
 from edgeship_runtime.measure import MeasurePolicy
+from tools.testbed import TestbedError
+from tools.testbed.pyenv import DEVICE_PYTHON_ROOT, ensure_device_python
 
 PINS = ("numpy==2.0.2", "onnxruntime==1.19.2")  # the last releases with cp39 wheels
 CANDIDATES = ("/root/.pyenv/versions/3.9.18/bin/python", "python3.9")
+VENV = DEVICE_PYTHON_ROOT / "py39"
 
 
 def find_python39() -> str | None:
@@ -43,42 +46,17 @@ def find_python39() -> str | None:
     return None
 
 
-def _create_venv(python: str, root: Path) -> str | None:
-    """Build the venv at ``root``; None when done, else why it could not be."""
-    shutil.rmtree(root, ignore_errors=True)
-    steps = [
-        [python, "-m", "venv", str(root)],
-        [str(root / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "--only-binary=:all:", *PINS],
-    ]  # fmt: skip
-    for argv in steps:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            return f"`{' '.join(argv[1:4])} ...` failed: {tail}"
-    return None
-
-
 @pytest.fixture(scope="module")
-def python39(request: pytest.FixtureRequest) -> str:
-    """A 3.9 interpreter with numpy and onnxruntime, cached across sessions."""
+def python39() -> str:
+    """A 3.9 interpreter with numpy and onnxruntime, built once per machine beside the
+    testbed's device Python (a clean clone's CI run reuses it)."""
     base = find_python39()
     if base is None:
         pytest.skip(f"no Python 3.9 interpreter (looked for {', '.join(CANDIDATES)})")
-    if getattr(request.config, "cache", None) is None:
-        pytest.skip("pytest's cache provider is off (-p no:cacheprovider): no place for the venv")
-    cache = Path(request.config.cache.mkdir("edgeship-py39"))
-    root, stamp = cache / "venv", cache / "venv.ok"
-    wanted = json.dumps({"python": base, "pins": PINS})
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another session may be building it right now
-        if not stamp.is_file() or stamp.read_text() != wanted:
-            stamp.unlink(missing_ok=True)
-            problem = _create_venv(base, root)
-            if problem is not None:
-                pytest.skip(f"cannot build the Python 3.9 environment: {problem}")
-            stamp.write_text(wanted)
-    return str(root / "bin" / "python")
+    try:
+        return str(ensure_device_python(("--only-binary=:all:", *PINS), VENV, Path(base)))
+    except (TestbedError, OSError) as exc:
+        pytest.skip(f"cannot build the Python 3.9 environment: {exc}")
 
 
 def run_pyz(python: str, *args: str) -> dict:

@@ -27,31 +27,32 @@ REQUIREMENTS: tuple[str, ...] = ("numpy", "psutil", "onnxruntime", "ai-edge-lite
 INSTALL_TIMEOUT = 1800.0
 
 
-def _stamp(requirements: Sequence[str]) -> str:
+def _stamp(requirements: Sequence[str], base: Path) -> str:
     """What the venv was built from; any change triggers a rebuild."""
-    version = run([str(BASE_PYTHON), "-c", "import sys; print(sys.version)"]).stdout.strip()
+    version = run([str(base), "-c", "import sys; print(sys.version)"]).stdout.strip()
     return json.dumps(
-        {"base": str(BASE_PYTHON), "version": version, "requirements": sorted(requirements)},
+        {"base": str(base), "version": version, "requirements": sorted(requirements)},
         sort_keys=True,
     )
 
 
 def ensure_device_python(
-    requirements: Sequence[str] = REQUIREMENTS, venv: Path = DEVICE_VENV
+    requirements: Sequence[str] = REQUIREMENTS, venv: Path = DEVICE_VENV, base: Path = BASE_PYTHON
 ) -> Path:
-    """Return the device interpreter, building the venv first if needed."""
-    if not os.access(BASE_PYTHON, os.X_OK):
-        raise TestbedError(f"{BASE_PYTHON} missing: apt-get install -y python3 python3-venv")
+    """Return the interpreter of ``venv`` (made from ``base`` with ``requirements``: pip
+    arguments), building it first if needed."""
+    if not os.access(base, os.X_OK):
+        raise TestbedError(f"{base} missing: apt-get install -y python3 python3-venv")
     venv.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     python = venv / "bin" / "python"
     stamp_file = venv.parent / f".{venv.name}.stamp"
-    wanted = _stamp(requirements)
+    wanted = _stamp(requirements, base)
     with (venv.parent / f".{venv.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if _is_current(stamp_file, wanted, python):
                 return python
-            _build(venv, requirements)
+            _build(venv, requirements, base)
             stamp_file.write_text(wanted)
             stamp_file.chmod(0o644)
         finally:
@@ -67,14 +68,14 @@ def _is_current(stamp_file: Path, wanted: str, python: Path) -> bool:
         return False
 
 
-def _build(venv: Path, requirements: Sequence[str]) -> None:
+def _build(venv: Path, requirements: Sequence[str], base: Path) -> None:
     """(Re)create the venv, install requirements, open permissions to all."""
     if venv.exists():
         shutil.rmtree(venv)
     # umask per command, not os.umask(): other threads are creating key files.
     umask = ["sh", "-c", 'umask 022 && exec "$@"', "sh"]
     try:
-        run([*umask, str(BASE_PYTHON), "-m", "venv", str(venv)], timeout=300)
+        run([*umask, str(base), "-m", "venv", str(venv)], timeout=300)
         pip = [
             str(venv / "bin" / "python"),
             "-m",
@@ -87,6 +88,6 @@ def _build(venv: Path, requirements: Sequence[str]) -> None:
         run([*umask, *pip, *requirements], timeout=INSTALL_TIMEOUT)
     except TestbedError as exc:
         shutil.rmtree(venv, ignore_errors=True)
-        raise TestbedError(f"building the device Python at {venv} failed: {exc}") from exc
+        raise TestbedError(f"building the Python at {venv} failed: {exc}") from exc
     run(["chmod", "-R", "a+rX", str(venv)], timeout=300)
     venv.parent.chmod(0o755)

@@ -30,7 +30,7 @@ from edgeship.ab.gates import Gate, check_all
 from edgeship.ab.result import ABReport, Conditions, Design, DeviceFailure, MemorySummary
 from edgeship.ab.schedule import MAX_SESSIONS, Schedule, session_medians
 from edgeship.ab.stats import StatsPolicy, detectable_change, log_spread, plan_sessions
-from edgeship.core.config import ConnectOptions, ProfileConfig
+from edgeship.core.config import ConnectOptions, ProfileConfig, fit_threads
 from edgeship.core.errors import EdgeshipError, ModelError, UsageError
 from edgeship.core.extras import missing_extras
 from edgeship.targets import Loaded, Target, open_targets, wire
@@ -83,6 +83,7 @@ class ABConfig:
     ops: OpsPolicy | None = None
 
     def __post_init__(self) -> None:
+        self.pinned_session()  # a chosen --threads beyond --cpus is refused before any device
         if self.memory_runs < 1:
             raise UsageError(f"memory runs must be at least 1, got {self.memory_runs}")
         for gate in self.gates:
@@ -102,7 +103,7 @@ class ABConfig:
             alpha=st.alpha,
             confidence=st.confidence,
             bootstrap=st.bootstrap,
-            threads=self.session.threads,
+            threads=self.pinned_session().threads,
             min_seconds=s.min_seconds,
             precision=s.precision,
             cpus=list(s.cpus),
@@ -111,10 +112,15 @@ class ABConfig:
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(session=self.session, backend=self.backend)
 
+    def pinned_session(self) -> SessionOptions:
+        """The timing sessions' options: at most one thread per CPU of ``--cpus``."""
+        return fit_threads(self.session, self.schedule.cpus, self.session.threads > 0)
+
     def interleave_config(self) -> ProfileConfig:
         """How an interleaved session loads its models: with thread pools that sleep as a
         run ends, so a model idle between its blocks leaves the CPUs to the timed one."""
-        return ProfileConfig(session=replace(self.session, idle_spin=False), backend=self.backend)
+        session = replace(self.pinned_session(), idle_spin=False)
+        return ProfileConfig(session=session, backend=self.backend)
 
 
 @dataclass(frozen=True)

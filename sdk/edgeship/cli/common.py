@@ -152,7 +152,8 @@ def cpus_option(p: argparse.ArgumentParser) -> None:
         default=(),
         metavar="LIST",
         help="pin the runtime's threads to these CPUs of the device while timing, e.g. "
-        "2,3 or 2-3 (keeps other work off the measured cores; default: no pinning)",
+        "2,3 or 2-3 (keeps other work off the measured cores; one runtime thread per CPU "
+        "unless --threads says fewer; default: no pinning)",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ __all__ = [
     "ProfileConfig",
     "Signing",
     "Timeouts",
+    "fit_threads",
 ]
 
 
@@ -58,6 +59,25 @@ def _session() -> SessionOptions:
     from edgeship_runtime.backends import SessionOptions
 
     return SessionOptions()
+
+
+def fit_threads(session: SessionOptions, cpus: Sequence[int], chosen: bool) -> SessionOptions:
+    """``session`` for a runtime pinned to ``cpus``: one intra-op thread per CPU where no
+    count was ``chosen`` by the user (a backend's default, one per core, or a board's
+    would queue its threads behind each other on fewer CPUs, and the verdict would blame
+    other work); a chosen count above the CPUs is refused. Unpinned: ``session`` as is."""
+    if not cpus:
+        return session
+    n = len(set(cpus))
+    if chosen and session.threads > n:
+        raise UsageError(
+            f"--threads {session.threads} with --cpus {','.join(map(str, cpus))} ({n} CPU"
+            f"{'s' if n > 1 else ''}): the runtime's threads would wait for each other; "
+            f"pass --threads {n} or fewer, or more CPUs"
+        )
+    if session.threads == 0 or session.threads > n:
+        return replace(session, threads=n)
+    return session
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from edgeship.core.client import Pipe, RuntimeClient
-from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts
+from edgeship.core.config import ParallelConfig, ProfileConfig, Timeouts, fit_threads
 from edgeship.core.errors import (
     ConnectError,
     RemoteTimeout,
@@ -205,16 +205,19 @@ class Target(abc.ABC):
 
     def settings_for(self, model: Path, config: ProfileConfig) -> ProfileConfig:
         """``config`` as given when it names a session; else the session ``edgeship tune``
-        stored for this model on this target; else the board profile's defaults."""
+        stored for this model on this target; else the board profile's defaults. Pinned to
+        CPUs (``--cpus``): at most one thread per CPU (:func:`~.core.config.fit_threads`)."""
         from edgeship.targets.settings import apply_stored
         from edgeship_runtime.backends import SessionOptions
 
+        chosen = config.session.threads > 0
         config = apply_stored(self.settings_store(), model, config)
         board = self.board_profile()
-        if board is None or config.session.chooses_session():
-            return config
-        session = SessionOptions(threads=board.threads, providers=board.onnxruntime_providers)
-        return dataclasses.replace(config, session=config.session.refining(session))
+        if board is not None and not config.session.chooses_session():
+            session = SessionOptions(threads=board.threads, providers=board.onnxruntime_providers)
+            config = dataclasses.replace(config, session=config.session.refining(session))
+        pinned = fit_threads(config.session, config.policy.cpus, chosen)
+        return dataclasses.replace(config, session=pinned)
 
     def profile(
         self,

@@ -126,6 +126,7 @@ def unlabelled(tmp_path: Path) -> Path:
         (["--sessions", "2"], "error: --sessions must be at least 6"),
         (["--precision", "5"], "error: --precision is a fraction of the median (0.02 for 2 %)"),
         (["--cpus", "x"], "argument --cpus: expected CPU numbers like 2,3 or 0-3"),
+        (["--cpus", "0", "--threads", "2"], "error: --threads 2 with --cpus 0 (1 CPU): the"),
         (["--min-speedup", "fast"], "argument --min-speedup: invalid float value: 'fast'"),
         (["--alpha", "0.7"], "error: --alpha must be in (0, 0.5), got 0.7"),
     ],

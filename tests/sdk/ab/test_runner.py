@@ -20,6 +20,7 @@ from edgeship.ab.runner import (
 from edgeship.ab.schedule import MAX_SESSIONS, Schedule
 from edgeship.ab.stats import plan_sessions
 from edgeship.core.errors import ModelError, UsageError
+from edgeship_runtime.backends import SessionOptions
 from edgeship_runtime.signature import Signature, TensorSpec
 
 
@@ -125,3 +126,13 @@ def test_precision_plans_from_the_pilots_ratios_and_says_how_long() -> None:
     most, text = _plan(pilot(0.5), [20] * 6, config, seconds_per_session=3.0)
     assert most == MAX_SESSIONS and "even 200 sessions resolve only ±" in text
     assert f"running {MAX_SESSIONS - 6} more, about 9.7 min" in text
+
+
+def test_sessions_pinned_to_cpus_run_one_thread_per_cpu() -> None:
+    """ONNX Runtime's default (a thread per core) on one pinned CPU would queue its threads
+    behind each other: the timing sessions get one thread per CPU, and the design says so."""
+    config = ABConfig(schedule=Schedule(cpus=(0,)))
+    assert config.interleave_config().session.threads == 1
+    assert config.design().threads == 1 and ABConfig().design().threads == 0
+    with pytest.raises(UsageError, match=r"^--threads 2 with --cpus 0 \(1 CPU\)"):
+        ABConfig(schedule=Schedule(cpus=(0,)), session=SessionOptions(threads=2))

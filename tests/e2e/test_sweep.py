@@ -149,7 +149,8 @@ def test_a_board_lost_mid_sweep_fails_its_cells_and_a_rerun_does_only_those(
     failed = first.failed()
     assert failed and {c.board for c in failed} == {lost.name}
     assert len(failed) < 3  # it measured one before it was lost
-    assert all(c.error and c.error.type in ("ConnectError", "RemoteTimeout") for c in failed)
+    errors = [(c.error.type, c.error.message) if c.error else None for c in failed]
+    assert all(e and e[0] in ("ConnectError", "RemoteTimeout") for e in errors), errors
     assert sum(c.ok for c in first.cells) == 12 - len(failed)
 
     clean_testbed.blackhole(lost, on=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -73,14 +74,27 @@ def import_optional(name: str, purpose: str, extra: str | None = None) -> Module
     that is present but broken (a TensorFlow that cannot load) has the same remedy.
     """
     loaded = sys.modules.get(name)
-    if loaded is not None:  # imported already: skip quiet(), whose fd swap other threads see
-        return loaded
+    if loaded is not None and not _initializing(loaded):
+        return loaded  # imported already: skip quiet(), whose fd swap other threads see
     root = name.partition(".")[0]
-    try:
-        with quiet():
-            return importlib.import_module(name)
-    except Exception as exc:
-        raise MissingExtra(root, extra or EXTRA_OF[root], purpose, _cause(exc)) from exc
+    # One import at a time: threads (a sweep's boards, an A/B's devices) reach the same
+    # first import together, and one handed another's half-run module fails on a missing
+    # name (scipy.stats without its `t`: a lost board's cells failed so).
+    with _IMPORTING:
+        try:
+            with quiet():
+                return importlib.import_module(name)
+        except Exception as exc:
+            raise MissingExtra(root, extra or EXTRA_OF[root], purpose, _cause(exc)) from exc
+
+
+_IMPORTING = threading.RLock()
+
+
+def _initializing(module: ModuleType) -> bool:
+    """Whether ``module`` is in ``sys.modules`` while its code still runs (in another
+    thread's import): importlib marks its spec so until the module is complete."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ in a fresh interpreter, where nothing heavy was imported before the package was 
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +41,32 @@ def test_import_optional_names_purpose_package_and_extra(monkeypatch: pytest.Mon
 
 def test_import_optional_returns_the_module() -> None:
     assert import_optional("json", "nothing") is sys.modules["json"]
+
+
+def test_threads_importing_together_each_get_the_whole_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep's boards reach their first scipy.stats together: a thread must never get
+    another's half-run module (it failed on a missing ``t`` so)."""
+    (tmp_path / "slowpkg.py").write_text("import time\ntime.sleep(0.3)\nt = 'whole'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slowpkg", raising=False)
+    seen: list[object] = []
+
+    def first_use() -> None:
+        try:
+            seen.append(import_optional("slowpkg", "a test", extra="dev").t)
+        except AttributeError as exc:
+            seen.append(exc)
+
+    threads = [threading.Thread(target=first_use) for _ in range(4)]
+    for i, thread in enumerate(threads):
+        thread.start()
+        if i == 0:
+            time.sleep(0.1)  # the first is inside the module's code when the others ask
+    for thread in threads:
+        thread.join(timeout=10)
+    assert seen == ["whole"] * 4
 
 
 def test_missing_extras_maps_known_packages_and_passes_others(

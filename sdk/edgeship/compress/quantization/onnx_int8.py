@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -176,13 +177,19 @@ def _preprocess(src: Path, dst: Path) -> None:
 def _inside(folder: Path) -> Iterator[None]:
     """Run the block with ``folder`` as the working directory: ONNX Runtime's symbolic
     shape inference writes ``sym_shape_infer_temp.onnx`` and its data to the working
-    directory when it fails, which must not be the user's."""
-    before = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(before)
+    directory when it fails, which must not be the user's. One block at a time: the
+    working directory is the process's, and two threads (a sweep quantizing two variants)
+    that each saved and restored it would leave it in the other's deleted folder."""
+    with _CWD:
+        before = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+
+_CWD = threading.Lock()
 
 
 def describe(exc: BaseException) -> str:

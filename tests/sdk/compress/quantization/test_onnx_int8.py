@@ -4,6 +4,9 @@ quantized from them."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +70,35 @@ def test_int8_of_a_model_stored_with_float16_weights(tmp_path: Path, method: str
     assert "2 float16 weight(s) widened to float32 for INT8" in " ".join(report.notes)
     assert report.model.size_bytes < 0.75 * report.base.size_bytes
     assert report.interface == []
+
+
+def test_two_threads_in_their_pre_processing_folders_leave_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    """A sweep quantizes two variants at once; the working directory is the process's:
+    the second waits for the first, and both leave it where it was, whichever asks to
+    leave first."""
+    before = os.getcwd()
+    a_in, a_may_leave, b_may_leave = threading.Event(), threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def pre_process(folder: Path, entered: threading.Event, may_leave: threading.Event) -> None:
+        with onnx_int8._inside(folder):
+            seen.append(os.getcwd())
+            entered.set()
+            may_leave.wait(5)
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = threading.Thread(target=pre_process, args=(tmp_path / "a", a_in, a_may_leave))
+    b = threading.Thread(target=pre_process, args=(tmp_path / "b", threading.Event(), b_may_leave))
+    a.start()
+    a_in.wait(5)
+    b.start()
+    time.sleep(0.1)  # b asks to enter while a is inside
+    a_may_leave.set()
+    a.join(5)
+    b_may_leave.set()  # b leaves after a
+    b.join(5)
+    assert seen == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert os.getcwd() == before

@@ -5,10 +5,11 @@ LiteRT, JAX and TensorFlow write to file descriptors 1 and 2 from C++; only redi
 the descriptors silences them. What they wrote is replayed on stderr if a block fails
 and ``EDGESHIP_DEBUG`` is set.
 
-The descriptors and the warning filters belong to the whole process, while a sweep
-compresses on several threads at once: every thread's block shares one redirection, made
-by the first block to enter and undone by the last to leave. Two blocks that each saved
-and restored them would leave the process writing into the other's closed sink.
+The descriptors, the warning filters and the loggers' levels belong to the whole process,
+while a sweep compresses on several threads at once: overlapping blocks share one change
+(:class:`Shared`), made by the first block to enter and undone by the last to leave. Two
+blocks that each saved and restored them would leave the process writing into the
+other's closed sink.
 """
 
 from __future__ import annotations
@@ -19,76 +20,89 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Generic, TypeVar
 
-__all__ = ["quiet"]
+__all__ = ["Shared", "quiet"]
 
-
-class _Shared:
-    """The redirection the open blocks share."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.depth = 0
-        self.saved = (-1, -1)
-        self.sink: IO[bytes] | None = None
-        self.filters: Any = None
-        self.failed = False
+T = TypeVar("T")
 
 
-_SHARED = _Shared()
+class Shared(Generic[T]):
+    """A change to the process (its descriptors, a logger's level) that overlapping blocks
+    on any threads share: ``make`` runs as the first block enters and returns what
+    ``undo`` needs as the last one leaves."""
+
+    def __init__(self, make: Callable[[], T], undo: Callable[[T], None]) -> None:
+        self._make, self._undo = make, undo
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._made: T | None = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[T]:
+        """The block, inside the change; yields what ``make`` returned."""
+        with self._lock:
+            if self._depth == 0:
+                self._made = self._make()
+            self._depth += 1
+            made = self._made
+        try:
+            yield made  # type: ignore[misc]
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    done, self._made = self._made, None
+                    self._undo(done)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Redirect:
+    saved: tuple[int, int]
+    sink: IO[bytes]
+    filters: Any
+    failed: bool = field(default=False)
+
+
+def _redirect() -> _Redirect:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    sink = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _restore, the last block's)
+    os.dup2(sink.fileno(), 1)
+    os.dup2(sink.fileno(), 2)
+    filters = warnings.catch_warnings()
+    filters.__enter__()
+    warnings.simplefilter("ignore")
+    return _Redirect(saved, sink, filters)
+
+
+def _restore(redirect: _Redirect) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    redirect.filters.__exit__(None, None, None)
+    for fd, saved in zip((1, 2), redirect.saved, strict=True):
+        os.dup2(saved, fd)
+        os.close(saved)
+    with redirect.sink as sink:
+        # a user's error stays one line; EDGESHIP_DEBUG=1 shows what the engine said
+        if redirect.failed and os.environ.get("EDGESHIP_DEBUG"):
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace")[-8000:])
+            sys.stderr.flush()
+
+
+_QUIET = Shared(_redirect, _restore)
 
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Swallow fd-level stdout/stderr and Python warnings inside the block."""
-    _enter()
-    failed = False
-    try:
-        yield
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        _leave(failed)
-
-
-def _enter() -> None:
-    with _SHARED.lock:
-        _SHARED.depth += 1
-        if _SHARED.depth > 1:
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _SHARED.saved = (os.dup(1), os.dup(2))
-        _SHARED.sink = tempfile.TemporaryFile()  # noqa: SIM115 (the last block out closes it)
-        os.dup2(_SHARED.sink.fileno(), 1)
-        os.dup2(_SHARED.sink.fileno(), 2)
-        _SHARED.filters = warnings.catch_warnings()
-        _SHARED.filters.__enter__()
-        warnings.simplefilter("ignore")
-        _SHARED.failed = False
-
-
-def _leave(failed: bool) -> None:
-    with _SHARED.lock:
-        _SHARED.failed |= failed
-        _SHARED.depth -= 1
-        if _SHARED.depth > 0:
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _SHARED.filters.__exit__(None, None, None)
-        os.dup2(_SHARED.saved[0], 1)
-        os.dup2(_SHARED.saved[1], 2)
-        os.close(_SHARED.saved[0])
-        os.close(_SHARED.saved[1])
-        sink, _SHARED.sink = _SHARED.sink, None
-        assert sink is not None
-        with sink:
-            # a user's error stays one line; EDGESHIP_DEBUG=1 shows what the engine said
-            if _SHARED.failed and os.environ.get("EDGESHIP_DEBUG"):
-                sink.seek(0)
-                sys.stderr.write(sink.read().decode(errors="replace")[-8000:])
-                sys.stderr.flush()
+    with _QUIET.held() as redirect:
+        try:
+            yield
+        except BaseException:
+            redirect.failed = True
+            raise

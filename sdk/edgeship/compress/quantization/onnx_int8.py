@@ -39,6 +39,7 @@ from edgeship.compress.quantization import fallback
 from edgeship.compress.quantization.fallback import Calls, Quantize
 from edgeship.compress.quantization.onnx_fp16 import convert_fp16
 from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError, cause_of
+from edgeship.core.quiet import Shared
 from edgeship.models import onnx_graph
 from edgeship.models.onnx_graph import graphs, subgraphs
 
@@ -63,7 +64,7 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     _check_exclusions(model, config)
     kept: list[str] = []
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _quiet_ort():
+    with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _QUIET_ORT.held():
         if config.method == "fp16":
             kept = convert_fp16(model, config, out)
         else:
@@ -403,23 +404,26 @@ def _what_changed(base: Any, new: Any, config: QuantizeConfig) -> dict[str, Any]
     }
 
 
-class _quiet_ort:
+def _mute_ort() -> int:
     """ONNX Runtime's quantizer logs advice through ``logging``, and its calibration
     sessions log a single-node model that fails (the fallback ranks it last) through
-    ONNX Runtime's own logger; keep both off the user's screen."""
+    ONNX Runtime's own logger: both off the user's screen; the root level before."""
+    import onnxruntime as ort
 
-    def __enter__(self) -> None:
-        import onnxruntime as ort
+    level = logging.root.level
+    logging.root.setLevel(logging.ERROR)
+    ort.set_default_logger_severity(4)
+    return level
 
-        self._level = logging.root.level
-        logging.root.setLevel(logging.ERROR)
-        ort.set_default_logger_severity(4)
 
-    def __exit__(self, *exc: object) -> None:
-        import onnxruntime as ort
+def _unmute_ort(level: int) -> None:
+    import onnxruntime as ort
 
-        logging.root.setLevel(self._level)
-        ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+    logging.root.setLevel(level)
+    ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+
+
+_QUIET_ORT = Shared(_mute_ort, _unmute_ort)
 
 
 ORT_DEFAULT_SEVERITY = 2

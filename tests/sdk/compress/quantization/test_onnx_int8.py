@@ -4,6 +4,7 @@ quantized from them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -102,3 +103,24 @@ def test_two_threads_in_their_pre_processing_folders_leave_the_working_directory
     b.join(5)
     assert seen == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert os.getcwd() == before
+
+
+def test_overlapping_quantizations_leave_the_loggers_as_they_were() -> None:
+    """The quantizer's advice is muted while any quantization runs, on any thread, and the
+    root logger's level is the user's again once the last one ends, whichever ends first."""
+    before = logging.root.level
+    inner_in, inner_may_leave = threading.Event(), threading.Event()
+
+    def quantize() -> None:
+        with onnx_int8._QUIET_ORT.held():
+            inner_in.set()
+            inner_may_leave.wait(5)
+
+    with onnx_int8._QUIET_ORT.held():
+        other = threading.Thread(target=quantize)
+        other.start()
+        inner_in.wait(5)
+    assert logging.root.level == logging.ERROR  # the other thread's is still running
+    inner_may_leave.set()
+    other.join(5)
+    assert logging.root.level == before

@@ -218,3 +218,64 @@ def weightless_output_and_mask(path: Path) -> Path:
         inits,
     )
     return save_graph(graph, path)
+
+
+def split_log_max(path: Path) -> Path:
+    """``x [n, 6, 4]`` split by sizes ``[2, 4]`` (an input) on axis 1, the second part split
+    in two equal halves (no sizes), ``log(exp(a) + max over axis 2 of b)``: YOLOv8's C2f
+    splits and a log-mel front-end's ``Log`` and ``ReduceMax``."""
+    nodes = [
+        helper.make_node("Split", ["x", "sizes"], ["a", "rest"], name="split", axis=1),
+        helper.make_node("Split", ["rest"], ["b", "c"], name="halves", axis=1),
+        helper.make_node("ReduceMax", ["b"], ["m"], name="max", axes=[2], keepdims=1),
+        helper.make_node("Exp", ["a"], ["e"], name="exp"),
+        helper.make_node("Add", ["e", "m"], ["s"], name="add"),
+        helper.make_node("Add", ["s", "c"], ["t"], name="add_c"),
+        helper.make_node("Exp", ["t"], ["u"], name="exp_t"),
+        helper.make_node("Log", ["u"], ["y"], name="log"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "split_log_max",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 4])],
+        [numpy_helper.from_array(np.array([2, 4], np.int64), "sizes")],
+    )
+    return save_graph(graph, path)
+
+
+def anchors(path: Path) -> Path:
+    """YOLOv8's anchor arithmetic at a dynamic side: ``Range`` over the width of ``x``,
+    ``ConstantOfShape`` of its shape, ``Expand`` of the row to ``[n, 1, w]``, added to ``x``."""
+
+    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(value, name)
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "last"], ["w"], name="w", axis=0),
+        helper.make_node("Range", ["zero", "w", "one"], ["steps"], name="range"),
+        helper.make_node("Cast", ["steps"], ["row"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Expand", ["row", "shape"], ["grid"], name="expand"),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shape"],
+            ["half"],
+            name="fill",
+            value=const("v", np.array([0.5], np.float32)),
+        ),
+        helper.make_node("Add", ["x", "grid"], ["s"], name="add"),
+        helper.make_node("Add", ["s", "half"], ["y"], name="add_half"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "anchors",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "w"])],
+        [
+            const("last", np.array(2, np.int64)),
+            const("zero", np.array(0, np.int64)),
+            const("one", np.array(1, np.int64)),
+        ],
+    )
+    return save_graph(graph, path)

@@ -18,20 +18,22 @@ from tests.sdk.compress.conftest import ort_outputs
 from tools.zoo.build import Manifest
 
 
+def _viewed(path: Path, x: np.ndarray) -> np.ndarray:
+    """The torch view's output of the model at ``path`` on ``x``."""
+    with torch.no_grad():
+        return OnnxModule(onnx.load(str(path)))(torch.from_numpy(x)).numpy()
+
+
 @pytest.mark.parametrize("name", ["mlp.onnx", "cnn.onnx"])
 def test_matches_onnxruntime_on_the_zoo(zoo: Manifest, name: str) -> None:
     x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
-    module = OnnxModule(onnx.load(str(zoo.path(name))))
-    with torch.no_grad():
-        got = module(torch.from_numpy(x)).numpy()
+    got = _viewed(zoo.path(name), x)
     assert np.allclose(got, ort_outputs(zoo.path(name), {"input": x}), atol=1e-4)
 
 
 def test_matches_onnxruntime_on_a_residual_block(patterns: dict[str, Path]) -> None:
     feeds = models.sample_inputs(4)
-    module = OnnxModule(onnx.load(str(patterns["residual"])))
-    with torch.no_grad():
-        got = module(torch.from_numpy(feeds["x"])).numpy()
+    got = _viewed(patterns["residual"], feeds["x"])
     assert np.allclose(got, ort_outputs(patterns["residual"], feeds), atol=1e-4)
 
 
@@ -61,9 +63,7 @@ def test_unsupported_op_names_the_node() -> None:
 def test_the_shape_arithmetic_of_field_exports_matches_onnxruntime(tmp_path: Path) -> None:
     path = models.shape_ops(tmp_path / "shape_ops.onnx")
     x = models.sample_inputs(3)["x"]
-    module = OnnxModule(onnx.load(str(path)))
-    with torch.no_grad():
-        got = module(torch.from_numpy(x)).numpy()
+    got = _viewed(path, x)
     np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-5, atol=1e-5)
 
 
@@ -95,87 +95,15 @@ def test_batch_norm_statistics_stay_fixed(tmp_path: Path) -> None:
     assert {"w1", "w2", "bn_s", "bn_b"}.isdisjoint(fixed)
 
 
-def _split_log_max(path: Path) -> Path:
-    """``x [n, 6, 4]`` split by sizes ``[2, 4]`` (an input) on axis 1, the second part split
-    in two equal halves (no sizes), ``log(exp(a) + max over axis 2 of b)``: YOLOv8's C2f
-    splits and a log-mel front-end's ``Log`` and ``ReduceMax``."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes = [
-        helper.make_node("Split", ["x", "sizes"], ["a", "rest"], name="split", axis=1),
-        helper.make_node("Split", ["rest"], ["b", "c"], name="halves", axis=1),
-        helper.make_node("ReduceMax", ["b"], ["m"], name="max", axes=[2], keepdims=1),
-        helper.make_node("Exp", ["a"], ["e"], name="exp"),
-        helper.make_node("Add", ["e", "m"], ["s"], name="add"),
-        helper.make_node("Add", ["s", "c"], ["t"], name="add_c"),
-        helper.make_node("Exp", ["t"], ["u"], name="exp_t"),
-        helper.make_node("Log", ["u"], ["y"], name="log"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "split_log_max",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 4])],
-        [numpy_helper.from_array(np.array([2, 4], np.int64), "sizes")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_split_log_and_reduce_max_match_onnxruntime(tmp_path: Path) -> None:
-    path = _split_log_max(tmp_path / "split.onnx")
+    path = models.split_log_max(tmp_path / "split.onnx")
     x = np.random.default_rng(4).standard_normal((3, 6, 4)).astype(np.float32)
-    with torch.no_grad():
-        got = OnnxModule(onnx.load(str(path)))(torch.from_numpy(x)).numpy()
+    got = _viewed(path, x)
     np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-5, atol=1e-5)
 
 
-def _anchors(path: Path) -> Path:
-    """YOLOv8's anchor arithmetic at a dynamic side: ``Range`` over the width of ``x``,
-    ``ConstantOfShape`` of its shape, ``Expand`` of the row to ``[n, 1, w]``, added to ``x``."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
-        return numpy_helper.from_array(value, name)
-
-    nodes = [
-        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
-        helper.make_node("Gather", ["shape", "last"], ["w"], name="w", axis=0),
-        helper.make_node("Range", ["zero", "w", "one"], ["steps"], name="range"),
-        helper.make_node("Cast", ["steps"], ["row"], name="cast", to=TensorProto.FLOAT),
-        helper.make_node("Expand", ["row", "shape"], ["grid"], name="expand"),
-        helper.make_node(
-            "ConstantOfShape",
-            ["shape"],
-            ["half"],
-            name="fill",
-            value=const("v", np.array([0.5], np.float32)),
-        ),
-        helper.make_node("Add", ["x", "grid"], ["s"], name="add"),
-        helper.make_node("Add", ["s", "half"], ["y"], name="add_half"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "anchors",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "w"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "w"])],
-        [
-            const("last", np.array(2, np.int64)),
-            const("zero", np.array(0, np.int64)),
-            const("one", np.array(1, np.int64)),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_range_expand_and_constant_of_shape_match_onnxruntime(tmp_path: Path) -> None:
-    path = _anchors(tmp_path / "anchors.onnx")
+    path = models.anchors(tmp_path / "anchors.onnx")
     x = np.random.default_rng(5).standard_normal((2, 1, 7)).astype(np.float32)
-    with torch.no_grad():
-        got = OnnxModule(onnx.load(str(path)))(torch.from_numpy(x)).numpy()
+    got = _viewed(path, x)
     np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-6, atol=1e-6)

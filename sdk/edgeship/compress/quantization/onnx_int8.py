@@ -64,6 +64,7 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     _check_exclusions(model, config)
     kept: list[str] = []
     notes: list[str] = []
+    said: list[str] = []  # what the INT8 quantizer had to do differently, once per try
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _QUIET_ORT.held():
         if config.method == "fp16":
             kept = convert_fp16(model, config, out)
@@ -87,8 +88,7 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
             if done is not None:
                 details = _after_fallback(model, out, config, done)
                 notes.append(done.note)
-    if config.method != "fp16":
-        notes += list(dict.fromkeys(said))
+    notes += list(dict.fromkeys(said))
     if kept:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
         details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
@@ -322,10 +322,11 @@ def _int8(
     src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, tmp: Path
 ) -> tuple[Quantize, Path, list[str]]:
     """INT8 as ``config`` says, keeping some nodes in float (:data:`fallback.Quantize`; a
-    single-node model is calibrated on the calls it is given), and the graph it takes:
-    ``src``, pre-processed for static INT8."""
+    single-node model is calibrated on the calls it is given), the graph it takes (``src``,
+    pre-processed for static INT8), and the notes its quantizations add as they run."""
     dynamic = config.method == "int8-dynamic"
     op_types = _op_types(model, config, dynamic)
+    said: list[str] = []
 
     def quantize(graph: Path, kept: Sequence[str], out: Path, calls: Calls | None) -> None:
         settings = replace(config, exclude_nodes=config.exclude_nodes + tuple(kept))
@@ -338,7 +339,6 @@ def _int8(
             graph = _opset13(graph, settings)
         said.extend(_static(graph, settings, calibration, out, op_types))
 
-    said: list[str] = []
     if dynamic:
         return quantize, src, said
     pre = tmp / "pre.onnx"

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
 
 __all__ = ["Shared", "quiet"]
@@ -63,7 +63,7 @@ class _Redirect:
     saved: tuple[int, int]
     sink: IO[bytes]
     filters: Any
-    failed: bool = field(default=False)
+    failed: bool = False
 
 
 def _redirect() -> _Redirect:

@@ -7,7 +7,8 @@ with no measurement option), ``--repeats`` times each:
 1. quiet: ``profile`` (1 s of timed runs) and an A/A ``ab`` (the model against itself:
    10 sessions of 0.5 s per model, memory runs included); how often each is judged
    stable, how often the A/A says "different" (its false-positive rate), the smallest
-   change it could detect and its wall time.
+   change it could detect and its wall time; for ``profile``, the range of its p50s over
+   the repeats (how far the headline figure moves from one run to the next).
 2. CPU hog: the same with one busy-looping process per CPU the runtime may use, each
    pinned to its CPU (``--cpus`` narrows both to those CPUs), started before the
    measurement and killed after it; how often the verdict flags it.
@@ -65,6 +66,7 @@ class Tally:
     detectable: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     causes: dict[str, int] = field(default_factory=dict)
+    p50_ms: list[float] = field(default_factory=list)
 
     def add(self, stable: bool, wall_s: float, causes: Sequence[str] = ()) -> None:
         self.runs += 1
@@ -111,6 +113,7 @@ def profile_case(
     v = report.validity
     assert v is not None
     tally.add(v.verdict == "stable", time.monotonic() - t0, v.causes)
+    tally.p50_ms.append(report.latency_ms.p50)
 
 
 def ab_case(
@@ -159,6 +162,8 @@ def summary(model: str, case: str, tally: Tally, hogged: bool) -> str:
                 f"; detectable ±{100 * statistics.median(tally.detectable):.2f} % median, "
                 f"±{100 * max(tally.detectable):.2f} % worst"
             )
+    if tally.p50_ms:  # how far the headline figure moves from one run to the next
+        line += f"; p50 {min(tally.p50_ms):.4f}-{max(tally.p50_ms):.4f} ms over the runs"
     return line + f"; wall {statistics.median(tally.wall_s):.1f} s median"
 
 

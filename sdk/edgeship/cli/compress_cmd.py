@@ -353,6 +353,16 @@ def summary(report: Any) -> str:
         cosine = "" if f.cosine is None else f"cosine {f.cosine:.4f}, "
         lines.append(f"{agree}{cosine}max abs diff {f.max_abs_diff:.4g} on {f.samples} samples")
     lines += [v.line() for v in report.outputs]
+    if report.latency is not None and report.latency.detectable_slowdown is not None:
+        from edgeship.compress.guard import SLOWER_POWER
+
+        lat = report.latency
+        lines.append(
+            f"latency: {lat.rounds} paired rounds, slower in {lat.rounds_slower}; a slowdown "
+            f"of {lat.detectable_slowdown:.1%} or more is refused "
+            f"{SLOWER_POWER:.0%} of the time at the spread these rounds showed "
+            f"({lat.round_spread:.1%}), a smaller one may pass unseen"
+        )
     if f is not None and report.evaluation:
         lines.append(f"measured on {f.samples} samples: {report.evaluation}")
     lines += [f"interface: {c}" for c in report.interface]

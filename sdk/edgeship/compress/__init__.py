@@ -4,7 +4,7 @@ One entry point, :func:`compress`, runs any method of the registry (:mod:`.metho
 the built-in ones are registered below) as its config says; the method functions below
 are the same call with the config type fixed. Every call writes a new model file and
 returns a :class:`CompressionResult`: the file and its :class:`CompressionReport`
-(schema ``edgeship.compression/2.2``) with the method, its parameters, size, parameter
+(schema ``edgeship.compression/2.3``) with the method, its parameters, size, parameter
 count, sparsity, and with data accuracy and fidelity against the base: a verdict for
 every output, judged for what it is, and every change of the interface. Every produced
 model has been loaded and run once on the target before the call returns.

@@ -399,7 +399,7 @@ def _timed(
         more = guard.SLOWER_ROUNDS - lat.rounds
         _step(options, f"slower at the median of {lat.rounds} rounds: timing {more} more")
         lat = lat.extended(timed(rounds=more))
-    return lat
+    return replace(lat, detectable_slowdown=guard.detectable_slowdown(lat, options.guard))
 
 
 def _step(options: CompressOptions, text: str) -> None:

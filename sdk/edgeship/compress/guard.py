@@ -19,7 +19,9 @@ A *no-op* is identical outputs at the same size; a result *larger* than its base
 :attr:`GuardPolicy.max_slowdown`, and slower in so many of the paired interleaved rounds
 that equal speeds would give as many with a chance below :data:`SLOWER_P` (a one-sided
 sign test). Each round is a fresh session, and at tens of microseconds sessions differ
-by ±20 %: three rounds cannot tell that from a slowdown, :data:`SLOWER_ROUNDS` can.
+by ±20 %: three rounds cannot tell that from a slowdown, :data:`SLOWER_ROUNDS` can. The
+report states the smallest slowdown the guard resolves at the spread the rounds showed
+(:func:`detectable_slowdown`): a slowdown under it may pass unseen.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,7 @@ from edgeship.models.kinds import Limits, OutputVerdict, check_kind
 __all__ = [
     "HINTS",
     "SLOWER_P",
+    "SLOWER_POWER",
     "SLOWER_ROUNDS",
     "FidelityCollapse",
     "GuardPolicy",
@@ -48,6 +52,7 @@ __all__ = [
     "Slower",
     "collapse_message",
     "collapse_reasons",
+    "detectable_slowdown",
     "hint",
     "is_no_op",
     "larger_message",
@@ -63,6 +68,8 @@ __all__ = [
 SLOWER_P = 0.01
 #: The rounds a slowdown at the median is measured in before it is judged.
 SLOWER_ROUNDS = 12
+#: The chance of refusing a slowdown that :func:`detectable_slowdown` states.
+SLOWER_POWER = 0.8
 
 HINTS = {
     "prune": "--scope layer, a lower --sparsity, or {epochs} (fine-tuning on --data)",
@@ -210,6 +217,40 @@ def sign_test_p(slower: int, rounds: int) -> float:
     """The chance that at least ``slower`` of ``rounds`` paired rounds come out slower
     when both models run equally fast (each round a coin toss)."""
     return sum(math.comb(rounds, k) for k in range(slower, rounds + 1)) / 2.0**rounds
+
+
+def detectable_slowdown(latency: Latency, policy: GuardPolicy) -> float | None:
+    """The smallest slowdown (0.2: 20 %) the guard refuses with :data:`SLOWER_POWER`
+    chance, at the spread of ``latency``'s per-round ratios; None under two rounds.
+
+    A slowdown is judged over :data:`SLOWER_ROUNDS` rounds: their median must exceed the
+    margin and enough of them must come out slower for the sign test. With the logs of
+    the per-round ratios normal of that spread around ``log(1 + d)``, each condition
+    holds with that chance from some ``d`` on; the figure is the larger ``d``.
+    """
+    spread = latency.round_spread
+    if spread is None:
+        return None
+    n = SLOWER_ROUNDS
+    needed = next(k for k in range(n + 1) if sign_test_p(k, n) < SLOWER_P)
+    z = NormalDist().inv_cdf
+    slower = spread * z(_chance_for(needed, n, SLOWER_POWER))
+    beyond = math.log1p(policy.max_slowdown) + spread * z(_chance_for(n // 2 + 1, n, SLOWER_POWER))
+    return math.expm1(max(slower, beyond))
+
+
+def _chance_for(k: int, n: int, power: float) -> float:
+    """The chance per trial at which ``k`` or more of ``n`` trials succeed with chance
+    ``power`` (bisected)."""
+
+    def at_least(p: float) -> float:
+        return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if at_least(mid) < power else (low, mid)
+    return high
 
 
 def slowdown_unsettled(latency: Latency, policy: GuardPolicy) -> bool:

@@ -1,4 +1,4 @@
-"""The compression report: what was done and what it cost, as data (``edgeship.compression/2.2``).
+"""The compression report: what was done and what it cost, as data (``edgeship.compression/2.3``).
 
 :class:`CompressionReport` is the typed JSON record of one produced model;
 :class:`CompressionResult` is what :func:`~edgeship.compress.compress` returns: the file
@@ -11,7 +11,9 @@ still read, and every revision of schema 2: 2.1 added each share's Wilson interv
 (``fidelity.top1_agreement_ci``, ``accuracy_ci``, ``base_accuracy_ci``; an output's
 ``samples`` and ``intervals``), which a 2.0 file's figures and sample count give again;
 2.2 added each interleaved round's p50 of both models (``latency.base_rounds_ms``,
-``latency.model_rounds_ms``; empty in older files).
+``latency.model_rounds_ms``; empty in older files); 2.3 the smallest slowdown the guard
+resolves at the spread of those rounds (``latency.detectable_slowdown``; null in older
+files and under two rounds).
 
 Sizes are bytes, latencies milliseconds, accuracies fractions in [0, 1] and accuracy drops
 percentage points. ``compressed_size_bytes`` is the file deflated (zlib level 6): zeros of a
@@ -21,6 +23,7 @@ pruned model cost nothing there, unlike on the raw file.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,7 +49,7 @@ __all__ = [
     "speed_text",
 ]
 
-SCHEMA = "edgeship.compression/2.2"
+SCHEMA = "edgeship.compression/2.3"
 SCHEMA_MAJOR = "edgeship.compression/2"
 """What a report is read as: this major version and every minor revision of it (and 1)."""
 _OLDER = "edgeship.compression/1"
@@ -69,7 +72,8 @@ class Latency:
     """Median batch-1 latency of both models on ``target``, measured interleaved, on
     inputs of ``input_shapes`` (by name); ``base_rounds_ms`` and ``model_rounds_ms``: each
     round's p50, paired by round (a fresh session each: at tens of microseconds, sessions
-    differ by more than a round's runs do)."""
+    differ by more than a round's runs do); ``detectable_slowdown``: the smallest slowdown
+    the guard refuses at the spread of these rounds (:func:`.guard.detectable_slowdown`)."""
 
     target: str
     threads: int
@@ -79,6 +83,7 @@ class Latency:
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     base_rounds_ms: list[float] = field(default_factory=list)
     model_rounds_ms: list[float] = field(default_factory=list)
+    detectable_slowdown: float | None = None
 
     @classmethod
     def of_rounds(
@@ -116,6 +121,14 @@ class Latency:
         return self.base_p50_ms / self.model_p50_ms if self.model_p50_ms > 0 else 0.0
 
     @property
+    def round_spread(self) -> float | None:
+        """The standard deviation of the logs of the per-round ratios (model / base);
+        None under two rounds."""
+        pairs = zip(self.base_rounds_ms, self.model_rounds_ms, strict=True)
+        logs = [math.log(m / b) for b, m in pairs if b > 0 and m > 0]
+        return statistics.stdev(logs) if len(logs) >= 2 else None
+
+    @property
     def rounds_slower(self) -> int:
         """In how many paired rounds the model ran slower than its base."""
         return sum(m > b for b, m in zip(self.base_rounds_ms, self.model_rounds_ms, strict=True))
@@ -134,6 +147,7 @@ class Latency:
             input_shapes={k: list(v) for k, v in data.get("input_shapes", {}).items()},
             base_rounds_ms=[float(v) for v in data.get("base_rounds_ms", [])],
             model_rounds_ms=[float(v) for v in data.get("model_rounds_ms", [])],
+            detectable_slowdown=data.get("detectable_slowdown"),
         )
 
 

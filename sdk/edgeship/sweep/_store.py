@@ -3,7 +3,7 @@
 ::
 
     OUT/models/NAME.onnx        a made variant (.tflite where the method writes one)
-    OUT/models/NAME.json        its compression report (edgeship.compression/2.2)
+    OUT/models/NAME.json        its compression report (edgeship.compression/2.3)
     OUT/variants/NAME.json      its record (edgeship.sweep-variant/1)
     OUT/cells/NAME@BOARD.json   one variant measured on one board (edgeship.sweep-cell/1)
     OUT/sweep.json, sweep.md, sweep.html   the report, rewritten at the end of every run

@@ -150,6 +150,8 @@ def test_a_slowdown_at_the_median_that_not_enough_rounds_share_is_noise(
     lat = report.report.latency
     assert asked == [3, 9] and lat is not None and lat.rounds == 12 and lat.rounds_slower == 9
     assert lat.model_p50_ms > 1.05 and not report.report.degraded
+    # rounds this noisy resolve only a large slowdown, and the report says which
+    assert lat.detectable_slowdown is not None and lat.detectable_slowdown > 0.1
 
 
 def test_a_node_a_library_fails_on_is_kept_in_float_and_the_method_retried(

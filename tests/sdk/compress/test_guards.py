@@ -29,6 +29,7 @@ from edgeship.compress import (
     guard,
 )
 from edgeship.compress.quantization import onnx_fp16, onnx_int8
+from edgeship.compress.report import Latency
 from edgeship.core.errors import InputError
 from edgeship.models.fidelity import compare
 from edgeship.models.kinds import judge
@@ -351,3 +352,33 @@ def test_the_sign_test_needs_eleven_slower_rounds_of_twelve() -> None:
     assert guard.sign_test_p(3, 3) == 1 / 8  # three rounds can never say "slower"
     assert guard.sign_test_p(11, 12) < guard.SLOWER_P < guard.sign_test_p(10, 12)
     assert guard.sign_test_p(0, 12) == 1.0
+
+
+def _rounds(rng: np.random.Generator, slowdown: float, spread: float) -> Latency:
+    """Twelve paired rounds whose log ratios are normal around ``log(1 + slowdown)``."""
+    ratios = np.exp(rng.normal(np.log1p(slowdown), spread, 12))
+    return Latency.of_rounds("local", 1, [1.0] * 12, list(ratios), {})
+
+
+def _refused(rng: np.random.Generator, slowdown: float, spread: float, trials: int) -> float:
+    policy = GuardPolicy()
+    found = [guard.slower_message(_rounds(rng, slowdown, spread), policy) for _ in range(trials)]
+    return sum(f is not None for f in found) / trials
+
+
+@pytest.mark.parametrize("spread", [0.02, 0.1, 0.25])
+def test_the_stated_detectable_slowdown_is_refused_four_times_in_five(spread: float) -> None:
+    """Rounds spread as the measured ones did, slowed by the stated figure: the guard's
+    own rule refuses about 80 % of them (a little more: its two conditions overlap); half
+    that slowdown is refused far less often."""
+    rng = np.random.default_rng(3)
+    measured = _rounds(rng, 0.0, spread)
+    slowdown, sd = guard.detectable_slowdown(measured, GuardPolicy()), measured.round_spread
+    assert slowdown is not None and sd is not None and slowdown >= GuardPolicy().max_slowdown
+    assert 0.75 <= _refused(rng, slowdown, sd, 2000) <= 0.92
+    assert _refused(rng, slowdown / 2, sd, 2000) < 0.7
+
+
+def test_no_detectable_slowdown_is_stated_from_one_round() -> None:
+    one = Latency.of_rounds("local", 1, [1.0], [1.1], {})
+    assert one.round_spread is None and guard.detectable_slowdown(one, GuardPolicy()) is None

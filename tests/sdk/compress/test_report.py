@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -31,12 +31,19 @@ def _record() -> CompressionReport:
 def test_json_round_trip_and_derived_fields() -> None:
     record = _record()
     data = record.to_dict()
-    assert data["schema"] == SCHEMA == "edgeship.compression/2.2"
+    assert data["schema"] == SCHEMA == "edgeship.compression/2.3"
     assert data["model"]["sparsity"] == pytest.approx(0.6)
     assert data["fidelity"]["accuracy_drop_pt"] == pytest.approx(5.0)
     assert data["latency"]["speedup"] == pytest.approx(2.0)
     assert data["latency"]["model_rounds_ms"] == [1.0, 0.9, 1.1]
     assert CompressionReport.from_json(record.to_json()) == record
+    record.latency = replace(record.latency, detectable_slowdown=0.18)
+    again = CompressionReport.from_json(record.to_json())
+    assert again.latency is not None and again.latency.detectable_slowdown == 0.18
+    older = _record().to_dict()  # a 2.2 file has no detectable slowdown: read as unknown
+    del older["latency"]["detectable_slowdown"]
+    older["schema"] = "edgeship.compression/2.2"
+    assert CompressionReport.from_dict(older) == _record()
 
 
 def test_other_schema_is_refused() -> None:

@@ -320,6 +320,10 @@ def _values(a: np.ndarray) -> Tuple[np.ndarray, int]:
 def spread_reasons(a: np.ndarray) -> List[str]:
     """The spread of the window's values (medians of consecutive runs) around their mean."""
     values, per_value = _values(a)
+    return _spread(values, per_value, " ms")
+
+
+def _spread(values: np.ndarray, per_value: int, unit: str) -> List[str]:
     mean = float(values.mean())
     if values.size < 2 or mean <= 0:
         return []
@@ -329,17 +333,18 @@ def spread_reasons(a: np.ndarray) -> List[str]:
     std = float(values.std(ddof=1))
     if std >= STD_LIMIT * mean:
         reasons.append(
-            f"the std of {of} is {std:.3g} ms, {100 * std / mean:.0f} % of their mean "
-            f"{mean:.3g} ms (limit {100 * STD_LIMIT:.0f} %)"
+            f"the std of {of} is {std:.3g}{unit}, {100 * std / mean:.0f} % of their mean "
+            f"{mean:.3g}{unit} (limit {100 * STD_LIMIT:.0f} %)"
         )
     high, low = float(values.max()), float(values.min())
     if high - mean >= SPREAD_LIMIT * mean:
         reasons.append(
-            f"max {high:.3g} ms is {100 * (high / mean - 1):.0f} % above the mean (slowest {what})"
+            f"max {high:.3g}{unit} is {100 * (high / mean - 1):.0f} % above the mean "
+            f"(slowest {what})"
         )
     if mean - low >= SPREAD_LIMIT * mean:
         reasons.append(
-            f"min {low:.3g} ms is {100 * (1 - low / mean):.0f} % below the mean (fastest {what})"
+            f"min {low:.3g}{unit} is {100 * (1 - low / mean):.0f} % below the mean (fastest {what})"
         )
     return reasons
 
@@ -347,7 +352,10 @@ def spread_reasons(a: np.ndarray) -> List[str]:
 def shift_reasons(a: np.ndarray) -> List[str]:
     """Whether the mean moved between the window's halves (of its values), beyond the noise
     of either."""
-    values, _ = _values(a)
+    return _shift(_values(a)[0], " ms")
+
+
+def _shift(values: np.ndarray, unit: str) -> List[str]:
     first, second = values[: values.size // 2], values[values.size // 2 :]
     if first.size < 2 or second.size < 2:
         return []
@@ -359,8 +367,24 @@ def shift_reasons(a: np.ndarray) -> List[str]:
         return []
     return [
         f"the mean moved {100 * (m2 / m1 - 1):+.0f} % between the window's halves "
-        f"({m1:.3g} → {m2:.3g} ms; limit {100 * SHIFT_LIMIT:.0f} %)"
+        f"({m1:.3g} → {m2:.3g}{unit}; limit {100 * SHIFT_LIMIT:.0f} %)"
     ]
+
+
+def paired_reasons(reference_ms: Sequence[float], samples_ms: Sequence[float]) -> List[str]:
+    """The spread and shift rules on the ratio of ``samples_ms``' values to
+    ``reference_ms``' (two models timed in the same interleaved rounds, run ``j`` of each
+    in the same round): what moved one model against the other. A drift of the machine's
+    speed moves both alike and cancels here, as it does in an A/B's session ratio."""
+    n = min(len(reference_ms), len(samples_ms))
+    if n == 0:
+        return []
+    reference, per_value = _values(np.asarray(reference_ms[:n], dtype=np.float64))
+    values, _ = _values(np.asarray(samples_ms[:n], dtype=np.float64))
+    if np.any(reference <= 0):
+        return []
+    ratio = values / reference
+    return _spread(ratio, per_value, "×") + (_shift(ratio, "×") if n >= 2 * VALUES else [])
 
 
 def state_reasons(before: DeviceState, after: DeviceState) -> Tuple[List[str], List[str]]:

@@ -327,3 +327,16 @@ def test_contention_cannot_be_told_without_getrusage() -> None:
 def test_the_snapshot_counts_this_process_preemptions() -> None:
     snap = guards.snapshot()
     assert snap.preemptions is not None and snap.preemptions >= 0 and snap.at_s is not None
+
+
+def test_a_drift_both_models_share_cancels_in_their_paired_ratio() -> None:
+    rng = np.random.default_rng(4)
+    ramp = np.linspace(1.0, 1.5, 2000)  # the machine slows by half over the window
+    base = 0.025 * ramp * np.exp(rng.normal(0.0, 0.05, 2000))
+    variant = 0.050 * ramp * np.exp(rng.normal(0.0, 0.05, 2000))
+    assert guards.shift_reasons(base) and guards.shift_reasons(variant)
+    assert guards.paired_reasons(base, variant) == []
+    alone = 0.050 * np.exp(rng.normal(0.0, 0.05, 2000))  # the other model did not slow
+    reasons = guards.paired_reasons(base, alone)
+    (shift,) = [r for r in reasons if r.startswith("the mean moved -")]
+    assert "×" in shift and "ms" not in " ".join(reasons)

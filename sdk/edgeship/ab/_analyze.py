@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from edgeship.ab.stats import (
     signed_rank,
     verdict,
 )
+from edgeship_runtime.guards import paired_reasons
 from edgeship_runtime.measure import summarize_tensor
 from edgeship_runtime.opprofile import op_type_diff
 from edgeship_runtime.report import (
@@ -61,6 +62,7 @@ __all__ = [
     "measurement_stable",
     "model_result",
     "ops_comparison",
+    "paired_validity",
     "pooled",
     "session_validity",
 ]
@@ -120,7 +122,7 @@ def analyze(run: DeviceRun, stats: StatsPolicy) -> DeviceAB:
     names = [m.name for m in run.models]
     validity = [
         session_validity(k, names, v, *_window(run.conditions, k))
-        for k, v in enumerate(run.validity)
+        for k, v in enumerate(paired_validity(run))
     ]
     return DeviceAB(
         target=run.target,
@@ -200,6 +202,33 @@ def session_validity(
         after=after,
         causes=causes,
     )
+
+
+def paired_validity(run: DeviceRun) -> list[list[Validity | None]]:
+    """The runtime's verdicts, each session's, where a model's only reason is noise that
+    its ratio to the other model's runs does not show made a ``drift`` note with a stable
+    verdict: the machine's speed moved and every model's times with it, which the session
+    ratio (what the comparison rests on) cancels. Contention, clock, heat, timer and
+    warm-up reasons stay; so does noise the ratio shows."""
+    ends = np.cumsum([0, *run.models[0].session_runs]) if run.models else np.zeros(1)
+    judged = []
+    for k, verdicts in enumerate(run.validity):
+        if k + 1 >= len(ends):
+            judged.append(list(verdicts))
+            continue
+        windows = [m.samples_ms[ends[k] : ends[k + 1]] for m in run.models]
+        judged.append([_drift_only(v, windows, i) for i, v in enumerate(verdicts)])
+    return judged
+
+
+def _drift_only(v: Validity | None, windows: list[list[float]], i: int) -> Validity | None:
+    if v is None or v.verdict == "stable" or set(v.causes) != {"noise"} or len(windows) < 2:
+        return v
+    reference = windows[1 if i == 0 else 0]
+    if not reference or not windows[i] or paired_reasons(reference, windows[i]):
+        return v
+    note = f"drift: {'; '.join(v.reasons)}; every model alike: the paired ratio held"
+    return replace(v, verdict="stable", reasons=[note], causes=["drift"])
 
 
 def _window(conditions: Sequence[Conditions], session: int) -> tuple[Conditions | None, ...]:

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from edgeship.ab._analyze import (
+    ModelRun,
     analyze,
     caveat,
     measurement_stable,
     ops_comparison,
+    paired_validity,
     session_validity,
 )
 from edgeship.ab._report_md import render as render_md
@@ -123,7 +125,9 @@ def test_a_session_verdict_names_the_model_a_reason_is_about() -> None:
 
 def test_sessions_verdicts_reach_the_report_and_its_views() -> None:
     rng = np.random.default_rng(0)
-    runs = [fakes.model_run("fp32", fakes.latencies(rng, 10.0), "base"),
+    base = fakes.latencies(rng, 10.0)
+    base[3, ::3] *= 2.0  # in session 4 the base alone had slow runs: its ratio shows them
+    runs = [fakes.model_run("fp32", base, "base"),
             fakes.model_run("int8", fakes.latencies(rng, 5.0))]  # fmt: skip
     device_run = fakes.device_run("pi", runs)
     device_run.validity = [[validity("stable"), validity("stable")] for _ in range(10)]
@@ -141,6 +145,39 @@ def test_sessions_verdicts_reach_the_report_and_its_views() -> None:
     assert "fp32: max 9 ms is 80 % above the mean" in markdown  # every reason in the table
     again = ABReport.from_json(report.to_json())
     assert again.devices[0].validity == device.validity
+
+
+def _drifting(rng: np.random.Generator, alone: bool) -> list[ModelRun]:
+    """Two models whose times rise 40 % over every session, both alike or the base alone."""
+    ramp = np.linspace(1.0, 1.4, 60)
+    base = fakes.latencies(rng, 10.0, runs=60, noise_sd=0.01) * ramp
+    variant = fakes.latencies(rng, 5.0, runs=60, noise_sd=0.01) * (1.0 if alone else ramp)
+    return [fakes.model_run("fp32", base, "base"), fakes.model_run("int8", variant)]
+
+
+def test_noise_every_model_shares_is_drift_the_paired_ratio_cancels() -> None:
+    """A quiet machine's speed wanders: the runtime calls each model's window noisy, but
+    the comparison rests on their paired ratio, which held: stable, the drift noted."""
+    shift = "the mean moved +20 % between the window's halves (10 → 12 ms; limit 15 %)"
+    device_run = fakes.device_run("pi", _drifting(np.random.default_rng(1), alone=False))
+    device_run.validity = [[validity("unstable", shift)] * 2 for _ in range(10)]
+    (fp32, int8) = paired_validity(device_run)[0]
+    assert fp32 is not None and int8 is not None
+    assert (fp32.verdict, fp32.causes) == ("stable", ["drift"])
+    assert fp32.reasons == [f"drift: {shift}; every model alike: the paired ratio held"]
+    device = analyze(device_run, StatsPolicy())
+    assert device.stable and all(v.verdict == "stable" for v in device.validity)
+    assert any("drift: " in r for r in device.validity[0].reasons)  # said, not hidden
+
+
+def test_noise_in_one_model_only_stays_and_other_causes_are_never_drift() -> None:
+    shift = "the mean moved +20 % between the window's halves (10 → 12 ms; limit 15 %)"
+    device_run = fakes.device_run("pi", _drifting(np.random.default_rng(2), alone=True))
+    contended = Validity("unstable", ["waited 30 %"], ["contention"])
+    device_run.validity = [[validity("unstable", shift), contended] for _ in range(10)]
+    (fp32, int8) = paired_validity(device_run)[0]
+    assert fp32 == device_run.validity[0][0] and int8 == contended
+    assert not analyze(device_run, StatsPolicy()).stable
 
 
 def op_profile(**totals: float) -> OpProfile:

@@ -33,6 +33,7 @@ from edgeship.convert._torch_source import NamedOutputs, identifier
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
+from edgeship.models.torch_ops import slice_static
 from edgeship.models.verify import Tolerance
 from edgeship_runtime.signature import Signature
 
@@ -52,7 +53,6 @@ __all__ = [
     "reshape_static",
     "resize_static",
     "run",
-    "slice_static",
     "squeeze_static",
     "static_reshapes",
     "unsqueeze_static",
@@ -294,31 +294,6 @@ def unsqueeze_static(x: Any, axes: tuple[int, ...] | None) -> Any:
     rank = x.dim() + len(axes)
     for axis in sorted(a % rank for a in axes):
         x = x.unsqueeze(axis)
-    return x
-
-
-def slice_static(
-    x: Any,
-    starts: tuple[int, ...],
-    ends: tuple[int, ...],
-    axes: tuple[int, ...] | None,
-    steps: tuple[int, ...] | None,
-) -> Any:
-    """ONNX Slice with constant bounds (a negative step: flipped, then a positive one)."""
-    axes = axes if axes is not None else tuple(range(len(starts)))
-    steps = steps if steps is not None else (1,) * len(starts)
-    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
-        axis %= x.dim()
-        size = int(x.shape[axis])
-        first = start + size if start < 0 else start
-        last = end + size if end < 0 else end
-        if step < 0:
-            first, last = min(max(first, 0), size - 1), min(max(last, -1), size - 1)
-            x, first, last, step = x.flip(axis), size - 1 - first, size - 1 - last, -step
-        first, last = min(max(first, 0), size), min(max(last, 0), size)
-        index = [slice(None)] * x.dim()
-        index[axis] = slice(first, max(first, last), step)
-        x = x[tuple(index)]
     return x
 
 

@@ -1,8 +1,8 @@
 """ONNX → TFLite without TensorFlow: onnx2torch rebuilds the graph as a torch.fx module,
 then litert-torch lowers that to a flatbuffer.
 
-Coverage is what both cover: an op onnx2torch has no converter for is named before any
-work starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are
+Coverage is what both cover (onnx2torch's converters, and those :mod:`._onnx2torch_ops`
+adds: ``GlobalMaxPool``, ``LSTM``): an op without a converter is named before any work starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are
 fixed (axis 0 and dims named like it to ``batch``, others to what ``shapes`` or the
 verification data say; never guessed): LiteRT models are static. The graph is then
 frozen at those shapes (``Constant`` weights folded, onnxslim with the input shapes
@@ -389,12 +389,17 @@ _VISION_STOOD_IN: list[bool] = []
 
 
 def import_onnx2torch() -> tuple[Any, bool]:
-    """(onnx2torch, whether torchvision was stood in for when it was imported)."""
+    """(onnx2torch with the converters of :mod:`._onnx2torch_ops` added, whether
+    torchvision was stood in for when it was imported)."""
     if sys.modules.get("onnx2torch") is not None:
-        return sys.modules["onnx2torch"], bool(_VISION_STOOD_IN and _VISION_STOOD_IN[0])
-    with _torchvision_or_standin() as stood_in:
-        onnx2torch = import_optional("onnx2torch", "ONNX → TFLite")
-    _VISION_STOOD_IN[:] = [stood_in]
+        onnx2torch, stood_in = sys.modules["onnx2torch"], bool(_VISION_STOOD_IN[:1] == [True])
+    else:
+        with _torchvision_or_standin() as stood_in:
+            onnx2torch = import_optional("onnx2torch", "ONNX → TFLite")
+        _VISION_STOOD_IN[:] = [stood_in]
+    from edgeship.convert._onnx2torch_ops import register  # torch: importable by now
+
+    register()
     return onnx2torch, stood_in
 
 

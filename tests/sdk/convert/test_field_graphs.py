@@ -14,10 +14,11 @@ import pytest
 from edgeship.convert import ConvertConfig, VerifyData, convert
 from edgeship.convert import _onnx_tflite as onnx_tflite
 from edgeship.convert._litert import translate
-from edgeship.core.errors import InputError
+from edgeship.core.errors import ConversionError, InputError
 from edgeship.models.torch_ops import slice_static
 from edgeship.models.verify import Tolerance, compare_output, verification_feeds
 from edgeship_runtime.signature import Signature, TensorSpec
+from tests.models import lstm_model
 from tests.sdk.compress import models
 from tests.sdk.convert import graphs
 
@@ -142,3 +143,37 @@ def test_a_model_stored_with_float16_weights_converts_to_tflite(tmp_path: Path) 
     report = convert(config).report
     assert report.passed
     assert any("float16 weight(s) widened to float32" in n for n in report.notes)
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+def test_global_max_pool_converts_to_tflite(tmp_path: Path) -> None:
+    source = graphs.global_max_pool_model(tmp_path / "pool.onnx")
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "pool.tflite", verify=verify)).report
+    assert report.passed
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+@pytest.mark.parametrize(("direction", "state"), [("forward", True), ("bidirectional", False)])
+def test_an_lstm_converts_to_tflite(tmp_path: Path, direction: str, state: bool) -> None:
+    source = lstm_model(tmp_path / "lstm.onnx", direction, state, batch=1)
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "lstm.tflite", verify=verify)).report
+    assert report.passed
+    assert [o.name for o in report.verification.outputs] == ["y", "y_h", "y_c"]
+
+
+def test_an_lstm_with_per_sample_lengths_is_one_line_naming_them(tmp_path: Path) -> None:
+    import onnx
+
+    pytest.importorskip("onnx2torch")
+    model = onnx.load(str(lstm_model(tmp_path / "lstm.onnx", batch=1)))
+    model.graph.node[0].input[4] = "lengths"
+    model.graph.input.append(
+        onnx.helper.make_tensor_value_info("lengths", onnx.TensorProto.INT32, [1])
+    )
+    source = tmp_path / "lengths.onnx"
+    onnx.save(model, str(source))
+    with pytest.raises(ConversionError, match="sequence_lens") as info:
+        convert(ConvertConfig(str(source), tmp_path / "lstm.tflite"))
+    assert "\n" not in str(info.value) and "'lstm'" in str(info.value)

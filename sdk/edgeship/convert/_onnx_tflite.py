@@ -2,8 +2,9 @@
 then litert-torch lowers that to a flatbuffer.
 
 Coverage is what both cover (onnx2torch's converters, and those :mod:`._onnx2torch_ops`
-adds: ``GlobalMaxPool``, ``LSTM``): an op without a converter is named before any work starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are
-fixed (axis 0 and dims named like it to ``batch``, others to what ``shapes`` or the
+adds: ``GlobalMaxPool``, ``LSTM``): an op without a converter is named before any work
+starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are fixed
+(axis 0 and dims named like it to ``batch``, others to what ``shapes`` or the
 verification data say; never guessed): LiteRT models are static. The graph is then
 frozen at those shapes (``Constant`` weights folded, onnxslim with the input shapes
 fixed), so ``Shape``/``Gather``/``Resize`` arithmetic becomes constants that torch.export

@@ -460,11 +460,13 @@ def lstm_model(
     direction: str = "forward",
     state: bool = True,
     batch: int | str = "n",
+    head: bool = False,
 ) -> Path:
     """An ONNX ``LSTM`` with weights, recurrent weights and biases from a fixed seed: ``x``
     [LSTM_STEPS, batch, LSTM_IN], with ``state`` the initial
     ``h``/``c`` as inputs [dirs, batch, LSTM_HIDDEN] (as Silero's VAD takes them); outputs
-    ``y``, ``y_h``, ``y_c``."""
+    ``y``, ``y_h``, ``y_c`` (with ``head``, ``p = sigmoid(y)`` in place of ``y``, as Silero
+    returns its probability before the states)."""
     rng = np.random.default_rng(7)
     dirs = 2 if direction == "bidirectional" else 1
     gates = 4 * LSTM_HIDDEN
@@ -486,12 +488,13 @@ def lstm_model(
         hidden_size=LSTM_HIDDEN,
         direction=direction,
     )
+    nodes = [node, *([helper.make_node("Sigmoid", ["y"], ["p"], name="head")] if head else [])]
     graph = helper.make_graph(
-        [node],
+        nodes,
         "lstm",
         inputs,
         [
-            value("y", [LSTM_STEPS, dirs, batch, LSTM_HIDDEN]),
+            value("p" if head else "y", [LSTM_STEPS, dirs, batch, LSTM_HIDDEN]),
             value("y_h", [dirs, batch, LSTM_HIDDEN]),
             value("y_c", [dirs, batch, LSTM_HIDDEN]),
         ],

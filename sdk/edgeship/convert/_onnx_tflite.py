@@ -34,7 +34,7 @@ from edgeship.convert._torch_source import NamedOutputs, identifier
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
-from edgeship.models.torch_ops import slice_static
+from edgeship.models.torch_ops import pad, slice_static
 from edgeship.models.verify import Tolerance
 from edgeship_runtime.signature import Signature
 
@@ -54,6 +54,7 @@ __all__ = [
     "reshape_static",
     "resize_static",
     "run",
+    "select_outputs",
     "squeeze_static",
     "static_reshapes",
     "unsqueeze_static",
@@ -108,6 +109,7 @@ def convert(
             f"onnx2torch failed: {_describe(exc)}{_where(exc)}", step="convert"
         ) from exc
     static_reshapes(graph_module)
+    select_outputs(graph_module, model)
     renamed = {identifier(n): a for n, a in example.items()}
     outputs = [s.name for s in signature.outputs]
     dynamic = any(s.is_dynamic for s in signature.inputs)
@@ -195,8 +197,8 @@ def computed_clips(model: Any) -> int:
 
 
 def static_reshapes(graph_module: Any) -> int:
-    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice and Gather of constant
-    shapes/scales/axes/bounds/indices static, in place; how many.
+    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice, Gather and Pad of
+    constant shapes/scales/axes/bounds/indices/pads static, in place; how many.
 
     onnx2torch reads those from tensors at run time (``if torch.any(shape == 0)``,
     ``scales.tolist()``): torch.export cannot branch on tensor values (its
@@ -222,6 +224,37 @@ def static_reshapes(graph_module: Any) -> int:
         graph.eliminate_dead_code()
         graph_module.recompile()
     return count
+
+
+def select_outputs(graph_module: Any, model: Any) -> bool:
+    """Make ``graph_module`` (onnx2torch's, of ``model``) return one tensor per graph
+    output, in place; whether it changed.
+
+    onnx2torch returns each producing node's whole result once: for an LSTM whose
+    ``Y_h`` and ``Y_c`` are both graph outputs, the tuple ``(Y, Y_h, Y_c)``, in place of
+    two tensors. Here each output picks its own item of its producer's result.
+    """
+    import operator
+
+    producers = {o: n for n in model.graph.node for o in n.output if o}
+    wanted = [producers[o.name] for o in model.graph.output]
+    if all(len(n.output) == 1 for n in wanted):
+        return False
+    output = next(n for n in graph_module.graph.nodes if n.op == "output")
+    returned = output.args[0]
+    results = list(returned) if isinstance(returned, list | tuple) else [returned]
+    by_node = dict(zip(dict.fromkeys(id(n) for n in wanted), results, strict=True))
+    graph, picked = graph_module.graph, []
+    with graph.inserting_before(output):
+        for value, node in zip(model.graph.output, wanted, strict=True):
+            result = by_node[id(node)]
+            if len(node.output) > 1:
+                index = list(node.output).index(value.name)
+                result = graph.call_function(operator.getitem, (result, index))
+            picked.append(result)
+    output.args = (picked[0] if len(picked) == 1 else picked,)
+    graph_module.recompile()
+    return True
 
 
 _DYNAMIC = object()
@@ -298,6 +331,13 @@ def unsqueeze_static(x: Any, axes: tuple[int, ...] | None) -> Any:
     return x
 
 
+def _pad_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    values = {**dict(zip(["pads", "constant_value"], consts, strict=False)), **named}
+    mode = {"replicate": "edge"}.get(module.mode, module.mode)  # onnx2torch's torch name
+    value = 0.0 if values.get("constant_value") is None else np.ravel(values["constant_value"])[0]
+    return (pad, x, tuple(int(p) for p in values["pads"]), mode, float(value))
+
+
 _STATIC = {
     "OnnxReshape": _reshape_args,
     "OnnxResize": _resize_args,
@@ -306,6 +346,7 @@ _STATIC = {
     "OnnxUnsqueezeDynamicAxes": _axes_args(unsqueeze_static),
     "OnnxSlice": _slice_args,
     "OnnxGather": _gather_args,
+    "OnnxPadDynamic": _pad_args,
 }
 
 

@@ -2,7 +2,8 @@
 
 Both torch views of an ONNX graph use them: compress's training view
 (:mod:`edgeship.compress.training.torch_graph`) and convert's onnx2torch route to TFLite.
-``Slice`` takes negative steps (torch slices take none). The LSTM is unrolled over time in
+``Slice`` takes negative steps (torch slices take none); ``Pad`` reflects or repeats the
+edge on any axes (torch's only on the last ones, and only for some ranks). The LSTM is unrolled over time in
 plain matmuls, sigmoids and tanhs, so its weights train as they are stored (ONNX's gate
 order i, o, f, c: no reordering into ``torch.nn.LSTM``'s i, f, g, o) and torch.export
 lowers it without a recurrent kernel.
@@ -13,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["lstm", "lstm_refusal", "slice_static"]
+__all__ = ["PAD_MODES", "lstm", "lstm_refusal", "pad", "slice_static"]
+
+PAD_MODES = ("constant", "reflect", "edge")
 
 _ACTIVATIONS = ["sigmoid", "tanh", "tanh"]  # ONNX's default f, g, h
 
@@ -112,4 +115,35 @@ def slice_static(
         index = [slice(None)] * x.dim()
         index[axis] = slice(first, max(first, last), step)
         x = x[tuple(index)]
+    return x
+
+
+def pad(
+    x: Any,
+    pads: Sequence[int],
+    mode: str = "constant",
+    value: float = 0.0,
+    axes: Sequence[int] | None = None,
+) -> Any:
+    """ONNX Pad in a mode of :data:`PAD_MODES`: ``pads`` are the begins then the ends of
+    ``axes`` (every axis when None); a negative pad crops."""
+    import torch
+    from torch.nn import functional as F
+
+    axes = [i % x.dim() for i in (range(x.dim()) if axes is None else axes)]
+    begins, ends = pads[: len(axes)], pads[len(axes) :]
+    if mode == "constant":
+        flat = [0] * (2 * x.dim())  # F.pad: the last axis first, (begin, end) each
+        for axis, begin, end in zip(axes, begins, ends, strict=True):
+            flat[2 * (x.dim() - 1 - axis) : 2 * (x.dim() - axis)] = [begin, end]
+        return F.pad(x, flat, value=value)
+    for axis, begin, end in zip(axes, begins, ends, strict=True):
+        size = x.shape[axis]
+        idx = torch.arange(-begin, size + end)
+        if mode == "edge":
+            idx = idx.clamp(0, size - 1)
+        else:  # reflect: about the first and last element, not repeating them
+            idx = idx.abs()
+            idx = torch.where(idx >= size, 2 * (size - 1) - idx, idx)
+        x = x.index_select(axis, idx)
     return x

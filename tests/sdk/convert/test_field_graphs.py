@@ -154,13 +154,20 @@ def test_global_max_pool_converts_to_tflite(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
-@pytest.mark.parametrize(("direction", "state"), [("forward", True), ("bidirectional", False)])
-def test_an_lstm_converts_to_tflite(tmp_path: Path, direction: str, state: bool) -> None:
-    source = lstm_model(tmp_path / "lstm.onnx", direction, state, batch=1)
+@pytest.mark.parametrize(
+    ("direction", "state", "head"), [("forward", True, True), ("bidirectional", False, False)]
+)
+def test_an_lstm_converts_to_tflite(
+    tmp_path: Path, direction: str, state: bool, head: bool
+) -> None:
+    """With ``head``, Silero's outputs: a probability, then the LSTM's two states (which
+    onnx2torch alone returns as one tuple of three)."""
+    source = lstm_model(tmp_path / "lstm.onnx", direction, state, batch=1, head=head)
     verify = VerifyData(samples=4)
     report = convert(ConvertConfig(str(source), tmp_path / "lstm.tflite", verify=verify)).report
     assert report.passed
-    assert [o.name for o in report.verification.outputs] == ["y", "y_h", "y_c"]
+    first = "p" if head else "y"
+    assert [o.name for o in report.verification.outputs] == [first, "y_h", "y_c"]
 
 
 def test_an_lstm_with_per_sample_lengths_is_one_line_naming_them(tmp_path: Path) -> None:
@@ -177,3 +184,14 @@ def test_an_lstm_with_per_sample_lengths_is_one_line_naming_them(tmp_path: Path)
     with pytest.raises(ConversionError, match="sequence_lens") as info:
         convert(ConvertConfig(str(source), tmp_path / "lstm.tflite"))
     assert "\n" not in str(info.value) and "'lstm'" in str(info.value)
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_a_pad_of_any_axis_converts_to_tflite(tmp_path: Path, mode: str) -> None:
+    """onnx2torch reads pads from a tensor (torch.export cannot) and reflects or repeats
+    only the last axes; Silero's VAD reflects its one audio axis of a 2-D input."""
+    source = models.pad(tmp_path / "pad.onnx", mode, "computed")
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "pad.tflite", verify=verify)).report
+    assert report.passed

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from edgeship.core.errors import UnsupportedPattern
 from edgeship.models import onnx_graph
-from edgeship.models.torch_ops import lstm, lstm_refusal, slice_static
+from edgeship.models.torch_ops import PAD_MODES, lstm, lstm_refusal, pad, slice_static
 
 __all__ = ["OPS", "OnnxModule", "Op", "fixed_initializers", "to_tensors"]
 
@@ -282,28 +282,11 @@ def _split(node: Any, xs: list[Any]) -> list[torch.Tensor]:
 
 def _pad(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     """ONNX Pad: pads and value as inputs (opset 11+, with ``axes`` from 18) or attributes
-    (``pads``/``value``, older); constant, reflect and edge modes; negative pads crop."""
-    a, x = _attrs(node), xs[0]
-    mode = _text(a, "mode", "constant")
-    pads = _ints(node, xs, 1, "pads") or []
-    axes = [i % x.dim() for i in (_ints(node, xs, 3, "axes") or range(x.dim()))]
-    begins, ends = pads[: len(axes)], pads[len(axes) :]
-    if mode == "constant":
-        value = xs[2].item() if len(xs) > 2 and xs[2] is not None else a.get("value", 0.0)
-        flat = [0] * (2 * x.dim())
-        for axis, begin, end in zip(axes, begins, ends, strict=True):
-            flat[2 * (x.dim() - 1 - axis) : 2 * (x.dim() - axis)] = [begin, end]
-        return [F.pad(x, flat, value=value)]
-    for axis, begin, end in zip(axes, begins, ends, strict=True):
-        size = x.shape[axis]
-        idx = torch.arange(-begin, size + end)
-        if mode == "edge":
-            idx = idx.clamp(0, size - 1)
-        else:  # reflect: about the first and last element, not repeating them
-            idx = idx.abs()
-            idx = torch.where(idx >= size, 2 * (size - 1) - idx, idx)
-        x = x.index_select(axis, idx)
-    return [x]
+    (``pads``/``value``, older)."""
+    a = _attrs(node)
+    value = xs[2].item() if len(xs) > 2 and xs[2] is not None else a.get("value", 0.0)
+    pads, axes = _ints(node, xs, 1, "pads") or [], _ints(node, xs, 3, "axes")
+    return [pad(xs[0], pads, _text(a, "mode", "constant"), value, axes)]
 
 
 def _variadic(fn: Callable[[Any, Any], torch.Tensor]) -> Op:
@@ -400,7 +383,7 @@ def _refusal(node: Any) -> str | None:
         return lstm_refusal(_attrs(node), list(node.input))
     if node.op_type == "Pad":
         mode = _text(_attrs(node), "mode", "constant")
-        return None if mode in ("constant", "reflect", "edge") else f"mode {mode!r}"
+        return None if mode in PAD_MODES else f"mode {mode!r}"
     return None
 
 

@@ -3,10 +3,10 @@
 Both torch views of an ONNX graph use them: compress's training view
 (:mod:`edgeship.compress.training.torch_graph`) and convert's onnx2torch route to TFLite.
 ``Slice`` takes negative steps (torch slices take none); ``Pad`` reflects or repeats the
-edge on any axes (torch's only on the last ones, and only for some ranks). The LSTM is unrolled over time in
-plain matmuls, sigmoids and tanhs, so its weights train as they are stored (ONNX's gate
-order i, o, f, c: no reordering into ``torch.nn.LSTM``'s i, f, g, o) and torch.export
-lowers it without a recurrent kernel.
+edge on any axes (torch's only on the last ones, and only for some ranks). The LSTM is
+unrolled over time in plain matmuls, sigmoids and tanhs, so its weights train as they are
+stored (ONNX's gate order i, o, f, c: no reordering into ``torch.nn.LSTM``'s i, f, g, o)
+and torch.export lowers it without a recurrent kernel.
 """
 
 from __future__ import annotations

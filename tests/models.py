@@ -42,10 +42,10 @@ FAIL_WIDTH = 6
 FAIL_SHAPE = (2, 3)
 
 
-def save_graph(graph: onnx.GraphProto, path: str | os.PathLike[str]) -> Path:
-    """``graph`` as a checked model (opset 17, IR 8) at ``path``."""
+def save_graph(graph: onnx.GraphProto, path: str | os.PathLike[str], opset: int = OPSET) -> Path:
+    """``graph`` as a checked model (opset 17 unless given, IR 8) at ``path``."""
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgeship-tests"
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgeship-tests"
     )
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
@@ -449,3 +449,59 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+# The LSTM model: LSTM_STEPS steps of LSTM_IN features, LSTM_HIDDEN units per direction.
+LSTM_STEPS, LSTM_IN, LSTM_HIDDEN = 5, 3, 4
+
+
+def lstm_model(
+    path: str | os.PathLike[str],
+    direction: str = "forward",
+    state: bool = True,
+    batch: int | str = "n",
+    head: bool = False,
+) -> Path:
+    """An ONNX ``LSTM`` with weights, recurrent weights and biases from a fixed seed: ``x``
+    [LSTM_STEPS, batch, LSTM_IN], with ``state`` the initial
+    ``h``/``c`` as inputs [dirs, batch, LSTM_HIDDEN] (as Silero's VAD takes them); outputs
+    ``y``, ``y_h``, ``y_c`` (with ``head``, ``p = sigmoid(y)`` in place of ``y``, as Silero
+    returns its probability before the states)."""
+    rng = np.random.default_rng(7)
+    dirs = 2 if direction == "bidirectional" else 1
+    gates = 4 * LSTM_HIDDEN
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.5, name)
+
+    def value(name: str, shape: list[int | str | None]) -> onnx.ValueInfoProto:
+        return _value(name, TensorProto.FLOAT, shape)
+
+    inputs = [value("x", [LSTM_STEPS, batch, LSTM_IN])]
+    if state:
+        inputs += [value(s, [dirs, batch, LSTM_HIDDEN]) for s in ("h", "c")]
+    node = helper.make_node(
+        "LSTM",
+        ["x", "w", "r", "b", "", *(["h", "c"] if state else [])],
+        ["y", "y_h", "y_c"],
+        name="lstm",
+        hidden_size=LSTM_HIDDEN,
+        direction=direction,
+    )
+    nodes = [node, *([helper.make_node("Sigmoid", ["y"], ["p"], name="head")] if head else [])]
+    graph = helper.make_graph(
+        nodes,
+        "lstm",
+        inputs,
+        [
+            value("p" if head else "y", [LSTM_STEPS, dirs, batch, LSTM_HIDDEN]),
+            value("y_h", [dirs, batch, LSTM_HIDDEN]),
+            value("y_c", [dirs, batch, LSTM_HIDDEN]),
+        ],
+        [
+            weight("w", dirs, gates, LSTM_IN),
+            weight("r", dirs, gates, LSTM_HIDDEN),
+            weight("b", dirs, 2 * gates),
+        ],
+    )
+    return save_graph(graph, path)

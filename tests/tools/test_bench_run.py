@@ -90,3 +90,17 @@ def test_nothing_to_convert_is_not_applicable_and_a_collapse_is_refused() -> Non
     status, line = _judge_error(NothingToConvert("fp16: nothing to convert, float16 already"))
     assert status == "n/a" and line.startswith("NothingToConvert: fp16: nothing to convert")
     assert _judge_error(FidelityCollapse("int8-static collapsed the model", []))[0] == "refused"
+
+
+def test_a_tflite_signature_lists_its_ports_in_the_models_order(tmp_path: Path) -> None:
+    """A signature is a map listed by name (``state`` before ``x``); compared position by
+    position with the source, that order would pair different tensors."""
+    for module in ("onnx2torch", "litert_torch", "ai_edge_litert"):
+        pytest.importorskip(module)
+    from edgeship.convert import ConvertConfig, convert
+
+    out = tmp_path / "m.tflite"
+    convert(ConvertConfig(str(stateful_graph(tmp_path / "m.onnx")), out))
+    session = Session(out)
+    assert [p[0] for p in session.inputs] == ["x", "state"]
+    assert [p[0] for p in session.outputs] == ["y", "state_out"]

@@ -36,8 +36,8 @@ class Session:
                 key = next(iter(sigs))
                 self._runner = self._interp.get_signature_runner(key)
                 ins, outs = self._runner.get_input_details(), self._runner.get_output_details()
-                self.inputs = [_port(n, d) for n, d in ins.items()]
-                self.outputs = [_port(n, d) for n, d in outs.items()]
+                self.inputs = _in_model_order(ins, self._interp.get_input_details())
+                self.outputs = _in_model_order(outs, self._interp.get_output_details())
             else:
                 self.inputs = [_port(d["name"], d) for d in self._interp.get_input_details()]
                 self.outputs = [_port(d["name"], d) for d in self._interp.get_output_details()]
@@ -84,6 +84,14 @@ class Session:
             d["name"]: self._interp.get_tensor(d["index"]).copy()
             for d in self._interp.get_output_details()
         }
+
+
+def _in_model_order(named: dict[str, dict[str, Any]], tensors: list[dict[str, Any]]) -> list[Port]:
+    """A signature's ports (a map, listed by name) in the model's own tensor order: what
+    the source's order became, so that ports compare position by position."""
+    order = [d["index"] for d in tensors]
+    ranked = sorted(named.items(), key=lambda item: order.index(item[1]["index"]))
+    return [_port(n, d) for n, d in ranked]
 
 
 def _port(name: str, detail: dict[str, Any]) -> Port:

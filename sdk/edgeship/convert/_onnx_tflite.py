@@ -1,9 +1,10 @@
 """ONNX → TFLite without TensorFlow: onnx2torch rebuilds the graph as a torch.fx module,
 then litert-torch lowers that to a flatbuffer.
 
-Coverage is what both cover: an op onnx2torch has no converter for is named before any
-work starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are
-fixed (axis 0 and dims named like it to ``batch``, others to what ``shapes`` or the
+Coverage is what both cover (onnx2torch's converters, and those :mod:`._onnx2torch_ops`
+adds: ``GlobalMaxPool``, ``LSTM``): an op without a converter is named before any work
+starts; an ATen op LiteRT cannot lower is named when it fails. Dynamic dims are fixed
+(axis 0 and dims named like it to ``batch``, others to what ``shapes`` or the
 verification data say; never guessed): LiteRT models are static. The graph is then
 frozen at those shapes (``Constant`` weights folded, onnxslim with the input shapes
 fixed), so ``Shape``/``Gather``/``Resize`` arithmetic becomes constants that torch.export
@@ -33,6 +34,7 @@ from edgeship.convert._torch_source import NamedOutputs, identifier
 from edgeship.core.errors import ConversionError, UnsupportedOpError
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
+from edgeship.models.torch_ops import pad, slice_static
 from edgeship.models.verify import Tolerance
 from edgeship_runtime.signature import Signature
 
@@ -52,7 +54,7 @@ __all__ = [
     "reshape_static",
     "resize_static",
     "run",
-    "slice_static",
+    "select_outputs",
     "squeeze_static",
     "static_reshapes",
     "unsqueeze_static",
@@ -107,6 +109,7 @@ def convert(
             f"onnx2torch failed: {_describe(exc)}{_where(exc)}", step="convert"
         ) from exc
     static_reshapes(graph_module)
+    select_outputs(graph_module, model)
     renamed = {identifier(n): a for n, a in example.items()}
     outputs = [s.name for s in signature.outputs]
     dynamic = any(s.is_dynamic for s in signature.inputs)
@@ -194,8 +197,8 @@ def computed_clips(model: Any) -> int:
 
 
 def static_reshapes(graph_module: Any) -> int:
-    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice and Gather of constant
-    shapes/scales/axes/bounds/indices static, in place; how many.
+    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice, Gather and Pad of
+    constant shapes/scales/axes/bounds/indices/pads static, in place; how many.
 
     onnx2torch reads those from tensors at run time (``if torch.any(shape == 0)``,
     ``scales.tolist()``): torch.export cannot branch on tensor values (its
@@ -221,6 +224,37 @@ def static_reshapes(graph_module: Any) -> int:
         graph.eliminate_dead_code()
         graph_module.recompile()
     return count
+
+
+def select_outputs(graph_module: Any, model: Any) -> bool:
+    """Make ``graph_module`` (onnx2torch's, of ``model``) return one tensor per graph
+    output, in place; whether it changed.
+
+    onnx2torch returns each producing node's whole result once: for an LSTM whose
+    ``Y_h`` and ``Y_c`` are both graph outputs, the tuple ``(Y, Y_h, Y_c)``, in place of
+    two tensors. Here each output picks its own item of its producer's result.
+    """
+    import operator
+
+    producers = {o: n for n in model.graph.node for o in n.output if o}
+    wanted = [producers[o.name] for o in model.graph.output]
+    if all(len(n.output) == 1 for n in wanted):
+        return False
+    output = next(n for n in graph_module.graph.nodes if n.op == "output")
+    returned = output.args[0]
+    results = list(returned) if isinstance(returned, list | tuple) else [returned]
+    by_node = dict(zip(dict.fromkeys(id(n) for n in wanted), results, strict=True))
+    graph, picked = graph_module.graph, []
+    with graph.inserting_before(output):
+        for value, node in zip(model.graph.output, wanted, strict=True):
+            result = by_node[id(node)]
+            if len(node.output) > 1:
+                index = list(node.output).index(value.name)
+                result = graph.call_function(operator.getitem, (result, index))
+            picked.append(result)
+    output.args = (picked[0] if len(picked) == 1 else picked,)
+    graph_module.recompile()
+    return True
 
 
 _DYNAMIC = object()
@@ -297,29 +331,11 @@ def unsqueeze_static(x: Any, axes: tuple[int, ...] | None) -> Any:
     return x
 
 
-def slice_static(
-    x: Any,
-    starts: tuple[int, ...],
-    ends: tuple[int, ...],
-    axes: tuple[int, ...] | None,
-    steps: tuple[int, ...] | None,
-) -> Any:
-    """ONNX Slice with constant bounds (a negative step: flipped, then a positive one)."""
-    axes = axes if axes is not None else tuple(range(len(starts)))
-    steps = steps if steps is not None else (1,) * len(starts)
-    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
-        axis %= x.dim()
-        size = int(x.shape[axis])
-        first = start + size if start < 0 else start
-        last = end + size if end < 0 else end
-        if step < 0:
-            first, last = min(max(first, 0), size - 1), min(max(last, -1), size - 1)
-            x, first, last, step = x.flip(axis), size - 1 - first, size - 1 - last, -step
-        first, last = min(max(first, 0), size), min(max(last, 0), size)
-        index = [slice(None)] * x.dim()
-        index[axis] = slice(first, max(first, last), step)
-        x = x[tuple(index)]
-    return x
+def _pad_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    values = {**dict(zip(["pads", "constant_value"], consts, strict=False)), **named}
+    mode = {"replicate": "edge"}.get(module.mode, module.mode)  # onnx2torch's torch name
+    value = 0.0 if values.get("constant_value") is None else np.ravel(values["constant_value"])[0]
+    return (pad, x, tuple(int(p) for p in values["pads"]), mode, float(value))
 
 
 _STATIC = {
@@ -330,6 +346,7 @@ _STATIC = {
     "OnnxUnsqueezeDynamicAxes": _axes_args(unsqueeze_static),
     "OnnxSlice": _slice_args,
     "OnnxGather": _gather_args,
+    "OnnxPadDynamic": _pad_args,
 }
 
 
@@ -414,12 +431,17 @@ _VISION_STOOD_IN: list[bool] = []
 
 
 def import_onnx2torch() -> tuple[Any, bool]:
-    """(onnx2torch, whether torchvision was stood in for when it was imported)."""
+    """(onnx2torch with the converters of :mod:`._onnx2torch_ops` added, whether
+    torchvision was stood in for when it was imported)."""
     if sys.modules.get("onnx2torch") is not None:
-        return sys.modules["onnx2torch"], bool(_VISION_STOOD_IN and _VISION_STOOD_IN[0])
-    with _torchvision_or_standin() as stood_in:
-        onnx2torch = import_optional("onnx2torch", "ONNX → TFLite")
-    _VISION_STOOD_IN[:] = [stood_in]
+        onnx2torch, stood_in = sys.modules["onnx2torch"], bool(_VISION_STOOD_IN[:1] == [True])
+    else:
+        with _torchvision_or_standin() as stood_in:
+            onnx2torch = import_optional("onnx2torch", "ONNX → TFLite")
+        _VISION_STOOD_IN[:] = [stood_in]
+    from edgeship.convert._onnx2torch_ops import register  # torch: importable by now
+
+    register()
     return onnx2torch, stood_in
 
 

@@ -279,3 +279,59 @@ def anchors(path: Path) -> Path:
         ],
     )
     return save_graph(graph, path)
+
+
+def pad(path: Path, mode: str, pads: str = "initializer") -> Path:
+    """``x [n, 3, 8]`` padded by (0, 1, 2) before and (0, 2, 3) after in ``mode``, then
+    scaled by a weight: ``pads`` an ``initializer``, ``computed`` (a Concat of two halves,
+    as Silero casts its pads) or the ``attribute`` of opset 10 and older."""
+    rng = np.random.default_rng(8)
+    before, after = [0, 1, 2], [0, 2, 3]
+    inits = [_init(rng, "scale", 1, 1, 8 + 2 + 3)]
+    nodes = [helper.make_node("Mul", ["padded", "scale"], ["y"], name="scale")]
+    if pads == "attribute":
+        nodes.insert(0, helper.make_node("Pad", ["x"], ["padded"], mode=mode, pads=before + after))
+    else:
+        source = "pads" if pads == "initializer" else "joined"
+        nodes.insert(0, helper.make_node("Pad", ["x", source], ["padded"], name="pad", mode=mode))
+        halves = {"pads": before + after} if pads == "initializer" else {"b": before, "a": after}
+        inits += [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in halves.items()]
+        if pads == "computed":
+            nodes.insert(0, helper.make_node("Concat", ["b", "a"], ["joined"], axis=0))
+    graph = helper.make_graph(
+        nodes,
+        "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3 + 1 + 2, 8 + 2 + 3])],
+        inits,
+    )
+    return save_graph(graph, path, opset=10 if pads == "attribute" else 17)
+
+
+def reductions(path: Path) -> Path:
+    """Magika's ops on ``x [n, 3, 5]``: GlobalMaxPool, ReduceSum, a three-way Max, Min,
+    Reciprocal and an Equal mask (where each row reaches its maximum), cast to float."""
+    nodes = [
+        helper.make_node("GlobalMaxPool", ["x"], ["g"]),
+        helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+        helper.make_node("Max", ["g", "s", "half"], ["m"]),
+        helper.make_node("Mul", ["m", "m"], ["m2"]),
+        helper.make_node("Add", ["m2", "half"], ["d"]),
+        helper.make_node("Reciprocal", ["d"], ["r"]),
+        helper.make_node("Equal", ["x", "g"], ["top"]),
+        helper.make_node("Cast", ["top"], ["topf"], to=TensorProto.FLOAT),
+        helper.make_node("Min", ["x", "g"], ["low"]),
+        helper.make_node("Mul", ["topf", "r"], ["marked"]),
+        helper.make_node("Add", ["marked", "low"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "reductions",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 5])],
+        [
+            numpy_helper.from_array(np.array([2], np.int64), "axes"),
+            numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        ],
+    )
+    return save_graph(graph, path)

@@ -216,3 +216,18 @@ def computed_clip_model(path: str | os.PathLike[str], width: int = WIDTH) -> Pat
         ],
     )
     return save(graph, path)
+
+
+def global_max_pool_model(path: str | os.PathLike[str], channels: int = 3, size: int = 4) -> Path:
+    """``y = GlobalMaxPool(x) · w``, ``x [1, channels, size, size]`` (Magika pools so)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalMaxPool", ["x"], ["m"], name="pool"),
+            helper.make_node("Mul", ["m", "w"], ["y"], name="scale"),
+        ],
+        "global_max_pool",
+        [_v("x", [1, channels, size, size])],
+        [_v("y", [1, channels, 1, 1])],
+        [_w("w", (1, channels, 1, 1), 9)],
+    )
+    return save(graph, path)

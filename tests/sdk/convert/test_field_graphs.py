@@ -14,9 +14,11 @@ import pytest
 from edgeship.convert import ConvertConfig, VerifyData, convert
 from edgeship.convert import _onnx_tflite as onnx_tflite
 from edgeship.convert._litert import translate
-from edgeship.core.errors import InputError
+from edgeship.core.errors import ConversionError, InputError
+from edgeship.models.torch_ops import slice_static
 from edgeship.models.verify import Tolerance, compare_output, verification_feeds
 from edgeship_runtime.signature import Signature, TensorSpec
+from tests.models import lstm_model
 from tests.sdk.compress import models
 from tests.sdk.convert import graphs
 
@@ -95,10 +97,10 @@ def test_static_rewrites_follow_onnx_semantics() -> None:
     assert onnx_tflite.reshape_static(x, (0, -1)).shape == (2, 12)
     assert onnx_tflite.squeeze_static(x[:, :1], (1,)).shape == (2, 4)
     assert onnx_tflite.unsqueeze_static(x, (0, -1)).shape == (1, 2, 3, 4, 1)
-    sliced = onnx_tflite.slice_static(x, (1, -3), (2**62, 10), (2, 1), None)
+    sliced = slice_static(x, (1, -3), (2**62, 10), (2, 1), None)
     assert torch.equal(sliced, x[:, -3:, 1:])
     expected = x.flip(2)[:, :, ::2]  # indices 3, 1 (torch slices take no negative step)
-    assert torch.equal(onnx_tflite.slice_static(x, (-1,), (-(2**62),), (2,), (-2,)), expected)
+    assert torch.equal(slice_static(x, (-1,), (-(2**62),), (2,), (-2,)), expected)
     assert torch.equal(onnx_tflite.gather_static(x, 1, -1), x[:, 2])
     assert onnx_tflite.gather_static(x, 2, [[0, 1], [3, 3]]).shape == (2, 3, 2, 2)
     up = onnx_tflite.resize_static(x[None], "nearest", None, [1, 1, 2, 2], None)
@@ -141,3 +143,55 @@ def test_a_model_stored_with_float16_weights_converts_to_tflite(tmp_path: Path) 
     report = convert(config).report
     assert report.passed
     assert any("float16 weight(s) widened to float32" in n for n in report.notes)
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+def test_global_max_pool_converts_to_tflite(tmp_path: Path) -> None:
+    source = graphs.global_max_pool_model(tmp_path / "pool.onnx")
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "pool.tflite", verify=verify)).report
+    assert report.passed
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+@pytest.mark.parametrize(
+    ("direction", "state", "head"), [("forward", True, True), ("bidirectional", False, False)]
+)
+def test_an_lstm_converts_to_tflite(
+    tmp_path: Path, direction: str, state: bool, head: bool
+) -> None:
+    """With ``head``, Silero's outputs: a probability, then the LSTM's two states (which
+    onnx2torch alone returns as one tuple of three)."""
+    source = lstm_model(tmp_path / "lstm.onnx", direction, state, batch=1, head=head)
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "lstm.tflite", verify=verify)).report
+    assert report.passed
+    first = "p" if head else "y"
+    assert [o.name for o in report.verification.outputs] == [first, "y_h", "y_c"]
+
+
+def test_an_lstm_with_per_sample_lengths_is_one_line_naming_them(tmp_path: Path) -> None:
+    import onnx
+
+    pytest.importorskip("onnx2torch")
+    model = onnx.load(str(lstm_model(tmp_path / "lstm.onnx", batch=1)))
+    model.graph.node[0].input[4] = "lengths"
+    model.graph.input.append(
+        onnx.helper.make_tensor_value_info("lengths", onnx.TensorProto.INT32, [1])
+    )
+    source = tmp_path / "lengths.onnx"
+    onnx.save(model, str(source))
+    with pytest.raises(ConversionError, match="sequence_lens") as info:
+        convert(ConvertConfig(str(source), tmp_path / "lstm.tflite"))
+    assert "\n" not in str(info.value) and "'lstm'" in str(info.value)
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_a_pad_of_any_axis_converts_to_tflite(tmp_path: Path, mode: str) -> None:
+    """onnx2torch reads pads from a tensor (torch.export cannot) and reflects or repeats
+    only the last axes; Silero's VAD reflects its one audio axis of a 2-D input."""
+    source = models.pad(tmp_path / "pad.onnx", mode, "computed")
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "pad.tflite", verify=verify)).report
+    assert report.passed

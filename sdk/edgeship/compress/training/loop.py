@@ -221,7 +221,9 @@ def fit(
 ) -> FitLog:
     """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``.
 
-    ``after_step`` runs after every optimiser step (e.g. to re-apply pruning masks);
+    Inputs given once per call (``data.fixed``, a recurrent state) go whole to every step,
+    of one sample each. ``after_step`` runs after every optimiser step (e.g. to re-apply
+    pruning masks);
     ``on_epoch`` after every epoch that finished. The weights of the epoch with the best
     metric are kept.
     """
@@ -238,7 +240,11 @@ def fit(
     train_idx, val_idx = order[n_val:], order[:n_val]
     val = data.pick(val_idx) if n_val else data
     t_val = None if teacher is None else teacher[val_idx if n_val else slice(None)]
-    xs = [torch.from_numpy(a[train_idx]) for a in data.feeds.values()]
+    fixed = [k in data.fixed for k in data.feeds]  # given whole to every call (a state)
+    xs = [
+        torch.from_numpy(a if f else a[train_idx])
+        for f, a in zip(fixed, data.feeds.values(), strict=True)
+    ]
     ys = None if data.labels is None else torch.from_numpy(data.labels[train_idx].astype(np.int64))
     ts = None if teacher is None else torch.from_numpy(teacher[train_idx].astype(np.float32))
     params = [p for p in module.parameters() if p.requires_grad]
@@ -251,9 +257,11 @@ def fit(
         saved = _snapshot(module)
         perm = torch.randperm(len(train_idx), generator=gen)
         summed = 0.0
-        for start in range(0, len(perm), cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            out = _first(module(*[x[idx] for x in xs])).reshape(len(idx), -1)
+        size = 1 if data.fixed else cfg.batch_size  # a state fixes the batch, as it does in
+        for start in range(0, len(perm), size):  # Dataset.batches
+            idx = perm[start : start + size]
+            out = _first(module(*[x if f else x[idx] for f, x in zip(fixed, xs, strict=True)]))
+            out = out.reshape(len(idx), -1)
             t = None if ts is None else ts[idx]
             loss = output_loss(out, t, None if ys is None else ys[idx], outputs, cfg)
             summed += loss.detach().item() * len(idx)

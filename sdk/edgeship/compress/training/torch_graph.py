@@ -5,7 +5,8 @@ initializers become parameters. Gradient×weight importance, perturbation scorin
 fine-tuning after pruning all run on it, and :meth:`OnnxModule.write_back` puts the trained
 values into the ONNX model again. Only the ops of the networks people deploy on small
 devices are covered (with the ``Shape``/``Gather``/``Slice``/``Resize`` arithmetic of field
-exports such as PaddleOCR's); anything else is refused naming the node
+exports such as PaddleOCR's, Silero's reflect ``Pad`` and ``LSTM``, Magika's reductions);
+anything else, or an op's form outside what is computed here, is refused naming the node
 (:class:`UnsupportedPattern`).
 BatchNormalization uses its stored statistics (inference mode) also while training.
 """
@@ -24,6 +25,7 @@ from torch.nn import functional as F
 
 from edgeship.core.errors import UnsupportedPattern
 from edgeship.models import onnx_graph
+from edgeship.models.torch_ops import PAD_MODES, lstm, lstm_refusal, pad, slice_static
 
 __all__ = ["OPS", "OnnxModule", "Op", "fixed_initializers", "to_tensors"]
 
@@ -32,6 +34,11 @@ Op = Callable[[Any, list[Any]], list[torch.Tensor]]
 
 def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _text(attrs: dict[str, Any], name: str, default: str) -> str:
+    value = attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _pads(node: Any, attrs: dict[str, Any], rank: int) -> list[int]:
@@ -162,19 +169,10 @@ def _squeeze(node: Any, xs: list[Any]) -> list[torch.Tensor]:
 
 
 def _slice(node: Any, xs: list[Any]) -> list[torch.Tensor]:
-    x = xs[0]
     starts, ends = _ints(node, xs, 1, "starts") or [], _ints(node, xs, 2, "ends") or []
-    axes = _ints(node, xs, 3, "axes") or list(range(len(starts)))
-    steps = _ints(node, xs, 4, "steps") or [1] * len(starts)
-    index: list[slice] = [slice(None)] * x.dim()
-    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
-        size = x.shape[axis]
-        index[axis % x.dim()] = slice(
-            max(-size, min(start, size)), max(-size - 1, min(end, size)), step
-        )
-    if any(s.step is not None and s.step < 0 for s in index):
-        raise UnsupportedPattern(onnx_graph.node_label(node), "Slice", "negative steps")
-    return [x[tuple(index)]]
+    axes, steps = _ints(node, xs, 3, "axes"), _ints(node, xs, 4, "steps")
+    optional = (None if v is None else tuple(v) for v in (axes, steps))
+    return [slice_static(xs[0], tuple(starts), tuple(ends), *optional)]
 
 
 _DTYPES = {
@@ -196,8 +194,7 @@ def _cast(node: Any, xs: list[Any]) -> list[torch.Tensor]:
 
 def _resize(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     a, x = _attrs(node), xs[0]
-    mode = a.get("mode", b"nearest")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = _text(a, "mode", "nearest")
     scales = xs[1] if len(xs) == 2 else (xs[2] if len(xs) > 2 else None)  # opset 10: (x, scales)
     sizes = xs[3] if len(xs) > 3 else None
     size = [int(v) for v in sizes.tolist()[2:]] if sizes is not None and sizes.numel() else None
@@ -235,14 +232,18 @@ def _conv_transpose(node: Any, xs: list[Any]) -> list[torch.Tensor]:
 
 
 def _reduce(how: str) -> Op:
-    """ReduceMean / ReduceMax over the ``axes`` input or attribute (all when absent)."""
+    """ReduceMean / ReduceSum / ReduceMax over the ``axes`` input or attribute (all when absent)."""
 
     def op(node: Any, xs: list[Any]) -> list[torch.Tensor]:
         x, axes = xs[0], _ints(node, xs, 1, "axes")
         keep = bool(_attrs(node).get("keepdims", 1))
+        if not axes and _attrs(node).get("noop_with_empty_axes", 0):
+            return [x]
         dims = tuple(range(x.dim())) if not axes else tuple(a % x.dim() for a in axes)
         if how == "mean":
             return [x.mean(dim=dims, keepdim=keep)]
+        if how == "sum":
+            return [x.sum(dim=dims, keepdim=keep)]
         return [torch.amax(x, dim=dims, keepdim=keep)]
 
     return op
@@ -279,6 +280,32 @@ def _split(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     return list(torch.split(x, sizes, dim=axis))
 
 
+def _pad(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    """ONNX Pad: pads and value as inputs (opset 11+, with ``axes`` from 18) or attributes
+    (``pads``/``value``, older)."""
+    a = _attrs(node)
+    value = xs[2].item() if len(xs) > 2 and xs[2] is not None else a.get("value", 0.0)
+    pads, axes = _ints(node, xs, 1, "pads") or [], _ints(node, xs, 3, "axes")
+    return [pad(xs[0], pads, _text(a, "mode", "constant"), value, axes)]
+
+
+def _variadic(fn: Callable[[Any, Any], torch.Tensor]) -> Op:
+    """Max/Min of any number of broadcast inputs."""
+
+    def op(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+        out = xs[0]
+        for x in xs[1:]:
+            out = fn(out, x)
+        return [out]
+
+    return op
+
+
+def _lstm(node: Any, xs: list[Any]) -> list[torch.Tensor]:
+    x, w, r, b, _, h, c = (*xs, *[None] * (7 - len(xs)))[:7]
+    return list(lstm(x, w, r, b, h, c, _text(_attrs(node), "direction", "forward")))
+
+
 def _layer_norm(node: Any, xs: list[Any]) -> list[torch.Tensor]:
     a, x = _attrs(node), xs[0]
     axis = a.get("axis", -1) % x.dim()
@@ -307,6 +334,9 @@ OPS: dict[str, Op] = {
     "MaxPool": _pool("max"),
     "AveragePool": _pool("avg"),
     "GlobalAveragePool": lambda n, xs: [xs[0].mean(dim=tuple(range(2, xs[0].dim())), keepdim=True)],
+    "GlobalMaxPool": lambda n, xs: [
+        torch.amax(xs[0], dim=tuple(range(2, xs[0].dim())), keepdim=True)
+    ],
     "Flatten": _flatten,
     "Reshape": _reshape,
     "Identity": _unary(lambda x: x),
@@ -324,6 +354,7 @@ OPS: dict[str, Op] = {
     "ConvTranspose": _conv_transpose,
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
+    "ReduceSum": _reduce("sum"),
     "Split": _split,
     "Expand": _expand,
     "ConstantOfShape": _constant_of_shape,
@@ -337,7 +368,23 @@ OPS: dict[str, Op] = {
     "Neg": _unary(torch.neg),
     "Exp": _unary(torch.exp),
     "LayerNormalization": _layer_norm,
+    "Pad": _pad,
+    "Max": _variadic(torch.maximum),
+    "Min": _variadic(torch.minimum),
+    "Equal": _binary(torch.eq),
+    "Reciprocal": _unary(torch.reciprocal),
+    "LSTM": _lstm,
 }
+
+
+def _refusal(node: Any) -> str | None:
+    """Why a node of a supported op is still outside what its torch equivalent computes."""
+    if node.op_type == "LSTM":
+        return lstm_refusal(_attrs(node), list(node.input))
+    if node.op_type == "Pad":
+        mode = _text(_attrs(node), "mode", "constant")
+        return None if mode in PAD_MODES else f"mode {mode!r}"
+    return None
 
 
 class OnnxModule(nn.Module):
@@ -356,6 +403,9 @@ class OnnxModule(nn.Module):
                     + ", ".join(sorted(OPS))
                     + ")",
                 )
+            reason = _refusal(node)
+            if reason:
+                raise UnsupportedPattern(onnx_graph.node_label(node), node.op_type, reason)
         self.nodes = list(graph.node)
         self.input_names = [
             i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}

@@ -15,7 +15,7 @@ from torch import nn
 from edgeship.compress import Dataset, TrainConfig
 from edgeship.compress.training.loop import fit, metric, outputs_of, predict_torch
 from edgeship.compress.training.torch_graph import OnnxModule
-from tests.models import map_model
+from tests.models import LSTM_HIDDEN, LSTM_IN, lstm_model, map_model
 from tools.zoo.models import mlp
 
 
@@ -84,3 +84,19 @@ def test_the_best_epoch_is_kept_when_a_later_one_overshoots(test_data: Dataset) 
     _, kept = metric(predict_torch(module, data), data, None)
     assert log.kept_epoch == int(np.argmax(log.history)) + 1 < log.epochs
     assert kept == max(log.history) > log.history[-1]
+
+
+def test_a_state_given_once_per_call_goes_whole_to_every_step(tmp_path: Path) -> None:
+    """Silero's sequence VAD: one LSTM step per chunk row, ``h``/``c`` [1, 1, hidden] once
+    per call beside them (indexed by sample, they ran out after the first row)."""
+    path = lstm_model(tmp_path / "lstm.onnx", batch=1)
+    rng = np.random.default_rng(3)
+    state = np.zeros((1, 1, LSTM_HIDDEN), np.float32)
+    feeds = {"x": rng.standard_normal((24, 1, LSTM_IN)).astype(np.float32), "h": state, "c": state}
+    data = Dataset(feeds, fixed=frozenset({"h", "c"}))
+    teacher = predict_torch(OnnxModule(onnx.load(str(path))), data)
+    student = OnnxModule(onnx.load(str(path)))
+    _nudge(student, 0.5)
+    log = fit(student, data, teacher, TrainConfig(epochs=6, lr=1e-2, val_fraction=0.0))
+    assert log.epochs == 6 and log.stopped == "epochs"
+    assert log.history[log.kept_epoch - 1] > log.history[0]

@@ -12,7 +12,7 @@ from edgeship.compress.training.loop import fit, predict_torch
 from edgeship.compress.training.torch_graph import OnnxModule, fixed_initializers
 from edgeship.models import onnx_graph
 from edgeship.models.prepare import fold_constants
-from tests.models import field_cnn_model
+from tests.models import LSTM_HIDDEN, LSTM_IN, LSTM_STEPS, field_cnn_model, lstm_model
 from tests.sdk.compress import models
 from tests.sdk.compress.conftest import ort_outputs
 from tools.zoo.build import Manifest
@@ -107,3 +107,63 @@ def test_range_expand_and_constant_of_shape_match_onnxruntime(tmp_path: Path) ->
     x = np.random.default_rng(5).standard_normal((2, 1, 7)).astype(np.float32)
     got = _viewed(path, x)
     np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+@pytest.mark.parametrize("pads", ["initializer", "computed", "attribute"])
+def test_pad_matches_onnxruntime(tmp_path: Path, mode: str, pads: str) -> None:
+    path = models.pad(tmp_path / "pad.onnx", mode, pads)
+    x = np.random.default_rng(6).standard_normal((2, 3, 8)).astype(np.float32)
+    np.testing.assert_allclose(_viewed(path, x), ort_outputs(path, {"x": x}), rtol=1e-6)
+
+
+def test_magikas_reductions_match_onnxruntime(tmp_path: Path) -> None:
+    path = models.reductions(tmp_path / "reductions.onnx")
+    x = np.random.default_rng(7).standard_normal((4, 3, 5)).astype(np.float32)
+    got = _viewed(path, x)
+    np.testing.assert_allclose(got, ort_outputs(path, {"x": x}), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("direction", "state"), [("forward", True), ("reverse", False), ("bidirectional", True)]
+)
+def test_lstm_matches_onnxruntime(tmp_path: Path, direction: str, state: bool) -> None:
+    import onnxruntime as ort
+
+    path = lstm_model(tmp_path / "lstm.onnx", direction, state)
+    rng = np.random.default_rng(8)
+    dirs = 2 if direction == "bidirectional" else 1
+    x = rng.standard_normal((LSTM_STEPS, 2, LSTM_IN)).astype(np.float32)
+    feeds = {"x": x}
+    if state:
+        h, c = rng.standard_normal((2, dirs, 2, LSTM_HIDDEN)).astype(np.float32)
+        feeds |= {"h": h, "c": c}
+    module = OnnxModule(onnx.load(str(path)))
+    with torch.no_grad():
+        got = module.run_all([torch.from_numpy(feeds[n]) for n in module.input_names])
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_an_lstm_with_per_sample_lengths_is_refused_naming_them(tmp_path: Path) -> None:
+    model = onnx.load(str(lstm_model(tmp_path / "lstm.onnx")))
+    model.graph.node[0].input[4] = "lengths"
+    model.graph.node[0].attribute.append(onnx.helper.make_attribute("layout", 1))
+    with pytest.raises(UnsupportedPattern, match=r"'lstm' \(LSTM\).*sequence_lens.*layout=1"):
+        OnnxModule(model)
+
+
+def test_the_refusal_lists_the_new_ops() -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Hardmax", ["x"], ["y"], name="h")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    with pytest.raises(UnsupportedPattern) as info:
+        OnnxModule(helper.make_model(graph))
+    for op in ("Pad", "LSTM", "GlobalMaxPool", "ReduceSum", "Equal", "Reciprocal", "Max"):
+        assert f" {op}," in str(info.value) or f" {op})" in str(info.value)

@@ -36,6 +36,7 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization import fallback
+from edgeship.compress.quantization._weights import int8_weights
 from edgeship.compress.quantization.fallback import Calls, Quantize
 from edgeship.compress.quantization.onnx_fp16 import convert_fp16
 from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError, cause_of
@@ -84,7 +85,9 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         if config.method != "fp16" and config.fallback and job.search is not None:
             # by the names of the graph the quantizer saw (pre-processing fuses nodes)
             seen = _what_changed(onnx_graph.load(graph), onnx_graph.load(out), config)
-            done = fallback.hold(graph, out, seen["quantized_nodes"], quantize, job.search)
+            done = fallback.hold(
+                graph, out, seen["quantized_nodes"], quantize, job.search, lighten=_weight_only
+            )
             if done is not None:
                 details = _after_fallback(model, out, config, done)
                 notes.append(done.note)
@@ -108,7 +111,19 @@ def _after_fallback(
         config = replace(config, exclude_nodes=config.exclude_nodes + done.kept)
     details = _what_changed(model, onnx_graph.load(out), config)
     details["fallback"] = done.to_dict()
+    details["weight_only_nodes"] = list(done.int8_weights)
     return details
+
+
+def _weight_only(path: Path, kept: Sequence[str]) -> list[str]:
+    """The fallback's kept nodes in the quantized model at ``path`` given INT8 weights
+    with float activations, in place (:func:`~._weights.int8_weights`: per channel at
+    opset 13 and up, per tensor at 10–12); the nodes that got them."""
+    model = onnx_graph.load(path)
+    done = int8_weights(model, kept)
+    if done:
+        onnx_graph.save(model, path)
+    return done
 
 
 SUBGRAPH_REFUSAL = {

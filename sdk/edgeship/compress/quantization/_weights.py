@@ -1,0 +1,181 @@
+"""Weights stored narrower than their nodes compute: a node kept in float (its activations
+float) whose weight initializers are stored as INT8 or float16 and decoded in the graph.
+
+* :func:`int8_weights` ("weight-only INT8"): each chosen node's weights become INT8,
+  symmetric, per output channel (``Conv``/``ConvTranspose``: axis 0/1; ``MatMul``: the
+  weight's last axis; ``Gemm``: axis 0 with ``transB``, else 1; ``LSTM``/``GRU``/``RNN``:
+  ``W`` and ``R`` by gate row, axis 1), behind a ``DequantizeLinear``; the node computes
+  in float as before. Per-axis ``DequantizeLinear`` needs opset 13: an opset 10–12 graph
+  gets one scale per tensor, an older one nothing.
+* :func:`float16_weights`: each chosen node's float32 weights stored as float16 behind a
+  ``Cast`` to float32 (an ``fp16`` conversion's nodes kept float32 stay half the size).
+
+ONNX Runtime folds a ``Cast`` of an initializer into a float32 initializer when the
+session loads, so a float16-stored weight costs nothing at run time; it keeps a
+``DequantizeLinear`` (its QDQ fusions want to see it), which then runs on each call.
+
+Only the chosen nodes read the decoded tensor: a weight another node shares keeps its
+original initializer for that node. A weight is an initializer of the node's own graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from edgeship.models.onnx_graph import graphs
+
+__all__ = [
+    "FLOAT16_LEAST",
+    "PER_AXIS_OPSET",
+    "PER_TENSOR_OPSET",
+    "float16_weights",
+    "int8_weights",
+]
+
+PER_AXIS_OPSET = 13
+"""``DequantizeLinear`` takes an ``axis`` (one scale per channel) from opset 13."""
+PER_TENSOR_OPSET = 10
+"""``DequantizeLinear`` exists from opset 10."""
+
+FLOAT16_LEAST = 64
+"""Fewer elements are left float32: scalars and small vectors (a ``Clip`` bound, a log's
+epsilon) weigh nothing, and their exact value may matter."""
+
+_RECURRENT = {"LSTM", "GRU", "RNN"}
+
+
+def _weight_axes(node: Any) -> dict[int, int]:
+    """Input index → the axis of its output channels, for the weights of ``node``."""
+    op = node.op_type
+    if op == "Conv":
+        return {1: 0}
+    if op == "ConvTranspose":
+        return {1: 1}
+    if op == "MatMul":
+        return {1: -1}
+    if op == "Gemm":
+        trans = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return {1: 0 if trans else 1}
+    if op in _RECURRENT:
+        return {1: 1, 2: 1}
+    return {}
+
+
+def int8_weights(model: Any, nodes: Iterable[str]) -> list[str]:
+    """Give the weights of the named nodes (any graph of ``model``) INT8 storage behind a
+    ``DequantizeLinear``, in place; the names of the nodes that got some (none below
+    opset 10)."""
+    from onnx import helper, numpy_helper
+
+    opset = _opset(model)
+    if opset < PER_TENSOR_OPSET:
+        return []
+    per_axis = opset >= PER_AXIS_OPSET
+
+    def decode(graph: Any, name: str, value: np.ndarray, axis: int) -> str:
+        axis %= value.ndim
+        if per_axis:
+            reduce = tuple(a for a in range(value.ndim) if a != axis)
+            peak = np.max(np.abs(value), axis=reduce)
+        else:
+            peak = np.asarray(np.max(np.abs(value)))
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        shape = [-1 if a == axis else 1 for a in range(value.ndim)] if per_axis else []
+        q = np.clip(np.round(value / scale.reshape(shape)), -127, 127).astype(np.int8)
+        stored = f"{name}_int8"
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(q, stored),
+                numpy_helper.from_array(scale, f"{stored}_scale"),
+                numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{stored}_zero"),
+            ]
+        )
+        attrs = {"axis": axis} if per_axis else {}
+        dq = helper.make_node(
+            "DequantizeLinear",
+            [stored, f"{stored}_scale", f"{stored}_zero"],
+            [f"{stored}_dq"],
+            name=f"{stored}_DequantizeLinear",
+            **attrs,
+        )
+        graph.node.insert(0, dq)
+        return f"{stored}_dq"
+
+    return _rewrite(model, set(nodes), _weight_axes, 2, decode)
+
+
+def float16_weights(model: Any, nodes: Iterable[str], limit: float) -> list[str]:
+    """Store the float32 initializers that the named nodes read as float16 behind a
+    ``Cast`` to float32, in place, except small ones (:data:`FLOAT16_LEAST`) and those
+    with a value beyond ``limit`` (float16's largest finite value) or a nonzero one that
+    float16 rounds to 0; the names of the nodes that got some."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def decode(graph: Any, name: str, value: np.ndarray, axis: int) -> str | None:
+        half = value.astype(np.float16)
+        lost = np.any((value != 0) & (half == 0))  # an epsilon below float16's smallest
+        if value.size < FLOAT16_LEAST or float(np.max(np.abs(value))) > limit or lost:
+            return None
+        stored = f"{name}_fp16"
+        graph.initializer.append(numpy_helper.from_array(half, stored))
+        cast = helper.make_node(
+            "Cast", [stored], [f"{stored}_fp32"], name=f"{stored}_Cast", to=TensorProto.FLOAT
+        )
+        graph.node.insert(0, cast)
+        return f"{stored}_fp32"
+
+    def every_input(node: Any) -> dict[int, int]:
+        return dict.fromkeys(range(len(node.input)), 0)
+
+    return _rewrite(model, set(nodes), every_input, 0, decode)
+
+
+Axes = Callable[[Any], dict[int, int]]
+Decode = Callable[[Any, str, np.ndarray, int], "str | None"]
+
+
+def _rewrite(model: Any, names: set[str], axes: Axes, least: int, decode: Decode) -> list[str]:
+    """Point each chosen node's float32 weight inputs (``axes(node)``: input index →
+    channel axis) of rank ``least`` or more at what ``decode(graph, name, value, axis)``
+    stores and decodes (None: leave that one); drop initializers nobody reads any more."""
+    from onnx import TensorProto, numpy_helper
+
+    done: list[str] = []
+    for graph in graphs(model.graph):
+        inits = {t.name: t for t in graph.initializer}
+        decoded: dict[str, str | None] = {}
+        for node in [n for n in graph.node if n.name in names]:
+            for index, axis in axes(node).items():
+                name = node.input[index] if index < len(node.input) else ""
+                tensor = inits.get(name)
+                if (
+                    tensor is None
+                    or tensor.data_type != TensorProto.FLOAT
+                    or len(tensor.dims) < least
+                ):
+                    continue
+                if name not in decoded:
+                    decoded[name] = decode(graph, name, numpy_helper.to_array(tensor), axis)
+                if decoded[name] is not None:
+                    node.input[index] = decoded[name]
+                    done += [node.name] if node.name not in done else []
+        _drop_unread(model, graph, [n for n, d in decoded.items() if d is not None])
+    return done
+
+
+def _drop_unread(model: Any, graph: Any, names: list[str]) -> None:
+    """Remove the initializers of ``graph`` in ``names`` that no node of any graph reads
+    (subgraphs may read an outer graph's initializer)."""
+    read = {t for g in graphs(model.graph) for n in g.node for t in n.input}
+    read |= {o.name for o in graph.output} | {i.name for i in graph.input}
+    keep = [t for t in graph.initializer if t.name not in names or t.name in read]
+    if len(keep) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+
+
+def _opset(model: Any) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -29,6 +29,7 @@ from edgeship.models.onnx_graph import graphs
 
 __all__ = [
     "FLOAT16_LEAST",
+    "FLOAT16_TINY",
     "PER_AXIS_OPSET",
     "PER_TENSOR_OPSET",
     "float16_weights",
@@ -43,6 +44,9 @@ PER_TENSOR_OPSET = 10
 FLOAT16_LEAST = 64
 """Fewer elements are left float32: scalars and small vectors (a ``Clip`` bound, a log's
 epsilon) weigh nothing, and their exact value may matter."""
+
+FLOAT16_TINY = 1e-7
+"""onnxconverter-common's ``min_positive_val``: smaller nonzero weights are raised to it."""
 
 _RECURRENT = {"LSTM", "GRU", "RNN"}
 
@@ -110,15 +114,16 @@ def int8_weights(model: Any, nodes: Iterable[str]) -> list[str]:
 def float16_weights(model: Any, nodes: Iterable[str], limit: float) -> list[str]:
     """Store the float32 initializers that the named nodes read as float16 behind a
     ``Cast`` to float32, in place, except small ones (:data:`FLOAT16_LEAST`) and those
-    with a value beyond ``limit`` (float16's largest finite value) or a nonzero one that
-    float16 rounds to 0; the names of the nodes that got some."""
+    with a value beyond ``limit`` (float16's largest finite value); nonzero values below
+    :data:`FLOAT16_TINY` become that (signed), as the fp16 converter's do (a window's
+    tapered ends); the names of the nodes that got some."""
     from onnx import TensorProto, helper, numpy_helper
 
     def decode(graph: Any, name: str, value: np.ndarray, axis: int) -> str | None:
-        half = value.astype(np.float16)
-        lost = np.any((value != 0) & (half == 0))  # an epsilon below float16's smallest
-        if value.size < FLOAT16_LEAST or float(np.max(np.abs(value))) > limit or lost:
+        if value.size < FLOAT16_LEAST or float(np.max(np.abs(value))) > limit:
             return None
+        tiny = (value != 0) & (np.abs(value) < FLOAT16_TINY)  # kept nonzero, as the
+        half = np.where(tiny, np.sign(value) * FLOAT16_TINY, value).astype(np.float16)
         stored = f"{name}_fp16"
         graph.initializer.append(numpy_helper.from_array(half, stored))
         cast = helper.make_node(

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ __all__ = [
     "local_errors",
     "rank",
     "rank_alone",
+    "read_out",
     "with_margin",
 ]
 
@@ -432,6 +433,18 @@ def activations(
     model: Any, sig: Signature, names: Sequence[str], calls: Calls
 ) -> dict[str, list[np.ndarray]]:
     """The values of ``names`` (inputs of ``sig`` or intermediate tensors) on each call."""
+    result: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for values in read_out(model, sig, names, calls):
+        for n in names:
+            result[n].append(values[n])
+    return result
+
+
+def read_out(
+    model: Any, sig: Signature, names: Sequence[str], calls: Calls
+) -> Iterator[dict[str, np.ndarray]]:
+    """The inputs and outputs of ``model`` with ``names`` (intermediate tensors of its
+    main graph) among them, call by call: one session, the model made to output them."""
     import onnx
 
     copy = onnx.ModelProto()
@@ -440,13 +453,9 @@ def activations(
     copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
     session = _session(copy.SerializeToString())
     outputs = [o.name for o in session.get_outputs()]
-    result: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for call in calls:
         feeds = evaluate.model_feeds(sig, call)
-        values = {**feeds, **dict(zip(outputs, session.run(None, feeds), strict=True))}
-        for n in names:
-            result[n].append(values[n])
-    return result
+        yield {**feeds, **dict(zip(outputs, session.run(None, feeds), strict=True))}
 
 
 def _single(

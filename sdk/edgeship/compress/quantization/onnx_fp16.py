@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.guard import NothingToConvert
+from edgeship.compress.quantization._weights import float16_weights
+from edgeship.compress.quantization.fallback import Search
 from edgeship.core.errors import cause_of
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
@@ -32,20 +37,30 @@ __all__ = [
     "FP16_MAX",
     "FP16_RETRIES",
     "MATMULS",
+    "OVERFLOW_MARGIN",
+    "Converted",
     "batch_transposes",
     "convert_fp16",
     "out_of_range_nodes",
+    "overflowing_nodes",
 ]
 
 
-def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
-    """``model`` in float16 with float32 inputs and outputs, written to ``out``; the nodes
-    kept in float32 beyond ``config``'s exclusions."""
+def convert_fp16(
+    model: Any, config: QuantizeConfig, out: Path, search: Search | None = None
+) -> Converted:
+    """``model`` in float16 with float32 inputs and outputs, written to ``out``: the nodes
+    kept in float32 beyond ``config``'s exclusions, and those of them whose weights are
+    stored float16 (:func:`~._weights.float16_weights`). With ``search`` (and
+    ``config.fallback``), nodes whose activations leave float16's range on its inputs are
+    kept in float32 too (:func:`overflowing_nodes`)."""
     float16 = import_optional("onnxconverter_common.float16", "fp16")
     _check_float32_weights(model)
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
     nodes += [n for n in batch_transposes(model) if n not in nodes]
+    if search is not None and config.fallback:
+        nodes += [n for n in overflowing_nodes(model, search.calls) if n not in nodes]
     for _ in range(FP16_RETRIES):
         try:
             converted = _convert_fp16(float16, model, block, nodes)
@@ -59,8 +74,52 @@ def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
         if rejected is None or rejected in nodes:
             break
         nodes.append(rejected)  # a type the converter could not reconcile: keep it float32
+    kept = [n for n in nodes if n not in config.exclude_nodes]
+    stored = float16_weights(converted, kept, FP16_MAX)
     onnx_graph.save(converted, out)
-    return [n for n in nodes if n not in config.exclude_nodes]
+    return Converted(kept, stored)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What fp16 kept in float32 beyond the user's exclusions (``kept``), and which of
+    those nodes store their weights in float16 (cast to float32 in the graph)."""
+
+    kept: list[str]
+    half_stored: list[str]
+
+
+OVERFLOW_MARGIN = 0.5
+"""A tensor whose values reach this share of float16's largest on the search inputs is
+taken to leave its range on others."""
+
+
+def overflowing_nodes(model: Any, calls: list[dict[str, np.ndarray]]) -> list[str]:
+    """Names of the main graph's nodes that write or read a float tensor whose values
+    reach :data:`OVERFLOW_MARGIN` of float16's range on ``calls`` (an STFT's power
+    spectrum of 16-bit-scale audio, 1e12), run in float32: in float16 they would give
+    inf, and a node reading one (a ``Log``) would too; unnamed such nodes are given a
+    name."""
+    import tempfile
+
+    from edgeship.compress import _evaluate as evaluate
+    from edgeship.compress.quantization.fallback import read_out
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-fp16-") as tmp:
+        sig = evaluate.signature(onnx_graph.save(model, Path(tmp) / "base.onnx"))
+    tensors = [t for n in model.graph.node for t in n.output if t]
+    peaks = dict.fromkeys(tensors, 0.0)
+    for values in read_out(model, sig, tensors, calls):
+        for name in tensors:
+            value = np.asarray(values[name])
+            if value.dtype.kind == "f" and value.size:
+                peaks[name] = max(peaks[name], float(np.max(np.abs(value))))
+    wide = {t for t, peak in peaks.items() if not peak < OVERFLOW_MARGIN * FP16_MAX}
+    return [
+        _kept_name(node, i)
+        for i, node in enumerate(model.graph.node)
+        if wide.intersection(node.output) or wide.intersection(node.input)
+    ]
 
 
 def _check_float32_weights(model: Any) -> None:
@@ -191,7 +250,6 @@ FP16_MAX = 65504.0
 def out_of_range_nodes(model: Any) -> list[str]:
     """Names of nodes reading a float initializer with a finite value beyond float16's
     range (kept float32 by the conversion); unnamed such nodes are given a name."""
-    import numpy as np
     from onnx import numpy_helper
 
     names = []

@@ -64,11 +64,13 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     model = onnx_graph.load(src)
     _check_exclusions(model, config)
     kept: list[str] = []
+    half: list[str] = []  # of those, the nodes whose weights are stored float16
     notes: list[str] = []
     said: list[str] = []  # what the INT8 quantizer had to do differently, once per try
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _QUIET_ORT.held():
         if config.method == "fp16":
-            kept = convert_fp16(model, config, out)
+            converted = convert_fp16(model, config, out, job.search)
+            kept, half = converted.kept, converted.half_stored
         else:
             widened = onnx_graph.widen_float16(model)
             if widened:
@@ -96,8 +98,15 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
         details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
         notes.append(
-            f"kept in float32 (constants beyond float16's range, batch Transposes feeding "
-            f"a MatMul, or types the converter could not reconcile): {', '.join(kept)}"
+            f"kept in float32 (activations or constants beyond float16's range, batch "
+            f"Transposes feeding a MatMul, or types the converter could not reconcile): "
+            f"{', '.join(kept)}"
+        )
+    if half:
+        details["float16_stored_nodes"] = half
+        notes.append(
+            f"{len(half)} of the {len(kept)} nodes kept in float32 compute in float32 with "
+            f"their weights stored float16 (cast in the graph): {', '.join(half)}"
         )
     return Outcome(details=details, notes=notes)
 

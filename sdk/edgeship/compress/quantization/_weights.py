@@ -2,17 +2,21 @@
 float) whose weight initializers are stored as INT8 or float16 and decoded in the graph.
 
 * :func:`int8_weights` ("weight-only INT8"): each chosen node's weights become INT8,
-  symmetric, per output channel (``Conv``/``ConvTranspose``: axis 0/1; ``MatMul``: the
+  symmetric, per output channel (``Conv``: axis 0; ``ConvTranspose``: 1; ``MatMul``: the
   weight's last axis; ``Gemm``: axis 0 with ``transB``, else 1; ``LSTM``/``GRU``/``RNN``:
-  ``W`` and ``R`` by gate row, axis 1), behind a ``DequantizeLinear``; the node computes
-  in float as before. Per-axis ``DequantizeLinear`` needs opset 13: an opset 10–12 graph
-  gets one scale per tensor, an older one nothing.
+  ``W`` and ``R`` by gate row, axis 1), decoded by ``Cast`` to float32 and ``Mul`` by the
+  channels' scales; the node computes in float as before.
 * :func:`float16_weights`: each chosen node's float32 weights stored as float16 behind a
   ``Cast`` to float32 (an ``fp16`` conversion's nodes kept float32 stay half the size).
 
-ONNX Runtime folds a ``Cast`` of an initializer into a float32 initializer when the
-session loads, so a float16-stored weight costs nothing at run time; it keeps a
-``DequantizeLinear`` (its QDQ fusions want to see it), which then runs on each call.
+Why ``Cast``·``Mul`` and not ``DequantizeLinear``: ONNX Runtime (1.32) folds a ``Cast`` or
+``Mul`` of initializers into a float32 initializer when the session loads, so the decoding
+costs nothing per call and the node computes exactly as a float one with rounded weights.
+A ``DequantizeLinear`` it keeps for its QDQ fusions: before a ``Conv`` it then runs on each
+call (the openWakeWord front-end: 1.09× the float latency), and before a ``MatMul`` it
+becomes ``DynamicQuantizeMatMul``, which quantizes the activations after all (a MatMul
+whose input holds one channel of 1e4 gave outputs near 0). Any opset from 7 (``Mul``'s
+broadcasting) takes one scale per channel.
 
 Only the chosen nodes read the decoded tensor: a weight another node shares keeps its
 original initializer for that node. A weight is an initializer of the node's own graph.
@@ -28,18 +32,15 @@ import numpy as np
 from edgeship.models.onnx_graph import graphs
 
 __all__ = [
+    "BROADCAST_OPSET",
     "FLOAT16_LEAST",
     "FLOAT16_TINY",
-    "PER_AXIS_OPSET",
-    "PER_TENSOR_OPSET",
     "float16_weights",
     "int8_weights",
 ]
 
-PER_AXIS_OPSET = 13
-"""``DequantizeLinear`` takes an ``axis`` (one scale per channel) from opset 13."""
-PER_TENSOR_OPSET = 10
-"""``DequantizeLinear`` exists from opset 10."""
+BROADCAST_OPSET = 7
+"""``Mul`` broadcasts a per-channel scale from opset 7: an older graph gets nothing."""
 
 FLOAT16_LEAST = 64
 """Fewer elements are left float32: scalars and small vectors (a ``Clip`` bound, a log's
@@ -69,46 +70,44 @@ def _weight_axes(node: Any) -> dict[int, int]:
 
 
 def int8_weights(model: Any, nodes: Iterable[str]) -> list[str]:
-    """Give the weights of the named nodes (any graph of ``model``) INT8 storage behind a
-    ``DequantizeLinear``, in place; the names of the nodes that got some (none below
-    opset 10)."""
-    from onnx import helper, numpy_helper
+    """Give the weights of the named nodes (any graph of ``model``) INT8 storage, one
+    scale per output channel, decoded in the graph, in place; the names of the nodes that
+    got some (none below opset 7)."""
+    from onnx import TensorProto, numpy_helper
 
-    opset = _opset(model)
-    if opset < PER_TENSOR_OPSET:
+    if _opset(model) < BROADCAST_OPSET:
         return []
-    per_axis = opset >= PER_AXIS_OPSET
 
     def decode(graph: Any, name: str, value: np.ndarray, axis: int) -> str:
         axis %= value.ndim
-        if per_axis:
-            reduce = tuple(a for a in range(value.ndim) if a != axis)
-            peak = np.max(np.abs(value), axis=reduce)
-        else:
-            peak = np.asarray(np.max(np.abs(value)))
-        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        shape = [-1 if a == axis else 1 for a in range(value.ndim)] if per_axis else []
-        q = np.clip(np.round(value / scale.reshape(shape)), -127, 127).astype(np.int8)
+        peak = np.max(np.abs(value), axis=tuple(a for a in range(value.ndim) if a != axis))
+        shape = [-1 if a == axis else 1 for a in range(value.ndim)]
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32).reshape(shape)
+        q = np.clip(np.round(value / scale), -127, 127).astype(np.int8)
         stored = f"{name}_int8"
         graph.initializer.extend(
-            [
-                numpy_helper.from_array(q, stored),
-                numpy_helper.from_array(scale, f"{stored}_scale"),
-                numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{stored}_zero"),
-            ]
+            [numpy_helper.from_array(q, stored), numpy_helper.from_array(scale, f"{stored}_scale")]
         )
-        attrs = {"axis": axis} if per_axis else {}
-        dq = helper.make_node(
-            "DequantizeLinear",
-            [stored, f"{stored}_scale", f"{stored}_zero"],
-            [f"{stored}_dq"],
-            name=f"{stored}_DequantizeLinear",
-            **attrs,
-        )
-        graph.node.insert(0, dq)
-        return f"{stored}_dq"
+        return _decoded(graph, stored, TensorProto.FLOAT, f"{stored}_scale")
 
     return _rewrite(model, set(nodes), _weight_axes, 2, decode)
+
+
+def _decoded(graph: Any, stored: str, to: int, scale: str | None = None) -> str:
+    """The name of ``stored`` cast to ``to`` (times ``scale``), the nodes that make it put
+    first in ``graph``."""
+    from onnx import helper
+
+    cast = helper.make_node("Cast", [stored], [f"{stored}_cast"], name=f"{stored}_Cast", to=to)
+    if scale is None:
+        graph.node.insert(0, cast)
+        return f"{stored}_cast"
+    mul = helper.make_node(
+        "Mul", [f"{stored}_cast", scale], [f"{stored}_decoded"], name=f"{stored}_Mul"
+    )
+    graph.node.insert(0, mul)
+    graph.node.insert(0, cast)
+    return f"{stored}_decoded"
 
 
 def float16_weights(model: Any, nodes: Iterable[str], limit: float) -> list[str]:
@@ -117,7 +116,7 @@ def float16_weights(model: Any, nodes: Iterable[str], limit: float) -> list[str]
     with a value beyond ``limit`` (float16's largest finite value); nonzero values below
     :data:`FLOAT16_TINY` become that (signed), as the fp16 converter's do (a window's
     tapered ends); the names of the nodes that got some."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     def decode(graph: Any, name: str, value: np.ndarray, axis: int) -> str | None:
         if value.size < FLOAT16_LEAST or float(np.max(np.abs(value))) > limit:
@@ -126,11 +125,7 @@ def float16_weights(model: Any, nodes: Iterable[str], limit: float) -> list[str]
         half = np.where(tiny, np.sign(value) * FLOAT16_TINY, value).astype(np.float16)
         stored = f"{name}_fp16"
         graph.initializer.append(numpy_helper.from_array(half, stored))
-        cast = helper.make_node(
-            "Cast", [stored], [f"{stored}_fp32"], name=f"{stored}_Cast", to=TensorProto.FLOAT
-        )
-        graph.node.insert(0, cast)
-        return f"{stored}_fp32"
+        return _decoded(graph, stored, TensorProto.FLOAT)
 
     def every_input(node: Any) -> dict[int, int]:
         return dict.fromkeys(range(len(node.input)), 0)

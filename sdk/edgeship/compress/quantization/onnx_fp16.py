@@ -180,7 +180,43 @@ def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) 
         del graph.value_info[:]
     _cast_outer_inputs(converted)
     _input_casts_first(converted.graph)
+    for graph in graphs(converted.graph):
+        _no_float16_round_trips(graph)
     return converted
+
+
+def _no_float16_round_trips(graph: Any) -> None:
+    """Let float32 nodes read a float32 tensor directly where the converter sends it
+    through float16 and back (``Cast`` to float16, then ``Cast`` to float32 for each
+    float32 reader: a tensor that two nodes kept in float32 read): the round trip turns
+    values beyond float16's range, which is why those nodes are kept, into inf."""
+    from onnx import TensorProto
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    made = {out: n for n in graph.node for out in n.output}
+    outputs = {o.name for o in graph.output}
+    gone: set[int] = set()
+    for node in graph.node:
+        first = made.get(node.input[0]) if cast_to(node) == TensorProto.FLOAT else None
+        if first is None or cast_to(first) != TensorProto.FLOAT16 or node.output[0] in outputs:
+            continue
+        wide = made.get(first.input[0])
+        if wide is None or not first.name.startswith(f"{wide.name}_output_cast"):
+            continue  # not the converter's cast of a float32 node's output
+        for reader in graph.node:
+            for k, name in enumerate(reader.input):
+                if name == node.output[0]:
+                    reader.input[k] = first.input[0]
+        gone.add(id(node))
+        if not any(first.output[0] in n.input for n in graph.node if id(n) not in gone):
+            gone.add(id(first))
+    kept = [n for n in graph.node if id(n) not in gone]
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _input_casts_first(graph: Any) -> None:

@@ -1,7 +1,8 @@
 """Weights stored narrower than their nodes compute
 (:mod:`edgeship.compress.quantization._weights`), on small graphs run in ONNX Runtime: INT8
-weights behind a DequantizeLinear (per channel on the output-feature axis of Conv, MatMul and
-Gemm with and without ``transB``), float16 weights behind a Cast."""
+weights decoded in the graph (per channel on the output-feature axis of Conv, MatMul and
+Gemm with ``transB``), activations left float even where ONNX Runtime would quantize a
+MatMul's (a DequantizeLinear before it), float16 weights behind a Cast."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def test_int8_weights_match_float_within_rounding_per_output_channel(
     out = onnx_graph.save(model, tmp_path / f"{op}.int8w.onnx")  # checked on save
     stored = {t.name: t for t in model.graph.initializer}
     assert "W" not in stored and stored["W_int8"].data_type == TensorProto.INT8
+    assert not any(n.op_type == "DequantizeLinear" for n in model.graph.node)
     assert out.stat().st_size < 0.5 * base.stat().st_size
     x = _input(op)
     expected, got = _run(base, x), _run(out, x)
@@ -101,23 +103,36 @@ def test_a_shared_weight_stays_float_for_the_node_not_chosen(tmp_path: Path) -> 
     model = onnx_graph.load(save_graph(graph, tmp_path / "shared.onnx"))
     assert int8_weights(model, ["chosen"]) == ["chosen"]
     reads = {n.name: list(n.input) for n in model.graph.node}
-    assert reads["chosen"][1] == "W_int8_dq" and reads["other"][1] == "W"
+    assert reads["chosen"][1] == "W_int8_decoded" and reads["other"][1] == "W"
     onnx.checker.check_model(model)
 
 
-def test_an_opset_12_graph_gets_one_scale_per_tensor(tmp_path: Path) -> None:
-    base, _ = _weighted(tmp_path / "m.onnx", "MatMul")
+def test_a_matmuls_activations_stay_float_in_onnx_runtime(tmp_path: Path) -> None:
+    """An input channel of 1e4 beside channels of ~1, which that channel's zero weights
+    ignore: one activation scale would round the rest away. With INT8 weights the output
+    stays the float one within the weights' rounding (ONNX Runtime turns a
+    ``DequantizeLinear → MatMul`` into ``DynamicQuantizeMatMul``: not this)."""
+    base, w = _weighted(tmp_path / "m.onnx", "MatMul")
     model = onnx_graph.load(base)
-    model.opset_import[0].version = 12
-    assert int8_weights(model, ["node"]) == ["node"]
-    dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear")
-    assert not any(a.name == "axis" for a in dq.attribute)
-    scale = next(t for t in model.graph.initializer if t.name == "W_int8_scale")
-    assert list(scale.dims) == []
-    onnx.checker.check_model(model)
+    rows = {t.name: i for i, t in enumerate(model.graph.initializer)}
+    w = w.copy()
+    w[0] = 0.0
+    model.graph.initializer[rows["W"]].CopyFrom(numpy_helper.from_array(w, "W"))
+    base = onnx_graph.save(model, tmp_path / "spiked.onnx")
+    int8_weights(model, ["node"])
+    out = onnx_graph.save(model, tmp_path / "m.int8w.onnx")
+    x = _input("MatMul")
+    x[:, 0] = 1e4
+    expected = _run(base, x)
+    np.testing.assert_allclose(_run(out, x), expected, atol=0.02 * float(np.max(np.abs(expected))))
+
+
+def test_a_graph_older_than_opset_7_is_left_as_it_was(tmp_path: Path) -> None:
+    base, _ = _weighted(tmp_path / "m.onnx", "MatMul")
     old = onnx_graph.load(base)
-    old.opset_import[0].version = 9  # no DequantizeLinear before opset 10: nothing done
+    old.opset_import[0].version = 6
     assert int8_weights(old, ["node"]) == []
+    assert [t.name for t in old.graph.initializer] == ["W", "B"]
 
 
 def test_float16_weights_halve_the_storage_and_keep_float32_compute(tmp_path: Path) -> None:

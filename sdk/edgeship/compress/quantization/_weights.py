@@ -13,10 +13,10 @@ Why ``Cast``·``Mul`` and not ``DequantizeLinear``: ONNX Runtime (1.32) folds a 
 ``Mul`` of initializers into a float32 initializer when the session loads, so the decoding
 costs nothing per call and the node computes exactly as a float one with rounded weights.
 A ``DequantizeLinear`` it keeps for its QDQ fusions: before a ``Conv`` it then runs on each
-call (the openWakeWord front-end: 1.09× the float latency), and before a ``MatMul`` it
-becomes ``DynamicQuantizeMatMul``, which quantizes the activations after all (a MatMul
-whose input holds one channel of 1e4 gave outputs near 0). Any opset from 7 (``Mul``'s
-broadcasting) takes one scale per channel.
+call (the openWakeWord front-end: 1.09× the float latency, a small CNN 1.6×), and with
+a ``MatMul`` it may become ``MatMulNBits`` (8 bits), which quantizes the activations after
+all (a MatMul whose input holds one channel of 1e4 gave outputs near 0). Any opset from 7
+(``Mul``'s broadcasting) takes one scale per channel.
 
 Only the chosen nodes read the decoded tensor: a weight another node shares keeps its
 original initializer for that node. A weight is an initializer of the node's own graph.

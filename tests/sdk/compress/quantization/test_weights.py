@@ -111,7 +111,7 @@ def test_a_matmuls_activations_stay_float_in_onnx_runtime(tmp_path: Path) -> Non
     """An input channel of 1e4 beside channels of ~1, which that channel's zero weights
     ignore: one activation scale would round the rest away. With INT8 weights the output
     stays the float one within the weights' rounding (ONNX Runtime turns a
-    ``DequantizeLinear → MatMul`` into ``DynamicQuantizeMatMul``: not this)."""
+    ``DequantizeLinear → MatMul`` into ``MatMulNBits``, which quantizes them: not this)."""
     base, w = _weighted(tmp_path / "m.onnx", "MatMul")
     model = onnx_graph.load(base)
     rows = {t.name: i for i, t in enumerate(model.graph.initializer)}

@@ -220,13 +220,13 @@ def hold(
             if count:
                 break
         kept = tuple(n for unit in units[: count or len(units)] for n in unit)
+        int8 = tuple(trial.lightened.get(count, ()))  # of what held, or of the last try
         if count and _size(trial.path(count)) >= MAX_SIZE * _size(base):
             ratio = _size(trial.path(count)) / _size(base)
             count, figure = 0, ""
             reasons.append(f"what held was {ratio:.2f}× the base's size")
         if count:
             shutil.copyfile(trial.path(count), out)
-    int8 = tuple(trial.lightened.get(count, ())) if count else ()
     described = search.described
     return Fallback(
         kept, len(quantized), tries, "; ".join(reasons), figure, described, int8, bool(lighten)

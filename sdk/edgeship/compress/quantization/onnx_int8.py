@@ -14,7 +14,12 @@
 A model stored with float16 weights is widened to float32 compute before INT8
 (:func:`~edgeship.models.onnx_graph.widen_float16`): the quantizer takes float32 only.
 
-The outcome lists which nodes were quantized, which were excluded and which stayed float.
+INT8 that collapses an output runs the accuracy-aware fallback (:mod:`.fallback`): the nodes
+it keeps out of quantization keep INT8 weights with float activations first
+(:func:`~._weights.int8_weights`, weight-only), wholly float only when that does not hold.
+
+The outcome lists which nodes were quantized, which were excluded and which stayed float
+(``weight_only_nodes``: those of the fallback's with INT8 weights).
 """
 
 from __future__ import annotations

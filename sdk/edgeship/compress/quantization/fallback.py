@@ -19,7 +19,7 @@ What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps
 3. the first 1, 2, 4, ... of that ranking are kept in float until the model holds, then
    the count is bisected between the last two tries. Where the format can (ONNX: a
    ``lighten`` step), a node kept out of quantization keeps float activations but INT8
-   weights first ("weight-only INT8", per channel, dequantized in the graph), so the
+   weights first ("weight-only INT8", per channel, decoded in the graph), so the
    result stays compressed; only when even every ranked unit kept that way does not hold
    is the search run again keeping them wholly in float (weights too);
 4. what it kept is in the result, unless the result is hardly smaller than its base
@@ -103,7 +103,7 @@ class Fallback:
     of how many quantized, how many quantizations it tried, what had collapsed and what
     holds now (``held``: "" when nothing it tried held); ``int8_weights``: those of the
     kept nodes whose weights stayed INT8 (weight-only), ``weight_only``: whether that tier
-    was tried (reports written before it read as neither)."""
+    was tried on nodes with weights (reports written before it read as neither)."""
 
     kept: tuple[str, ...]
     of: int
@@ -211,14 +211,15 @@ def hold(
     if not reasons:
         return None
     units = (ranker or rank)(base, quantized, quantize, search, expected)
-    tries = 0
+    tries, lightened = 0, False
     with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
         for tier in [lighten, None] if lighten else [None]:
             trial = _Trials(base, Path(tmp), quantize, search, expected, units, tier)
             count, figure = trial.fewest()
             tries += trial.tries
-            if count:
-                break
+            lightened = lightened or any(trial.lightened.values())
+            if count or (tier is not None and not lightened):
+                break  # held, or no kept node had weights: wholly float is what was tried
         kept = tuple(n for unit in units[: count or len(units)] for n in unit)
         int8 = tuple(trial.lightened.get(count, ()))  # of what held, or of the last try
         if count and _size(trial.path(count)) >= MAX_SIZE * _size(base):
@@ -229,7 +230,7 @@ def hold(
             shutil.copyfile(trial.path(count), out)
     described = search.described
     return Fallback(
-        kept, len(quantized), tries, "; ".join(reasons), figure, described, int8, bool(lighten)
+        kept, len(quantized), tries, "; ".join(reasons), figure, described, int8, lightened
     )
 
 

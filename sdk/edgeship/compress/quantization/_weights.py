@@ -18,6 +18,7 @@ a ``MatMul`` it may become ``MatMulNBits`` (8 bits), which quantizes the activat
 all (a MatMul whose input holds one channel of 1e4 gave outputs near 0). Any opset from 7
 (``Mul``'s broadcasting) takes one scale per channel.
 
+What is saved is file size: the session holds the weights in float32 once loaded.
 Only the chosen nodes read the decoded tensor: a weight another node shares keeps its
 original initializer for that node. A weight is an initializer of the node's own graph.
 """
@@ -121,7 +122,7 @@ def float16_weights(model: Any, nodes: Iterable[str], limit: float) -> list[str]
     def decode(graph: Any, name: str, value: np.ndarray, axis: int) -> str | None:
         if value.size < FLOAT16_LEAST or float(np.max(np.abs(value))) > limit:
             return None
-        tiny = (value != 0) & (np.abs(value) < FLOAT16_TINY)  # kept nonzero, as the
+        tiny = (value != 0) & (np.abs(value) < FLOAT16_TINY)
         half = np.where(tiny, np.sign(value) * FLOAT16_TINY, value).astype(np.float16)
         stored = f"{name}_fp16"
         graph.initializer.append(numpy_helper.from_array(half, stored))
@@ -143,6 +144,7 @@ def _rewrite(model: Any, names: set[str], axes: Axes, least: int, decode: Decode
     stores and decodes (None: leave that one); drop initializers nobody reads any more."""
     from onnx import TensorProto, numpy_helper
 
+    names = names - {""}  # an unnamed node cannot be chosen
     done: list[str] = []
     for graph in graphs(model.graph):
         inits = {t.name: t for t in graph.initializer}

@@ -149,3 +149,28 @@ def test_float16_weights_halve_the_storage_and_keep_float32_compute(tmp_path: Pa
     expected, got = _run(base, x), _run(out, x)
     assert np.isfinite(got).all() and np.max(np.abs(expected)) > 65504
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3 * np.max(np.abs(expected)))
+
+
+def test_an_lstms_input_and_recurrent_weights_are_int8_by_gate_row(tmp_path: Path) -> None:
+    hidden, steps = 16, 6
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((1, 4 * hidden, IN)) / np.sqrt(IN)).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="node", hidden_size=hidden)],
+        "lstm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, None, IN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [steps, 1, None, hidden])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R")],
+    )
+    base = save_graph(graph, tmp_path / "lstm.onnx")
+    model = onnx_graph.load(base)
+    assert int8_weights(model, ["node"]) == ["node"]
+    scales = {t.name: list(t.dims) for t in model.graph.initializer if t.name.endswith("_scale")}
+    assert scales == {"W_int8_scale": [1, 4 * hidden, 1], "R_int8_scale": [1, 4 * hidden, 1]}
+    out = onnx_graph.save(model, tmp_path / "lstm.int8w.onnx")
+    x = np.random.default_rng(4).standard_normal((steps, BATCH, IN)).astype(np.float32)
+    expected, got = _run(base, x), _run(out, x)
+    assert np.max(np.abs(expected)) > 0.3 and np.any(got != expected)
+    np.testing.assert_allclose(got, expected, atol=0.02)
+    assert out.stat().st_size < 0.5 * base.stat().st_size

@@ -133,10 +133,12 @@ def _weight_only(path: Path, kept: Sequence[str]) -> list[str]:
     """The fallback's kept nodes in the quantized model at ``path`` given INT8 weights
     with float activations, in place (:func:`~._weights.int8_weights`: per channel at
     opset 13 and up, per tensor at 10–12); the nodes that got them."""
+    import onnx
+
     model = onnx_graph.load(path)
     done = int8_weights(model, kept)
-    if done:
-        onnx_graph.save(model, path)
+    if done:  # unchecked: ONNX's checker refuses what ONNX Runtime's quantizer writes in
+        onnx.save(model, str(path))  # subgraphs (com.microsoft ops without their opset)
     return done
 
 

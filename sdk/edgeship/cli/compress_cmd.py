@@ -119,7 +119,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-fallback",
         action="store_true",
         help="never keep collapsing nodes in float (default: INT8 that collapses the model "
-        "keeps the fewest nodes in float that hold it)",
+        "keeps the fewest nodes in float that hold it, with INT8 weights where that holds; "
+        "fp16 keeps nodes whose activations leave float16's range in float32)",
     )
     q.add_argument(
         "--int8-io",

@@ -111,7 +111,8 @@ class QuantizeConfig:
     ``percentile`` is used by the ``percentile`` calibration only. ONNX INT8:
     ``reduce_range`` quantizes weights to 7 bits (x86 CPUs without VNNI saturate 8-bit
     products; ``False`` for ARM or VNNI boards only); ``fallback`` keeps the nodes that
-    collapse the model in float (:mod:`.fallback`). ``int8_io``: TFLite ``int8-static``
+    collapse the model in float (:mod:`.fallback`); fp16: those whose activations leave
+    float16's range on the search inputs. ``int8_io``: TFLite ``int8-static``
     only, int8 inputs and outputs (default: float ones, quantized and dequantized inside
     the model, so that callers feeding float32 keep working).
     """
@@ -144,7 +145,7 @@ class QuantizeConfig:
     def uses_data(self) -> bool:
         """Whether data, when given, is used (the fallback's search counts): then a part of
         it is held out to judge the result."""
-        return self.needs_data() is not None or (self.fallback and self.method != "fp16")
+        return self.needs_data() is not None or self.fallback
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,80 @@ def test_parameters_in_branches_are_counted(base: Path, outer: Path) -> None:
     assert count_parameters(model)[0] == per_branch + FEATURES * HIDDEN
     sink_initializers(model)  # W_a now in the main graph and a branch, V in both
     assert count_parameters(model)[0] == 2 * per_branch + FEATURES * HIDDEN
+
+
+def recurrent_branch(path: Path) -> Path:
+    """``y = LSTM(x)·V`` inside the ``then`` branch of an ``If`` (the ``else`` branch:
+    ``x``'s last step ·``U``), as Silero VAD keeps its LSTM; weights are branch
+    initializers."""
+    rng = np.random.default_rng(5)
+    steps, width, hidden = 4, 8, 16
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        value = (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+        return numpy_helper.from_array(value, name)
+
+    lstm = helper.make_node("LSTM", ["x", "W", "R"], ["", "h"], name="a/lstm", hidden_size=hidden)
+    then = helper.make_graph(
+        [
+            lstm,
+            helper.make_node("Squeeze", ["h", "zero"], ["h2"], name="a/squeeze"),
+            helper.make_node("MatMul", ["h2", "V"], ["y_a"], name="a/fc"),
+        ],
+        "a",
+        [],
+        [helper.make_tensor_value_info("y_a", TensorProto.FLOAT, None)],
+        [
+            weight("W", 1, 4 * hidden, width),
+            weight("R", 1, 4 * hidden, hidden),
+            weight("V", hidden, CLASSES),
+            numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        ],
+    )
+    other = helper.make_graph(
+        [
+            helper.make_node("Gather", ["x", "last"], ["x_last"], name="b/last", axis=0),
+            helper.make_node("MatMul", ["x_last", "U"], ["y_b"], name="b/fc"),
+        ],
+        "b",
+        [],
+        [helper.make_tensor_value_info("y_b", TensorProto.FLOAT, None)],
+        [weight("U", width, CLASSES), numpy_helper.from_array(np.array(steps - 1), "last")],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "If", ["flag"], ["y"], name="choose", then_branch=then, else_branch=other
+            )
+        ],
+        "recurrent",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, 2, width]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, CLASSES])],
+    )
+    return save_graph(graph, path)
+
+
+def test_weight_only_int8_reaches_a_branch_the_dynamic_quantizer_wrote(tmp_path: Path) -> None:
+    """ONNX Runtime's dynamic quantizer writes ``DynamicQuantizeLSTM`` (com.microsoft) into
+    the branch without importing that domain: ONNX's checker refuses the model, ONNX Runtime
+    runs it. The fallback's weight-only step rewrites it all the same (Silero VAD's
+    int8-dynamic was refused on that)."""
+    from edgeship.compress.quantization import onnx_int8
+
+    base = recurrent_branch(tmp_path / "recurrent.onnx")
+    out = tmp_path / "q.onnx"
+    quantize(base, QuantizeConfig("int8-dynamic", exclude_nodes=("a/fc",)), None, out)
+    written = {n.op_type for g in graphs(onnx.load(str(out)).graph) for n in g.node}
+    assert "DynamicQuantizeLSTM" in written
+    assert onnx_int8._weight_only(out, ["a/fc"]) == ["a/fc"]
+    rewritten = onnx.load(str(out))
+    fc = next(n for g in graphs(rewritten.graph) for n in g.node if n.name == "a/fc")
+    assert fc.input[1] == "V_int8_decoded"
+    x = np.random.default_rng(6).standard_normal((4, 2, 8)).astype(np.float32)
+    feeds = {"x": x, "flag": np.array(True)}
+    expected = ort_outputs(base, feeds)
+    assert np.max(np.abs(expected)) > 0.1
+    np.testing.assert_allclose(ort_outputs(out, feeds), expected, atol=0.05)

@@ -17,7 +17,11 @@ What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps
    TFLite model's layers, each by how well the model holds with it alone quantized
    (:func:`rank_alone`);
 3. the first 1, 2, 4, ... of that ranking are kept in float until the model holds, then
-   the count is bisected between the last two tries;
+   the count is bisected between the last two tries. Where the format can (ONNX: a
+   ``lighten`` step), a node kept out of quantization keeps float activations but INT8
+   weights first ("weight-only INT8", per channel, decoded in the graph), so the
+   result stays compressed; only when even every ranked unit kept that way does not hold
+   is the search run again keeping them wholly in float (weights too);
 4. what it kept is in the result, unless the result is hardly smaller than its base
    (:data:`MAX_SIZE`); when nothing holds, the fully quantized model stays, for the guard
    to refuse.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,7 @@ __all__ = [
     "UNRANKED",
     "Calls",
     "Fallback",
+    "Lighten",
     "Quantize",
     "Ranker",
     "Search",
@@ -57,6 +62,7 @@ __all__ = [
     "local_errors",
     "rank",
     "rank_alone",
+    "read_out",
     "with_margin",
 ]
 
@@ -64,6 +70,10 @@ Calls = list[dict[str, np.ndarray]]
 Quantize = Callable[[Path, Sequence[str], Path, "Calls | None"], None]
 """``(model, nodes kept in float, out, calibration calls)``: quantize as the job says;
 calibration calls are given for a single-node model (None: the job's own data)."""
+
+Lighten = Callable[[Path, Sequence[str]], list[str]]
+"""``(a quantized model, the nodes it keeps in float)``: rewrite the model in place so those
+nodes keep float activations with INT8 weights; the nodes that got INT8 weights."""
 
 MAX_BISECTIONS = 3
 MAX_SIZE = 0.9
@@ -89,9 +99,11 @@ class Search:
 
 @dataclass(frozen=True)
 class Fallback:
-    """What the fallback did: the nodes it kept in float, of how many quantized, how
-    many quantizations it tried, what had collapsed and what holds now (``held``: "" when
-    nothing it tried held)."""
+    """What the fallback did: the nodes it kept out of quantization (float activations),
+    of how many quantized, how many quantizations it tried, what had collapsed and what
+    holds now (``held``: "" when nothing it tried held); ``int8_weights``: those of the
+    kept nodes whose weights stayed INT8 (weight-only), ``weight_only``: whether that tier
+    was tried on nodes with weights (reports written before it read as neither)."""
 
     kept: tuple[str, ...]
     of: int
@@ -99,6 +111,8 @@ class Fallback:
     collapsed: str
     held: str
     searched_on: str
+    int8_weights: tuple[str, ...] = ()
+    weight_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +122,8 @@ class Fallback:
             "collapsed": self.collapsed,
             "held": self.held,
             "searched_on": self.searched_on,
+            "kept_int8_weights": list(self.int8_weights),
+            "weight_only_tried": self.weight_only,
         }
 
     @classmethod
@@ -119,15 +135,28 @@ class Fallback:
             data["collapsed"],
             data["held"],
             data["searched_on"],
+            tuple(data.get("kept_int8_weights", ())),
+            data.get("weight_only_tried", False),
         )
+
+    @property
+    def _how(self) -> str:
+        """How the kept nodes were kept, when the weight-only tier was tried."""
+        if not self.weight_only:
+            return ""
+        if self.int8_weights:
+            return f", {len(self.int8_weights)} of them with INT8 weights (weight-only)"
+        if self.held:
+            return " (weights too: with INT8 weights they did not hold)"
+        return " (with INT8 weights, then with float ones)"
 
     @property
     def tried(self) -> str:
         """What was tried, for a refusal's line."""
         return (
             f"the INT8 fallback kept up to {len(self.kept)} of {self.of} quantized nodes in "
-            f"float ({_tries(self.tries)} on {self.searched_on}) without holding it "
-            f"({self.collapsed})"
+            f"float{self._how} ({_tries(self.tries)} on {self.searched_on}) without holding "
+            f"it ({self.collapsed})"
         )
 
     @property
@@ -136,8 +165,8 @@ class Fallback:
         if not self.held:
             return self.tried
         return (
-            f"the INT8 fallback's {len(self.kept)} of {self.of} nodes in float held on "
-            f"{self.searched_on} ({self.held}), not on these"
+            f"the INT8 fallback's {len(self.kept)} of {self.of} nodes in float{self._how} "
+            f"held on {self.searched_on} ({self.held}), not on these"
         )
 
     @property
@@ -145,10 +174,16 @@ class Fallback:
         if not self.held:
             return f"fallback: {self.tried}"
         shown = ", ".join(self.kept[:NAMED]) + (", ..." if len(self.kept) > NAMED else "")
+        kept = (
+            f"{len(self.kept)} of its {self.of} quantized nodes keep float activations, "
+            f"{len(self.int8_weights)} of them with INT8 weights (weight-only, per channel),"
+            if self.int8_weights
+            else f"{len(self.kept)} of its {self.of} quantized nodes kept in float{self._how}"
+        )
         return (
             f"fallback: the fully quantized model collapsed on {self.searched_on} "
-            f"({self.collapsed}); {len(self.kept)} of its {self.of} quantized nodes kept in "
-            f"float hold it ({self.held}; {_tries(self.tries)}): {shown} (all in details)"
+            f"({self.collapsed}); {kept} hold it ({self.held}; {_tries(self.tries)}): "
+            f"{shown} (all in details)"
         )
 
 
@@ -163,28 +198,40 @@ def hold(
     quantize: Quantize,
     search: Search,
     ranker: Ranker | None = None,
+    lighten: Lighten | None = None,
 ) -> Fallback | None:
     """None when ``out`` (``base`` with ``quantized`` nodes quantized) holds on the search
-    inputs; else ``out`` is rewritten with the fewest ranked nodes in float that hold it
-    (left as it was when none does), and what was done is returned. ``ranker``: how the
-    nodes are ranked (:func:`rank`, an ONNX graph's, by default)."""
+    inputs; else ``out`` is rewritten with the fewest ranked nodes kept out of quantization
+    that hold it (left as it was when none does), and what was done is returned.
+    ``ranker``: how the nodes are ranked (:func:`rank`, an ONNX graph's, by default);
+    ``lighten``: how kept nodes get INT8 weights, tried before keeping them wholly float."""
     search = replace(search, policy=with_margin(search.policy))
     expected = evaluate.predict_feeds(base, search.calls)
     reasons, _ = _judge(expected, out, search)
     if not reasons:
         return None
     units = (ranker or rank)(base, quantized, quantize, search, expected)
+    tries, lightened = 0, False
     with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
-        trial = _Trials(base, Path(tmp), quantize, search, expected, units)
-        count, figure = trial.fewest()
+        for tier in [lighten, None] if lighten else [None]:
+            trial = _Trials(base, Path(tmp), quantize, search, expected, units, tier)
+            count, figure = trial.fewest()
+            tries += trial.tries
+            lightened = lightened or any(trial.lightened.values())
+            if count or (tier is not None and not lightened):
+                break  # held, or no kept node had weights: wholly float is what was tried
         kept = tuple(n for unit in units[: count or len(units)] for n in unit)
+        int8 = tuple(trial.lightened.get(count, ()))  # of what held, or of the last try
         if count and _size(trial.path(count)) >= MAX_SIZE * _size(base):
             ratio = _size(trial.path(count)) / _size(base)
             count, figure = 0, ""
             reasons.append(f"what held was {ratio:.2f}× the base's size")
         if count:
             shutil.copyfile(trial.path(count), out)
-    return Fallback(kept, len(quantized), trial.tries, "; ".join(reasons), figure, search.described)
+    described = search.described
+    return Fallback(
+        kept, len(quantized), tries, "; ".join(reasons), figure, described, int8, lightened
+    )
 
 
 def _size(path: Path) -> int:
@@ -256,7 +303,8 @@ def rank_alone(
 
 
 class _Trials:
-    """Quantizations keeping the first ``count`` ranked units in float, each judged once."""
+    """Quantizations keeping the first ``count`` ranked units out of quantization (with
+    INT8 weights where ``lighten`` is given, else wholly float), each judged once."""
 
     def __init__(
         self,
@@ -266,22 +314,28 @@ class _Trials:
         search: Search,
         expected: evaluate.Outputs,
         units: list[list[str]],
+        lighten: Lighten | None = None,
     ) -> None:
         self.base, self.tmp, self.quantize = base, tmp, quantize
         self.search, self.expected, self.units = search, expected, units
+        self.lighten = lighten
         self.judged: dict[int, tuple[bool, list[OutputVerdict]]] = {}
+        self.lightened: dict[int, list[str]] = {}
 
     @property
     def tries(self) -> int:
         return len(self.judged)
 
     def path(self, count: int) -> Path:
-        return self.tmp / f"keep{count}{self.base.suffix}"
+        tier = "int8w" if self.lighten else "float"
+        return self.tmp / f"keep{count}.{tier}{self.base.suffix}"
 
     def holds(self, count: int) -> bool:
         if count not in self.judged:
             kept = [n for unit in self.units[:count] for n in unit]
             self.quantize(self.base, kept, self.path(count), None)
+            if self.lighten is not None:
+                self.lightened[count] = self.lighten(self.path(count), kept)
             reasons, verdicts = _judge(self.expected, self.path(count), self.search)
             self.judged[count] = (not reasons, verdicts)
         return self.judged[count][0]
@@ -380,6 +434,18 @@ def activations(
     model: Any, sig: Signature, names: Sequence[str], calls: Calls
 ) -> dict[str, list[np.ndarray]]:
     """The values of ``names`` (inputs of ``sig`` or intermediate tensors) on each call."""
+    result: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for values in read_out(model, sig, names, calls):
+        for n in names:
+            result[n].append(values[n])
+    return result
+
+
+def read_out(
+    model: Any, sig: Signature, names: Sequence[str], calls: Calls
+) -> Iterator[dict[str, np.ndarray]]:
+    """The inputs and outputs of ``model`` with ``names`` (intermediate tensors of its
+    main graph) among them, call by call: one session, the model made to output them."""
     import onnx
 
     copy = onnx.ModelProto()
@@ -388,13 +454,9 @@ def activations(
     copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
     session = _session(copy.SerializeToString())
     outputs = [o.name for o in session.get_outputs()]
-    result: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for call in calls:
         feeds = evaluate.model_feeds(sig, call)
-        values = {**feeds, **dict(zip(outputs, session.run(None, feeds), strict=True))}
-        for n in names:
-            result[n].append(values[n])
-    return result
+        yield {**feeds, **dict(zip(outputs, session.run(None, feeds), strict=True))}
 
 
 def _single(

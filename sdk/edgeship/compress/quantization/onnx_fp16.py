@@ -12,17 +12,28 @@ converter fails on, or that ONNX's type check rejects after conversion, is kept 
 one at a time; an output computed by a node kept float32 reaches the graph through an
 ``Identity`` (the converter fails on it otherwise). A model whose float weights are all
 float16 already has nothing to convert (:class:`~edgeship.compress.guard.NothingToConvert`).
+
+With the fallback on (the default), nodes whose activations leave float16's range on the
+search inputs (an STFT of 16-bit-scale audio: 1e6, its power 1e12) compute in float32 too,
+with no float16 round trip between two such nodes. Every node kept in float32 beyond the
+user's exclusions stores its weights float16, cast to float32 in the graph
+(:func:`~._weights.float16_weights`), so the file stays about half the size.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.guard import NothingToConvert
+from edgeship.compress.quantization._weights import float16_weights
+from edgeship.compress.quantization.fallback import Search
 from edgeship.core.errors import cause_of
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph
@@ -32,20 +43,30 @@ __all__ = [
     "FP16_MAX",
     "FP16_RETRIES",
     "MATMULS",
+    "OVERFLOW_MARGIN",
+    "Converted",
     "batch_transposes",
     "convert_fp16",
     "out_of_range_nodes",
+    "overflowing_nodes",
 ]
 
 
-def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
-    """``model`` in float16 with float32 inputs and outputs, written to ``out``; the nodes
-    kept in float32 beyond ``config``'s exclusions."""
+def convert_fp16(
+    model: Any, config: QuantizeConfig, out: Path, search: Search | None = None
+) -> Converted:
+    """``model`` in float16 with float32 inputs and outputs, written to ``out``: the nodes
+    kept in float32 beyond ``config``'s exclusions, and those of them whose weights are
+    stored float16 (:func:`~._weights.float16_weights`). With ``search`` (and
+    ``config.fallback``), nodes whose activations leave float16's range on its inputs are
+    kept in float32 too (:func:`overflowing_nodes`)."""
     float16 = import_optional("onnxconverter_common.float16", "fp16")
     _check_float32_weights(model)
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.exclude_op_types)
     nodes = list(config.exclude_nodes) + out_of_range_nodes(model)
     nodes += [n for n in batch_transposes(model) if n not in nodes]
+    if search is not None and config.fallback:
+        nodes += [n for n in overflowing_nodes(model, search.calls) if n not in nodes]
     for _ in range(FP16_RETRIES):
         try:
             converted = _convert_fp16(float16, model, block, nodes)
@@ -59,8 +80,52 @@ def convert_fp16(model: Any, config: QuantizeConfig, out: Path) -> list[str]:
         if rejected is None or rejected in nodes:
             break
         nodes.append(rejected)  # a type the converter could not reconcile: keep it float32
+    kept = [n for n in nodes if n not in config.exclude_nodes]
+    stored = float16_weights(converted, kept, FP16_MAX)
     onnx_graph.save(converted, out)
-    return [n for n in nodes if n not in config.exclude_nodes]
+    return Converted(kept, stored)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What fp16 kept in float32 beyond the user's exclusions (``kept``), and which of
+    those nodes store their weights in float16 (cast to float32 in the graph)."""
+
+    kept: list[str]
+    half_stored: list[str]
+
+
+OVERFLOW_MARGIN = 0.5
+"""A tensor whose values reach this share of float16's largest on the search inputs is
+taken to leave its range on others."""
+
+
+def overflowing_nodes(model: Any, calls: list[dict[str, np.ndarray]]) -> list[str]:
+    """Names of the main graph's nodes that write or read a float tensor whose values
+    reach :data:`OVERFLOW_MARGIN` of float16's range on ``calls`` (an STFT's power
+    spectrum of 16-bit-scale audio, 1e12), run in float32: in float16 they would give
+    inf, and a node reading one (a ``Log``) would too; unnamed such nodes are given a
+    name."""
+    import tempfile
+
+    from edgeship.compress import _evaluate as evaluate
+    from edgeship.compress.quantization.fallback import read_out
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-fp16-") as tmp:
+        sig = evaluate.signature(onnx_graph.save(model, Path(tmp) / "base.onnx"))
+    tensors = [t for n in model.graph.node for t in n.output if t]
+    peaks = dict.fromkeys(tensors, 0.0)
+    for values in read_out(model, sig, tensors, calls):
+        for name in tensors:
+            value = np.asarray(values[name])
+            if value.dtype.kind == "f" and value.size:
+                peaks[name] = max(peaks[name], float(np.max(np.abs(value))))
+    wide = {t for t, peak in peaks.items() if not peak < OVERFLOW_MARGIN * FP16_MAX}
+    return [
+        _kept_name(node, i)
+        for i, node in enumerate(model.graph.node)
+        if wide.intersection(node.output) or wide.intersection(node.input)
+    ]
 
 
 def _check_float32_weights(model: Any) -> None:
@@ -121,7 +186,43 @@ def _convert_fp16(float16: Any, model: Any, block: list[str], nodes: list[str]) 
         del graph.value_info[:]
     _cast_outer_inputs(converted)
     _input_casts_first(converted.graph)
+    for graph in graphs(converted.graph):
+        _no_float16_round_trips(graph)
     return converted
+
+
+def _no_float16_round_trips(graph: Any) -> None:
+    """Let float32 nodes read a float32 tensor directly where the converter sends it
+    through float16 and back (``Cast`` to float16, then ``Cast`` to float32 for each
+    float32 reader: a tensor that two nodes kept in float32 read): the round trip turns
+    values beyond float16's range, which is why those nodes are kept, into inf."""
+    from onnx import TensorProto
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    made = {out: n for n in graph.node for out in n.output}
+    outputs = {o.name for o in graph.output}
+    gone: set[int] = set()
+    for node in graph.node:
+        first = made.get(node.input[0]) if cast_to(node) == TensorProto.FLOAT else None
+        if first is None or cast_to(first) != TensorProto.FLOAT16 or node.output[0] in outputs:
+            continue
+        wide = made.get(first.input[0])
+        if wide is None or not first.name.startswith(f"{wide.name}_output_cast"):
+            continue  # not the converter's cast of a float32 node's output
+        for reader in graph.node:
+            for k, name in enumerate(reader.input):
+                if name == node.output[0]:
+                    reader.input[k] = first.input[0]
+        gone.add(id(node))
+        if not any(first.output[0] in n.input for n in graph.node if id(n) not in gone):
+            gone.add(id(first))
+    kept = [n for n in graph.node if id(n) not in gone]
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _input_casts_first(graph: Any) -> None:
@@ -191,7 +292,6 @@ FP16_MAX = 65504.0
 def out_of_range_nodes(model: Any) -> list[str]:
     """Names of nodes reading a float initializer with a finite value beyond float16's
     range (kept float32 by the conversion); unnamed such nodes are given a name."""
-    import numpy as np
     from onnx import numpy_helper
 
     names = []

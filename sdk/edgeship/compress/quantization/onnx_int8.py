@@ -14,7 +14,12 @@
 A model stored with float16 weights is widened to float32 compute before INT8
 (:func:`~edgeship.models.onnx_graph.widen_float16`): the quantizer takes float32 only.
 
-The outcome lists which nodes were quantized, which were excluded and which stayed float.
+INT8 that collapses an output runs the accuracy-aware fallback (:mod:`.fallback`): the nodes
+it keeps out of quantization keep INT8 weights with float activations first
+(:func:`~._weights.int8_weights`, weight-only), wholly float only when that does not hold.
+
+The outcome lists which nodes were quantized, which were excluded and which stayed float
+(``weight_only_nodes``: those of the fallback's with INT8 weights).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.quantization import fallback
+from edgeship.compress.quantization._weights import int8_weights
 from edgeship.compress.quantization.fallback import Calls, Quantize
 from edgeship.compress.quantization.onnx_fp16 import convert_fp16
 from edgeship.core.errors import CompressionError, UnsupportedPattern, UsageError, cause_of
@@ -63,11 +69,13 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
     model = onnx_graph.load(src)
     _check_exclusions(model, config)
     kept: list[str] = []
+    half: list[str] = []  # of those, the nodes whose weights are stored float16
     notes: list[str] = []
     said: list[str] = []  # what the INT8 quantizer had to do differently, once per try
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _QUIET_ORT.held():
         if config.method == "fp16":
-            kept = convert_fp16(model, config, out)
+            converted = convert_fp16(model, config, out, job.search)
+            kept, half = converted.kept, converted.half_stored
         else:
             widened = onnx_graph.widen_float16(model)
             if widened:
@@ -84,7 +92,9 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         if config.method != "fp16" and config.fallback and job.search is not None:
             # by the names of the graph the quantizer saw (pre-processing fuses nodes)
             seen = _what_changed(onnx_graph.load(graph), onnx_graph.load(out), config)
-            done = fallback.hold(graph, out, seen["quantized_nodes"], quantize, job.search)
+            done = fallback.hold(
+                graph, out, seen["quantized_nodes"], quantize, job.search, lighten=_weight_only
+            )
             if done is not None:
                 details = _after_fallback(model, out, config, done)
                 notes.append(done.note)
@@ -93,8 +103,15 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
         details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
         notes.append(
-            f"kept in float32 (constants beyond float16's range, batch Transposes feeding "
-            f"a MatMul, or types the converter could not reconcile): {', '.join(kept)}"
+            f"kept in float32 (activations or constants beyond float16's range, batch "
+            f"Transposes feeding a MatMul, or types the converter could not reconcile): "
+            f"{', '.join(kept)}"
+        )
+    if half:
+        details["float16_stored_nodes"] = half
+        notes.append(
+            f"{len(half)} of the {len(kept)} nodes kept in float32 compute in float32 with "
+            f"their weights stored float16 (cast in the graph): {', '.join(half)}"
         )
     return Outcome(details=details, notes=notes)
 
@@ -108,7 +125,21 @@ def _after_fallback(
         config = replace(config, exclude_nodes=config.exclude_nodes + done.kept)
     details = _what_changed(model, onnx_graph.load(out), config)
     details["fallback"] = done.to_dict()
+    details["weight_only_nodes"] = list(done.int8_weights)
     return details
+
+
+def _weight_only(path: Path, kept: Sequence[str]) -> list[str]:
+    """The fallback's kept nodes in the quantized model at ``path`` given INT8 weights
+    with float activations, in place (:func:`~._weights.int8_weights`: per channel at
+    opset 13 and up, per tensor at 10–12); the nodes that got them."""
+    import onnx
+
+    model = onnx_graph.load(path)
+    done = int8_weights(model, kept)
+    if done:  # unchecked: ONNX's checker refuses what ONNX Runtime's quantizer writes in
+        onnx.save(model, str(path))  # subgraphs (com.microsoft ops without their opset)
+    return done
 
 
 SUBGRAPH_REFUSAL = {

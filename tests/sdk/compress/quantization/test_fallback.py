@@ -26,12 +26,14 @@ FEATURES, HIDDEN, OUT, SAMPLES = 8, 64, 8, 60
 SPIKE = 1e4
 
 
-def outlier_model(path: Path) -> Path:
+def outlier_model(path: Path, heavy_row: bool = False) -> Path:
     """``tanh(x·W1)·W2·W3`` where ``W1`` ignores channel 0 of ``x``; the data puts
-    :data:`SPIKE` there, so INT8 of ``first`` (its input's one range) loses the rest."""
+    :data:`SPIKE` there, so INT8 of ``first`` (its input's one range) loses the rest.
+    ``heavy_row``: ``W1``'s row for channel 0 is :data:`SPIKE` instead (data that keeps
+    that channel at 0 then loses nothing to the activations' range, all to the weights')."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.to_array(scaled_weight(rng, "W1", FEATURES, HIDDEN)).copy()
-    w1[0] = 0.0
+    w1[0] = SPIKE if heavy_row else 0.0
     consts = [
         numpy_helper.from_array(w1, "W1"),
         scaled_weight(rng, "W2", HIDDEN, HIDDEN),
@@ -80,7 +82,31 @@ def test_the_node_that_collapses_int8_is_kept_in_float(
     assert rec.fidelity.cosine > 0.99  # judged on held-out rows the search never saw
     assert "8 of 60 samples" not in rec.evaluation and "held out" in rec.evaluation
     assert any(n.startswith("fallback: the fully quantized model collapsed") for n in rec.notes)
+    # its activations stay float, its weights INT8 (weight-only), and the note says so
+    assert done["kept_int8_weights"] == ["first"] and rec.details["weight_only_nodes"] == ["first"]
+    assert any("1 of them with INT8 weights (weight-only" in n for n in rec.notes)
     assert rec.model.size_bytes < 0.5 * rec.base.size_bytes
+    graph = onnx_graph.load(out).graph
+    first = next(n for n in graph.node if n.name == "first")
+    decoder = next(n for n in graph.node if first.input[1] in n.output)
+    assert decoder.op_type == "Mul" and "W1_int8" in {t.name for t in graph.initializer}
+
+
+def test_a_node_whose_int8_weights_collapse_it_is_kept_wholly_in_float(tmp_path: Path) -> None:
+    """``first``'s weights hold one value 10⁴× the rest in every output channel (on an
+    input channel that is always 0): INT8 weights round the rest to 0, so only keeping
+    them float holds the model; the note says the weight-only tier was tried first."""
+    base = outlier_model(tmp_path / "heavy.onnx", heavy_row=True)
+    x = np.random.default_rng(1).standard_normal((SAMPLES, FEATURES)).astype(np.float32)
+    x[:, 0] = 0.0
+    rec = compress(base, QuantizeConfig("int8-dynamic"), {"x": x}, tmp_path / "q.onnx").report
+    done = rec.details["fallback"]
+    assert done["kept_float"] == ["first"] and done["kept_int8_weights"] == []
+    assert done["weight_only_tried"] and rec.details["weight_only_nodes"] == []
+    assert any("(weights too: with INT8 weights they did not hold)" in n for n in rec.notes)
+    assert rec.fidelity is not None and rec.fidelity.cosine is not None
+    assert rec.fidelity.cosine > 0.99
+    assert rec.model.size_bytes < 0.9 * rec.base.size_bytes
 
 
 def test_without_the_fallback_the_collapse_is_refused(
@@ -174,9 +200,16 @@ def test_a_refusal_after_the_fallback_says_what_it_kept_and_where_it_held() -> N
         "the INT8 fallback's 2 of 10 nodes in float held on 16 rows (cosine 0.96), not on these"
     )
     assert fallback.Fallback.from_dict(held.to_dict()) == held
+    lighter = fallback.Fallback(("a", "b"), 10, 5, "c", "cosine 0.96", "16 rows", ("a",), True)
+    assert fallback.Fallback.from_dict(lighter.to_dict()) == lighter
+    assert "2 of its 10 quantized nodes keep float activations, 1 of them with INT8" in lighter.note
+    old = {k: v for k, v in held.to_dict().items() if k in OLD_FALLBACK_KEYS}
+    assert fallback.Fallback.from_dict(old) == held  # a report written before the tier
     failed = fallback.Fallback(("a",), 10, 3, "cosine 0.5 < 0.95", "", "16 rows")
     assert failed.refusal.startswith("the INT8 fallback kept up to 1 of 10 quantized nodes")
 
+
+OLD_FALLBACK_KEYS = ("kept_float", "quantized_before", "tries", "collapsed", "held", "searched_on")
 
 ANCHORS, CLASSES = 64, 3
 

@@ -498,9 +498,14 @@ def _verdict(
 def _ruled(verdict: OutputVerdict, limits: Limits, trained: bool) -> OutputVerdict:
     """``verdict`` with the reasons and health from its kind's rules."""
     ratios = []
-    for rule in _RULES[verdict.kind]:
+    rules = _RULES[verdict.kind]
+    # a trained model's scale may change, but not with nothing else left to judge it by
+    scale_free = [
+        r for r in rules if not r.scale_bound and verdict.metrics.get(r.figure) is not None
+    ]
+    for rule in rules:
         value = verdict.metrics.get(rule.figure)
-        if value is None or (trained and rule.scale_bound):
+        if value is None or (trained and rule.scale_bound and scale_free):
             continue
         bound = getattr(limits, rule.limit)
         floor = rule.limit.startswith("min_")
@@ -542,12 +547,13 @@ def _figures(kind: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float | N
     out: dict[str, float | None] = {}
     if kind == "scores":
         scale = float(np.mean(np.abs(ref))) if ref.size else 0.0
-        probabilities = fig.is_probabilities(ref)
+        ref_c, got_c = _class_rows(ref), _class_rows(got)
+        probabilities = fig.is_probabilities(ref_c)
         out = {
-            "top1_agreement": fig.top1_agreement(ref, got),
-            "topk_agreement": fig.topk_agreement(ref, got),
-            "kl_divergence": fig.kl_divergence(ref, got) if probabilities else None,
-            "spread_ratio": fig.spread_ratio(ref, got) if probabilities else None,
+            "top1_agreement": fig.top1_agreement(ref_c, got_c),
+            "topk_agreement": fig.topk_agreement(ref_c, got_c),
+            "kl_divergence": fig.kl_divergence(ref_c, got_c) if probabilities else None,
+            "spread_ratio": fig.spread_ratio(ref_c, got_c) if probabilities else None,
             "cosine": fig.cosine_similarity(ref, got),
             "relative_error": fig.mean_abs_diff(ref, got) / scale if scale > 0 else None,
         }
@@ -574,6 +580,17 @@ def _figures(kind: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float | N
     else:
         out = {"cosine": fig.cosine_similarity(ref, got)}
     return {**out, "max_abs_diff": fig.max_abs_diff(ref, got)}
+
+
+def _class_rows(a: np.ndarray) -> np.ndarray:
+    """Class scores as ``(rows, classes)``: a sample's one row, or for scores per position
+    (``(N, T, C)``: a recogniser's frames, a language model's tokens) one row per position,
+    classes on the last axis. Judged as one flat row per sample they have no arg-max, and a
+    recogniser that gives the CTC blank on every frame kept its "cosine" alone (PaddleOCR's,
+    pruned and fine-tuned, which no scale-free rule then judged)."""
+    if fig.is_class_scores(a.shape) or a.ndim < 3 or a.shape[-1] < 2:
+        return a
+    return a.reshape(-1, a.shape[-1])
 
 
 def _points(a: np.ndarray) -> tuple[int, int, int]:

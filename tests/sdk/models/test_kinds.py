@@ -351,6 +351,33 @@ def test_probabilities_squeezed_to_one_value_collapse_though_top1_holds() -> Non
     assert logit.metrics["spread_ratio"] is None
 
 
+def test_scores_per_position_are_judged_position_by_position() -> None:
+    """A CTC recogniser's softmax ``(N, T, C)``: pruned and fine-tuned, it gave the blank
+    on every frame where the base did on half, and as one flat row per sample it had no
+    arg-max and no scale-free rule: it "held" on a cosine of 0.44 nobody judged."""
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0.0, 1.0, (8, 40, 12))
+    logits[:, ::2, 0] += 8.0  # the blank (class 0) on every other frame
+    logits[:, 1::2, 1:] += 8.0 * (rng.random((8, 20, 11)) > 0.9)
+    base = probabilities(logits.reshape(-1, 12)).reshape(8, 40, 12)
+    blank = np.zeros_like(base)
+    blank[..., 0] = 1.0
+    [collapsed] = judge("softmax_11.tmp_0", base, blank, "scores", trained=True)
+    top1 = collapsed.metrics["top1_agreement"]
+    assert top1 is not None and top1 < 0.6 and collapsed.collapsed
+    assert any(r.startswith("top-1 agreement") for r in collapsed.reasons)
+    faithful = probabilities(0.9 * logits.reshape(-1, 12)).reshape(8, 40, 12)
+    [held] = judge("softmax_11.tmp_0", base, faithful, "scores", trained=True)
+    assert held.metrics["top1_agreement"] == 1.0 and not held.collapsed
+
+
+def test_a_trained_output_with_no_scale_free_figure_is_still_judged_by_its_cosine() -> None:
+    base = np.random.default_rng(6).normal(0.0, 1.0, 16)  # one score a sample: no arg-max
+    [verdict] = judge("score", base, -base, "scores", trained=True)
+    assert verdict.metrics["top1_agreement"] is None and verdict.collapsed
+    assert any(r.startswith("cosine") for r in verdict.reasons)
+
+
 def test_a_set_kind_overrides_the_inferred_one() -> None:
     base = {"y": RNG.uniform(0, 1, (8, 1))}
     new = {"y": base["y"] * 1.01}

@@ -425,8 +425,9 @@ def _guard(report: CompressionReport, config: AnyConfig, policy: GuardPolicy) ->
     if reasons:
         methods = [s.method for s in steps_of(config)]
         trained = [s.method for s in steps_of(config) if _trains(s)]
+        given = [o for s in steps_of(config) for o in _given_options(s)]
         message = guard.collapse_message(
-            config.method, reasons, report.evaluation, methods, trained
+            config.method, reasons, report.evaluation, methods, trained, given
         )
         tried = report.details.get("fallback")
         if tried:
@@ -458,6 +459,16 @@ def _fail_or_keep(
 def _trains(config: MethodConfig) -> bool:
     field = method_for(config).training
     return field is not None and getattr(getattr(config, field), "epochs", 0) > 0
+
+
+def _given_options(config: MethodConfig) -> list[str]:
+    """The options of ``config`` a refusal's hint would otherwise suggest."""
+    given = {
+        "--scope layer": getattr(config, "scope", None) == "layer",
+        "--importance activation": getattr(config, "importance", None) == "activation",
+        "--calibration entropy": getattr(config, "calibration", None) == "entropy",
+    }
+    return [option for option, used in given.items() if used]
 
 
 def _no_op_hint(report: CompressionReport) -> str:

@@ -71,17 +71,23 @@ SLOWER_ROUNDS = 12
 #: The chance of refusing a slowdown that :func:`detectable_slowdown` states.
 SLOWER_POWER = 0.8
 
-HINTS = {
-    "prune": "--scope layer, a lower --sparsity, or {epochs} (fine-tuning on --data)",
+HINTS: dict[str, tuple[str, ...]] = {
+    "prune": ("--scope layer", "a lower --sparsity", "{epochs} (fine-tuning on --data)"),
     "prune-channels": (
-        "{epochs} (fine-tuning on --data), --importance activation (channels scored on "
-        "--data, not by their weights' norms) or a lower --sparsity"
+        "{epochs} (fine-tuning on --data)",
+        "--importance activation (channels scored on --data, not by their weights' norms)",
+        "a lower --sparsity",
     ),
-    "int8-static": "fp16, --exclude-op OP (keep those op types in float) or --calibration entropy",
-    "int8-dynamic": "fp16 or --exclude-op OP (keep those op types in float)",
-    "fp16": "--exclude-op OP (keep those op types in float32)",
-    "distill": "more --epochs or a larger --width",
+    "int8-static": (
+        "fp16",
+        "--exclude-op OP (keep those op types in float)",
+        "--calibration entropy",
+    ),
+    "int8-dynamic": ("fp16", "--exclude-op OP (keep those op types in float)"),
+    "fp16": ("--exclude-op OP (keep those op types in float32)",),
+    "distill": ("more --epochs", "a larger --width"),
 }
+"""What to try per method: alternatives, the first words of one that was given dropped."""
 
 
 @dataclass(frozen=True)
@@ -167,15 +173,21 @@ def zeroed_layers(base: Any, new: Any) -> list[str]:
     ]
 
 
-def hint(methods: Sequence[str], trained: Collection[str] = ()) -> str:
+def hint(methods: Sequence[str], trained: Collection[str] = (), given: Collection[str] = ()) -> str:
     """What to try, for the methods of a result (a chain: all of them); a method in
-    ``trained`` was given ``--epochs`` already, so more of them are suggested."""
-    tips = [
-        HINTS[m].format(epochs="more --epochs" if m in trained else "--epochs N")
-        for m in methods
-        if m in HINTS
-    ]
+    ``trained`` was given ``--epochs`` already, so more of them are suggested; an option
+    in ``given`` (``--scope layer``) was used already, so it is not suggested."""
+    tips = []
+    for m in methods:
+        epochs = "more --epochs" if m in trained else "--epochs N"
+        left = [t.format(epochs=epochs) for t in HINTS.get(m, ()) if not _given(t, given)]
+        if left:
+            tips.append(", ".join(left[:-1]) + (" or " if len(left) > 1 else "") + left[-1])
     return "; ".join(dict.fromkeys(tips)) if tips else "other settings"
+
+
+def _given(tip: str, given: Collection[str]) -> bool:
+    return any(tip == g or tip.startswith(g + " ") for g in given)
 
 
 def collapse_message(
@@ -184,10 +196,11 @@ def collapse_message(
     on: str,
     methods: Sequence[str],
     trained: Collection[str] = (),
+    given: Collection[str] = (),
 ) -> str:
     return (
         f"{method} collapsed the model: {'; '.join(reasons)} (on {on}); try "
-        f"{hint(methods, trained)}; --allow-degraded keeps it anyway"
+        f"{hint(methods, trained, given)}; --allow-degraded keeps it anyway"
     )
 
 

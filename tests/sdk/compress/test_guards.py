@@ -382,3 +382,11 @@ def test_the_stated_detectable_slowdown_is_refused_four_times_in_five(spread: fl
 def test_no_detectable_slowdown_is_stated_from_one_round() -> None:
     one = Latency.of_rounds("local", 1, [1.0], [1.1], {})
     assert one.round_spread is None and guard.detectable_slowdown(one, GuardPolicy()) is None
+
+
+def test_a_hint_never_suggests_an_option_already_given() -> None:
+    assert guard.hint(["prune"]).startswith("--scope layer, a lower --sparsity")
+    given = guard.hint(["prune"], trained=["prune"], given=["--scope layer"])
+    assert given == "a lower --sparsity or more --epochs (fine-tuning on --data)"
+    static = guard.hint(["int8-static"], given=["--calibration entropy"])
+    assert static == "fp16 or --exclude-op OP (keep those op types in float)"

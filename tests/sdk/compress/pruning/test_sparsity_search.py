@@ -19,6 +19,7 @@ from edgeship.compress import (
     prune_channels,
 )
 from edgeship.compress.guard import FidelityCollapse
+from edgeship.compress.pruning.channels import CHANNEL_BLOCK
 from edgeship.compress.pruning.importance import keep_count
 from edgeship.compress.pruning.sparsity_search import MAX_TRIES
 from edgeship.core.errors import UsageError
@@ -48,7 +49,7 @@ def test_a_ceiling_that_collapses_is_backed_off_to_one_that_holds(
     assert 0 < kept < 0.9 and rec.details["sparsity"] == kept
     assert kept == max(t["sparsity"] for t in tries if not t["collapsed"])
     # the file is the kept sparsity's: its layers, its size
-    assert rec.details["layers"]["/1/Gemm"]["kept"] == keep_count(1024, kept)
+    assert rec.details["layers"]["/1/Gemm"]["kept"] == keep_count(1024, kept, CHANNEL_BLOCK)
     assert rec.model.parameters < rec.base.parameters
     note = rec.notes[0]
     assert note.startswith(f"sparsity search: 0.9 collapsed on {searched['searched_on']}")
@@ -65,7 +66,7 @@ def test_a_ceiling_that_holds_is_kept_after_one_try(
     assert searched["kept"] == 0.2 == rec.details["sparsity"]
     assert [t["sparsity"] for t in searched["tries"]] == [0.2]
     assert rec.notes[0].startswith("sparsity search: 0.2 holds on ") and "1 try" in rec.notes[0]
-    assert rec.details["layers"]["/1/Gemm"]["kept"] == keep_count(1024, 0.2)
+    assert rec.details["layers"]["/1/Gemm"]["kept"] == keep_count(1024, 0.2, CHANNEL_BLOCK)
 
 
 def test_when_nothing_holds_the_refusal_says_what_was_tried(

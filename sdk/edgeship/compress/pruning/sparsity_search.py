@@ -112,7 +112,11 @@ class SparsitySearch:
                 f"({first.figure}); {self.tried}"
             )
         if not self.held:
-            return f"sparsity search: {self.refusal} ({first.collapsed})"
+            return (
+                f"sparsity search: no sparsity up to {self.asked:g} holds on "
+                f"{self.searched_on} ({self.tried}); the {self.asked:g} asked is kept for the "
+                f"final judgement ({first.collapsed})"
+            )
         kept = next(t for t in self.tries if t.sparsity == self.kept)
         return (
             f"sparsity search: {self.asked:g} collapsed on {self.searched_on} "

@@ -4,6 +4,7 @@ that holds is kept after one try, and when nothing holds the refusal says what w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -72,14 +73,22 @@ def test_a_ceiling_that_holds_is_kept_after_one_try(
 def test_when_nothing_holds_the_refusal_says_what_was_tried(
     zoo: Manifest, rows: Dataset, tmp_path: Path
 ) -> None:
-    exacting = CompressOptions(guard=GuardPolicy(limits=Limits(min_cosine=0.999999)))
+    exacting = GuardPolicy(limits=Limits(min_cosine=0.999999))
     config = ChannelPruneConfig(0.5, sparsity_search=True)
     with pytest.raises(FidelityCollapse) as caught:
-        prune_channels(zoo.path("mlp.onnx"), config, rows, tmp_path / "s.onnx", exacting)
+        prune_channels(
+            zoo.path("mlp.onnx"), config, rows, tmp_path / "s.onnx", CompressOptions(guard=exacting)
+        )
     message = str(caught.value)
     assert "the sparsity search found no sparsity up to 0.5 that holds on" in message
     assert f"{MAX_TRIES} tries (0.5 collapsed, 0.25 collapsed" in message
     assert "\n" not in message and not (tmp_path / "s.onnx").exists()
+    kept = CompressOptions(guard=replace(exacting, allow_degraded=True))
+    rec = prune_channels(zoo.path("mlp.onnx"), config, rows, tmp_path / "s.onnx", kept).report
+    assert rec.details["sparsity"] == 0.5 == rec.details["sparsity_search"]["kept"]
+    note = next(n for n in rec.notes if n.startswith("sparsity search:"))
+    assert note.startswith("sparsity search: no sparsity up to 0.5 holds on ")
+    assert "the 0.5 asked is kept for the final judgement" in note
 
 
 def test_without_the_search_the_sparsity_asked_is_the_one_in_the_details(

@@ -107,3 +107,11 @@ def test_the_search_is_refused_in_a_chain(zoo: Manifest, rows: Dataset, tmp_path
     )
     with pytest.raises(UsageError, match="runs on prune-channels alone, not as a step"):
         compress(zoo.path("mlp.onnx"), chain, rows, tmp_path / "c.onnx")
+
+
+def test_without_data_the_search_judges_on_generated_inputs(zoo: Manifest, tmp_path: Path) -> None:
+    config = ChannelPruneConfig(0.2, sparsity_search=True)
+    rec = prune_channels(zoo.path("mlp.onnx"), config, None, tmp_path / "s.onnx").report
+    searched = rec.details["sparsity_search"]
+    assert "generated inputs (seeds" in searched["searched_on"]
+    assert searched["kept"] == rec.details["sparsity"] and searched["tries"]

@@ -28,8 +28,9 @@ last rows, one call each. A case is
   inputs need real values the corpus has no data for; not counted as applicable.
 
 Settings: ``prune`` at 0.5 per layer (``--scope layer``), ``prune`` and
-``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data, ONNX→TFLite at
-the data's shape.
+``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data,
+``prune-channels`` with the sparsity search (``--sparsity-search``: 0.5 is the ceiling;
+the sparsity kept is printed with the case), ONNX→TFLite at the data's shape.
 
 Usage: ``python tools/bench/real_models.py [--out DIR] [--only NAME ...] [--skip NAME ...]
 [--methods M ...] [--json FILE] [--second-opinion]``; ``--merge A.json B.json`` prints
@@ -77,6 +78,7 @@ class Case:
     interface: list[str] = field(default_factory=list)
     said: list[str] = field(default_factory=list)  # the interface changes edgeship reported
     kept_anyway: str = ""  # a refused result made with allow_degraded, as the judge finds it
+    searched: str = ""  # edgeship's note on the sparsity search, with the sparsity kept
 
 
 def run_case(entry: Entry, method: str, out: Path, second_opinion: bool = False) -> Case:
@@ -87,7 +89,7 @@ def run_case(entry: Entry, method: str, out: Path, second_opinion: bool = False)
     path = _path(entry, method, out)
     path.unlink(missing_ok=True)
     try:
-        said = _produce(entry, method, path)
+        said, searched = _produce(entry, method, path)
     except Exception as exc:  # judged below: ours with one clear line, or a crash
         status, detail = _judge_error(exc)
         if path.exists():
@@ -98,7 +100,7 @@ def run_case(entry: Entry, method: str, out: Path, second_opinion: bool = False)
             case.kept_anyway = _kept_anyway(entry, method, path)
         case.seconds = round(time.perf_counter() - t0, 1)
         return case
-    case = Case(entry.name, method, "usable", "", 0.0, said=said)
+    case = Case(entry.name, method, "usable", "", 0.0, said=said, searched=searched)
     _check(entry, path, case)
     case.seconds = round(time.perf_counter() - t0, 1)
     return case
@@ -123,16 +125,20 @@ def _path(entry: Entry, method: str, out: Path) -> Path:
     return out / f"{entry.name}.{method}{suffix}"
 
 
-def _produce(entry: Entry, method: str, path: Path, allow_degraded: bool = False) -> list[str]:
+def _produce(
+    entry: Entry, method: str, path: Path, allow_degraded: bool = False
+) -> tuple[list[str], str]:
     """Make the result; the names of the inputs and outputs whose interface edgeship's
-    report says changed."""
+    report says changed, and its note on the sparsity search ("" without one)."""
     from edgeship.compress import CompressOptions, GuardPolicy, compress, config_from_dict
 
     if method == "to-tflite":
-        return _to_tflite(entry, path)
+        return _to_tflite(entry, path), ""
     spec: dict[str, object] = {"method": method}
     if method in ("prune", "prune-channels"):
         spec["sparsity"] = 0.5
+    if method == "prune-channels":
+        spec["sparsity_search"] = True  # the largest sparsity up to 0.5 that holds
     if method == "prune":
         spec["scope"] = "layer"  # global magnitude zeroes whole BN-folded layers: refused
     if method in ("prune", "prune-channels") and entry.data is not None:
@@ -140,7 +146,8 @@ def _produce(entry: Entry, method: str, path: Path, allow_degraded: bool = False
     guard = GuardPolicy(allow_degraded=allow_degraded)
     options = CompressOptions(latency_rounds=1, latency_runs=20, shapes=entry.shapes, guard=guard)
     result = compress(entry.model, config_from_dict(spec), entry.data, path, options)
-    return [c.name for c in result.report.interface]
+    searched = [n for n in result.report.notes if n.startswith("sparsity search:")]
+    return [c.name for c in result.report.interface], "".join(searched)
 
 
 def _to_tflite(entry: Entry, path: Path) -> list[str]:
@@ -316,6 +323,8 @@ def report(case: Case) -> str:
         lines.append(f"    {case.detail[:400]}")
     if case.kept_anyway:
         lines.append(f"    the judge, on the result kept anyway: {case.kept_anyway[:300]}")
+    if case.searched:
+        lines.append(f"    edgeship: {case.searched[:600]}")
     return "\n".join(lines)
 
 

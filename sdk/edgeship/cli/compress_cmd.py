@@ -159,6 +159,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"prune: {'/'.join(WEIGHT_IMPORTANCES)} (magnitude); "
         f"prune-channels: {'/'.join(CHANNEL_IMPORTANCES)} (l1)",
     )
+    r.add_argument(
+        "--sparsity-search",
+        action="store_true",
+        help="prune-channels: --sparsity is a ceiling; keep the largest sparsity up to it "
+        "that holds every output on rows of --data the final judgement never sees "
+        "(generated inputs without --data): halved, then bisected, at most 4 prunings "
+        "(each fine-tuned with --epochs); the report says which was kept. Not in a recipe chain",
+    )
     r.add_argument("--scope", choices=SCOPES, default="global", help="prune: global or per layer")
     r.add_argument(
         "--accuracy-budget",
@@ -210,6 +218,7 @@ def config_from_args(ns: argparse.Namespace) -> Any:
         "importance": ns.importance,
         "scope": ns.scope,
         "accuracy_budget_pt": ns.accuracy_budget,
+        "sparsity_search": ns.sparsity_search or None,
         "student": ns.student,
         "width": ns.width,
     }

@@ -53,6 +53,7 @@ from edgeship.compress.config import (
 )
 from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange, Slower
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
+from edgeship.compress.pruning.sparsity_search import SparsitySearch
 from edgeship.compress.quantization.fallback import Fallback, Search
 from edgeship.compress.report import CompressionReport, CompressionResult, Latency
 from edgeship.core.config import ConnectOptions
@@ -432,6 +433,9 @@ def _guard(report: CompressionReport, config: AnyConfig, policy: GuardPolicy) ->
         tried = report.details.get("fallback")
         if tried:
             message += f"; {Fallback.from_dict(tried).refusal}"
+        searched = report.details.get("sparsity_search")
+        if searched:
+            message += f"; {SparsitySearch.from_dict(searched).refusal}"
         if not policy.allow_degraded:
             raise FidelityCollapse(message, reasons)
         report.degraded = "; ".join(reasons)

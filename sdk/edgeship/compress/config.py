@@ -186,11 +186,18 @@ class PruneConfig:
 
 @dataclass(frozen=True)
 class ChannelPruneConfig:
-    """Structured pruning: remove ``sparsity`` of each prunable layer's channels/neurons."""
+    """Structured pruning: remove ``sparsity`` of each prunable layer's channels/neurons.
+
+    ``sparsity_search``: ``sparsity`` is a ceiling; the largest sparsity up to it whose
+    result (fine-tuned, when asked) holds the model on the search inputs (rows of the data
+    that the final judgement never sees, else generated inputs) is kept
+    (:mod:`.pruning.search`). A method of its own, not a step of a chain.
+    """
 
     sparsity: float = 0.5
     importance: str = "l1"
     samples: int = 256
+    sparsity_search: bool = False
     fine_tune: TrainConfig = field(default_factory=fine_tuning)
     method: str = field(default="prune-channels", init=False)
 
@@ -203,6 +210,10 @@ class ChannelPruneConfig:
         if self.importance in ("activation", "perturbation"):
             return f"{self.importance} importance"
         return "fine-tuning" if self.fine_tune.epochs > 0 else None
+
+    def uses_data(self) -> bool:
+        """Whether data, when given, is used (the sparsity search's counts)."""
+        return self.needs_data() is not None or self.sparsity_search
 
 
 @dataclass(frozen=True)
@@ -260,9 +271,10 @@ def data_needs(config: AnyConfig) -> list[str]:
 
 
 def data_used(config: AnyConfig) -> bool:
-    """Whether a step uses data when given (calibration, training, a fallback's search)."""
+    """Whether a step uses data when given (calibration, training, a search's inputs)."""
     return bool(data_needs(config)) or any(
-        isinstance(s, QuantizeConfig) and s.uses_data() for s in steps_of(config)
+        isinstance(s, QuantizeConfig | ChannelPruneConfig) and s.uses_data()
+        for s in steps_of(config)
     )
 
 

@@ -65,6 +65,10 @@ def test_options_become_configs() -> None:
     )
     config = compress_cmd.config_from_args(ns)
     assert config.exclude_nodes == ("a",) and not config.per_channel
+    ns = _parse("m.onnx", "--method", "prune-channels", "--sparsity-search", "--out", "o.onnx")
+    assert compress_cmd.config_from_args(ns).sparsity_search
+    ns = _parse("m.onnx", "--method", "prune-channels", "--out", "o.onnx")
+    assert not compress_cmd.config_from_args(ns).sparsity_search
 
 
 def test_state_dict_needs_arch() -> None:

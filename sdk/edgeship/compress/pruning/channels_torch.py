@@ -6,11 +6,13 @@ adds, concatenations, the consumers' input channels). The layers producing the m
 outputs are left alone. ``l1``/``l2`` use its group magnitude importance; ``activation``
 and ``perturbation`` use per-channel tables measured on data here. ``nn.MultiheadAttention``
 layers lose whole heads instead (:mod:`.heads`); torch-pruning leaves them, and with them
-the residual width they read and write, alone.
+the residual width they read and write, alone. With ``sparsity_search``, the largest
+sparsity up to the one asked that holds the model is kept (:mod:`.sparsity_search`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +22,7 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import ChannelPruneConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import heads
+from edgeship.compress.pruning.sparsity_search import pruned
 from edgeship.compress.training.loop import fit, predict_torch, predict_with_pre_hooks
 from edgeship.compress.training.torch_model import count_parameters, export_onnx
 from edgeship.core.errors import CompressionError, NothingToPrune, UsageError
@@ -37,24 +40,27 @@ def prune_channels_torch(job: Job[ChannelPruneConfig]) -> Outcome:
     if source is None:
         raise UsageError("pruning with torch-pruning needs the torch model itself")
     data = require(job.data, "pruning a torch model (example inputs and export)")
-    module = source.build()
-    teacher = predict_torch(module, data)
-    before = count_parameters(module)
-    sample = data.take(config.samples)
-    details: dict[str, Any] = {
-        "importance": config.importance,
-        "tool": "torch-pruning",
-        **narrow(module, config.sparsity, config.importance, sample),
-        "parameters_before": before,
-        "parameters_after": count_parameters(module),
-    }
-    notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
-    if config.fine_tune.epochs > 0:
-        details["fine_tune"] = fit(
-            module, data, teacher, config.fine_tune, on_epoch=job.on_epoch
-        ).to_dict()
-    export_onnx(module, data.take(2).feeds, job.out, data.names)
-    return Outcome(details=details, notes=notes)
+
+    def prune(sparsity: float, out: Path) -> Outcome:
+        module = source.build()
+        teacher = predict_torch(module, data)
+        before = count_parameters(module)
+        details: dict[str, Any] = {
+            "importance": config.importance,
+            "tool": "torch-pruning",
+            **narrow(module, sparsity, config.importance, data.take(config.samples)),
+            "parameters_before": before,
+            "parameters_after": count_parameters(module),
+        }
+        notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
+        if config.fine_tune.epochs > 0:
+            details["fine_tune"] = fit(
+                module, data, teacher, config.fine_tune, on_epoch=job.on_epoch
+            ).to_dict()
+        export_onnx(module, data.take(2).feeds, out, data.names)
+        return Outcome(details=details, notes=notes)
+
+    return pruned(job, prune)
 
 
 def narrow(module: nn.Module, sparsity: float, how: str, data: Dataset) -> dict[str, Any]:

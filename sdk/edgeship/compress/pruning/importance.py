@@ -68,9 +68,14 @@ def block_norm(weight: np.ndarray, blocks: int, axis: int, p: int) -> np.ndarray
     return np.abs(w).sum(axis=1) if p == 1 else np.sqrt((w * w).sum(axis=1))
 
 
-def keep_count(channels: int, sparsity: float) -> int:
-    """Channels kept when removing ``sparsity`` of them: at least one."""
-    return max(1, round(channels * (1.0 - sparsity)))
+def keep_count(channels: int, sparsity: float, block: int = 1) -> int:
+    """Channels kept when removing ``sparsity`` of them: at least one. With ``block``, a
+    layer of several ``block`` of channels keeps a multiple of it too (the nearest, at
+    least one block); one of ``block`` channels or fewer keeps what ``sparsity`` says."""
+    keep = max(1, round(channels * (1.0 - sparsity)))
+    if block > 1 and channels % block == 0 and channels > block:
+        keep = max(block, round(keep / block) * block)
+    return keep
 
 
 def top_indices(scores: np.ndarray, keep: int) -> np.ndarray:

@@ -59,6 +59,7 @@ __all__ = [
     "Search",
     "activations",
     "hold",
+    "judge",
     "local_errors",
     "rank",
     "rank_alone",
@@ -262,6 +263,15 @@ def _judge(expected: evaluate.Outputs, path: Path, search: Search) -> Judged:
     policy = search.policy
     verdicts = judge_outputs(expected, got, policy.output_kinds, policy.limits)
     return guard.collapse_reasons(verdicts, None, policy), verdicts
+
+
+def judge(expected: evaluate.Outputs, path: Path, search: Search) -> tuple[list[str], str]:
+    """``path`` judged against the base's outputs ``expected`` on the search inputs, at
+    ``search``'s thresholds as they are (:func:`with_margin` them first): what collapsed
+    (empty: it holds) and the worst output's figures. For other searches (the sparsity
+    search of structured pruning)."""
+    reasons, verdicts = _judge(expected, path, search)
+    return reasons, _figure(verdicts)
 
 
 def _figure(verdicts: list[OutputVerdict]) -> str:

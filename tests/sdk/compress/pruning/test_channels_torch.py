@@ -31,3 +31,17 @@ def test_torch_cnn_with_dependency_graph_and_fine_tuning(
     assert rec.model.parameters < 0.3 * rec.base.parameters
     assert Path(rec.base.path) == tmp_path / "t.base.onnx"
     assert accuracy(result.path, test_data) >= 0.85
+
+
+def test_the_sparsity_search_prunes_the_torch_model_at_what_holds(
+    zoo: Manifest, test_data: Dataset, tmp_path: Path
+) -> None:
+    source = TorchModel("tools.zoo.models:mlp", zoo.path("mlp.pt"))
+    config = ChannelPruneConfig(0.9, sparsity_search=True)
+    rec = prune_channels(source, config, test_data.take(120), tmp_path / "t.onnx").report
+    searched = rec.details["sparsity_search"]
+    assert searched["tries"][0]["collapsed"] and 0 < searched["kept"] < 0.9
+    assert rec.details["sparsity"] == searched["kept"]
+    after = rec.details["layers"]["1"]["after"]  # torch-pruning's own rounding
+    assert after == pytest.approx(1024 * (1 - searched["kept"]), abs=2)
+    assert any(n.startswith("sparsity search: 0.9 collapsed") for n in rec.notes)

@@ -24,6 +24,10 @@ def test_channel_norms_keep_counts_and_top_indices() -> None:
     assert importance.channel_norm(w, 0, 2).tolist() == [np.sqrt(2), 5.0, 0.5]
     assert importance.keep_count(64, 0.5) == 32
     assert importance.keep_count(3, 0.99) == 1
+    assert importance.keep_count(24, 0.25, block=8) == 16  # 18 kept: the nearest block
+    assert importance.keep_count(16, 0.9, block=8) == 8  # at least one block
+    assert importance.keep_count(30, 0.5, block=8) == 15  # not a multiple: as asked
+    assert importance.keep_count(8, 0.5, block=8) == 4  # one block: as asked
     assert importance.top_indices(np.array([0.1, 0.9, 0.5, 0.7]), 2).tolist() == [1, 3]
 
 

@@ -471,6 +471,7 @@ def _given_options(config: MethodConfig) -> list[str]:
         "--scope layer": getattr(config, "scope", None) == "layer",
         "--importance activation": getattr(config, "importance", None) == "activation",
         "--calibration entropy": getattr(config, "calibration", None) == "entropy",
+        "a lower --sparsity": getattr(config, "sparsity_search", False),  # searched down
     }
     return [option for option, used in given.items() if used]
 

@@ -83,6 +83,7 @@ def test_when_nothing_holds_the_refusal_says_what_was_tried(
     assert "the sparsity search found no sparsity up to 0.5 that holds on" in message
     assert f"{MAX_TRIES} tries (0.5 collapsed, 0.25 collapsed" in message
     assert "\n" not in message and not (tmp_path / "s.onnx").exists()
+    assert "lower --sparsity" not in message  # searched down already: not suggested
     kept = CompressOptions(guard=replace(exacting, allow_degraded=True))
     rec = prune_channels(zoo.path("mlp.onnx"), config, rows, tmp_path / "s.onnx", kept).report
     assert rec.details["sparsity"] == 0.5 == rec.details["sparsity_search"]["kept"]

@@ -42,6 +42,7 @@ from edgeship.compress._data import (
     load_dataset,
     require,
 )
+from edgeship.compress._search import Search
 from edgeship.compress._source import ModelLike, base_model
 from edgeship.compress.config import (
     AnyConfig,
@@ -54,7 +55,7 @@ from edgeship.compress.config import (
 from edgeship.compress.guard import FidelityCollapse, GuardPolicy, Larger, NoChange, Slower
 from edgeship.compress.methods import Job, MethodConfig, Outcome, method_for
 from edgeship.compress.pruning.sparsity_search import SparsitySearch
-from edgeship.compress.quantization.fallback import Fallback, Search
+from edgeship.compress.quantization.fallback import Fallback
 from edgeship.compress.report import CompressionReport, CompressionResult, Latency
 from edgeship.core.config import ConnectOptions
 from edgeship.core.errors import (

@@ -29,7 +29,7 @@ from edgeship_runtime.formats import get_format
 
 if TYPE_CHECKING:
     from edgeship.compress._data import Dataset
-    from edgeship.compress.quantization.fallback import Search
+    from edgeship.compress._search import Search
     from edgeship.compress.training.loop import EpochProgress
     from edgeship.compress.training.torch_model import TorchModel
 

@@ -5,8 +5,8 @@ edgeship's own judgement of every output, so that it needs none).
 1. the sparsity asked (the ceiling) is pruned, and fine-tuned when asked, and judged on
    the job's *search* inputs (rows of the data that the final judgement never sees, else
    inputs generated with other seeds), every output by its kind at the guard's
-   thresholds with margin, as the INT8 fallback judges (:func:`.fallback.judge`,
-   :func:`.fallback.with_margin`); when it holds, it is kept after one try;
+   thresholds with margin, as the INT8 fallback judges (:mod:`edgeship.compress._search`);
+   when it holds, it is kept after one try;
 2. else the sparsity is halved until one holds, then bisected between the last that
    collapsed and the largest that held, :data:`MAX_TRIES` prunings in all;
 3. the largest that held is kept and the report says so in a note and its details
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.compress import _evaluate as evaluate
+from edgeship.compress._search import judged, with_margin, worst_figure
 from edgeship.compress.config import ChannelPruneConfig
 from edgeship.compress.methods import Job, Outcome
-from edgeship.compress.quantization.fallback import judge, with_margin
 from edgeship.core.errors import UsageError
 from edgeship.models import stats
 
@@ -154,8 +154,8 @@ def pruned(job: Job[ChannelPruneConfig], prune: Prune) -> Outcome:
             if stats.model_stats(path(sparsity)).parameters >= before:
                 tries.append(Try(sparsity, "it removes no channel", ""))
                 break  # a lower sparsity removes none either
-            reasons, figure = judge(expected, path(sparsity), search)
-            tries.append(Try(sparsity, "; ".join(reasons), figure))
+            reasons, verdicts = judged(expected, path(sparsity), search)
+            tries.append(Try(sparsity, "; ".join(reasons), worst_figure(verdicts)))
         held = [t.sparsity for t in tries if t.held]
         kept = max(held, default=config.sparsity)
         shutil.copyfile(path(kept), job.out)

@@ -6,7 +6,7 @@ What Intel Neural Compressor and Olive call accuracy-aware tuning, in four steps
 1. the fully quantized model is judged against its base on the *search* inputs (rows of
    ``--data`` that the final judgement never sees, or inputs generated with other seeds),
    every output by its kind, with the guard's thresholds at half the loss they allow
-   (:func:`with_margin`); when every output holds, nothing more happens: the search is
+   (:func:`.._search.with_margin`); when every output holds, nothing more happens: the search is
    driven by the worst output, not the first;
 2. the quantized nodes of the main graph are ranked by the error each adds on its own:
    the node alone, quantized the same way, fed the base's float activations (a tensor's
@@ -32,17 +32,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeship.compress import _evaluate as evaluate
-from edgeship.compress import guard
-from edgeship.compress.guard import GuardPolicy
+from edgeship.compress import _search
+from edgeship.compress._search import Calls, Search, judged, with_margin, worst_figure
 from edgeship.models import onnx_graph
-from edgeship.models.kinds import Limits, OutputVerdict, judge_outputs, worst
+from edgeship.models.kinds import OutputVerdict
 from edgeship_runtime.signature import Signature
 
 __all__ = [
@@ -51,23 +51,18 @@ __all__ = [
     "NAMED",
     "RANKING_CALLS",
     "UNRANKED",
-    "Calls",
     "Fallback",
     "Lighten",
     "Quantize",
     "Ranker",
-    "Search",
     "activations",
     "hold",
-    "judge",
     "local_errors",
     "rank",
     "rank_alone",
     "read_out",
-    "with_margin",
 ]
 
-Calls = list[dict[str, np.ndarray]]
 Quantize = Callable[[Path, Sequence[str], Path, "Calls | None"], None]
 """``(model, nodes kept in float, out, calibration calls)``: quantize as the job says;
 calibration calls are given for a single-node model (None: the job's own data)."""
@@ -86,16 +81,6 @@ NAMED = 8
 RANKING_CALLS = 8
 UNRANKED = -1.0
 """The error of a node whose single-node model could not be quantized or run."""
-
-
-@dataclass(frozen=True)
-class Search:
-    """The inputs the fallback judges on (one dict per call, never the held-out ones),
-    the guard's thresholds, and a phrase saying what the inputs are."""
-
-    calls: Calls
-    policy: GuardPolicy
-    described: str
 
 
 @dataclass(frozen=True)
@@ -208,7 +193,7 @@ def hold(
     ``lighten``: how kept nodes get INT8 weights, tried before keeping them wholly float."""
     search = replace(search, policy=with_margin(search.policy))
     expected = evaluate.predict_feeds(base, search.calls)
-    reasons, _ = _judge(expected, out, search)
+    reasons, _ = judged(expected, out, search)
     if not reasons:
         return None
     units = (ranker or rank)(base, quantized, quantize, search, expected)
@@ -239,54 +224,6 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def with_margin(policy: GuardPolicy) -> GuardPolicy:
-    """The guard's thresholds with half the loss they allow (a floor ``x`` of a figure
-    at most 1 becomes ``1 - (1 - x) / 2``, a ceiling ``x`` becomes ``x / 2``): a model that
-    barely holds on the search rows may not on held-out ones (PaddleOCR's recogniser held
-    cosine 0.9 on the search rows and gave 0.893 on the held-out ones)."""
-    limits = policy.limits
-    halved = {
-        f.name: (1 - (1 - value) / 2) if f.name.startswith("min_") else value / 2
-        for f in fields(Limits)
-        for value in [getattr(limits, f.name)]
-    }
-    return replace(policy, limits=Limits(**halved))
-
-
-Judged = tuple[list[str], list[OutputVerdict]]
-
-
-def _judge(expected: evaluate.Outputs, path: Path, search: Search) -> Judged:
-    """``path`` run on the search inputs once: what collapsed (the guard's reasons at the
-    search's thresholds, any output) and every output's verdict."""
-    got = evaluate.predict_feeds(path, search.calls)
-    policy = search.policy
-    verdicts = judge_outputs(expected, got, policy.output_kinds, policy.limits)
-    return guard.collapse_reasons(verdicts, None, policy), verdicts
-
-
-def judge(expected: evaluate.Outputs, path: Path, search: Search) -> tuple[list[str], str]:
-    """``path`` judged against the base's outputs ``expected`` on the search inputs, at
-    ``search``'s thresholds as they are (:func:`with_margin` them first): what collapsed
-    (empty: it holds) and the worst output's figures. For other searches (the sparsity
-    search of structured pruning)."""
-    reasons, verdicts = _judge(expected, path, search)
-    return reasons, _figure(verdicts)
-
-
-def _figure(verdicts: list[OutputVerdict]) -> str:
-    """The worst output's figures (what a kept-in-float search held at)."""
-    v = worst(verdicts)
-    if v is None:
-        return ""
-    return v.figures() if len(verdicts) == 1 else f"worst output {v.label}: {v.figures()}"
-
-
-def _health(verdicts: list[OutputVerdict]) -> float:
-    v = worst(verdicts)
-    return 1.0 if v is None else v.health
-
-
 Ranker = Callable[[Path, Sequence[str], Quantize, Search, evaluate.Outputs], list[list[str]]]
 """``(base, quantized nodes, quantize, search, the base's outputs on it)``: the units to
 keep in float, most harmful first."""
@@ -308,7 +245,7 @@ def rank_alone(
         path = Path(tmp) / f"alone{base.suffix}"
         for name in quantized:
             quantize(base, [n for n in quantized if n != name], path, None)
-            health[name] = _health(_judge(expected, path, search)[1])
+            health[name] = _search.health(judged(expected, path, search)[1])
     return [[n] for n in sorted(health, key=lambda n: health[n])]
 
 
@@ -346,7 +283,7 @@ class _Trials:
             self.quantize(self.base, kept, self.path(count), None)
             if self.lighten is not None:
                 self.lightened[count] = self.lighten(self.path(count), kept)
-            reasons, verdicts = _judge(self.expected, self.path(count), self.search)
+            reasons, verdicts = judged(self.expected, self.path(count), self.search)
             self.judged[count] = (not reasons, verdicts)
         return self.judged[count][0]
 
@@ -362,7 +299,7 @@ class _Trials:
                 break
             mid = (low + count) // 2
             low, count = (low, mid) if self.holds(mid) else (mid, count)
-        return count, _figure(self.judged[count][1])
+        return count, worst_figure(self.judged[count][1])
 
 
 def rank(
@@ -405,7 +342,7 @@ def _groups_by_gain(
         for op, members in groups.items():
             path = Path(tmp) / f"{op}.onnx"
             quantize(base, members, path, None)
-            gain[op] = _health(_judge(expected, path, search)[1])
+            gain[op] = _search.health(judged(expected, path, search)[1])
     return [groups[op] for op in sorted(groups, key=lambda op: -gain[op])]
 
 

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.compress._search import Search
 from edgeship.compress.config import QuantizeConfig
 from edgeship.compress.guard import NothingToConvert
 from edgeship.compress.quantization._weights import float16_weights
-from edgeship.compress.quantization.fallback import Search
 from edgeship.core.errors import cause_of
 from edgeship.core.extras import import_optional
 from edgeship.models import onnx_graph

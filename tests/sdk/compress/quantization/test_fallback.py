@@ -17,6 +17,7 @@ from edgeship.cli.main import build_parser
 from edgeship.compress import CompressOptions, FidelityCollapse, QuantizeConfig, compress
 from edgeship.compress import _evaluate as evaluate
 from edgeship.compress._data import Dataset
+from edgeship.compress._search import Search
 from edgeship.compress.guard import GuardPolicy
 from edgeship.compress.quantization import fallback
 from edgeship.models import onnx_graph
@@ -142,7 +143,7 @@ def test_ranking_puts_the_collapsing_node_first(model: Path, data: Dataset, tmp_
         quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, reduce_range=True)
 
     calls = list(data.take(8).batches(1))
-    search = fallback.Search(calls, GuardPolicy(), "8 rows")
+    search = Search(calls, GuardPolicy(), "8 rows")
     errors = fallback.local_errors(
         onnx_graph.load(model),
         evaluate.signature(model),

@@ -26,7 +26,7 @@ from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import importance
 from edgeship.compress.pruning.channel_groups import Group, Slice, find_groups
 from edgeship.compress.pruning.sparsity_search import pruned
-from edgeship.compress.training.loop import fit, predict_torch
+from edgeship.compress.training.loop import fit, predict_outputs
 from edgeship.compress.training.torch_graph import OnnxModule, to_tensors
 from edgeship.core.errors import NothingToPrune
 from edgeship.models import onnx_graph
@@ -53,7 +53,7 @@ def prune_channels_onnx(job: Job[ChannelPruneConfig]) -> Outcome:
         notes = [f"not pruned: {k}: {v}" for k, v in details["not_pruned"].items()]
         if config.fine_tune.epochs > 0:
             assert data is not None
-            teacher = predict_torch(OnnxModule(onnx_graph.load(job.base)), data)
+            teacher = predict_outputs(OnnxModule(onnx_graph.load(job.base)), data)
             module = OnnxModule(model)
             details["fine_tune"] = fit(
                 module, data, teacher, config.fine_tune, on_epoch=job.on_epoch

@@ -23,7 +23,7 @@ from edgeship.compress.config import ChannelPruneConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import heads
 from edgeship.compress.pruning.sparsity_search import pruned
-from edgeship.compress.training.loop import fit, predict_torch, predict_with_pre_hooks
+from edgeship.compress.training.loop import fit, predict_outputs, predict_with_pre_hooks
 from edgeship.compress.training.torch_model import count_parameters, export_onnx
 from edgeship.core.errors import CompressionError, NothingToPrune, UsageError
 from edgeship.core.extras import import_optional
@@ -43,7 +43,7 @@ def prune_channels_torch(job: Job[ChannelPruneConfig]) -> Outcome:
 
     def prune(sparsity: float, out: Path) -> Outcome:
         module = source.build()
-        teacher = predict_torch(module, data)
+        teacher = predict_outputs(module, data)
         before = count_parameters(module)
         details: dict[str, Any] = {
             "importance": config.importance,

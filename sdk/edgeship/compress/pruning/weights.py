@@ -22,7 +22,14 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import PruneConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import importance
-from edgeship.compress.training.loop import distill_loss, fit, metric, outputs_of, predict_torch
+from edgeship.compress.training.loop import (
+    distill_loss,
+    fit,
+    metric,
+    outputs_of,
+    predict_outputs,
+    predict_torch,
+)
 from edgeship.compress.training.torch_graph import OnnxModule, to_tensors
 from edgeship.models import onnx_graph
 
@@ -54,7 +61,7 @@ def prune_weights(job: Job[PruneConfig]) -> Outcome:
         _apply(module, masks)
         if config.fine_tune.epochs > 0:
             assert data is not None
-            teacher = _base_logits(model, data)
+            teacher = _base_outputs(model, data)
             log = fit(
                 module,
                 data,
@@ -84,7 +91,7 @@ def _scores(
     assert module is not None and data is not None
     sample = data.take(config.samples)
     if config.importance == "gradient":
-        return _gradient_scores(module, names, sample, _base_logits(model, sample))
+        return _gradient_scores(module, names, sample, _base_outputs(model, sample)[0])
     return _perturbation_scores(model, module, names, sample)
 
 
@@ -173,8 +180,8 @@ def _sweep(
     return best, rows
 
 
-def _base_logits(model: Any, data: Dataset) -> np.ndarray:
-    return predict_torch(OnnxModule(model), data)
+def _base_outputs(model: Any, data: Dataset) -> list[np.ndarray]:
+    return predict_outputs(OnnxModule(model), data)
 
 
 def _details(

@@ -1,6 +1,9 @@
 """The one training loop: fine-tuning after pruning and knowledge distillation.
 
-The loss fits the output (:func:`outputs_of`). Class scores: KL divergence to the
+The loss fits every output the teacher gives (one array: the first output; a list: one
+per output, summed), each by its kind (:func:`outputs_of`): fitting the first alone let
+the others drift (Silero's recurrent state outputs, pruned and fine-tuned on its speech
+probability alone, fell to a cosine of 0.70). Class scores: KL divergence to the
 teacher's outputs at temperature T, scaled by T², blended with cross-entropy on labels by
 ``alpha`` (see :class:`~edgeship.compress.config.TrainConfig`). Rows of probabilities (a
 recogniser's per-step softmax): KL divergence row by row. Values each in [0, 1] (a
@@ -14,7 +17,7 @@ teacher, as the guard judges them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ from torch.nn import functional as F
 
 from edgeship.compress._data import Dataset
 from edgeship.compress.config import TrainConfig
+from edgeship.compress.training.torch_graph import OnnxModule
 from edgeship.core.errors import CompressionError
 from edgeship.models.fidelity import cosine_similarity, is_class_scores
 
@@ -39,6 +43,7 @@ __all__ = [
     "metric",
     "output_loss",
     "outputs_of",
+    "predict_outputs",
     "predict_torch",
     "predict_with_pre_hooks",
 ]
@@ -118,13 +123,15 @@ class Outputs:
     width: int
 
 
-def outputs_of(module: nn.Module, data: Dataset, teacher: np.ndarray | None = None) -> Outputs:
-    """:class:`Outputs` of ``module``'s first output, its shape from one sample run in eval
-    mode, its range from ``teacher`` (the outputs on all of ``data``) when given."""
+def outputs_of(
+    module: nn.Module, data: Dataset, teacher: np.ndarray | None = None, index: int = 0
+) -> Outputs:
+    """:class:`Outputs` of ``module``'s output ``index``, its shape from one sample run in
+    eval mode, its range from ``teacher`` (the outputs on all of ``data``) when given."""
     was_training = module.training
     module.eval()
     with torch.no_grad():
-        out = _first(module(*[torch.from_numpy(a) for a in data.take(1).feeds.values()]))
+        out = _outputs(module, [torch.from_numpy(a) for a in data.take(1).feeds.values()])[index]
     module.train(was_training)
     width = int(out.shape[-1]) if out.dim() else 1
     if is_class_scores(tuple(out.shape)):
@@ -175,13 +182,23 @@ def output_loss(
     return F.mse_loss(student, teacher) / teacher.var().clamp_min(1e-12)
 
 
-def predict_torch(module: nn.Module, data: Dataset, batch: int = 256) -> np.ndarray:
+def predict_outputs(module: nn.Module, data: Dataset, batch: int = 256) -> list[np.ndarray]:
+    """Every output of ``module`` on ``data``, each as one row per sample."""
     module.eval()
-    outs = []
+    outs: list[list[np.ndarray]] = []
     with torch.no_grad():
         for b in data.batches(batch):
-            outs.append(_first(module(*[torch.from_numpy(a) for a in b.values()])).numpy())
-    return np.concatenate(outs).reshape(len(data), -1)
+            outs.append(
+                [o.numpy() for o in _outputs(module, [torch.from_numpy(a) for a in b.values()])]
+            )
+    return [
+        np.concatenate([o[i] for o in outs]).reshape(len(data), -1) for i in range(len(outs[0]))
+    ]
+
+
+def predict_torch(module: nn.Module, data: Dataset, batch: int = 256) -> np.ndarray:
+    """The first output of ``module`` on ``data``, one row per sample."""
+    return predict_outputs(module, data, batch)[0]
 
 
 def predict_with_pre_hooks(
@@ -198,14 +215,19 @@ def predict_with_pre_hooks(
 
 
 def metric(
-    logits: np.ndarray, data: Dataset, teacher: np.ndarray | None, classes: bool = True
+    logits: np.ndarray,
+    data: Dataset,
+    teacher: np.ndarray | None,
+    classes: bool = True,
+    labelled: bool = True,
 ) -> tuple[str, float]:
-    """For ``classes``: accuracy on labels when there are labels, else top-1 agreement
-    with the teacher; for other outputs the cosine to the teacher (as the guard judges)."""
+    """For ``classes``: accuracy on labels when there are labels (and the output is the
+    ``labelled`` one), else top-1 agreement with the teacher; for other outputs the cosine
+    to the teacher (as the guard judges)."""
     if not classes:
         assert teacher is not None
         return "cosine", cosine_similarity(teacher, logits)
-    if data.labels is not None:
+    if data.labels is not None and labelled:
         return "accuracy", float((logits.argmax(1) == data.labels).mean())
     assert teacher is not None
     return "agreement", float((logits.argmax(1) == teacher.argmax(1)).mean())
@@ -214,12 +236,15 @@ def metric(
 def fit(
     module: nn.Module,
     data: Dataset,
-    teacher: np.ndarray | None,
+    teacher: np.ndarray | Sequence[np.ndarray] | None,
     cfg: TrainConfig,
     after_step: Callable[[], None] | None = None,
     on_epoch: EpochProgress | None = None,
 ) -> FitLog:
-    """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``.
+    """Train ``module`` in place (Adam); ``teacher`` holds logits aligned with ``data``:
+    the first output's, or a list of every output's (floating ones are fitted, the loss
+    their sum; the metric, of every fitted output, is the worst one's; labels are the
+    first output's).
 
     Inputs given once per call (``data.fixed``, a recurrent state) go whole to every step,
     of one sample each. ``after_step`` runs after every optimiser step (e.g. to re-apply
@@ -232,21 +257,27 @@ def fit(
         return log
     if teacher is None and data.labels is None:
         raise CompressionError("training needs labels or teacher outputs")
-    outputs = outputs_of(module, data, teacher)
-    classes = outputs.kind == "classes"
-    log.loss = LOSSES[outputs.kind]
+    teachers = _fitted(teacher)
+    kinds = [outputs_of(module, data, t, i) for i, t in _indexed(teachers)]
+    log.loss = " + ".join(dict.fromkeys(LOSSES[k.kind] for k in kinds))
     order = np.random.default_rng(cfg.seed).permutation(len(data))
     n_val = round(len(data) * cfg.val_fraction)
     train_idx, val_idx = order[n_val:], order[:n_val]
     val = data.pick(val_idx) if n_val else data
-    t_val = None if teacher is None else teacher[val_idx if n_val else slice(None)]
+    t_val = {
+        i: t[val_idx if n_val else slice(None)] for i, t in _indexed(teachers) if t is not None
+    }
     fixed = [k in data.fixed for k in data.feeds]  # given whole to every call (a state)
     xs = [
         torch.from_numpy(a if f else a[train_idx])
         for f, a in zip(fixed, data.feeds.values(), strict=True)
     ]
     ys = None if data.labels is None else torch.from_numpy(data.labels[train_idx].astype(np.int64))
-    ts = None if teacher is None else torch.from_numpy(teacher[train_idx].astype(np.float32))
+    ts = {
+        i: torch.from_numpy(t[train_idx].astype(np.float32))
+        for i, t in _indexed(teachers)
+        if t is not None
+    }
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -260,10 +291,18 @@ def fit(
         size = 1 if data.fixed else cfg.batch_size  # a state fixes the batch, as it does in
         for start in range(0, len(perm), size):  # Dataset.batches
             idx = perm[start : start + size]
-            out = _first(module(*[x if f else x[idx] for f, x in zip(fixed, xs, strict=True)]))
-            out = out.reshape(len(idx), -1)
-            t = None if ts is None else ts[idx]
-            loss = output_loss(out, t, None if ys is None else ys[idx], outputs, cfg)
+            outs = _outputs(module, [x if f else x[idx] for f, x in zip(fixed, xs, strict=True)])
+            loss = sum(
+                output_loss(
+                    outs[i].reshape(len(idx), -1),
+                    ts[i][idx] if i in ts else None,
+                    None if ys is None or i else ys[idx],
+                    kind,
+                    cfg,
+                )
+                for (i, _), kind in zip(_indexed(teachers), kinds, strict=True)
+            )
+            assert isinstance(loss, torch.Tensor)
             summed += loss.detach().item() * len(idx)
             opt.zero_grad()
             loss.backward()
@@ -276,7 +315,7 @@ def fit(
                 break
         if log.stopped == "non-finite":
             break
-        log.metric, value = metric(predict_torch(module, val), val, t_val, classes)
+        log.metric, value = _worst_metric(predict_outputs(module, val), val, t_val, teachers, kinds)
         log.history.append(value)
         log.epochs = epoch + 1
         if value > max(log.history[:-1], default=-np.inf):
@@ -298,6 +337,41 @@ def fit(
     return log
 
 
+def _fitted(teacher: np.ndarray | Sequence[np.ndarray] | None) -> list[np.ndarray | None]:
+    """The teacher's outputs to fit, by output index: every floating one (an integer
+    output, an index or a count, has no gradient to follow); ``[None]`` without a teacher
+    (labels alone train the first output)."""
+    if teacher is None:
+        return [None]
+    given = [teacher] if isinstance(teacher, np.ndarray) else list(teacher)
+    return [t if np.issubdtype(t.dtype, np.floating) else None for t in given]
+
+
+def _indexed(teachers: list[np.ndarray | None]) -> list[tuple[int, np.ndarray | None]]:
+    """The outputs fitted: the first always (by labels when it has no teacher), the others
+    where there is a teacher."""
+    return [(i, t) for i, t in enumerate(teachers) if i == 0 or t is not None]
+
+
+def _worst_metric(
+    predicted: list[np.ndarray],
+    data: Dataset,
+    t_val: Mapping[int, np.ndarray],
+    teachers: list[np.ndarray | None],
+    kinds: list[Outputs],
+) -> tuple[str, float]:
+    """The metric of every fitted output; the worst one's value, named with its output
+    where there are several."""
+    figures = [
+        metric(predicted[i], data, t_val.get(i), kind.kind == "classes", labelled=i == 0)
+        for (i, _), kind in zip(_indexed(teachers), kinds, strict=True)
+    ]
+    if len(figures) == 1:
+        return figures[0]
+    names = ", ".join(dict.fromkeys(name for name, _ in figures))
+    return f"worst of {len(figures)} outputs' {names}", min(value for _, value in figures)
+
+
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -308,5 +382,11 @@ def _finite(module: nn.Module, loss: torch.Tensor) -> bool:
     )
 
 
-def _first(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, list | tuple) else out
+def _outputs(module: nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Every output of ``module``: a graph's torch view (:class:`.torch_graph.OnnxModule`,
+    whose ``forward`` gives the first) by its ``run_all``, a torch model by what its
+    ``forward`` returns (a tuple or list of several, or one tensor)."""
+    if isinstance(module, OnnxModule):
+        return list(module.run_all(inputs))
+    out = module(*inputs)
+    return list(out) if isinstance(out, list | tuple) else [out]

@@ -13,7 +13,13 @@ import torch
 from torch import nn
 
 from edgeship.compress import Dataset, TrainConfig
-from edgeship.compress.training.loop import fit, metric, outputs_of, predict_torch
+from edgeship.compress.training.loop import (
+    fit,
+    metric,
+    outputs_of,
+    predict_outputs,
+    predict_torch,
+)
 from edgeship.compress.training.torch_graph import OnnxModule
 from tests.models import LSTM_HIDDEN, LSTM_IN, lstm_model, map_model
 from tools.zoo.models import mlp
@@ -100,3 +106,30 @@ def test_a_state_given_once_per_call_goes_whole_to_every_step(tmp_path: Path) ->
     log = fit(student, data, teacher, TrainConfig(epochs=6, lr=1e-2, val_fraction=0.0))
     assert log.epochs == 6 and log.stopped == "epochs"
     assert log.history[log.kept_epoch - 1] > log.history[0]
+
+
+def test_every_output_is_fitted_where_the_first_alone_let_the_states_drift(
+    tmp_path: Path,
+) -> None:
+    """Silero's VAD returns its probability, then its LSTM's states: fine-tuned on the
+    probability alone, a pruned model's states drifted (cosine 0.70); fitted on every
+    output, the cell state comes back too, and the metric is the worst output's."""
+    path = lstm_model(tmp_path / "lstm.onnx", batch=1, head=True)
+    rng = np.random.default_rng(3)
+    state = np.zeros((1, 1, LSTM_HIDDEN), np.float32)
+    feeds = {"x": rng.standard_normal((24, 1, LSTM_IN)).astype(np.float32), "h": state, "c": state}
+    data = Dataset(feeds, fixed=frozenset({"h", "c"}))
+    teachers = predict_outputs(OnnxModule(onnx.load(str(path))), data)
+    assert len(teachers) == 3
+
+    def cell_cosine(fitted: np.ndarray | list[np.ndarray]) -> tuple[float, str]:
+        student = OnnxModule(onnx.load(str(path)))
+        _nudge(student, 0.5)
+        log = fit(student, data, fitted, TrainConfig(epochs=8, lr=1e-2, val_fraction=0.0))
+        _, cosine = metric(predict_outputs(student, data)[2], data, teachers[2], classes=False)
+        return cosine, log.metric
+
+    first_only, named_first = cell_cosine(teachers[0])
+    every, named_every = cell_cosine(teachers)
+    assert every > first_only and every > 0.9
+    assert not named_first.startswith("worst") and named_every.startswith("worst of 3 outputs'")

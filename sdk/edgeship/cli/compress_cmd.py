@@ -162,7 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--sparsity-search",
         action="store_true",
-        help="prune-channels: --sparsity is a ceiling; keep the largest sparsity up to it "
+        help="prune, prune-channels: --sparsity is a ceiling; keep the largest sparsity up to it "
         "that holds every output on rows of --data the final judgement never sees "
         "(generated inputs without --data): halved, then bisected, at most 4 prunings "
         "(each fine-tuned with --epochs); the report says which was kept. Not in a recipe chain",

@@ -154,7 +154,9 @@ class PruneConfig:
 
     ``sparsity`` is the fraction of those weights set to zero, or with
     ``accuracy_budget_pt`` the ceiling of a sweep (in ``step`` increments) that keeps the
-    largest sparsity whose accuracy drop stays within the budget (percentage points).
+    largest sparsity whose accuracy drop stays within the budget (percentage points), or
+    with ``sparsity_search`` the ceiling of the search that keeps the largest sparsity
+    whose result holds the model on the search inputs, as :class:`ChannelPruneConfig`'s.
     ``samples`` bounds the data used to score gradient/perturbation importance.
     """
 
@@ -164,6 +166,7 @@ class PruneConfig:
     accuracy_budget_pt: float | None = None
     step: float = 0.05
     samples: int = 512
+    sparsity_search: bool = False
     fine_tune: TrainConfig = field(default_factory=fine_tuning)
     method: str = field(default="prune", init=False)
 
@@ -173,6 +176,11 @@ class PruneConfig:
         _choice("scope", self.scope, SCOPES)
         if self.accuracy_budget_pt is not None and self.accuracy_budget_pt < 0:
             raise UsageError(f"accuracy budget must be >= 0 pt; got {self.accuracy_budget_pt}")
+        if self.accuracy_budget_pt is not None and self.sparsity_search:
+            raise UsageError(
+                "give an accuracy budget (a sweep against labels) or the sparsity search "
+                "(against the base's outputs), not both"
+            )
         _fraction("step", self.step, low_open=True)
         _positive("samples", self.samples)
 
@@ -182,6 +190,10 @@ class PruneConfig:
         if self.accuracy_budget_pt is not None:
             return "an accuracy budget"
         return "fine-tuning" if self.fine_tune.epochs > 0 else None
+
+    def uses_data(self) -> bool:
+        """Whether data, when given, is used (the sparsity search's counts)."""
+        return self.needs_data() is not None or self.sparsity_search
 
 
 @dataclass(frozen=True)
@@ -273,7 +285,7 @@ def data_needs(config: AnyConfig) -> list[str]:
 def data_used(config: AnyConfig) -> bool:
     """Whether a step uses data when given (calibration, training, a search's inputs)."""
     return bool(data_needs(config)) or any(
-        isinstance(s, QuantizeConfig | ChannelPruneConfig) and s.uses_data()
+        isinstance(s, QuantizeConfig | PruneConfig | ChannelPruneConfig) and s.uses_data()
         for s in steps_of(config)
     )
 

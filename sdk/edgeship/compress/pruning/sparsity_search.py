@@ -25,7 +25,7 @@ from typing import Any
 
 from edgeship.compress import _evaluate as evaluate
 from edgeship.compress._search import judged, with_margin, worst_figure
-from edgeship.compress.config import ChannelPruneConfig
+from edgeship.compress.config import ChannelPruneConfig, PruneConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.core.errors import UsageError
 from edgeship.models import stats
@@ -125,7 +125,7 @@ class SparsitySearch:
         )
 
 
-def pruned(job: Job[ChannelPruneConfig], prune: Prune) -> Outcome:
+def pruned(job: Job[ChannelPruneConfig] | Job[PruneConfig], prune: Prune) -> Outcome:
     """``prune`` at the job's sparsity into ``job.out``; with the search on, at the
     largest sparsity up to it that holds (:mod:`this module <.sparsity_search>`). The
     details say the sparsity the result has (``sparsity``)."""
@@ -136,7 +136,7 @@ def pruned(job: Job[ChannelPruneConfig], prune: Prune) -> Outcome:
         return outcome
     if job.search is None:
         raise UsageError(
-            "the sparsity search runs on prune-channels alone, not as a step of a chain: "
+            f"the sparsity search runs on {config.method} alone, not as a step of a chain: "
             "give --sparsity without --sparsity-search there"
         )
     search = replace(job.search, policy=with_margin(job.search.policy))
@@ -148,12 +148,12 @@ def pruned(job: Job[ChannelPruneConfig], prune: Prune) -> Outcome:
         def path(sparsity: float) -> Path:
             return Path(tmp) / f"{sparsity:g}{job.out.suffix}"
 
-        before = stats.model_stats(job.base).parameters
+        before = stats.model_stats(job.base)
         for sparsity in _schedule(config.sparsity, tries):
             outcomes[sparsity] = prune(sparsity, path(sparsity))
-            if stats.model_stats(path(sparsity)).parameters >= before:
-                tries.append(Try(sparsity, "it removes no channel", ""))
-                break  # a lower sparsity removes none either
+            if not _removed(before, stats.model_stats(path(sparsity))):
+                tries.append(Try(sparsity, "it removes nothing", ""))
+                break  # a lower sparsity removes nothing either
             reasons, verdicts = judged(expected, path(sparsity), search)
             tries.append(Try(sparsity, "; ".join(reasons), worst_figure(verdicts)))
         held = [t.sparsity for t in tries if t.held]
@@ -165,6 +165,13 @@ def pruned(job: Job[ChannelPruneConfig], prune: Prune) -> Outcome:
     outcome.details["sparsity_search"] = done.to_dict()
     outcome.notes.insert(0, done.note)
     return outcome
+
+
+def _removed(before: stats.ModelStats, after: stats.ModelStats) -> bool:
+    """Whether pruning removed something: parameters (channels) or nonzero weights."""
+    return after.parameters < before.parameters or (
+        after.nonzero_parameters < before.nonzero_parameters
+    )
 
 
 def _schedule(ceiling: float, tries: list[Try]) -> Iterator[float]:

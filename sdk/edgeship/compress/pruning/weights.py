@@ -13,6 +13,8 @@ ONNX files qualify; a torch model given by the user is exported to ONNX first.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from edgeship.compress._data import Dataset, require
 from edgeship.compress.config import PruneConfig
 from edgeship.compress.methods import Job, Outcome
 from edgeship.compress.pruning import importance
+from edgeship.compress.pruning.sparsity_search import pruned
 from edgeship.compress.training.loop import (
     distill_loss,
     fit,
@@ -39,7 +42,17 @@ SCORE_BATCH = 8
 
 
 def prune_weights(job: Job[PruneConfig]) -> Outcome:
-    config, data = job.config, job.data
+    """The job's weights pruned into ``job.out``, at its sparsity or, with the sparsity
+    search, at the largest up to it that holds (:func:`.sparsity_search.pruned`)."""
+
+    def prune(sparsity: float, out: Path) -> Outcome:
+        return _prune(job, replace(job.config, sparsity=sparsity), out)
+
+    return pruned(job, prune)
+
+
+def _prune(job: Job[PruneConfig], config: PruneConfig, out: Path) -> Outcome:
+    data = job.data
     model = onnx_graph.load(job.base)
     names = onnx_graph.prunable_weights(model)
     why = config.needs_data()
@@ -74,7 +87,7 @@ def prune_weights(job: Job[PruneConfig]) -> Outcome:
     for name, mask in masks.items():
         values = onnx_graph.arrays(model)[name]
         onnx_graph.set_array(model, name, np.where(mask, values, 0).astype(values.dtype))
-    onnx_graph.save(model, job.out)
+    onnx_graph.save(model, out)
     return Outcome(details=_details(model, names, config, sparsity, sweep, log), notes=notes)
 
 

@@ -1,4 +1,4 @@
-"""The sparsity search of structured pruning, on the zoo's trained MLP with real ONNX
+"""The sparsity search of structured (and weight) pruning, on the zoo's trained MLP with real ONNX
 Runtime sessions: a ceiling that collapses is backed off to one that holds, a ceiling
 that holds is kept after one try, and when nothing holds the refusal says what was tried."""
 
@@ -15,8 +15,10 @@ from edgeship.compress import (
     CompressOptions,
     Dataset,
     GuardPolicy,
+    PruneConfig,
     QuantizeConfig,
     compress,
+    prune,
     prune_channels,
 )
 from edgeship.compress.guard import FidelityCollapse
@@ -116,3 +118,20 @@ def test_without_data_the_search_judges_on_generated_inputs(zoo: Manifest, tmp_p
     searched = rec.details["sparsity_search"]
     assert "generated inputs (seeds" in searched["searched_on"]
     assert searched["kept"] == rec.details["sparsity"] and searched["tries"]
+
+
+def test_weight_pruning_searches_its_sparsity_the_same_way(
+    zoo: Manifest, rows: Dataset, tmp_path: Path
+) -> None:
+    """Unstructured pruning removes no parameter, only weights: the search backs off a
+    ceiling that zeroes too many of them (per layer, without fine-tuning)."""
+    config = PruneConfig(0.98, scope="layer", sparsity_search=True)
+    rec = prune(zoo.path("mlp.onnx"), config, rows, tmp_path / "w.onnx").report
+    searched = rec.details["sparsity_search"]
+    assert searched["tries"][0]["sparsity"] == 0.98 and searched["tries"][0]["collapsed"]
+    kept = searched["kept"]
+    assert 0 < kept < 0.98 and rec.details["sparsity"] == kept
+    assert abs(rec.details["weight_sparsity"] - kept) < 0.01  # the file is the kept one's
+    assert rec.notes[0].startswith("sparsity search: 0.98 collapsed on ")
+    with pytest.raises(UsageError, match=r"an accuracy budget .* or the sparsity search"):
+        PruneConfig(0.5, accuracy_budget_pt=2.0, sparsity_search=True)

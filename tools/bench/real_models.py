@@ -28,9 +28,9 @@ last rows, one call each. A case is
   inputs need real values the corpus has no data for; not counted as applicable.
 
 Settings: ``prune`` at 0.5 per layer (``--scope layer``), ``prune`` and
-``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data,
-``prune-channels`` with the sparsity search (``--sparsity-search``: 0.5 is the ceiling;
-the sparsity kept is printed with the case), ONNX→TFLite at the data's shape.
+``prune-channels`` at 0.5 with 10 fine-tuning epochs where there is data, both with the
+sparsity search (``--sparsity-search``: 0.5 is the ceiling; the sparsity kept is printed
+with the case), ONNX→TFLite at the data's shape.
 
 Usage: ``python tools/bench/real_models.py [--out DIR] [--only NAME ...] [--skip NAME ...]
 [--methods M ...] [--json FILE] [--second-opinion]``; ``--merge A.json B.json`` prints
@@ -137,7 +137,6 @@ def _produce(
     spec: dict[str, object] = {"method": method}
     if method in ("prune", "prune-channels"):
         spec["sparsity"] = 0.5
-    if method == "prune-channels":
         spec["sparsity_search"] = True  # the largest sparsity up to 0.5 that holds
     if method == "prune":
         spec["scope"] = "layer"  # global magnitude zeroes whole BN-folded layers: refused

@@ -55,6 +55,7 @@ __all__ = [
     "resize_static",
     "run",
     "select_outputs",
+    "split_static",
     "squeeze_static",
     "static_reshapes",
     "unsqueeze_static",
@@ -197,8 +198,8 @@ def computed_clips(model: Any) -> int:
 
 
 def static_reshapes(graph_module: Any) -> int:
-    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice, Gather and Pad of
-    constant shapes/scales/axes/bounds/indices/pads static, in place; how many.
+    """Make onnx2torch's Reshape, Resize, Squeeze, Unsqueeze, Slice, Gather, Pad and Split
+    of constant shapes/scales/axes/bounds/indices/pads/sizes static, in place; how many.
 
     onnx2torch reads those from tensors at run time (``if torch.any(shape == 0)``,
     ``scales.tolist()``): torch.export cannot branch on tensor values (its
@@ -338,6 +339,12 @@ def _pad_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> 
     return (pad, x, tuple(int(p) for p in values["pads"]), mode, float(value))
 
 
+def _split_args(module: Any, x: Any, consts: list[Any], named: dict[str, Any]) -> tuple[Any, ...]:
+    sizes = consts[0] if consts else named.get("split")
+    parts = None if sizes is None else tuple(int(s) for s in sizes)
+    return (split_static, x, module.axis, module.num_splits, parts)
+
+
 _STATIC = {
     "OnnxReshape": _reshape_args,
     "OnnxResize": _resize_args,
@@ -347,7 +354,16 @@ _STATIC = {
     "OnnxSlice": _slice_args,
     "OnnxGather": _gather_args,
     "OnnxPadDynamic": _pad_args,
+    "OnnxSplit13": _split_args,
 }
+
+
+def split_static(x: Any, axis: int, count: int, sizes: tuple[int, ...] | None) -> Any:
+    """ONNX Split (opset 13+) with constant ``sizes``, or ``count`` equal parts, as
+    onnx2torch computes it (from a tensor: YOLOv8's head split its box distribution so)."""
+    import torch
+
+    return torch.split(x, list(sizes) if sizes is not None else x.shape[axis] // count, dim=axis)
 
 
 def resize_static(x: Any, mode: str, align_corners: bool | None, scales: Any, sizes: Any) -> Any:

@@ -13,19 +13,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-IR_VERSION = 8
-OPSET = 17
+from tests.models import save_graph as save
+
 WIDTH = 16
-
-
-def save(graph: onnx.GraphProto, path: str | os.PathLike[str], opset: int = OPSET) -> Path:
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgeship-tests"
-    )
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return Path(path)
 
 
 def _w(name: str, shape: tuple[int, ...], seed: int) -> onnx.TensorProto:
@@ -229,5 +219,25 @@ def global_max_pool_model(path: str | os.PathLike[str], channels: int = 3, size:
         [_v("x", [1, channels, size, size])],
         [_v("y", [1, channels, 1, 1])],
         [_w("w", (1, channels, 1, 1), 9)],
+    )
+    return save(graph, path)
+
+
+def split_model(path: str | os.PathLike[str], channels: int = 6, size: int = 4) -> Path:
+    """``x [1, channels, size, size]`` split on the channels at constant sizes given as a
+    tensor (opset 13, as YOLOv8's head splits its boxes from its scores), each part
+    scaled and joined again."""
+    sizes = numpy_helper.from_array(np.array([2, channels - 2], np.int64), "sizes")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Split", ["x", "sizes"], ["a", "b"], name="split", axis=1),
+            helper.make_node("Sigmoid", ["b"], ["s"], name="sigmoid"),
+            helper.make_node("Mul", ["a", "w"], ["m"], name="scale"),
+            helper.make_node("Concat", ["m", "s"], ["y"], name="join", axis=1),
+        ],
+        "split",
+        [_v("x", [1, channels, size, size])],
+        [_v("y", [1, channels, size, size])],
+        [_w("w", (1, 2, 1, 1), 4), sizes],
     )
     return save(graph, path)

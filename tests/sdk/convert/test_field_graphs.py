@@ -146,6 +146,16 @@ def test_a_model_stored_with_float16_weights_converts_to_tflite(tmp_path: Path) 
 
 
 @pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
+def test_a_split_at_sizes_given_as_a_tensor_converts_to_tflite(tmp_path: Path) -> None:
+    """onnx2torch reads opset 13's split sizes from a tensor (``split.tolist()``), which
+    LiteRT cannot lower (``aten._local_scalar_dense``): YOLOv8's head was refused so."""
+    source = graphs.split_model(tmp_path / "split.onnx")
+    verify = VerifyData(samples=4)
+    report = convert(ConvertConfig(str(source), tmp_path / "split.tflite", verify=verify)).report
+    assert report.passed
+
+
+@pytest.mark.skipif(not HAS_CONVERT, reason="needs onnx2torch, litert-torch and onnxslim")
 def test_global_max_pool_converts_to_tflite(tmp_path: Path) -> None:
     source = graphs.global_max_pool_model(tmp_path / "pool.onnx")
     verify = VerifyData(samples=4)

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from edgeship.models.onnx_graph import graphs
-from edgeship.models.prepare import prepared
+from edgeship.models.prepare import _keep_annotations, prepared
 from tests.models import field_cnn_model
 
 
@@ -29,3 +29,17 @@ def test_a_simplified_graph_carries_only_the_bases_shape_annotations(tmp_path: P
         assert "simplified with onnxslim" in ready.note
         assert _annotated(ready.path) == {"r1"}  # the base's one, none of onnxslim's
         assert ready.path.stat().st_size < base.stat().st_size
+
+
+def test_an_annotation_the_simplifier_repeats_is_kept_once(tmp_path: Path) -> None:
+    """onnxslim 0.1.98 wrote each of YOLOv8n's 332 annotations up to 9 times (1432
+    entries): a pruned copy came out 1.02× its base's size."""
+    base = onnx.load(str(field_cnn_model(tmp_path / "field.onnx")))
+    base.graph.value_info.extend([onnx.helper.make_tensor_value_info("r1", 1, None)])
+    slim = onnx.ModelProto()
+    slim.CopyFrom(base)
+    slim.graph.value_info.extend(
+        [onnx.helper.make_tensor_value_info(n, 1, None) for n in ("r1", "r1", "new")]
+    )
+    _keep_annotations(base, slim)
+    assert [v.name for v in slim.graph.value_info] == ["r1"]

@@ -54,11 +54,15 @@ class FitLog:
     """What training did: epochs run, why it stopped (``epochs``, ``target``, ``budget``,
     or ``non-finite``: the loss or a weight diverged, and the epoch's start was restored),
     the loss it minimised (one of :data:`LOSSES`), the metric per epoch (held-out rows when
-    ``val_fraction`` > 0, else the training rows) and the epoch whose weights were kept:
-    the one with the best metric (a later epoch that overshot does not get the last word)."""
+    ``val_fraction`` > 0, else the training rows), the metric before the first epoch
+    (``start``) and the epoch whose weights were kept: the one with the best metric (a
+    later epoch that overshot does not get the last word), or 0 when no epoch beat the
+    weights training started from, which are kept then (fine-tuning a pruned detector on
+    32 images lowered its class scores' agreement where the pruning alone had kept it)."""
 
     epochs: int = 0
     kept_epoch: int = 0
+    start: float | None = None
     seconds: float = 0.0
     stopped: str = "epochs"
     loss: str = ""
@@ -250,7 +254,7 @@ def fit(
     of one sample each. ``after_step`` runs after every optimiser step (e.g. to re-apply
     pruning masks);
     ``on_epoch`` after every epoch that finished. The weights of the epoch with the best
-    metric are kept.
+    metric are kept, or those it started from when no epoch beat them.
     """
     log = FitLog()
     if cfg.epochs == 0:
@@ -281,7 +285,9 @@ def fit(
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    best: dict[str, torch.Tensor] | None = None
+    best = _snapshot(module)  # the start, kept unless an epoch beats it
+    _, before = _worst_metric(predict_outputs(module, val), val, t_val, teachers, kinds)
+    log.start = before
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         module.train()
@@ -318,7 +324,7 @@ def fit(
         log.metric, value = _worst_metric(predict_outputs(module, val), val, t_val, teachers, kinds)
         log.history.append(value)
         log.epochs = epoch + 1
-        if value > max(log.history[:-1], default=-np.inf):
+        if value > max([before, *log.history[:-1]]):
             best, log.kept_epoch = _snapshot(module), epoch + 1
         log.seconds = time.perf_counter() - t0
         if on_epoch is not None:
@@ -331,7 +337,7 @@ def fit(
         if cfg.max_seconds is not None and log.seconds >= cfg.max_seconds:
             log.stopped = "budget"
             break
-    if best is not None and log.kept_epoch != log.epochs:
+    if log.kept_epoch != log.epochs:
         module.load_state_dict(best)
     module.eval()
     return log

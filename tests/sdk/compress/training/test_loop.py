@@ -133,3 +133,18 @@ def test_every_output_is_fitted_where_the_first_alone_let_the_states_drift(
     every, named_every = cell_cosine(teachers)
     assert every > first_only and every > 0.9
     assert not named_first.startswith("worst") and named_every.startswith("worst of 3 outputs'")
+
+
+def test_the_starting_weights_are_kept_when_no_epoch_beats_them(test_data: Dataset) -> None:
+    """A learning rate that only wrecks the model: every epoch scores below the start,
+    so training gives back the weights it began from (kept epoch 0)."""
+    data = test_data.take(64)
+    teacher_module = mlp()
+    fit(teacher_module, data, None, TrainConfig(epochs=4, lr=1e-2, batch_size=8))
+    teacher = predict_torch(teacher_module, data)
+    before = {k: v.clone() for k, v in teacher_module.state_dict().items()}
+    log = fit(teacher_module, data, teacher, TrainConfig(epochs=3, lr=50.0, batch_size=8))
+    assert log.start is not None and log.start > 0.9  # accuracy on the labels
+    assert log.kept_epoch == 0 and all(h < log.start for h in log.history)
+    after = teacher_module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

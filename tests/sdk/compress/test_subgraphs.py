@@ -1,7 +1,8 @@
 """Models whose weights lie inside ``If`` branches (as Silero VAD's, keyed by the sample
 rate), or in the main graph where only the branches read them (its opset-18 export):
-INT8 dynamic and FP16 reach them, static INT8 refuses naming the ``If``, and they count
-as the model's parameters."""
+INT8 dynamic and FP16 reach them, static INT8 stores them INT8 with float activations
+(refusing, naming the ``If``, where that leaves nothing stored so), and they count as the
+model's parameters."""
 
 from __future__ import annotations
 
@@ -158,11 +159,27 @@ def test_int8_dynamic_keeps_an_excluded_branch_node_float(base: Path, tmp_path: 
     assert _ops(out).count("MatMulInteger") == 3
 
 
-def test_int8_static_refuses_naming_the_if(base: Path, tmp_path: Path) -> None:
+def test_int8_static_stores_the_branch_weights_int8(base: Path, tmp_path: Path) -> None:
     data = tmp_path / "data.npz"
     np.savez(data, x=_feeds(True)["x"], flag=np.array(True))
+    out = tmp_path / "q.onnx"
+    rec = quantize(base, QuantizeConfig("int8-static"), data, out).report
+    assert sorted(rec.details["weight_only_nodes"]) == ["a/fc1", "a/fc2", "b/fc1", "b/fc2"]
+    assert any("4 node(s) inside If/Loop branches" in n for n in rec.notes)
+    branch_weights = [t for g in list(graphs(onnx.load(str(out)).graph))[1:] for t in g.initializer]
+    assert sum(t.data_type == TensorProto.INT8 for t in branch_weights) == 4
+    assert rec.model.size_bytes < 0.4 * rec.base.size_bytes
+    _same_on_both_branches(base, out, rtol=0.05)
+
+
+def test_int8_static_refuses_branches_with_nothing_to_store_int8(
+    base: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data.npz"
+    np.savez(data, x=_feeds(True)["x"], flag=np.array(True))
+    config = QuantizeConfig("int8-static", exclude_op_types=("MatMul",))
     with pytest.raises(UnsupportedPattern, match=r"node 'choose' \(If\).*int8-dynamic does"):
-        quantize(base, QuantizeConfig("int8-static"), data, tmp_path / "q.onnx")
+        quantize(base, config, data, tmp_path / "q.onnx")
     assert not (tmp_path / "q.onnx").exists()
 
 

@@ -6,8 +6,10 @@
 * ``int8-static``: QDQ format, INT8 weights (per channel) and UINT8 activations whose ranges
   come from calibration data (MinMax, Entropy or Percentile). The model is pre-processed
   (shape inference, basic graph optimisation) first, as ONNX Runtime recommends. ONNX
-  Runtime calibrates the main graph only: a model whose weights all lie in subgraphs is
-  refused, naming the node that holds them.
+  Runtime calibrates the main graph only and leaves ``If``/``Loop`` branches as they are:
+  their nodes get INT8 weights with float activations (weight-only, as the fallback's
+  kept nodes: Silero VAD holds every weight in its branches); a model whose branches hold
+  nothing to store so is refused, naming the node that holds them.
 * ``fp16``: weights and compute in float16, inputs and outputs kept float32
   (:mod:`.onnx_fp16`).
 
@@ -19,7 +21,8 @@ it keeps out of quantization keep INT8 weights with float activations first
 (:func:`~._weights.int8_weights`, weight-only), wholly float only when that does not hold.
 
 The outcome lists which nodes were quantized, which were excluded and which stayed float
-(``weight_only_nodes``: those of the fallback's with INT8 weights).
+(``weight_only_nodes``: those with INT8 weights and float activations, the fallback's and
+the branches').
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,44 +64,30 @@ __all__ = [
 
 CALIBRATION_BATCH = 32
 
+BRANCH_NAMES = 4
+"""How many of the branch nodes given INT8 weights a note names."""
+
 
 def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
-    src, config, data, out = job.base, job.config, job.data, job.out
+    config = job.config
     if config.int8_io:
         raise UsageError("--int8-io is for TFLite static INT8; ONNX INT8 keeps float I/O (QDQ)")
-    model = onnx_graph.load(src)
+    model = onnx_graph.load(job.base)
     _check_exclusions(model, config)
-    kept: list[str] = []
-    half: list[str] = []  # of those, the nodes whose weights are stored float16
-    notes: list[str] = []
-    said: list[str] = []  # what the INT8 quantizer had to do differently, once per try
     with tempfile.TemporaryDirectory(prefix="edgeship-quant-") as tmp, _QUIET_ORT.held():
         if config.method == "fp16":
-            converted = convert_fp16(model, config, out, job.search)
-            kept, half = converted.kept, converted.half_stored
-        else:
-            widened = onnx_graph.widen_float16(model)
-            if widened:
-                src = onnx_graph.save(model, Path(tmp) / "float32.onnx")
-                notes.append(
-                    f"{widened} float16 weight(s) widened to float32 for INT8 (ONNX Runtime's "
-                    "quantizer takes float32)"
-                )
-            quantize, graph, said = _int8(src, model, config, data, Path(tmp))
-            quantize(graph, (), out, None)
-        details = _what_changed(model, onnx_graph.load(out), config)
-        if not details["quantized_nodes"]:
-            _weights_in_subgraphs(model, config)
-        if config.method != "fp16" and config.fallback and job.search is not None:
-            # by the names of the graph the quantizer saw (pre-processing fuses nodes)
-            seen = _what_changed(onnx_graph.load(graph), onnx_graph.load(out), config)
-            done = fallback.hold(
-                graph, out, seen["quantized_nodes"], quantize, job.search, lighten=_weight_only
-            )
-            if done is not None:
-                details = _after_fallback(model, out, config, done)
-                notes.append(done.note)
-    notes += list(dict.fromkeys(said))
+            return _fp16(model, job)
+        return _int8_outcome(model, job, Path(tmp))
+
+
+def _fp16(model: Any, job: Job[QuantizeConfig]) -> Outcome:
+    config, out = job.config, job.out
+    converted = convert_fp16(model, config, out, job.search)
+    kept, half = converted.kept, converted.half_stored
+    details = _what_changed(model, onnx_graph.load(out), config)
+    if not details["quantized_nodes"]:
+        _weights_in_subgraphs(model, config)
+    notes: list[str] = []
     if kept:
         details["float_nodes"] = sorted(set(details["float_nodes"]) | set(kept))
         details["quantized_nodes"] = [n for n in details["quantized_nodes"] if n not in kept]
@@ -114,6 +103,45 @@ def quantize_onnx(job: Job[QuantizeConfig]) -> Outcome:
             f"their weights stored float16 (cast in the graph): {', '.join(half)}"
         )
     return Outcome(details=details, notes=notes)
+
+
+def _int8_outcome(model: Any, job: Job[QuantizeConfig], tmp: Path) -> Outcome:
+    src, config, out = job.base, job.config, job.out
+    notes: list[str] = []
+    widened = onnx_graph.widen_float16(model)
+    if widened:
+        src = onnx_graph.save(model, tmp / "float32.onnx")
+        notes.append(
+            f"{widened} float16 weight(s) widened to float32 for INT8 (ONNX Runtime's "
+            "quantizer takes float32)"
+        )
+    run = _int8(src, model, config, job.data, tmp)
+    run.quantize(run.graph, (), out, None)
+    details = _what_changed(model, onnx_graph.load(out), config)
+    if not details["quantized_nodes"] and not run.branches:
+        _weights_in_subgraphs(model, config)
+    if config.fallback and job.search is not None:
+        # by the names of the graph the quantizer saw (pre-processing fuses nodes)
+        seen = _what_changed(onnx_graph.load(run.graph), onnx_graph.load(out), config)
+        done = fallback.hold(
+            run.graph, out, seen["quantized_nodes"], run.quantize, job.search, lighten=_weight_only
+        )
+        if done is not None:
+            details = _after_fallback(model, out, config, done)
+            notes.append(done.note)
+    if run.branches:
+        details["weight_only_nodes"] = [*details.get("weight_only_nodes", ()), *run.branches]
+        notes.append(_branches_note(run.branches))
+    return Outcome(details=details, notes=notes + list(dict.fromkeys(run.said)))
+
+
+def _branches_note(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:BRANCH_NAMES]) + (", ..." if len(names) > BRANCH_NAMES else "")
+    return (
+        f"{len(names)} node(s) inside If/Loop branches, which static (QDQ) quantization does "
+        f"not enter, have INT8 weights with float activations (weight-only, per channel): "
+        f"{shown}"
+    )
 
 
 def _after_fallback(
@@ -349,15 +377,24 @@ def _quantize_static(
     )
 
 
-def _int8(
-    src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, tmp: Path
-) -> tuple[Quantize, Path, list[str]]:
-    """INT8 as ``config`` says, keeping some nodes in float (:data:`fallback.Quantize`; a
-    single-node model is calibrated on the calls it is given), the graph it takes (``src``,
-    pre-processed for static INT8), and the notes its quantizations add as they run."""
+@dataclass
+class _Int8:
+    """INT8 as a config says: ``quantize`` keeps some nodes in float
+    (:data:`fallback.Quantize`); ``graph``: what it takes (pre-processed for static INT8);
+    ``said``: the notes its quantizations add as they run; ``branches``: the nodes inside
+    ``If``/``Loop`` branches its last static quantization gave INT8 weights (weight-only)."""
+
+    quantize: Quantize
+    graph: Path
+    said: list[str] = field(default_factory=list)
+    branches: list[str] = field(default_factory=list)
+
+
+def _int8(src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, tmp: Path) -> _Int8:
+    """INT8 of ``src`` (whose model is ``model``) as ``config`` says; a single-node model
+    is calibrated on the calls it is given."""
     dynamic = config.method == "int8-dynamic"
     op_types = _op_types(model, config, dynamic)
-    said: list[str] = []
 
     def quantize(graph: Path, kept: Sequence[str], out: Path, calls: Calls | None) -> None:
         settings = replace(config, exclude_nodes=config.exclude_nodes + tuple(kept))
@@ -368,13 +405,27 @@ def _int8(
         else:
             calibration = Dataset({k: np.concatenate([c[k] for c in calls]) for k in calls[0]})
             graph = _opset13(graph, settings)
-        said.extend(_static(graph, settings, calibration, out, op_types))
+        run.said.extend(_static(graph, settings, calibration, out, op_types))
+        run.branches[:] = _weight_only(out, _branch_nodes(onnx_graph.load(out), settings))
 
     if dynamic:
-        return quantize, src, said
-    pre = tmp / "pre.onnx"
-    _preprocess(src, pre)
-    return quantize, _opset13(pre, config), said
+        run = _Int8(quantize, src)
+    else:
+        _preprocess(src, tmp / "pre.onnx")
+        run = _Int8(quantize, _opset13(tmp / "pre.onnx", config))
+    return run
+
+
+def _branch_nodes(model: Any, config: QuantizeConfig) -> list[str]:
+    """The nodes inside ``model``'s ``If``/``Loop`` branches that ``config`` does not
+    exclude: static INT8 leaves them float."""
+    skip = set(config.exclude_nodes)
+    return [
+        n.name
+        for g in list(graphs(model.graph))[1:]
+        for n in g.node
+        if n.name not in skip and n.op_type not in config.exclude_op_types
+    ]
 
 
 def _dynamic(src: Path, config: QuantizeConfig, out: Path, op_types: list[str] | None) -> None:

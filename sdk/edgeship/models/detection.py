@@ -3,11 +3,15 @@
 Pure numpy. A packed head's boxes are ``(cx, cy, w, h)`` per anchor in the model's own
 units (pixels for YOLOv8), its scores one per class per anchor in [0, 1]. :func:`decode`
 keeps anchors whose best score reaches a threshold and runs class-wise non-maximum
-suppression; :func:`agreement` matches the variant's detections to the base's (same
-class, IoU ≥ 0.5, greedy by the variant's score) and gives precision, recall and F1, and
-the average precision of the variant's ranked detections against the base's taken as the
-ground truth (AP50, averaged over the base's classes): the agreement on the task itself,
-which a tensor-by-tensor figure cannot give.
+suppression. The threshold is per sample (:func:`sample_thresholds`): Ultralytics' 0.25,
+or lower where the base detects fewer than :data:`FEWEST` objects at it, so that a sample
+the base is unsure of still holds detections to agree on (a pruned YOLOv8n kept 29 of the
+40 that its base's five best per photograph make, while at 0.25 neither detected
+anything and the check held on nothing). :func:`agreement` matches the variant's
+detections to the base's (same class, IoU ≥ 0.5, greedy by the variant's score) and gives
+precision, recall and F1, and the average precision of the variant's ranked detections
+against the base's taken as the ground truth (AP50, averaged over the base's classes):
+the agreement on the task itself, which a tensor-by-tensor figure cannot give.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "FEWEST",
+    "FLOOR",
     "MATCH_IOU",
     "NMS_IOU",
     "SCORE_THRESHOLD",
@@ -26,6 +32,7 @@ __all__ = [
     "decode",
     "iou_matrix",
     "nms",
+    "sample_thresholds",
     "xyxy",
 ]
 
@@ -33,6 +40,11 @@ SCORE_THRESHOLD = 0.25
 """Ultralytics' default confidence for predictions."""
 NMS_IOU = 0.5
 MATCH_IOU = 0.5
+FEWEST = 3
+"""A sample where the base detects fewer objects at :data:`SCORE_THRESHOLD` is judged at
+the score of its third best detection (or its last, with fewer)."""
+FLOOR = 0.01
+"""No threshold goes below this: lower scores are background noise."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +117,15 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
 def decode(
     boxes: np.ndarray,
     scores: np.ndarray,
-    threshold: float = SCORE_THRESHOLD,
+    threshold: float | np.ndarray = SCORE_THRESHOLD,
     iou: float = NMS_IOU,
 ) -> list[Detections]:
     """Per sample of ``boxes`` ``(B, N, 4)`` (cx, cy, w, h) and ``scores`` ``(B, N, C)``:
-    the anchors whose best class scores ``threshold`` or more, after class-wise NMS."""
+    the anchors whose best class scores ``threshold`` (one, or one per sample) or more,
+    after class-wise NMS."""
     found = []
-    for box, score in zip(boxes, scores, strict=True):
+    limits = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(boxes),))
+    for box, score, threshold in zip(boxes, scores, limits, strict=True):
         classes, best = np.argmax(score, axis=1), np.max(score, axis=1)
         sure = best >= threshold
         corners, best, classes = xyxy(box[sure]), best[sure], classes[sure]
@@ -122,6 +136,19 @@ def decode(
         kept = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
         found.append(Detections(corners[kept], best[kept], classes[kept]))
     return found
+
+
+def sample_thresholds(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The threshold each sample of a packed head's ``boxes`` and ``scores`` (as
+    :func:`decode` takes them) is judged at: :data:`SCORE_THRESHOLD`, or the score of the
+    base's :data:`FEWEST`-th best detection where fewer reach it (never under
+    :data:`FLOOR`)."""
+    out = np.full(len(boxes), SCORE_THRESHOLD)
+    for i, found in enumerate(decode(boxes, scores, FLOOR)):
+        best = np.sort(found.scores)[::-1][:FEWEST]
+        if len(best) and best[-1] < SCORE_THRESHOLD:
+            out[i] = float(best[-1])
+    return out
 
 
 def agreement(

@@ -88,7 +88,7 @@ class Limits:
     min_nn_agreement: float = 0.7
     max_landmark_error: float = 0.1
     min_decision_agreement: float = 0.9
-    min_detection_f1: float = 0.5
+    min_detection_ap50: float = 0.75
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.min_cosine <= 1.0 or not -1.0 <= self.min_row_cosine <= 1.0:
@@ -126,7 +126,7 @@ _RULES: dict[str, tuple[_Rule, ...]] = {
         _Rule("decision_agreement", "min_decision_agreement"),
         _Rule("sample_mask_iou", "min_mask_iou"),
     ),
-    "detections": (_Rule("detection_f1", "min_detection_f1"),),
+    "detections": (_Rule("detection_ap50", "min_detection_ap50"),),
     "tensor": (_Rule("cosine", "min_cosine"),),
 }
 
@@ -147,6 +147,8 @@ _LABELS = {
     "decision_agreement": ("decision agreement", "{:.1%}"),
     "detection_f1": ("detection F1", "{:.1%}"),
     "detection_ap50": ("AP50 against the base", "{:.1%}"),
+    "base_detections": ("base detections", "{:.0f}"),
+    "lowest_threshold": ("judged from score", "{:.3g}"),
 }
 
 
@@ -434,16 +436,7 @@ def judge(
     )
     sure = _confident(ref_scores)
     ref_rows, got_rows = (s.reshape(-1, s.shape[-1])[sure] for s in (ref_scores, got_scores))
-    task = detection.agreement(
-        detection.decode(ref_boxes, ref_scores), detection.decode(got_boxes, got_scores)
-    )
-    found = task.base + task.variant > 0  # no detection on either side: nothing to agree on
-    metrics: dict[str, float | None] = {
-        "detection_f1": task.f1 if found else None,
-        "detection_ap50": task.ap50 if found else None,
-        "base_detections": float(task.base),
-        "variant_detections": float(task.variant),
-    }
+    metrics = _detection_metrics(ref_boxes, ref_scores, got_boxes, got_scores)
     return [
         _verdict(name, "boxes", "boxes", inferred, ref_boxes, got_boxes, limits, trained),
         _verdict(name, "scores", "scores", inferred, ref_rows, got_rows, limits, trained),
@@ -455,6 +448,27 @@ def judge(
             trained,
         ),
     ]
+
+
+def _detection_metrics(
+    ref_boxes: np.ndarray, ref_scores: np.ndarray, got_boxes: np.ndarray, got_scores: np.ndarray
+) -> dict[str, float | None]:
+    """The detections' agreement, each sample at its threshold
+    (:func:`~.detection.sample_thresholds`): F1 with both sides decoded there; AP50 with
+    the variant's decoded at half of it and ranked by score, so that a detection on the
+    threshold that the variant scores a little lower still counts, ranked last."""
+    limits = detection.sample_thresholds(ref_boxes, ref_scores)
+    base = detection.decode(ref_boxes, ref_scores, limits)
+    task = detection.agreement(base, detection.decode(got_boxes, got_scores, limits))
+    ranked = detection.agreement(base, detection.decode(got_boxes, got_scores, limits / 2))
+    found = task.base + task.variant > 0  # no detection on either side: nothing to agree on
+    return {
+        "detection_f1": task.f1 if found else None,
+        "detection_ap50": ranked.ap50 if found else None,
+        "base_detections": float(task.base),
+        "variant_detections": float(task.variant),
+        "lowest_threshold": float(limits.min()),
+    }
 
 
 def _confident(scores: np.ndarray) -> np.ndarray:

@@ -181,6 +181,27 @@ def test_a_packed_head_sure_of_nothing_is_judged_on_its_surest_anchors() -> None
     assert by_part["scores"].collapsed and by_part["scores"].reasons[0].startswith("all zeros")
 
 
+def test_a_packed_head_the_base_is_unsure_of_is_judged_at_its_own_threshold() -> None:
+    base = _packed()
+    objects = base[:, 4:] > 0.5
+    base[:, 4:][objects] *= 0.2  # every object scored 0.12-0.19: none reaches 0.25
+    thresholds = detection.sample_thresholds(
+        base[:, :4].transpose(0, 2, 1), base[:, 4:].transpose(0, 2, 1)
+    )
+    assert (thresholds < detection.SCORE_THRESHOLD).all() and (thresholds >= 0.1).all()
+    noisy = base + np.random.default_rng(3).normal(0, 0.004, base.shape).astype(np.float32)
+    task = next(v for v in judge("output0", base, noisy) if v.part == "detections")
+    ap50 = task.metrics["detection_ap50"]  # close scores: the noise swaps a few in rank
+    assert not task.collapsed and ap50 is not None and ap50 > 0.9
+    assert task.metrics["base_detections"] == detection.FEWEST * len(base)
+    moved = base.copy()
+    moved[:, 0, ::14] += 60.0  # half the objects moved by more than their width
+    by_part = {v.part: v for v in judge("output0", base, moved)}
+    assert not by_part["boxes"].collapsed and not by_part["scores"].collapsed
+    assert by_part["detections"].collapsed  # what held on nothing at 0.25
+    assert by_part["detections"].reasons[0].startswith("AP50 against the base")
+
+
 def test_an_embedding_that_keeps_its_rows_is_kept_though_its_arg_max_moves() -> None:
     rng = np.random.default_rng(3)
     people = _unit(rng.standard_normal((8, 64)))  # 8 people, 4 faces each

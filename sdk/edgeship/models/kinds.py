@@ -88,6 +88,7 @@ class Limits:
     min_nn_agreement: float = 0.7
     max_landmark_error: float = 0.1
     min_decision_agreement: float = 0.9
+    max_probability_error: float = 0.1
     min_detection_ap50: float = 0.75
 
     def __post_init__(self) -> None:
@@ -124,6 +125,7 @@ _RULES: dict[str, tuple[_Rule, ...]] = {
     "landmarks": (_Rule("landmark_error", "max_landmark_error"),),
     "flags": (
         _Rule("decision_agreement", "min_decision_agreement"),
+        _Rule("probability_error", "max_probability_error"),
         _Rule("sample_mask_iou", "min_mask_iou"),
     ),
     "detections": (_Rule("detection_ap50", "min_detection_ap50"),),
@@ -145,6 +147,7 @@ _LABELS = {
     "nn_agreement": ("nearest-neighbour agreement", "{:.1%}"),
     "landmark_error": ("mean |Δ| / spread", "{:.4f}"),
     "decision_agreement": ("decision agreement", "{:.1%}"),
+    "probability_error": ("mean |Δ| of the probability", "{:.3g}"),
     "detection_f1": ("detection F1", "{:.1%}"),
     "detection_ap50": ("AP50 against the base", "{:.1%}"),
     "base_detections": ("base detections", "{:.0f}"),
@@ -589,6 +592,7 @@ def _figures(kind: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float | N
         several = ref.ndim > 1 and int(np.prod(ref.shape[1:])) > 1
         out = {
             "decision_agreement": fig.decision_agreement(ref, got),
+            "probability_error": fig.probability_error(ref, got),
             "sample_mask_iou": float(np.mean(fig.mask_ious(ref, got))) if several else None,
         }
     else:

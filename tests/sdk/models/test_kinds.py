@@ -235,7 +235,24 @@ def test_a_flag_is_judged_by_its_decisions() -> None:
     near_constant = np.full_like(base, 0.55) + np.linspace(0, 0.01, len(base))[:, None]
     [lost] = judge("handedness", base, near_constant)
     assert lost.metrics["decision_agreement"] == 0.5
-    assert lost.reasons == ["decision agreement 50.0% < 90.0% against the base"]
+    assert lost.reasons == [
+        "decision agreement 50.0% < 90.0% against the base",
+        "mean |Δ| of the probability 0.291 > 0.1 against the base",
+    ]
+
+
+def test_a_flag_whose_decisions_are_all_alike_is_judged_by_its_probabilities() -> None:
+    base = np.linspace(0.1, 0.4, 12)[:, None]  # a voice detector on noise: never above 0.5
+    faithful = base + RNG.normal(0, 0.005, base.shape)
+    [held] = judge("speech", base, faithful, kind="flags")
+    assert not held.collapsed and held.metrics["decision_agreement"] == 1.0
+    pushed = base * 0.1  # every probability moved towards 0: still "no speech" at 0.5
+    [moved] = judge("speech", base, pushed, kind="flags")
+    assert moved.metrics["decision_agreement"] == 1.0
+    assert moved.reasons == ["mean |Δ| of the probability 0.225 > 0.1 against the base"]
+    logits = np.log(base / (1 - base))  # the same as logits, judged through the sigmoid
+    [as_logits] = judge("speech", logits - 3.0, logits, kind="flags")
+    assert as_logits.metrics["decision_agreement"] == 1.0 and as_logits.collapsed
 
 
 def test_scores_per_anchor_are_judged_by_the_positives_too() -> None:

@@ -315,12 +315,15 @@ def infer_kind(name: str, values: np.ndarray) -> str:
         return "detections"
     if a.ndim == 3 and a.shape[2] == 1 and a.shape[1] >= MIN_ANCHORS:
         return "flags"  # an SSD head's score per anchor, whatever its name ("classificators")
+    wide = [d for d in a.shape[1:] if d != 1]
     for kind, pattern in _NAMED:
         if re.search(pattern, name.lower()):
-            return kind
+            # one value a sample has no classes to rank: a probability or logit is a
+            # decision (Silero's ``speech_probs`` ``[N]``, judged as scores, held on a
+            # cosine while its probabilities moved by 0.11)
+            return "flags" if kind == "scores" and not wide else kind
     if a.ndim == 3 and _anchor_rows(a.shape[1], a.shape[2]):
         return "boxes"
-    wide = [d for d in a.shape[1:] if d != 1]
     if not wide:  # one value per sample
         return "flags" if a.size and a.min() >= 0.0 and a.max() <= 1.0 else "boxes"
     if len(wide) == 1 and wide[0] >= 2:

@@ -82,6 +82,8 @@ def _unit(a: np.ndarray) -> np.ndarray:
         ("y", RNG.standard_normal((8, 20, 6625)), "map"),
         ("hn", RNG.standard_normal((8, 1, 128)), "tensor"),  # an LSTM's state out
         ("stateN", RNG.standard_normal((8, 2, 1, 128)), "tensor"),
+        ("speech_probs", RNG.uniform(0, 1, 8), "flags"),  # one a sample: no classes to rank
+        ("logits", RNG.standard_normal((8, 1)) * 3, "flags"),
     ],
 )
 def test_a_kind_is_inferred_from_name_shape_and_values(

@@ -31,6 +31,7 @@ from edgeship.compress.config import TrainConfig
 from edgeship.compress.training.torch_graph import OnnxModule
 from edgeship.core.errors import CompressionError
 from edgeship.models.fidelity import cosine_similarity, is_class_scores
+from edgeship.models.kinds import infer_kind
 
 __all__ = [
     "LOSSES",
@@ -131,14 +132,21 @@ def outputs_of(
     module: nn.Module, data: Dataset, teacher: np.ndarray | None = None, index: int = 0
 ) -> Outputs:
     """:class:`Outputs` of ``module``'s output ``index``, its shape from one sample run in
-    eval mode, its range from ``teacher`` (the outputs on all of ``data``) when given."""
+    eval mode, its range from ``teacher`` (the outputs on all of ``data``) when given.
+    Shaped like class scores, it is ``classes`` only where the guard would judge it as
+    scores (:func:`~edgeship.models.kinds.infer_kind`, by its name too): an LSTM's state
+    ``hn`` ``[1, 1, 128]`` has that shape, and its arg-max "agreement" chose which epoch
+    of a pruned Silero was kept."""
     was_training = module.training
     module.eval()
     with torch.no_grad():
         out = _outputs(module, [torch.from_numpy(a) for a in data.take(1).feeds.values()])[index]
     module.train(was_training)
     width = int(out.shape[-1]) if out.dim() else 1
-    if is_class_scores(tuple(out.shape)):
+    names = getattr(module, "output_names", [])
+    name = names[index] if index < len(names) else ""
+    judged = infer_kind(name, out.numpy() if teacher is None else teacher)
+    if is_class_scores(tuple(out.shape)) and judged == "scores":
         return Outputs("classes", width)
     seen = out.numpy() if teacher is None else teacher
     in_unit_range = bool(seen.min() >= 0.0 and seen.max() <= 1.0)

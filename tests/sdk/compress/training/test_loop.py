@@ -64,6 +64,26 @@ def test_outputs_are_told_apart(patterns: dict[str, Path], tmp_path: Path) -> No
     assert outputs_of(_map(tmp_path)(), _data((3, 6, 6)), np.array([[0.5, 1.5]])).kind == "values"
 
 
+class _Named(nn.Module):
+    """``(n, 4)`` → ``(n, 1, 8)``, shaped like class scores, under the name it is given."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.output_names = [name]
+        self.layer = nn.Sequential(nn.Linear(4, 8), nn.Unflatten(1, (1, 8)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+
+def test_an_output_named_as_a_state_is_not_trained_as_classes() -> None:
+    """An LSTM's ``hn`` ``[1, 1, 128]`` is shaped like class scores: its arg-max
+    "agreement" chose which epoch of a pruned Silero was kept."""
+    assert outputs_of(_Named("logits"), _data((4,))).kind == "classes"
+    assert outputs_of(_Named("hn"), _data((4,))).kind == "values"
+
+
 @pytest.mark.parametrize("kind", ["map", "rows", "features"])
 def test_each_kind_of_output_is_trained_towards_its_base(tmp_path: Path, kind: str) -> None:
     make, shape, loss = {

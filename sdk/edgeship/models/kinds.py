@@ -157,7 +157,9 @@ _LABELS = {
 
 SHARES = frozenset({"top1_agreement", "topk_agreement", "nn_agreement"})
 """Figures that are a share of the samples (each agrees or not): given with their sample
-count and Wilson interval where the samples are the rows (not a packed head's anchors)."""
+count and Wilson interval where the samples are the rows (not a packed head's anchors).
+A flag's ``decision_agreement`` is one too where it made one decision a sample (not one
+per anchor)."""
 
 
 @dataclass
@@ -183,7 +185,12 @@ class OutputVerdict:
         """The Wilson interval (95 %) of each share figure over the samples."""
         if self.part:
             return {}
-        found = {k: share_interval(v, self.samples) for k, v in self.metrics.items() if k in SHARES}
+        one_each = self.metrics.get("decisions") == self.samples
+        found = {
+            k: share_interval(v, self.samples)
+            for k, v in self.metrics.items()
+            if k in SHARES or (k == "decision_agreement" and one_each)
+        }
         return {k: ci for k, ci in found.items() if ci is not None}
 
     @property
@@ -595,6 +602,7 @@ def _figures(kind: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float | N
         several = ref.ndim > 1 and int(np.prod(ref.shape[1:])) > 1
         out = {
             "decision_agreement": fig.decision_agreement(ref, got),
+            "decisions": float(ref.size),
             "probability_error": fig.probability_error(ref, got),
             "sample_mask_iou": float(np.mean(fig.mask_ious(ref, got))) if several else None,
         }

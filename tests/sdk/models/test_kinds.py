@@ -237,6 +237,7 @@ def test_a_flag_is_judged_by_its_decisions() -> None:
     near_constant = np.full_like(base, 0.55) + np.linspace(0, 0.01, len(base))[:, None]
     [lost] = judge("handedness", base, near_constant)
     assert lost.metrics["decision_agreement"] == 0.5
+    assert "decision agreement 50.0 % [23.7, 76.3] n=10" in lost.line()  # one a sample
     assert lost.reasons == [
         "decision agreement 50.0% < 90.0% against the base",
         "mean |Δ| of the probability 0.291 > 0.1 against the base",
@@ -264,6 +265,7 @@ def test_scores_per_anchor_are_judged_by_the_positives_too() -> None:
     base[:, 100:104] = 5.0
     [held] = judge("classificators", base, base + 0.5)
     assert held.kind == "flags" and not held.collapsed
+    assert "decision_agreement" not in held.intervals  # anchors, not samples
     lost = base.copy()
     lost[:, 100:104] = -5.0
     [gone] = judge("classificators", base, lost)

@@ -151,7 +151,7 @@ _LABELS = {
     "detection_f1": ("detection F1", "{:.1%}"),
     "detection_ap50": ("AP50 against the base", "{:.1%}"),
     "base_detections": ("base detections", "{:.0f}"),
-    "lowest_threshold": ("judged from score", "{:.3g}"),
+    "lowest_threshold": ("lowest score threshold of a sample", "{:.3g}"),
 }
 
 

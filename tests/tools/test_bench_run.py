@@ -80,6 +80,8 @@ def test_speed_words_and_summary_counts() -> None:
     assert "4 applicable cases: 2 usable (50%)" in text
     assert "1 wrong (1 silently" in text and "1 usable but slower" in text
     assert "1 refusals left debris" in text and "over 1 models: 2.00×" in text
+    # how many collapse refusals the judge looked at again: none here, and it says so
+    assert "0 refused as collapsed that the judge finds usable (of the 0 of 1 such" in text
 
 
 def test_nothing_to_convert_is_not_applicable_and_a_collapse_is_refused() -> None:

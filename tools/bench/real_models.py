@@ -292,6 +292,8 @@ def summary(cases: list[Case]) -> str:
     debris = sum("[debris" in c.detail for c in cases)
     slower = sum(c.status == "usable" and c.latency_ratio > 1 for c in cases)
     over = sum(c.kept_anyway.startswith("usable") for c in cases)
+    opined = sum(bool(c.kept_anyway) for c in cases)
+    collapses = sum(c.detail.startswith("FidelityCollapse") for c in cases)
     best: dict[str, float] = {}
     for c in cases:
         if c.status == "usable" and c.latency_ratio > 0:
@@ -302,7 +304,8 @@ def summary(cases: list[Case]) -> str:
         f"{count['refused']} clear refusals, {count['wrong']} wrong ({silent} silently: "
         f"exit 0 and an output the judge finds broken); {len(cases) - len(applicable)} n/a; "
         f"{slower} usable but slower than the base here; {debris} refusals left debris; "
-        f"{over} refused as collapsed that the judge finds usable; "
+        f"{over} refused as collapsed that the judge finds usable (of the {opined} of "
+        f"{collapses} such refusals made again for its second opinion); "
         f"median speed-up of the best usable variant over {len(best)} models: {median}"
     )
 

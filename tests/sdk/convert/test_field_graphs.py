@@ -183,7 +183,8 @@ def test_an_lstm_converts_to_tflite(
 def test_an_lstm_with_per_sample_lengths_is_one_line_naming_them(tmp_path: Path) -> None:
     import onnx
 
-    pytest.importorskip("onnx2torch")
+    if importlib.util.find_spec("onnx2torch") is None:  # not imported: it may raise (torchvision)
+        pytest.skip("needs onnx2torch")
     model = onnx.load(str(lstm_model(tmp_path / "lstm.onnx", batch=1)))
     model.graph.node[0].input[4] = "lengths"
     model.graph.input.append(

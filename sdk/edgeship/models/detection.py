@@ -33,6 +33,7 @@ __all__ = [
     "iou_matrix",
     "nms",
     "sample_thresholds",
+    "thresholds_of",
     "xyxy",
 ]
 
@@ -58,6 +59,13 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def at_least(self, threshold: float) -> Detections:
+        """Those scoring ``threshold`` or more: what :func:`decode` at that threshold
+        gives, when these were decoded at a lower one (a box NMS removed was removed by
+        one that scores more, so it is above the threshold too)."""
+        keep = self.scores >= threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
 
 
 @dataclass(frozen=True)
@@ -143,9 +151,14 @@ def sample_thresholds(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     :func:`decode` takes them) is judged at: :data:`SCORE_THRESHOLD`, or the score of the
     base's :data:`FEWEST`-th best detection where fewer reach it (never under
     :data:`FLOOR`)."""
-    out = np.full(len(boxes), SCORE_THRESHOLD)
-    for i, found in enumerate(decode(boxes, scores, FLOOR)):
-        best = np.sort(found.scores)[::-1][:FEWEST]
+    return thresholds_of(decode(boxes, scores, FLOOR))
+
+
+def thresholds_of(found: list[Detections]) -> np.ndarray:
+    """:func:`sample_thresholds` from the base's detections decoded at :data:`FLOOR`."""
+    out = np.full(len(found), SCORE_THRESHOLD)
+    for i, sample in enumerate(found):
+        best = np.sort(sample.scores)[::-1][:FEWEST]
         if len(best) and best[-1] < SCORE_THRESHOLD:
             out[i] = float(best[-1])
     return out

@@ -470,10 +470,12 @@ def _detection_metrics(
     (:func:`~.detection.sample_thresholds`): F1 with both sides decoded there; AP50 with
     the variant's decoded at half of it and ranked by score, so that a detection on the
     threshold that the variant scores a little lower still counts, ranked last."""
-    limits = detection.sample_thresholds(ref_boxes, ref_scores)
-    base = detection.decode(ref_boxes, ref_scores, limits)
-    task = detection.agreement(base, detection.decode(got_boxes, got_scores, limits))
-    ranked = detection.agreement(base, detection.decode(got_boxes, got_scores, limits / 2))
+    floor = detection.decode(ref_boxes, ref_scores, detection.FLOOR)
+    limits = detection.thresholds_of(floor)
+    base = [d.at_least(t) for d, t in zip(floor, limits, strict=True)]
+    loose = detection.decode(got_boxes, got_scores, limits / 2)
+    task = detection.agreement(base, [d.at_least(t) for d, t in zip(loose, limits, strict=True)])
+    ranked = detection.agreement(base, loose)
     found = task.base + task.variant > 0  # no detection on either side: nothing to agree on
     return {
         "detection_f1": task.f1 if found else None,

@@ -183,6 +183,20 @@ def test_a_packed_head_sure_of_nothing_is_judged_on_its_surest_anchors() -> None
     assert by_part["scores"].collapsed and by_part["scores"].reasons[0].startswith("all zeros")
 
 
+def test_detections_above_a_threshold_are_what_decoding_there_gives() -> None:
+    head = _packed(anchors=140)
+    boxes, scores = head[:, :4].transpose(0, 2, 1), head[:, 4:].transpose(0, 2, 1)
+    boxes[:, 1::2, :2] = boxes[:, ::2, :2] + 3.0  # neighbours overlapping: NMS removes some
+    loose = detection.decode(boxes, scores, detection.FLOOR)
+    above_floor = int((scores.max(axis=2) >= detection.FLOOR).sum())
+    assert sum(len(d) for d in loose) < above_floor  # NMS removed some
+    for threshold in (0.04, 0.7):
+        direct = detection.decode(boxes, scores, threshold)
+        assert sum(len(d) for d in direct) > 0
+        for got, want in zip([d.at_least(threshold) for d in loose], direct, strict=True):
+            assert sorted(got.scores.tolist()) == sorted(want.scores.tolist())
+
+
 def test_a_packed_head_the_base_is_unsure_of_is_judged_at_its_own_threshold() -> None:
     base = _packed()
     objects = base[:, 4:] > 0.5

@@ -382,7 +382,8 @@ class _Int8:
     """INT8 as a config says: ``quantize`` keeps some nodes in float
     (:data:`fallback.Quantize`); ``graph``: what it takes (pre-processed for static INT8);
     ``said``: the notes its quantizations add as they run; ``branches``: the nodes inside
-    ``If``/``Loop`` branches its last static quantization gave INT8 weights (weight-only)."""
+    ``If``/``Loop`` branches its last static quantization of the whole model gave INT8
+    weights (weight-only)."""
 
     quantize: Quantize
     graph: Path
@@ -406,13 +407,15 @@ def _int8(src: Path, model: Any, config: QuantizeConfig, data: Dataset | None, t
             calibration = Dataset({k: np.concatenate([c[k] for c in calls]) for k in calls[0]})
             graph = _opset13(graph, settings)
         run.said.extend(_static(graph, settings, calibration, out, op_types))
-        run.branches[:] = _weight_only(out, _branch_nodes(onnx_graph.load(out), settings))
+        if calls is None:  # the whole model, not one node the fallback ranks alone
+            run.branches[:] = _weight_only(out, branches)
 
     if dynamic:
-        run = _Int8(quantize, src)
-    else:
-        _preprocess(src, tmp / "pre.onnx")
-        run = _Int8(quantize, _opset13(tmp / "pre.onnx", config))
+        return _Int8(quantize, src)
+    _preprocess(src, tmp / "pre.onnx")
+    run = _Int8(quantize, _opset13(tmp / "pre.onnx", config))
+    # once: the fallback keeps main-graph nodes only, so every quantization has these
+    branches = _branch_nodes(onnx_graph.load(run.graph), config)
     return run
 
 

@@ -143,12 +143,11 @@ def outputs_of(
         out = _outputs(module, [torch.from_numpy(a) for a in data.take(1).feeds.values()])[index]
     module.train(was_training)
     width = int(out.shape[-1]) if out.dim() else 1
+    seen = out.numpy() if teacher is None else teacher
     names = getattr(module, "output_names", [])
     name = names[index] if index < len(names) else ""
-    judged = infer_kind(name, out.numpy() if teacher is None else teacher)
-    if is_class_scores(tuple(out.shape)) and judged == "scores":
+    if is_class_scores(tuple(out.shape)) and infer_kind(name, seen) == "scores":
         return Outputs("classes", width)
-    seen = out.numpy() if teacher is None else teacher
     in_unit_range = bool(seen.min() >= 0.0 and seen.max() <= 1.0)
     rows_sum_to_one = bool(((out.sum(-1) - 1.0).abs() < 1e-3).all())
     if out.dim() >= 3 and width >= 2 and in_unit_range and rows_sum_to_one:

@@ -14,7 +14,10 @@ transformers); a stack of 3x3 convolutions (64 channels, 56x56), a small transfo
 encoder (torch.nn.TransformerEncoder, 2 layers, d_model 128, 4 heads, 32 tokens) and the
 conv stack as TFLite (litert_torch; skipped without it), whose report must say per-op
 timing is not exposed, with no numbers. Last, the per-op-type diff of the zoo CNN against
-its dynamic INT8 quantization (ONNX Runtime's quantize_dynamic, per channel).
+its dynamic INT8 quantization (ONNX Runtime's quantize_dynamic, per channel). And what the
+profiler costs per operator, and how much of that lands inside the operators' recorded
+times, from chains of 8 and 64 tiny Neg, Add, Gemm and Conv nodes (the 56 nodes' difference):
+why the reconciliation line says an operator under ten times that cost is overstated.
 
 Checks (exit 1 when one fails): every ONNX model's op types sum to its operators' total
 within 2 % and operators + outside equal its end-to-end time with the profiler; the TFLite
@@ -172,6 +175,69 @@ def measure(
     return target.profile(model, config, ops=OpsPolicy(runs=args.runs, warmup=10))
 
 
+CHAIN_OPS = ("Neg", "Add", "Gemm", "Conv")
+CHAIN_LENGTHS = (8, 64)
+
+
+def chain(op: str, length: int, path: Path) -> Path:
+    """``length`` ``op`` nodes in a row on a tiny tensor (4 values; Add, Gemm and Conv with
+    their constant inputs): each node's real work is well under a microsecond."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = [1, 4, 1, 1] if op == "Conv" else [1, 4]
+    eye = np.eye(4, dtype=np.float32)
+    constants: dict[str, list[np.ndarray]] = {
+        "Neg": [],
+        "Add": [np.ones((1, 4), np.float32)],
+        "Gemm": [eye, np.zeros(4, np.float32)],
+        "Conv": [eye.reshape(4, 4, 1, 1), np.zeros(4, np.float32)],
+    }
+    nodes, weights = [], []
+    for i in range(length):
+        names = [f"c{i}_{k}" for k in range(len(constants[op]))]
+        weights += [
+            numpy_helper.from_array(c, n) for c, n in zip(constants[op], names, strict=True)
+        ]
+        nodes.append(helper.make_node(op, [f"t{i}", *names], [f"t{i + 1}"], name=f"{op}{i}"))
+    graph = helper.make_graph(
+        nodes,
+        f"{op}-chain",
+        [helper.make_tensor_value_info("t0", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(f"t{length}", TensorProto.FLOAT, shape)],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def profiler_cost(target: LocalTarget, args: argparse.Namespace) -> list[list[str]]:
+    """Per op type, from chains of 8 and 64 nodes (the difference, so what every run pays
+    once cancels): µs per node of real work (plain), of recorded operator time, of the
+    profiler's cost in all and of the part of it inside the recorded time."""
+    rows = []
+    for op in CHAIN_OPS:
+        figures: list[tuple[float, float, float]] = []
+        for length in CHAIN_LENGTHS:
+            report = measure(
+                target, chain(op, length, args.out / f"chain-{op}-{length}.onnx"), args
+            )
+            ops = report.ops
+            assert ops is not None and ops.ops_ms is not None
+            assert ops.profiled_ms is not None and ops.plain_ms is not None
+            figures.append((ops.plain_ms, ops.ops_ms, ops.profiled_ms))
+        (plain8, ops8, prof8), (plain64, ops64, prof64) = figures
+        per_node = 1000 / (CHAIN_LENGTHS[1] - CHAIN_LENGTHS[0])
+        real = (plain64 - plain8) * per_node
+        recorded = (ops64 - ops8) * per_node
+        cost = ((prof64 - plain64) - (prof8 - plain8)) * per_node
+        rows.append([op, f"{real:.2f}", f"{recorded:.2f}", f"{cost:.2f}", f"{recorded - real:.2f}"])
+    return rows
+
+
 def row(name: str, report: ProfileReport) -> tuple[list[str], bool]:
     """The model's reconciliation row, and whether its figures add up."""
     ops = report.ops
@@ -255,6 +321,10 @@ def main() -> int:
             op_type_diff(b.ops.op_types, v.ops.op_types)]  # fmt: skip
     print(_table(["op type", "fp32", "int8-dynamic", "delta"], diff))
     print(f"p50: fp32 {b.latency_ms.p50:.3f} ms, int8-dynamic {v.latency_ms.p50:.3f} ms")
+    with LocalTarget() as target:
+        cost = profiler_cost(target, args)
+    print(f"\nthe profiler's cost per operator, from chains of {CHAIN_LENGTHS} tiny nodes (µs):")
+    print(_table(["op", "real work", "recorded", "profiler cost", "of it inside"], cost))
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -309,7 +309,7 @@ def _judge_samples(samples_ms: Sequence[float], resolution_ns: float) -> Judged:
     return found
 
 
-def _values(a: np.ndarray) -> Tuple[np.ndarray, int]:
+def window_values(a: np.ndarray) -> Tuple[np.ndarray, int]:
     """The window as :data:`VALUES` medians of consecutive runs (the single runs when there
     are fewer than two per value), and how many runs each value is the median of."""
     per_value = a.size // VALUES if a.size >= 2 * VALUES else 1
@@ -319,7 +319,7 @@ def _values(a: np.ndarray) -> Tuple[np.ndarray, int]:
 
 def spread_reasons(a: np.ndarray) -> List[str]:
     """The spread of the window's values (medians of consecutive runs) around their mean."""
-    values, per_value = _values(a)
+    values, per_value = window_values(a)
     return _spread(values, per_value, " ms")
 
 
@@ -352,7 +352,7 @@ def _spread(values: np.ndarray, per_value: int, unit: str) -> List[str]:
 def shift_reasons(a: np.ndarray) -> List[str]:
     """Whether the mean moved between the window's halves (of its values), beyond the noise
     of either."""
-    return _shift(_values(a)[0], " ms")
+    return _shift(window_values(a)[0], " ms")
 
 
 def _shift(values: np.ndarray, unit: str) -> List[str]:
@@ -379,8 +379,8 @@ def paired_reasons(reference_ms: Sequence[float], samples_ms: Sequence[float]) -
     n = min(len(reference_ms), len(samples_ms))
     if n == 0:
         return []
-    reference, per_value = _values(np.asarray(reference_ms[:n], dtype=np.float64))
-    values, _ = _values(np.asarray(samples_ms[:n], dtype=np.float64))
+    reference, per_value = window_values(np.asarray(reference_ms[:n], dtype=np.float64))
+    values, _ = window_values(np.asarray(samples_ms[:n], dtype=np.float64))
     if np.any(reference <= 0):
         return []
     ratio = values / reference

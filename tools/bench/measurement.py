@@ -8,7 +8,10 @@ with no measurement option), ``--repeats`` times each:
    10 sessions of 0.5 s per model, memory runs included); how often each is judged
    stable, how often the A/A says "different" (its false-positive rate), the smallest
    change it could detect and its wall time; for ``profile``, the range of its p50s over
-   the repeats (how far the headline figure moves from one run to the next).
+   the repeats (how far the headline figure moves from one run to the next) and, for the
+   windows judged unstable, what was slow in them: the share of their values (the
+   guard's medians of consecutive runs) 25 % or more over the window's lower quartile,
+   how far over, and their p50s beside the stable windows'.
 2. CPU hog: the same with one busy-looping process per CPU the runtime may use, each
    pinned to its CPU (``--cpus`` narrows both to those CPUs), started before the
    measurement and killed after it; how often the verdict flags it.
@@ -35,6 +38,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
@@ -45,6 +50,7 @@ from edgeship.ab.stats import StatsPolicy  # noqa: E402
 from edgeship.core.config import ProfileConfig  # noqa: E402
 from edgeship.models.estimate import wilson  # noqa: E402
 from edgeship.targets.local import LocalTarget  # noqa: E402
+from edgeship_runtime.guards import window_values  # noqa: E402
 from edgeship_runtime.measure import MeasurePolicy  # noqa: E402
 from tools.zoo.build import build_zoo  # noqa: E402
 
@@ -54,6 +60,9 @@ MIN_FLAGGED = 0.95
 MAX_FALSE_POSITIVES = 0.05
 MAX_DETECTABLE = 0.05
 MAX_AB_SECONDS = 60.0
+SLOW = 1.25
+"""A value (a median of consecutive runs) this far over its window's lower quartile is
+slow."""
 
 
 @dataclass
@@ -67,6 +76,8 @@ class Tally:
     wall_s: list[float] = field(default_factory=list)
     causes: dict[str, int] = field(default_factory=dict)
     p50_ms: list[float] = field(default_factory=list)
+    stable_p50_ms: list[float] = field(default_factory=list)
+    slow: list[tuple[float, float, float]] = field(default_factory=list)
 
     def add(self, stable: bool, wall_s: float, causes: Sequence[str] = ()) -> None:
         self.runs += 1
@@ -109,11 +120,27 @@ def profile_case(
     """One ``profile`` at its defaults (pinned with ``--cpus`` when given; every repeat
     the same, ``seed`` aside)."""
     t0 = time.monotonic()
-    report = target.profile(model, ProfileConfig(policy=MeasurePolicy(cpus=cpus)))
+    report = target.profile(model, ProfileConfig(policy=MeasurePolicy(cpus=cpus), samples=True))
     v = report.validity
-    assert v is not None
-    tally.add(v.verdict == "stable", time.monotonic() - t0, v.causes)
+    assert v is not None and report.samples_ms is not None
+    stable = v.verdict == "stable"
+    tally.add(stable, time.monotonic() - t0, v.causes)
     tally.p50_ms.append(report.latency_ms.p50)
+    if stable:
+        tally.stable_p50_ms.append(report.latency_ms.p50)
+    else:
+        tally.slow.append((*slow_stretch(report.samples_ms), report.latency_ms.p50))
+
+
+def slow_stretch(samples_ms: Sequence[float]) -> tuple[float, float]:
+    """The share of a window's values (the guard's medians of consecutive runs) that are
+    ``SLOW`` or more above the window's usual speed, and how far above it they are (their
+    median). The usual speed is the lower quartile of the values: a window slow for more
+    than half its length has a slow median."""
+    values, _ = window_values(np.asarray(samples_ms, dtype=np.float64))
+    usual = float(np.percentile(values, 25))
+    slow = values[values >= SLOW * usual]
+    return slow.size / values.size, float(np.median(slow)) / usual - 1 if slow.size else 0.0
 
 
 def ab_case(
@@ -164,7 +191,21 @@ def summary(model: str, case: str, tally: Tally, hogged: bool) -> str:
             )
     if tally.p50_ms:  # how far the headline figure moves from one run to the next
         line += f"; p50 {min(tally.p50_ms):.4f}-{max(tally.p50_ms):.4f} ms over the runs"
+    if tally.slow and not hogged:  # what the flags of quiet windows saw
+        shares, excess, p50 = zip(*tally.slow, strict=True)
+        line += (
+            f"; the {len(shares)} flagged: {_span(shares, 100, '%')} of their values "
+            f"{100 * (SLOW - 1):.0f} % or more over the window's lower quartile (at "
+            f"+{_span(excess, 100, '%')}), p50 {_span(p50, 1, ' ms', 4)}"
+        )
+        if tally.stable_p50_ms:
+            line += f" (the stable: {_span(tally.stable_p50_ms, 1, ' ms', 4)})"
     return line + f"; wall {statistics.median(tally.wall_s):.1f} s median"
+
+
+def _span(values: Sequence[float], scale: float, unit: str, digits: int = 0) -> str:
+    low, high = scale * min(values), scale * max(values)
+    return f"{low:.{digits}f}-{high:.{digits}f}{unit}"
 
 
 def main() -> int:

@@ -295,10 +295,11 @@ def _overstated(nodes: Sequence[NodeTime], per_op_us: float) -> str:
     if not short:
         return f"{said}; every operator runs over {OVERSTATED:.0f}× that"
     share = sum(n.share for n in short)
+    bound_ms = OVERSTATED * per_op_us / 1000
     return (
         f"{said}; {len(short)} of {len(nodes)} operators ({100 * share:.0f} % of the "
-        f"operators' time) run under {OVERSTATED:.0f}× that: their times and shares may be "
-        f"overstated by more than {100 / OVERSTATED:.0f} %"
+        f"operators' time) run under {OVERSTATED:.0f}× that ({bound_ms:.4f} ms): their times "
+        f"and shares may be overstated by more than {100 / OVERSTATED:.0f} %"
     )
 
 

@@ -109,8 +109,8 @@ def test_summary_means_shares_and_reconciliation() -> None:
     assert (
         "0.0500 ms without: profiler overhead +20.0 % (beyond 10 %: the profiler costs about "
         "5.0 µs per operator, part of it in their times; 2 of 2 operators (100 % of the "
-        "operators' time) run under 10× that: their times and shares may be overstated by "
-        "more than 10 %)"
+        "operators' time) run under 10× that (0.0500 ms): their times and shares may be "
+        "overstated by more than 10 %)"
     ) in line
     assert line.endswith("(means of the middle 3 of 3 runs)")
 
@@ -124,8 +124,8 @@ def test_the_line_names_the_operators_the_profilers_cost_overstates() -> None:
         return summary_line(summarize(runs, [plain_ms] * 3, [profiled_ms] * 3, backend="ort"))
 
     assert (
-        "; 1 of 2 operators (13 % of the operators' time) run under 10× that: their times "
-        "and shares may be overstated by more than 10 %)"
+        "; 1 of 2 operators (13 % of the operators' time) run under 10× that (0.0300 ms): "
+        "their times and shares may be overstated by more than 10 %)"
     ) in line(0.054, 0.06)
     assert "2 of 2 operators (100 % of the operators' time)" in line(0.05, 0.07)  # 10 µs each
     assert (

@@ -276,10 +276,18 @@ def summary_line(ops: Optional[OpProfile]) -> str:
         if abs(ops.profiler_overhead) <= RECONCILED:
             verdict = f"within {100 * RECONCILED:.0f} %"
         else:
-            per_op_us = 1000 * (ops.profiled_ms - ops.plain_ms) / max(len(ops.nodes), 1)
+            per_op_us = cost_per_operator_us(ops) or 0.0
             verdict = f"beyond {100 * RECONCILED:.0f} %{_overstated(ops.nodes, per_op_us)}"
         parts.append(f"{ops.plain_ms:.4f} ms without: {overhead} ({verdict})")
     return "; ".join(parts) + f" ({statistic(ops)})"
+
+
+def cost_per_operator_us(ops: OpProfile) -> Optional[float]:
+    """The profiler's cost per operator in µs: (profiled − plain) / nodes; None without
+    both end-to-end times."""
+    if ops.profiled_ms is None or ops.plain_ms is None:
+        return None
+    return 1000 * (ops.profiled_ms - ops.plain_ms) / max(len(ops.nodes), 1)
 
 
 def _overstated(nodes: Sequence[NodeTime], per_op_us: float) -> str:

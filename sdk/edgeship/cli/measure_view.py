@@ -70,7 +70,9 @@ def validity_line(
     why = explain(validity.causes)
     if not why:  # a report from a runtime that gives no causes
         return f"warning: {name}: unstable: {'; '.join(validity.reasons)} ({warm})"
-    first = f"; {len(validity.reasons)} reasons, the first: {validity.reasons[0]}"
+    n = len(validity.reasons)
+    first = f"; {n} reasons, the first: " if n > 1 else "; the reason: "
+    first += validity.reasons[0]
     return f"warning: {name}: unstable: {why} ({warm}{first})"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from edgeship.ab.result import FASTER, SLOWER, ABReport
+from edgeship.ab.table import device_name
 from edgeship.cli.output import print_stderr
 
 __all__ = ["after_ab", "after_compress", "after_profile", "command", "print_next"]
@@ -55,6 +56,16 @@ def after_compress(base: Path, made: Sequence[Path], target: str | None) -> str:
     return command("ab", base, *made, target=target)
 
 
+def _outputs_compared(report: ABReport, variant: str) -> bool:
+    """Whether ``variant``'s outputs were judged against the base's on some device."""
+    return any(
+        c.agreement is not None or c.accuracy_drop_pp is not None
+        for d in report.devices
+        for c in d.comparisons
+        if c.variant == variant
+    )
+
+
 def after_ab(
     report: ABReport,
     base: Path,
@@ -64,8 +75,9 @@ def after_ab(
     same: Collection[Path] = (),
 ) -> str:
     """Deploy the fastest variant that is faster on every device and failed no gate; run
-    more sessions while a comparison is undecided; else keep the base. ``variants``: the
-    paths in the report's order; ``same``: those that are ``base`` itself (A/A)."""
+    more sessions while a comparison is undecided; else keep the base. A measurement judged
+    unstable decides nothing: measure again. ``variants``: the paths in the report's
+    order; ``same``: those that are ``base`` itself (A/A)."""
     if report.failures:
         return "fix the failed devices (errors above), then run the same command again"
     paths = dict(zip(report.variants, variants, strict=True))
@@ -77,16 +89,29 @@ def after_ab(
             speedups[c.variant].append(c.speedup)
     gated = {g.variant for g in report.failed_gates()}
     real = [v for v in report.variants if paths[v] not in same and verdicts[v]]
+    if not real:
+        return f"an A/A run measures the noise; compare a variant: {command('ab', base, 'VARIANT')}"
+    unstable = [device_name(d) for d in report.devices if d.stable is False]
+    if unstable:
+        again = command("ab", base, *variants, target=target)
+        return (
+            f"the measurement was unstable on {', '.join(unstable)}: remove its cause (the "
+            f"validity lines above), then run it again before deciding: {again}"
+        )
     winners = [v for v in real if v not in gated and all(x == FASTER for x in verdicts[v])]
     if winners:
         best = max(winners, key=lambda v: min(speedups[v]))
-        return f"deploy {best}: {command('deploy', paths[best], target=target)}"
+        deploy = f"deploy {best}: {command('deploy', paths[best], target=target)}"
+        if not _outputs_compared(report, best):
+            deploy += (
+                f" (its outputs were not compared with {base.name}'s: run the A/B with "
+                "--data FILE.npz first)"
+            )
+        return deploy
     undecided = [v for v in real if any(x not in (FASTER, SLOWER) for x in verdicts[v])]
     if undecided:
         more = command("ab", base, *variants, "--sessions", 2 * sessions, target=target)
         return f"undecided for {', '.join(undecided)}: run more sessions: {more}"
-    if not real:
-        return f"an A/A run measures the noise; compare a variant: {command('ab', base, 'VARIANT')}"
     return (
         f"keep {base.name}: no variant is faster on every device within its gates (other methods: "
         f"{command('compress', '--help')})"

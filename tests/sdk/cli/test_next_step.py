@@ -90,3 +90,25 @@ def test_after_ab_an_aa_run_or_a_failed_device(report: ABReport) -> None:
     failed = copy.deepcopy(report)
     failed.failures.append(DeviceFailure("pi-9", "ConnectError", "unreachable"))
     assert after_ab(failed, BASE, [INT8, SAME], "local", 10).startswith("fix the failed devices")
+
+
+def test_after_ab_an_unstable_measurement_decides_nothing(report: ABReport) -> None:
+    """The run's verdict says "not to be trusted": the advice does not deploy from it."""
+    unstable = copy.deepcopy(report)
+    unstable.devices[1].stable = False
+    assert after_ab(unstable, BASE, [INT8, SAME], "lab", sessions=10) == (
+        "the measurement was unstable on pi-1: remove its cause (the validity lines above), "
+        "then run it again before deciding: "
+        "edgeship ab m/fp32.onnx m/int8.onnx m/same.onnx --target lab"
+    )
+
+
+def test_after_ab_a_winner_whose_outputs_were_not_compared_says_so(report: ABReport) -> None:
+    blind = copy.deepcopy(report)
+    for device in blind.devices:
+        for c in device.comparisons:
+            c.agreement, c.accuracy_drop_pp = None, None
+    assert after_ab(blind, BASE, [INT8, SAME], "pi", sessions=10) == (
+        "deploy int8: edgeship deploy m/int8.onnx --target pi (its outputs were not compared "
+        "with fp32.onnx's: run the A/B with --data FILE.npz first)"
+    )

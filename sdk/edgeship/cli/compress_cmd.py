@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from edgeship.compress.config import (
         CALIBRATIONS,
         CHANNEL_IMPORTANCES,
+        LATENCY_SECONDS,
         SCOPES,
         WEIGHT_IMPORTANCES,
     )
@@ -98,7 +99,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, default=1, help="runtime threads for latency (default 1)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds (default 3)")
-    p.add_argument("--runs", type=int, default=200, help="timed runs per round (default 200)")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=LATENCY_SECONDS,
+        metavar="S",
+        help=f"timed running per model in each latency round, at least (default "
+        f"{LATENCY_SECONDS:g})",
+    )
+    p.add_argument(
+        "--runs", type=int, default=200, help="and at least this many timed runs (default 200)"
+    )
     q = p.add_argument_group("quantization")
     q.add_argument(
         "--calibration",
@@ -283,6 +294,7 @@ def run(ns: argparse.Namespace) -> int:
             threads=ns.threads,
             latency_rounds=ns.rounds,
             latency_runs=ns.runs,
+            latency_seconds=ns.min_seconds,
             shapes=shapes,
             guard=guard,
             on_epoch=lambda done: line.show(ns.method, _epoch(done), ticking=True),

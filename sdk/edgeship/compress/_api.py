@@ -45,6 +45,7 @@ from edgeship.compress._data import (
 from edgeship.compress._search import Search
 from edgeship.compress._source import ModelLike, base_model
 from edgeship.compress.config import (
+    LATENCY_SECONDS,
     AnyConfig,
     QuantizeConfig,
     config_to_dict,
@@ -96,7 +97,8 @@ class CompressOptions:
     owner to close) or a target spec (``local``, a device, an ssh alias), opened once for
     the call with ``connect`` and closed at its end. Latency is always measured for channel
     pruning, which must be faster: ``threads`` runtime threads, ``latency_rounds``
-    interleaved rounds of ``latency_runs`` timed runs. ``shapes`` (by input name) fill
+    interleaved rounds, each timing every model for at least ``latency_seconds`` and
+    ``latency_runs`` runs. ``shapes`` (by input name) fill
     dynamic non-batch dims where no data gives them (generated inputs, latency); ``guard``
     says when a result counts as collapsed and whether to keep it anyway. ``on_epoch``
     hears of each finished epoch of a method that trains (distillation); ``on_step`` of
@@ -110,6 +112,7 @@ class CompressOptions:
     threads: int = 1
     latency_rounds: int = 3
     latency_runs: int = 200
+    latency_seconds: float = LATENCY_SECONDS
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     guard: GuardPolicy = field(default_factory=GuardPolicy)
     on_epoch: EpochProgress | None = None
@@ -118,6 +121,8 @@ class CompressOptions:
     def __post_init__(self) -> None:
         if self.threads < 0 or self.latency_rounds < 1 or self.latency_runs < 1:
             raise UsageError("threads must be >= 0, latency rounds and runs >= 1")
+        if self.latency_seconds < 0:
+            raise UsageError(f"latency seconds must be >= 0, got {self.latency_seconds}")
 
 
 @missing_extras()
@@ -361,8 +366,8 @@ def finish(
     if options.latency or structured:
         _step(
             options,
-            f"timing batch-1 latency on {target.name} ({options.latency_rounds} rounds of "
-            f"{options.latency_runs} runs of each model)",
+            f"timing batch-1 latency on {target.name} ({options.latency_rounds} rounds of at "
+            f"least {options.latency_seconds:g} s and {options.latency_runs} runs of each model)",
         )
         report.latency = _timed(base, out, target, options, _shapes(base, split, options))
         slower = guard.slower_message(report.latency, options.guard)
@@ -394,6 +399,7 @@ def _timed(
         target,
         options.threads,
         runs=options.latency_runs,
+        min_seconds=options.latency_seconds,
         shapes=shapes,
     )
     lat = timed(rounds=options.latency_rounds)

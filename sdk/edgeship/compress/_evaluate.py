@@ -348,15 +348,17 @@ def latency(
     rounds: int = 3,
     runs: int = 200,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
+    min_seconds: float = 0.0,
 ) -> Latency:
     """Per-round p50s (batch 1) of ``base`` and ``model``, and their medians, measured
     interleaved (:func:`edgeship.targets.interleave.interleaved`), after one discarded round
-    (a runtime's first sessions run slower: cold caches, clocks). A target spec is opened
+    (a runtime's first sessions run slower: cold caches, clocks); each model's window in a
+    round is at least ``runs`` runs and ``min_seconds`` of them. A target spec is opened
     for the call. ``shapes``: of the inputs with dynamic dims (else they must have none
     but the batch)."""
 
     config = ProfileConfig(
-        policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs, min_seconds=0.0),
+        policy=MeasurePolicy(warmup=max(20, runs // 5), runs=runs, min_seconds=min_seconds),
         session=SessionOptions(threads=threads),
         shapes=dict(shapes or {}),
     )

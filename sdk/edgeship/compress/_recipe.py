@@ -37,7 +37,13 @@ from edgeship.compress import _evaluate as evaluate
 from edgeship.compress._api import CompressOptions, compress
 from edgeship.compress._data import DataLike, load_dataset
 from edgeship.compress._source import base_format
-from edgeship.compress.config import AnyConfig, config_from_dict, data_needs, output_format
+from edgeship.compress.config import (
+    LATENCY_SECONDS,
+    AnyConfig,
+    config_from_dict,
+    data_needs,
+    output_format,
+)
 from edgeship.compress.guard import GuardPolicy
 from edgeship.compress.report import CompressionReport, shapes_text, speed_text
 from edgeship.core.config import ConnectOptions
@@ -83,6 +89,7 @@ class Recipe:
     threads: int = 1
     latency_rounds: int = 3
     latency_runs: int = 200
+    latency_seconds: float = LATENCY_SECONDS
     allow_degraded: bool = False
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     output_kinds: Mapping[str, str] = field(default_factory=dict)
@@ -295,6 +302,7 @@ def run_recipe(
             threads=recipe.threads,
             latency_rounds=recipe.latency_rounds,
             latency_runs=recipe.latency_runs,
+            latency_seconds=recipe.latency_seconds,
             shapes=recipe.shapes,
             guard=recipe.guard(),
             on_epoch=on_epoch,

@@ -16,9 +16,14 @@ from typing import Any
 from edgeship.compress.methods import MethodConfig, get_method, method_for, method_names
 from edgeship.core.errors import UsageError
 
+LATENCY_SECONDS = 0.2
+"""Timed running per model in each latency round, at least: a round's p50 of a 25 µs
+model is then ~8,000 runs, not ``latency_runs`` (5 ms, one preemption's length)."""
+
 __all__ = [
     "CALIBRATIONS",
     "CHANNEL_IMPORTANCES",
+    "LATENCY_SECONDS",
     "QUANT_METHODS",
     "SCOPES",
     "WEIGHT_IMPORTANCES",
